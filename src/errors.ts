@@ -1,0 +1,84 @@
+/**
+ * Stable error and rejection codes. Match on `code`, never on message text: messages may improve,
+ * a code never changes meaning (retired codes are not reused). Each code has a row in docs/errors.md.
+ */
+export const ERROR_CODES = [
+  // usage and options
+  'BP_INVALID_OPTION',
+  'BP_USAGE',
+  // reading input
+  'BP_INPUT_NOT_FOUND',
+  'BP_INPUT_READ',
+  'BP_INPUT_ENCODING',
+  'BP_INPUT_HEADER',
+  'BP_INPUT_PARSE',
+  'BP_ROW_FIELD_COUNT',
+  'BP_ROW_NOT_OBJECT',
+  'BP_ROW_TOO_LARGE',
+  // building requests
+  'BP_TEMPLATE_SYNTAX',
+  'BP_TEMPLATE_MISSING_COLUMN',
+  'BP_ID_COLUMN_MISSING',
+  'BP_MAPPER_FAILED',
+  // validating request lines (provider rules)
+  'BP_LINE_NOT_UTF8',
+  'BP_LINE_NOT_JSON',
+  'BP_LINE_NOT_OBJECT',
+  'BP_LINE_TOO_LARGE',
+  'BP_CUSTOM_ID_MISSING',
+  'BP_CUSTOM_ID_INVALID',
+  'BP_CUSTOM_ID_TOO_LONG',
+  'BP_DUPLICATE_CUSTOM_ID',
+  'BP_METHOD_INVALID',
+  'BP_URL_INVALID',
+  'BP_ENDPOINT_MISMATCH',
+  'BP_ENDPOINT_NOT_OFFERED',
+  'BP_MODEL_MISSING',
+  'BP_MODEL_NOT_OFFERED',
+  'BP_MODEL_MIXED',
+  'BP_BODY_INVALID',
+  'BP_THINKING_INVALID',
+  'BP_CONTEXT_EXCEEDED',
+  // files
+  'BP_FILE_TOO_MANY_LINES',
+  'BP_FILE_TOO_LARGE',
+  'BP_OUTPUT_WRITE',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Where a failure happened. Plain JSON, so it survives logs, rejection files and run manifests. */
+export interface ErrorContext {
+  file?: string;
+  line?: number;
+  row?: number;
+  column?: string;
+  custom_id?: string;
+  option?: string;
+}
+
+/** The one error class batchpipe throws; `code` is the contract, `context` says where. */
+export class BatchpipeError extends Error {
+  override readonly name = 'BatchpipeError';
+  readonly code: ErrorCode;
+  readonly context: ErrorContext;
+
+  constructor(code: ErrorCode, message: string, context: ErrorContext = {}, options?: ErrorOptions) {
+    super(withLocation(message, context), options);
+    this.code = code;
+    this.context = context;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; context: ErrorContext } {
+    return { code: this.code, message: this.message, context: this.context };
+  }
+}
+
+function withLocation(message: string, context: ErrorContext): string {
+  if (!context.file) return message;
+  return `${context.file}:${context.line ?? '?'}: ${message}`;
+}
+
+export function isBatchpipeError(error: unknown): error is BatchpipeError {
+  return error instanceof BatchpipeError;
+}

@@ -1,0 +1,54 @@
+/** Endpoints a batch line's `url` may name. */
+export const ENDPOINTS = ['/v1/chat/completions', '/v1/embeddings', '/v1/responses', '/v1/completions'] as const;
+export type Endpoint = (typeof ENDPOINTS)[number];
+
+export const PROVIDER_NAMES = ['dashscope', 'dashscope-cn', 'openai', 'local', 'custom'] as const;
+export type ProviderName = (typeof PROVIDER_NAMES)[number];
+
+/** What one input file may hold. Every stage that cuts or checks files reads these, never literals. */
+export interface FileLimits {
+  /** Requests per file. */
+  maxLinesPerFile: number;
+  /** Bytes per file. */
+  maxBytesPerFile: number;
+  /** Bytes per line (one JSON request, without its newline). */
+  maxLineBytes: number;
+  /** UTF-8 bytes of a custom_id. */
+  maxCustomIdBytes: number;
+}
+
+export type ModelKind = 'chat' | 'vision' | 'embedding';
+
+export interface ModelInfo {
+  id: string;
+  kind: ModelKind;
+  /** Tokens per request, where the provider documents it. */
+  contextWindow?: number;
+  /** Thinks unless a request sets `enable_thinking: false` (thinking tokens bill as output). */
+  thinksByDefault?: boolean;
+}
+
+/** A provider as data: where it is, what it accepts. No I/O here. */
+export interface ProviderProfile {
+  name: ProviderName;
+  title: string;
+  /** OpenAI-compatible base URL (with `/v1` or `/compatible-mode/v1`); null when the user must give one. */
+  baseURL: string | null;
+  /** Environment variable holding the API key; null when none is needed. */
+  apiKeyEnv: string | null;
+  limits: FileLimits;
+  /** Endpoints a batch may target. */
+  endpoints: readonly Endpoint[];
+  /** `completion_window` bounds in hours, as the API takes them. */
+  completionWindowHours: { min: number; max: number };
+  /** Models the profile knows. */
+  models: readonly ModelInfo[];
+  /** True when only `models` are offered (a batch naming another model fails at the provider). */
+  modelsExclusive: boolean;
+  /** Model-family prefixes that think by default (beside per-model `thinksByDefault`). */
+  thinkingByDefaultPrefixes: readonly string[];
+  /** How structured outputs are requested: strict JSON schema, or JSON mode with the schema in the prompt. */
+  structuredOutput: 'json_schema' | 'json_object';
+  /** A free format-check run, where the provider offers one. */
+  dryRun: { model: string; endpoint: string; maxLines: number; maxBytes: number } | null;
+}

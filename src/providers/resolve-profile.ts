@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import { parseOptions } from '../options.js';
+import type { FileLimits, ModelInfo, ProviderName, ProviderProfile } from './profile.js';
+import { PROVIDER_NAMES } from './profile.js';
+import { PROFILES } from './profiles.js';
+
+const ProfileOverrides = z.strictObject({
+  provider: z.enum(PROVIDER_NAMES).default('local'),
+  baseURL: z.url().optional(),
+  /** Extra model ids the provider offers (lists change faster than releases). */
+  models: z.array(z.string().min(1)).optional(),
+  /** Accept any model id (the provider decides). */
+  anyModel: z.boolean().optional(),
+  /** Known context windows, tokens by model id. */
+  contextWindows: z.record(z.string(), z.number().int().positive()).optional(),
+  maxLinesPerFile: z.number().int().positive().optional(),
+  maxBytesPerFile: z.number().int().positive().optional(),
+  maxLineBytes: z.number().int().positive().optional(),
+});
+export type ProfileOptions = z.input<typeof ProfileOverrides>;
+
+/**
+ * A built-in profile with the user's overrides applied. Lowering limits is always allowed (smaller
+ * shards); raising them past the provider's is the user's call, so it is allowed too.
+ */
+export function resolveProfile(options: ProfileOptions | ProviderName = {}): ProviderProfile {
+  const opts = parseOptions(
+    ProfileOverrides,
+    typeof options === 'string' ? { provider: options } : options,
+    'profile',
+  );
+  const base = PROFILES[opts.provider];
+  const limits: FileLimits = {
+    ...base.limits,
+    ...(opts.maxLinesPerFile !== undefined && { maxLinesPerFile: opts.maxLinesPerFile }),
+    ...(opts.maxBytesPerFile !== undefined && { maxBytesPerFile: opts.maxBytesPerFile }),
+    ...(opts.maxLineBytes !== undefined && { maxLineBytes: opts.maxLineBytes }),
+  };
+  let models: ModelInfo[] = [...base.models];
+  for (const id of opts.models ?? []) {
+    if (!models.some((m) => m.id === id)) models.push({ id, kind: id.includes('embedding') ? 'embedding' : 'chat' });
+  }
+  if (opts.contextWindows) {
+    models = models.map((m) => ({ ...m, contextWindow: opts.contextWindows?.[m.id] ?? m.contextWindow }));
+    for (const [id, contextWindow] of Object.entries(opts.contextWindows)) {
+      if (!models.some((m) => m.id === id)) models.push({ id, kind: 'chat', contextWindow });
+    }
+  }
+  return {
+    ...base,
+    baseURL: opts.baseURL ?? base.baseURL,
+    limits,
+    models,
+    modelsExclusive: opts.anyModel ? false : base.modelsExclusive,
+  };
+}
+
+/** The profile's entry for a model, if it knows it. */
+export function findModel(profile: ProviderProfile, model: string): ModelInfo | undefined {
+  return profile.models.find((m) => m.id === model);
+}
+
+/** True when the model thinks unless told `enable_thinking: false`. */
+export function thinksByDefault(profile: ProviderProfile, model: string): boolean {
+  if (findModel(profile, model)?.thinksByDefault) return true;
+  return profile.thinkingByDefaultPrefixes.some((prefix) => model.startsWith(prefix));
+}
