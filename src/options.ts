@@ -30,7 +30,8 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 export function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (typeof value === 'function') return 'a function';
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
   if (typeof value === 'bigint') return `${value}n`;
   if (Array.isArray(value)) return `an array of ${value.length}`;
   if (value !== null && typeof value === 'object') return 'an object';
@@ -46,10 +47,23 @@ export const byteSize = z.union([
     .transform(parseByteSize),
 ]);
 
-const UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, m: 1e6, g: 1e9, ki: 1024, mi: 1024 ** 2, gi: 1024 ** 3 };
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1e3,
+  m: 1e6,
+  g: 1e9,
+  ki: 1024,
+  mi: 1024 ** 2,
+  gi: 1024 ** 3,
+};
 
 export function parseByteSize(text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?)?b?\s*$/i.exec(text);
-  if (!match) throw new BatchpipeError('BP_INVALID_OPTION', `expected a size such as 500MB, got ${describeValue(text)}`);
+  if (!match)
+    throw new BatchpipeError(
+      'BP_INVALID_OPTION',
+      `expected a size such as 500MB, got ${describeValue(text)}`,
+    );
   return Math.floor(Number(match[1]) * UNITS[(match[2] ?? '').toLowerCase()]!);
 }

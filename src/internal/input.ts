@@ -24,7 +24,11 @@ export async function* readChunks(input: SourceInput, file: string): AsyncGenera
       : input;
   try {
     for await (const chunk of stream as AsyncIterable<Uint8Array | string>) {
-      yield typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+      yield typeof chunk === 'string'
+        ? Buffer.from(chunk)
+        : Buffer.isBuffer(chunk)
+          ? chunk
+          : Buffer.from(chunk);
     }
   } catch (error) {
     throw readError(error, file);
@@ -34,7 +38,19 @@ export async function* readChunks(input: SourceInput, file: string): AsyncGenera
 function readError(error: unknown, file: string): BatchpipeError {
   if (error instanceof BatchpipeError) return error;
   const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return new BatchpipeError('BP_INPUT_NOT_FOUND', `no such file: ${file}`, {}, { cause: error });
-  if (code === 'EISDIR') return new BatchpipeError('BP_INPUT_READ', `${file} is a directory, expected a file`, {}, { cause: error });
-  return new BatchpipeError('BP_INPUT_READ', `cannot read ${file}: ${(error as Error).message}`, {}, { cause: error });
+  if (code === 'ENOENT')
+    return new BatchpipeError('BP_INPUT_NOT_FOUND', `no such file: ${file}`, {}, { cause: error });
+  if (code === 'EISDIR')
+    return new BatchpipeError(
+      'BP_INPUT_READ',
+      `${file} is a directory, expected a file`,
+      {},
+      { cause: error },
+    );
+  return new BatchpipeError(
+    'BP_INPUT_READ',
+    `cannot read ${file}: ${(error as Error).message}`,
+    {},
+    { cause: error },
+  );
 }

@@ -30,39 +30,40 @@ export class ItemSource<T> extends Readable {
   }
 
   override _read(): void {
+    this.#drain();
+  }
+
+  /** Pushes parsed items until the consumer is full; when they run out, parses the next chunk. */
+  #drain(): void {
+    while (this.#next < this.#items.length) {
+      if (!this.push(this.#items[this.#next++])) return;
+    }
+    if (this.#ended) {
+      this.push(null);
+      return;
+    }
+    // A _read while a chunk is on its way is answered when it arrives.
     if (this.#reading) return;
     this.#reading = true;
-    this.#pump().then(
-      () => {
+    this.#chunks.next().then(
+      ({ value, done }) => {
         this.#reading = false;
+        if (this.destroyed) return;
+        try {
+          this.#items = done ? this.#parser.parse(EMPTY, true) : this.#parser.parse(value, false);
+        } catch (error) {
+          this.destroy(error as Error);
+          return;
+        }
+        this.#next = 0;
+        this.#ended = done === true;
+        this.#drain();
       },
       (error: unknown) => {
         this.#reading = false;
         this.destroy(error as Error);
       },
     );
-  }
-
-  async #pump(): Promise<void> {
-    for (;;) {
-      while (this.#next < this.#items.length) {
-        if (!this.push(this.#items[this.#next++])) return;
-      }
-      this.#items = [];
-      this.#next = 0;
-      if (this.#ended) {
-        this.push(null);
-        return;
-      }
-      const { value, done } = await this.#chunks.next();
-      if (this.destroyed) return;
-      if (done) {
-        this.#ended = true;
-        this.#items = this.#parser.parse(EMPTY, true);
-      } else {
-        this.#items = this.#parser.parse(value, false);
-      }
-    }
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {

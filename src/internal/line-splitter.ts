@@ -81,7 +81,12 @@ export class LineSplitter {
       if (stop === -1) stop = data.length;
       if (stop > start && data[stop - 1] === CR) stop--;
       const bytes = data.subarray(start, stop);
-      lines.push({ text: bytes.toString('utf8'), line: ++this.#line, bytes: bytes.length, utf8: isUtf8(bytes) });
+      lines.push({
+        text: bytes.toString('utf8'),
+        line: ++this.#line,
+        bytes: bytes.length,
+        utf8: isUtf8(bytes),
+      });
       start = next;
     }
     return lines;

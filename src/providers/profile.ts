@@ -1,5 +1,10 @@
 /** Endpoints a batch line's `url` may name. */
-export const ENDPOINTS = ['/v1/chat/completions', '/v1/embeddings', '/v1/responses', '/v1/completions'] as const;
+export const ENDPOINTS = [
+  '/v1/chat/completions',
+  '/v1/embeddings',
+  '/v1/responses',
+  '/v1/completions',
+] as const;
 export type Endpoint = (typeof ENDPOINTS)[number];
 
 export const PROVIDER_NAMES = ['dashscope', 'dashscope-cn', 'openai', 'local', 'custom'] as const;

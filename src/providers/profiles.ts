@@ -29,7 +29,12 @@ const chat = (id: string, extra: Partial<ModelInfo> = {}): ModelInfo => ({ id, k
 const vision = (id: string): ModelInfo => ({ id, kind: 'vision' });
 
 // Singapore: "Supported models: qwen-max, qwen-plus, qwen-flash, qwen-turbo."
-const SINGAPORE_MODELS: ModelInfo[] = [chat('qwen-max'), chat('qwen-plus'), chat('qwen-flash'), chat('qwen-turbo')];
+const SINGAPORE_MODELS: ModelInfo[] = [
+  chat('qwen-max'),
+  chat('qwen-plus'),
+  chat('qwen-flash'),
+  chat('qwen-turbo'),
+];
 
 // Beijing: stable and some latest versions of Qwen-Max/Plus/Flash/Long, qwq-plus, deepseek-r1,
 // deepseek-v3.2, deepseek-v3, Qwen-VL-Max/Plus/Flash, Qwen-OCR, text-embedding-v4, and the qwen3.x
@@ -63,7 +68,12 @@ const BEIJING_MODELS: ModelInfo[] = [
 ];
 
 // The free format check: "model batch-test-model with endpoint /v1/chat/ds-test ... 1 MB file, 100 lines".
-const DASHSCOPE_DRY_RUN = { model: 'batch-test-model', endpoint: '/v1/chat/ds-test', maxLines: 100, maxBytes: MB };
+const DASHSCOPE_DRY_RUN = {
+  model: 'batch-test-model',
+  endpoint: '/v1/chat/ds-test',
+  maxLines: 100,
+  maxBytes: MB,
+};
 
 const OPENAI_MODELS: ModelInfo[] = [
   chat('gpt-4o', { contextWindow: 128_000 }),

@@ -38,7 +38,8 @@ export function resolveProfile(options: ProfileOptions | ProviderName = {}): Pro
   };
   let models: ModelInfo[] = [...base.models];
   for (const id of opts.models ?? []) {
-    if (!models.some((m) => m.id === id)) models.push({ id, kind: id.includes('embedding') ? 'embedding' : 'chat' });
+    if (!models.some((m) => m.id === id))
+      models.push({ id, kind: id.includes('embedding') ? 'embedding' : 'chat' });
   }
   if (opts.contextWindows) {
     models = models.map((m) => ({ ...m, contextWindow: opts.contextWindows?.[m.id] ?? m.contextWindow }));

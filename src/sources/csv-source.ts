@@ -1,20 +1,26 @@
-import Papa from 'papaparse';
+import { isUtf8 } from 'node:buffer';
 import type { Readable } from 'node:stream';
 import { TextDecoder } from 'node:util';
 import { z } from 'zod';
 import { BatchpipeError, type ErrorCode } from '../errors.js';
-import { type SourceInput, inputName } from '../internal/input.js';
+import { CsvScanner, type CsvScannerOptions, fieldText, type ScannedRow } from '../internal/csv-scanner.js';
+import { inputName, type SourceInput } from '../internal/input.js';
 import { type ChunkParser, ItemSource } from '../internal/item-source.js';
 import { byteSize, parseOptions } from '../options.js';
 import type { Rejection, Row, RowValues, SourceItem } from '../types.js';
 
-const CsvSourceOptions = z.strictObject({
+const singleByte = (what: string) =>
+  z
+    .string()
+    .refine((s) => s.length === 1 && s.charCodeAt(0) < 0x80, `expected one ASCII character for the ${what}`);
+
+export const CsvSourceOptions = z.strictObject({
   /** Name used in errors when the input is a stream. Default: the path, or "<stream>". */
   name: z.string().min(1).optional(),
-  /** Field delimiter. Default ",", or a tab for files ending in .tsv. */
-  delimiter: z.string().min(1).max(4).optional(),
+  /** Field delimiter, one ASCII character. Default ",", or a tab for files ending in .tsv. */
+  delimiter: singleByte('delimiter').optional(),
   /** Quote character. Default `"`. */
-  quote: z.string().length(1).default('"'),
+  quote: singleByte('quote').default('"'),
   /** First row is the header. Default true. */
   header: z.boolean().default(true),
   /** Column names to use instead of (or, with `header: false`, in place of) the header row. */
@@ -25,157 +31,140 @@ const CsvSourceOptions = z.strictObject({
   relaxColumnCount: z.boolean().default(false),
   /** A malformed row becomes a rejection ("reject", default) or stops the run ("fail"). */
   badRows: z.enum(['reject', 'fail']).default('reject'),
-  /** A row longer than this (in characters) stops the run: it is almost surely an unclosed quote. */
+  /** A row longer than this stops the run: it is almost surely an unclosed quote. Default 64 MiB. */
   maxRowSize: byteSize.default(64 * 1024 * 1024),
 });
 export type CsvSourceOptions = z.input<typeof CsvSourceOptions>;
-type Options = z.output<typeof CsvSourceOptions>;
+export type CsvOptions = z.output<typeof CsvSourceOptions>;
 
 /**
  * Streams a CSV file (or stream) as Row objects with 1-based row numbers and the physical line each
- * row starts on. Handles headers, delimiters, quoted newlines, BOM and CRLF; memory stays at one read
- * chunk whatever the file size. A malformed row becomes a Rejection or, with `badRows: "fail"`, an error.
+ * row starts on. Handles headers, delimiters, quoted newlines, doubled quotes, BOM, CRLF and empty
+ * lines; memory stays at one read chunk whatever the file size. A malformed row (bad quoting, wrong
+ * field count, invalid UTF-8) becomes a Rejection or, with `badRows: "fail"`, an error naming the line.
  */
 export function csvSource(input: SourceInput, options: CsvSourceOptions = {}): Readable {
   const opts = parseOptions(CsvSourceOptions, options, 'csvSource');
   const file = inputName(input, opts.name);
-  let decoder: TextDecoder;
-  try {
-    decoder = new TextDecoder(opts.encoding, { fatal: true });
-  } catch (error) {
-    throw new BatchpipeError('BP_INVALID_OPTION', `csvSource: option "encoding": unknown encoding ${JSON.stringify(opts.encoding)}`, { option: 'encoding' }, { cause: error });
-  }
-  const delimiter = opts.delimiter ?? (file.toLowerCase().endsWith('.tsv') ? '\t' : ',');
-  return new ItemSource<SourceItem>(input, file, new CsvChunkParser(file, delimiter, decoder, opts));
+  const quote = opts.quote;
+  const parser: CsvRowParser<Row> = new CsvRowParser(file, opts, (index, line, scanned) => {
+    const columns = parser.columns!;
+    const values: RowValues = {};
+    const n = Math.min(scanned.count, columns.length);
+    for (let f = 0; f < n; f++) values[columns[f]!] = fieldText(scanned, f, quote);
+    for (let f = n; f < columns.length; f++) values[columns[f]!] = '';
+    return { kind: 'row', index, file, line, values };
+  });
+  return new ItemSource<SourceItem>(input, file, parser);
 }
 
-/** Parses decoded text with papaparse's core Parser, keeping the unfinished last row for the next chunk. */
-class CsvChunkParser implements ChunkParser<SourceItem> {
-  readonly #file: string;
-  readonly #delimiter: string;
-  readonly #decoder: TextDecoder;
-  readonly #opts: Options;
-  #parser: Papa.Parser | undefined;
-  #newline: '\n' | '\r' = '\n';
-  #stripCR = false;
-  #partial = '';
+/** Resolves a file's delimiter: the option, or a tab for .tsv files. */
+export function csvDelimiter(file: string, opts: CsvOptions): string {
+  return opts.delimiter ?? (file.toLowerCase().endsWith('.tsv') ? '\t' : ',');
+}
+
+/** Builds what a source emits for a good row (field counts and encoding already checked). */
+export type MakeRow<T> = (index: number, line: number, scanned: ScannedRow) => T | Rejection;
+
+/**
+ * Turns scanned rows into items or Rejections: header handling, field counts, encoding checks. The
+ * `make` hook builds the item: a Row for csvSource, a request line in bytes for the prepare fast path.
+ */
+export class CsvRowParser<T> implements ChunkParser<T | Rejection> {
+  readonly file: string;
+  readonly #opts: CsvOptions;
+  readonly #scanner: CsvScanner;
+  readonly #transcoder: TextDecoder | undefined;
+  readonly #make: MakeRow<T>;
+  readonly #quote: string;
   #columns: string[] | undefined;
-  /** Line the next row starts on. */
-  #line = 1;
   #index = 0;
-  #bytesSeen = 0;
+  #items: Array<T | Rejection> = [];
+  #chunkIsUtf8 = true;
 
-  constructor(file: string, delimiter: string, decoder: TextDecoder, opts: Options) {
-    this.#file = file;
-    this.#delimiter = delimiter;
-    this.#decoder = decoder;
+  constructor(file: string, opts: CsvOptions, make: MakeRow<T>) {
+    this.file = file;
     this.#opts = opts;
+    this.#make = make;
+    this.#quote = opts.quote;
+    const scannerOptions: CsvScannerOptions = {
+      file,
+      delimiter: csvDelimiter(file, opts).charCodeAt(0),
+      quote: opts.quote.charCodeAt(0),
+      maxRowBytes: opts.maxRowSize,
+    };
+    this.#scanner = new CsvScanner(scannerOptions);
     if (opts.columns) this.#columns = checkColumns(opts.columns, file, 0);
-  }
-
-  parse(chunk: Buffer, last: boolean): SourceItem[] {
-    const text = this.#decode(chunk, last);
-    const input = this.#partial + text;
-    if (!this.#parser) {
-      if (!input && !last) return [];
-      this.#startParser(input);
-    }
-    const result: Papa.ParseResult<string[]> = this.#parser!.parse(input, 0, !last);
-    const rows = result.data;
-    const items: SourceItem[] = [];
-    let errorAt = 0;
-    const errors = result.errors;
-    for (let r = 0; r < rows.length; r++) {
-      const fields = rows[r]!;
-      let problem: string | undefined;
-      while (errorAt < errors.length && errors[errorAt]!.row! <= r) {
-        if (errors[errorAt]!.row === r) {
-          if (errors[errorAt]!.code === 'MissingQuotes') this.#fail('BP_INPUT_PARSE', 'a quoted field that starts in this row is never closed; everything after it would be swallowed');
-          problem ??= `malformed quotes: ${errors[errorAt]!.message.toLowerCase()}`;
-        }
-        errorAt++;
-      }
-      const line = this.#line;
-      const spans = this.#countNewlines(fields);
-      this.#line += 1 + spans;
-      if (this.#stripCR) {
-        const lastField = fields[fields.length - 1]!;
-        if (lastField.endsWith('\r')) fields[fields.length - 1] = lastField.slice(0, -1);
-      }
-      if (fields.length === 1 && fields[0] === '' && !problem) continue; // empty line
-      if (!this.#columns) {
-        this.#columns = checkColumns(this.#opts.header ? fields : fields.map((_, i) => `column_${i + 1}`), this.#file, line);
-        if (this.#opts.header) continue;
-      }
-      const index = ++this.#index;
-      if (problem) {
-        const where = spans > 0 ? ` (the row spans lines ${line}-${line + spans})` : '';
-        items.push(this.#reject(index, line, 'BP_INPUT_PARSE', problem + where));
-        continue;
-      }
-      const columns = this.#columns;
-      if (fields.length !== columns.length && !this.#opts.relaxColumnCount) {
-        items.push(
-          this.#reject(index, line, 'BP_ROW_FIELD_COUNT', `expected ${columns.length} fields (${preview(columns)}), got ${fields.length}`),
+    const encoding = opts.encoding.toLowerCase().replace('_', '-');
+    if (encoding !== 'utf-8' && encoding !== 'utf8') {
+      try {
+        this.#transcoder = new TextDecoder(opts.encoding);
+      } catch (error) {
+        throw new BatchpipeError(
+          'BP_INVALID_OPTION',
+          `csvSource: option "encoding": unknown encoding ${JSON.stringify(opts.encoding)}`,
+          { option: 'encoding' },
+          { cause: error },
         );
-        continue;
-      }
-      const values: RowValues = {};
-      for (let c = 0; c < columns.length; c++) values[columns[c]!] = fields[c] ?? '';
-      items.push({ kind: 'row', index, file: this.#file, line, values } satisfies Row);
-    }
-    this.#partial = last ? '' : input.slice(result.meta.cursor);
-    if (this.#partial.length > this.#opts.maxRowSize) {
-      this.#fail('BP_ROW_TOO_LARGE', `row is longer than ${this.#opts.maxRowSize} characters (maxRowSize); is a quote left open?`);
-    }
-    return items;
-  }
-
-  #decode(chunk: Buffer, last: boolean): string {
-    try {
-      const text = this.#decoder.decode(chunk, { stream: !last });
-      this.#bytesSeen += chunk.length;
-      return text;
-    } catch (error) {
-      throw new BatchpipeError(
-        'BP_INPUT_ENCODING',
-        `not valid ${this.#opts.encoding} (within bytes ${this.#bytesSeen}..${this.#bytesSeen + chunk.length}); convert the file or set the encoding option`,
-        { file: this.#file, line: this.#line },
-        { cause: error },
-      );
-    }
-  }
-
-  #startParser(sample: string): void {
-    const lf = sample.indexOf('\n');
-    if (lf === -1 && sample.includes('\r')) this.#newline = '\r';
-    // CRLF files parse with "\n" and drop the "\r" left on each row's last field, which also copes
-    // with files that mix CRLF and LF rows.
-    this.#stripCR = lf > 0 ? sample[lf - 1] === '\r' : false;
-    this.#parser = new Papa.Parser({ delimiter: this.#delimiter, newline: this.#newline, quoteChar: this.#opts.quote });
-  }
-
-  #countNewlines(fields: string[]): number {
-    let count = 0;
-    const nl = this.#newline;
-    for (let f = 0; f < fields.length; f++) {
-      const field = fields[f]!;
-      let at = field.indexOf(nl);
-      while (at !== -1) {
-        count++;
-        at = field.indexOf(nl, at + 1);
       }
     }
-    return count;
   }
 
-  #reject(index: number, line: number, code: ErrorCode, message: string): Rejection {
-    if (this.#opts.badRows === 'fail') this.#fail(code, `row ${index}: ${message}`, line);
-    return { kind: 'rejection', index, file: this.#file, line, custom_id: null, code, message };
+  /** The header, once read. */
+  get columns(): string[] | undefined {
+    return this.#columns;
   }
 
-  #fail(code: ErrorCode, message: string, line = this.#line): never {
-    throw new BatchpipeError(code, message, { file: this.#file, line, row: this.#index + 1 });
+  parse(chunk: Buffer, last: boolean): Array<T | Rejection> {
+    if (this.#transcoder) chunk = Buffer.from(this.#transcoder.decode(chunk, { stream: !last }), 'utf8');
+    this.#items = [];
+    this.#chunkIsUtf8 = isUtf8(chunk);
+    this.#scanner.scan(chunk, last, this.#onRow);
+    return this.#items;
+  }
+
+  readonly #onRow = (scanned: ScannedRow): void => {
+    const { line, count } = scanned;
+    // A chunk that fails the (native) UTF-8 check is re-checked row by row; carried-over bytes are
+    // checked with the row that holds them.
+    const utf8 = this.#chunkIsUtf8 || isUtf8(scanned.buffer.subarray(scanned.rowStart, scanned.rowEnd));
+    if (!this.#columns) {
+      if (!utf8)
+        throw new BatchpipeError(
+          'BP_INPUT_ENCODING',
+          'the header is not valid UTF-8; set the encoding option',
+          { file: this.file, line },
+        );
+      const names: string[] = [];
+      for (let f = 0; f < count; f++)
+        names.push(this.#opts.header ? fieldText(scanned, f, this.#quote) : `column_${f + 1}`);
+      this.#columns = checkColumns(names, this.file, line);
+      if (this.#opts.header) return;
+    }
+    const index = ++this.#index;
+    const spans = scanned.spans > 0 ? ` (the row spans lines ${line}-${line + scanned.spans})` : '';
+    const columns = this.#columns;
+    let problem: [ErrorCode, string] | undefined;
+    if (scanned.malformed) problem = ['BP_INPUT_PARSE', `malformed quotes: ${scanned.malformed}${spans}`];
+    else if (!utf8)
+      problem = ['BP_INPUT_ENCODING', `row is not valid UTF-8${spans}; set the encoding option`];
+    else if (count !== columns.length && !this.#opts.relaxColumnCount) {
+      problem = [
+        'BP_ROW_FIELD_COUNT',
+        `expected ${columns.length} fields (${preview(columns)}), got ${count}${spans}`,
+      ];
+    }
+    if (problem) {
+      this.#reject(index, line, problem[0], problem[1]);
+      return;
+    }
+    this.#items.push(this.#make(index, line, scanned));
+  };
+
+  #reject(index: number, line: number, code: ErrorCode, message: string): void {
+    if (this.#opts.badRows === 'fail')
+      throw new BatchpipeError(code, `row ${index}: ${message}`, { file: this.file, line, row: index });
+    this.#items.push({ kind: 'rejection', index, file: this.file, line, custom_id: null, code, message });
   }
 }
 
@@ -184,7 +173,11 @@ function checkColumns(columns: string[], file: string, line: number): string[] {
   const seen = new Set<string>();
   for (const name of named) {
     if (seen.has(name)) {
-      throw new BatchpipeError('BP_INPUT_HEADER', `column "${name}" appears twice in the header; rename one`, { file, line });
+      throw new BatchpipeError(
+        'BP_INPUT_HEADER',
+        `column "${name}" appears twice in the header; rename one`,
+        { file, line },
+      );
     }
     seen.add(name);
   }

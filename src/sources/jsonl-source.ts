@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { BatchpipeError, type ErrorCode } from '../errors.js';
-import { type SourceInput, inputName } from '../internal/input.js';
+import { inputName, type SourceInput } from '../internal/input.js';
 import { type ChunkParser, ItemSource } from '../internal/item-source.js';
 import { LineSplitter } from '../internal/line-splitter.js';
 import { parseJsonExact } from '../internal/parse-json.js';

@@ -21,13 +21,17 @@ const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
  */
 export function compileTemplate(template: string): CompiledTemplate {
   const literals: string[] = [];
-  const refs: Ref[] = [];
+  const refs: ColumnRef[] = [];
   let last = 0;
   for (const match of template.matchAll(PLACEHOLDER)) {
     const name = match[1]!;
-    if (!name) throw new BatchpipeError('BP_TEMPLATE_SYNTAX', `empty placeholder "{{}}" at character ${match.index + 1} of the template`);
+    if (!name)
+      throw new BatchpipeError(
+        'BP_TEMPLATE_SYNTAX',
+        `empty placeholder "{{}}" at character ${match.index + 1} of the template`,
+      );
     literals.push(template.slice(last, match.index));
-    refs.push(compileRef(name));
+    refs.push(columnRef(name));
     last = match.index + match[0].length;
   }
   const tail = template.slice(last);
@@ -48,9 +52,13 @@ export function compileTemplate(template: string): CompiledTemplate {
       const ref = refs[i]!;
       const value = ref.get(values);
       if (value === undefined && !ref.has(values)) {
-        throw new BatchpipeError('BP_TEMPLATE_MISSING_COLUMN', `the template uses {{${ref.name}}} but the row has no column "${ref.name}"`, {
-          column: ref.name,
-        });
+        throw new BatchpipeError(
+          'BP_TEMPLATE_MISSING_COLUMN',
+          `the template uses {{${ref.name}}} but the row has no column "${ref.name}"`,
+          {
+            column: ref.name,
+          },
+        );
       }
       out += textOf(value) + literals[i + 1]!;
     }
@@ -59,13 +67,15 @@ export function compileTemplate(template: string): CompiledTemplate {
   return { columns, render, missing };
 }
 
-interface Ref {
+/** Reads one column (or dotted path into nested JSON) of a row. */
+export interface ColumnRef {
   name: string;
   get(values: RowValues): unknown;
   has(values: RowValues): boolean;
 }
 
-function compileRef(name: string): Ref {
+/** A column reader compiled once: `get` and `has` run per row without splitting names. */
+export function columnRef(name: string): ColumnRef {
   const path = name.includes('.') ? name.split('.') : undefined;
   return {
     name,
@@ -96,6 +106,7 @@ function compileRef(name: string): Ref {
 export function textOf(value: unknown): string {
   if (typeof value === 'string') return value;
   if (value === null || value === undefined) return '';
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return String(value);
   return JSON.stringify(value);
 }

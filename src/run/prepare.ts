@@ -1,0 +1,161 @@
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { z } from 'zod';
+import { type Warning, WarningLog } from '../internal/warnings.js';
+import { parseOptions } from '../options.js';
+import { PROVIDER_NAMES } from '../providers/profile.js';
+import { resolveProfile } from '../providers/resolve-profile.js';
+import { type PreparedSummary, Sharder, shardRequests } from '../sinks/shard-requests.js';
+import { CsvSourceOptions, csvSource } from '../sources/csv-source.js';
+import { jsonlSource } from '../sources/jsonl-source.js';
+import { ToRequestsFields, toRequests } from '../transforms/to-requests.js';
+import { validateRequests } from '../transforms/validate-requests.js';
+import { prepareCsvBytes } from './csv-bytes.js';
+import { INPUT_FORMATS, inputFormat } from './input-format.js';
+import { hasMarkers } from './line-template.js';
+
+const csv = CsvSourceOptions.shape;
+
+const PrepareOptions = z.strictObject({
+  /** Directory for the request files, rejections.jsonl and shards.json. */
+  outDir: z.string().min(1),
+  /** Input format; default from the file extension. */
+  format: z.enum(INPUT_FORMATS).optional(),
+  /** Name used in errors when the input is a stream. */
+  name: z.string().min(1).optional(),
+  // source
+  delimiter: csv.delimiter,
+  quote: csv.quote,
+  header: csv.header,
+  columns: csv.columns,
+  encoding: csv.encoding,
+  relaxColumnCount: csv.relaxColumnCount,
+  badRows: csv.badRows,
+  maxRowSize: csv.maxRowSize,
+  // requests
+  ...ToRequestsFields,
+  // provider and validation
+  provider: z.enum(PROVIDER_NAMES).default('local'),
+  models: z.array(z.string().min(1)).optional(),
+  anyModel: z.boolean().optional(),
+  contextWindows: z.record(z.string(), z.number().int().positive()).optional(),
+  checkContext: z.boolean().default(true),
+  // files
+  maxLinesPerFile: z.number().int().positive().optional(),
+  maxBytesPerFile: z.number().int().positive().optional(),
+  maxLineBytes: z.number().int().positive().optional(),
+  /** "auto" (default) copies CSV bytes straight into request lines when a template builds them;
+   *  "rows" always goes through Row objects (the general path, and what the fast path must equal). */
+  engine: z.enum(['auto', 'rows']).default('auto'),
+});
+export type PrepareOptions = z.input<typeof PrepareOptions>;
+export type PrepareSettings = z.output<typeof PrepareOptions>;
+
+export interface PrepareResult extends PreparedSummary {
+  /** Where the files are. */
+  outDir: string;
+  /** Distinct warnings, with how many rows raised each. */
+  warnings: Warning[];
+  /** Which engine ran: "bytes" (CSV + template fast path) or "rows". */
+  engine: 'bytes' | 'rows';
+}
+
+/**
+ * Turns a table into Batch API request files: reads CSV/TSV/JSONL, builds a request per row (template
+ * or mapper), checks every provider rule, and cuts the lines into files within the provider's limits.
+ * Every row ends up once: as a request line or in rejections.jsonl. The function behind
+ * `batchpipe prepare`; the same stages compose by hand with `pipeline()`.
+ */
+export async function prepare(input: string | Readable, options: PrepareOptions): Promise<PrepareResult> {
+  const opts = parseOptions(PrepareOptions, options, 'prepare');
+  const file = typeof input === 'string' ? input : (opts.name ?? '<stream>');
+  const format = inputFormat(file, opts.format);
+  const profile = resolveProfile({
+    provider: opts.provider,
+    models: opts.models,
+    anyModel: opts.anyModel,
+    contextWindows: opts.contextWindows,
+    maxLinesPerFile: opts.maxLinesPerFile,
+    maxBytesPerFile: opts.maxBytesPerFile,
+    maxLineBytes: opts.maxLineBytes,
+  });
+  const onWarning = opts.onWarning;
+  const requestOptions = {
+    endpoint: opts.endpoint,
+    model: opts.model,
+    template: opts.template,
+    system: opts.system,
+    mapper: opts.mapper,
+    idColumn: opts.idColumn,
+    imageColumn: opts.imageColumn,
+    temperature: opts.temperature,
+    topP: opts.topP,
+    maxTokens: opts.maxTokens,
+    seed: opts.seed,
+    stop: opts.stop,
+    presencePenalty: opts.presencePenalty,
+    frequencyPenalty: opts.frequencyPenalty,
+    responseFormat: opts.responseFormat,
+    enableThinking: opts.enableThinking,
+    thinkingBudget: opts.thinkingBudget,
+    dimensions: opts.dimensions,
+    extraBody: opts.extraBody,
+    provider: profile,
+  };
+  const csvOptions = {
+    name: opts.name,
+    delimiter: opts.delimiter ?? (format === 'tsv' ? '\t' : undefined),
+    quote: opts.quote,
+    header: opts.header,
+    columns: opts.columns,
+    encoding: opts.encoding,
+    relaxColumnCount: opts.relaxColumnCount,
+    badRows: opts.badRows,
+    maxRowSize: opts.maxRowSize,
+  };
+  const ruleOptions = {
+    endpoint: opts.endpoint,
+    singleModel: false,
+    checkContext: opts.checkContext,
+    warnThinkingDefault: false,
+  };
+
+  const fast =
+    opts.engine === 'auto' &&
+    format !== 'jsonl' &&
+    opts.mapper === undefined &&
+    !hasMarkers(
+      JSON.stringify([
+        opts.template,
+        opts.system,
+        opts.extraBody,
+        opts.responseFormat,
+        opts.stop,
+        opts.model,
+      ]),
+    );
+  if (fast) {
+    const sharder = new Sharder(opts.outDir, 'requests', profile.limits);
+    const warnings = new WarningLog(onWarning);
+    const summary = await prepareCsvBytes(input, file, {
+      csv: csvOptions,
+      requests: requestOptions,
+      rules: ruleOptions,
+      profile,
+      sharder,
+      warnings,
+    });
+    return { ...summary, outDir: opts.outDir, warnings: warnings.list(), engine: 'bytes' };
+  }
+
+  const source =
+    format === 'jsonl'
+      ? jsonlSource(input, { name: opts.name, badRows: opts.badRows, maxRowSize: opts.maxRowSize })
+      : csvSource(input, csvOptions);
+  const build = toRequests({ ...requestOptions, onWarning });
+  const validate = validateRequests({ provider: profile, ...ruleOptions, onWarning });
+  const sink = shardRequests({ outDir: opts.outDir, provider: profile });
+  await pipeline(source, build, validate, sink);
+  const warnings = [...build.warnings.list(), ...validate.warnings.list()];
+  return { ...sink.summary!, outDir: opts.outDir, warnings, engine: 'rows' };
+}
