@@ -34,6 +34,8 @@ export interface RuleOptions {
   checkContext: boolean;
   /** Warn about thinking models without an explicit enable_thinking (for files built elsewhere). */
   warnThinkingDefault: boolean;
+  /** Where custom_ids must be unique: the run (default; the join needs it) or one file (the provider rule). */
+  idScope?: 'run' | 'file';
 }
 
 const ROLES = new Set(['system', 'user', 'assistant', 'tool', 'developer', 'function']);
@@ -123,6 +125,19 @@ export class RequestRules {
       return refuse(id, 'BP_METHOD_INVALID', `method must be "POST", got ${describeValue(candidate.method)}`);
     }
     const url = candidate.url;
+    const dryRun = this.#profile.dryRun;
+    if (dryRun && url === dryRun.endpoint) {
+      // The free format check (batch-test-model on /v1/chat/ds-test) takes chat bodies.
+      const body = candidate.body as Record<string, unknown> | null;
+      if (body?.model !== dryRun.model) {
+        return refuse(
+          id,
+          'BP_MODEL_NOT_OFFERED',
+          `${url} is the dry-run endpoint; it takes model ${dryRun.model}, got ${describeValue(body?.model)}`,
+        );
+      }
+      return chatShape(body) === undefined ? undefined : refuse(id, 'BP_BODY_INVALID', chatShape(body)!);
+    }
     if (typeof url !== 'string' || !KNOWN_ENDPOINTS.has(url)) {
       return refuse(
         id,

@@ -1,0 +1,37 @@
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { BatchpipeError } from '../errors.js';
+import type { Mapper } from '../transforms/to-requests.js';
+
+/**
+ * Loads a mapper module: its default export, or its export named `mapper`. TypeScript files load
+ * through tsx, so a mapper can be written in the same language as the scripts that use batchpipe.
+ */
+export async function loadMapper(file: string): Promise<Mapper> {
+  const path = resolve(file);
+  let module: Record<string, unknown>;
+  try {
+    if (/\.[cm]?tsx?$/.test(path)) {
+      const { tsImport } = await import('tsx/esm/api');
+      module = (await tsImport(pathToFileURL(path).href, import.meta.url)) as Record<string, unknown>;
+    } else {
+      module = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'ENOENT') {
+      throw new BatchpipeError('BP_USAGE', `mapper module not found: ${file}`, {}, { cause: error });
+    }
+    throw new BatchpipeError(
+      'BP_MAPPER_FAILED',
+      `cannot load mapper ${file}: ${(error as Error).message}`,
+      {},
+      { cause: error },
+    );
+  }
+  const candidate = typeof module.default === 'function' ? module.default : module.mapper;
+  if (typeof candidate !== 'function') {
+    throw new BatchpipeError('BP_USAGE', `${file} must export a function as default or as "mapper"`);
+  }
+  return candidate as Mapper;
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+import { createRequire } from 'node:module';
+import { Command, CommanderError } from 'commander';
+import { isBatchpipeError } from '../errors.js';
+import { CliExit } from './exit.js';
+import { prepareCommand } from './prepare.js';
+import { validateCommand } from './validate.js';
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+/** Errors that mean the command line was wrong (exit 2), not the run (exit 1). */
+const USAGE_CODES = new Set(['BP_INVALID_OPTION', 'BP_USAGE']);
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('batchpipe')
+    .description(
+      'batch LLM inference over tables: prepare, check, submit and join OpenAI-compatible Batch API jobs',
+    )
+    .version(version)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .addCommand(prepareCommand())
+    .addCommand(validateCommand());
+  for (const command of program.commands) command.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CliExit) return error.exitCode;
+    if (error instanceof CommanderError) {
+      // Help and version exit 0; everything else commander refused is a usage error, already printed.
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    if (isBatchpipeError(error)) {
+      process.stderr.write(`error ${error.code}: ${error.message}\n`);
+      if (process.env.BATCHPIPE_DEBUG) process.stderr.write(`${error.stack}\n`);
+      return USAGE_CODES.has(error.code) ? 2 : 1;
+    }
+    process.stderr.write(`error: ${(error as Error)?.stack ?? String(error)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv);

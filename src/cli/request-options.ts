@@ -1,0 +1,100 @@
+import { type Command, Option } from 'commander';
+import { PROVIDER_NAMES } from '../providers/profile.js';
+import { boolean, character, contextWindows, integer, jsonObject, list, number } from './parse-values.js';
+import { byteSizeArg } from './size-arg.js';
+
+/** Options every command that reads a provider's rules takes. */
+export function addProviderOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--provider <name>', 'provider whose rules and limits apply')
+        .choices(PROVIDER_NAMES)
+        .env('BATCHPIPE_PROVIDER'),
+    )
+    .option(
+      '--models <ids>',
+      'extra model ids the provider offers, comma-separated (lists change faster than releases)',
+      list,
+    )
+    .option('--any-model', 'accept any model id (the provider decides)')
+    .option(
+      '--context-windows <pairs>',
+      'known context windows, model=tokens pairs, comma-separated',
+      contextWindows,
+    )
+    .option('--no-check-context', 'skip the check that prompts fit the model context window');
+}
+
+/** Options that read the input table. */
+export function addSourceOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--format <format>', 'input format (default: from the file extension)').choices([
+        'csv',
+        'tsv',
+        'jsonl',
+      ]),
+    )
+    .option('--delimiter <char>', 'CSV field delimiter (default "," or tab for .tsv)', character)
+    .option('--quote <char>', 'CSV quote character', character)
+    .option('--no-header', 'the CSV has no header row (columns are column_1, column_2, ... unless --columns)')
+    .option('--columns <names>', 'column names, comma-separated (instead of the header row)', list)
+    .option('--encoding <label>', 'input text encoding, e.g. utf-8, latin1, utf-16le')
+    .option(
+      '--relax-column-count',
+      'pad short rows with empty values and drop extra fields instead of rejecting them',
+    )
+    .addOption(
+      new Option(
+        '--bad-rows <mode>',
+        'a malformed row is rejected and the run goes on, or the run fails',
+      ).choices(['reject', 'fail']),
+    );
+}
+
+/** Options that build requests from rows. */
+export function addRequestOptions(command: Command): Command {
+  return command
+    .option('--template <text>', 'prompt (or embedding input) with {{column}} placeholders')
+    .option(
+      '--mapper <file>',
+      'module whose default (or `mapper`) export builds the body from a row; .js, .mjs or .ts',
+    )
+    .option('--system <text>', 'system prompt, with {{column}} placeholders')
+    .option('--model <id>', 'model of every request')
+    .option('--id-column <name>', 'column whose value is the custom_id (default: row-<n>)')
+    .addOption(
+      new Option('--endpoint <path>', 'endpoint of every request').choices([
+        '/v1/chat/completions',
+        '/v1/embeddings',
+      ]),
+    )
+    .option('--image-column <name>', 'column holding an image URL sent beside the prompt (vision models)')
+    .option('--temperature <n>', 'sampling temperature', number)
+    .option('--top-p <n>', 'nucleus sampling', number)
+    .option('--max-tokens <n>', 'most tokens per answer', integer)
+    .option('--seed <n>', 'sampling seed', integer)
+    .option('--stop <words>', 'stop sequences, comma-separated', list)
+    .option('--presence-penalty <n>', 'presence penalty', number)
+    .option('--frequency-penalty <n>', 'frequency penalty', number)
+    .option(
+      '--enable-thinking <bool>',
+      'thinking on or off (DashScope; thinking tokens bill as output)',
+      boolean,
+    )
+    .option('--thinking-budget <n>', 'most thinking tokens per request (DashScope)', integer)
+    .option('--dimensions <n>', 'embedding size, for models that take it', integer)
+    .option('--response-format <json>', 'response_format object, passed through', jsonObject)
+    .option('--extra-body <json>', 'more body fields, merged at the top level of body', jsonObject);
+}
+
+/** Options for the files written. */
+export function addShardOptions(command: Command): Command {
+  return command
+    .option('--max-lines-per-file <n>', 'requests per file (default: the provider limit, 50,000)', integer)
+    .option(
+      '--max-bytes-per-file <size>',
+      'bytes per file, e.g. 200MB (default: the provider limit)',
+      byteSizeArg,
+    );
+}

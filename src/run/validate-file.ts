@@ -1,0 +1,171 @@
+import type { ErrorCode } from '../errors.js';
+import { inputName, readChunks, type SourceInput } from '../internal/input.js';
+import { LineSplitter } from '../internal/line-splitter.js';
+import { type Warning, WarningLog } from '../internal/warnings.js';
+import type { ProviderProfile } from '../providers/profile.js';
+import { RequestRules } from '../transforms/request-rules.js';
+import { toRejection } from '../transforms/validate-requests.js';
+import type { Rejection } from '../types.js';
+
+/** A problem with a whole file: the provider fails the batch for it, whatever its lines say. */
+export interface FileProblem {
+  code: ErrorCode;
+  message: string;
+}
+
+/** What `validateRequestFile` found. */
+export interface FileReport {
+  file: string;
+  lines: number;
+  valid: number;
+  invalid: number;
+  bytes: number;
+  models: string[];
+  endpoints: string[];
+  problems: FileProblem[];
+  warnings: Warning[];
+  /** True when the provider would accept the file as it is. */
+  ok: boolean;
+  /** Invalid lines by rule. */
+  byCode: Record<string, number>;
+}
+
+export interface ValidateFileOptions {
+  profile: ProviderProfile;
+  /** Called for every line that breaks a rule. */
+  onRejection?: (rejection: Rejection) => void;
+  /** Reject prompts that plainly exceed a known context window. Default true. */
+  checkContext?: boolean;
+}
+
+/**
+ * Checks a Batch API input file as the provider will: every line (JSON object, UTF-8, custom_id
+ * unique in the file and at most 256 bytes, method, url, one model, body shape, line size, context)
+ * and the file as a whole (not empty, within the line and byte limits, or the dry run's smaller ones).
+ * Reads the file once, streaming; lines are checked as stored, not re-serialized.
+ */
+export async function validateRequestFile(
+  input: SourceInput,
+  options: ValidateFileOptions & { name?: string },
+): Promise<FileReport> {
+  const file = inputName(input, options.name);
+  const { profile } = options;
+  const warnings = new WarningLog();
+  const rules = new RequestRules(
+    profile,
+    {
+      singleModel: true,
+      checkContext: options.checkContext ?? true,
+      warnThinkingDefault: true,
+      idScope: 'file',
+    },
+    warnings,
+  );
+  const splitter = new LineSplitter(file, profile.limits.maxLineBytes * 2 + 1024);
+  const models = new Set<string>();
+  const endpoints = new Set<string>();
+  const report: FileReport = {
+    file,
+    lines: 0,
+    valid: 0,
+    invalid: 0,
+    bytes: 0,
+    models: [],
+    endpoints: [],
+    problems: [],
+    warnings: [],
+    ok: false,
+    byCode: {},
+  };
+  const reject = (rejection: Rejection) => {
+    report.invalid++;
+    report.byCode[rejection.code] = (report.byCode[rejection.code] ?? 0) + 1;
+    options.onRejection?.(rejection);
+  };
+
+  const check = async (last: boolean, chunk: Buffer) => {
+    for (const { text, line, bytes, utf8 } of splitter.split(chunk, last)) {
+      const at = { index: ++report.lines, file, line };
+      if (!utf8) {
+        reject(
+          toRejection(
+            { ok: false, custom_id: null, code: 'BP_LINE_NOT_UTF8', message: 'line is not valid UTF-8' },
+            at,
+          ),
+        );
+        continue;
+      }
+      if (text.trim() === '') {
+        reject(
+          toRejection(
+            {
+              ok: false,
+              custom_id: null,
+              code: 'BP_LINE_NOT_JSON',
+              message: 'empty line; the file must hold one JSON object per line',
+            },
+            at,
+          ),
+        );
+        continue;
+      }
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (error) {
+        reject(
+          toRejection(
+            {
+              ok: false,
+              custom_id: null,
+              code: 'BP_LINE_NOT_JSON',
+              message: `invalid JSON: ${(error as Error).message}`,
+            },
+            at,
+          ),
+        );
+        continue;
+      }
+      const verdict = await rules.check(value, at, text, bytes);
+      if (!verdict.ok) {
+        reject(toRejection(verdict, at));
+        continue;
+      }
+      report.valid++;
+      models.add(String(verdict.request.body.model));
+      endpoints.add(verdict.request.url);
+    }
+  };
+  for await (const chunk of readChunks(input, file)) {
+    report.bytes += chunk.length;
+    await check(false, chunk);
+  }
+  await check(true, Buffer.alloc(0));
+
+  report.models = [...models];
+  report.endpoints = [...endpoints];
+  const dryRun =
+    profile.dryRun && report.models.length === 1 && report.models[0] === profile.dryRun.model
+      ? profile.dryRun
+      : undefined;
+  const maxLines = dryRun ? dryRun.maxLines : profile.limits.maxLinesPerFile;
+  const maxBytes = dryRun ? dryRun.maxBytes : profile.limits.maxBytesPerFile;
+  const label = dryRun ? 'a dry-run file' : 'a file';
+  if (report.lines === 0)
+    report.problems.push({ code: 'BP_FILE_EMPTY', message: 'the file holds no requests' });
+  if (report.lines > maxLines) {
+    report.problems.push({
+      code: 'BP_FILE_TOO_MANY_LINES',
+      message: `${report.lines} lines, but ${label} may hold at most ${maxLines}; split it (batchpipe prepare does)`,
+    });
+  }
+  if (report.bytes > maxBytes) {
+    report.problems.push({
+      code: 'BP_FILE_TOO_LARGE',
+      message: `${report.bytes} bytes, but ${label} may be at most ${maxBytes}; split it (batchpipe prepare does)`,
+    });
+  }
+  report.warnings = warnings.list();
+  report.ok = report.invalid === 0 && report.problems.length === 0;
+  return report;
+}
