@@ -238,11 +238,9 @@ export class RequestRules {
   claimId(id: string, row: number): Refused | undefined {
     const earlier = this.#ids.add(id, row);
     if (earlier === 0) return undefined;
-    return refuse(
-      id,
-      'BP_DUPLICATE_CUSTOM_ID',
-      `custom_id "${id}" is already used by row ${earlier}; custom_ids must be unique across the run`,
-    );
+    const scope = this.#opts.idScope === 'file' ? 'within a file' : 'across the run';
+    const message = `custom_id "${id}" is already used by row ${earlier}; custom_ids must be unique ${scope}`;
+    return refuse(id, 'BP_DUPLICATE_CUSTOM_ID', message);
   }
 
   #accept(
