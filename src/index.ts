@@ -1,0 +1,58 @@
+/**
+ * batchpipe: composable Node.js streams for batch LLM inference over tables.
+ * Every export is named here; nothing under internal/ is part of the API.
+ */
+
+export type { ErrorCode, ErrorContext } from './errors.js';
+export { BatchpipeError, ERROR_CODES, isBatchpipeError } from './errors.js';
+export type { Warning, WarningCode, WarningHandler } from './internal/warnings.js';
+export type {
+  Endpoint,
+  FileLimits,
+  ModelInfo,
+  ModelKind,
+  ProviderName,
+  ProviderProfile,
+} from './providers/profile.js';
+
+export { ENDPOINTS, PROVIDER_NAMES } from './providers/profile.js';
+export { PROFILES } from './providers/profiles.js';
+export type { ProfileOptions } from './providers/resolve-profile.js';
+export { findModel, resolveProfile, thinksByDefault } from './providers/resolve-profile.js';
+export type { PrepareOptions, PrepareResult } from './run/prepare.js';
+export { prepare } from './run/prepare.js';
+export type { FileProblem, FileReport, ValidateFileOptions } from './run/validate-file.js';
+export { validateRequestFile } from './run/validate-file.js';
+export type {
+  PreparedSummary,
+  ShardRequestsOptions,
+  ShardRequestsStream,
+  ShardSummary,
+} from './sinks/shard-requests.js';
+export { REJECTIONS_FILE, SUMMARY_FILE, shardRequests } from './sinks/shard-requests.js';
+export type { CsvSourceOptions } from './sources/csv-source.js';
+export { csvSource } from './sources/csv-source.js';
+export type { JsonlSourceOptions } from './sources/jsonl-source.js';
+export { jsonlSource } from './sources/jsonl-source.js';
+export { customIdFor, MAX_CUSTOM_ID_BYTES } from './transforms/custom-id.js';
+export type { CompiledTemplate } from './transforms/template.js';
+export { compileTemplate } from './transforms/template.js';
+export type { Mapper, MapperBody, ToRequestsOptions, ToRequestsStream } from './transforms/to-requests.js';
+export { toRequests } from './transforms/to-requests.js';
+export type { ValidateRequestsOptions, ValidateRequestsStream } from './transforms/validate-requests.js';
+export { validateRequests } from './transforms/validate-requests.js';
+export type {
+  ChatBody,
+  ChatMessage,
+  ContentPart,
+  EmbeddingBody,
+  Rejection,
+  RequestBody,
+  RequestItem,
+  RequestLine,
+  RequestStreamItem,
+  Row,
+  RowValues,
+  SourceItem,
+  SourcePosition,
+} from './types.js';
