@@ -2,9 +2,8 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { isBatchpipeError } from '../errors.js';
+import { COMMANDS } from './commands.js';
 import { CliExit } from './exit.js';
-import { prepareCommand } from './prepare.js';
-import { validateCommand } from './validate.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -18,10 +17,8 @@ export async function main(argv: string[]): Promise<number> {
     )
     .version(version)
     .showHelpAfterError('(run with --help for usage)')
-    .exitOverride()
-    .addCommand(prepareCommand())
-    .addCommand(validateCommand());
-  for (const command of program.commands) command.exitOverride();
+    .exitOverride();
+  for (const make of COMMANDS) program.addCommand(make().exitOverride());
   try {
     await program.parseAsync(argv);
     return 0;

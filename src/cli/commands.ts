@@ -1,0 +1,6 @@
+import type { Command } from 'commander';
+import { prepareCommand } from './prepare.js';
+import { validateCommand } from './validate.js';
+
+/** Every subcommand, in the order `batchpipe --help` lists them. One factory per file in src/cli. */
+export const COMMANDS: Array<() => Command> = [prepareCommand, validateCommand];
