@@ -2,6 +2,8 @@ import { BatchpipeError } from '../errors.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
+/** Bytes read before deciding a file without LF uses CR line ends. */
+const EOL_SNIFF_BYTES = 64 * 1024;
 
 /** One row found by the scanner. Arrays are reused: read them before the callback returns. */
 export interface ScannedRow {
@@ -86,13 +88,16 @@ export class CsvScanner {
     this.#partial = undefined;
     let p = 0;
     if (!this.#started) {
-      if (buf.length < 3 && !last) {
+      // The line end is LF (CRLF files included) once an LF shows up; CR alone only when a good
+      // stretch of the file (or all of it) has CRs and no LF.
+      const hasLf = buf.indexOf(LF) !== -1;
+      if (!hasLf && !last && buf.length < EOL_SNIFF_BYTES) {
         this.#partial = Buffer.from(buf);
         return;
       }
       this.#started = true;
       if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) p = 3;
-      if (buf.indexOf(LF) === -1 && buf.indexOf(CR) !== -1) this.#eol = CR;
+      if (!hasLf && buf.indexOf(CR) !== -1) this.#eol = CR;
     }
     const n = buf.length;
     const row = this.#row;

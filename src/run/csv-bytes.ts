@@ -86,7 +86,6 @@ export async function prepareCsvBytes(
         RequestBuilder.create({ ...settings.requests, onWarning: undefined }),
         columns,
         file,
-        requestOpts.idColumn,
       );
       staticRefusal = rules.checkStatic(template.request, { index, file, line });
       inputSlots = inputColumns.map((name) => columns.indexOf(name));

@@ -32,23 +32,18 @@ export function hasMarkers(text: string): boolean {
   return text.includes(OPEN) || text.includes(CLOSE);
 }
 
-export function compileLineTemplate(
-  builder: RequestBuilder,
-  columns: string[],
-  file: string,
-  idColumn: string | undefined,
-): LineTemplate {
+export function compileLineTemplate(builder: RequestBuilder, columns: string[], file: string): LineTemplate {
   const values: RowValues = {};
   columns.forEach((name, c) => {
     values[name] = `${OPEN}${c}${CLOSE}`;
   });
-  if (idColumn !== undefined) values[idColumn] = `${OPEN}${ID_SLOT}${CLOSE}`;
   const row: Row = { kind: 'row', index: 1, file, line: 1, values };
   const built = builder.build(row);
   if (built instanceof Promise || built.kind !== 'request')
     throw new Error('a template request cannot be built from markers');
   const request = built.request;
-  if (idColumn === undefined) request.custom_id = `${OPEN}${ID_SLOT}${CLOSE}`;
+  // The custom_id is computed per row (customIdFor), not copied from a column.
+  request.custom_id = `${OPEN}${ID_SLOT}${CLOSE}`;
   const text = `${JSON.stringify(request)}\n`;
   const pieces: Buffer[] = [];
   const slots: number[] = [];
