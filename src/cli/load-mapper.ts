@@ -29,7 +29,14 @@ export async function loadMapper(file: string): Promise<Mapper> {
       { cause: error },
     );
   }
-  const candidate = typeof module.default === 'function' ? module.default : module.mapper;
+  // A .ts file outside an ESM package loads as CommonJS: its exports arrive under `default`.
+  const inner =
+    module.default !== null && typeof module.default === 'object'
+      ? (module.default as Record<string, unknown>)
+      : undefined;
+  const candidate = [module.default, module.mapper, inner?.default, inner?.mapper].find(
+    (f) => typeof f === 'function',
+  );
   if (typeof candidate !== 'function') {
     throw new BatchpipeError('BP_USAGE', `${file} must export a function as default or as "mapper"`);
   }

@@ -8,7 +8,7 @@ import { resolveProfile } from '../providers/resolve-profile.js';
 import { type PreparedSummary, Sharder, shardRequests } from '../sinks/shard-requests.js';
 import { CsvSourceOptions, csvSource } from '../sources/csv-source.js';
 import { jsonlSource } from '../sources/jsonl-source.js';
-import { ToRequestsFields, toRequests } from '../transforms/to-requests.js';
+import { RequestBuilder, ToRequestsFields, toRequests } from '../transforms/to-requests.js';
 import { validateRequests } from '../transforms/validate-requests.js';
 import { prepareCsvBytes } from './csv-bytes.js';
 import { INPUT_FORMATS, inputFormat } from './input-format.js';
@@ -113,6 +113,8 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
     badRows: opts.badRows,
     maxRowSize: opts.maxRowSize,
   };
+  // Checks the request options (template xor mapper, model...) before anything is read.
+  RequestBuilder.create(requestOptions);
   const ruleOptions = {
     endpoint: opts.endpoint,
     singleModel: false,
