@@ -9,7 +9,7 @@ import { parseOptions } from '../options.js';
 import type { ProviderProfile } from '../providers/profile.js';
 import type { PreparedSummary, Sharder } from '../sinks/shard-requests.js';
 import { CsvRowParser, CsvSourceOptions as CsvSchema, type CsvSourceOptions } from '../sources/csv-source.js';
-import { customIdFor } from '../transforms/custom-id.js';
+import { customIdFor, MAX_CUSTOM_ID_BYTES } from '../transforms/custom-id.js';
 import {
   embeddingShape,
   promptText,
@@ -95,26 +95,38 @@ export async function prepareCsvBytes(
   });
 
   const writeLine = (t: LineTemplate, index: number, line: number, row: ScannedRow): LineBytes => {
-    const custom_id =
-      idColumn === -1 || idColumn >= row.count
-        ? customIdFor(index)
-        : customIdFor(index, fieldText(row, idColumn, quote));
-    const idText = JSON.stringify(custom_id).slice(1, -1);
-    let room = t.fixedBytes + idText.length * 3;
-    for (const slot of t.slots)
+    const keyed = idColumn !== -1 && idColumn < row.count;
+    const custom_id = keyed ? customIdFor(index, fieldText(row, idColumn, quote)) : customIdFor(index);
+    // A key short enough to be used verbatim is copied from the row's bytes; anything else is written
+    // from the id string.
+    const keyBytes = keyed ? row.ends[idColumn]! - row.starts[idColumn]! : 0;
+    const verbatim = keyBytes > 0 && keyBytes <= MAX_CUSTOM_ID_BYTES;
+    const idJson = verbatim ? '' : JSON.stringify(custom_id).slice(1, -1);
+    let room = t.fixedBytes + (verbatim ? keyBytes * MAX_ESCAPE_GROWTH : idJson.length * 3);
+    for (const slot of t.slots) {
       if (slot !== ID_SLOT && slot < row.count)
         room += (row.ends[slot]! - row.starts[slot]!) * MAX_ESCAPE_GROWTH;
+    }
     out.reserve(room);
     const buffer = out.buffer;
     const start = out.pos;
     let pos = start;
-    for (let s = 0; s < t.slots.length; s++) {
-      const piece = t.pieces[s]!;
-      buffer.set(piece, pos);
-      pos += piece.length;
-      const slot = t.slots[s]!;
-      if (slot === ID_SLOT) pos += buffer.write(idText, pos, 'utf8');
-      else if (slot < row.count)
+    const slots = t.slots;
+    for (let s = 0; s < slots.length; s++) {
+      pos = copyBytes(buffer, pos, t.pieces[s]!);
+      const slot = slots[s]!;
+      if (slot === ID_SLOT) {
+        if (verbatim)
+          pos = writeJsonEscaped(
+            buffer,
+            pos,
+            row.buffer,
+            row.starts[idColumn]!,
+            row.ends[idColumn]!,
+            row.escaped[idColumn] ? quoteByte : -1,
+          );
+        else pos += buffer.write(idJson, pos, 'utf8');
+      } else if (slot < row.count) {
         pos = writeJsonEscaped(
           buffer,
           pos,
@@ -123,10 +135,9 @@ export async function prepareCsvBytes(
           row.ends[slot]!,
           row.escaped[slot] ? quoteByte : -1,
         );
+      }
     }
-    const tail = t.pieces[t.slots.length]!;
-    buffer.set(tail, pos);
-    pos += tail.length;
+    pos = copyBytes(buffer, pos, t.pieces[slots.length]!);
     out.pos = pos;
     let emptyInput = false;
     if (emptyTemplate)
@@ -185,6 +196,17 @@ export async function prepareCsvBytes(
   for await (const chunk of readChunks(input, file)) await settle(parser.parse(chunk, false));
   await settle(parser.parse(EMPTY, true));
   return sharder.finish();
+}
+
+/** Copies a template piece; short pieces by hand, where a native call costs more than the copy. */
+function copyBytes(out: Buffer, pos: number, piece: Buffer): number {
+  const n = piece.length;
+  if (n > 64) {
+    out.set(piece, pos);
+    return pos + n;
+  }
+  for (let i = 0; i < n; i++) out[pos + i] = piece[i]!;
+  return pos + n;
 }
 
 function rowOf(
