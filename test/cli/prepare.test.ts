@@ -118,6 +118,7 @@ describe('batchpipe prepare', () => {
     const mapper = join(dir, 'mapper.ts');
     writeFileSync(
       mapper,
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the mapper's own template literal
       "export default (row: Record<string, unknown>) => ({ model: 'qwen-max', messages: [{ role: 'user' as const, content: `Q: ${String(row.q)}` }] });\n",
     );
     const input = fileWith(dir, 'questions.jsonl', '{"q":"one"}\n{"q":"two"}\n');

@@ -98,12 +98,42 @@ describe('prepare', () => {
   });
 
   it('writes keys that need deriving or unescaping the same on both engines', async () => {
-    const keys = ['x'.repeat(300), '"'.repeat(200), 'é'.repeat(129), 'é'.repeat(128), '', 'a"b\\c', 'tab\there'];
-    const input = fileWith(dir, 'keys.csv', csvText(['id', 'text'], keys.map((k, i) => [k, `t${i}`])));
-    const { fast, rows } = await bothEngines(input, { model: 'qwen-plus', template: '{{text}}', idColumn: 'id' });
+    const keys = [
+      'x'.repeat(300),
+      '"'.repeat(200),
+      'é'.repeat(129),
+      'é'.repeat(128),
+      '',
+      'a"b\\c',
+      'tab\there',
+    ];
+    const input = fileWith(
+      dir,
+      'keys.csv',
+      csvText(
+        ['id', 'text'],
+        keys.map((k, i) => [k, `t${i}`]),
+      ),
+    );
+    const { fast, rows } = await bothEngines(input, {
+      model: 'qwen-plus',
+      template: '{{text}}',
+      idColumn: 'id',
+    });
     expect(filesIn(fast.outDir)).toEqual(filesIn(rows.outDir));
-    const ids = readFileSync(join(fast.outDir, 'requests-00001.jsonl'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l).custom_id as string);
-    expect(ids).toEqual([expect.stringMatching(/^sha256-/), '"'.repeat(200), expect.stringMatching(/^sha256-/), 'é'.repeat(128), 'row-5', 'a"b\\c', 'tab\there']);
+    const ids = readFileSync(join(fast.outDir, 'requests-00001.jsonl'), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l).custom_id as string);
+    expect(ids).toEqual([
+      expect.stringMatching(/^sha256-/),
+      '"'.repeat(200),
+      expect.stringMatching(/^sha256-/),
+      'é'.repeat(128),
+      'row-5',
+      'a"b\\c',
+      'tab\there',
+    ]);
   });
 
   it('conserves rows: every data row is a request or a rejection, in source order', async () => {
