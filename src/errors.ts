@@ -44,6 +44,15 @@ export const ERROR_CODES = [
   'BP_FILE_TOO_MANY_LINES',
   'BP_FILE_TOO_LARGE',
   'BP_OUTPUT_WRITE',
+  // results and the join
+  'BP_RESULT_PARSE',
+  'BP_RESULT_INVALID',
+  'BP_RESULT_MISSING',
+  'BP_OUTPUT_NOT_JSON',
+  'BP_OUTPUT_SCHEMA',
+  'BP_OUTPUT_REFUSED',
+  'BP_OUTPUT_FILTERED',
+  'BP_JOIN_SOURCE_CHANGED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

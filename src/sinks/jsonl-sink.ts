@@ -1,0 +1,21 @@
+import { type TableSinkStream, tableSink } from '../internal/table-sink.js';
+import type { RowValues } from '../types.js';
+
+/**
+ * Writes rows (or plain records) as JSON Lines, one object per row with the row's values as they are
+ * (numbers stay numbers, embeddings stay arrays). The file is written under a temporary name and
+ * renamed into place when complete.
+ */
+export function jsonlSink(path: string): TableSinkStream {
+  let columns: string[] | undefined;
+  return tableSink(path, {
+    rows(batch: RowValues[]) {
+      columns ??= Object.keys(batch[0]!);
+      let text = '';
+      for (const values of batch) text += `${JSON.stringify(values)}\n`;
+      return text;
+    },
+    end: () => '',
+    columns: () => columns ?? [],
+  });
+}
