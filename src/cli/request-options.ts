@@ -1,6 +1,7 @@
 import { type Command, Option } from 'commander';
 import { PROVIDER_NAMES } from '../providers/profile.js';
 import { boolean, character, contextWindows, integer, jsonObject, list, number } from './parse-values.js';
+import { schemaFile } from './schema-file.js';
 import { byteSizeArg } from './size-arg.js';
 
 /** Options every command that reads a provider's rules takes. */
@@ -85,6 +86,14 @@ export function addRequestOptions(command: Command): Command {
     .option('--thinking-budget <n>', 'most thinking tokens per request (DashScope)', integer)
     .option('--dimensions <n>', 'embedding size, for models that take it', integer)
     .option('--response-format <json>', 'response_format object, passed through', jsonObject)
+    .addOption(structuredOption('labels'))
+    .addOption(structuredOption('schema'))
+    .addOption(
+      new Option(
+        '--structured-output <mode>',
+        "how --labels/--schema are asked for (default: the provider's; json_object states the schema in the system prompt)",
+      ).choices(['json_schema', 'json_object']),
+    )
     .option('--extra-body <json>', 'more body fields, merged at the top level of body', jsonObject);
 }
 
@@ -97,4 +106,15 @@ export function addShardOptions(command: Command): Command {
       'bytes per file, e.g. 200MB (default: the provider limit)',
       byteSizeArg,
     );
+}
+
+/** `--labels` and `--schema`, shared by prepare (requests ask for them) and join (answers parse by them). */
+export function structuredOption(name: 'labels' | 'schema'): Option {
+  if (name === 'labels')
+    return new Option('--labels <list>', 'answers are one of these labels, comma-separated')
+      .argParser(list)
+      .conflicts('schema');
+  return new Option('--schema <file>', 'answers are JSON matching this JSON Schema file').argParser(
+    schemaFile,
+  );
 }

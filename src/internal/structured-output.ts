@@ -71,6 +71,11 @@ export function compileStructuredOutput(options: StructuredOptions): StructuredO
   return undefined;
 }
 
+/** The JSON text of a schema as requests carry it (for checks over everything a request holds). */
+export function answerSchemaText(schema: AnswerSchema): string {
+  return JSON.stringify(isZodSchema(schema) ? exportSchema(schema, 'schema') : schema);
+}
+
 function compileLabels(labels: readonly string[]): StructuredOutput {
   if (labels.length === 0 || labels.some((l) => l.trim() === ''))
     throw invalid('labels', 'expected one or more non-empty labels');

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
+import { answerSchemaText } from '../internal/structured-output.js';
 import { type Warning, WarningLog } from '../internal/warnings.js';
 import { parseOptions } from '../options.js';
 import { PROVIDER_NAMES } from '../providers/profile.js';
@@ -96,6 +97,9 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
     presencePenalty: opts.presencePenalty,
     frequencyPenalty: opts.frequencyPenalty,
     responseFormat: opts.responseFormat,
+    labels: opts.labels,
+    schema: opts.schema,
+    structuredOutput: opts.structuredOutput,
     enableThinking: opts.enableThinking,
     thinkingBudget: opts.thinkingBudget,
     dimensions: opts.dimensions,
@@ -134,6 +138,8 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
         opts.responseFormat,
         opts.stop,
         opts.model,
+        opts.labels,
+        opts.schema === undefined ? undefined : answerSchemaText(opts.schema),
       ]),
     );
   if (fast) {

@@ -1,6 +1,7 @@
 import { Transform } from 'node:stream';
 import { z } from 'zod';
 import { BatchpipeError, isBatchpipeError } from '../errors.js';
+import { type AnswerSchema, compileStructuredOutput, isAnswerSchema } from '../internal/structured-output.js';
 import { type WarningHandler, WarningLog } from '../internal/warnings.js';
 import { parseOptions } from '../options.js';
 import { PROVIDER_NAMES, type ProviderProfile } from '../providers/profile.js';
@@ -57,6 +58,14 @@ export const ToRequestsFields = {
   frequencyPenalty: finite.min(-2).max(2).optional(),
   /** Passed through as `response_format`. */
   responseFormat: z.record(z.string(), z.unknown()).optional(),
+  /** Answers are one of these labels: requests ask for `{"label": ...}` (an enum in the schema). */
+  labels: z.array(z.string().min(1)).min(1).optional(),
+  /** Answers are JSON matching this zod schema (or JSON Schema object, as `--schema file.json` gives). */
+  schema: z.custom<AnswerSchema>(isAnswerSchema, 'expected a zod schema or a JSON Schema object').optional(),
+  /** How labels/schema are asked for: strict `json_schema`, or `json_object` with the schema in the system
+   *  prompt. Default: the provider's (`json_object` on DashScope, whose batch documents do not promise
+   *  json_schema). */
+  structuredOutput: z.enum(['json_schema', 'json_object']).optional(),
   /** DashScope thinking switch, sent at the top level of `body` beside `model`. */
   enableThinking: z.boolean().optional(),
   /** DashScope cap on thinking tokens, sent beside `enable_thinking`. */
@@ -85,6 +94,17 @@ const ToRequestsOptions = z
     (o) => o.endpoint === '/v1/chat/completions' || (o.system === undefined && o.imageColumn === undefined),
     {
       message: '"system" and "imageColumn" apply to chat only',
+      path: ['endpoint'],
+    },
+  )
+  .refine((o) => [o.labels, o.schema, o.responseFormat].filter((v) => v !== undefined).length <= 1, {
+    message: 'give at most one of "labels", "schema" and "responseFormat"',
+    path: ['labels'],
+  })
+  .refine(
+    (o) => o.endpoint === '/v1/chat/completions' || (o.labels === undefined && o.schema === undefined),
+    {
+      message: '"labels" and "schema" apply to chat only',
       path: ['endpoint'],
     },
   );
@@ -133,6 +153,8 @@ export class RequestBuilder {
   readonly #id: ColumnRef | undefined;
   readonly #image: ColumnRef | undefined;
   readonly #fixed: Record<string, unknown>;
+  /** JSON mode: the system-prompt text that states the schema. */
+  readonly #instruction: string | undefined;
   readonly #thinkingDefault = new Map<string, boolean>();
   #first = true;
 
@@ -149,7 +171,10 @@ export class RequestBuilder {
     this.#system = opts.system === undefined ? undefined : compileTemplate(opts.system);
     this.#id = opts.idColumn === undefined ? undefined : columnRef(opts.idColumn);
     this.#image = opts.imageColumn === undefined ? undefined : columnRef(opts.imageColumn);
-    this.#fixed = fixedFields(opts);
+    const mode = opts.structuredOutput ?? this.#profile.structuredOutput;
+    const structured = compileStructuredOutput({ labels: opts.labels, schema: opts.schema, mode });
+    this.#instruction = structured && mode === 'json_object' ? structured.instruction : undefined;
+    this.#fixed = fixedFields(opts, structured?.responseFormat(mode));
   }
 
   build(row: Row): RequestItem | Rejection | Promise<RequestItem | Rejection> {
@@ -207,7 +232,8 @@ export class RequestBuilder {
     if (this.#opts.endpoint === '/v1/embeddings')
       return { model: this.#opts.model!, input: text, ...this.#fixed };
     const messages: ChatMessage[] = [];
-    if (this.#system) messages.push({ role: 'system', content: this.#system.render(values) });
+    const system = withInstruction(this.#system?.render(values), this.#instruction);
+    if (system !== undefined) messages.push({ role: 'system', content: system });
     if (this.#image) {
       const parts: ContentPart[] = [
         { type: 'image_url', image_url: { url: textOf(this.#image.get(values)) } },
@@ -249,6 +275,8 @@ export class RequestBuilder {
       return rejection(row, custom_id, 'BP_MAPPER_FAILED', message);
     }
     const merged = { ...this.#fixed, ...body, model: body.model ?? this.#opts.model } as RequestBody;
+    if (this.#instruction !== undefined && Array.isArray(merged.messages))
+      merged.messages = instructed(merged.messages as ChatMessage[], this.#instruction);
     return this.#finish(row, custom_id, merged);
   }
 
@@ -302,7 +330,7 @@ export class RequestBuilder {
 }
 
 /** Body fields that are the same for every row, in the provider's spelling. */
-function fixedFields(o: Options): Record<string, unknown> {
+function fixedFields(o: Options, structured: Record<string, unknown> | undefined): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
   const put = (key: string, value: unknown) => {
     if (value !== undefined) fields[key] = value;
@@ -316,10 +344,25 @@ function fixedFields(o: Options): Record<string, unknown> {
   put('stop', o.stop);
   put('presence_penalty', o.presencePenalty);
   put('frequency_penalty', o.frequencyPenalty);
-  put('response_format', o.responseFormat);
+  put('response_format', o.responseFormat ?? structured);
   put('dimensions', o.dimensions);
   Object.assign(fields, o.extraBody);
   return fields;
+}
+
+/** A system prompt with the JSON-mode schema statement after it (or alone). */
+function withInstruction(system: string | undefined, instruction: string | undefined): string | undefined {
+  if (instruction === undefined) return system;
+  return system === undefined ? instruction : `${system}\n\n${instruction}`;
+}
+
+/** A mapper's messages with the schema statement added to the first system message (or as one). */
+function instructed(messages: ChatMessage[], instruction: string): ChatMessage[] {
+  const at = messages.findIndex((m) => m.role === 'system' && typeof m.content === 'string');
+  if (at === -1) return [{ role: 'system', content: instruction }, ...messages];
+  const out = [...messages];
+  out[at] = { ...out[at]!, content: withInstruction(out[at]!.content as string, instruction)! };
+  return out;
 }
 
 function rejection(row: Row, custom_id: string, code: Rejection['code'], message: string): Rejection {

@@ -1,0 +1,96 @@
+import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { BatchpipeError } from '../errors.js';
+
+/** What a set of `--results` paths holds, by role. */
+export interface ResultFiles {
+  /** Output and error files (JSONL). */
+  results: string[];
+  /** `rejections.jsonl` files from prepare. */
+  rejections: string[];
+  /** Request files (listed in a `shards.json`, or whose lines are requests): inputs of a re-ask. */
+  requests: string[];
+}
+
+const REJECTIONS = 'rejections.jsonl';
+const SHARDS = 'shards.json';
+/** How deep a run directory is searched (run dir -> downloads -> batch). */
+const MAX_DEPTH = 3;
+/** Bytes read to tell a request file from a result file. */
+const SNIFF_BYTES = 64 * 1024;
+
+/**
+ * Sorts paths given as results into roles. A file is a result file (or a rejections file by name);
+ * a directory (a prepared directory, a run directory, a folder of downloads) is searched for JSONL
+ * files: `rejections.jsonl` holds rejections, files a `shards.json` lists and files whose first line
+ * is a request (`method`, `url`, `body`, no `response` or `error`) are requests, the rest are output
+ * and error files. Files come in path order, so runs are repeatable.
+ */
+export async function findResultFiles(
+  paths: readonly string[],
+  /** What a path naming a file (not a directory) holds. */
+  files: 'results' | 'requests' = 'results',
+): Promise<ResultFiles> {
+  const found: ResultFiles = { results: [], rejections: [], requests: [] };
+  for (const path of paths) {
+    let info: Awaited<ReturnType<typeof stat>>;
+    try {
+      info = await stat(path);
+    } catch (error) {
+      throw new BatchpipeError(
+        'BP_INPUT_NOT_FOUND',
+        `no such file or directory: ${path}`,
+        {},
+        { cause: error },
+      );
+    }
+    if (info.isDirectory()) await walk(resolve(path), 0, found);
+    else if (basename(path) === REJECTIONS) found.rejections.push(path);
+    else found[files].push(path);
+  }
+  return found;
+}
+
+async function walk(dir: string, depth: number, found: ResultFiles): Promise<void> {
+  const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name));
+  const listed = new Set<string>();
+  if (entries.some((e) => e.isFile() && e.name === SHARDS)) {
+    try {
+      const summary = JSON.parse(await readFile(join(dir, SHARDS), 'utf8')) as {
+        shards?: Array<{ file?: unknown }>;
+      };
+      for (const shard of summary.shards ?? []) if (typeof shard.file === 'string') listed.add(shard.file);
+    } catch {
+      // Not prepare's summary: its files are judged by their first line instead.
+    }
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (depth + 1 < MAX_DEPTH) await walk(path, depth + 1, found);
+      continue;
+    }
+    if (!entry.isFile() || !/\.jsonl$/i.test(entry.name)) continue;
+    if (entry.name === REJECTIONS) found.rejections.push(path);
+    else if (listed.has(entry.name) || (await holdsRequests(path))) found.requests.push(path);
+    else found.results.push(path);
+  }
+}
+
+/** True when the file's first line is a request line rather than a result. */
+async function holdsRequests(path: string): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
+    const text = buffer.toString('utf8', 0, bytesRead);
+    const first = text.split('\n').find((line) => line.trim() !== '');
+    if (first === undefined) return false;
+    const value = JSON.parse(first) as Record<string, unknown>;
+    return 'body' in value && 'url' in value && !('response' in value) && !('error' in value);
+  } catch {
+    return false;
+  } finally {
+    await handle.close();
+  }
+}
