@@ -53,6 +53,9 @@ export const ERROR_CODES = [
   'BP_OUTPUT_REFUSED',
   'BP_OUTPUT_FILTERED',
   'BP_JOIN_SOURCE_CHANGED',
+  // the local service
+  'BP_SERVICE_START',
+  'BP_SERVICE_STATE',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,0 +1,46 @@
+/** The error body of the OpenAI API: `{error: {message, type, param, code}}`. */
+export interface ApiErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+/**
+ * A refusal with an HTTP status, in the OpenAI API's shape. Thrown by handlers and turned into a
+ * response in one place; anything else that escapes a handler is a bug and answers 500.
+ */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string | null;
+  readonly param: string | null;
+  readonly type: string;
+
+  constructor(status: number, message: string, code: string | null = null, param: string | null = null) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.param = param;
+    this.type = errorType(status);
+  }
+
+  toBody(): ApiErrorBody {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+}
+
+function errorType(status: number): string {
+  if (status === 401) return 'invalid_request_error';
+  if (status === 429) return 'rate_limit_error';
+  if (status >= 500) return 'server_error';
+  return 'invalid_request_error';
+}
+
+export function badRequest(
+  message: string,
+  param: string | null = null,
+  code: string | null = null,
+): ApiError {
+  return new ApiError(400, message, code, param);
+}
+
+export function notFound(message: string, param: string | null = null): ApiError {
+  return new ApiError(404, message, null, param);
+}

@@ -1,0 +1,43 @@
+import type { Knobs } from './knobs.js';
+
+/** Endpoints an engine answers. */
+export const ENGINE_ENDPOINTS = ['/v1/chat/completions', '/v1/embeddings'] as const;
+export type EngineEndpoint = (typeof ENGINE_ENDPOINTS)[number];
+
+/** One request for an engine, from a batch line or a synchronous call. */
+export interface EngineRequest {
+  endpoint: EngineEndpoint;
+  /** The request body as sent (already known to be a JSON object). */
+  body: Record<string, unknown>;
+  /** What deterministic choices hang on: the custom_id in a batch, the body text for a sync call. */
+  key: string;
+  knobs: Knobs;
+  /** Service time, unix seconds (the response's `created`). */
+  now: number;
+}
+
+export interface EngineUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  reasoning_tokens: number;
+}
+
+/** An HTTP-like answer: a status and a body (the response, or `{error}`), and usage when billed. */
+export interface EngineAnswer {
+  status: number;
+  body: unknown;
+  usage: EngineUsage | null;
+}
+
+/**
+ * What answers requests. The test engine answers synchronously; an engine that forwards requests
+ * elsewhere returns promises. Latency and concurrency are the caller's business, not the engine's.
+ */
+export interface Engine {
+  readonly name: string;
+  /** True when `answer` never returns a promise: batches then run it in a tight loop. */
+  readonly synchronous: boolean;
+  /** Loads what the engine needs (a tokenizer); called before the first answer. */
+  ready(): Promise<void>;
+  answer(request: EngineRequest): EngineAnswer | Promise<EngineAnswer>;
+}

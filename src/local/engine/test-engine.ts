@@ -1,0 +1,328 @@
+import { ApiError } from '../api-error.js';
+import { type BodyProblem, checkChatBody, checkEmbeddingBody, textOfContent } from './check-body.js';
+import type { Engine, EngineAnswer, EngineRequest } from './engine.js';
+import { fateOf, type Knobs, knobsFrom } from './knobs.js';
+import { hashString, hex8, type Random, rng } from './random.js';
+import { valueForSchema } from './schema-value.js';
+import { loadTokenizer, type Tokenizer } from './tokens.js';
+
+/** Every response says it came from here, in `model` and `system_fingerprint`: nothing was inferred. */
+export const TEST_ENGINE_NAME = 'batchpipe-test-engine';
+const FINGERPRINT = 'batchpipe-test-engine-no-inference';
+
+// OpenAI's chat token accounting: each message costs its content plus ~3 tokens of framing, and
+// every reply is primed with 3 more (openai-cookbook, "How to count tokens with tiktoken").
+const TOKENS_PER_MESSAGE = 3;
+const TOKENS_PER_REPLY = 3;
+const SNIPPET_CHARS = 60;
+
+/** Embedding sizes when a request gives no `dimensions`. */
+const DEFAULT_DIMENSIONS: Record<string, number> = {
+  'text-embedding-v4': 1024,
+  'text-embedding-v3': 1024,
+  'text-embedding-3-small': 1536,
+  'text-embedding-3-large': 3072,
+  'text-embedding-ada-002': 1536,
+};
+const FALLBACK_DIMENSIONS = 1024;
+
+const REASONING_WORDS = [
+  'first',
+  'consider',
+  'the',
+  'question',
+  'then',
+  'weigh',
+  'each',
+  'option',
+  'check',
+  'facts',
+  'and',
+  'conclude',
+];
+
+// DashScope's refusal for content moderation, as its compatible mode returns it.
+const REFUSAL = {
+  error: {
+    message: 'Input data may contain inappropriate content.',
+    type: 'data_inspection_failed',
+    param: null,
+    code: 'data_inspection_failed',
+  },
+};
+
+export interface TestEngineOptions {
+  tokenizer: 'o200k' | 'estimate';
+  /** True when the model thinks unless a request says `enable_thinking: false`. */
+  thinksByDefault: (model: string) => boolean;
+}
+
+type Body = Record<string, unknown>;
+type ResponseFormat = { type?: unknown; json_schema?: { schema?: unknown } };
+
+/**
+ * Deterministic answers without inference: a valid chat completion (schema-valid JSON for a JSON
+ * schema, a label for an enum, reasoning when thinking is on), usage from a real tokenizer, and unit
+ * vectors for embeddings. Knobs spoil a share of answers the way real models do.
+ */
+export function createTestEngine(options: TestEngineOptions): Engine {
+  let tokenizer: Tokenizer | undefined;
+  const schemaInPrompt = new Map<string, unknown>();
+
+  const count = (text: string) => tokenizer!.count(text);
+
+  /** JSON mode carries its schema in the prompt (DashScope has no json_schema in batch): find it. */
+  const promptSchema = (messages: unknown[]): unknown => {
+    for (const message of messages) {
+      const text = textOfContent(message);
+      if (!text.includes('{')) continue;
+      let schema = schemaInPrompt.get(text);
+      if (schema === undefined) {
+        schema = extractSchema(text);
+        if (schemaInPrompt.size > 1024) schemaInPrompt.clear();
+        schemaInPrompt.set(text, schema);
+      }
+      if (schema !== null) return schema;
+    }
+    return null;
+  };
+
+  const chat = (request: EngineRequest): EngineAnswer => {
+    const body = request.body;
+    const found = checkChatBody(body);
+    if (found) return refused(found);
+    let knobs: Knobs;
+    try {
+      knobs =
+        body.metadata === undefined ? request.knobs : knobsFrom(body.metadata, request.knobs, 'metadata');
+    } catch (error) {
+      if (error instanceof ApiError) return refused({ message: error.message, param: error.param });
+      throw error;
+    }
+    const model = body.model as string;
+    const messages = body.messages as unknown[];
+    const format = (body.response_format ?? null) as ResponseFormat | null;
+    const jsonMode = format?.type === 'json_object' || format?.type === 'json_schema';
+    const fate = fateOf(request.key, knobs, jsonMode);
+    if (fate === 'refuse') return { status: 400, body: REFUSAL, usage: null };
+
+    let promptTokens = TOKENS_PER_REPLY;
+    let lastUser = '';
+    for (const message of messages) {
+      const text = textOfContent(message);
+      promptTokens += count(text) + TOKENS_PER_MESSAGE;
+      if ((message as Body).role === 'user') lastUser = text;
+    }
+    const snippet = lastUser.length > SNIPPET_CHARS ? `${lastUser.slice(0, SNIPPET_CHARS)}...` : lastUser;
+    const thinking =
+      typeof body.enable_thinking === 'boolean' ? body.enable_thinking : options.thinksByDefault(model);
+    const budget = typeof body.thinking_budget === 'number' ? body.thinking_budget : undefined;
+    const maxTokens = (body.max_completion_tokens ?? body.max_tokens) as number | null | undefined;
+    const n = typeof body.n === 'number' ? body.n : 1;
+    const hash = hashString(request.key, knobs.seed);
+
+    let completionTokens = 0;
+    let reasoningTokens = 0;
+    const choices: unknown[] = [];
+    for (let index = 0; index < n; index++) {
+      const h = index === 0 ? hash : hashString(`${index}`, hash);
+      const random = rng(h);
+      let content: string;
+      if (format?.type === 'json_schema') content = jsonAnswer(format.json_schema?.schema, random, snippet);
+      else if (format?.type === 'json_object') content = jsonAnswer(promptSchema(messages), random, snippet);
+      else content = `Test answer ${hex8(h)} from ${TEST_ENGINE_NAME} (no inference) to: "${snippet}"`;
+      if (fate === 'invalid_json') content = spoilJson(content, h);
+      let finish = 'stop';
+      let tokens = count(content);
+      if (fate === 'truncate') {
+        content = content.slice(0, Math.max(1, content.length >> 1));
+        tokens = count(content);
+        finish = 'length';
+      }
+      if (typeof maxTokens === 'number' && tokens > maxTokens) {
+        content = cutToTokens(content, maxTokens, count);
+        tokens = count(content);
+        finish = 'length';
+      }
+      const message: Body = { role: 'assistant', content };
+      if (thinking) {
+        const reasoning = reasoningText(snippet, random, budget, count);
+        message.reasoning_content = reasoning;
+        const r = count(reasoning);
+        reasoningTokens += r;
+        completionTokens += r;
+      }
+      completionTokens += tokens;
+      choices.push({ index, message, finish_reason: finish, logprobs: null });
+    }
+    const usage = {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+      prompt_tokens_details: { cached_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: reasoningTokens },
+    };
+    return {
+      status: 200,
+      body: {
+        id: `chatcmpl-${hex8(hash)}${hex8(hashString(model, hash))}`,
+        object: 'chat.completion',
+        created: request.now,
+        model: `${TEST_ENGINE_NAME}/${model}`,
+        choices,
+        usage,
+        system_fingerprint: FINGERPRINT,
+      },
+      usage: {
+        prompt_tokens: promptTokens,
+        completion_tokens: completionTokens,
+        reasoning_tokens: reasoningTokens,
+      },
+    };
+  };
+
+  const embed = (request: EngineRequest): EngineAnswer => {
+    const body = request.body;
+    const found = checkEmbeddingBody(body);
+    if (found) return refused(found);
+    const model = body.model as string;
+    const texts = embeddingTexts(body.input);
+    const dimensions =
+      typeof body.dimensions === 'number'
+        ? body.dimensions
+        : (DEFAULT_DIMENSIONS[model] ?? FALLBACK_DIMENSIONS);
+    const base64 = body.encoding_format === 'base64';
+    const seed = hashString(model, request.knobs.seed);
+    let tokens = 0;
+    const data = texts.map((input, index) => {
+      tokens += typeof input === 'string' ? count(input) : input.length;
+      const vector = unitVector(typeof input === 'string' ? input : input.join(','), dimensions, seed);
+      return {
+        object: 'embedding',
+        index,
+        embedding: base64 ? Buffer.from(vector.buffer).toString('base64') : Array.from(vector),
+      };
+    });
+    return {
+      status: 200,
+      body: {
+        object: 'list',
+        data,
+        model: `${TEST_ENGINE_NAME}/${model}`,
+        usage: { prompt_tokens: tokens, total_tokens: tokens },
+      },
+      usage: { prompt_tokens: tokens, completion_tokens: 0, reasoning_tokens: 0 },
+    };
+  };
+
+  return {
+    name: TEST_ENGINE_NAME,
+    synchronous: true,
+    async ready() {
+      tokenizer ??= await loadTokenizer(options.tokenizer);
+    },
+    answer(request) {
+      return request.endpoint === '/v1/embeddings' ? embed(request) : chat(request);
+    },
+  };
+}
+
+function refused(found: BodyProblem): EngineAnswer {
+  return {
+    status: 400,
+    body: {
+      error: { message: found.message, type: 'invalid_request_error', param: found.param, code: null },
+    },
+    usage: null,
+  };
+}
+
+function jsonAnswer(schema: unknown, random: Random, snippet: string): string {
+  if (schema === null || schema === undefined)
+    return JSON.stringify({ answer: `test answer to: ${snippet}` });
+  return JSON.stringify(valueForSchema(schema, random));
+}
+
+/** Invalid JSON the way models write it: prose around the object, or the last brace missing. */
+function spoilJson(json: string, hash: number): string {
+  const last = json[json.length - 1];
+  if (hash & 1 && (last === '}' || last === ']')) return json.slice(0, -1);
+  return `Here is the JSON you asked for:\n${json}`;
+}
+
+function cutToTokens(text: string, max: number, count: (text: string) => number): string {
+  let cut = text;
+  // Proportional cuts converge in one or two steps; stop at the empty string in any case.
+  for (let tokens = count(cut); tokens > max && cut.length > 0; tokens = count(cut))
+    cut = cut.slice(0, Math.max(0, Math.floor((cut.length * max) / tokens) - 1));
+  return cut;
+}
+
+function reasoningText(
+  snippet: string,
+  random: Random,
+  budget: number | undefined,
+  count: (text: string) => number,
+): string {
+  const words = 16 + Math.floor(random() * 48);
+  let text = `Thinking (${TEST_ENGINE_NAME}, no inference) about "${snippet}":`;
+  for (let i = 0; i < words; i++)
+    text += ` ${REASONING_WORDS[Math.floor(random() * REASONING_WORDS.length)]}`;
+  return budget !== undefined ? cutToTokens(text, budget, count) : text;
+}
+
+function embeddingTexts(input: unknown): Array<string | number[]> {
+  if (typeof input === 'string') return [input];
+  const items = input as unknown[];
+  if (items.every((x) => typeof x === 'number')) return [items as number[]];
+  return items as Array<string | number[]>;
+}
+
+/** A deterministic direction in `dimensions` space, of length 1. */
+function unitVector(text: string, dimensions: number, seed: number): Float32Array {
+  const random = rng(hashString(text, seed));
+  const vector = new Float32Array(dimensions);
+  let norm = 0;
+  for (let i = 0; i < dimensions; i++) {
+    const x = random() * 2 - 1;
+    vector[i] = x;
+    norm += x * x;
+  }
+  const scale = 1 / Math.sqrt(norm || 1);
+  for (let i = 0; i < dimensions; i++) vector[i]! *= scale;
+  return vector;
+}
+
+// A label instruction in words: `{"label": "..."}` ... `one of: "a", "b"` (how JSON-mode prompts
+// state an enum when the provider takes no json_schema).
+const LABEL_PROMPT =
+  /\{\s*"([^"\\]+)"\s*:\s*"\.\.\."\s*\}[\s\S]*?\bone of:\s*((?:"(?:[^"\\]|\\.)*"(?:\s*,\s*)?)+)/;
+const QUOTED = /"(?:[^"\\]|\\.)*"/g;
+
+/**
+ * The answer shape a JSON-mode prompt states: a label instruction, or the first JSON object in the
+ * text that looks like a JSON schema (has type, properties or enum). Null when there is neither.
+ */
+function extractSchema(text: string): unknown {
+  const labels = LABEL_PROMPT.exec(text);
+  if (labels) {
+    const field = labels[1]!;
+    const values = [...labels[2]!.matchAll(QUOTED)].map((m) => JSON.parse(m[0]) as string);
+    return { type: 'object', properties: { [field]: { enum: values } }, required: [field] };
+  }
+  let start = text.indexOf('{');
+  const end = text.lastIndexOf('}');
+  while (start !== -1 && start < end) {
+    try {
+      const value = JSON.parse(text.slice(start, end + 1)) as unknown;
+      const schemaLike =
+        value !== null &&
+        typeof value === 'object' &&
+        ('properties' in value || 'enum' in value || 'type' in value);
+      return schemaLike ? value : null;
+    } catch {
+      start = text.indexOf('{', start + 1);
+    }
+  }
+  return null;
+}

@@ -1,0 +1,125 @@
+import { createReadStream } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { badRequest, notFound } from '../api-error.js';
+import type { FileObject } from '../files-store.js';
+import { isFileId } from '../ids.js';
+import type { Route, RouteContext } from '../state.js';
+import { receiveUpload } from '../upload.js';
+import { intParam } from './query.js';
+
+/** OpenAI's bounds for `GET /files?limit=`. */
+const FILES_LIMIT = { min: 1, max: 10_000, default: 10_000 };
+
+function fileOr404(ctx: RouteContext): FileObject {
+  const id = ctx.params[0]!;
+  const file = isFileId(id) ? ctx.state.files.get(id) : undefined;
+  if (!file) throw notFound(`No such File object: ${id}`, 'id');
+  return file;
+}
+
+export const fileRoutes: Route[] = [
+  {
+    name: 'files.create',
+    method: 'POST',
+    pattern: /^\/v1\/files$/,
+    async handler({ req, state }) {
+      const upload = await receiveUpload(req, state.tmpDir, state.rules.maxUploadBytes);
+      const purpose = upload.fields.purpose;
+      try {
+        if (purpose === undefined) throw badRequest("Missing required parameter: 'purpose'.", 'purpose');
+        // DashScope's batch files take purpose "batch" only; other purposes belong to other APIs.
+        if (purpose !== 'batch')
+          throw badRequest(
+            `purpose must be "batch" on this service, got ${JSON.stringify(purpose)}`,
+            'purpose',
+          );
+      } catch (error) {
+        await unlink(upload.tmpPath).catch(() => {});
+        throw error;
+      }
+      const now = state.clock.now();
+      const file = await state.files.addUpload(upload.tmpPath, upload, now);
+      await state.records.append({
+        at: now,
+        op: 'file.create',
+        id: file.id,
+        filename: file.filename,
+        bytes: file.bytes,
+        sha256: upload.sha256,
+      });
+      return file;
+    },
+  },
+  {
+    name: 'files.list',
+    method: 'GET',
+    pattern: /^\/v1\/files$/,
+    async handler({ state, query }) {
+      const order = query.get('order') ?? 'desc';
+      if (order !== 'asc' && order !== 'desc')
+        throw badRequest(`order must be "asc" or "desc", got ${JSON.stringify(order)}`, 'order');
+      const limit = intParam(query, 'limit', FILES_LIMIT);
+      const { data, hasMore } = state.files.list({
+        purpose: query.get('purpose') ?? undefined,
+        after: query.get('after') ?? undefined,
+        limit,
+        order,
+      });
+      return {
+        object: 'list',
+        data,
+        first_id: data[0]?.id ?? null,
+        last_id: data[data.length - 1]?.id ?? null,
+        has_more: hasMore,
+      };
+    },
+  },
+  {
+    name: 'files.retrieve',
+    method: 'GET',
+    pattern: /^\/v1\/files\/([^/]+)$/,
+    async handler(ctx) {
+      return fileOr404(ctx);
+    },
+  },
+  {
+    name: 'files.delete',
+    method: 'DELETE',
+    pattern: /^\/v1\/files\/([^/]+)$/,
+    async handler(ctx) {
+      const file = fileOr404(ctx);
+      const { state } = ctx;
+      if (state.scheduler.isReading(file.id))
+        throw badRequest(
+          `file ${file.id} is the input of a batch that has not finished; cancel the batch or wait for it`,
+          'file_id',
+          'file_in_use',
+        );
+      await state.files.delete(file.id);
+      await state.records.append({ at: state.clock.now(), op: 'file.delete', id: file.id });
+      return { id: file.id, object: 'file', deleted: true };
+    },
+  },
+  {
+    name: 'files.content',
+    method: 'GET',
+    pattern: /^\/v1\/files\/([^/]+)\/content$/,
+    async handler(ctx) {
+      const file = fileOr404(ctx);
+      const { res, state } = ctx;
+      const stream = createReadStream(state.files.contentPath(file.id));
+      await new Promise<void>((resolve, reject) => {
+        stream.once('open', () => resolve());
+        stream.once('error', reject);
+      }).catch(() => {
+        throw notFound(`No such File object: ${file.id}`, 'id');
+      });
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': file.bytes });
+      await pipeline(stream, res).catch(() => {
+        // The client went away mid-download; nothing to answer.
+      });
+      return undefined;
+    },
+  },
+];

@@ -1,0 +1,72 @@
+import type { FileLimits, ProviderProfile } from '../providers/profile.js';
+import { PROFILES } from '../providers/profiles.js';
+import { thinksByDefault } from '../providers/resolve-profile.js';
+import { ENGINE_ENDPOINTS, type EngineEndpoint } from './engine/engine.js';
+import type { ServiceConfig } from './options.js';
+
+/** Whose rules the service enforces. */
+export type ServiceProfileName = 'dashscope' | 'openai';
+
+/** The provider rules one service enforces, as data (the facts come from src/providers). */
+export interface ServiceRules {
+  profile: ServiceProfileName;
+  limits: FileLimits;
+  /** `completion_window` bounds, in hours. */
+  windowHours: { min: number; max: number };
+  /** Endpoints a batch may target here (the provider's, as far as an engine answers them). */
+  endpoints: readonly EngineEndpoint[];
+  /** Endpoints the provider offers that this service does not answer (named in the refusal). */
+  unservedEndpoints: readonly string[];
+  metadata: 'dashscope' | 'openai';
+  /** DashScope's list filters (ds_name, input_file_ids, status, create_after/create_before). */
+  listFilters: boolean;
+  /** Only batches created in this many days are listed (DashScope: 30); null lists all. */
+  listWindowDays: number | null;
+  /** Lines a batch never ran when it expired: written to the error file (OpenAI) or left out. */
+  unrunOnExpiry: 'error_file' | 'omit';
+  /** Models offered, or null for any. */
+  models: ReadonlySet<string> | null;
+  thinksByDefault(model: string): boolean;
+  maxUploadBytes: number;
+  maxJsonBodyBytes: number;
+  maxValidationErrors: number;
+}
+
+/** DashScope: `ds_name` <= 100 and `ds_description` <= 200 characters (ref/dashscope-batch-api.txt). */
+export const DS_NAME_MAX = 100;
+export const DS_DESCRIPTION_MAX = 200;
+/** DashScope: `input_file_ids` takes at most 20 ids. */
+export const MAX_INPUT_FILE_IDS = 20;
+/** DashScope: "Only tasks from the last 30 days are queryable via list." */
+const DASHSCOPE_LIST_DAYS = 30;
+
+export function serviceRules(config: ServiceConfig): ServiceRules {
+  // The service's DashScope is the Beijing region: it offers both chat and embeddings for batches.
+  const base: ProviderProfile = config.profile === 'openai' ? PROFILES.openai : PROFILES['dashscope-cn'];
+  const served = ENGINE_ENDPOINTS.filter((e) => base.endpoints.includes(e));
+  const limits: FileLimits = {
+    maxLinesPerFile: config.limits.maxLinesPerFile ?? base.limits.maxLinesPerFile,
+    maxBytesPerFile: config.limits.maxBytesPerFile ?? base.limits.maxBytesPerFile,
+    maxLineBytes: config.limits.maxLineBytes ?? base.limits.maxLineBytes,
+    maxCustomIdBytes: config.limits.maxCustomIdBytes ?? base.limits.maxCustomIdBytes,
+  };
+  const dashscope = config.profile === 'dashscope';
+  return {
+    profile: config.profile,
+    limits,
+    windowHours: base.completionWindowHours,
+    endpoints: served,
+    unservedEndpoints: base.endpoints.filter((e) => !served.includes(e as EngineEndpoint)),
+    metadata: dashscope ? 'dashscope' : 'openai',
+    listFilters: dashscope,
+    listWindowDays: dashscope ? DASHSCOPE_LIST_DAYS : null,
+    // OpenAI's guide: requests not run before the window ends go to the error file as batch_expired.
+    // The DashScope documents say only that unprocessed requests are terminated.
+    unrunOnExpiry: dashscope ? 'omit' : 'error_file',
+    models: config.models ? new Set(config.models) : null,
+    thinksByDefault: (model) => thinksByDefault(base, model),
+    maxUploadBytes: config.limits.maxUploadBytes,
+    maxJsonBodyBytes: config.limits.maxJsonBodyBytes,
+    maxValidationErrors: config.limits.maxValidationErrors,
+  };
+}

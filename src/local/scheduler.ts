@@ -1,0 +1,297 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { badRequest } from './api-error.js';
+import { type BatchRecord, type BatchStore, type Ending, TERMINAL } from './batches-store.js';
+import type { ServiceClock } from './clock.js';
+import type { Engine } from './engine/engine.js';
+import { ERROR_PART, executeBatch, type HaltReason, OUTPUT_PART, type Progress } from './execute.js';
+import type { FileStore } from './files-store.js';
+import { newFileId } from './ids.js';
+import { Semaphore } from './semaphore.js';
+import { type Validation, validateInputFile } from './validate-input.js';
+
+export interface SchedulerOptions {
+  batches: BatchStore;
+  files: FileStore;
+  clock: ServiceClock;
+  engine: Engine;
+  concurrency: number;
+  maxActiveBatches: number;
+  checkpointMs: number;
+  log: (line: string) => void;
+}
+
+interface Running {
+  promise: Promise<void>;
+  /** Stops dispatch: a cancel, an expiry, or a close. */
+  halt: AbortController;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** setTimeout's longest delay; longer waits are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Moves batches through their lifecycle: validating -> in_progress -> finalizing -> completed, or
+ * failed, expired, cancelling -> cancelled. Every non-terminal batch has a runner; at most
+ * `maxActiveBatches` validate or run at once (the rest wait in `validating`, as providers queue) and
+ * their requests share one pool of `concurrency` slots. Every status change is durable before it is
+ * visible; a restart picks every unfinished batch up where its state and progress log left it.
+ */
+export class Scheduler {
+  readonly #o: SchedulerOptions;
+  readonly #slots: Semaphore;
+  readonly #pool: Semaphore;
+  readonly #running = new Map<string, Running>();
+  readonly #stop = new AbortController();
+  #stopping = false;
+
+  constructor(options: SchedulerOptions) {
+    this.#o = options;
+    this.#slots = new Semaphore(options.maxActiveBatches);
+    this.#pool = new Semaphore(options.concurrency);
+  }
+
+  /** The shared request pool (synchronous calls queue on it too). */
+  get pool(): Semaphore {
+    return this.#pool;
+  }
+
+  get stopSignal(): AbortSignal {
+    return this.#stop.signal;
+  }
+
+  /** Picks up every batch that had not reached a terminal state. */
+  resumeAll(): void {
+    for (const record of this.#o.batches.all()) if (!TERMINAL.has(record.batch.status)) this.launch(record);
+  }
+
+  launch(record: BatchRecord): void {
+    const id = record.batch.id;
+    if (this.#running.has(id) || this.#stopping) return;
+    const running: Running = { promise: Promise.resolve(), halt: new AbortController(), timer: undefined };
+    this.#running.set(id, running);
+    this.#armExpiry(record, running);
+    running.promise = this.#run(record, running)
+      .catch((error: unknown) => this.#crashed(record, error))
+      .finally(() => {
+        clearTimeout(running.timer);
+        this.#running.delete(id);
+      });
+  }
+
+  /** True while a batch that is not finished reads this input file. */
+  isReading(fileId: string): boolean {
+    for (const record of this.#o.batches.all())
+      if (record.batch.input_file_id === fileId && !TERMINAL.has(record.batch.status)) return true;
+    return false;
+  }
+
+  /** validating/in_progress -> cancelling, durably; the runner then stops dispatching. */
+  async cancel(record: BatchRecord): Promise<void> {
+    const { batch } = record;
+    if (batch.status === 'cancelling') return;
+    if (TERMINAL.has(batch.status) || batch.status === 'finalizing' || record.internal.ending !== null)
+      throw badRequest(`Cannot cancel a batch with status ${batch.status}.`, null, 'batch_not_cancellable');
+    batch.status = 'cancelling';
+    batch.cancelling_at = this.#o.clock.now();
+    await this.#o.batches.save(record);
+    this.#running.get(batch.id)?.halt.abort('cancel');
+  }
+
+  async close(): Promise<void> {
+    this.#stopping = true;
+    this.#stop.abort('stop');
+    for (const running of this.#running.values()) running.halt.abort('stop');
+    await Promise.allSettled([...this.#running.values()].map((r) => r.promise));
+    await this.#o.batches.flush();
+  }
+
+  #haltReason(record: BatchRecord): HaltReason | null {
+    if (this.#stopping) return 'stop';
+    if (record.batch.status === 'cancelling') return 'cancel';
+    if (this.#o.clock.now() >= record.batch.expires_at) return 'expire';
+    return null;
+  }
+
+  #armExpiry(record: BatchRecord, running: Running): void {
+    const wait = this.#o.clock.realMsUntil(record.batch.expires_at);
+    running.timer = setTimeout(
+      () => {
+        if (this.#o.clock.now() >= record.batch.expires_at) running.halt.abort('expire');
+        else this.#armExpiry(record, running);
+      },
+      Math.min(MAX_TIMER_MS, Math.ceil(wait) + 1),
+    );
+    running.timer.unref();
+  }
+
+  async #run(record: BatchRecord, running: Running): Promise<void> {
+    const { batch, internal } = record;
+    let slot = false;
+    if (internal.ending === null && this.#haltReason(record) === null) {
+      try {
+        await this.#slots.acquire(running.halt.signal);
+        slot = true;
+      } catch {
+        // Halted while queued: cancelled, expired or closing; handled below without a slot.
+      }
+    }
+    try {
+      if (internal.ending === null && !internal.validated) {
+        if (slot) await this.#validate(record);
+        if (TERMINAL.has(batch.status)) return;
+        if (!internal.validated) {
+          const reason = this.#haltReason(record);
+          if (reason === null || reason === 'stop') return;
+          // Halted before validation finished: no request ran, no result file.
+          await this.#end(record, reason === 'cancel' ? 'cancelled' : 'expired', 0);
+        }
+      }
+      if (internal.ending === null) {
+        const ended = await executeBatch(
+          {
+            inputPath: this.#o.files.contentPath(batch.input_file_id),
+            workDir: this.#o.batches.workDir(batch.id),
+            engine: this.#o.engine,
+            clock: this.#o.clock,
+            pool: this.#pool,
+            concurrency: this.#o.concurrency,
+            haltSignal: running.halt.signal,
+            stopSignal: this.#stop.signal,
+            haltReason: () => this.#haltReason(record),
+            checkpointMs: this.#o.checkpointMs,
+            onProgress: (progress) => showProgress(record, progress),
+          },
+          record,
+          slot,
+        );
+        if (ended === 'stopped') return;
+        await this.#end(record, ended.ending, ended.errorLines);
+      }
+      await this.#finalize(record);
+    } finally {
+      if (slot) this.#slots.release();
+    }
+  }
+
+  async #validate(record: BatchRecord): Promise<void> {
+    const { batch, internal } = record;
+    await this.#o.engine.ready();
+    const input = this.#o.files.get(batch.input_file_id);
+    const result: Validation = input
+      ? await validateInputFile(
+          this.#o.files.contentPath(batch.input_file_id),
+          input.bytes,
+          {
+            limits: internal.limits,
+            endpoint: batch.endpoint,
+            models: internal.models ? new Set(internal.models) : null,
+            maxErrors: internal.maxValidationErrors,
+          },
+          () => this.#haltReason(record) !== null,
+        )
+      : {
+          kind: 'failed',
+          errors: [
+            {
+              code: 'file_not_found',
+              line: null,
+              message: 'the input file no longer exists',
+              param: 'input_file_id',
+            },
+          ],
+        };
+    if (result.kind === 'halted' || this.#haltReason(record) !== null) return;
+    const now = this.#o.clock.now();
+    if (result.kind === 'failed') {
+      batch.status = 'failed';
+      batch.failed_at = now;
+      batch.errors = { object: 'list', data: result.errors };
+      await this.#o.batches.save(record);
+      await rm(this.#o.batches.workDir(batch.id), { recursive: true, force: true });
+      return;
+    }
+    internal.validated = true;
+    batch.status = 'in_progress';
+    batch.in_progress_at = now;
+    batch.model = result.model;
+    batch.request_counts = { total: result.lines, completed: 0, failed: 0 };
+    await this.#o.batches.save(record);
+  }
+
+  /** Records how the run ended, with final counts, before any result file is made. */
+  async #end(record: BatchRecord, ending: Ending, errorLines: number): Promise<void> {
+    record.internal.ending = ending;
+    record.internal.errorLines = errorLines;
+    await this.#o.batches.save(record);
+  }
+
+  /** Makes the result files stored files and sets the terminal status. Safe to redo after a crash. */
+  async #finalize(record: BatchRecord): Promise<void> {
+    const { batch, internal } = record;
+    const ending = internal.ending!;
+    const clock = this.#o.clock;
+    if (ending === 'completed' && batch.status !== 'finalizing') {
+      batch.status = 'finalizing';
+      batch.finalizing_at = clock.now();
+      await this.#o.batches.save(record);
+    }
+    if (internal.outputFileId === undefined || internal.errorFileId === undefined) {
+      // No output file when nothing succeeded, no error file when nothing failed (the APIs' nulls).
+      internal.outputFileId = batch.request_counts.completed > 0 ? newFileId('batch_output') : null;
+      internal.errorFileId = internal.errorLines > 0 ? newFileId('batch_error') : null;
+      await this.#o.batches.save(record);
+    }
+    const work = this.#o.batches.workDir(batch.id);
+    const now = clock.now();
+    if (internal.outputFileId)
+      await this.#o.files.adoptResult(internal.outputFileId, 'batch_output', join(work, OUTPUT_PART), now);
+    if (internal.errorFileId)
+      await this.#o.files.adoptResult(internal.errorFileId, 'batch_error', join(work, ERROR_PART), now);
+    batch.output_file_id = internal.outputFileId;
+    batch.error_file_id = internal.errorFileId;
+    batch.status = ending;
+    if (ending === 'completed') batch.completed_at = now;
+    else if (ending === 'expired') batch.expired_at = now;
+    else batch.cancelled_at = now;
+    await this.#o.batches.save(record);
+    await rm(work, { recursive: true, force: true });
+  }
+
+  /** A runner failed for a reason of its own (disk full, a bug): the batch fails, the service lives. */
+  async #crashed(record: BatchRecord, error: unknown): Promise<void> {
+    if (this.#stopping) return;
+    const message = (error as Error)?.message ?? String(error);
+    this.#o.log(`batch ${record.batch.id} failed: ${message}`);
+    const { batch } = record;
+    if (TERMINAL.has(batch.status)) return;
+    batch.status = 'failed';
+    batch.failed_at = this.#o.clock.now();
+    batch.errors = {
+      object: 'list',
+      data: [
+        {
+          code: 'server_error',
+          line: null,
+          message: `the service failed to run the batch: ${message}`,
+          param: null,
+        },
+      ],
+    };
+    await this.#o.batches.save(record).catch(() => {});
+  }
+}
+
+function showProgress(record: BatchRecord, progress: Progress): void {
+  const { batch } = record;
+  batch.request_counts.completed = progress.completed;
+  batch.request_counts.failed = progress.failed;
+  batch.usage = {
+    input_tokens: progress.inputTokens,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: progress.outputTokens,
+    output_tokens_details: { reasoning_tokens: progress.reasoningTokens },
+    total_tokens: progress.inputTokens + progress.outputTokens,
+  };
+}

@@ -1,0 +1,134 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import { type Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import busboy from 'busboy';
+import { ApiError } from './api-error.js';
+import { fsyncFile } from './durable.js';
+import { randomToken } from './ids.js';
+
+/** A multipart upload received to a temp file, fsynced, not yet a stored file. */
+export interface Upload {
+  tmpPath: string;
+  filename: string;
+  bytes: number;
+  sha256: string;
+  fields: Record<string, string>;
+}
+
+const MAX_FILENAME = 1024;
+
+/**
+ * Streams the `file` part of a multipart body to disk (never held in memory), hashing it on the way,
+ * and collects the other fields. Works with and without content-length (chunked), as clients send
+ * both. Refuses a body that is not multipart, a second file, or a file over `maxBytes` (413).
+ */
+export async function receiveUpload(req: IncomingMessage, tmpDir: string, maxBytes: number): Promise<Upload> {
+  let parser: busboy.Busboy;
+  try {
+    parser = busboy({
+      headers: req.headers,
+      limits: { files: 1, fileSize: maxBytes, fields: 16, fieldSize: 4096, fieldNameSize: 100, parts: 24 },
+    });
+  } catch (error) {
+    throw new ApiError(
+      400,
+      `expected a multipart/form-data body with a "file" part (${(error as Error).message})`,
+      'invalid_multipart',
+    );
+  }
+  const tmpPath = join(tmpDir, `${randomToken(16)}.upload`);
+  const fields: Record<string, string> = {};
+  let failure: ApiError | undefined;
+  let written: Promise<{ bytes: number; sha256: string }> | undefined;
+  let filename = '';
+  const fail = (error: ApiError) => {
+    failure ??= error;
+  };
+
+  parser.on('file', (name, stream, info) => {
+    if (name !== 'file' || written) {
+      fail(
+        new ApiError(
+          400,
+          `unexpected file part "${name}": send one file, in the part named "file"`,
+          null,
+          'file',
+        ),
+      );
+      stream.resume();
+      return;
+    }
+    filename = info.filename || 'upload.jsonl';
+    stream.on('limit', () =>
+      fail(
+        new ApiError(
+          413,
+          `the file is larger than this service accepts (${maxBytes} bytes)`,
+          'file_too_large',
+          'file',
+        ),
+      ),
+    );
+    written = writeToDisk(stream, tmpPath);
+    written.catch(() => {});
+  });
+  parser.on('field', (name, value, info) => {
+    if (info.nameTruncated || info.valueTruncated)
+      fail(new ApiError(400, `form field "${name}" is too long`, null, name));
+    else fields[name] = value;
+  });
+  parser.on('filesLimit', () => fail(new ApiError(400, 'send exactly one file per upload', null, 'file')));
+  parser.on('fieldsLimit', () => fail(new ApiError(400, 'too many form fields', null, null)));
+  parser.on('partsLimit', () => fail(new ApiError(400, 'too many form parts', null, null)));
+
+  try {
+    await pipeline(req, parser);
+  } catch (error) {
+    if (error instanceof ApiError) fail(error);
+    else
+      fail(new ApiError(400, `malformed multipart body: ${(error as Error).message}`, 'invalid_multipart'));
+  }
+  let result: { bytes: number; sha256: string } | undefined;
+  try {
+    result = written ? await written : undefined;
+  } catch (error) {
+    fail(
+      new ApiError(
+        400,
+        `the upload was interrupted: ${(error as Error).message}`,
+        'upload_interrupted',
+        'file',
+      ),
+    );
+  }
+  if (!failure && !result) fail(new ApiError(400, 'a "file" part is required', null, 'file'));
+  if (!failure && filename.length > MAX_FILENAME)
+    fail(new ApiError(400, `the file name is longer than ${MAX_FILENAME} characters`, null, 'file'));
+  if (failure || !result) {
+    await unlink(tmpPath).catch(() => {});
+    throw failure;
+  }
+  return { tmpPath, filename, bytes: result.bytes, sha256: result.sha256, fields };
+}
+
+async function writeToDisk(stream: Readable & { truncated?: boolean }, path: string) {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  // A transform, not a 'data' listener: the part must stay paused until the file is open.
+  const hashing = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  // A FileHandle's own write stream keeps the handle busy after it finishes (close() then waits
+  // forever on Node 20): write by path, then fsync through a fresh handle.
+  await pipeline(stream, hashing, createWriteStream(path));
+  await fsyncFile(path);
+  return { bytes, sha256: hash.digest('hex') };
+}
