@@ -1,0 +1,138 @@
+import { Command, Option } from 'commander';
+import { startLocalService } from '../local/index.js';
+import type { LocalServiceOptions } from '../local/options.js';
+import { integer, list, number } from './parse-values.js';
+import { byteSizeArg } from './size-arg.js';
+
+/** Where `serve` keeps state unless told: beside other run state, so it survives restarts. */
+const DEFAULT_DATA_DIR = '.batchpipe/local';
+const KEY_ENV = 'BATCHPIPE_LOCAL_API_KEY';
+
+interface ServeFlags {
+  host: string;
+  port: number;
+  dataDir: string;
+  apiKey?: string;
+  profile: 'dashscope' | 'openai';
+  engine: 'test';
+  latencyMs?: number;
+  timeScale?: number;
+  seed?: number;
+  concurrency?: number;
+  maxActiveBatches?: number;
+  tokenizer?: 'o200k' | 'estimate';
+  invalidJsonRate?: number;
+  truncateRate?: number;
+  refuseRate?: number;
+  models?: string[];
+  maxLinesPerFile?: number;
+  maxBytesPerFile?: number;
+  maxLineBytes?: number;
+  maxUploadBytes?: number;
+  log?: boolean;
+}
+
+export function serveCommand(): Command {
+  return new Command('serve')
+    .description(
+      'run the local OpenAI-compatible Batch API service (Files, Batches, Chat, Embeddings) until interrupted',
+    )
+    .option('--host <host>', 'interface to bind', '127.0.0.1')
+    .option('--port <n>', 'port to listen on; 0 picks a free one', integer, 8787)
+    .option('--data-dir <dir>', 'where files, batches and results are kept', DEFAULT_DATA_DIR)
+    .option('--api-key <key>', `require this bearer key on every call (or set ${KEY_ENV})`)
+    .addOption(
+      new Option('--profile <name>', 'whose rules to enforce')
+        .choices(['dashscope', 'openai'])
+        .default('dashscope'),
+    )
+    .addOption(
+      new Option('--engine <name>', 'what answers requests: test (deterministic, no inference)')
+        .choices(['test'])
+        .default('test'),
+    )
+    .option('--latency-ms <n>', 'time each request takes, in real milliseconds', number)
+    .option('--time-scale <n>', 'service seconds per real second (3600: an hour a second)', number)
+    .option('--seed <n>', 'seed of the test engine', integer)
+    .option('--concurrency <n>', 'requests in flight at once across all batches (default 64)', integer)
+    .option('--max-active-batches <n>', 'batches validated or run at once; more wait (default 8)', integer)
+    .addOption(
+      new Option('--tokenizer <name>', 'how usage is counted (default o200k)').choices(['o200k', 'estimate']),
+    )
+    .option('--invalid-json-rate <r>', 'share of JSON-mode answers that are not valid JSON (0..1)', number)
+    .option('--truncate-rate <r>', 'share of answers cut short with finish_reason "length" (0..1)', number)
+    .option('--refuse-rate <r>', 'share of requests refused with a line-level error (0..1)', number)
+    .option('--models <ids>', 'offer only these models (comma-separated); default any', list)
+    .option('--max-lines-per-file <n>', 'requests per input file (default 50,000)', integer)
+    .option('--max-bytes-per-file <size>', 'bytes per input file (default 500MB; openai 200MB)', byteSizeArg)
+    .option('--max-line-bytes <size>', 'bytes per input line (default 6MB)', byteSizeArg)
+    .option('--max-upload-bytes <size>', 'largest upload accepted (default 1GiB)', byteSizeArg)
+    .option('--log', 'print one line per API call on stderr')
+    .addHelpText(
+      'after',
+      `
+Prints the base URL (ending in /v1) on stdout, then serves until SIGINT or SIGTERM. Point any
+OpenAI-compatible client at it: the openai SDK with baseURL, or batchpipe with --base-url. State lives
+in --data-dir: stop and start again and unfinished batches carry on where they were.
+
+Per-batch knobs go in the batch's metadata: bp_invalid_json_rate, bp_truncate_rate, bp_refuse_rate,
+bp_latency_ms, bp_seed. See docs/local-service.md.
+
+Example:
+  batchpipe serve --port 8787 --time-scale 3600 --latency-ms 5`,
+    )
+    .action(async (flags: ServeFlags) => {
+      const apiKey = flags.apiKey ?? (process.env[KEY_ENV] || undefined);
+      const options: LocalServiceOptions = {
+        host: flags.host,
+        port: flags.port,
+        dataDir: flags.dataDir,
+        apiKey,
+        profile: flags.profile,
+        engine: flags.engine,
+        latencyMs: flags.latencyMs,
+        timeScale: flags.timeScale,
+        seed: flags.seed,
+        concurrency: flags.concurrency,
+        maxActiveBatches: flags.maxActiveBatches,
+        tokenizer: flags.tokenizer,
+        invalidJsonRate: flags.invalidJsonRate,
+        truncateRate: flags.truncateRate,
+        refuseRate: flags.refuseRate,
+        models: flags.models,
+        limits: {
+          maxLinesPerFile: flags.maxLinesPerFile,
+          maxBytesPerFile: flags.maxBytesPerFile,
+          maxLineBytes: flags.maxLineBytes,
+          maxUploadBytes: flags.maxUploadBytes,
+        },
+        log: flags.log ? (line) => process.stderr.write(`${line}\n`) : undefined,
+      };
+      const service = await startLocalService(withoutUndefined(options));
+      process.stdout.write(`${service.url}\n`);
+      process.stderr.write(
+        `batchpipe local service at ${service.url} (profile ${service.profile}, test engine: deterministic, no inference)\n` +
+          `  data dir ${service.dataDir}; ${apiKey ? 'an API key is required' : 'no API key required'}; Ctrl-C to stop\n`,
+      );
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        process.once('SIGINT', () => resolve('SIGINT'));
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+      });
+      process.stderr.write(`${signal}: stopping (running batches checkpoint and resume on the next start)\n`);
+      await service.close();
+      process.stderr.write('stopped\n');
+    });
+}
+
+/** Drops unset flags so the service's own defaults apply (its options are strict about undefined limits). */
+function withoutUndefined<T extends object>(value: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (item === undefined) continue;
+    out[key] =
+      item !== null && typeof item === 'object' && !Array.isArray(item)
+        ? withoutUndefined(item as object)
+        : item;
+  }
+  return out as T;
+}
