@@ -3,12 +3,13 @@ import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { BatchpipeError } from '../errors.js';
 
 /** Bytes gathered before one write: large enough that syscalls are noise, small enough to stay flat. */
-const FLUSH_BYTES = 1 << 20;
+const BUFFER_BYTES = 1 << 20;
 
 /**
- * A file written through a buffer, hashed as it goes, under a temporary name until `close` renames
- * it into place: a crash never leaves a half-written file under the final name. Takes text (joined
- * and encoded once per flush) or byte ranges (adjacent ranges of one buffer are merged, not copied).
+ * A file written through two reused buffers (one filling while the other is written), hashed as it
+ * goes, under a temporary name until `close` renames it into place: a crash never leaves a
+ * half-written file under the final name. Memory is two buffers, whatever the file size, and writing
+ * makes no garbage.
  */
 export class BufferedFile {
   readonly path: string;
@@ -16,9 +17,9 @@ export class BufferedFile {
   readonly #hash: Hash;
   #handle: Promise<FileHandle> | undefined;
   #writing: Promise<void> | undefined;
-  #text = '';
-  #parts: Buffer[] = [];
-  #pendingBytes = 0;
+  #buffer: Buffer = Buffer.allocUnsafe(BUFFER_BYTES);
+  #spare: Buffer | undefined;
+  #pos = 0;
   #bytes = 0;
 
   constructor(path: string) {
@@ -32,65 +33,89 @@ export class BufferedFile {
     return this.#bytes;
   }
 
-  /** Appends text of `bytes` UTF-8 bytes; returns a promise only when it flushed (backpressure). */
+  /** Appends text of `bytes` UTF-8 bytes; returns a promise only when it had to wait for a write. */
   append(text: string, bytes: number): Promise<void> | undefined {
-    this.#text += text;
-    return this.#added(bytes);
-  }
-
-  /** Appends `data[start, end)`; the bytes must stay untouched until flushed. */
-  appendBytes(data: Buffer, start: number, end: number): Promise<void> | undefined {
-    if (this.#text !== '') this.#textToPart();
-    const last = this.#parts[this.#parts.length - 1];
-    if (last && last.buffer === data.buffer && last.byteOffset + last.length === data.byteOffset + start) {
-      this.#parts[this.#parts.length - 1] = data.subarray(last.byteOffset - data.byteOffset, end);
-    } else {
-      this.#parts.push(data.subarray(start, end));
-    }
-    return this.#added(end - start);
-  }
-
-  #added(bytes: number): Promise<void> | undefined {
+    if (bytes > this.#buffer.length - this.#pos)
+      return this.#flushThen(
+        () => this.append(text, bytes),
+        bytes,
+        () => Buffer.from(text, 'utf8'),
+      );
+    this.#pos += this.#buffer.write(text, this.#pos, 'utf8');
     this.#bytes += bytes;
-    this.#pendingBytes += bytes;
-    return this.#pendingBytes >= FLUSH_BYTES ? this.#flush() : undefined;
+    return undefined;
   }
 
-  #textToPart(): void {
-    this.#parts.push(Buffer.from(this.#text, 'utf8'));
-    this.#text = '';
+  /** Appends a copy of `data[start, end)`. */
+  appendBytes(data: Buffer, start: number, end: number): Promise<void> | undefined {
+    const bytes = end - start;
+    if (bytes > this.#buffer.length - this.#pos) {
+      return this.#flushThen(
+        () => this.appendBytes(data, start, end),
+        bytes,
+        () => data.subarray(start, end),
+      );
+    }
+    this.#pos += data.copy(this.#buffer, this.#pos, start, end);
+    this.#bytes += bytes;
+    return undefined;
+  }
+
+  /** Writes what is buffered, then appends; something larger than a buffer is written on its own. */
+  async #flushThen(
+    append: () => Promise<void> | undefined,
+    bytes: number,
+    whole: () => Buffer,
+  ): Promise<void> {
+    await this.#flush();
+    if (bytes <= this.#buffer.length) {
+      await append();
+      return;
+    }
+    const data = whole();
+    this.#hash.update(data);
+    this.#bytes += data.length;
+    await this.#write(data);
   }
 
   /**
-   * Starts writing what is buffered; resolves once the write before it is done, so one write is
-   * always in flight while the caller fills the next buffer.
+   * Starts writing the filled buffer and switches to the spare one; resolves once the write before
+   * it is done, so one write is always in flight while the caller fills the next buffer.
    */
   async #flush(): Promise<void> {
-    if (this.#text !== '') this.#textToPart();
-    if (this.#parts.length === 0) return;
-    const parts = this.#parts;
-    this.#parts = [];
-    this.#pendingBytes = 0;
-    for (const part of parts) this.#hash.update(part);
+    if (this.#pos === 0) return;
+    const filled = this.#buffer.subarray(0, this.#pos);
+    this.#hash.update(filled);
     const previous = this.#writing;
-    this.#handle ??= open(this.#temp, 'w');
-    const handle = this.#handle;
-    this.#writing = (async () => {
-      await previous;
-      try {
-        await (await handle).writev(parts);
-      } catch (error) {
-        throw new BatchpipeError(
-          'BP_OUTPUT_WRITE',
-          `cannot write ${this.#temp}: ${(error as Error).message}`,
-          {},
-          { cause: error },
-        );
-      }
-    })();
+    this.#writing = this.#writeAfter(previous, filled);
     // Unhandled until awaited: a failed write surfaces at the next flush or at close.
     this.#writing.catch(() => undefined);
     await previous;
+    const next = this.#spare ?? Buffer.allocUnsafe(BUFFER_BYTES);
+    this.#spare = this.#buffer;
+    this.#buffer = next;
+    this.#pos = 0;
+  }
+
+  async #writeAfter(previous: Promise<void> | undefined, data: Buffer): Promise<void> {
+    await previous;
+    this.#handle ??= open(this.#temp, 'w');
+    try {
+      await (await this.#handle).write(data);
+    } catch (error) {
+      throw new BatchpipeError(
+        'BP_OUTPUT_WRITE',
+        `cannot write ${this.#temp}: ${(error as Error).message}`,
+        {},
+        { cause: error },
+      );
+    }
+  }
+
+  async #write(data: Buffer): Promise<void> {
+    const previous = this.#writing;
+    this.#writing = this.#writeAfter(previous, data);
+    await this.#writing;
   }
 
   /** Flushes, syncs to disk, renames into place; returns the file's sha256. */
@@ -110,8 +135,7 @@ export class BufferedFile {
 
   /** Drops the temporary file (after a failed run). */
   async discard(): Promise<void> {
-    this.#text = '';
-    this.#parts = [];
+    this.#pos = 0;
     await this.#writing?.catch(() => undefined);
     if (this.#handle) await (await this.#handle.catch(() => undefined))?.close().catch(() => undefined);
     await rm(this.#temp, { force: true });

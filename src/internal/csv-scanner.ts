@@ -51,7 +51,6 @@ export interface CsvScannerOptions {
  */
 export class CsvScanner {
   readonly #opts: CsvScannerOptions;
-  #partial: Buffer | undefined;
   #line = 1;
   #started = false;
   /** The line-ending byte: LF, or CR for files with CR-only line ends. */
@@ -78,23 +77,17 @@ export class CsvScanner {
     return this.#line;
   }
 
-  /** Scans the complete rows of `chunk` (after what was carried over); `last` marks the end of input. */
-  scan(chunk: Buffer, last: boolean, onRow: (row: ScannedRow) => void): void {
-    const buf = this.#partial
-      ? chunk.length > 0
-        ? Buffer.concat([this.#partial, chunk])
-        : this.#partial
-      : chunk;
-    this.#partial = undefined;
+  /**
+   * Scans the complete rows of `buf` (`last` marks the end of input) and returns how many bytes it
+   * consumed: the caller keeps the rest (an unfinished row) and passes it again, followed by more.
+   */
+  scan(buf: Buffer, last: boolean, onRow: (row: ScannedRow) => void): number {
     let p = 0;
     if (!this.#started) {
       // The line end is LF (CRLF files included) once an LF shows up; CR alone only when a good
       // stretch of the file (or all of it) has CRs and no LF.
       const hasLf = buf.indexOf(LF) !== -1;
-      if (!hasLf && !last && buf.length < EOL_SNIFF_BYTES) {
-        this.#partial = Buffer.from(buf);
-        return;
-      }
+      if ((!hasLf && !last && buf.length < EOL_SNIFF_BYTES) || (buf.length < 3 && !last)) return 0;
       this.#started = true;
       if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) p = 3;
       if (!hasLf && buf.indexOf(CR) !== -1) this.#eol = CR;
@@ -109,20 +102,17 @@ export class CsvScanner {
       this.#line += 1 + row.spans;
       p = end;
     }
-    if (p < n) {
-      if (n - p > this.#opts.maxRowBytes) {
-        throw new BatchpipeError(
-          'BP_ROW_TOO_LARGE',
-          `row is longer than ${this.#opts.maxRowBytes} bytes (maxRowSize); is a quote left open?`,
-          {
-            file: this.#opts.file,
-            line: this.#line,
-          },
-        );
-      }
-      // Copy, so the kept tail does not pin the whole chunk.
-      this.#partial = Buffer.from(buf.subarray(p));
+    if (n - p > this.#opts.maxRowBytes) {
+      throw new BatchpipeError(
+        'BP_ROW_TOO_LARGE',
+        `row is longer than ${this.#opts.maxRowBytes} bytes (maxRowSize); is a quote left open?`,
+        {
+          file: this.#opts.file,
+          line: this.#line,
+        },
+      );
     }
+    return p;
   }
 
   /** Scans one row from `p`; returns where the next row starts, or -1 when the row is unfinished. */

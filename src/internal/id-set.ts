@@ -1,56 +1,72 @@
 /**
- * A set of strings kept as 64-bit hashes, each with the row that added it: 12 bytes an entry instead
- * of a string and a map slot (about 60 bytes for a short id), so a million custom_ids cost ~24 MB at
- * worst, not ~80 MB. Two different strings share a 64-bit hash with probability ~n^2/2^65 (about
- * 3e-8 for a million ids); such a pair would be reported as a duplicate, never missed.
+ * A set of strings kept as 64-bit hashes: 8 bytes a slot, at most 80% full, so a million custom_ids
+ * cost 10-16 MB instead of ~80 MB of strings in a Set. Two different strings share a 64-bit hash with
+ * probability ~n^2/2^65 (about 3e-8 for a million ids); such a pair reads as a duplicate, so a
+ * duplicate is never missed.
  */
 export class IdSet {
-  #hi = new Uint32Array(1024);
-  #lo = new Uint32Array(1024);
-  /** Row number + 1 of the entry; 0 marks an empty slot. */
-  #row = new Uint32Array(1024);
+  /** Slot i holds hash words [2i, 2i+1]; (0, 0) marks an empty slot. */
+  #slots: Uint32Array;
+  #capacity: number;
   #size = 0;
+
+  /** `expected`: how many ids to make room for up front (avoids growing, which briefly doubles memory). */
+  constructor(expected = 1024) {
+    this.#capacity = capacityFor(expected);
+    this.#slots = new Uint32Array(this.#capacity * 2);
+  }
 
   get size(): number {
     return this.#size;
   }
 
-  /** Adds `id` for `row` and returns 0, or returns the row that added it first. */
-  add(id: string, row: number): number {
+  /** Adds `id`; false when it was already there. */
+  add(id: string): boolean {
     const [hi, lo] = hash64(id);
-    const mask = this.#row.length - 1;
-    let slot = lo & mask;
+    const slots = this.#slots;
+    const capacity = this.#capacity;
+    let slot = home(hi, capacity);
     for (;;) {
-      const owner = this.#row[slot]!;
-      if (owner === 0) break;
-      if (this.#hi[slot] === hi && this.#lo[slot] === lo) return owner - 1;
-      slot = (slot + 1) & mask;
+      const a = slots[slot * 2]!;
+      const b = slots[slot * 2 + 1]!;
+      if (a === 0 && b === 0) break;
+      if (a === hi && b === lo) return false;
+      slot = slot + 1 === capacity ? 0 : slot + 1;
     }
-    this.#hi[slot] = hi;
-    this.#lo[slot] = lo;
-    this.#row[slot] = row + 1;
-    if (++this.#size * 2 > this.#row.length) this.#grow();
-    return 0;
+    slots[slot * 2] = hi;
+    slots[slot * 2 + 1] = lo;
+    if (++this.#size > this.#capacity * MAX_LOAD) this.#grow();
+    return true;
   }
 
   #grow(): void {
-    const hi = this.#hi;
-    const lo = this.#lo;
-    const rows = this.#row;
-    const capacity = rows.length * 2;
-    this.#hi = new Uint32Array(capacity);
-    this.#lo = new Uint32Array(capacity);
-    this.#row = new Uint32Array(capacity);
-    const mask = capacity - 1;
-    for (let i = 0; i < rows.length; i++) {
-      if (rows[i] === 0) continue;
-      let slot = lo[i]! & mask;
-      while (this.#row[slot] !== 0) slot = (slot + 1) & mask;
-      this.#hi[slot] = hi[i]!;
-      this.#lo[slot] = lo[i]!;
-      this.#row[slot] = rows[i]!;
+    const old = this.#slots;
+    const oldCapacity = this.#capacity;
+    this.#capacity = Math.ceil(oldCapacity * GROWTH);
+    this.#slots = new Uint32Array(this.#capacity * 2);
+    for (let i = 0; i < oldCapacity; i++) {
+      const hi = old[i * 2]!;
+      const lo = old[i * 2 + 1]!;
+      if (hi === 0 && lo === 0) continue;
+      let slot = home(hi, this.#capacity);
+      while (this.#slots[slot * 2] !== 0 || this.#slots[slot * 2 + 1] !== 0)
+        slot = slot + 1 === this.#capacity ? 0 : slot + 1;
+      this.#slots[slot * 2] = hi;
+      this.#slots[slot * 2 + 1] = lo;
     }
   }
+}
+
+const MAX_LOAD = 0.8;
+const GROWTH = 1.6;
+
+function capacityFor(expected: number): number {
+  return Math.max(64, Math.ceil(expected / MAX_LOAD) + 1);
+}
+
+/** The home slot of a hash in a table of any size (multiply-shift, not a power-of-two mask). */
+function home(hash: number, capacity: number): number {
+  return Math.floor((hash / 4294967296) * capacity);
 }
 
 const pair: [number, number] = [0, 0];
@@ -67,6 +83,8 @@ function hash64(text: string): [number, number] {
   }
   pair[0] = fmix32(a) >>> 0;
   pair[1] = fmix32(b ^ a) >>> 0;
+  // (0, 0) marks an empty slot.
+  if (pair[0] === 0 && pair[1] === 0) pair[1] = 1;
   return pair;
 }
 

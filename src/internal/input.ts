@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { BatchpipeError } from '../errors.js';
+import { readError } from './read-error.js';
 
 /** A file path, or any byte/text stream (a Node Readable, a web stream turned async-iterable). */
 export type SourceInput = string | URL | Readable | AsyncIterable<Uint8Array | string>;
@@ -33,24 +33,4 @@ export async function* readChunks(input: SourceInput, file: string): AsyncGenera
   } catch (error) {
     throw readError(error, file);
   }
-}
-
-function readError(error: unknown, file: string): BatchpipeError {
-  if (error instanceof BatchpipeError) return error;
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT')
-    return new BatchpipeError('BP_INPUT_NOT_FOUND', `no such file: ${file}`, {}, { cause: error });
-  if (code === 'EISDIR')
-    return new BatchpipeError(
-      'BP_INPUT_READ',
-      `${file} is a directory, expected a file`,
-      {},
-      { cause: error },
-    );
-  return new BatchpipeError(
-    'BP_INPUT_READ',
-    `cannot read ${file}: ${(error as Error).message}`,
-    {},
-    { cause: error },
-  );
 }

@@ -1,14 +1,22 @@
 import { Readable } from 'node:stream';
+import { ChunkReader } from './chunk-reader.js';
 import type { SourceInput } from './input.js';
-import { readChunks } from './input.js';
 
-/** Objects a source has parsed from one chunk, handed out as the consumer asks for them. */
-export interface ChunkParser<T> {
-  /** Parses one chunk (`last` marks the end of input) and returns what it completed. */
-  parse(chunk: Buffer, last: boolean): T[];
+/** What a parser made of a chunk: the items it completed and how many bytes it used up. */
+export interface Parsed<T> {
+  items: T[];
+  /** Bytes consumed from the front of the chunk; the rest comes back, followed by more input. */
+  consumed: number;
 }
 
-const EMPTY = Buffer.alloc(0);
+/** Turns chunks of bytes into items. */
+export interface ChunkParser<T> {
+  /**
+   * Parses a chunk (`last` marks the end of input). The chunk is only valid during the call. A plain
+   * array means the whole chunk was consumed (the parser keeps its own copy of anything unfinished).
+   */
+  parse(chunk: Buffer, last: boolean): Parsed<T> | T[];
+}
 
 /**
  * An object-mode Readable over a chunked input: reads a chunk only when the consumer wants more,
@@ -16,16 +24,23 @@ const EMPTY = Buffer.alloc(0);
  * Readable.from(asyncGenerator), which matters at a million rows.
  */
 export class ItemSource<T> extends Readable {
-  readonly #chunks: AsyncGenerator<Buffer>;
+  readonly #reader: ChunkReader;
   readonly #parser: ChunkParser<T>;
   #items: T[] = [];
   #next = 0;
+  #consumed = 0;
   #reading = false;
   #ended = false;
 
-  constructor(input: SourceInput, file: string, parser: ChunkParser<T>, highWaterMark = 1024) {
+  constructor(
+    input: SourceInput,
+    file: string,
+    parser: ChunkParser<T>,
+    maxRowBytes = Number.MAX_SAFE_INTEGER,
+    highWaterMark = 1024,
+  ) {
     super({ objectMode: true, highWaterMark });
-    this.#chunks = readChunks(input, file);
+    this.#reader = new ChunkReader(input, file, maxRowBytes);
     this.#parser = parser;
   }
 
@@ -45,18 +60,20 @@ export class ItemSource<T> extends Readable {
     // A _read while a chunk is on its way is answered when it arrives.
     if (this.#reading) return;
     this.#reading = true;
-    this.#chunks.next().then(
-      ({ value, done }) => {
+    this.#reader.next(this.#consumed).then(
+      ({ data, last }) => {
         this.#reading = false;
         if (this.destroyed) return;
         try {
-          this.#items = done ? this.#parser.parse(EMPTY, true) : this.#parser.parse(value, false);
+          const parsed = this.#parser.parse(data, last);
+          this.#items = Array.isArray(parsed) ? parsed : parsed.items;
+          this.#consumed = Array.isArray(parsed) ? data.length : parsed.consumed;
         } catch (error) {
           this.destroy(error as Error);
           return;
         }
         this.#next = 0;
-        this.#ended = done === true;
+        this.#ended = last;
         this.#drain();
       },
       (error: unknown) => {
@@ -68,7 +85,7 @@ export class ItemSource<T> extends Readable {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     // Closes the file when a consumer stops early.
-    this.#chunks.return(undefined).then(
+    this.#reader.close().then(
       () => callback(error),
       () => callback(error),
     );

@@ -1,8 +1,9 @@
+import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { ByteWriter } from '../internal/byte-writer.js';
+import { ChunkReader } from '../internal/chunk-reader.js';
 import type { ScannedRow } from '../internal/csv-scanner.js';
 import { fieldText } from '../internal/csv-scanner.js';
-import { readChunks } from '../internal/input.js';
 import { MAX_ESCAPE_GROWTH, writeJsonEscaped } from '../internal/json-bytes.js';
 import type { WarningLog } from '../internal/warnings.js';
 import { parseOptions } from '../options.js';
@@ -45,8 +46,6 @@ export interface CsvBytesSettings {
   sharder: Sharder;
   warnings: WarningLog;
 }
-
-const EMPTY = Buffer.alloc(0);
 
 /**
  * The prepare fast path for CSV with a template: field bytes go straight from the read buffer into
@@ -169,6 +168,8 @@ export async function prepareCsvBytes(
       }
       if (pending) await pending;
     }
+    // Every line has been copied into its file's buffer: the block can be filled again.
+    out.reset();
   };
 
   const check = async (item: LineBytes): Promise<Refused | undefined> => {
@@ -190,11 +191,30 @@ export async function prepareCsvBytes(
         if (over) return over;
       }
     }
-    return rules.claimId(id, item.index);
+    // Without an id column every id is row-<n>: unique by construction, nothing to remember.
+    return idColumn === -1 ? undefined : rules.claimId(id, item.index);
   };
 
-  for await (const chunk of readChunks(input, file)) await settle(parser.parse(chunk, false));
-  await settle(parser.parse(EMPTY, true));
+  const reader = new ChunkReader(input, file, csvOpts.maxRowSize);
+  const fileBytes = typeof input === 'string' ? (await stat(input).catch(() => undefined))?.size : undefined;
+  try {
+    let consumed = 0;
+    let read = 0;
+    for (;;) {
+      const { data, last } = await reader.next(consumed);
+      const parsed = parser.parse(data, last);
+      consumed = parsed.consumed;
+      if (read === 0 && fileBytes !== undefined && parsed.items.length > 0) {
+        // Room for every id up front: growing the set later would briefly hold it twice.
+        rules.expectIds(Math.ceil((fileBytes / consumed) * parsed.items.length * 1.1));
+      }
+      read += consumed;
+      await settle(parsed.items);
+      if (last) break;
+    }
+  } finally {
+    await reader.close();
+  }
   return sharder.finish();
 }
 

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { BatchpipeError, type ErrorCode } from '../errors.js';
 import { CsvScanner, type CsvScannerOptions, fieldText, type ScannedRow } from '../internal/csv-scanner.js';
 import { inputName, type SourceInput } from '../internal/input.js';
-import { type ChunkParser, ItemSource } from '../internal/item-source.js';
+import { type ChunkParser, ItemSource, type Parsed } from '../internal/item-source.js';
 import { byteSize, parseOptions } from '../options.js';
 import type { Rejection, Row, RowValues, SourceItem } from '../types.js';
 
@@ -55,7 +55,7 @@ export function csvSource(input: SourceInput, options: CsvSourceOptions = {}): R
     for (let f = n; f < columns.length; f++) values[columns[f]!] = '';
     return { kind: 'row', index, file, line, values };
   });
-  return new ItemSource<SourceItem>(input, file, parser);
+  return new ItemSource<SourceItem>(input, file, parser, opts.maxRowSize);
 }
 
 /** Resolves a file's delimiter: the option, or a tab for .tsv files. */
@@ -81,6 +81,8 @@ export class CsvRowParser<T> implements ChunkParser<T | Rejection> {
   #index = 0;
   #items: Array<T | Rejection> = [];
   #chunkIsUtf8 = true;
+  /** Transcoded bytes not yet scanned (only for encodings other than UTF-8). */
+  #carry: Buffer | undefined;
 
   constructor(file: string, opts: CsvOptions, make: MakeRow<T>) {
     this.file = file;
@@ -115,12 +117,22 @@ export class CsvRowParser<T> implements ChunkParser<T | Rejection> {
     return this.#columns;
   }
 
-  parse(chunk: Buffer, last: boolean): Array<T | Rejection> {
-    if (this.#transcoder) chunk = Buffer.from(this.#transcoder.decode(chunk, { stream: !last }), 'utf8');
+  parse(chunk: Buffer, last: boolean): Parsed<T | Rejection> {
     this.#items = [];
+    if (this.#transcoder) {
+      // Other encodings become UTF-8 first; the scanner then keeps its own unfinished row.
+      const text = this.#transcoder.decode(chunk, { stream: !last });
+      this.#carry = this.#carry
+        ? Buffer.concat([this.#carry, Buffer.from(text, 'utf8')])
+        : Buffer.from(text, 'utf8');
+      this.#chunkIsUtf8 = true;
+      const used = this.#scanner.scan(this.#carry, last, this.#onRow);
+      this.#carry = this.#carry.subarray(used);
+      return { items: this.#items, consumed: chunk.length };
+    }
     this.#chunkIsUtf8 = isUtf8(chunk);
-    this.#scanner.scan(chunk, last, this.#onRow);
-    return this.#items;
+    const consumed = this.#scanner.scan(chunk, last, this.#onRow);
+    return { items: this.#items, consumed };
   }
 
   readonly #onRow = (scanned: ScannedRow): void => {

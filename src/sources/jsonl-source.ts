@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { BatchpipeError, type ErrorCode } from '../errors.js';
 import { inputName, type SourceInput } from '../internal/input.js';
-import { type ChunkParser, ItemSource } from '../internal/item-source.js';
+import { type ChunkParser, ItemSource, type Parsed } from '../internal/item-source.js';
 import { LineSplitter } from '../internal/line-splitter.js';
 import { parseJsonExact } from '../internal/parse-json.js';
 import { byteSize, parseOptions } from '../options.js';
@@ -29,7 +29,7 @@ type Options = z.output<typeof JsonlSourceOptions>;
 export function jsonlSource(input: SourceInput, options: JsonlSourceOptions = {}): Readable {
   const opts = parseOptions(JsonlSourceOptions, options, 'jsonlSource');
   const file = inputName(input, opts.name);
-  return new ItemSource<SourceItem>(input, file, new JsonlChunkParser(file, opts));
+  return new ItemSource<SourceItem>(input, file, new JsonlChunkParser(file, opts), Number.MAX_SAFE_INTEGER);
 }
 
 class JsonlChunkParser implements ChunkParser<SourceItem> {
@@ -44,7 +44,7 @@ class JsonlChunkParser implements ChunkParser<SourceItem> {
     this.#lines = new LineSplitter(file, opts.maxRowSize);
   }
 
-  parse(chunk: Buffer, last: boolean): SourceItem[] {
+  parse(chunk: Buffer, last: boolean): Parsed<SourceItem> {
     const items: SourceItem[] = [];
     for (const { text, line, utf8 } of this.#lines.split(chunk, last)) {
       if (isBlank(text)) continue;
@@ -67,7 +67,8 @@ class JsonlChunkParser implements ChunkParser<SourceItem> {
       }
       items.push({ kind: 'row', index, file: this.#file, line, values: value as RowValues });
     }
-    return items;
+    // The splitter keeps its own copy of an unfinished line.
+    return { items, consumed: chunk.length };
   }
 
   #reject(index: number, line: number, code: ErrorCode, message: string): Rejection {

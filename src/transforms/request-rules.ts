@@ -54,7 +54,9 @@ export class RequestRules {
   readonly #profile: ProviderProfile;
   readonly #opts: RuleOptions;
   readonly #warnings: WarningLog;
-  readonly #ids = new IdSet();
+  #ids = new IdSet();
+  /** Exact ids with their line, when checking one file. */
+  readonly #fileIds: Map<string, number> | undefined;
   readonly #models = new Map<string, ModelVerdict>();
   readonly #windows = new Map<string, number>();
   #endpoint: string | undefined;
@@ -66,6 +68,7 @@ export class RequestRules {
     this.#opts = opts;
     this.#warnings = warnings;
     this.#endpoint = opts.endpoint;
+    this.#fileIds = opts.idScope === 'file' ? new Map() : undefined;
   }
 
   /** Checks one candidate line. `text`/`bytes` are its stored form when it came from a file. */
@@ -234,13 +237,35 @@ export class RequestRules {
     );
   }
 
-  /** Claims a custom_id for a row: refused when an earlier row holds it (ids are unique in the run). */
+  /**
+   * Claims a custom_id for a row: refused when an earlier row holds it. Within one file (at most
+   * 50,000 lines) the earlier line is named; across a run of millions, ids are kept as compact hashes
+   * that cannot say which row came first.
+   */
   claimId(id: string, row: number): Refused | undefined {
-    const earlier = this.#ids.add(id, row);
-    if (earlier === 0) return undefined;
-    const scope = this.#opts.idScope === 'file' ? 'within a file' : 'across the run';
-    const message = `custom_id "${id}" is already used by row ${earlier}; custom_ids must be unique ${scope}`;
-    return refuse(id, 'BP_DUPLICATE_CUSTOM_ID', message);
+    if (this.#fileIds) {
+      const earlier = this.#fileIds.get(id);
+      if (earlier === undefined) {
+        this.#fileIds.set(id, row);
+        return undefined;
+      }
+      return refuse(
+        id,
+        'BP_DUPLICATE_CUSTOM_ID',
+        `custom_id "${id}" is already used by line ${earlier}; custom_ids must be unique within a file`,
+      );
+    }
+    if (this.#ids.add(id)) return undefined;
+    return refuse(
+      id,
+      'BP_DUPLICATE_CUSTOM_ID',
+      `custom_id "${id}" is already used by an earlier row; custom_ids must be unique across the run`,
+    );
+  }
+
+  /** Makes room for about `count` ids at once (the caller estimated the run's size). */
+  expectIds(count: number): void {
+    if (this.#ids.size === 0) this.#ids = new IdSet(count);
   }
 
   #accept(

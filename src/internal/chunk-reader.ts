@@ -1,0 +1,122 @@
+import { type FileHandle, open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { BatchpipeError } from '../errors.js';
+import { READ_CHUNK_BYTES, type SourceInput } from './input.js';
+import { readError } from './read-error.js';
+
+/** The bytes a read made available: valid until the next `next` call. */
+export interface Chunk {
+  data: Buffer;
+  /** The input has ended: `data` is all that is left. */
+  last: boolean;
+}
+
+/**
+ * Reads an input into one reused buffer, keeping the bytes the caller did not consume (an unfinished
+ * row) at its front: no allocation per chunk and no copy of whole chunks to join a row across two
+ * reads. The buffer grows only for a row longer than half of it, up to `maxRowBytes`.
+ */
+export class ChunkReader {
+  readonly #file: string;
+  readonly #maxRowBytes: number;
+  readonly #input: SourceInput;
+  #handle: FileHandle | undefined;
+  #iterator: AsyncIterator<Uint8Array | string> | undefined;
+  #buffer = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+  #filled = 0;
+  #ended = false;
+  /** Bytes of a stream chunk that did not fit the buffer yet. */
+  #pending: Buffer | undefined;
+
+  constructor(input: SourceInput, file: string, maxRowBytes: number) {
+    this.#input = input;
+    this.#file = file;
+    this.#maxRowBytes = maxRowBytes;
+  }
+
+  /** Drops the first `consumed` bytes of the last chunk, reads more after the rest. */
+  async next(consumed: number): Promise<Chunk> {
+    const tail = this.#filled - consumed;
+    if (tail > 0 && consumed > 0) this.#buffer.copyWithin(0, consumed, this.#filled);
+    this.#filled = tail;
+    if (tail > this.#maxRowBytes) {
+      throw new BatchpipeError(
+        'BP_ROW_TOO_LARGE',
+        `a row is longer than ${this.#maxRowBytes} bytes (maxRowSize); is a quote left open?`,
+        { file: this.#file },
+      );
+    }
+    if (tail * 2 > this.#buffer.length) {
+      const bigger = Buffer.allocUnsafe(this.#buffer.length * 2);
+      this.#buffer.copy(bigger, 0, 0, tail);
+      this.#buffer = bigger;
+    }
+    if (!this.#ended) {
+      try {
+        await this.#fill();
+      } catch (error) {
+        throw readError(error, this.#file);
+      }
+    }
+    return { data: this.#buffer.subarray(0, this.#filled), last: this.#ended };
+  }
+
+  async #fill(): Promise<void> {
+    const input = this.#input;
+    if (typeof input === 'string' || input instanceof URL) {
+      this.#handle ??= await open(input, 'r');
+      const { bytesRead } = await this.#handle.read(
+        this.#buffer,
+        this.#filled,
+        this.#buffer.length - this.#filled,
+        null,
+      );
+      if (bytesRead === 0) {
+        this.#ended = true;
+        await this.close();
+      }
+      this.#filled += bytesRead;
+      return;
+    }
+    // Streams: copy what they hand out into the buffer, until it holds at least one chunk's worth.
+    this.#iterator ??= (input as AsyncIterable<Uint8Array | string>)[Symbol.asyncIterator]();
+    let added = 0;
+    while (added === 0 || (this.#filled < READ_CHUNK_BYTES / 2 && !this.#ended)) {
+      let bytes = this.#pending;
+      this.#pending = undefined;
+      if (!bytes) {
+        const { value, done } = await this.#iterator.next();
+        if (done) {
+          this.#ended = true;
+          return;
+        }
+        bytes =
+          typeof value === 'string'
+            ? Buffer.from(value)
+            : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+      }
+      const room = this.#buffer.length - this.#filled;
+      if (room === 0) {
+        this.#pending = bytes;
+        return;
+      }
+      const take = Math.min(room, bytes.length);
+      bytes.copy(this.#buffer, this.#filled, 0, take);
+      this.#filled += take;
+      added += take;
+      if (take < bytes.length) this.#pending = bytes.subarray(take);
+    }
+  }
+
+  /** Closes the file (idempotent); stops a stream input. */
+  async close(): Promise<void> {
+    const handle = this.#handle;
+    this.#handle = undefined;
+    await handle?.close();
+    if (this.#iterator && !this.#ended) {
+      this.#ended = true;
+      await this.#iterator.return?.();
+      (this.#input as Readable).destroy?.();
+    }
+  }
+}
