@@ -44,6 +44,13 @@ export const ERROR_CODES = [
   'BP_FILE_TOO_MANY_LINES',
   'BP_FILE_TOO_LARGE',
   'BP_OUTPUT_WRITE',
+  // runs
+  'BP_RUN_NOT_FOUND',
+  'BP_RUN_MISMATCH',
+  'BP_MANIFEST_CORRUPT',
+  'BP_PROVIDER_HTTP',
+  'BP_BATCH_FAILED',
+  'BP_BATCH_STUCK',
   // results and the join
   'BP_RESULT_PARSE',
   'BP_RESULT_INVALID',
@@ -68,6 +75,9 @@ export interface ErrorContext {
   column?: string;
   custom_id?: string;
   option?: string;
+  status?: number;
+  request_id?: string;
+  batch_id?: string;
 }
 
 /** The one error class batchpipe throws; `code` is the contract, `context` says where. */

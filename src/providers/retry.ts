@@ -1,0 +1,72 @@
+/**
+ * What is worth trying again, decided in one place from status and code, never from message text.
+ * Error codes are data: the providers' documents defer them to pages we cannot read, so the lists
+ * hold the codes OpenAI documents and those DashScope's OpenAI-compatible mode is known to return.
+ */
+
+/** HTTP statuses of API calls that a retry can fix. */
+export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 409, 425, 429, 500, 502, 503, 504]);
+
+/** Per-request error codes (in a batch's error file) worth sending again in a new batch. */
+export const RETRYABLE_REQUEST_CODES: ReadonlySet<string> = new Set([
+  'rate_limit_exceeded',
+  'server_error',
+  'internal_error',
+  'service_unavailable',
+  'timeout',
+  'request_timeout',
+  'Throttling',
+  'Throttling.RateQuota',
+  'Throttling.AllocationQuota',
+  'InternalError',
+  'InternalError.Algo',
+  'ServiceUnavailable',
+  'RequestTimeOut',
+  'ModelServiceFailed',
+  'SystemError',
+]);
+
+/** HTTP status codes of a request (inside an error file) worth sending again. */
+export function retryableRequest(
+  code: string | null | undefined,
+  statusCode: number | null | undefined,
+): boolean {
+  if (code && RETRYABLE_REQUEST_CODES.has(code)) return true;
+  return statusCode !== null && statusCode !== undefined && RETRYABLE_STATUSES.has(statusCode);
+}
+
+/** An API call's failure (an SDK error, or a connection error) that a retry can fix. */
+export function retryableCall(error: unknown): boolean {
+  const status = (error as { status?: unknown }).status;
+  if (typeof status === 'number') return RETRYABLE_STATUSES.has(status);
+  // No status: the connection failed, timed out or was reset; the call may or may not have landed.
+  const name = (error as Error)?.name;
+  return (
+    name === 'APIConnectionError' ||
+    name === 'APIConnectionTimeoutError' ||
+    name === 'AbortError' ||
+    name === 'TypeError'
+  );
+}
+
+/** How long a server asked us to wait (retry-after-ms / retry-after), in ms, if it said. */
+export function retryAfterMs(error: unknown): number | undefined {
+  const headers = (error as { headers?: Headers | Record<string, string> }).headers;
+  if (!headers) return undefined;
+  const get = (name: string) =>
+    (headers instanceof Headers ? headers.get(name) : (headers as Record<string, string>)[name]) ?? undefined;
+  const ms = Number(get('retry-after-ms'));
+  if (Number.isFinite(ms) && ms >= 0 && get('retry-after-ms') !== undefined) return ms;
+  const after = get('retry-after');
+  if (after === undefined) return undefined;
+  const seconds = Number(after);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(after);
+  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined;
+}
+
+/** Exponential backoff with full jitter, capped: attempt 0 -> up to base ms. */
+export function backoffMs(attempt: number, baseMs: number, capMs: number, random = Math.random): number {
+  const ceiling = Math.min(capMs, baseMs * 2 ** attempt);
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}

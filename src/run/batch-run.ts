@@ -1,0 +1,563 @@
+import { mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import pLimit from 'p-limit';
+import { BatchpipeError } from '../errors.js';
+import { BufferedFile } from '../internal/buffered-file.js';
+import type { Connection } from '../providers/connection.js';
+import { retryableRequest } from '../providers/retry.js';
+import type { ShardSummary } from '../sinks/shard-requests.js';
+import { type BatchApi, type BatchObject, sleep } from './batch-api.js';
+import {
+  type JobRecord,
+  type RunManifest,
+  readManifest,
+  TERMINAL_STATUSES,
+  writeManifest,
+} from './manifest.js';
+import { customIdOf, jsonlLines } from './request-ids.js';
+
+/** What a run tells its caller as it goes (progress lines, never secrets). */
+export type RunEvent =
+  | { type: 'uploaded'; job: string; file_id: string }
+  | { type: 'created'; job: string; batch_id: string }
+  | {
+      type: 'status';
+      job: string;
+      batch_id: string;
+      status: string;
+      completed: number;
+      failed: number;
+      total: number;
+    }
+  | {
+      type: 'finished';
+      job: string;
+      status: string;
+      ok: number;
+      failed: number;
+      expired: number;
+      cancelled: number;
+      retry: number;
+    }
+  | { type: 'retry'; job: string; requests: number }
+  | { type: 'stuck'; job: string; batch_id: string; status: string }
+  | { type: 'note'; message: string };
+
+export interface RunSettings {
+  /** How often to poll a running batch, ms (with jitter; the first polls come sooner). */
+  pollIntervalMs: number;
+  /** Batches uploaded and created at once. */
+  concurrency: number;
+  /** How long past its completion window a batch may stay unfinished before it is reported stuck, ms. */
+  stuckGraceMs: number;
+  onEvent?: ((event: RunEvent) => void) | undefined;
+  /** Aborting detaches: the batches keep running at the provider, the run resumes later. */
+  signal?: AbortSignal | undefined;
+}
+
+/** Per-request totals of a run; they add up to its rows. */
+export interface RunCounts {
+  rows: number;
+  rejected: number;
+  ok: number;
+  failed: number;
+  expired: number;
+  cancelled: number;
+  /** Requests whose batch has not finished yet. */
+  pending: number;
+}
+
+export type RunState = 'done' | 'running' | 'stuck' | 'detached';
+
+/**
+ * A durable run: its manifest, its jobs, and the API it talks to. Every state change is written to
+ * the manifest before the next step, and an intent is written before each upload or create, so a
+ * run killed at any moment resumes without losing or repeating anything.
+ */
+export class BatchRun {
+  readonly dir: string;
+  readonly manifest: RunManifest;
+  readonly #api: BatchApi;
+  readonly #settings: RunSettings;
+  /** Manifest writes, one after another. */
+  #saving: Promise<void> = Promise.resolve();
+
+  constructor(dir: string, manifest: RunManifest, api: BatchApi, settings: RunSettings) {
+    this.dir = dir;
+    this.manifest = manifest;
+    this.#api = api;
+    this.#settings = settings;
+  }
+
+  static async open(dir: string, api: BatchApi, settings: RunSettings): Promise<BatchRun> {
+    return new BatchRun(dir, await readManifest(dir), api, settings);
+  }
+
+  /** Saves the manifest (atomically); saves are serialized so the last state always wins. */
+  save(): Promise<void> {
+    const next = this.#saving.then(() => writeManifest(this.dir, this.manifest));
+    this.#saving = next.catch(() => undefined);
+    return next;
+  }
+
+  #emit(event: RunEvent): void {
+    this.#settings.onEvent?.(event);
+  }
+
+  get #aborted(): boolean {
+    return this.#settings.signal?.aborted === true;
+  }
+
+  /** Uploads and creates every job not yet submitted, a few at a time. */
+  async submit(): Promise<void> {
+    const limit = pLimit(this.#settings.concurrency);
+    const waiting = this.manifest.jobs.filter(
+      (j) => j.state !== 'submitted' && j.state !== 'downloading' && j.state !== 'done',
+    );
+    await Promise.all(waiting.map((job) => limit(() => this.#submitJob(job))));
+  }
+
+  async #submitJob(job: JobRecord): Promise<void> {
+    const signal = this.#settings.signal;
+    if (this.#aborted) return;
+    if (job.state === 'pending' || job.state === 'uploading') {
+      if (job.state === 'uploading') job.input_file_id = (await this.#api.findUpload(job)) ?? null;
+      if (!job.input_file_id) {
+        job.state = 'uploading';
+        await this.save();
+        job.input_file_id = await this.#api.upload(job, join(this.dir, job.input), signal);
+      }
+      job.state = 'uploaded';
+      await this.save();
+      this.#emit({ type: 'uploaded', job: job.id, file_id: job.input_file_id });
+    }
+    if (this.#aborted) return;
+    if (job.state === 'uploaded' || job.state === 'creating') {
+      let batch: BatchObject | undefined =
+        job.state === 'creating' ? await this.#api.findBatch(job) : undefined;
+      if (!batch) {
+        job.state = 'creating';
+        await this.save();
+        batch = await this.#api.create(job, this.manifest.completion_window, this.#metadata(job), signal);
+      }
+      this.#record(job, batch);
+      job.state = 'submitted';
+      job.submitted_at = new Date().toISOString();
+      await this.save();
+      this.#emit({ type: 'created', job: job.id, batch_id: batch.id });
+    }
+  }
+
+  #metadata(job: JobRecord): Record<string, string> {
+    const run = this.manifest.run_id;
+    return {
+      ds_name: job.ds_name,
+      ds_description: `batchpipe ${run}: ${job.shard}, attempt ${job.attempt}, ${job.lines} requests`.slice(
+        0,
+        200,
+      ),
+      bp_run: run,
+      bp_job: job.id,
+    };
+  }
+
+  #record(job: JobRecord, batch: BatchObject): void {
+    job.batch_id = batch.id;
+    job.status = batch.status;
+    job.request_counts = batch.request_counts ?? job.request_counts;
+    job.output_file_id = batch.output_file_id ?? null;
+    job.error_file_id = batch.error_file_id ?? null;
+    job.batch_created_at = batch.created_at ?? job.batch_created_at;
+    job.batch_expires_at = batch.expires_at ?? job.batch_expires_at;
+    const errors = batch.errors?.data;
+    if (errors && errors.length > 0) {
+      job.errors = errors.map((e) => ({
+        code: e.code ?? null,
+        line: e.line ?? null,
+        message: e.message ?? null,
+        param: e.param ?? null,
+      }));
+    }
+  }
+
+  /** Polls every running batch once; finishes those that ended. Returns true when jobs remain to wait for. */
+  async poll(): Promise<boolean> {
+    const limit = pLimit(16);
+    const running = this.manifest.jobs.filter((j) => j.state === 'submitted' && j.note === null);
+    await Promise.all(
+      running.map((job) =>
+        limit(async () => {
+          if (this.#aborted) return;
+          let batch: BatchObject;
+          try {
+            batch = await this.#api.retrieve(job.batch_id!, this.#settings.signal);
+          } catch (error) {
+            if (this.#aborted) return;
+            const status = (error as BatchpipeError).context?.status;
+            if (status === 404 || status === 401 || status === 403) {
+              throw new BatchpipeError(
+                'BP_PROVIDER_HTTP',
+                `batch ${job.batch_id} of ${job.id} cannot be read at the provider (HTTP ${status}): wrong provider, base URL or key, or was it deleted?`,
+                { status, batch_id: job.batch_id ?? undefined },
+                { cause: error },
+              );
+            }
+            // A query that keeps failing after the SDK's retries is reported and tried next round.
+            this.#emit({
+              type: 'note',
+              message: `polling ${job.batch_id} failed: ${(error as Error).message}`,
+            });
+            return;
+          }
+          const before = `${job.status} ${JSON.stringify(job.request_counts)}`;
+          this.#record(job, batch);
+          if (`${job.status} ${JSON.stringify(job.request_counts)}` !== before) {
+            await this.save();
+            const counts = job.request_counts ?? { total: 0, completed: 0, failed: 0 };
+            this.#emit({ type: 'status', job: job.id, batch_id: batch.id, status: batch.status, ...counts });
+          }
+          if (TERMINAL_STATUSES.has(batch.status)) {
+            job.state = 'downloading';
+            await this.save();
+          } else if (this.#stuck(job)) {
+            job.note = `still ${job.status} well past its ${this.manifest.completion_window} completion window; resume later or cancel it`;
+            await this.save();
+            this.#emit({
+              type: 'stuck',
+              job: job.id,
+              batch_id: job.batch_id!,
+              status: job.status ?? 'unknown',
+            });
+          }
+        }),
+      ),
+    );
+    for (const job of this.manifest.jobs.filter((j) => j.state === 'downloading')) {
+      if (this.#aborted) break;
+      await this.#finish(job);
+    }
+    return this.manifest.jobs.some((j) => j.state !== 'done' && j.note === null);
+  }
+
+  #stuck(job: JobRecord): boolean {
+    if (!job.submitted_at) return false;
+    const hours = Number.parseInt(this.manifest.completion_window, 10);
+    const deadline = Date.parse(job.submitted_at) + hours * 3_600_000 + this.#settings.stuckGraceMs;
+    return Date.now() > deadline;
+  }
+
+  /**
+   * Submits what is not submitted, then polls until every batch has ended and been downloaded (or
+   * the signal detaches, or what is left is stuck).
+   */
+  async wait(): Promise<RunState> {
+    let round = 0;
+    for (;;) {
+      await this.submit();
+      if (this.#aborted) return 'detached';
+      const waiting = await this.poll();
+      if (this.#aborted) return 'detached';
+      // Retry jobs made by finishing batches are submitted on the next round.
+      if (!waiting && !this.manifest.jobs.some((j) => j.state !== 'done' && j.note === null)) {
+        return this.manifest.jobs.some((j) => j.note !== null && j.state !== 'done') ? 'stuck' : 'done';
+      }
+      if (this.manifest.jobs.some((j) => j.state === 'pending')) continue;
+      await sleep(this.#delay(round++), this.#settings.signal);
+    }
+  }
+
+  /** Polls come sooner at first (short batches), then settle at the interval, with ±20% jitter. */
+  #delay(round: number): number {
+    const base = Math.min(this.#settings.pollIntervalMs, (this.#settings.pollIntervalMs / 8) * 1.5 ** round);
+    return Math.round(base * (0.8 + Math.random() * 0.4));
+  }
+
+  /** Asks the provider to cancel every running batch (completed requests are kept and billed). */
+  async cancel(): Promise<void> {
+    for (const job of this.manifest.jobs) {
+      if (job.state !== 'submitted' || !job.batch_id) continue;
+      if (job.status && TERMINAL_STATUSES.has(job.status)) continue;
+      const batch = await this.#api.cancel(job.batch_id);
+      this.#record(job, batch);
+      await this.save();
+    }
+  }
+
+  /**
+   * Downloads an ended batch's output and error files and settles each of its requests: ok, failed,
+   * expired or cancelled; requests that failed with a retryable code (and, by option, those an expiry
+   * left unsent) go into a new job, the next attempt, until attempts run out.
+   */
+  async #finish(job: JobRecord): Promise<void> {
+    const results = join(this.dir, 'results');
+    await mkdir(results, { recursive: true });
+    const signal = this.#settings.signal;
+    if (job.output_file_id && !job.output_path) {
+      const path = join('results', `${job.id}.output.jsonl`);
+      await this.#api.download(job.output_file_id, join(this.dir, path), signal);
+      job.output_path = path;
+      await this.save();
+    }
+    if (job.error_file_id && !job.error_path) {
+      const path = join('results', `${job.id}.errors.jsonl`);
+      await this.#api.download(job.error_file_id, join(this.dir, path), signal);
+      job.error_path = path;
+      await this.save();
+    }
+    const lastAttempt = job.attempt >= this.manifest.options.max_attempts;
+    const seen = new Set<string>();
+    const retry = new Set<string>();
+    const outcome = { ok: 0, failed: 0, expired: 0, cancelled: 0, retry: 0 };
+    if (job.output_path) {
+      for await (const line of jsonlLines(join(this.dir, job.output_path))) {
+        const id = customIdOf(line);
+        if (id === undefined || seen.has(id)) continue;
+        seen.add(id);
+        outcome.ok++;
+      }
+    }
+    if (job.error_path) {
+      for await (const line of jsonlLines(join(this.dir, job.error_path))) {
+        const parsed = safeParse(line);
+        const id = typeof parsed?.custom_id === 'string' ? parsed.custom_id : undefined;
+        if (id === undefined || seen.has(id)) continue;
+        seen.add(id);
+        const { code, statusCode } = lineError(parsed);
+        if (!lastAttempt && retryableRequest(code, statusCode)) retry.add(id);
+        else outcome.failed++;
+      }
+    }
+    // Requests with no line at all: the batch expired, was cancelled or failed before running them.
+    for await (const line of jsonlLines(join(this.dir, job.input))) {
+      const id = customIdOf(line);
+      if (id === undefined || seen.has(id)) continue;
+      if (job.status === 'expired') {
+        if (!lastAttempt && this.manifest.options.resubmit_expired) retry.add(id);
+        else outcome.expired++;
+      } else if (job.status === 'cancelled') outcome.cancelled++;
+      else if (job.status === 'completed' && !lastAttempt) retry.add(id);
+      else outcome.failed++;
+    }
+    outcome.retry = retry.size;
+    if (retry.size > 0) await this.#retryJob(job, retry);
+    if (this.manifest.options.delete_input_files && job.input_file_id)
+      await this.#api.deleteFile(job.input_file_id).catch(() => undefined);
+    if (this.manifest.options.delete_output_files) {
+      for (const id of [job.output_file_id, job.error_file_id])
+        if (id) await this.#api.deleteFile(id).catch(() => undefined);
+    }
+    job.outcome = outcome;
+    job.state = 'done';
+    job.finished_at = new Date().toISOString();
+    await this.save();
+    this.#emit({ type: 'finished', job: job.id, status: job.status ?? 'unknown', ...outcome });
+  }
+
+  /** Writes the requests worth another try into the next attempt's file and adds its job. */
+  async #retryJob(job: JobRecord, ids: Set<string>): Promise<void> {
+    const attempt = job.attempt + 1;
+    const id = `${job.shard.replace(/\.jsonl$/, '')}-a${attempt}`;
+    if (this.manifest.jobs.some((j) => j.id === id)) return;
+    const input = join('jobs', `${id}.jsonl`);
+    await mkdir(join(this.dir, 'jobs'), { recursive: true });
+    const file = new BufferedFile(join(this.dir, input));
+    let lines = 0;
+    for await (const line of jsonlLines(join(this.dir, job.input))) {
+      const custom = customIdOf(line);
+      if (custom === undefined || !ids.has(custom)) continue;
+      lines++;
+      const text = `${line}\n`;
+      const pending = file.append(text, Buffer.byteLength(text));
+      if (pending) await pending;
+    }
+    const sha256 = await file.close();
+    const { size } = await stat(join(this.dir, input));
+    this.manifest.jobs.push(
+      newJob(this.manifest.run_id, {
+        id,
+        shard: job.shard,
+        attempt,
+        input,
+        lines,
+        bytes: size,
+        sha256,
+        model: job.model,
+        endpoint: job.endpoint,
+      }),
+    );
+    this.#emit({ type: 'retry', job: id, requests: lines });
+  }
+
+  /** Per-request totals so far. */
+  counts(): RunCounts {
+    const counts: RunCounts = {
+      rows: this.manifest.rows,
+      rejected: this.manifest.rejected,
+      ok: 0,
+      failed: 0,
+      expired: 0,
+      cancelled: 0,
+      pending: 0,
+    };
+    for (const job of this.manifest.jobs) {
+      if (job.outcome) {
+        counts.ok += job.outcome.ok;
+        counts.failed += job.outcome.failed;
+        counts.expired += job.outcome.expired;
+        counts.cancelled += job.outcome.cancelled;
+      } else {
+        counts.pending += job.lines;
+      }
+    }
+    return counts;
+  }
+
+  /** Jobs that could not finish, with why. */
+  stuck(): JobRecord[] {
+    return this.manifest.jobs.filter((j) => j.note !== null && j.state !== 'done');
+  }
+}
+
+/** A failed request's code and HTTP status, wherever the line keeps them (`error`, or the response body's `error`). */
+export function lineError(line: Record<string, unknown> | undefined): {
+  code: string | undefined;
+  statusCode: number | undefined;
+} {
+  const error = line?.error as { code?: unknown; type?: unknown } | string | null | undefined;
+  const response = line?.response as
+    | { status_code?: unknown; body?: { error?: { code?: unknown; type?: unknown } } }
+    | null
+    | undefined;
+  const statusCode = typeof response?.status_code === 'number' ? response.status_code : undefined;
+  const candidates = [
+    typeof error === 'object' ? error?.code : undefined,
+    typeof error === 'object' ? error?.type : undefined,
+    response?.body?.error?.code,
+    response?.body?.error?.type,
+  ];
+  const code = candidates.find((c): c is string => typeof c === 'string' && c !== '');
+  return { code, statusCode };
+}
+
+function safeParse(line: string): Record<string, unknown> | undefined {
+  try {
+    const value = JSON.parse(line) as unknown;
+    return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A new job record for a file of requests, nothing sent yet. */
+export function newJob(
+  runId: string,
+  fields: Pick<
+    JobRecord,
+    'id' | 'shard' | 'attempt' | 'input' | 'lines' | 'bytes' | 'sha256' | 'model' | 'endpoint'
+  >,
+): JobRecord {
+  return {
+    ...fields,
+    file_name: `${runId}-${fields.id}.jsonl`,
+    input_file_id: null,
+    ds_name: `bp-${runId.replace(/^run-/, '')}-${fields.id}`.slice(0, 100),
+    batch_id: null,
+    state: 'pending',
+    status: null,
+    request_counts: null,
+    output_file_id: null,
+    error_file_id: null,
+    output_path: null,
+    error_path: null,
+    errors: null,
+    calls: { upload: 0, create: 0, lookup: 0 },
+    created_at: new Date().toISOString(),
+    submitted_at: null,
+    batch_created_at: null,
+    batch_expires_at: null,
+    finished_at: null,
+    outcome: null,
+    note: null,
+  };
+}
+
+export interface NewRunOptions {
+  runId: string;
+  connection: Connection;
+  shards: ShardSummary[];
+  rows: number;
+  rejected: number;
+  completionWindow: string;
+  maxAttempts: number;
+  resubmitExpired: boolean;
+  deleteInputFiles: boolean;
+  deleteOutputFiles: boolean;
+}
+
+/** The manifest of a new run: one job per shard, nothing sent. */
+export function newManifest(o: NewRunOptions): RunManifest {
+  const now = new Date().toISOString();
+  const endpoints = new Set(o.shards.map((s) => s.endpoint));
+  if (endpoints.size > 1) {
+    throw new BatchpipeError(
+      'BP_ENDPOINT_MISMATCH',
+      `a run serves one endpoint; these requests name ${[...endpoints].join(', ')}`,
+    );
+  }
+  return {
+    version: 1,
+    run_id: o.runId,
+    created_at: now,
+    updated_at: now,
+    provider: {
+      name: o.connection.provider,
+      base_url: o.connection.provider === 'local' ? null : (o.connection.baseURL ?? null),
+    },
+    endpoint: o.shards[0]?.endpoint ?? '/v1/chat/completions',
+    completion_window: o.completionWindow,
+    options: {
+      max_attempts: o.maxAttempts,
+      resubmit_expired: o.resubmitExpired,
+      delete_input_files: o.deleteInputFiles,
+      delete_output_files: o.deleteOutputFiles,
+    },
+    rows: o.rows,
+    rejected: o.rejected,
+    shards: o.shards,
+    jobs: o.shards.map((s) =>
+      newJob(o.runId, {
+        id: `${s.file.replace(/\.jsonl$/, '')}-a1`,
+        shard: s.file,
+        attempt: 1,
+        input: s.file,
+        lines: s.lines,
+        bytes: s.bytes,
+        sha256: s.sha256,
+        model: s.model,
+        endpoint: s.endpoint,
+      }),
+    ),
+  };
+}
+
+/** `24h`, `336h`, `14d`, `2d` -> hours as the API takes them (`336h`), within the provider's bounds. */
+export function completionWindowHours(window: string, bounds: { min: number; max: number }): string {
+  const match = /^\s*(\d+)\s*([hd])\s*$/i.exec(window);
+  if (!match) {
+    throw new BatchpipeError(
+      'BP_INVALID_OPTION',
+      `completion window must look like 24h or 14d, got ${JSON.stringify(window)}`,
+      { option: 'completionWindow' },
+    );
+  }
+  const hours = Number(match[1]) * (match[2]!.toLowerCase() === 'd' ? 24 : 1);
+  if (hours < bounds.min || hours > bounds.max) {
+    const allowed = bounds.min === bounds.max ? `${bounds.min}h` : `${bounds.min}h to ${bounds.max}h`;
+    throw new BatchpipeError(
+      'BP_INVALID_OPTION',
+      `completion window ${window} is ${hours}h; the provider takes ${allowed}`,
+      { option: 'completionWindow' },
+    );
+  }
+  return `${hours}h`;
+}

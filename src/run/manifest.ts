@@ -1,0 +1,176 @@
+import { open, readFile, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { BatchpipeError } from '../errors.js';
+import type { ShardSummary } from '../sinks/shard-requests.js';
+
+export const MANIFEST_FILE = 'manifest.json';
+
+/** Batch statuses as the API reports them. */
+export type BatchStatus =
+  | 'validating'
+  | 'failed'
+  | 'in_progress'
+  | 'finalizing'
+  | 'completed'
+  | 'expired'
+  | 'cancelling'
+  | 'cancelled';
+export const TERMINAL_STATUSES: ReadonlySet<string> = new Set([
+  'completed',
+  'failed',
+  'expired',
+  'cancelled',
+]);
+
+/**
+ * Where a job stands. An `uploading` or `creating` job has recorded its intent before the call: the
+ * call may or may not have landed, so the next step looks for its effect before calling again.
+ */
+export type JobState =
+  | 'pending'
+  | 'uploading'
+  | 'uploaded'
+  | 'creating'
+  | 'submitted'
+  | 'downloading'
+  | 'done';
+
+/** One batch: a shard's first attempt, or a later attempt with the requests worth sending again. */
+export interface JobRecord {
+  /** `<shard>-a<attempt>`, unique in the run. */
+  id: string;
+  shard: string;
+  attempt: number;
+  /** The request lines of this job, relative to the run dir. */
+  input: string;
+  lines: number;
+  bytes: number;
+  sha256: string;
+  model: string;
+  endpoint: string;
+  /** Upload file name, unique to run and job: how an upload that lost its reply is found again. */
+  file_name: string;
+  input_file_id: string | null;
+  /** `metadata.ds_name`, unique to run and job: how a create that lost its reply is found again. */
+  ds_name: string;
+  batch_id: string | null;
+  state: JobState;
+  status: BatchStatus | null;
+  request_counts: { total: number; completed: number; failed: number } | null;
+  output_file_id: string | null;
+  error_file_id: string | null;
+  /** Downloaded files, relative to the run dir. */
+  output_path: string | null;
+  error_path: string | null;
+  /** The batch's own errors (file-level failures: line, code, message). */
+  errors: Array<{
+    code: string | null;
+    line: number | null;
+    message: string | null;
+    param: string | null;
+  }> | null;
+  /** API calls made for this job, by kind (more than one upload or create means a retry). */
+  calls: { upload: number; create: number; lookup: number };
+  created_at: string;
+  submitted_at: string | null;
+  /** Provider timestamps (unix seconds) of creation and expiry, for the "stuck" check. */
+  batch_created_at: number | null;
+  batch_expires_at: number | null;
+  finished_at: string | null;
+  /** Per-request outcome once downloaded: ok/failed (final), retry (sent again in the next attempt). */
+  outcome: { ok: number; failed: number; expired: number; cancelled: number; retry: number } | null;
+  /** Why the job stopped short, if it did (a stuck batch, an unrecoverable error). */
+  note: string | null;
+}
+
+/** A run's durable state: enough to resume, report and download from this file alone. */
+export interface RunManifest {
+  version: 1;
+  run_id: string;
+  created_at: string;
+  updated_at: string;
+  /** Provider and base URL; never the key. */
+  provider: { name: string; base_url: string | null };
+  endpoint: string;
+  completion_window: string;
+  options: {
+    max_attempts: number;
+    resubmit_expired: boolean;
+    delete_input_files: boolean;
+    delete_output_files: boolean;
+  };
+  /** Rows seen and rejected before upload (rejections.jsonl in the run dir). */
+  rows: number;
+  rejected: number;
+  shards: ShardSummary[];
+  jobs: JobRecord[];
+}
+
+/** Reads a run's manifest, naming the file when it is missing or damaged. */
+export async function readManifest(runDir: string): Promise<RunManifest> {
+  const path = join(runDir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT')
+      throw new BatchpipeError(
+        'BP_RUN_NOT_FOUND',
+        `no run at ${runDir} (no ${MANIFEST_FILE})`,
+        { file: path },
+        { cause: error },
+      );
+    throw new BatchpipeError(
+      'BP_RUN_NOT_FOUND',
+      `cannot read ${path}: ${(error as Error).message}`,
+      { file: path },
+      { cause: error },
+    );
+  }
+  try {
+    const manifest = JSON.parse(text) as RunManifest;
+    if (manifest.version !== 1 || !Array.isArray(manifest.jobs))
+      throw new Error('not a batchpipe run manifest');
+    return manifest;
+  } catch (error) {
+    throw new BatchpipeError(
+      'BP_MANIFEST_CORRUPT',
+      `${path} cannot be read as a run manifest: ${(error as Error).message}`,
+      { file: path },
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Writes the manifest atomically: a temporary file, fsync, rename over the old one, fsync of the
+ * directory. A crash leaves the old manifest or the new one, never half of either.
+ */
+export async function writeManifest(runDir: string, manifest: RunManifest): Promise<void> {
+  manifest.updated_at = new Date().toISOString();
+  const path = join(runDir, MANIFEST_FILE);
+  const temp = `${path}.${process.pid}.tmp`;
+  const handle = await open(temp, 'w');
+  try {
+    await handle.writeFile(`${JSON.stringify(manifest, null, 2)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, path);
+  await syncDir(dirname(path));
+}
+
+/** Makes a rename durable (where the platform allows fsync on a directory). */
+export async function syncDir(dir: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // Some platforms and filesystems refuse fsync on directories; the rename itself stands.
+  } finally {
+    await handle?.close();
+  }
+}

@@ -1,0 +1,75 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { access, copyFile, link, mkdir, rename, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { ShardSummary } from '../sinks/shard-requests.js';
+import { MANIFEST_FILE, syncDir } from './manifest.js';
+
+/** Where runs live unless told otherwise. */
+export const RUNS_DIR = join('.batchpipe', 'runs');
+
+/** What makes two runs the same run: the request files and what is done with them. */
+export interface RunIdentity {
+  shards: Array<Pick<ShardSummary, 'sha256' | 'lines'>>;
+  provider: string;
+  baseURL: string | null;
+  endpoint: string;
+  completionWindow: string;
+}
+
+/**
+ * The run id: a hash of the shards' contents and the options that shape the batches. The same command
+ * on the same input gives the same id (and resumes that run); an edited input is a new run.
+ */
+export function runIdFor(identity: RunIdentity): string {
+  const hash = createHash('sha256');
+  hash.update(
+    JSON.stringify([identity.provider, identity.baseURL, identity.endpoint, identity.completionWindow]),
+  );
+  for (const shard of identity.shards) hash.update(`\n${shard.sha256}:${shard.lines}`);
+  return `run-${hash.digest('hex').slice(0, 16)}`;
+}
+
+/** A fresh staging directory beside the runs, for shards whose run id is not known yet. */
+export async function stagingDir(runsDir: string): Promise<string> {
+  const dir = join(runsDir, `.staging-${Date.now()}-${randomBytes(4).toString('hex')}`);
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when `dir` holds a run manifest. */
+export function hasManifest(dir: string): Promise<boolean> {
+  return exists(join(dir, MANIFEST_FILE));
+}
+
+/**
+ * Moves a staged run into place. When the run dir already exists (the same run, resumed), the staged
+ * copy is dropped: the run dir's own files are what its manifest describes.
+ */
+export async function promoteStaging(staging: string, runDir: string): Promise<void> {
+  await mkdir(resolve(runDir, '..'), { recursive: true });
+  if (await exists(runDir)) {
+    await rm(staging, { recursive: true, force: true });
+    return;
+  }
+  await rename(staging, runDir);
+  await syncDir(resolve(runDir, '..'));
+}
+
+/** Puts a file into the run dir: a hard link when the filesystem allows (no copy), else a copy. */
+export async function adoptFile(from: string, to: string): Promise<void> {
+  await rm(to, { force: true });
+  try {
+    await link(from, to);
+  } catch {
+    await copyFile(from, to);
+  }
+}

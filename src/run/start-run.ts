@@ -1,0 +1,164 @@
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { BatchpipeError } from '../errors.js';
+import { parseOptions } from '../options.js';
+import type { Connection } from '../providers/connection.js';
+import { type PreparedSummary, REJECTIONS_FILE, Sharder, SUMMARY_FILE } from '../sinks/shard-requests.js';
+import type { Rejection, RequestItem } from '../types.js';
+import { BatchApi } from './batch-api.js';
+import { BatchRun, completionWindowHours, newManifest, type RunEvent } from './batch-run.js';
+import { readManifest, writeManifest } from './manifest.js';
+import { adoptFile, exists, hasManifest, promoteStaging, RUNS_DIR, runIdFor, stagingDir } from './run-dir.js';
+
+export const RunFields = {
+  /** Where runs live (each in `<runsDir>/<run-id>`). Default `.batchpipe/runs`. */
+  runsDir: z.string().min(1).default(RUNS_DIR),
+  /** This run's directory, instead of one named by its id. */
+  runDir: z.string().min(1).optional(),
+  /** `24h` .. `336h` (DashScope) or `24h` (OpenAI); `14d` is read as `336h`. Default `24h`. */
+  completionWindow: z.string().default('24h'),
+  /** Attempts per request: requests that fail with a retryable code are sent again. Default 3. */
+  maxAttempts: z.number().int().min(1).max(10).default(3),
+  /** Send requests an expired batch left unrun again (default true). */
+  resubmitExpired: z.boolean().default(true),
+  /** Delete uploaded input files once their batch ended (they count toward the 10,000-file quota). */
+  deleteInputFiles: z.boolean().default(false),
+  /** Delete output and error files at the provider once downloaded. */
+  deleteOutputFiles: z.boolean().default(false),
+  /** Seconds between polls of a running batch. Default 60 (the provider suggests 1-2 minutes); 1 for the local service. */
+  pollInterval: z.number().positive().optional(),
+  /** Batches uploaded and created at once. Default 4. */
+  concurrency: z.number().int().min(1).max(64).default(4),
+  /** Progress events. */
+  onEvent: z.custom<(event: RunEvent) => void>((v) => typeof v === 'function').optional(),
+  /** Aborting detaches: batches keep running at the provider and the run resumes later. */
+  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal).optional(),
+};
+export const RunOptions = z.strictObject(RunFields);
+export type RunOptions = z.input<typeof RunOptions>;
+type Settings = z.output<typeof RunOptions>;
+
+/** Opens a run's API and settings from its options. */
+export function runtimeFor(
+  connection: Connection,
+  opts: Settings,
+): { api: BatchApi; pollIntervalMs: number } {
+  const api = new BatchApi(connection, { onRetry: (message) => opts.onEvent?.({ type: 'note', message }) });
+  const pollSeconds = opts.pollInterval ?? (connection.provider === 'local' ? 1 : 60);
+  return { api, pollIntervalMs: pollSeconds * 1000 };
+}
+
+export function openRun(dir: string, connection: Connection, options: RunOptions): Promise<BatchRun> {
+  const opts = parseOptions(RunOptions, options, 'run');
+  const { api, pollIntervalMs } = runtimeFor(connection, opts);
+  return BatchRun.open(dir, api, {
+    pollIntervalMs,
+    concurrency: opts.concurrency,
+    stuckGraceMs: 2 * 3_600_000,
+    onEvent: opts.onEvent,
+    signal: opts.signal,
+  });
+}
+
+/**
+ * Creates the run for shards already written in `shardsDir` (a prepared directory or a staging
+ * directory), or finds it when the same shards were submitted before: the run id is a hash of the
+ * shards and the options, so the same command on the same input resumes the same run.
+ */
+export async function createOrResumeRun(
+  shardsDir: string,
+  summary: PreparedSummary,
+  connection: Connection,
+  options: RunOptions,
+  staged: boolean,
+): Promise<BatchRun> {
+  const opts = parseOptions(RunOptions, options, 'run');
+  if (summary.shards.length === 0)
+    throw new BatchpipeError('BP_USAGE', 'there are no requests to submit (every row was rejected?)');
+  const completionWindow = completionWindowHours(
+    opts.completionWindow,
+    connection.profile.completionWindowHours,
+  );
+  const runId = runIdFor({
+    shards: summary.shards,
+    provider: connection.provider,
+    baseURL: connection.provider === 'local' ? null : (connection.baseURL ?? null),
+    endpoint: summary.shards[0]!.endpoint,
+    completionWindow,
+  });
+  const runDir = resolve(opts.runDir ?? join(opts.runsDir, runId));
+  if (await hasManifest(runDir)) {
+    const existing = await readManifest(runDir);
+    if (existing.run_id !== runId) {
+      throw new BatchpipeError(
+        'BP_RUN_MISMATCH',
+        `${runDir} holds run ${existing.run_id}, not this input (${runId}); pick another --run-dir`,
+      );
+    }
+    if (staged) await promoteStaging(shardsDir, runDir);
+  } else {
+    if (staged) await promoteStaging(shardsDir, runDir);
+    else await adoptShards(shardsDir, runDir, summary);
+    const manifest = newManifest({
+      runId,
+      connection,
+      shards: summary.shards,
+      rows: summary.rows,
+      rejected: summary.rejected,
+      completionWindow,
+      maxAttempts: opts.maxAttempts,
+      resubmitExpired: opts.resubmitExpired,
+      deleteInputFiles: opts.deleteInputFiles,
+      deleteOutputFiles: opts.deleteOutputFiles,
+    });
+    await writeManifest(runDir, manifest);
+  }
+  return openRun(runDir, connection, options);
+}
+
+/** Links (or copies) a prepared directory's shards and rejections into a new run dir. */
+async function adoptShards(from: string, runDir: string, summary: PreparedSummary): Promise<void> {
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(runDir, { recursive: true });
+  for (const shard of summary.shards) await adoptFile(join(from, shard.file), join(runDir, shard.file));
+  if (await exists(join(from, REJECTIONS_FILE)))
+    await adoptFile(join(from, REJECTIONS_FILE), join(runDir, REJECTIONS_FILE));
+  await adoptFile(join(from, SUMMARY_FILE), join(runDir, SUMMARY_FILE));
+}
+
+/** Reads a prepared directory's summary (shards.json), naming the directory when there is none. */
+export async function readPrepared(dir: string): Promise<PreparedSummary> {
+  try {
+    return JSON.parse(await readFile(join(dir, SUMMARY_FILE), 'utf8')) as PreparedSummary;
+  } catch (error) {
+    throw new BatchpipeError(
+      'BP_USAGE',
+      `${dir} is not a prepared directory (no readable ${SUMMARY_FILE}); run batchpipe prepare first, or give a .jsonl file`,
+      {},
+      { cause: error },
+    );
+  }
+}
+
+/** Shards request items into a fresh staging directory under the runs dir; returns it and the summary. */
+export async function stageRequests(
+  items: AsyncIterable<RequestItem | Rejection>,
+  runsDir: string,
+  connection: Connection,
+): Promise<{ dir: string; summary: PreparedSummary }> {
+  const dir = await stagingDir(runsDir);
+  const sharder = new Sharder(dir, 'requests', connection.profile.limits);
+  try {
+    for await (const item of items) {
+      const pending = sharder.add(item);
+      if (pending) await pending;
+    }
+    return { dir, summary: await sharder.finish() };
+  } catch (error) {
+    await sharder.abort();
+    const { rm } = await import('node:fs/promises');
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}

@@ -1,0 +1,92 @@
+import { Duplex } from 'node:stream';
+import { z } from 'zod';
+import { BatchpipeError } from '../errors.js';
+import { parseOptions } from '../options.js';
+import { resolveConnection } from '../providers/connection.js';
+import { PROVIDER_NAMES } from '../providers/profile.js';
+import type { RunCounts } from '../run/batch-run.js';
+import { type ResultLine, runResults } from '../run/run-results.js';
+import { createOrResumeRun, RunFields, stageRequests } from '../run/start-run.js';
+import type { Rejection, RequestItem } from '../types.js';
+
+const BatchSinkOptions = z.strictObject({
+  /** Provider (default: from the environment, see resolveConnection; "local" needs `baseURL`). */
+  provider: z.enum(PROVIDER_NAMES).optional(),
+  /** OpenAI-compatible base URL, e.g. a local service's `url`. */
+  baseURL: z.string().url().optional(),
+  /** API key (default: from the environment). Never written anywhere. */
+  apiKey: z.string().min(1).optional(),
+  /** Requests per file (default: the provider's limit, 50,000). */
+  maxLinesPerFile: z.number().int().positive().optional(),
+  /** Bytes per file (default: the provider's limit). */
+  maxBytesPerFile: z.number().int().positive().optional(),
+  /** Extra model ids the provider offers. */
+  models: z.array(z.string().min(1)).optional(),
+  ...RunFields,
+});
+export type BatchSinkOptions = z.input<typeof BatchSinkOptions>;
+
+/** The Duplex `batchSink` returns; `runDir` and `counts` are set once the run is known and has ended. */
+export interface BatchSinkStream extends Duplex {
+  readonly runDir: string | undefined;
+  readonly counts: RunCounts | undefined;
+}
+
+/**
+ * Request lines in, result lines out, through the provider's Batch API, durably. The lines are cut
+ * into files within the provider's limits in a run directory named by their content; each file is
+ * uploaded, its batch created (never twice: intents are saved first and lost replies are looked up),
+ * polled with backoff, and its output and error files downloaded; retryable failures go again as new
+ * batches. Out comes every request's final result line (and every Rejection that came in), exactly
+ * once, ready for joinResults. Killed at any point, the same pipeline on the same input resumes the
+ * run; aborting `signal` detaches, leaving the batches running.
+ */
+export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
+  const { provider, baseURL, apiKey, maxLinesPerFile, maxBytesPerFile, models, ...run } = parseOptions(
+    BatchSinkOptions,
+    options,
+    'batchSink',
+  );
+  const connection = resolveConnection({
+    provider,
+    baseURL,
+    apiKey,
+    maxLinesPerFile,
+    maxBytesPerFile,
+    models,
+  });
+  if (!connection.baseURL) {
+    throw new BatchpipeError(
+      'BP_USAGE',
+      'batchSink: the local service needs its base URL: start it with startLocalService() and pass { baseURL: service.url }',
+    );
+  }
+  let runDir: string | undefined;
+  let counts: RunCounts | undefined;
+  const stream = Duplex.from(async function* (
+    source: AsyncIterable<RequestItem | Rejection>,
+  ): AsyncGenerator<ResultLine | Rejection> {
+    const staged = await stageRequests(source, run.runsDir, connection);
+    const batchRun = await createOrResumeRun(staged.dir, staged.summary, connection, run, true);
+    runDir = batchRun.dir;
+    const state = await batchRun.wait();
+    counts = batchRun.counts();
+    if (state === 'detached')
+      throw new BatchpipeError(
+        'BP_USAGE',
+        `detached from ${runDir}; the batches keep running; the same pipeline resumes it`,
+      );
+    if (state === 'stuck') {
+      const stuck = batchRun.stuck().map((j) => `${j.batch_id} (${j.status})`);
+      throw new BatchpipeError(
+        'BP_BATCH_STUCK',
+        `batches ${stuck.join(', ')} are not finished well past their completion window; resume later or cancel them`,
+        {},
+      );
+    }
+    yield* runResults(batchRun.dir, batchRun.manifest);
+  }) as BatchSinkStream;
+  Object.defineProperty(stream, 'runDir', { get: () => runDir, enumerable: true });
+  Object.defineProperty(stream, 'counts', { get: () => counts, enumerable: true });
+  return stream;
+}
