@@ -1,8 +1,25 @@
 import type { Command } from 'commander';
+import { cancelCommand } from './cancel.js';
+import { downloadCommand } from './download.js';
 import { joinCommand } from './join.js';
+import { listCommand } from './list.js';
 import { prepareCommand } from './prepare.js';
+import { resumeCommand } from './resume.js';
 import { serveCommand } from './serve.js';
+import { statusCommand } from './status.js';
+import { submitCommand } from './submit.js';
 import { validateCommand } from './validate.js';
 
 /** Every subcommand, in the order `batchpipe --help` lists them. One factory per file in src/cli. */
-export const COMMANDS: Array<() => Command> = [prepareCommand, validateCommand, joinCommand, serveCommand];
+export const COMMANDS: Array<() => Command> = [
+  prepareCommand,
+  validateCommand,
+  submitCommand,
+  statusCommand,
+  resumeCommand,
+  downloadCommand,
+  cancelCommand,
+  listCommand,
+  joinCommand,
+  serveCommand,
+];

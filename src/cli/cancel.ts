@@ -1,0 +1,32 @@
+import { Command } from 'commander';
+import { BatchApi } from '../run/batch-api.js';
+import { hasManifest } from '../run/run-dir.js';
+import { openRun } from '../run/start-run.js';
+import { addConnectionOptions } from './connection-options.js';
+import { info, printJson } from './output.js';
+import { reportRun } from './run-report.js';
+import { type CommonFlags, connectionFor, output, withOutputOptions } from './run-target.js';
+
+export function cancelCommand(): Command {
+  const command = new Command('cancel')
+    .description('cancel the running batches of a run (or one batch); completed requests are kept')
+    .argument('<target>', 'a run directory or a batch id');
+  addConnectionOptions(command);
+  return withOutputOptions(command).action(async (target: string, flags: CommonFlags) => {
+    const out = output(flags);
+    const { connection, close } = await connectionFor(target, flags);
+    try {
+      if (await hasManifest(target)) {
+        const run = await openRun(target, connection, {});
+        await run.cancel();
+        reportRun(out, run, 'running');
+        return;
+      }
+      const batch = await new BatchApi(connection).cancel(target);
+      if (out.json) printJson(batch);
+      else info(out, `${batch.id}: ${batch.status}`);
+    } finally {
+      await close();
+    }
+  });
+}

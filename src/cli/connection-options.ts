@@ -1,0 +1,58 @@
+import { type Command, Option } from 'commander';
+import type { LocalService } from '../local/index.js';
+import { type Connection, resolveConnection } from '../providers/connection.js';
+import { PROVIDER_NAMES, type ProviderName } from '../providers/profile.js';
+import { list } from './parse-values.js';
+
+/** Where the embedded local service keeps its state between commands. */
+export const LOCAL_DATA_DIR = '.batchpipe/local';
+
+export interface ConnectionFlags {
+  provider?: ProviderName;
+  baseUrl?: string;
+  apiKey?: string;
+  models?: string[];
+}
+
+/** --provider, --base-url, --api-key: the same in every command that talks to a provider. */
+export function addConnectionOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option(
+        '--provider <name>',
+        'provider (default: from BATCHPIPE_PROVIDER, or the key that is set, or the embedded local service)',
+      ).choices(PROVIDER_NAMES),
+    )
+    .option('--base-url <url>', 'OpenAI-compatible base URL (or BATCHPIPE_BASE_URL)')
+    .option(
+      '--api-key <key>',
+      'API key (prefer BATCHPIPE_API_KEY, DASHSCOPE_API_KEY or OPENAI_API_KEY: a key on the command line shows in process lists)',
+    )
+    .option('--models <ids>', 'extra model ids the provider offers, comma-separated', list);
+}
+
+/** A connection, with the embedded local service started when it is the one to talk to. */
+export interface OpenConnection {
+  connection: Connection;
+  close(): Promise<void>;
+}
+
+/**
+ * Resolves the connection; for the local provider without a base URL, starts the embedded service on
+ * `.batchpipe/local` (its batches persist there and continue whenever a command runs it again).
+ */
+export async function openConnection(
+  flags: ConnectionFlags,
+  fallback?: { provider?: string; baseURL?: string | null },
+): Promise<OpenConnection> {
+  const connection = resolveConnection({
+    provider: flags.provider ?? (fallback?.provider as ProviderName | undefined),
+    baseURL: flags.baseUrl ?? fallback?.baseURL ?? undefined,
+    apiKey: flags.apiKey,
+    models: flags.models,
+  });
+  if (connection.provider !== 'local' || connection.baseURL) return { connection, close: async () => {} };
+  const { startLocalService } = await import('../local/index.js');
+  const service: LocalService = await startLocalService({ dataDir: LOCAL_DATA_DIR });
+  return { connection: { ...connection, baseURL: service.url }, close: () => service.close() };
+}

@@ -1,0 +1,28 @@
+import { Command } from 'commander';
+import { openRun } from '../run/start-run.js';
+import { addConnectionOptions } from './connection-options.js';
+import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
+import { type CommonFlags, connectionFor, output, withOutputOptions } from './run-target.js';
+import { finishCommand } from './submit.js';
+
+export function resumeCommand(): Command {
+  const command = new Command('resume')
+    .description('carry on a run after a crash, Ctrl-C or --no-wait: nothing is submitted twice')
+    .argument('<run-dir>', 'the run directory');
+  addRunOptions(command);
+  addConnectionOptions(command);
+  return withOutputOptions(command)
+    .option('--no-wait', 'submit what is left and return')
+    .action(async (runDir: string, flags: RunFlags & CommonFlags & { wait: boolean }) => {
+      const out = output(flags);
+      const interrupt = detachOnInterrupt(out);
+      const { connection, close } = await connectionFor(runDir, flags);
+      try {
+        const run = await openRun(runDir, connection, runOptionsFrom(flags, out, interrupt.signal));
+        await finishCommand(out, run, flags.wait);
+      } finally {
+        interrupt.dispose();
+        await close();
+      }
+    });
+}

@@ -1,0 +1,107 @@
+import { type Command, Option } from 'commander';
+import type { RunEvent } from '../run/batch-run.js';
+import { info, type Output } from './output.js';
+import { integer, number } from './parse-values.js';
+
+export interface RunFlags {
+  runDir?: string;
+  runsDir?: string;
+  completionWindow?: string;
+  pollInterval?: number;
+  maxAttempts?: number;
+  resubmitExpired?: boolean;
+  deleteInputFiles?: boolean;
+  deleteOutputFiles?: boolean;
+  concurrency?: number;
+}
+
+/** How a run is carried out: the same flags for submit, run and resume. */
+export function addRunOptions(command: Command): Command {
+  return command
+    .option(
+      '--run-dir <dir>',
+      'directory of this run (default: .batchpipe/runs/<run-id>, the id a hash of the requests)',
+    )
+    .option('--runs-dir <dir>', 'where runs live', '.batchpipe/runs')
+    .option(
+      '--completion-window <window>',
+      'how long the provider may take: 24h to 336h (DashScope; 14d means 336h) or 24h (OpenAI)',
+      '24h',
+    )
+    .option(
+      '--poll-interval <seconds>',
+      'seconds between polls of a running batch (default 60; 1 for the local service)',
+      number,
+    )
+    .option('--max-attempts <n>', 'attempts per request: retryable failures are sent again', integer, 3)
+    .option('--no-resubmit-expired', 'do not send again what an expired batch left unrun')
+    .option(
+      '--delete-input-files',
+      'delete uploaded input files once their batch ended (files count toward the 10,000-file quota)',
+    )
+    .option('--delete-output-files', 'delete output and error files at the provider once downloaded')
+    .addOption(
+      new Option('--concurrency <n>', 'batches uploaded and created at once').argParser(integer).default(4),
+    );
+}
+
+/** The run options from flags, in the API's spelling. */
+export function runOptionsFrom(flags: RunFlags, out: Output, signal: AbortSignal) {
+  return {
+    runDir: flags.runDir,
+    runsDir: flags.runsDir,
+    completionWindow: flags.completionWindow,
+    pollInterval: flags.pollInterval,
+    maxAttempts: flags.maxAttempts,
+    resubmitExpired: flags.resubmitExpired,
+    deleteInputFiles: flags.deleteInputFiles === true,
+    deleteOutputFiles: flags.deleteOutputFiles === true,
+    concurrency: flags.concurrency,
+    signal,
+    onEvent: (event: RunEvent) => info(out, eventLine(event)),
+  };
+}
+
+export function eventLine(event: RunEvent): string {
+  switch (event.type) {
+    case 'uploaded':
+      return `uploaded ${event.job} as ${event.file_id}`;
+    case 'created':
+      return `created ${event.batch_id} for ${event.job}`;
+    case 'status':
+      return `${event.batch_id} (${event.job}): ${event.status}, ${event.completed + event.failed}/${event.total} done, ${event.failed} failed`;
+    case 'finished':
+      return `${event.job}: ${event.status}: ${event.ok} ok, ${event.failed} failed, ${event.expired} expired, ${event.cancelled} cancelled${event.retry > 0 ? `, ${event.retry} to retry` : ''}`;
+    case 'retry':
+      return `${event.job}: sending ${event.requests} requests again`;
+    case 'stuck':
+      return `${event.batch_id} (${event.job}) is still ${event.status} well past its completion window`;
+    case 'note':
+      return event.message;
+  }
+}
+
+/**
+ * An AbortSignal that Ctrl-C aborts: the first press detaches (batches keep running at the provider,
+ * the run resumes later); a second one exits at once.
+ */
+export function detachOnInterrupt(out: Output): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(130);
+    info(
+      out,
+      'detaching: the batches keep running at the provider; resume with `batchpipe resume <run-dir>` (Ctrl-C again to quit now)',
+    );
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}

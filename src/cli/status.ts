@@ -1,0 +1,63 @@
+import { Command } from 'commander';
+import { BatchApi } from '../run/batch-api.js';
+import { readManifest } from '../run/manifest.js';
+import { hasManifest } from '../run/run-dir.js';
+import { openRun } from '../run/start-run.js';
+import { addConnectionOptions, openConnection } from './connection-options.js';
+import { info, printJson } from './output.js';
+import { reportRun } from './run-report.js';
+import { type CommonFlags, connectionFor, output, withOutputOptions } from './run-target.js';
+
+export function statusCommand(): Command {
+  const command = new Command('status')
+    .description('where a run (or one batch) stands: polls once, downloads what ended')
+    .argument('<target>', 'a run directory or a batch id');
+  addConnectionOptions(command);
+  return withOutputOptions(command)
+    .option('--offline', 'read the run manifest only; do not ask the provider')
+    .action(async (target: string, flags: CommonFlags & { offline?: boolean }) => {
+      const out = output(flags);
+      if (await hasManifest(target)) {
+        if (flags.offline) {
+          const { BatchRun } = await import('../run/batch-run.js');
+          const manifest = await readManifest(target);
+          reportRun(
+            out,
+            new BatchRun(target, manifest, undefined as never, {
+              pollIntervalMs: 0,
+              concurrency: 1,
+              stuckGraceMs: 0,
+            }),
+            stateOf(manifest.jobs),
+          );
+          return;
+        }
+        const { connection, close } = await connectionFor(target, flags);
+        try {
+          const run = await openRun(target, connection, {});
+          await run.poll();
+          reportRun(out, run, stateOf(run.manifest.jobs));
+        } finally {
+          await close();
+        }
+        return;
+      }
+      const { connection, close } = await openConnection(flags);
+      try {
+        const batch = await new BatchApi(connection).retrieve(target);
+        if (out.json) printJson(batch);
+        else
+          info(
+            out,
+            `${batch.id}: ${batch.status}${batch.request_counts ? `, ${batch.request_counts.completed}/${batch.request_counts.total} completed, ${batch.request_counts.failed} failed` : ''}`,
+          );
+      } finally {
+        await close();
+      }
+    });
+}
+
+export function stateOf(jobs: Array<{ state: string; note: string | null }>): 'done' | 'running' | 'stuck' {
+  if (jobs.every((j) => j.state === 'done')) return 'done';
+  return jobs.some((j) => j.note !== null && j.state !== 'done') ? 'stuck' : 'running';
+}

@@ -1,0 +1,81 @@
+import { stat } from 'node:fs/promises';
+import { Command } from 'commander';
+import type { BatchRun } from '../run/batch-run.js';
+import { createOrResumeRun, readPrepared, stageRequests } from '../run/start-run.js';
+import { requestSource } from '../sources/request-source.js';
+import { validateRequests } from '../transforms/validate-requests.js';
+import type { Rejection, RequestItem } from '../types.js';
+import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
+import { CliExit } from './exit.js';
+import type { Output } from './output.js';
+import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
+import { reportRun } from './run-report.js';
+
+interface SubmitFlags extends RunFlags, ConnectionFlags {
+  wait: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function submitCommand(): Command {
+  const command = new Command('submit')
+    .description(
+      'submit request files as batches and (by default) wait for them: durable, resumable, never twice',
+    )
+    .argument('<requests>', 'a directory from batchpipe prepare, or a JSONL file of request lines')
+    .option('--no-wait', 'return once every batch is created; follow up with status, resume or download');
+  addRunOptions(command);
+  addConnectionOptions(command);
+  return command
+    .option('--json', 'print the run as JSON on stdout')
+    .option('--quiet', 'print nothing but errors')
+    .addHelpText(
+      'after',
+      `
+The run lives in .batchpipe/runs/<run-id> (or --run-dir): a manifest saved after every step, so the
+same command on the same requests resumes the run instead of submitting again, after a crash or Ctrl-C.
+Exit code 0 when the run finished (failed requests are data) or was detached, 1 when it failed or is
+stuck, 2 on a usage error.`,
+    )
+    .action(async (requests: string, flags: SubmitFlags) => {
+      const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
+      const interrupt = detachOnInterrupt(out);
+      const { connection, close } = await openConnection(flags);
+      try {
+        const options = runOptionsFrom(flags, out, interrupt.signal);
+        const run = await startFrom(requests, connection, options);
+        await finishCommand(out, run, flags.wait);
+      } finally {
+        interrupt.dispose();
+        await close();
+      }
+    });
+}
+
+/** Creates or resumes the run for a prepared directory or a request file. */
+async function startFrom(
+  requests: string,
+  connection: Awaited<ReturnType<typeof openConnection>>['connection'],
+  options: ReturnType<typeof runOptionsFrom>,
+): Promise<BatchRun> {
+  if ((await stat(requests)).isDirectory()) {
+    return createOrResumeRun(requests, await readPrepared(requests), connection, options, false);
+  }
+  const lines = requestSource(requests).compose(
+    validateRequests({ provider: connection.profile }),
+  ) as AsyncIterable<RequestItem | Rejection>;
+  const staged = await stageRequests(lines, options.runsDir ?? '.batchpipe/runs', connection);
+  return createOrResumeRun(staged.dir, staged.summary, connection, options, true);
+}
+
+/** Submits, then waits (unless told not to), then reports; stuck or failed runs exit 1. */
+export async function finishCommand(out: Output, run: BatchRun, wait: boolean): Promise<void> {
+  if (!wait) {
+    await run.submit();
+    reportRun(out, run, 'submitted');
+    return;
+  }
+  const state = await run.wait();
+  reportRun(out, run, state);
+  if (state === 'stuck') throw new CliExit(1);
+}

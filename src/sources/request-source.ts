@@ -1,0 +1,41 @@
+import type { Readable } from 'node:stream';
+import { type SourceInput, inputName } from '../internal/input.js';
+import { type ChunkParser, ItemSource } from '../internal/item-source.js';
+import { LineSplitter } from '../internal/line-splitter.js';
+import type { Rejection, RequestItem, RequestLine } from '../types.js';
+
+/** Longest line read; the provider's limit (6 MB) is checked later, this only bounds memory. */
+const MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Streams a Batch API input file (JSONL of request lines) as RequestItems that keep each line's text
+ * exactly as stored, so validateRequests checks, and the batch sink uploads, the bytes the user wrote
+ * (integers beyond 2^53 included). Lines that are empty, not UTF-8 or not JSON become Rejections.
+ * Shapes are not checked here: that is validateRequests' job.
+ */
+export function requestSource(input: SourceInput, options: { name?: string } = {}): Readable {
+  const file = inputName(input, options.name);
+  const splitter = new LineSplitter(file, MAX_LINE_BYTES);
+  let index = 0;
+  const parser: ChunkParser<RequestItem | Rejection> = {
+    parse(chunk, last) {
+      const items: Array<RequestItem | Rejection> = [];
+      for (const { text, line, bytes, utf8 } of splitter.split(chunk, last)) {
+        const at = { index: ++index, file, line };
+        const reject = (code: Rejection['code'], message: string) => items.push({ kind: 'rejection', ...at, custom_id: null, code, message });
+        if (!utf8) reject('BP_LINE_NOT_UTF8', 'line is not valid UTF-8');
+        else if (text.trim() === '') reject('BP_LINE_NOT_JSON', 'empty line; the file must hold one JSON object per line');
+        else {
+          try {
+            const request = JSON.parse(text) as RequestLine;
+            items.push({ kind: 'request', ...at, request, text, bytes });
+          } catch (error) {
+            reject('BP_LINE_NOT_JSON', `invalid JSON: ${(error as Error).message}`);
+          }
+        }
+      }
+      return items;
+    },
+  };
+  return new ItemSource(input, file, parser);
+}
