@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { type SourceInput, inputName } from '../internal/input.js';
+import { inputName, type SourceInput } from '../internal/input.js';
 import { type ChunkParser, ItemSource } from '../internal/item-source.js';
 import { LineSplitter } from '../internal/line-splitter.js';
 import type { Rejection, RequestItem, RequestLine } from '../types.js';
@@ -22,9 +22,11 @@ export function requestSource(input: SourceInput, options: { name?: string } = {
       const items: Array<RequestItem | Rejection> = [];
       for (const { text, line, bytes, utf8 } of splitter.split(chunk, last)) {
         const at = { index: ++index, file, line };
-        const reject = (code: Rejection['code'], message: string) => items.push({ kind: 'rejection', ...at, custom_id: null, code, message });
+        const reject = (code: Rejection['code'], message: string) =>
+          items.push({ kind: 'rejection', ...at, custom_id: null, code, message });
         if (!utf8) reject('BP_LINE_NOT_UTF8', 'line is not valid UTF-8');
-        else if (text.trim() === '') reject('BP_LINE_NOT_JSON', 'empty line; the file must hold one JSON object per line');
+        else if (text.trim() === '')
+          reject('BP_LINE_NOT_JSON', 'empty line; the file must hold one JSON object per line');
         else {
           try {
             const request = JSON.parse(text) as RequestLine;
