@@ -57,7 +57,10 @@ export function serveCommand(): Command {
     .option('--concurrency <n>', 'requests in flight at once across all batches (default 64)', integer)
     .option('--max-active-batches <n>', 'batches validated or run at once; more wait (default 8)', integer)
     .addOption(
-      new Option('--tokenizer <name>', 'how usage is counted (default o200k)').choices(['o200k', 'estimate']),
+      new Option(
+        '--tokenizer <name>',
+        'how usage is counted: estimate (fast, default) or o200k (exact, slower)',
+      ).choices(['o200k', 'estimate']),
     )
     .option('--invalid-json-rate <r>', 'share of JSON-mode answers that are not valid JSON (0..1)', number)
     .option('--truncate-rate <r>', 'share of answers cut short with finish_reason "length" (0..1)', number)

@@ -1,34 +1,20 @@
-import { type FileHandle, open, stat, truncate } from 'node:fs/promises';
-import { join } from 'node:path';
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { BatchRecord, Ending } from './batches-store.js';
 import type { ServiceClock } from './clock.js';
-import { AppendLog, writeFileAtomic } from './durable.js';
-import type { Engine, EngineAnswer } from './engine/engine.js';
-import { randomToken } from './ids.js';
+import type { Engine, EngineAnswer, EngineRequest } from './engine/engine.js';
 import { type InputLine, readLines } from './line-reader.js';
+import { BatchResults, type Pending, type Progress, pending } from './results.js';
 import type { Semaphore } from './semaphore.js';
+import {
+  type CheckedLine,
+  checkFileBytes,
+  InputChecker,
+  type InputRules,
+  type Validation,
+} from './validate-input.js';
 
 /** Why a running batch stops dispatching requests. */
 export type HaltReason = 'cancel' | 'expire' | 'stop';
-
-/** Where a batch's run stands; the last line of its progress log, made durable at checkpoints. */
-export interface Progress {
-  /** Input offset after the last line whose result is in the result files. */
-  offset: number;
-  /** Number of that line (0: none yet). */
-  line: number;
-  outBytes: number;
-  errBytes: number;
-  errLines: number;
-  completed: number;
-  failed: number;
-  inputTokens: number;
-  outputTokens: number;
-  reasoningTokens: number;
-  /** The lines an expiry left unrun are in the error file. */
-  unrunWritten: boolean;
-}
 
 export interface ExecuteContext {
   inputPath: string;
@@ -47,48 +33,89 @@ export interface ExecuteContext {
   onProgress: (progress: Progress) => void;
 }
 
-export const OUTPUT_PART = 'output.part';
-export const ERROR_PART = 'error.part';
-const PROGRESS_LOG = 'progress.log';
 /** Lines answered between looks at the clock and the event loop, when answers are synchronous. */
 const SYNC_STEP = 1024;
-/** Progress records before the log is rewritten as its last record. */
-const COMPACT_EVERY = 10_000;
+// OpenAI's guide: requests a batch did not run before its window ended go to the error file so.
 const EXPIRED_ERROR = {
   code: 'batch_expired',
   message: 'This request could not be executed before the completion window expired.',
 };
 
-const ZERO: Progress = {
-  offset: 0,
-  line: 0,
-  outBytes: 0,
-  errBytes: 0,
-  errLines: 0,
-  completed: 0,
-  failed: 0,
-  inputTokens: 0,
-  outputTokens: 0,
-  reasoningTokens: 0,
-  unrunWritten: false,
-};
+function engineRequest(ctx: ExecuteContext, record: BatchRecord, line: CheckedLine): EngineRequest {
+  return {
+    endpoint: record.batch.endpoint,
+    body: line.body,
+    key: line.custom_id,
+    knobs: record.internal.knobs,
+    now: ctx.clock.now(),
+  };
+}
 
-/** Results of a run of lines, waiting to be appended to the result files. */
-interface Pending {
-  out: string[];
-  err: string[];
-  /** The last line dispatched: progress moves past it once the results are written. */
-  last: InputLine | null;
-  stoppedBy: HaltReason | null;
+function answerNow(ctx: ExecuteContext, request: EngineRequest): EngineAnswer {
+  try {
+    return ctx.engine.answer(request) as EngineAnswer;
+  } catch (error) {
+    return engineFailure(error);
+  }
+}
+
+/** True when requests can be answered inline: a synchronous engine and no simulated latency. */
+export function answersInline(engine: Engine, record: BatchRecord): boolean {
+  return engine.synchronous && record.internal.knobs.latencyMs === 0;
 }
 
 /**
- * Runs a validated batch's requests from where its progress log says, appending results to
- * `output.part`/`error.part` in completion order. At each checkpoint the result files are fsynced and
- * then the progress (input offset, result file sizes, counts) appended to the log; on resume the
- * result files are cut back to the checkpointed sizes and reading restarts at the checkpointed offset,
- * so every request's result is written exactly once, whatever moment a crash picked. Memory holds
- * one read chunk and its results, never the file.
+ * Validation and answers in one read of the file, for an engine that answers inline: each valid line
+ * is answered as it is checked and its result appended, so the file is read and parsed once. The
+ * answers are held back from the batch until the whole file is valid; if it is not (or the batch is
+ * halted first) they are discarded, so from outside no request ran, exactly as a provider's
+ * validation then run. On success all results are checkpointed with the whole input consumed.
+ */
+export async function validateAndAnswer(
+  ctx: ExecuteContext,
+  record: BatchRecord,
+  rules: InputRules,
+  fileBytes: number,
+): Promise<Validation> {
+  const tooLarge = checkFileBytes(fileBytes, rules.limits);
+  if (tooLarge) return tooLarge;
+  const results = await BatchResults.open(ctx.workDir, true);
+  const checker = new InputChecker(rules);
+  let halted = false;
+  try {
+    reading: for await (const lines of readLines(ctx.inputPath, {
+      maxLineBytes: rules.limits.maxLineBytes,
+    })) {
+      if (ctx.haltReason() !== null) {
+        halted = true;
+        break;
+      }
+      const window = pending();
+      for (const line of lines) {
+        const checked = checker.check(line);
+        if (checker.done) break reading;
+        if (checked === null || !checker.clean) continue;
+        results.settle(window, line, answerNow(ctx, engineRequest(ctx, record, checked)), checked.custom_id);
+        window.last = line;
+      }
+      if (checker.clean) await results.write(window);
+      await yieldToLoop();
+    }
+    const verdict: Validation = halted || ctx.haltReason() !== null ? { kind: 'halted' } : checker.finish();
+    if (verdict.kind === 'ok') await results.checkpoint();
+    else await results.discard();
+    return verdict;
+  } finally {
+    await results.close();
+  }
+}
+
+/**
+ * Runs a validated batch's requests from where its progress log says, appending results in
+ * completion order and checkpointing every `checkpointMs` (see BatchResults). Answers inline in
+ * windows of SYNC_STEP lines when it can; otherwise dispatches each request to the shared pool
+ * (with the batch's latency), so a cancel or expiry stops dispatch while in-flight requests finish.
+ * Memory holds one read chunk and its results, never the file.
  */
 export async function executeBatch(
   ctx: ExecuteContext,
@@ -96,127 +123,54 @@ export async function executeBatch(
   mayDispatch: boolean,
 ): Promise<{ ending: Ending; errorLines: number } | 'stopped'> {
   const { batch, internal } = record;
-  const outPath = join(ctx.workDir, OUTPUT_PART);
-  const errPath = join(ctx.workDir, ERROR_PART);
-  const logPath = join(ctx.workDir, PROGRESS_LOG);
-  const progress = await loadProgress(logPath);
-  await cutTo(outPath, progress.outBytes);
-  await cutTo(errPath, progress.errBytes);
-  const out = await open(outPath, 'a');
-  const err = await open(errPath, 'a');
-  let log = new AppendLog(logPath);
-  let appended = 0;
+  const results = await BatchResults.open(ctx.workDir, false);
+  const progress = results.progress;
   let lastCheckpoint = Date.now();
   ctx.onProgress(progress);
 
-  const checkpoint = async () => {
-    await out.sync();
-    await err.sync();
-    if (++appended >= COMPACT_EVERY) {
-      await log.close();
-      await writeFileAtomic(logPath, `${JSON.stringify(progress)}\n`);
-      log = new AppendLog(logPath);
-      appended = 0;
-    } else await log.append(progress);
-    lastCheckpoint = Date.now();
-  };
-
-  const write = async (pending: Pending) => {
-    if (pending.out.length > 0) {
-      const text = pending.out.join('');
-      await out.write(text);
-      progress.outBytes += Buffer.byteLength(text);
-    }
-    if (pending.err.length > 0) {
-      const text = pending.err.join('');
-      await err.write(text);
-      progress.errBytes += Buffer.byteLength(text);
-      progress.errLines += pending.err.length;
-    }
-    if (pending.last) {
-      progress.offset = pending.last.end;
-      progress.line = pending.last.line;
-    }
-    ctx.onProgress(progress);
-  };
-
-  const prefix = randomToken(10);
-  const lineOf = (line: InputLine, answer: EngineAnswer, customId: string): string => {
-    const response = `{"status_code":${answer.status},"request_id":"req_${prefix}_${line.line}","body":${JSON.stringify(answer.body)}}`;
-    return `{"id":"batch_req_${prefix}_${line.line}","custom_id":${JSON.stringify(customId)},"response":${response},"error":null}\n`;
-  };
-  const settle = (pending: Pending, line: InputLine, answer: EngineAnswer, customId: string) => {
-    const text = lineOf(line, answer, customId);
-    if (answer.status === 200) {
-      pending.out.push(text);
-      progress.completed++;
-      if (answer.usage) {
-        progress.inputTokens += answer.usage.prompt_tokens;
-        progress.outputTokens += answer.usage.completion_tokens;
-        progress.reasoningTokens += answer.usage.reasoning_tokens;
-      }
-    } else {
-      pending.err.push(text);
-      progress.failed++;
-    }
-  };
-  const parse = (line: InputLine) =>
-    JSON.parse(line.text!) as { custom_id: string; body: Record<string, unknown> };
-  const request = (parsed: { custom_id: string; body: Record<string, unknown> }) => ({
-    endpoint: batch.endpoint,
-    body: parsed.body,
-    key: parsed.custom_id,
-    knobs: internal.knobs,
-    now: ctx.clock.now(),
-  });
-
-  const runSync = (lines: InputLine[], from: number, to: number): Pending => {
-    const pending: Pending = { out: [], err: [], last: null, stoppedBy: null };
+  const runInline = (lines: InputLine[], from: number, to: number): Pending => {
+    const window = pending();
     for (let i = from; i < to; i++) {
       const line = lines[i]!;
-      const parsed = parse(line);
-      let answer: EngineAnswer;
-      try {
-        answer = ctx.engine.answer(request(parsed)) as EngineAnswer;
-      } catch (error) {
-        answer = engineFailure(error);
-      }
-      settle(pending, line, answer, parsed.custom_id);
-      pending.last = line;
+      const parsed = JSON.parse(line.text!) as CheckedLine;
+      results.settle(window, line, answerNow(ctx, engineRequest(ctx, record, parsed)), parsed.custom_id);
+      window.last = line;
     }
-    return pending;
+    return window;
   };
 
-  const runAsync = async (lines: InputLine[], from: number, to: number): Promise<Pending> => {
-    const pending: Pending = { out: [], err: [], last: null, stoppedBy: null };
+  const runPooled = async (
+    lines: InputLine[],
+    from: number,
+    to: number,
+  ): Promise<{ window: Pending; stoppedBy: HaltReason | null }> => {
+    const window = pending();
+    let stoppedBy: HaltReason | null = null;
     const tasks: Array<Promise<void>> = [];
     const latency = internal.knobs.latencyMs;
     for (let i = from; i < to; i++) {
-      const reason = ctx.haltReason();
-      if (reason) {
-        pending.stoppedBy = reason;
-        break;
-      }
+      stoppedBy = ctx.haltReason();
+      if (stoppedBy) break;
       try {
         await ctx.pool.acquire(ctx.haltSignal);
       } catch {
-        pending.stoppedBy = ctx.haltReason() ?? 'stop';
+        stoppedBy = ctx.haltReason() ?? 'stop';
         break;
       }
       const line = lines[i]!;
-      pending.last = line;
+      window.last = line;
       tasks.push(
         (async () => {
           try {
-            const parsed = parse(line);
+            const parsed = JSON.parse(line.text!) as CheckedLine;
             if (latency > 0) await sleep(latency, undefined, { signal: ctx.stopSignal });
             let answer: EngineAnswer;
             try {
-              answer = await ctx.engine.answer(request(parsed));
+              answer = await ctx.engine.answer(engineRequest(ctx, record, parsed));
             } catch (error) {
               answer = engineFailure(error);
             }
-            if (!ctx.stopSignal.aborted) settle(pending, line, answer, parsed.custom_id);
+            if (!ctx.stopSignal.aborted) results.settle(window, line, answer, parsed.custom_id);
           } finally {
             ctx.pool.release();
           }
@@ -224,11 +178,10 @@ export async function executeBatch(
       );
     }
     await Promise.allSettled(tasks);
-    if (ctx.stopSignal.aborted) pending.stoppedBy = 'stop';
-    return pending;
+    return { window, stoppedBy: ctx.stopSignal.aborted ? 'stop' : stoppedBy };
   };
 
-  const step = ctx.engine.synchronous && internal.knobs.latencyMs === 0 ? SYNC_STEP : 0;
+  const inline = answersInline(ctx.engine, record);
   let stoppedBy: HaltReason | null = mayDispatch ? null : (ctx.haltReason() ?? 'stop');
   try {
     const chunks = stoppedBy
@@ -239,33 +192,39 @@ export async function executeBatch(
           maxLineBytes: internal.limits.maxLineBytes,
         });
     reading: for await (const lines of chunks) {
-      // Async runs go in windows of a few times the pool, so progress shows and checkpoints often.
-      const size = step || Math.max(16, Math.min(1024, 4 * ctx.concurrency));
+      // Pooled runs go in windows of a few times the pool, so progress shows and checkpoints often.
+      const size = inline ? SYNC_STEP : Math.max(16, Math.min(1024, 4 * ctx.concurrency));
       for (let from = 0; from < lines.length; from += size) {
         stoppedBy = ctx.haltReason();
         if (stoppedBy) break reading;
         const to = Math.min(lines.length, from + size);
         const counts = { completed: progress.completed, failed: progress.failed };
-        const pending = step ? runSync(lines, from, to) : await runAsync(lines, from, to);
-        if (pending.stoppedBy === 'stop') {
+        const run = inline
+          ? { window: runInline(lines, from, to), stoppedBy: null }
+          : await runPooled(lines, from, to);
+        if (run.stoppedBy === 'stop') {
           // Nothing of this window is written; the counts go back to what the files hold.
           progress.completed = counts.completed;
           progress.failed = counts.failed;
           stoppedBy = 'stop';
           break reading;
         }
-        await write(pending);
-        if (pending.stoppedBy) {
-          stoppedBy = pending.stoppedBy;
+        await results.write(run.window);
+        ctx.onProgress(progress);
+        if (run.stoppedBy) {
+          stoppedBy = run.stoppedBy;
           break reading;
         }
-        if (Date.now() - lastCheckpoint >= ctx.checkpointMs) await checkpoint();
-        if (step) await yieldToLoop();
+        if (Date.now() - lastCheckpoint >= ctx.checkpointMs) {
+          await results.checkpoint();
+          lastCheckpoint = Date.now();
+        }
+        if (inline) await yieldToLoop();
       }
     }
     if (stoppedBy === null) stoppedBy = ctx.haltReason();
     if (stoppedBy === 'stop') {
-      await checkpoint();
+      await results.checkpoint();
       return 'stopped';
     }
     const ending: Ending =
@@ -275,75 +234,45 @@ export async function executeBatch(
           ? 'expired'
           : 'completed';
     if (ending === 'expired' && internal.unrunOnExpiry === 'error_file' && !progress.unrunWritten) {
-      await writeUnrun(ctx, internal.limits.maxLineBytes, progress, err, prefix);
+      await writeUnrun(ctx, internal.limits.maxLineBytes, results);
       progress.unrunWritten = true;
     }
-    await checkpoint();
+    await results.checkpoint();
     return { ending, errorLines: progress.errLines };
   } finally {
-    await log.close();
-    await out.close();
-    await err.close();
+    await results.close();
   }
 }
 
-/** Appends a `batch_expired` line for every line not run (OpenAI's guide: they go to the error file). */
-async function writeUnrun(
-  ctx: ExecuteContext,
-  maxLineBytes: number,
-  progress: Progress,
-  err: FileHandle,
-  prefix: string,
-): Promise<void> {
+/** Appends a `batch_expired` line for every line not run. */
+async function writeUnrun(ctx: ExecuteContext, maxLineBytes: number, results: BatchResults): Promise<void> {
+  const { progress } = results;
   for await (const lines of readLines(ctx.inputPath, {
     start: progress.offset,
     firstLine: progress.line + 1,
     maxLineBytes,
   })) {
-    let text = '';
+    const window = pending();
     for (const line of lines) {
-      const { custom_id } = JSON.parse(line.text!) as { custom_id: string };
-      text += `{"id":"batch_req_${prefix}_${line.line}","custom_id":${JSON.stringify(custom_id)},"response":null,"error":${JSON.stringify(EXPIRED_ERROR)}}\n`;
-      progress.errLines++;
-      progress.offset = line.end;
-      progress.line = line.line;
+      const { custom_id } = JSON.parse(line.text!) as CheckedLine;
+      results.unrun(window, line, custom_id, EXPIRED_ERROR);
+      window.last = line;
     }
-    await err.write(text);
-    progress.errBytes += Buffer.byteLength(text);
+    await results.write(window);
   }
 }
 
 function engineFailure(error: unknown): EngineAnswer {
   return {
     status: 500,
-    body: {
+    json: JSON.stringify({
       error: {
         message: `the engine failed on this request: ${(error as Error)?.message ?? String(error)}`,
         type: 'server_error',
         param: null,
         code: 'engine_error',
       },
-    },
+    }),
     usage: null,
   };
-}
-
-async function loadProgress(path: string): Promise<Progress> {
-  const records = await AppendLog.read(path);
-  const last = records[records.length - 1];
-  return last ? { ...ZERO, ...(last as Partial<Progress>) } : { ...ZERO };
-}
-
-/** Cuts a result file back to its checkpointed size (creating it when missing). */
-async function cutTo(path: string, size: number): Promise<void> {
-  try {
-    const current = (await stat(path)).size;
-    if (current > size) await truncate(path, size);
-    else if (current < size)
-      throw new Error(`${path} is shorter (${current} bytes) than its checkpoint (${size} bytes)`);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    if (size > 0) throw new Error(`${path} is missing but its checkpoint says ${size} bytes`);
-    await (await open(path, 'w')).close();
-  }
 }

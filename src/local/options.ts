@@ -59,8 +59,12 @@ export const LocalServiceOptions = z.strictObject({
   timeScale: z.number().positive().finite().default(1),
   /** Seed of every deterministic choice of the test engine. Default 0. */
   seed: z.number().int().nonnegative().default(0),
-  /** Token counting: the o200k tokenizer (loaded on first use), or ~4 characters a token. Default "o200k". */
-  tokenizer: z.enum(['o200k', 'estimate']).default('o200k'),
+  /**
+   * How usage is counted: "estimate" (about 4 ASCII characters or 1 other character a token, ~0.5 us
+   * a request) or "o200k" (the real tokenizer, loaded on first use: exact for OpenAI's newer models,
+   * but 10-80 us a request, which would make the service a pipeline's bottleneck). Default "estimate".
+   */
+  tokenizer: z.enum(['o200k', 'estimate']).default('estimate'),
   /** Requests in flight at once across all batches (matters when `latencyMs` > 0). Default 64. */
   concurrency: z.number().int().positive().max(100_000).default(64),
   /** Batches validated or run at once; more wait in `validating`, as providers queue. Default 8. */

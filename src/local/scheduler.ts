@@ -4,9 +4,16 @@ import { badRequest } from './api-error.js';
 import { type BatchRecord, type BatchStore, type Ending, TERMINAL } from './batches-store.js';
 import type { ServiceClock } from './clock.js';
 import type { Engine } from './engine/engine.js';
-import { ERROR_PART, executeBatch, type HaltReason, OUTPUT_PART, type Progress } from './execute.js';
+import {
+  answersInline,
+  type ExecuteContext,
+  executeBatch,
+  type HaltReason,
+  validateAndAnswer,
+} from './execute.js';
 import type { FileStore } from './files-store.js';
 import { newFileId } from './ids.js';
+import { ERROR_PART, OUTPUT_PART, type Progress } from './results.js';
 import { Semaphore } from './semaphore.js';
 import { type Validation, validateInputFile } from './validate-input.js';
 
@@ -138,8 +145,9 @@ export class Scheduler {
       }
     }
     try {
+      const ctx = this.#context(record, running);
       if (internal.ending === null && !internal.validated) {
-        if (slot) await this.#validate(record);
+        if (slot) await this.#validate(record, ctx);
         if (TERMINAL.has(batch.status)) return;
         if (!internal.validated) {
           const reason = this.#haltReason(record);
@@ -149,23 +157,7 @@ export class Scheduler {
         }
       }
       if (internal.ending === null) {
-        const ended = await executeBatch(
-          {
-            inputPath: this.#o.files.contentPath(batch.input_file_id),
-            workDir: this.#o.batches.workDir(batch.id),
-            engine: this.#o.engine,
-            clock: this.#o.clock,
-            pool: this.#pool,
-            concurrency: this.#o.concurrency,
-            haltSignal: running.halt.signal,
-            stopSignal: this.#stop.signal,
-            haltReason: () => this.#haltReason(record),
-            checkpointMs: this.#o.checkpointMs,
-            onProgress: (progress) => showProgress(record, progress),
-          },
-          record,
-          slot,
-        );
+        const ended = await executeBatch(ctx, record, slot);
         if (ended === 'stopped') return;
         await this.#end(record, ended.ending, ended.errorLines);
       }
@@ -175,23 +167,36 @@ export class Scheduler {
     }
   }
 
-  async #validate(record: BatchRecord): Promise<void> {
+  #context(record: BatchRecord, running: Running): ExecuteContext {
+    return {
+      inputPath: this.#o.files.contentPath(record.batch.input_file_id),
+      workDir: this.#o.batches.workDir(record.batch.id),
+      engine: this.#o.engine,
+      clock: this.#o.clock,
+      pool: this.#pool,
+      concurrency: this.#o.concurrency,
+      haltSignal: running.halt.signal,
+      stopSignal: this.#stop.signal,
+      haltReason: () => this.#haltReason(record),
+      checkpointMs: this.#o.checkpointMs,
+      onProgress: (progress) => showProgress(record, progress),
+    };
+  }
+
+  async #validate(record: BatchRecord, ctx: ExecuteContext): Promise<void> {
     const { batch, internal } = record;
     await this.#o.engine.ready();
     const input = this.#o.files.get(batch.input_file_id);
-    const result: Validation = input
-      ? await validateInputFile(
-          this.#o.files.contentPath(batch.input_file_id),
-          input.bytes,
-          {
-            limits: internal.limits,
-            endpoint: batch.endpoint,
-            models: internal.models ? new Set(internal.models) : null,
-            maxErrors: internal.maxValidationErrors,
-          },
-          () => this.#haltReason(record) !== null,
-        )
-      : {
+    const rules = {
+      limits: internal.limits,
+      endpoint: batch.endpoint,
+      models: internal.models ? new Set(internal.models) : null,
+      maxErrors: internal.maxValidationErrors,
+    };
+    // An inline engine answers while validating (one read of the file); answers only count if the
+    // whole file passes. Otherwise validate first, as providers do, then run.
+    const result: Validation = !input
+      ? {
           kind: 'failed',
           errors: [
             {
@@ -201,7 +206,10 @@ export class Scheduler {
               param: 'input_file_id',
             },
           ],
-        };
+        }
+      : answersInline(this.#o.engine, record)
+        ? await validateAndAnswer(ctx, record, rules, input.bytes)
+        : await validateInputFile(ctx.inputPath, input.bytes, rules, () => this.#haltReason(record) !== null);
     if (result.kind === 'halted' || this.#haltReason(record) !== null) return;
     const now = this.#o.clock.now();
     if (result.kind === 'failed') {

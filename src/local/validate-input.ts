@@ -1,7 +1,7 @@
 import type { FileLimits } from '../providers/profile.js';
 import type { EngineEndpoint } from './engine/engine.js';
 import { ENGINE_ENDPOINTS } from './engine/engine.js';
-import { readLines } from './line-reader.js';
+import { type InputLine, readLines } from './line-reader.js';
 
 /** One item of a failed batch's `errors.data`, as the Batch API reports validation problems. */
 export interface BatchErrorItem {
@@ -30,11 +30,87 @@ const ENDPOINTS: ReadonlySet<string> = new Set(ENGINE_ENDPOINTS);
 /** Lines between checks of `halted` (a cancel or expiry stops validation too). */
 const HALT_CHECK_LINES = 4096;
 
+/** A line that passed every check, parsed. */
+export interface CheckedLine {
+  custom_id: string;
+  body: Record<string, unknown>;
+}
+
+/**
+ * The provider's file rules, one line at a time: scale (lines, bytes per line) and every line (UTF-8
+ * JSON object, custom_id present, unique and short enough, method POST, url the batch's endpoint, one
+ * model, an offered model). Memory holds the custom_ids of one file (bounded by the line limit).
+ */
+export class InputChecker {
+  readonly #rules: InputRules;
+  readonly #ids = new Set<string>();
+  readonly #errors: BatchErrorItem[] = [];
+  #model: string | undefined;
+  #lines = 0;
+
+  constructor(rules: InputRules) {
+    this.#rules = rules;
+  }
+
+  /** No problem found so far. */
+  get clean(): boolean {
+    return this.#errors.length === 0;
+  }
+
+  /** Enough problems found: reading on would not change the verdict. */
+  get done(): boolean {
+    return this.#errors.length >= this.#rules.maxErrors || this.#lines > this.#rules.limits.maxLinesPerFile;
+  }
+
+  /** The parsed request when the line is valid; null when it is not (the problem is kept). */
+  check(line: InputLine): CheckedLine | null {
+    this.#lines = line.line;
+    const { limits } = this.#rules;
+    if (line.line > limits.maxLinesPerFile) {
+      this.#errors.push(
+        item(
+          'too_many_lines',
+          line.line,
+          `the input file holds more than ${limits.maxLinesPerFile} requests; split it into several files`,
+          null,
+        ),
+      );
+      return null;
+    }
+    const found = checkLine(line.text, line.bytes, line.utf8, line.line, this.#rules, this.#ids, this.#model);
+    if ('problem' in found) {
+      if (this.#errors.length < this.#rules.maxErrors) this.#errors.push(found.problem);
+      return null;
+    }
+    this.#model ??= found.model;
+    return found.line;
+  }
+
+  /** The verdict on the whole file, once every line (or enough of them) was checked. */
+  finish(): Validation {
+    if (this.#errors.length > 0) return failed(this.#errors);
+    if (this.#lines === 0 || this.#model === undefined)
+      return failed([item('empty_file', null, 'the input file holds no requests', null)]);
+    return { kind: 'ok', lines: this.#lines, model: this.#model };
+  }
+}
+
+/** The file-size rule, checked before reading a byte. */
+export function checkFileBytes(bytes: number, limits: FileLimits): Validation | null {
+  if (bytes <= limits.maxBytesPerFile) return null;
+  return failed([
+    item(
+      'file_too_large',
+      null,
+      `the input file is ${bytes} bytes; a file may hold at most ${limits.maxBytesPerFile} bytes`,
+      null,
+    ),
+  ]);
+}
+
 /**
  * Checks a whole input file before any request runs, as the providers do ("the task validation
- * fails"): scale (lines, bytes, bytes per line) and every line (UTF-8 JSON object, custom_id present,
- * unique and short enough, method POST, url the batch's endpoint, one model, an offered model).
- * Streams the file; memory holds only the custom_ids of one file (bounded by the line limit).
+ * fails"). Streams the file.
  */
 export async function validateInputFile(
   path: string,
@@ -42,52 +118,23 @@ export async function validateInputFile(
   rules: InputRules,
   halted: () => boolean,
 ): Promise<Validation> {
-  const { limits } = rules;
-  if (bytes > limits.maxBytesPerFile)
-    return failed([
-      item(
-        'file_too_large',
-        null,
-        `the input file is ${bytes} bytes; a file may hold at most ${limits.maxBytesPerFile} bytes`,
-        null,
-      ),
-    ]);
-  const errors: BatchErrorItem[] = [];
-  const ids = new Set<string>();
-  let model: string | undefined;
-  let lines = 0;
-  const report = (error: BatchErrorItem) => {
-    errors.push(error);
-    return errors.length >= rules.maxErrors;
-  };
-  outer: for await (const chunk of readLines(path, { maxLineBytes: limits.maxLineBytes })) {
+  const tooLarge = checkFileBytes(bytes, rules.limits);
+  if (tooLarge) return tooLarge;
+  const checker = new InputChecker(rules);
+  outer: for await (const chunk of readLines(path, { maxLineBytes: rules.limits.maxLineBytes })) {
     for (const line of chunk) {
-      lines = line.line;
-      if (lines > limits.maxLinesPerFile) {
-        report(
-          item(
-            'too_many_lines',
-            lines,
-            `the input file holds more than ${limits.maxLinesPerFile} requests; split it into several files`,
-            null,
-          ),
-        );
-        break outer;
-      }
-      if (lines % HALT_CHECK_LINES === 0 && halted()) return { kind: 'halted' };
-      const problem = checkLine(line.text, line.bytes, line.utf8, line.line, rules, ids, model);
-      if (typeof problem === 'string') model ??= problem;
-      else if (report(problem)) break outer;
+      if (line.line % HALT_CHECK_LINES === 0 && halted()) return { kind: 'halted' };
+      checker.check(line);
+      if (checker.done) break outer;
     }
   }
   if (halted()) return { kind: 'halted' };
-  if (errors.length > 0) return failed(errors);
-  if (lines === 0 || model === undefined)
-    return failed([item('empty_file', null, 'the input file holds no requests', null)]);
-  return { kind: 'ok', lines, model };
+  return checker.finish();
 }
 
-/** The line's model when the line is valid, or what is wrong with it. */
+type LineVerdict = { model: string; line: CheckedLine } | { problem: BatchErrorItem };
+
+/** The line parsed with its model when it is valid, or what is wrong with it. */
 function checkLine(
   text: string | null,
   bytes: number,
@@ -96,24 +143,24 @@ function checkLine(
   rules: InputRules,
   ids: Set<string>,
   model: string | undefined,
-): string | BatchErrorItem {
+): LineVerdict {
   const { limits } = rules;
   if (text === null || bytes > limits.maxLineBytes)
-    return item(
+    return bad(
       'line_too_large',
       line,
       `the line is ${bytes} bytes; a line may hold at most ${limits.maxLineBytes} bytes`,
       null,
     );
-  if (!utf8) return item('invalid_encoding', line, 'the line is not valid UTF-8', null);
+  if (!utf8) return bad('invalid_encoding', line, 'the line is not valid UTF-8', null);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    return item('invalid_json_line', line, 'This line is not parseable as valid JSON.', null);
+    return bad('invalid_json_line', line, 'This line is not parseable as valid JSON.', null);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value))
-    return item(
+    return bad(
       'invalid_json_line',
       line,
       'the line must be a JSON object {custom_id, method, url, body}',
@@ -122,9 +169,9 @@ function checkLine(
   const request = value as Record<string, unknown>;
   const id = request.custom_id;
   if (id === undefined || id === null)
-    return item('missing_required_parameter', line, "Missing required parameter: 'custom_id'.", 'custom_id');
+    return bad('missing_required_parameter', line, "Missing required parameter: 'custom_id'.", 'custom_id');
   if (typeof id !== 'string' || id === '')
-    return item(
+    return bad(
       'invalid_custom_id',
       line,
       `custom_id must be a non-empty string, got ${JSON.stringify(id)}`,
@@ -132,14 +179,14 @@ function checkLine(
     );
   const idBytes = Buffer.byteLength(id);
   if (idBytes > limits.maxCustomIdBytes)
-    return item(
+    return bad(
       'custom_id_too_long',
       line,
       `custom_id is ${idBytes} bytes; at most ${limits.maxCustomIdBytes} are allowed`,
       'custom_id',
     );
   if (ids.has(id))
-    return item(
+    return bad(
       'duplicate_custom_id',
       line,
       `custom_id ${JSON.stringify(id)} is used by an earlier line; each must be unique in the file`,
@@ -147,7 +194,7 @@ function checkLine(
     );
   ids.add(id);
   if (request.method !== 'POST')
-    return item(
+    return bad(
       'invalid_method',
       line,
       `method must be "POST", got ${JSON.stringify(request.method)}`,
@@ -155,14 +202,14 @@ function checkLine(
     );
   const url = request.url;
   if (typeof url !== 'string' || !ENDPOINTS.has(url))
-    return item(
+    return bad(
       'invalid_url',
       line,
       `url must be one of ${ENGINE_ENDPOINTS.join(', ')}, got ${JSON.stringify(url)}`,
       'url',
     );
   if (url !== rules.endpoint)
-    return item(
+    return bad(
       'mismatched_endpoint',
       line,
       `url ${url} does not match the batch's endpoint ${rules.endpoint}`,
@@ -170,35 +217,29 @@ function checkLine(
     );
   const body = request.body;
   if (body === null || typeof body !== 'object' || Array.isArray(body))
-    return item(
-      'invalid_body',
-      line,
-      'body must be a JSON object (the request body of the endpoint)',
-      'body',
-    );
+    return bad('invalid_body', line, 'body must be a JSON object (the request body of the endpoint)', 'body');
   const lineModel = (body as Record<string, unknown>).model;
   if (typeof lineModel !== 'string' || lineModel === '')
-    return item(
-      'missing_required_parameter',
-      line,
-      "Missing required parameter: 'body.model'.",
-      'body.model',
-    );
+    return bad('missing_required_parameter', line, "Missing required parameter: 'body.model'.", 'body.model');
   if (model !== undefined && lineModel !== model)
-    return item(
+    return bad(
       'mismatched_model',
       line,
       `every line must use the same model: this line uses ${lineModel}, earlier lines ${model}`,
       'body.model',
     );
   if (rules.models && !rules.models.has(lineModel))
-    return item(
+    return bad(
       'model_not_found',
       line,
       `the model ${lineModel} is not offered for batches here`,
       'body.model',
     );
-  return lineModel;
+  return { model: lineModel, line: { custom_id: id, body: body as Record<string, unknown> } };
+}
+
+function bad(code: string, line: number | null, message: string, param: string | null): LineVerdict {
+  return { problem: item(code, line, message, param) };
 }
 
 function item(code: string, line: number | null, message: string, param: string | null): BatchErrorItem {

@@ -22,10 +22,14 @@ export interface EngineUsage {
   reasoning_tokens: number;
 }
 
-/** An HTTP-like answer: a status and a body (the response, or `{error}`), and usage when billed. */
+/**
+ * An HTTP-like answer: a status and the body as JSON text (the response, or `{error}`), and usage
+ * when billed. Text, not an object: batches write it into result lines as it is, and an engine that
+ * forwards requests gets text back anyway.
+ */
 export interface EngineAnswer {
   status: number;
-  body: unknown;
+  json: string;
   usage: EngineUsage | null;
 }
 

@@ -37,6 +37,9 @@ export function rng(seed: number): Random {
   };
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** A 32-bit hash as 8 hex digits (a table: toString(16) + padStart shows up in profiles). */
 export function hex8(hash: number): string {
-  return hash.toString(16).padStart(8, '0');
+  return HEX[hash >>> 24]! + HEX[(hash >>> 16) & 255]! + HEX[(hash >>> 8) & 255]! + HEX[hash & 255]!;
 }

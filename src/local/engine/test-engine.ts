@@ -42,14 +42,26 @@ const REASONING_WORDS = [
 ];
 
 // DashScope's refusal for content moderation, as its compatible mode returns it.
-const REFUSAL = {
+const REFUSAL = JSON.stringify({
   error: {
     message: 'Input data may contain inappropriate content.',
     type: 'data_inspection_failed',
     param: null,
     code: 'data_inspection_failed',
   },
-};
+});
+
+const modelNames = new Map<string, string>();
+/** `"batchpipe-test-engine/<model>"` as JSON, made once per model. */
+function modelJson(model: string): string {
+  let json = modelNames.get(model);
+  if (json === undefined) {
+    json = JSON.stringify(`${TEST_ENGINE_NAME}/${model}`);
+    if (modelNames.size > 1024) modelNames.clear();
+    modelNames.set(model, json);
+  }
+  return json;
+}
 
 export interface TestEngineOptions {
   tokenizer: 'o200k' | 'estimate';
@@ -70,6 +82,16 @@ export function createTestEngine(options: TestEngineOptions): Engine {
   const schemaInPrompt = new Map<string, unknown>();
 
   const count = (text: string) => tokenizer!.count(text);
+  const repeated = new Map<string, number>();
+  const countRepeated = (text: string) => {
+    let n = repeated.get(text);
+    if (n === undefined) {
+      n = count(text);
+      if (repeated.size >= 1024) repeated.clear();
+      repeated.set(text, n);
+    }
+    return n;
+  };
 
   /** JSON mode carries its schema in the prompt (DashScope has no json_schema in batch): find it. */
   const promptSchema = (messages: unknown[]): unknown => {
@@ -104,14 +126,16 @@ export function createTestEngine(options: TestEngineOptions): Engine {
     const format = (body.response_format ?? null) as ResponseFormat | null;
     const jsonMode = format?.type === 'json_object' || format?.type === 'json_schema';
     const fate = fateOf(request.key, knobs, jsonMode);
-    if (fate === 'refuse') return { status: 400, body: REFUSAL, usage: null };
+    if (fate === 'refuse') return { status: 400, json: REFUSAL, usage: null };
 
     let promptTokens = TOKENS_PER_REPLY;
     let lastUser = '';
     for (const message of messages) {
       const text = textOfContent(message);
-      promptTokens += count(text) + TOKENS_PER_MESSAGE;
-      if ((message as Body).role === 'user') lastUser = text;
+      const role = (message as Body).role;
+      // System prompts repeat on every line of a batch: remember their counts; user texts rarely repeat.
+      promptTokens += (role === 'user' ? count(text) : countRepeated(text)) + TOKENS_PER_MESSAGE;
+      if (role === 'user') lastUser = text;
     }
     const snippet = lastUser.length > SNIPPET_CHARS ? `${lastUser.slice(0, SNIPPET_CHARS)}...` : lastUser;
     const thinking =
@@ -123,14 +147,18 @@ export function createTestEngine(options: TestEngineOptions): Engine {
 
     let completionTokens = 0;
     let reasoningTokens = 0;
-    const choices: unknown[] = [];
+    // Built as text, not objects: this runs once per request of every batch, and one JSON.stringify
+    // of each string beats building and serializing the nested response.
+    let choices = '';
+    const hashHex = hex8(hash);
     for (let index = 0; index < n; index++) {
       const h = index === 0 ? hash : hashString(`${index}`, hash);
       const random = rng(h);
       let content: string;
       if (format?.type === 'json_schema') content = jsonAnswer(format.json_schema?.schema, random, snippet);
       else if (format?.type === 'json_object') content = jsonAnswer(promptSchema(messages), random, snippet);
-      else content = `Test answer ${hex8(h)} from ${TEST_ENGINE_NAME} (no inference) to: "${snippet}"`;
+      else
+        content = `Test answer ${index === 0 ? hashHex : hex8(h)} from ${TEST_ENGINE_NAME} (no inference) to: "${snippet}"`;
       if (fate === 'invalid_json') content = spoilJson(content, h);
       let finish = 'stop';
       let tokens = count(content);
@@ -144,35 +172,27 @@ export function createTestEngine(options: TestEngineOptions): Engine {
         tokens = count(content);
         finish = 'length';
       }
-      const message: Body = { role: 'assistant', content };
+      let reasoning = '';
       if (thinking) {
-        const reasoning = reasoningText(snippet, random, budget, count);
-        message.reasoning_content = reasoning;
-        const r = count(reasoning);
+        const text = reasoningText(snippet, random, budget, count);
+        reasoning = `,"reasoning_content":${JSON.stringify(text)}`;
+        const r = count(text);
         reasoningTokens += r;
         completionTokens += r;
       }
       completionTokens += tokens;
-      choices.push({ index, message, finish_reason: finish, logprobs: null });
+      if (index > 0) choices += ',';
+      choices += `{"index":${index},"message":{"role":"assistant","content":${JSON.stringify(content)}${reasoning}},"finish_reason":"${finish}","logprobs":null}`;
     }
-    const usage = {
-      prompt_tokens: promptTokens,
-      completion_tokens: completionTokens,
-      total_tokens: promptTokens + completionTokens,
-      prompt_tokens_details: { cached_tokens: 0 },
-      completion_tokens_details: { reasoning_tokens: reasoningTokens },
-    };
+    const total = promptTokens + completionTokens;
+    const json =
+      `{"id":"chatcmpl-${hashHex}${hex8(request.now)}","object":"chat.completion","created":${request.now},` +
+      `"model":${modelJson(model)},"choices":[${choices}],"usage":{"prompt_tokens":${promptTokens},` +
+      `"completion_tokens":${completionTokens},"total_tokens":${total},"prompt_tokens_details":{"cached_tokens":0},` +
+      `"completion_tokens_details":{"reasoning_tokens":${reasoningTokens}}},"system_fingerprint":"${FINGERPRINT}"}`;
     return {
       status: 200,
-      body: {
-        id: `chatcmpl-${hex8(hash)}${hex8(hashString(model, hash))}`,
-        object: 'chat.completion',
-        created: request.now,
-        model: `${TEST_ENGINE_NAME}/${model}`,
-        choices,
-        usage,
-        system_fingerprint: FINGERPRINT,
-      },
+      json,
       usage: {
         prompt_tokens: promptTokens,
         completion_tokens: completionTokens,
@@ -205,12 +225,12 @@ export function createTestEngine(options: TestEngineOptions): Engine {
     });
     return {
       status: 200,
-      body: {
+      json: JSON.stringify({
         object: 'list',
         data,
         model: `${TEST_ENGINE_NAME}/${model}`,
         usage: { prompt_tokens: tokens, total_tokens: tokens },
-      },
+      }),
       usage: { prompt_tokens: tokens, completion_tokens: 0, reasoning_tokens: 0 },
     };
   };
@@ -230,9 +250,9 @@ export function createTestEngine(options: TestEngineOptions): Engine {
 function refused(found: BodyProblem): EngineAnswer {
   return {
     status: 400,
-    body: {
+    json: JSON.stringify({
       error: { message: found.message, type: 'invalid_request_error', param: found.param, code: null },
-    },
+    }),
     usage: null,
   };
 }

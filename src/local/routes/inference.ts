@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError, badRequest } from '../api-error.js';
 import type { EngineEndpoint } from '../engine/engine.js';
 import { knobsFrom } from '../engine/knobs.js';
-import { readJsonBody, sendJson } from '../http.js';
+import { readJsonBody, sendJsonText } from '../http.js';
 import type { Route, RouteContext } from '../state.js';
 
 /**
@@ -38,7 +38,7 @@ async function infer(ctx: RouteContext, endpoint: EngineEndpoint): Promise<undef
       knobs: state.knobs,
       now: state.clock.now(),
     });
-    sendJson(res, answer.status, answer.body);
+    sendJsonText(res, answer.status, answer.json);
   } finally {
     state.scheduler.pool.release();
   }

@@ -1,0 +1,285 @@
+/**
+ * local service: Batch API requests through the whole round trip a pipeline makes against the
+ * embedded service, via the official openai SDK: upload the request files (multipart), create one
+ * batch per file, poll until every batch completes (validation, the test engine, result files),
+ * and stream every output file back. Two sizes on a fresh service each: 100,000 requests (2 files of
+ * 50,000) and 1,000,000 (20 files of 50,000), so peak RSS at 100k and at 1M can be compared.
+ * The service runs as its own process (`batchpipe serve`) so its peak RSS (VmHWM from /proc) is its
+ * own; the client (this process) takes the other core. The bench checks that every custom_id came back
+ * exactly once and that no request failed.
+ *
+ * Run: npx tsc -p tsconfig.build.json && node --import tsx bench/local-service.bench.ts
+ *      [--sizes 100000,1000000] [--prompt-chars 100-400] [--text multilingual|ascii] [--tokenizer o200k|estimate]
+ *
+ * Figures (2 x AMD EPYC, Node v20.20.2, 2026-11-24), prompts of 100-400 characters:
+ *   FIGURES
+ *
+ * Reading: READING
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream, existsSync, openAsBlob, readFileSync, renameSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import OpenAI, { toFile } from 'openai';
+import pLimit from 'p-limit';
+import { random, review } from '../test/fixtures/make-fixtures.js';
+import { BENCH_DIR, dataFile, fmt, machine, saveResults } from './lib.js';
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2)
+  args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
+const sizes = (args.get('sizes') ?? '100000,1000000').split(',').map(Number);
+const [minChars, maxChars] = (args.get('prompt-chars') ?? '100-400').split('-').map(Number) as [
+  number,
+  number,
+];
+const tokenizer = args.get('tokenizer');
+/** multilingual: the project's review generator (accents, CJK, emoji); ascii: English words only. */
+const text = args.get('text') ?? 'multilingual';
+if (text !== 'multilingual' && text !== 'ascii')
+  throw new Error(`--text must be multilingual or ascii, got ${text}`);
+const ENGLISH =
+  'the product arrived on time and works as described but the battery life could be better overall I would buy it again for the price shipping was fast quality feels solid'.split(
+    ' ',
+  );
+
+function prompt(next: () => number): string {
+  if (text === 'multilingual') return review(next, minChars, maxChars);
+  const length = minChars + Math.floor(next() * (maxChars - minChars));
+  let out = '';
+  while (out.length < length) out += `${ENGLISH[Math.floor(next() * ENGLISH.length)]} `;
+  return out.trimEnd();
+}
+
+const LINES_PER_FILE = 50_000; // the providers' per-file limit
+const SEED = 7;
+const CLI = join(BENCH_DIR, '..', 'dist', 'cli', 'main.js');
+const SYSTEM = 'Classify the sentiment of the review. Answer with one word: positive, negative or neutral.';
+const TERMINAL = new Set(['completed', 'failed', 'expired', 'cancelled']);
+
+/** Request file `index` of the data set: seeded, written once and reused. */
+async function requestFile(index: number): Promise<string> {
+  const path = dataFile(`local-service-${text}-${SEED}-${minChars}-${maxChars}-${index}.jsonl`);
+  if (existsSync(path)) return path;
+  const next = random(SEED * 1000 + index);
+  const out = createWriteStream(`${path}.tmp`);
+  let chunk = '';
+  for (let i = 0; i < LINES_PER_FILE; i++) {
+    const line = {
+      custom_id: `f${index}-r${i}`,
+      method: 'POST',
+      url: '/v1/chat/completions',
+      body: {
+        model: 'qwen-plus',
+        messages: [
+          { role: 'system', content: SYSTEM },
+          { role: 'user', content: prompt(next) },
+        ],
+      },
+    };
+    chunk += `${JSON.stringify(line)}\n`;
+    if (chunk.length > 1 << 20) {
+      if (!out.write(chunk)) await once(out, 'drain');
+      chunk = '';
+    }
+  }
+  out.end(chunk);
+  await once(out, 'finish');
+  renameSync(`${path}.tmp`, path);
+  return path;
+}
+
+interface Service {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+  /** Peak resident set so far, MB (VmHWM). */
+  peakMb(): number;
+  /** CPU seconds used so far (user + system). */
+  cpuSeconds(): number;
+}
+
+async function startService(dataDir: string): Promise<Service> {
+  const extra = tokenizer ? ['--tokenizer', tokenizer] : [];
+  // BENCH_SERVICE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service process.
+  const nodeArgs = process.env.BENCH_SERVICE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, CLI, 'serve', '--port', '0', '--data-dir', dataDir, ...extra],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line) resolve(line.trim());
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited ${code} before printing its URL`)));
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    url,
+    pid: child.pid!,
+    peakMb: () => {
+      const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      return match ? Number(match[1]) / 1024 : Number.NaN;
+    },
+    cpuSeconds: () => {
+      // Fields 14 and 15 of /proc/<pid>/stat (after the command name) are utime and stime in ticks.
+      const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    },
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/**
+ * Streams a result file and checks its custom_ids against what was sent: each exactly once. Scans
+ * bytes (the ids here are ASCII), so the client spends its core on HTTP, not on decoding answers.
+ */
+async function drain(response: Response, seen: Set<string>): Promise<number> {
+  let lines = 0;
+  let tail = Buffer.alloc(0);
+  const key = Buffer.from('"custom_id":"');
+  for await (const chunk of Readable.fromWeb(response.body as import('node:stream/web').ReadableStream)) {
+    const data = tail.length > 0 ? Buffer.concat([tail, chunk as Buffer]) : (chunk as Buffer);
+    let start = 0;
+    for (let nl = data.indexOf(10, start); nl !== -1; nl = data.indexOf(10, start)) {
+      const at = data.indexOf(key, start) + key.length;
+      const id = data.toString('latin1', at, data.indexOf(34, at));
+      if (seen.has(id)) throw new Error(`custom_id ${id} came back twice`);
+      seen.add(id);
+      lines++;
+      start = nl + 1;
+    }
+    tail = Buffer.from(data.subarray(start));
+  }
+  return lines;
+}
+
+interface Result {
+  requests: number;
+  files: number;
+  seconds: number;
+  requestsPerSecond: number;
+  /** Seconds summed over files (they overlap, four at a time). */
+  phases: { uploadAndCreate: number; run: number; download: number };
+  peakRssMb: number;
+  inputMb: number;
+  serviceCpuSeconds: number;
+  clientCpuSeconds: number;
+}
+
+async function scenario(requests: number): Promise<Result> {
+  const count = Math.ceil(requests / LINES_PER_FILE);
+  const paths: string[] = [];
+  for (let i = 0; i < count; i++) paths.push(await requestFile(i));
+  const inputMb = paths.reduce((sum, p) => sum + statSync(p).size, 0) / 1e6;
+  const dataDir = await mkdtemp(join(tmpdir(), 'bp-bench-local-'));
+  const service = await startService(dataDir);
+  let peak = 0;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, service.peakMb());
+  }, 50);
+  try {
+    const client = new OpenAI({ baseURL: service.url, apiKey: 'local', maxRetries: 0 });
+    // As a pipeline does it: each file goes up, becomes a batch, is polled and comes back down,
+    // four files at a time, so uploads, runs and downloads overlap.
+    const limit = pLimit(4);
+    const seen = new Set<string>();
+    const phases = { upload: 0, wait: 0, download: 0 };
+    const started = performance.now();
+    const cpuBefore = { service: service.cpuSeconds(), client: process.cpuUsage() };
+    const counts = await Promise.all(
+      paths.map((path, i) =>
+        limit(async () => {
+          let t = performance.now();
+          const file = await client.files.create({
+            file: await toFile(await openAsBlob(path), `requests-${i}.jsonl`),
+            purpose: 'batch',
+          });
+          let batch = await client.batches.create({
+            input_file_id: file.id,
+            endpoint: '/v1/chat/completions',
+            completion_window: '24h',
+            metadata: { ds_name: `bench-${i}` },
+          });
+          phases.upload += performance.now() - t;
+          t = performance.now();
+          while (!TERMINAL.has(batch.status)) {
+            await sleep(50);
+            batch = await client.batches.retrieve(batch.id);
+          }
+          if (batch.status !== 'completed' || batch.request_counts?.failed !== 0 || !batch.output_file_id)
+            throw new Error(
+              `batch ${batch.id} ended ${batch.status} with ${JSON.stringify(batch.request_counts)}`,
+            );
+          phases.wait += performance.now() - t;
+          t = performance.now();
+          const lines = await drain(await client.files.content(batch.output_file_id), seen);
+          phases.download += performance.now() - t;
+          return lines;
+        }),
+      ),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const clientCpu = process.cpuUsage(cpuBefore.client);
+    const serviceCpuSeconds = service.cpuSeconds() - cpuBefore.service;
+    const total = counts.reduce((a, b) => a + b, 0);
+    if (total !== count * LINES_PER_FILE || seen.size !== total)
+      throw new Error(`expected ${count * LINES_PER_FILE} results, got ${total} (${seen.size} distinct)`);
+    peak = Math.max(peak, service.peakMb());
+    return {
+      requests: total,
+      files: count,
+      seconds,
+      requestsPerSecond: total / seconds,
+      phases: {
+        uploadAndCreate: phases.upload / 1000,
+        run: phases.wait / 1000,
+        download: phases.download / 1000,
+      },
+      peakRssMb: peak,
+      inputMb,
+      serviceCpuSeconds,
+      clientCpuSeconds: (clientCpu.user + clientCpu.system) / 1e6,
+    };
+  } finally {
+    clearInterval(sampler);
+    await service.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+if (!existsSync(CLI)) throw new Error(`build first: npx tsc -p tsconfig.build.json (${CLI} is missing)`);
+const results: Result[] = [];
+for (const size of sizes) {
+  const result = await scenario(size);
+  results.push(result);
+  process.stderr.write(
+    `  ${fmt(result.requests)} requests: ${fmt(result.requestsPerSecond)} req/s in ${result.seconds.toFixed(1)} s, peak RSS ${result.peakRssMb.toFixed(0)} MB\n`,
+  );
+}
+const lines = [
+  `local service, ${machine()}, ${text} prompts of ${minChars}-${maxChars} characters, tokenizer ${tokenizer ?? 'default'}`,
+  '| requests | files | input MB | upload+create s* | wait s* | download s* | total s | requests/s | service CPU s | client CPU s | service peak RSS MB |',
+  '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...results.map(
+    (r) =>
+      `| ${fmt(r.requests)} | ${r.files} | ${r.inputMb.toFixed(0)} | ${r.phases.uploadAndCreate.toFixed(1)} | ${r.phases.run.toFixed(1)} | ${r.phases.download.toFixed(1)} | ${r.seconds.toFixed(1)} | ${fmt(r.requestsPerSecond)} | ${r.serviceCpuSeconds.toFixed(1)} | ${r.clientCpuSeconds.toFixed(1)} | ${r.peakRssMb.toFixed(0)} |`,
+  ),
+];
+console.log(`${lines.join('\n')}\n* summed over files, four in flight at a time`);
+console.log(
+  `results: ${saveResults(`local-service-${text}`, { machine: machine(), text, tokenizer: tokenizer ?? 'default', results })}`,
+);

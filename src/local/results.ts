@@ -1,0 +1,195 @@
+import { type FileHandle, open, rm, stat, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AppendLog, writeFileAtomic } from './durable.js';
+import type { EngineAnswer } from './engine/engine.js';
+import { randomToken } from './ids.js';
+import { LineBuffer } from './line-buffer.js';
+import type { InputLine } from './line-reader.js';
+
+/** Where a batch's run stands; the last line of its progress log, made durable at checkpoints. */
+export interface Progress {
+  /** Input offset after the last line whose result is in the result files. */
+  offset: number;
+  /** Number of that line (0: none yet). */
+  line: number;
+  outBytes: number;
+  errBytes: number;
+  errLines: number;
+  completed: number;
+  failed: number;
+  inputTokens: number;
+  outputTokens: number;
+  reasoningTokens: number;
+  /** The lines an expiry left unrun are in the error file. */
+  unrunWritten: boolean;
+}
+
+export const OUTPUT_PART = 'output.part';
+export const ERROR_PART = 'error.part';
+const PROGRESS_LOG = 'progress.log';
+/** Progress records before the log is rewritten as its last record. */
+const COMPACT_EVERY = 10_000;
+
+const ZERO: Progress = {
+  offset: 0,
+  line: 0,
+  outBytes: 0,
+  errBytes: 0,
+  errLines: 0,
+  completed: 0,
+  failed: 0,
+  inputTokens: 0,
+  outputTokens: 0,
+  reasoningTokens: 0,
+  unrunWritten: false,
+};
+
+/** Result lines of a window of requests, waiting to be appended. */
+export interface Pending {
+  out: LineBuffer;
+  err: LineBuffer;
+  /** The last line dispatched: progress moves past it once the results are written. */
+  last: InputLine | null;
+}
+
+export function pending(): Pending {
+  return { out: new LineBuffer(), err: new LineBuffer(1024), last: null };
+}
+
+/**
+ * A batch's result files while it runs: `output.part`, `error.part` and the progress log in its work
+ * dir. Results are appended in completion order; a checkpoint fsyncs both files, then appends the
+ * progress (input offset, file sizes, counts). Opening cuts the files back to the last checkpoint, so
+ * a crash anywhere loses only work that is redone, and never writes a result twice.
+ */
+export class BatchResults {
+  readonly progress: Progress;
+  readonly #dir: string;
+  readonly #out: FileHandle;
+  readonly #err: FileHandle;
+  #log: AppendLog;
+  #appended = 0;
+  /** Distinguishes this run's request ids from an earlier run's (ids are per attempt). */
+  readonly #prefix = randomToken(10);
+
+  private constructor(dir: string, progress: Progress, out: FileHandle, err: FileHandle) {
+    this.#dir = dir;
+    this.progress = progress;
+    this.#out = out;
+    this.#err = err;
+    this.#log = new AppendLog(join(dir, PROGRESS_LOG));
+  }
+
+  /** Opens the result files at the last checkpoint, or empty when `fresh` (a new attempt). */
+  static async open(dir: string, fresh: boolean): Promise<BatchResults> {
+    const logPath = join(dir, PROGRESS_LOG);
+    if (fresh) await rm(logPath, { force: true });
+    const records = await AppendLog.read(logPath);
+    const last = records[records.length - 1] as Partial<Progress> | undefined;
+    const progress: Progress = { ...ZERO, ...last };
+    await cutTo(join(dir, OUTPUT_PART), progress.outBytes);
+    await cutTo(join(dir, ERROR_PART), progress.errBytes);
+    const out = await open(join(dir, OUTPUT_PART), 'a');
+    const err = await open(join(dir, ERROR_PART), 'a');
+    return new BatchResults(dir, progress, out, err);
+  }
+
+  /** One request's result line, into the output file (2xx) or the error file. */
+  settle(into: Pending, line: InputLine, answer: EngineAnswer, customId: string): void {
+    const id = `${this.#prefix}_${line.line}`;
+    const ok = answer.status >= 200 && answer.status < 300;
+    (ok ? into.out : into.err)
+      .ascii(`{"id":"batch_req_${id}","custom_id":`)
+      .utf8(JSON.stringify(customId))
+      .ascii(`,"response":{"status_code":${answer.status},"request_id":"req_${id}","body":`)
+      .utf8(answer.json)
+      .ascii('},"error":null}\n').lines++;
+    const progress = this.progress;
+    if (ok) {
+      progress.completed++;
+      if (answer.usage) {
+        progress.inputTokens += answer.usage.prompt_tokens;
+        progress.outputTokens += answer.usage.completion_tokens;
+        progress.reasoningTokens += answer.usage.reasoning_tokens;
+      }
+    } else progress.failed++;
+  }
+
+  /** A line that never ran, with a non-HTTP error (`response: null`), into the error file. */
+  unrun(into: Pending, line: InputLine, customId: string, error: { code: string; message: string }): void {
+    const id = `${this.#prefix}_${line.line}`;
+    into.err
+      .ascii(`{"id":"batch_req_${id}","custom_id":`)
+      .utf8(JSON.stringify(customId))
+      .ascii(',"response":null,"error":')
+      .utf8(JSON.stringify(error))
+      .ascii('}\n').lines++;
+  }
+
+  /** Appends a window's results and moves progress past its last line. */
+  async write(window: Pending): Promise<void> {
+    const progress = this.progress;
+    if (window.out.byteLength > 0) {
+      await writeAll(this.#out, window.out.bytes());
+      progress.outBytes += window.out.byteLength;
+    }
+    if (window.err.byteLength > 0) {
+      await writeAll(this.#err, window.err.bytes());
+      progress.errBytes += window.err.byteLength;
+      progress.errLines += window.err.lines;
+    }
+    if (window.last) {
+      progress.offset = window.last.end;
+      progress.line = window.last.line;
+    }
+  }
+
+  /** Makes everything written so far durable, then records it as the point to resume from. */
+  async checkpoint(): Promise<void> {
+    await this.#out.sync();
+    await this.#err.sync();
+    if (++this.#appended >= COMPACT_EVERY) {
+      await this.#log.close();
+      await writeFileAtomic(join(this.#dir, PROGRESS_LOG), `${JSON.stringify(this.progress)}\n`);
+      this.#log = new AppendLog(join(this.#dir, PROGRESS_LOG));
+      this.#appended = 0;
+    } else await this.#log.append(this.progress);
+  }
+
+  /** Empties the result files and forgets progress: a validation that failed after answering ahead. */
+  async discard(): Promise<void> {
+    await this.#out.truncate(0);
+    await this.#err.truncate(0);
+    await this.#log.close();
+    await rm(join(this.#dir, PROGRESS_LOG), { force: true });
+    Object.assign(this.progress, ZERO);
+  }
+
+  async close(): Promise<void> {
+    await this.#log.close();
+    await this.#out.close();
+    await this.#err.close();
+  }
+}
+
+/** A write can be short (a full disk, a signal): go on until every byte is written or it throws. */
+async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) done += (await handle.write(bytes, done)).bytesWritten;
+}
+
+/** Cuts a result file back to its checkpointed size (creating it when missing). */
+async function cutTo(path: string, size: number): Promise<void> {
+  let current: number;
+  try {
+    current = (await stat(path)).size;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if (size > 0) throw new Error(`${path} is missing but its checkpoint says ${size} bytes`);
+    await (await open(path, 'w')).close();
+    return;
+  }
+  if (current > size) await truncate(path, size);
+  else if (current < size)
+    throw new Error(`${path} is shorter (${current} bytes) than its checkpoint (${size} bytes)`);
+}
