@@ -1,20 +1,9 @@
-import { extname } from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { Command } from 'commander';
 import { BatchpipeError } from '../errors.js';
 import { findResultFiles } from '../internal/result-files.js';
-import { csvSink } from '../sinks/csv-sink.js';
-import { jsonlSink } from '../sinks/jsonl-sink.js';
-import { type CsvSourceOptions, csvSource } from '../sources/csv-source.js';
-import { jsonlSource } from '../sources/jsonl-source.js';
-import {
-  EXTRA_COLUMNS,
-  type ExtraColumn,
-  type JoinSummary,
-  joinResults,
-} from '../transforms/join-results.js';
-import { RESULT_STATUSES, resultSource } from '../transforms/parse-results.js';
+import { joinTable } from '../run/join.js';
+import { EXTRA_COLUMNS, type ExtraColumn } from '../transforms/join-results.js';
+import { RESULT_STATUSES } from '../transforms/parse-results.js';
 import { count, info, type Output, plural, printJson } from './output.js';
 import { list } from './parse-values.js';
 import { addSourceOptions, structuredOption } from './request-options.js';
@@ -88,106 +77,83 @@ export function joinCommand(): Command {
     .addHelpText(
       'after',
       `
-Result columns: status (${RESULT_STATUSES.join(', ')}), content (or the parsed fields of --labels/--schema,
-or embedding), error_code, error_message, prompt_tokens, completion_tokens; a name the source already has
-gets the prefix result_. Exit code 0 when the table was written (failed rows are data), 1 when the run
-failed, 2 on a usage error.
+Result columns: status (${RESULT_STATUSES.join(', ')}),
+content (or the parsed fields of --labels/--schema, or embedding), error_code, error_message,
+prompt_tokens, completion_tokens; a name the source already has gets the prefix result_.
+Exit code 0 when the table was written (failed rows are data), 1 when the run failed, 2 on a usage error.
 
 Example:
-  batchpipe join --source reviews.csv --id-column id --results downloads/ --labels positive,negative,neutral \\
-      --out labeled.csv`,
+  batchpipe join --source reviews.csv --id-column id --results downloads/ \\
+      --labels positive,negative,neutral --out labeled.csv`,
     )
     .action(async (flags: JoinFlags) => {
       const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
-      const summary = await runJoin(flags, out);
-      if (out.json) printJson(summary);
+      const found = await findResultFiles([...flags.results, ...(flags.errors ?? [])]);
+      const rejections = flags.rejections ?? found.rejections;
+      const requests = flags.requests
+        ? (await findResultFiles(flags.requests, 'requests')).requests
+        : found.requests;
+      if (flags.reask && requests.length === 0) {
+        throw new BatchpipeError(
+          'BP_USAGE',
+          '--reask needs the request files: give a prepared directory in --results, or --requests',
+        );
+      }
+      if (found.results.length === 0)
+        info(out, 'warning: no output or error files found: every row will be missing or rejected');
+      const result = await joinTable({
+        source: flags.source,
+        results: found.results,
+        out: flags.out,
+        format: flags.format,
+        delimiter: flags.delimiter,
+        quote: flags.quote,
+        header: flags.header,
+        columns: flags.columns,
+        encoding: flags.encoding,
+        relaxColumnCount: flags.relaxColumnCount,
+        badRows: flags.badRows,
+        idColumn: flags.idColumn,
+        rejections,
+        labels: flags.labels,
+        schema: flags.schema,
+        fieldPrefix: flags.fieldPrefix,
+        include: flags.include as ExtraColumn[] | undefined,
+        reask: flags.reask ? { requests, out: flags.reask } : undefined,
+      });
+      const { problemDetails, ...summary } = result;
+      if (out.json) {
+        printJson({ ...summary, problemLines: problemDetails.first.map((p) => p.message) });
+        return;
+      }
+      const counts = RESULT_STATUSES.filter((s) => summary.statuses[s] > 0)
+        .map((s) => `${count(summary.statuses[s])} ${s}`)
+        .join(', ');
+      info(out, `joined ${plural(summary.rows, 'row')} -> ${flags.out}: ${counts || 'nothing'}`);
+      info(
+        out,
+        `  from ${plural(found.results.length, 'result file')} (${plural(summary.results, 'result')}), ${plural(rejections.length, 'rejections file')}`,
+      );
+      if (problemDetails.count > 0) {
+        info(out, `${plural(problemDetails.count, 'result line')} could not be used:`);
+        for (const problem of problemDetails.first.slice(0, SHOWN_PROBLEMS))
+          info(out, `  ${problem.code} ${problem.message}`);
+        if (problemDetails.count > SHOWN_PROBLEMS)
+          info(out, `  ... and ${count(problemDetails.count - SHOWN_PROBLEMS)} more`);
+      }
+      if (summary.duplicates > 0)
+        info(
+          out,
+          `  ${plural(summary.duplicates, 'extra result')} for custom_ids already answered: the best status was kept`,
+        );
+      if (summary.orphans > 0) {
+        const hint = flags.idColumn ? '' : ' (were the requests built with --id-column?)';
+        info(
+          out,
+          `warning: results for ${plural(summary.orphans, 'custom_id')} matched no source row${hint}`,
+        );
+      }
+      if (flags.reask) info(out, `wrote ${plural(summary.reasked, 're-ask request')} -> ${flags.reask}`);
     });
   return command;
-}
-
-async function runJoin(flags: JoinFlags, out: Output): Promise<JoinSummary & { problemLines: string[] }> {
-  const sink = sinkFor(flags.out);
-  const openSource = sourceFor(flags);
-  const found = await findResultFiles([...flags.results, ...(flags.errors ?? [])]);
-  const rejections = flags.rejections ?? found.rejections;
-  const requestFiles = flags.requests
-    ? (await findResultFiles(flags.requests, 'requests')).requests
-    : found.requests;
-  if (flags.reask && requestFiles.length === 0) {
-    throw new BatchpipeError(
-      'BP_USAGE',
-      '--reask needs the request files: give a prepared directory in --results, or --requests',
-    );
-  }
-  if (found.results.length === 0)
-    info(out, 'warning: no output or error files found: every row will be missing or rejected');
-  const structured = { labels: flags.labels, schema: flags.schema };
-  const results = resultSource(found.results, structured);
-  const join = joinResults({
-    source: openSource,
-    idColumn: flags.idColumn,
-    rejections,
-    ...structured,
-    fieldPrefix: flags.fieldPrefix,
-    include: flags.include as ExtraColumn[] | undefined,
-    reask: flags.reask ? { requests: requestFiles, out: flags.reask } : undefined,
-  });
-  await pipeline(results, join, sink);
-  const summary = join.summary!;
-  const problems = results.problems;
-  const problemLines = problems.first.map((p) => `${p.code} ${p.message}`);
-  const counts = RESULT_STATUSES.filter((s) => summary.statuses[s] > 0)
-    .map((s) => `${count(summary.statuses[s])} ${s}`)
-    .join(', ');
-  info(out, `joined ${plural(summary.rows, 'row')} -> ${flags.out}: ${counts || 'nothing'}`);
-  info(
-    out,
-    `  from ${plural(found.results.length, 'result file')} (${plural(summary.results, 'result')}), ${plural(rejections.length, 'rejections file')}`,
-  );
-  if (problems.count > 0) {
-    info(out, `${plural(problems.count, 'result line')} could not be used:`);
-    for (const line of problemLines.slice(0, SHOWN_PROBLEMS)) info(out, `  ${line}`);
-    if (problems.count > SHOWN_PROBLEMS)
-      info(out, `  ... and ${count(problems.count - SHOWN_PROBLEMS)} more`);
-  }
-  if (summary.duplicates > 0)
-    info(
-      out,
-      `  ${plural(summary.duplicates, 'extra result')} for custom_ids already answered: the best status was kept`,
-    );
-  if (summary.orphans > 0) {
-    const hint = flags.idColumn ? '' : ' (were the requests built with --id-column?)';
-    info(out, `warning: results for ${plural(summary.orphans, 'custom_id')} matched no source row${hint}`);
-  }
-  if (flags.reask) info(out, `wrote ${plural(summary.reasked, 're-ask request')} -> ${flags.reask}`);
-  return { ...summary, problemLines };
-}
-
-function sinkFor(path: string) {
-  const ext = extname(path).toLowerCase();
-  if (ext === '.jsonl' || ext === '.ndjson') return jsonlSink(path);
-  if (ext === '.csv' || ext === '.tsv') return csvSink(path);
-  throw new BatchpipeError('BP_USAGE', `--out ${path}: expected a .csv, .tsv or .jsonl file`);
-}
-
-function sourceFor(flags: JoinFlags): () => Readable {
-  const format = flags.format ?? formatOf(flags.source);
-  if (format === 'jsonl') return () => jsonlSource(flags.source, { badRows: flags.badRows });
-  const options: CsvSourceOptions = {
-    delimiter: flags.delimiter ?? (format === 'tsv' ? '\t' : undefined),
-    quote: flags.quote,
-    header: flags.header,
-    columns: flags.columns,
-    encoding: flags.encoding,
-    relaxColumnCount: flags.relaxColumnCount,
-    badRows: flags.badRows,
-  };
-  // Checked now, so a bad option is a usage error before anything is read.
-  csvSource(flags.source, options).destroy();
-  return () => csvSource(flags.source, options);
-}
-
-function formatOf(path: string): 'csv' | 'tsv' | 'jsonl' {
-  const ext = extname(path).toLowerCase();
-  return ext === '.jsonl' || ext === '.ndjson' ? 'jsonl' : ext === '.tsv' ? 'tsv' : 'csv';
 }

@@ -1,8 +1,11 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { BatchpipeError } from '../errors.js';
+import { decodeText } from './decode-text.js';
 
-/** Text a partition gathers before it goes to disk as one block: big enough that writes are few. */
-const BLOCK_CHARS = 64 * 1024;
+/** Bytes a partition gathers before it goes to disk as one block: big enough that writes are few. */
+const BLOCK_BYTES = 64 * 1024;
+/** UTF-8 bytes a UTF-16 unit can take. */
+const MAX_BYTES_PER_CHAR = 3;
 /** Block writes in flight before `append` asks the caller to wait. */
 const MAX_WRITES = 8;
 
@@ -15,19 +18,35 @@ const MAX_WRITES = 8;
 export class SpillFile {
   readonly path: string;
   readonly partitions: number;
-  readonly #pending: string[];
+  /** Per partition: the block being filled (bytes stay off the JS heap, and nothing is garbage until written). */
+  readonly #pending: Array<Buffer | undefined>;
+  readonly #filled: number[];
   /** Per partition: offset, length, offset, length, ... */
   readonly #blocks: number[][];
   readonly #writes = new Set<Promise<void>>();
   #handle: Promise<FileHandle> | undefined;
+  /** "w+" for a file this one writes; "r" for one another thread wrote. */
+  readonly #mode: 'w+' | 'r';
   #end = 0;
   #failure: unknown;
 
-  constructor(path: string, partitions: number) {
+  constructor(path: string, partitions: number, blocks?: number[][]) {
     this.path = path;
     this.partitions = partitions;
-    this.#pending = new Array<string>(partitions).fill('');
-    this.#blocks = Array.from({ length: partitions }, () => []);
+    this.#pending = new Array<Buffer | undefined>(partitions).fill(undefined);
+    this.#filled = new Array<number>(partitions).fill(0);
+    this.#blocks = blocks ?? Array.from({ length: partitions }, () => []);
+    this.#mode = blocks ? 'r' : 'w+';
+  }
+
+  /** A spill file another thread wrote, to read back with the index it reported. */
+  static written(path: string, blocks: number[][]): SpillFile {
+    return new SpillFile(path, blocks.length, blocks);
+  }
+
+  /** Where each partition's blocks are (after `flush`): what `written` needs to read the file back. */
+  get index(): number[][] {
+    return this.#blocks;
   }
 
   /** Bytes on disk so far. */
@@ -37,22 +56,27 @@ export class SpillFile {
 
   /** Adds text (whole lines) to a partition; returns a promise only when the caller should wait. */
   append(partition: number, text: string): Promise<void> | undefined {
-    const pending = this.#pending[partition] + text;
-    if (pending.length < BLOCK_CHARS) {
-      this.#pending[partition] = pending;
-      return undefined;
+    let block = this.#pending[partition];
+    let filled = this.#filled[partition]!;
+    let waiting: Promise<void> | undefined;
+    const most = text.length * MAX_BYTES_PER_CHAR;
+    if (block && filled + most > block.length) {
+      waiting = this.flushPartition(partition);
+      block = undefined;
+      filled = 0;
     }
-    this.#pending[partition] = '';
-    return this.#write(partition, pending);
+    // A line longer than a block gets a block of its own size.
+    block ??= this.#pending[partition] = Buffer.allocUnsafe(Math.max(BLOCK_BYTES, most));
+    this.#filled[partition] = filled + block.write(text, filled, 'utf8');
+    return waiting;
   }
 
-  #write(partition: number, text: string): Promise<void> | undefined {
+  #write(partition: number, data: Buffer): Promise<void> | undefined {
     if (this.#failure) throw this.#failure;
-    const data = Buffer.from(text, 'utf8');
     const at = this.#end;
     this.#end += data.length;
     this.#blocks[partition]!.push(at, data.length);
-    this.#handle ??= open(this.path, 'w+');
+    this.#handle ??= open(this.path, this.#mode);
     const handle = this.#handle;
     // Each block has its own place in the file, so writes may run side by side in any order.
     const write: Promise<void> = handle
@@ -75,13 +99,20 @@ export class SpillFile {
     if (this.#failure) throw this.#failure;
   }
 
+  /** Writes what one partition holds now (a partition that is done need not hold its block to the end). */
+  flushPartition(partition: number): Promise<void> | undefined {
+    const block = this.#pending[partition];
+    const filled = this.#filled[partition]!;
+    if (!block || filled === 0) return undefined;
+    this.#pending[partition] = undefined;
+    this.#filled[partition] = 0;
+    return this.#write(partition, block.subarray(0, filled));
+  }
+
   /** Writes what every partition holds and waits for all writes. */
   async flush(): Promise<void> {
     for (let p = 0; p < this.partitions; p++) {
-      const text = this.#pending[p]!;
-      if (text === '') continue;
-      this.#pending[p] = '';
-      const waiting = this.#write(p, text);
+      const waiting = this.flushPartition(p);
       if (waiting) await waiting;
     }
     await Promise.all(this.#writes);
@@ -98,7 +129,7 @@ export class SpillFile {
     const blocks = this.#blocks[partition]!;
     const at = blocks[block * 2]!;
     const length = blocks[block * 2 + 1]!;
-    this.#handle ??= open(this.path, 'w+');
+    this.#handle ??= open(this.path, this.#mode);
     const handle = await this.#handle;
     const data = Buffer.allocUnsafe(length);
     let read = 0;
@@ -107,7 +138,7 @@ export class SpillFile {
       if (bytesRead === 0) throw writeError(this.path, new Error(`unexpected end of file at ${at + read}`));
       read += bytesRead;
     }
-    return data.toString('utf8');
+    return decodeText(data);
   }
 
   /** Closes the file (it is removed with its temporary directory). */

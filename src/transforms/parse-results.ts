@@ -1,8 +1,9 @@
-import { type Readable, Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { z } from 'zod';
 import { BatchpipeError } from '../errors.js';
-import { inputName, readChunks, type SourceInput } from '../internal/input.js';
-import { type ChunkParser, ItemSource } from '../internal/item-source.js';
+import { ChunkReader } from '../internal/chunk-reader.js';
+import { decodeText } from '../internal/decode-text.js';
+import { inputName, type SourceInput } from '../internal/input.js';
 import {
   type AnswerSchema,
   compileStructuredOutput,
@@ -140,41 +141,101 @@ export function resultSource(
   const inputs = Array.isArray(input) ? input : [input];
   const files = inputs.map((one, i) => inputName(one, names?.[i]));
   const lines = new ResultLineParser(new ResultParser(rest));
-  return new ResultItems(chunksOf(inputs, files, lines), files[0] ?? '<results>', lines);
+  return new ResultItems(inputs, files, lines);
 }
 
-class ResultItems extends ItemSource<ResultRecord> implements ResultStream {
-  readonly problems: ResultProblems;
+/** Longest result line accepted (an embedding of a few thousand numbers is well under it). */
+const MAX_LINE_BYTES = 64 * 1024 * 1024;
 
-  constructor(chunks: AsyncGenerator<Buffer>, file: string, lines: ResultLineParser) {
-    super(chunks, file, lines);
+/** Result files one after another, read into one reused buffer, parsed a chunk at a time. */
+class ResultItems extends Readable implements ResultStream {
+  readonly problems: ResultProblems;
+  readonly #inputs: SourceInput[];
+  readonly #files: string[];
+  readonly #lines: ResultLineParser;
+  #file = -1;
+  #reader: ChunkReader | undefined;
+  #consumed = 0;
+  #items: ResultRecord[] = [];
+  #next = 0;
+  #reading = false;
+  #ended = false;
+
+  constructor(inputs: SourceInput[], files: string[], lines: ResultLineParser) {
+    super({ objectMode: true, highWaterMark: 1024 });
+    this.#inputs = inputs;
+    this.#files = files;
+    this.#lines = lines;
     this.problems = lines.parser.problems;
   }
-}
 
-/** Marks the end of one file in the chunk sequence (compared by identity). */
-const END_OF_FILE = Buffer.alloc(0);
+  override _read(): void {
+    this.#drain();
+  }
 
-async function* chunksOf(
-  inputs: SourceInput[],
-  files: string[],
-  lines: ResultLineParser,
-): AsyncGenerator<Buffer> {
-  for (let i = 0; i < inputs.length; i++) {
-    lines.startFile(files[i]!);
-    yield* readChunks(inputs[i]!, files[i]!);
-    yield END_OF_FILE;
+  #drain(): void {
+    while (this.#next < this.#items.length) {
+      if (!this.push(this.#items[this.#next++])) return;
+    }
+    if (this.#ended) {
+      this.push(null);
+      return;
+    }
+    if (this.#reading) return;
+    this.#reading = true;
+    this.#step().then(
+      () => {
+        this.#reading = false;
+        if (!this.destroyed) this.#drain();
+      },
+      (error: unknown) => {
+        this.#reading = false;
+        this.destroy(error as Error);
+      },
+    );
+  }
+
+  /** Parses the next chunk, opening the next file when one ends. */
+  async #step(): Promise<void> {
+    this.#items = [];
+    this.#next = 0;
+    if (!this.#reader) {
+      if (++this.#file >= this.#inputs.length) {
+        this.#ended = true;
+        return;
+      }
+      const file = this.#files[this.#file]!;
+      this.#reader = new ChunkReader(this.#inputs[this.#file]!, file, MAX_LINE_BYTES);
+      this.#lines.startFile(file);
+      this.#consumed = 0;
+    }
+    const { data, last } = await this.#reader.next(this.#consumed);
+    const parsed = this.#lines.parse(data, last);
+    this.#items = parsed.items;
+    this.#consumed = parsed.consumed;
+    if (last) {
+      await this.#reader.close();
+      this.#reader = undefined;
+    }
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    const reader = this.#reader;
+    this.#reader = undefined;
+    (reader ? reader.close() : Promise.resolve()).then(
+      () => done(error),
+      () => done(error),
+    );
   }
 }
 
 const LF = 0x0a;
 
-/** Splits chunks into lines and parses each; line numbers restart with each file. */
-class ResultLineParser implements ChunkParser<ResultRecord> {
+/** Splits a chunk into lines and parses each; line numbers restart with each file. */
+class ResultLineParser {
   readonly parser: ResultParser;
   #file = '<results>';
   #line = 0;
-  #partial: Buffer | undefined;
 
   constructor(parser: ResultParser) {
     this.parser = parser;
@@ -183,22 +244,14 @@ class ResultLineParser implements ChunkParser<ResultRecord> {
   startFile(file: string): void {
     this.#file = file;
     this.#line = 0;
-    this.#partial = undefined;
   }
 
-  parse(chunk: Buffer, last: boolean): ResultRecord[] {
-    const end = chunk === END_OF_FILE || last;
-    let data = this.#partial ? Buffer.concat([this.#partial, chunk]) : chunk;
-    this.#partial = undefined;
-    if (!end) {
-      const cut = data.lastIndexOf(LF) + 1;
-      // Copied so the kept tail does not pin the whole chunk.
-      if (cut < data.length) this.#partial = Buffer.from(data.subarray(cut));
-      data = data.subarray(0, cut);
-    }
-    const records: ResultRecord[] = [];
-    if (data.length === 0) return records;
-    const text = data.toString('utf8');
+  /** Parses the complete lines of `chunk` (all of it when `last`); the rest comes back with more. */
+  parse(chunk: Buffer, last: boolean): { items: ResultRecord[]; consumed: number } {
+    const consumed = last ? chunk.length : chunk.lastIndexOf(LF) + 1;
+    const items: ResultRecord[] = [];
+    if (consumed === 0) return { items, consumed };
+    const text = decodeText(chunk, 0, consumed);
     let start = 0;
     while (start < text.length) {
       let stop = text.indexOf('\n', start);
@@ -207,11 +260,11 @@ class ResultLineParser implements ChunkParser<ResultRecord> {
       if (stop > start) {
         const to = text.charCodeAt(stop - 1) === 0x0d ? stop - 1 : stop;
         const record = this.parser.fromText(text.slice(start, to), this.#file, line);
-        if (record) records.push(record);
+        if (record) items.push(record);
       }
       start = stop + 1;
     }
-    return records;
+    return { items, consumed };
   }
 }
 

@@ -1,0 +1,257 @@
+import { BufferedFile } from '../internal/buffered-file.js';
+import { ChunkReader } from '../internal/chunk-reader.js';
+import { csvCell } from '../internal/csv-cell.js';
+import type { ScannedRow } from '../internal/csv-scanner.js';
+import { fieldText } from '../internal/csv-scanner.js';
+import {
+  type ColumnChoices,
+  type HashJoin,
+  type JoinSummary,
+  missingMessage,
+  planColumns,
+  recordError,
+  recordStatus,
+} from '../internal/hash-join.js';
+import type { CsvOptions } from '../sources/csv-source.js';
+import { CsvRowParser } from '../sources/csv-source.js';
+import { customIdFor } from '../transforms/custom-id.js';
+import { idColumnMissing } from '../transforms/join-results.js';
+import type { Rejection } from '../types.js';
+
+/** A source row in the first pass: its id. */
+interface KeyItem {
+  kind: 'key';
+  index: number;
+  line: number;
+  id: string;
+}
+
+/** A source row in the second pass: its bytes (or, when they cannot be copied, its fields re-encoded). */
+interface RowBytes {
+  kind: 'bytes';
+  index: number;
+  line: number;
+  id: string;
+  buffer: Buffer;
+  start: number;
+  end: number;
+  /** The source fields as CSV text, when the raw bytes would not read back as the same fields. */
+  text: string | undefined;
+}
+
+export interface CsvBytesJoin {
+  file: string;
+  csv: CsvOptions;
+  idColumn: string | undefined;
+  join: HashJoin;
+  choices: Omit<ColumnChoices, 'sawContent' | 'sawEmbedding' | 'structured'>;
+  out: string;
+  /** Loads the results into `join`, running the key pass it is given at some point (it may overlap). */
+  loadResults: (keyPass: () => Promise<void>) => Promise<void>;
+}
+
+const LF = '\n';
+
+/**
+ * The join for CSV in and CSV out with the same delimiter and `"` quotes: each source row's bytes
+ * are copied to the output as they are, followed by the result columns, so the source text is never
+ * decoded into strings (the Row path decodes every field, and csv-stringify encodes it again, which
+ * dominates at a million rows). Both passes read only the id column as text. What it writes reads
+ * back (csv-parse) as exactly the table the Row path writes; only quoting a field did not need may
+ * differ, as the source had it. Rows that would not copy cleanly (a quote inside an unquoted field, a
+ * field count off the header's with relaxColumnCount) are written field by field instead.
+ */
+export async function joinCsvBytes(settings: CsvBytesJoin): Promise<JoinSummary> {
+  const { file, csv, join } = settings;
+  const quote = csv.quote;
+  const quoteByte = quote.charCodeAt(0);
+  const delimiter = csv.delimiter ?? (file.toLowerCase().endsWith('.tsv') ? '\t' : ',');
+  let idColumn = -1;
+  let columns: string[] | undefined;
+  let goodRows = false;
+
+  const firstRow = (parser: CsvRowParser<unknown>, index: number, line: number) => {
+    columns = parser.columns!;
+    goodRows = true;
+    if (settings.idColumn === undefined) return;
+    idColumn = columns.indexOf(settings.idColumn);
+    if (idColumn === -1) throw idColumnMissing(settings.idColumn, { file, line, index }, columns);
+  };
+  const idOf = (index: number, scanned: ScannedRow): string =>
+    idColumn === -1
+      ? customIdFor(index)
+      : customIdFor(index, idColumn < scanned.count ? fieldText(scanned, idColumn, quote) : '');
+
+  // Step 2: ids only.
+  const keys: CsvRowParser<KeyItem> = new CsvRowParser(file, csv, (index, line, scanned) => {
+    if (!goodRows) firstRow(keys, index, line);
+    return { kind: 'key', index, line, id: idOf(index, scanned) };
+  });
+  const addKeys = async (items: Array<KeyItem | Rejection>): Promise<void> => {
+    for (const item of items) {
+      if (item.kind !== 'key') continue;
+      let rejected = join.rejection(item.index);
+      if (rejected instanceof Promise) rejected = await rejected;
+      if (rejected) continue;
+      const waiting = join.key(item.id);
+      if (waiting) await waiting;
+    }
+  };
+  await settings.loadResults(async () => {
+    await join.beginKeys();
+    await readAll(file, csv.maxRowSize, keys, addKeys);
+  });
+
+  await join.join();
+
+  // Step 4: bytes out.
+  const sourceColumns = goodRows ? columns! : [];
+  const plan = planColumns(sourceColumns, {
+    ...settings.choices,
+    structured: join.parser.structured,
+    sawContent: join.sawContent,
+    sawEmbedding: join.sawEmbedding,
+  });
+  const cells: unknown[] = new Array(plan.names.length);
+  const width = columns?.length ?? 0;
+  const emptySource = width > 1 ? delimiter.repeat(width - 1) : '';
+  const out = new BufferedFile(settings.out);
+  let wroteHeader = false;
+  const write = (text: string): Promise<void> | undefined => out.append(text, Buffer.byteLength(text));
+
+  const resultText = (
+    id: string | null,
+    status: Parameters<typeof plan.cells>[2],
+    record: unknown[] | null,
+    code: string | null,
+    message: string | null,
+  ): string => {
+    plan.cells(cells, id, status, record, code, message);
+    let text = '';
+    for (let c = 0; c < cells.length; c++) text += delimiter + csvCell(cells[c], delimiter);
+    return text + LF;
+  };
+
+  const rows: CsvRowParser<RowBytes> = new CsvRowParser(file, csv, (index, line, scanned) => ({
+    kind: 'bytes',
+    index,
+    line,
+    id: idOf(index, scanned),
+    buffer: scanned.buffer,
+    start: scanned.rowStart,
+    end: scanned.rowEnd,
+    text: copiesCleanly(scanned, quoteByte, width) ? undefined : fieldsText(scanned, width, quote, delimiter),
+  }));
+
+  const emit = async (items: Array<RowBytes | Rejection>): Promise<void> => {
+    if (!wroteHeader && items.length > 0) {
+      wroteHeader = true;
+      const names = [...sourceColumns, ...plan.names];
+      const waiting = write(names.map((n) => csvCell(n, delimiter)).join(delimiter) + LF);
+      if (waiting) await waiting;
+    }
+    for (const item of items) {
+      let waiting: Promise<void> | undefined;
+      if (item.kind !== 'bytes') {
+        // A row the source could not read: empty source fields.
+        join.rejected();
+        const text = resultText(item.custom_id, 'rejected', null, item.code, item.message);
+        // With no readable row at all there are no source columns, as on the Row path.
+        waiting = write(goodRows ? emptySource + text : text.slice(delimiter.length));
+        if (waiting) await waiting;
+        continue;
+      }
+      let rejected = join.rejection(item.index);
+      if (rejected instanceof Promise) rejected = await rejected;
+      let tail: string;
+      if (rejected) {
+        join.rejected();
+        tail = resultText(rejected.custom_id, 'rejected', null, rejected.code, rejected.message);
+      } else {
+        let line = join.next(item.id);
+        while (line === undefined) {
+          await join.load(item.id, { index: item.index, file, line: item.line });
+          line = join.next(item.id);
+        }
+        const record = join.record(item.id, line, { index: item.index, file, line: item.line });
+        if (record === null)
+          tail = resultText(item.id, 'missing', null, 'BP_RESULT_MISSING', missingMessage(item.id));
+        else {
+          const { code, message } = recordError(record);
+          tail = resultText(item.id, recordStatus(record), record, code, message);
+        }
+      }
+      if (item.text === undefined) {
+        waiting = out.appendBytes(item.buffer, item.start, item.end);
+        if (waiting) await waiting;
+        waiting = write(tail);
+      } else waiting = write(item.text + tail);
+      if (waiting) await waiting;
+    }
+  };
+
+  try {
+    // Row bytes point into the reader's buffer: `emit` copies them out before the next read.
+    await readAll(file, csv.maxRowSize, rows, emit);
+    const summary = await join.finish(plan.names);
+    await out.close();
+    return summary;
+  } catch (error) {
+    await out.discard();
+    throw error;
+  }
+}
+
+/** Reads a file through a CSV parser, handing each chunk's items to `use` before the next read. */
+async function readAll<T>(
+  file: string,
+  maxRowBytes: number,
+  parser: CsvRowParser<T>,
+  use: (items: Array<T | Rejection>) => Promise<void>,
+): Promise<void> {
+  const reader = new ChunkReader(file, file, maxRowBytes);
+  try {
+    let consumed = 0;
+    for (;;) {
+      const { data, last } = await reader.next(consumed);
+      const parsed = parser.parse(data, last);
+      consumed = parsed.consumed;
+      await use(parsed.items);
+      if (last) return;
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
+/**
+ * True when the row's bytes read back as the same fields under the header: as many fields as
+ * columns, and no quote inside an unquoted field (which the scanner takes literally but a strict
+ * reader refuses). Most rows have no quote at all, answered by one search.
+ */
+function copiesCleanly(row: ScannedRow, quote: number, width: number): boolean {
+  if (row.count !== width) return false;
+  const b = row.buffer;
+  const first = b.indexOf(quote, row.rowStart);
+  if (first === -1 || first >= row.rowEnd) return true;
+  for (let f = 0; f < row.count; f++) {
+    const start = row.starts[f]!;
+    const end = row.ends[f]!;
+    const quoted = start > row.rowStart && b[start - 1] === quote;
+    if (!quoted) {
+      const at = b.indexOf(quote, start);
+      if (at !== -1 && at < end) return false;
+    }
+  }
+  return true;
+}
+
+/** The row's fields, padded or cut to the header's width, as CSV text. */
+function fieldsText(row: ScannedRow, width: number, quote: string, delimiter: string): string {
+  let text = '';
+  for (let f = 0; f < width; f++) {
+    if (f > 0) text += delimiter;
+    if (f < row.count) text += csvCell(fieldText(row, f, quote), delimiter);
+  }
+  return text;
+}
