@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BatchpipeError, isBatchpipeError } from '../errors.js';
+import type { FileLimits } from '../providers/profile.js';
 import { BatchStore } from './batches-store.js';
 import { ServiceClock } from './clock.js';
 import { createTestEngine } from './engine/test-engine.js';
@@ -27,6 +28,8 @@ export interface LocalService {
   /** Where its state lives (removed by `close()` when the service made it). */
   dataDir: string;
   profile: 'dashscope' | 'openai';
+  /** The file limits batches are validated against (the profile's documented ones unless overridden). */
+  limits: FileLimits;
   /** Every committed upload, batch creation, cancel and delete, with counts per file name and ds_name. */
   records(): Promise<ServiceRecords>;
   /** Stops accepting calls, lets running batches checkpoint, and releases the data dir. Idempotent. */
@@ -156,6 +159,7 @@ async function start(
     port,
     dataDir,
     profile: config.profile,
+    limits: { ...rules.limits },
     records: () => records.read(),
     close,
   };

@@ -182,7 +182,7 @@ export function createTestEngine(options: TestEngineOptions): Engine {
       }
       completionTokens += tokens;
       if (index > 0) choices += ',';
-      choices += `{"index":${index},"message":{"role":"assistant","content":${JSON.stringify(content)}${reasoning}},"finish_reason":"${finish}","logprobs":null}`;
+      choices += `{"index":${index},"message":{"role":"assistant","content":${JSON.stringify(content)}${reasoning},"refusal":null},"finish_reason":"${finish}","logprobs":null}`;
     }
     const total = promptTokens + completionTokens;
     const json =

@@ -1,0 +1,246 @@
+/**
+ * File-scale and line problems: the documents say the batch is created and then "the task validation
+ * fails" (validating -> failed, errors.data items {code, line, message, param}) with no request run;
+ * the upload itself is accepted.
+ */
+import type OpenAI from 'openai';
+import type { Batch } from 'openai/resources/batches';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers.js';
+import {
+  chatLines,
+  expectSchema,
+  jsonl,
+  type RequestLineSpec,
+  serviceFor,
+  submit,
+  waitFor,
+} from './support.js';
+
+const MB = 1024 * 1024;
+const dir = tempDir('bp-local-validation-');
+const { service, client } = await serviceFor();
+
+/** Submits `content` and expects validating -> failed with the given first error and no request run. */
+async function expectFails(
+  content: string | Buffer | readonly unknown[],
+  first: { code: string; line: number | null; param?: string | null },
+  using: OpenAI = client,
+  create: Parameters<typeof submit>[3] = {},
+): Promise<Batch> {
+  const created = await submit(using, dir, content, create);
+  expect(created.status).toBe('validating');
+  const batch = await waitFor(using, created.id);
+  expectSchema('Batch', batch);
+  expect(batch.status).toBe('failed');
+  expect(typeof batch.failed_at).toBe('number');
+  expect(batch.in_progress_at).toBeNull();
+  const errors = batch.errors!.data!;
+  expect(errors.length).toBeGreaterThan(0);
+  for (const error of errors) {
+    expectSchema('BatchError', error);
+    expect(Object.keys(error).sort()).toEqual(['code', 'line', 'message', 'param']);
+    expect(error.message.length).toBeGreaterThan(10);
+  }
+  expect(errors[0]).toMatchObject({ code: first.code, line: first.line });
+  if (first.param !== undefined) expect(errors[0]!.param).toBe(first.param);
+  // No request ran: no counts, no usage, no result file.
+  expect(batch.request_counts).toEqual({ total: 0, completed: 0, failed: 0 });
+  expect(batch.usage!.total_tokens).toBe(0);
+  expect(batch.output_file_id).toBeNull();
+  expect(batch.error_file_id).toBeNull();
+  return batch;
+}
+
+async function expectCompletes(content: string | Buffer | readonly unknown[], lines: number): Promise<Batch> {
+  const batch = await waitFor(client, (await submit(client, dir, content)).id, undefined, 60_000);
+  expect(batch.status).toBe('completed');
+  expect(batch.request_counts).toMatchObject({ total: lines, completed: lines });
+  return batch;
+}
+
+function line(overrides: Partial<RequestLineSpec> & Record<string, unknown>, n = 1): RequestLineSpec {
+  return { ...chatLines(n)[n - 1]!, ...overrides } as RequestLineSpec;
+}
+
+describe('file scale (DashScope: 50,000 requests, 500 MB, 6 MB a line)', () => {
+  it('has the documented limits by default', () => {
+    expect(service.limits).toEqual({
+      maxLinesPerFile: 50_000,
+      maxBytesPerFile: 500 * MB,
+      maxLineBytes: 6 * MB,
+      maxCustomIdBytes: 256,
+    });
+  });
+
+  it('runs a file of exactly 50,000 requests and fails one of 50,001 at line 50,001', async () => {
+    const lines = chatLines(50_001, { seed: 9 });
+    await expectCompletes(lines.slice(0, 50_000), 50_000);
+    await expectFails(lines, { code: 'too_many_lines', line: 50_001 });
+  });
+
+  it('fails a file over the byte limit before reading a line', async () => {
+    const { client: small, service: smallService } = await serviceFor({ limits: { maxBytesPerFile: 4096 } });
+    expect(smallService.limits.maxBytesPerFile).toBe(4096);
+    const lines = chatLines(100);
+    expect(Buffer.byteLength(jsonl(lines))).toBeGreaterThan(4096);
+    await expectFails(lines, { code: 'file_too_large', line: null, param: null }, small);
+  });
+
+  it('runs a line of exactly 6 MB and fails a line one byte longer', async () => {
+    const make = (bytes: number) => {
+      const base = JSON.stringify(
+        line({ body: { model: 'qwen-plus', messages: [{ role: 'user', content: '' }] } }),
+      );
+      const pad = 'x'.repeat(bytes - Buffer.byteLength(base));
+      return `${base.replace('"content":""', `"content":"${pad}"`)}\n`;
+    };
+    const exact = make(6 * MB);
+    expect(Buffer.byteLength(exact)).toBe(6 * MB + 1);
+    await expectCompletes(exact, 1);
+    const over = make(6 * MB + 1);
+    await expectFails(jsonl(chatLines(2)) + over, { code: 'line_too_large', line: 3 });
+  });
+
+  it('fails an empty file', async () => {
+    await expectFails('', { code: 'empty_file', line: null });
+  });
+});
+
+describe('line rules', () => {
+  const good = chatLines(5);
+  const at3 = (bad: unknown) => [good[0], good[1], bad, good[3]];
+
+  it('invalid JSON', async () => {
+    await expectFails(`${jsonl(good.slice(0, 2))}{"custom_id": "x", "method": "POST",\n`, {
+      code: 'invalid_json_line',
+      line: 3,
+    });
+  });
+
+  it('a blank line in the middle', async () => {
+    await expectFails(`${jsonl(good.slice(0, 2))}\n${jsonl(good.slice(2))}`, {
+      code: 'invalid_json_line',
+      line: 3,
+    });
+  });
+
+  it('JSON that is not an object', async () => {
+    await expectFails(at3('[1, 2]'), { code: 'invalid_json_line', line: 3 });
+  });
+
+  it('not UTF-8', async () => {
+    const bad = Buffer.concat([
+      Buffer.from(jsonl(good.slice(0, 1))),
+      Buffer.from(
+        '{"custom_id":"x","method":"POST","url":"/v1/chat/completions","body":{"model":"qwen-plus","messages":[{"role":"user","content":"',
+      ),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('"}]}}\n'),
+    ]);
+    await expectFails(bad, { code: 'invalid_encoding', line: 2 });
+  });
+
+  it('a missing custom_id', async () => {
+    const { custom_id: _, ...rest } = good[2]!;
+    await expectFails(at3(rest), { code: 'missing_required_parameter', line: 3, param: 'custom_id' });
+  });
+
+  it('a custom_id that is not a string', async () => {
+    await expectFails(at3({ ...good[2], custom_id: 7 }), {
+      code: 'invalid_custom_id',
+      line: 3,
+      param: 'custom_id',
+    });
+  });
+
+  it('a custom_id over 256 characters fails; 256 runs', async () => {
+    await expectCompletes([{ ...good[0], custom_id: 'a'.repeat(256) }], 1);
+    await expectFails(at3({ ...good[2], custom_id: 'a'.repeat(257) }), {
+      code: 'custom_id_too_long',
+      line: 3,
+      param: 'custom_id',
+    });
+  });
+
+  it('a duplicate custom_id', async () => {
+    await expectFails(at3({ ...good[2], custom_id: good[0]!.custom_id }), {
+      code: 'duplicate_custom_id',
+      line: 3,
+      param: 'custom_id',
+    });
+  });
+
+  it('a method other than POST', async () => {
+    await expectFails(at3({ ...good[2], method: 'GET' }), {
+      code: 'invalid_method',
+      line: 3,
+      param: 'method',
+    });
+  });
+
+  it('a url that is not an endpoint', async () => {
+    await expectFails(at3({ ...good[2], url: '/v1/chat/complete' }), {
+      code: 'invalid_url',
+      line: 3,
+      param: 'url',
+    });
+  });
+
+  it("a url other than the batch's endpoint", async () => {
+    await expectFails(at3({ ...good[2], url: '/v1/embeddings' }), {
+      code: 'mismatched_endpoint',
+      line: 3,
+      param: 'url',
+    });
+    // The same file against the embeddings endpoint: every chat line mismatches.
+    await expectFails(good, { code: 'mismatched_endpoint', line: 1 }, client, { endpoint: '/v1/embeddings' });
+  });
+
+  it('a body that is not an object', async () => {
+    await expectFails(at3({ ...good[2], body: 'hello' }), { code: 'invalid_body', line: 3, param: 'body' });
+  });
+
+  it('a missing model', async () => {
+    await expectFails(at3({ ...good[2], body: { messages: [] } }), {
+      code: 'missing_required_parameter',
+      line: 3,
+      param: 'body.model',
+    });
+  });
+
+  it('mixed models', async () => {
+    await expectFails(at3({ ...good[2], body: { ...good[2]!.body, model: 'qwen-max' } }), {
+      code: 'mismatched_model',
+      line: 3,
+      param: 'body.model',
+    });
+  });
+
+  it('a model the service does not offer, when told which it offers', async () => {
+    const { client: strict } = await serviceFor({ models: ['qwen-max'] });
+    await expectFails(good, { code: 'model_not_found', line: 1, param: 'body.model' }, strict);
+  });
+
+  it('reports every problem it finds, up to a cap, with line numbers', async () => {
+    const lines: unknown[] = chatLines(300);
+    for (let i = 9; i < 300; i += 10) lines[i] = { ...(lines[i] as object), method: 'PUT' };
+    const batch = await expectFails(lines, { code: 'invalid_method', line: 10 });
+    const errors = batch.errors!.data!;
+    expect(errors).toHaveLength(30);
+    expect(errors.map((e) => e.line)).toEqual(Array.from({ length: 30 }, (_, i) => 10 * (i + 1)));
+    const { client: capped } = await serviceFor({ limits: { maxValidationErrors: 5 } });
+    const few = await expectFails(lines, { code: 'invalid_method', line: 10 }, capped);
+    expect(few.errors!.data).toHaveLength(5);
+  });
+
+  it('does not fail a file for line-level problems the provider only sees at run time', async () => {
+    // A body the endpoint refuses (no messages) is a failed request in the error file, not a failed batch.
+    const batch = await waitFor(
+      client,
+      (await submit(client, dir, at3({ ...good[2], body: { model: 'qwen-plus' } }))).id,
+    );
+    expect(batch.status).toBe('completed');
+    expect(batch.request_counts).toEqual({ total: 4, completed: 3, failed: 1 });
+  });
+});
