@@ -40,7 +40,7 @@ async function expectFails(
   for (const error of errors) {
     expectSchema('BatchError', error);
     expect(Object.keys(error).sort()).toEqual(['code', 'line', 'message', 'param']);
-    expect(error.message.length).toBeGreaterThan(10);
+    expect(error.message?.length).toBeGreaterThan(10);
   }
   expect(errors[0]).toMatchObject({ code: first.code, line: first.line });
   if (first.param !== undefined) expect(errors[0]!.param).toBe(first.param);
