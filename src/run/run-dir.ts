@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { access, copyFile, link, mkdir, rename, rm } from 'node:fs/promises';
+import { access, copyFile, link, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ShardSummary } from '../sinks/shard-requests.js';
 import { MANIFEST_FILE, syncDir } from './manifest.js';
@@ -29,8 +29,19 @@ export function runIdFor(identity: RunIdentity): string {
   return `run-${hash.digest('hex').slice(0, 16)}`;
 }
 
-/** A fresh staging directory beside the runs, for shards whose run id is not known yet. */
+/** Staging left by a process killed mid-way is removed once it is this old. */
+const STALE_STAGING_MS = 24 * 3_600_000;
+
+/**
+ * A fresh staging directory beside the runs, for shards whose run id is not known yet. Staging
+ * directories a killed process left behind (older than a day) are removed on the way.
+ */
 export async function stagingDir(runsDir: string): Promise<string> {
+  await mkdir(runsDir, { recursive: true });
+  for (const name of await readdir(runsDir)) {
+    const started = /^\.staging-(\d+)-/.exec(name)?.[1];
+    if (started && Date.now() - Number(started) > STALE_STAGING_MS) await rm(join(runsDir, name), { recursive: true, force: true });
+  }
   const dir = join(runsDir, `.staging-${Date.now()}-${randomBytes(4).toString('hex')}`);
   await mkdir(dir, { recursive: true });
   return dir;

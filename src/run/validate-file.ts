@@ -1,11 +1,12 @@
+import { stat } from 'node:fs/promises';
 import type { ErrorCode } from '../errors.js';
-import { inputName, readChunks, type SourceInput } from '../internal/input.js';
-import { LineSplitter } from '../internal/line-splitter.js';
+import { inputName, type SourceInput } from '../internal/input.js';
 import { type Warning, WarningLog } from '../internal/warnings.js';
 import type { ProviderProfile } from '../providers/profile.js';
+import { requestSource } from '../sources/request-source.js';
 import { RequestRules } from '../transforms/request-rules.js';
 import { toRejection } from '../transforms/validate-requests.js';
-import type { Rejection } from '../types.js';
+import type { Rejection, RequestItem } from '../types.js';
 
 /** A problem with a whole file: the provider fails the batch for it, whatever its lines say. */
 export interface FileProblem {
@@ -61,7 +62,6 @@ export async function validateRequestFile(
     },
     warnings,
   );
-  const splitter = new LineSplitter(file, profile.limits.maxLineBytes * 2 + 1024);
   const models = new Set<string>();
   const endpoints = new Set<string>();
   const report: FileReport = {
@@ -82,66 +82,25 @@ export async function validateRequestFile(
     report.byCode[rejection.code] = (report.byCode[rejection.code] ?? 0) + 1;
     options.onRejection?.(rejection);
   };
-
-  const check = async (last: boolean, chunk: Buffer) => {
-    for (const { text, line, bytes, utf8 } of splitter.split(chunk, last)) {
-      const at = { index: ++report.lines, file, line };
-      if (!utf8) {
-        reject(
-          toRejection(
-            { ok: false, custom_id: null, code: 'BP_LINE_NOT_UTF8', message: 'line is not valid UTF-8' },
-            at,
-          ),
-        );
-        continue;
-      }
-      if (text.trim() === '') {
-        reject(
-          toRejection(
-            {
-              ok: false,
-              custom_id: null,
-              code: 'BP_LINE_NOT_JSON',
-              message: 'empty line; the file must hold one JSON object per line',
-            },
-            at,
-          ),
-        );
-        continue;
-      }
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch (error) {
-        reject(
-          toRejection(
-            {
-              ok: false,
-              custom_id: null,
-              code: 'BP_LINE_NOT_JSON',
-              message: `invalid JSON: ${(error as Error).message}`,
-            },
-            at,
-          ),
-        );
-        continue;
-      }
-      const verdict = await rules.check(value, at, text, bytes);
-      if (!verdict.ok) {
-        reject(toRejection(verdict, at));
-        continue;
-      }
-      report.valid++;
-      models.add(String(verdict.request.body.model));
-      endpoints.add(verdict.request.url);
+  // A file's size is its size; a stream's is what its valid lines add up to.
+  let streamed = 0;
+  for await (const item of requestSource(input, { name: file }) as AsyncIterable<RequestItem | Rejection>) {
+    report.lines++;
+    if (item.kind === 'rejection') {
+      reject(item);
+      continue;
     }
-  };
-  for await (const chunk of readChunks(input, file)) {
-    report.bytes += chunk.length;
-    await check(false, chunk);
+    streamed += item.bytes! + 1;
+    const verdict = await rules.check(item.request, item, item.text, item.bytes);
+    if (!verdict.ok) {
+      reject(toRejection(verdict, item));
+      continue;
+    }
+    report.valid++;
+    models.add(String(verdict.request.body.model));
+    endpoints.add(verdict.request.url);
   }
-  await check(true, Buffer.alloc(0));
-
+  report.bytes = typeof input === 'string' || input instanceof URL ? (await stat(input)).size : streamed;
   report.models = [...models];
   report.endpoints = [...endpoints];
   const dryRun =
