@@ -7,7 +7,7 @@ import OpenAI from 'openai';
 import type { Batch } from 'openai/resources/batches';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.js';
-import { chatLines, expectSchema, raw, serviceFor, submit, upload, waitFor } from './support.js';
+import { chatLines, expectSchema, raw, serviceFor, upload, waitFor } from './support.js';
 
 const dir = tempDir('bp-local-batches-');
 const { service, client } = await serviceFor();
