@@ -5,6 +5,7 @@ import { joinCommand } from './join.js';
 import { listCommand } from './list.js';
 import { prepareCommand } from './prepare.js';
 import { resumeCommand } from './resume.js';
+import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
 import { statusCommand } from './status.js';
 import { submitCommand } from './submit.js';
@@ -12,6 +13,7 @@ import { validateCommand } from './validate.js';
 
 /** Every subcommand, in the order `batchpipe --help` lists them. One factory per file in src/cli. */
 export const COMMANDS: Array<() => Command> = [
+  runCommand,
   prepareCommand,
   validateCommand,
   submitCommand,

@@ -1,12 +1,10 @@
-import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { Command } from 'commander';
 import { BatchApi } from '../run/batch-api.js';
 import { hasManifest } from '../run/run-dir.js';
-import { runResults } from '../run/run-results.js';
+import { RESULTS_FILE, writeResults } from '../run/run-table.js';
 import { openRun } from '../run/start-run.js';
+import { REJECTIONS_FILE } from '../sinks/shard-requests.js';
 import { addConnectionOptions } from './connection-options.js';
 import { CliExit } from './exit.js';
 import { count, info, printJson } from './output.js';
@@ -36,17 +34,16 @@ export function downloadCommand(): Command {
           );
           throw new CliExit(1);
         }
-        const path = flags.out ?? join(target, 'results.jsonl');
-        let lines = 0;
-        const counted = async function* () {
-          for await (const item of runResults(run.dir, run.manifest)) {
-            lines++;
-            yield `${JSON.stringify(item)}\n`;
-          }
-        };
-        await pipeline(Readable.from(counted()), createWriteStream(path));
+        const path = flags.out ?? join(target, RESULTS_FILE);
+        const lines = await writeResults(run, path);
         if (out.json) printJson({ path, lines });
-        else info(out, `wrote ${count(lines)} result lines (one per row, rejections included) to ${path}`);
+        else {
+          const rejected =
+            run.manifest.rejected > 0
+              ? `; ${count(run.manifest.rejected)} rows rejected before upload are in ${join(target, REJECTIONS_FILE)}`
+              : '';
+          info(out, `wrote ${count(lines)} result lines, one per request, to ${path}${rejected}`);
+        }
         return;
       }
       const api = new BatchApi(connection);

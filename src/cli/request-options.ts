@@ -6,7 +6,7 @@ import { byteSizeArg } from './size-arg.js';
 
 /** Options every command that reads a provider's rules takes. */
 export function addProviderOptions(command: Command): Command {
-  return command
+  command
     .addOption(
       new Option('--provider <name>', 'provider whose rules and limits apply')
         .choices(PROVIDER_NAMES)
@@ -16,7 +16,13 @@ export function addProviderOptions(command: Command): Command {
       '--models <ids>',
       'extra model ids the provider offers, comma-separated (lists change faster than releases)',
       list,
-    )
+    );
+  return addRuleOptions(command);
+}
+
+/** Options that loosen or tighten the provider's rules (commands that connect add --provider and --models themselves). */
+export function addRuleOptions(command: Command): Command {
+  return command
     .option('--any-model', 'accept any model id (the provider decides)')
     .option(
       '--context-windows <pairs>',

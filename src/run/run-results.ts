@@ -27,9 +27,10 @@ const UNSENT = 2;
 export async function* runResults(
   runDir: string,
   manifest: RunManifest,
+  options: { rejections?: boolean } = {},
 ): AsyncGenerator<ResultLine | Rejection> {
   const rejections = join(runDir, REJECTIONS_FILE);
-  if (existsSync(rejections)) {
+  if (options.rejections !== false && existsSync(rejections)) {
     for await (const line of jsonlLines(rejections)) {
       const { row, ...rest } = JSON.parse(line) as Omit<Rejection, 'kind' | 'index'> & { row: number };
       yield { kind: 'rejection', index: row, ...rest };

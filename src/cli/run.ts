@@ -1,0 +1,119 @@
+import { Command } from 'commander';
+import { runTable } from '../run/run-table.js';
+import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
+import { CliExit } from './exit.js';
+import { loadMapper } from './load-mapper.js';
+import { count, info, type Output, plural, printJson, warningLine } from './output.js';
+import { addRequestOptions, addRuleOptions, addShardOptions, addSourceOptions } from './request-options.js';
+import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
+import { reportRun } from './run-report.js';
+
+interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unknown> {
+  out: string;
+  mapper?: string;
+  dryRun?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** Flags that belong to the connection or the run, not to prepare. */
+const NOT_PREPARE = new Set([
+  'out',
+  'mapper',
+  'dryRun',
+  'json',
+  'quiet',
+  'provider',
+  'baseUrl',
+  'apiKey',
+  'runDir',
+  'runsDir',
+  'completionWindow',
+  'pollInterval',
+  'maxAttempts',
+  'resubmitExpired',
+  'deleteInputFiles',
+  'deleteOutputFiles',
+  'concurrency',
+]);
+
+export function runCommand(): Command {
+  const command = new Command('run')
+    .description('the whole job: a table in, batches at the provider, the table out with result columns')
+    .argument('<input>', 'the table to read (.csv, .tsv, .jsonl)')
+    .requiredOption('--out <table>', 'the joined table to write (.csv, .tsv or .jsonl)')
+    .option('--dry-run', 'prepare and check everything, submit nothing');
+  addRequestOptions(command);
+  addSourceOptions(command);
+  addConnectionOptions(command);
+  addRuleOptions(command);
+  addShardOptions(command);
+  addRunOptions(command);
+  return command
+    .option('--json', 'print the outcome as JSON on stdout')
+    .option('--quiet', 'print nothing but errors')
+    .addHelpText(
+      'after',
+      `
+Every input row comes out once in --out: with its answer (status ok or truncated), its failure
+(failed, expired, cancelled, invalid_output) or its rejection before upload (rejected), with
+error_code and error_message. With no provider key set, the embedded local service answers (its test
+engine does no inference). The run is durable: Ctrl-C detaches, and the same command resumes it.
+
+Example:
+  batchpipe run reviews.csv --template 'Classify the sentiment: {{review}}' --labels positive,negative,neutral \\
+      --model qwen-plus --id-column id --out labeled.csv`,
+    )
+    .action(async (input: string, flags: RunCommandFlags) => {
+      const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
+      const interrupt = detachOnInterrupt(out);
+      const { connection, close } = await openConnection(flags);
+      try {
+        const mapper = flags.mapper ? await loadMapper(flags.mapper) : undefined;
+        const prepareOptions = Object.fromEntries(
+          Object.entries(flags).filter(([key]) => !NOT_PREPARE.has(key)),
+        );
+        const result = await runTable(input, connection, {
+          ...prepareOptions,
+          ...runOptionsFrom(flags, out, interrupt.signal),
+          mapper,
+          out: flags.out,
+          dryRun: flags.dryRun,
+          onWarning: (w) => info(out, warningLine(w)),
+        });
+        const { prepared } = result;
+        if (result.state === 'dry-run') {
+          if (out.json) return printJson({ state: 'dry-run', prepared });
+          info(
+            out,
+            `dry run: ${plural(prepared.rows, 'row')}: ${count(prepared.requests)} requests in ${plural(prepared.shards.length, 'file')}, ${count(prepared.rejected)} rejected; nothing submitted`,
+          );
+          return;
+        }
+        if (!result.joined) {
+          reportRun(out, result.run!, result.state);
+          if (result.state === 'stuck') throw new CliExit(1);
+          return;
+        }
+        const joined = result.joined;
+        if (out.json)
+          return printJson({
+            state: result.state,
+            run_dir: result.run!.dir,
+            counts: result.counts,
+            out: joined.out,
+            statuses: joined.statuses,
+          });
+        const statuses = Object.entries(joined.statuses)
+          .filter(([, n]) => n > 0)
+          .map(([status, n]) => `${count(n)} ${status}`);
+        info(
+          out,
+          `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.run!.dir})`,
+        );
+      } finally {
+        interrupt.dispose();
+        await close();
+      }
+    });
+}

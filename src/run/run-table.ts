@@ -1,0 +1,127 @@
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BatchpipeError } from '../errors.js';
+import type { Connection } from '../providers/connection.js';
+import { REJECTIONS_FILE } from '../sinks/shard-requests.js';
+import type { BatchRun, RunCounts, RunState } from './batch-run.js';
+import { type JoinTableResult, joinTable } from './join.js';
+import { type PrepareOptions, type PrepareResult, prepare } from './prepare.js';
+import { RUNS_DIR, stagingDir } from './run-dir.js';
+import { runResults } from './run-results.js';
+import { createOrResumeRun, type RunOptions } from './start-run.js';
+
+/** The results file a finished run writes: one line per request, its final result. */
+export const RESULTS_FILE = 'results.jsonl';
+
+export interface RunTableOptions
+  extends Omit<PrepareOptions, 'outDir' | 'provider'>,
+    Omit<RunOptions, 'runsDir'> {
+  /** The joined table to write (.csv, .tsv or .jsonl). */
+  out: string;
+  runsDir?: string;
+  /** Prepare and check everything, submit nothing. */
+  dryRun?: boolean;
+}
+
+export interface RunTableResult {
+  prepared: PrepareResult;
+  /** Absent on a dry run. */
+  run?: BatchRun;
+  state: RunState | 'dry-run';
+  counts?: RunCounts;
+  joined?: JoinTableResult;
+}
+
+/**
+ * The whole job: table -> request files -> batches -> results -> the table with result columns. The
+ * run is durable: killed or detached, the same call on the same input resumes it. The function behind
+ * `batchpipe run`.
+ */
+export async function runTable(
+  input: string,
+  connection: Connection,
+  options: RunTableOptions,
+): Promise<RunTableResult> {
+  const {
+    out,
+    runsDir = RUNS_DIR,
+    dryRun,
+    runDir,
+    completionWindow,
+    pollInterval,
+    maxAttempts,
+    resubmitExpired,
+    deleteInputFiles,
+    deleteOutputFiles,
+    concurrency,
+    onEvent,
+    signal,
+    ...prepareOptions
+  } = options;
+  const staging = await stagingDir(runsDir);
+  const prepared = await prepare(input, {
+    ...prepareOptions,
+    provider: connection.provider,
+    outDir: staging,
+  });
+  if (dryRun) return { prepared, state: 'dry-run' };
+  if (prepared.requests === 0) {
+    throw new BatchpipeError(
+      'BP_USAGE',
+      `no row of ${input} became a valid request (${prepared.rejected} rejected; see ${join(staging, REJECTIONS_FILE)})`,
+    );
+  }
+  const runOptions: RunOptions = {
+    runsDir,
+    runDir,
+    completionWindow,
+    pollInterval,
+    maxAttempts,
+    resubmitExpired,
+    deleteInputFiles,
+    deleteOutputFiles,
+    concurrency,
+    onEvent,
+    signal,
+  };
+  const run = await createOrResumeRun(staging, prepared, connection, runOptions, true);
+  const state = await run.wait();
+  const counts = run.counts();
+  if (state !== 'done') return { prepared, run, state, counts };
+  const results = join(run.dir, RESULTS_FILE);
+  await writeResults(run, results);
+  const joined = await joinTable({
+    source: input,
+    results: [results],
+    rejections: [join(run.dir, REJECTIONS_FILE)],
+    out,
+    format: prepareOptions.format,
+    idColumn: prepareOptions.idColumn,
+    labels: prepareOptions.labels,
+    schema: prepareOptions.schema,
+    delimiter: prepareOptions.delimiter,
+    quote: prepareOptions.quote,
+    header: prepareOptions.header,
+    columns: prepareOptions.columns,
+    encoding: prepareOptions.encoding,
+    relaxColumnCount: prepareOptions.relaxColumnCount,
+    badRows: prepareOptions.badRows,
+    maxRowSize: prepareOptions.maxRowSize,
+  });
+  return { prepared, run, state, counts, joined };
+}
+
+/** Writes a finished run's final result line per request (rejections stay in rejections.jsonl). */
+export async function writeResults(run: BatchRun, path: string): Promise<number> {
+  let lines = 0;
+  async function* text() {
+    for await (const item of runResults(run.dir, run.manifest, { rejections: false })) {
+      lines++;
+      yield `${JSON.stringify(item)}\n`;
+    }
+  }
+  await pipeline(Readable.from(text()), createWriteStream(path));
+  return lines;
+}
