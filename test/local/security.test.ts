@@ -94,7 +94,7 @@ describe('ids and paths', () => {
 
 describe('malformed requests get a clear 4xx, never a 5xx', () => {
   const headers = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' };
-  const post = (path: string, body: BodyInit, extra: Record<string, string> = {}) =>
+  const post = (path: string, body: string, extra: Record<string, string> = {}) =>
     raw(service, path, { method: 'POST', headers: { ...headers, ...extra }, body });
 
   it('bodies over the limit: 413', async () => {
