@@ -3,7 +3,6 @@
  * completions that say they are not inference, schema-valid JSON, labels, reasoning, usage, unit
  * vectors, and the knobs that spoil a share of answers.
  */
-import AjvModule from 'ajv';
 import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
@@ -16,10 +15,10 @@ import {
   resultLines,
   serviceFor,
   submit,
+  validatorFor,
   waitFor,
 } from './support.js';
 
-const Ajv = (AjvModule as unknown as { default: typeof AjvModule }).default ?? AjvModule;
 const dir = tempDir('bp-local-engine-');
 const { service, client } = await serviceFor({ seed: 1 });
 const user = (content: string) => [{ role: 'user' as const, content }];
@@ -85,7 +84,7 @@ describe('chat completions', () => {
         },
       },
     };
-    const check = new Ajv({ strict: false }).compile(schema);
+    const check = validatorFor(schema);
     const seen = new Set<string>();
     for (let i = 0; i < 30; i++) {
       const completion = await client.chat.completions.create({

@@ -216,6 +216,13 @@ function allowNulls(node: unknown): void {
   for (const [key, value] of Object.entries(schemaNode)) if (key !== 'properties') allowNulls(value);
 }
 
+/** A validator for any JSON schema (draft 2020-12), e.g. a response_format's. */
+export function validatorFor(jsonSchema: object): ValidateFunction {
+  const instance = new Ajv2020({ strict: false, allErrors: true });
+  addFormats(instance);
+  return instance.compile(jsonSchema);
+}
+
 /** Asserts that `value` matches the spec's schema `name`, naming every mismatch. */
 export function expectSchema(name: string, value: unknown): void {
   const validate = schema(name);
