@@ -198,14 +198,13 @@ export async function executeBatch(
         stoppedBy = ctx.haltReason();
         if (stoppedBy) break reading;
         const to = Math.min(lines.length, from + size);
-        const counts = { completed: progress.completed, failed: progress.failed };
+        const before = { ...progress };
         const run = inline
           ? { window: runInline(lines, from, to), stoppedBy: null }
           : await runPooled(lines, from, to);
         if (run.stoppedBy === 'stop') {
           // Nothing of this window is written; the counts go back to what the files hold.
-          progress.completed = counts.completed;
-          progress.failed = counts.failed;
+          Object.assign(progress, before);
           stoppedBy = 'stop';
           break reading;
         }

@@ -126,14 +126,21 @@ async function start(
     },
     tmpDir,
   };
+  await scheduler.restoreProgress();
   const server = createHttpServer(state, log);
-  await new Promise<void>((resolveListen, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolveListen();
+  try {
+    await new Promise<void>((resolveListen, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolveListen();
+      });
     });
-  });
+  } catch (error) {
+    await records.close();
+    await clock.close();
+    throw error;
+  }
   scheduler.resumeAll();
   const { port } = server.address() as AddressInfo;
 

@@ -80,13 +80,16 @@ export class BatchResults {
     this.#log = new AppendLog(join(dir, PROGRESS_LOG));
   }
 
+  /** The last checkpoint of the batch whose work dir is `dir` (zero when there is none). */
+  static async lastCheckpoint(dir: string): Promise<Progress> {
+    const records = await AppendLog.read(join(dir, PROGRESS_LOG));
+    return { ...ZERO, ...(records[records.length - 1] as Partial<Progress> | undefined) };
+  }
+
   /** Opens the result files at the last checkpoint, or empty when `fresh` (a new attempt). */
   static async open(dir: string, fresh: boolean): Promise<BatchResults> {
-    const logPath = join(dir, PROGRESS_LOG);
-    if (fresh) await rm(logPath, { force: true });
-    const records = await AppendLog.read(logPath);
-    const last = records[records.length - 1] as Partial<Progress> | undefined;
-    const progress: Progress = { ...ZERO, ...last };
+    if (fresh) await rm(join(dir, PROGRESS_LOG), { force: true });
+    const progress = await BatchResults.lastCheckpoint(dir);
     await cutTo(join(dir, OUTPUT_PART), progress.outBytes);
     await cutTo(join(dir, ERROR_PART), progress.errBytes);
     const out = await open(join(dir, OUTPUT_PART), 'a');

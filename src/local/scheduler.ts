@@ -13,7 +13,7 @@ import {
 } from './execute.js';
 import type { FileStore } from './files-store.js';
 import { newFileId } from './ids.js';
-import { ERROR_PART, OUTPUT_PART, type Progress } from './results.js';
+import { BatchResults, ERROR_PART, OUTPUT_PART, type Progress } from './results.js';
 import { Semaphore } from './semaphore.js';
 import { type Validation, validateInputFile } from './validate-input.js';
 
@@ -66,6 +66,13 @@ export class Scheduler {
 
   get stopSignal(): AbortSignal {
     return this.#stop.signal;
+  }
+
+  /** Counts of running batches from their last checkpoint, so no one sees a resumed batch restart from zero. */
+  async restoreProgress(): Promise<void> {
+    for (const record of this.#o.batches.all())
+      if (!TERMINAL.has(record.batch.status) && record.internal.validated && record.internal.ending === null)
+        showProgress(record, await BatchResults.lastCheckpoint(this.#o.batches.workDir(record.batch.id)));
   }
 
   /** Picks up every batch that had not reached a terminal state. */
@@ -145,6 +152,8 @@ export class Scheduler {
       }
     }
     try {
+      // Every run needs the engine ready, a resumed one too (it skips validation).
+      await this.#o.engine.ready();
       const ctx = this.#context(record, running);
       if (internal.ending === null && !internal.validated) {
         if (slot) await this.#validate(record, ctx);
@@ -185,7 +194,6 @@ export class Scheduler {
 
   async #validate(record: BatchRecord, ctx: ExecuteContext): Promise<void> {
     const { batch, internal } = record;
-    await this.#o.engine.ready();
     const input = this.#o.files.get(batch.input_file_id);
     const rules = {
       limits: internal.limits,
