@@ -28,7 +28,8 @@ export async function serviceFor(
   return { service, client: clientFor(service) };
 }
 
-export function clientFor(service: LocalService, apiKey = 'local'): OpenAI {
+/** An openai client for a service (or anything with its base URL). */
+export function clientFor(service: { url: string }, apiKey = 'local'): OpenAI {
   return new OpenAI({ baseURL: service.url, apiKey, maxRetries: 0 });
 }
 
@@ -234,7 +235,7 @@ export function expectSchema(name: string, value: unknown): void {
 
 /** Raw HTTP against the service (for what the SDK never sends). */
 export async function raw(
-  service: LocalService,
+  service: { url: string },
   path: string,
   init: RequestInit = {},
 ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {

@@ -1,0 +1,139 @@
+/**
+ * `batchpipe serve` as users run it (the built CLI, `npm test` builds first): it prints its base URL,
+ * serves the SDK, takes its key from the environment without ever printing it, stops cleanly on
+ * SIGTERM, and a SIGKILL mid-batch loses nothing: started again on its data dir, it finishes the batch
+ * with every request answered exactly once.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLI, runCli } from '../cli/run-cli.js';
+import { tempDir } from '../helpers.js';
+import { chatLines, clientFor, raw, resultIds, submit, waitFor } from './support.js';
+
+const root = tempDir('bp-local-serve-');
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  exit: Promise<number | null>;
+}
+
+/** Spawns `batchpipe serve --port 0 ...` and waits for the URL it prints on stdout. */
+async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Served> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], {
+    env: { ...process.env, ...env },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d;
+  });
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+      if (stdout.includes('\n')) resolve(stdout.split('\n')[0]!);
+    });
+    void exit.then((code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
+  });
+  return { child, url, exit, output: () => stdout + stderr };
+}
+
+describe('batchpipe serve', () => {
+  it('prints its base URL, serves the SDK, and stops cleanly on SIGTERM', async () => {
+    const dataDir = join(root, 'plain');
+    const served = await serve(['--data-dir', dataDir, '--time-scale', '60', '--seed', '3']);
+    expect(served.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
+    const client = clientFor({ url: served.url });
+    const batch = await waitFor(client, (await submit(client, root, chatLines(20))).id);
+    expect(batch.status).toBe('completed');
+    expect(existsSync(join(dataDir, 'service.lock'))).toBe(true);
+    served.child.kill('SIGTERM');
+    expect(await served.exit).toBe(0);
+    expect(served.output()).toContain('stopped');
+    expect(existsSync(join(dataDir, 'service.lock'))).toBe(false);
+  });
+
+  it('takes the API key from BATCHPIPE_LOCAL_API_KEY and never prints it', async () => {
+    const key = 'sk-serve-secret-5b8e1f';
+    const served = await serve(['--data-dir', join(root, 'keyed'), '--log'], {
+      BATCHPIPE_LOCAL_API_KEY: key,
+    });
+    try {
+      const anonymous = await raw({ url: served.url }, '/v1/files');
+      expect(anonymous.status).toBe(401);
+      const client = clientFor({ url: served.url }, key);
+      expect((await client.files.list()).data).toEqual([]);
+      await submit(client, root, chatLines(3));
+    } finally {
+      served.child.kill('SIGINT');
+      expect(await served.exit).toBe(0);
+    }
+    expect(served.output()).toContain('an API key is required');
+    expect(served.output()).not.toContain(key);
+  });
+
+  it('finishes a batch after a SIGKILL mid-run: nothing lost, nothing answered twice', async () => {
+    const dataDir = join(root, 'crash');
+    const args = ['--data-dir', dataDir, '--latency-ms', '4', '--concurrency', '4'];
+    const first = await serve(args);
+    let client = clientFor({ url: first.url });
+    const created = await submit(client, root, chatLines(800), { metadata: { ds_name: 'crash-me' } });
+    const midway = await waitFor(client, created.id, (b) => (b.request_counts?.completed ?? 0) >= 150);
+    first.child.kill('SIGKILL');
+    expect(midway.request_counts!.completed).toBeLessThan(800);
+    await first.exit;
+
+    const second = await serve(args);
+    try {
+      client = clientFor({ url: second.url });
+      const batch = await waitFor(client, created.id);
+      expect(batch.status).toBe('completed');
+      expect(batch.request_counts).toEqual({ total: 800, completed: 800, failed: 0 });
+      const ids = await resultIds(client, batch);
+      expect(ids.size).toBe(800);
+      expect([...ids.values()].every((n) => n === 1)).toBe(true);
+      const records = await raw({ url: second.url }, '/_batchpipe/records');
+      expect(records.body.batchesByDsName).toEqual({ 'crash-me': 1 });
+    } finally {
+      second.child.kill('SIGTERM');
+      await second.exit;
+    }
+  });
+
+  it('exits 2 on a bad flag and 1 with BP_SERVICE_START when the port is taken', async () => {
+    const bad = await runCli(['serve', '--profile', 'gemini']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('gemini');
+    const holder = await serve(['--data-dir', join(root, 'holder')]);
+    try {
+      const port = new URL(holder.url).port;
+      const taken = await runCli(['serve', '--port', port, '--data-dir', join(root, 'other')]);
+      expect(taken.code).toBe(1);
+      expect(taken.stderr).toContain('BP_SERVICE_START');
+    } finally {
+      holder.child.kill('SIGTERM');
+      await holder.exit;
+    }
+  });
+
+  it('documents its flags in --help', async () => {
+    const help = await runCli(['serve', '--help']);
+    expect(help.code).toBe(0);
+    for (const flag of [
+      '--host',
+      '--port',
+      '--data-dir',
+      '--api-key',
+      '--profile',
+      '--engine',
+      '--latency-ms',
+      '--time-scale',
+      '--seed',
+    ])
+      expect(help.stdout).toContain(flag);
+  });
+});
