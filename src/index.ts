@@ -6,6 +6,8 @@
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { BatchpipeError, ERROR_CODES, isBatchpipeError } from './errors.js';
 export type { Warning, WarningCode, WarningHandler } from './internal/warnings.js';
+export type { LocalService, LocalServiceOptions, ServiceRecord, ServiceRecords } from './local/index.js';
+export { startLocalService } from './local/index.js';
 export type {
   Endpoint,
   FileLimits,
@@ -14,7 +16,6 @@ export type {
   ProviderName,
   ProviderProfile,
 } from './providers/profile.js';
-
 export { ENDPOINTS, PROVIDER_NAMES } from './providers/profile.js';
 export { PROFILES } from './providers/profiles.js';
 export type { ProfileOptions } from './providers/resolve-profile.js';

@@ -25,6 +25,7 @@ const PUBLIC_EXPORTS = [
   'prepare',
   'resolveProfile',
   'shardRequests',
+  'startLocalService',
   'thinksByDefault',
   'toRequests',
   'validateRequestFile',
