@@ -3,7 +3,7 @@ import type { BatchRecord, Ending } from './batches-store.js';
 import type { ServiceClock } from './clock.js';
 import type { Engine, EngineAnswer, EngineRequest } from './engine/engine.js';
 import { type InputLine, readLines } from './line-reader.js';
-import { BatchResults, type Pending, type Progress, pending } from './results.js';
+import { BatchResults, type Pending, type Progress } from './results.js';
 import type { Semaphore } from './semaphore.js';
 import {
   type CheckedLine,
@@ -90,7 +90,7 @@ export async function validateAndAnswer(
         halted = true;
         break;
       }
-      const window = pending();
+      const window = results.window();
       for (const line of lines) {
         const checked = checker.check(line);
         if (checker.done) break reading;
@@ -129,7 +129,7 @@ export async function executeBatch(
   ctx.onProgress(progress);
 
   const runInline = (lines: InputLine[], from: number, to: number): Pending => {
-    const window = pending();
+    const window = results.window();
     for (let i = from; i < to; i++) {
       const line = lines[i]!;
       const parsed = JSON.parse(line.text!) as CheckedLine;
@@ -144,7 +144,7 @@ export async function executeBatch(
     from: number,
     to: number,
   ): Promise<{ window: Pending; stoppedBy: HaltReason | null }> => {
-    const window = pending();
+    const window = results.window();
     let stoppedBy: HaltReason | null = null;
     const tasks: Array<Promise<void>> = [];
     const latency = internal.knobs.latencyMs;
@@ -251,7 +251,7 @@ async function writeUnrun(ctx: ExecuteContext, maxLineBytes: number, results: Ba
     firstLine: progress.line + 1,
     maxLineBytes,
   })) {
-    const window = pending();
+    const window = results.window();
     for (const line of lines) {
       const { custom_id } = JSON.parse(line.text!) as CheckedLine;
       results.unrun(window, line, custom_id, EXPIRED_ERROR);

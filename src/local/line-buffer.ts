@@ -30,6 +30,11 @@ export class LineBuffer {
     return this;
   }
 
+  clear(): void {
+    this.#length = 0;
+    this.lines = 0;
+  }
+
   /** The bytes written so far (a view, valid until the next write). */
   bytes(): Buffer {
     return this.#buffer.subarray(0, this.#length);

@@ -52,10 +52,6 @@ export interface Pending {
   last: InputLine | null;
 }
 
-export function pending(): Pending {
-  return { out: new LineBuffer(), err: new LineBuffer(1024), last: null };
-}
-
 /**
  * A batch's result files while it runs: `output.part`, `error.part` and the progress log in its work
  * dir. Results are appended in completion order; a checkpoint fsyncs both files, then appends the
@@ -71,6 +67,8 @@ export class BatchResults {
   #appended = 0;
   /** Distinguishes this run's request ids from an earlier run's (ids are per attempt). */
   readonly #prefix = randomToken(10);
+  // One window is filled and written at a time, so its buffers are reused rather than reallocated.
+  readonly #window: Pending = { out: new LineBuffer(), err: new LineBuffer(1024), last: null };
 
   private constructor(dir: string, progress: Progress, out: FileHandle, err: FileHandle) {
     this.#dir = dir;
@@ -95,6 +93,14 @@ export class BatchResults {
     const out = await open(join(dir, OUTPUT_PART), 'a');
     const err = await open(join(dir, ERROR_PART), 'a');
     return new BatchResults(dir, progress, out, err);
+  }
+
+  /** An empty window for the next run of requests (the previous one must have been written). */
+  window(): Pending {
+    this.#window.out.clear();
+    this.#window.err.clear();
+    this.#window.last = null;
+    return this.#window;
   }
 
   /** One request's result line, into the output file (2xx) or the error file. */

@@ -1,13 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { type FileHandle, open, unlink } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
-import { type Readable, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import { ApiError } from './api-error.js';
-import { fsyncFile } from './durable.js';
 import { randomToken } from './ids.js';
 
 /** A multipart upload received to a temp file, fsynced, not yet a stored file. */
@@ -116,33 +114,45 @@ export async function receiveUpload(req: IncomingMessage, tmpDir: string, maxByt
   return { tmpPath, filename, bytes: result.bytes, sha256: result.sha256, fields };
 }
 
-async function writeToDisk(stream: Readable & { truncated?: boolean }, path: string) {
+/**
+ * Copies the part into two reused 1 MB buffers and writes each when full, one write in flight while
+ * the other buffer fills. Parts arrive in socket-sized pieces (16-64 KB): a file write per piece is a
+ * thread-pool round trip each, and gathering with Buffer.concat pays for fresh pages every time.
+ */
+async function writeToDisk(stream: Readable, path: string) {
   const hash = createHash('sha256');
   let bytes = 0;
-  // A transform, not a 'data' listener: the part must stay paused until the file is open.
-  // Parts arrive in socket-sized pieces (16-64 KB); each file write is a thread-pool round trip, so
-  // writing them one by one costs several times the CPU of writing them gathered into 1 MB.
-  let held: Buffer[] = [];
-  let heldBytes = 0;
-  const hashing = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
+  const handle = await open(path, 'w');
+  try {
+    let current = Buffer.allocUnsafeSlow(WRITE_BYTES);
+    let spare = Buffer.allocUnsafeSlow(WRITE_BYTES);
+    let used = 0;
+    let writing: Promise<void> = Promise.resolve();
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
       hash.update(chunk);
       bytes += chunk.length;
-      held.push(chunk);
-      heldBytes += chunk.length;
-      if (heldBytes < WRITE_BYTES) return done();
-      const gathered = Buffer.concat(held, heldBytes);
-      held = [];
-      heldBytes = 0;
-      done(null, gathered);
-    },
-    flush(done) {
-      done(null, heldBytes > 0 ? Buffer.concat(held, heldBytes) : undefined);
-    },
-  });
-  // A FileHandle's own write stream keeps the handle busy after it finishes (close() then waits
-  // forever on Node 20): write by path, then fsync through a fresh handle.
-  await pipeline(stream, hashing, createWriteStream(path));
-  await fsyncFile(path);
+      for (let at = 0; at < chunk.length; ) {
+        const n = Math.min(chunk.length - at, WRITE_BYTES - used);
+        chunk.copy(current, used, at, at + n);
+        used += n;
+        at += n;
+        if (used < WRITE_BYTES) continue;
+        await writing; // the spare buffer is free again once its write is done
+        writing = writeAll(handle, current);
+        [current, spare] = [spare, current];
+        used = 0;
+      }
+    }
+    await writing;
+    if (used > 0) await writeAll(handle, current.subarray(0, used));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
   return { bytes, sha256: hash.digest('hex') };
+}
+
+async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) done += (await handle.write(bytes, done)).bytesWritten;
 }
