@@ -1,4 +1,4 @@
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 
 /** One line of an input file as stored. */
@@ -27,7 +27,8 @@ export interface ReadLinesOptions {
 }
 
 const LF = 0x0a;
-// TextDecoder decodes non-ASCII text ~15% faster than Buffer#toString on Node 20.
+// UTF-8 decoding runs at ~200 MB/s on Node 20 even for pure ASCII, while an ASCII region copied as
+// latin1 (the same characters) goes ~10x faster; for other text TextDecoder beats Buffer#toString.
 const decoder = new TextDecoder('utf-8', { ignoreBOM: true }); // a BOM stays text, as in the bytes
 const CR = 0x0d;
 
@@ -74,7 +75,8 @@ export async function* readLines(path: string, options: ReadLinesOptions): Async
       if (isUtf8(chunk.subarray(pos, lastLf + 1))) {
         // One decode for the whole region, then lines are slices of it: byte ends come from the
         // buffer's newlines and text ends from the string's, which pair up one to one in UTF-8.
-        const text = decoder.decode(chunk.subarray(pos, lastLf + 1));
+        const region = chunk.subarray(pos, lastLf + 1);
+        const text = isAscii(region) ? chunk.toString('latin1', pos, lastLf + 1) : decoder.decode(region);
         let at = 0;
         while (pos <= lastLf) {
           const lf = chunk.indexOf(LF, pos);
