@@ -9,7 +9,8 @@
  * exactly once and that no request failed.
  *
  * Run: npx tsc -p tsconfig.build.json && node --import tsx bench/local-service.bench.ts
- *      [--sizes 100000,1000000] [--prompt-chars 100-400] [--text multilingual|ascii] [--tokenizer o200k|estimate]
+ *      [--sizes 100000,1000000] [--prompt-chars 100-400] [--text multilingual|ascii] [--in-flight 4]
+ *      [--tokenizer o200k|estimate]
  *
  * Figures (2 x AMD EPYC, Node v20.20.2, 2026-11-24), prompts of 100-400 characters:
  *   FIGURES
@@ -38,6 +39,8 @@ const [minChars, maxChars] = (args.get('prompt-chars') ?? '100-400').split('-').
   number,
 ];
 const tokenizer = args.get('tokenizer');
+/** Files uploaded, run and downloaded at once, as a pipeline's batch sink would. */
+const inFlight = Number(args.get('in-flight') ?? 4);
 /** multilingual: the project's review generator (accents, CJK, emoji); ascii: English words only. */
 const text = args.get('text') ?? 'multilingual';
 if (text !== 'multilingual' && text !== 'ascii')
@@ -172,9 +175,11 @@ interface Result {
   files: number;
   seconds: number;
   requestsPerSecond: number;
-  /** Seconds summed over files (they overlap, four at a time). */
+  /** Seconds summed over files (they overlap, `inFlight` at a time). */
   phases: { uploadAndCreate: number; run: number; download: number };
   peakRssMb: number;
+  /** Peak RSS when the first 100,000 results had come back (same run, same concurrency). */
+  peakRssAt100kMb: number;
   inputMb: number;
   serviceCpuSeconds: number;
   clientCpuSeconds: number;
@@ -194,10 +199,12 @@ async function scenario(requests: number): Promise<Result> {
   try {
     const client = new OpenAI({ baseURL: service.url, apiKey: 'local', maxRetries: 0 });
     // As a pipeline does it: each file goes up, becomes a batch, is polled and comes back down,
-    // four files at a time, so uploads, runs and downloads overlap.
-    const limit = pLimit(4);
+    // `inFlight` files at a time, so uploads, runs and downloads overlap.
+    const limit = pLimit(inFlight);
     const seen = new Set<string>();
     const phases = { upload: 0, wait: 0, download: 0 };
+    let returned = 0;
+    let peakAt100k = 0;
     const started = performance.now();
     const cpuBefore = { service: service.cpuSeconds(), client: process.cpuUsage() };
     const counts = await Promise.all(
@@ -228,6 +235,8 @@ async function scenario(requests: number): Promise<Result> {
           t = performance.now();
           const lines = await drain(await client.files.content(batch.output_file_id), seen);
           phases.download += performance.now() - t;
+          returned += lines;
+          if (peakAt100k === 0 && returned >= 100_000) peakAt100k = Math.max(peak, service.peakMb());
           return lines;
         }),
       ),
@@ -250,6 +259,7 @@ async function scenario(requests: number): Promise<Result> {
         download: phases.download / 1000,
       },
       peakRssMb: peak,
+      peakRssAt100kMb: peakAt100k,
       inputMb,
       serviceCpuSeconds,
       clientCpuSeconds: (clientCpu.user + clientCpu.system) / 1e6,
@@ -272,14 +282,14 @@ for (const size of sizes) {
 }
 const lines = [
   `local service, ${machine()}, ${text} prompts of ${minChars}-${maxChars} characters, tokenizer ${tokenizer ?? 'default'}`,
-  '| requests | files | input MB | upload+create s* | wait s* | download s* | total s | requests/s | service CPU s | client CPU s | service peak RSS MB |',
+  '| requests | files | input MB | upload+create s* | wait s* | download s* | total s | requests/s | service CPU s | client CPU s | service peak RSS MB: at 100k / at end |',
   '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...results.map(
     (r) =>
-      `| ${fmt(r.requests)} | ${r.files} | ${r.inputMb.toFixed(0)} | ${r.phases.uploadAndCreate.toFixed(1)} | ${r.phases.run.toFixed(1)} | ${r.phases.download.toFixed(1)} | ${r.seconds.toFixed(1)} | ${fmt(r.requestsPerSecond)} | ${r.serviceCpuSeconds.toFixed(1)} | ${r.clientCpuSeconds.toFixed(1)} | ${r.peakRssMb.toFixed(0)} |`,
+      `| ${fmt(r.requests)} | ${r.files} | ${r.inputMb.toFixed(0)} | ${r.phases.uploadAndCreate.toFixed(1)} | ${r.phases.run.toFixed(1)} | ${r.phases.download.toFixed(1)} | ${r.seconds.toFixed(1)} | ${fmt(r.requestsPerSecond)} | ${r.serviceCpuSeconds.toFixed(1)} | ${r.clientCpuSeconds.toFixed(1)} | ${r.peakRssAt100kMb.toFixed(0)} / ${r.peakRssMb.toFixed(0)} |`,
   ),
 ];
-console.log(`${lines.join('\n')}\n* summed over files, four in flight at a time`);
+console.log(`${lines.join('\n')}\n* summed over files, ${inFlight} in flight at a time`);
 console.log(
   `results: ${saveResults(`local-service-${text}`, { machine: machine(), text, tokenizer: tokenizer ?? 'default', results })}`,
 );
