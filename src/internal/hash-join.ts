@@ -15,21 +15,10 @@ import { BufferedFile } from './buffered-file.js';
 import { readChunks } from './input.js';
 import { LineSplitter } from './line-splitter.js';
 import { type RejectedRow, RejectionCursor } from './rejection-cursor.js';
+import { type CellEncoding, type CellLayout, cellEncoder } from './result-cells.js';
 import { SpillCursor, SpillFile } from './spill-file.js';
-import type { StructuredOutput } from './structured-output.js';
 
-/** Result facts a join can add beside the default columns. */
-export const EXTRA_COLUMNS = [
-  'custom_id',
-  'content',
-  'reasoning_content',
-  'finish_reason',
-  'reasoning_tokens',
-  'model',
-  'request_id',
-  'status_code',
-] as const;
-export type ExtraColumn = (typeof EXTRA_COLUMNS)[number];
+export { EXTRA_COLUMNS, type ExtraColumn } from './result-cells.js';
 
 /** What a join did. */
 export interface JoinSummary {
@@ -53,6 +42,10 @@ export interface JoinSummary {
 
 export interface HashJoinSettings {
   parser: ResultParser;
+  /** The result cells, made once per result as it arrives. */
+  layout: CellLayout;
+  /** How cells are stored until the output pass (JSON for Rows, CSV text for the byte engine). */
+  encoding: CellEncoding;
   partitions: number;
   tempDir: string | undefined;
   /** `rejections.jsonl` files: those rows are `rejected`. */
@@ -61,63 +54,62 @@ export interface HashJoinSettings {
   reask: { requests: readonly string[]; out: string } | undefined;
 }
 
-// Positions in a serialized result record.
-const R_STATUS = 0;
-const R_CONTENT = 1;
-const R_REASONING = 2;
-const R_PARSED = 3;
-const R_EMBEDDING = 4;
-const R_FINISH = 5;
-const R_PROMPT = 6;
-const R_COMPLETION = 7;
-const R_REASONING_TOKENS = 8;
-const R_MODEL = 9;
-const R_REQUEST_ID = 10;
-const R_STATUS_CODE = 11;
-const R_ERROR_CODE = 12;
-const R_ERROR_MESSAGE = 13;
+/** What a thread that spilled results for the join reports with its file. */
+export interface SpilledCounts {
+  results: number;
+  sawContent: boolean;
+  sawEmbedding: boolean;
+}
 
 const TAB = 0x09;
 const INVALID_RANK = String(STATUS_RANK.invalid_output).charCodeAt(0);
+/** Each status as one character (its index in RESULT_STATUSES), stored after the rank. */
+const STATUS_CHAR = Object.fromEntries(
+  RESULT_STATUSES.map((status, i) => [status, String.fromCharCode(0x30 + i)]),
+) as Record<ResultStatus, string>;
 
 /**
  * The disk-backed hash join behind joinResults and joinTable, in four steps:
- * 1. results go to partition files by hash(custom_id), one line each: `"id"\t<rank><record JSON>`;
+ * 1. results go to partition files by hash(custom_id), one line each, `"id"\t<rank><status><cells>`,
+ *    the cells already laid out and encoded for the output;
  * 2. a first pass over the source gives each joinable row's id (`key`), written to its partition's
  *    keys file in source order;
  * 3. `join()`: one partition at a time, its results into a map (best status per id), then its keys
  *    in order, each answered with its result (or nothing) into the partition's joined file;
  * 4. a second pass over the source asks, row by row, for the next joined line of the row's
- *    partition (`next`): each partition's lines are in source order, so rows come out in order with
- *    no sort.
+ *    partition (`next`, then `cells`): each partition's lines are in source order, so rows come out
+ *    in order with no sort.
  * Memory: one partition's results, and a 64 KiB block per partition per file. Rows rejected before
  * upload (`rejection`) and rows the source could not read take no key and no joined line.
  */
 export class HashJoin {
   readonly statuses = Object.fromEntries(RESULT_STATUSES.map((s) => [s, 0])) as Record<ResultStatus, number>;
+  /** Whether any result had answer text, or a vector: names the payload column. */
+  sawContent = false;
+  sawEmbedding = false;
   readonly #settings: HashJoinSettings;
   readonly #partitions: number;
+  readonly #encode: (cells: unknown[]) => string;
+  readonly #adopted: SpillFile[] = [];
   #started: Promise<void> | undefined;
   #dir: string | undefined;
   #results: SpillFile | undefined;
+  #invalid: SpillFile | undefined;
   #keys: SpillFile | undefined;
   #joined: SpillFile | undefined;
   #rejections: RejectionCursor | undefined;
   #cursors: SpillCursor[] = [];
-  readonly #adopted: SpillFile[] = [];
   #resultCount = 0;
   #lineCount = 0;
   #duplicates = 0;
   #orphans = 0;
   #reasked = 0;
   #rows = 0;
-  /** Whether any result had text or a vector: decides the content and embedding columns. */
-  sawContent = false;
-  sawEmbedding = false;
 
   constructor(settings: HashJoinSettings) {
     this.#settings = settings;
     this.#partitions = settings.partitions;
+    this.#encode = cellEncoder(settings.encoding);
   }
 
   get partitions(): number {
@@ -128,9 +120,18 @@ export class HashJoin {
     return this.#settings.parser;
   }
 
+  get layout(): CellLayout {
+    return this.#settings.layout;
+  }
+
   /** The temporary directory, once created. */
   get dir(): string | undefined {
     return this.#dir;
+  }
+
+  /** The payload column's name: `embedding` when every answer was a vector. */
+  get payload(): 'content' | 'embedding' {
+    return this.sawEmbedding && !this.sawContent ? 'embedding' : 'content';
   }
 
   start(): Promise<void> {
@@ -139,6 +140,7 @@ export class HashJoin {
       this.#results = new SpillFile(join(this.#dir, 'results'), this.#partitions);
       this.#keys = new SpillFile(join(this.#dir, 'keys'), this.#partitions);
       this.#joined = new SpillFile(join(this.#dir, 'joined'), this.#partitions);
+      if (this.#settings.reask) this.#invalid = new SpillFile(join(this.#dir, 'invalid'), this.#partitions);
     })();
     return this.#started;
   }
@@ -154,14 +156,23 @@ export class HashJoin {
     this.#resultCount++;
     if (record.content !== null) this.sawContent = true;
     if (record.embedding !== null) this.sawEmbedding = true;
-    return spillResult(this.#results, record);
+    // A re-ask needs the answer and what was wrong with it, which the cells may not hold.
+    if (this.#invalid && record.status === 'invalid_output') {
+      const text = `${JSON.stringify(record.custom_id)}\t${JSON.stringify([record.content, record.error_message])}\n`;
+      const waiting = this.#invalid.append(partitionOf(record.custom_id, this.#partitions), text);
+      const spilled = spillResult(this.#results, record, this.#settings.layout, this.#encode);
+      return waiting && spilled
+        ? Promise.all([waiting, spilled]).then(() => undefined)
+        : (waiting ?? spilled);
+    }
+    return spillResult(this.#results, record, this.#settings.layout, this.#encode);
   }
 
   /**
    * Takes results another thread has already spilled (`spillResult` into a file of the same
-   * partition count), as if they had been added here, after those added before.
+   * partition count, layout and encoding), as if they had been added here, after those before.
    */
-  adopt(spill: SpillFile, counts: { results: number; sawContent: boolean; sawEmbedding: boolean }): void {
+  adopt(spill: SpillFile, counts: SpilledCounts): void {
     this.#adopted.push(spill);
     this.#resultCount += counts.results;
     this.sawContent ||= counts.sawContent;
@@ -172,6 +183,7 @@ export class HashJoin {
   async beginKeys(): Promise<void> {
     await this.start();
     await this.#results!.flush();
+    await this.#invalid?.flush();
     this.#rejections = new RejectionCursor(this.#settings.rejections);
   }
 
@@ -229,23 +241,20 @@ export class HashJoin {
     reaskFile: BufferedFile | undefined,
   ): Promise<void> {
     const best = new Map<string, string>();
-    for (const results of [...this.#adopted, this.#results!])
-      for (let b = 0; b < results.blockCount(p); b++) {
-        const lines = (await results.readBlock(p, b)).split('\n');
-        for (let i = 0; i < lines.length - 1; i++) {
-          const line = lines[i]!;
-          const tab = line.indexOf('\t');
-          const id = line.slice(0, tab);
-          const entry = line.slice(tab + 1);
-          const seen = best.get(id);
-          if (seen === undefined) best.set(id, entry);
-          else {
-            this.#duplicates++;
-            // Lower rank is better; on a tie the later line wins.
-            if (entry.charCodeAt(0) <= seen.charCodeAt(0)) best.set(id, entry);
-          }
+    for (const results of [...this.#adopted, this.#results!]) {
+      for (const line of await lines(results, p)) {
+        const tab = line.indexOf('\t');
+        const id = line.slice(0, tab);
+        const entry = line.slice(tab + 1);
+        const seen = best.get(id);
+        if (seen === undefined) best.set(id, entry);
+        else {
+          this.#duplicates++;
+          // Lower rank is better; on a tie the later line wins.
+          if (entry.charCodeAt(0) <= seen.charCodeAt(0)) best.set(id, entry);
         }
       }
+    }
     const keys = this.#keys!;
     const joined = this.#joined!;
     const used = new Set<string>();
@@ -270,26 +279,25 @@ export class HashJoin {
   }
 
   async #reask(p: number, best: Map<string, string>, requests: SpillFile, out: BufferedFile): Promise<void> {
-    for (let b = 0; b < requests.blockCount(p); b++) {
-      const lines = (await requests.readBlock(p, b)).split('\n');
-      for (let i = 0; i < lines.length - 1; i++) {
-        const line = lines[i]!;
-        const tab = line.indexOf('\t');
-        const entry = best.get(line.slice(0, tab));
-        if (entry === undefined || entry.charCodeAt(0) !== INVALID_RANK) continue;
-        const record = JSON.parse(entry.slice(1)) as unknown[];
-        const request = JSON.parse(line.slice(tab + 1)) as RequestLine;
-        const again = reaskRequest(
-          request,
-          record[R_CONTENT] as string | null,
-          String(record[R_ERROR_MESSAGE]),
-        );
-        if (!again) continue;
-        this.#reasked++;
-        const text = `${JSON.stringify(again)}\n`;
-        const waiting = out.append(text, Buffer.byteLength(text));
-        if (waiting) await waiting;
-      }
+    const invalid = new Map<string, string>();
+    for (const line of await lines(this.#invalid!, p)) {
+      const tab = line.indexOf('\t');
+      invalid.set(line.slice(0, tab), line.slice(tab + 1));
+    }
+    for (const line of await lines(requests, p)) {
+      const tab = line.indexOf('\t');
+      const id = line.slice(0, tab);
+      const entry = best.get(id);
+      const answer = invalid.get(id);
+      if (entry === undefined || entry.charCodeAt(0) !== INVALID_RANK || answer === undefined) continue;
+      const [content, problem] = JSON.parse(answer) as [string | null, string | null];
+      const request = JSON.parse(line.slice(tab + 1)) as RequestLine;
+      const again = reaskRequest(request, content, problem ?? 'the answer does not match the schema');
+      if (!again) continue;
+      this.#reasked++;
+      const text = `${JSON.stringify(again)}\n`;
+      const waiting = out.append(text, Buffer.byteLength(text));
+      if (waiting) await waiting;
     }
   }
 
@@ -304,21 +312,21 @@ export class HashJoin {
   }
 
   /**
-   * The result record of a joined line (null when no result came back), counted under its status.
+   * The stored cells of a joined line, or null when no result came back (counted as `missing`).
    * Checks the line belongs to the id: a source that changed between the passes is an error.
    */
-  record(id: string, line: string, at: SourcePosition): unknown[] | null {
-    const key = JSON.stringify(id);
-    if (!line.startsWith(key) || line.charCodeAt(key.length) !== TAB) throw sourceChanged(at);
+  cells(id: string, line: string, at: SourcePosition): string | null {
+    // Most ids need no escaping (no quote, backslash or control character): only others pay for JSON.stringify.
+    const plain = line.charCodeAt(id.length + 1) === 0x22 && line.startsWith(id, 1) && !id.includes('\\');
+    const key = plain ? id.length + 2 : keyLength(id, line);
+    if (key === -1 || line.charCodeAt(key) !== TAB) throw sourceChanged(at);
     this.#rows++;
-    if (line.length === key.length + 1) {
+    if (line.length === key + 1) {
       this.statuses.missing++;
       return null;
     }
-    // Skip the tab and the rank digit.
-    const record = JSON.parse(line.slice(key.length + 2)) as unknown[];
-    this.statuses[record[R_STATUS] as ResultStatus]++;
-    return record;
+    this.statuses[RESULT_STATUSES[line.charCodeAt(key + 2) - 0x30]!]++;
+    return line.slice(key + 3);
   }
 
   /** Counts a row that took no joined line (rejected before upload or by the source). */
@@ -349,33 +357,24 @@ export class HashJoin {
   async close(): Promise<void> {
     const dir = this.#dir;
     this.#dir = undefined;
-    for (const file of [this.#results, this.#keys, this.#joined, ...this.#adopted]) await file?.close();
+    for (const file of [this.#results, this.#invalid, this.#keys, this.#joined, ...this.#adopted])
+      await file?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   }
 }
 
-/** Writes a result record to its partition as `"id"\t<rank><record JSON>`. */
-export function spillResult(spill: SpillFile, record: ResultRecord): Promise<void> | undefined {
-  const text = JSON.stringify([
-    record.status,
-    record.content,
-    record.reasoning_content,
-    record.parsed,
-    record.embedding,
-    record.finish_reason,
-    record.prompt_tokens,
-    record.completion_tokens,
-    record.reasoning_tokens,
-    record.model,
-    record.request_id,
-    record.status_code,
-    record.error_code,
-    record.error_message,
-  ]);
+/** Writes a result to its partition as `"id"\t<rank><status><encoded cells>`. */
+export function spillResult(
+  spill: SpillFile,
+  record: ResultRecord,
+  layout: CellLayout,
+  encode: (cells: unknown[]) => string,
+): Promise<void> | undefined {
   const id = record.custom_id;
+  const cells = encode(layout.fromRecord(record));
   return spill.append(
     partitionOf(id, spill.partitions),
-    `${JSON.stringify(id)}\t${STATUS_RANK[record.status]}${text}\n`,
+    `${JSON.stringify(id)}\t${STATUS_RANK[record.status]}${STATUS_CHAR[record.status]}${cells}\n`,
   );
 }
 
@@ -386,113 +385,26 @@ export function partitionOf(id: string, partitions: number): number {
   return (h >>> 0) % partitions;
 }
 
-const EXTRA_INDEX: Record<Exclude<ExtraColumn, 'custom_id'>, number> = {
-  content: R_CONTENT,
-  reasoning_content: R_REASONING,
-  finish_reason: R_FINISH,
-  reasoning_tokens: R_REASONING_TOKENS,
-  model: R_MODEL,
-  request_id: R_REQUEST_ID,
-  status_code: R_STATUS_CODE,
-};
-
-/** The result columns, named once against the source header; `cells` gives a row's values in order. */
-export interface ColumnPlan {
-  names: string[];
-  /** Fills `out[0..names.length)` (an array reused row after row). */
-  cells(
-    out: unknown[],
-    id: string | null,
-    status: ResultStatus,
-    record: unknown[] | null,
-    code: string | null,
-    message: string | null,
-  ): void;
-}
-
-export interface ColumnChoices {
-  structured: StructuredOutput | undefined;
-  fieldPrefix: string;
-  include: readonly ExtraColumn[];
-  sawContent: boolean;
-  sawEmbedding: boolean;
-}
-
-/**
- * DESIGN section 6: `status`, then `content` (or the parsed fields with labels/schema, or
- * `embedding` when the results are vectors), `error_code`, `error_message`, `prompt_tokens`,
- * `completion_tokens`, then the `include` extras. A name the source has gets the prefix `result_`.
- */
-export function planColumns(source: readonly string[], choices: ColumnChoices): ColumnPlan {
-  const taken = new Set(source);
-  const names: string[] = [];
-  const name = (base: string): number => {
-    let n = base;
-    while (taken.has(n)) n = `result_${n}`;
-    taken.add(n);
-    names.push(n);
-    return names.length - 1;
-  };
-  const { structured } = choices;
-  name('status');
-  const fields = (structured?.fields ?? []).map((path) => {
-    name(choices.fieldPrefix + path.join('.'));
-    return path;
-  });
-  const content = !structured && (choices.sawContent || !choices.sawEmbedding);
-  if (content) name('content');
-  const embedding = choices.sawEmbedding;
-  if (embedding) name('embedding');
-  for (const base of ['error_code', 'error_message', 'prompt_tokens', 'completion_tokens']) name(base);
-  const extras: number[] = [];
-  let customId = false;
-  for (const extra of choices.include) {
-    if (extra === 'custom_id') customId = true;
-    else if (extra === 'content' && content) continue;
-    else extras.push(EXTRA_INDEX[extra]);
-    name(extra);
-  }
-  const fieldCount = fields.length;
-  return {
-    names,
-    cells(out, id, status, record, code, message) {
-      let c = 0;
-      out[c++] = status;
-      const parsed = record === null ? null : record[R_PARSED];
-      for (let f = 0; f < fieldCount; f++) out[c++] = pick(parsed, fields[f]!);
-      if (content) out[c++] = record === null ? null : record[R_CONTENT];
-      if (embedding) out[c++] = record === null ? null : record[R_EMBEDDING];
-      out[c++] = code;
-      out[c++] = message;
-      out[c++] = record === null ? null : record[R_PROMPT];
-      out[c++] = record === null ? null : record[R_COMPLETION];
-      if (customId) out[c++] = id;
-      for (const index of extras) out[c++] = record === null ? null : record[index];
-    },
-  };
-}
-
-/** The error columns of a joined line's record. */
-export function recordError(record: unknown[]): { code: string | null; message: string | null } {
-  return { code: record[R_ERROR_CODE] as string | null, message: record[R_ERROR_MESSAGE] as string | null };
-}
-
-/** The status of a joined line's record. */
-export function recordStatus(record: unknown[]): ResultStatus {
-  return record[R_STATUS] as ResultStatus;
-}
-
 /** The message of a row with no result. */
 export function missingMessage(id: string): string {
   return `no output or error line came back for custom_id ${JSON.stringify(id)}`;
 }
 
-function pick(value: unknown, path: string[]): unknown {
-  for (const key of path) {
-    if (value === null || typeof value !== 'object') return null;
-    value = (value as Record<string, unknown>)[key];
+/** All lines of a partition of a spill file. */
+async function lines(spill: SpillFile, p: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let b = 0; b < spill.blockCount(p); b++) {
+    const block = (await spill.readBlock(p, b)).split('\n');
+    block.pop();
+    for (const line of block) out.push(line);
   }
-  return value === undefined ? null : value;
+  return out;
+}
+
+/** Where the JSON form of `id` ends in `line`, or -1 when the line is not for `id`. */
+function keyLength(id: string, line: string): number {
+  const key = JSON.stringify(id);
+  return line.startsWith(key) ? key.length : -1;
 }
 
 const LEADING_ID = /^\s*\{\s*"custom_id"\s*:\s*("(?:[^"\\]|\\.)*")/;

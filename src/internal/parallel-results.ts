@@ -7,6 +7,7 @@ import { ResultParser, type ResultProblems } from '../transforms/parse-results.j
 import { decodeText } from './decode-text.js';
 import { type HashJoin, spillResult } from './hash-join.js';
 import { readError } from './read-error.js';
+import { type CellEncoding, CellLayout, type CellSpec, cellEncoder } from './result-cells.js';
 import { SpillFile } from './spill-file.js';
 
 /** Below this many bytes of results, threads cost more than they save. */
@@ -18,7 +19,7 @@ const READ_BYTES = 1024 * 1024;
  * A thread holds little (a read buffer and a block per partition, off the JS heap); small heaps keep
  * its garbage from growing the process (peak RSS is all threads together).
  */
-const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 96 };
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 };
 const LF = 0x0a;
 
 /** One thread's share: the result lines that start in [start, end) of the files taken end to end. */
@@ -33,6 +34,9 @@ export interface RangeTask {
   labels: string[] | undefined;
   schema: Record<string, unknown> | undefined;
   badLines: 'report' | 'fail';
+  /** The join's cell layout and encoding, so the threads store what the output pass reads. */
+  cells: CellSpec;
+  encoding: CellEncoding;
 }
 
 /** What a thread spilled. */
@@ -45,6 +49,8 @@ export interface RangeReport {
 }
 
 export interface ScatterOptions {
+  cells: CellSpec;
+  encoding: CellEncoding;
   labels: string[] | undefined;
   schema: Record<string, unknown> | undefined;
   badLines: 'report' | 'fail';
@@ -89,6 +95,8 @@ export async function scatterResults(
       labels: options.labels,
       schema: options.schema,
       badLines: options.badLines,
+      cells: options.cells,
+      encoding: options.encoding,
     });
   }
   const workers = tasks.map(startWorker);
@@ -139,6 +147,8 @@ function startWorker(task: RangeTask): { worker: Worker; report: Promise<RangeRe
 export async function spillRange(task: RangeTask): Promise<RangeReport> {
   const parser = new ResultParser({ labels: task.labels, schema: task.schema, badLines: task.badLines });
   const spill = new SpillFile(task.spill, task.partitions);
+  const layout = new CellLayout(task.cells);
+  const encode = cellEncoder(task.encoding);
   let results = 0;
   let sawContent = false;
   let sawEmbedding = false;
@@ -156,7 +166,7 @@ export async function spillRange(task: RangeTask): Promise<RangeReport> {
       results++;
       if (record.content !== null) sawContent = true;
       if (record.embedding !== null) sawEmbedding = true;
-      const waiting = spillResult(spill, record);
+      const waiting = spillResult(spill, record, layout, encode);
       if (waiting) await waiting;
     });
   }

@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { type FileHandle, open } from 'node:fs/promises';
 import { BatchpipeError } from '../errors.js';
 import { decodeText } from './decode-text.js';
@@ -8,6 +9,7 @@ const BLOCK_BYTES = 64 * 1024;
 const MAX_BYTES_PER_CHAR = 3;
 /** Block writes in flight before `append` asks the caller to wait. */
 const MAX_WRITES = 8;
+const LF = 0x0a;
 
 /**
  * Lines sorted into partitions on disk, all in one file: each partition gathers text in memory and
@@ -24,6 +26,13 @@ export class SpillFile {
   /** Per partition: offset, length, offset, length, ... */
   readonly #blocks: number[][];
   readonly #writes = new Set<Promise<void>>();
+  /**
+   * Written blocks, reused: a fresh 64 KiB buffer per block is freed memory the allocator keeps, and
+   * peak RSS grew with the input by that churn alone.
+   */
+  readonly #free: Buffer[] = [];
+  #readBuffer: Buffer = Buffer.alloc(0);
+  #reading = false;
   #handle: Promise<FileHandle> | undefined;
   /** "w+" for a file this one writes; "r" for one another thread wrote. */
   readonly #mode: 'w+' | 'r';
@@ -66,13 +75,16 @@ export class SpillFile {
       filled = 0;
     }
     // A line longer than a block gets a block of its own size.
-    block ??= this.#pending[partition] = Buffer.allocUnsafe(Math.max(BLOCK_BYTES, most));
+    block ??= this.#pending[partition] =
+      most > BLOCK_BYTES ? Buffer.allocUnsafe(most) : (this.#free.pop() ?? Buffer.allocUnsafe(BLOCK_BYTES));
     this.#filled[partition] = filled + block.write(text, filled, 'utf8');
     return waiting;
   }
 
-  #write(partition: number, data: Buffer): Promise<void> | undefined {
+  /** Writes `block[0, length)`; a full-size block goes back to the free list once written. */
+  #write(partition: number, block: Buffer, length: number): Promise<void> | undefined {
     if (this.#failure) throw this.#failure;
+    const data = block.subarray(0, length);
     const at = this.#end;
     this.#end += data.length;
     this.#blocks[partition]!.push(at, data.length);
@@ -84,6 +96,7 @@ export class SpillFile {
       .then(
         () => {
           this.#writes.delete(write);
+          if (block.length === BLOCK_BYTES) this.#free.push(block);
         },
         (error: unknown) => {
           this.#writes.delete(write);
@@ -106,7 +119,7 @@ export class SpillFile {
     if (!block || filled === 0) return undefined;
     this.#pending[partition] = undefined;
     this.#filled[partition] = 0;
-    return this.#write(partition, block.subarray(0, filled));
+    return this.#write(partition, block, filled);
   }
 
   /** Writes what every partition holds and waits for all writes. */
@@ -124,21 +137,40 @@ export class SpillFile {
     return this.#blocks[partition]!.length / 2;
   }
 
-  /** The text of one block of a partition. */
-  async readBlock(partition: number, block: number): Promise<string> {
-    const blocks = this.#blocks[partition]!;
-    const at = blocks[block * 2]!;
-    const length = blocks[block * 2 + 1]!;
+  /** Bytes of one block of a partition. */
+  blockLength(partition: number, block: number): number {
+    return this.#blocks[partition]![block * 2 + 1]!;
+  }
+
+  /** Reads one block of a partition into the front of `into` (at least `blockLength` bytes). */
+  async readBlockInto(partition: number, block: number, into: Buffer): Promise<void> {
+    const at = this.#blocks[partition]![block * 2]!;
+    const length = this.#blocks[partition]![block * 2 + 1]!;
     this.#handle ??= open(this.path, this.#mode);
     const handle = await this.#handle;
-    const data = Buffer.allocUnsafe(length);
     let read = 0;
     while (read < length) {
-      const { bytesRead } = await handle.read(data, read, length - read, at + read);
+      const { bytesRead } = await handle.read(into, read, length - read, at + read);
       if (bytesRead === 0) throw writeError(this.path, new Error(`unexpected end of file at ${at + read}`));
       read += bytesRead;
     }
-    return decodeText(data);
+  }
+
+  /** The text of one block of a partition. */
+  async readBlock(partition: number, block: number): Promise<string> {
+    const length = this.blockLength(partition, block);
+    // One read at a time reuses one buffer (decoding copies the text out).
+    const reuse = !this.#reading;
+    this.#reading = true;
+    if (reuse && this.#readBuffer.length < length)
+      this.#readBuffer = Buffer.allocUnsafe(Math.max(length, BLOCK_BYTES));
+    const data = reuse ? this.#readBuffer : Buffer.allocUnsafe(length);
+    try {
+      await this.readBlockInto(partition, block, data);
+      return decodeText(data, 0, length);
+    } finally {
+      if (reuse) this.#reading = false;
+    }
   }
 
   /** Closes the file (it is removed with its temporary directory). */
@@ -157,8 +189,11 @@ export class SpillFile {
 export class SpillCursor {
   readonly #file: SpillFile;
   readonly #partition: number;
-  #lines: string[] = [];
-  #next = 0;
+  /** The loaded block, in a buffer of the cursor's own, reused block after block. */
+  #buffer: Buffer = Buffer.alloc(0);
+  #end = 0;
+  #at = 0;
+  #ascii = true;
   #block = 0;
 
   constructor(file: SpillFile, partition: number) {
@@ -166,30 +201,31 @@ export class SpillCursor {
     this.#partition = partition;
   }
 
-  /** The next line, or undefined when the loaded block is used up (then `load`). */
+  /**
+   * The next line, or undefined when the loaded block is used up (then `load`). Lines are decoded one
+   * at a time: a cursor per partition holding its whole block as strings kept the old generation full
+   * of text read once.
+   */
   next(): string | undefined {
-    if (this.#next < this.#lines.length) return this.#lines[this.#next++];
-    return undefined;
+    const at = this.#at;
+    if (at >= this.#end) return undefined;
+    let nl = this.#buffer.indexOf(LF, at);
+    if (nl === -1 || nl >= this.#end) nl = this.#end;
+    this.#at = nl + 1;
+    return this.#buffer.toString(this.#ascii ? 'latin1' : 'utf8', at, nl);
   }
 
   /** Loads the next block; false when there is none. */
   async load(): Promise<boolean> {
-    if (this.#block >= this.#file.blockCount(this.#partition)) {
-      this.#lines = [];
-      this.#next = 0;
-      return false;
-    }
-    const text = await this.#file.readBlock(this.#partition, this.#block++);
-    // Blocks hold whole lines, each ending with "\n": the last split piece is empty.
-    this.#lines = text.split('\n');
-    this.#lines.pop();
-    this.#next = 0;
+    this.#at = 0;
+    this.#end = 0;
+    if (this.#block >= this.#file.blockCount(this.#partition)) return false;
+    const length = this.#file.blockLength(this.#partition, this.#block);
+    if (this.#buffer.length < length) this.#buffer = Buffer.allocUnsafe(length);
+    await this.#file.readBlockInto(this.#partition, this.#block++, this.#buffer);
+    this.#end = length;
+    this.#ascii = isAscii(this.#buffer.subarray(0, length));
     return true;
-  }
-
-  /** True when every line has been read. */
-  get done(): boolean {
-    return this.#next >= this.#lines.length && this.#block >= this.#file.blockCount(this.#partition);
   }
 }
 

@@ -93,11 +93,11 @@ function compileLabels(labels: readonly string[]): StructuredOutput {
   const jsonSchema = exportSchema(exported, 'labels');
   const listed = labels.map((l) => JSON.stringify(l)).join(', ');
   const instruction = `Answer with only a JSON object of the form {"${LABEL_FIELD}": "..."}, where ${LABEL_FIELD} is one of: ${listed}.`;
-  return build('label', jsonSchema, validator, labels, instruction, (text) => {
-    // A bare label ("positive") is an answer too: JSON mode is a request, not a guarantee.
-    const label = byKey.get(labelKey(text));
-    return label === undefined ? undefined : { [LABEL_FIELD]: label };
-  });
+  // A bare label ("positive") is an answer too: JSON mode is a request, not a guarantee. Other text is
+  // checked as the label it would be, so the issue names the labels allowed.
+  return build('label', jsonSchema, validator, labels, instruction, (text) => ({
+    [LABEL_FIELD]: byKey.get(labelKey(text)) ?? text.trim(),
+  }));
 }
 
 function compileSchema(schema: AnswerSchema, mode: StructuredMode): StructuredOutput {

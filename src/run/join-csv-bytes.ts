@@ -3,15 +3,8 @@ import { ChunkReader } from '../internal/chunk-reader.js';
 import { csvCell } from '../internal/csv-cell.js';
 import type { ScannedRow } from '../internal/csv-scanner.js';
 import { fieldText } from '../internal/csv-scanner.js';
-import {
-  type ColumnChoices,
-  type HashJoin,
-  type JoinSummary,
-  missingMessage,
-  planColumns,
-  recordError,
-  recordStatus,
-} from '../internal/hash-join.js';
+import { type HashJoin, type JoinSummary, missingMessage } from '../internal/hash-join.js';
+import { csvTail, csvTailOf } from '../internal/result-cells.js';
 import type { CsvOptions } from '../sources/csv-source.js';
 import { CsvRowParser } from '../sources/csv-source.js';
 import { customIdFor } from '../transforms/custom-id.js';
@@ -43,8 +36,9 @@ export interface CsvBytesJoin {
   file: string;
   csv: CsvOptions;
   idColumn: string | undefined;
+  /** Its cells stored as CSV text (`{kind: 'csv'}` with this delimiter). */
   join: HashJoin;
-  choices: Omit<ColumnChoices, 'sawContent' | 'sawEmbedding' | 'structured'>;
+  fieldPrefix: string;
   out: string;
   /** Loads the results into `join`, running the key pass it is given at some point (it may overlap). */
   loadResults: (keyPass: () => Promise<void>) => Promise<void>;
@@ -106,31 +100,15 @@ export async function joinCsvBytes(settings: CsvBytesJoin): Promise<JoinSummary>
 
   // Step 4: bytes out.
   const sourceColumns = goodRows ? columns! : [];
-  const plan = planColumns(sourceColumns, {
-    ...settings.choices,
-    structured: join.parser.structured,
-    sawContent: join.sawContent,
-    sawEmbedding: join.sawEmbedding,
-  });
-  const cells: unknown[] = new Array(plan.names.length);
+  const names = join.layout.names(sourceColumns, settings.fieldPrefix, join.payload);
   const width = columns?.length ?? 0;
   const emptySource = width > 1 ? delimiter.repeat(width - 1) : '';
   const out = new BufferedFile(settings.out);
   let wroteHeader = false;
   const write = (text: string): Promise<void> | undefined => out.append(text, Buffer.byteLength(text));
 
-  const resultText = (
-    id: string | null,
-    status: Parameters<typeof plan.cells>[2],
-    record: unknown[] | null,
-    code: string | null,
-    message: string | null,
-  ): string => {
-    plan.cells(cells, id, status, record, code, message);
-    let text = '';
-    for (let c = 0; c < cells.length; c++) text += delimiter + csvCell(cells[c], delimiter);
-    return text + LF;
-  };
+  const noResult = (...args: Parameters<HashJoin['layout']['none']>): string =>
+    csvTail(join.layout.none(...args), delimiter) + LF;
 
   const rows: CsvRowParser<RowBytes> = new CsvRowParser(file, csv, (index, line, scanned) => ({
     kind: 'bytes',
@@ -146,8 +124,8 @@ export async function joinCsvBytes(settings: CsvBytesJoin): Promise<JoinSummary>
   const emit = async (items: Array<RowBytes | Rejection>): Promise<void> => {
     if (!wroteHeader && items.length > 0) {
       wroteHeader = true;
-      const names = [...sourceColumns, ...plan.names];
-      const waiting = write(names.map((n) => csvCell(n, delimiter)).join(delimiter) + LF);
+      const header = [...sourceColumns, ...names];
+      const waiting = write(header.map((n) => csvCell(n, delimiter)).join(delimiter) + LF);
       if (waiting) await waiting;
     }
     for (const item of items) {
@@ -155,7 +133,7 @@ export async function joinCsvBytes(settings: CsvBytesJoin): Promise<JoinSummary>
       if (item.kind !== 'bytes') {
         // A row the source could not read: empty source fields.
         join.rejected();
-        const text = resultText(item.custom_id, 'rejected', null, item.code, item.message);
+        const text = noResult(item.custom_id, 'rejected', item.code, item.message);
         // With no readable row at all there are no source columns, as on the Row path.
         waiting = write(goodRows ? emptySource + text : text.slice(delimiter.length));
         if (waiting) await waiting;
@@ -166,20 +144,18 @@ export async function joinCsvBytes(settings: CsvBytesJoin): Promise<JoinSummary>
       let tail: string;
       if (rejected) {
         join.rejected();
-        tail = resultText(rejected.custom_id, 'rejected', null, rejected.code, rejected.message);
+        tail = noResult(rejected.custom_id, 'rejected', rejected.code, rejected.message);
       } else {
         let line = join.next(item.id);
         while (line === undefined) {
           await join.load(item.id, { index: item.index, file, line: item.line });
           line = join.next(item.id);
         }
-        const record = join.record(item.id, line, { index: item.index, file, line: item.line });
-        if (record === null)
-          tail = resultText(item.id, 'missing', null, 'BP_RESULT_MISSING', missingMessage(item.id));
-        else {
-          const { code, message } = recordError(record);
-          tail = resultText(item.id, recordStatus(record), record, code, message);
-        }
+        const stored = join.cells(item.id, line, { index: item.index, file, line: item.line });
+        tail =
+          stored === null
+            ? noResult(item.id, 'missing', 'BP_RESULT_MISSING', missingMessage(item.id))
+            : csvTailOf(stored) + LF;
       }
       if (item.text === undefined) {
         waiting = out.appendBytes(item.buffer, item.start, item.end);
@@ -193,7 +169,7 @@ export async function joinCsvBytes(settings: CsvBytesJoin): Promise<JoinSummary>
   try {
     // Row bytes point into the reader's buffer: `emit` copies them out before the next read.
     await readAll(file, csv.maxRowSize, rows, emit);
-    const summary = await join.finish(plan.names);
+    const summary = await join.finish(names);
     await out.close();
     return summary;
   } catch (error) {

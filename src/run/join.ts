@@ -4,6 +4,7 @@ import { BatchpipeError } from '../errors.js';
 import { HashJoin, type JoinSummary } from '../internal/hash-join.js';
 import { scatterResults } from '../internal/parallel-results.js';
 import { readBatches } from '../internal/read-batches.js';
+import { type CellEncoding, CellLayout, type CellSpec } from '../internal/result-cells.js';
 import { isZodSchema } from '../internal/structured-output.js';
 import { parseOptions } from '../options.js';
 import { csvSink } from '../sinks/csv-sink.js';
@@ -87,11 +88,18 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
     format !== 'jsonl' &&
     outFormat !== 'jsonl' &&
     sourceDelimiter === outDelimiter &&
-    opts.quote === '"';
+    opts.quote === '"' &&
+    // A re-ask needs what an invalid answer said, which the byte engine's stored cells do not keep.
+    opts.reask === undefined;
 
   if (bytes) {
+    const parser = new ResultParser(structured);
+    const cells: CellSpec = { fields: parser.structured?.fields ?? [], include: opts.include };
+    const encoding: CellEncoding = { kind: 'csv', delimiter: sourceDelimiter };
     const join = new HashJoin({
-      parser: new ResultParser(structured),
+      parser,
+      layout: new CellLayout(cells),
+      encoding,
       partitions: opts.partitions,
       tempDir: opts.tempDir,
       rejections: opts.rejections,
@@ -102,7 +110,15 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
     const threads = !isZodSchema(opts.schema) && opts.onProblem === undefined;
     const loadResults = async (keyPass: () => Promise<void>): Promise<void> => {
       const schema = opts.schema as Record<string, unknown> | undefined;
-      const options = { labels: opts.labels, schema, badLines: opts.badLines, problems, meanwhile: keyPass };
+      const options = {
+        cells,
+        encoding,
+        labels: opts.labels,
+        schema,
+        badLines: opts.badLines,
+        problems,
+        meanwhile: keyPass,
+      };
       if (threads && (await scatterResults(join, opts.results, options))) return;
       const results = resultSource(opts.results, structured);
       for await (const batch of readBatches<unknown>(results)) {
@@ -120,7 +136,7 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
         csv: parseOptions(CsvSourceOptions, csvOptions, 'csvSource'),
         idColumn: opts.idColumn,
         join,
-        choices: { fieldPrefix: opts.fieldPrefix, include: opts.include },
+        fieldPrefix: opts.fieldPrefix,
         out: opts.out,
         loadResults,
       });

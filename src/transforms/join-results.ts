@@ -2,18 +2,9 @@ import { join } from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import { z } from 'zod';
 import { BatchpipeError } from '../errors.js';
-import {
-  type ColumnPlan,
-  EXTRA_COLUMNS,
-  type ExtraColumn,
-  HashJoin,
-  type JoinSummary,
-  missingMessage,
-  planColumns,
-  recordError,
-  recordStatus,
-} from '../internal/hash-join.js';
+import { HashJoin, type JoinSummary, missingMessage } from '../internal/hash-join.js';
 import { readBatches } from '../internal/read-batches.js';
+import { CellLayout, EXTRA_COLUMNS, type ExtraColumn } from '../internal/result-cells.js';
 import { SpillCursor, SpillFile } from '../internal/spill-file.js';
 import { parseOptions } from '../options.js';
 import { csvSource } from '../sources/csv-source.js';
@@ -96,8 +87,7 @@ class JoinStream extends Duplex implements JoinResultsStream {
   #columns: string[] | undefined;
   #spill: SpillFile | undefined;
   #rows: AsyncGenerator<SourceItem[]> | undefined;
-  #plan: ColumnPlan | undefined;
-  #cells: unknown[] = [];
+  #names: string[] = [];
   #out: Row[] = [];
   #next = 0;
   #ready = false;
@@ -107,8 +97,11 @@ class JoinStream extends Duplex implements JoinResultsStream {
   constructor(opts: Options) {
     super({ objectMode: true, readableHighWaterMark: 1024, writableHighWaterMark: 1024 });
     this.#opts = opts;
+    const parser = new ResultParser(opts);
     this.#join = new HashJoin({
-      parser: new ResultParser(opts),
+      parser,
+      layout: new CellLayout({ fields: parser.structured?.fields ?? [], include: opts.include }),
+      encoding: { kind: 'json' },
       partitions: opts.partitions,
       tempDir: opts.tempDir,
       rejections: opts.rejections,
@@ -158,14 +151,7 @@ class JoinStream extends Duplex implements JoinResultsStream {
     await join_.beginKeys();
     await this.#keyPass();
     await join_.join();
-    this.#plan = planColumns(this.#columns ?? [], {
-      structured: join_.parser.structured,
-      fieldPrefix: this.#opts.fieldPrefix,
-      include: this.#opts.include,
-      sawContent: join_.sawContent,
-      sawEmbedding: join_.sawEmbedding,
-    });
-    this.#cells = new Array(this.#plan.names.length);
+    this.#names = join_.layout.names(this.#columns ?? [], this.#opts.fieldPrefix, join_.payload);
     this.#rows = readBatches<SourceItem>(this.#openSource(false));
   }
 
@@ -237,7 +223,7 @@ class JoinStream extends Duplex implements JoinResultsStream {
     const join_ = this.#join;
     const next = await this.#rows!.next();
     if (next.done) {
-      this.summary = await join_.finish(this.#plan!.names);
+      this.summary = await join_.finish(this.#names);
       await this.#spill?.close();
       return null;
     }
@@ -251,7 +237,10 @@ class JoinStream extends Duplex implements JoinResultsStream {
       if (rejected instanceof Promise) rejected = await rejected;
       if (rejected) {
         join_.rejected();
-        this.#fill(item.values, rejected.custom_id, 'rejected', null, rejected.code, rejected.message);
+        this.#fill(
+          item.values,
+          join_.layout.none(rejected.custom_id, 'rejected', rejected.code, rejected.message),
+        );
         out.push(item);
         continue;
       }
@@ -261,30 +250,20 @@ class JoinStream extends Duplex implements JoinResultsStream {
         await join_.load(id, item);
         line = join_.next(id);
       }
-      const record = join_.record(id, line, item);
-      if (record === null)
-        this.#fill(item.values, id, 'missing', null, 'BP_RESULT_MISSING', missingMessage(id));
-      else {
-        const { code, message } = recordError(record);
-        this.#fill(item.values, id, recordStatus(record), record, code, message);
-      }
+      const stored = join_.cells(id, line, item);
+      this.#fill(
+        item.values,
+        stored === null
+          ? join_.layout.none(id, 'missing', 'BP_RESULT_MISSING', missingMessage(id))
+          : (JSON.parse(stored) as unknown[]),
+      );
       out.push(item);
     }
     return out;
   }
 
-  #fill(
-    values: RowValues,
-    id: string | null,
-    status: Parameters<ColumnPlan['cells']>[2],
-    record: unknown[] | null,
-    code: string | null,
-    message: string | null,
-  ): void {
-    const plan = this.#plan!;
-    const cells = this.#cells;
-    plan.cells(cells, id, status, record, code, message);
-    const names = plan.names;
+  #fill(values: RowValues, cells: unknown[]): void {
+    const names = this.#names;
     for (let c = 0; c < names.length; c++) values[names[c]!] = cells[c];
   }
 
@@ -293,7 +272,7 @@ class JoinStream extends Duplex implements JoinResultsStream {
     this.#join.rejected();
     const values: RowValues = {};
     for (const column of this.#columns ?? []) values[column] = '';
-    this.#fill(values, item.custom_id, 'rejected', null, item.code, item.message);
+    this.#fill(values, this.#join.layout.none(item.custom_id, 'rejected', item.code, item.message));
     return { kind: 'row', index: item.index, file: item.file, line: item.line, values };
   }
 }

@@ -1,0 +1,190 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'csv-parse/sync';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { type JoinTableOptions, joinTable } from '../../src/run/join.js';
+import { fileWith, tempDir } from '../helpers.js';
+import { scenarios, writeScenario } from '../support/join-scenario.js';
+import { answerLine, errorLine } from '../support/results.js';
+
+const dir = tempDir('bp-join-table-');
+let runs = 0;
+
+const read = (path: string, delimiter = ',') =>
+  parse(readFileSync(path, 'utf8'), { columns: true, delimiter, bom: true }) as Record<string, string>[];
+
+async function bothEngines(options: Omit<JoinTableOptions, 'out' | 'engine'>, ext = 'csv') {
+  const n = ++runs;
+  const bytes = await joinTable({ ...options, out: join(dir, `bytes-${n}.${ext}`) });
+  const rows = await joinTable({ ...options, out: join(dir, `rows-${n}.${ext}`), engine: 'rows' });
+  return { bytes, rows };
+}
+
+/** A CSV field quoted when it must be, and sometimes when it need not be (sources are written every way). */
+function field(value: string, quote: boolean): string {
+  const needs = /[",\r\n]/.test(value);
+  // An unquoted field may hold a quote after its first character: the scanner reads it literally.
+  if (!needs || (quote === false && !/[,\r\n]/.test(value) && !value.startsWith('"')))
+    return quote ? `"${value.replaceAll('"', '""')}"` : value;
+  return `"${value.replaceAll('"', '""')}"`;
+}
+
+const cell = fc.string({
+  unit: fc.constantFrom('a', ' ', ',', '"', '\n', 'é', '😀', '\t', 'x"y'),
+  maxLength: 8,
+});
+
+describe('joinTable', () => {
+  it('writes, from the byte engine, the table the Row engine writes (read back with csv-parse; property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(cell, cell, fc.boolean(), fc.boolean()), { minLength: 1, maxLength: 30 }),
+        fc.record({
+          eol: fc.constantFrom('\n', '\r\n'),
+          bom: fc.boolean(),
+          seed: fc.nat(),
+          keyed: fc.boolean(),
+        }),
+        async (cells, how) => {
+          const header = how.keyed ? 'id,a,b' : 'a,b';
+          const lines = cells.map(([a, b, qa, qb], i) => {
+            const fields = [field(a, qa), field(b, qb)];
+            return how.keyed ? [`k${i}`, ...fields].join(',') : fields.join(',');
+          });
+          const source = fileWith(
+            dir,
+            'src.csv',
+            `${how.bom ? '\ufeff' : ''}${[header, ...lines].join(how.eol)}${how.eol}`,
+          );
+          const results = cells.map((_, i) => {
+            const id = how.keyed ? `k${i}` : `row-${i + 1}`;
+            return i % 5 === 4
+              ? errorLine(id, 'http')
+              : answerLine({ custom_id: id, content: `answer "${i}",\n${cells[i]![0]}` });
+          });
+          const out = fileWith(dir, 'res.jsonl', results.filter((_, i) => i % 7 !== 6).join('\n'));
+          const { bytes, rows } = await bothEngines({
+            source,
+            results: [out],
+            idColumn: how.keyed ? 'id' : undefined,
+          });
+          expect(bytes.engine).toBe('bytes');
+          expect(rows.engine).toBe('rows');
+          expect(read(bytes.out)).toEqual(read(rows.out));
+          expect(bytes.statuses).toEqual(rows.statuses);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('conserves rows with the byte engine too: every row once, in order, with its own result (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenarios, async (s) => {
+        const files = writeScenario(dir, s, `t${++runs}`);
+        const result = await joinTable({
+          source: files.source,
+          results: [files.out, files.err],
+          rejections: [files.rejections],
+          idColumn: files.idColumn,
+          partitions: s.partitions,
+          out: join(dir, `conserve-${runs}.csv`),
+        });
+        const table = s.texts.length === 0 ? [] : read(result.out);
+        expect(
+          table.map((r) => ({
+            text: r.text,
+            status: r.status,
+            content: r.content,
+            error_code: r.error_code,
+          })),
+        ).toEqual(
+          files.expected.map((e) => ({ ...e, content: e.content ?? '', error_code: e.error_code ?? '' })),
+        );
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('keeps rows the source cannot read, and rows of another width (relaxColumnCount), in place', async () => {
+    const source = fileWith(dir, 'odd.csv', 'a,b\n1,2\n3\n"x"y,4\n5,6,7\n');
+    const out = fileWith(
+      dir,
+      'odd.jsonl',
+      ['row-1', 'row-2', 'row-3', 'row-4'].map((id) => answerLine({ custom_id: id, content: id })).join('\n'),
+    );
+    for (const relaxColumnCount of [false, true]) {
+      const { bytes, rows } = await bothEngines({ source, results: [out], relaxColumnCount });
+      expect(read(bytes.out)).toEqual(read(rows.out));
+      expect(read(bytes.out).map((r) => [r.a, r.b, r.status])).toEqual(
+        relaxColumnCount
+          ? [
+              ['1', '2', 'ok'],
+              ['3', '', 'ok'],
+              ['', '', 'rejected'],
+              ['5', '6', 'ok'],
+            ]
+          : [
+              ['1', '2', 'ok'],
+              ['', '', 'rejected'],
+              ['', '', 'rejected'],
+              ['', '', 'rejected'],
+            ],
+      );
+    }
+  });
+
+  it('writes TSV from TSV with the byte engine, and takes the Row engine for CSV to TSV or JSONL', async () => {
+    const tsv = fileWith(dir, 't.tsv', 'a\tb\nx,1\t"y\tz"\n');
+    const out = fileWith(dir, 't.jsonl', answerLine({ custom_id: 'row-1', content: 'tab\there' }));
+    const { bytes, rows } = await bothEngines({ source: tsv, results: [out] }, 'tsv');
+    expect(bytes.engine).toBe('bytes');
+    expect(read(bytes.out, '\t')).toEqual(read(rows.out, '\t'));
+    expect(read(bytes.out, '\t')[0]).toMatchObject({ a: 'x,1', b: 'y\tz', content: 'tab\there' });
+    const csv = fileWith(dir, 'c.csv', 'a\nx\n');
+    expect((await joinTable({ source: csv, results: [out], out: join(dir, 'c.tsv') })).engine).toBe('rows');
+    const jsonl = await joinTable({ source: csv, results: [out], out: join(dir, 'c.jsonl') });
+    expect(jsonl.engine).toBe('rows');
+    expect(JSON.parse(readFileSync(jsonl.out, 'utf8'))).toMatchObject({
+      a: 'x',
+      status: 'ok',
+      prompt_tokens: 20,
+    });
+  });
+
+  it('parses big result files on worker threads, with the same table and the same problem lines as one thread', async () => {
+    const count = 45_000; // about 18 MB of output lines: over the threshold for threads
+    const source = fileWith(
+      dir,
+      'big.csv',
+      `text\n${Array.from({ length: count }, (_, i) => `t${i}`).join('\n')}\n`,
+    );
+    const lines: string[] = [];
+    for (let i = count; i >= 1; i--) {
+      if (i % 5000 === 0) lines.push(`{"custom_id": "row-${i}", broken`);
+      else
+        lines.push(
+          answerLine({
+            custom_id: `row-${i}`,
+            content: `{"label": "${i % 2 ? 'positive' : 'negative'}"}`,
+            n: i,
+          }),
+        );
+    }
+    const out = fileWith(dir, 'big.jsonl', `${lines.join('\n')}\n`);
+    const labels = ['positive', 'negative'];
+    const threaded = await joinTable({ source, results: [out], labels, out: join(dir, 'big-threads.csv') });
+    // A zod schema cannot go to a thread: the same labels as a zod enum run on this thread.
+    const schema = z.object({ label: z.enum(['positive', 'negative']) });
+    const single = await joinTable({ source, results: [out], schema, out: join(dir, 'big-one.csv') });
+    expect(readFileSync(threaded.out, 'utf8')).toBe(readFileSync(single.out, 'utf8'));
+    expect(threaded.statuses).toMatchObject({ ok: count - 9, failed: 9 });
+    const where = (r: typeof threaded) =>
+      r.problemDetails.first.map((p) => `${p.context.file}:${p.context.line}`).sort();
+    expect(where(threaded)).toEqual(where(single));
+    expect(where(threaded)).toContain(`${out}:${count - 5000 + 1}`);
+    expect(threaded.problems).toBe(9);
+  });
+});
