@@ -20,10 +20,16 @@ export { ENDPOINTS, PROVIDER_NAMES } from './providers/profile.js';
 export { PROFILES } from './providers/profiles.js';
 export type { ProfileOptions } from './providers/resolve-profile.js';
 export { findModel, resolveProfile, thinksByDefault } from './providers/resolve-profile.js';
+// Results back into tables: parse output and error lines, join them onto the source, write tables.
+export type { JoinTableOptions, JoinTableResult } from './run/join.js';
+export { joinTable } from './run/join.js';
 export type { PrepareOptions, PrepareResult } from './run/prepare.js';
 export { prepare } from './run/prepare.js';
 export type { FileProblem, FileReport, ValidateFileOptions } from './run/validate-file.js';
 export { validateRequestFile } from './run/validate-file.js';
+export type { CsvSinkOptions, SinkSummary, TableSinkStream } from './sinks/csv-sink.js';
+export { csvSink } from './sinks/csv-sink.js';
+export { jsonlSink } from './sinks/jsonl-sink.js';
 export type {
   PreparedSummary,
   ShardRequestsOptions,
@@ -36,6 +42,27 @@ export { csvSource } from './sources/csv-source.js';
 export type { JsonlSourceOptions } from './sources/jsonl-source.js';
 export { jsonlSource } from './sources/jsonl-source.js';
 export { customIdFor, MAX_CUSTOM_ID_BYTES } from './transforms/custom-id.js';
+export type {
+  ExtraColumn,
+  JoinResultsOptions,
+  JoinResultsStream,
+  JoinSource,
+  JoinSummary,
+} from './transforms/join-results.js';
+export { EXTRA_COLUMNS, joinResults } from './transforms/join-results.js';
+export type {
+  AnswerSchema,
+  ParseResultsOptions,
+  ParseResultsStream,
+  ResultProblemHandler,
+  ResultProblems,
+  ResultRecord,
+  ResultSourceOptions,
+  ResultSourceStream,
+  ResultStatus,
+} from './transforms/parse-results.js';
+export { parseResults, RESULT_STATUSES, resultSource } from './transforms/parse-results.js';
+export { reaskRequest } from './transforms/reask-request.js';
 export type { CompiledTemplate } from './transforms/template.js';
 export { compileTemplate } from './transforms/template.js';
 export type { Mapper, MapperBody, ToRequestsOptions, ToRequestsStream } from './transforms/to-requests.js';

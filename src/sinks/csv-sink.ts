@@ -4,6 +4,8 @@ import { cellText, type TableSinkStream, tableSink } from '../internal/table-sin
 import { parseOptions } from '../options.js';
 import type { RowValues } from '../types.js';
 
+export type { SinkSummary, TableSinkStream } from '../internal/table-sink.js';
+
 const CsvSinkOptions = z.strictObject({
   /** Columns, in order. Default: the first row's keys (later rows are written under that header). */
   columns: z.array(z.string()).min(1).optional(),

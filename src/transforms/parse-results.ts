@@ -13,6 +13,8 @@ import {
 import { parseOptions } from '../options.js';
 import type { Rejection, Row } from '../types.js';
 
+export type { AnswerSchema } from '../internal/structured-output.js';
+
 /** What became of a row's request. `rejected` and `missing` are set by the join, never by a result line. */
 export const RESULT_STATUSES = [
   'ok',
