@@ -60,9 +60,10 @@ export const LocalServiceOptions = z.strictObject({
   /** Seed of every deterministic choice of the test engine. Default 0. */
   seed: z.number().int().nonnegative().default(0),
   /**
-   * How usage is counted: "estimate" (about 4 ASCII characters or 1 other character a token, ~0.5 us
-   * a request) or "o200k" (the real tokenizer, loaded on first use: exact for OpenAI's newer models,
-   * but 10-80 us a request, which would make the service a pipeline's bottleneck). Default "estimate".
+   * How usage is counted: "estimate" (~4.3 alphabetic characters or ~1.3 CJK characters a token, within
+   * about 20% of o200k, ~0.5 us a request) or "o200k" (the real tokenizer, loaded on first use: exact
+   * for the o200k_base encoding, but 10-80 us a request, which would make the service a pipeline's
+   * bottleneck). Default "estimate".
    */
   tokenizer: z.enum(['o200k', 'estimate']).default('estimate'),
   /** Requests in flight at once across all batches (matters when `latencyMs` > 0). Default 64. */
