@@ -1,4 +1,4 @@
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileLimits } from '../providers/profile.js';
 import { readJsonFile, writeFileAtomic } from './durable.js';
@@ -99,7 +99,9 @@ export class BatchStore {
     await mkdir(dir, { recursive: true });
     const store = new BatchStore(dir);
     const loaded: BatchRecord[] = [];
-    for (const name of await readdir(dir)) {
+    const names = await readdir(dir);
+    for (const name of names) {
+      if (name.endsWith('.tmp')) await rm(join(dir, name), { force: true }); // a write a crash cut short
       if (!name.endsWith('.json') || !isBatchId(name.slice(0, -5))) continue;
       loaded.push((await readJsonFile(join(dir, name))) as BatchRecord);
     }
@@ -107,6 +109,9 @@ export class BatchStore {
     for (const record of loaded) {
       store.#records.set(record.batch.id, record);
       store.#seq = Math.max(store.#seq, record.internal.seq);
+      // A finished batch's work dir is removed after its final state is saved; a crash between leaves it.
+      if (TERMINAL.has(record.batch.status) && names.includes(record.batch.id))
+        await rm(join(dir, record.batch.id), { recursive: true, force: true });
     }
     return store;
   }

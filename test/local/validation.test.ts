@@ -9,9 +9,11 @@ import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.js';
 import {
   chatLines,
+  contentOf,
   expectSchema,
   jsonl,
   type RequestLineSpec,
+  resultLines,
   serviceFor,
   submit,
   waitFor,
@@ -104,6 +106,30 @@ describe('file scale (DashScope: 50,000 requests, 500 MB, 6 MB a line)', () => {
 
   it('fails an empty file', async () => {
     await expectFails('', { code: 'empty_file', line: null });
+  });
+});
+
+describe('line framing', () => {
+  it('reads CRLF line ends and a last line without a newline', async () => {
+    const lines = chatLines(20);
+    const crlf = lines.map((l) => `${JSON.stringify(l)}\r\n`).join('');
+    await expectCompletes(crlf, 20);
+    await expectCompletes(jsonl(lines).trimEnd(), 20);
+  });
+
+  it('keeps multibyte characters intact across read-chunk boundaries (1 MiB)', async () => {
+    // ~3.5 MB of lines full of 2-, 3- and 4-byte characters: many straddle a chunk boundary.
+    const lines = chatLines(1500, { seed: 21 }).map((l, i) => ({
+      ...l,
+      body: { ...l.body, messages: [{ role: 'user', content: `${i} ${'é日😀'.repeat(200 + (i % 7))}` }] },
+    }));
+    const batch = await expectCompletes(lines, 1500);
+    const byId = new Map(
+      lines.map((l) => [l.custom_id, (l.body.messages as Array<{ content: string }>)[0]!.content]),
+    );
+    const output = await resultLines(client, batch.output_file_id);
+    expect(output).toHaveLength(1500);
+    for (const line of output) expect(contentOf(line)).toContain(byId.get(line.custom_id)!.slice(0, 60));
   });
 });
 
