@@ -82,6 +82,17 @@ export function createTestEngine(options: TestEngineOptions): Engine {
   const schemaInPrompt = new Map<string, unknown>();
 
   const count = (text: string) => tokenizer!.count(text);
+  const thinkers = new Map<string, boolean>();
+  // The profile lookup scans its model list; a batch asks the same question on every line.
+  const thinks = (model: string) => {
+    let yes = thinkers.get(model);
+    if (yes === undefined) {
+      yes = options.thinksByDefault(model);
+      if (thinkers.size > 1024) thinkers.clear();
+      thinkers.set(model, yes);
+    }
+    return yes;
+  };
   const repeated = new Map<string, number>();
   const countRepeated = (text: string) => {
     let n = repeated.get(text);
@@ -138,8 +149,7 @@ export function createTestEngine(options: TestEngineOptions): Engine {
       if (role === 'user') lastUser = text;
     }
     const snippet = lastUser.length > SNIPPET_CHARS ? `${lastUser.slice(0, SNIPPET_CHARS)}...` : lastUser;
-    const thinking =
-      typeof body.enable_thinking === 'boolean' ? body.enable_thinking : options.thinksByDefault(model);
+    const thinking = typeof body.enable_thinking === 'boolean' ? body.enable_thinking : thinks(model);
     const budget = typeof body.thinking_budget === 'number' ? body.thinking_budget : undefined;
     const maxTokens = (body.max_completion_tokens ?? body.max_tokens) as number | null | undefined;
     const n = typeof body.n === 'number' ? body.n : 1;
