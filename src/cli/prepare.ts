@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
+import { defaultProvider } from '../providers/connection.js';
+import type { ProviderName } from '../providers/profile.js';
 import { prepare } from '../run/prepare.js';
 import type { Rejection } from '../types.js';
 import { loadMapper } from './load-mapper.js';
@@ -53,6 +55,8 @@ Example:
       const mapper = mapperFile ? await loadMapper(mapperFile) : undefined;
       const result = await prepare(input, {
         ...options,
+        // The rules of the provider the requests are for: named, or the one the environment points at.
+        provider: (options.provider as ProviderName | undefined) ?? defaultProvider(),
         outDir,
         mapper,
         onWarning: (w) => info(out, warningLine(w)),

@@ -8,9 +8,7 @@ import { byteSizeArg } from './size-arg.js';
 export function addProviderOptions(command: Command): Command {
   command
     .addOption(
-      new Option('--provider <name>', 'provider whose rules and limits apply')
-        .choices(PROVIDER_NAMES)
-        .env('BATCHPIPE_PROVIDER'),
+      new Option('--provider <name>', 'provider whose rules and limits apply').choices(PROVIDER_NAMES),
     )
     .option(
       '--models <ids>',

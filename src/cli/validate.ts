@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { defaultProvider } from '../providers/connection.js';
 import { PROVIDER_NAMES } from '../providers/profile.js';
 import { resolveProfile } from '../providers/resolve-profile.js';
 import { type FileReport, validateRequestFile } from '../run/validate-file.js';
@@ -22,9 +23,7 @@ export function validateCommand(): Command {
     .description('check Batch API input files (JSONL) against the provider rules, as the provider will')
     .argument('<files...>', 'request files to check')
     .addOption(
-      new Option('--provider <name>', 'provider whose rules and limits apply')
-        .choices(PROVIDER_NAMES)
-        .env('BATCHPIPE_PROVIDER'),
+      new Option('--provider <name>', 'provider whose rules and limits apply').choices(PROVIDER_NAMES),
     )
     .option('--models <ids>', 'extra model ids the provider offers, comma-separated', list)
     .option('--any-model', 'accept any model id (the provider decides)')
@@ -43,7 +42,7 @@ Example:
     .action(async (files: string[], flags: ValidateFlags) => {
       const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
       const profile = resolveProfile({
-        provider: flags.provider ?? 'local',
+        provider: flags.provider ?? defaultProvider(),
         models: flags.models,
         anyModel: flags.anyModel,
       });

@@ -27,20 +27,14 @@ export interface ConnectionOptions extends Omit<ProfileOptions, 'provider' | 'ba
  */
 export function resolveConnection(
   options: ConnectionOptions = {},
-  env: NodeJS.ProcessEnv = process.env,
+  environment: NodeJS.ProcessEnv = process.env,
 ): Connection {
-  const named = options.provider ?? (env.BATCHPIPE_PROVIDER as ProviderName | undefined);
-  if (named !== undefined && !(PROVIDER_NAMES as readonly string[]).includes(named)) {
-    throw new BatchpipeError(
-      'BP_INVALID_OPTION',
-      `unknown provider "${named}"; expected one of ${PROVIDER_NAMES.join(', ')}`,
-      { option: 'provider' },
-    );
-  }
+  // An empty variable is an unset one (`FOO= batchpipe ...`).
+  const env = Object.fromEntries(
+    Object.entries(environment).filter(([, value]) => value !== undefined && value !== ''),
+  );
   const baseURL = options.baseURL ?? env.BATCHPIPE_BASE_URL;
-  const provider: ProviderName =
-    named ??
-    (env.DASHSCOPE_API_KEY ? 'dashscope' : env.OPENAI_API_KEY ? 'openai' : baseURL ? 'custom' : 'local');
+  const provider = options.provider ?? defaultProvider(env, baseURL);
   const { provider: _p, baseURL: _b, apiKey: _k, ...overrides } = options;
   const profile = resolveProfile({ ...overrides, provider });
   let apiKey = options.apiKey;
@@ -71,6 +65,30 @@ export function resolveConnection(
     );
   }
   return { provider, profile, baseURL: url, apiKey, keySource };
+}
+
+/**
+ * The provider when none is named: `BATCHPIPE_PROVIDER`, else the one whose key is set, else `custom`
+ * when a base URL is given, else the embedded local service.
+ */
+export function defaultProvider(
+  env: NodeJS.ProcessEnv = process.env,
+  baseURL = env.BATCHPIPE_BASE_URL || undefined,
+): ProviderName {
+  const named = env.BATCHPIPE_PROVIDER || undefined;
+  if (named !== undefined) {
+    if (!(PROVIDER_NAMES as readonly string[]).includes(named)) {
+      throw new BatchpipeError(
+        'BP_INVALID_OPTION',
+        `BATCHPIPE_PROVIDER is "${named}"; expected one of ${PROVIDER_NAMES.join(', ')}`,
+        { option: 'provider' },
+      );
+    }
+    return named as ProviderName;
+  }
+  if (env.DASHSCOPE_API_KEY) return 'dashscope';
+  if (env.OPENAI_API_KEY) return 'openai';
+  return baseURL ? 'custom' : 'local';
 }
 
 /** Replaces every occurrence of the key in a text (error messages from servers may echo it). */

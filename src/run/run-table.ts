@@ -1,5 +1,6 @@
 import { createWriteStream } from 'node:fs';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BatchpipeError } from '../errors.js';
@@ -92,6 +93,7 @@ export async function runTable(
   if (state !== 'done') return { prepared, run, state, counts };
   const results = join(run.dir, RESULTS_FILE);
   await writeResults(run, results);
+  await mkdir(dirname(out), { recursive: true });
   const joined = await joinTable({
     source: input,
     results: [results],

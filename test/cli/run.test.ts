@@ -1,0 +1,98 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { describe, expect, it } from 'vitest';
+import { csvText } from '../fixtures/make-fixtures.js';
+import { fileWith, tempDir } from '../helpers.js';
+import { runCli } from './run-cli.js';
+
+const dir = tempDir('bp-run-');
+/** No provider in the environment: commands use the embedded local service. */
+const env = {
+  BATCHPIPE_PROVIDER: '',
+  BATCHPIPE_BASE_URL: '',
+  BATCHPIPE_API_KEY: '',
+  DASHSCOPE_API_KEY: '',
+  OPENAI_API_KEY: '',
+};
+
+function serviceCalls(cwd: string): number {
+  return readFileSync(join(cwd, '.batchpipe', 'local', 'records.jsonl'), 'utf8')
+    .trimEnd()
+    .split('\n').length;
+}
+
+describe('batchpipe run', () => {
+  it('turns a table into the table with results, on the embedded local service, and resumes instead of resubmitting', async () => {
+    const rows = Array.from({ length: 30 }, (_, i) => [
+      `id-${i}`,
+      i % 7 === 3 ? '' : `review "${i}", with a comma\nand a newline`,
+      String(i % 5),
+    ]);
+    rows.push(['id-3', 'duplicate id', '1']);
+    const input = join(dir, 'reviews.csv');
+    writeFileSync(input, csvText(['id', 'review', 'rating'], rows));
+    const args = [
+      'run',
+      input,
+      '--template',
+      'Rate: {{review}}',
+      '--labels',
+      'good,bad',
+      '--model',
+      'qwen-plus',
+      '--enable-thinking',
+      'false',
+      '--id-column',
+      'id',
+      '--out',
+      join(dir, 'out', 'labeled.csv'),
+      '--max-lines-per-file',
+      '8',
+    ];
+    const first = await runCli(args, { cwd: dir, env });
+    expect(first.code).toBe(0);
+    expect(first.stderr).toContain('wrote 31 rows');
+    const table = parse(readFileSync(join(dir, 'out', 'labeled.csv'), 'utf8'), { columns: true }) as Record<
+      string,
+      string
+    >[];
+    expect(table).toHaveLength(31);
+    expect(table.map((r) => r.id)).toEqual(rows.map((r) => r[0]));
+    expect(table[0]).toMatchObject({
+      id: 'id-0',
+      review: 'review "0", with a comma\nand a newline',
+      rating: '0',
+      status: 'ok',
+    });
+    expect(['good', 'bad']).toContain(table[0]!.label);
+    expect(table[30]).toMatchObject({ id: 'id-3', status: 'rejected', error_code: 'BP_DUPLICATE_CUSTOM_ID' });
+    expect(table.filter((r) => r.status === 'ok')).toHaveLength(30);
+
+    const calls = serviceCalls(dir);
+    const again = await runCli(args, { cwd: dir, env });
+    expect(again.code).toBe(0);
+    expect(serviceCalls(dir)).toBe(calls);
+    expect(again.stderr).not.toContain('uploaded');
+  });
+
+  it('checks everything and submits nothing with --dry-run', async () => {
+    const input = fileWith(dir, 'dry.csv', 'id,t\n1,a\n2,b\n');
+    const result = await runCli(
+      [
+        'run',
+        input,
+        '--template',
+        '{{t}}',
+        '--model',
+        'qwen-plus',
+        '--out',
+        join(dir, 'dry-out.csv'),
+        '--dry-run',
+      ],
+      { cwd: dir, env },
+    );
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('dry run: 2 rows: 2 requests in 1 file, 0 rejected; nothing submitted');
+  });
+});
