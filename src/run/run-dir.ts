@@ -40,7 +40,8 @@ export async function stagingDir(runsDir: string): Promise<string> {
   await mkdir(runsDir, { recursive: true });
   for (const name of await readdir(runsDir)) {
     const started = /^\.staging-(\d+)-/.exec(name)?.[1];
-    if (started && Date.now() - Number(started) > STALE_STAGING_MS) await rm(join(runsDir, name), { recursive: true, force: true });
+    if (started && Date.now() - Number(started) > STALE_STAGING_MS)
+      await rm(join(runsDir, name), { recursive: true, force: true });
   }
   const dir = join(runsDir, `.staging-${Date.now()}-${randomBytes(4).toString('hex')}`);
   await mkdir(dir, { recursive: true });
