@@ -160,14 +160,13 @@ export async function spillRange(task: RangeTask): Promise<RangeReport> {
     const to = Math.min(task.end - offset, size);
     offset += size;
     if (from >= to) continue;
-    await eachLine(file, from, to, async (text, line) => {
+    await eachLine(file, from, to, (text, line) => {
       const record = parser.fromText(text, file, line);
       if (!record) return;
       results++;
       if (record.content !== null) sawContent = true;
       if (record.embedding !== null) sawEmbedding = true;
-      const waiting = spillResult(spill, record, layout, encode);
-      if (waiting) await waiting;
+      return spillResult(spill, record, layout, encode);
     });
   }
   await spill.flush();
@@ -195,7 +194,8 @@ async function eachLine(
   file: string,
   from: number,
   to: number,
-  use: (text: string, line: number) => Promise<void>,
+  /** Returns a promise only when the caller should wait (the spill is writing). */
+  use: (text: string, line: number) => Promise<void> | undefined,
 ): Promise<void> {
   let handle: FileHandle;
   try {
@@ -242,7 +242,10 @@ async function eachLine(
         let nl = text.indexOf('\n', s);
         if (nl === -1) nl = text.length;
         const body = nl > s && text.charCodeAt(nl - 1) === 0x0d ? text.slice(s, nl - 1) : text.slice(s, nl);
-        if (body.trim() !== '') await use(body, line);
+        if (body.trim() !== '') {
+          const waiting = use(body, line);
+          if (waiting) await waiting;
+        }
         line++;
         s = nl + 1;
       }
