@@ -7,11 +7,11 @@
  * client (this process) has the other core. Also run at 100,000 requests (2 files), and the 1M run
  * records the service's peak RSS when the first 100,000 results are back: memory must not grow with
  * requests. Checks that every custom_id came back exactly once and that no request failed.
- * Two kinds of prompts (seeded, 100-400 characters): `ascii` (English words) and `multilingual` (the
+ * Two kinds of prompts, both by default (seeded, 100-400 characters): `ascii` (English words) and `multilingual` (the
  * project's review generator: accents, CJK, emoji in every line).
  *
  * Run: npx tsc -p tsconfig.build.json && node --import tsx bench/local-service.bench.ts
- *      [--text ascii|multilingual] [--sizes 100000,1000000] [--prompt-chars 100-400] [--in-flight 4]
+ *      [--text ascii,multilingual] [--sizes 100000,1000000] [--prompt-chars 100-400] [--in-flight 4]
  *      [--tokenizer estimate|o200k]
  *
  * Figures (2 x AMD EPYC, Node v20.20.2, 2026-11-24; a shared machine, other jobs running, so wall
@@ -24,7 +24,7 @@
  *   | multilingual | 1,000,000 |    29.1 |     34,397 |          22.0 |         11.1 | 273 / 276 |
  *
  * Reading: the service spends about 13 us of CPU a request on English prompts (upload ~3 us, validate
- * and answer ~8 us, download ~2 us), so one core serves ~75,000 requests/s and the 1M run reaches the
+ * and answer ~9 us, download ~2 us), so one core serves ~75,000 requests/s and the 1M run reaches the
  * 50,000/s target end to end while the client takes the other core. Multilingual prompts cost ~22 us:
  * V8 on Node 20 decodes non-ASCII UTF-8 at ~110 MB/s (5 us a line here), and that decode is needed to
  * parse each line, so the round trip lands at ~34,000/s, the client then waiting on the service. What
@@ -59,16 +59,18 @@ const [minChars, maxChars] = (args.get('prompt-chars') ?? '100-400').split('-').
 const tokenizer = args.get('tokenizer');
 /** Files uploaded, run and downloaded at once, as a pipeline's batch sink would. */
 const inFlight = Number(args.get('in-flight') ?? 4);
-/** multilingual: the project's review generator (accents, CJK, emoji); ascii: English words only. */
-const text = args.get('text') ?? 'multilingual';
-if (text !== 'multilingual' && text !== 'ascii')
-  throw new Error(`--text must be multilingual or ascii, got ${text}`);
+type Text = 'ascii' | 'multilingual';
+/** ascii: English words only; multilingual: the project's review generator (accents, CJK, emoji). */
+const texts = (args.get('text') ?? 'ascii,multilingual').split(',') as Text[];
+for (const text of texts)
+  if (text !== 'multilingual' && text !== 'ascii')
+    throw new Error(`--text takes ascii and/or multilingual, got ${text}`);
 const ENGLISH =
   'the product arrived on time and works as described but the battery life could be better overall I would buy it again for the price shipping was fast quality feels solid'.split(
     ' ',
   );
 
-function prompt(next: () => number): string {
+function prompt(text: Text, next: () => number): string {
   if (text === 'multilingual') return review(next, minChars, maxChars);
   const length = minChars + Math.floor(next() * (maxChars - minChars));
   let out = '';
@@ -83,7 +85,7 @@ const SYSTEM = 'Classify the sentiment of the review. Answer with one word: posi
 const TERMINAL = new Set(['completed', 'failed', 'expired', 'cancelled']);
 
 /** Request file `index` of the data set: seeded, written once and reused. */
-async function requestFile(index: number): Promise<string> {
+async function requestFile(text: Text, index: number): Promise<string> {
   const path = dataFile(`local-service-${text}-${SEED}-${minChars}-${maxChars}-${index}.jsonl`);
   if (existsSync(path)) return path;
   const next = random(SEED * 1000 + index);
@@ -98,7 +100,7 @@ async function requestFile(index: number): Promise<string> {
         model: 'qwen-plus',
         messages: [
           { role: 'system', content: SYSTEM },
-          { role: 'user', content: prompt(next) },
+          { role: 'user', content: prompt(text, next) },
         ],
       },
     };
@@ -189,6 +191,7 @@ async function drain(response: Response, seen: Set<string>): Promise<number> {
 }
 
 interface Result {
+  text: Text;
   requests: number;
   files: number;
   seconds: number;
@@ -203,10 +206,10 @@ interface Result {
   clientCpuSeconds: number;
 }
 
-async function scenario(requests: number): Promise<Result> {
+async function scenario(text: Text, requests: number): Promise<Result> {
   const count = Math.ceil(requests / LINES_PER_FILE);
   const paths: string[] = [];
-  for (let i = 0; i < count; i++) paths.push(await requestFile(i));
+  for (let i = 0; i < count; i++) paths.push(await requestFile(text, i));
   const inputMb = paths.reduce((sum, p) => sum + statSync(p).size, 0) / 1e6;
   const dataDir = await mkdtemp(join(tmpdir(), 'bp-bench-local-'));
   const service = await startService(dataDir);
@@ -267,6 +270,7 @@ async function scenario(requests: number): Promise<Result> {
       throw new Error(`expected ${count * LINES_PER_FILE} results, got ${total} (${seen.size} distinct)`);
     peak = Math.max(peak, service.peakMb());
     return {
+      text,
       requests: total,
       files: count,
       seconds,
@@ -291,23 +295,24 @@ async function scenario(requests: number): Promise<Result> {
 
 if (!existsSync(CLI)) throw new Error(`build first: npx tsc -p tsconfig.build.json (${CLI} is missing)`);
 const results: Result[] = [];
-for (const size of sizes) {
-  const result = await scenario(size);
-  results.push(result);
-  process.stderr.write(
-    `  ${fmt(result.requests)} requests: ${fmt(result.requestsPerSecond)} req/s in ${result.seconds.toFixed(1)} s, peak RSS ${result.peakRssMb.toFixed(0)} MB\n`,
-  );
-}
+for (const text of texts)
+  for (const size of sizes) {
+    const result = await scenario(text, size);
+    results.push(result);
+    process.stderr.write(
+      `  ${text} ${fmt(result.requests)} requests: ${fmt(result.requestsPerSecond)} req/s in ${result.seconds.toFixed(1)} s, peak RSS ${result.peakRssMb.toFixed(0)} MB\n`,
+    );
+  }
 const lines = [
-  `local service, ${machine()}, ${text} prompts of ${minChars}-${maxChars} characters, tokenizer ${tokenizer ?? 'default'}`,
-  '| requests | files | input MB | upload+create s* | wait s* | download s* | total s | requests/s | service CPU s | client CPU s | service peak RSS MB: at 100k / at end |',
-  '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  `local service, ${machine()}, prompts of ${minChars}-${maxChars} characters, tokenizer ${tokenizer ?? 'default'}`,
+  '| prompts | requests | files | input MB | upload+create s* | wait s* | download s* | total s | requests/s | service CPU s | client CPU s | service peak RSS MB: at 100k / at end |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...results.map(
     (r) =>
-      `| ${fmt(r.requests)} | ${r.files} | ${r.inputMb.toFixed(0)} | ${r.phases.uploadAndCreate.toFixed(1)} | ${r.phases.run.toFixed(1)} | ${r.phases.download.toFixed(1)} | ${r.seconds.toFixed(1)} | ${fmt(r.requestsPerSecond)} | ${r.serviceCpuSeconds.toFixed(1)} | ${r.clientCpuSeconds.toFixed(1)} | ${r.peakRssAt100kMb.toFixed(0)} / ${r.peakRssMb.toFixed(0)} |`,
+      `| ${r.text} | ${fmt(r.requests)} | ${r.files} | ${r.inputMb.toFixed(0)} | ${r.phases.uploadAndCreate.toFixed(1)} | ${r.phases.run.toFixed(1)} | ${r.phases.download.toFixed(1)} | ${r.seconds.toFixed(1)} | ${fmt(r.requestsPerSecond)} | ${r.serviceCpuSeconds.toFixed(1)} | ${r.clientCpuSeconds.toFixed(1)} | ${r.peakRssAt100kMb.toFixed(0)} / ${r.peakRssMb.toFixed(0)} |`,
   ),
 ];
 console.log(`${lines.join('\n')}\n* summed over files, ${inFlight} in flight at a time`);
 console.log(
-  `results: ${saveResults(`local-service-${text}`, { machine: machine(), text, tokenizer: tokenizer ?? 'default', results })}`,
+  `results: ${saveResults('local-service', { machine: machine(), tokenizer: tokenizer ?? 'default', results })}`,
 );
