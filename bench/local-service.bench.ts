@@ -7,8 +7,8 @@
  * client (this process) has the other core. Also run at 100,000 requests (2 files), and the 1M run
  * records the service's peak RSS when the first 100,000 results are back: memory must not grow with
  * requests. Checks that every custom_id came back exactly once and that no request failed.
- * Two kinds of prompts, both by default (seeded, 100-400 characters): `ascii` (English words) and `multilingual` (the
- * project's review generator: accents, CJK, emoji in every line).
+ * Two kinds of prompts, both run by default (seeded, 100-400 characters): `ascii` (English words)
+ * and `multilingual` (the project's review generator: accents, CJK, emoji in every line).
  *
  * Run: npx tsc -p tsconfig.build.json && node --import tsx bench/local-service.bench.ts
  *      [--text ascii,multilingual] [--sizes 100000,1000000] [--prompt-chars 100-400] [--in-flight 4]
