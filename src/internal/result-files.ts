@@ -14,6 +14,11 @@ export interface ResultFiles {
 
 const REJECTIONS = 'rejections.jsonl';
 const SHARDS = 'shards.json';
+/** A run directory: its manifest, and the final result of each request once the run has finished. */
+const RUN_MANIFEST = 'manifest.json';
+const RUN_RESULTS = 'results.jsonl';
+/** A run directory's per-attempt downloads, which its results.jsonl supersedes. */
+const RUN_DOWNLOADS = 'results';
 /** How deep a run directory is searched (run dir -> downloads -> batch). */
 const MAX_DEPTH = 3;
 /** Bytes read to tell a request file from a result file. */
@@ -24,7 +29,8 @@ const SNIFF_BYTES = 64 * 1024;
  * a directory (a prepared directory, a run directory, a folder of downloads) is searched for JSONL
  * files: `rejections.jsonl` holds rejections, files a `shards.json` lists and files whose first line
  * is a request (`method`, `url`, `body`, no `response` or `error`) are requests, the rest are output
- * and error files. Files come in path order, so runs are repeatable.
+ * and error files; in a finished run directory (`manifest.json` and `results.jsonl`) the per-attempt
+ * downloads under `results/` are left out. Files come in path order, so runs are repeatable.
  */
 export async function findResultFiles(
   paths: readonly string[],
@@ -64,10 +70,16 @@ async function walk(dir: string, depth: number, found: ResultFiles): Promise<voi
       // Not prepare's summary: its files are judged by their first line instead.
     }
   }
+  // A finished run's results.jsonl holds each request's final line (retries resolved); the attempts'
+  // output and error files beside it would only repeat it.
+  const finished =
+    entries.some((e) => e.isFile() && e.name === RUN_MANIFEST) &&
+    entries.some((e) => e.isFile() && e.name === RUN_RESULTS);
   for (const entry of entries) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) {
-      if (depth + 1 < MAX_DEPTH) await walk(path, depth + 1, found);
+      if (depth + 1 < MAX_DEPTH && !(finished && entry.name === RUN_DOWNLOADS))
+        await walk(path, depth + 1, found);
       continue;
     }
     if (!entry.isFile() || !/\.jsonl$/i.test(entry.name)) continue;
