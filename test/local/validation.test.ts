@@ -151,6 +151,10 @@ describe('line rules', () => {
     });
   });
 
+  it('a byte order mark before the first line (the bytes are not a JSON object)', async () => {
+    await expectFails(`\ufeff${jsonl(good)}`, { code: 'invalid_json_line', line: 1 });
+  });
+
   it('JSON that is not an object', async () => {
     await expectFails(at3('[1, 2]'), { code: 'invalid_json_line', line: 3 });
   });
