@@ -18,17 +18,27 @@
  *
  * Run: npm run build && node --import tsx bench/join.bench.ts [--sizes 100000,1000000] [--repeat 3]
  *
- * Figures (2 x AMD EPYC, Node v20.20.2, 2026-11-24; a shared machine, so spreads are wide): the
- * table the run prints is saved in bench/results/join.json; the closing notes of the join work quote it.
+ * Figures (2 x AMD EPYC, Node v20.20.2, 2026-11-24; a shared machine, other jobs running, so spreads are
+ * wide), median of 3, bench/results/join.json:
+ *   rows       variant          seconds   rows/s   vs python   peak RSS
+ *   100,000    python              3.01   33,264       1.00x      41 MB
+ *              duckdb              2.65   37,681       1.13x     438 MB
+ *              batchpipe           2.02   49,508       1.49x     180 MB
+ *              batchpipe rows      5.14   19,443       0.58x     210 MB
+ *   1,000,000  python             31.53   31,712       1.00x     280 MB
+ *              duckdb             22.20   45,041       1.42x   2,809 MB
+ *              batchpipe          12.16   82,241       2.59x     206 MB   (1.83x duckdb)
  *
  * Reading: every peer decodes the whole table into strings and encodes it again on the way out; the
  * byte engine never decodes the source text (it reads only the id column, copies each row's bytes
  * and appends the result columns), so what is left is parsing 427 MB of JSON, which it spreads over
  * both cores while the first pass over the table runs. Memory is a block per hash partition and one
  * partition's results, so it stays flat from 100k to 1M rows, where the dict join and DuckDB's hash
- * join grow with the input.
+ * join grow with the input. The general Row path is slower than the script: it reads the table twice
+ * into strings (the first pass only for the ids) and csv-stringify encodes every field; it is the
+ * path for JSONL and for pipelines built by hand, and the one the byte engine is held equal to.
  */
-import { createWriteStream, rmSync } from 'node:fs';
+import { createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { csvSource } from '../src/sources/csv-source.js';
 import { writeReviewsCsv } from '../test/fixtures/make-fixtures.js';
@@ -162,7 +172,6 @@ for (const size of sizes) {
         // The CLI's --json summary goes to a file; with-rss reports the peak RSS on stderr.
         `${JSON.stringify(process.execPath)} ${JSON.stringify(join(BENCH_DIR, 'peers', 'with-rss.mjs'))} ${JSON.stringify(CLI)} join --source ${JSON.stringify(source)} --id-column id --results ${JSON.stringify(output)} --errors ${JSON.stringify(errors)} --out ${JSON.stringify(out('batchpipe'))} --json > ${JSON.stringify(summary)}`,
       ]);
-      const { readFileSync } = await import('node:fs');
       counted.batchpipe = (JSON.parse(readFileSync(summary, 'utf8')) as { rows: number }).rows;
       return sample;
     }),
