@@ -76,8 +76,10 @@ describe('a run killed with SIGKILL at random moments', () => {
         child.kill('SIGKILL');
         await exit;
         kills++;
-        const runDir = existsSync(runs) ? findRun(runs) : undefined;
-        if (runDir) for (const job of (await readManifest(runDir)).jobs) seen.add(job.state);
+        // A kill can land before the run dir exists, or between its creation and its first manifest.
+        const runDir = existsSync(runs) ? readdirSync(runs).find((d) => d.startsWith('run-')) : undefined;
+        const manifest = runDir ? await readManifest(join(runs, runDir)).catch(() => undefined) : undefined;
+        for (const job of manifest?.jobs ?? []) seen.add(job.state);
       } else {
         expect(code).toBe(0);
         finished = true;
