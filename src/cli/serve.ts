@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import { startLocalService } from '../local/index.js';
 import type { LocalServiceOptions } from '../local/options.js';
 import { integer, list, number } from './parse-values.js';
 import { byteSizeArg } from './size-arg.js';
@@ -111,6 +110,7 @@ Example:
         },
         log: flags.log ? (line) => process.stderr.write(`${line}\n`) : undefined,
       };
+      const { startLocalService } = await import('../local/index.js');
       const service = await startLocalService(withoutUndefined(options));
       process.stdout.write(`${service.url}\n`);
       process.stderr.write(
