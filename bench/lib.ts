@@ -17,6 +17,8 @@ export interface Sample {
   seconds: number;
   maxRssKb: number | undefined;
   rows: number | undefined;
+  /** CPU seconds (user + system) the variant reported, if it did. */
+  cpuSeconds?: number | undefined;
 }
 
 export interface Measured {
@@ -54,6 +56,7 @@ export function runOnce(command: string, args: string[], env: NodeJS.ProcessEnv 
         seconds,
         maxRssKb: report.maxRssKb as number | undefined,
         rows: report.rows as number | undefined,
+        cpuSeconds: report.cpuSeconds as number | undefined,
       });
     });
   });

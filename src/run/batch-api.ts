@@ -1,12 +1,13 @@
-import { createWriteStream, openAsBlob } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import OpenAI, { toFile } from 'openai';
+import OpenAI from 'openai';
 import { BatchpipeError } from '../errors.js';
 import { type Connection, redact } from '../providers/connection.js';
 import { backoffMs, retryAfterMs, retryableCall } from '../providers/retry.js';
 import type { BatchStatus, JobRecord } from './manifest.js';
+import { uploadFile } from './upload-file.js';
 
 /** A batch as the API returns it (OpenAI's Batch object; DashScope adds nothing we rely on). */
 export interface BatchObject {
@@ -63,6 +64,7 @@ export class BatchApi {
   readonly #attempts: number;
   readonly #backoff: number;
   readonly #onRetry: ((message: string) => void) | undefined;
+  readonly #timeoutMs: number;
 
   constructor(connection: Connection, options: BatchApiOptions = {}) {
     if (!connection.baseURL) {
@@ -75,10 +77,11 @@ export class BatchApi {
     this.#attempts = options.callAttempts ?? 6;
     this.#backoff = options.backoffMs ?? 1000;
     this.#onRetry = options.onRetry;
+    this.#timeoutMs = options.timeoutMs ?? 10 * 60_000;
     this.client = new OpenAI({
       baseURL: connection.baseURL,
       apiKey: connection.apiKey ?? 'none',
-      timeout: options.timeoutMs ?? 10 * 60_000,
+      timeout: this.#timeoutMs,
       maxRetries: 3,
     });
   }
@@ -91,12 +94,17 @@ export class BatchApi {
       () => this.findUpload(job),
       async () => {
         job.calls.upload++;
-        const file = await toFile(await openAsBlob(path), job.file_name);
-        const created = (await this.client.files.create(
-          { file, purpose: 'batch' },
-          { maxRetries: 0, signal },
-        )) as unknown as FileObject;
-        return created.id;
+        const uploaded = await uploadFile(
+          {
+            baseURL: this.#connection.baseURL!,
+            apiKey: this.#connection.apiKey,
+            timeoutMs: this.#timeoutMs,
+            signal,
+          },
+          path,
+          job.file_name,
+        );
+        return uploaded.id;
       },
       signal,
     );

@@ -14,7 +14,7 @@ import {
   TERMINAL_STATUSES,
   writeManifest,
 } from './manifest.js';
-import { customIdOf, jsonlLines } from './request-ids.js';
+import { customIdOf, jsonlBuffers } from './request-ids.js';
 
 /** What a run tells its caller as it goes (progress lines, never secrets). */
 export type RunEvent =
@@ -190,6 +190,7 @@ export class BatchRun {
           if (this.#aborted) return;
           let batch: BatchObject;
           try {
+            job.calls.poll++;
             batch = await this.#api.retrieve(job.batch_id!, this.#settings.signal);
           } catch (error) {
             if (this.#aborted) return;
@@ -294,12 +295,14 @@ export class BatchRun {
     const signal = this.#settings.signal;
     if (job.output_file_id && !job.output_path) {
       const path = join('results', `${job.id}.output.jsonl`);
+      job.calls.download++;
       await this.#api.download(job.output_file_id, join(this.dir, path), signal);
       job.output_path = path;
       await this.save();
     }
     if (job.error_file_id && !job.error_path) {
       const path = join('results', `${job.id}.errors.jsonl`);
+      job.calls.download++;
       await this.#api.download(job.error_file_id, join(this.dir, path), signal);
       job.error_path = path;
       await this.save();
@@ -309,7 +312,7 @@ export class BatchRun {
     const retry = new Set<string>();
     const outcome = { ok: 0, failed: 0, expired: 0, cancelled: 0, retry: 0 };
     if (job.output_path) {
-      for await (const line of jsonlLines(join(this.dir, job.output_path))) {
+      for await (const line of jsonlBuffers(join(this.dir, job.output_path))) {
         const id = customIdOf(line);
         if (id === undefined || seen.has(id)) continue;
         seen.add(id);
@@ -317,8 +320,8 @@ export class BatchRun {
       }
     }
     if (job.error_path) {
-      for await (const line of jsonlLines(join(this.dir, job.error_path))) {
-        const parsed = safeParse(line);
+      for await (const line of jsonlBuffers(join(this.dir, job.error_path))) {
+        const parsed = safeParse(line.toString('utf8'));
         const id = typeof parsed?.custom_id === 'string' ? parsed.custom_id : undefined;
         if (id === undefined || seen.has(id)) continue;
         seen.add(id);
@@ -328,7 +331,7 @@ export class BatchRun {
       }
     }
     // Requests with no line at all: the batch expired, was cancelled or failed before running them.
-    for await (const line of jsonlLines(join(this.dir, job.input))) {
+    for await (const line of jsonlBuffers(join(this.dir, job.input))) {
       const id = customIdOf(line);
       if (id === undefined || seen.has(id)) continue;
       if (job.status === 'expired') {
@@ -362,12 +365,14 @@ export class BatchRun {
     await mkdir(join(this.dir, 'jobs'), { recursive: true });
     const file = new BufferedFile(join(this.dir, input));
     let lines = 0;
-    for await (const line of jsonlLines(join(this.dir, job.input))) {
+    for await (const line of jsonlBuffers(join(this.dir, job.input))) {
       const custom = customIdOf(line);
       if (custom === undefined || !ids.has(custom)) continue;
       lines++;
-      const text = `${line}\n`;
-      const pending = file.append(text, Buffer.byteLength(text));
+      // The line's bytes as stored (they live in a reused buffer: appendBytes copies them).
+      let pending = file.appendBytes(line, 0, line.length);
+      if (pending) await pending;
+      pending = file.appendBytes(NEWLINE, 0, 1);
       if (pending) await pending;
     }
     const sha256 = await file.close();
@@ -417,6 +422,8 @@ export class BatchRun {
     return this.manifest.jobs.filter((j) => j.note !== null && j.state !== 'done');
   }
 }
+
+const NEWLINE = Buffer.from('\n');
 
 /** A failed request's code and HTTP status, wherever the line keeps them (`error`, or the response body's `error`). */
 export function lineError(line: Record<string, unknown> | undefined): {
@@ -470,7 +477,7 @@ export function newJob(
     output_path: null,
     error_path: null,
     errors: null,
-    calls: { upload: 0, create: 0, lookup: 0 },
+    calls: { upload: 0, create: 0, lookup: 0, poll: 0, download: 0 },
     created_at: new Date().toISOString(),
     submitted_at: null,
     batch_created_at: null,

@@ -70,7 +70,7 @@ export interface JobRecord {
     param: string | null;
   }> | null;
   /** API calls made for this job, by kind (more than one upload or create means a retry). */
-  calls: { upload: number; create: number; lookup: number };
+  calls: { upload: number; create: number; lookup: number; poll: number; download: number };
   created_at: string;
   submitted_at: string | null;
   /** Provider timestamps (unix seconds) of creation and expiry, for the "stuck" check. */
