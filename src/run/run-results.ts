@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { BufferedFile } from '../internal/buffered-file.js';
 import { REJECTIONS_FILE } from '../sinks/shard-requests.js';
 import type { Rejection } from '../types.js';
 import type { JobRecord, RunManifest } from './manifest.js';
-import { customIdOf, jsonlLines } from './request-ids.js';
+import { customIdOf, jsonlBuffers, jsonlLines } from './request-ids.js';
 
 /** One result line as the provider wrote it (`{id, custom_id, response, error}`), or as batchpipe made it
  * for a request that got no line (expired, cancelled, or in a batch that failed). */
@@ -17,12 +18,13 @@ export interface ResultLine {
 const OUTPUT = 0;
 const ERROR = 1;
 const UNSENT = 2;
+const NEWLINE = Buffer.from('\n');
 
 /**
  * Every request of a finished run exactly once, with its final result: the line of its last attempt
  * (a retried request's earlier error line is dropped), or a made-up error line when no attempt
  * produced one (`batch_expired`, `batch_cancelled`, `batch_failed` with the batch's own errors).
- * Rejections from before upload come first. Memory is one shard's ids at a time.
+ * Rejections from before upload come first unless `rejections: false`. Memory is one shard's ids.
  */
 export async function* runResults(
   runDir: string,
@@ -36,6 +38,41 @@ export async function* runResults(
       yield { kind: 'rejection', index: row, ...rest };
     }
   }
+  for await (const line of finalLines(runDir, manifest)) {
+    yield (typeof line === 'string' ? JSON.parse(line) : JSON.parse(line.toString('utf8'))) as ResultLine;
+  }
+}
+
+/** Writes every request's final line to `path` (bytes as the provider wrote them); returns how many. */
+export async function writeFinalLines(runDir: string, manifest: RunManifest, path: string): Promise<number> {
+  const file = new BufferedFile(path);
+  let lines = 0;
+  try {
+    for await (const line of finalLines(runDir, manifest)) {
+      lines++;
+      let pending =
+        typeof line === 'string'
+          ? file.append(`${line}\n`, Buffer.byteLength(line) + 1)
+          : file.appendBytes(line, 0, line.length);
+      if (pending) await pending;
+      if (typeof line !== 'string') {
+        pending = file.appendBytes(NEWLINE, 0, 1);
+        if (pending) await pending;
+      }
+    }
+    await file.close();
+  } catch (error) {
+    await file.discard();
+    throw error;
+  }
+  return lines;
+}
+
+/**
+ * The final line of every request, shard by shard: provider lines as byte views (valid until the
+ * next one), made-up lines as text.
+ */
+async function* finalLines(runDir: string, manifest: RunManifest): AsyncGenerator<Buffer | string> {
   for (const shard of manifest.shards) {
     const jobs = manifest.jobs
       .filter((j) => j.shard === shard.file && j.state === 'done')
@@ -44,13 +81,13 @@ export async function* runResults(
     const final = new Map<string, number>();
     for (const job of jobs) {
       const at = job.attempt * 3;
-      for await (const line of jsonlLines(join(runDir, job.input))) {
+      for await (const line of jsonlBuffers(join(runDir, job.input))) {
         const id = customIdOf(line);
         if (id !== undefined) final.set(id, at + UNSENT);
       }
       const fromOutput = new Set<string>();
       if (job.output_path) {
-        for await (const line of jsonlLines(join(runDir, job.output_path))) {
+        for await (const line of jsonlBuffers(join(runDir, job.output_path))) {
           const id = customIdOf(line);
           if (id === undefined || !final.has(id)) continue;
           final.set(id, at + OUTPUT);
@@ -58,7 +95,7 @@ export async function* runResults(
         }
       }
       if (job.error_path) {
-        for await (const line of jsonlLines(join(runDir, job.error_path))) {
+        for await (const line of jsonlBuffers(join(runDir, job.error_path))) {
           const id = customIdOf(line);
           if (id !== undefined && final.has(id) && !fromOutput.has(id)) final.set(id, at + ERROR);
         }
@@ -71,18 +108,18 @@ export async function* runResults(
         [ERROR, job.error_path],
       ] as const) {
         if (!path) continue;
-        for await (const line of jsonlLines(join(runDir, path))) {
+        for await (const line of jsonlBuffers(join(runDir, path))) {
           const id = customIdOf(line);
           if (id === undefined || final.get(id) !== at + kind) continue;
           final.delete(id);
-          yield JSON.parse(line) as ResultLine;
+          yield line;
         }
       }
-      for await (const line of jsonlLines(join(runDir, job.input))) {
+      for await (const line of jsonlBuffers(join(runDir, job.input))) {
         const id = customIdOf(line);
         if (id === undefined || final.get(id) !== at + UNSENT) continue;
         final.delete(id);
-        yield unsentLine(id, job);
+        yield JSON.stringify(unsentLine(id, job));
       }
     }
   }

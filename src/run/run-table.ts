@@ -1,8 +1,5 @@
-import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { BatchpipeError } from '../errors.js';
 import type { Connection } from '../providers/connection.js';
 import { REJECTIONS_FILE } from '../sinks/shard-requests.js';
@@ -10,7 +7,7 @@ import type { BatchRun, RunCounts, RunState } from './batch-run.js';
 import { type JoinTableResult, joinTable } from './join.js';
 import { type PrepareOptions, type PrepareResult, prepare } from './prepare.js';
 import { RUNS_DIR, stagingDir } from './run-dir.js';
-import { runResults } from './run-results.js';
+import { writeFinalLines } from './run-results.js';
 import { createOrResumeRun, type RunOptions } from './start-run.js';
 
 /** The results file a finished run writes: one line per request, its final result. */
@@ -116,14 +113,6 @@ export async function runTable(
 }
 
 /** Writes a finished run's final result line per request (rejections stay in rejections.jsonl). */
-export async function writeResults(run: BatchRun, path: string): Promise<number> {
-  let lines = 0;
-  async function* text() {
-    for await (const item of runResults(run.dir, run.manifest, { rejections: false })) {
-      lines++;
-      yield `${JSON.stringify(item)}\n`;
-    }
-  }
-  await pipeline(Readable.from(text()), createWriteStream(path));
-  return lines;
+export function writeResults(run: BatchRun, path: string): Promise<number> {
+  return writeFinalLines(run.dir, run.manifest, path);
 }
