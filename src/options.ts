@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BatchpipeError } from './errors.js';
+import { readByteSize } from './internal/byte-size.js';
 
 /**
  * Checks a stage's options once, at call time, with its zod schema. Throws BP_INVALID_OPTION naming
@@ -47,23 +48,12 @@ export const byteSize = z.union([
     .transform(parseByteSize),
 ]);
 
-const UNITS: Record<string, number> = {
-  '': 1,
-  b: 1,
-  k: 1e3,
-  m: 1e6,
-  g: 1e9,
-  ki: 1024,
-  mi: 1024 ** 2,
-  gi: 1024 ** 3,
-};
-
 export function parseByteSize(text: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?)?b?\s*$/i.exec(text);
-  if (!match)
+  const bytes = readByteSize(text);
+  if (bytes === undefined)
     throw new BatchpipeError(
       'BP_INVALID_OPTION',
       `expected a size such as 500MB, got ${describeValue(text)}`,
     );
-  return Math.floor(Number(match[1]) * UNITS[(match[2] ?? '').toLowerCase()]!);
+  return bytes;
 }

@@ -1,7 +1,5 @@
 import { Command } from 'commander';
-import { BatchApi } from '../run/batch-api.js';
 import { hasManifest } from '../run/run-dir.js';
-import { openRun } from '../run/start-run.js';
 import { addConnectionOptions } from './connection-options.js';
 import { info, printJson } from './output.js';
 import { reportRun } from './run-report.js';
@@ -13,6 +11,8 @@ export function cancelCommand(): Command {
     .argument('<target>', 'a run directory or a batch id');
   addConnectionOptions(command);
   return withOutputOptions(command).action(async (target: string, flags: CommonFlags) => {
+    const { BatchApi } = await import('../run/batch-api.js');
+    const { openRun } = await import('../run/start-run.js');
     const out = output(flags);
     const { connection, close } = await connectionFor(target, flags);
     try {

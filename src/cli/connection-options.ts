@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander';
 import type { LocalService } from '../local/index.js';
-import { type Connection, resolveConnection } from '../providers/connection.js';
+import type { Connection } from '../providers/connection.js';
 import { PROVIDER_NAMES, type ProviderName } from '../providers/profile.js';
 import { list } from './parse-values.js';
 
@@ -45,6 +45,7 @@ export async function openConnection(
   flags: ConnectionFlags,
   fallback?: { provider?: string; baseURL?: string | null },
 ): Promise<OpenConnection> {
+  const { resolveConnection } = await import('../providers/connection.js');
   const connection = resolveConnection({
     provider: flags.provider ?? (fallback?.provider as ProviderName | undefined),
     baseURL: flags.baseUrl ?? fallback?.baseURL ?? undefined,

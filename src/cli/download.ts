@@ -1,10 +1,6 @@
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { BatchApi } from '../run/batch-api.js';
 import { hasManifest } from '../run/run-dir.js';
-import { RESULTS_FILE, writeResults } from '../run/run-table.js';
-import { openRun } from '../run/start-run.js';
-import { REJECTIONS_FILE } from '../sinks/shard-requests.js';
 import { addConnectionOptions } from './connection-options.js';
 import { CliExit } from './exit.js';
 import { count, info, printJson } from './output.js';
@@ -20,6 +16,10 @@ export function downloadCommand(): Command {
     );
   addConnectionOptions(command);
   return withOutputOptions(command).action(async (target: string, flags: CommonFlags & { out?: string }) => {
+    const { BatchApi } = await import('../run/batch-api.js');
+    const { RESULTS_FILE, writeResults } = await import('../run/run-table.js');
+    const { openRun } = await import('../run/start-run.js');
+    const { REJECTIONS_FILE } = await import('../sinks/shard-requests.js');
     const out = output(flags);
     const { connection, close } = await connectionFor(target, flags);
     try {

@@ -1,9 +1,7 @@
 import { Command } from 'commander';
 import { BatchpipeError } from '../errors.js';
-import { findResultFiles } from '../internal/result-files.js';
-import { joinTable } from '../run/join.js';
-import { EXTRA_COLUMNS, type ExtraColumn } from '../transforms/join-results.js';
-import { RESULT_STATUSES } from '../transforms/parse-results.js';
+import { EXTRA_COLUMNS, type ExtraColumn } from '../internal/result-cells.js';
+import { RESULT_STATUSES } from '../transforms/result-status.js';
 import { count, info, type Output, plural, printJson } from './output.js';
 import { list } from './parse-values.js';
 import { addSourceOptions, structuredOption } from './request-options.js';
@@ -87,6 +85,8 @@ Example:
       --labels positive,negative,neutral --out labeled.csv`,
     )
     .action(async (flags: JoinFlags) => {
+      const { joinTable } = await import('../run/join.js');
+      const { findResultFiles } = await import('../internal/result-files.js');
       const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
       const found = await findResultFiles([...flags.results, ...(flags.errors ?? [])]);
       const rejections = flags.rejections ?? found.rejections;

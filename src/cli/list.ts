@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { BatchApi } from '../run/batch-api.js';
 import { addConnectionOptions, openConnection } from './connection-options.js';
 import { info, printJson } from './output.js';
 import { integer } from './parse-values.js';
@@ -25,6 +24,7 @@ export function listCommand(): Command {
     .option('--limit <n>', 'most batches to show', integer, 20);
   addConnectionOptions(command);
   return withOutputOptions(command).action(async (flags: ListFlags) => {
+    const { BatchApi } = await import('../run/batch-api.js');
     const out = output(flags);
     const { connection, close } = await openConnection(flags);
     try {

@@ -1,9 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { defaultProvider } from '../providers/connection.js';
 import type { ProviderName } from '../providers/profile.js';
-import { prepare } from '../run/prepare.js';
 import type { Rejection } from '../types.js';
 import { loadMapper } from './load-mapper.js';
 import { count, info, type Output, plural, printJson, rejectionLine, warningLine } from './output.js';
@@ -50,6 +48,8 @@ Example:
       --system 'Answer with one word.' --model qwen-plus --id-column id --out .batchpipe/prep`,
     )
     .action(async (input: string, flags: PrepareFlags) => {
+      const { defaultProvider } = await import('../providers/connection.js');
+      const { prepare } = await import('../run/prepare.js');
       const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
       const { out: outDir, mapper: mapperFile, json: _json, quiet: _quiet, ...options } = flags;
       const mapper = mapperFile ? await loadMapper(mapperFile) : undefined;

@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { openRun } from '../run/start-run.js';
 import { addConnectionOptions } from './connection-options.js';
 import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
 import { type CommonFlags, connectionFor, output, withOutputOptions } from './run-target.js';
@@ -14,6 +13,7 @@ export function resumeCommand(): Command {
   return withOutputOptions(command)
     .option('--no-wait', 'submit what is left and return')
     .action(async (runDir: string, flags: RunFlags & CommonFlags & { wait: boolean }) => {
+      const { openRun } = await import('../run/start-run.js');
       const out = output(flags);
       const interrupt = detachOnInterrupt(out);
       const { connection, close } = await connectionFor(runDir, flags);

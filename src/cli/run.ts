@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { runTable } from '../run/run-table.js';
 import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
 import { CliExit } from './exit.js';
 import { loadMapper } from './load-mapper.js';
@@ -65,6 +64,7 @@ Example:
       --model qwen-plus --id-column id --out labeled.csv`,
     )
     .action(async (input: string, flags: RunCommandFlags) => {
+      const { runTable } = await import('../run/run-table.js');
       const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
       const interrupt = detachOnInterrupt(out);
       const { connection, close } = await openConnection(flags);

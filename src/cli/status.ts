@@ -1,8 +1,6 @@
 import { Command } from 'commander';
-import { BatchApi } from '../run/batch-api.js';
 import { readManifest } from '../run/manifest.js';
 import { hasManifest } from '../run/run-dir.js';
-import { openRun } from '../run/start-run.js';
 import { addConnectionOptions, openConnection } from './connection-options.js';
 import { info, printJson } from './output.js';
 import { reportRun } from './run-report.js';
@@ -16,6 +14,8 @@ export function statusCommand(): Command {
   return withOutputOptions(command)
     .option('--offline', 'read the run manifest only; do not ask the provider')
     .action(async (target: string, flags: CommonFlags & { offline?: boolean }) => {
+      const { BatchApi } = await import('../run/batch-api.js');
+      const { openRun } = await import('../run/start-run.js');
       const out = output(flags);
       if (await hasManifest(target)) {
         if (flags.offline) {

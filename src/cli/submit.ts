@@ -1,9 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { Command } from 'commander';
 import type { BatchRun } from '../run/batch-run.js';
-import { createOrResumeRun, readPrepared, stageRequests } from '../run/start-run.js';
-import { requestSource } from '../sources/request-source.js';
-import { validateRequests } from '../transforms/validate-requests.js';
 import type { Rejection, RequestItem } from '../types.js';
 import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
 import { CliExit } from './exit.js';
@@ -58,6 +55,9 @@ async function startFrom(
   connection: Awaited<ReturnType<typeof openConnection>>['connection'],
   options: ReturnType<typeof runOptionsFrom>,
 ): Promise<BatchRun> {
+  const { createOrResumeRun, readPrepared, stageRequests } = await import('../run/start-run.js');
+  const { requestSource } = await import('../sources/request-source.js');
+  const { validateRequests } = await import('../transforms/validate-requests.js');
   if ((await stat(requests)).isDirectory()) {
     return createOrResumeRun(requests, await readPrepared(requests), connection, options, false);
   }

@@ -1,8 +1,6 @@
 import { Command, Option } from 'commander';
-import { defaultProvider } from '../providers/connection.js';
 import { PROVIDER_NAMES } from '../providers/profile.js';
-import { resolveProfile } from '../providers/resolve-profile.js';
-import { type FileReport, validateRequestFile } from '../run/validate-file.js';
+import type { FileReport } from '../run/validate-file.js';
 import type { Rejection } from '../types.js';
 import { CliExit } from './exit.js';
 import { count, info, type Output, plural, printJson, rejectionLine, warningLine } from './output.js';
@@ -40,6 +38,9 @@ Example:
   batchpipe validate my-requests.jsonl --provider dashscope`,
     )
     .action(async (files: string[], flags: ValidateFlags) => {
+      const { defaultProvider } = await import('../providers/connection.js');
+      const { resolveProfile } = await import('../providers/resolve-profile.js');
+      const { validateRequestFile } = await import('../run/validate-file.js');
       const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
       const profile = resolveProfile({
         provider: flags.provider ?? defaultProvider(),

@@ -15,18 +15,9 @@ import type { Rejection, Row } from '../types.js';
 
 export type { AnswerSchema } from '../internal/structured-output.js';
 
-/** What became of a row's request. `rejected` and `missing` are set by the join, never by a result line. */
-export const RESULT_STATUSES = [
-  'ok',
-  'truncated',
-  'failed',
-  'rejected',
-  'expired',
-  'cancelled',
-  'invalid_output',
-  'missing',
-] as const;
-export type ResultStatus = (typeof RESULT_STATUSES)[number];
+import { RESULT_STATUSES, type ResultStatus } from './result-status.js';
+
+export { RESULT_STATUSES, type ResultStatus };
 
 /** One output or error line, in one shape whatever the provider wrote. Absent facts are null. */
 export interface ResultRecord {

@@ -1,0 +1,12 @@
+/** What became of a row's request. `rejected` and `missing` are set by the join, never by a result line. */
+export const RESULT_STATUSES = [
+  'ok',
+  'truncated',
+  'failed',
+  'rejected',
+  'expired',
+  'cancelled',
+  'invalid_output',
+  'missing',
+] as const;
+export type ResultStatus = (typeof RESULT_STATUSES)[number];
