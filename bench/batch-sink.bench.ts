@@ -1,0 +1,158 @@
+/**
+ * batch sink: prepared request files -> `batchpipe submit` (upload, create, poll, download, settle
+ * every request) -> `batchpipe download` (results.jsonl, one final line per request), against the
+ * local service running as its own process (`batchpipe serve`, the test engine), at 100,000 and
+ * 1,000,000 requests. What is measured is the client's own cost: its wall time, CPU time and peak RSS
+ * (each command in its own process), beside the service's CPU time for the same work, and the API
+ * calls per shard from the run manifest. Checks that results.jsonl holds every request exactly once.
+ *
+ * Run: npm run build && node --import tsx bench/batch-sink.bench.ts [--sizes 100000,1000000]
+ *
+ * Figures: the table the run prints (and bench/results/batch-sink.json); the closing notes quote them.
+ *
+ * Reading: the sink streams every file (uploads are file-backed, downloads go straight to disk) and
+ * settles requests one shard at a time, so its memory is a shard's ids, not the run's: peak RSS is the
+ * same at 100k and 1M. Its CPU is the line-by-line accounting (which request ended how, which to send
+ * again) and results.jsonl; the wall time is mostly the service's work and the polls.
+ */
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeReviewsCsv } from '../test/fixtures/make-fixtures.js';
+import { BENCH_DIR, dataFile, existsSync, fmt, machine, runOnce, saveResults } from './lib.js';
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2)
+  args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
+const sizes = (args.get('sizes') ?? '100000,1000000').split(',').map(Number);
+const CLI = join(BENCH_DIR, '..', 'dist', 'cli', 'main.js');
+const WITH_RSS = join(BENCH_DIR, 'peers', 'with-rss.mjs');
+
+interface Service {
+  url: string;
+  cpuSeconds(): number;
+  stop(): Promise<void>;
+}
+
+async function startService(dataDir: string): Promise<Service> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+      if (out.includes('\n')) resolve(out.split('\n')[0]!.trim());
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited ${code} before printing its URL`)));
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    url,
+    cpuSeconds: () => {
+      const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    },
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+const work = await mkdtemp(join(tmpdir(), 'bp-bench-sink-'));
+const service = await startService(join(work, 'service'));
+const connect = ['--provider', 'local', '--base-url', service.url];
+const rows: Array<Record<string, string | number>> = [];
+try {
+  for (const size of sizes) {
+    const input = dataFile(`reviews-${size}.csv`);
+    if (!existsSync(input)) await writeReviewsCsv(input, size, 42);
+    const prep = join(work, `prep-${size}`);
+    await runOnce(process.execPath, [
+      CLI,
+      'prepare',
+      input,
+      '--template',
+      'Classify the sentiment: {{review}}',
+      '--model',
+      'qwen-plus',
+      '--id-column',
+      'id',
+      '--out',
+      prep,
+      '--quiet',
+    ]);
+    const runs = join(work, `runs-${size}`);
+    const cpuBefore = service.cpuSeconds();
+    const submit = await runOnce(process.execPath, [
+      WITH_RSS,
+      CLI,
+      'submit',
+      prep,
+      ...connect,
+      '--runs-dir',
+      runs,
+      '--poll-interval',
+      '0.2',
+      '--quiet',
+    ]);
+    const runDir = join(runs, readdirSync(runs).find((d) => d.startsWith('run-'))!);
+    const download = await runOnce(process.execPath, [
+      WITH_RSS,
+      CLI,
+      'download',
+      runDir,
+      ...connect,
+      '--quiet',
+    ]);
+    const serviceCpu = service.cpuSeconds() - cpuBefore;
+    const lines = readFileSync(join(runDir, 'results.jsonl'), 'utf8').split('\n').filter(Boolean);
+    const ids = new Set(lines.map((l) => JSON.parse(l).custom_id as string));
+    if (lines.length !== size || ids.size !== size)
+      throw new Error(`results.jsonl holds ${lines.length} lines and ${ids.size} ids for ${size} requests`);
+    const manifest = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8')) as {
+      jobs: Array<{ calls: Record<string, number> }>;
+    };
+    const calls: Record<string, number> = {};
+    for (const job of manifest.jobs)
+      for (const [kind, n] of Object.entries(job.calls)) calls[kind] = (calls[kind] ?? 0) + n;
+    const perShard = Object.fromEntries(
+      Object.entries(calls).map(([kind, n]) => [kind, Number((n / manifest.jobs.length).toFixed(1))]),
+    );
+    rows.push({
+      requests: size,
+      shards: manifest.jobs.length,
+      submitSeconds: Number(submit.seconds.toFixed(2)),
+      submitCpuSeconds: Number((submit.cpuSeconds ?? 0).toFixed(2)),
+      submitPeakMb: Math.round((submit.maxRssKb ?? 0) / 1024),
+      downloadSeconds: Number(download.seconds.toFixed(2)),
+      downloadCpuSeconds: Number((download.cpuSeconds ?? 0).toFixed(2)),
+      downloadPeakMb: Math.round((download.maxRssKb ?? 0) / 1024),
+      serviceCpuSeconds: Number(serviceCpu.toFixed(2)),
+      callsPerShard: JSON.stringify(perShard),
+    });
+    process.stderr.write(`  ${fmt(size)}: ${JSON.stringify(rows[rows.length - 1])}\n`);
+    rmSync(runs, { recursive: true, force: true });
+    rmSync(prep, { recursive: true, force: true });
+  }
+} finally {
+  await service.stop();
+  rmSync(work, { recursive: true, force: true });
+}
+
+const header = Object.keys(rows[0]!);
+console.log(`\nbatch sink (${machine()})\n`);
+console.log(`| ${header.join(' | ')} |\n| ${header.map(() => '---').join(' | ')} |`);
+for (const row of rows) console.log(`| ${header.map((k) => row[k]).join(' | ')} |`);
+const small = rows[0]!;
+const big = rows[rows.length - 1]!;
+const flat =
+  Number(big.submitPeakMb) <= 1.2 * Number(small.submitPeakMb) &&
+  Number(big.downloadPeakMb) <= 1.2 * Number(small.downloadPeakMb);
+console.log(
+  `\n${flat ? 'PASS' : 'MISS'}  client peak RSS at ${fmt(Number(big.requests))} within 1.2x of ${fmt(Number(small.requests))} (submit ${small.submitPeakMb} -> ${big.submitPeakMb} MB, download ${small.downloadPeakMb} -> ${big.downloadPeakMb} MB)`,
+);
+console.log(`results: ${saveResults('batch-sink', { machine: machine(), rows })}`);
