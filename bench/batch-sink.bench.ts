@@ -20,6 +20,7 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { customIdOf, jsonlBuffers } from '../src/run/request-ids.js';
 import { writeReviewsCsv } from '../test/fixtures/make-fixtures.js';
 import { BENCH_DIR, dataFile, existsSync, fmt, machine, runOnce, saveResults } from './lib.js';
 

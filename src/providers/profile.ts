@@ -33,6 +33,15 @@ export interface ModelInfo {
   thinksByDefault?: boolean;
 }
 
+/** Calls per minute by kind, and the most batches unfinished at once. */
+export interface RateLimits {
+  createPerMinute: number;
+  queryPerMinute: number;
+  cancelPerMinute: number;
+  listPerMinute: number;
+  concurrentBatches: number;
+}
+
 /** A provider as data: where it is, what it accepts. No I/O here. */
 export interface ProviderProfile {
   name: ProviderName;
@@ -54,6 +63,8 @@ export interface ProviderProfile {
   thinkingByDefaultPrefixes: readonly string[];
   /** How structured outputs are requested: strict JSON schema, or JSON mode with the schema in the prompt. */
   structuredOutput: 'json_schema' | 'json_object';
+  /** API rate limits per minute and the most batches running at once, where the provider documents them. */
+  rateLimits: RateLimits | null;
   /** A free format-check run, where the provider offers one. */
   dryRun: { model: string; endpoint: string; maxLines: number; maxBytes: number } | null;
 }

@@ -25,6 +25,16 @@ const QWEN3_BATCH_CONTEXT = 256 * 1024;
 // "The qwen3.7, qwen3.6, and qwen3.5 series models have thinking mode enabled by default."
 const THINKING_BY_DEFAULT = ['qwen3.5', 'qwen3.6', 'qwen3.7'];
 
+// "Create 1,000/min (1,000 concurrent), query 1,000/min, list 100/min, cancel 1,000/min"
+// (ref/dashscope-batch-api.txt).
+const DASHSCOPE_RATES = {
+  createPerMinute: 1000,
+  queryPerMinute: 1000,
+  cancelPerMinute: 1000,
+  listPerMinute: 100,
+  concurrentBatches: 1000,
+};
+
 const chat = (id: string, extra: Partial<ModelInfo> = {}): ModelInfo => ({ id, kind: 'chat', ...extra });
 const vision = (id: string): ModelInfo => ({ id, kind: 'vision' });
 
@@ -101,6 +111,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     thinkingByDefaultPrefixes: THINKING_BY_DEFAULT,
     // The batch documents do not promise json_schema response formats; JSON mode is documented.
     structuredOutput: 'json_object',
+    rateLimits: DASHSCOPE_RATES,
     dryRun: DASHSCOPE_DRY_RUN,
   },
   'dashscope-cn': {
@@ -115,6 +126,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     modelsExclusive: true,
     thinkingByDefaultPrefixes: THINKING_BY_DEFAULT,
     structuredOutput: 'json_object',
+    rateLimits: DASHSCOPE_RATES,
     dryRun: DASHSCOPE_DRY_RUN,
   },
   openai: {
@@ -129,6 +141,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     modelsExclusive: false,
     thinkingByDefaultPrefixes: [],
     structuredOutput: 'json_schema',
+    rateLimits: null,
     dryRun: null,
   },
   local: {
@@ -143,6 +156,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     modelsExclusive: false,
     thinkingByDefaultPrefixes: THINKING_BY_DEFAULT,
     structuredOutput: 'json_schema',
+    rateLimits: DASHSCOPE_RATES,
     dryRun: DASHSCOPE_DRY_RUN,
   },
   custom: {
@@ -157,6 +171,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     modelsExclusive: false,
     thinkingByDefaultPrefixes: [],
     structuredOutput: 'json_schema',
+    rateLimits: null,
     dryRun: null,
   },
 };

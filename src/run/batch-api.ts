@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import OpenAI from 'openai';
 import { BatchpipeError } from '../errors.js';
+import { RateLimiter } from '../internal/rate-limiter.js';
 import { type Connection, redact } from '../providers/connection.js';
 import { backoffMs, retryAfterMs, retryableCall } from '../providers/retry.js';
 import type { BatchStatus, JobRecord } from './manifest.js';
@@ -65,6 +66,8 @@ export class BatchApi {
   readonly #backoff: number;
   readonly #onRetry: ((message: string) => void) | undefined;
   readonly #timeoutMs: number;
+  /** The provider's documented rate limits, kept on this side (429s are still handled). */
+  readonly #limiters: Partial<Record<'create' | 'query' | 'cancel' | 'list', RateLimiter>> = {};
 
   constructor(connection: Connection, options: BatchApiOptions = {}) {
     if (!connection.baseURL) {
@@ -78,6 +81,15 @@ export class BatchApi {
     this.#backoff = options.backoffMs ?? 1000;
     this.#onRetry = options.onRetry;
     this.#timeoutMs = options.timeoutMs ?? 10 * 60_000;
+    const rates = connection.profile.rateLimits;
+    if (rates) {
+      this.#limiters = {
+        create: new RateLimiter(rates.createPerMinute),
+        query: new RateLimiter(rates.queryPerMinute),
+        cancel: new RateLimiter(rates.cancelPerMinute),
+        list: new RateLimiter(rates.listPerMinute),
+      };
+    }
     this.client = new OpenAI({
       baseURL: connection.baseURL,
       apiKey: connection.apiKey ?? 'none',
@@ -135,6 +147,7 @@ export class BatchApi {
       () => this.findBatch(job),
       async () => {
         job.calls.create++;
+        await this.#limit('create');
         const body = {
           input_file_id: job.input_file_id,
           endpoint: job.endpoint,
@@ -156,6 +169,7 @@ export class BatchApi {
   async findBatch(job: JobRecord): Promise<BatchObject | undefined> {
     if (!job.input_file_id) return undefined;
     job.calls.lookup++;
+    await this.#limit('list');
     const query: Record<string, string | number> = { limit: 100 };
     if (this.#connection.profile.name.startsWith('dashscope') || this.#connection.profile.name === 'local') {
       query.input_file_ids = job.input_file_id;
@@ -178,12 +192,14 @@ export class BatchApi {
   }
 
   async retrieve(batchId: string, signal?: AbortSignal): Promise<BatchObject> {
+    await this.#limit('query');
     return this.#call(
       () => this.client.batches.retrieve(batchId, { signal }) as unknown as Promise<BatchObject>,
     );
   }
 
   async cancel(batchId: string): Promise<BatchObject> {
+    await this.#limit('cancel');
     return this.#call(() => this.client.batches.cancel(batchId) as unknown as Promise<BatchObject>);
   }
 
@@ -215,8 +231,18 @@ export class BatchApi {
   }
 
   /** Batches as the provider lists them, with DashScope's filters passed through. */
-  list(query: Record<string, string | number>): AsyncIterable<BatchObject> {
-    return this.client.batches.list(undefined, { query }) as AsyncIterable<BatchObject>;
+  async *list(query: Record<string, string | number>): AsyncGenerator<BatchObject> {
+    await this.#limit('list');
+    yield* this.client.batches.list(undefined, { query }) as AsyncIterable<BatchObject>;
+  }
+
+  /** Batches the provider lets run at once, if it says. */
+  get concurrentBatches(): number | undefined {
+    return this.#connection.profile.rateLimits?.concurrentBatches;
+  }
+
+  #limit(kind: 'create' | 'query' | 'cancel' | 'list'): Promise<void> {
+    return this.#limiters[kind]?.take() ?? Promise.resolve();
   }
 
   async #exactlyOnce<T>(

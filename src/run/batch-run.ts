@@ -114,7 +114,18 @@ export class BatchRun {
     const waiting = this.manifest.jobs.filter(
       (j) => j.state !== 'submitted' && j.state !== 'downloading' && j.state !== 'done',
     );
-    await Promise.all(waiting.map((job) => limit(() => this.#submitJob(job))));
+    // Within the provider's cap on unfinished batches: the rest wait for a later round.
+    const room = this.#room();
+    const next = waiting
+      .filter((j) => j.state !== 'pending')
+      .concat(waiting.filter((j) => j.state === 'pending'));
+    await Promise.all(next.slice(0, room).map((job) => limit(() => this.#submitJob(job))));
+  }
+
+  /** How many more batches may be created now (the provider caps unfinished ones). */
+  #room(): number {
+    const running = this.manifest.jobs.filter((j) => j.state === 'submitted' && j.note === null).length;
+    return Math.max(0, (this.#api.concurrentBatches ?? Number.POSITIVE_INFINITY) - running);
   }
 
   async #submitJob(job: JobRecord): Promise<void> {
@@ -262,7 +273,8 @@ export class BatchRun {
       if (!waiting && !this.manifest.jobs.some((j) => j.state !== 'done' && j.note === null)) {
         return this.manifest.jobs.some((j) => j.note !== null && j.state !== 'done') ? 'stuck' : 'done';
       }
-      if (this.manifest.jobs.some((j) => j.state === 'pending')) continue;
+      // New jobs (retries) go out at once when the provider's cap leaves room.
+      if (this.manifest.jobs.some((j) => j.state === 'pending') && this.#room() > 0) continue;
       await sleep(this.#delay(round++), this.#settings.signal);
     }
   }

@@ -2,6 +2,7 @@ import { open, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BatchpipeError } from '../errors.js';
 import type { ShardSummary } from '../sinks/shard-requests.js';
+import type { ContentHashes } from './content-hashes.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 
@@ -103,6 +104,8 @@ export interface RunManifest {
   rows: number;
   rejected: number;
   shards: ShardSummary[];
+  /** Per shard, the request content hashes (identical requests hash alike). */
+  content_hashes?: ContentHashes[];
   jobs: JobRecord[];
 }
 

@@ -8,6 +8,7 @@ import { type PreparedSummary, REJECTIONS_FILE, Sharder, SUMMARY_FILE } from '..
 import type { Rejection, RequestItem } from '../types.js';
 import { BatchApi } from './batch-api.js';
 import { BatchRun, completionWindowHours, newManifest, type RunEvent } from './batch-run.js';
+import { writeContentHashes } from './content-hashes.js';
 import { readManifest, writeManifest } from './manifest.js';
 import { adoptFile, exists, hasManifest, promoteStaging, RUNS_DIR, runIdFor, stagingDir } from './run-dir.js';
 
@@ -112,6 +113,7 @@ export async function createOrResumeRun(
       deleteInputFiles: opts.deleteInputFiles,
       deleteOutputFiles: opts.deleteOutputFiles,
     });
+    manifest.content_hashes = await writeContentHashes(runDir, summary.shards);
     await writeManifest(runDir, manifest);
   }
   return openRun(runDir, connection, options);

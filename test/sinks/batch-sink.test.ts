@@ -187,3 +187,119 @@ describe('batchSink', () => {
     }
   });
 });
+
+describe('batchSink against a provider that misbehaves', () => {
+  it('reports a batch that fails validation at the provider, with its errors, as failed rows', async () => {
+    // The provider offers qwen-max only: a batch of qwen-plus fails at validation, no request runs.
+    const strict = await startLocalService({ timeScale: 36_000, models: ['qwen-max'] });
+    try {
+      const sink = batchSink({
+        baseURL: strict.url,
+        provider: 'local',
+        runsDir: join(root, 'runs-failed'),
+        pollInterval: 0.05,
+      });
+      const out: ResultLine[] = [];
+      await pipeline(
+        Readable.from(rows(5, 'fail-')),
+        toRequests({ model: 'qwen-plus', template: '{{text}}', idColumn: 'id', enableThinking: false }),
+        sink,
+        async (source: AsyncIterable<ResultLine>) => {
+          for await (const item of source) out.push(item);
+        },
+      );
+      expect(out).toHaveLength(5);
+      expect(out.every((o) => o.error?.code === 'batch_failed')).toBe(true);
+      expect(out[0]!.error?.message).toMatch(/failed before running: .*qwen-plus/);
+      const manifest = await readManifest(sink.runDir!);
+      expect(manifest.jobs[0]!.status).toBe('failed');
+      expect(manifest.jobs[0]!.errors?.length).toBeGreaterThan(0);
+      expect(sink.counts).toMatchObject({ failed: 5, ok: 0 });
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it('rides out a provider restart mid-run: nothing lost, nothing created twice', async () => {
+    const dataDir = join(root, 'restarting');
+    const first = await startLocalService({ dataDir, timeScale: 1, latencyMs: 20, concurrency: 2 });
+    const port = first.port;
+    let second: LocalService | undefined;
+    try {
+      const sink = batchSink({
+        baseURL: first.url,
+        provider: 'local',
+        runsDir: join(root, 'runs-restart'),
+        pollInterval: 0.05,
+        maxLinesPerFile: 20,
+      });
+      const out: ResultLine[] = [];
+      const running = pipeline(
+        Readable.from(rows(60, 'rs-')),
+        toRequests({ model: 'qwen-plus', template: '{{text}}', idColumn: 'id', enableThinking: false }),
+        sink,
+        async (source: AsyncIterable<ResultLine>) => {
+          for await (const item of source) out.push(item);
+        },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      await first.close();
+      second = await startLocalService({ dataDir, port, timeScale: 1, latencyMs: 20, concurrency: 2 });
+      await running;
+      expect(out.map(idOf).sort()).toEqual(
+        rows(60, 'rs-')
+          .map((r) => r.values.id)
+          .sort(),
+      );
+      const records = await second.records();
+      for (const job of (await readManifest(sink.runDir!)).jobs)
+        expect(records.batchesByDsName[job.ds_name]).toBe(1);
+    } finally {
+      await second?.close();
+    }
+  });
+
+  it('deletes input files after their batch and output files after download, when asked', async () => {
+    const { runDir } = await run(30, { deleteInputFiles: true, deleteOutputFiles: true }, 'del-');
+    const manifest = await readManifest(runDir);
+    const records = await service.records();
+    const deleted = new Set(records.calls.filter((c) => c.op === 'file.delete').map((c) => c.id));
+    for (const job of manifest.jobs) {
+      expect(deleted.has(job.input_file_id!)).toBe(true);
+      expect(deleted.has(job.output_file_id!)).toBe(true);
+    }
+  });
+
+  it('records a content hash per request: identical requests hash alike, whatever their ids', async () => {
+    const input = ['same', 'other', 'same'].map((text, i) => ({
+      kind: 'row' as const,
+      index: i + 1,
+      file: 't.csv',
+      line: i + 2,
+      values: { id: `dup-${i}`, text },
+    }));
+    const sink = batchSink({
+      baseURL: service.url,
+      provider: 'local',
+      runsDir: join(root, 'runs-hash'),
+      pollInterval: 0.05,
+    });
+    await pipeline(
+      Readable.from(input),
+      toRequests({ model: 'qwen-plus', template: '{{text}}', idColumn: 'id', enableThinking: false }),
+      sink,
+      async (source: AsyncIterable<unknown>) => {
+        for await (const _ of source);
+      },
+    );
+    const manifest = await readManifest(sink.runDir!);
+    expect(manifest.content_hashes![0]).toMatchObject({ requests: 3, distinct: 2 });
+    const hashes = readFileSync(join(sink.runDir!, manifest.content_hashes![0]!.file), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => l.split('\t'));
+    expect(hashes.map(([id]) => JSON.parse(id!))).toEqual(['dup-0', 'dup-1', 'dup-2']);
+    expect(hashes[0]![1]).toBe(hashes[2]![1]);
+    expect(hashes[0]![1]).not.toBe(hashes[1]![1]);
+  });
+});

@@ -1,0 +1,40 @@
+import { join } from 'node:path';
+import { BufferedFile } from '../internal/buffered-file.js';
+import type { ShardSummary } from '../sinks/shard-requests.js';
+import { contentHash, customIdOf, jsonlBuffers } from './request-ids.js';
+
+/** Per shard: the file of request content hashes, and how many distinct requests it holds. */
+export interface ContentHashes {
+  shard: string;
+  file: string;
+  requests: number;
+  distinct: number;
+}
+
+/**
+ * Writes, beside each shard, `<shard>.hashes.tsv`: one line per request, its custom_id (as JSON) and
+ * the hash of its content without the id. Identical requests (the same prompt in several rows) show
+ * up as equal hashes: what a later run needs to send them once and reuse the answer.
+ */
+export async function writeContentHashes(runDir: string, shards: ShardSummary[]): Promise<ContentHashes[]> {
+  const out: ContentHashes[] = [];
+  for (const shard of shards) {
+    const file = shard.file.replace(/\.jsonl$/, '.hashes.tsv');
+    const writer = new BufferedFile(join(runDir, file));
+    const distinct = new Set<string>();
+    let requests = 0;
+    for await (const line of jsonlBuffers(join(runDir, shard.file))) {
+      const id = customIdOf(line);
+      if (id === undefined) continue;
+      const hash = contentHash(line);
+      distinct.add(hash);
+      requests++;
+      const text = `${JSON.stringify(id)}\t${hash}\n`;
+      const pending = writer.append(text, Buffer.byteLength(text));
+      if (pending) await pending;
+    }
+    await writer.close();
+    out.push({ shard: shard.file, file, requests, distinct: distinct.size });
+  }
+  return out;
+}
