@@ -1,4 +1,5 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { FaultRule } from '../local/faults.js';
 import type { LocalServiceOptions } from '../local/options.js';
 import { integer, list, number } from './parse-values.js';
 import { byteSizeArg } from './size-arg.js';
@@ -23,6 +24,10 @@ interface ServeFlags {
   invalidJsonRate?: number;
   truncateRate?: number;
   refuseRate?: number;
+  failRate?: number;
+  failCodes?: string[];
+  fileFailRate?: number;
+  fault: FaultRule[];
   models?: string[];
   maxLinesPerFile?: number;
   maxBytesPerFile?: number;
@@ -64,6 +69,27 @@ export function serveCommand(): Command {
     .option('--invalid-json-rate <r>', 'share of JSON-mode answers that are not valid JSON (0..1)', number)
     .option('--truncate-rate <r>', 'share of answers cut short with finish_reason "length" (0..1)', number)
     .option('--refuse-rate <r>', 'share of requests refused with a line-level error (0..1)', number)
+    .option(
+      '--fail-rate <r>',
+      'share of requests failing with a provider error code (0..1), in batches and synchronous calls',
+      number,
+    )
+    .option(
+      '--fail-codes <codes>',
+      'codes failed requests get, code or code:status (default rate_limit_exceeded,server_error,invalid_parameter_error)',
+      list,
+    )
+    .option(
+      '--file-fail-rate <r>',
+      'share of batches failing validation as if their file were bad (0..1)',
+      number,
+    )
+    .option(
+      '--fault <rule>',
+      'arm a fault on API calls, e.g. route=batches.create,kind=error,status=503,times=2 (repeatable)',
+      faultRule,
+      [] as FaultRule[],
+    )
     .option('--models <ids>', 'offer only these models (comma-separated); default any', list)
     .option('--max-lines-per-file <n>', 'requests per input file (default 50,000)', integer)
     .option('--max-bytes-per-file <size>', 'bytes per input file (default 500MB; openai 200MB)', byteSizeArg)
@@ -78,7 +104,14 @@ OpenAI-compatible client at it: the openai SDK with baseURL, or batchpipe with -
 in --data-dir: stop and start again and unfinished batches carry on where they were.
 
 Per-batch knobs go in the batch's metadata: bp_invalid_json_rate, bp_truncate_rate, bp_refuse_rate,
-bp_latency_ms, bp_seed. See docs/local-service.md.
+bp_latency_ms, bp_seed, bp_fail_rate, bp_fail_codes, bp_expire_after_requests, bp_fail_file,
+bp_crash_after_requests. See docs/local-service.md.
+
+A --fault rule is comma-separated key=value pairs: route (a route name or a pattern with *: files.create,
+batches.create, batches.retrieve, batches.list, batches.cancel, files.content, files.*, *), kind (error,
+slow, reset, lose, stall), and status, code, message, retryAfterMs, delayMs, after, times, rate.
+"lose" stores the upload or creates the batch, then drops the connection instead of replying.
+Faults can also be armed while it runs: POST /_batchpipe/faults with the same fields as JSON.
 
 Example:
   batchpipe serve --port 8787 --time-scale 3600 --latency-ms 5`,
@@ -101,6 +134,10 @@ Example:
         invalidJsonRate: flags.invalidJsonRate,
         truncateRate: flags.truncateRate,
         refuseRate: flags.refuseRate,
+        failRate: flags.failRate,
+        failCodes: flags.failCodes,
+        fileFailRate: flags.fileFailRate,
+        faults: flags.fault,
         models: flags.models,
         limits: {
           maxLinesPerFile: flags.maxLinesPerFile,
@@ -125,6 +162,21 @@ Example:
       await service.close();
       process.stderr.write('stopped\n');
     });
+}
+
+const NUMERIC_FAULT_FIELDS = new Set(['status', 'retryAfterMs', 'delayMs', 'after', 'times', 'rate']);
+
+/** `route=batches.create,kind=error,status=503,times=2` as a fault rule (checked by the service). */
+function faultRule(value: string, previous: FaultRule[]): FaultRule[] {
+  const rule: Record<string, string | number> = {};
+  for (const pair of list(value)) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new InvalidArgumentError(`expected key=value pairs, got "${pair}"`);
+    const key = pair.slice(0, at).trim();
+    const raw = pair.slice(at + 1).trim();
+    rule[key] = NUMERIC_FAULT_FIELDS.has(key) ? number(raw) : raw;
+  }
+  return [...previous, rule as unknown as FaultRule];
 }
 
 /** Drops unset flags so the service's own defaults apply (its options are strict about undefined limits). */

@@ -12,13 +12,22 @@ export class ApiError extends Error {
   readonly code: string | null;
   readonly param: string | null;
   readonly type: string;
+  /** Extra reply headers (`retry-after` on a 429). */
+  readonly headers: Readonly<Record<string, string>>;
 
-  constructor(status: number, message: string, code: string | null = null, param: string | null = null) {
+  constructor(
+    status: number,
+    message: string,
+    code: string | null = null,
+    param: string | null = null,
+    headers: Record<string, string> = {},
+  ) {
     super(message);
     this.status = status;
     this.code = code;
     this.param = param;
     this.type = errorType(status);
+    this.headers = headers;
   }
 
   toBody(): ApiErrorBody {

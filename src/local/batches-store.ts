@@ -1,6 +1,7 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileLimits } from '../providers/profile.js';
+import type { BatchFaults } from './batch-faults.js';
 import { readJsonFile, writeFileAtomic } from './durable.js';
 import type { EngineEndpoint } from './engine/engine.js';
 import type { Knobs } from './engine/knobs.js';
@@ -71,6 +72,8 @@ export interface BatchInternal {
   ending: Ending | null;
   /** Lines in the error file, set with `ending`. */
   errorLines: number;
+  /** Faults set on this batch (metadata `bp_*`); absent when none. */
+  faults?: BatchFaults | null;
   /** Result file ids, chosen once when finalizing starts (null: no such file), so a redo reuses them. */
   outputFileId?: string | null;
   errorFileId?: string | null;

@@ -1,7 +1,8 @@
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { BatchRecord, Ending } from './batches-store.js';
 import type { ServiceClock } from './clock.js';
-import type { Engine, EngineAnswer, EngineRequest } from './engine/engine.js';
+import type { Engine, EngineAnswer, EngineEndpoint, EngineRequest } from './engine/engine.js';
+import { failureOf } from './engine/failures.js';
 import { type InputLine, readLines } from './line-reader.js';
 import { BatchResults, type Pending, type Progress } from './results.js';
 import type { Semaphore } from './semaphore.js';
@@ -20,6 +21,8 @@ export interface ExecuteContext {
   inputPath: string;
   workDir: string;
   engine: Engine;
+  /** The endpoint the engine answers for this batch's lines. */
+  endpoint: EngineEndpoint;
   clock: ServiceClock;
   pool: Semaphore;
   /** Size of the pool: windows of requests are a few times this. */
@@ -29,6 +32,10 @@ export interface ExecuteContext {
   /** Aborted on close only: in-flight work is dropped and redone after the restart. */
   stopSignal: AbortSignal;
   haltReason: () => HaltReason | null;
+  /** Asked before each request is dispatched (line number): a batch fault may end the run there. */
+  beforeDispatch: (line: number) => HaltReason | null;
+  /** True when the stop is a crash: nothing more is made durable. */
+  crashing: () => boolean;
   checkpointMs: number;
   onProgress: (progress: Progress) => void;
 }
@@ -43,15 +50,18 @@ const EXPIRED_ERROR = {
 
 function engineRequest(ctx: ExecuteContext, record: BatchRecord, line: CheckedLine): EngineRequest {
   return {
-    endpoint: record.batch.endpoint,
+    endpoint: ctx.endpoint,
     body: line.body,
     key: line.custom_id,
     knobs: record.internal.knobs,
     now: ctx.clock.now(),
+    signal: ctx.stopSignal,
   };
 }
 
-function answerNow(ctx: ExecuteContext, request: EngineRequest): EngineAnswer {
+function answerNow(ctx: ExecuteContext, record: BatchRecord, request: EngineRequest): EngineAnswer {
+  const failure = failureOf(request.key, record.internal.seq, record.internal.knobs);
+  if (failure) return failure;
   try {
     return ctx.engine.answer(request) as EngineAnswer;
   } catch (error) {
@@ -59,9 +69,17 @@ function answerNow(ctx: ExecuteContext, request: EngineRequest): EngineAnswer {
   }
 }
 
-/** True when requests can be answered inline: a synchronous engine and no simulated latency. */
+/**
+ * True when requests can be answered inline: a synchronous engine, no simulated latency, and no
+ * fault that ends the run at a given request (those need the one-request-at-a-time path).
+ */
 export function answersInline(engine: Engine, record: BatchRecord): boolean {
-  return engine.synchronous && record.internal.knobs.latencyMs === 0;
+  const faults = record.internal.faults;
+  return (
+    engine.synchronous &&
+    record.internal.knobs.latencyMs === 0 &&
+    (!faults || (faults.expireAfter === null && (faults.crashAfter === null || faults.crashed)))
+  );
 }
 
 /**
@@ -95,7 +113,12 @@ export async function validateAndAnswer(
         const checked = checker.check(line);
         if (checker.done) break reading;
         if (checked === null || !checker.clean) continue;
-        results.settle(window, line, answerNow(ctx, engineRequest(ctx, record, checked)), checked.custom_id);
+        results.settle(
+          window,
+          line,
+          answerNow(ctx, record, engineRequest(ctx, record, checked)),
+          checked.custom_id,
+        );
         window.last = line;
       }
       if (checker.clean) await results.write(window);
@@ -133,7 +156,12 @@ export async function executeBatch(
     for (let i = from; i < to; i++) {
       const line = lines[i]!;
       const parsed = JSON.parse(line.text!) as CheckedLine;
-      results.settle(window, line, answerNow(ctx, engineRequest(ctx, record, parsed)), parsed.custom_id);
+      results.settle(
+        window,
+        line,
+        answerNow(ctx, record, engineRequest(ctx, record, parsed)),
+        parsed.custom_id,
+      );
       window.last = line;
     }
     return window;
@@ -149,7 +177,7 @@ export async function executeBatch(
     const tasks: Array<Promise<void>> = [];
     const latency = internal.knobs.latencyMs;
     for (let i = from; i < to; i++) {
-      stoppedBy = ctx.haltReason();
+      stoppedBy = ctx.haltReason() ?? ctx.beforeDispatch(lines[i]!.line);
       if (stoppedBy) break;
       try {
         await ctx.pool.acquire(ctx.haltSignal);
@@ -166,7 +194,9 @@ export async function executeBatch(
             if (latency > 0) await sleep(latency, undefined, { signal: ctx.stopSignal });
             let answer: EngineAnswer;
             try {
-              answer = await ctx.engine.answer(engineRequest(ctx, record, parsed));
+              answer =
+                failureOf(parsed.custom_id, record.internal.seq, internal.knobs) ??
+                (await ctx.engine.answer(engineRequest(ctx, record, parsed)));
             } catch (error) {
               answer = engineFailure(error);
             }
@@ -223,7 +253,8 @@ export async function executeBatch(
     }
     if (stoppedBy === null) stoppedBy = ctx.haltReason();
     if (stoppedBy === 'stop') {
-      await results.checkpoint();
+      // A crash makes nothing more durable: the restart cuts back to the last checkpoint.
+      if (!ctx.crashing()) await results.checkpoint();
       return 'stopped';
     }
     const ending: Ending =

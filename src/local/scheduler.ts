@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { badRequest } from './api-error.js';
+import { FAULT_SUFFIX } from './batch-faults.js';
 import { type BatchRecord, type BatchStore, type Ending, TERMINAL } from './batches-store.js';
 import type { ServiceClock } from './clock.js';
 import type { Engine } from './engine/engine.js';
@@ -26,6 +27,8 @@ export interface SchedulerOptions {
   maxActiveBatches: number;
   checkpointMs: number;
   log: (line: string) => void;
+  /** Called when a batch fault crashes the service: the owner stops it as a crash and starts it again. */
+  onCrash: () => void;
 }
 
 interface Running {
@@ -52,6 +55,7 @@ export class Scheduler {
   readonly #running = new Map<string, Running>();
   readonly #stop = new AbortController();
   #stopping = false;
+  #crashing = false;
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
@@ -113,12 +117,63 @@ export class Scheduler {
     this.#running.get(batch.id)?.halt.abort('cancel');
   }
 
+  /** Ends a batch's window now (`expires_at` becomes now): what runs finishes, then it expires. */
+  async expireNow(record: BatchRecord): Promise<void> {
+    const { batch } = record;
+    if (batch.status === 'cancelling') return;
+    if (TERMINAL.has(batch.status) || batch.status === 'finalizing' || record.internal.ending !== null)
+      throw badRequest(`Cannot expire a batch with status ${batch.status}.`, null, 'batch_not_expirable');
+    this.#endWindow(record);
+    await this.#o.batches.save(record);
+    this.#running.get(batch.id)?.halt.abort('expire');
+  }
+
   async close(): Promise<void> {
+    this.#halt();
+    await Promise.allSettled([...this.#running.values()].map((r) => r.promise));
+    await this.#o.batches.flush();
+  }
+
+  /** Stops like a crash: runners drop what they hold without a last checkpoint. */
+  async crash(): Promise<void> {
+    this.#crashing = true;
+    await this.close();
+  }
+
+  #halt(): void {
     this.#stopping = true;
     this.#stop.abort('stop');
     for (const running of this.#running.values()) running.halt.abort('stop');
-    await Promise.allSettled([...this.#running.values()].map((r) => r.promise));
-    await this.#o.batches.flush();
+  }
+
+  #endWindow(record: BatchRecord): void {
+    record.batch.expires_at = Math.min(record.batch.expires_at, this.#o.clock.now());
+  }
+
+  /** Batch faults that end a run at a given request: a forced expiry, or a crash of the service. */
+  #beforeDispatch(record: BatchRecord, line: number): HaltReason | null {
+    const faults = record.internal.faults;
+    if (!faults) return null;
+    if (faults.crashAfter !== null && !faults.crashed && line > faults.crashAfter) {
+      faults.crashed = true;
+      // Saved before the crash (close waits for pending saves), so the restart does not crash again.
+      void this.#o.batches.save(record).catch(() => {});
+      this.#crashing = true;
+      this.#halt();
+      this.#o.log(
+        `batch ${record.batch.id}: crashing the service after ${faults.crashAfter} requests${FAULT_SUFFIX}`,
+      );
+      this.#o.onCrash();
+      return 'stop';
+    }
+    if (faults.expireAfter !== null && line > faults.expireAfter) {
+      if (record.batch.expires_at > this.#o.clock.now()) {
+        this.#endWindow(record);
+        void this.#o.batches.save(record).catch(() => {});
+      }
+      return 'expire';
+    }
+    return null;
   }
 
   #haltReason(record: BatchRecord): HaltReason | null {
@@ -181,12 +236,15 @@ export class Scheduler {
       inputPath: this.#o.files.contentPath(record.batch.input_file_id),
       workDir: this.#o.batches.workDir(record.batch.id),
       engine: this.#o.engine,
+      endpoint: record.batch.endpoint,
       clock: this.#o.clock,
       pool: this.#pool,
       concurrency: this.#o.concurrency,
       haltSignal: running.halt.signal,
       stopSignal: this.#stop.signal,
       haltReason: () => this.#haltReason(record),
+      beforeDispatch: (line) => this.#beforeDispatch(record, line),
+      crashing: () => this.#crashing,
       checkpointMs: this.#o.checkpointMs,
       onProgress: (progress) => showProgress(record, progress),
     };
@@ -203,21 +261,39 @@ export class Scheduler {
     };
     // An inline engine answers while validating (one read of the file); answers only count if the
     // whole file passes. Otherwise validate first, as providers do, then run.
-    const result: Validation = !input
+    const forced = internal.faults?.failFile;
+    const result: Validation = forced
       ? {
           kind: 'failed',
           errors: [
             {
-              code: 'file_not_found',
+              code: forced,
               line: null,
-              message: 'the input file no longer exists',
-              param: 'input_file_id',
+              message: `the input file failed validation${FAULT_SUFFIX}`,
+              param: null,
             },
           ],
         }
-      : answersInline(this.#o.engine, record)
-        ? await validateAndAnswer(ctx, record, rules, input.bytes)
-        : await validateInputFile(ctx.inputPath, input.bytes, rules, () => this.#haltReason(record) !== null);
+      : !input
+        ? {
+            kind: 'failed',
+            errors: [
+              {
+                code: 'file_not_found',
+                line: null,
+                message: 'the input file no longer exists',
+                param: 'input_file_id',
+              },
+            ],
+          }
+        : answersInline(this.#o.engine, record)
+          ? await validateAndAnswer(ctx, record, rules, input.bytes)
+          : await validateInputFile(
+              ctx.inputPath,
+              input.bytes,
+              rules,
+              () => this.#haltReason(record) !== null,
+            );
     if (result.kind === 'halted' || this.#haltReason(record) !== null) return;
     const now = this.#o.clock.now();
     if (result.kind === 'failed') {

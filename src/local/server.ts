@@ -1,27 +1,46 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError } from './api-error.js';
 import { makeAuthCheck } from './auth.js';
+import type { FaultAction } from './faults.js';
 import { sendJson } from './http.js';
 import { randomToken } from './ids.js';
+import { retryHeaders } from './quotas.js';
+import { adminRoutes } from './routes/admin.js';
 import { batchRoutes } from './routes/batches.js';
 import { fileRoutes } from './routes/files.js';
 import { inferenceRoutes } from './routes/inference.js';
 import { serviceRoutes } from './routes/service.js';
 import type { Route, ServiceState } from './state.js';
 
-const ROUTES: Route[] = [...fileRoutes, ...batchRoutes, ...inferenceRoutes, ...serviceRoutes];
+const ROUTES: Route[] = [...fileRoutes, ...batchRoutes, ...inferenceRoutes, ...serviceRoutes, ...adminRoutes];
 /** Longest path looked at; longer ones are refused before any matching. */
 const MAX_PATH = 2048;
 
-/** The HTTP face of the service: routing, auth, request ids, and errors in the OpenAI shape. */
-export function createHttpServer(state: ServiceState, log: (line: string) => void): Server {
+/** The HTTP server and a way to wait for the calls it is still handling. */
+export interface HttpServer {
+  server: Server;
+  /** Resolves when every call being handled has finished (after the connections are closed). */
+  settled(): Promise<void>;
+}
+
+/** The HTTP face of the service: routing, auth, faults, rate limits, request ids, errors in the API's shape. */
+export function createHttpServer(state: ServiceState, log: (line: string) => void): HttpServer {
   const authorize = makeAuthCheck(state.config.apiKey);
+  const inflight = new Set<Promise<void>>();
   const server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
-    void handle(req, res, state, authorize, log);
+    const handling = handle(req, res, state, authorize, log);
+    inflight.add(handling);
+    void handling.finally(() => inflight.delete(handling));
   });
   // Uploads of hundreds of MB can outlast Node's 5-minute default; headers still have their own timeout.
   server.requestTimeout = 0;
-  return server;
+  return {
+    server,
+    settled: async () => {
+      await Promise.allSettled([...inflight]);
+    },
+  };
 }
 
 async function handle(
@@ -34,28 +53,86 @@ async function handle(
   const started = performance.now();
   const method = req.method ?? 'GET';
   let path = '?';
+  let route: Route | undefined;
+  let fault: FaultAction | null = null;
   res.setHeader('x-request-id', `req_${randomToken(24)}`);
+  let body: unknown;
+  let failure: unknown;
   try {
     const url = new URL(req.url ?? '/', 'http://local');
     path = url.pathname;
     if (path.length > MAX_PATH) throw new ApiError(414, 'the URL is too long');
+    const found = match(method, path);
+    route = found.route;
     authorize(req);
-    const { route, params } = match(method, path);
-    const body = await route.handler({ req, res, state, params, query: url.searchParams });
-    if (body !== undefined && !res.headersSent) sendJson(res, 200, body);
+    if (!found.route) throw new ApiError(404, `Invalid URL (${method} ${found.decoded})`);
+    if (!found.route.service) {
+      fault = state.faults.decide(found.route.name);
+      if (fault && (await faultBefore(fault, req, state))) return;
+      state.quotas.admit(found.route.name);
+    }
+    body = await found.route.handler({
+      req,
+      res,
+      state,
+      params: found.params,
+      query: url.searchParams,
+      fault,
+    });
   } catch (error) {
-    reply(req, res, error, log);
+    failure = error;
+  }
+  try {
+    // Whatever the call did is committed by now: these faults take the reply away after the fact.
+    if (fault?.kind === 'lose' && !res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (fault?.kind === 'stall') {
+      await sleep(fault.delayMs, undefined, { signal: state.scheduler.stopSignal }).catch(() => {});
+      if (res.destroyed) return;
+    }
+    if (failure !== undefined) reply(req, res, failure, log, route);
+    else if (body !== undefined && !res.headersSent) sendJson(res, 200, body);
   } finally {
-    log(`${method} ${path} ${res.statusCode} ${Math.round(performance.now() - started)}ms`);
+    log(
+      `${method} ${path} ${res.statusCode} ${Math.round(performance.now() - started)}ms${fault ? ` fault=${fault.kind}` : ''}`,
+    );
   }
 }
 
-function match(method: string, path: string): { route: Route; params: string[] } {
+/** Acts on a fault before the call runs; true when the call is over (the connection was dropped). */
+async function faultBefore(fault: FaultAction, req: IncomingMessage, state: ServiceState): Promise<boolean> {
+  const signal = state.scheduler.stopSignal;
+  if (fault.kind === 'reset') {
+    req.socket.destroy();
+    return true;
+  }
+  if (fault.kind === 'slow') await sleep(fault.delayMs, undefined, { signal }).catch(() => {});
+  if (fault.kind === 'error') {
+    // Read the body first, as a server that failed while handling it would, so the client gets the
+    // status rather than a connection closed under its upload.
+    for await (const _ of req) if (signal.aborted) break;
+    throw new ApiError(
+      fault.status,
+      fault.message,
+      fault.code,
+      null,
+      fault.retryAfterMs === null ? {} : retryHeaders(fault.retryAfterMs),
+    );
+  }
+  return false;
+}
+
+function match(
+  method: string,
+  path: string,
+): { route: Route; params: string[]; decoded?: undefined } | { route?: undefined; decoded: string } {
   let decoded: string;
   try {
     decoded = decodeURIComponent(path);
   } catch {
-    throw new ApiError(404, `Invalid URL (${method} ${path})`);
+    return { decoded: path };
   }
   for (const route of ROUTES) {
     if (route.method !== method) continue;
@@ -63,10 +140,11 @@ function match(method: string, path: string): { route: Route; params: string[] }
     const found = route.pattern.exec(path);
     if (found) return { route, params: found.slice(1).map(safeDecode) };
   }
-  throw new ApiError(404, `Invalid URL (${method} ${decoded})`);
+  return { decoded };
 }
 
-function safeDecode(segment: string): string {
+function safeDecode(segment: string | undefined): string {
+  if (segment === undefined) return '';
   try {
     return decodeURIComponent(segment);
   } catch {
@@ -74,7 +152,13 @@ function safeDecode(segment: string): string {
   }
 }
 
-function reply(req: IncomingMessage, res: ServerResponse, error: unknown, log: (line: string) => void): void {
+function reply(
+  req: IncomingMessage,
+  res: ServerResponse,
+  error: unknown,
+  log: (line: string) => void,
+  route: Route | undefined,
+): void {
   const apiError =
     error instanceof ApiError
       ? error
@@ -86,5 +170,6 @@ function reply(req: IncomingMessage, res: ServerResponse, error: unknown, log: (
   }
   // A refusal before the body was read: close the connection rather than read a large body for nothing.
   if (!req.complete) res.setHeader('connection', 'close');
-  sendJson(res, apiError.status, apiError.toBody());
+  for (const [name, value] of Object.entries(apiError.headers)) res.setHeader(name, value);
+  sendJson(res, apiError.status, route?.errorBody ? route.errorBody(apiError) : apiError.toBody());
 }

@@ -1,10 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ApiError } from './api-error.js';
 import type { BatchStore } from './batches-store.js';
 import type { ServiceClock } from './clock.js';
 import type { Engine } from './engine/engine.js';
 import type { Knobs } from './engine/knobs.js';
+import type { FaultAction, FaultPlan } from './faults.js';
 import type { FileStore } from './files-store.js';
 import type { ServiceConfig } from './options.js';
+import type { Quotas } from './quotas.js';
 import type { RecordLog } from './records.js';
 import type { ServiceRules } from './rules.js';
 import type { Scheduler } from './scheduler.js';
@@ -22,6 +25,18 @@ export interface ServiceState {
   /** The service-wide knobs; batches and requests may override them through metadata. */
   knobs: Knobs;
   tmpDir: string;
+  faults: FaultPlan;
+  quotas: Quotas;
+  /** Synchronous calls so far (the draw of a call's failure hangs on it). */
+  syncCalls: number;
+  /** Service-level operations the admin routes reach (they outlive one run of the server). */
+  control: ServiceControl;
+}
+
+/** What the admin routes may ask of the service as a whole. */
+export interface ServiceControl {
+  /** Stops and starts the service on the same port and data dir; a crash skips the last checkpoint. */
+  restart(options: { crash: boolean; downMs: number }): Promise<void>;
 }
 
 export interface RouteContext {
@@ -31,6 +46,8 @@ export interface RouteContext {
   /** Decoded path parameters, in order. */
   params: string[];
   query: URLSearchParams;
+  /** The fault armed for this call, when one fired (routes that stream their reply act on it). */
+  fault: FaultAction | null;
 }
 
 /** Returns the JSON body of a 200 reply, or undefined when it has replied itself (streams). */
@@ -42,4 +59,8 @@ export interface Route {
   method: 'GET' | 'POST' | 'DELETE';
   pattern: RegExp;
   handler: Handler;
+  /** Service routes (records, health, admin) never meet faults or rate limits. */
+  service?: boolean;
+  /** The body of a refusal, when the route answers in another shape than OpenAI's (the gateway). */
+  errorBody?: (error: ApiError) => unknown;
 }

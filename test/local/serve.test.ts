@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { CLI, runCli } from '../cli/run-cli.js';
 import { tempDir } from '../helpers.js';
@@ -104,6 +105,43 @@ describe('batchpipe serve', () => {
     }
   });
 
+  it('arms faults from --fault and --fail-rate, and crashes and restarts from /_batchpipe/restart', async () => {
+    const served = await serve([
+      '--data-dir',
+      join(root, 'faulty'),
+      '--fault',
+      'route=files.create,kind=lose,times=1',
+      '--fault',
+      'route=batches.list,kind=error,status=429,retryAfterMs=20,times=1',
+      '--fail-rate',
+      '1',
+      '--fail-codes',
+      'server_error:503',
+    ]);
+    try {
+      const client = clientFor({ url: served.url });
+      await expect(submit(client, root, chatLines(3))).rejects.toThrow(/Connection error/);
+      const listed = await raw({ url: served.url }, '/v1/batches');
+      expect(listed.status).toBe(429);
+      expect(listed.headers.get('retry-after-ms')).toBe('20');
+      const batch = await waitFor(client, (await submit(client, root, chatLines(3))).id);
+      expect(batch.request_counts).toEqual({ total: 3, completed: 0, failed: 3 });
+      const records = await raw({ url: served.url }, '/_batchpipe/records');
+      expect((records.body.calls as unknown[]).length).toBe(3);
+      const restart = await raw({ url: served.url }, '/_batchpipe/restart', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ crash: true, downMs: 50 }),
+      });
+      expect(restart.status).toBe(200);
+      await sleep(150);
+      expect((await client.batches.retrieve(batch.id)).status).toBe('completed');
+    } finally {
+      served.child.kill('SIGTERM');
+      expect(await served.exit).toBe(0);
+    }
+  });
+
   it('exits 2 on a bad flag and 1 with BP_SERVICE_START when the port is taken', async () => {
     const bad = await runCli(['serve', '--profile', 'gemini']);
     expect(bad.code).toBe(2);
@@ -133,6 +171,10 @@ describe('batchpipe serve', () => {
       '--latency-ms',
       '--time-scale',
       '--seed',
+      '--fault',
+      '--fail-rate',
+      '--fail-codes',
+      '--file-fail-rate',
     ])
       expect(help.stdout).toContain(flag);
   });

@@ -14,6 +14,8 @@ export interface EngineRequest {
   knobs: Knobs;
   /** Service time, unix seconds (the response's `created`). */
   now: number;
+  /** Aborted when the answer is no longer wanted (the service stops, the caller went away). */
+  signal?: AbortSignal;
 }
 
 export interface EngineUsage {

@@ -1,4 +1,5 @@
 import { badRequest } from '../api-error.js';
+import { FAIL_CODE } from './failures.js';
 import { hashString, unitOf } from './random.js';
 
 /** How the test engine spoils answers and how slow it is; set per service, batch or request. */
@@ -8,6 +9,10 @@ export interface Knobs {
   refuseRate: number;
   latencyMs: number;
   seed: number;
+  /** Share of requests failing with one of `failCodes` (the service's failures, not the model's). */
+  failRate: number;
+  /** Codes (or `code:status`) failed requests get; empty: the default mix (engine/failures.ts). */
+  failCodes: readonly string[];
 }
 
 /** What happens to one request. */
@@ -19,10 +24,12 @@ const METADATA_KEYS = {
   bp_refuse_rate: 'refuseRate',
   bp_latency_ms: 'latencyMs',
   bp_seed: 'seed',
+  bp_fail_rate: 'failRate',
 } as const satisfies Record<string, keyof Knobs>;
 
 /** Metadata keys that set knobs (`metadata.bp_refuse_rate: "0.1"` on a batch or a request body). */
 export const KNOB_KEYS = Object.keys(METADATA_KEYS) as Array<keyof typeof METADATA_KEYS>;
+const FAIL_CODES_KEY = 'bp_fail_codes';
 
 /**
  * Knobs from `metadata` (batch metadata, or a request body's `metadata`) over `base`. Values may be
@@ -52,7 +59,32 @@ export function knobsFrom(metadata: unknown, base: Knobs, param: string): Knobs 
     }
     knobs = { ...knobs, [field]: value };
   }
+  const codes = (metadata as Record<string, unknown>)[FAIL_CODES_KEY];
+  if (codes !== undefined)
+    knobs = { ...knobs, failCodes: failCodesFrom(codes, `${param}.${FAIL_CODES_KEY}`) };
   return knobs;
+}
+
+/** `"rate_limit_exceeded,server_error:503"` (or an array) as a list of fail codes; a 400 otherwise. */
+function failCodesFrom(raw: unknown, param: string): string[] {
+  const list =
+    typeof raw === 'string'
+      ? raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : raw;
+  if (
+    !Array.isArray(list) ||
+    list.length === 0 ||
+    list.length > 32 ||
+    !list.every((code) => typeof code === 'string' && FAIL_CODE.test(code))
+  )
+    throw badRequest(
+      `${param} must be a comma-separated list of error codes, each optionally with :status (e.g. "rate_limit_exceeded,server_error:503"), got ${JSON.stringify(raw)}`,
+      param,
+    );
+  return list as string[];
 }
 
 /**

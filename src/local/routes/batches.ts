@@ -1,4 +1,5 @@
 import { ApiError, badRequest, notFound } from '../api-error.js';
+import { batchFaultsFrom, withDrawnFailure } from '../batch-faults.js';
 import { BATCH_STATUSES, type BatchObject, type BatchRecord, type BatchStatus } from '../batches-store.js';
 import type { EngineEndpoint } from '../engine/engine.js';
 import { knobsFrom } from '../engine/knobs.js';
@@ -131,6 +132,8 @@ function newBatch(value: unknown, state: ServiceState): BatchRecord {
   const metadata = checkMetadata(body.metadata, rules);
   checkExpiresAfter(body.output_expires_after);
   const knobs = knobsFrom(metadata, state.knobs, 'metadata');
+  const faults = batchFaultsFrom(metadata);
+  const seq = state.batches.nextSeq();
 
   const now = state.clock.now();
   return {
@@ -165,8 +168,9 @@ function newBatch(value: unknown, state: ServiceState): BatchRecord {
       metadata,
     },
     internal: {
-      seq: state.batches.nextSeq(),
+      seq,
       knobs,
+      faults: withDrawnFailure(faults, seq, state.config),
       limits: rules.limits,
       models: rules.models ? [...rules.models] : null,
       unrunOnExpiry: rules.unrunOnExpiry,

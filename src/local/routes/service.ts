@@ -6,6 +6,7 @@ export const serviceRoutes: Route[] = [
     name: 'service.records',
     method: 'GET',
     pattern: /^\/_batchpipe\/records$/,
+    service: true,
     async handler({ state }) {
       return state.records.read();
     },
@@ -14,6 +15,7 @@ export const serviceRoutes: Route[] = [
     name: 'service.health',
     method: 'GET',
     pattern: /^\/_batchpipe\/health$/,
+    service: true,
     async handler({ state }) {
       return {
         status: 'ok',
