@@ -23,10 +23,10 @@ import {
 } from './support.js';
 
 const dir = tempDir('bp-local-batch-faults-');
-const { service, client } = await serviceFor({ timeScale: 3600, seed: 5 });
+const { client } = await serviceFor({ timeScale: 3600, seed: 5 });
 
 function errorCode(line: ResultLine): string {
-  return (line.response?.body.error as { code: string }).code;
+  return (line.response!.body.error as { code: string }).code;
 }
 
 describe('requests that fail with provider error codes', () => {
