@@ -8,6 +8,8 @@ export { BatchpipeError, ERROR_CODES, isBatchpipeError } from './errors.js';
 export type { Warning, WarningCode, WarningHandler } from './internal/warnings.js';
 export type { LocalService, LocalServiceOptions, ServiceRecord, ServiceRecords } from './local/index.js';
 export { startLocalService } from './local/index.js';
+export type { Connection, ConnectionOptions } from './providers/connection.js';
+export { defaultProvider, resolveConnection } from './providers/connection.js';
 export type {
   Endpoint,
   FileLimits,
@@ -20,13 +22,24 @@ export { ENDPOINTS, PROVIDER_NAMES } from './providers/profile.js';
 export { PROFILES } from './providers/profiles.js';
 export type { ProfileOptions } from './providers/resolve-profile.js';
 export { findModel, resolveProfile, thinksByDefault } from './providers/resolve-profile.js';
+// Durable runs: submit, await, download, resume.
+export type { RunCounts, RunEvent, RunState } from './run/batch-run.js';
 // Results back into tables: parse output and error lines, join them onto the source, write tables.
 export type { JoinTableOptions, JoinTableResult } from './run/join.js';
 export { joinTable } from './run/join.js';
+export type { BatchStatus, JobRecord, JobState, RunManifest } from './run/manifest.js';
+export { readManifest } from './run/manifest.js';
 export type { PrepareOptions, PrepareResult } from './run/prepare.js';
 export { prepare } from './run/prepare.js';
+export type { ResultLine } from './run/run-results.js';
+export { runResults } from './run/run-results.js';
+export type { RunTableOptions, RunTableResult } from './run/run-table.js';
+export { runTable } from './run/run-table.js';
+export type { RunOptions } from './run/start-run.js';
 export type { FileProblem, FileReport, ValidateFileOptions } from './run/validate-file.js';
 export { validateRequestFile } from './run/validate-file.js';
+export type { BatchSinkOptions, BatchSinkStream } from './sinks/batch-sink.js';
+export { batchSink } from './sinks/batch-sink.js';
 export type { CsvSinkOptions, SinkSummary, TableSinkStream } from './sinks/csv-sink.js';
 export { csvSink } from './sinks/csv-sink.js';
 export { jsonlSink } from './sinks/jsonl-sink.js';
@@ -41,6 +54,7 @@ export type { CsvSourceOptions } from './sources/csv-source.js';
 export { csvSource } from './sources/csv-source.js';
 export type { JsonlSourceOptions } from './sources/jsonl-source.js';
 export { jsonlSource } from './sources/jsonl-source.js';
+export { requestSource } from './sources/request-source.js';
 export { customIdFor, MAX_CUSTOM_ID_BYTES } from './transforms/custom-id.js';
 export type {
   ExtraColumn,

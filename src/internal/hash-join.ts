@@ -10,7 +10,7 @@ import {
   STATUS_RANK,
 } from '../transforms/parse-results.js';
 import { reaskRequest } from '../transforms/reask-request.js';
-import type { RequestLine, SourcePosition } from '../types.js';
+import type { Rejection, RequestLine, SourcePosition } from '../types.js';
 import { BufferedFile } from './buffered-file.js';
 import { readChunks } from './input.js';
 import { LineSplitter } from './line-splitter.js';
@@ -98,6 +98,7 @@ export class HashJoin {
   #keys: SpillFile | undefined;
   #joined: SpillFile | undefined;
   #rejections: RejectionCursor | undefined;
+  #streamedRejections: BufferedFile | undefined;
   #cursors: SpillCursor[] = [];
   #resultCount = 0;
   #lineCount = 0;
@@ -148,6 +149,8 @@ export class HashJoin {
   /** Step 1: one result record, or a raw result line (parsed as parseResults does). */
   add(item: unknown): Promise<void> | undefined {
     if (!this.#results) return this.start().then(() => this.add(item));
+    // A row rejected before upload, passed along the pipeline (by validateRequests, batchSink).
+    if ((item as Rejection | null)?.kind === 'rejection') return this.#addRejection(item as Rejection);
     const record =
       (item as ResultRecord | null)?.kind === 'result'
         ? (item as ResultRecord)
@@ -179,12 +182,27 @@ export class HashJoin {
     this.sawEmbedding ||= counts.sawEmbedding;
   }
 
+  #addRejection(rejection: Rejection): Promise<void> | undefined {
+    this.#streamedRejections ??= new BufferedFile(join(this.#dir!, 'rejections.jsonl'));
+    const { index, file, line, custom_id, code, message } = rejection;
+    const text = `${JSON.stringify({ row: index, file, line, custom_id, code, message })}\n`;
+    return this.#streamedRejections.append(text, Buffer.byteLength(text));
+  }
+
+  /** The rejections files: those given, then the rejections that came down the pipeline. */
+  #rejectionFiles(): string[] {
+    const files = [...this.#settings.rejections];
+    if (this.#streamedRejections) files.push(this.#streamedRejections.path);
+    return files;
+  }
+
   /** Before step 2: every result is in. */
   async beginKeys(): Promise<void> {
     await this.start();
     await this.#results!.flush();
     await this.#invalid?.flush();
-    this.#rejections = new RejectionCursor(this.#settings.rejections);
+    await this.#streamedRejections?.close();
+    this.#rejections = new RejectionCursor(this.#rejectionFiles());
   }
 
   /** The rejection of a row (steps 2 and 4; rows in ascending order). */
@@ -212,7 +230,7 @@ export class HashJoin {
     }
     await this.#joined!.flush();
     await requests?.close();
-    this.#rejections = new RejectionCursor(this.#settings.rejections);
+    this.#rejections = new RejectionCursor(this.#rejectionFiles());
     for (let p = 0; p < this.#partitions; p++) this.#cursors.push(new SpillCursor(this.#joined!, p));
   }
 
