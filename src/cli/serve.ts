@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { FaultRule } from '../local/faults.js';
 import type { LocalServiceOptions } from '../local/options.js';
-import { integer, list, number } from './parse-values.js';
+import { boolean, integer, list, number } from './parse-values.js';
 import { byteSizeArg } from './size-arg.js';
 
 /** Where `serve` keeps state unless told: beside other run state, so it survives restarts. */
@@ -33,6 +33,16 @@ interface ServeFlags {
   maxBytesPerFile?: number;
   maxLineBytes?: number;
   maxUploadBytes?: number;
+  quotas?: boolean;
+  rateWindowMs?: number;
+  createRate?: number;
+  queryRate?: number;
+  listRate?: number;
+  cancelRate?: number;
+  maxUnfinishedBatches?: number;
+  maxFiles?: number;
+  maxStorage?: number;
+  maxDryRuns?: number;
   log?: boolean;
 }
 
@@ -95,6 +105,24 @@ export function serveCommand(): Command {
     .option('--max-bytes-per-file <size>', 'bytes per input file (default 500MB; openai 200MB)', byteSizeArg)
     .option('--max-line-bytes <size>', 'bytes per input line (default 6MB)', byteSizeArg)
     .option('--max-upload-bytes <size>', 'largest upload accepted (default 1GiB)', byteSizeArg)
+    .option(
+      '--quotas <on|off>',
+      'enforce the account limits (rates, unfinished batches, storage); default on with dashscope, off with openai',
+      boolean,
+    )
+    .option('--rate-window-ms <n>', 'window of the call rates, in service ms (default 60000)', integer)
+    .option('--create-rate <n>', 'batch creates per window (default 1000)', integer)
+    .option('--query-rate <n>', 'batch retrieves per window (default 1000)', integer)
+    .option('--list-rate <n>', 'batch lists per window (default 100)', integer)
+    .option('--cancel-rate <n>', 'batch cancels per window (default 1000)', integer)
+    .option('--max-unfinished-batches <n>', 'batches not yet finished at once (default 1000)', integer)
+    .option('--max-files <n>', 'files stored, result files included (default 10000)', integer)
+    .option('--max-storage <size>', 'bytes stored, result files included (default 100GiB)', byteSizeArg)
+    .option(
+      '--max-dry-runs <n>',
+      'unfinished dry runs (endpoint /v1/chat/ds-test) at once (default 2)',
+      integer,
+    )
     .option('--log', 'print one line per API call on stderr')
     .addHelpText(
       'after',
@@ -145,6 +173,18 @@ Example:
           maxLineBytes: flags.maxLineBytes,
           maxUploadBytes: flags.maxUploadBytes,
         },
+        quotas: {
+          enabled: flags.quotas,
+          rateWindowMs: flags.rateWindowMs,
+          createRate: flags.createRate,
+          queryRate: flags.queryRate,
+          listRate: flags.listRate,
+          cancelRate: flags.cancelRate,
+          maxUnfinishedBatches: flags.maxUnfinishedBatches,
+          maxFiles: flags.maxFiles,
+          maxStorageBytes: flags.maxStorage,
+        },
+        dryRun: { maxConcurrent: flags.maxDryRuns },
         log: flags.log ? (line) => process.stderr.write(`${line}\n`) : undefined,
       };
       const { startLocalService } = await import('../local/index.js');

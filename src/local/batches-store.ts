@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { FileLimits } from '../providers/profile.js';
 import type { BatchFaults } from './batch-faults.js';
 import { readJsonFile, writeFileAtomic } from './durable.js';
-import type { EngineEndpoint } from './engine/engine.js';
+import type { BatchEndpoint } from './engine/engine.js';
 import type { Knobs } from './engine/knobs.js';
 import { isBatchId } from './ids.js';
 import type { BatchErrorItem } from './validate-input.js';
@@ -33,7 +33,7 @@ export interface BatchUsage {
 export interface BatchObject {
   id: string;
   object: 'batch';
-  endpoint: EngineEndpoint;
+  endpoint: BatchEndpoint;
   model: string | null;
   errors: { object: 'list'; data: BatchErrorItem[] } | null;
   input_file_id: string;
@@ -65,6 +65,8 @@ export interface BatchInternal {
   /** The rules the batch was created under (a restart with other options does not change them). */
   limits: FileLimits;
   models: string[] | null;
+  /** The model reserved for dry runs under the batch's profile (a normal batch may not name it). */
+  dryRunModel?: string | null;
   unrunOnExpiry: 'error_file' | 'omit';
   maxValidationErrors: number;
   /** Every line passed validation; requests may run. */
@@ -92,6 +94,8 @@ export class BatchStore {
   readonly dir: string;
   readonly #records = new Map<string, BatchRecord>();
   readonly #saving = new Map<string, Promise<void>>();
+  // Batches being created (checked against the account's limits, not yet stored).
+  readonly #creating = new Set<BatchRecord>();
   #seq = 0;
 
   private constructor(dir: string) {
@@ -137,8 +141,21 @@ export class BatchStore {
     return join(this.dir, id);
   }
 
+  /** Batches not in a terminal state (those being created too) that `keep` selects. */
+  unfinished(keep: (record: BatchRecord) => boolean = () => true): number {
+    let n = 0;
+    for (const record of this.#records.values()) if (!TERMINAL.has(record.batch.status) && keep(record)) n++;
+    for (const record of this.#creating) if (keep(record)) n++;
+    return n;
+  }
+
   async create(record: BatchRecord): Promise<void> {
-    await mkdir(this.workDir(record.batch.id), { recursive: true });
+    this.#creating.add(record);
+    try {
+      await mkdir(this.workDir(record.batch.id), { recursive: true });
+    } finally {
+      this.#creating.delete(record);
+    }
     this.#records.set(record.batch.id, record);
     try {
       await this.save(record);

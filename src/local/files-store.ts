@@ -38,6 +38,10 @@ export class FileStore {
   readonly dir: string;
   readonly #files = new Map<string, FileMeta>();
   #seq = 0;
+  #bytes = 0;
+  // Uploads checked against the quota and not yet committed, so parallel uploads cannot overshoot it.
+  #pendingFiles = 0;
+  #pendingBytes = 0;
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -53,6 +57,7 @@ export class FileStore {
       if (!isFileId(id)) continue;
       const meta = (await readJsonFile(join(dir, name))) as FileMeta;
       store.#files.set(id, meta);
+      store.#bytes += meta.file.bytes;
       store.#seq = Math.max(store.#seq, meta.seq);
     }
     for (const name of names) {
@@ -83,6 +88,24 @@ export class FileStore {
       all = at === -1 ? [] : all.slice(at + 1);
     }
     return { data: all.slice(0, query.limit), hasMore: all.length > query.limit };
+  }
+
+  /** Files stored and their bytes (uploads and result files), as the storage quota counts them. */
+  usage(): { files: number; bytes: number } {
+    return { files: this.#files.size + this.#pendingFiles, bytes: this.#bytes + this.#pendingBytes };
+  }
+
+  /** Counts an upload in `usage()` until the returned release is called (after its commit or refusal). */
+  reserve(bytes: number): () => void {
+    this.#pendingFiles++;
+    this.#pendingBytes += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#pendingFiles--;
+      this.#pendingBytes -= bytes;
+    };
   }
 
   /** Latest `created_at` stamped on any file, so the clock never restarts behind it. */
@@ -148,10 +171,12 @@ export class FileStore {
   }
 
   async delete(id: string): Promise<boolean> {
-    if (!this.#files.has(id)) return false;
+    const meta = this.#files.get(id);
+    if (!meta) return false;
     // The object goes first: once it is gone the file does not exist, whatever a crash leaves behind.
     await rm(join(this.dir, `${id}.json`), { force: true });
     this.#files.delete(id);
+    this.#bytes -= meta.file.bytes;
     await rm(this.contentPath(id), { force: true });
     return true;
   }
@@ -159,5 +184,6 @@ export class FileStore {
   async #commit(meta: FileMeta): Promise<void> {
     await writeFileAtomic(join(this.dir, `${meta.file.id}.json`), JSON.stringify(meta));
     this.#files.set(meta.file.id, meta);
+    this.#bytes += meta.file.bytes;
   }
 }

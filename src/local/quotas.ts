@@ -73,6 +73,42 @@ export class Quotas {
 }
 
 /**
+ * Refuses an upload of `bytes` that would take the account over its storage (10,000 files / 100 GB,
+ * result files counted): a 400, since waiting frees nothing; deleting files does.
+ */
+export function checkStorage(
+  limits: QuotaLimits | null,
+  usage: { files: number; bytes: number },
+  bytes: number,
+): void {
+  if (!limits) return;
+  if (usage.files + 1 > limits.maxFiles)
+    throw new ApiError(
+      400,
+      `File storage quota exceeded: the account holds ${usage.files} files, at most ${limits.maxFiles} are allowed (result files count too). Delete files to free space.`,
+      'storage_quota_exceeded',
+      'file',
+    );
+  if (usage.bytes + bytes > limits.maxStorageBytes)
+    throw new ApiError(
+      400,
+      `File storage quota exceeded: the account holds ${usage.bytes} bytes and this file is ${bytes}; at most ${limits.maxStorageBytes} bytes are allowed (result files count too). Delete files to free space.`,
+      'storage_quota_exceeded',
+      'file',
+    );
+}
+
+/** Refuses a batch create while the account has as many unfinished batches as allowed (429: they finish). */
+export function checkUnfinished(limits: QuotaLimits | null, unfinished: number): void {
+  if (!limits || unfinished < limits.maxUnfinishedBatches) return;
+  throw new ApiError(
+    429,
+    `Too many unfinished batches: ${unfinished} are not finished, at most ${limits.maxUnfinishedBatches} are allowed at once. Wait for some to finish, or cancel them.`,
+    'concurrent_batch_limit_exceeded',
+  );
+}
+
+/**
  * A 429 that says which limit and when to come back (`retry-after-ms` and `retry-after`, in real
  * time: `waitMs` is service time, divided by `scale`).
  */

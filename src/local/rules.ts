@@ -1,7 +1,7 @@
 import type { FileLimits, ProviderProfile } from '../providers/profile.js';
 import { PROFILES } from '../providers/profiles.js';
 import { thinksByDefault } from '../providers/resolve-profile.js';
-import { ENGINE_ENDPOINTS, type EngineEndpoint } from './engine/engine.js';
+import { DRY_RUN_ENDPOINT, ENGINE_ENDPOINTS, type EngineEndpoint } from './engine/engine.js';
 import type { ServiceConfig } from './options.js';
 
 /** Whose rules the service enforces. */
@@ -30,6 +30,8 @@ export interface ServiceRules {
   maxUploadBytes: number;
   maxJsonBodyBytes: number;
   maxValidationErrors: number;
+  /** The free format check, where the provider offers it: its model and limits. */
+  dryRun: { model: string; maxLines: number; maxBytes: number; maxConcurrent: number } | null;
 }
 
 /** DashScope: `ds_name` <= 100 and `ds_description` <= 200 characters (ref/dashscope-batch-api.txt). */
@@ -68,5 +70,15 @@ export function serviceRules(config: ServiceConfig): ServiceRules {
     maxUploadBytes: config.limits.maxUploadBytes,
     maxJsonBodyBytes: config.limits.maxJsonBodyBytes,
     maxValidationErrors: config.limits.maxValidationErrors,
+    // Only a profile whose provider documents the dry run offers it (DashScope: ref/dashscope-batch-api.txt).
+    dryRun:
+      base.dryRun && base.dryRun.endpoint === DRY_RUN_ENDPOINT
+        ? {
+            model: base.dryRun.model,
+            maxLines: config.dryRun.maxLines,
+            maxBytes: config.dryRun.maxBytes,
+            maxConcurrent: config.dryRun.maxConcurrent,
+          }
+        : null,
   };
 }

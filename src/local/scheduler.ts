@@ -4,7 +4,8 @@ import { badRequest } from './api-error.js';
 import { FAULT_SUFFIX } from './batch-faults.js';
 import { type BatchRecord, type BatchStore, type Ending, TERMINAL } from './batches-store.js';
 import type { ServiceClock } from './clock.js';
-import type { Engine } from './engine/engine.js';
+import { createDryRunEngine } from './engine/dry-run-engine.js';
+import { DRY_RUN_ENDPOINT, type Engine } from './engine/engine.js';
 import {
   answersInline,
   type ExecuteContext,
@@ -53,6 +54,7 @@ export class Scheduler {
   readonly #slots: Semaphore;
   readonly #pool: Semaphore;
   readonly #running = new Map<string, Running>();
+  readonly #dryRun = createDryRunEngine();
   readonly #stop = new AbortController();
   #stopping = false;
   #crashing = false;
@@ -207,9 +209,9 @@ export class Scheduler {
       }
     }
     try {
-      // Every run needs the engine ready, a resumed one too (it skips validation).
-      await this.#o.engine.ready();
       const ctx = this.#context(record, running);
+      // Every run needs the engine ready, a resumed one too (it skips validation).
+      await ctx.engine.ready();
       if (internal.ending === null && !internal.validated) {
         if (slot) await this.#validate(record, ctx);
         if (TERMINAL.has(batch.status)) return;
@@ -235,8 +237,9 @@ export class Scheduler {
     return {
       inputPath: this.#o.files.contentPath(record.batch.input_file_id),
       workDir: this.#o.batches.workDir(record.batch.id),
-      engine: this.#o.engine,
-      endpoint: record.batch.endpoint,
+      // A dry run's lines are chat requests, checked and answered without inference.
+      engine: record.batch.endpoint === DRY_RUN_ENDPOINT ? this.#dryRun : this.#o.engine,
+      endpoint: record.batch.endpoint === DRY_RUN_ENDPOINT ? '/v1/chat/completions' : record.batch.endpoint,
       clock: this.#o.clock,
       pool: this.#pool,
       concurrency: this.#o.concurrency,
@@ -258,6 +261,7 @@ export class Scheduler {
       endpoint: batch.endpoint,
       models: internal.models ? new Set(internal.models) : null,
       maxErrors: internal.maxValidationErrors,
+      dryRunModel: internal.dryRunModel ?? null,
     };
     // An inline engine answers while validating (one read of the file); answers only count if the
     // whole file passes. Otherwise validate first, as providers do, then run.
@@ -286,7 +290,7 @@ export class Scheduler {
               },
             ],
           }
-        : answersInline(this.#o.engine, record)
+        : answersInline(ctx.engine, record)
           ? await validateAndAnswer(ctx, record, rules, input.bytes)
           : await validateInputFile(
               ctx.inputPath,

@@ -1,6 +1,5 @@
 import type { FileLimits } from '../providers/profile.js';
-import type { EngineEndpoint } from './engine/engine.js';
-import { ENGINE_ENDPOINTS } from './engine/engine.js';
+import { type BatchEndpoint, DRY_RUN_ENDPOINT, ENGINE_ENDPOINTS } from './engine/engine.js';
 import { type InputLine, readLines } from './line-reader.js';
 
 /** One item of a failed batch's `errors.data`, as the Batch API reports validation problems. */
@@ -19,7 +18,9 @@ export type Validation =
 export interface InputRules {
   limits: FileLimits;
   /** The batch's endpoint: every line's url must be it. */
-  endpoint: EngineEndpoint;
+  endpoint: BatchEndpoint;
+  /** The dry-run model: only dry runs may name it, and they may name no other. */
+  dryRunModel: string | null;
   /** Models offered, or null for any. */
   models: ReadonlySet<string> | null;
   /** Problems reported before giving up on the file. */
@@ -201,11 +202,11 @@ function checkLine(
       'method',
     );
   const url = request.url;
-  if (typeof url !== 'string' || !ENDPOINTS.has(url))
+  if (typeof url !== 'string' || !(ENDPOINTS.has(url) || url === rules.endpoint))
     return bad(
       'invalid_url',
       line,
-      `url must be one of ${ENGINE_ENDPOINTS.join(', ')}, got ${JSON.stringify(url)}`,
+      `url must be one of ${[...ENGINE_ENDPOINTS, ...(rules.dryRunModel ? [DRY_RUN_ENDPOINT] : [])].join(', ')}, got ${JSON.stringify(url)}`,
       'url',
     );
   if (url !== rules.endpoint)
@@ -226,6 +227,18 @@ function checkLine(
       'mismatched_model',
       line,
       `every line must use the same model: this line uses ${lineModel}, earlier lines ${model}`,
+      'body.model',
+    );
+  if (
+    rules.dryRunModel !== null &&
+    (lineModel === rules.dryRunModel) !== (rules.endpoint === DRY_RUN_ENDPOINT)
+  )
+    return bad(
+      'model_not_found',
+      line,
+      rules.endpoint === DRY_RUN_ENDPOINT
+        ? `a dry run (endpoint ${DRY_RUN_ENDPOINT}) takes model ${rules.dryRunModel} only, got ${lineModel}`
+        : `the model ${lineModel} only checks files: create the batch with endpoint ${DRY_RUN_ENDPOINT}`,
       'body.model',
     );
   if (rules.models && !rules.models.has(lineModel))

@@ -117,6 +117,8 @@ describe('batchpipe serve', () => {
       '1',
       '--fail-codes',
       'server_error:503',
+      '--list-rate',
+      '1',
     ]);
     try {
       const client = clientFor({ url: served.url });
@@ -124,6 +126,11 @@ describe('batchpipe serve', () => {
       const listed = await raw({ url: served.url }, '/v1/batches');
       expect(listed.status).toBe(429);
       expect(listed.headers.get('retry-after-ms')).toBe('20');
+      // The fault came before the rate: the next list is the first counted, the one after is over it.
+      expect((await raw({ url: served.url }, '/v1/batches')).status).toBe(200);
+      const throttled = await raw({ url: served.url }, '/v1/batches');
+      expect(throttled.status).toBe(429);
+      expect(throttled.body.error).toMatchObject({ code: 'rate_limit_exceeded' });
       const batch = await waitFor(client, (await submit(client, root, chatLines(3))).id);
       expect(batch.request_counts).toEqual({ total: 3, completed: 0, failed: 3 });
       const records = await raw({ url: served.url }, '/_batchpipe/records');
@@ -175,6 +182,10 @@ describe('batchpipe serve', () => {
       '--fail-rate',
       '--fail-codes',
       '--file-fail-rate',
+      '--quotas',
+      '--list-rate',
+      '--max-storage',
+      '--max-dry-runs',
     ])
       expect(help.stdout).toContain(flag);
   });

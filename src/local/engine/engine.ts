@@ -4,6 +4,11 @@ import type { Knobs } from './knobs.js';
 export const ENGINE_ENDPOINTS = ['/v1/chat/completions', '/v1/embeddings'] as const;
 export type EngineEndpoint = (typeof ENGINE_ENDPOINTS)[number];
 
+/** DashScope's free format check: batches on this endpoint, with model batch-test-model, run no inference. */
+export const DRY_RUN_ENDPOINT = '/v1/chat/ds-test';
+/** Endpoints a batch may name: the engine's, and the dry run's. */
+export type BatchEndpoint = EngineEndpoint | typeof DRY_RUN_ENDPOINT;
+
 /** One request for an engine, from a batch line or a synchronous call. */
 export interface EngineRequest {
   endpoint: EngineEndpoint;

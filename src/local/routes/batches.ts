@@ -1,10 +1,11 @@
 import { ApiError, badRequest, notFound } from '../api-error.js';
 import { batchFaultsFrom, withDrawnFailure } from '../batch-faults.js';
 import { BATCH_STATUSES, type BatchObject, type BatchRecord, type BatchStatus } from '../batches-store.js';
-import type { EngineEndpoint } from '../engine/engine.js';
+import { type BatchEndpoint, DRY_RUN_ENDPOINT, type EngineEndpoint } from '../engine/engine.js';
 import { knobsFrom } from '../engine/knobs.js';
 import { readJsonBody } from '../http.js';
 import { isBatchId, isFileId, newBatchId } from '../ids.js';
+import { checkUnfinished } from '../quotas.js';
 import { DS_DESCRIPTION_MAX, DS_NAME_MAX, MAX_INPUT_FILE_IDS, type ServiceRules } from '../rules.js';
 import type { Route, RouteContext, ServiceState } from '../state.js';
 import { intParam } from './query.js';
@@ -133,6 +134,9 @@ function newBatch(value: unknown, state: ServiceState): BatchRecord {
   checkExpiresAfter(body.output_expires_after);
   const knobs = knobsFrom(metadata, state.knobs, 'metadata');
   const faults = batchFaultsFrom(metadata);
+  checkUnfinished(state.quotas.limits, state.batches.unfinished());
+  const dryRun = endpoint === DRY_RUN_ENDPOINT ? rules.dryRun : null;
+  if (dryRun) checkDryRuns(state, dryRun.maxConcurrent);
   const seq = state.batches.nextSeq();
 
   const now = state.clock.now();
@@ -171,8 +175,16 @@ function newBatch(value: unknown, state: ServiceState): BatchRecord {
       seq,
       knobs,
       faults: withDrawnFailure(faults, seq, state.config),
-      limits: rules.limits,
-      models: rules.models ? [...rules.models] : null,
+      // A dry run keeps its own smaller limits and takes its model only.
+      limits: dryRun
+        ? {
+            ...rules.limits,
+            maxLinesPerFile: Math.min(rules.limits.maxLinesPerFile, dryRun.maxLines),
+            maxBytesPerFile: Math.min(rules.limits.maxBytesPerFile, dryRun.maxBytes),
+          }
+        : rules.limits,
+      models: dryRun ? [dryRun.model] : rules.models ? [...rules.models] : null,
+      dryRunModel: rules.dryRun?.model ?? null,
       unrunOnExpiry: rules.unrunOnExpiry,
       maxValidationErrors: rules.maxValidationErrors,
       validated: false,
@@ -190,8 +202,9 @@ function requiredString(body: Record<string, unknown>, key: string): string {
   return value;
 }
 
-function checkEndpoint(endpoint: string, rules: ServiceRules): EngineEndpoint {
+function checkEndpoint(endpoint: string, rules: ServiceRules): BatchEndpoint {
   if ((rules.endpoints as readonly string[]).includes(endpoint)) return endpoint as EngineEndpoint;
+  if (rules.dryRun && endpoint === DRY_RUN_ENDPOINT) return DRY_RUN_ENDPOINT;
   if (rules.unservedEndpoints.includes(endpoint))
     throw badRequest(
       `endpoint ${endpoint} is offered by the provider but not served by this local service; use ${rules.endpoints.join(' or ')}`,
@@ -199,10 +212,21 @@ function checkEndpoint(endpoint: string, rules: ServiceRules): EngineEndpoint {
       'unsupported_endpoint',
     );
   throw badRequest(
-    `Invalid value for 'endpoint': expected one of ${rules.endpoints.join(', ')}, got ${JSON.stringify(endpoint)}`,
+    `Invalid value for 'endpoint': expected one of ${rules.endpoints.join(', ')}${rules.dryRun ? `, ${DRY_RUN_ENDPOINT} (dry run)` : ''}, got ${JSON.stringify(endpoint)}`,
     'endpoint',
     'invalid_endpoint',
   );
+}
+
+/** DashScope allows 2 dry runs at once ("2 concurrent tasks"); one more is refused until one ends. */
+function checkDryRuns(state: ServiceState, max: number): void {
+  const running = state.batches.unfinished((r) => r.batch.endpoint === DRY_RUN_ENDPOINT);
+  if (running >= max)
+    throw new ApiError(
+      429,
+      `At most ${max} dry runs (endpoint ${DRY_RUN_ENDPOINT}) may be unfinished at once; ${running} are. Wait for one to finish.`,
+      'dry_run_limit_exceeded',
+    );
 }
 
 /** `completion_window` in hours, as the API takes it: `24h`..`336h` (DashScope) or `24h` (OpenAI). */

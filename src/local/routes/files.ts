@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { badRequest, notFound } from '../api-error.js';
 import type { FileObject } from '../files-store.js';
 import { isFileId } from '../ids.js';
+import { checkStorage } from '../quotas.js';
 import type { Route, RouteContext } from '../state.js';
 import { receiveUpload } from '../upload.js';
 import { intParam } from './query.js';
@@ -34,12 +35,19 @@ export const fileRoutes: Route[] = [
             `purpose must be "batch" on this service, got ${JSON.stringify(purpose)}`,
             'purpose',
           );
+        checkStorage(state.quotas.limits, state.files.usage(), upload.bytes);
       } catch (error) {
         await unlink(upload.tmpPath).catch(() => {});
         throw error;
       }
+      const release = state.files.reserve(upload.bytes);
       const now = state.clock.now();
-      const file = await state.files.addUpload(upload.tmpPath, upload, now);
+      let file: FileObject;
+      try {
+        file = await state.files.addUpload(upload.tmpPath, upload, now);
+      } finally {
+        release();
+      }
       await state.records.append({
         at: now,
         op: 'file.create',
