@@ -22,13 +22,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { customIdOf, jsonlBuffers } from '../src/run/request-ids.js';
 import { writeReviewsCsv } from '../test/fixtures/make-fixtures.js';
-import { BENCH_DIR, dataFile, existsSync, fmt, machine, runOnce, saveResults } from './lib.js';
+import {
+  ARGS,
+  BENCH_DIR,
+  CLI,
+  dataFile,
+  existsSync,
+  fmt,
+  machine,
+  runOnce,
+  SIZES,
+  saveResults,
+} from './lib.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2)
-  args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
-const sizes = (args.get('sizes') ?? '100000,1000000').split(',').map(Number);
-const CLI = join(BENCH_DIR, '..', 'dist', 'cli', 'main.js');
+const _args = ARGS;
+const sizes = SIZES;
 const WITH_RSS = join(BENCH_DIR, 'peers', 'with-rss.mjs');
 
 interface Service {
@@ -110,10 +118,14 @@ try {
       '--quiet',
     ]);
     const serviceCpu = service.cpuSeconds() - cpuBefore;
-    const lines = readFileSync(join(runDir, 'results.jsonl'), 'utf8').split('\n').filter(Boolean);
-    const ids = new Set(lines.map((l) => JSON.parse(l).custom_id as string));
-    if (lines.length !== size || ids.size !== size)
-      throw new Error(`results.jsonl holds ${lines.length} lines and ${ids.size} ids for ${size} requests`);
+    let lines = 0;
+    const ids = new Set<string>();
+    for await (const line of jsonlBuffers(join(runDir, 'results.jsonl'))) {
+      lines++;
+      ids.add(customIdOf(line)!);
+    }
+    if (lines !== size || ids.size !== size)
+      throw new Error(`results.jsonl holds ${lines} lines and ${ids.size} ids for ${size} requests`);
     const manifest = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8')) as {
       jobs: Array<{ calls: Record<string, number> }>;
     };

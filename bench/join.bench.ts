@@ -44,7 +44,9 @@ import { csvSource } from '../src/sources/csv-source.js';
 import { writeReviewsCsv } from '../test/fixtures/make-fixtures.js';
 import { answerLine, errorLine, seeded, shuffle } from '../test/support/results.js';
 import {
+  ARGS,
   BENCH_DIR,
+  CLI,
   dataFile,
   existsSync,
   fmt,
@@ -52,17 +54,15 @@ import {
   machine,
   measure,
   runOnce,
+  SIZES,
   saveResults,
   table,
 } from './lib.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2)
-  args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
-const sizes = (args.get('sizes') ?? '100000,1000000').split(',').map(Number);
+const args = ARGS;
+const sizes = SIZES;
 const repeat = Number(args.get('repeat') ?? 3);
 
-const CLI = join(BENCH_DIR, '..', 'dist', 'cli', 'main.js');
 const LABELS = ['positive', 'negative', 'neutral'];
 const ERROR_SHARE = 0.01;
 const out = (name: string) => dataFile(`join-out-${name}.csv`);

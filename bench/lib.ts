@@ -137,3 +137,17 @@ export function dataFile(name: string): string {
 }
 
 export { existsSync };
+
+/** `--name value` pairs from the command line. */
+export const ARGS: ReadonlyMap<string, string> = (() => {
+  const args = new Map<string, string>();
+  for (let i = 2; i < process.argv.length; i += 2)
+    args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
+  return args;
+})();
+
+/** `--sizes 100000,1000000` (the default). */
+export const SIZES: readonly number[] = (ARGS.get('sizes') ?? '100000,1000000').split(',').map(Number);
+
+/** The built CLI the benchmarks run, as users do. */
+export const CLI = join(BENCH_DIR, '..', 'dist', 'cli', 'main.js');

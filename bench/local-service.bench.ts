@@ -46,12 +46,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI, { toFile } from 'openai';
 import pLimit from 'p-limit';
 import { random, review } from '../test/fixtures/make-fixtures.js';
-import { BENCH_DIR, dataFile, fmt, machine, saveResults } from './lib.js';
+import { ARGS, CLI, dataFile, fmt, machine, SIZES, saveResults } from './lib.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2)
-  args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
-const sizes = (args.get('sizes') ?? '100000,1000000').split(',').map(Number);
+const args = ARGS;
+const sizes = SIZES;
 const [minChars, maxChars] = (args.get('prompt-chars') ?? '100-400').split('-').map(Number) as [
   number,
   number,
@@ -80,7 +78,6 @@ function prompt(text: Text, next: () => number): string {
 
 const LINES_PER_FILE = 50_000; // the providers' per-file limit
 const SEED = 7;
-const CLI = join(BENCH_DIR, '..', 'dist', 'cli', 'main.js');
 const SYSTEM = 'Classify the sentiment of the review. Answer with one word: positive, negative or neutral.';
 const TERMINAL = new Set(['completed', 'failed', 'expired', 'cancelled']);
 

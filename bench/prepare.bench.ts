@@ -25,7 +25,9 @@ import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeReviewsCsv } from '../test/fixtures/make-fixtures.js';
 import {
+  ARGS,
   BENCH_DIR,
+  CLI,
   dataFile,
   existsSync,
   fmt,
@@ -33,20 +35,18 @@ import {
   machine,
   measure,
   runOnce,
+  SIZES,
   saveResults,
   table,
 } from './lib.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2)
-  args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
-const sizes = (args.get('sizes') ?? '100000,1000000').split(',').map(Number);
+const args = ARGS;
+const sizes = SIZES;
 const repeat = Number(args.get('repeat') ?? 3);
 
 const MODEL = 'qwen-plus';
 const SYSTEM = 'Answer with one word: positive, negative or neutral.';
 const PREFIX = 'Classify the sentiment of this review: ';
-const CLI = join(BENCH_DIR, '..', 'dist', 'cli', 'main.js');
 const out = (name: string) => dataFile(`out-${name}`);
 
 function countLines(path: string): Promise<number> {

@@ -9,14 +9,12 @@ import { isZodSchema } from '../internal/structured-output.js';
 import { parseOptions } from '../options.js';
 import { csvSink } from '../sinks/csv-sink.js';
 import { jsonlSink } from '../sinks/jsonl-sink.js';
-import { CsvSourceOptions, csvSource } from '../sources/csv-source.js';
+import { CsvSourceOptions, CsvTableFields, csvSource, tableCsvOptions } from '../sources/csv-source.js';
 import { jsonlSource } from '../sources/jsonl-source.js';
 import { JoinFields, joinResults } from '../transforms/join-results.js';
 import { ResultParser, type ResultProblems, resultSource } from '../transforms/parse-results.js';
 import { INPUT_FORMATS, inputFormat } from './input-format.js';
 import { joinCsvBytes } from './join-csv-bytes.js';
-
-const csv = CsvSourceOptions.shape;
 
 /** What `--out` may be, by extension. */
 const OUTPUT_FORMATS = ['csv', 'tsv', 'jsonl'] as const;
@@ -32,14 +30,7 @@ const JoinTableOptions = z.strictObject({
   format: z.enum(INPUT_FORMATS).optional(),
   /** Output format; default from the extension of `out`. */
   outFormat: z.enum(OUTPUT_FORMATS).optional(),
-  delimiter: csv.delimiter,
-  quote: csv.quote,
-  header: csv.header,
-  columns: csv.columns,
-  encoding: csv.encoding,
-  relaxColumnCount: csv.relaxColumnCount,
-  badRows: csv.badRows,
-  maxRowSize: csv.maxRowSize,
+  ...CsvTableFields,
   ...JoinFields,
   /** "auto" (default) copies CSV rows as bytes when source and output are CSV alike; "rows" always goes
    *  through Row objects (joinResults -> csvSink/jsonlSink), which the byte engine must read back equal to. */
@@ -65,16 +56,7 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
   const opts = parseOptions(JoinTableOptions, options, 'joinTable');
   const format = inputFormat(opts.source, opts.format);
   const outFormat = opts.outFormat ?? outputFormat(opts.out);
-  const csvOptions = {
-    delimiter: opts.delimiter ?? (format === 'tsv' ? '\t' : undefined),
-    quote: opts.quote,
-    header: opts.header,
-    columns: opts.columns,
-    encoding: opts.encoding,
-    relaxColumnCount: opts.relaxColumnCount,
-    badRows: opts.badRows,
-    maxRowSize: opts.maxRowSize,
-  };
+  const csvOptions = tableCsvOptions(opts, format);
   const sourceDelimiter = csvOptions.delimiter ?? (opts.source.toLowerCase().endsWith('.tsv') ? '\t' : ',');
   const outDelimiter = outFormat === 'tsv' ? '\t' : ',';
   const structured = {

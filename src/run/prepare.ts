@@ -7,15 +7,13 @@ import { parseOptions } from '../options.js';
 import { PROVIDER_NAMES } from '../providers/profile.js';
 import { resolveProfile } from '../providers/resolve-profile.js';
 import { type PreparedSummary, Sharder, shardRequests } from '../sinks/shard-requests.js';
-import { CsvSourceOptions, csvSource } from '../sources/csv-source.js';
+import { CsvTableFields, csvSource, tableCsvOptions } from '../sources/csv-source.js';
 import { jsonlSource } from '../sources/jsonl-source.js';
 import { RequestBuilder, ToRequestsFields, toRequests } from '../transforms/to-requests.js';
 import { validateRequests } from '../transforms/validate-requests.js';
 import { prepareCsvBytes } from './csv-bytes.js';
 import { INPUT_FORMATS, inputFormat } from './input-format.js';
 import { hasMarkers } from './line-template.js';
-
-const csv = CsvSourceOptions.shape;
 
 const PrepareOptions = z.strictObject({
   /** Directory for the request files, rejections.jsonl and shards.json. */
@@ -25,14 +23,7 @@ const PrepareOptions = z.strictObject({
   /** Name used in errors when the input is a stream. */
   name: z.string().min(1).optional(),
   // source
-  delimiter: csv.delimiter,
-  quote: csv.quote,
-  header: csv.header,
-  columns: csv.columns,
-  encoding: csv.encoding,
-  relaxColumnCount: csv.relaxColumnCount,
-  badRows: csv.badRows,
-  maxRowSize: csv.maxRowSize,
+  ...CsvTableFields,
   // requests
   ...ToRequestsFields,
   // provider and validation
@@ -106,17 +97,7 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
     extraBody: opts.extraBody,
     provider: profile,
   };
-  const csvOptions = {
-    name: opts.name,
-    delimiter: opts.delimiter ?? (format === 'tsv' ? '\t' : undefined),
-    quote: opts.quote,
-    header: opts.header,
-    columns: opts.columns,
-    encoding: opts.encoding,
-    relaxColumnCount: opts.relaxColumnCount,
-    badRows: opts.badRows,
-    maxRowSize: opts.maxRowSize,
-  };
+  const csvOptions = { name: opts.name, ...tableCsvOptions(opts, format) };
   // Checks the request options (template xor mapper, model...) before anything is read.
   RequestBuilder.create(requestOptions);
   const ruleOptions = {

@@ -1,14 +1,16 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BatchpipeError } from '../errors.js';
+import { split } from '../internal/pick.js';
 import type { Connection } from '../providers/connection.js';
 import { REJECTIONS_FILE } from '../sinks/shard-requests.js';
+import { CsvTableFields } from '../sources/csv-source.js';
 import type { BatchRun, RunCounts, RunState } from './batch-run.js';
 import { type JoinTableResult, joinTable } from './join.js';
 import { type PrepareOptions, type PrepareResult, prepare } from './prepare.js';
 import { RUNS_DIR, stagingDir } from './run-dir.js';
 import { writeFinalLines } from './run-results.js';
-import { createOrResumeRun, type RunOptions } from './start-run.js';
+import { createOrResumeRun, RunFields, type RunOptions } from './start-run.js';
 
 /** The results file a finished run writes: one line per request, its final result. */
 export const RESULTS_FILE = 'results.jsonl';
@@ -42,22 +44,8 @@ export async function runTable(
   connection: Connection,
   options: RunTableOptions,
 ): Promise<RunTableResult> {
-  const {
-    out,
-    runsDir = RUNS_DIR,
-    dryRun,
-    runDir,
-    completionWindow,
-    pollInterval,
-    maxAttempts,
-    resubmitExpired,
-    deleteInputFiles,
-    deleteOutputFiles,
-    concurrency,
-    onEvent,
-    signal,
-    ...prepareOptions
-  } = options;
+  const { out, runsDir = RUNS_DIR, dryRun, ...rest } = options;
+  const [runOptions, prepareOptions] = split(rest, Object.keys(RunFields) as Array<keyof typeof RunFields>);
   const staging = await stagingDir(runsDir);
   const prepared = await prepare(input, {
     ...prepareOptions,
@@ -71,26 +59,17 @@ export async function runTable(
       `no row of ${input} became a valid request (${prepared.rejected} rejected; see ${join(staging, REJECTIONS_FILE)})`,
     );
   }
-  const runOptions: RunOptions = {
-    runsDir,
-    runDir,
-    completionWindow,
-    pollInterval,
-    maxAttempts,
-    resubmitExpired,
-    deleteInputFiles,
-    deleteOutputFiles,
-    concurrency,
-    onEvent,
-    signal,
-  };
-  const run = await createOrResumeRun(staging, prepared, connection, runOptions, true);
+  const run = await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true);
   const state = await run.wait();
   const counts = run.counts();
   if (state !== 'done') return { prepared, run, state, counts };
   const results = join(run.dir, RESULTS_FILE);
   await writeResults(run, results);
   await mkdir(dirname(out), { recursive: true });
+  const [csvOptions] = split(
+    prepareOptions,
+    Object.keys(CsvTableFields) as Array<keyof typeof CsvTableFields>,
+  );
   const joined = await joinTable({
     source: input,
     results: [results],
@@ -100,15 +79,9 @@ export async function runTable(
     idColumn: prepareOptions.idColumn,
     labels: prepareOptions.labels,
     schema: prepareOptions.schema,
-    delimiter: prepareOptions.delimiter,
-    quote: prepareOptions.quote,
-    header: prepareOptions.header,
-    columns: prepareOptions.columns,
-    encoding: prepareOptions.encoding,
-    relaxColumnCount: prepareOptions.relaxColumnCount,
-    badRows: prepareOptions.badRows,
-    maxRowSize: prepareOptions.maxRowSize,
+    ...csvOptions,
   });
+
   return { prepared, run, state, counts, joined };
 }
 

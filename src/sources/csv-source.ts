@@ -35,6 +35,25 @@ export const CsvSourceOptions = z.strictObject({
   maxRowSize: byteSize.default(64 * 1024 * 1024),
 });
 export type CsvSourceOptions = z.input<typeof CsvSourceOptions>;
+
+const { name: _name, ...tableFields } = CsvSourceOptions.shape;
+/** How a CSV table is read: the options commands that read tables share (all but `name`). */
+export const CsvTableFields = tableFields;
+type CsvTableOptions = Omit<z.output<typeof CsvSourceOptions>, 'name'>;
+
+/** The CSV reading options among a command's options; `tsv` sets a tab delimiter unless one is given. */
+export function tableCsvOptions(opts: CsvTableOptions, format?: string): Omit<CsvSourceOptions, 'name'> {
+  return {
+    delimiter: opts.delimiter ?? (format === 'tsv' ? '\t' : undefined),
+    quote: opts.quote,
+    header: opts.header,
+    columns: opts.columns,
+    encoding: opts.encoding,
+    relaxColumnCount: opts.relaxColumnCount,
+    badRows: opts.badRows,
+    maxRowSize: opts.maxRowSize,
+  };
+}
 export type CsvOptions = z.output<typeof CsvSourceOptions>;
 
 /**
