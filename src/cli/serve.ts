@@ -43,6 +43,10 @@ interface ServeFlags {
   maxFiles?: number;
   maxStorage?: number;
   maxDryRuns?: number;
+  batchChat?: boolean;
+  batchChatMaxPending?: number;
+  batchChatMaxPerSecond?: number;
+  batchChatMaxPer10s?: number;
   log?: boolean;
 }
 
@@ -123,6 +127,13 @@ export function serveCommand(): Command {
       'unfinished dry runs (endpoint /v1/chat/ds-test) at once (default 2)',
       integer,
     )
+    .option(
+      '--batch-chat',
+      'Batch Chat semantics on /v1/chat/completions: queued calls, pending limit per model, rate caps',
+    )
+    .option('--batch-chat-max-pending <n>', 'pending calls per model (default 10000)', integer)
+    .option('--batch-chat-max-per-second <n>', 'calls per second (default 1000)', integer)
+    .option('--batch-chat-max-per-10s <n>', 'calls per 10 seconds (default 10000)', integer)
     .option('--log', 'print one line per API call on stderr')
     .addHelpText(
       'after',
@@ -185,6 +196,12 @@ Example:
           maxStorageBytes: flags.maxStorage,
         },
         dryRun: { maxConcurrent: flags.maxDryRuns },
+        batchChat: {
+          enabled: flags.batchChat,
+          maxPendingPerModel: flags.batchChatMaxPending,
+          maxPerSecond: flags.batchChatMaxPerSecond,
+          maxPer10s: flags.batchChatMaxPer10s,
+        },
         log: flags.log ? (line) => process.stderr.write(`${line}\n`) : undefined,
       };
       const { startLocalService } = await import('../local/index.js');

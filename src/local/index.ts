@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BatchpipeError, isBatchpipeError } from '../errors.js';
 import type { FileLimits } from '../providers/profile.js';
 import { ApiError } from './api-error.js';
+import { BatchChatGate } from './batch-chat.js';
 import { BatchStore } from './batches-store.js';
 import { ServiceClock } from './clock.js';
 import { createServiceEngine } from './engine/create-engine.js';
@@ -230,6 +231,7 @@ async function start(
     tmpDir,
     faults,
     quotas: new Quotas(config, () => clock.nowMs()),
+    batchChat: config.batchChat.enabled ? new BatchChatGate(config, () => clock.nowMs()) : null,
     syncCalls: 0,
     control,
   };

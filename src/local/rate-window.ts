@@ -16,6 +16,12 @@ export class RateWindow {
     this.#times = new Float64Array(limit);
   }
 
+  /** The ms a call at `now` would wait (0: it would be admitted), admitting nothing. */
+  wait(now: number): number {
+    if (this.#count < this.limit) return 0;
+    return Math.max(0, this.#times[this.#head]! + this.windowMs - now);
+  }
+
   /** Admits a call at `now` (ms) and returns 0, or returns the ms to wait and admits nothing. */
   take(now: number): number {
     if (this.#count < this.limit) {

@@ -9,11 +9,19 @@ import { retryHeaders } from './quotas.js';
 import { adminRoutes } from './routes/admin.js';
 import { batchRoutes } from './routes/batches.js';
 import { fileRoutes } from './routes/files.js';
+import { gatewayRoutes } from './routes/gateway.js';
 import { inferenceRoutes } from './routes/inference.js';
 import { serviceRoutes } from './routes/service.js';
 import type { Route, ServiceState } from './state.js';
 
-const ROUTES: Route[] = [...fileRoutes, ...batchRoutes, ...inferenceRoutes, ...serviceRoutes, ...adminRoutes];
+const ROUTES: Route[] = [
+  ...fileRoutes,
+  ...batchRoutes,
+  ...gatewayRoutes,
+  ...inferenceRoutes,
+  ...serviceRoutes,
+  ...adminRoutes,
+];
 /** Longest path looked at; longer ones are refused before any matching. */
 const MAX_PATH = 2048;
 

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApiError } from './api-error.js';
+import type { BatchChatGate } from './batch-chat.js';
 import type { BatchStore } from './batches-store.js';
 import type { ServiceClock } from './clock.js';
 import type { Engine } from './engine/engine.js';
@@ -27,6 +28,8 @@ export interface ServiceState {
   tmpDir: string;
   faults: FaultPlan;
   quotas: Quotas;
+  /** Batch Chat's admission on `POST /v1/chat/completions`, when it is on. */
+  batchChat: BatchChatGate | null;
   /** Synchronous calls so far (the draw of a call's failure hangs on it). */
   syncCalls: number;
   /** Service-level operations the admin routes reach (they outlive one run of the server). */

@@ -119,6 +119,9 @@ describe('batchpipe serve', () => {
       'server_error:503',
       '--list-rate',
       '1',
+      '--batch-chat',
+      '--batch-chat-max-per-second',
+      '1',
     ]);
     try {
       const client = clientFor({ url: served.url });
@@ -133,6 +136,11 @@ describe('batchpipe serve', () => {
       expect(throttled.body.error).toMatchObject({ code: 'rate_limit_exceeded' });
       const batch = await waitFor(client, (await submit(client, root, chatLines(3))).id);
       expect(batch.request_counts).toEqual({ total: 3, completed: 0, failed: 3 });
+      // Batch Chat admits the first call (which fails at the fail rate) and caps the second.
+      const chat = () =>
+        client.chat.completions.create({ model: 'qwen-plus', messages: [{ role: 'user', content: 'hi' }] });
+      await expect(chat()).rejects.toMatchObject({ status: 503, code: 'server_error' });
+      await expect(chat()).rejects.toMatchObject({ status: 429, code: 'rate_limit_exceeded' });
       const records = await raw({ url: served.url }, '/_batchpipe/records');
       expect((records.body.calls as unknown[]).length).toBe(3);
       const restart = await raw({ url: served.url }, '/_batchpipe/restart', {
@@ -186,6 +194,7 @@ describe('batchpipe serve', () => {
       '--list-rate',
       '--max-storage',
       '--max-dry-runs',
+      '--batch-chat',
     ])
       expect(help.stdout).toContain(flag);
   });

@@ -36,22 +36,7 @@ export const batchRoutes: Route[] = [
     name: 'batches.create',
     method: 'POST',
     pattern: /^\/v1\/batches$/,
-    async handler({ req, state }) {
-      const { value } = await readJsonBody(req, state.rules.maxJsonBodyBytes);
-      const record = newBatch(value, state);
-      await state.batches.create(record);
-      const { batch } = record;
-      await state.records.append({
-        at: batch.created_at,
-        op: 'batch.create',
-        id: batch.id,
-        input_file_id: batch.input_file_id,
-        endpoint: batch.endpoint,
-        ds_name: batch.metadata?.ds_name ?? null,
-      });
-      state.scheduler.launch(record);
-      return batch;
-    },
+    handler: createBatch,
   },
   {
     name: 'batches.list',
@@ -108,6 +93,24 @@ export const batchRoutes: Route[] = [
     },
   },
 ];
+
+/** `POST /v1/batches` (and the gateway's): checks, stores, records and starts a batch; returns it. */
+export async function createBatch({ req, state }: RouteContext): Promise<BatchObject> {
+  const { value } = await readJsonBody(req, state.rules.maxJsonBodyBytes);
+  const record = newBatch(value, state);
+  await state.batches.create(record);
+  const { batch } = record;
+  await state.records.append({
+    at: batch.created_at,
+    op: 'batch.create',
+    id: batch.id,
+    input_file_id: batch.input_file_id,
+    endpoint: batch.endpoint,
+    ds_name: batch.metadata?.ds_name ?? null,
+  });
+  state.scheduler.launch(record);
+  return batch;
+}
 
 /** Checks a create request the way the API does and builds the batch (status validating). */
 function newBatch(value: unknown, state: ServiceState): BatchRecord {

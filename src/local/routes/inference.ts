@@ -1,5 +1,7 @@
+import type { ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError, badRequest } from '../api-error.js';
+import { waitLimitSeconds } from '../batch-chat.js';
 import type { EngineEndpoint } from '../engine/engine.js';
 import { failureOf } from '../engine/failures.js';
 import { knobsFrom } from '../engine/knobs.js';
@@ -8,12 +10,16 @@ import type { Route, RouteContext } from '../state.js';
 
 /**
  * `POST /v1/chat/completions` and `POST /v1/embeddings`, answered by the same engine as batches,
- * one request per call. A request waits for a slot of the shared pool, then `latencyMs`.
+ * one request per call. A request waits for a slot of the shared pool, then `latencyMs`. With Batch
+ * Chat on, a chat call is first admitted (rate caps, pending per model) and waits at most its
+ * timeout, in service time.
  */
 async function infer(ctx: RouteContext, endpoint: EngineEndpoint): Promise<undefined> {
   const { req, res, state } = ctx;
   if (!(state.rules.endpoints as readonly string[]).includes(endpoint))
     throw new ApiError(404, `Invalid URL (POST ${endpoint})`, null, null);
+  const gate = endpoint === '/v1/chat/completions' ? state.batchChat : null;
+  gate?.admitCall();
   const { value, text } = await readJsonBody(req, state.rules.maxJsonBodyBytes);
   if (value === null || typeof value !== 'object' || Array.isArray(value))
     throw badRequest('the request body must be a JSON object');
@@ -28,9 +34,19 @@ async function infer(ctx: RouteContext, endpoint: EngineEndpoint): Promise<undef
     );
   const knobs = knobsFrom(body.metadata, state.knobs, 'metadata');
   await state.engine.ready();
-  const signal = state.scheduler.stopSignal;
-  await state.scheduler.pool.acquire(signal);
+  const release = gate?.enter(typeof model === 'string' ? model : '');
+  const waitLimit = gate ? waitLimitSeconds(req) : null;
+  const deadline =
+    waitLimit === null ? null : AbortSignal.timeout(Math.ceil((waitLimit * 1000) / state.clock.scale));
+  const signal = AbortSignal.any([
+    state.scheduler.stopSignal,
+    callerGone(res),
+    ...(deadline ? [deadline] : []),
+  ]);
+  let slot = false;
   try {
+    await state.scheduler.pool.acquire(signal);
+    slot = true;
     if (knobs.latencyMs > 0) await sleep(knobs.latencyMs, undefined, { signal });
     // Each call draws anew (its count is the salt): a failed call sent again may pass.
     const answer =
@@ -41,12 +57,38 @@ async function infer(ctx: RouteContext, endpoint: EngineEndpoint): Promise<undef
         key: text,
         knobs: state.knobs,
         now: state.clock.now(),
+        signal,
       }));
+    if (deadline?.aborted) throw timedOut(waitLimit!);
     sendJsonText(res, answer.status, answer.json);
+  } catch (error) {
+    if (deadline?.aborted) throw timedOut(waitLimit!);
+    // The caller went away or the service is stopping: no one is left to answer.
+    if (signal.aborted) return undefined;
+    throw error;
   } finally {
-    state.scheduler.pool.release();
+    if (slot) state.scheduler.pool.release();
+    release?.();
   }
   return undefined;
+}
+
+/** Aborted when the client goes away before the reply, so a queued call stops waiting. */
+function callerGone(res: ServerResponse): AbortSignal {
+  const gone = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) gone.abort();
+  });
+  return gone.signal;
+}
+
+/** "The connection disconnects with a timeout error if the maximum wait time is exceeded." */
+function timedOut(seconds: number): ApiError {
+  return new ApiError(
+    504,
+    `The request was not answered within its timeout of ${seconds} s; it was not billed. Retry later.`,
+    'request_timeout',
+  );
 }
 
 export const inferenceRoutes: Route[] = [
