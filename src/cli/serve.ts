@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { BatchpipeError } from '../errors.js';
 import type { FaultRule } from '../local/faults.js';
 import type { LocalServiceOptions } from '../local/options.js';
 import { boolean, integer, list, number } from './parse-values.js';
@@ -7,6 +8,7 @@ import { byteSizeArg } from './size-arg.js';
 /** Where `serve` keeps state unless told: beside other run state, so it survives restarts. */
 const DEFAULT_DATA_DIR = '.batchpipe/local';
 const KEY_ENV = 'BATCHPIPE_LOCAL_API_KEY';
+const UPSTREAM_KEY_ENV = 'BATCHPIPE_UPSTREAM_API_KEY';
 
 interface ServeFlags {
   host: string;
@@ -14,7 +16,12 @@ interface ServeFlags {
   dataDir: string;
   apiKey?: string;
   profile: 'dashscope' | 'openai';
-  engine: 'test';
+  engine: 'test' | 'upstream';
+  upstreamUrl?: string;
+  upstreamApiKey?: string;
+  upstreamTimeoutMs?: number;
+  upstreamRetries?: number;
+  upstreamBackoffMs?: number;
   latencyMs?: number;
   timeScale?: number;
   seed?: number;
@@ -65,9 +72,28 @@ export function serveCommand(): Command {
         .default('dashscope'),
     )
     .addOption(
-      new Option('--engine <name>', 'what answers requests: test (deterministic, no inference)')
-        .choices(['test'])
+      new Option(
+        '--engine <name>',
+        'what answers requests: test (deterministic, no inference) or upstream (forwarded to --upstream-url)',
+      )
+        .choices(['test', 'upstream'])
         .default('test'),
+    )
+    .option(
+      '--upstream-url <url>',
+      'OpenAI-compatible base URL the upstream engine forwards to, e.g. http://127.0.0.1:11434/v1',
+    )
+    .option('--upstream-api-key <key>', `bearer key for the upstream (or set ${UPSTREAM_KEY_ENV})`)
+    .option('--upstream-timeout-ms <n>', 'real ms one upstream call may take (default 600000)', integer)
+    .option(
+      '--upstream-retries <n>',
+      'retries of an upstream call on 429/5xx or no answer (default 4)',
+      integer,
+    )
+    .option(
+      '--upstream-backoff-ms <n>',
+      'first backoff between upstream retries, real ms (default 500)',
+      integer,
     )
     .option('--latency-ms <n>', 'time each request takes, in real milliseconds', number)
     .option('--time-scale <n>', 'service seconds per real second (3600: an hour a second)', number)
@@ -157,6 +183,9 @@ Example:
     )
     .action(async (flags: ServeFlags) => {
       const apiKey = flags.apiKey ?? (process.env[KEY_ENV] || undefined);
+      if (flags.engine === 'upstream' && !flags.upstreamUrl)
+        throw new BatchpipeError('BP_USAGE', 'serve --engine upstream needs --upstream-url <base URL>');
+      const upstreamKey = flags.upstreamApiKey ?? (process.env[UPSTREAM_KEY_ENV] || undefined);
       const options: LocalServiceOptions = {
         host: flags.host,
         port: flags.port,
@@ -164,6 +193,15 @@ Example:
         apiKey,
         profile: flags.profile,
         engine: flags.engine,
+        upstream: flags.upstreamUrl
+          ? {
+              url: flags.upstreamUrl,
+              apiKey: upstreamKey,
+              timeoutMs: flags.upstreamTimeoutMs,
+              retries: flags.upstreamRetries,
+              backoffMs: flags.upstreamBackoffMs,
+            }
+          : undefined,
         latencyMs: flags.latencyMs,
         timeScale: flags.timeScale,
         seed: flags.seed,
@@ -208,7 +246,11 @@ Example:
       const service = await startLocalService(withoutUndefined(options));
       process.stdout.write(`${service.url}\n`);
       process.stderr.write(
-        `batchpipe local service at ${service.url} (profile ${service.profile}, test engine: deterministic, no inference)\n` +
+        `batchpipe local service at ${service.url} (profile ${service.profile}, ${
+          flags.engine === 'upstream'
+            ? `upstream engine: requests forwarded to ${originOf(flags.upstreamUrl!)}`
+            : 'test engine: deterministic, no inference'
+        })\n` +
           `  data dir ${service.dataDir}; ${apiKey ? 'an API key is required' : 'no API key required'}; Ctrl-C to stop\n`,
       );
       const signal = await new Promise<NodeJS.Signals>((resolve) => {
@@ -234,6 +276,15 @@ function faultRule(value: string, previous: FaultRule[]): FaultRule[] {
     rule[key] = NUMERIC_FAULT_FIELDS.has(key) ? number(raw) : raw;
   }
   return [...previous, rule as unknown as FaultRule];
+}
+
+/** Where requests go, without any credentials the URL may carry. */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return 'the upstream';
+  }
 }
 
 /** Drops unset flags so the service's own defaults apply (its options are strict about undefined limits). */

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import { startLocalService } from '../../src/local/index.js';
 import { CLI, runCli } from '../cli/run-cli.js';
 import { tempDir } from '../helpers.js';
 import { chatLines, clientFor, raw, resultIds, submit, waitFor } from './support.js';
@@ -157,6 +158,30 @@ describe('batchpipe serve', () => {
     }
   });
 
+  it('forwards to --upstream-url with the key from BATCHPIPE_UPSTREAM_API_KEY, never printed', async () => {
+    const key = 'sk-upstream-serve-41c7';
+    const upstream = await startLocalService({ apiKey: key });
+    const served = await serve(
+      ['--data-dir', join(root, 'upstream'), '--engine', 'upstream', '--upstream-url', upstream.url, '--log'],
+      { BATCHPIPE_UPSTREAM_API_KEY: key },
+    );
+    try {
+      const client = clientFor({ url: served.url });
+      const batch = await waitFor(client, (await submit(client, root, chatLines(6))).id);
+      expect(batch.request_counts).toEqual({ total: 6, completed: 6, failed: 0 });
+      expect((await raw({ url: served.url }, '/_batchpipe/health')).body.engine).toBe('upstream');
+    } finally {
+      served.child.kill('SIGTERM');
+      expect(await served.exit).toBe(0);
+      await upstream.close();
+    }
+    expect(served.output()).toContain('upstream engine');
+    expect(served.output()).not.toContain(key);
+    const missing = await runCli(['serve', '--engine', 'upstream', '--data-dir', join(root, 'no-url')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--upstream-url');
+  });
+
   it('exits 2 on a bad flag and 1 with BP_SERVICE_START when the port is taken', async () => {
     const bad = await runCli(['serve', '--profile', 'gemini']);
     expect(bad.code).toBe(2);
@@ -195,6 +220,8 @@ describe('batchpipe serve', () => {
       '--max-storage',
       '--max-dry-runs',
       '--batch-chat',
+      '--upstream-url',
+      '--upstream-api-key',
     ])
       expect(help.stdout).toContain(flag);
   });
