@@ -6,7 +6,18 @@
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { BatchpipeError, ERROR_CODES, isBatchpipeError } from './errors.js';
 export type { Warning, WarningCode, WarningHandler } from './internal/warnings.js';
-export type { LocalService, LocalServiceOptions, ServiceRecord, ServiceRecords } from './local/index.js';
+export type {
+  ArmedFault,
+  FaultControl,
+  FaultEvent,
+  FaultKind,
+  FaultRule,
+  LocalService,
+  LocalServiceOptions,
+  RestartOptions,
+  ServiceRecord,
+  ServiceRecords,
+} from './local/index.js';
 export { startLocalService } from './local/index.js';
 export type { Connection, ConnectionOptions } from './providers/connection.js';
 export { defaultProvider, resolveConnection } from './providers/connection.js';

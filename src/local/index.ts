@@ -208,7 +208,12 @@ async function start(
     maxActiveBatches: config.maxActiveBatches,
     checkpointMs: config.checkpointMs,
     log,
-    onCrash: () => void control.restart({ crash: true, downMs: 0 }).catch(() => {}),
+    onCrash: () =>
+      void control
+        .restart({ crash: true, downMs: 0 })
+        .catch((error: unknown) =>
+          log(`restart after a crash failed: ${(error as Error)?.message ?? String(error)}`),
+        ),
   });
   const state: ServiceState = {
     config,

@@ -47,6 +47,15 @@ describe('API key', () => {
     ).rejects.toMatchObject({ status: 401 });
     const res = await raw(service, '/_batchpipe/records');
     expect(res.status).toBe(401);
+    for (const [path, method] of [
+      ['/_batchpipe/faults', 'GET'],
+      ['/_batchpipe/faults', 'POST'],
+      ['/_batchpipe/faults', 'DELETE'],
+      ['/_batchpipe/restart', 'POST'],
+      ['/_batchpipe/batches/batch_x/expire', 'POST'],
+      ['/api/v1/batches', 'POST'],
+    ] as const)
+      expect((await raw(service, path, { method })).status).toBe(401);
   });
 
   it('serves every call that has it', async () => {
