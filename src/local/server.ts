@@ -96,7 +96,8 @@ async function handle(
       res.destroy();
       return;
     }
-    if (fault?.kind === 'stall') {
+    // A route that streams its reply (a download) has acted on these faults itself.
+    if (fault?.kind === 'stall' && !res.headersSent) {
       await sleep(fault.delayMs, undefined, { signal: state.scheduler.stopSignal }).catch(() => {});
       if (res.destroyed) return;
     }

@@ -132,6 +132,11 @@ describe('replies lost after the commit', () => {
     await expect((await client.files.content(batch.output_file_id!)).text()).rejects.toThrow();
     const whole = await (await client.files.content(batch.output_file_id!)).text();
     expect(whole.split('\n').filter(Boolean)).toHaveLength(300);
+    service.faults.arm({ route: 'files.content', kind: 'stall', delayMs: 1000, times: 1 });
+    const impatient = new OpenAI({ baseURL: service.url, apiKey: 'local', maxRetries: 0, timeout: 150 });
+    await expect(impatient.files.content(batch.output_file_id!)).rejects.toBeInstanceOf(
+      OpenAI.APIConnectionTimeoutError,
+    );
   });
 });
 

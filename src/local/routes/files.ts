@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { badRequest, notFound } from '../api-error.js';
 import type { FileObject } from '../files-store.js';
 import { isFileId } from '../ids.js';
@@ -128,6 +129,12 @@ export const fileRoutes: Route[] = [
       }).catch(() => {
         throw notFound(`No such File object: ${file.id}`, 'id');
       });
+      if (ctx.fault?.kind === 'stall')
+        await sleep(ctx.fault.delayMs, undefined, { signal: state.scheduler.stopSignal }).catch(() => {});
+      if (res.destroyed) {
+        stream.destroy();
+        return undefined;
+      }
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': file.bytes });
       if (cut) {
         await new Promise<void>((done) => {
