@@ -40,13 +40,25 @@ export function retryableCall(error: unknown): boolean {
   const status = (error as { status?: unknown }).status;
   if (typeof status === 'number') return RETRYABLE_STATUSES.has(status);
   // No status: the connection failed, timed out or was reset; the call may or may not have landed.
-  const name = (error as Error)?.name;
-  return (
-    name === 'APIConnectionError' ||
-    name === 'APIConnectionTimeoutError' ||
-    name === 'AbortError' ||
-    name === 'TypeError'
-  );
+  return CONNECTION_FAILURES.some((name) => errorNames(error).has(name));
+}
+
+/** Failures before any reply: the SDK's connection errors, fetch's, and node's own. */
+const CONNECTION_FAILURES = ['APIConnectionError', 'APIConnectionTimeoutError', 'AbortError', 'TypeError'];
+
+/** The names an error answers to: its `name` and its classes' names (the SDK leaves `name` as "Error"). */
+function errorNames(error: unknown): Set<string> {
+  const names = new Set<string>();
+  if (error === null || typeof error !== 'object') return names;
+  names.add(String((error as Error).name));
+  for (
+    let proto = Object.getPrototypeOf(error);
+    proto && proto !== Object.prototype;
+    proto = Object.getPrototypeOf(proto)
+  ) {
+    names.add(proto.constructor.name);
+  }
+  return names;
 }
 
 /** How long a server asked us to wait (retry-after-ms / retry-after), in ms, if it said. */

@@ -29,6 +29,8 @@ export const RunFields = {
   deleteOutputFiles: z.boolean().default(false),
   /** Seconds between polls of a running batch. Default 60 (the provider suggests 1-2 minutes); 1 for the local service. */
   pollInterval: z.number().positive().optional(),
+  /** Seconds an API call may take before it is abandoned (and, for uploads and creates, looked up). Default 600. */
+  requestTimeout: z.number().positive().optional(),
   /** Batches uploaded and created at once. Default 4. */
   concurrency: z.number().int().min(1).max(64).default(4),
   /** Progress events. */
@@ -45,7 +47,10 @@ export function runtimeFor(
   connection: Connection,
   opts: Settings,
 ): { api: BatchApi; pollIntervalMs: number } {
-  const api = new BatchApi(connection, { onRetry: (message) => opts.onEvent?.({ type: 'note', message }) });
+  const api = new BatchApi(connection, {
+    onRetry: (message) => opts.onEvent?.({ type: 'note', message }),
+    ...(opts.requestTimeout !== undefined && { timeoutMs: opts.requestTimeout * 1000 }),
+  });
   const pollSeconds = opts.pollInterval ?? (connection.provider === 'local' ? 1 : 60);
   return { api, pollIntervalMs: pollSeconds * 1000 };
 }
