@@ -53,7 +53,23 @@ export async function openConnection(
     models: flags.models,
   });
   if (connection.provider !== 'local' || connection.baseURL) return { connection, close: async () => {} };
-  const { startLocalService } = await import('../local/index.js');
-  const service: LocalService = await startLocalService({ dataDir: LOCAL_DATA_DIR });
+  const { runningService, startLocalService } = await import('../local/index.js');
+  // A `batchpipe serve` (or another command) already runs the service on this data dir: join it.
+  const joinRunning = async () => {
+    const url = await runningService(LOCAL_DATA_DIR);
+    return url ? { connection: { ...connection, baseURL: url }, close: async () => {} } : undefined;
+  };
+  const running = await joinRunning();
+  if (running) return running;
+  let service: LocalService;
+  try {
+    service = await startLocalService({ dataDir: LOCAL_DATA_DIR });
+  } catch (error) {
+    // Another process took the data dir a moment ago: it announces itself once listening.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const late = await joinRunning();
+    if (late) return late;
+    throw error;
+  }
   return { connection: { ...connection, baseURL: service.url }, close: () => service.close() };
 }

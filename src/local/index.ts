@@ -13,7 +13,7 @@ import { createServiceEngine } from './engine/create-engine.js';
 import { type ArmedFault, type FaultEvent, FaultPlan, type FaultRule, parseFaultRules } from './faults.js';
 import { FileStore } from './files-store.js';
 import { isBatchId } from './ids.js';
-import { lockDataDir, startError } from './lock.js';
+import { announce, lockDataDir, startError, unannounce } from './lock.js';
 import { type LocalServiceOptions, parseServiceOptions, type ServiceConfig } from './options.js';
 import { Quotas } from './quotas.js';
 import { RecordLog, type ServiceRecords } from './records.js';
@@ -23,6 +23,7 @@ import { createHttpServer } from './server.js';
 import type { ServiceControl, ServiceState } from './state.js';
 
 export type { ArmedFault, FaultEvent, FaultKind, FaultRule } from './faults.js';
+export { runningService } from './lock.js';
 export type { LocalServiceOptions } from './options.js';
 export type { ServiceRecord, ServiceRecords } from './records.js';
 
@@ -122,6 +123,8 @@ export async function startLocalService(options?: LocalServiceOptions): Promise<
     throw error;
   }
   const port = instance.port;
+  const url = `http://${urlHost(config.host)}:${port}/v1`;
+  await announce(dataDir, url);
 
   const restart = (how: { crash: boolean; downMs: number }): Promise<void> => {
     const next = queue.then(async () => {
@@ -140,6 +143,7 @@ export async function startLocalService(options?: LocalServiceOptions): Promise<
       if (closed) return;
       closed = true;
       await instance.stop(false);
+      await unannounce(dataDir);
       await unlock();
       if (ownDir) await rm(dataDir, { recursive: true, force: true });
     });
@@ -148,7 +152,7 @@ export async function startLocalService(options?: LocalServiceOptions): Promise<
   };
 
   return {
-    url: `http://${urlHost(config.host)}:${port}/v1`,
+    url,
     host: config.host,
     port,
     dataDir,

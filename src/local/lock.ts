@@ -53,3 +53,28 @@ export function startError(dataDir: string, error: unknown): BatchpipeError {
     { cause: error },
   );
 }
+
+const SERVICE_FILE = 'service.json';
+
+/** Tells other processes where the service on this data dir answers (never its key). */
+export async function announce(dataDir: string, url: string): Promise<void> {
+  await writeFile(join(dataDir, SERVICE_FILE), `${JSON.stringify({ pid: process.pid, url })}\n`);
+}
+
+export async function unannounce(dataDir: string): Promise<void> {
+  await rm(join(dataDir, SERVICE_FILE), { force: true });
+}
+
+/** The URL of the service running on a data dir, if one is (its process alive). */
+export async function runningService(dataDir: string): Promise<string | undefined> {
+  try {
+    const { pid, url } = JSON.parse(await readFile(join(dataDir, SERVICE_FILE), 'utf8')) as {
+      pid?: unknown;
+      url?: unknown;
+    };
+    if (typeof pid === 'number' && typeof url === 'string' && isAlive(pid)) return url;
+  } catch {
+    // No announcement, or a damaged one: no running service to join.
+  }
+  return undefined;
+}

@@ -1,10 +1,11 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
 import { csvText } from '../fixtures/make-fixtures.js';
 import { fileWith, tempDir } from '../helpers.js';
-import { runCli } from './run-cli.js';
+import { CLI, runCli } from './run-cli.js';
 
 const dir = tempDir('bp-run-');
 /** No provider in the environment: commands use the embedded local service. */
@@ -94,5 +95,39 @@ describe('batchpipe run', () => {
     );
     expect(result.code).toBe(0);
     expect(result.stderr).toContain('dry run: 2 rows: 2 requests in 1 file, 0 rejected; nothing submitted');
+  });
+});
+
+describe('the embedded service and batchpipe serve', () => {
+  it('a command joins the service that `batchpipe serve` already runs on .batchpipe/local', async () => {
+    const cwd = join(dir, 'shared');
+    mkdirSync(cwd, { recursive: true });
+    const serve = spawn(process.execPath, [CLI, 'serve', '--port', '0'], {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    try {
+      const url = await new Promise<string>((resolve) => {
+        let out = '';
+        serve.stdout.on('data', (d: Buffer) => {
+          out += d;
+          if (out.includes('\n')) resolve(out.split('\n')[0]!.trim());
+        });
+      });
+      const input = fileWith(dir, 'joined.csv', 'id,t\n1,a\n2,b\n');
+      const result = await runCli(
+        ['run', input, '--template', '{{t}}', '--model', 'qwen-plus', '--out', join(cwd, 'out.csv')],
+        { cwd, env },
+      );
+      expect(result.code).toBe(0);
+      const records = (await (await fetch(`${url.replace(/\/v1$/, '')}/_batchpipe/records`)).json()) as {
+        calls: Array<{ op: string }>;
+      };
+      expect(records.calls.filter((c) => c.op === 'batch.create')).toHaveLength(1);
+    } finally {
+      serve.kill('SIGTERM');
+      await new Promise((resolve) => serve.once('exit', resolve));
+    }
   });
 });
