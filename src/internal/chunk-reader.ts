@@ -34,11 +34,17 @@ export class ChunkReader {
     this.#maxRowBytes = maxRowBytes;
   }
 
-  /** Drops the first `consumed` bytes of the last chunk, reads more after the rest. */
-  async next(consumed: number): Promise<Chunk> {
+  /**
+   * Drops the first `consumed` bytes of the last chunk and reads more after the rest; with
+   * `read: false` (the caller stopped early and has whole rows left) only hands back the rest.
+   */
+  async next(consumed: number, read = true): Promise<Chunk> {
     const tail = this.#filled - consumed;
     if (tail > 0 && consumed > 0) this.#buffer.copyWithin(0, consumed, this.#filled);
     this.#filled = tail;
+    if (this.#ended || (!read && tail > 0))
+      return { data: this.#buffer.subarray(0, tail), last: this.#ended };
+    // What is left is one unfinished row: it must fit, with room to read the rest of it.
     if (tail > this.#maxRowBytes) {
       throw new BatchpipeError(
         'BP_ROW_TOO_LARGE',
@@ -51,12 +57,10 @@ export class ChunkReader {
       this.#buffer.copy(bigger, 0, 0, tail);
       this.#buffer = bigger;
     }
-    if (!this.#ended) {
-      try {
-        await this.#fill();
-      } catch (error) {
-        throw readError(error, this.#file);
-      }
+    try {
+      await this.#fill();
+    } catch (error) {
+      throw readError(error, this.#file);
     }
     return { data: this.#buffer.subarray(0, this.#filled), last: this.#ended };
   }

@@ -79,9 +79,10 @@ export class CsvScanner {
 
   /**
    * Scans the complete rows of `buf` (`last` marks the end of input) and returns how many bytes it
-   * consumed: the caller keeps the rest (an unfinished row) and passes it again, followed by more.
+   * consumed: the caller keeps the rest (an unfinished row, or rows after `onRow` returned false to
+   * stop early) and passes it again, followed by more.
    */
-  scan(buf: Buffer, last: boolean, onRow: (row: ScannedRow) => void): number {
+  scan(buf: Buffer, last: boolean, onRow: (row: ScannedRow) => boolean | undefined): number {
     let p = 0;
     if (!this.#started) {
       // The line end is LF (CRLF files included) once an LF shows up; CR alone only when a good
@@ -98,9 +99,10 @@ export class CsvScanner {
     while (p < n) {
       const end = this.#scanRow(buf, p, n, last);
       if (end === -1) break;
-      if (row.count > 0) onRow(row);
+      const more = row.count > 0 ? onRow(row) : undefined;
       this.#line += 1 + row.spans;
       p = end;
+      if (more === false) return p;
     }
     if (n - p > this.#opts.maxRowBytes) {
       throw new BatchpipeError(

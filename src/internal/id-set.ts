@@ -16,6 +16,12 @@ export class IdSet {
     this.#slots = new Uint32Array(this.#capacity * 2);
   }
 
+  /** Makes room for about `expected` ids in all (rebuilding the table once, while it is small). */
+  reserve(expected: number): void {
+    const capacity = capacityFor(expected);
+    if (capacity > this.#capacity) this.#rebuild(capacity);
+  }
+
   get size(): number {
     return this.#size;
   }
@@ -40,9 +46,13 @@ export class IdSet {
   }
 
   #grow(): void {
+    this.#rebuild(Math.ceil(this.#capacity * GROWTH));
+  }
+
+  #rebuild(capacity: number): void {
     const old = this.#slots;
     const oldCapacity = this.#capacity;
-    this.#capacity = Math.ceil(oldCapacity * GROWTH);
+    this.#capacity = capacity;
     this.#slots = new Uint32Array(this.#capacity * 2);
     for (let i = 0; i < oldCapacity; i++) {
       const hi = old[i * 2]!;

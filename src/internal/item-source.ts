@@ -7,6 +7,8 @@ export interface Parsed<T> {
   items: T[];
   /** Bytes consumed from the front of the chunk; the rest comes back, followed by more input. */
   consumed: number;
+  /** Set when the parser stopped early to let a direct sink catch up: await it before the next chunk. */
+  waiting?: Promise<void> | undefined;
 }
 
 /** Turns chunks of bytes into items. */

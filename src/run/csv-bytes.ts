@@ -24,7 +24,7 @@ import { toRejection } from '../transforms/validate-requests.js';
 import type { Rejection, Row, RowValues } from '../types.js';
 import { compileLineTemplate, ID_SLOT, type LineTemplate } from './line-template.js';
 
-/** A request line serialized into a ByteWriter block, waiting for the run-wide checks. */
+/** A request line serialized into the line buffer, before the run-wide checks. */
 interface LineBytes {
   kind: 'line';
   index: number;
@@ -73,25 +73,30 @@ export async function prepareCsvBytes(
   let inputSlots: number[] = [];
   let idColumn = -1;
 
-  const parser: CsvRowParser<LineBytes> = new CsvRowParser(file, csvOpts, (index, line, scanned) => {
-    if (!template) {
-      const columns = parser.columns!;
-      // The first good row runs through the real builder: the same run-level errors (a column the
-      // template needs is missing) with the same messages, at the same row.
-      RequestBuilder.create({ ...settings.requests, onWarning: undefined }).build(
-        rowOf(index, file, line, scanned, columns, quote),
-      );
-      template = compileLineTemplate(
-        RequestBuilder.create({ ...settings.requests, onWarning: undefined }),
-        columns,
-        file,
-      );
-      staticRefusal = rules.checkStatic(template.request, { index, file, line });
-      inputSlots = inputColumns.map((name) => columns.indexOf(name));
-      if (requestOpts.idColumn !== undefined) idColumn = columns.indexOf(requestOpts.idColumn);
-    }
-    return writeLine(template, index, line, scanned);
-  });
+  const parser: CsvRowParser<LineBytes> = new CsvRowParser(
+    file,
+    csvOpts,
+    (index, line, scanned) => {
+      if (!template) {
+        const columns = parser.columns!;
+        // The first good row runs through the real builder: the same run-level errors (a column the
+        // template needs is missing) with the same messages, at the same row.
+        RequestBuilder.create({ ...settings.requests, onWarning: undefined }).build(
+          rowOf(index, file, line, scanned, columns, quote),
+        );
+        template = compileLineTemplate(
+          RequestBuilder.create({ ...settings.requests, onWarning: undefined }),
+          columns,
+          file,
+        );
+        staticRefusal = rules.checkStatic(template.request, { index, file, line });
+        inputSlots = inputColumns.map((name) => columns.indexOf(name));
+        if (requestOpts.idColumn !== undefined) idColumn = columns.indexOf(requestOpts.idColumn);
+      }
+      return writeLine(template, index, line, scanned);
+    },
+    (item) => handle(item),
+  );
 
   const writeLine = (t: LineTemplate, index: number, line: number, row: ScannedRow): LineBytes => {
     const keyed = idColumn !== -1 && idColumn < row.count;
@@ -106,6 +111,8 @@ export async function prepareCsvBytes(
       if (slot !== ID_SLOT && slot < row.count)
         room += (row.ends[slot]! - row.starts[slot]!) * MAX_ESCAPE_GROWTH;
     }
+    // One line at a time: the previous one has been copied into its file's buffer by now.
+    out.reset();
     out.reserve(room);
     const buffer = out.buffer;
     const start = out.pos;
@@ -149,30 +156,35 @@ export async function prepareCsvBytes(
   const url = requestOpts.endpoint;
   const window = rules.contextWindow(model);
 
-  const settle = async (items: Array<LineBytes | Rejection>): Promise<void> => {
-    for (const item of items) {
-      let pending: Promise<void> | undefined;
-      if (item.kind === 'rejection') pending = sharder.reject(item);
-      else {
-        for (const w of template!.warnings)
-          warnings.warn(w.code, w.message, {
-            file: item.file,
-            line: item.line,
-            row: item.index,
-            custom_id: item.custom_id,
-          });
-        const refused = await check(item);
-        pending = refused
-          ? sharder.reject(toRejection(refused, item))
-          : sharder.addBytes(model, url, item, item.custom_id, item.buffer, item.start, item.end);
-      }
-      if (pending) await pending;
+  let handled = 0;
+  /**
+   * Settles a row as soon as it is scanned: checks, then its file (or rejections.jsonl). Returns a
+   * promise only when it must wait (a full file buffer, the tokenizer loading): the scan stops there
+   * and goes on once it resolves. Nothing is held per row, so memory does not grow with the run.
+   */
+  const handle = (item: LineBytes | Rejection): Promise<void> | undefined => {
+    handled++;
+    if (item.kind === 'rejection') return sharder.reject(item);
+    for (const w of template!.warnings) {
+      warnings.warn(w.code, w.message, {
+        file: item.file,
+        line: item.line,
+        row: item.index,
+        custom_id: item.custom_id,
+      });
     }
-    // Every line has been copied into its file's buffer: the block can be filled again.
-    out.reset();
+    const refused = check(item);
+    if (refused === NEEDS_TOKENS)
+      return rules.loadTokens().then(() => place(item, check(item) as Refused | undefined));
+    return place(item, refused);
   };
 
-  const check = async (item: LineBytes): Promise<Refused | undefined> => {
+  const place = (item: LineBytes, refused: Refused | undefined): Promise<void> | undefined =>
+    refused
+      ? sharder.reject(toRejection(refused, item))
+      : sharder.addBytes(model, url, item, item.custom_id, item.buffer, item.start, item.end);
+
+  const check = (item: LineBytes): Refused | undefined | typeof NEEDS_TOKENS => {
     const id = item.custom_id;
     if (staticRefusal) return { ...staticRefusal, custom_id: id };
     if (isEmbeddings && item.emptyInput)
@@ -186,7 +198,7 @@ export async function prepareCsvBytes(
       ).body;
       const prompt = promptText(body, url);
       if (prompt.length * 3 > window && Buffer.byteLength(prompt) > window) {
-        if (!rules.tokensLoaded) await rules.loadTokens();
+        if (!rules.tokensLoaded) return NEEDS_TOKENS;
         const over = rules.checkContext(prompt, model, window, id);
         if (over) return over;
       }
@@ -199,24 +211,31 @@ export async function prepareCsvBytes(
   const fileBytes = typeof input === 'string' ? (await stat(input).catch(() => undefined))?.size : undefined;
   try {
     let consumed = 0;
-    let read = 0;
+    let sized = false;
+    let stopped = false;
     for (;;) {
-      const { data, last } = await reader.next(consumed);
+      // After an early stop the rows already read come first: reading more now would only grow the buffer.
+      const { data, last } = await reader.next(consumed, !stopped);
       const parsed = parser.parse(data, last);
       consumed = parsed.consumed;
-      if (read === 0 && fileBytes !== undefined && parsed.items.length > 0) {
-        // Room for every id up front: growing the set later would briefly hold it twice.
-        rules.expectIds(Math.ceil((fileBytes / consumed) * parsed.items.length * 1.1));
+      if (!sized && fileBytes !== undefined && handled > 0 && consumed > 0) {
+        // Room for every id up front, estimated from the first rows: growing the set later would
+        // briefly hold it twice.
+        sized = true;
+        rules.expectIds(Math.ceil((fileBytes / consumed) * handled * 1.1));
       }
-      read += consumed;
-      await settle(parsed.items);
-      if (last) break;
+      stopped = parsed.waiting !== undefined;
+      if (parsed.waiting) await parsed.waiting;
+      else if (last) break;
     }
   } finally {
     await reader.close();
   }
   return sharder.finish();
 }
+
+/** The context check needs the tokenizer, which loads asynchronously. */
+const NEEDS_TOKENS = Symbol('needs tokens');
 
 /** Copies a template piece; short pieces by hand, where a native call costs more than the copy. */
 function copyBytes(out: Buffer, pos: number, piece: Buffer): number {

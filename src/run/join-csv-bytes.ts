@@ -64,7 +64,7 @@ export async function joinCsvBytes(settings: CsvBytesJoin): Promise<JoinSummary>
   let columns: string[] | undefined;
   let goodRows = false;
 
-  const firstRow = (parser: CsvRowParser<unknown>, index: number, line: number) => {
+  const firstRow = (parser: { readonly columns: string[] | undefined }, index: number, line: number) => {
     columns = parser.columns!;
     goodRows = true;
     if (settings.idColumn === undefined) return;

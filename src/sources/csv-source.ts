@@ -82,8 +82,8 @@ export function csvDelimiter(file: string, opts: CsvOptions): string {
   return opts.delimiter ?? (file.toLowerCase().endsWith('.tsv') ? '\t' : ',');
 }
 
-/** Builds what a source emits for a good row (field counts and encoding already checked). */
-export type MakeRow<T> = (index: number, line: number, scanned: ScannedRow) => T | Rejection;
+/** Builds what a source emits for a good row (field counts and encoding already checked); undefined emits nothing. */
+export type MakeRow<T> = (index: number, line: number, scanned: ScannedRow) => T | Rejection | undefined;
 
 /**
  * Turns scanned rows into items or Rejections: header handling, field counts, encoding checks. The
@@ -102,8 +102,19 @@ export class CsvRowParser<T> implements ChunkParser<T | Rejection> {
   #chunkIsUtf8 = true;
   /** Transcoded bytes not yet scanned (only for encodings other than UTF-8). */
   #carry: Buffer | undefined;
+  /** The last scan stopped early with transcoded bytes left: scan them before decoding more. */
+  #carryRest = false;
+  /** Takes each item at once instead of collecting them; a promise means "wait before the next row". */
+  #sink: ((item: T | Rejection) => Promise<void> | undefined) | undefined;
+  #waiting: Promise<void> | undefined;
 
-  constructor(file: string, opts: CsvOptions, make: MakeRow<T>) {
+  constructor(
+    file: string,
+    opts: CsvOptions,
+    make: MakeRow<T>,
+    sink?: (item: T | Rejection) => Promise<void> | undefined,
+  ) {
+    this.#sink = sink;
     this.file = file;
     this.#opts = opts;
     this.#make = make;
@@ -138,23 +149,27 @@ export class CsvRowParser<T> implements ChunkParser<T | Rejection> {
 
   parse(chunk: Buffer, last: boolean): Parsed<T | Rejection> {
     this.#items = [];
+    this.#waiting = undefined;
     if (this.#transcoder) {
       // Other encodings become UTF-8 first; the scanner then keeps its own unfinished row.
-      const text = this.#transcoder.decode(chunk, { stream: !last });
-      this.#carry = this.#carry
-        ? Buffer.concat([this.#carry, Buffer.from(text, 'utf8')])
-        : Buffer.from(text, 'utf8');
+      if (!this.#carryRest) {
+        const text = this.#transcoder.decode(chunk, { stream: !last });
+        const bytes = Buffer.from(text, 'utf8');
+        this.#carry = this.#carry ? Buffer.concat([this.#carry, bytes]) : bytes;
+      }
       this.#chunkIsUtf8 = true;
-      const used = this.#scanner.scan(this.#carry, last, this.#onRow);
-      this.#carry = this.#carry.subarray(used);
-      return { items: this.#items, consumed: chunk.length };
+      const used = this.#scanner.scan(this.#carry!, last, this.#onRow);
+      this.#carry = this.#carry!.subarray(used);
+      // Stopped early: the transcoded rest is scanned before more input is decoded.
+      this.#carryRest = this.#waiting !== undefined && this.#carry.length > 0;
+      return { items: this.#items, consumed: this.#carryRest ? 0 : chunk.length, waiting: this.#waiting };
     }
     this.#chunkIsUtf8 = isUtf8(chunk);
     const consumed = this.#scanner.scan(chunk, last, this.#onRow);
-    return { items: this.#items, consumed };
+    return { items: this.#items, consumed, waiting: this.#waiting };
   }
 
-  readonly #onRow = (scanned: ScannedRow): void => {
+  readonly #onRow = (scanned: ScannedRow): boolean | undefined => {
     const { line, count } = scanned;
     // A chunk that fails the (native) UTF-8 check is re-checked row by row; carried-over bytes are
     // checked with the row that holds them.
@@ -186,16 +201,28 @@ export class CsvRowParser<T> implements ChunkParser<T | Rejection> {
       ];
     }
     if (problem) {
-      this.#reject(index, line, problem[0], problem[1]);
-      return;
+      return this.#reject(index, line, problem[0], problem[1]);
     }
-    this.#items.push(this.#make(index, line, scanned));
+    return this.#emit(this.#make(index, line, scanned));
   };
 
-  #reject(index: number, line: number, code: ErrorCode, message: string): void {
+  /** Hands an item to the direct sink (stopping the scan while it waits), or keeps it. */
+  #emit(item: T | Rejection | undefined): boolean | undefined {
+    if (item === undefined) return undefined;
+    if (!this.#sink) {
+      this.#items.push(item);
+      return undefined;
+    }
+    const waiting = this.#sink(item);
+    if (!waiting) return undefined;
+    this.#waiting = waiting;
+    return false;
+  }
+
+  #reject(index: number, line: number, code: ErrorCode, message: string): boolean | undefined {
     if (this.#opts.badRows === 'fail')
       throw new BatchpipeError(code, `row ${index}: ${message}`, { file: this.file, line, row: index });
-    this.#items.push({ kind: 'rejection', index, file: this.file, line, custom_id: null, code, message });
+    return this.#emit({ kind: 'rejection', index, file: this.file, line, custom_id: null, code, message });
   }
 }
 

@@ -265,7 +265,7 @@ export class RequestRules {
 
   /** Makes room for about `count` ids at once (the caller estimated the run's size). */
   expectIds(count: number): void {
-    if (this.#ids.size === 0) this.#ids = new IdSet(count);
+    this.#ids.reserve(count);
   }
 
   #accept(

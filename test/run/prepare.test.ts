@@ -97,6 +97,28 @@ describe('prepare', () => {
     );
   });
 
+  it('writes the same bytes on both engines for a table that fills many write buffers', async () => {
+    const reviews = reviewRows(8000, 5);
+    const input = fileWith(
+      dir,
+      'many.csv',
+      csvText(
+        ['id', 'review', 'rating', 'product'],
+        reviews.map((r) => [r.id, r.review, r.rating, r.product]),
+        { eol: '\r\n' },
+      ),
+    );
+    const { fast, rows } = await bothEngines(input, {
+      model: 'qwen-plus',
+      template: 'Rate: {{review}}',
+      idColumn: 'id',
+      maxLinesPerFile: 3000,
+    });
+    expect(fast.requests).toBe(8000);
+    expect(fast.shards.map((s) => s.lines)).toEqual([3000, 3000, 2000]);
+    expect(filesIn(fast.outDir)).toEqual(filesIn(rows.outDir));
+  });
+
   it('writes keys that need deriving or unescaping the same on both engines', async () => {
     const keys = [
       'x'.repeat(300),
