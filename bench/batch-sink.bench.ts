@@ -22,22 +22,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { customIdOf, jsonlBuffers } from '../src/run/request-ids.js';
 import { writeReviewsCsv } from '../test/fixtures/make-fixtures.js';
-import {
-  ARGS,
-  BENCH_DIR,
-  CLI,
-  dataFile,
-  existsSync,
-  fmt,
-  machine,
-  runOnce,
-  SIZES,
-  saveResults,
-} from './lib.js';
+import { ARGS, CLI, dataFile, existsSync, fmt, machine, runCli, runOnce, SIZES, saveResults } from './lib.js';
 
 const _args = ARGS;
 const sizes = SIZES;
-const WITH_RSS = join(BENCH_DIR, 'peers', 'with-rss.mjs');
 
 interface Service {
   url: string;
@@ -96,9 +84,7 @@ try {
     ]);
     const runs = join(work, `runs-${size}`);
     const cpuBefore = service.cpuSeconds();
-    const submit = await runOnce(process.execPath, [
-      WITH_RSS,
-      CLI,
+    const submit = await runCli([
       'submit',
       prep,
       ...connect,
@@ -109,14 +95,7 @@ try {
       '--quiet',
     ]);
     const runDir = join(runs, readdirSync(runs).find((d) => d.startsWith('run-'))!);
-    const download = await runOnce(process.execPath, [
-      WITH_RSS,
-      CLI,
-      'download',
-      runDir,
-      ...connect,
-      '--quiet',
-    ]);
+    const download = await runCli(['download', runDir, ...connect, '--quiet']);
     const serviceCpu = service.cpuSeconds() - cpuBefore;
     let lines = 0;
     const ids = new Set<string>();

@@ -169,8 +169,8 @@ for (const size of sizes) {
       const summary = out('batchpipe').replace(/\.csv$/, '.summary.json');
       const sample = await runOnce('sh', [
         '-c',
-        // The CLI's --json summary goes to a file; with-rss reports the peak RSS on stderr.
-        `${JSON.stringify(process.execPath)} ${JSON.stringify(join(BENCH_DIR, 'peers', 'with-rss.mjs'))} ${JSON.stringify(CLI)} join --source ${JSON.stringify(source)} --id-column id --results ${JSON.stringify(output)} --errors ${JSON.stringify(errors)} --out ${JSON.stringify(out('batchpipe'))} --json > ${JSON.stringify(summary)}`,
+        // The CLI's --json summary goes to a file; rusage.py reports the peak RSS on stderr.
+        `python3 ${JSON.stringify(join(BENCH_DIR, 'peers', 'rusage.py'))} ${JSON.stringify(CLI)} join --source ${JSON.stringify(source)} --id-column id --results ${JSON.stringify(output)} --errors ${JSON.stringify(errors)} --out ${JSON.stringify(out('batchpipe'))} --json > ${JSON.stringify(summary)}`,
       ]);
       counted.batchpipe = (JSON.parse(readFileSync(summary, 'utf8')) as { rows: number }).rows;
       return sample;

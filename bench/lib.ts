@@ -151,3 +151,8 @@ export const SIZES: readonly number[] = (ARGS.get('sizes') ?? '100000,1000000').
 
 /** The built CLI the benchmarks run, as users do. */
 export const CLI = join(BENCH_DIR, '..', 'dist', 'cli', 'main.js');
+
+/** Runs the built CLI as users do (its shebang, its flags) and measures that process. */
+export function runCli(args: string[]): Promise<Sample> {
+  return runOnce('python3', [join(BENCH_DIR, 'peers', 'rusage.py'), CLI, ...args]);
+}

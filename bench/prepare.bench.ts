@@ -27,13 +27,13 @@ import { writeReviewsCsv } from '../test/fixtures/make-fixtures.js';
 import {
   ARGS,
   BENCH_DIR,
-  CLI,
   dataFile,
   existsSync,
   fmt,
   type Measured,
   machine,
   measure,
+  runCli,
   runOnce,
   SIZES,
   saveResults,
@@ -105,9 +105,7 @@ for (const size of sizes) {
     await measure('batchpipe', size, repeat, async () => {
       const dir = out('batchpipe');
       rmSync(dir, { recursive: true, force: true });
-      const sample = await runOnce(process.execPath, [
-        join(BENCH_DIR, 'peers', 'with-rss.mjs'),
-        CLI,
+      const sample = await runCli([
         'prepare',
         input,
         '--template',
