@@ -1,66 +1,28 @@
-/**
- * batch sink: prepared request files -> `batchpipe submit` (upload, create, poll, download, settle
- * every request) -> `batchpipe download` (results.jsonl, one final line per request), against the
- * local service running as its own process (`batchpipe serve`, the test engine), at 100,000 and
- * 1,000,000 requests. What is measured is the client's own cost: its wall time, CPU time and peak RSS
- * (each command in its own process), beside the service's CPU time for the same work, and the API
- * calls per shard from the run manifest. Checks that results.jsonl holds every request exactly once.
- *
- * Run: npm run build && node --import tsx bench/batch-sink.bench.ts [--sizes 100000,1000000]
- *
- * Figures: the table the run prints (and bench/results/batch-sink.json); the closing notes quote them.
- *
- * Reading: the sink streams every file (uploads are file-backed, downloads go straight to disk) and
- * settles requests one shard at a time, so its memory is a shard's ids, not the run's: peak RSS is the
- * same at 100k and 1M. Its CPU is the line-by-line accounting (which request ended how, which to send
- * again) and results.jsonl; the wall time is mostly the service's work and the polls.
- */
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { customIdOf, jsonlBuffers } from '../src/run/request-ids.js';
 import { writeReviewsCsv } from '../test/fixtures/make-fixtures.js';
-import { ARGS, CLI, dataFile, existsSync, fmt, machine, runCli, runOnce, SIZES, saveResults } from './lib.js';
+import {
+  ARGS,
+  CLI,
+  dataFile,
+  existsSync,
+  fmt,
+  machine,
+  runCli,
+  runOnce,
+  SIZES,
+  saveResults,
+  startServe,
+} from './lib.js';
 
 const _args = ARGS;
 const sizes = SIZES;
 
-interface Service {
-  url: string;
-  cpuSeconds(): number;
-  stop(): Promise<void>;
-}
-
-async function startService(dataDir: string): Promise<Service> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d;
-      if (out.includes('\n')) resolve(out.split('\n')[0]!.trim());
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited ${code} before printing its URL`)));
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    url,
-    cpuSeconds: () => {
-      const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / 100;
-    },
-    stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
 const work = await mkdtemp(join(tmpdir(), 'bp-bench-sink-'));
-const service = await startService(join(work, 'service'));
+const service = await startServe(join(work, 'service'));
 const connect = ['--provider', 'local', '--base-url', service.url];
 const rows: Array<Record<string, string | number>> = [];
 try {

@@ -4,7 +4,7 @@
  * `maxRssKb` (its own process.resourceUsage / getrusage); the wall clock is taken here.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -155,4 +155,56 @@ export const CLI = join(BENCH_DIR, '..', 'dist', 'cli', 'main.js');
 /** Runs the built CLI as users do (its shebang, its flags) and measures that process. */
 export function runCli(args: string[]): Promise<Sample> {
   return runOnce('python3', [join(BENCH_DIR, 'peers', 'rusage.py'), CLI, ...args]);
+}
+
+/** A `batchpipe serve` running as its own process, measured from /proc. */
+export interface Service {
+  url: string;
+  pid: number;
+  /** Peak resident set so far, MB (VmHWM). */
+  peakMb(): number;
+  /** CPU seconds used so far (user + system). */
+  cpuSeconds(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `batchpipe serve` on a data dir, as users run it (the CLI's own shebang), and waits for its
+ * URL. BENCH_SERVICE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" runs it under node with those
+ * flags instead (to profile it).
+ */
+export async function startServe(dataDir: string, args: string[] = []): Promise<Service> {
+  const nodeArgs = process.env.BENCH_SERVICE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const serve = [CLI, 'serve', '--port', '0', '--data-dir', dataDir, ...args];
+  const child =
+    nodeArgs.length > 0
+      ? spawn(process.execPath, [...nodeArgs, ...serve], { stdio: ['ignore', 'pipe', 'inherit'] })
+      : spawn(serve[0]!, serve.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line) resolve(line.trim());
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited ${code} before printing its URL`)));
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    url,
+    pid: child.pid!,
+    peakMb: () => {
+      const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      return match ? Number(match[1]) / 1024 : Number.NaN;
+    },
+    cpuSeconds: () => {
+      // Fields 14 and 15 of /proc/<pid>/stat (after the command name) are utime and stime in ticks.
+      const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    },
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
