@@ -18,16 +18,22 @@ export interface ChunkParser<T> {
    * array means the whole chunk was consumed (the parser keeps its own copy of anything unfinished).
    */
   parse(chunk: Buffer, last: boolean): Parsed<T> | T[];
+  /** Called before the first chunk of each input, when a source reads several one after another. */
+  startFile?(file: string): void;
 }
 
 /**
- * An object-mode Readable over a chunked input: reads a chunk only when the consumer wants more,
- * so memory is one chunk and its parsed items, whatever the file size. Cheaper per item than
- * Readable.from(asyncGenerator), which matters at a million rows.
+ * An object-mode Readable over chunked inputs (one, or several read one after another): reads a chunk
+ * only when the consumer wants more, so memory is one chunk and its parsed items, whatever the file
+ * size. Cheaper per item than Readable.from(asyncGenerator), which matters at a million rows.
  */
 export class ItemSource<T> extends Readable {
-  readonly #reader: ChunkReader;
+  readonly #inputs: SourceInput[];
+  readonly #files: string[];
   readonly #parser: ChunkParser<T>;
+  readonly #maxRowBytes: number;
+  #input = -1;
+  #reader: ChunkReader | undefined;
   #items: T[] = [];
   #next = 0;
   #consumed = 0;
@@ -35,15 +41,17 @@ export class ItemSource<T> extends Readable {
   #ended = false;
 
   constructor(
-    input: SourceInput,
-    file: string,
+    input: SourceInput | SourceInput[],
+    file: string | string[],
     parser: ChunkParser<T>,
     maxRowBytes = Number.MAX_SAFE_INTEGER,
     highWaterMark = 1024,
   ) {
     super({ objectMode: true, highWaterMark });
-    this.#reader = new ChunkReader(input, file, maxRowBytes);
+    this.#inputs = Array.isArray(input) ? input : [input];
+    this.#files = Array.isArray(file) ? file : [file];
     this.#parser = parser;
+    this.#maxRowBytes = maxRowBytes;
   }
 
   override _read(): void {
@@ -62,21 +70,10 @@ export class ItemSource<T> extends Readable {
     // A _read while a chunk is on its way is answered when it arrives.
     if (this.#reading) return;
     this.#reading = true;
-    this.#reader.next(this.#consumed).then(
-      ({ data, last }) => {
+    this.#step().then(
+      () => {
         this.#reading = false;
-        if (this.destroyed) return;
-        try {
-          const parsed = this.#parser.parse(data, last);
-          this.#items = Array.isArray(parsed) ? parsed : parsed.items;
-          this.#consumed = Array.isArray(parsed) ? data.length : parsed.consumed;
-        } catch (error) {
-          this.destroy(error as Error);
-          return;
-        }
-        this.#next = 0;
-        this.#ended = last;
-        this.#drain();
+        if (!this.destroyed) this.#drain();
       },
       (error: unknown) => {
         this.#reading = false;
@@ -85,9 +82,36 @@ export class ItemSource<T> extends Readable {
     );
   }
 
+  /** Parses the next chunk, moving to the next input when one ends. */
+  async #step(): Promise<void> {
+    this.#items = [];
+    this.#next = 0;
+    if (!this.#reader) {
+      if (++this.#input >= this.#inputs.length) {
+        this.#ended = true;
+        return;
+      }
+      const file = this.#files[this.#input] ?? '<stream>';
+      this.#reader = new ChunkReader(this.#inputs[this.#input]!, file, this.#maxRowBytes);
+      this.#parser.startFile?.(file);
+      this.#consumed = 0;
+    }
+    const { data, last } = await this.#reader.next(this.#consumed);
+    if (this.destroyed) return;
+    const parsed = this.#parser.parse(data, last);
+    this.#items = Array.isArray(parsed) ? parsed : parsed.items;
+    this.#consumed = Array.isArray(parsed) ? data.length : parsed.consumed;
+    if (last) {
+      await this.#reader.close();
+      this.#reader = undefined;
+    }
+  }
+
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     // Closes the file when a consumer stops early.
-    this.#reader.close().then(
+    const reader = this.#reader;
+    this.#reader = undefined;
+    (reader ? reader.close() : Promise.resolve()).then(
       () => callback(error),
       () => callback(error),
     );

@@ -1,9 +1,10 @@
 import { createWriteStream } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import OpenAI from 'openai';
 import { BatchpipeError } from '../errors.js';
+import { fsyncFile } from '../internal/durable-write.js';
 import { RateLimiter } from '../internal/rate-limiter.js';
 import { type Connection, redact } from '../providers/connection.js';
 import { backoffMs, retryAfterMs, retryableCall } from '../providers/retry.js';
@@ -298,16 +299,6 @@ export class BatchApi {
       { ...(status && { status }), ...(requestId && { request_id: requestId }) },
       { cause: error },
     );
-  }
-}
-
-/** Flushes a file's data to disk. */
-export async function fsyncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

@@ -1,6 +1,7 @@
-import { open, readFile, rename } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { BatchpipeError } from '../errors.js';
+import { writeFileAtomic } from '../internal/durable-write.js';
 import type { ShardSummary } from '../sinks/shard-requests.js';
 import type { ContentHashes } from './content-hashes.js';
 
@@ -152,28 +153,5 @@ export async function readManifest(runDir: string): Promise<RunManifest> {
  */
 export async function writeManifest(runDir: string, manifest: RunManifest): Promise<void> {
   manifest.updated_at = new Date().toISOString();
-  const path = join(runDir, MANIFEST_FILE);
-  const temp = `${path}.${process.pid}.tmp`;
-  const handle = await open(temp, 'w');
-  try {
-    await handle.writeFile(`${JSON.stringify(manifest, null, 2)}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, path);
-  await syncDir(dirname(path));
-}
-
-/** Makes a rename durable (where the platform allows fsync on a directory). */
-export async function syncDir(dir: string): Promise<void> {
-  let handle: Awaited<ReturnType<typeof open>> | undefined;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch {
-    // Some platforms and filesystems refuse fsync on directories; the rename itself stands.
-  } finally {
-    await handle?.close();
-  }
+  await writeFileAtomic(join(runDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
 }

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { access, copyFile, link, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { fsyncDir } from '../internal/durable-write.js';
 import type { ShardSummary } from '../sinks/shard-requests.js';
-import { MANIFEST_FILE, syncDir } from './manifest.js';
+import { MANIFEST_FILE } from './manifest.js';
 
 /** Where runs live unless told otherwise. */
 export const RUNS_DIR = join('.batchpipe', 'runs');
@@ -73,7 +74,7 @@ export async function promoteStaging(staging: string, runDir: string): Promise<v
     return;
   }
   await rename(staging, runDir);
-  await syncDir(resolve(runDir, '..'));
+  await fsyncDir(resolve(runDir, '..'));
 }
 
 /** Puts a file into the run dir: a hard link when the filesystem allows (no copy), else a copy. */

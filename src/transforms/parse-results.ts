@@ -1,9 +1,9 @@
-import { Readable, Transform } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { z } from 'zod';
 import { BatchpipeError } from '../errors.js';
-import { ChunkReader } from '../internal/chunk-reader.js';
 import { decodeText } from '../internal/decode-text.js';
 import { inputName, type SourceInput } from '../internal/input.js';
+import { ItemSource } from '../internal/item-source.js';
 import {
   type AnswerSchema,
   compileStructuredOutput,
@@ -134,93 +134,14 @@ export function resultSource(
   const inputs = Array.isArray(input) ? input : [input];
   const files = inputs.map((one, i) => inputName(one, names?.[i]));
   const lines = new ResultLineParser(new ResultParser(rest));
-  return new ResultItems(inputs, files, lines);
+  // Result files one after another, read into one reused buffer, parsed a chunk at a time.
+  return Object.assign(new ItemSource<ResultRecord>(inputs, files, lines, MAX_LINE_BYTES), {
+    problems: lines.parser.problems,
+  });
 }
 
 /** Longest result line accepted (an embedding of a few thousand numbers is well under it). */
 const MAX_LINE_BYTES = 64 * 1024 * 1024;
-
-/** Result files one after another, read into one reused buffer, parsed a chunk at a time. */
-class ResultItems extends Readable implements ResultStream {
-  readonly problems: ResultProblems;
-  readonly #inputs: SourceInput[];
-  readonly #files: string[];
-  readonly #lines: ResultLineParser;
-  #file = -1;
-  #reader: ChunkReader | undefined;
-  #consumed = 0;
-  #items: ResultRecord[] = [];
-  #next = 0;
-  #reading = false;
-  #ended = false;
-
-  constructor(inputs: SourceInput[], files: string[], lines: ResultLineParser) {
-    super({ objectMode: true, highWaterMark: 1024 });
-    this.#inputs = inputs;
-    this.#files = files;
-    this.#lines = lines;
-    this.problems = lines.parser.problems;
-  }
-
-  override _read(): void {
-    this.#drain();
-  }
-
-  #drain(): void {
-    while (this.#next < this.#items.length) {
-      if (!this.push(this.#items[this.#next++])) return;
-    }
-    if (this.#ended) {
-      this.push(null);
-      return;
-    }
-    if (this.#reading) return;
-    this.#reading = true;
-    this.#step().then(
-      () => {
-        this.#reading = false;
-        if (!this.destroyed) this.#drain();
-      },
-      (error: unknown) => {
-        this.#reading = false;
-        this.destroy(error as Error);
-      },
-    );
-  }
-
-  /** Parses the next chunk, opening the next file when one ends. */
-  async #step(): Promise<void> {
-    this.#items = [];
-    this.#next = 0;
-    if (!this.#reader) {
-      if (++this.#file >= this.#inputs.length) {
-        this.#ended = true;
-        return;
-      }
-      const file = this.#files[this.#file]!;
-      this.#reader = new ChunkReader(this.#inputs[this.#file]!, file, MAX_LINE_BYTES);
-      this.#lines.startFile(file);
-      this.#consumed = 0;
-    }
-    const { data, last } = await this.#reader.next(this.#consumed);
-    const parsed = this.#lines.parse(data, last);
-    this.#items = parsed.items;
-    this.#consumed = parsed.consumed;
-    if (last) {
-      await this.#reader.close();
-      this.#reader = undefined;
-    }
-  }
-
-  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
-    const reader = this.#reader;
-    this.#reader = undefined;
-    (reader ? reader.close() : Promise.resolve()).then(
-      () => done(error),
-      () => done(error),
-    );
-  }
-}
 
 const LF = 0x0a;
 

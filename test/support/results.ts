@@ -3,17 +3,8 @@
  * documented example, DashScope's shorter one, vLLM's batch runner), for tests and the join bench.
  */
 
-/** mulberry32: a small, fast, seeded generator. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: the same seeded generator the fixtures use. */
+export { random as seeded } from '../fixtures/make-fixtures.js';
 
 export type Flavor = 'openai' | 'dashscope' | 'vllm';
 
