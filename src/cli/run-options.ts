@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { type Command, Option } from 'commander';
 import type { RunEvent } from '../run/batch-run.js';
 import { info, type Output } from './output.js';
@@ -87,6 +88,8 @@ export function eventLine(event: RunEvent): string {
  */
 export function detachOnInterrupt(out: Output): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
+  // Every poll and download listens on this one signal: many at once is by design.
+  setMaxListeners(0, controller.signal);
   const onSignal = () => {
     if (controller.signal.aborted) process.exit(130);
     info(
