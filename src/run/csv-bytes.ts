@@ -66,6 +66,17 @@ export async function prepareCsvBytes(
   const quoteByte = quote.charCodeAt(0);
   const rules = new RequestRules(profile, settings.rules, warnings);
   const out = new ByteWriter();
+  const current: LineBytes = {
+    kind: 'line',
+    index: 0,
+    file,
+    line: 0,
+    custom_id: '',
+    buffer: out.buffer,
+    start: 0,
+    end: 0,
+    emptyInput: false,
+  };
   const inputColumns = compileTemplate(requestOpts.template!).columns;
   const emptyTemplate = requestOpts.template!.replace(/\{\{[^{}]*\}\}/g, '') === '';
   let template: LineTemplate | undefined;
@@ -148,7 +159,15 @@ export async function prepareCsvBytes(
     let emptyInput = false;
     if (emptyTemplate)
       emptyInput = inputSlots.every((c) => c === -1 || c >= row.count || row.ends[c] === row.starts[c]);
-    return { kind: 'line', index, file, line, custom_id, buffer, start, end: pos, emptyInput };
+    // One object for every line: each is settled before the next is written.
+    current.index = index;
+    current.line = line;
+    current.custom_id = custom_id;
+    current.buffer = buffer;
+    current.start = start;
+    current.end = pos;
+    current.emptyInput = emptyInput;
+    return current;
   };
 
   const isEmbeddings = requestOpts.endpoint === '/v1/embeddings';

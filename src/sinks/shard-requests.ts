@@ -121,6 +121,7 @@ export class Sharder {
   readonly #byCode: Record<string, number> = {};
   #ready: Promise<string[]> | undefined;
   #rejections: BufferedFile | undefined;
+  #closing: Promise<void> | undefined;
   #rejected = 0;
   #requests = 0;
   #count = 0;
@@ -138,9 +139,9 @@ export class Sharder {
     const text = item.text ?? JSON.stringify(item.request);
     const bytes = item.bytes ?? Buffer.byteLength(text);
     const request = item.request;
-    return this.#line(String(request.body.model), request.url, item, request.custom_id, bytes + 1, (file) =>
-      file.append(`${text}\n`, bytes + 1),
-    );
+    if (bytes + 1 > this.#limits.maxBytesPerFile) return this.#tooLarge(item, request.custom_id, bytes + 1);
+    const file = this.#fileFor(String(request.body.model), request.url, item.index, bytes + 1);
+    return this.#afterClose(file.append(`${text}\n`, bytes + 1));
   }
 
   /**
@@ -158,7 +159,9 @@ export class Sharder {
   ): Promise<void> | undefined {
     if (!this.#ready)
       return this.#startThen(() => this.addBytes(model, url, at, custom_id, data, start, end));
-    return this.#line(model, url, at, custom_id, end - start, (file) => file.appendBytes(data, start, end));
+    const bytes = end - start;
+    if (bytes > this.#limits.maxBytesPerFile) return this.#tooLarge(at, custom_id, bytes);
+    return this.#afterClose(this.#fileFor(model, url, at.index, bytes).appendBytes(data, start, end));
   }
 
   #startThen(next: () => Promise<void> | undefined): Promise<void> {
@@ -166,45 +169,48 @@ export class Sharder {
     return this.#ready.then(next);
   }
 
-  #line(
-    model: string,
-    url: string,
-    at: SourcePosition,
-    custom_id: string,
-    bytes: number,
-    write: (file: BufferedFile) => Promise<void> | undefined,
-  ): Promise<void> | undefined {
-    if (bytes > this.#limits.maxBytesPerFile) {
-      return this.reject({
-        kind: 'rejection',
-        index: at.index,
-        file: at.file,
-        line: at.line,
-        custom_id,
-        code: 'BP_LINE_TOO_LARGE',
-        message: `line is ${bytes - 1} bytes, more than a whole file may hold (${this.#limits.maxBytesPerFile})`,
-      });
-    }
+  #tooLarge(at: SourcePosition, custom_id: string, bytes: number): Promise<void> | undefined {
+    return this.reject({
+      kind: 'rejection',
+      index: at.index,
+      file: at.file,
+      line: at.line,
+      custom_id,
+      code: 'BP_LINE_TOO_LARGE',
+      message: `line is ${bytes - 1} bytes, more than a whole file may hold (${this.#limits.maxBytesPerFile})`,
+    });
+  }
+
+  /**
+   * The file a line of `bytes` goes to: the model's open file, or a new one when it is full (the full
+   * one starts closing; `#afterClose` waits for it). Counts the line.
+   */
+  #fileFor(model: string, url: string, row: number, bytes: number): BufferedFile {
     let shard = this.#open.get(model);
-    let closing: Promise<void> | undefined;
     if (
       shard &&
       (shard.summary.lines >= this.#limits.maxLinesPerFile ||
         shard.file.bytes + bytes > this.#limits.maxBytesPerFile)
     ) {
-      closing = this.#close(shard);
+      this.#closing = this.#close(shard);
       shard = undefined;
     }
     if (!shard) {
-      shard = this.#create(model, url, at.index);
+      shard = this.#create(model, url, row);
       this.#open.set(model, shard);
     }
     shard.summary.lines++;
-    shard.summary.last_row = at.index;
+    shard.summary.last_row = row;
     this.#requests++;
-    const writing = write(shard.file);
-    if (closing && writing) return Promise.all([closing, writing]).then(() => undefined);
-    return closing ?? writing;
+    return shard.file;
+  }
+
+  /** A write's wait, joined with the close of the file it filled, if one was closed for it. */
+  #afterClose(writing: Promise<void> | undefined): Promise<void> | undefined {
+    const closing = this.#closing;
+    if (!closing) return writing;
+    this.#closing = undefined;
+    return writing ? Promise.all([closing, writing]).then(() => undefined) : closing;
   }
 
   #create(model: string, url: string, row: number): OpenShard {

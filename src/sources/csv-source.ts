@@ -188,16 +188,19 @@ export class CsvRowParser<T> implements ChunkParser<T | Rejection> {
       if (this.#opts.header) return;
     }
     const index = ++this.#index;
-    const spans = scanned.spans > 0 ? ` (the row spans lines ${line}-${line + scanned.spans})` : '';
     const columns = this.#columns;
     let problem: [ErrorCode, string] | undefined;
-    if (scanned.malformed) problem = ['BP_INPUT_PARSE', `malformed quotes: ${scanned.malformed}${spans}`];
+    if (scanned.malformed)
+      problem = ['BP_INPUT_PARSE', `malformed quotes: ${scanned.malformed}${spansOf(line, scanned.spans)}`];
     else if (!utf8)
-      problem = ['BP_INPUT_ENCODING', `row is not valid UTF-8${spans}; set the encoding option`];
+      problem = [
+        'BP_INPUT_ENCODING',
+        `row is not valid UTF-8${spansOf(line, scanned.spans)}; set the encoding option`,
+      ];
     else if (count !== columns.length && !this.#opts.relaxColumnCount) {
       problem = [
         'BP_ROW_FIELD_COUNT',
-        `expected ${columns.length} fields (${preview(columns)}), got ${count}${spans}`,
+        `expected ${columns.length} fields (${preview(columns)}), got ${count}${spansOf(line, scanned.spans)}`,
       ];
     }
     if (problem) {
@@ -224,6 +227,11 @@ export class CsvRowParser<T> implements ChunkParser<T | Rejection> {
       throw new BatchpipeError(code, `row ${index}: ${message}`, { file: this.file, line, row: index });
     return this.#emit({ kind: 'rejection', index, file: this.file, line, custom_id: null, code, message });
   }
+}
+
+/** Where a multi-line row sits, for messages (made only when a row is rejected). */
+function spansOf(line: number, spans: number): string {
+  return spans > 0 ? ` (the row spans lines ${line}-${line + spans})` : '';
 }
 
 function checkColumns(columns: string[], file: string, line: number): string[] {
