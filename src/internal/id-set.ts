@@ -1,25 +1,44 @@
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Ids kept in memory before the set moves them to disk: 2.6 MB of table. */
+const MEMORY_IDS = 256 * 1024;
+/** Disk partitions (by hash), and the ids each buffers before a write. */
+const PARTITIONS = 256;
+const PARTITION_BUFFER = 512;
+/** Bloom filter: 14.4 bits and 10 probes an id give a 0.1% false-positive rate. */
+const BLOOM_BITS_PER_ID = 14.4;
+const BLOOM_PROBES = 10;
+
 /**
- * A set of strings kept as 64-bit hashes: 8 bytes a slot, at most 80% full, so a million custom_ids
- * cost 10-16 MB instead of ~80 MB of strings in a Set. Two different strings share a 64-bit hash with
- * probability ~n^2/2^65 (about 3e-8 for a million ids); such a pair reads as a duplicate, so a
- * duplicate is never missed.
+ * A set of strings kept as 64-bit hashes. Two different strings share a 64-bit hash with probability
+ * ~n^2/2^65 (about 3e-8 for a million ids); such a pair reads as a duplicate, so a duplicate is never
+ * missed. Up to 256k ids live in an in-memory table (8 bytes a slot); past that the hashes move to
+ * files on disk, partitioned by hash, with a Bloom filter in front (1.8 bytes an id), so memory stays
+ * flat whatever the run's size: a new id costs one filter check and a buffered append; only the 0.1%
+ * the filter cannot rule out (and true duplicates) read one partition file. `close` removes the files.
  */
 export class IdSet {
   /** Slot i holds hash words [2i, 2i+1]; (0, 0) marks an empty slot. */
   #slots: Uint32Array;
   #capacity: number;
   #size = 0;
+  #disk: DiskIds | undefined;
+  #expected: number;
 
-  /** `expected`: how many ids to make room for up front (avoids growing, which briefly doubles memory). */
+  /** `expected`: how many ids to make room for up front. */
   constructor(expected = 1024) {
-    this.#capacity = capacityFor(expected);
+    this.#expected = expected;
+    this.#capacity = capacityFor(Math.min(expected, MEMORY_IDS));
     this.#slots = new Uint32Array(this.#capacity * 2);
   }
 
-  /** Makes room for about `expected` ids in all (rebuilding the table once, while it is small). */
+  /** Makes room for about `expected` ids in all (sizing the table, or the disk filter, once). */
   reserve(expected: number): void {
-    const capacity = capacityFor(expected);
-    if (capacity > this.#capacity) this.#rebuild(capacity);
+    this.#expected = Math.max(this.#expected, expected);
+    const capacity = capacityFor(Math.min(expected, MEMORY_IDS));
+    if (!this.#disk && capacity > this.#capacity) this.#rebuild(capacity);
   }
 
   get size(): number {
@@ -29,6 +48,11 @@ export class IdSet {
   /** Adds `id`; false when it was already there. */
   add(id: string): boolean {
     const [hi, lo] = hash64(id);
+    if (this.#disk) {
+      if (!this.#disk.add(hi, lo)) return false;
+      this.#size++;
+      return true;
+    }
     const slots = this.#slots;
     const capacity = this.#capacity;
     let slot = home(hi, capacity);
@@ -41,12 +65,28 @@ export class IdSet {
     }
     slots[slot * 2] = hi;
     slots[slot * 2 + 1] = lo;
-    if (++this.#size > this.#capacity * MAX_LOAD) this.#grow();
+    this.#size++;
+    if (this.#size > MEMORY_IDS) this.#toDisk();
+    else if (this.#size > this.#capacity * MAX_LOAD) this.#rebuild(Math.ceil(this.#capacity * GROWTH));
     return true;
   }
 
-  #grow(): void {
-    this.#rebuild(Math.ceil(this.#capacity * GROWTH));
+  /** Removes the files of a set that moved to disk. */
+  close(): void {
+    this.#disk?.close();
+  }
+
+  #toDisk(): void {
+    const disk = new DiskIds(Math.max(this.#expected, this.#size * 4));
+    const slots = this.#slots;
+    for (let i = 0; i < this.#capacity; i++) {
+      const hi = slots[i * 2]!;
+      const lo = slots[i * 2 + 1]!;
+      if (hi !== 0 || lo !== 0) disk.add(hi, lo);
+    }
+    this.#disk = disk;
+    this.#slots = new Uint32Array(0);
+    this.#capacity = 0;
   }
 
   #rebuild(capacity: number): void {
@@ -63,6 +103,108 @@ export class IdSet {
         slot = slot + 1 === this.#capacity ? 0 : slot + 1;
       this.#slots[slot * 2] = hi;
       this.#slots[slot * 2 + 1] = lo;
+    }
+  }
+}
+
+/** Hashes on disk in partition files, each with a small write buffer, behind Bloom filters. */
+class DiskIds {
+  readonly #dir = mkdtempSync(join(tmpdir(), 'batchpipe-ids-'));
+  readonly #blooms: Bloom[];
+  #bloomIds = 0;
+  readonly #buffers = Array.from({ length: PARTITIONS }, () => new Uint32Array(PARTITION_BUFFER * 2));
+  readonly #buffered = new Uint16Array(PARTITIONS);
+  readonly #written = new Uint8Array(PARTITIONS);
+
+  constructor(expected: number) {
+    this.#blooms = [new Bloom(expected)];
+  }
+
+  /** Adds a hash; false when it was already there. */
+  add(hi: number, lo: number): boolean {
+    if (this.#maybe(hi, lo) && this.#contains(hi, lo)) return false;
+    let bloom = this.#blooms[this.#blooms.length - 1]!;
+    if (++this.#bloomIds > bloom.capacity) {
+      // Past what the filter was sized for: a new, larger one keeps the false-positive rate.
+      bloom = new Bloom(bloom.capacity * 2);
+      this.#blooms.push(bloom);
+      this.#bloomIds = 1;
+    }
+    bloom.add(hi, lo);
+    const p = lo & (PARTITIONS - 1);
+    const n = this.#buffered[p]!;
+    const buffer = this.#buffers[p]!;
+    buffer[n * 2] = hi;
+    buffer[n * 2 + 1] = lo;
+    this.#buffered[p] = n + 1;
+    if (n + 1 === PARTITION_BUFFER) this.#flush(p);
+    return true;
+  }
+
+  #maybe(hi: number, lo: number): boolean {
+    for (const bloom of this.#blooms) if (bloom.has(hi, lo)) return true;
+    return false;
+  }
+
+  #contains(hi: number, lo: number): boolean {
+    const p = lo & (PARTITIONS - 1);
+    const buffer = this.#buffers[p]!;
+    for (let i = 0; i < this.#buffered[p]!; i++)
+      if (buffer[i * 2] === hi && buffer[i * 2 + 1] === lo) return true;
+    if (this.#written[p] === 0) return false;
+    const bytes = readFileSync(this.#file(p));
+    const stored = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+    for (let i = 0; i < stored.length; i += 2) if (stored[i] === hi && stored[i + 1] === lo) return true;
+    return false;
+  }
+
+  #flush(p: number): void {
+    const fd = openSync(this.#file(p), 'a');
+    try {
+      const buffer = this.#buffers[p]!;
+      writeSync(fd, buffer, 0, this.#buffered[p]! * 8);
+    } finally {
+      closeSync(fd);
+    }
+    this.#buffered[p] = 0;
+    this.#written[p] = 1;
+  }
+
+  #file(p: number): string {
+    return join(this.#dir, `${p}.ids`);
+  }
+
+  close(): void {
+    rmSync(this.#dir, { recursive: true, force: true });
+  }
+}
+
+/** A Bloom filter over 64-bit hashes (double hashing from their two halves). */
+class Bloom {
+  readonly capacity: number;
+  readonly #bits: Uint32Array;
+  readonly #size: number;
+
+  constructor(capacity: number) {
+    this.capacity = Math.max(1024, capacity);
+    this.#size = Math.ceil(this.capacity * BLOOM_BITS_PER_ID);
+    this.#bits = new Uint32Array(Math.ceil(this.#size / 32));
+  }
+
+  has(hi: number, lo: number): boolean {
+    for (let k = 0; k < BLOOM_PROBES; k++) {
+      const bit = (hi + Math.imul(k, lo | 1)) >>> 0;
+      const at = bit % this.#size;
+      if ((this.#bits[at >>> 5]! & (1 << (at & 31))) === 0) return false;
+    }
+    return true;
+  }
+
+  add(hi: number, lo: number): void {
+    for (let k = 0; k < BLOOM_PROBES; k++) {
+      const bit = (hi + Math.imul(k, lo | 1)) >>> 0;
+      const at = bit % this.#size;
+      this.#bits[at >>> 5]! |= 1 << (at & 31);
     }
   }
 }

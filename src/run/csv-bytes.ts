@@ -248,6 +248,7 @@ export async function prepareCsvBytes(
       else if (last) break;
     }
   } finally {
+    rules.close();
     await reader.close();
   }
   return sharder.finish();

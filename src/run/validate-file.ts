@@ -100,6 +100,7 @@ export async function validateRequestFile(
     models.add(String(verdict.request.body.model));
     endpoints.add(verdict.request.url);
   }
+  rules.close();
   report.bytes = typeof input === 'string' || input instanceof URL ? (await stat(input)).size : streamed;
   report.models = [...models];
   report.endpoints = [...endpoints];

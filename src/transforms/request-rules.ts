@@ -263,6 +263,11 @@ export class RequestRules {
     );
   }
 
+  /** Lets go of what the rules keep on disk (a large run's custom_ids). */
+  close(): void {
+    this.#ids.close();
+  }
+
   /** Makes room for about `count` ids at once (the caller estimated the run's size). */
   expectIds(count: number): void {
     this.#ids.reserve(count);

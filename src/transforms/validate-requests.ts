@@ -57,6 +57,14 @@ export function validateRequests(options: ValidateRequestsOptions = {}): Validat
       if (verdict instanceof Promise) verdict.then((v) => done(null, toItem(v, item)), done);
       else done(null, toItem(verdict, item));
     },
+    flush(done) {
+      rules.close();
+      done();
+    },
+    destroy(error, done) {
+      rules.close();
+      done(error);
+    },
   }) as ValidateRequestsStream;
   Object.defineProperty(stream, 'warnings', { value: warnings, enumerable: true });
   return stream;

@@ -27,3 +27,45 @@ describe('IdSet', () => {
     expect(set.add('id-999999')).toBe(false);
   });
 });
+
+describe('IdSet past what it keeps in memory', () => {
+  it('answers like a Set for millions of ids, on disk behind a Bloom filter, and removes its files', async () => {
+    const { readdirSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const before = readdirSync(tmpdir()).filter((d) => d.startsWith('batchpipe-ids-')).length;
+    const set = new IdSet(10);
+    let refused = 0;
+    for (let i = 0; i < 600_000; i++) if (!set.add(`id-${i}`)) refused++;
+    expect(refused).toBe(0);
+    expect(readdirSync(tmpdir()).filter((d) => d.startsWith('batchpipe-ids-')).length).toBe(before + 1);
+    // Every id seen before, early or late, in memory once or only on disk, is a duplicate.
+    for (const i of [0, 1, 262_143, 262_144, 262_145, 400_000, 599_999])
+      expect(set.add(`id-${i}`)).toBe(false);
+    for (let i = 600_000; i < 700_000; i++) if (!set.add(`id-${i}`)) refused++;
+    expect(refused).toBe(0);
+    expect(set.size).toBe(700_000);
+    set.close();
+    expect(readdirSync(tmpdir()).filter((d) => d.startsWith('batchpipe-ids-')).length).toBe(before);
+  });
+
+  it('agrees with a Set across the move to disk (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 400_000 }), { minLength: 300_000, maxLength: 300_000 }),
+        (keys) => {
+          const set = new IdSet(1000);
+          const exact = new Set<number>();
+          let wrong = 0;
+          for (const key of keys) {
+            const fresh = !exact.has(key);
+            exact.add(key);
+            if (set.add(String(key)) !== fresh) wrong++;
+          }
+          set.close();
+          expect(wrong).toBe(0);
+        },
+      ),
+      { numRuns: 2 },
+    );
+  });
+});
