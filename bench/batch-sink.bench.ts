@@ -1,3 +1,23 @@
+/**
+ * batch sink: `batchpipe submit` then `batchpipe download` of prepared request files against the
+ * embedded local service (started with `batchpipe serve`, its deterministic test engine), as users
+ * run them. Counts what a run costs the client (wall, CPU, peak RSS) and the provider (API calls per
+ * shard), and checks results.jsonl holds every request exactly once.
+ *
+ * Run: npm run build && node --import tsx bench/batch-sink.bench.ts [--sizes 100000,1000000]
+ *
+ * Figures (2 x AMD EPYC, Node v20.20.2, 2026-11-24):
+ *
+ *   | requests  | shards | submit s | submit CPU s | submit MB | download s | download MB | calls/shard                |
+ *   |   100,000 |      2 |     5.5  |          3.4 |       120 |        1.9 |          99 | upload 1, create 1, poll 15 |
+ *   | 1,000,000 |     20 |    38.9  |         21.6 |       131 |       14.7 |         132 | upload 1, create 1, poll 1.5 |
+ *
+ *   Submit memory is flat (1.09x from 100k to 1M): uploads stream each shard from disk. Download is
+ *   1.33x: files are streamed and settled one shard at a time, so the growth is heap the collector
+ *   leaves standing across 20 shards rather than data held; it misses the 1.2x target. No lookups:
+ *   nothing needed recovering. Polls are one retrieve per running batch a round (0.2 s here); at 1M
+ *   most batches have ended by the time the last shard is uploaded, hence 1.5.
+ */
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -5,7 +25,6 @@ import { join } from 'node:path';
 import { customIdOf, jsonlBuffers } from '../src/run/request-ids.js';
 import { writeReviewsCsv } from '../test/fixtures/make-fixtures.js';
 import {
-  ARGS,
   CLI,
   dataFile,
   existsSync,
@@ -18,7 +37,6 @@ import {
   startServe,
 } from './lib.js';
 
-const _args = ARGS;
 const sizes = SIZES;
 
 const work = await mkdtemp(join(tmpdir(), 'bp-bench-sink-'));
