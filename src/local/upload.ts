@@ -72,6 +72,10 @@ export async function receiveUpload(req: IncomingMessage, tmpDir: string, maxByt
         ),
       ),
     );
+    // A client that hangs up while the temp file is still being opened makes busboy fail this part
+    // before writeToDisk iterates it: without a listener of its own that error would be uncaught and
+    // take the whole service down. writeToDisk still sees the failure when it starts reading.
+    stream.on('error', () => {});
     written = writeToDisk(stream, tmpPath);
     written.catch(() => {});
   });

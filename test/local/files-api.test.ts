@@ -77,6 +77,34 @@ describe('upload', () => {
     expect(back).toBe(content);
   });
 
+  it('survives clients that hang up mid-upload, storing nothing from them (bug: an aborted upload could crash the service)', async () => {
+    const before = (await client.files.list()).data.length;
+    const content = Buffer.from(jsonl(chatLines(100)));
+    const { body, type } = multipart([
+      { name: 'purpose', value: 'batch' },
+      { name: 'file', value: content, filename: 'hangup.jsonl' },
+    ]);
+    const { request } = await import('node:http');
+    const url = new URL(`${service.url}/files`);
+    for (let cut = 100; cut < body.length; cut += Math.floor(body.length / 23)) {
+      await new Promise<void>((resolve) => {
+        const req = request(url, {
+          method: 'POST',
+          headers: { 'content-type': type, 'content-length': body.length },
+        });
+        req.on('error', () => resolve());
+        req.on('response', (res) => {
+          res.resume();
+          resolve();
+        });
+        req.write(body.subarray(0, cut), () => setTimeout(() => req.destroy(), cut % 3));
+      });
+    }
+    const file = await upload(client, dir, content, 'after-hangups.jsonl');
+    expect(file.bytes).toBe(content.length);
+    expect((await client.files.list()).data.length).toBe(before + 1);
+  });
+
   it('takes the purpose field after the file part too', async () => {
     const { body, type } = multipart([
       { name: 'file', value: 'x\n', filename: 'late.jsonl' },
