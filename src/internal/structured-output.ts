@@ -16,8 +16,10 @@ export type CheckedAnswer =
 export interface StructuredOutput {
   /** `json_schema.name`: letters, digits, "_" and "-". */
   name: string;
-  /** The JSON Schema (draft-7, no `$schema` key) that requests carry. */
+  /** The JSON Schema (draft-7, no `$schema` key) as the user wrote it: what answers are checked against, and what JSON mode states. */
   jsonSchema: Record<string, unknown>;
+  /** The copy strict `json_schema` requests carry: every object closed (`additionalProperties: false`). */
+  strictSchema: Record<string, unknown>;
   /** The labels, for `--labels`. */
   labels: readonly string[] | undefined;
   /** Leaf paths of the answer object, in schema order: each becomes a column (`a.b` for nested objects). */
@@ -95,7 +97,7 @@ function compileLabels(labels: readonly string[]): StructuredOutput {
   const instruction = `Answer with only a JSON object of the form {"${LABEL_FIELD}": "..."}, where ${LABEL_FIELD} is one of: ${listed}.`;
   // A bare label ("positive") is an answer too: JSON mode is a request, not a guarantee. Other text is
   // checked as the label it would be, so the issue names the labels allowed.
-  return build('label', jsonSchema, validator, labels, instruction, (text) => ({
+  return build('label', jsonSchema, jsonSchema, validator, labels, instruction, (text) => ({
     [LABEL_FIELD]: byKey.get(labelKey(text)) ?? text.trim(),
   }));
 }
@@ -108,8 +110,9 @@ function compileSchema(schema: AnswerSchema, mode: StructuredMode): StructuredOu
     validator = schema;
   } else {
     const { $schema: _drop, ...rest } = schema;
-    jsonSchema = closeObjects(rest);
+    jsonSchema = rest;
     try {
+      // The schema as written: plain JSON Schema allows keys it does not name, as a zod object does.
       validator = z.fromJSONSchema(jsonSchema as Parameters<typeof z.fromJSONSchema>[0]);
     } catch (error) {
       throw invalid('schema', `the JSON Schema cannot be used: ${(error as Error).message}`, error);
@@ -118,29 +121,34 @@ function compileSchema(schema: AnswerSchema, mode: StructuredMode): StructuredOu
   if (jsonSchema.type !== 'object' || !isRecord(jsonSchema.properties)) {
     throw invalid('schema', 'the schema must describe a JSON object with properties at the top level');
   }
+  // Strict mode requires closed objects; only the copy requests carry is closed, so an answer with an
+  // extra key (JSON mode, where the schema is only stated) still validates.
+  const strictSchema = isZodSchema(schema) ? jsonSchema : closeObjects(jsonSchema);
   if (mode === 'json_schema') {
-    const problem = strictProblem(jsonSchema, '');
+    const problem = strictProblem(strictSchema, '');
     if (problem) throw invalid('schema', `strict structured outputs: ${problem}`);
   }
   const title = typeof jsonSchema.title === 'string' ? jsonSchema.title.replace(/[^A-Za-z0-9_-]+/g, '_') : '';
   const name = NAME.test(title) ? title : 'answer';
   const instruction = `Answer with only a JSON object, no other text, that matches this JSON Schema: ${JSON.stringify(jsonSchema)}`;
-  return build(name, jsonSchema, validator, undefined, instruction, () => undefined);
+  return build(name, jsonSchema, strictSchema, validator, undefined, instruction, () => undefined);
 }
 
 function build(
   name: string,
   jsonSchema: Record<string, unknown>,
+  strictSchema: Record<string, unknown>,
   validator: z.ZodType,
   labels: readonly string[] | undefined,
   instruction: string,
   fromText: (text: string) => unknown,
 ): StructuredOutput {
-  const strict = { type: 'json_schema', json_schema: { name, strict: true, schema: jsonSchema } };
+  const strict = { type: 'json_schema', json_schema: { name, strict: true, schema: strictSchema } };
   const jsonMode = { type: 'json_object' };
   return {
     name,
     jsonSchema,
+    strictSchema,
     labels,
     fields: leafPaths(jsonSchema, []),
     instruction,

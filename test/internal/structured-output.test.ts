@@ -136,10 +136,65 @@ describe('schema', () => {
       /schema: strict structured outputs: property "b" is optional; every property must be required \(use \.nullable\(\) instead of \.optional\(\)\)/,
     );
     expect(() => compileStructuredOutput({ schema: optional, mode: 'json_object' })).not.toThrow();
-    // A hand-written file without additionalProperties gets it: strict mode requires it.
+    // A hand-written file without additionalProperties gets it in what requests carry: strict mode requires it.
     const file = { type: 'object', properties: { a: { type: 'string' } }, required: ['a'] };
     const compiled = compileStructuredOutput({ schema: file, mode: 'json_schema' })!;
-    expect(compiled.jsonSchema).toEqual({ ...file, additionalProperties: false });
+    expect(compiled.responseFormat('json_schema')).toMatchObject({
+      json_schema: { strict: true, schema: { ...file, additionalProperties: false } },
+    });
+    expect(compiled.jsonSchema).toEqual(file);
+  });
+
+  it('a --schema JSON Schema file no longer rejects extra keys in answers (closes objects only in strict requests)', () => {
+    const file = {
+      $schema: 'http://json-schema.org/draft-07/schema#',
+      type: 'object',
+      properties: { a: { type: 'string' }, inner: { type: 'object', properties: { b: { type: 'number' } } } },
+      required: ['a'],
+    };
+    const withExtra = answer('{"a": "x", "extra": 1, "inner": {"b": 2, "more": true}}');
+    const fromFile = new ResultParser({ schema: file, badLines: 'report' });
+    expect(fromFile.fromText(withExtra, 'f', 1)).toMatchObject({ status: 'ok', error_code: null });
+    // As a zod object does.
+    const zod = new ResultParser({ schema: z.object({ a: z.string() }), badLines: 'report' });
+    expect(zod.fromText(withExtra, 'f', 1)).toMatchObject({ status: 'ok', parsed: { a: 'x' } });
+    // The schema is still checked.
+    expect(fromFile.fromText(answer('{"a": 3, "extra": 1}'), 'f', 1)).toMatchObject({
+      status: 'invalid_output',
+      error_code: 'BP_OUTPUT_SCHEMA',
+    });
+    // An explicit additionalProperties: false is the user's: it is respected, nested too.
+    const closed = {
+      ...file,
+      additionalProperties: false,
+      properties: { ...file.properties, inner: { ...file.properties.inner, additionalProperties: false } },
+    };
+    const strictFile = new ResultParser({ schema: closed, badLines: 'report' });
+    expect(strictFile.fromText(answer('{"a": "x", "extra": 1}'), 'f', 1)).toMatchObject({
+      status: 'invalid_output',
+      error_code: 'BP_OUTPUT_SCHEMA',
+      error_message: expect.stringMatching(/Unrecognized key: "extra"/),
+    });
+    expect(strictFile.fromText(answer('{"a": "x", "inner": {"more": 1}}'), 'f', 1)).toMatchObject({
+      status: 'invalid_output',
+      error_message: expect.stringMatching(/^inner: Unrecognized key/),
+    });
+    // Strict requests carry the closed copy (nested objects too); JSON mode states the schema as written.
+    const complete = {
+      ...file,
+      required: ['a', 'inner'],
+      properties: { ...file.properties, inner: { ...file.properties.inner, required: ['b'] } },
+    };
+    const compiled = compileStructuredOutput({ schema: complete, mode: 'json_schema' })!;
+    const strict = compiled.responseFormat('json_schema') as {
+      json_schema: { schema: Record<string, unknown> };
+    };
+    expect(strict.json_schema.schema).toMatchObject({
+      additionalProperties: false,
+      properties: { inner: { additionalProperties: false } },
+    });
+    expect(compiled.instruction).not.toContain('additionalProperties');
+    expect(complete).not.toHaveProperty('additionalProperties');
   });
 
   it('refuses a schema that is not an object at the top level, or has no JSON Schema form', () => {

@@ -53,6 +53,30 @@ describe('toRequests with labels or a schema', () => {
     ]);
   });
 
+  it('a JSON Schema file: strict requests carry it closed, JSON mode states it as written (extra keys stay allowed)', () => {
+    const file = { type: 'object', properties: { a: { type: 'string' } }, required: ['a'] };
+    const strict = build({
+      template: '{{text}}',
+      model: 'm',
+      schema: file,
+      provider: 'openai',
+    }) as RequestItem;
+    expect(body(strict).response_format).toEqual({
+      type: 'json_schema',
+      json_schema: { name: 'answer', strict: true, schema: { ...file, additionalProperties: false } },
+    });
+    const stated = build({
+      template: '{{text}}',
+      model: 'qwen-plus',
+      schema: file,
+      provider: 'dashscope',
+    }) as RequestItem;
+    expect(body(stated).messages[0]!.content).toBe(
+      `Answer with only a JSON object, no other text, that matches this JSON Schema: ${JSON.stringify(file)}`,
+    );
+    expect(file).not.toHaveProperty('additionalProperties');
+  });
+
   it('lets structuredOutput override the profile', () => {
     const item = build({
       template: '{{text}}',
