@@ -561,10 +561,15 @@ function salvageId(line: string): string | undefined {
   }
 }
 
-/** An `error` field that reports something: not null, false, "" or {} (servers write all of them for "none"). */
+/**
+ * An `error` field that reports something: not null, false, "", {} or an object whose fields are all
+ * such (`{"code": null, "message": null}`): servers write all of them for "none".
+ */
 function hasError(error: unknown): boolean {
   if (error === null || error === undefined || error === false || error === '') return false;
-  return !isRecord(error) || Object.keys(error).length > 0;
+  if (!isRecord(error)) return true;
+  for (const key in error) if (hasError(error[key])) return true;
+  return false;
 }
 
 function text(value: unknown): string | null {

@@ -217,6 +217,35 @@ describe('parseResults: error lines', () => {
   });
 });
 
+describe('an error object with only null fields', () => {
+  it('no longer marks a good answer failed ({"code": null, "message": null}, at the top or in the body)', () => {
+    for (const error of [
+      { code: null, message: null },
+      { code: null, message: '', param: null, type: null },
+      { code: null, details: {} },
+    ]) {
+      const top = JSON.parse(OPENAI_EXAMPLE);
+      top.error = error;
+      expect(one(JSON.stringify(top)), JSON.stringify(error)).toMatchObject({
+        status: 'ok',
+        content: '2 + 2 equals 4.',
+        error_code: null,
+        error_message: null,
+      });
+      const inBody = JSON.parse(OPENAI_EXAMPLE);
+      inBody.response.body.error = error;
+      expect(one(JSON.stringify(inBody))).toMatchObject({ status: 'ok', error_code: null });
+    }
+    // One field that says something is an error.
+    const coded = JSON.parse(OPENAI_EXAMPLE);
+    coded.error = { code: 'server_error', message: null };
+    expect(one(JSON.stringify(coded))).toMatchObject({ status: 'failed', error_code: 'server_error' });
+    const worded = JSON.parse(OPENAI_EXAMPLE);
+    worded.error = { code: null, message: 'overloaded' };
+    expect(one(JSON.stringify(worded))).toMatchObject({ status: 'failed', error_message: 'overloaded' });
+  });
+});
+
 describe('parseResults: lines that cannot be used', () => {
   it('turns a line that is not JSON into a failed record when its custom_id can be read, naming file and line', () => {
     const p = parser();
