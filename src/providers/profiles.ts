@@ -1,6 +1,9 @@
 import type { FileLimits, ModelInfo, ProviderName, ProviderProfile } from './profile.js';
 
-const MB = 1024 * 1024;
+// The documents give limits in "MB" without saying which; decimal (10^6) is the smaller, so a file or
+// line within it is within the limit whichever way the provider counts. MiB would pass a 6.1-million-byte
+// line that a decimal-counting provider fails at validation, after the upload.
+const MB = 1_000_000;
 
 // DashScope: 50,000 requests and 500 MB per file, 6 MB per line, custom_id <= 256 characters
 // (ref/modelstudio-batch-file-input.txt). We count the custom_id in UTF-8 bytes, the strictest reading.

@@ -19,7 +19,8 @@ import {
   waitFor,
 } from './support.js';
 
-const MB = 1024 * 1024;
+// The documents' MB, read as decimal (src/providers/profiles.ts).
+const MB = 1_000_000;
 const dir = tempDir('bp-local-validation-');
 const { service, client } = await serviceFor();
 

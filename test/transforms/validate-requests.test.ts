@@ -172,6 +172,26 @@ describe('validateRequests', () => {
     ).toEqual(['BP_LINE_TOO_LARGE', 'ok']);
   });
 
+  it('reads the documents\' "6 MB a line" as 6,000,000 bytes (a 6.1-million-byte line passed when MB meant MiB)', async () => {
+    const sized = (id: string, bytes: number) => {
+      const base = chat(id, { body: { messages: [{ role: 'user', content: '' }] } });
+      const pad = 'x'.repeat(bytes - Buffer.byteLength(JSON.stringify(base)));
+      return chat(id, { body: { messages: [{ role: 'user', content: pad }] } });
+    };
+    expect(Buffer.byteLength(JSON.stringify(sized('a', 6_000_000)))).toBe(6_000_000);
+    expect(
+      await codes([sized('a', 6_000_000), sized('b', 6_000_001), sized('c', 6_100_000)], {
+        provider: 'dashscope',
+        checkContext: false,
+      }),
+    ).toEqual(['ok', 'BP_LINE_TOO_LARGE', 'BP_LINE_TOO_LARGE']);
+    expect(resolveProfile('dashscope').limits).toMatchObject({
+      maxBytesPerFile: 500_000_000,
+      maxLineBytes: 6_000_000,
+    });
+    expect(resolveProfile('openai').limits.maxBytesPerFile).toBe(200_000_000);
+  });
+
   it('refuses a prompt that plainly exceeds a known context window, and only then', async () => {
     const profile = resolveProfile({ provider: 'dashscope', contextWindows: { 'qwen-plus': 100 } });
     const words = (n: number) => Array.from({ length: n }, (_, i) => `word${i}`).join(' ');
