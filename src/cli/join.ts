@@ -1,6 +1,7 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { BatchpipeError } from '../errors.js';
 import { EXTRA_COLUMNS, type ExtraColumn } from '../internal/result-cells.js';
+import { ENDPOINTS, type Endpoint } from '../providers/profile.js';
 import { RESULT_STATUSES } from '../transforms/result-status.js';
 import { count, info, type Output, plural, printJson } from './output.js';
 import { list } from './parse-values.js';
@@ -17,6 +18,7 @@ interface JoinFlags {
   requests?: string[];
   out: string;
   idColumn?: string;
+  endpoint?: Endpoint;
   labels?: string[];
   schema?: Record<string, unknown>;
   fieldPrefix: string;
@@ -58,6 +60,12 @@ export function joinCommand(): Command {
       'column whose value was the custom_id, as given to prepare (default: row-<n>)',
     )
     .requiredOption('--out <table>', 'the joined table to write (.csv, .tsv or .jsonl)')
+    .addOption(
+      new Option(
+        '--endpoint <path>',
+        "endpoint of the requests; /v1/embeddings names the answer column embedding (default: from a prepared or run directory's shards.json or manifest, else chat)",
+      ).choices(ENDPOINTS),
+    )
     .addOption(structuredOption('labels'))
     .addOption(structuredOption('schema'))
     .option('--field-prefix <prefix>', 'prefix of the parsed-field columns of --labels/--schema', '')
@@ -76,7 +84,7 @@ export function joinCommand(): Command {
       'after',
       `
 Result columns: status (${RESULT_STATUSES.join(', ')}),
-content (or the parsed fields of --labels/--schema, or embedding), error_code, error_message,
+content (or the parsed fields of --labels/--schema; embedding for /v1/embeddings), error_code, error_message,
 prompt_tokens, completion_tokens; a name the source already has gets the prefix result_.
 Exit code 0 when the table was written (failed rows are data), 1 when the run failed, 2 on a usage error.
 
@@ -114,6 +122,7 @@ Example:
         relaxColumnCount: flags.relaxColumnCount,
         badRows: flags.badRows,
         idColumn: flags.idColumn,
+        endpoint: flags.endpoint ?? found.endpoint,
         rejections,
         labels: flags.labels,
         schema: flags.schema,

@@ -57,8 +57,6 @@ export interface HashJoinSettings {
 /** What a thread that spilled results for the join reports with its file. */
 export interface SpilledCounts {
   results: number;
-  sawContent: boolean;
-  sawEmbedding: boolean;
 }
 
 const TAB = 0x09;
@@ -84,9 +82,6 @@ const STATUS_CHAR = Object.fromEntries(
  */
 export class HashJoin {
   readonly statuses = Object.fromEntries(RESULT_STATUSES.map((s) => [s, 0])) as Record<ResultStatus, number>;
-  /** Whether any result had answer text, or a vector: names the payload column. */
-  sawContent = false;
-  sawEmbedding = false;
   readonly #settings: HashJoinSettings;
   readonly #partitions: number;
   readonly #encode: (cells: unknown[]) => string;
@@ -130,11 +125,6 @@ export class HashJoin {
     return this.#dir;
   }
 
-  /** The payload column's name: `embedding` when every answer was a vector. */
-  get payload(): 'content' | 'embedding' {
-    return this.sawEmbedding && !this.sawContent ? 'embedding' : 'content';
-  }
-
   start(): Promise<void> {
     this.#started ??= (async () => {
       this.#dir = await mkdtemp(join(this.#settings.tempDir ?? tmpdir(), 'batchpipe-join-'));
@@ -157,8 +147,6 @@ export class HashJoin {
         : this.#settings.parser.fromItem(item, '<results>', ++this.#lineCount);
     if (!record) return undefined;
     this.#resultCount++;
-    if (record.content !== null) this.sawContent = true;
-    if (record.embedding !== null) this.sawEmbedding = true;
     // A re-ask needs the answer and what was wrong with it, which the cells may not hold.
     if (this.#invalid && record.status === 'invalid_output') {
       const text = `${JSON.stringify(record.custom_id)}\t${JSON.stringify([record.content, record.error_message])}\n`;
@@ -178,8 +166,6 @@ export class HashJoin {
   adopt(spill: SpillFile, counts: SpilledCounts): void {
     this.#adopted.push(spill);
     this.#resultCount += counts.results;
-    this.sawContent ||= counts.sawContent;
-    this.sawEmbedding ||= counts.sawEmbedding;
   }
 
   #addRejection(rejection: Rejection): Promise<void> | undefined {

@@ -43,8 +43,6 @@ export interface RangeTask {
 export interface RangeReport {
   index: number[][];
   results: number;
-  sawContent: boolean;
-  sawEmbedding: boolean;
   problems: { count: number; first: Array<{ code: ErrorCode; message: string; context: ErrorContext }> };
 }
 
@@ -150,8 +148,6 @@ export async function spillRange(task: RangeTask): Promise<RangeReport> {
   const layout = new CellLayout(task.cells);
   const encode = cellEncoder(task.encoding);
   let results = 0;
-  let sawContent = false;
-  let sawEmbedding = false;
   let offset = 0;
   for (let f = 0; f < task.files.length; f++) {
     const file = task.files[f]!;
@@ -164,8 +160,6 @@ export async function spillRange(task: RangeTask): Promise<RangeReport> {
       const record = parser.fromText(text, file, line);
       if (!record) return;
       results++;
-      if (record.content !== null) sawContent = true;
-      if (record.embedding !== null) sawEmbedding = true;
       return spillResult(spill, record, layout, encode);
     });
   }
@@ -175,7 +169,7 @@ export async function spillRange(task: RangeTask): Promise<RangeReport> {
     count: parser.problems.count,
     first: parser.problems.first.map((p) => ({ code: p.code, message: rawMessage(p), context: p.context })),
   };
-  return { index: spill.index, results, sawContent, sawEmbedding, problems };
+  return { index: spill.index, results, problems };
 }
 
 /** The message without the `file:line: ` a BatchpipeError puts in front (the context says it again). */

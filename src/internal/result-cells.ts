@@ -1,3 +1,4 @@
+import type { Endpoint } from '../providers/profile.js';
 import type { ResultRecord, ResultStatus } from '../transforms/parse-results.js';
 import { csvCell } from './csv-cell.js';
 
@@ -20,6 +21,19 @@ export interface CellSpec {
   fields: string[][];
   /** Extras, in order. */
   include: readonly ExtraColumn[];
+  /** The answer column's name (see `payloadColumn`). */
+  payload: PayloadColumn;
+}
+
+/** What the answer column is called. */
+export type PayloadColumn = 'content' | 'embedding';
+
+/**
+ * The answer column's name, from the kind of request: `embedding` for embeddings, else `content`.
+ * Never from the answers themselves, so a table's columns do not depend on what came back.
+ */
+export function payloadColumn(endpoint: Endpoint | undefined): PayloadColumn {
+  return endpoint === '/v1/embeddings' ? 'embedding' : 'content';
 }
 
 /** How cells are stored between the join's passes; what is stored never holds a newline. */
@@ -29,17 +43,18 @@ export type CellEncoding = { kind: 'json' } | { kind: 'csv'; delimiter: string }
  * The result cells of a row, in column order (DESIGN section 6): `status`, the parsed fields (labels
  * or schema) or one payload cell (the answer text, or the vector of an embedding), `error_code`,
  * `error_message`, `prompt_tokens`, `completion_tokens`, then the extras. The layout is fixed before
- * any result is read, so cells can be made as results arrive; only the payload column's name waits
- * for the end: `embedding` when every answer was a vector, else `content`.
+ * any result is read, so cells can be made as results arrive.
  */
 export class CellLayout {
   readonly width: number;
   readonly #fields: string[][];
   readonly #include: readonly ExtraColumn[];
   readonly #payload: boolean;
+  readonly #payloadName: PayloadColumn;
 
   constructor(spec: CellSpec) {
     this.#fields = spec.fields;
+    this.#payloadName = spec.payload;
     this.#payload = spec.fields.length === 0;
     // With parsed fields the answer text is an extra, if asked for; otherwise it is the payload.
     this.#include = this.#payload ? spec.include.filter((c) => c !== 'content') : spec.include;
@@ -67,7 +82,7 @@ export class CellLayout {
   }
 
   /** Column names; a name the source has gets the prefix `result_` (DESIGN section 6). */
-  names(source: readonly string[], fieldPrefix: string, payload: 'content' | 'embedding'): string[] {
+  names(source: readonly string[], fieldPrefix: string): string[] {
     const taken = new Set(source);
     const names: string[] = [];
     const add = (base: string) => {
@@ -78,7 +93,7 @@ export class CellLayout {
     };
     add('status');
     for (const path of this.#fields) add(fieldPrefix + path.join('.'));
-    if (this.#payload) add(payload);
+    if (this.#payload) add(this.#payloadName);
     for (const base of ['error_code', 'error_message', 'prompt_tokens', 'completion_tokens']) add(base);
     for (const extra of this.#include) add(extra);
     return names;

@@ -1,6 +1,7 @@
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { BatchpipeError } from '../errors.js';
+import { ENDPOINTS, type Endpoint } from '../providers/profile.js';
 
 /** What a set of `--results` paths holds, by role. */
 export interface ResultFiles {
@@ -10,6 +11,8 @@ export interface ResultFiles {
   rejections: string[];
   /** Request files (listed in a `shards.json`, or whose lines are requests): inputs of a re-ask. */
   requests: string[];
+  /** The endpoint the requests went to, when a `shards.json` or run manifest says. */
+  endpoint: Endpoint | undefined;
 }
 
 const REJECTIONS = 'rejections.jsonl';
@@ -30,14 +33,15 @@ const SNIFF_BYTES = 64 * 1024;
  * files: `rejections.jsonl` holds rejections, files a `shards.json` lists and files whose first line
  * is a request (`method`, `url`, `body`, no `response` or `error`) are requests, the rest are output
  * and error files; in a finished run directory (`manifest.json` and `results.jsonl`) the per-attempt
- * downloads under `results/` are left out. Files come in path order, so runs are repeatable.
+ * downloads under `results/` are left out. Files come in path order, so runs are repeatable. The
+ * endpoint is read from the first `shards.json` or `manifest.json` that names one.
  */
 export async function findResultFiles(
   paths: readonly string[],
   /** What a path naming a file (not a directory) holds. */
   files: 'results' | 'requests' = 'results',
 ): Promise<ResultFiles> {
-  const found: ResultFiles = { results: [], rejections: [], requests: [] };
+  const found: ResultFiles = { results: [], rejections: [], requests: [], endpoint: undefined };
   for (const path of paths) {
     let info: Awaited<ReturnType<typeof stat>>;
     try {
@@ -63,18 +67,28 @@ async function walk(dir: string, depth: number, found: ResultFiles): Promise<voi
   if (entries.some((e) => e.isFile() && e.name === SHARDS)) {
     try {
       const summary = JSON.parse(await readFile(join(dir, SHARDS), 'utf8')) as {
-        shards?: Array<{ file?: unknown }>;
+        shards?: Array<{ file?: unknown; endpoint?: unknown }>;
       };
-      for (const shard of summary.shards ?? []) if (typeof shard.file === 'string') listed.add(shard.file);
+      for (const shard of summary.shards ?? []) {
+        if (typeof shard.file === 'string') listed.add(shard.file);
+        found.endpoint ??= endpointOf(shard.endpoint);
+      }
     } catch {
       // Not prepare's summary: its files are judged by their first line instead.
     }
   }
   // A finished run's results.jsonl holds each request's final line (retries resolved); the attempts'
   // output and error files beside it would only repeat it.
-  const finished =
-    entries.some((e) => e.isFile() && e.name === RUN_MANIFEST) &&
-    entries.some((e) => e.isFile() && e.name === RUN_RESULTS);
+  const manifest = entries.some((e) => e.isFile() && e.name === RUN_MANIFEST);
+  const finished = manifest && entries.some((e) => e.isFile() && e.name === RUN_RESULTS);
+  if (manifest && found.endpoint === undefined) {
+    try {
+      const run = JSON.parse(await readFile(join(dir, RUN_MANIFEST), 'utf8')) as { endpoint?: unknown };
+      found.endpoint = endpointOf(run.endpoint);
+    } catch {
+      // Not a run manifest: the endpoint stays unknown (the join's default, chat).
+    }
+  }
   for (const entry of entries) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) {
@@ -87,6 +101,10 @@ async function walk(dir: string, depth: number, found: ResultFiles): Promise<voi
     else if (listed.has(entry.name) || (await holdsRequests(path))) found.requests.push(path);
     else found.results.push(path);
   }
+}
+
+function endpointOf(value: unknown): Endpoint | undefined {
+  return (ENDPOINTS as readonly unknown[]).includes(value) ? (value as Endpoint) : undefined;
 }
 
 /** True when the file's first line is a request line rather than a result. */

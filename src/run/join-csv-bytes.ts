@@ -100,7 +100,7 @@ export async function joinCsvBytes(settings: CsvBytesJoin): Promise<JoinSummary>
 
   // Step 4: bytes out.
   const sourceColumns = goodRows ? columns! : [];
-  const names = join.layout.names(sourceColumns, settings.fieldPrefix, join.payload);
+  const names = join.layout.names(sourceColumns, settings.fieldPrefix);
   const width = columns?.length ?? 0;
   const emptySource = width > 1 ? delimiter.repeat(width - 1) : '';
   const out = new BufferedFile(settings.out);

@@ -4,7 +4,7 @@ import { BatchpipeError } from '../errors.js';
 import { HashJoin, type JoinSummary } from '../internal/hash-join.js';
 import { scatterResults } from '../internal/parallel-results.js';
 import { readBatches } from '../internal/read-batches.js';
-import { type CellEncoding, CellLayout, type CellSpec } from '../internal/result-cells.js';
+import { type CellEncoding, CellLayout, type CellSpec, payloadColumn } from '../internal/result-cells.js';
 import { isZodSchema } from '../internal/structured-output.js';
 import { parseOptions } from '../options.js';
 import { csvSink } from '../sinks/csv-sink.js';
@@ -76,7 +76,11 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
 
   if (bytes) {
     const parser = new ResultParser(structured);
-    const cells: CellSpec = { fields: parser.structured?.fields ?? [], include: opts.include };
+    const cells: CellSpec = {
+      fields: parser.structured?.fields ?? [],
+      include: opts.include,
+      payload: payloadColumn(opts.endpoint),
+    };
     const encoding: CellEncoding = { kind: 'csv', delimiter: sourceDelimiter };
     const join = new HashJoin({
       parser,
@@ -146,6 +150,7 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
     schema: opts.schema,
     fieldPrefix: opts.fieldPrefix,
     include: opts.include,
+    endpoint: opts.endpoint,
     reask: opts.reask,
     tempDir: opts.tempDir,
     partitions: opts.partitions,

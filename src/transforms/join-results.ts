@@ -4,9 +4,10 @@ import { z } from 'zod';
 import { BatchpipeError } from '../errors.js';
 import { HashJoin, type JoinSummary, missingMessage } from '../internal/hash-join.js';
 import { readBatches } from '../internal/read-batches.js';
-import { CellLayout, EXTRA_COLUMNS, type ExtraColumn } from '../internal/result-cells.js';
+import { CellLayout, EXTRA_COLUMNS, type ExtraColumn, payloadColumn } from '../internal/result-cells.js';
 import { SpillCursor, SpillFile } from '../internal/spill-file.js';
 import { parseOptions } from '../options.js';
+import { ENDPOINTS } from '../providers/profile.js';
 import { csvSource } from '../sources/csv-source.js';
 import { jsonlSource } from '../sources/jsonl-source.js';
 import type { Rejection, Row, RowValues, SourceItem } from '../types.js';
@@ -30,6 +31,8 @@ export const JoinFields = {
   /** `rejections.jsonl` files from prepare: those rows come out `rejected`. */
   rejections: z.array(z.string().min(1)).default([]),
   ...ParseResultsFields,
+  /** The endpoint the requests went to: `/v1/embeddings` names the answer column `embedding`. Default chat. */
+  endpoint: z.enum(ENDPOINTS).optional(),
   /** Prefix of the parsed-field columns (labels or schema). Default "". */
   fieldPrefix: z.string().default(''),
   /** More result columns, after the default ones. */
@@ -100,7 +103,11 @@ class JoinStream extends Duplex implements JoinResultsStream {
     const parser = new ResultParser(opts);
     this.#join = new HashJoin({
       parser,
-      layout: new CellLayout({ fields: parser.structured?.fields ?? [], include: opts.include }),
+      layout: new CellLayout({
+        fields: parser.structured?.fields ?? [],
+        include: opts.include,
+        payload: payloadColumn(opts.endpoint),
+      }),
       encoding: { kind: 'json' },
       partitions: opts.partitions,
       tempDir: opts.tempDir,
@@ -151,7 +158,7 @@ class JoinStream extends Duplex implements JoinResultsStream {
     await join_.beginKeys();
     await this.#keyPass();
     await join_.join();
-    this.#names = join_.layout.names(this.#columns ?? [], this.#opts.fieldPrefix, join_.payload);
+    this.#names = join_.layout.names(this.#columns ?? [], this.#opts.fieldPrefix);
     this.#rows = readBatches<SourceItem>(this.#openSource(false));
   }
 

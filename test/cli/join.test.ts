@@ -197,6 +197,67 @@ describe('batchpipe join', () => {
     ]);
   });
 
+  it('names the vector column embedding for embedding requests, from --endpoint or the prepared directory, even when none came back', async () => {
+    const table = fileWith(dir, 'to-embed.csv', 'review\nnice\nawful\n');
+    const preparedEmbeddings = join(dir, 'prepared-embeddings');
+    const prepare = await runCli([
+      'prepare',
+      table,
+      '--template',
+      '{{review}}',
+      '--endpoint',
+      '/v1/embeddings',
+      '--model',
+      'text-embedding-3-small',
+      '--provider',
+      'openai',
+      '--out',
+      preparedEmbeddings,
+    ]);
+    expect(prepare.code, prepare.stderr).toBe(0);
+    const failed = fileWith(
+      dir,
+      'embed-errors.jsonl',
+      `${errorLine('row-1', 'expired')}\n${errorLine('row-2', 'http')}\n`,
+    );
+    const fromDir = join(dir, 'embedded-dir.csv');
+    const byDir = await runCli([
+      'join',
+      '--source',
+      table,
+      '--results',
+      preparedEmbeddings,
+      '--errors',
+      failed,
+      '--out',
+      fromDir,
+    ]);
+    expect(byDir.code, byDir.stderr).toBe(0);
+    const fromFlag = join(dir, 'embedded-flag.csv');
+    const byFlag = await runCli([
+      'join',
+      '--source',
+      table,
+      '--results',
+      failed,
+      '--endpoint',
+      '/v1/embeddings',
+      '--out',
+      fromFlag,
+    ]);
+    expect(byFlag.code, byFlag.stderr).toBe(0);
+    for (const out of [fromDir, fromFlag]) {
+      expect(readFileSync(out, 'utf8').split('\n')[0]).toBe(
+        'review,status,embedding,error_code,error_message,prompt_tokens,completion_tokens',
+      );
+      expect(read(out).map((r) => r.status)).toEqual(['expired', 'failed']);
+    }
+    // Without either, the requests are taken for chat.
+    const chat = join(dir, 'embedded-chat.csv');
+    expect((await runCli(['join', '--source', table, '--results', failed, '--out', chat])).code).toBe(0);
+    expect(Object.keys(read(chat)[0]!)).toContain('content');
+  });
+
   it('warns when no result matches a row (the ids were made another way)', async () => {
     const results = fileWith(dir, 'other-ids.jsonl', answerLine({ custom_id: 'r1', content: 'x' }));
     const result = await runCli([

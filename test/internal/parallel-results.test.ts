@@ -54,7 +54,7 @@ describe('spillRange', () => {
               labels: undefined,
               schema: undefined,
               badLines: 'report',
-              cells: { fields: [], include: ['custom_id'] },
+              cells: { fields: [], include: ['custom_id'], payload: 'content' },
               encoding: { kind: 'json' },
             });
             reported += report.results;
@@ -90,7 +90,7 @@ describe('spillRange', () => {
       labels: undefined,
       schema: undefined,
       badLines: 'report',
-      cells: { fields: [], include: [] },
+      cells: { fields: [], include: [], payload: 'content' },
       encoding: { kind: 'json' },
     });
     expect(report.problems.first).toEqual([

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { type JoinTableOptions, joinTable } from '../../src/run/join.js';
 import { fileWith, tempDir } from '../helpers.js';
 import { scenarios, writeScenario } from '../support/join-scenario.js';
-import { answerLine, errorLine } from '../support/results.js';
+import { answerLine, embeddingLine, errorLine } from '../support/results.js';
 
 const dir = tempDir('bp-join-table-');
 let runs = 0;
@@ -152,6 +152,31 @@ describe('joinTable', () => {
       status: 'ok',
       prompt_tokens: 20,
     });
+  });
+
+  it('names the vector column from the endpoint on both engines, whatever came back', async () => {
+    const source = fileWith(dir, 'emb.csv', 'text\na\nb\n');
+    const none = fileWith(
+      dir,
+      'emb-none.jsonl',
+      [errorLine('row-1', 'http'), errorLine('row-2', 'http')].join('\n'),
+    );
+    const some = fileWith(
+      dir,
+      'emb-some.jsonl',
+      [embeddingLine('row-1', [0.25, 1]), errorLine('row-2', 'http')].join('\n'),
+    );
+    for (const results of [none, some]) {
+      const { bytes, rows } = await bothEngines({ source, results: [results], endpoint: '/v1/embeddings' });
+      expect(bytes.columns).toEqual(rows.columns);
+      expect(bytes.columns[1]).toBe('embedding');
+      expect(read(bytes.out)).toEqual(read(rows.out));
+      expect(Object.keys(read(bytes.out)[0]!)).toEqual(['text', ...bytes.columns]);
+      const chat = await bothEngines({ source, results: [results] });
+      expect([chat.bytes.columns[1], chat.rows.columns[1]]).toEqual(['content', 'content']);
+    }
+    const { bytes } = await bothEngines({ source, results: [some], endpoint: '/v1/embeddings' });
+    expect(read(bytes.out).map((r) => r.embedding)).toEqual(['[0.25,1]', '']);
   });
 
   it('parses big result files on worker threads, with the same table and the same problem lines as one thread', async () => {

@@ -229,9 +229,33 @@ describe('joinResults', () => {
       'e.jsonl',
       [embeddingLine('row-1', [0.5, 1]), errorLine('row-2', 'http')].join('\n'),
     );
-    const { rows, summary } = await joined(resultSource(results), { source });
+    const { rows, summary } = await joined(resultSource(results), { source, endpoint: '/v1/embeddings' });
     expect(summary.columns[1]).toBe('embedding');
     expect(rows.map((r) => r.values.embedding)).toEqual([[0.5, 1], null]);
+  });
+
+  it('names the vector column from the endpoint, not from the data (every embedding failed: still embedding)', async () => {
+    const source = fileWith(dir, 'e2.csv', 'text\na\nb\n');
+    const failed = fileWith(
+      dir,
+      'e2.jsonl',
+      [errorLine('row-1', 'http'), errorLine('row-2', 'expired')].join('\n'),
+    );
+    const embeddings = await joined(resultSource(failed), { source, endpoint: '/v1/embeddings' });
+    expect(embeddings.summary.columns).toEqual([
+      'status',
+      'embedding',
+      'error_code',
+      'error_message',
+      'prompt_tokens',
+      'completion_tokens',
+    ]);
+    expect(Object.keys(embeddings.rows[0]!.values)).toContain('embedding');
+    // Chat (the default) is `content`, even when what came back was a vector.
+    const vector = fileWith(dir, 'e3.jsonl', embeddingLine('row-1', [1, 2]));
+    const chat = await joined(resultSource(vector), { source });
+    expect(chat.summary.columns[1]).toBe('content');
+    expect(chat.rows[0]!.values.content).toEqual([1, 2]);
   });
 
   it('serves several rows from one result, keeps the best of several results, and counts orphans', async () => {
