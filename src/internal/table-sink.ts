@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
 import { BatchpipeError } from '../errors.js';
-import type { RowValues } from '../types.js';
+import type { Row, RowValues } from '../types.js';
 import { BufferedFile } from './buffered-file.js';
 
 /** What a table sink has written, set once it has finished. */
@@ -22,9 +22,21 @@ export interface TableSinkStream extends Writable {
   readonly summary: SinkSummary | undefined;
 }
 
-/** Turns rows into file text: `rows` takes a batch (values in order of arrival), `end` what closes the file. */
+/** Where a row given to a sink came from, for errors: its place in the output, and its source's if it was a Row. */
+export interface RowPlace {
+  /** 1-based position among the rows written. */
+  written: number;
+  row?: number;
+  file?: string;
+  line?: number;
+}
+
+/**
+ * Turns rows into file text: `rows` takes a batch (values in order of arrival; `place(i)` says where
+ * `batch[i]` came from), `end` what closes the file.
+ */
 export interface TableEncoder {
-  rows(batch: RowValues[]): string;
+  rows(batch: RowValues[], place: (i: number) => RowPlace): string;
   end(): string;
   columns(): string[];
 }
@@ -41,13 +53,18 @@ const BATCH_ROWS = 1024;
 export function tableSink(path: string, encoder: TableEncoder): TableSinkStream {
   const file = new BufferedFile(path);
   let batch: RowValues[] = [];
+  /** The items behind `batch` (Rows or plain records), only read when an encoder reports a row. */
+  let items: unknown[] = [];
   let rows = 0;
   let ready: Promise<unknown> | undefined;
   let summary: SinkSummary | undefined;
   const flush = (): Promise<void> | undefined => {
     if (batch.length === 0) return undefined;
-    const text = encoder.rows(batch);
+    const first = rows - batch.length + 1;
+    const from = items;
+    const text = encoder.rows(batch, (i) => placeOf(from[i], first + i));
     batch = [];
+    items = [];
     return file.append(text, Buffer.byteLength(text));
   };
   const stream = new Writable({
@@ -67,9 +84,11 @@ export function tableSink(path: string, encoder: TableEncoder): TableSinkStream 
         );
       }
       batch.push(record.kind === 'row' ? (record.values as RowValues) : (record as RowValues));
+      items.push(record);
       rows++;
       if (batch.length < BATCH_ROWS) return done();
       ready ??= mkdir(dirname(path), { recursive: true });
+      // An encoder that refuses a row throws inside flush: the promise carries it to `done`.
       ready.then(() => flush()).then(() => done(), done);
     },
     final(done) {
@@ -94,6 +113,12 @@ export function tableSink(path: string, encoder: TableEncoder): TableSinkStream 
   }) as TableSinkStream;
   Object.defineProperty(stream, 'summary', { get: () => summary, enumerable: true });
   return stream;
+}
+
+function placeOf(item: unknown, written: number): RowPlace {
+  const row = item as Partial<Row>;
+  if (row.kind !== 'row') return { written };
+  return { written, row: row.index, file: row.file, line: row.line };
 }
 
 /** How a value is written in a text cell: null as empty, objects and arrays as JSON. */

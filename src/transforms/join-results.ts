@@ -87,7 +87,12 @@ class JoinStream extends Duplex implements JoinResultsStream {
   readonly #opts: Options;
   readonly #join: HashJoin;
   readonly #idRef: ColumnRef | undefined;
+  /** The source's columns: every key any row has, in order of first use (JSONL rows may differ). */
   #columns: string[] | undefined;
+  readonly #seen = new Set<string>();
+  /** Keys of the row with the fewest: below the column count, rows are given the keys they lack. */
+  #fewestKeys = Number.MAX_SAFE_INTEGER;
+  #uneven = false;
   #spill: SpillFile | undefined;
   #rows: AsyncGenerator<SourceItem[]> | undefined;
   #names: string[] = [];
@@ -158,6 +163,7 @@ class JoinStream extends Duplex implements JoinResultsStream {
     await join_.beginKeys();
     await this.#keyPass();
     await join_.join();
+    this.#uneven = this.#columns !== undefined && this.#fewestKeys < this.#columns.length;
     this.#names = join_.layout.names(this.#columns ?? [], this.#opts.fieldPrefix);
     this.#rows = readBatches<SourceItem>(this.#openSource(false));
   }
@@ -183,6 +189,7 @@ class JoinStream extends Duplex implements JoinResultsStream {
         }
         if (item.kind !== 'row') continue;
         if (this.#columns === undefined) this.#firstRow(item);
+        this.#addColumns(item.values);
         let rejected = join_.rejection(item.index);
         if (rejected instanceof Promise) rejected = await rejected;
         if (rejected) continue;
@@ -194,9 +201,28 @@ class JoinStream extends Duplex implements JoinResultsStream {
   }
 
   #firstRow(row: Row): void {
-    this.#columns = Object.keys(row.values);
+    this.#columns = [];
     if (this.#idRef && !this.#idRef.has(row.values))
-      throw idColumnMissing(this.#idRef.name, row, this.#columns);
+      throw idColumnMissing(this.#idRef.name, row, Object.keys(row.values));
+  }
+
+  /** Adds the keys no earlier row had, so a column only later rows have is not lost (a sink's header comes from the first row). */
+  #addColumns(values: RowValues): void {
+    const seen = this.#seen;
+    let keys = 0;
+    for (const key in values) {
+      keys++;
+      if (!seen.has(key)) {
+        seen.add(key);
+        this.#columns!.push(key);
+      }
+    }
+    if (keys < this.#fewestKeys) this.#fewestKeys = keys;
+  }
+
+  /** Gives a row the columns it lacks (as undefined: empty in CSV, left out of JSONL), so every row has every column. */
+  #pad(values: RowValues): void {
+    for (const column of this.#columns!) if (!(column in values)) values[column] = undefined;
   }
 
   #pump(): void {
@@ -240,6 +266,7 @@ class JoinStream extends Duplex implements JoinResultsStream {
         out.push(this.#sourceRejection(item));
         continue;
       }
+      if (this.#uneven) this.#pad(item.values);
       let rejected = join_.rejection(item.index);
       if (rejected instanceof Promise) rejected = await rejected;
       if (rejected) {

@@ -154,6 +154,24 @@ describe('joinTable', () => {
     });
   });
 
+  it('JSONL sources with uneven keys no longer lose columns: join --out h.csv has every column', async () => {
+    const source = fileWith(dir, 'h.jsonl', '{"a":1}\n{"a":2,"b":"extra"}\n');
+    const results = fileWith(
+      dir,
+      'h-out.jsonl',
+      [
+        answerLine({ custom_id: 'row-1', content: 'x' }),
+        answerLine({ custom_id: 'row-2', content: 'y' }),
+      ].join('\n'),
+    );
+    const result = await joinTable({ source, results: [results], out: join(dir, 'h.csv') });
+    expect(result.engine).toBe('rows');
+    expect(read(result.out).map((r) => [r.a, r.b, r.status, r.content])).toEqual([
+      ['1', '', 'ok', 'x'],
+      ['2', 'extra', 'ok', 'y'],
+    ]);
+  });
+
   it('names the vector column from the endpoint on both engines, whatever came back', async () => {
     const source = fileWith(dir, 'emb.csv', 'text\na\nb\n');
     const none = fileWith(

@@ -39,13 +39,33 @@ describe('csvSink', () => {
   });
 
   it('takes the header from the first row: later rows are written under it, missing values empty', async () => {
-    const { text, summary } = await write([
-      { a: 1, b: 'x' },
-      row(2, { b: 'y', extra: 'dropped' }),
-      { a: null },
-    ]);
+    const { text, summary } = await write([{ a: 1, b: 'x' }, row(2, { b: 'y' }), { a: null }]);
     expect(text).toBe('a,b\n1,x\n,y\n,\n');
     expect(summary).toMatchObject({ rows: 3, columns: ['a', 'b'] });
+  });
+
+  it('no longer drops a column only later rows have: it fails naming the row and the column', async () => {
+    const to = path();
+    const first = Array.from({ length: 1500 }, (_, i) => row(i + 1, { a: i }, 'uneven.jsonl'));
+    const error = await write([...first, row(1501, { a: 2, b: 'extra' }, 'uneven.jsonl')], {}, to).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({
+      code: 'BP_USAGE',
+      context: { file: 'uneven.jsonl', row: 1501, column: 'b' },
+    });
+    expect((error as Error).message).toMatch(
+      /^uneven\.jsonl:1502: csvSink: row 1501 \(source row 1501\) has a column "b" that the header, taken from the first row, lacks \(a\); its value would be lost/,
+    );
+    // Nothing half-written is left under the name.
+    expect(existsSync(to)).toBe(false);
+    // Plain records are named by their place in the output.
+    await expect(write([{ a: 1 }, { a: 2 }, { c: 3 }])).rejects.toThrow(
+      /^csvSink: row 3 has a column "c" that the header/,
+    );
+    // Chosen columns are a choice: other keys are left out.
+    const chosen = await write([{ a: 1 }, { a: 2, b: 'extra' }], { columns: ['a'] });
+    expect(chosen.text).toBe('a\n1\n2\n');
   });
 
   it('writes null as empty, numbers and booleans as text, objects and arrays as JSON', async () => {

@@ -2,9 +2,12 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { csvSink } from '../../src/sinks/csv-sink.js';
+import { jsonlSink } from '../../src/sinks/jsonl-sink.js';
 import { csvSource } from '../../src/sources/csv-source.js';
 import { jsonlSource } from '../../src/sources/jsonl-source.js';
 import { joinResults } from '../../src/transforms/join-results.js';
@@ -376,6 +379,43 @@ describe('joinResults', () => {
 });
 
 describe('joinResults with a written table', () => {
+  it('JSONL sources with uneven keys no longer lose columns in CSV output (every key any row has, in order of first use)', async () => {
+    const source = fileWith(
+      dir,
+      'uneven.jsonl',
+      [
+        '{"a": 1}',
+        '{"a": 2, "b": "extra"}',
+        '{"c": true, "a": 3}',
+        '{"a": 4, "status": "mine", "b": "more"}',
+      ].join('\n'),
+    );
+    const results = fileWith(
+      dir,
+      'uneven-out.jsonl',
+      [1, 2, 3, 4].map((n) => answerLine({ custom_id: `row-${n}`, content: `A${n}` })).join('\n'),
+    );
+    const out = join(dir, 'uneven.csv');
+    const stage = joinResults({ source, tempDir: dir });
+    await pipeline(resultSource(results), stage, csvSink(out));
+    const table = parse(readFileSync(out, 'utf8'), { columns: true }) as Record<string, string>[];
+    // A later row's "status" is a source column too: the result's status is result_status.
+    expect(Object.keys(table[0]!)).toEqual(['a', 'b', 'c', 'status', ...stage.summary!.columns]);
+    expect(stage.summary!.columns.slice(0, 2)).toEqual(['result_status', 'content']);
+    expect(table.map((r) => [r.a, r.b, r.c, r.status, r.result_status, r.content])).toEqual([
+      ['1', '', '', '', 'ok', 'A1'],
+      ['2', 'extra', '', '', 'ok', 'A2'],
+      ['3', '', 'true', '', 'ok', 'A3'],
+      ['4', 'more', '', 'mine', 'ok', 'A4'],
+    ]);
+    // JSONL out keeps each row's own keys: the columns a row lacks are left out, not written as null.
+    const lines = join(dir, 'uneven-out-rows.jsonl');
+    await pipeline(resultSource(results), joinResults({ source, tempDir: dir }), jsonlSink(lines));
+    const first = JSON.parse(readFileSync(lines, 'utf8').split('\n')[0]!) as Record<string, unknown>;
+    expect(first).toMatchObject({ a: 1, result_status: 'ok', content: 'A1' });
+    expect(Object.keys(first)).not.toContain('b');
+  });
+
   it('writes the same file whether the source is a path or a factory', async () => {
     const source = fileWith(dir, 'w.csv', 'text\na\nb\n');
     const results = fileWith(dir, 'w.jsonl', answerLine({ custom_id: 'row-2', content: 'B' }));
