@@ -2,7 +2,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** Ids kept in memory before the set moves them to disk: 2.6 MB of table. */
+/** Ids kept in memory before the set moves them to disk: 3.9 MB of table (hash and tag). */
 const MEMORY_IDS = 256 * 1024;
 /** Disk partitions (by hash), and the ids each buffers before a write. */
 const PARTITIONS = 256;
@@ -11,17 +11,24 @@ const PARTITION_BUFFER = 512;
 const BLOOM_BITS_PER_ID = 14.4;
 const BLOOM_PROBES = 10;
 
+/** What `claim` answers for an id not seen before. */
+export const NEW_ID = -1;
+
 /**
- * A set of strings kept as 64-bit hashes. Two different strings share a 64-bit hash with probability
- * ~n^2/2^65 (about 3e-8 for a million ids); such a pair reads as a duplicate, so a duplicate is never
- * missed. Up to 256k ids live in an in-memory table (8 bytes a slot); past that the hashes move to
- * files on disk, partitioned by hash, with a Bloom filter in front (1.8 bytes an id), so memory stays
- * flat whatever the run's size: a new id costs one filter check and a buffered append; only the 0.1%
- * the filter cannot rule out (and true duplicates) read one partition file. `close` removes the files.
+ * A set of strings kept as 64-bit hashes, each with a 32-bit tag the caller chooses (where the id was
+ * first seen), so a duplicate can name its first holder at no extra pass. Two different strings share
+ * a 64-bit hash with probability ~n^2/2^65 (about 3e-8 for a million ids); such a pair reads as a
+ * duplicate, so a duplicate is never missed. Up to 256k ids live in an in-memory table (12 bytes a
+ * slot); past that the hashes move to files on disk, partitioned by hash, with a Bloom filter in front
+ * (1.8 bytes an id), so memory stays flat whatever the run's size: a new id costs one filter check and
+ * a buffered append; only the 0.1% the filter cannot rule out (and true duplicates) read one partition
+ * file. `close` removes the files.
  */
 export class IdSet {
   /** Slot i holds hash words [2i, 2i+1]; (0, 0) marks an empty slot. */
   #slots: Uint32Array;
+  /** Slot i's tag. */
+  #tags: Uint32Array;
   #capacity: number;
   #size = 0;
   #disk: DiskIds | undefined;
@@ -32,6 +39,7 @@ export class IdSet {
     this.#expected = expected;
     this.#capacity = capacityFor(Math.min(expected, MEMORY_IDS));
     this.#slots = new Uint32Array(this.#capacity * 2);
+    this.#tags = new Uint32Array(this.#capacity);
   }
 
   /** Makes room for about `expected` ids in all (sizing the table, or the disk filter, once). */
@@ -47,11 +55,19 @@ export class IdSet {
 
   /** Adds `id`; false when it was already there. */
   add(id: string): boolean {
+    return this.claim(id, 0) === NEW_ID;
+  }
+
+  /**
+   * Adds `id` with `tag` (0 to 2^32-1) and answers NEW_ID; when `id` was already there, leaves it
+   * as it was and answers the tag it was added with.
+   */
+  claim(id: string, tag: number): number {
     const [hi, lo] = hash64(id);
     if (this.#disk) {
-      if (!this.#disk.add(hi, lo)) return false;
-      this.#size++;
-      return true;
+      const earlier = this.#disk.claim(hi, lo, tag);
+      if (earlier === NEW_ID) this.#size++;
+      return earlier;
     }
     const slots = this.#slots;
     const capacity = this.#capacity;
@@ -60,15 +76,16 @@ export class IdSet {
       const a = slots[slot * 2]!;
       const b = slots[slot * 2 + 1]!;
       if (a === 0 && b === 0) break;
-      if (a === hi && b === lo) return false;
+      if (a === hi && b === lo) return this.#tags[slot]!;
       slot = slot + 1 === capacity ? 0 : slot + 1;
     }
     slots[slot * 2] = hi;
     slots[slot * 2 + 1] = lo;
+    this.#tags[slot] = tag;
     this.#size++;
     if (this.#size > MEMORY_IDS) this.#toDisk();
     else if (this.#size > this.#capacity * MAX_LOAD) this.#rebuild(Math.ceil(this.#capacity * GROWTH));
-    return true;
+    return NEW_ID;
   }
 
   /** Removes the files of a set that moved to disk. */
@@ -82,18 +99,21 @@ export class IdSet {
     for (let i = 0; i < this.#capacity; i++) {
       const hi = slots[i * 2]!;
       const lo = slots[i * 2 + 1]!;
-      if (hi !== 0 || lo !== 0) disk.add(hi, lo);
+      if (hi !== 0 || lo !== 0) disk.claim(hi, lo, this.#tags[i]!);
     }
     this.#disk = disk;
     this.#slots = new Uint32Array(0);
+    this.#tags = new Uint32Array(0);
     this.#capacity = 0;
   }
 
   #rebuild(capacity: number): void {
     const old = this.#slots;
+    const oldTags = this.#tags;
     const oldCapacity = this.#capacity;
     this.#capacity = capacity;
     this.#slots = new Uint32Array(this.#capacity * 2);
+    this.#tags = new Uint32Array(this.#capacity);
     for (let i = 0; i < oldCapacity; i++) {
       const hi = old[i * 2]!;
       const lo = old[i * 2 + 1]!;
@@ -103,16 +123,18 @@ export class IdSet {
         slot = slot + 1 === this.#capacity ? 0 : slot + 1;
       this.#slots[slot * 2] = hi;
       this.#slots[slot * 2 + 1] = lo;
+      this.#tags[slot] = oldTags[i]!;
     }
   }
 }
 
-/** Hashes on disk in partition files, each with a small write buffer, behind Bloom filters. */
+/** Hashes and tags on disk in partition files, each with a small write buffer, behind Bloom filters. */
 class DiskIds {
   readonly #dir = mkdtempSync(join(tmpdir(), 'batchpipe-ids-'));
   readonly #blooms: Bloom[];
   #bloomIds = 0;
-  readonly #buffers = Array.from({ length: PARTITIONS }, () => new Uint32Array(PARTITION_BUFFER * 2));
+  /** Per partition: (hi, lo, tag) triples not yet written. */
+  readonly #buffers = Array.from({ length: PARTITIONS }, () => new Uint32Array(PARTITION_BUFFER * 3));
   readonly #buffered = new Uint16Array(PARTITIONS);
   readonly #written = new Uint8Array(PARTITIONS);
 
@@ -120,9 +142,12 @@ class DiskIds {
     this.#blooms = [new Bloom(expected)];
   }
 
-  /** Adds a hash; false when it was already there. */
-  add(hi: number, lo: number): boolean {
-    if (this.#maybe(hi, lo) && this.#contains(hi, lo)) return false;
+  /** Adds a hash with its tag: NEW_ID, or the tag it already had. */
+  claim(hi: number, lo: number, tag: number): number {
+    if (this.#maybe(hi, lo)) {
+      const earlier = this.#find(hi, lo);
+      if (earlier !== NEW_ID) return earlier;
+    }
     let bloom = this.#blooms[this.#blooms.length - 1]!;
     if (++this.#bloomIds > bloom.capacity) {
       // Past what the filter was sized for: a new, larger one keeps the false-positive rate.
@@ -134,11 +159,12 @@ class DiskIds {
     const p = lo & (PARTITIONS - 1);
     const n = this.#buffered[p]!;
     const buffer = this.#buffers[p]!;
-    buffer[n * 2] = hi;
-    buffer[n * 2 + 1] = lo;
+    buffer[n * 3] = hi;
+    buffer[n * 3 + 1] = lo;
+    buffer[n * 3 + 2] = tag;
     this.#buffered[p] = n + 1;
     if (n + 1 === PARTITION_BUFFER) this.#flush(p);
-    return true;
+    return NEW_ID;
   }
 
   #maybe(hi: number, lo: number): boolean {
@@ -146,23 +172,25 @@ class DiskIds {
     return false;
   }
 
-  #contains(hi: number, lo: number): boolean {
+  /** The tag of a stored hash, or NEW_ID. */
+  #find(hi: number, lo: number): number {
     const p = lo & (PARTITIONS - 1);
     const buffer = this.#buffers[p]!;
     for (let i = 0; i < this.#buffered[p]!; i++)
-      if (buffer[i * 2] === hi && buffer[i * 2 + 1] === lo) return true;
-    if (this.#written[p] === 0) return false;
+      if (buffer[i * 3] === hi && buffer[i * 3 + 1] === lo) return buffer[i * 3 + 2]!;
+    if (this.#written[p] === 0) return NEW_ID;
     const bytes = readFileSync(this.#file(p));
     const stored = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
-    for (let i = 0; i < stored.length; i += 2) if (stored[i] === hi && stored[i + 1] === lo) return true;
-    return false;
+    for (let i = 0; i < stored.length; i += 3)
+      if (stored[i] === hi && stored[i + 1] === lo) return stored[i + 2]!;
+    return NEW_ID;
   }
 
   #flush(p: number): void {
     const fd = openSync(this.#file(p), 'a');
     try {
       const buffer = this.#buffers[p]!;
-      writeSync(fd, buffer, 0, this.#buffered[p]! * 8);
+      writeSync(fd, buffer, 0, this.#buffered[p]! * 12);
     } finally {
       closeSync(fd);
     }

@@ -3,8 +3,8 @@ export type WarningCode =
   | 'BP_WARN_THINKING_DEFAULT'
   | 'BP_WARN_THINKING_MOVED'
   | 'BP_WARN_THINKING_IN_EXTRA_BODY'
-  | 'BP_WARN_CONTEXT_UNKNOWN'
-  | 'BP_WARN_BIG_INTEGER';
+  | 'BP_WARN_BIG_INTEGER'
+  | 'BP_WARN_BOM';
 
 export interface Warning {
   code: WarningCode;

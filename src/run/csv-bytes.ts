@@ -223,7 +223,7 @@ export async function prepareCsvBytes(
       }
     }
     // Without an id column every id is row-<n>: unique by construction, nothing to remember.
-    return idColumn === -1 ? undefined : rules.claimId(id, item.index);
+    return idColumn === -1 ? undefined : rules.claimId(id, item);
   };
 
   const reader = new ChunkReader(input, file, csvOpts.maxRowSize);

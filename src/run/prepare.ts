@@ -1,14 +1,17 @@
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
+import { BatchpipeError } from '../errors.js';
 import { answerSchemaText } from '../internal/structured-output.js';
 import { type Warning, WarningLog } from '../internal/warnings.js';
 import { parseOptions } from '../options.js';
 import { PROVIDER_NAMES } from '../providers/profile.js';
 import { resolveProfile } from '../providers/resolve-profile.js';
-import { type PreparedSummary, Sharder, shardRequests } from '../sinks/shard-requests.js';
+import { type PreparedSummary, REJECTIONS_FILE, Sharder, shardRequests } from '../sinks/shard-requests.js';
 import { CsvTableFields, csvSource, tableCsvOptions } from '../sources/csv-source.js';
 import { jsonlSource } from '../sources/jsonl-source.js';
+import { settingsRefusal } from '../transforms/request-rules.js';
 import { RequestBuilder, ToRequestsFields, toRequests } from '../transforms/to-requests.js';
 import { validateRequests } from '../transforms/validate-requests.js';
 import { prepareCsvBytes } from './csv-bytes.js';
@@ -24,6 +27,9 @@ const PrepareOptions = z.strictObject({
   name: z.string().min(1).optional(),
   // source
   ...CsvTableFields,
+  /** JSONL input: integers beyond 2^53 arrive as strings with every digit ("string", default) or as
+   *  lossy numbers ("number", with a warning). */
+  bigIntegers: z.enum(['string', 'number']).default('string'),
   // requests
   ...ToRequestsFields,
   // provider and validation
@@ -57,6 +63,9 @@ export interface PrepareResult extends PreparedSummary {
  * or mapper), checks every provider rule, and cuts the lines into files within the provider's limits.
  * Every row ends up once: as a request line or in rejections.jsonl. The function behind
  * `batchpipe prepare`; the same stages compose by hand with `pipeline()`.
+ * Throws BP_MODEL_NOT_OFFERED or BP_ENDPOINT_NOT_OFFERED, once every row has been written to
+ * rejections.jsonl, when the `model` or `endpoint` option is one the provider does not offer: that is a
+ * mistake in the settings, not in the rows.
  */
 export async function prepare(input: string | Readable, options: PrepareOptions): Promise<PrepareResult> {
   const opts = parseOptions(PrepareOptions, options, 'prepare');
@@ -72,6 +81,7 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
     maxLineBytes: opts.maxLineBytes,
   });
   const onWarning = opts.onWarning;
+  const refused = settingsRefusal(profile, opts.endpoint, opts.model);
   const requestOptions = {
     endpoint: opts.endpoint,
     model: opts.model,
@@ -134,17 +144,39 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
       sharder,
       warnings,
     });
-    return { ...summary, outDir: opts.outDir, warnings: warnings.list(), engine: 'bytes' };
+    return settled({ ...summary, outDir: opts.outDir, warnings: warnings.list(), engine: 'bytes' }, refused);
   }
 
-  const source =
+  const jsonl =
     format === 'jsonl'
-      ? jsonlSource(input, { name: opts.name, badRows: opts.badRows, maxRowSize: opts.maxRowSize })
-      : csvSource(input, csvOptions);
+      ? jsonlSource(input, {
+          name: opts.name,
+          badRows: opts.badRows,
+          maxRowSize: opts.maxRowSize,
+          bigIntegers: opts.bigIntegers,
+          onWarning,
+        })
+      : undefined;
+  const source = jsonl ?? csvSource(input, csvOptions);
   const build = toRequests({ ...requestOptions, onWarning });
   const validate = validateRequests({ provider: profile, ...ruleOptions, onWarning });
   const sink = shardRequests({ outDir: opts.outDir, provider: profile });
   await pipeline(source, build, validate, sink);
-  const warnings = [...build.warnings.list(), ...validate.warnings.list()];
-  return { ...sink.summary!, outDir: opts.outDir, warnings, engine: 'rows' };
+  const warnings = [...(jsonl?.warnings.list() ?? []), ...build.warnings.list(), ...validate.warnings.list()];
+  return settled({ ...sink.summary!, outDir: opts.outDir, warnings, engine: 'rows' }, refused);
+}
+
+/** The result, or the error of settings the provider refuses (after the rows went to rejections.jsonl). */
+function settled(result: PrepareResult, refused: ReturnType<typeof settingsRefusal>): PrepareResult {
+  if (!refused) return result;
+  const where = join(result.outDir, REJECTIONS_FILE);
+  const rows =
+    result.rejected === 0
+      ? 'no row was read'
+      : `${result.rejected === result.rows ? 'every row was' : `${result.rejected} of ${result.rows} rows were`} rejected and written to ${where}`;
+  throw new BatchpipeError(
+    refused.code,
+    `${refused.message}; ${rows}; pick what the provider offers, or another provider`,
+    { option: refused.code === 'BP_ENDPOINT_NOT_OFFERED' ? 'endpoint' : 'model' },
+  );
 }

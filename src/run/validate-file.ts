@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import type { ErrorCode } from '../errors.js';
 import { inputName, type SourceInput } from '../internal/input.js';
+import { SeenIds } from '../internal/seen-ids.js';
 import { type Warning, WarningLog } from '../internal/warnings.js';
 import type { ProviderProfile } from '../providers/profile.js';
 import { requestSource } from '../sources/request-source.js';
@@ -33,8 +34,8 @@ export interface FileReport {
 
 export interface ValidateFileOptions {
   profile: ProviderProfile;
-  /** Called for every line that breaks a rule. */
-  onRejection?: (rejection: Rejection) => void;
+  /** Called for every line that breaks a rule; a returned promise is awaited before the next line. */
+  onRejection?: (rejection: Rejection) => void | Promise<void>;
   /** Reject prompts that plainly exceed a known context window. Default true. */
   checkContext?: boolean;
 }
@@ -43,11 +44,49 @@ export interface ValidateFileOptions {
  * Checks a Batch API input file as the provider will: every line (JSON object, UTF-8, custom_id
  * unique in the file and at most 256 bytes, method, url, one model, body shape, line size, context)
  * and the file as a whole (not empty, within the line and byte limits, or the dry run's smaller ones).
- * Reads the file once, streaming; lines are checked as stored, not re-serialized.
+ * Reads the file once, streaming; lines are checked as stored, not re-serialized. Memory stays flat
+ * whatever the file's size (custom_ids are kept as hashes, on disk past 256k).
  */
 export async function validateRequestFile(
   input: SourceInput,
   options: ValidateFileOptions & { name?: string },
+): Promise<FileReport> {
+  const seen = new SeenIds();
+  try {
+    return await checkFile(input, options, seen);
+  } finally {
+    seen.close();
+  }
+}
+
+/**
+ * Checks several request files as one run: each as `validateRequestFile` does, and custom_ids unique
+ * across all of them, since results are joined back to rows by custom_id (a duplicate in a later file
+ * is refused naming the file and line that used it first). `onReport` hears each file's report as it
+ * is done.
+ */
+export async function validateRequestFiles(
+  inputs: SourceInput[],
+  options: ValidateFileOptions & { onReport?: (report: FileReport) => void | Promise<void> },
+): Promise<FileReport[]> {
+  const seen = new SeenIds();
+  const reports: FileReport[] = [];
+  try {
+    for (const input of inputs) {
+      const report = await checkFile(input, options, seen);
+      reports.push(report);
+      await options.onReport?.(report);
+    }
+  } finally {
+    seen.close();
+  }
+  return reports;
+}
+
+async function checkFile(
+  input: SourceInput,
+  options: ValidateFileOptions & { name?: string },
+  seenIds: SeenIds,
 ): Promise<FileReport> {
   const file = inputName(input, options.name);
   const { profile } = options;
@@ -59,6 +98,7 @@ export async function validateRequestFile(
       checkContext: options.checkContext ?? true,
       warnThinkingDefault: true,
       idScope: 'file',
+      seenIds,
     },
     warnings,
   );
@@ -77,30 +117,43 @@ export async function validateRequestFile(
     ok: false,
     byCode: {},
   };
-  const reject = (rejection: Rejection) => {
+  const reject = (rejection: Rejection): void | Promise<void> => {
     report.invalid++;
     report.byCode[rejection.code] = (report.byCode[rejection.code] ?? 0) + 1;
-    options.onRejection?.(rejection);
+    return options.onRejection?.(rejection);
   };
   // A file's size is its size; a stream's is what its valid lines add up to.
   let streamed = 0;
-  for await (const item of requestSource(input, { name: file }) as AsyncIterable<RequestItem | Rejection>) {
-    report.lines++;
-    if (item.kind === 'rejection') {
-      reject(item);
-      continue;
+  const source = requestSource(input, { name: file });
+  try {
+    for await (const item of source as AsyncIterable<RequestItem | Rejection>) {
+      report.lines++;
+      if (item.kind === 'rejection') {
+        await reject(item);
+        continue;
+      }
+      streamed += item.bytes! + 1;
+      const verdict = await rules.check(item.request, item, item.text, item.bytes);
+      if (!verdict.ok) {
+        await reject(toRejection(verdict, item));
+        continue;
+      }
+      report.valid++;
+      models.add(String(verdict.request.body.model));
+      endpoints.add(verdict.request.url);
     }
-    streamed += item.bytes! + 1;
-    const verdict = await rules.check(item.request, item, item.text, item.bytes);
-    if (!verdict.ok) {
-      reject(toRejection(verdict, item));
-      continue;
-    }
-    report.valid++;
-    models.add(String(verdict.request.body.model));
-    endpoints.add(verdict.request.url);
+  } finally {
+    rules.close();
   }
-  rules.close();
+  if (source.byteOrderMark) {
+    // Line 1 was checked without the mark. batchpipe submit re-writes the lines (without it); a file
+    // uploaded as it is may have the mark read as part of line 1's JSON (the local service does so).
+    warnings.warn(
+      'BP_WARN_BOM',
+      'the file starts with a UTF-8 byte-order mark (EF BB BF); batchpipe submit leaves it out, but a provider given the file as it is may read it as part of line 1 and fail that line; save the file without it',
+      { file, line: 1 },
+    );
+  }
   report.bytes = typeof input === 'string' || input instanceof URL ? (await stat(input)).size : streamed;
   report.models = [...models];
   report.endpoints = [...endpoints];

@@ -7,13 +7,20 @@ import type { Rejection, RequestItem, RequestLine } from '../types.js';
 /** Longest line read; the provider's limit (6 MB) is checked later, this only bounds memory. */
 const MAX_LINE_BYTES = 64 * 1024 * 1024;
 
+/** The stream `requestSource` returns. */
+export interface RequestSourceStream extends Readable {
+  /** True once the input turned out to start with a UTF-8 byte-order mark (left out of line 1). */
+  readonly byteOrderMark: boolean;
+}
+
 /**
  * Streams a Batch API input file (JSONL of request lines) as RequestItems that keep each line's text
  * exactly as stored, so validateRequests checks, and the batch sink uploads, the bytes the user wrote
  * (integers beyond 2^53 included). Lines that are empty, not UTF-8 or not JSON become Rejections.
- * Shapes are not checked here: that is validateRequests' job.
+ * Shapes are not checked here: that is validateRequests' job. A byte-order mark at the start is left
+ * out (`byteOrderMark` says there was one), so line 1 is checked as the JSON it holds.
  */
-export function requestSource(input: SourceInput, options: { name?: string } = {}): Readable {
+export function requestSource(input: SourceInput, options: { name?: string } = {}): RequestSourceStream {
   const file = inputName(input, options.name);
   const splitter = new LineSplitter(file, MAX_LINE_BYTES);
   let index = 0;
@@ -39,5 +46,7 @@ export function requestSource(input: SourceInput, options: { name?: string } = {
       return items;
     },
   };
-  return new ItemSource(input, file, parser);
+  const stream = new ItemSource(input, file, parser) as unknown as RequestSourceStream;
+  Object.defineProperty(stream, 'byteOrderMark', { get: () => splitter.byteOrderMark, enumerable: true });
+  return stream;
 }

@@ -1,5 +1,5 @@
 import type { ErrorCode } from '../errors.js';
-import { IdSet } from '../internal/id-set.js';
+import { SeenIds } from '../internal/seen-ids.js';
 import { loadTokenCounter, type TokenCounter } from '../internal/tokens.js';
 import type { WarningLog } from '../internal/warnings.js';
 import { describeValue } from '../options.js';
@@ -36,6 +36,8 @@ export interface RuleOptions {
   warnThinkingDefault: boolean;
   /** Where custom_ids must be unique: the run (default; the join needs it) or one file (the provider rule). */
   idScope?: 'run' | 'file';
+  /** The ids of earlier files of the same run, shared so duplicates across files are found too. */
+  seenIds?: SeenIds;
 }
 
 const ROLES = new Set(['system', 'user', 'assistant', 'tool', 'developer', 'function']);
@@ -54,9 +56,8 @@ export class RequestRules {
   readonly #profile: ProviderProfile;
   readonly #opts: RuleOptions;
   readonly #warnings: WarningLog;
-  #ids = new IdSet();
-  /** Exact ids with their line, when checking one file. */
-  readonly #fileIds: Map<string, number> | undefined;
+  readonly #ids: SeenIds;
+  readonly #ownIds: boolean;
   readonly #models = new Map<string, ModelVerdict>();
   readonly #windows = new Map<string, number>();
   #endpoint: string | undefined;
@@ -68,7 +69,8 @@ export class RequestRules {
     this.#opts = opts;
     this.#warnings = warnings;
     this.#endpoint = opts.endpoint;
-    this.#fileIds = opts.idScope === 'file' ? new Map() : undefined;
+    this.#ids = opts.seenIds ?? new SeenIds();
+    this.#ownIds = opts.seenIds === undefined;
   }
 
   /** Checks one candidate line. `text`/`bytes` are its stored form when it came from a file. */
@@ -238,34 +240,30 @@ export class RequestRules {
   }
 
   /**
-   * Claims a custom_id for a row: refused when an earlier row holds it. Within one file (at most
-   * 50,000 lines) the earlier line is named; across a run of millions, ids are kept as compact hashes
-   * that cannot say which row came first.
+   * Claims a custom_id for a row: refused when an earlier row holds it, naming that row's line (and
+   * file, when it is another). Ids are kept as compact hashes with their position, on disk past 256k,
+   * so memory stays flat whatever the run's size.
    */
-  claimId(id: string, row: number): Refused | undefined {
-    if (this.#fileIds) {
-      const earlier = this.#fileIds.get(id);
-      if (earlier === undefined) {
-        this.#fileIds.set(id, row);
-        return undefined;
-      }
-      return refuse(
-        id,
-        'BP_DUPLICATE_CUSTOM_ID',
-        `custom_id "${id}" is already used by line ${earlier}; custom_ids must be unique within a file`,
-      );
-    }
-    if (this.#ids.add(id)) return undefined;
-    return refuse(
-      id,
-      'BP_DUPLICATE_CUSTOM_ID',
-      `custom_id "${id}" is already used by an earlier row; custom_ids must be unique across the run`,
-    );
+  claimId(id: string, at: SourcePosition): Refused | undefined {
+    const earlier = this.#ids.claim(id, at.file, at.line);
+    if (earlier === undefined) return undefined;
+    const sameFile = earlier.file === at.file;
+    const holder =
+      earlier.line === undefined
+        ? 'an earlier row'
+        : sameFile
+          ? `line ${earlier.line}`
+          : `${earlier.file}:${earlier.line}`;
+    const rule =
+      this.#opts.idScope === 'file' && sameFile
+        ? 'custom_ids must be unique within a file'
+        : 'custom_ids must be unique across the run (results are joined back by them)';
+    return refuse(id, 'BP_DUPLICATE_CUSTOM_ID', `custom_id "${id}" is already used by ${holder}; ${rule}`);
   }
 
-  /** Lets go of what the rules keep on disk (a large run's custom_ids). */
+  /** Lets go of what the rules keep on disk (a large run's custom_ids), unless they are shared. */
   close(): void {
-    this.#ids.close();
+    if (this.#ownIds) this.#ids.close();
   }
 
   /** Makes room for about `count` ids at once (the caller estimated the run's size). */
@@ -281,7 +279,7 @@ export class RequestRules {
     text: string,
     bytes: number,
   ): Verdict {
-    const duplicate = this.claimId(id, at.index);
+    const duplicate = this.claimId(id, at);
     if (duplicate) return duplicate;
     this.#endpoint ??= line.url as string;
     this.#model ??= { id: model, first: at };
@@ -292,21 +290,7 @@ export class RequestRules {
     const key = `${url} ${model}`;
     let verdict = this.#models.get(key);
     if (verdict) return verdict;
-    const info = findModel(this.#profile, model);
-    verdict = { info };
-    const dryRun = this.#profile.dryRun;
-    if (!info && this.#profile.modelsExclusive && !(dryRun && model === dryRun.model)) {
-      const offered = this.#profile.models.map((m) => m.id).join(', ');
-      verdict.refusal = {
-        code: 'BP_MODEL_NOT_OFFERED',
-        message: `${model} is not offered for batches by ${this.#profile.title} (offered: ${offered}); if the list changed, add it with the models option (--models)`,
-      };
-    } else if (info && (info.kind === 'embedding') !== (url === '/v1/embeddings')) {
-      verdict.refusal = {
-        code: 'BP_MODEL_NOT_OFFERED',
-        message: `${model} is ${info.kind === 'embedding' ? 'an embedding' : 'a chat'} model; it cannot serve ${url}`,
-      };
-    }
+    verdict = { info: findModel(this.#profile, model), refusal: modelRefusal(this.#profile, model, url) };
     this.#models.set(key, verdict);
     return verdict;
   }
@@ -350,7 +334,53 @@ export class RequestRules {
 
 interface ModelVerdict {
   info: ModelInfo | undefined;
-  refusal?: { code: ErrorCode; message: string };
+  refusal: Refusal | undefined;
+}
+
+/** Why a setting cannot work with a provider. */
+export interface Refusal {
+  code: ErrorCode;
+  message: string;
+}
+
+/** Why the profile refuses `model` on `url`: not offered in its region, or of the wrong kind. */
+export function modelRefusal(profile: ProviderProfile, model: string, url: string): Refusal | undefined {
+  const info = findModel(profile, model);
+  const dryRun = profile.dryRun;
+  if (!info && profile.modelsExclusive && !(dryRun && model === dryRun.model)) {
+    const offered = profile.models.map((m) => m.id).join(', ');
+    return {
+      code: 'BP_MODEL_NOT_OFFERED',
+      message: `${model} is not offered for batches by ${profile.title}, provider "${profile.name}" (offered: ${offered}); if the list changed, add it with the models option`,
+    };
+  }
+  if (info && (info.kind === 'embedding') !== (url === '/v1/embeddings')) {
+    return {
+      code: 'BP_MODEL_NOT_OFFERED',
+      message: `${model} is ${info.kind === 'embedding' ? 'an embedding' : 'a chat'} model; it cannot serve ${url}`,
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Why a run's settings cannot work with the provider whatever the rows hold: an endpoint the profile
+ * does not offer for batches, or a model it does not offer (or of the wrong kind) on that endpoint.
+ */
+export function settingsRefusal(
+  profile: ProviderProfile,
+  endpoint: Endpoint,
+  model: string | undefined,
+): Refusal | undefined {
+  if (!profile.endpoints.includes(endpoint)) {
+    return {
+      code: 'BP_ENDPOINT_NOT_OFFERED',
+      message: `endpoint ${endpoint} is not offered for batches by ${profile.title}, provider "${profile.name}" (offered: ${profile.endpoints.join(', ')})`,
+    };
+  }
+  if (model === undefined) return undefined;
+  const refused = modelRefusal(profile, model, endpoint);
+  return refused && { code: refused.code, message: `model ${refused.message}` };
 }
 
 function refuse(custom_id: string | null, code: ErrorCode, message: string): Refused {

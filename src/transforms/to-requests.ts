@@ -83,28 +83,28 @@ export const ToRequestsFields = {
 const ToRequestsOptions = z
   .strictObject(ToRequestsFields)
   .refine((o) => (o.template === undefined) !== (o.mapper === undefined), {
-    message: 'give exactly one of "template" and "mapper"',
+    message: 'give exactly one of the template and mapper options',
     path: ['template'],
   })
   .refine((o) => o.mapper !== undefined || o.model !== undefined, {
-    message: 'a template needs a "model"',
+    message: 'a template needs the model option',
     path: ['model'],
   })
   .refine(
     (o) => o.endpoint === '/v1/chat/completions' || (o.system === undefined && o.imageColumn === undefined),
     {
-      message: '"system" and "imageColumn" apply to chat only',
+      message: 'the system and imageColumn options apply to chat only',
       path: ['endpoint'],
     },
   )
   .refine((o) => [o.labels, o.schema, o.responseFormat].filter((v) => v !== undefined).length <= 1, {
-    message: 'give at most one of "labels", "schema" and "responseFormat"',
+    message: 'give at most one of the labels, schema and responseFormat options',
     path: ['labels'],
   })
   .refine(
     (o) => o.endpoint === '/v1/chat/completions' || (o.labels === undefined && o.schema === undefined),
     {
-      message: '"labels" and "schema" apply to chat only',
+      message: 'the labels and schema options apply to chat only',
       path: ['endpoint'],
     },
   );
@@ -217,7 +217,7 @@ export class RequestBuilder {
       if (ref && !ref.has(row.values)) {
         throw new BatchpipeError(
           'BP_ID_COLUMN_MISSING',
-          `${option} is "${ref.name}" but row ${row.index} has no such column${listed}`,
+          `the ${option} option is "${ref.name}" but row ${row.index} has no such column${listed}`,
           {
             ...where,
             column: ref.name,
@@ -312,7 +312,7 @@ export class RequestBuilder {
     if (body.enable_thinking === undefined && typeof body.model === 'string' && this.#thinks(body.model)) {
       this.warnings.warn(
         'BP_WARN_THINKING_DEFAULT',
-        `model ${body.model} thinks by default and thinking tokens bill as output; set enableThinking (--enable-thinking true|false) explicitly`,
+        `model ${body.model} thinks by default and thinking tokens bill as output; set the enableThinking option explicitly (true or false)`,
         { file: row.file, line: row.line, row: row.index, custom_id },
       );
     }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { IdSet } from '../../src/internal/id-set.js';
+import { IdSet, NEW_ID } from '../../src/internal/id-set.js';
 
 describe('IdSet', () => {
   it('answers like a Set, through growth, for any strings (property)', () => {
@@ -25,6 +25,22 @@ describe('IdSet', () => {
     for (let i = 0; i < 1_000_000; i++) if (!set.add(`id-${i}`)) duplicates++;
     expect(duplicates).toBe(0);
     expect(set.add('id-999999')).toBe(false);
+  });
+});
+
+describe('IdSet tags', () => {
+  it('answers the tag of the first holder, in memory, through growth and on disk', () => {
+    const set = new IdSet(10);
+    for (let i = 0; i < 300_000; i++) expect(set.claim(`id-${i}`, i + 1)).toBe(NEW_ID);
+    // A second claim neither adds the id nor changes its tag.
+    for (const i of [0, 7, 262_143, 262_144, 299_999]) {
+      expect(set.claim(`id-${i}`, 5)).toBe(i + 1);
+      expect(set.claim(`id-${i}`, 9)).toBe(i + 1);
+    }
+    expect(set.claim('new', 2 ** 32 - 1)).toBe(NEW_ID);
+    expect(set.claim('new', 1)).toBe(2 ** 32 - 1);
+    expect(set.size).toBe(300_001);
+    set.close();
   });
 });
 

@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type PrepareOptions, prepare } from '../../src/run/prepare.js';
+import { type PrepareOptions, type PrepareResult, prepare } from '../../src/run/prepare.js';
+import { customIdFor } from '../../src/transforms/custom-id.js';
 import { csvText, reviewRows } from '../fixtures/make-fixtures.js';
 import { fileWith, tempDir } from '../helpers.js';
 
@@ -14,6 +15,42 @@ function filesIn(outDir: string): Record<string, string> {
   const files: Record<string, string> = {};
   for (const name of readdirSync(outDir).sort()) files[name] = readFileSync(join(outDir, name), 'utf8');
   return files;
+}
+
+/** The custom_ids of the request lines, file after file (one model: files follow the rows). */
+function requestIds(result: PrepareResult): string[] {
+  return result.shards.flatMap((s) =>
+    readFileSync(join(result.outDir, s.file), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l).custom_id as string),
+  );
+}
+
+function rejectionsOf(outDir: string): Array<{ row: number; line: number; code: string; message: string }> {
+  const text = readFileSync(join(outDir, 'rejections.jsonl'), 'utf8');
+  return text === ''
+    ? []
+    : text
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+}
+
+/**
+ * Every row of the table comes out exactly once, in source order: its number in rejections.jsonl, or
+ * its custom_id (`ids[n - 1]` for row n) in the request files, the rows not rejected in their order.
+ */
+function expectConserved(result: PrepareResult, ids: string[]): void {
+  const rejected = rejectionsOf(result.outDir).map((r) => r.row);
+  expect(rejected).toEqual([...rejected].sort((a, b) => a - b));
+  expect(new Set(rejected).size).toBe(rejected.length);
+  expect(rejected.every((n) => Number.isInteger(n) && n >= 1 && n <= ids.length)).toBe(true);
+  const isRejected = new Set(rejected);
+  const kept = ids.filter((_, i) => !isRejected.has(i + 1));
+  expect(requestIds(result)).toEqual(kept);
+  expect(result.requests + result.rejected).toBe(ids.length);
+  expect(result.rows).toBe(ids.length);
 }
 
 async function bothEngines(input: string, options: Omit<PrepareOptions, 'outDir' | 'engine'>) {
@@ -89,8 +126,13 @@ describe('prepare', () => {
           expect(slow.engine).toBe('rows');
           expect(filesIn(fast.outDir)).toEqual(filesIn(slow.outDir));
           expect(fast.warnings).toEqual(slow.warnings);
-          // Every row comes out once: as a request line or a rejection.
-          expect(fast.requests + fast.rejected).toBe(fast.rows);
+          // Every row of the generated table comes out once: as a request line or a rejection. (This
+          // compared requests + rejected with `rows`, which the sharder counts as that very sum.)
+          const key = o.idColumn === null ? -1 : ['a', 'b', 'c'].indexOf(o.idColumn);
+          const ids = rows.map((cells, i) =>
+            key === -1 ? `row-${i + 1}` : customIdFor(i + 1, cells[key] ?? ''),
+          );
+          expectConserved(fast, ids);
         },
       ),
       { numRuns: 120 },
@@ -171,25 +213,29 @@ describe('prepare', () => {
       idColumn: 'id',
       maxLinesPerFile: 64,
     });
-    expect(result.rows).toBe(300);
-    const requested = result.shards.flatMap((s) =>
-      readFileSync(join(result.outDir, s.file), 'utf8')
-        .trimEnd()
-        .split('\n')
-        .map((l) => JSON.parse(l).custom_id as string),
+    expectConserved(
+      result,
+      table.map((cells) => cells[0]!),
     );
-    const rejected = readFileSync(join(result.outDir, 'rejections.jsonl'), 'utf8')
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { row: number; code: string });
-    expect(requested.length + rejected.length).toBe(300);
-    expect(new Set(requested).size).toBe(requested.length);
-    expect(rejected.map((r) => r.code).sort()).toEqual(
-      [...new Set(rejected.map((r) => r.code))].length > 0 ? rejected.map((r) => r.code).sort() : [],
+    expect(new Set(requestIds(result)).size).toBe(result.requests);
+    const rejected = rejectionsOf(result.outDir);
+    // Exactly the rows built to fail: short rows, and every "r1" after the first.
+    const short = table.flatMap((cells, i) => (cells.length === 1 ? [i + 1] : []));
+    const r1 = table.flatMap((cells, i) => (cells.length > 1 && cells[0] === 'r1' ? [i + 1] : []));
+    expect(rejected.filter((r) => r.code === 'BP_ROW_FIELD_COUNT').map((r) => r.row)).toEqual(short);
+    expect(rejected.filter((r) => r.code === 'BP_DUPLICATE_CUSTOM_ID').map((r) => r.row)).toEqual(
+      r1.slice(1),
     );
-    expect(new Set(rejected.map((r) => r.code))).toEqual(
-      new Set(['BP_ROW_FIELD_COUNT', 'BP_DUPLICATE_CUSTOM_ID']),
-    );
+    expect(rejected).toHaveLength(short.length + r1.length - 1);
+    // Each duplicate names the line the first "r1" starts on (reviews hold quoted newlines).
+    const lineOf = (n: number) =>
+      1 + table.slice(0, n - 1).reduce((sum, cells) => sum + cells.join('').split('\n').length, 1);
+    for (const r of rejected.filter((r) => r.code === 'BP_DUPLICATE_CUSTOM_ID')) {
+      expect(r.line).toBe(lineOf(r.row));
+      expect(r.message).toBe(
+        `custom_id "r1" is already used by line ${lineOf(r1[0]!)}; custom_ids must be unique across the run (results are joined back by them)`,
+      );
+    }
     expect(result.shards.every((s) => s.lines <= 64)).toBe(true);
   });
 
@@ -229,15 +275,83 @@ describe('prepare', () => {
     }
   });
 
-  it('rejects every row for a model the region does not offer, on either engine', async () => {
+  it('fails the run for a model the region does not offer, after writing every row to rejections.jsonl, on either engine', async () => {
     const input = fileWith(dir, 'two.csv', 'id,text\n1,a\n2,b\n');
-    const { fast, rows } = await bothEngines(input, {
-      model: 'qwen3.5-plus',
-      template: '{{text}}',
-      provider: 'dashscope',
+    const outDirs: string[] = [];
+    for (const engine of ['auto', 'rows'] as const) {
+      const outDir = join(dir, `not-offered-${engine}`);
+      outDirs.push(outDir);
+      const run = prepare(input, {
+        outDir,
+        engine,
+        model: 'qwen3.5-plus',
+        template: '{{text}}',
+        provider: 'dashscope',
+      });
+      await expect(run).rejects.toMatchObject({
+        code: 'BP_MODEL_NOT_OFFERED',
+        context: { option: 'model' },
+        message: expect.stringMatching(
+          /^model qwen3\.5-plus is not offered for batches by Alibaba Cloud Model Studio, international \(Singapore\), provider "dashscope" \(offered: qwen-max, qwen-plus, qwen-flash, qwen-turbo\).*every row was rejected and written to .*rejections\.jsonl/,
+        ),
+      });
+      expect(rejectionsOf(outDir).map((r) => [r.row, r.code])).toEqual([
+        [1, 'BP_MODEL_NOT_OFFERED'],
+        [2, 'BP_MODEL_NOT_OFFERED'],
+      ]);
+    }
+    expect(filesIn(outDirs[0]!)).toEqual(filesIn(outDirs[1]!));
+  });
+
+  it('fails the run for an endpoint the region does not offer, naming what it offers', async () => {
+    const input = fileWith(dir, 'embed.csv', 'text\na\n');
+    const outDir = join(dir, 'endpoint-not-offered');
+    await expect(
+      prepare(input, {
+        outDir,
+        model: 'text-embedding-v4',
+        endpoint: '/v1/embeddings',
+        template: '{{text}}',
+        provider: 'dashscope',
+      }),
+    ).rejects.toMatchObject({
+      code: 'BP_ENDPOINT_NOT_OFFERED',
+      message: expect.stringContaining(
+        'endpoint /v1/embeddings is not offered for batches by Alibaba Cloud Model Studio, international (Singapore), provider "dashscope" (offered: /v1/chat/completions)',
+      ),
     });
-    expect(fast.rejections.by_code).toEqual({ BP_MODEL_NOT_OFFERED: 2 });
-    expect(filesIn(fast.outDir)).toEqual(filesIn(rows.outDir));
+    expect(rejectionsOf(outDir).map((r) => r.code)).toEqual(['BP_ENDPOINT_NOT_OFFERED']);
+  });
+
+  it('takes JSONL options with the names jsonlSource has: maxRowSize and bigIntegers (prepare never passed bigIntegers)', async () => {
+    const input = fileWith(dir, 'big.jsonl', '{"id":12345678901234567890,"t":"a"}\n');
+    const exact = await prepare(input, {
+      outDir: join(dir, 'big-string'),
+      model: 'qwen-plus',
+      template: '{{id}}',
+    });
+    const lossy = await prepare(input, {
+      outDir: join(dir, 'big-number'),
+      model: 'qwen-plus',
+      template: '{{id}}',
+      bigIntegers: 'number',
+    });
+    const prompt = (result: PrepareResult) =>
+      JSON.parse(readFileSync(join(result.outDir, 'requests-00001.jsonl'), 'utf8')).body.messages[0].content;
+    expect(prompt(exact)).toBe('12345678901234567890');
+    expect(exact.warnings).toEqual([]);
+    expect(prompt(lossy)).toBe('12345678901234567000');
+    expect(lossy.warnings.map((w) => [w.code, w.first])).toEqual([
+      ['BP_WARN_BIG_INTEGER', { file: input, line: 1, row: 1 }],
+    ]);
+    await expect(
+      prepare(input, {
+        outDir: join(dir, 'big-small'),
+        model: 'qwen-plus',
+        template: '{{id}}',
+        maxRowSize: 10,
+      }),
+    ).rejects.toMatchObject({ code: 'BP_ROW_TOO_LARGE' });
   });
 
   it('applies the context check on the fast path exactly as on the Row path', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { jsonlSource } from '../../src/sources/jsonl-source.js';
+import { requestSource } from '../../src/sources/request-source.js';
 import type { Rejection, Row, SourceItem } from '../../src/types.js';
 import { chunked, collect, fileWith, tempDir } from '../helpers.js';
 
@@ -68,6 +69,62 @@ describe('jsonlSource', () => {
       expect(await collect(jsonlSource(chunked(text, size), { name: fromFile[0]!.file }))).toEqual(fromFile);
     }
     expect(fromFile).toHaveLength(50);
+  });
+
+  it('skips a UTF-8 byte-order mark instead of rejecting row 1 with "Unexpected token \'\uFEFF\'"', async () => {
+    const text = '\uFEFF{"id":1,"t":"a"}\r\n{"id":2,"t":"\uFEFFkept inside text"}\r\n';
+    const path = fileWith(dir, 'bom.jsonl', text);
+    const expected = [
+      { kind: 'row', index: 1, file: path, line: 1, values: { id: 1, t: 'a' } },
+      { kind: 'row', index: 2, file: path, line: 2, values: { id: 2, t: '\uFEFFkept inside text' } },
+    ];
+    expect(await collect(jsonlSource(path))).toEqual(expected);
+    // The mark split across chunks, byte by byte.
+    for (const size of [1, 2, 4])
+      expect(await collect(jsonlSource(chunked(text, size), { name: path }))).toEqual(expected);
+    // Only the very first bytes can be a mark; a file of just the mark holds no rows.
+    expect(await collect(jsonlSource(fileWith(dir, 'only-bom.jsonl', '\uFEFF')))).toEqual([]);
+  });
+
+  it('reads request files with a byte-order mark as their lines, and says the mark was there', async () => {
+    const line = '{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{}}';
+    const source = requestSource(chunked(`\uFEFF${line}\n`, 2), { name: 'r.jsonl' });
+    const items = await collect<{ kind: string; text: string; bytes: number }>(source);
+    expect(items.map((i) => [i.kind, i.text, i.bytes])).toEqual([['request', line, line.length]]);
+    expect(source.byteOrderMark).toBe(true);
+    const plain = requestSource(chunked(`${line}\n`, 2), { name: 'r.jsonl' });
+    await collect(plain);
+    expect(plain.byteOrderMark).toBe(false);
+  });
+
+  it('stops at a line longer than maxRowSize, in a chunk or across chunks (a whole line in one chunk passed)', async () => {
+    const text = `{"a":1}\n{"a":"${'x'.repeat(100)}"}\n`;
+    for (const input of [fileWith(dir, 'long-in-chunk.jsonl', text), chunked(text, 40)]) {
+      await expect(collect(jsonlSource(input, { maxRowSize: 50 }))).rejects.toMatchObject({
+        code: 'BP_ROW_TOO_LARGE',
+        context: { line: 2 },
+      });
+    }
+  });
+
+  it('warns once, with a count, when integers beyond 2^53 lose digits as numbers', async () => {
+    const path = fileWith(
+      dir,
+      'lossy.jsonl',
+      '{"id":12345678901234567890}\n{"id":1}\n{"id":98765432109876543210}\n',
+    );
+    const stream = jsonlSource(path, { bigIntegers: 'number' });
+    await collect(stream);
+    expect(stream.warnings.list()).toEqual([
+      expect.objectContaining({
+        code: 'BP_WARN_BIG_INTEGER',
+        count: 2,
+        first: { file: path, line: 1, row: 1 },
+      }),
+    ]);
+    const exact = jsonlSource(path);
+    await collect(exact);
+    expect(exact.warnings.list()).toEqual([]);
   });
 
   it('stops at a line longer than maxRowSize', async () => {

@@ -111,13 +111,13 @@ describe('toRequests with labels or a schema', () => {
   it('refuses labels with a schema or a responseFormat, labels for embeddings, and optional fields in strict mode', () => {
     expect(() =>
       toRequests({ template: 't', model: 'm', labels: LABELS, responseFormat: { type: 'text' } }),
-    ).toThrow(/give at most one of "labels", "schema" and "responseFormat"/);
+    ).toThrow(/give at most one of the labels, schema and responseFormat options/);
     expect(() =>
       toRequests({ template: 't', model: 'm', labels: LABELS, schema: z.object({ a: z.string() }) }),
     ).toThrow(/give at most one/);
     expect(() =>
       toRequests({ template: 't', model: 'm', endpoint: '/v1/embeddings', labels: LABELS }),
-    ).toThrow(/"labels" and "schema" apply to chat only/);
+    ).toThrow(/the labels and schema options apply to chat only/);
     expect(() =>
       toRequests({
         template: 't',

@@ -215,8 +215,8 @@ describe('toRequests', () => {
   });
 
   it('checks its options once, at call time', () => {
-    expect(() => toRequests({ model: 'm' })).toThrow(/give exactly one of "template" and "mapper"/);
-    expect(() => toRequests({ template: '{{a}}' })).toThrow(/a template needs a "model"/);
+    expect(() => toRequests({ model: 'm' })).toThrow(/give exactly one of the template and mapper options/);
+    expect(() => toRequests({ template: '{{a}}' })).toThrow(/a template needs the model option/);
     expect(() => toRequests({ model: 'm', template: 'x', temperature: 7 })).toThrow(
       expect.objectContaining({ code: 'BP_INVALID_OPTION', context: { option: 'temperature' } }),
     );

@@ -67,15 +67,28 @@ describe('validateRequests', () => {
     ]);
   });
 
-  it('rejects the later of two rows with the same custom_id', async () => {
+  it('rejects the later of two rows with the same custom_id, naming the earlier row\'s line (it said only "an earlier row")', async () => {
     const out = await through<Out>(validateRequests(), [item(4, chat('k')), item(9, chat('k'))]);
     expect(out[0]!.kind).toBe('request');
     expect(out[1]).toMatchObject({
       kind: 'rejection',
       index: 9,
+      line: 9,
       custom_id: 'k',
       code: 'BP_DUPLICATE_CUSTOM_ID',
-      message: expect.stringContaining('already used by an earlier row'),
+      message:
+        'custom_id "k" is already used by line 4; custom_ids must be unique across the run (results are joined back by them)',
+    });
+  });
+
+  it('names the earlier file and line when rows of several files share a custom_id', async () => {
+    const other = { ...item(2, chat('k')), file: 'other.jsonl' };
+    const out = await through<Out>(validateRequests(), [item(3, chat('k')), other]);
+    expect(out[1]).toMatchObject({
+      file: 'other.jsonl',
+      line: 2,
+      code: 'BP_DUPLICATE_CUSTOM_ID',
+      message: expect.stringContaining('custom_id "k" is already used by req.jsonl:3;'),
     });
   });
 
