@@ -4,10 +4,13 @@ import { addConnectionOptions } from './connection-options.js';
 import { info, printJson } from './output.js';
 import { reportRun } from './run-report.js';
 import { type CommonFlags, connectionFor, output, withOutputOptions } from './run-target.js';
+import { stateOf } from './status.js';
 
 export function cancelCommand(): Command {
   const command = new Command('cancel')
-    .description('cancel the running batches of a run (or one batch); completed requests are kept')
+    .description(
+      'cancel a run (or one batch): running batches are cancelled, nothing more is sent; completed requests are kept',
+    )
     .argument('<target>', 'a run directory or a batch id');
   addConnectionOptions(command);
   return withOutputOptions(command).action(async (target: string, flags: CommonFlags) => {
@@ -18,8 +21,12 @@ export function cancelCommand(): Command {
     try {
       if (await hasManifest(target)) {
         const run = await openRun(target, connection, {});
-        await run.cancel();
-        reportRun(out, run, 'running');
+        try {
+          await run.cancel();
+        } finally {
+          await run.close();
+        }
+        reportRun(out, run, stateOf(run.manifest.jobs));
         return;
       }
       const batch = await new BatchApi(connection).cancel(target);

@@ -25,17 +25,22 @@ export function downloadCommand(): Command {
     try {
       if (await hasManifest(target)) {
         const run = await openRun(target, connection, {});
-        await run.poll();
-        const unfinished = run.manifest.jobs.filter((j) => j.state !== 'done');
-        if (unfinished.length > 0) {
-          info(
-            out,
-            `${unfinished.length} batches have not finished: ${unfinished.map((j) => `${j.batch_id ?? j.id} (${j.status ?? j.state})`).join(', ')}`,
-          );
-          throw new CliExit(1);
-        }
+        let lines: number;
         const path = flags.out ?? join(target, RESULTS_FILE);
-        const lines = await writeResults(run, path);
+        try {
+          await run.poll();
+          const unfinished = run.manifest.jobs.filter((j) => j.state !== 'done');
+          if (unfinished.length > 0) {
+            info(
+              out,
+              `${unfinished.length} batches have not finished: ${unfinished.map((j) => `${j.batch_id ?? j.id} (${j.status ?? j.state})`).join(', ')}`,
+            );
+            throw new CliExit(1);
+          }
+          lines = await writeResults(run, path);
+        } finally {
+          await run.close();
+        }
         if (out.json) printJson({ path, lines });
         else {
           const rejected =

@@ -19,7 +19,11 @@ export function resumeCommand(): Command {
       const { connection, close } = await connectionFor(runDir, flags);
       try {
         const run = await openRun(runDir, connection, runOptionsFrom(flags, out, interrupt.signal));
-        await finishCommand(out, run, flags.wait);
+        try {
+          await finishCommand(out, run, flags.wait);
+        } finally {
+          await run.close();
+        }
       } finally {
         interrupt.dispose();
         await close();

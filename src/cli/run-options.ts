@@ -16,7 +16,11 @@ export interface RunFlags {
   concurrency?: number;
 }
 
-/** How a run is carried out: the same flags for submit, run and resume. */
+/**
+ * How a run is carried out: the same flags for submit, run and resume. Options stored in the run
+ * (window, attempts, expired policy, delete flags) have no commander default, so a resumed run can
+ * tell what was given from what was not; new runs get the defaults from RunOptions.
+ */
 export function addRunOptions(command: Command): Command {
   return command
     .option(
@@ -26,27 +30,33 @@ export function addRunOptions(command: Command): Command {
     .option('--runs-dir <dir>', 'where runs live', '.batchpipe/runs')
     .option(
       '--completion-window <window>',
-      'how long the provider may take: 24h to 336h (DashScope; 14d means 336h) or 24h (OpenAI)',
-      '24h',
+      'how long the provider may take: 24h to 336h (DashScope; 14d means 336h) or 24h (OpenAI) (default: 24h)',
     )
     .option(
       '--poll-interval <seconds>',
       'seconds between polls of a running batch (default 60; 1 for the local service)',
       number,
     )
-    .option('--max-attempts <n>', 'attempts per request: retryable failures are sent again', integer, 3)
+    .option(
+      '--max-attempts <n>',
+      'attempts per request: retryable failures are sent again (default: 3)',
+      integer,
+    )
+    .option('--resubmit-expired', 'send again what an expired batch left unrun (the default)')
     .option('--no-resubmit-expired', 'do not send again what an expired batch left unrun')
     .option(
       '--delete-input-files',
       'delete uploaded input files once their batch ended (files count toward the 10,000-file quota)',
     )
+    .option('--no-delete-input-files', 'keep uploaded input files (the default)')
     .option('--delete-output-files', 'delete output and error files at the provider once downloaded')
+    .option('--no-delete-output-files', 'keep output and error files at the provider (the default)')
     .addOption(
       new Option('--concurrency <n>', 'batches uploaded and created at once').argParser(integer).default(4),
     );
 }
 
-/** The run options from flags, in the API's spelling. */
+/** The run options from flags, in the API's spelling; options not given stay undefined. */
 export function runOptionsFrom(flags: RunFlags, out: Output, signal: AbortSignal) {
   return {
     runDir: flags.runDir,
@@ -55,11 +65,16 @@ export function runOptionsFrom(flags: RunFlags, out: Output, signal: AbortSignal
     pollInterval: flags.pollInterval,
     maxAttempts: flags.maxAttempts,
     resubmitExpired: flags.resubmitExpired,
-    deleteInputFiles: flags.deleteInputFiles === true,
-    deleteOutputFiles: flags.deleteOutputFiles === true,
+    deleteInputFiles: flags.deleteInputFiles,
+    deleteOutputFiles: flags.deleteOutputFiles,
     concurrency: flags.concurrency,
     signal,
-    onEvent: (event: RunEvent) => info(out, eventLine(event)),
+    onEvent: (event: RunEvent) => {
+      // A changed option is a warning: it shows beside --json output too (on stderr), never silently.
+      if (event.type === 'option') {
+        if (!out.quiet) process.stderr.write(`${eventLine(event)}\n`);
+      } else info(out, eventLine(event));
+    },
   };
 }
 
@@ -77,9 +92,21 @@ export function eventLine(event: RunEvent): string {
       return `${event.job}: sending ${event.requests} requests again`;
     case 'stuck':
       return `${event.batch_id} (${event.job}) is still ${event.status} well past its completion window`;
+    case 'option':
+      return event.applied
+        ? `warning: --${flagName(event.option, event.value)} holds for this run from now on (it began with --${flagName(event.option, event.was)})`
+        : `warning: --${flagName(event.option, event.value)} is ignored: the run keeps --${flagName(event.option, event.was)}, the value its batches were created with (a new value is a new run)`;
     case 'note':
       return event.message;
   }
+}
+
+/** `maxAttempts` 5 -> `max-attempts 5`; booleans as the flag that sets them (`no-resubmit-expired`). */
+function flagName(option: string, value: string): string {
+  const flag = option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  if (value === 'true') return flag;
+  if (value === 'false') return `no-${flag}`;
+  return `${flag} ${value}`;
 }
 
 /**

@@ -1,8 +1,9 @@
 import { Command } from 'commander';
+import { isBatchpipeError } from '../errors.js';
 import { readManifest } from '../run/manifest.js';
 import { hasManifest } from '../run/run-dir.js';
 import { addConnectionOptions, openConnection } from './connection-options.js';
-import { info, printJson } from './output.js';
+import { info, type Output, printJson } from './output.js';
 import { reportRun } from './run-report.js';
 import { type CommonFlags, connectionFor, output, withOutputOptions } from './run-target.js';
 
@@ -18,24 +19,24 @@ export function statusCommand(): Command {
       const { openRun } = await import('../run/start-run.js');
       const out = output(flags);
       if (await hasManifest(target)) {
-        if (flags.offline) {
-          const { BatchRun } = await import('../run/batch-run.js');
-          const manifest = await readManifest(target);
-          reportRun(
-            out,
-            new BatchRun(target, manifest, undefined as never, {
-              pollIntervalMs: 0,
-              concurrency: 1,
-              stuckGraceMs: 0,
-            }),
-            stateOf(manifest.jobs),
-          );
-          return;
-        }
+        if (flags.offline) return reportSaved(out, target);
         const { connection, close } = await connectionFor(target, flags);
         try {
-          const run = await openRun(target, connection, {});
-          await run.poll();
+          let run: Awaited<ReturnType<typeof openRun>>;
+          try {
+            run = await openRun(target, connection, {});
+          } catch (error) {
+            // Another process works on the run (a `run` or `resume` polling it): its manifest is current.
+            if (!isBatchpipeError(error) || error.code !== 'BP_RUN_LOCKED') throw error;
+            info(out, `${error.code}: ${error.message}`);
+            info(out, 'showing the run as that process last saved it, without polling');
+            return await reportSaved(out, target);
+          }
+          try {
+            await run.poll();
+          } finally {
+            await run.close();
+          }
           reportRun(out, run, stateOf(run.manifest.jobs));
         } finally {
           await close();
@@ -55,6 +56,21 @@ export function statusCommand(): Command {
         await close();
       }
     });
+}
+
+/** The run as its manifest says, without the lock or the provider (`--offline`). */
+async function reportSaved(out: Output, target: string): Promise<void> {
+  const { BatchRun } = await import('../run/batch-run.js');
+  const manifest = await readManifest(target);
+  reportRun(
+    out,
+    new BatchRun(target, manifest, undefined as never, {
+      pollIntervalMs: 0,
+      concurrency: 1,
+      stuckGraceMs: 0,
+    }),
+    stateOf(manifest.jobs),
+  );
 }
 
 export function stateOf(jobs: Array<{ state: string; note: string | null }>): 'done' | 'running' | 'stuck' {

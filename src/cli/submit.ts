@@ -41,7 +41,11 @@ stuck, 2 on a usage error.`,
       try {
         const options = runOptionsFrom(flags, out, interrupt.signal);
         const run = await startFrom(requests, connection, options);
-        await finishCommand(out, run, flags.wait);
+        try {
+          await finishCommand(out, run, flags.wait);
+        } finally {
+          await run.close();
+        }
       } finally {
         interrupt.dispose();
         await close();
@@ -49,7 +53,7 @@ stuck, 2 on a usage error.`,
     });
 }
 
-/** Creates or resumes the run for a prepared directory or a request file. */
+/** Creates or resumes the run for a prepared directory or a request file; it comes back open (locked). */
 async function startFrom(
   requests: string,
   connection: Awaited<ReturnType<typeof openConnection>>['connection'],
@@ -72,7 +76,7 @@ async function startFrom(
 export async function finishCommand(out: Output, run: BatchRun, wait: boolean): Promise<void> {
   if (!wait) {
     await run.submit();
-    reportRun(out, run, 'submitted');
+    reportRun(out, run, run.detached ? 'detached' : 'submitted');
     return;
   }
   const state = await run.wait();

@@ -26,6 +26,23 @@ export const RETRYABLE_REQUEST_CODES: ReadonlySet<string> = new Set([
   'SystemError',
 ]);
 
+/**
+ * Error-file codes of requests a batch never ran: the batch's ending, not the request's failure.
+ * OpenAI's Batch guide writes requests not run before the window ends to the error file with
+ * `batch_expired` (the spec in ref/ holds no such wording; DashScope leaves them out of both files);
+ * `batch_cancelled` is its cancel counterpart (the code batchpipe itself gives requests a cancel left
+ * unrun), settled alike should a provider write it.
+ */
+export const UNRUN_REQUEST_CODES: ReadonlyMap<string, 'expired' | 'cancelled'> = new Map([
+  ['batch_expired', 'expired'],
+  ['batch_cancelled', 'cancelled'],
+]);
+
+/** Why a request in an error file never ran (its batch expired or was cancelled), if that is what its code says. */
+export function unrunReason(code: string | null | undefined): 'expired' | 'cancelled' | undefined {
+  return code ? UNRUN_REQUEST_CODES.get(code) : undefined;
+}
+
 /** HTTP status codes of a request (inside an error file) worth sending again. */
 export function retryableRequest(
   code: string | null | undefined,

@@ -42,9 +42,25 @@ interface FileObject {
   created_at: number;
 }
 
+/** A file as the Files API lists it, reduced to what a run keeps. */
+export interface UploadedFile {
+  id: string;
+  /** The provider's clock, unix seconds; null when it did not say. */
+  created_at: number | null;
+}
+
+/** What a run's batch carries in `metadata`; a lookup matches all of it exactly. */
+export interface BatchTag {
+  ds_name: string;
+  bp_run: string;
+  bp_job: string;
+}
+
 export interface BatchApiOptions {
   /** Attempts for one upload or create before giving up (each retry first looks for the effect). */
   callAttempts?: number;
+  /** Attempts for each list call of a lookup (a lookup that gets no answer stops the run; it never guesses). */
+  lookupAttempts?: number;
   /** Per-call timeout in ms (uploads of 500 MB need minutes). */
   timeoutMs?: number;
   /** First backoff between attempts, ms. */
@@ -54,16 +70,37 @@ export interface BatchApiOptions {
 }
 
 /**
+ * Thrown when the detach signal aborts a call: not a failure. The intent stays in the manifest and
+ * the next resume looks for the call's effect before calling again.
+ */
+export class RunDetached extends Error {
+  override readonly name = 'RunDetached';
+  constructor(what: string) {
+    super(`${what} was interrupted: detached`);
+  }
+}
+
+/** Items per list page (the Batches API's maximum; files pages are kept the same size). */
+const PAGE_SIZE = 100;
+/**
+ * How far this machine's clock may be ahead of the provider's. A file uploaded after its intent was
+ * saved has a provider `created_at` no older than the intent minus this; older files cannot be ours.
+ */
+const CLOCK_SLACK_S = 24 * 3600;
+
+/**
  * The Files and Batches calls a run makes, through the openai SDK. Uploads and creates are never
  * retried blindly: the SDK's own retries are off for them, and before each retry (and on resume)
- * the file is looked for by its unique name and the batch by its unique ds_name and input file, so
- * a call whose reply was lost is adopted, not repeated. Queries keep the SDK's retries (429/5xx,
- * honouring retry-after).
+ * the file is looked for by its unique name and the batch by its unique ds_name, run, job and input
+ * file, so a call whose reply was lost is adopted, not repeated. A lookup that gets no answer is an
+ * error, never "not found". Queries keep the SDK's retries (429/5xx, honouring retry-after); list
+ * calls are retried here, one page at a time, each within the provider's list rate.
  */
 export class BatchApi {
   readonly client: OpenAI;
   readonly #connection: Connection;
   readonly #attempts: number;
+  readonly #lookupAttempts: number;
   readonly #backoff: number;
   readonly #onRetry: ((message: string) => void) | undefined;
   readonly #timeoutMs: number;
@@ -79,6 +116,7 @@ export class BatchApi {
     }
     this.#connection = connection;
     this.#attempts = options.callAttempts ?? 6;
+    this.#lookupAttempts = options.lookupAttempts ?? 10;
     this.#backoff = options.backoffMs ?? 1000;
     this.#onRetry = options.onRetry;
     this.#timeoutMs = options.timeoutMs ?? 10 * 60_000;
@@ -99,12 +137,12 @@ export class BatchApi {
     });
   }
 
-  /** Uploads a job's input file, unless an earlier attempt already did; returns the file id. */
-  async upload(job: JobRecord, path: string, signal?: AbortSignal): Promise<string> {
+  /** Uploads a job's input file, unless an earlier attempt already did. */
+  async upload(job: JobRecord, path: string, signal?: AbortSignal): Promise<UploadedFile> {
     return this.#exactlyOnce(
       'upload',
       job,
-      () => this.findUpload(job),
+      () => this.findUpload(job, signal),
       async () => {
         job.calls.upload++;
         const uploaded = await uploadFile(
@@ -117,35 +155,41 @@ export class BatchApi {
           path,
           job.file_name,
         );
-        return uploaded.id;
+        return { id: uploaded.id, created_at: uploaded.created_at ?? null };
       },
       signal,
     );
   }
 
-  /** A file this run uploaded for the job, found by its unique name and size. */
-  async findUpload(job: JobRecord): Promise<string | undefined> {
+  /**
+   * The file this run uploaded for the job, found by its unique name and size, newest first, down to
+   * the moment of the upload intent. Throws BP_LOOKUP_FAILED when the provider does not answer.
+   */
+  async findUpload(job: JobRecord, signal?: AbortSignal): Promise<UploadedFile | undefined> {
     job.calls.lookup++;
-    for await (const file of this.client.files.list(
-      { purpose: 'batch' },
-      { maxRetries: 3 },
-    ) as AsyncIterable<FileObject>) {
-      if (file.filename === job.file_name && file.bytes === job.bytes) return file.id;
-    }
-    return undefined;
+    const intent = job.upload_intent_at ?? null;
+    const file = await this.#scan<FileObject>(
+      '/files',
+      { purpose: 'batch', order: 'desc', limit: PAGE_SIZE },
+      intent === null ? undefined : intent - CLOCK_SLACK_S,
+      (f) => f.filename === job.file_name && f.bytes === job.bytes,
+      lookupFailed(`the upload of ${job.id} (${job.file_name})`),
+      signal,
+    );
+    return file && { id: file.id, created_at: typeof file.created_at === 'number' ? file.created_at : null };
   }
 
   /** Creates the job's batch, unless an earlier attempt already did; returns it. */
   async create(
     job: JobRecord,
     completionWindow: string,
-    metadata: Record<string, string>,
+    metadata: BatchTag & Record<string, string>,
     signal?: AbortSignal,
   ): Promise<BatchObject> {
     return this.#exactlyOnce(
       'create',
       job,
-      () => this.findBatch(job),
+      () => this.findBatch(job, metadata, signal),
       async () => {
         job.calls.create++;
         await this.#limit('create');
@@ -163,33 +207,30 @@ export class BatchApi {
   }
 
   /**
-   * The batch this run created for the job: by the DashScope filters where they exist (`ds_name` is
-   * fuzzy, `input_file_ids` exact), matched exactly on what comes back: the job's own input file id
-   * and ds_name. Providers without those filters are scanned newest first.
+   * The batch this run created for the job. DashScope's filters narrow the list where they exist
+   * (`ds_name` is fuzzy, a substring match, so `bp-x-1` also lists `bp-x-10`); what comes back must
+   * match exactly: ds_name, the run and job in its metadata, and the input file. Pages are read newest
+   * first down to the input file's upload (a batch on it cannot be older), each within the list rate.
+   * Throws BP_LOOKUP_FAILED when the provider does not answer.
    */
-  async findBatch(job: JobRecord): Promise<BatchObject | undefined> {
+  async findBatch(job: JobRecord, tag: BatchTag, signal?: AbortSignal): Promise<BatchObject | undefined> {
     if (!job.input_file_id) return undefined;
     job.calls.lookup++;
-    await this.#limit('list');
-    const query: Record<string, string | number> = { limit: 100 };
+    const query: Record<string, string | number> = { limit: PAGE_SIZE };
     if (this.#connection.profile.name.startsWith('dashscope') || this.#connection.profile.name === 'local') {
       query.input_file_ids = job.input_file_id;
-      query.ds_name = job.ds_name;
+      query.ds_name = tag.ds_name;
     }
-    let scanned = 0;
-    for await (const batch of this.client.batches.list(undefined, {
+    const intent = job.create_intent_at ?? null;
+    const floor = job.input_file_created_at ?? (intent === null ? undefined : intent - CLOCK_SLACK_S);
+    return this.#scan<BatchObject>(
+      '/batches',
       query,
-      maxRetries: 3,
-    }) as AsyncIterable<BatchObject>) {
-      if (
-        batch.input_file_id === job.input_file_id &&
-        (batch.metadata?.ds_name ?? job.ds_name) === job.ds_name
-      )
-        return batch;
-      // Newest first: a few pages reach far past the moment of our own create.
-      if (++scanned >= 1000) break;
-    }
-    return undefined;
+      floor,
+      (batch) => batchMatches(batch, job.input_file_id!, tag),
+      lookupFailed(`the batch of ${job.id} (ds_name ${tag.ds_name})`),
+      signal,
+    );
   }
 
   async retrieve(batchId: string, signal?: AbortSignal): Promise<BatchObject> {
@@ -214,15 +255,17 @@ export class BatchApi {
         await pipeline(
           Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>),
           createWriteStream(temp),
+          { signal },
         );
         await fsyncFile(temp);
         await rename(temp, path);
         return;
       } catch (error) {
         await rm(temp, { force: true });
-        if (attempt + 1 >= this.#attempts || !retryableCall(error) || signal?.aborted)
+        if (signal?.aborted) throw new RunDetached(`the download of ${fileId}`);
+        if (attempt + 1 >= this.#attempts || !retryableCall(error))
           throw this.#wrap(error, `download of ${fileId}`);
-        await this.#pause(error, attempt, `download of ${fileId}`, signal);
+        await this.#pause(error, attempt, `download of ${fileId}`, 'retrying', signal);
       }
     }
   }
@@ -231,10 +274,9 @@ export class BatchApi {
     await this.#call(() => this.client.files.delete(fileId));
   }
 
-  /** Batches as the provider lists them, with DashScope's filters passed through. */
-  async *list(query: Record<string, string | number>): AsyncGenerator<BatchObject> {
-    await this.#limit('list');
-    yield* this.client.batches.list(undefined, { query }) as AsyncIterable<BatchObject>;
+  /** Batches as the provider lists them, newest first, with DashScope's filters passed through. */
+  list(query: Record<string, string | number>): AsyncGenerator<BatchObject> {
+    return this.#pages<BatchObject>('/batches', query, (error) => this.#wrap(error, 'listing batches'));
   }
 
   /** Batches the provider lets run at once, if it says. */
@@ -246,6 +288,85 @@ export class BatchApi {
     return this.#limiters[kind]?.take() ?? Promise.resolve();
   }
 
+  /**
+   * The first listed item that `match`es, reading newest first until items are older than `floor`
+   * (provider seconds). Should a list turn out not to be newest first, it is read to its end.
+   */
+  async #scan<T extends { id: string; created_at?: number }>(
+    path: '/files' | '/batches',
+    query: Record<string, string | number>,
+    floor: number | undefined,
+    match: (item: T) => boolean,
+    fail: (error: unknown, describe: string) => BatchpipeError,
+    signal?: AbortSignal,
+  ): Promise<T | undefined> {
+    let previous = Number.POSITIVE_INFINITY;
+    let newestFirst = true;
+    for await (const item of this.#pages<T>(path, query, fail, signal)) {
+      if (match(item)) return item;
+      const at = typeof item.created_at === 'number' ? item.created_at : undefined;
+      if (at === undefined) continue;
+      if (at > previous) newestFirst = false;
+      previous = at;
+      if (newestFirst && floor !== undefined && at < floor) return undefined;
+    }
+    return undefined;
+  }
+
+  /**
+   * A list, page by page (`after` the last id): each page passes the list rate limiter and is
+   * retried here with backoff, honouring retry-after (the SDK's own paging and retries would make
+   * calls the limiter never sees). A page that gets no answer within the attempts throws `fail`.
+   */
+  async *#pages<T extends { id: string }>(
+    path: '/files' | '/batches',
+    query: Record<string, string | number>,
+    fail: (error: unknown, describe: string) => BatchpipeError,
+    signal?: AbortSignal,
+  ): AsyncGenerator<T> {
+    let after: string | undefined;
+    for (;;) {
+      const pageQuery = after === undefined ? query : { ...query, after };
+      const page = await this.#listCall(
+        () =>
+          this.client.get<{ data?: T[]; has_more?: boolean }>(path, {
+            query: pageQuery,
+            maxRetries: 0,
+            signal,
+          }),
+        path === '/files' ? 'listing files' : 'listing batches',
+        fail,
+        signal,
+      );
+      const data = page.data ?? [];
+      yield* data;
+      // A provider that leaves out has_more is read on while its pages come back full.
+      const more = page.has_more ?? data.length >= Number(query.limit ?? PAGE_SIZE);
+      if (!more || data.length === 0) return;
+      after = data[data.length - 1]!.id;
+    }
+  }
+
+  async #listCall<T>(
+    call: () => Promise<T>,
+    what: string,
+    fail: (error: unknown, describe: string) => BatchpipeError,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      await this.#limit('list');
+      if (signal?.aborted) throw new RunDetached(what);
+      try {
+        return await call();
+      } catch (error) {
+        if (signal?.aborted) throw new RunDetached(what);
+        if (attempt + 1 >= this.#lookupAttempts || !retryableCall(error))
+          throw fail(error, this.#describe(error));
+        await this.#pause(error, attempt, what, 'retrying', signal);
+      }
+    }
+  }
+
   async #exactlyOnce<T>(
     what: 'upload' | 'create',
     job: JobRecord,
@@ -255,15 +376,24 @@ export class BatchApi {
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0) {
-        const found = await find().catch(() => undefined);
+        // A lookup that gets no answer throws: calling again without knowing would risk paying twice.
+        const found = await find();
         if (found !== undefined) return found;
       }
+      if (signal?.aborted) throw new RunDetached(`the ${what} for ${job.id}`);
       try {
         return await call();
       } catch (error) {
-        if (attempt + 1 >= this.#attempts || !retryableCall(error) || signal?.aborted)
+        if (signal?.aborted) throw new RunDetached(`the ${what} for ${job.id}`);
+        if (attempt + 1 >= this.#attempts || !retryableCall(error))
           throw this.#wrap(error, `${what} for ${job.id}`);
-        await this.#pause(error, attempt, `${what} for ${job.id}`, signal);
+        await this.#pause(
+          error,
+          attempt,
+          `${what} for ${job.id}`,
+          'looking for its effect and retrying',
+          signal,
+        );
       }
     }
   }
@@ -276,11 +406,15 @@ export class BatchApi {
     }
   }
 
-  async #pause(error: unknown, attempt: number, what: string, signal?: AbortSignal): Promise<void> {
+  async #pause(
+    error: unknown,
+    attempt: number,
+    what: string,
+    next: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const wait = retryAfterMs(error) ?? backoffMs(attempt, this.#backoff, 60_000);
-    this.#onRetry?.(
-      `${what} failed (${this.#describe(error)}); looking for its effect and retrying in ${Math.round(wait / 100) / 10}s`,
-    );
+    this.#onRetry?.(`${what} failed (${this.#describe(error)}); ${next} in ${Math.round(wait / 100) / 10}s`);
     await sleep(wait, signal);
   }
 
@@ -291,15 +425,44 @@ export class BatchApi {
 
   #wrap(error: unknown, what: string): BatchpipeError {
     if (error instanceof BatchpipeError) return error;
-    const status = (error as { status?: number }).status;
-    const requestId = (error as { requestID?: string | null }).requestID ?? undefined;
     return new BatchpipeError(
       'BP_PROVIDER_HTTP',
       `${what} failed: ${this.#describe(error)}`,
-      { ...(status && { status }), ...(requestId && { request_id: requestId }) },
-      { cause: error },
+      httpContext(error),
+      {
+        cause: error,
+      },
     );
   }
+}
+
+/** Exactly this run's batch for this job: ds_name (in metadata, or top-level as DashScope may return it), run, job and input file. */
+export function batchMatches(batch: BatchObject, inputFileId: string, tag: BatchTag): boolean {
+  const metadata = batch.metadata ?? {};
+  const dsName = metadata.ds_name ?? (batch as { ds_name?: unknown }).ds_name;
+  return (
+    dsName === tag.ds_name &&
+    metadata.bp_run === tag.bp_run &&
+    metadata.bp_job === tag.bp_job &&
+    batch.input_file_id === inputFileId
+  );
+}
+
+function httpContext(error: unknown): { status?: number; request_id?: string } {
+  const status = (error as { status?: number }).status;
+  const requestId = (error as { requestID?: string | null }).requestID ?? undefined;
+  return { ...(status && { status }), ...(requestId && { request_id: requestId }) };
+}
+
+/** The error of a lookup that got no answer: nothing is sent again, and resume looks again. */
+function lookupFailed(what: string): (error: unknown, describe: string) => BatchpipeError {
+  return (error, describe) =>
+    new BatchpipeError(
+      'BP_LOOKUP_FAILED',
+      `could not find out whether ${what} went through: listing failed (${describe}); nothing was sent again and the intent stays in the manifest: resume looks again`,
+      httpContext(error),
+      { cause: error },
+    );
 }
 
 /** Waits `ms`, or less when the signal aborts. */

@@ -4,9 +4,9 @@ import pLimit from 'p-limit';
 import { BatchpipeError } from '../errors.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import type { Connection } from '../providers/connection.js';
-import { retryableRequest } from '../providers/retry.js';
+import { retryableRequest, unrunReason } from '../providers/retry.js';
 import type { ShardSummary } from '../sinks/shard-requests.js';
-import { type BatchApi, type BatchObject, sleep } from './batch-api.js';
+import { type BatchApi, type BatchObject, type BatchTag, sleep, type UploadedFile } from './batch-api.js';
 import {
   type JobRecord,
   type RunManifest,
@@ -15,6 +15,7 @@ import {
   writeManifest,
 } from './manifest.js';
 import { customIdOf, jsonlBuffers } from './request-ids.js';
+import { RunLock, takeoverNote } from './run-lock.js';
 
 /** What a run tells its caller as it goes (progress lines, never secrets). */
 export type RunEvent =
@@ -41,6 +42,11 @@ export type RunEvent =
     }
   | { type: 'retry'; job: string; requests: number }
   | { type: 'stuck'; job: string; batch_id: string; status: string }
+  /**
+   * An option given to a resumed run differs from the one it began with: `applied` ones hold from
+   * now on; the others cannot change for batches already created, and the run keeps `was`.
+   */
+  | { type: 'option'; option: string; value: string; was: string; applied: boolean }
   | { type: 'note'; message: string };
 
 export interface RunSettings {
@@ -69,28 +75,68 @@ export interface RunCounts {
 
 export type RunState = 'done' | 'running' | 'stuck' | 'detached';
 
+/** Options a resumed run may be given again; those that differ from the manifest's are reported. */
+export interface GivenOptions {
+  completionWindow?: string | undefined;
+  maxAttempts?: number | undefined;
+  resubmitExpired?: boolean | undefined;
+  deleteInputFiles?: boolean | undefined;
+  deleteOutputFiles?: boolean | undefined;
+}
+
+/** A job that has not reached the provider as a batch (or may have, when its intent is saved). */
+const UNSENT: ReadonlySet<string> = new Set(['pending', 'uploading', 'uploaded', 'creating']);
+
 /**
  * A durable run: its manifest, its jobs, and the API it talks to. Every state change is written to
  * the manifest before the next step, and an intent is written before each upload or create, so a
- * run killed at any moment resumes without losing or repeating anything.
+ * run killed at any moment resumes without losing or repeating anything. A run opened with `open`
+ * holds its directory's lock until `close`.
  */
 export class BatchRun {
   readonly dir: string;
   readonly manifest: RunManifest;
   readonly #api: BatchApi;
   readonly #settings: RunSettings;
+  readonly #lock: RunLock | undefined;
   /** Manifest writes, one after another. */
   #saving: Promise<void> = Promise.resolve();
 
-  constructor(dir: string, manifest: RunManifest, api: BatchApi, settings: RunSettings) {
+  constructor(dir: string, manifest: RunManifest, api: BatchApi, settings: RunSettings, lock?: RunLock) {
     this.dir = dir;
     this.manifest = manifest;
     this.#api = api;
     this.#settings = settings;
+    this.#lock = lock;
   }
 
-  static async open(dir: string, api: BatchApi, settings: RunSettings): Promise<BatchRun> {
-    return new BatchRun(dir, await readManifest(dir), api, settings);
+  /**
+   * Opens a run to work on it: takes the run directory's lock (BP_RUN_LOCKED while another process
+   * holds it; a lock left by a process that is gone is taken over, with a note), then reads the
+   * manifest (`held`: a lock the caller took already). Call `close` when done.
+   */
+  static async open(dir: string, api: BatchApi, settings: RunSettings, held?: RunLock): Promise<BatchRun> {
+    let lock = held;
+    if (!lock) {
+      // Read first: a directory with no run is BP_RUN_NOT_FOUND, not a lock error.
+      await readManifest(dir);
+      lock = await RunLock.acquire(dir, (stale) =>
+        settings.onEvent?.({ type: 'note', message: takeoverNote(dir, stale) }),
+      );
+    }
+    try {
+      // Read again under the lock: the last holder may have saved since.
+      return new BatchRun(dir, await readManifest(dir), api, settings, lock);
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  /** Waits for the last manifest write and releases the run directory. */
+  async close(): Promise<void> {
+    await this.#saving;
+    await this.#lock?.release();
   }
 
   /** Saves the manifest (atomically); saves are serialized so the last state always wins. */
@@ -108,18 +154,74 @@ export class BatchRun {
     return this.#settings.signal?.aborted === true;
   }
 
-  /** Uploads and creates every job not yet submitted, a few at a time. */
+  /** True once the detach signal has aborted: the run stopped where it stood, intents saved. */
+  get detached(): boolean {
+    return this.#aborted;
+  }
+
+  /** True once `cancel` was asked for: nothing more is sent, what ran is collected. */
+  get cancelled(): boolean {
+    return Boolean(this.manifest.cancelled_at);
+  }
+
+  /**
+   * Compares options given to a resumed run with those it began with, and says so for each that
+   * differs, never silently. Attempts, the expired policy and the delete flags apply from now on; the
+   * completion window cannot change for batches already created, so the run keeps its own.
+   */
+  async applyOptions(given: GivenOptions, windowBounds: { min: number; max: number }): Promise<void> {
+    const options = this.manifest.options;
+    let changed = false;
+    const apply = <K extends keyof RunManifest['options']>(
+      option: string,
+      key: K,
+      value: RunManifest['options'][K] | undefined,
+    ) => {
+      if (value === undefined || value === options[key]) return;
+      this.#emit({ type: 'option', option, value: String(value), was: String(options[key]), applied: true });
+      options[key] = value;
+      changed = true;
+    };
+    apply('maxAttempts', 'max_attempts', given.maxAttempts);
+    apply('resubmitExpired', 'resubmit_expired', given.resubmitExpired);
+    apply('deleteInputFiles', 'delete_input_files', given.deleteInputFiles);
+    apply('deleteOutputFiles', 'delete_output_files', given.deleteOutputFiles);
+    if (given.completionWindow !== undefined) {
+      const window = completionWindowHours(given.completionWindow, windowBounds);
+      if (window !== this.manifest.completion_window)
+        this.#emit({
+          type: 'option',
+          option: 'completionWindow',
+          value: window,
+          was: this.manifest.completion_window,
+          applied: false,
+        });
+    }
+    if (changed) await this.save();
+  }
+
+  /** Uploads and creates every job not yet submitted, a few at a time (a cancelled run sends nothing). */
   async submit(): Promise<void> {
+    if (this.cancelled) return this.#settleCancelled();
     const limit = pLimit(this.#settings.concurrency);
-    const waiting = this.manifest.jobs.filter(
-      (j) => j.state !== 'submitted' && j.state !== 'downloading' && j.state !== 'done',
-    );
+    const waiting = this.manifest.jobs.filter((j) => UNSENT.has(j.state));
     // Within the provider's cap on unfinished batches: the rest wait for a later round.
     const room = this.#room();
     const next = waiting
       .filter((j) => j.state !== 'pending')
       .concat(waiting.filter((j) => j.state === 'pending'));
-    await Promise.all(next.slice(0, room).map((job) => limit(() => this.#submitJob(job))));
+    await this.#settle(next.slice(0, room).map((job) => limit(() => this.#submitJob(job))));
+  }
+
+  /**
+   * Waits for every task: a failed one does not leave others running on after the run has stopped.
+   * After a detach, failures are the interrupted calls themselves: their intents stay for resume.
+   */
+  async #settle(tasks: Array<Promise<unknown>>): Promise<void> {
+    const results = await Promise.allSettled(tasks);
+    if (this.#aborted) return;
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /** How many more batches may be created now (the provider caps unfinished ones). */
@@ -132,34 +234,46 @@ export class BatchRun {
     const signal = this.#settings.signal;
     if (this.#aborted) return;
     if (job.state === 'pending' || job.state === 'uploading') {
-      if (job.state === 'uploading') job.input_file_id = (await this.#api.findUpload(job)) ?? null;
+      if (job.state === 'uploading') this.#adoptUpload(job, await this.#api.findUpload(job, signal));
       if (!job.input_file_id) {
         job.state = 'uploading';
+        // The earliest intent bounds the lookups: an upload from any attempt is no older.
+        job.upload_intent_at ??= nowSeconds();
         await this.save();
-        job.input_file_id = await this.#api.upload(job, join(this.dir, job.input), signal);
+        this.#adoptUpload(job, await this.#api.upload(job, join(this.dir, job.input), signal));
       }
       job.state = 'uploaded';
       await this.save();
-      this.#emit({ type: 'uploaded', job: job.id, file_id: job.input_file_id });
+      this.#emit({ type: 'uploaded', job: job.id, file_id: job.input_file_id! });
     }
-    if (this.#aborted) return;
+    if (this.#aborted || this.cancelled) return;
     if (job.state === 'uploaded' || job.state === 'creating') {
       let batch: BatchObject | undefined =
-        job.state === 'creating' ? await this.#api.findBatch(job) : undefined;
+        job.state === 'creating' ? await this.#api.findBatch(job, this.#metadata(job), signal) : undefined;
       if (!batch) {
         job.state = 'creating';
+        job.create_intent_at ??= nowSeconds();
         await this.save();
         batch = await this.#api.create(job, this.manifest.completion_window, this.#metadata(job), signal);
       }
-      this.#record(job, batch);
-      job.state = 'submitted';
-      job.submitted_at = new Date().toISOString();
+      this.#submitted(job, batch);
       await this.save();
       this.#emit({ type: 'created', job: job.id, batch_id: batch.id });
     }
   }
 
-  #metadata(job: JobRecord): Record<string, string> {
+  #adoptUpload(job: JobRecord, file: UploadedFile | undefined): void {
+    job.input_file_id = file?.id ?? null;
+    job.input_file_created_at = file?.created_at ?? null;
+  }
+
+  #submitted(job: JobRecord, batch: BatchObject): void {
+    this.#record(job, batch);
+    job.state = 'submitted';
+    job.submitted_at ??= new Date().toISOString();
+  }
+
+  #metadata(job: JobRecord): BatchTag & Record<string, string> {
     const run = this.manifest.run_id;
     return {
       ds_name: job.ds_name,
@@ -191,64 +305,73 @@ export class BatchRun {
     }
   }
 
-  /** Polls every running batch once; finishes those that ended. Returns true when jobs remain to wait for. */
+  /**
+   * Polls every running batch once, those reported stuck included (a stuck batch may still end,
+   * and is collected when it does); finishes those that ended. Returns true when jobs remain to wait
+   * for (stuck ones are not waited for).
+   */
   async poll(): Promise<boolean> {
     const limit = pLimit(16);
-    const running = this.manifest.jobs.filter((j) => j.state === 'submitted' && j.note === null);
-    await Promise.all(
-      running.map((job) =>
-        limit(async () => {
-          if (this.#aborted) return;
-          let batch: BatchObject;
-          try {
-            job.calls.poll++;
-            batch = await this.#api.retrieve(job.batch_id!, this.#settings.signal);
-          } catch (error) {
-            if (this.#aborted) return;
-            const status = (error as BatchpipeError).context?.status;
-            if (status === 404 || status === 401 || status === 403) {
-              throw new BatchpipeError(
-                'BP_PROVIDER_HTTP',
-                `batch ${job.batch_id} of ${job.id} cannot be read at the provider (HTTP ${status}): wrong provider, base URL or key, or was it deleted?`,
-                { status, batch_id: job.batch_id ?? undefined },
-                { cause: error },
-              );
-            }
-            // A query that keeps failing after the SDK's retries is reported and tried next round.
-            this.#emit({
-              type: 'note',
-              message: `polling ${job.batch_id} failed: ${(error as Error).message}`,
-            });
-            return;
-          }
-          const before = `${job.status} ${JSON.stringify(job.request_counts)}`;
-          this.#record(job, batch);
-          if (`${job.status} ${JSON.stringify(job.request_counts)}` !== before) {
-            await this.save();
-            const counts = job.request_counts ?? { total: 0, completed: 0, failed: 0 };
-            this.#emit({ type: 'status', job: job.id, batch_id: batch.id, status: batch.status, ...counts });
-          }
-          if (TERMINAL_STATUSES.has(batch.status)) {
-            job.state = 'downloading';
-            await this.save();
-          } else if (this.#stuck(job)) {
-            job.note = `still ${job.status} well past its ${this.manifest.completion_window} completion window; resume later or cancel it`;
-            await this.save();
-            this.#emit({
-              type: 'stuck',
-              job: job.id,
-              batch_id: job.batch_id!,
-              status: job.status ?? 'unknown',
-            });
-          }
-        }),
-      ),
-    );
+    const running = this.manifest.jobs.filter((j) => j.state === 'submitted');
+    await this.#settle(running.map((job) => limit(() => this.#pollJob(job))));
     for (const job of this.manifest.jobs.filter((j) => j.state === 'downloading')) {
       if (this.#aborted) break;
-      await this.#finish(job);
+      try {
+        await this.#finish(job);
+      } catch (error) {
+        // Interrupted by a detach: the job stays `downloading` and resume fetches its files again.
+        if (this.#aborted) break;
+        throw error;
+      }
     }
     return this.manifest.jobs.some((j) => j.state !== 'done' && j.note === null);
+  }
+
+  async #pollJob(job: JobRecord): Promise<void> {
+    if (this.#aborted) return;
+    let batch: BatchObject;
+    try {
+      job.calls.poll++;
+      batch = await this.#api.retrieve(job.batch_id!, this.#settings.signal);
+    } catch (error) {
+      if (this.#aborted) return;
+      const status = (error as BatchpipeError).context?.status;
+      if (status === 404 || status === 401 || status === 403) {
+        throw new BatchpipeError(
+          'BP_PROVIDER_HTTP',
+          `batch ${job.batch_id} of ${job.id} cannot be read at the provider (HTTP ${status}): wrong provider, base URL or key, or was it deleted?`,
+          { status, batch_id: job.batch_id ?? undefined },
+          { cause: error },
+        );
+      }
+      // A query that keeps failing after the SDK's retries is reported and tried next round.
+      this.#emit({
+        type: 'note',
+        message: `polling ${job.batch_id} failed: ${(error as Error).message}`,
+      });
+      return;
+    }
+    const before = `${job.status} ${JSON.stringify(job.request_counts)}`;
+    this.#record(job, batch);
+    if (`${job.status} ${JSON.stringify(job.request_counts)}` !== before) {
+      await this.save();
+      const counts = job.request_counts ?? { total: 0, completed: 0, failed: 0 };
+      this.#emit({ type: 'status', job: job.id, batch_id: batch.id, status: batch.status, ...counts });
+    }
+    if (TERMINAL_STATUSES.has(batch.status)) {
+      job.state = 'downloading';
+      job.note = null;
+      await this.save();
+    } else if (job.note === null && this.#stuck(job)) {
+      job.note = `still ${job.status} well past its ${this.manifest.completion_window} completion window; resume later (it is looked at again) or cancel it`;
+      await this.save();
+      this.#emit({
+        type: 'stuck',
+        job: job.id,
+        batch_id: job.batch_id!,
+        status: job.status ?? 'unknown',
+      });
+    }
   }
 
   #stuck(job: JobRecord): boolean {
@@ -285,21 +408,76 @@ export class BatchRun {
     return Math.round(base * (0.8 + Math.random() * 0.4));
   }
 
-  /** Asks the provider to cancel every running batch (completed requests are kept and billed). */
+  /**
+   * Cancels the run: the cancellation is saved first, so nothing more is uploaded or created (by this
+   * process or a later resume) and no retry job is made; running batches are cancelled at the
+   * provider (completed requests are kept and billed); jobs that never got a batch end as cancelled.
+   * A job whose upload or create intent is saved is looked up first: its batch may exist.
+   */
   async cancel(): Promise<void> {
+    if (!this.manifest.cancelled_at) {
+      this.manifest.cancelled_at = new Date().toISOString();
+      await this.save();
+    }
+    await this.#settleCancelled();
     for (const job of this.manifest.jobs) {
       if (job.state !== 'submitted' || !job.batch_id) continue;
-      if (job.status && TERMINAL_STATUSES.has(job.status)) continue;
-      const batch = await this.#api.cancel(job.batch_id);
-      this.#record(job, batch);
+      await this.#cancelBatch(job);
+    }
+  }
+
+  async #cancelBatch(job: JobRecord): Promise<void> {
+    if (job.status && (TERMINAL_STATUSES.has(job.status) || job.status === 'cancelling')) return;
+    let batch: BatchObject;
+    try {
+      batch = await this.#api.cancel(job.batch_id!);
+    } catch (error) {
+      // It ended meanwhile (a finished batch cannot be cancelled): record how it ended.
+      if ((error as BatchpipeError).context?.status !== 400) throw error;
+      batch = await this.#api.retrieve(job.batch_id!);
+    }
+    this.#record(job, batch);
+    await this.save();
+  }
+
+  /** Settles the jobs of a cancelled run that have no batch; adopts (and cancels) a batch an intent made. */
+  async #settleCancelled(): Promise<void> {
+    const signal = this.#settings.signal;
+    for (const job of this.manifest.jobs) {
+      if (!UNSENT.has(job.state) || this.#aborted) continue;
+      if (job.state === 'uploading') {
+        const file = await this.#api.findUpload(job, signal);
+        if (file) {
+          this.#adoptUpload(job, file);
+          job.state = 'uploaded';
+          await this.save();
+        }
+      }
+      if (job.state === 'creating') {
+        const batch = await this.#api.findBatch(job, this.#metadata(job), signal);
+        if (batch) {
+          this.#submitted(job, batch);
+          await this.save();
+          this.#emit({ type: 'created', job: job.id, batch_id: batch.id });
+          await this.#cancelBatch(job);
+          continue;
+        }
+      }
+      job.status = 'cancelled';
+      job.state = 'done';
+      job.outcome = { ok: 0, failed: 0, expired: 0, cancelled: job.lines, retry: 0 };
+      job.finished_at = new Date().toISOString();
       await this.save();
+      if (this.manifest.options.delete_input_files && job.input_file_id)
+        await this.#api.deleteFile(job.input_file_id).catch(() => undefined);
+      this.#emit({ type: 'finished', job: job.id, status: 'cancelled', ...job.outcome });
     }
   }
 
   /**
    * Downloads an ended batch's output and error files and settles each of its requests: ok, failed,
    * expired or cancelled; requests that failed with a retryable code (and, by option, those an expiry
-   * left unsent) go into a new job, the next attempt, until attempts run out.
+   * left unsent) go into a new job, the next attempt, until attempts run out or the run is cancelled.
    */
   async #finish(job: JobRecord): Promise<void> {
     const results = join(this.dir, 'results');
@@ -319,7 +497,8 @@ export class BatchRun {
       job.error_path = path;
       await this.save();
     }
-    const lastAttempt = job.attempt >= this.manifest.options.max_attempts;
+    const noMore = job.attempt >= this.manifest.options.max_attempts || this.cancelled;
+    const resubmitExpired = !noMore && this.manifest.options.resubmit_expired;
     const seen = new Set<string>();
     const retry = new Set<string>();
     const outcome = { ok: 0, failed: 0, expired: 0, cancelled: 0, retry: 0 };
@@ -338,7 +517,13 @@ export class BatchRun {
         if (id === undefined || seen.has(id)) continue;
         seen.add(id);
         const { code, statusCode } = lineError(parsed);
-        if (!lastAttempt && retryableRequest(code, statusCode)) retry.add(id);
+        // OpenAI lists what a batch did not run in the error file (batch_expired, batch_cancelled).
+        const unrun = unrunReason(code);
+        if (unrun === 'expired') {
+          if (resubmitExpired) retry.add(id);
+          else outcome.expired++;
+        } else if (unrun === 'cancelled') outcome.cancelled++;
+        else if (!noMore && retryableRequest(code, statusCode)) retry.add(id);
         else outcome.failed++;
       }
     }
@@ -347,10 +532,10 @@ export class BatchRun {
       const id = customIdOf(line);
       if (id === undefined || seen.has(id)) continue;
       if (job.status === 'expired') {
-        if (!lastAttempt && this.manifest.options.resubmit_expired) retry.add(id);
+        if (resubmitExpired) retry.add(id);
         else outcome.expired++;
       } else if (job.status === 'cancelled') outcome.cancelled++;
-      else if (job.status === 'completed' && !lastAttempt) retry.add(id);
+      else if (job.status === 'completed' && !noMore) retry.add(id);
       else outcome.failed++;
     }
     outcome.retry = retry.size;
@@ -435,6 +620,10 @@ export class BatchRun {
   }
 }
 
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
 const NEWLINE = Buffer.from('\n');
 
 /** A failed request's code and HTTP status, wherever the line keeps them (`error`, or the response body's `error`). */
@@ -479,6 +668,9 @@ export function newJob(
     ...fields,
     file_name: `${runId}-${fields.id}.jsonl`,
     input_file_id: null,
+    upload_intent_at: null,
+    create_intent_at: null,
+    input_file_created_at: null,
     ds_name: `bp-${runId.replace(/^run-/, '')}-${fields.id}`.slice(0, 100),
     batch_id: null,
     state: 'pending',
@@ -534,6 +726,7 @@ export function newManifest(o: NewRunOptions): RunManifest {
     },
     endpoint: o.shards[0]?.endpoint ?? '/v1/chat/completions',
     completion_window: o.completionWindow,
+    cancelled_at: null,
     options: {
       max_attempts: o.maxAttempts,
       resubmit_expired: o.resubmitExpired,

@@ -53,6 +53,14 @@ export interface JobRecord {
   /** Upload file name, unique to run and job: how an upload that lost its reply is found again. */
   file_name: string;
   input_file_id: string | null;
+  /**
+   * When the upload and create intents were saved (unix seconds, this machine's clock), and when the
+   * provider stored the input file (its clock): lookups stop paging at what is older than these, as
+   * nothing made before an intent can be its effect. Absent in manifests of older versions.
+   */
+  upload_intent_at?: number | null;
+  create_intent_at?: number | null;
+  input_file_created_at?: number | null;
   /** `metadata.ds_name`, unique to run and job: how a create that lost its reply is found again. */
   ds_name: string;
   batch_id: string | null;
@@ -95,6 +103,8 @@ export interface RunManifest {
   provider: { name: string; base_url: string | null };
   endpoint: string;
   completion_window: string;
+  /** Set by `cancel`: nothing more is uploaded or created, what ran is collected. */
+  cancelled_at?: string | null;
   options: {
     max_attempts: number;
     resubmit_expired: boolean;

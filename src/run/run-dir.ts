@@ -64,17 +64,23 @@ export function hasManifest(dir: string): Promise<boolean> {
 }
 
 /**
- * Moves a staged run into place. When the run dir already exists (the same run, resumed), the staged
- * copy is dropped: the run dir's own files are what its manifest describes.
+ * Moves a staged run into place when its directory does not exist yet; returns false when it does
+ * (the same run, resumed, or one whose first process died before its manifest): the staging stays
+ * for the caller, who decides under the run's lock.
  */
-export async function promoteStaging(staging: string, runDir: string): Promise<void> {
+export async function promoteStaging(staging: string, runDir: string): Promise<boolean> {
   await mkdir(resolve(runDir, '..'), { recursive: true });
-  if (await exists(runDir)) {
-    await rm(staging, { recursive: true, force: true });
-    return;
+  if (await exists(runDir)) return false;
+  try {
+    await rename(staging, runDir);
+  } catch (error) {
+    // Another process promoted the same run a moment ago.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
+    throw error;
   }
-  await rename(staging, runDir);
   await fsyncDir(resolve(runDir, '..'));
+  return true;
 }
 
 /** Puts a file into the run dir: a hard link when the filesystem allows (no copy), else a copy. */

@@ -60,30 +60,32 @@ export async function runTable(
     );
   }
   const run = await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true);
-  const state = await run.wait();
-  const counts = run.counts();
-  if (state !== 'done') return { prepared, run, state, counts };
-  const results = join(run.dir, RESULTS_FILE);
-  await writeResults(run, results);
-  await mkdir(dirname(out), { recursive: true });
-  const [csvOptions] = split(
-    prepareOptions,
-    Object.keys(CsvTableFields) as Array<keyof typeof CsvTableFields>,
-  );
-  const joined = await joinTable({
-    source: input,
-    results: [results],
-    rejections: [join(run.dir, REJECTIONS_FILE)],
-    out,
-    format: prepareOptions.format,
-    idColumn: prepareOptions.idColumn,
-    endpoint: prepareOptions.endpoint,
-    labels: prepareOptions.labels,
-    schema: prepareOptions.schema,
-    ...csvOptions,
-  });
-
-  return { prepared, run, state, counts, joined };
+  try {
+    const state = await run.wait();
+    const counts = run.counts();
+    if (state !== 'done') return { prepared, run, state, counts };
+    const results = join(run.dir, RESULTS_FILE);
+    await writeResults(run, results);
+    await mkdir(dirname(out), { recursive: true });
+    const [csvOptions] = split(
+      prepareOptions,
+      Object.keys(CsvTableFields) as Array<keyof typeof CsvTableFields>,
+    );
+    const joined = await joinTable({
+      source: input,
+      results: [results],
+      rejections: [join(run.dir, REJECTIONS_FILE)],
+      out,
+      format: prepareOptions.format,
+      idColumn: prepareOptions.idColumn,
+      labels: prepareOptions.labels,
+      schema: prepareOptions.schema,
+      ...csvOptions,
+    });
+    return { prepared, run, state, counts, joined };
+  } finally {
+    await run.close();
+  }
 }
 
 /** Writes a finished run's final result line per request (rejections stay in rejections.jsonl). */

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { BatchpipeError } from '../errors.js';
@@ -11,6 +11,7 @@ import { BatchRun, completionWindowHours, newManifest, type RunEvent } from './b
 import { writeContentHashes } from './content-hashes.js';
 import { readManifest, writeManifest } from './manifest.js';
 import { adoptFile, exists, hasManifest, promoteStaging, RUNS_DIR, runIdFor, stagingDir } from './run-dir.js';
+import { RunLock, takeoverNote } from './run-lock.js';
 
 export const RunFields = {
   /** Where runs live (each in `<runsDir>/<run-id>`). Default `.batchpipe/runs`. */
@@ -55,22 +56,54 @@ export function runtimeFor(
   return { api, pollIntervalMs: pollSeconds * 1000 };
 }
 
-export function openRun(dir: string, connection: Connection, options: RunOptions): Promise<BatchRun> {
+/**
+ * Opens an existing run to work on it (taking its lock, see BatchRun.open) and reports each stored
+ * option given with another value (see BatchRun.applyOptions). Close it when done.
+ */
+export async function openRun(
+  dir: string,
+  connection: Connection,
+  options: RunOptions,
+  lock?: RunLock,
+): Promise<BatchRun> {
   const opts = parseOptions(RunOptions, options, 'run');
   const { api, pollIntervalMs } = runtimeFor(connection, opts);
-  return BatchRun.open(dir, api, {
-    pollIntervalMs,
-    concurrency: opts.concurrency,
-    stuckGraceMs: 2 * 3_600_000,
-    onEvent: opts.onEvent,
-    signal: opts.signal,
-  });
+  const run = await BatchRun.open(
+    dir,
+    api,
+    {
+      pollIntervalMs,
+      concurrency: opts.concurrency,
+      stuckGraceMs: 2 * 3_600_000,
+      onEvent: opts.onEvent,
+      signal: opts.signal,
+    },
+    lock,
+  );
+  try {
+    // The options as given, not as defaulted: an option left out keeps the run's own value.
+    await run.applyOptions(
+      {
+        completionWindow: options.completionWindow,
+        maxAttempts: options.maxAttempts,
+        resubmitExpired: options.resubmitExpired,
+        deleteInputFiles: options.deleteInputFiles,
+        deleteOutputFiles: options.deleteOutputFiles,
+      },
+      connection.profile.completionWindowHours,
+    );
+    return run;
+  } catch (error) {
+    await run.close();
+    throw error;
+  }
 }
 
 /**
  * Creates the run for shards already written in `shardsDir` (a prepared directory or a staging
  * directory), or finds it when the same shards were submitted before: the run id is a hash of the
- * shards and the options, so the same command on the same input resumes the same run.
+ * shards and the options, so the same command on the same input resumes the same run. The run
+ * comes back open, holding its lock.
  */
 export async function createOrResumeRun(
   shardsDir: string,
@@ -94,39 +127,49 @@ export async function createOrResumeRun(
     completionWindow,
   });
   const runDir = resolve(opts.runDir ?? join(opts.runsDir, runId));
-  if (await hasManifest(runDir)) {
-    const existing = await readManifest(runDir);
-    if (existing.run_id !== runId) {
-      throw new BatchpipeError(
-        'BP_RUN_MISMATCH',
-        `${runDir} holds run ${existing.run_id}, not this input (${runId}); pick another --run-dir`,
-      );
+  const promoted = staged ? await promoteStaging(shardsDir, runDir) : false;
+  if (!staged) await mkdir(runDir, { recursive: true });
+  // Everything from here on happens under the lock: two processes on one input make one run.
+  const lock = await RunLock.acquire(runDir, (stale) =>
+    opts.onEvent?.({ type: 'note', message: takeoverNote(runDir, stale) }),
+  );
+  try {
+    if (await hasManifest(runDir)) {
+      const existing = await readManifest(runDir);
+      if (existing.run_id !== runId) {
+        throw new BatchpipeError(
+          'BP_RUN_MISMATCH',
+          `${runDir} holds run ${existing.run_id}, not this input with these options (${runId}); pick another --run-dir`,
+        );
+      }
+    } else {
+      // A new run, or one whose first process died before its manifest: its files are put in place again.
+      if (!promoted) await adoptShards(shardsDir, runDir, summary);
+      const manifest = newManifest({
+        runId,
+        connection,
+        shards: summary.shards,
+        rows: summary.rows,
+        rejected: summary.rejected,
+        completionWindow,
+        maxAttempts: opts.maxAttempts,
+        resubmitExpired: opts.resubmitExpired,
+        deleteInputFiles: opts.deleteInputFiles,
+        deleteOutputFiles: opts.deleteOutputFiles,
+      });
+      manifest.content_hashes = await writeContentHashes(runDir, summary.shards);
+      await writeManifest(runDir, manifest);
     }
-    if (staged) await promoteStaging(shardsDir, runDir);
-  } else {
-    if (staged) await promoteStaging(shardsDir, runDir);
-    else await adoptShards(shardsDir, runDir, summary);
-    const manifest = newManifest({
-      runId,
-      connection,
-      shards: summary.shards,
-      rows: summary.rows,
-      rejected: summary.rejected,
-      completionWindow,
-      maxAttempts: opts.maxAttempts,
-      resubmitExpired: opts.resubmitExpired,
-      deleteInputFiles: opts.deleteInputFiles,
-      deleteOutputFiles: opts.deleteOutputFiles,
-    });
-    manifest.content_hashes = await writeContentHashes(runDir, summary.shards);
-    await writeManifest(runDir, manifest);
+    if (staged && !promoted) await rm(shardsDir, { recursive: true, force: true });
+    return await openRun(runDir, connection, options, lock);
+  } catch (error) {
+    await lock.release();
+    throw error;
   }
-  return openRun(runDir, connection, options);
 }
 
 /** Links (or copies) a prepared directory's shards and rejections into a new run dir. */
 async function adoptShards(from: string, runDir: string, summary: PreparedSummary): Promise<void> {
-  const { mkdir } = await import('node:fs/promises');
   await mkdir(runDir, { recursive: true });
   for (const shard of summary.shards) await adoptFile(join(from, shard.file), join(runDir, shard.file));
   if (await exists(join(from, REJECTIONS_FILE)))
@@ -164,7 +207,6 @@ export async function stageRequests(
     return { dir, summary: await sharder.finish() };
   } catch (error) {
     await sharder.abort();
-    const { rm } = await import('node:fs/promises');
     await rm(dir, { recursive: true, force: true });
     throw error;
   }

@@ -41,7 +41,7 @@ export async function uploadFile(
   target: UploadTarget,
   path: string,
   filename: string,
-): Promise<{ id: string; bytes?: number }> {
+): Promise<{ id: string; bytes?: number; created_at?: number }> {
   const size = (await stat(path)).size;
   const boundary = `batchpipe-${randomBytes(16).toString('hex')}`;
   const safeName = filename.replace(/["\r\n\\]/g, '_');
@@ -79,10 +79,14 @@ export async function uploadFile(
             );
           }
           try {
-            const file = JSON.parse(text) as { id?: unknown; bytes?: number };
+            const file = JSON.parse(text) as { id?: unknown; bytes?: number; created_at?: unknown };
             if (typeof file.id !== 'string') throw new Error('no file id in the reply');
             settled = true;
-            resolve({ id: file.id, bytes: file.bytes });
+            resolve({
+              id: file.id,
+              bytes: file.bytes,
+              ...(typeof file.created_at === 'number' && { created_at: file.created_at }),
+            });
           } catch (error) {
             fail(
               new UploadError(`the upload reply is not a file object: ${(error as Error).message}`, {

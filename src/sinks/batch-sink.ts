@@ -42,11 +42,21 @@ export interface BatchSinkStream extends Duplex {
  * run; aborting `signal` detaches, leaving the batches running.
  */
 export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
-  const { provider, baseURL, apiKey, maxLinesPerFile, maxBytesPerFile, models, ...run } = parseOptions(
+  const { provider, baseURL, apiKey, maxLinesPerFile, maxBytesPerFile, models, runsDir } = parseOptions(
     BatchSinkOptions,
     options,
     'batchSink',
   );
+  // The run's options as given, not as defaulted: a resumed run keeps what the caller left out.
+  const {
+    provider: _p,
+    baseURL: _b,
+    apiKey: _k,
+    maxLinesPerFile: _l,
+    maxBytesPerFile: _m,
+    models: _s,
+    ...run
+  } = options;
   const connection = resolveConnection({
     provider,
     baseURL,
@@ -66,25 +76,29 @@ export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
   const stream = Duplex.from(async function* (
     source: AsyncIterable<RequestItem | Rejection>,
   ): AsyncGenerator<ResultLine | Rejection> {
-    const staged = await stageRequests(source, run.runsDir, connection);
+    const staged = await stageRequests(source, runsDir, connection);
     const batchRun = await createOrResumeRun(staged.dir, staged.summary, connection, run, true);
-    runDir = batchRun.dir;
-    const state = await batchRun.wait();
-    counts = batchRun.counts();
-    if (state === 'detached')
-      throw new BatchpipeError(
-        'BP_USAGE',
-        `detached from ${runDir}; the batches keep running; the same pipeline resumes it`,
-      );
-    if (state === 'stuck') {
-      const stuck = batchRun.stuck().map((j) => `${j.batch_id} (${j.status})`);
-      throw new BatchpipeError(
-        'BP_BATCH_STUCK',
-        `batches ${stuck.join(', ')} are not finished well past their completion window; resume later or cancel them`,
-        {},
-      );
+    try {
+      runDir = batchRun.dir;
+      const state = await batchRun.wait();
+      counts = batchRun.counts();
+      if (state === 'detached')
+        throw new BatchpipeError(
+          'BP_USAGE',
+          `detached from ${runDir}; the batches keep running; the same pipeline resumes it`,
+        );
+      if (state === 'stuck') {
+        const stuck = batchRun.stuck().map((j) => `${j.batch_id} (${j.status})`);
+        throw new BatchpipeError(
+          'BP_BATCH_STUCK',
+          `batches ${stuck.join(', ')} are not finished well past their completion window; resume later (they are looked at again) or cancel them`,
+          {},
+        );
+      }
+      yield* runResults(batchRun.dir, batchRun.manifest);
+    } finally {
+      await batchRun.close();
     }
-    yield* runResults(batchRun.dir, batchRun.manifest);
   }) as BatchSinkStream;
   Object.defineProperty(stream, 'runDir', { get: () => runDir, enumerable: true });
   Object.defineProperty(stream, 'counts', { get: () => counts, enumerable: true });
