@@ -1,19 +1,26 @@
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { Command } from 'commander';
+import { BatchpipeError } from '../errors.js';
 import type { ProviderName } from '../providers/profile.js';
+import type { PrepareResult } from '../run/prepare.js';
 import type { Rejection } from '../types.js';
+import { cliWording, inCliWords } from './cli-wording.js';
 import { loadMapper } from './load-mapper.js';
 import { count, info, type Output, plural, printJson, rejectionLine, warningLine } from './output.js';
 import {
   addProviderOptions,
   addRequestOptions,
+  addRowOptions,
   addShardOptions,
   addSourceOptions,
 } from './request-options.js';
 
 /** How many rejections a command prints before pointing at the file. */
 const SHOWN_REJECTIONS = 10;
+/** How many codes the "nothing to submit" message names. */
+const SHOWN_CODES = 3;
 
 interface PrepareFlags extends Record<string, unknown> {
   out: string;
@@ -31,6 +38,7 @@ export function prepareCommand(): Command {
     .requiredOption('--out <dir>', 'directory for the request files, rejections.jsonl and shards.json');
   addRequestOptions(command);
   addSourceOptions(command);
+  addRowOptions(command);
   addProviderOptions(command);
   addShardOptions(command);
   command
@@ -40,52 +48,79 @@ export function prepareCommand(): Command {
       'after',
       `
 Every row ends up once: as a request line in a request file, or in rejections.jsonl with the rule it
-broke. Exit code 0 when the files were written (rejected rows are data), 1 when the run failed, 2 on a
-usage error.
+broke. Exit code 0 when request files were written (rejected rows are data); 1 when the run failed,
+when no row became a request ("nothing to submit"), or when --model or --endpoint is one the provider
+does not offer (the rows are still written to rejections.jsonl); 2 on a usage error.
 
 Example:
   batchpipe prepare reviews.csv --template 'Classify the sentiment of this review: {{review}}' \\
       --system 'Answer with one word.' --model qwen-plus --id-column id --out .batchpipe/prep`,
     )
-    .action(async (input: string, flags: PrepareFlags) => {
-      const { defaultProvider } = await import('../providers/connection.js');
-      const { prepare } = await import('../run/prepare.js');
-      const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
-      const { out: outDir, mapper: mapperFile, json: _json, quiet: _quiet, ...options } = flags;
-      const mapper = mapperFile ? await loadMapper(mapperFile) : undefined;
-      const result = await prepare(input, {
-        ...options,
-        // The rules of the provider the requests are for: named, or the one the environment points at.
-        provider: (options.provider as ProviderName | undefined) ?? defaultProvider(),
-        outDir,
-        mapper,
-        onWarning: (w) => info(out, warningLine(w)),
-      });
-      if (out.json) return printJson(result);
-      const files = plural(result.shards.length, 'file');
-      info(
-        out,
-        `prepared ${plural(result.rows, 'row')}: ${count(result.requests)} requests in ${files}, ${count(result.rejected)} rejected -> ${outDir}`,
-      );
-      for (const shard of result.shards)
-        info(
-          out,
-          `  ${join(outDir, shard.file)}  ${plural(shard.lines, 'line')}  ${shard.model}  sha256 ${shard.sha256.slice(0, 16)}`,
-        );
-      if (result.rejected > 0)
-        await showRejections(out, join(outDir, result.rejections.file), result.rejected);
-      for (const w of result.warnings) if (w.count > 1) info(out, warningLine(w));
-    });
+    .action((input: string, flags: PrepareFlags) => inCliWords(command, () => run(command, input, flags)));
   return command;
 }
 
-async function showRejections(out: Output, file: string, total: number): Promise<void> {
-  const lines = (await readFile(file, 'utf8')).split('\n', SHOWN_REJECTIONS);
-  info(out, `rejected rows (all in ${file}):`);
-  for (const line of lines) {
-    if (!line) continue;
-    const r = JSON.parse(line) as Omit<Rejection, 'index' | 'kind'> & { row: number };
-    info(out, `  ${rejectionLine({ ...r, index: r.row })}`);
+async function run(command: Command, input: string, flags: PrepareFlags): Promise<void> {
+  const { defaultProvider } = await import('../providers/connection.js');
+  const { prepare } = await import('../run/prepare.js');
+  const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
+  const { out: outDir, mapper: mapperFile, json: _json, quiet: _quiet, ...options } = flags;
+  const mapper = mapperFile ? await loadMapper(mapperFile) : undefined;
+  const result = await prepare(input, {
+    ...options,
+    // The rules of the provider the requests are for: named, or the one the environment points at.
+    provider: (options.provider as ProviderName | undefined) ?? defaultProvider(),
+    outDir,
+    mapper,
+    // Each warning once as it first happens; those raised by many rows again with their count at the end.
+    onWarning: (w) => info(out, cliWording(command, warningLine(w))),
+  });
+  if (out.json) printJson(result);
+  else await report(command, out, result);
+  if (result.rows > 0 && result.requests === 0) {
+    const codes = Object.entries(result.rejections.by_code).sort((a, b) => b[1] - a[1]);
+    const common = codes.slice(0, SHOWN_CODES).map(([code, n]) => `${code} ${count(n)}`);
+    if (codes.length > SHOWN_CODES) common.push('...');
+    throw new BatchpipeError(
+      'BP_NOTHING_TO_SUBMIT',
+      `nothing to submit: all ${plural(result.rows, 'row')} were rejected (most common: ${common.join(', ')}); see ${join(outDir, result.rejections.file)}`,
+    );
   }
-  if (total > SHOWN_REJECTIONS) info(out, `  ... and ${count(total - SHOWN_REJECTIONS)} more`);
+}
+
+/** Warnings with their counts, the rejections, then the summary line last. */
+async function report(command: Command, out: Output, result: PrepareResult): Promise<void> {
+  for (const w of result.warnings) if (w.count > 1) info(out, cliWording(command, warningLine(w)));
+  if (result.rejected > 0)
+    await showRejections(command, out, join(result.outDir, result.rejections.file), result.rejected);
+  for (const shard of result.shards)
+    info(
+      out,
+      `  ${join(result.outDir, shard.file)}  ${plural(shard.lines, 'line')}  ${shard.model}  sha256 ${shard.sha256.slice(0, 16)}`,
+    );
+  const files = plural(result.shards.length, 'file');
+  info(
+    out,
+    `prepared ${plural(result.rows, 'row')}: ${count(result.requests)} requests in ${files}, ${count(result.rejected)} rejected -> ${result.outDir}`,
+  );
+}
+
+/** The first rejections, read line by line: the file may hold millions. */
+async function showRejections(command: Command, out: Output, file: string, total: number): Promise<void> {
+  info(out, `rejected rows (all in ${file}):`);
+  const stream = createReadStream(file, { encoding: 'utf8', highWaterMark: 64 * 1024 });
+  const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+  let shown = 0;
+  try {
+    for await (const line of lines) {
+      if (!line) continue;
+      const r = JSON.parse(line) as Omit<Rejection, 'index' | 'kind'> & { row: number };
+      info(out, `  ${cliWording(command, rejectionLine({ ...r, index: r.row }))}`);
+      if (++shown === SHOWN_REJECTIONS) break;
+    }
+  } finally {
+    lines.close();
+    stream.destroy();
+  }
+  if (total > shown) info(out, `  ... and ${count(total - shown)} more`);
 }

@@ -57,6 +57,22 @@ export function addSourceOptions(command: Command): Command {
     );
 }
 
+/** How prepare reads a table beyond the CSV dialect (join reads with csvSource's defaults). */
+export function addRowOptions(command: Command): Command {
+  return command
+    .option(
+      '--max-row-size <size>',
+      'a row (or JSONL line) longer than this stops the run: almost always an unclosed quote (default 64MiB)',
+      byteSizeArg,
+    )
+    .addOption(
+      new Option(
+        '--big-integers <mode>',
+        'JSONL integers beyond 2^53: strings with every digit (default), or numbers that lose digits',
+      ).choices(['string', 'number']),
+    );
+}
+
 /** Options that build requests from rows. */
 export function addRequestOptions(command: Command): Command {
   return command
@@ -101,13 +117,18 @@ export function addRequestOptions(command: Command): Command {
     .option('--extra-body <json>', 'more body fields, merged at the top level of body', jsonObject);
 }
 
-/** Options for the files written. */
+/** The per-file and per-line limits: prepare cuts files within them, validate holds files to them. */
 export function addShardOptions(command: Command): Command {
   return command
     .option('--max-lines-per-file <n>', 'requests per file (default: the provider limit, 50,000)', integer)
     .option(
       '--max-bytes-per-file <size>',
-      'bytes per file, e.g. 200MB (default: the provider limit)',
+      'bytes per file, e.g. 200MB (default: the provider limit; MB is 1,000,000 bytes, MiB 1,048,576)',
+      byteSizeArg,
+    )
+    .option(
+      '--max-line-bytes <size>',
+      'bytes per request line, e.g. 1MB (default: the provider limit, 6MB)',
       byteSizeArg,
     );
 }
