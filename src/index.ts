@@ -48,7 +48,7 @@ export type { RunTableOptions, RunTableResult } from './run/run-table.js';
 export { runTable } from './run/run-table.js';
 export type { RunOptions } from './run/start-run.js';
 export type { FileProblem, FileReport, ValidateFileOptions } from './run/validate-file.js';
-export { validateRequestFile } from './run/validate-file.js';
+export { validateRequestFile, validateRequestFiles } from './run/validate-file.js';
 export type { BatchSinkOptions, BatchSinkStream } from './sinks/batch-sink.js';
 export { batchSink } from './sinks/batch-sink.js';
 export type { CsvSinkOptions, SinkSummary, TableSinkStream } from './sinks/csv-sink.js';
@@ -63,8 +63,9 @@ export type {
 export { REJECTIONS_FILE, SUMMARY_FILE, shardRequests } from './sinks/shard-requests.js';
 export type { CsvSourceOptions } from './sources/csv-source.js';
 export { csvSource } from './sources/csv-source.js';
-export type { JsonlSourceOptions } from './sources/jsonl-source.js';
+export type { JsonlSourceOptions, JsonlSourceStream } from './sources/jsonl-source.js';
 export { jsonlSource } from './sources/jsonl-source.js';
+export type { RequestSourceStream } from './sources/request-source.js';
 export { requestSource } from './sources/request-source.js';
 export { customIdFor, MAX_CUSTOM_ID_BYTES } from './transforms/custom-id.js';
 export type {

@@ -45,6 +45,7 @@ const PUBLIC_EXPORTS = [
   'thinksByDefault',
   'toRequests',
   'validateRequestFile',
+  'validateRequestFiles',
   'validateRequests',
 ];
 

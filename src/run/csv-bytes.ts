@@ -10,7 +10,7 @@ import { parseOptions } from '../options.js';
 import type { ProviderProfile } from '../providers/profile.js';
 import type { PreparedSummary, Sharder } from '../sinks/shard-requests.js';
 import { CsvRowParser, CsvSourceOptions as CsvSchema, type CsvSourceOptions } from '../sources/csv-source.js';
-import { customIdFor, MAX_CUSTOM_ID_BYTES } from '../transforms/custom-id.js';
+import { customIdFor } from '../transforms/custom-id.js';
 import {
   embeddingShape,
   promptText,
@@ -83,6 +83,7 @@ export async function prepareCsvBytes(
   let staticRefusal: Refused | undefined;
   let inputSlots: number[] = [];
   let idColumn = -1;
+  const maxIdBytes = profile.limits.maxCustomIdBytes;
 
   const parser: CsvRowParser<LineBytes> = new CsvRowParser(
     file,
@@ -111,11 +112,13 @@ export async function prepareCsvBytes(
 
   const writeLine = (t: LineTemplate, index: number, line: number, row: ScannedRow): LineBytes => {
     const keyed = idColumn !== -1 && idColumn < row.count;
-    const custom_id = keyed ? customIdFor(index, fieldText(row, idColumn, quote)) : customIdFor(index);
+    const custom_id = keyed
+      ? customIdFor(index, fieldText(row, idColumn, quote), maxIdBytes)
+      : customIdFor(index);
     // A key short enough to be used verbatim is copied from the row's bytes; anything else is written
     // from the id string.
     const keyBytes = keyed ? row.ends[idColumn]! - row.starts[idColumn]! : 0;
-    const verbatim = keyBytes > 0 && keyBytes <= MAX_CUSTOM_ID_BYTES;
+    const verbatim = keyBytes > 0 && keyBytes <= maxIdBytes;
     const idJson = verbatim ? '' : JSON.stringify(custom_id).slice(1, -1);
     let room = t.fixedBytes + (verbatim ? keyBytes * MAX_ESCAPE_GROWTH : idJson.length * 3);
     for (const slot of t.slots) {

@@ -11,6 +11,7 @@ import { resolveProfile } from '../providers/resolve-profile.js';
 import { type PreparedSummary, REJECTIONS_FILE, Sharder, shardRequests } from '../sinks/shard-requests.js';
 import { CsvTableFields, csvSource, tableCsvOptions } from '../sources/csv-source.js';
 import { jsonlSource } from '../sources/jsonl-source.js';
+import { DERIVED_ID_BYTES } from '../transforms/custom-id.js';
 import { settingsRefusal } from '../transforms/request-rules.js';
 import { RequestBuilder, ToRequestsFields, toRequests } from '../transforms/to-requests.js';
 import { validateRequests } from '../transforms/validate-requests.js';
@@ -120,6 +121,8 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
   const fast =
     opts.engine === 'auto' &&
     format !== 'jsonl' &&
+    // The fast path does not check id lengths: every id it makes fits in 71 bytes (sha256-<64 hex>).
+    profile.limits.maxCustomIdBytes >= DERIVED_ID_BYTES &&
     opts.mapper === undefined &&
     !hasMarkers(
       JSON.stringify([

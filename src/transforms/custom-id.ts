@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
 
-/** DashScope: "The custom_id supports a maximum of 256 characters" (counted here in UTF-8 bytes). */
+/** DashScope: "The custom_id supports a maximum of 256 characters" (counted here in UTF-8 bytes). The
+ *  default of `customIdFor`; prepare passes its profile's `limits.maxCustomIdBytes`. */
 export const MAX_CUSTOM_ID_BYTES = 256;
+
+/** The longest id `customIdFor` makes of a long key: `sha256-` and 64 hex digits. */
+export const DERIVED_ID_BYTES = 71;
 
 /**
  * The custom_id of a row (docs/custom-id.md):

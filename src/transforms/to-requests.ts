@@ -156,6 +156,8 @@ export class RequestBuilder {
   /** JSON mode: the system-prompt text that states the schema. */
   readonly #instruction: string | undefined;
   readonly #thinkingDefault = new Map<string, boolean>();
+  /** The profile's custom_id limit: longer keys get derived ids. */
+  readonly #maxIdBytes: number;
   #first = true;
 
   /** A builder from toRequests' options (checked here, once). */
@@ -167,6 +169,7 @@ export class RequestBuilder {
     this.#opts = opts;
     this.warnings = new WarningLog(opts.onWarning);
     this.#profile = typeof opts.provider === 'string' ? resolveProfile(opts.provider) : opts.provider;
+    this.#maxIdBytes = this.#profile.limits.maxCustomIdBytes;
     this.#template = opts.template === undefined ? undefined : compileTemplate(opts.template);
     this.#system = opts.system === undefined ? undefined : compileTemplate(opts.system);
     this.#id = opts.idColumn === undefined ? undefined : columnRef(opts.idColumn);
@@ -181,7 +184,7 @@ export class RequestBuilder {
     const first = this.#first;
     this.#first = false;
     if (first) this.#checkColumns(row);
-    const custom_id = customIdFor(row.index, this.#id?.get(row.values));
+    const custom_id = customIdFor(row.index, this.#id?.get(row.values), this.#maxIdBytes);
     if (this.#opts.mapper) return this.#fromMapper(row, custom_id, first);
     try {
       return this.#finish(row, custom_id, this.#fromTemplate(row.values));

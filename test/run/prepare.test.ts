@@ -1,9 +1,18 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { WarningLog } from '../../src/internal/warnings.js';
+import type { ProviderProfile } from '../../src/providers/profile.js';
+import { resolveProfile } from '../../src/providers/resolve-profile.js';
+import { prepareCsvBytes } from '../../src/run/csv-bytes.js';
 import { type PrepareOptions, type PrepareResult, prepare } from '../../src/run/prepare.js';
+import { Sharder, shardRequests } from '../../src/sinks/shard-requests.js';
+import { csvSource } from '../../src/sources/csv-source.js';
 import { customIdFor } from '../../src/transforms/custom-id.js';
+import { toRequests } from '../../src/transforms/to-requests.js';
+import { validateRequests } from '../../src/transforms/validate-requests.js';
 import { csvText, reviewRows } from '../fixtures/make-fixtures.js';
 import { fileWith, tempDir } from '../helpers.js';
 
@@ -352,6 +361,47 @@ describe('prepare', () => {
         maxRowSize: 10,
       }),
     ).rejects.toMatchObject({ code: 'BP_ROW_TOO_LARGE' });
+  });
+
+  it("derives ids at the profile's limits.maxCustomIdBytes on both engines (both used the 256-byte constant)", async () => {
+    const base = resolveProfile('local');
+    const profile: ProviderProfile = { ...base, limits: { ...base.limits, maxCustomIdBytes: 80 } };
+    const input = fileWith(
+      dir,
+      'short-ids.csv',
+      csvText(
+        ['id', 't'],
+        [
+          ['1'.repeat(80), 'a'],
+          ['2'.repeat(81), 'b'],
+        ],
+      ),
+    );
+    const requests = { model: 'qwen-plus', template: '{{t}}', idColumn: 'id', provider: profile };
+    const rules = { singleModel: false, checkContext: true, warnThinkingDefault: false };
+    const fastDir = join(dir, 'short-ids-fast');
+    await prepareCsvBytes(input, input, {
+      csv: {},
+      requests,
+      rules,
+      profile,
+      sharder: new Sharder(fastDir, 'requests', profile.limits),
+      warnings: new WarningLog(),
+    });
+    const rowsDir = join(dir, 'short-ids-rows');
+    await pipeline(
+      csvSource(input),
+      toRequests(requests),
+      validateRequests({ provider: profile, ...rules }),
+      shardRequests({ outDir: rowsDir, provider: profile }),
+    );
+    expect(filesIn(fastDir)).toEqual(filesIn(rowsDir));
+    const ids = readFileSync(join(fastDir, 'requests-00001.jsonl'), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l).custom_id);
+    expect(ids).toEqual(['1'.repeat(80), customIdFor(2, '2'.repeat(81), 80)]);
+    expect(ids[1]).toMatch(/^sha256-/);
   });
 
   it('applies the context check on the fast path exactly as on the Row path', async () => {
