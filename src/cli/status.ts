@@ -28,8 +28,11 @@ export function statusCommand(): Command {
           } catch (error) {
             // Another process works on the run (a `run` or `resume` polling it): its manifest is current.
             if (!isBatchpipeError(error) || error.code !== 'BP_RUN_LOCKED') throw error;
-            info(out, `${error.code}: ${error.message}`);
-            info(out, 'showing the run as that process last saved it, without polling');
+            // On stderr beside --json too: the report below is not fresh from the provider.
+            if (!out.quiet)
+              process.stderr.write(
+                `note ${error.code}: ${error.message}\nshowing the run as that process last saved it, without polling\n`,
+              );
             return await reportSaved(out, target);
           }
           try {

@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalService, startLocalService } from '../../src/local/index.js';
-import { lineError } from '../../src/run/batch-run.js';
+import { lineError, type RunEvent } from '../../src/run/batch-run.js';
 import { readManifest } from '../../src/run/manifest.js';
 import type { ResultLine } from '../../src/run/run-results.js';
 import { type BatchSinkOptions, batchSink } from '../../src/sinks/batch-sink.js';
@@ -185,6 +186,96 @@ describe('batchSink', () => {
     } finally {
       await slow.close();
     }
+  });
+});
+
+describe('batchSink and expiry', () => {
+  /** A service where a 60-request batch outlives its 24h window (0.24 s here, 20 ms a request). */
+  const expiring = (profile: 'dashscope' | 'openai') =>
+    startLocalService({ timeScale: 360_000, latencyMs: 20, concurrency: 2, profile });
+
+  async function runOn(svc: LocalService, prefix: string, options: Partial<BatchSinkOptions>) {
+    const sink = batchSink({
+      baseURL: svc.url,
+      provider: 'local',
+      runsDir: join(root, `runs-${prefix}`),
+      pollInterval: 0.05,
+      ...options,
+    });
+    const out: ResultLine[] = [];
+    await pipeline(
+      Readable.from(rows(60, prefix)),
+      toRequests({ model: 'qwen-plus', template: '{{text}}', idColumn: 'id', enableThinking: false }),
+      sink,
+      async (source: AsyncIterable<ResultLine>) => {
+        for await (const item of source) out.push(item);
+      },
+    );
+    return { out, sink, manifest: await readManifest(sink.runDir!) };
+  }
+
+  it("settles OpenAI's batch_expired error lines as expired and sends them again (bug: they were counted as failed)", async () => {
+    const svc = await expiring('openai');
+    try {
+      const { out, sink, manifest } = await runOn(svc, 'oexp-', { maxAttempts: 10 });
+      const first = manifest.jobs[0]!;
+      expect(first.status).toBe('expired');
+      // The service listed what the expiry left unrun in the error file, as OpenAI does.
+      expect(first.error_path).not.toBeNull();
+      expect(first.outcome).toMatchObject({ failed: 0, expired: 0 });
+      expect(first.outcome!.retry).toBeGreaterThan(0);
+      expect(sink.counts).toMatchObject({ failed: 0 });
+      expect(sink.counts!.ok + sink.counts!.expired).toBe(60);
+      expect(out.map(idOf).sort()).toEqual(
+        rows(60, 'oexp-')
+          .map((r) => r.values.id)
+          .sort(),
+      );
+    } finally {
+      await svc.close();
+    }
+  });
+
+  for (const profile of ['dashscope', 'openai'] as const) {
+    it(`with resubmitExpired: false keeps what an expiry left unrun as expired rows (${profile})`, async () => {
+      const svc = await expiring(profile);
+      try {
+        const prefix = `noexp-${profile}-`;
+        const { out, sink, manifest } = await runOn(svc, prefix, { resubmitExpired: false });
+        expect(manifest.jobs).toHaveLength(1);
+        expect(manifest.jobs[0]!.status).toBe('expired');
+        expect(sink.counts!.expired).toBeGreaterThan(0);
+        expect(sink.counts).toMatchObject({ failed: 0, ok: 60 - sink.counts!.expired });
+        const expired = out.filter((o) => codeOf(o) === 'batch_expired');
+        expect(expired).toHaveLength(sink.counts!.expired);
+      } finally {
+        await svc.close();
+      }
+    });
+  }
+});
+
+describe('batchSink options', () => {
+  it('sends --completion-window 14d to the service as 336h', async () => {
+    const { runDir } = await run(5, { completionWindow: '14d' }, 'cw-');
+    const manifest = await readManifest(runDir);
+    expect(manifest.completion_window).toBe('336h');
+    const client = new OpenAI({ baseURL: service.url, apiKey: 'local' });
+    const batch = await client.batches.retrieve(manifest.jobs[0]!.batch_id!);
+    expect(batch.completion_window).toBe('336h');
+  });
+
+  it('says so when the same pipeline runs again with other stored options, and applies the safe ones', async () => {
+    await run(10, { maxAttempts: 5 }, 'opt-');
+    const events: RunEvent[] = [];
+    const { runDir } = await run(10, { maxAttempts: 2, onEvent: (e) => events.push(e) }, 'opt-');
+    expect(events.filter((e) => e.type === 'option')).toEqual([
+      { type: 'option', option: 'maxAttempts', value: '2', was: '5', applied: true },
+    ]);
+    expect((await readManifest(runDir)).options.max_attempts).toBe(2);
+    const quiet: RunEvent[] = [];
+    await run(10, { onEvent: (e) => quiet.push(e) }, 'opt-');
+    expect(quiet.filter((e) => e.type === 'option')).toEqual([]);
   });
 });
 
