@@ -130,7 +130,11 @@ export function serveCommand(): Command {
       faultRule,
       [] as FaultRule[],
     )
-    .option('--models <ids>', 'offer only these models (comma-separated); default any', list)
+    .option(
+      '--models <ids>',
+      "offer only these models (comma-separated), or 'any'; default: DashScope's models with the dashscope profile and the test engine, else any",
+      list,
+    )
     .option('--max-lines-per-file <n>', 'requests per input file (default 50,000)', integer)
     .option('--max-bytes-per-file <size>', 'bytes per input file (default 500MB; openai 200MB)', byteSizeArg)
     .option('--max-line-bytes <size>', 'bytes per input line (default 6MB)', byteSizeArg)
@@ -215,7 +219,7 @@ Example:
         failCodes: flags.failCodes,
         fileFailRate: flags.fileFailRate,
         faults: flags.fault,
-        models: flags.models,
+        models: flags.models?.length === 1 && flags.models[0] === 'any' ? 'any' : flags.models,
         limits: {
           maxLinesPerFile: flags.maxLinesPerFile,
           maxBytesPerFile: flags.maxBytesPerFile,
@@ -253,6 +257,10 @@ Example:
         })\n` +
           `  data dir ${service.dataDir}; ${apiKey ? 'an API key is required' : 'no API key required'}; Ctrl-C to stop\n`,
       );
+      if (!apiKey && !isLoopback(flags.host))
+        process.stderr.write(
+          `warning: listening on ${flags.host} without an API key: anyone who can reach this host can upload, read and delete files and run batches; set --api-key or ${KEY_ENV}\n`,
+        );
       const signal = await new Promise<NodeJS.Signals>((resolve) => {
         process.once('SIGINT', () => resolve('SIGINT'));
         process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -276,6 +284,12 @@ function faultRule(value: string, previous: FaultRule[]): FaultRule[] {
     rule[key] = NUMERIC_FAULT_FIELDS.has(key) ? number(raw) : raw;
   }
   return [...previous, rule as unknown as FaultRule];
+}
+
+/** True for a host only this machine can reach. */
+function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
 }
 
 /** Where requests go, without any credentials the URL may carry. */

@@ -1,8 +1,10 @@
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { BatchRecord, Ending } from './batches-store.js';
+import type { CallSignals } from './call-signals.js';
 import type { ServiceClock } from './clock.js';
 import type { Engine, EngineAnswer, EngineEndpoint, EngineRequest } from './engine/engine.js';
 import { failureOf } from './engine/failures.js';
+import { hashString } from './engine/random.js';
 import { type InputLine, readLines } from './line-reader.js';
 import { BatchResults, type Pending, type Progress } from './results.js';
 import type { Semaphore } from './semaphore.js';
@@ -31,6 +33,8 @@ export interface ExecuteContext {
   haltSignal: AbortSignal;
   /** Aborted on close only: in-flight work is dropped and redone after the restart. */
   stopSignal: AbortSignal;
+  /** Per-request signals the close aborts (waits and engine calls listen on these, not on stopSignal). */
+  calls: CallSignals;
   haltReason: () => HaltReason | null;
   /** Asked before each request is dispatched (line number): a batch fault may end the run there. */
   beforeDispatch: (line: number) => HaltReason | null;
@@ -48,14 +52,19 @@ const EXPIRED_ERROR = {
   message: 'This request could not be executed before the completion window expired.',
 };
 
-function engineRequest(ctx: ExecuteContext, record: BatchRecord, line: CheckedLine): EngineRequest {
+function engineRequest(
+  ctx: ExecuteContext,
+  record: BatchRecord,
+  line: CheckedLine,
+  signal: AbortSignal,
+): EngineRequest {
   return {
     endpoint: ctx.endpoint,
     body: line.body,
     key: line.custom_id,
     knobs: record.internal.knobs,
     now: ctx.clock.now(),
-    signal: ctx.stopSignal,
+    signal,
   };
 }
 
@@ -67,6 +76,11 @@ function answerNow(ctx: ExecuteContext, record: BatchRecord, request: EngineRequ
   } catch (error) {
     return engineFailure(error);
   }
+}
+
+/** The seed of a batch's result order: the service's (or the batch's `bp_seed`) and its sequence number. */
+function orderSeed(record: BatchRecord): number {
+  return hashString(`order ${record.internal.seq}`, record.internal.knobs.seed);
 }
 
 /**
@@ -97,7 +111,7 @@ export async function validateAndAnswer(
 ): Promise<Validation> {
   const tooLarge = checkFileBytes(fileBytes, rules.limits);
   if (tooLarge) return tooLarge;
-  const results = await BatchResults.open(ctx.workDir, true);
+  const results = await BatchResults.open(ctx.workDir, true, orderSeed(record));
   const checker = new InputChecker(rules);
   let halted = false;
   try {
@@ -116,7 +130,7 @@ export async function validateAndAnswer(
         results.settle(
           window,
           line,
-          answerNow(ctx, record, engineRequest(ctx, record, checked)),
+          answerNow(ctx, record, engineRequest(ctx, record, checked, ctx.stopSignal)),
           checked.custom_id,
         );
         window.last = line;
@@ -146,7 +160,7 @@ export async function executeBatch(
   mayDispatch: boolean,
 ): Promise<{ ending: Ending; errorLines: number } | 'stopped'> {
   const { batch, internal } = record;
-  const results = await BatchResults.open(ctx.workDir, false);
+  const results = await BatchResults.open(ctx.workDir, false, orderSeed(record));
   const progress = results.progress;
   let lastCheckpoint = Date.now();
   ctx.onProgress(progress);
@@ -159,7 +173,7 @@ export async function executeBatch(
       results.settle(
         window,
         line,
-        answerNow(ctx, record, engineRequest(ctx, record, parsed)),
+        answerNow(ctx, record, engineRequest(ctx, record, parsed, ctx.stopSignal)),
         parsed.custom_id,
       );
       window.last = line;
@@ -189,19 +203,21 @@ export async function executeBatch(
       window.last = line;
       tasks.push(
         (async () => {
+          const call = ctx.calls.open();
           try {
             const parsed = JSON.parse(line.text!) as CheckedLine;
-            if (latency > 0) await sleep(latency, undefined, { signal: ctx.stopSignal });
+            if (latency > 0) await sleep(latency, undefined, { signal: call.signal });
             let answer: EngineAnswer;
             try {
               answer =
                 failureOf(parsed.custom_id, record.internal.seq, internal.knobs) ??
-                (await ctx.engine.answer(engineRequest(ctx, record, parsed)));
+                (await ctx.engine.answer(engineRequest(ctx, record, parsed, call.signal)));
             } catch (error) {
               answer = engineFailure(error);
             }
             if (!ctx.stopSignal.aborted) results.settle(window, line, answer, parsed.custom_id);
           } finally {
+            call.release();
             ctx.pool.release();
           }
         })(),

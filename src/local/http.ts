@@ -56,6 +56,14 @@ function tooLarge(limit: number): ApiError {
   return new ApiError(413, `the request body is larger than ${limit} bytes`, 'request_too_large');
 }
 
+/**
+ * The client owes nothing now: silence on the connection is the service's own (a queued call,
+ * latency, an upstream call, a fault's delay), so the idle timeout armed for each call is lifted.
+ */
+export function ourTurn(req: IncomingMessage): void {
+  req.socket.setTimeout(0);
+}
+
 /** Drains what is left of a request so the connection can be reused after an early reply. */
 export function drain(req: IncomingMessage): void {
   if (!req.readableEnded) req.resume();

@@ -32,6 +32,14 @@ const LimitsOptions = z.strictObject({
     .default(16 * MB),
   /** `errors.data` items reported for a file that fails validation. Default 100. */
   maxValidationErrors: z.number().int().positive().default(100),
+  /**
+   * Real ms a connection may stay silent while the client still owes bytes (the rest of a body) or
+   * stops reading a reply; then it is closed. Waits of the service's own (a queued Batch Chat call,
+   * latency, an upstream call, a fault's delay) never count. Default 300,000.
+   */
+  idleTimeoutMs: z.number().int().positive().default(300_000),
+  /** Real ms a client has to send one whole request. Default 3,600,000: 500 MB at ~150 KB/s. */
+  requestTimeoutMs: z.number().int().positive().default(3_600_000),
 });
 
 /** Shares of answers the test engine spoils, so clients meet what real models do. */
@@ -102,9 +110,9 @@ const BatchChatOptions = z.strictObject({
   enabled: z.boolean().default(false),
   /** Calls queued or running per model (documented: 10,000 per model per account). */
   maxPendingPerModel: count.default(10_000),
-  /** Calls admitted per real second (documented: 1,000 QPS). */
+  /** Calls admitted per second of service time (`timeScale`; documented: 1,000 QPS). */
   maxPerSecond: count.default(1000),
-  /** Calls admitted per 10 real seconds (documented: 10,000 calls per 10 s). */
+  /** Calls admitted per 10 seconds of service time (documented: 10,000 calls per 10 s). */
   maxPer10s: count.default(10_000),
 });
 
@@ -155,14 +163,20 @@ export const LocalServiceOptions = z
     concurrency: z.number().int().positive().max(100_000).default(64),
     /** Batches validated or run at once; more wait in `validating`, as providers queue. Default 8. */
     maxActiveBatches: z.number().int().positive().default(8),
-    /** Only these models are offered; a batch naming another fails. Default: any model. */
-    models: z.array(z.string().min(1)).min(1).optional(),
+    /**
+     * The models offered; a batch naming another fails validation (`model_not_found`), a call gets
+     * 404. Default: with the dashscope profile and the test engine, DashScope's models (the Beijing
+     * list, as DashScope refuses others); otherwise any. `"any"` accepts any model.
+     */
+    models: z.union([z.literal('any'), z.array(z.string().min(1)).min(1)]).optional(),
     /** How often a running batch makes its progress durable, in real ms. Default 250. */
     checkpointMs: z.number().int().nonnegative().default(250),
     limits: LimitsOptions.default({
       maxUploadBytes: 1024 * MB,
       maxJsonBodyBytes: 16 * MB,
       maxValidationErrors: 100,
+      idleTimeoutMs: 300_000,
+      requestTimeoutMs: 3_600_000,
     }),
     /** Faults armed from the start (more can be armed while it runs). Default none. */
     faults: z.array(FaultRuleSchema).default([]),

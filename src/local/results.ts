@@ -2,6 +2,7 @@ import { type FileHandle, open, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppendLog, writeFileAtomic } from './durable.js';
 import type { EngineAnswer } from './engine/engine.js';
+import { hashString, rng } from './engine/random.js';
 import { randomToken } from './ids.js';
 import { LineBuffer } from './line-buffer.js';
 import type { InputLine } from './line-reader.js';
@@ -54,9 +55,12 @@ export interface Pending {
 
 /**
  * A batch's result files while it runs: `output.part`, `error.part` and the progress log in its work
- * dir. Results are appended in completion order; a checkpoint fsyncs both files, then appends the
- * progress (input offset, file sizes, counts). Opening cuts the files back to the last checkpoint, so
- * a crash anywhere loses only work that is redone, and never writes a result twice.
+ * dir. Results are appended a window at a time, each window's lines in a seeded random order: the
+ * providers say output order is not input order, and a client that assumes it must fail here too
+ * (answered inline, completion order would be input order). Memory holds one window, never the file.
+ * A checkpoint fsyncs both files, then appends the progress (input offset, file sizes, counts).
+ * Opening cuts the files back to the last checkpoint, so a crash anywhere loses only work that is
+ * redone, and never writes a result twice.
  */
 export class BatchResults {
   readonly progress: Progress;
@@ -69,9 +73,12 @@ export class BatchResults {
   readonly #prefix = randomToken(10);
   // One window is filled and written at a time, so its buffers are reused rather than reallocated.
   readonly #window: Pending = { out: new LineBuffer(), err: new LineBuffer(1024), last: null };
+  /** Seed of the order of each window's lines. */
+  readonly #seed: number;
 
-  private constructor(dir: string, progress: Progress, out: FileHandle, err: FileHandle) {
+  private constructor(dir: string, progress: Progress, out: FileHandle, err: FileHandle, seed: number) {
     this.#dir = dir;
+    this.#seed = seed;
     this.progress = progress;
     this.#out = out;
     this.#err = err;
@@ -84,15 +91,18 @@ export class BatchResults {
     return { ...ZERO, ...(records[records.length - 1] as Partial<Progress> | undefined) };
   }
 
-  /** Opens the result files at the last checkpoint, or empty when `fresh` (a new attempt). */
-  static async open(dir: string, fresh: boolean): Promise<BatchResults> {
+  /**
+   * Opens the result files at the last checkpoint, or empty when `fresh` (a new attempt). `seed`
+   * decides the order of lines within each window (the same seed, the same order).
+   */
+  static async open(dir: string, fresh: boolean, seed: number): Promise<BatchResults> {
     if (fresh) await rm(join(dir, PROGRESS_LOG), { force: true });
     const progress = await BatchResults.lastCheckpoint(dir);
     await cutTo(join(dir, OUTPUT_PART), progress.outBytes);
     await cutTo(join(dir, ERROR_PART), progress.errBytes);
     const out = await open(join(dir, OUTPUT_PART), 'a');
     const err = await open(join(dir, ERROR_PART), 'a');
-    return new BatchResults(dir, progress, out, err);
+    return new BatchResults(dir, progress, out, err, seed);
   }
 
   /** An empty window for the next run of requests (the previous one must have been written). */
@@ -112,7 +122,8 @@ export class BatchResults {
       .utf8(JSON.stringify(customId))
       .ascii(`,"response":{"status_code":${answer.status},"request_id":"req_${id}","body":`)
       .utf8(answer.json)
-      .ascii('},"error":null}\n').lines++;
+      .ascii('},"error":null}\n')
+      .endLine();
     const progress = this.progress;
     if (ok) {
       progress.completed++;
@@ -132,18 +143,21 @@ export class BatchResults {
       .utf8(JSON.stringify(customId))
       .ascii(',"response":null,"error":')
       .utf8(JSON.stringify(error))
-      .ascii('}\n').lines++;
+      .ascii('}\n')
+      .endLine();
   }
 
-  /** Appends a window's results and moves progress past its last line. */
+  /** Appends a window's results, each file's lines shuffled, and moves progress past its last line. */
   async write(window: Pending): Promise<void> {
     const progress = this.progress;
+    // Salted with the line before the window, so each window draws its own order.
+    const random = rng(hashString(String(progress.line), this.#seed));
     if (window.out.byteLength > 0) {
-      await writeAll(this.#out, window.out.bytes());
+      await writeAll(this.#out, window.out.shuffled(random));
       progress.outBytes += window.out.byteLength;
     }
     if (window.err.byteLength > 0) {
-      await writeAll(this.#err, window.err.bytes());
+      await writeAll(this.#err, window.err.shuffled(random));
       progress.errBytes += window.err.byteLength;
       progress.errLines += window.err.lines;
     }

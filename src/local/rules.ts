@@ -1,6 +1,6 @@
 import type { FileLimits, ProviderProfile } from '../providers/profile.js';
 import { PROFILES } from '../providers/profiles.js';
-import { thinksByDefault } from '../providers/resolve-profile.js';
+import { findModel, thinksByDefault } from '../providers/resolve-profile.js';
 import { DRY_RUN_ENDPOINT, ENGINE_ENDPOINTS, type EngineEndpoint } from './engine/engine.js';
 import type { ServiceConfig } from './options.js';
 
@@ -27,6 +27,8 @@ export interface ServiceRules {
   /** Models offered, or null for any. */
   models: ReadonlySet<string> | null;
   thinksByDefault(model: string): boolean;
+  /** The model's context window in tokens, when the profile knows it. */
+  contextWindow(model: string): number | undefined;
   maxUploadBytes: number;
   maxJsonBodyBytes: number;
   maxValidationErrors: number;
@@ -65,8 +67,9 @@ export function serviceRules(config: ServiceConfig): ServiceRules {
     // OpenAI's guide: requests not run before the window ends go to the error file as batch_expired.
     // The DashScope documents say only that unprocessed requests are terminated.
     unrunOnExpiry: dashscope ? 'omit' : 'error_file',
-    models: config.models ? new Set(config.models) : null,
+    models: offeredModels(config, base),
     thinksByDefault: (model) => thinksByDefault(base, model),
+    contextWindow: (model) => findModel(base, model)?.contextWindow,
     maxUploadBytes: config.limits.maxUploadBytes,
     maxJsonBodyBytes: config.limits.maxJsonBodyBytes,
     maxValidationErrors: config.limits.maxValidationErrors,
@@ -81,4 +84,18 @@ export function serviceRules(config: ServiceConfig): ServiceRules {
           }
         : null,
   };
+}
+
+/**
+ * The models a batch or call may name. DashScope offers a fixed list per region and fails a batch
+ * naming another (DESIGN.md section 4; ref/dashscope-batch-api.txt): the dashscope profile takes the
+ * Beijing list (a superset of Singapore's; the service has no region). The dry run's model is taken
+ * by dry runs alone (routes/batches.ts). OpenAI's list is not exclusive, and an upstream engine's
+ * server decides for itself: any model. `models: "any"` lifts the list, a list of ids replaces it.
+ */
+function offeredModels(config: ServiceConfig, base: ProviderProfile): ReadonlySet<string> | null {
+  if (config.models === 'any') return null;
+  if (config.models) return new Set(config.models);
+  if (config.engine === 'upstream' || !base.modelsExclusive) return null;
+  return new Set(base.models.map((m) => m.id));
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { badRequest } from './api-error.js';
 import { FAULT_SUFFIX } from './batch-faults.js';
 import { type BatchRecord, type BatchStore, type Ending, TERMINAL } from './batches-store.js';
+import { CallSignals } from './call-signals.js';
 import type { ServiceClock } from './clock.js';
 import { createDryRunEngine } from './engine/dry-run-engine.js';
 import { DRY_RUN_ENDPOINT, type Engine } from './engine/engine.js';
@@ -56,6 +57,7 @@ export class Scheduler {
   readonly #running = new Map<string, Running>();
   readonly #dryRun = createDryRunEngine();
   readonly #stop = new AbortController();
+  readonly #calls = new CallSignals();
   #stopping = false;
   #crashing = false;
 
@@ -72,6 +74,14 @@ export class Scheduler {
 
   get stopSignal(): AbortSignal {
     return this.#stop.signal;
+  }
+
+  /**
+   * Signals for single calls (a request of a batch, a synchronous call, a fault's wait), aborted
+   * when the service stops. Use these, not `stopSignal`, for anything that adds a listener per call.
+   */
+  get calls(): CallSignals {
+    return this.#calls;
   }
 
   /** Counts of running batches from their last checkpoint, so no one sees a resumed batch restart from zero. */
@@ -145,6 +155,7 @@ export class Scheduler {
   #halt(): void {
     this.#stopping = true;
     this.#stop.abort('stop');
+    this.#calls.stop('stop');
     for (const running of this.#running.values()) running.halt.abort('stop');
   }
 
@@ -245,6 +256,7 @@ export class Scheduler {
       concurrency: this.#o.concurrency,
       haltSignal: running.halt.signal,
       stopSignal: this.#stop.signal,
+      calls: this.#calls,
       haltReason: () => this.#haltReason(record),
       beforeDispatch: (line) => this.#beforeDispatch(record, line),
       crashing: () => this.#crashing,

@@ -1,9 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError } from './api-error.js';
 import { makeAuthCheck } from './auth.js';
 import type { FaultAction } from './faults.js';
-import { sendJson } from './http.js';
+import { ourTurn, sendJson } from './http.js';
 import { randomToken } from './ids.js';
 import { retryHeaders } from './quotas.js';
 import { adminRoutes } from './routes/admin.js';
@@ -24,6 +23,8 @@ const ROUTES: Route[] = [
 ];
 /** Longest path looked at; longer ones are refused before any matching. */
 const MAX_PATH = 2048;
+/** Real ms to send a request's headers (Node's default, said out loud). */
+const HEADERS_TIMEOUT_MS = 60_000;
 
 /** The HTTP server and a way to wait for the calls it is still handling. */
 export interface HttpServer {
@@ -36,13 +37,20 @@ export interface HttpServer {
 export function createHttpServer(state: ServiceState, log: (line: string) => void): HttpServer {
   const authorize = makeAuthCheck(state.config.apiKey);
   const inflight = new Set<Promise<void>>();
+  const { idleTimeoutMs, requestTimeoutMs } = state.config.limits;
   const server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+    // A client that goes silent mid-body (or stops reading a download) is cut off after the idle
+    // timeout; with no listener on the socket's 'timeout', Node's server destroys the socket. Waits
+    // of the service's own lift it (ourTurn); between calls, keepAliveTimeout takes over.
+    req.socket.setTimeout(idleTimeoutMs);
     const handling = handle(req, res, state, authorize, log);
     inflight.add(handling);
     void handling.finally(() => inflight.delete(handling));
   });
-  // Uploads of hundreds of MB can outlast Node's 5-minute default; headers still have their own timeout.
-  server.requestTimeout = 0;
+  // Never 0 (a slow client could hold a connection forever), and long enough for uploads of
+  // hundreds of MB, which outlast Node's 5-minute default.
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = requestTimeoutMs;
   return {
     server,
     settled: async () => {
@@ -98,7 +106,8 @@ async function handle(
     }
     // A route that streams its reply (a download) has acted on these faults itself.
     if (fault?.kind === 'stall' && !res.headersSent) {
-      await sleep(fault.delayMs, undefined, { signal: state.scheduler.stopSignal }).catch(() => {});
+      ourTurn(req);
+      await state.scheduler.calls.pause(fault.delayMs);
       if (res.destroyed) return;
     }
     if (failure !== undefined) reply(req, res, failure, log, route);
@@ -117,7 +126,12 @@ async function faultBefore(fault: FaultAction, req: IncomingMessage, state: Serv
     req.socket.destroy();
     return true;
   }
-  if (fault.kind === 'slow') await sleep(fault.delayMs, undefined, { signal }).catch(() => {});
+  if (fault.kind === 'slow') {
+    // The body waits in the socket meanwhile: the delay is the service's, not the client's.
+    ourTurn(req);
+    await state.scheduler.calls.pause(fault.delayMs);
+    req.socket.setTimeout(state.config.limits.idleTimeoutMs);
+  }
   if (fault.kind === 'error') {
     // Read the body first, as a server that failed while handling it would, so the client gets the
     // status rather than a connection closed under its upload.

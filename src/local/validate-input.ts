@@ -28,6 +28,9 @@ export interface InputRules {
 }
 
 const ENDPOINTS: ReadonlySet<string> = new Set(ENGINE_ENDPOINTS);
+/** Says why a model is refused and how to accept any (the refusals of a sync call say it too). */
+export const MODELS_HINT =
+  "this local service offers its profile's models (dashscope: DashScope's list) or those it was started with; to take any model, run `batchpipe serve --models any` (commands in the same directory join it) or start it with models: 'any'";
 /** Lines between checks of `halted` (a cancel or expiry stops validation too). */
 const HALT_CHECK_LINES = 4096;
 
@@ -48,6 +51,8 @@ export class InputChecker {
   readonly #errors: BatchErrorItem[] = [];
   #model: string | undefined;
   #lines = 0;
+  /** Every line names the same model (or fails as mixed): one model_not_found says it for all. */
+  #modelRefused = false;
 
   constructor(rules: InputRules) {
     this.#rules = rules;
@@ -80,6 +85,9 @@ export class InputChecker {
     }
     const found = checkLine(line.text, line.bytes, line.utf8, line.line, this.#rules, this.#ids, this.#model);
     if ('problem' in found) {
+      const once = found.problem.code === 'model_not_found';
+      if (once && this.#modelRefused) return null;
+      this.#modelRefused ||= once;
       if (this.#errors.length < this.#rules.maxErrors) this.#errors.push(found.problem);
       return null;
     }
@@ -245,7 +253,7 @@ function checkLine(
     return bad(
       'model_not_found',
       line,
-      `the model ${lineModel} is not offered for batches here`,
+      `the model ${lineModel} is not offered for batches here: ${MODELS_HINT}`,
       'body.model',
     );
   return { model: lineModel, line: { custom_id: id, body: body as Record<string, unknown> } };

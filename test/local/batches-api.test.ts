@@ -65,6 +65,13 @@ describe('completion_window', () => {
     expect((await refusal(create({ completion_window: '14d' as '24h' }))).message).toContain('336h');
   });
 
+  it('refuses a window written other than canonically, such as "0024h" (the bug: leading zeros passed)', async () => {
+    for (const window of ['0024h', '024h', '048h', '00336h', ' 24h', '24H']) {
+      const refused = await refusal(create({ completion_window: window as '24h' }));
+      expect(refused, window).toMatchObject({ status: 400, param: 'completion_window' });
+    }
+  });
+
   it('OpenAI takes 24h only', async () => {
     const { client: openai } = await serviceFor({ profile: 'openai' });
     const file = await upload(openai, dir, chatLines(2));

@@ -88,7 +88,7 @@ describe('chat completions', () => {
     const seen = new Set<string>();
     for (let i = 0; i < 30; i++) {
       const completion = await client.chat.completions.create({
-        model: 'gpt-4o-mini',
+        model: 'qwen-plus',
         messages: user(`review ${i}`),
         response_format: { type: 'json_schema', json_schema: { name: 'review', schema } },
       });
@@ -190,19 +190,20 @@ describe('chat completions', () => {
       expect((res.body.error as { param: string }).param).toBe(param);
     };
     await refuse({ messages: user('x') }, 'model');
-    await refuse({ model: 'm', messages: [] }, 'messages');
-    await refuse({ model: 'm', messages: [{ role: 'robot', content: 'x' }] }, 'messages[0].role');
-    await refuse({ model: 'm', messages: [{ role: 'user' }] }, 'messages[0].content');
+    await refuse({ model: 'qwen-plus', messages: [] }, 'messages');
+    await refuse({ model: 'qwen-plus', messages: [{ role: 'robot', content: 'x' }] }, 'messages[0].role');
+    await refuse({ model: 'qwen-plus', messages: [{ role: 'user' }] }, 'messages[0].content');
     await refuse(
-      { model: 'm', messages: user('x'), response_format: { type: 'xml' } },
+      { model: 'qwen-plus', messages: user('x'), response_format: { type: 'xml' } },
       'response_format.type',
     );
-    await refuse({ model: 'm', messages: user('x'), max_tokens: 0 }, 'max_tokens');
-    await refuse({ model: 'm', messages: user('x'), stream: true }, 'stream');
+    await refuse({ model: 'qwen-plus', messages: user('x'), max_tokens: 0 }, 'max_tokens');
+    await refuse({ model: 'qwen-plus', messages: user('x'), stream: true }, 'stream');
   });
 
   it('counts usage with the real o200k tokenizer when asked to', async () => {
-    const { client: exact } = await serviceFor({ tokenizer: 'o200k' });
+    // gpt-4o-mini is o200k's model: the openai profile offers it.
+    const { client: exact } = await serviceFor({ tokenizer: 'o200k', profile: 'openai' });
     const system = 'You classify reviews.';
     const question = 'The battery died after two days, crème brûlée 很好 👍🏽';
     const completion = await exact.chat.completions.create({

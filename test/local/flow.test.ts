@@ -96,6 +96,44 @@ describe('the provider document flow, through the openai SDK', () => {
     for (const line of lines) expect(ids.get(line.custom_id)).toBe(1);
   });
 
+  it('output order is not input order, yet every custom_id comes back once (the bug: results came back in input order)', async () => {
+    // The providers: "Output order is not input order." A client that joins by position must fail here.
+    const orderOf = async (svc: { client: typeof client }, lines: ReturnType<typeof chatLines>) => {
+      const batch = await waitFor(svc.client, (await submit(svc.client, dir, lines)).id);
+      const out = await resultLines(svc.client, batch.output_file_id);
+      const err = await resultLines(svc.client, batch.error_file_id);
+      return { out: out.map((l) => l.custom_id), err: err.map((l) => l.custom_id) };
+    };
+    const inputOrder = (ids: string[]) => [...ids].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
+    // Answered inline (the fast path) and through the pool with latency, over several windows.
+    for (const [name, options] of [
+      ['inline', { seed: 7 }],
+      ['pooled', { seed: 7, latencyMs: 1, concurrency: 8 }],
+    ] as const) {
+      const svc = await serviceFor({ ...options, refuseRate: 0.2 });
+      const lines = chatLines(name === 'inline' ? 3000 : 300, { seed: 21, prefix: 'o' });
+      const { out, err } = await orderOf(svc, lines);
+      expect(out, name).not.toEqual(inputOrder(out));
+      expect(err, name).not.toEqual(inputOrder(err));
+      const all = [...out, ...err];
+      expect(all).toHaveLength(lines.length);
+      expect(new Set(all).size).toBe(lines.length);
+      // The order is drawn from the seed: the same service seed, the same order.
+      if (name === 'inline') {
+        const again = await serviceFor({ ...options, refuseRate: 0.2 });
+        expect(await orderOf(again, lines)).toEqual({ out, err });
+        const other = await serviceFor({ seed: 8, refuseRate: 0.2 });
+        expect((await orderOf(other, lines)).out).not.toEqual(out);
+      }
+    }
+    // Even two lines do not come back in input order.
+    const two = await orderOf(
+      { client },
+      chatLines(2, { seed: 3, prefix: 't', body: { metadata: { bp_refuse_rate: '0' } } }),
+    );
+    expect(two.out).toEqual(['t2', 't1']);
+  });
+
   it('runs batches side by side and keeps their results apart', async () => {
     const batches = await Promise.all(
       [1, 2, 3, 4].map((n) => submit(client, dir, chatLines(200, { seed: n, prefix: `b${n}-` }))),

@@ -3,9 +3,10 @@
  * outside the data dir, read an unbounded body, or answer a malformed request with a 5xx.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { random } from '../fixtures/make-fixtures.js';
 import { tempDir } from '../helpers.js';
 import { chatLines, clientFor, raw, serviceFor, submit, upload, waitFor } from './support.js';
@@ -202,5 +203,161 @@ describe('malformed requests get a clear 4xx, never a 5xx', () => {
     const file = await upload(authed, dir, chatLines(2));
     expect(file.status).toBe('uploaded');
     expect(logLines.some((line) => line.startsWith('error'))).toBe(false);
+  });
+});
+
+describe('requests that cost far more than they weigh', () => {
+  // Default limits (the bodies here are up to a few MB), and OpenAI's embedding models too.
+  let open: Awaited<ReturnType<typeof serviceFor>>;
+  beforeAll(async () => {
+    open = await serviceFor({ seed: 2, models: 'any' });
+  });
+  const arrayOf20M = {
+    type: 'json_schema' as const,
+    json_schema: {
+      name: 'many',
+      schema: { type: 'array', minItems: 20_000_000, items: { type: 'string', minLength: 8 } },
+    },
+  };
+
+  it('a ~200-byte schema asking for 20,000,000 items no longer crashes the service: the answer stops at the output limit, finish_reason "length"', async () => {
+    const started = Date.now();
+    const completion = await authed.chat.completions.create({
+      model: 'qwen-plus',
+      messages: [{ role: 'user', content: 'list them' }],
+      response_format: arrayOf20M,
+    });
+    expect(Date.now() - started).toBeLessThan(5000);
+    const choice = completion.choices[0]!;
+    expect(choice.finish_reason).toBe('length');
+    const content = choice.message.content!;
+    expect(content.startsWith('["')).toBe(true);
+    expect(content.length).toBeLessThanOrEqual(256 * 1024);
+    // Cut off mid-way, as a model at its output limit: not valid JSON.
+    expect(() => JSON.parse(content)).toThrow();
+    // Strings, nesting and n multiply nothing past the one budget of a request.
+    const huge = await authed.chat.completions.create({
+      model: 'qwen-plus',
+      messages: [{ role: 'user', content: 'x' }],
+      n: 128,
+      response_format: {
+        type: 'json_schema',
+        json_schema: {
+          name: 'nested',
+          schema: {
+            type: 'object',
+            properties: {
+              text: { type: 'string', minLength: 1_000_000_000 },
+              grid: { type: 'array', minItems: 100_000, items: { type: 'array', minItems: 100_000 } },
+            },
+          },
+        },
+      },
+    });
+    const total = huge.choices.reduce((sum, c) => sum + c.message.content!.length, 0);
+    expect(total).toBeLessThanOrEqual(256 * 1024 + huge.choices.length);
+    expect(huge.choices.every((c) => c.finish_reason === 'length')).toBe(true);
+    // The service is still up and answers normally.
+    const after = await authed.chat.completions.create({
+      model: 'qwen-plus',
+      messages: [{ role: 'user', content: 'still there?' }],
+    });
+    expect(after.choices[0]!.finish_reason).toBe('stop');
+  });
+
+  it('in a batch, the same schema gives that line a cut-off answer and the batch completes (it crashed the service on every restart)', async () => {
+    const lines = chatLines(3, { body: { response_format: arrayOf20M } });
+    const batch = await waitFor(authed, (await submit(authed, dir, lines)).id);
+    expect(batch.status).toBe('completed');
+    expect(batch.request_counts).toEqual({ total: 3, completed: 3, failed: 0 });
+  });
+
+  it('a small schema still gets a whole, valid answer', async () => {
+    const completion = await authed.chat.completions.create({
+      model: 'qwen-plus',
+      messages: [{ role: 'user', content: 'x' }],
+      response_format: {
+        type: 'json_schema',
+        json_schema: {
+          name: 'list',
+          schema: { type: 'array', minItems: 500, maxItems: 500, items: { type: 'integer' } },
+        },
+      },
+    });
+    expect(completion.choices[0]!.finish_reason).toBe('stop');
+    expect(JSON.parse(completion.choices[0]!.message.content!)).toHaveLength(500);
+  });
+
+  it('a JSON-mode prompt of many braces is answered at once (looking for a schema in it was quadratic)', async () => {
+    const prompt = `json ${'{"a":'.repeat(200_000)}1}`;
+    const started = Date.now();
+    const completion = await open.client.chat.completions.create({
+      model: 'qwen-plus',
+      messages: [{ role: 'user', content: prompt }],
+      response_format: { type: 'json_object' },
+    });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(completion.choices[0]!.finish_reason).toBe('stop');
+  });
+
+  it('embeddings: dimensions past the model size, inputs past 8,192 tokens or 300,000 in all are refused before any vector is made (2048 x 8192 blocked the service 20 s)', async () => {
+    const inputs = Array.from({ length: 2048 }, (_, i) => `text ${i}`);
+    const started = Date.now();
+    for (const [model, max] of [
+      ['text-embedding-v4', 2048],
+      ['text-embedding-3-small', 1536],
+      ['my-embedder', 3072],
+    ] as const) {
+      await expect(
+        open.client.embeddings.create({ model, input: inputs, dimensions: 8192, encoding_format: 'float' }),
+        model,
+      ).rejects.toMatchObject({ status: 400, param: 'dimensions' });
+      const one = await open.client.embeddings.create({
+        model,
+        input: 'x',
+        dimensions: max,
+        encoding_format: 'float',
+      });
+      expect(one.data[0]!.embedding).toHaveLength(max);
+    }
+    const long = 'word '.repeat(50_000);
+    await expect(
+      open.client.embeddings.create({ model: 'text-embedding-v4', input: ['short', long] }),
+    ).rejects.toMatchObject({ status: 400, code: 'context_length_exceeded', param: 'input[1]' });
+    const many = Array.from({ length: 2048 }, (_, i) => `${i} ${'word '.repeat(700)}`);
+    await expect(
+      open.client.embeddings.create({ model: 'text-embedding-v4', input: many }),
+    ).rejects.toMatchObject({ status: 400, code: 'max_tokens_per_request', param: 'input' });
+    expect(Date.now() - started).toBeLessThan(15_000);
+    // 2048 inputs within every limit are answered.
+    const all = await open.client.embeddings.create({
+      model: 'text-embedding-v4',
+      input: inputs,
+      dimensions: 64,
+    });
+    expect(all.data).toHaveLength(2048);
+  });
+});
+
+describe('slow clients', () => {
+  it('closes a connection whose client stops sending its body (the server had no timeout at all)', async () => {
+    const { service: strict } = await serviceFor({ limits: { idleTimeoutMs: 300 } });
+    const socket = connect(strict.port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    const started = Date.now();
+    socket.write(
+      'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"model":',
+    );
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('never cuts off a call waiting on the service itself (latency longer than the idle timeout)', async () => {
+    const { client: patient } = await serviceFor({ limits: { idleTimeoutMs: 200 }, latencyMs: 600 });
+    const completion = await patient.chat.completions.create({
+      model: 'qwen-plus',
+      messages: [{ role: 'user', content: 'take your time' }],
+    });
+    expect(completion.choices[0]!.finish_reason).toBe('stop');
   });
 });

@@ -182,6 +182,41 @@ describe('batchpipe serve', () => {
     expect(missing.stderr).toContain('--upstream-url');
   });
 
+  it('warns on stderr when it listens beyond this machine without an API key (it said nothing)', async () => {
+    const open = await serve(['--data-dir', join(root, 'wide'), '--host', '0.0.0.0']);
+    open.child.kill('SIGTERM');
+    await open.exit;
+    expect(open.output()).toMatch(/warning: listening on 0\.0\.0\.0 without an API key/);
+    const keyed = await serve(['--data-dir', join(root, 'wide-keyed'), '--host', '0.0.0.0'], {
+      BATCHPIPE_LOCAL_API_KEY: 'sk-wide-7d2e',
+    });
+    const local = await serve(['--data-dir', join(root, 'narrow')]);
+    for (const served of [keyed, local]) {
+      served.child.kill('SIGTERM');
+      await served.exit;
+      expect(served.output()).not.toContain('warning');
+    }
+  });
+
+  it("takes --models any, and otherwise offers DashScope's models only", async () => {
+    const strict = await serve(['--data-dir', join(root, 'models-default')]);
+    const any = await serve(['--data-dir', join(root, 'models-any'), '--models', 'any']);
+    try {
+      const ask = (url: string) =>
+        clientFor({ url }).chat.completions.create({
+          model: 'my-own-model',
+          messages: [{ role: 'user', content: 'hi' }],
+        });
+      await expect(ask(strict.url)).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
+      expect((await ask(any.url)).choices).toHaveLength(1);
+    } finally {
+      for (const served of [strict, any]) {
+        served.child.kill('SIGTERM');
+        await served.exit;
+      }
+    }
+  });
+
   it('exits 2 on a bad flag and 1 with BP_SERVICE_START when the port is taken', async () => {
     const bad = await runCli(['serve', '--profile', 'gemini']);
     expect(bad.code).toBe(2);

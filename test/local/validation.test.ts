@@ -253,6 +253,66 @@ describe('line rules', () => {
     await expectFails(good, { code: 'model_not_found', line: 1, param: 'body.model' }, strict);
   });
 
+  it('the dashscope profile fails a batch naming a model DashScope does not offer (the bug: any model ran)', async () => {
+    // DESIGN.md section 4: "A model the region does not offer fails the batch."
+    const own = chatLines(3, { model: 'gpt-4o-mini' });
+    const batch = await expectFails(own, { code: 'model_not_found', line: 1, param: 'body.model' });
+    expect(batch.errors!.data![0]!.message).toContain('gpt-4o-mini');
+    expect(batch.errors!.data![0]!.message).toContain('--models any');
+    // Said once for the file, not once per line.
+    expect(batch.errors!.data).toHaveLength(1);
+    // Every model of the Beijing list runs (a superset of Singapore's), embeddings included.
+    for (const model of ['qwen-plus', 'qwen-turbo', 'qwen-long', 'deepseek-v3', 'qwen3.5-plus'])
+      await expectCompletes(chatLines(2, { model, body: { enable_thinking: false } }), 2);
+    // And synchronous calls get DashScope's 404 model_not_found.
+    await expect(
+      client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),
+    ).rejects.toMatchObject({ status: 404, code: 'model_not_found', param: 'model' });
+    await expect(client.embeddings.create({ model: 'my-embedder', input: 'x' })).rejects.toMatchObject({
+      status: 404,
+      code: 'model_not_found',
+    });
+    expect((await client.embeddings.create({ model: 'text-embedding-v4', input: 'x' })).data).toHaveLength(1);
+  });
+
+  it('takes any model with models: "any", with the openai profile, and with an upstream engine (which decides)', async () => {
+    const own = chatLines(3, { model: 'my-own-model' });
+    for (const options of [{ models: 'any' as const }, { profile: 'openai' as const }]) {
+      const { client: open } = await serviceFor(options);
+      const batch = await waitFor(open, (await submit(open, dir, own)).id);
+      expect(batch.status, JSON.stringify(options)).toBe('completed');
+      await open.chat.completions.create({
+        model: 'my-own-model',
+        messages: [{ role: 'user', content: 'x' }],
+      });
+    }
+    const { service: upstream } = await serviceFor({ models: 'any' });
+    const { client: front } = await serviceFor({ engine: 'upstream', upstream: { url: upstream.url } });
+    const batch = await waitFor(front, (await submit(front, dir, own)).id);
+    expect(batch.status).toBe('completed');
+  });
+
+  it("a prompt plainly over the model's context window fails on its own line with context_length_exceeded", async () => {
+    // qwen3.5-plus: 256 K tokens in batches (ref/modelstudio-batch-file-input.txt); ~1.5 M characters is past it.
+    const long = 'word '.repeat(300_000);
+    const lines = chatLines(3, { model: 'qwen3.5-plus', body: { enable_thinking: false } });
+    (lines[1]!.body.messages as Array<{ content: string }>)[1]!.content = long;
+    const batch = await waitFor(client, (await submit(client, dir, lines)).id, undefined, 60_000);
+    expect(batch.status).toBe('completed');
+    expect(batch.request_counts).toEqual({ total: 3, completed: 2, failed: 1 });
+    const [failed] = await resultLines(client, batch.error_file_id);
+    expect(failed!.custom_id).toBe('row-2');
+    expect(failed!.response!.status_code).toBe(400);
+    expect(failed!.response!.body.error).toMatchObject({
+      code: 'context_length_exceeded',
+      param: 'messages',
+    });
+    // A model the profile gives no window for is not judged.
+    const plain = chatLines(1, { model: 'qwen-plus' });
+    (plain[0]!.body.messages as Array<{ content: string }>)[1]!.content = long;
+    await expectCompletes(plain, 1);
+  });
+
   it('reports every problem it finds, up to a cap, with line numbers', async () => {
     const lines: unknown[] = chatLines(300);
     for (let i = 9; i < 300; i += 10) lines[i] = { ...(lines[i] as object), method: 'PUT' };

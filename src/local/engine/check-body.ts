@@ -6,9 +6,19 @@ export interface BodyProblem {
 
 const ROLES = new Set(['system', 'user', 'assistant', 'tool', 'developer', 'function']);
 const FORMATS = new Set(['text', 'json_object', 'json_schema']);
-/** OpenAI's cap on inputs per embeddings request. */
+/** OpenAI's cap on inputs per embeddings request (CreateEmbeddingRequest: `maxItems: 2048`). */
 const MAX_EMBEDDING_INPUTS = 2048;
-const MAX_DIMENSIONS = 8192;
+// `dimensions` can only shorten a model's vectors: at most its native size (OpenAI's embeddings
+// guide; DashScope text-embedding-v4 offers 64 to 2048). An unknown model gets the largest any of
+// these returns, so one request makes at most 2048 x 3072 values (~1 s of work), never 2048 x 8192.
+const NATIVE_DIMENSIONS: Readonly<Record<string, number>> = {
+  'text-embedding-v4': 2048,
+  'text-embedding-v3': 1024,
+  'text-embedding-3-small': 1536,
+  'text-embedding-3-large': 3072,
+  'text-embedding-ada-002': 1536,
+};
+const MAX_DIMENSIONS = 3072;
 const MAX_CHOICES = 128;
 
 type Body = Record<string, unknown>;
@@ -149,9 +159,10 @@ export function checkEmbeddingBody(body: Body): BodyProblem | null {
   } else return problem(emptyText, 'input');
   if (body.dimensions !== undefined && body.dimensions !== null) {
     const d = body.dimensions;
-    if (!isPositiveInt(d) || (d as number) > MAX_DIMENSIONS)
+    const max = NATIVE_DIMENSIONS[body.model as string] ?? MAX_DIMENSIONS;
+    if (!isPositiveInt(d) || (d as number) > max)
       return problem(
-        `dimensions must be an integer from 1 to ${MAX_DIMENSIONS}, got ${JSON.stringify(d)}`,
+        `dimensions must be an integer from 1 to ${max} for ${body.model}, got ${JSON.stringify(d)}`,
         'dimensions',
       );
   }

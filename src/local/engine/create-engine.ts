@@ -8,5 +8,9 @@ import { createUpstreamEngine } from './upstream-engine.js';
 export function createServiceEngine(config: ServiceConfig, rules: ServiceRules): Engine {
   if (config.engine === 'upstream' && config.upstream)
     return createUpstreamEngine({ ...config.upstream, log: config.log ?? (() => {}) });
-  return createTestEngine({ tokenizer: config.tokenizer, thinksByDefault: rules.thinksByDefault });
+  return createTestEngine({
+    tokenizer: config.tokenizer,
+    thinksByDefault: rules.thinksByDefault,
+    contextWindow: rules.contextWindow,
+  });
 }

@@ -4,6 +4,13 @@ type Schema = Record<string, unknown>;
 
 /** Nesting beyond this ends in the smallest value (recursive schemas would never stop). */
 const MAX_DEPTH = 12;
+/**
+ * Characters of JSON one answer may hold. A real model stops at its output limit (tens of thousands
+ * of tokens) with `finish_reason: "length"`; without a cap, `{"type": "array", "minItems": 2e7}` in
+ * a ~200-byte request would fill the heap and take the service down (and again on every restart, from
+ * a batch). 256 KiB is far past any schema a model fills in practice.
+ */
+export const MAX_ANSWER_CHARS = 256 * 1024;
 const WORDS = [
   'alpha',
   'bravo',
@@ -19,40 +26,68 @@ const WORDS = [
   'lima',
 ];
 
+/** A value for a schema, and whether it is whole (false: the answer budget ran out first). */
+export interface SchemaValue {
+  value: unknown;
+  complete: boolean;
+}
+
 /**
  * A value that satisfies a JSON schema, chosen by `random`: an enum member (so a label schema gets
  * one of its labels), a const, an object with every property, arrays within min/maxItems, strings
  * within min/maxLength and of common formats, numbers within bounds. `pattern` is not honoured.
+ * Generation stops once about `budget` characters of JSON are made: the value is then incomplete
+ * (fewer items, shorter strings), as a model cut off at its output limit.
  */
-export function valueForSchema(schema: unknown, random: Random): unknown {
-  return generate(schema, schema, random, 0);
+export function valueForSchema(schema: unknown, random: Random, budget = MAX_ANSWER_CHARS): SchemaValue {
+  const gen: Gen = { root: schema, random, left: budget };
+  const value = generate(schema, gen, 0);
+  return { value, complete: gen.left >= 0 };
 }
 
-function generate(node: unknown, root: unknown, random: Random, depth: number): unknown {
-  if (node === true || node === undefined) return 'value';
+/** One generation: the schema's root (for $ref), the choices, and the characters left to make. */
+interface Gen {
+  root: unknown;
+  random: Random;
+  left: number;
+}
+
+function generate(node: unknown, gen: Gen, depth: number): unknown {
+  const value = shape(node, gen, depth);
+  // Containers and strings charge themselves as they grow; scalars and consts charge here.
+  if (value === null) gen.left -= 4;
+  else if (typeof value === 'number' || typeof value === 'boolean') gen.left -= 8;
+  else if (isSchema(node) && 'const' in node) gen.left -= sizeOf(value);
+  return value;
+}
+
+function shape(node: unknown, gen: Gen, depth: number): unknown {
+  if (node === true || node === undefined) return charged(gen, 'value');
   if (!isSchema(node)) return null;
+  const random = gen.random;
   if (typeof node.$ref === 'string') {
-    const target = resolveRef(root, node.$ref);
-    return depth >= MAX_DEPTH ? null : generate(target, root, random, depth + 1);
+    const target = resolveRef(gen.root, node.$ref);
+    return depth >= MAX_DEPTH ? null : generate(target, gen, depth + 1);
   }
   if ('const' in node) return node.const;
-  if (Array.isArray(node.enum) && node.enum.length > 0)
-    return node.enum[Math.floor(random() * node.enum.length)];
+  if (Array.isArray(node.enum) && node.enum.length > 0) {
+    const value = node.enum[Math.floor(random() * node.enum.length)];
+    return typeof value === 'string' ? charged(gen, value) : value;
+  }
   const choices = (node.anyOf ?? node.oneOf) as unknown[] | undefined;
   if (Array.isArray(choices) && choices.length > 0) {
     // Prefer a non-null branch: `anyOf: [T, {type: "null"}]` is how strict schemas spell optional.
     const useful = choices.filter((c) => !(isSchema(c) && c.type === 'null'));
     const pick = useful.length > 0 ? useful : choices;
-    return generate(pick[Math.floor(random() * pick.length)], root, random, depth + 1);
+    return generate(pick[Math.floor(random() * pick.length)], gen, depth + 1);
   }
-  if (Array.isArray(node.allOf) && node.allOf.length > 0)
-    return generate(mergeAll(node), root, random, depth);
+  if (Array.isArray(node.allOf) && node.allOf.length > 0) return generate(mergeAll(node), gen, depth);
   const type = typeOf(node);
   switch (type) {
     case 'object':
-      return objectFor(node, root, random, depth);
+      return objectFor(node, gen, depth);
     case 'array':
-      return arrayFor(node, root, random, depth);
+      return arrayFor(node, gen, depth);
     case 'integer':
       return numberFor(node, random, true);
     case 'number':
@@ -62,8 +97,20 @@ function generate(node: unknown, root: unknown, random: Random, depth: number): 
     case 'null':
       return null;
     default:
-      return stringFor(node, random);
+      return stringFor(node, gen);
   }
+}
+
+function charged(gen: Gen, text: string): string {
+  gen.left -= text.length + 2;
+  return text;
+}
+
+/** Characters of a const's JSON, without serializing a large one just to measure it. */
+function sizeOf(value: unknown): number {
+  if (typeof value === 'string') return value.length + 2;
+  if (value === null || typeof value !== 'object') return 8;
+  return 2 + Object.keys(value).length * 8;
 }
 
 function isSchema(value: unknown): value is Schema {
@@ -103,25 +150,33 @@ function mergeAll(node: Schema): Schema {
   return merged;
 }
 
-function objectFor(node: Schema, root: unknown, random: Random, depth: number): Record<string, unknown> {
+function objectFor(node: Schema, gen: Gen, depth: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  gen.left -= 2;
   if (depth >= MAX_DEPTH) return out;
   const properties = isSchema(node.properties) ? node.properties : {};
   // Every property, not only the required ones: strict schemas require all, and optional ones are valid.
-  for (const [key, sub] of Object.entries(properties)) out[key] = generate(sub, root, random, depth + 1);
+  for (const [key, sub] of Object.entries(properties)) {
+    if (gen.left < 0) break;
+    gen.left -= key.length + 4;
+    out[key] = generate(sub, gen, depth + 1);
+  }
   return out;
 }
 
-function arrayFor(node: Schema, root: unknown, random: Random, depth: number): unknown[] {
+function arrayFor(node: Schema, gen: Gen, depth: number): unknown[] {
   const prefix = Array.isArray(node.prefixItems) ? node.prefixItems : [];
   const min = Math.max(num(node.minItems) ?? 0, prefix.length);
   const max = num(node.maxItems) ?? Math.max(min, 3);
+  gen.left -= 2;
   if (depth >= MAX_DEPTH) return [];
-  const count = Math.min(max, Math.max(min, 1 + Math.floor(random() * 3)));
+  const count = Math.min(max, Math.max(min, 1 + Math.floor(gen.random() * 3)));
   const out: unknown[] = [];
-  for (let i = 0; i < count; i++) {
+  // The budget, not `minItems`, bounds the loop: each item costs at least its comma.
+  for (let i = 0; i < count && gen.left >= 0; i++) {
     const sub = i < prefix.length ? prefix[i] : node.items;
-    out.push(generate(sub === false ? undefined : sub, root, random, depth + 1));
+    gen.left -= 1;
+    out.push(generate(sub === false ? undefined : sub, gen, depth + 1));
   }
   if (node.uniqueItems === true) return uniqueOf(out);
   return out;
@@ -157,8 +212,11 @@ function numberFor(node: Schema, random: Random, integer: boolean): number {
   return rounded < low || rounded > high ? value : rounded;
 }
 
-function stringFor(node: Schema, random: Random): string {
-  const min = num(node.minLength) ?? 0;
+function stringFor(node: Schema, gen: Gen): string {
+  const random = gen.random;
+  // Never longer than the budget left, whatever minLength asks (the answer is then incomplete).
+  const room = Math.max(0, gen.left - 2);
+  const min = Math.min(num(node.minLength) ?? 0, room);
   const max = num(node.maxLength);
   let text: string;
   switch (node.format) {
@@ -185,8 +243,10 @@ function stringFor(node: Schema, random: Random): string {
       text = `${pickWord(random)} ${pickWord(random)}`;
   }
   while (text.length < min) text += ` ${pickWord(random)}`;
-  if (max !== undefined && text.length > max) text = text.slice(0, max);
-  return text.length < min ? text.padEnd(min, 'x') : text;
+  if (max !== undefined && text.length > max) text = text.slice(0, Math.max(0, max));
+  if (text.length < min) text = text.padEnd(min, 'x');
+  if (num(node.minLength) !== undefined && (num(node.minLength) as number) > room) gen.left = -1;
+  return charged(gen, text);
 }
 
 function pickWord(random: Random): string {

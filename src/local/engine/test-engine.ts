@@ -3,7 +3,8 @@ import { type BodyProblem, checkChatBody, checkEmbeddingBody, textOfContent } fr
 import type { Engine, EngineAnswer, EngineRequest } from './engine.js';
 import { fateOf, type Knobs, knobsFrom } from './knobs.js';
 import { hashString, hex8, type Random, rng } from './random.js';
-import { valueForSchema } from './schema-value.js';
+import { MAX_ANSWER_CHARS, valueForSchema } from './schema-value.js';
+import { TextCache } from './text-cache.js';
 import { loadTokenizer, type Tokenizer } from './tokens.js';
 
 /** Every response says it came from here, in `model` and `system_fingerprint`: nothing was inferred. */
@@ -25,6 +26,15 @@ const DEFAULT_DIMENSIONS: Record<string, number> = {
   'text-embedding-ada-002': 1536,
 };
 const FALLBACK_DIMENSIONS = 1024;
+// OpenAI: "The input must not exceed the max input tokens for the model (8192 tokens for all embedding
+// models) ... all embedding models enforce a maximum of 300,000 tokens summed across all inputs in a
+// single request" (ref/openai-openapi-full.yaml, CreateEmbeddingRequest).
+const EMBEDDING_INPUT_TOKENS = 8192;
+const EMBEDDING_REQUEST_TOKENS = 300_000;
+/** Characters of keys each text memo holds (prompts repeated across a batch, schemas in prompts). */
+const CACHE_CHARS = 8 * 1024 * 1024;
+/** Opening braces tried when looking for a schema in a prompt: each try parses up to the text's end. */
+const SCHEMA_STARTS = 8;
 
 const REASONING_WORDS = [
   'first',
@@ -51,13 +61,12 @@ const REFUSAL = JSON.stringify({
   },
 });
 
-const modelNames = new Map<string, string>();
+const modelNames = new TextCache<string>(64 * 1024);
 /** `"batchpipe-test-engine/<model>"` as JSON, made once per model. */
 function modelJson(model: string): string {
   let json = modelNames.get(model);
   if (json === undefined) {
     json = JSON.stringify(`${TEST_ENGINE_NAME}/${model}`);
-    if (modelNames.size > 1024) modelNames.clear();
     modelNames.set(model, json);
   }
   return json;
@@ -67,6 +76,8 @@ export interface TestEngineOptions {
   tokenizer: 'o200k' | 'estimate';
   /** True when the model thinks unless a request says `enable_thinking: false`. */
   thinksByDefault: (model: string) => boolean;
+  /** The model's context window in tokens, when the profile knows it. */
+  contextWindow: (model: string) => number | undefined;
 }
 
 type Body = Record<string, unknown>;
@@ -79,26 +90,24 @@ type ResponseFormat = { type?: unknown; json_schema?: { schema?: unknown } };
  */
 export function createTestEngine(options: TestEngineOptions): Engine {
   let tokenizer: Tokenizer | undefined;
-  const schemaInPrompt = new Map<string, unknown>();
+  const schemaInPrompt = new TextCache<unknown>(CACHE_CHARS);
 
   const count = (text: string) => tokenizer!.count(text);
-  const thinkers = new Map<string, boolean>();
-  // The profile lookup scans its model list; a batch asks the same question on every line.
-  const thinks = (model: string) => {
-    let yes = thinkers.get(model);
-    if (yes === undefined) {
-      yes = options.thinksByDefault(model);
-      if (thinkers.size > 1024) thinkers.clear();
-      thinkers.set(model, yes);
+  // The profile lookups scan its model list; a batch asks the same questions on every line.
+  const models = new TextCache<{ thinks: boolean; window: number | undefined }>(64 * 1024);
+  const modelFacts = (model: string) => {
+    let facts = models.get(model);
+    if (facts === undefined) {
+      facts = { thinks: options.thinksByDefault(model), window: options.contextWindow(model) };
+      models.set(model, facts);
     }
-    return yes;
+    return facts;
   };
-  const repeated = new Map<string, number>();
+  const repeated = new TextCache<number>(CACHE_CHARS);
   const countRepeated = (text: string) => {
     let n = repeated.get(text);
     if (n === undefined) {
       n = count(text);
-      if (repeated.size >= 1024) repeated.clear();
       repeated.set(text, n);
     }
     return n;
@@ -112,7 +121,6 @@ export function createTestEngine(options: TestEngineOptions): Engine {
       let schema = schemaInPrompt.get(text);
       if (schema === undefined) {
         schema = extractSchema(text);
-        if (schemaInPrompt.size > 1024) schemaInPrompt.clear();
         schemaInPrompt.set(text, schema);
       }
       if (schema !== null) return schema;
@@ -148,9 +156,12 @@ export function createTestEngine(options: TestEngineOptions): Engine {
       promptTokens += (role === 'user' ? count(text) : countRepeated(text)) + TOKENS_PER_MESSAGE;
       if (role === 'user') lastUser = text;
     }
+    const facts = modelFacts(model);
+    if (facts.window !== undefined && promptTokens > facts.window)
+      return contextExceeded(facts.window, promptTokens, 'messages');
     const snippet = lastUser.length > SNIPPET_CHARS ? `${lastUser.slice(0, SNIPPET_CHARS)}...` : lastUser;
-    const thinking = typeof body.enable_thinking === 'boolean' ? body.enable_thinking : thinks(model);
-    const budget = typeof body.thinking_budget === 'number' ? body.thinking_budget : undefined;
+    const thinking = typeof body.enable_thinking === 'boolean' ? body.enable_thinking : facts.thinks;
+    const thinkingBudget = typeof body.thinking_budget === 'number' ? body.thinking_budget : undefined;
     const maxTokens = (body.max_completion_tokens ?? body.max_tokens) as number | null | undefined;
     const n = typeof body.n === 'number' ? body.n : 1;
     const hash = hashString(request.key, knobs.seed);
@@ -161,18 +172,22 @@ export function createTestEngine(options: TestEngineOptions): Engine {
     // of each string beats building and serializing the nested response.
     let choices = '';
     const hashHex = hex8(hash);
+    // One budget for all choices: `n` (up to 128) must not multiply what a request may cost.
+    const budget = { left: MAX_ANSWER_CHARS };
     for (let index = 0; index < n; index++) {
       const h = index === 0 ? hash : hashString(`${index}`, hash);
       const random = rng(h);
       let content: string;
-      if (format?.type === 'json_schema') content = jsonAnswer(format.json_schema?.schema, random, snippet);
-      else if (format?.type === 'json_object') content = jsonAnswer(promptSchema(messages), random, snippet);
-      else
+      let cut = false;
+      if (format?.type === 'json_schema' || format?.type === 'json_object') {
+        const schema = format.type === 'json_schema' ? format.json_schema?.schema : promptSchema(messages);
+        ({ content, cut } = jsonAnswer(schema, random, snippet, budget));
+      } else
         content = `Test answer ${index === 0 ? hashHex : hex8(h)} from ${TEST_ENGINE_NAME} (no inference) to: "${snippet}"`;
-      if (fate === 'invalid_json') content = spoilJson(content, h);
-      let finish = 'stop';
+      if (fate === 'invalid_json' && !cut) content = spoilJson(content, h);
+      let finish = cut ? 'length' : 'stop';
       let tokens = count(content);
-      if (fate === 'truncate') {
+      if (fate === 'truncate' && !cut) {
         content = content.slice(0, Math.max(1, content.length >> 1));
         tokens = count(content);
         finish = 'length';
@@ -184,7 +199,7 @@ export function createTestEngine(options: TestEngineOptions): Engine {
       }
       let reasoning = '';
       if (thinking) {
-        const text = reasoningText(snippet, random, budget, count);
+        const text = reasoningText(snippet, random, thinkingBudget, count);
         reasoning = `,"reasoning_content":${JSON.stringify(text)}`;
         const r = count(text);
         reasoningTokens += r;
@@ -223,9 +238,24 @@ export function createTestEngine(options: TestEngineOptions): Engine {
         : (DEFAULT_DIMENSIONS[model] ?? FALLBACK_DIMENSIONS);
     const base64 = body.encoding_format === 'base64';
     const seed = hashString(model, request.knobs.seed);
+    // Counted before any vector is made: a request over the limits costs no more than its reading.
+    const window = Math.min(EMBEDDING_INPUT_TOKENS, modelFacts(model).window ?? EMBEDDING_INPUT_TOKENS);
     let tokens = 0;
+    for (let index = 0; index < texts.length; index++) {
+      const input = texts[index]!;
+      const n = typeof input === 'string' ? count(input) : input.length;
+      if (n > window) return contextExceeded(window, n, texts.length === 1 ? 'input' : `input[${index}]`);
+      tokens += n;
+    }
+    if (tokens > EMBEDDING_REQUEST_TOKENS)
+      return refused(
+        {
+          message: `The inputs hold ${tokens} tokens; at most ${EMBEDDING_REQUEST_TOKENS} tokens summed across all inputs are allowed in one request.`,
+          param: 'input',
+        },
+        'max_tokens_per_request',
+      );
     const data = texts.map((input, index) => {
-      tokens += typeof input === 'string' ? count(input) : input.length;
       const vector = unitVector(typeof input === 'string' ? input : input.join(','), dimensions, seed);
       return {
         object: 'embedding',
@@ -257,20 +287,49 @@ export function createTestEngine(options: TestEngineOptions): Engine {
   };
 }
 
-function refused(found: BodyProblem): EngineAnswer {
+function refused(found: BodyProblem, code: string | null = null): EngineAnswer {
   return {
     status: 400,
     json: JSON.stringify({
-      error: { message: found.message, type: 'invalid_request_error', param: found.param, code: null },
+      error: { message: found.message, type: 'invalid_request_error', param: found.param, code },
     }),
     usage: null,
   };
 }
 
-function jsonAnswer(schema: unknown, random: Random, snippet: string): string {
+/** OpenAI's refusal of a prompt longer than the model's context window (no answer is made). */
+function contextExceeded(window: number, tokens: number, param: string): EngineAnswer {
+  return refused(
+    {
+      message: `This model's maximum context length is ${window} tokens. However, your request has ${tokens} input tokens. Please reduce the length of the input.`,
+      param,
+    },
+    'context_length_exceeded',
+  );
+}
+
+/**
+ * JSON for the schema within what is left of the request's answer budget. A value the budget cut
+ * short comes back as a model at its output limit writes it: its text cut off mid-way (not valid
+ * JSON), to be reported with `finish_reason: "length"`.
+ */
+function jsonAnswer(
+  schema: unknown,
+  random: Random,
+  snippet: string,
+  budget: { left: number },
+): { content: string; cut: boolean } {
   if (schema === null || schema === undefined)
-    return JSON.stringify({ answer: `test answer to: ${snippet}` });
-  return JSON.stringify(valueForSchema(schema, random));
+    return { content: JSON.stringify({ answer: `test answer to: ${snippet}` }), cut: false };
+  const made = valueForSchema(schema, random, Math.max(0, budget.left));
+  let content = JSON.stringify(made.value) ?? 'null';
+  if (made.complete) {
+    budget.left -= content.length;
+    return { content, cut: false };
+  }
+  content = content.slice(0, Math.max(1, Math.min(content.length - 1, budget.left)));
+  budget.left = 0;
+  return { content, cut: true };
 }
 
 /** Invalid JSON the way models write it: prose around the object, or the last brace missing. */
@@ -342,7 +401,8 @@ function extractSchema(text: string): unknown {
   }
   let start = text.indexOf('{');
   const end = text.lastIndexOf('}');
-  while (start !== -1 && start < end) {
+  // A few starts only: a prompt of many braces would otherwise cost one parse per brace (quadratic).
+  for (let tries = 0; start !== -1 && start < end && tries < SCHEMA_STARTS; tries++) {
     try {
       const value = JSON.parse(text.slice(start, end + 1)) as unknown;
       const schemaLike =

@@ -37,25 +37,37 @@ export function createUpstreamEngine(options: UpstreamEngineOptions): Engine {
         null,
       );
     const path = PATHS[request.endpoint];
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const body = await client!.post<unknown>(path, { body: request.body, signal: request.signal });
-        return answered(body);
-      } catch (error) {
-        if (request.signal?.aborted) throw error;
-        const status = (error as { status?: unknown }).status;
-        const retryable = typeof status === 'number' ? RETRYABLE_STATUSES.has(status) : true;
-        if (!retryable || attempt >= options.retries) return failed(error, where);
-        // The server's retry-after wins, within the longest backoff (a batch never sleeps for an hour).
-        const wait = Math.min(
-          options.maxBackoffMs,
-          retryAfterMs(error) ?? backoffMs(attempt, options.backoffMs, options.maxBackoffMs),
-        );
-        options.log(
-          `upstream ${where}${path}: ${typeof status === 'number' ? status : 'no answer'}, retry ${attempt + 1} of ${options.retries} in ${Math.round(wait)} ms`,
-        );
-        await sleep(wait, undefined, { signal: request.signal });
+    // The SDK adds an abort listener to the signal it is given and never removes it: give it one
+    // that lives as long as this call, linked to the caller's by a listener removed when done.
+    const own = new AbortController();
+    const outer = request.signal;
+    const abort = () => own.abort(outer?.reason);
+    if (outer?.aborted) abort();
+    else outer?.addEventListener('abort', abort, { once: true });
+    const signal = own.signal;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const body = await client!.post<unknown>(path, { body: request.body, signal });
+          return answered(body);
+        } catch (error) {
+          if (signal.aborted) throw error;
+          const status = (error as { status?: unknown }).status;
+          const retryable = typeof status === 'number' ? RETRYABLE_STATUSES.has(status) : true;
+          if (!retryable || attempt >= options.retries) return failed(error, where);
+          // The server's retry-after wins, within the longest backoff (a batch never sleeps for an hour).
+          const wait = Math.min(
+            options.maxBackoffMs,
+            retryAfterMs(error) ?? backoffMs(attempt, options.backoffMs, options.maxBackoffMs),
+          );
+          options.log(
+            `upstream ${where}${path}: ${typeof status === 'number' ? status : 'no answer'}, retry ${attempt + 1} of ${options.retries} in ${Math.round(wait)} ms`,
+          );
+          await sleep(wait, undefined, { signal });
+        }
       }
+    } finally {
+      outer?.removeEventListener('abort', abort);
     }
   };
 

@@ -235,7 +235,8 @@ function checkDryRuns(state: ServiceState, max: number): void {
 /** `completion_window` in hours, as the API takes it: `24h`..`336h` (DashScope) or `24h` (OpenAI). */
 function windowHours(window: string, rules: ServiceRules): number {
   const { min, max } = rules.windowHours;
-  const match = /^(\d{1,4})h$/.exec(window);
+  // The canonical form only ("24h", not "0024h"), as the API lists its values.
+  const match = /^([1-9]\d{0,3})h$/.exec(window);
   const hours = match ? Number(match[1]) : Number.NaN;
   if (hours >= min && hours <= max) return hours;
   const allowed = min === max ? `"${min}h"` : `"${min}h" to "${max}h" (whole hours)`;

@@ -1,9 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { badRequest, notFound } from '../api-error.js';
 import type { FileObject } from '../files-store.js';
+import { ourTurn } from '../http.js';
 import { isFileId } from '../ids.js';
 import { checkStorage } from '../quotas.js';
 import type { Route, RouteContext } from '../state.js';
@@ -129,8 +129,11 @@ export const fileRoutes: Route[] = [
       }).catch(() => {
         throw notFound(`No such File object: ${file.id}`, 'id');
       });
-      if (ctx.fault?.kind === 'stall')
-        await sleep(ctx.fault.delayMs, undefined, { signal: state.scheduler.stopSignal }).catch(() => {});
+      if (ctx.fault?.kind === 'stall') {
+        ourTurn(ctx.req);
+        await state.scheduler.calls.pause(ctx.fault.delayMs);
+        ctx.req.socket.setTimeout(state.config.limits.idleTimeoutMs);
+      }
       if (res.destroyed) {
         stream.destroy();
         return undefined;

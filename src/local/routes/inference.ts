@@ -1,12 +1,12 @@
-import type { ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError, badRequest } from '../api-error.js';
 import { waitLimitSeconds } from '../batch-chat.js';
 import type { EngineEndpoint } from '../engine/engine.js';
 import { failureOf } from '../engine/failures.js';
 import { knobsFrom } from '../engine/knobs.js';
-import { readJsonBody, sendJsonText } from '../http.js';
+import { ourTurn, readJsonBody, sendJsonText } from '../http.js';
 import type { Route, RouteContext } from '../state.js';
+import { MODELS_HINT } from '../validate-input.js';
 
 /**
  * `POST /v1/chat/completions` and `POST /v1/embeddings`, answered by the same engine as batches,
@@ -28,21 +28,36 @@ async function infer(ctx: RouteContext, endpoint: EngineEndpoint): Promise<undef
   if (state.rules.models && typeof model === 'string' && !state.rules.models.has(model))
     throw new ApiError(
       404,
-      `The model \`${model}\` does not exist or you do not have access to it.`,
+      `The model \`${model}\` does not exist or you do not have access to it. (${MODELS_HINT})`,
       'model_not_found',
       'model',
     );
   const knobs = knobsFrom(body.metadata, state.knobs, 'metadata');
+  // The body is in: waiting in the queue, latency and the engine's answer are the service's time.
+  ourTurn(req);
   await state.engine.ready();
   const release = gate?.enter(typeof model === 'string' ? model : '');
   const waitLimit = gate ? waitLimitSeconds(req) : null;
+  // One signal for the call: the service stopping, the caller hanging up, or the wait running out
+  // abort it. Not AbortSignal.any/timeout: on Node 20 those stay reachable after the call (a leak
+  // per call, and a live timer for up to an hour); everything here is undone in `finally`.
+  const call = state.scheduler.calls.open();
+  const signal = call.signal;
+  const onClose = () => {
+    if (!res.writableFinished) call.abort('caller gone');
+  };
+  res.once('close', onClose);
+  let expired = false;
   const deadline =
-    waitLimit === null ? null : AbortSignal.timeout(Math.ceil((waitLimit * 1000) / state.clock.scale));
-  const signal = AbortSignal.any([
-    state.scheduler.stopSignal,
-    callerGone(res),
-    ...(deadline ? [deadline] : []),
-  ]);
+    waitLimit === null
+      ? undefined
+      : setTimeout(
+          () => {
+            expired = true;
+            call.abort('timeout');
+          },
+          Math.ceil((waitLimit * 1000) / state.clock.scale),
+        );
   let slot = false;
   try {
     await state.scheduler.pool.acquire(signal);
@@ -59,27 +74,23 @@ async function infer(ctx: RouteContext, endpoint: EngineEndpoint): Promise<undef
         now: state.clock.now(),
         signal,
       }));
-    if (deadline?.aborted) throw timedOut(waitLimit!);
+    if (expired) throw timedOut(waitLimit!);
+    // Sending is the client's turn again: one that stops reading is cut off like one that stops sending.
+    req.socket.setTimeout(state.config.limits.idleTimeoutMs);
     sendJsonText(res, answer.status, answer.json);
   } catch (error) {
-    if (deadline?.aborted) throw timedOut(waitLimit!);
+    if (expired) throw timedOut(waitLimit!);
     // The caller went away or the service is stopping: no one is left to answer.
     if (signal.aborted) return undefined;
     throw error;
   } finally {
+    clearTimeout(deadline);
+    res.off('close', onClose);
+    call.release();
     if (slot) state.scheduler.pool.release();
     release?.();
   }
   return undefined;
-}
-
-/** Aborted when the client goes away before the reply, so a queued call stops waiting. */
-function callerGone(res: ServerResponse): AbortSignal {
-  const gone = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) gone.abort();
-  });
-  return gone.signal;
 }
 
 /** "The connection disconnects with a timeout error if the maximum wait time is exceeded." */
