@@ -321,6 +321,8 @@ function jsonAnswer(
 ): { content: string; cut: boolean } {
   if (schema === null || schema === undefined)
     return { content: JSON.stringify({ answer: `test answer to: ${snippet}` }), cut: false };
+  // Earlier choices used the whole budget: this one ran out before its first token.
+  if (budget.left <= 0) return { content: '', cut: true };
   const made = valueForSchema(schema, random, Math.max(0, budget.left));
   let content = JSON.stringify(made.value) ?? 'null';
   if (made.complete) {
