@@ -41,8 +41,12 @@ export interface TableEncoder {
   columns(): string[];
 }
 
-/** Rows gathered before they are encoded together. */
-const BATCH_ROWS = 1024;
+/**
+ * Rows gathered before they are encoded together. Few: the text of a batch is one string, and one
+ * over 128 KiB goes to V8's large-object space, which only a full collection frees; rows that wait
+ * are also promoted out of the young generation (1M joined rows: peak RSS 250 MB with 1024).
+ */
+const BATCH_ROWS = 64;
 
 /**
  * The Writable behind csvSink and jsonlSink: takes Rows (their `values`) or plain records, encodes
@@ -69,7 +73,7 @@ export function tableSink(path: string, encoder: TableEncoder): TableSinkStream 
   };
   const stream = new Writable({
     objectMode: true,
-    highWaterMark: 1024,
+    highWaterMark: BATCH_ROWS,
     write(item: unknown, _encoding, done) {
       const record = item as { kind?: unknown; values?: unknown; index?: unknown; message?: unknown } | null;
       if (record === null || typeof record !== 'object') {

@@ -1,23 +1,13 @@
 import { BufferedFile } from '../internal/buffered-file.js';
-import { ChunkReader } from '../internal/chunk-reader.js';
 import { csvCell } from '../internal/csv-cell.js';
+import { csvRowId, type KeyItem, readCsv, readCsvKeys } from '../internal/csv-join-reader.js';
 import type { ScannedRow } from '../internal/csv-scanner.js';
 import { fieldText } from '../internal/csv-scanner.js';
 import { type HashJoin, type JoinSummary, missingMessage } from '../internal/hash-join.js';
 import { csvTail, csvTailOf } from '../internal/result-cells.js';
 import type { CsvOptions } from '../sources/csv-source.js';
 import { CsvRowParser } from '../sources/csv-source.js';
-import { customIdFor } from '../transforms/custom-id.js';
-import { idColumnMissing } from '../transforms/join-results.js';
 import type { Rejection } from '../types.js';
-
-/** A source row in the first pass: its id. */
-interface KeyItem {
-  kind: 'key';
-  index: number;
-  line: number;
-  id: string;
-}
 
 /** A source row in the second pass: its bytes (or, when they cannot be copied, its fields re-encoded). */
 interface RowBytes {
@@ -60,27 +50,9 @@ export async function joinCsvBytes(settings: CsvBytesJoin): Promise<JoinSummary>
   const quote = csv.quote;
   const quoteByte = quote.charCodeAt(0);
   const delimiter = csv.delimiter ?? (file.toLowerCase().endsWith('.tsv') ? '\t' : ',');
-  let idColumn = -1;
   let columns: string[] | undefined;
-  let goodRows = false;
-
-  const firstRow = (parser: { readonly columns: string[] | undefined }, index: number, line: number) => {
-    columns = parser.columns!;
-    goodRows = true;
-    if (settings.idColumn === undefined) return;
-    idColumn = columns.indexOf(settings.idColumn);
-    if (idColumn === -1) throw idColumnMissing(settings.idColumn, { file, line, index }, columns);
-  };
-  const idOf = (index: number, scanned: ScannedRow): string =>
-    idColumn === -1
-      ? customIdFor(index)
-      : customIdFor(index, idColumn < scanned.count ? fieldText(scanned, idColumn, quote) : '');
 
   // Step 2: ids only.
-  const keys: CsvRowParser<KeyItem> = new CsvRowParser(file, csv, (index, line, scanned) => {
-    if (!goodRows) firstRow(keys, index, line);
-    return { kind: 'key', index, line, id: idOf(index, scanned) };
-  });
   const addKeys = async (items: Array<KeyItem | Rejection>): Promise<void> => {
     for (const item of items) {
       if (item.kind !== 'key') continue;
@@ -93,8 +65,11 @@ export async function joinCsvBytes(settings: CsvBytesJoin): Promise<JoinSummary>
   };
   await settings.loadResults(async () => {
     await join.beginKeys();
-    await readAll(file, csv.maxRowSize, keys, addKeys);
+    columns = await readCsvKeys(file, csv, settings.idColumn, addKeys);
   });
+  // The key pass checked the id column is in the header.
+  const goodRows = columns !== undefined;
+  const idColumn = goodRows && settings.idColumn !== undefined ? columns!.indexOf(settings.idColumn) : -1;
 
   await join.join();
 
@@ -114,7 +89,7 @@ export async function joinCsvBytes(settings: CsvBytesJoin): Promise<JoinSummary>
     kind: 'bytes',
     index,
     line,
-    id: idOf(index, scanned),
+    id: csvRowId(index, scanned, idColumn, quote),
     buffer: scanned.buffer,
     start: scanned.rowStart,
     end: scanned.rowEnd,
@@ -168,35 +143,13 @@ export async function joinCsvBytes(settings: CsvBytesJoin): Promise<JoinSummary>
 
   try {
     // Row bytes point into the reader's buffer: `emit` copies them out before the next read.
-    await readAll(file, csv.maxRowSize, rows, emit);
+    await readCsv(file, csv.maxRowSize, rows, emit);
     const summary = await join.finish(names);
     await out.close();
     return summary;
   } catch (error) {
     await out.discard();
     throw error;
-  }
-}
-
-/** Reads a file through a CSV parser, handing each chunk's items to `use` before the next read. */
-async function readAll<T>(
-  file: string,
-  maxRowBytes: number,
-  parser: CsvRowParser<T>,
-  use: (items: Array<T | Rejection>) => Promise<void>,
-): Promise<void> {
-  const reader = new ChunkReader(file, file, maxRowBytes);
-  try {
-    let consumed = 0;
-    for (;;) {
-      const { data, last } = await reader.next(consumed);
-      const parsed = parser.parse(data, last);
-      consumed = parsed.consumed;
-      await use(parsed.items);
-      if (last) return;
-    }
-  } finally {
-    await reader.close();
   }
 }
 

@@ -9,9 +9,9 @@ import { isZodSchema } from '../internal/structured-output.js';
 import { parseOptions } from '../options.js';
 import { csvSink } from '../sinks/csv-sink.js';
 import { jsonlSink } from '../sinks/jsonl-sink.js';
-import { CsvSourceOptions, CsvTableFields, csvSource, tableCsvOptions } from '../sources/csv-source.js';
+import { CsvSourceOptions, CsvTableFields, tableCsvOptions } from '../sources/csv-source.js';
 import { jsonlSource } from '../sources/jsonl-source.js';
-import { JoinFields, joinResults } from '../transforms/join-results.js';
+import { JoinFields, joinCsvFile, joinResults } from '../transforms/join-results.js';
 import { ResultParser, type ResultProblems, resultSource } from '../transforms/parse-results.js';
 import { INPUT_FORMATS, inputFormat } from './input-format.js';
 import { joinCsvBytes } from './join-csv-bytes.js';
@@ -139,11 +139,7 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
   }
 
   const results = resultSource(opts.results, structured);
-  const join = joinResults({
-    source: () =>
-      format === 'jsonl'
-        ? jsonlSource(opts.source, { badRows: opts.badRows, maxRowSize: opts.maxRowSize })
-        : csvSource(opts.source, csvOptions),
+  const joinOptions = {
     idColumn: opts.idColumn,
     rejections: opts.rejections,
     labels: opts.labels,
@@ -154,7 +150,17 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
     reask: opts.reask,
     tempDir: opts.tempDir,
     partitions: opts.partitions,
-  });
+  };
+  const join =
+    format === 'jsonl'
+      ? joinResults({
+          source: () => jsonlSource(opts.source, { badRows: opts.badRows, maxRowSize: opts.maxRowSize }),
+          ...joinOptions,
+        })
+      : joinCsvFile(
+          { file: opts.source, options: parseOptions(CsvSourceOptions, csvOptions, 'csvSource') },
+          joinOptions,
+        );
   const sink = outFormat === 'jsonl' ? jsonlSink(opts.out) : csvSink(opts.out, { delimiter: outDelimiter });
   await pipeline(results, join, sink);
   const summary = join.summary!;
