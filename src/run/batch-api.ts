@@ -170,7 +170,9 @@ export class BatchApi {
     const intent = job.upload_intent_at ?? null;
     const file = await this.#scan<FileObject>(
       '/files',
-      { purpose: 'batch', order: 'desc', limit: PAGE_SIZE },
+      // No `order`: newest first is OpenAI's default, and a provider that refuses the parameter would
+      // fail every lookup; a list that is not newest first is read whole (see #scan).
+      { purpose: 'batch', limit: PAGE_SIZE },
       intent === null ? undefined : intent - CLOCK_SLACK_S,
       (f) => f.filename === job.file_name && f.bytes === job.bytes,
       lookupFailed(`the upload of ${job.id} (${job.file_name})`),

@@ -130,9 +130,15 @@ export async function createOrResumeRun(
   const promoted = staged ? await promoteStaging(shardsDir, runDir) : false;
   if (!staged) await mkdir(runDir, { recursive: true });
   // Everything from here on happens under the lock: two processes on one input make one run.
-  const lock = await RunLock.acquire(runDir, (stale) =>
-    opts.onEvent?.({ type: 'note', message: takeoverNote(runDir, stale) }),
-  );
+  let lock: RunLock;
+  try {
+    lock = await RunLock.acquire(runDir, (stale) =>
+      opts.onEvent?.({ type: 'note', message: takeoverNote(runDir, stale) }),
+    );
+  } catch (error) {
+    if (staged && !promoted) await rm(shardsDir, { recursive: true, force: true });
+    throw error;
+  }
   try {
     if (await hasManifest(runDir)) {
       const existing = await readManifest(runDir);

@@ -73,11 +73,21 @@ export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
   }
   let runDir: string | undefined;
   let counts: RunCounts | undefined;
+  const teardown = new AbortController();
   const stream = Duplex.from(async function* (
     source: AsyncIterable<RequestItem | Rejection>,
   ): AsyncGenerator<ResultLine | Rejection> {
     const staged = await stageRequests(source, runsDir, connection);
-    const batchRun = await createOrResumeRun(staged.dir, staged.summary, connection, run, true);
+    // A pipeline torn down while batches run (an error downstream, its own signal) detaches the run
+    // too, so it lets go of the run dir instead of polling on unseen until the batches end.
+    const signal = run.signal ? AbortSignal.any([run.signal, teardown.signal]) : teardown.signal;
+    const batchRun = await createOrResumeRun(
+      staged.dir,
+      staged.summary,
+      connection,
+      { ...run, signal },
+      true,
+    );
     try {
       runDir = batchRun.dir;
       const state = await batchRun.wait();
@@ -100,6 +110,13 @@ export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
       await batchRun.close();
     }
   }) as BatchSinkStream;
+  // Duplex.from ends its generator only at its next yield, so a run still polling would hold the run
+  // dir until its batches end; aborting first makes it detach at once.
+  const destroyStream = stream._destroy.bind(stream);
+  stream._destroy = (error, callback) => {
+    teardown.abort();
+    destroyStream(error, callback);
+  };
   Object.defineProperty(stream, 'runDir', { get: () => runDir, enumerable: true });
   Object.defineProperty(stream, 'counts', { get: () => counts, enumerable: true });
   return stream;

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalService, startLocalService } from '../../src/local/index.js';
 import { lineError, type RunEvent } from '../../src/run/batch-run.js';
 import { readManifest } from '../../src/run/manifest.js';
+import { LOCK_FILE } from '../../src/run/run-lock.js';
 import type { ResultLine } from '../../src/run/run-results.js';
 import { type BatchSinkOptions, batchSink } from '../../src/sinks/batch-sink.js';
 import { toRequests } from '../../src/transforms/to-requests.js';
@@ -276,6 +277,74 @@ describe('batchSink options', () => {
     const quiet: RunEvent[] = [];
     await run(10, { onEvent: (e) => quiet.push(e) }, 'opt-');
     expect(quiet.filter((e) => e.type === 'option')).toEqual([]);
+  });
+});
+
+describe('batchSink ending early', () => {
+  it('a consumer that stops after a few results leaves the run unlocked, and the same pipeline finishes it', async () => {
+    const runsDir = join(root, 'runs-early');
+    const sink = batchSink({ baseURL: service.url, provider: 'local', runsDir, pollInterval: 0.05 });
+    let seen = 0;
+    await pipeline(
+      Readable.from(rows(30, 'early-')),
+      toRequests({ model: 'qwen-plus', template: '{{text}}', idColumn: 'id', enableThinking: false }),
+      sink,
+      async (source: AsyncIterable<ResultLine>) => {
+        for await (const _ of source) if (++seen === 3) break;
+      },
+    ).catch(() => undefined);
+    expect(seen).toBe(3);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(existsSync(join(sink.runDir!, LOCK_FILE))).toBe(false);
+    const again = await run(30, { runsDir }, 'early-');
+    expect(again.runDir).toBe(sink.runDir);
+    expect(again.out).toHaveLength(30);
+  });
+
+  it('a pipeline torn down while its batches run detaches: the run dir is let go at once, the same pipeline resumes it', async () => {
+    const slow = await startLocalService({ timeScale: 1, latencyMs: 50, concurrency: 1 });
+    try {
+      const runsDir = join(root, 'runs-teardown');
+      const options = { baseURL: slow.url, provider: 'local' as const, runsDir, pollInterval: 0.05 };
+      const abort = new AbortController();
+      const sink = batchSink({
+        ...options,
+        onEvent: (event) => {
+          if (event.type === 'created') abort.abort();
+        },
+      });
+      const torn = await pipeline(
+        Readable.from(rows(40, 'torn-')),
+        toRequests({ model: 'qwen-plus', template: '{{text}}', idColumn: 'id', enableThinking: false }),
+        sink,
+        async (source: AsyncIterable<ResultLine>) => {
+          for await (const _ of source);
+        },
+        { signal: abort.signal },
+      ).catch((e: unknown) => e);
+      expect(torn).toMatchObject({ name: 'AbortError' });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(existsSync(join(sink.runDir!, LOCK_FILE))).toBe(false);
+      expect((await readManifest(sink.runDir!)).jobs[0]!.state).toBe('submitted');
+
+      const again = batchSink(options);
+      const out: ResultLine[] = [];
+      await pipeline(
+        Readable.from(rows(40, 'torn-')),
+        toRequests({ model: 'qwen-plus', template: '{{text}}', idColumn: 'id', enableThinking: false }),
+        again,
+        async (source: AsyncIterable<ResultLine>) => {
+          for await (const item of source) out.push(item);
+        },
+      );
+      expect(again.runDir).toBe(sink.runDir);
+      expect(out).toHaveLength(40);
+      expect(
+        (await slow.records()).batchesByDsName[(await readManifest(sink.runDir!)).jobs[0]!.ds_name],
+      ).toBe(1);
+    } finally {
+      await slow.close();
+    }
   });
 });
 
