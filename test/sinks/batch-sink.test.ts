@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -344,6 +344,56 @@ describe('batchSink ending early', () => {
       ).toBe(1);
     } finally {
       await slow.close();
+    }
+  });
+});
+
+describe('batchSink detached mid-call', () => {
+  it('a detach during a download leaves the job to download again, with no partial file (bug: it failed with "Request was aborted")', async () => {
+    const svc = await startLocalService({ timeScale: 36_000 });
+    try {
+      const runsDir = join(root, 'runs-detach-download');
+      const options = { baseURL: svc.url, provider: 'local' as const, runsDir, pollInterval: 0.05 };
+      svc.faults.arm({ route: 'files.content', kind: 'slow', delayMs: 3_000, times: 1 });
+      const detach = new AbortController();
+      const sink = batchSink({
+        ...options,
+        signal: detach.signal,
+        onEvent: (event) => {
+          if (event.type === 'status' && event.status === 'completed') setTimeout(() => detach.abort(), 300);
+        },
+      });
+      const error = await pipeline(
+        Readable.from(rows(20, 'dd-')),
+        toRequests({ model: 'qwen-plus', template: '{{text}}', idColumn: 'id', enableThinking: false }),
+        sink,
+        async (source: AsyncIterable<ResultLine>) => {
+          for await (const _ of source);
+        },
+      ).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'BP_USAGE', message: expect.stringMatching(/^detached from /) });
+      const manifest = await readManifest(sink.runDir!);
+      expect(manifest.jobs[0]).toMatchObject({ state: 'downloading', output_path: null });
+      expect(readdirSync(join(sink.runDir!, 'results'))).toEqual([]);
+      expect(existsSync(join(sink.runDir!, LOCK_FILE))).toBe(false);
+
+      const again = batchSink(options);
+      const out: ResultLine[] = [];
+      await pipeline(
+        Readable.from(rows(20, 'dd-')),
+        toRequests({ model: 'qwen-plus', template: '{{text}}', idColumn: 'id', enableThinking: false }),
+        again,
+        async (source: AsyncIterable<ResultLine>) => {
+          for await (const item of source) out.push(item);
+        },
+      );
+      expect(out.map(idOf).sort()).toEqual(
+        rows(20, 'dd-')
+          .map((r) => r.values.id)
+          .sort(),
+      );
+    } finally {
+      await svc.close();
     }
   });
 });
