@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { type JoinTableOptions, joinTable } from '../../src/run/join.js';
 import { fileWith, tempDir } from '../helpers.js';
-import { scenarios, writeScenario } from '../support/join-scenario.js';
+import { asCsv, scenarios, writeScenario } from '../support/join-scenario.js';
 import { answerLine, embeddingLine, errorLine } from '../support/results.js';
 
 const dir = tempDir('bp-join-table-');
@@ -80,31 +80,32 @@ describe('joinTable', () => {
     );
   });
 
-  it('conserves rows with the byte engine too: every row once, in order, with its own result (property)', async () => {
+  it('conserves rows with both engines: every row once, in order, with its own result in every column (property)', async () => {
     await fc.assert(
       fc.asyncProperty(scenarios, async (s) => {
         const files = writeScenario(dir, s, `t${++runs}`);
-        const result = await joinTable({
+        const { bytes, rows } = await bothEngines({
           source: files.source,
-          results: [files.out, files.err],
+          results: files.results,
           rejections: [files.rejections],
           idColumn: files.idColumn,
           partitions: s.partitions,
-          out: join(dir, `conserve-${runs}.csv`),
+          ...files.structured,
         });
-        const table = s.texts.length === 0 ? [] : read(result.out);
-        expect(
-          table.map((r) => ({
-            text: r.text,
-            status: r.status,
-            content: r.content,
-            error_code: r.error_code,
-          })),
-        ).toEqual(
-          files.expected.map((e) => ({ ...e, content: e.content ?? '', error_code: e.error_code ?? '' })),
-        );
+        for (const joined of [bytes, rows]) {
+          expect(joined.columns).toEqual(files.columns);
+          const table = s.texts.length === 0 ? [] : read(joined.out);
+          const columns = ['text', ...files.columns];
+          expect(table.map((r) => Object.fromEntries(columns.map((c) => [c, r[c]])))).toEqual(
+            files.expected.map(asCsv),
+          );
+          expect(joined.rows).toBe(s.texts.length);
+          expect(joined.problems).toBe(files.problems);
+        }
+        expect(bytes.engine).toBe('bytes');
+        expect(bytes.statuses).toEqual(rows.statuses);
       }),
-      { numRuns: 40 },
+      { numRuns: 50 },
     );
   });
 

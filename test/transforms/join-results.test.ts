@@ -32,31 +32,31 @@ async function joined(results: NodeJS.ReadableStream, options: Parameters<typeof
 }
 
 describe('joinResults', () => {
-  it('puts every source row out exactly once, in order, with its own result (property)', async () => {
+  it('puts every source row out exactly once, in order, with its own result in every column (property)', async () => {
     await fc.assert(
       fc.asyncProperty(scenarios, async (s) => {
         const name = `p${++runs}`;
         const files = writeScenario(dir, s, name);
-        const { rows, summary } = await joined(resultSource([files.out, files.err]), {
+        const results = resultSource(files.results, files.structured);
+        const { rows, summary } = await joined(results, {
           source: files.source,
           idColumn: files.idColumn,
           rejections: [files.rejections],
           partitions: s.partitions,
           tempDir: dir,
+          ...files.structured,
         });
         expect(rows.map((r) => r.index)).toEqual(s.texts.map((_, i) => i + 1));
-        expect(
-          rows.map((r) => ({
-            text: r.values.text,
-            status: r.values.status,
-            content: r.values.content,
-            error_code: r.values.error_code,
-          })),
-        ).toEqual(files.expected);
+        expect(summary.columns).toEqual(files.columns);
+        const columns = ['text', ...files.columns];
+        expect(rows.map((r) => Object.fromEntries(columns.map((c) => [c, r.values[c]])))).toEqual(
+          files.expected,
+        );
         expect(summary.rows).toBe(s.texts.length);
         expect(Object.values(summary.statuses).reduce((a, b) => a + b, 0)).toBe(s.texts.length);
+        expect(results.problems.count).toBe(files.problems);
       }),
-      { numRuns: 60 },
+      { numRuns: 80 },
     );
     // Temporary partition files are removed after each join.
     expect(readdirSync(dir).filter((f) => f.startsWith('batchpipe-join-'))).toEqual([]);
