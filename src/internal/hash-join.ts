@@ -86,6 +86,8 @@ export class HashJoin {
   readonly #partitions: number;
   readonly #encode: (cells: unknown[]) => string;
   readonly #adopted: SpillFile[] = [];
+  /** Invalid answers other threads spilled (`spillInvalid`), read before this one's own. */
+  readonly #adoptedInvalid: SpillFile[] = [];
   #started: Promise<void> | undefined;
   #dir: string | undefined;
   #results: SpillFile | undefined;
@@ -120,6 +122,11 @@ export class HashJoin {
     return this.#settings.layout;
   }
 
+  /** Whether invalid answers are kept for re-ask requests (spill them with `spillInvalid`). */
+  get reasks(): boolean {
+    return this.#settings.reask !== undefined;
+  }
+
   /** The temporary directory, once created. */
   get dir(): string | undefined {
     return this.#dir;
@@ -147,10 +154,8 @@ export class HashJoin {
         : this.#settings.parser.fromItem(item, '<results>', ++this.#lineCount);
     if (!record) return undefined;
     this.#resultCount++;
-    // A re-ask needs the answer and what was wrong with it, which the cells may not hold.
     if (this.#invalid && record.status === 'invalid_output') {
-      const text = `${JSON.stringify(record.custom_id)}\t${JSON.stringify([record.content, record.error_message])}\n`;
-      const waiting = this.#invalid.append(partitionOf(record.custom_id, this.#partitions), text);
+      const waiting = spillInvalid(this.#invalid, record);
       const spilled = spillResult(this.#results, record, this.#settings.layout, this.#encode);
       return waiting && spilled
         ? Promise.all([waiting, spilled]).then(() => undefined)
@@ -161,10 +166,12 @@ export class HashJoin {
 
   /**
    * Takes results another thread has already spilled (`spillResult` into a file of the same
-   * partition count, layout and encoding), as if they had been added here, after those before.
+   * partition count, layout and encoding), as if they had been added here, after those before; and,
+   * when re-asking, the invalid answers it spilled (`spillInvalid`).
    */
-  adopt(spill: SpillFile, counts: SpilledCounts): void {
+  adopt(spill: SpillFile, counts: SpilledCounts, invalid?: SpillFile): void {
     this.#adopted.push(spill);
+    if (invalid) this.#adoptedInvalid.push(invalid);
     this.#resultCount += counts.results;
   }
 
@@ -284,9 +291,11 @@ export class HashJoin {
 
   async #reask(p: number, best: Map<string, string>, requests: SpillFile, out: BufferedFile): Promise<void> {
     const invalid = new Map<string, string>();
-    for (const line of await lines(this.#invalid!, p)) {
-      const tab = line.indexOf('\t');
-      invalid.set(line.slice(0, tab), line.slice(tab + 1));
+    for (const spill of [...this.#adoptedInvalid, this.#invalid!]) {
+      for (const line of await lines(spill, p)) {
+        const tab = line.indexOf('\t');
+        invalid.set(line.slice(0, tab), line.slice(tab + 1));
+      }
     }
     for (const line of await lines(requests, p)) {
       const tab = line.indexOf('\t');
@@ -361,8 +370,15 @@ export class HashJoin {
   async close(): Promise<void> {
     const dir = this.#dir;
     this.#dir = undefined;
-    for (const file of [this.#results, this.#invalid, this.#keys, this.#joined, ...this.#adopted])
-      await file?.close();
+    const files = [
+      this.#results,
+      this.#invalid,
+      this.#keys,
+      this.#joined,
+      ...this.#adopted,
+      ...this.#adoptedInvalid,
+    ];
+    for (const file of files) await file?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   }
 }
@@ -380,6 +396,16 @@ export function spillResult(
     partitionOf(id, spill.partitions),
     `${JSON.stringify(id)}\t${STATUS_RANK[record.status]}${STATUS_CHAR[record.status]}${cells}\n`,
   );
+}
+
+/**
+ * Keeps an invalid answer for a re-ask, as `"id"\t[content, problem]`: the request needs the answer
+ * and what was wrong with it, which the cells may not hold (the byte engine stores CSV text).
+ */
+export function spillInvalid(spill: SpillFile, record: ResultRecord): Promise<void> | undefined {
+  const id = record.custom_id;
+  const text = `${JSON.stringify(id)}\t${JSON.stringify([record.content, record.error_message])}\n`;
+  return spill.append(partitionOf(id, spill.partitions), text);
 }
 
 /** FNV-1a over UTF-16 units: cheap for short ids, well spread for `row-<n>`. */

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { BatchpipeError, type ErrorCode, type ErrorContext } from '../errors.js';
 import { ResultParser, type ResultProblems } from '../transforms/parse-results.js';
 import { decodeText } from './decode-text.js';
-import { type HashJoin, spillResult } from './hash-join.js';
+import { type HashJoin, spillInvalid, spillResult } from './hash-join.js';
 import { readError } from './read-error.js';
 import { type CellEncoding, CellLayout, type CellSpec, cellEncoder } from './result-cells.js';
 import { SpillFile } from './spill-file.js';
@@ -31,6 +31,8 @@ export interface RangeTask {
   partitions: number;
   /** The spill file to write (its directory exists). */
   spill: string;
+  /** Where to spill invalid answers for re-ask requests, when the join writes them. */
+  invalid: string | undefined;
   labels: string[] | undefined;
   schema: Record<string, unknown> | undefined;
   badLines: 'report' | 'fail';
@@ -42,6 +44,8 @@ export interface RangeTask {
 /** What a thread spilled. */
 export interface RangeReport {
   index: number[][];
+  /** The invalid answers' spill index, when `invalid` was given. */
+  invalidIndex: number[][] | undefined;
   results: number;
   problems: { count: number; first: Array<{ code: ErrorCode; message: string; context: ErrorContext }> };
 }
@@ -90,6 +94,7 @@ export async function scatterResults(
       end: Math.floor((total * (t + 1)) / threads),
       partitions: join_.partitions,
       spill: join(join_.dir!, `results-${t}`),
+      invalid: join_.reasks ? join(join_.dir!, `invalid-${t}`) : undefined,
       labels: options.labels,
       schema: options.schema,
       badLines: options.badLines,
@@ -101,7 +106,12 @@ export async function scatterResults(
   try {
     const [reports] = await Promise.all([Promise.all(workers.map((w) => w.report)), options.meanwhile()]);
     reports.forEach((report, t) => {
-      join_.adopt(SpillFile.written(tasks[t]!.spill, report.index), report);
+      const task = tasks[t]!;
+      const invalid =
+        task.invalid && report.invalidIndex
+          ? SpillFile.written(task.invalid, report.invalidIndex)
+          : undefined;
+      join_.adopt(SpillFile.written(task.spill, report.index), report, invalid);
       const problems = options.problems;
       problems.count += report.problems.count;
       for (const p of report.problems.first)
@@ -145,6 +155,7 @@ function startWorker(task: RangeTask): { worker: Worker; report: Promise<RangeRe
 export async function spillRange(task: RangeTask): Promise<RangeReport> {
   const parser = new ResultParser({ labels: task.labels, schema: task.schema, badLines: task.badLines });
   const spill = new SpillFile(task.spill, task.partitions);
+  const invalid = task.invalid ? new SpillFile(task.invalid, task.partitions) : undefined;
   const layout = new CellLayout(task.cells);
   const encode = cellEncoder(task.encoding);
   let results = 0;
@@ -160,16 +171,23 @@ export async function spillRange(task: RangeTask): Promise<RangeReport> {
       const record = parser.fromText(text, file, line);
       if (!record) return;
       results++;
+      if (invalid && record.status === 'invalid_output') {
+        const kept = spillInvalid(invalid, record);
+        const spilled = spillResult(spill, record, layout, encode);
+        return kept && spilled ? Promise.all([kept, spilled]).then(() => undefined) : (kept ?? spilled);
+      }
       return spillResult(spill, record, layout, encode);
     });
   }
   await spill.flush();
   await spill.close();
+  await invalid?.flush();
+  await invalid?.close();
   const problems = {
     count: parser.problems.count,
     first: parser.problems.first.map((p) => ({ code: p.code, message: rawMessage(p), context: p.context })),
   };
-  return { index: spill.index, results, problems };
+  return { index: spill.index, invalidIndex: invalid?.index, results, problems };
 }
 
 /** The message without the `file:line: ` a BatchpipeError puts in front (the context says it again). */

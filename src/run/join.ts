@@ -70,9 +70,7 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
     format !== 'jsonl' &&
     outFormat !== 'jsonl' &&
     sourceDelimiter === outDelimiter &&
-    opts.quote === '"' &&
-    // A re-ask needs what an invalid answer said, which the byte engine's stored cells do not keep.
-    opts.reask === undefined;
+    opts.quote === '"';
 
   if (bytes) {
     const parser = new ResultParser(structured);

@@ -198,7 +198,7 @@ describe('joinTable', () => {
     expect(read(bytes.out).map((r) => r.embedding)).toEqual(['[0.25,1]', '']);
   });
 
-  it('parses big result files on worker threads, with the same table and the same problem lines as one thread', async () => {
+  it('parses big result files on worker threads, with the same table, problem lines and re-asks as one thread', async () => {
     const count = 45_000; // about 18 MB of output lines: over the threshold for threads
     const source = fileWith(
       dir,
@@ -206,29 +206,112 @@ describe('joinTable', () => {
       `text\n${Array.from({ length: count }, (_, i) => `t${i}`).join('\n')}\n`,
     );
     const lines: string[] = [];
+    const requests: string[] = [];
     for (let i = count; i >= 1; i--) {
+      requests.push(requestLine(`row-${i}`, `t${i - 1}`));
       if (i % 5000 === 0) lines.push(`{"custom_id": "row-${i}", broken`);
       else
         lines.push(
           answerLine({
             custom_id: `row-${i}`,
-            content: `{"label": "${i % 2 ? 'positive' : 'negative'}"}`,
+            // Every 7th answer is not one of the labels: invalid_output, re-asked.
+            content: `{"label": "${i % 7 === 0 ? 'maybe' : i % 2 ? 'positive' : 'negative'}"}`,
             n: i,
           }),
         );
     }
     const out = fileWith(dir, 'big.jsonl', `${lines.join('\n')}\n`);
+    const requestFile = fileWith(dir, 'big-requests.jsonl', `${requests.join('\n')}\n`);
     const labels = ['positive', 'negative'];
-    const threaded = await joinTable({ source, results: [out], labels, out: join(dir, 'big-threads.csv') });
+    const reask = (name: string) => ({ requests: [requestFile], out: join(dir, name) });
+    const threaded = await joinTable({
+      source,
+      results: [out],
+      labels,
+      reask: reask('big-threads-reask.jsonl'),
+      out: join(dir, 'big-threads.csv'),
+    });
+    expect(threaded.engine).toBe('bytes');
     // A zod schema cannot go to a thread: the same labels as a zod enum run on this thread.
     const schema = z.object({ label: z.enum(['positive', 'negative']) });
-    const single = await joinTable({ source, results: [out], schema, out: join(dir, 'big-one.csv') });
+    const single = await joinTable({
+      source,
+      results: [out],
+      schema,
+      reask: reask('big-one-reask.jsonl'),
+      out: join(dir, 'big-one.csv'),
+    });
     expect(readFileSync(threaded.out, 'utf8')).toBe(readFileSync(single.out, 'utf8'));
-    expect(threaded.statuses).toMatchObject({ ok: count - 9, failed: 9 });
+    const invalid = Math.floor(count / 7) - Math.floor(count / 35_000);
+    expect(threaded.statuses).toMatchObject({ ok: count - 9 - invalid, invalid_output: invalid, failed: 9 });
+    expect(threaded.reasked).toBe(invalid);
+    expect(single.reasked).toBe(invalid);
+    const reasked = readFileSync(join(dir, 'big-threads-reask.jsonl'), 'utf8');
+    expect(reasked).toBe(readFileSync(join(dir, 'big-one-reask.jsonl'), 'utf8'));
+    expect(JSON.parse(reasked.split('\n')[0]!).body.messages[1]).toEqual({
+      role: 'assistant',
+      content: '{"label": "maybe"}',
+    });
     const where = (r: typeof threaded) =>
       r.problemDetails.first.map((p) => `${p.context.file}:${p.context.line}`).sort();
     expect(where(threaded)).toEqual(where(single));
     expect(where(threaded)).toContain(`${out}:${count - 5000 + 1}`);
     expect(threaded.problems).toBe(9);
   });
+
+  it('re-asks invalid answers from the byte engine too, the same requests as the Row engine', async () => {
+    const source = fileWith(dir, 're.csv', 'id,text\na,good\nb,bad\nc,"so, so"\nd,gone\n');
+    const requestFile = fileWith(
+      dir,
+      're-requests.jsonl',
+      ['a', 'b', 'c', 'd'].map((id) => requestLine(id, id)).join('\n'),
+    );
+    const results = fileWith(
+      dir,
+      're-out.jsonl',
+      [
+        answerLine({ custom_id: 'a', content: '{"label": "positive"}' }),
+        answerLine({ custom_id: 'b', content: 'dunno' }),
+        answerLine({ custom_id: 'c', content: '{"label": "meh"}' }),
+        // d: invalid first, then a valid re-asked answer: the valid one wins, nothing to re-ask.
+        answerLine({ custom_id: 'd', content: 'hmm' }),
+        answerLine({ custom_id: 'd', content: 'Negative' }),
+      ].join('\n'),
+    );
+    const n = ++runs;
+    const options = { source, results: [results], idColumn: 'id', labels: ['positive', 'negative'] };
+    const bytes = await joinTable({
+      ...options,
+      reask: { requests: [requestFile], out: join(dir, `reask-bytes-${n}.jsonl`) },
+      out: join(dir, `reask-bytes-${n}.csv`),
+    });
+    const rows = await joinTable({
+      ...options,
+      reask: { requests: [requestFile], out: join(dir, `reask-rows-${n}.jsonl`) },
+      out: join(dir, `reask-rows-${n}.csv`),
+      engine: 'rows',
+    });
+    expect(bytes.engine).toBe('bytes');
+    expect(read(bytes.out)).toEqual(read(rows.out));
+    expect([bytes.reasked, rows.reasked]).toEqual([2, 2]);
+    const reasked = readFileSync(join(dir, `reask-bytes-${n}.jsonl`), 'utf8');
+    expect(reasked).toBe(readFileSync(join(dir, `reask-rows-${n}.jsonl`), 'utf8'));
+    expect(
+      reasked
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).custom_id)
+        .sort(),
+    ).toEqual(['b', 'c']);
+  });
 });
+
+/** A chat request line as prepare writes it. */
+function requestLine(id: string, content: string): string {
+  return JSON.stringify({
+    custom_id: id,
+    method: 'POST',
+    url: '/v1/chat/completions',
+    body: { model: 'qwen-plus', messages: [{ role: 'user', content }] },
+  });
+}
