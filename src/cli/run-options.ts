@@ -14,6 +14,8 @@ export interface RunFlags {
   deleteInputFiles?: boolean;
   deleteOutputFiles?: boolean;
   concurrency?: number;
+  requestTimeout?: number;
+  lookupDelay?: number;
 }
 
 /**
@@ -53,6 +55,16 @@ export function addRunOptions(command: Command): Command {
     .option('--no-delete-output-files', 'keep output and error files at the provider (the default)')
     .addOption(
       new Option('--concurrency <n>', 'batches uploaded and created at once').argParser(integer).default(4),
+    )
+    .option(
+      '--request-timeout <seconds>',
+      'seconds an API call may take before it is abandoned (uploads and creates are then looked up) (default: 600)',
+      number,
+    )
+    .option(
+      '--lookup-delay <seconds>',
+      'seconds after an upload or create was sent before looking for its effect, after a lost reply or a crash: the provider may still be committing it (default: 30; 1 for the local service)',
+      number,
     );
 }
 
@@ -68,6 +80,8 @@ export function runOptionsFrom(flags: RunFlags, out: Output, signal: AbortSignal
     deleteInputFiles: flags.deleteInputFiles,
     deleteOutputFiles: flags.deleteOutputFiles,
     concurrency: flags.concurrency,
+    requestTimeout: flags.requestTimeout,
+    lookupDelay: flags.lookupDelay,
     signal,
     onEvent: (event: RunEvent) => {
       // A changed option is a warning: it shows beside --json output too (on stderr), never silently.

@@ -11,7 +11,7 @@ import { hashString, unitOf } from './engine/random.js';
  *   connection instead of replying: the reply is lost after the commit;
  * - `stall`: handles the call, then holds the reply `delayMs` (past the client's timeout).
  */
-export const FAULT_KINDS = ['error', 'slow', 'reset', 'lose', 'stall'] as const;
+export const FAULT_KINDS = ['error', 'slow', 'late', 'reset', 'lose', 'stall'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 const HOUR_MS = 3_600_000;
@@ -32,7 +32,10 @@ export const FaultRuleSchema = z.strictObject({
   message: z.string().min(1).max(2000).optional(),
   /** `error`: sends `retry-after-ms` and `retry-after` (whole seconds, rounded up). Default 1000 for 429. */
   retryAfterMs: z.number().int().nonnegative().max(HOUR_MS).optional(),
-  /** `slow`: real ms before the call is handled (default 1000); `stall`: before the reply (default 60,000). */
+  /**
+   * `slow`: real ms before the call is handled (default 1000); `late`: between the body's arrival and
+   * the call being acted on (default 1000); `stall`: before the reply (default 60,000).
+   */
   delayMs: z.number().int().nonnegative().max(HOUR_MS).optional(),
   /** Matching calls let through before the rule starts firing. Default 0. */
   after: z.number().int().nonnegative().default(0),
@@ -61,6 +64,7 @@ export interface ArmedFault extends FaultConfig {
 export type FaultAction =
   | { kind: 'error'; status: number; code: string | null; message: string; retryAfterMs: number | null }
   | { kind: 'slow'; delayMs: number }
+  | { kind: 'late'; delayMs: number }
   | { kind: 'reset' }
   | { kind: 'lose' }
   | { kind: 'stall'; delayMs: number };
@@ -191,6 +195,8 @@ function actionOf(rule: FaultConfig): FaultAction {
     }
     case 'slow':
       return { kind: 'slow', delayMs: rule.delayMs ?? SLOW_MS };
+    case 'late':
+      return { kind: 'late', delayMs: rule.delayMs ?? SLOW_MS };
     case 'stall':
       return { kind: 'stall', delayMs: rule.delayMs ?? STALL_MS };
     case 'reset':

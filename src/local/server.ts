@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import { ApiError } from './api-error.js';
 import { makeAuthCheck } from './auth.js';
 import type { FaultAction } from './faults.js';
@@ -88,7 +89,7 @@ async function handle(
       state.quotas.admit(found.route.name);
     }
     body = await found.route.handler({
-      req,
+      req: fault?.kind === 'late' ? await lateRequest(req, fault.delayMs, state) : req,
       res,
       state,
       params: found.params,
@@ -145,6 +146,30 @@ async function faultBefore(fault: FaultAction, req: IncomingMessage, state: Serv
     );
   }
   return false;
+}
+
+/**
+ * The `late` fault: the whole body is read, then the call waits and is acted on from that copy whether
+ * or not the client is still there, as a provider still committing a call whose client timed out
+ * does. The size is bounded by the route's own limit as the copy is read; faults are for tests.
+ */
+async function lateRequest(
+  req: IncomingMessage,
+  delayMs: number,
+  state: ServiceState,
+): Promise<IncomingMessage> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
+  ourTurn(req);
+  await state.scheduler.calls.pause(delayMs);
+  const copy = Readable.from(chunks) as unknown as IncomingMessage;
+  return Object.assign(copy, {
+    headers: req.headers,
+    method: req.method,
+    url: req.url,
+    socket: req.socket,
+    complete: true,
+  });
 }
 
 function match(

@@ -67,6 +67,12 @@ export interface BatchApiOptions {
   backoffMs?: number;
   /** Called with a line for each retry, for progress output (never holds the key). */
   onRetry?: (message: string) => void;
+  /**
+   * How long after an upload or create was sent its effect may still appear at the provider, ms: a
+   * lookup made sooner (a retry, or a resume after a crash) could miss a call the provider is still
+   * committing and send it again. Default: 1 s for the local service, 30 s for remote providers.
+   */
+  settleMs?: number;
 }
 
 /**
@@ -104,6 +110,7 @@ export class BatchApi {
   readonly #backoff: number;
   readonly #onRetry: ((message: string) => void) | undefined;
   readonly #timeoutMs: number;
+  readonly settleMs: number;
   /** The provider's documented rate limits, kept on this side (429s are still handled). */
   readonly #limiters: Partial<Record<'create' | 'query' | 'cancel' | 'list', RateLimiter>> = {};
 
@@ -120,6 +127,7 @@ export class BatchApi {
     this.#backoff = options.backoffMs ?? 1000;
     this.#onRetry = options.onRetry;
     this.#timeoutMs = options.timeoutMs ?? 10 * 60_000;
+    this.settleMs = options.settleMs ?? (connection.profile.name === 'local' ? 1000 : 30_000);
     const rates = connection.profile.rateLimits;
     if (rates) {
       this.#limiters = {
@@ -138,10 +146,16 @@ export class BatchApi {
   }
 
   /** Uploads a job's input file, unless an earlier attempt already did. */
-  async upload(job: JobRecord, path: string, signal?: AbortSignal): Promise<UploadedFile> {
+  async upload(
+    job: JobRecord,
+    path: string,
+    signal?: AbortSignal,
+    persist?: () => Promise<void>,
+  ): Promise<UploadedFile> {
     return this.#exactlyOnce(
       'upload',
       job,
+      persist,
       () => this.findUpload(job, signal),
       async () => {
         job.calls.upload++;
@@ -187,10 +201,12 @@ export class BatchApi {
     completionWindow: string,
     metadata: BatchTag & Record<string, string>,
     signal?: AbortSignal,
+    persist?: () => Promise<void>,
   ): Promise<BatchObject> {
     return this.#exactlyOnce(
       'create',
       job,
+      persist,
       () => this.findBatch(job, metadata, signal),
       async () => {
         job.calls.create++;
@@ -372,17 +388,22 @@ export class BatchApi {
   async #exactlyOnce<T>(
     what: 'upload' | 'create',
     job: JobRecord,
+    persist: (() => Promise<void>) | undefined,
     find: () => Promise<T | undefined>,
     call: () => Promise<T>,
     signal?: AbortSignal,
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0) {
+        await this.settle(job, signal);
         // A lookup that gets no answer throws: calling again without knowing would risk paying twice.
         const found = await find();
         if (found !== undefined) return found;
       }
       if (signal?.aborted) throw new RunDetached(`the ${what} for ${job.id}`);
+      // Saved before every attempt, so a resume after a crash knows how recently a call may have gone out.
+      job.call_sent_at = Date.now();
+      await persist?.();
       try {
         return await call();
       } catch (error) {
@@ -398,6 +419,20 @@ export class BatchApi {
         );
       }
     }
+  }
+
+  /**
+   * Waits until the job's last upload or create can no longer be in flight at the provider (see
+   * `settleMs`): a lookup before then could miss a call still being committed and send it twice.
+   */
+  async settle(job: JobRecord, signal?: AbortSignal): Promise<void> {
+    const wait = (job.call_sent_at ?? 0) + this.settleMs - Date.now();
+    if (wait <= 0) return;
+    this.#onRetry?.(
+      `waiting ${Math.ceil(wait / 1000)}s before looking for the last call of ${job.id}: the provider may still be committing it`,
+    );
+    await sleep(wait, signal);
+    if (signal?.aborted) throw new RunDetached(`the lookup for ${job.id}`);
   }
 
   async #call<T>(call: () => Promise<T>): Promise<T> {

@@ -234,13 +234,19 @@ export class BatchRun {
     const signal = this.#settings.signal;
     if (this.#aborted) return;
     if (job.state === 'pending' || job.state === 'uploading') {
-      if (job.state === 'uploading') this.#adoptUpload(job, await this.#api.findUpload(job, signal));
+      if (job.state === 'uploading') {
+        await this.#api.settle(job, signal);
+        this.#adoptUpload(job, await this.#api.findUpload(job, signal));
+      }
       if (!job.input_file_id) {
         job.state = 'uploading';
         // The earliest intent bounds the lookups: an upload from any attempt is no older.
         job.upload_intent_at ??= nowSeconds();
         await this.save();
-        this.#adoptUpload(job, await this.#api.upload(job, join(this.dir, job.input), signal));
+        this.#adoptUpload(
+          job,
+          await this.#api.upload(job, join(this.dir, job.input), signal, () => this.save()),
+        );
       }
       job.state = 'uploaded';
       await this.save();
@@ -248,13 +254,22 @@ export class BatchRun {
     }
     if (this.#aborted || this.cancelled) return;
     if (job.state === 'uploaded' || job.state === 'creating') {
-      let batch: BatchObject | undefined =
-        job.state === 'creating' ? await this.#api.findBatch(job, this.#metadata(job), signal) : undefined;
+      let batch: BatchObject | undefined;
+      if (job.state === 'creating') {
+        await this.#api.settle(job, signal);
+        batch = await this.#api.findBatch(job, this.#metadata(job), signal);
+      }
       if (!batch) {
         job.state = 'creating';
         job.create_intent_at ??= nowSeconds();
         await this.save();
-        batch = await this.#api.create(job, this.manifest.completion_window, this.#metadata(job), signal);
+        batch = await this.#api.create(
+          job,
+          this.manifest.completion_window,
+          this.#metadata(job),
+          signal,
+          () => this.save(),
+        );
       }
       this.#submitted(job, batch);
       await this.save();
@@ -445,6 +460,7 @@ export class BatchRun {
     const signal = this.#settings.signal;
     for (const job of this.manifest.jobs) {
       if (!UNSENT.has(job.state) || this.#aborted) continue;
+      if (job.state === 'uploading' || job.state === 'creating') await this.#api.settle(job, signal);
       if (job.state === 'uploading') {
         const file = await this.#api.findUpload(job, signal);
         if (file) {

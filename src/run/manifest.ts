@@ -61,6 +61,11 @@ export interface JobRecord {
   upload_intent_at?: number | null;
   create_intent_at?: number | null;
   input_file_created_at?: number | null;
+  /**
+   * When the last upload or create call of this job was sent (unix ms, this machine's clock): a
+   * lookup for its effect waits until the provider can no longer be committing it.
+   */
+  call_sent_at?: number | null;
   /** `metadata.ds_name`, unique to run and job: how a create that lost its reply is found again. */
   ds_name: string;
   batch_id: string | null;

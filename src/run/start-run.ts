@@ -32,6 +32,12 @@ export const RunFields = {
   pollInterval: z.number().positive().optional(),
   /** Seconds an API call may take before it is abandoned (and, for uploads and creates, looked up). Default 600. */
   requestTimeout: z.number().positive().optional(),
+  /**
+   * Seconds after an upload or create was sent before its effect is looked for (a retry after a lost
+   * reply, a resume after a crash): a provider may still be committing a call whose client is gone,
+   * and a lookup made too soon would miss it and send it again. Default 30; 1 for the local service.
+   */
+  lookupDelay: z.number().min(0).optional(),
   /** Batches uploaded and created at once. Default 4. */
   concurrency: z.number().int().min(1).max(64).default(4),
   /** Progress events. */
@@ -51,6 +57,7 @@ export function runtimeFor(
   const api = new BatchApi(connection, {
     onRetry: (message) => opts.onEvent?.({ type: 'note', message }),
     ...(opts.requestTimeout !== undefined && { timeoutMs: opts.requestTimeout * 1000 }),
+    ...(opts.lookupDelay !== undefined && { settleMs: opts.lookupDelay * 1000 }),
   });
   const pollSeconds = opts.pollInterval ?? (connection.provider === 'local' ? 1 : 60);
   return { api, pollIntervalMs: pollSeconds * 1000 };

@@ -271,6 +271,30 @@ describe('runs that stop short', () => {
     await expectEachOnce(await readManifest(runDir));
   });
 
+  it('a resume right after a SIGKILL waits for the create the dead process sent, and adopts it (bug: an immediate lookup missed a create the provider was still committing, and created it again)', async () => {
+    const prep = await prepared_(4, 4);
+    const runs = join(root, 'runs-late-create');
+    // The provider acts on the create 2 s after its body arrived, whether or not the client is still there.
+    slow.faults.arm({ route: 'batches.create', kind: 'late', delayMs: 2_000, times: 1 });
+    const victim = spawnCli(['submit', prep, ...connect(), '--runs-dir', runs, ...poll]);
+    await victim.saw('uploaded');
+    const runDir = onlyRun(runs);
+    while ((await readManifest(runDir)).jobs[0]!.state !== 'creating')
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    victim.child.kill('SIGKILL');
+    await victim.exit;
+    expect((await slow.records()).batchesByDsName[(await readManifest(runDir)).jobs[0]!.ds_name]).toBe(
+      undefined,
+    );
+
+    const resumed = await runCli(['resume', runDir, ...connect(), ...poll, '--lookup-delay', '4']);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toMatch(/waiting \ds before looking for the last call of requests-00001-a1/);
+    expect(resumed.stderr).toContain('done: 4 rows: 4 ok');
+    await expectEachOnce(await readManifest(runDir));
+  });
+
   it('a batch reported stuck is collected once it ends (bug: a stuck batch was never polled again)', async () => {
     // 80 requests at 100 ms, 2 at a time: four seconds of work.
     const prep = await prepared_(80, 80);

@@ -178,6 +178,22 @@ describe('batchSink looking for a call whose reply was lost', () => {
   });
 });
 
+describe('batchSink waiting for a call the provider may still be committing', () => {
+  it('does not create a batch twice when a create times out while the provider is still committing it (bug: the lookup right after the timeout missed it)', async () => {
+    await withService({}, async (service) => {
+      const runsDir = join(root, `runs-${++runs}`);
+      // The provider takes 2.5 s to act on the create; the client gives up after 1 s.
+      service.faults.arm([{ route: 'batches.create', kind: 'late', delayMs: 2500, times: 1 }]);
+      const { out, manifest } = await runSink(service, runsDir, 'st-', 10, {
+        requestTimeout: 1,
+        lookupDelay: 4,
+      });
+      await expectEachOnce(service, manifest, out, 10);
+      expect(manifest.jobs[0]!.calls.create).toBe(1);
+    });
+  });
+});
+
 describe('batchSink lookups match exactly and page as far as they must', () => {
   it('adopts only its own batch among decoys the fuzzy ds_name filter returns (bug: a batch without metadata was adopted)', async () => {
     await withService({}, async (service) => {
