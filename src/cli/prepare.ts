@@ -2,7 +2,6 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
-import { BatchpipeError } from '../errors.js';
 import type { ProviderName } from '../providers/profile.js';
 import type { PrepareResult } from '../run/prepare.js';
 import type { Rejection } from '../types.js';
@@ -19,8 +18,6 @@ import {
 
 /** How many rejections a command prints before pointing at the file. */
 const SHOWN_REJECTIONS = 10;
-/** How many codes the "nothing to submit" message names. */
-const SHOWN_CODES = 3;
 
 interface PrepareFlags extends Record<string, unknown> {
   out: string;
@@ -62,7 +59,7 @@ Example:
 
 async function run(command: Command, input: string, flags: PrepareFlags): Promise<void> {
   const { defaultProvider } = await import('../providers/connection.js');
-  const { prepare } = await import('../run/prepare.js');
+  const { nothingToSubmit, prepare } = await import('../run/prepare.js');
   const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
   const { out: outDir, mapper: mapperFile, json: _json, quiet: _quiet, ...options } = flags;
   const mapper = mapperFile ? await loadMapper(mapperFile) : undefined;
@@ -77,15 +74,8 @@ async function run(command: Command, input: string, flags: PrepareFlags): Promis
   });
   if (out.json) printJson(result);
   else await report(command, out, result);
-  if (result.rows > 0 && result.requests === 0) {
-    const codes = Object.entries(result.rejections.by_code).sort((a, b) => b[1] - a[1]);
-    const common = codes.slice(0, SHOWN_CODES).map(([code, n]) => `${code} ${count(n)}`);
-    if (codes.length > SHOWN_CODES) common.push('...');
-    throw new BatchpipeError(
-      'BP_NOTHING_TO_SUBMIT',
-      `nothing to submit: all ${plural(result.rows, 'row')} were rejected (most common: ${common.join(', ')}); see ${join(outDir, result.rejections.file)}`,
-    );
-  }
+  const nothing = nothingToSubmit(result);
+  if (nothing) throw nothing;
 }
 
 /** Warnings with their counts, the rejections, then the summary line last. */

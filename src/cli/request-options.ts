@@ -57,20 +57,27 @@ export function addSourceOptions(command: Command): Command {
     );
 }
 
-/** How prepare reads a table beyond the CSV dialect (join reads with csvSource's defaults). */
+/** The longest row a table may have (prepare and run). */
+export function addMaxRowSizeOption(command: Command): Command {
+  return command.option(
+    '--max-row-size <size>',
+    'a row (or JSONL line) longer than this stops the run: almost always an unclosed quote (default 64MiB)',
+    byteSizeArg,
+  );
+}
+
+/**
+ * How prepare reads a table beyond the CSV dialect (join reads with csvSource's defaults). `run` takes
+ * only --max-row-size: its join reads every digit of JSONL integers, so ids read as lossy numbers by
+ * --big-integers number would not match.
+ */
 export function addRowOptions(command: Command): Command {
-  return command
-    .option(
-      '--max-row-size <size>',
-      'a row (or JSONL line) longer than this stops the run: almost always an unclosed quote (default 64MiB)',
-      byteSizeArg,
-    )
-    .addOption(
-      new Option(
-        '--big-integers <mode>',
-        'JSONL integers beyond 2^53: strings with every digit (default), or numbers that lose digits',
-      ).choices(['string', 'number']),
-    );
+  return addMaxRowSizeOption(command).addOption(
+    new Option(
+      '--big-integers <mode>',
+      'JSONL integers beyond 2^53: strings with every digit (default), or numbers that lose digits',
+    ).choices(['string', 'number']),
+  );
 }
 
 /** Options that build requests from rows. */

@@ -1,9 +1,16 @@
 import { Command } from 'commander';
+import { cliWording, inCliWords } from './cli-wording.js';
 import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
 import { CliExit } from './exit.js';
 import { loadMapper } from './load-mapper.js';
 import { count, info, type Output, plural, printJson, warningLine } from './output.js';
-import { addRequestOptions, addRuleOptions, addShardOptions, addSourceOptions } from './request-options.js';
+import {
+  addMaxRowSizeOption,
+  addRequestOptions,
+  addRuleOptions,
+  addShardOptions,
+  addSourceOptions,
+} from './request-options.js';
 import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
 import { reportRun } from './run-report.js';
 
@@ -34,6 +41,8 @@ const NOT_PREPARE = new Set([
   'deleteInputFiles',
   'deleteOutputFiles',
   'concurrency',
+  'requestTimeout',
+  'lookupDelay',
 ]);
 
 export function runCommand(): Command {
@@ -44,6 +53,7 @@ export function runCommand(): Command {
     .option('--dry-run', 'prepare and check everything, submit nothing');
   addRequestOptions(command);
   addSourceOptions(command);
+  addMaxRowSizeOption(command);
   addConnectionOptions(command);
   addRuleOptions(command);
   addShardOptions(command);
@@ -63,57 +73,59 @@ Example:
   batchpipe run reviews.csv --template 'Classify the sentiment: {{review}}' --labels positive,negative,neutral \\
       --model qwen-plus --id-column id --out labeled.csv`,
     )
-    .action(async (input: string, flags: RunCommandFlags) => {
-      const { runTable } = await import('../run/run-table.js');
-      const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
-      const interrupt = detachOnInterrupt(out);
-      const { connection, close } = await openConnection(flags);
-      try {
-        const mapper = flags.mapper ? await loadMapper(flags.mapper) : undefined;
-        const prepareOptions = Object.fromEntries(
-          Object.entries(flags).filter(([key]) => !NOT_PREPARE.has(key)),
-        );
-        const result = await runTable(input, connection, {
-          ...prepareOptions,
-          ...runOptionsFrom(flags, out, interrupt.signal),
-          mapper,
-          out: flags.out,
-          dryRun: flags.dryRun,
-          onWarning: (w) => info(out, warningLine(w)),
-        });
-        const { prepared } = result;
-        if (result.state === 'dry-run') {
-          if (out.json) return printJson({ state: 'dry-run', prepared });
-          info(
-            out,
-            `dry run: ${plural(prepared.rows, 'row')}: ${count(prepared.requests)} requests in ${plural(prepared.shards.length, 'file')}, ${count(prepared.rejected)} rejected; nothing submitted`,
-          );
-          return;
-        }
-        if (!result.joined) {
-          reportRun(out, result.run!, result.state);
-          if (result.state === 'stuck') throw new CliExit(1);
-          return;
-        }
-        const joined = result.joined;
-        if (out.json)
-          return printJson({
-            state: result.state,
-            run_dir: result.run!.dir,
-            counts: result.counts,
-            out: joined.out,
-            statuses: joined.statuses,
-          });
-        const statuses = Object.entries(joined.statuses)
-          .filter(([, n]) => n > 0)
-          .map(([status, n]) => `${count(n)} ${status}`);
-        info(
-          out,
-          `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.run!.dir})`,
-        );
-      } finally {
-        interrupt.dispose();
-        await close();
-      }
+    .action((input: string, flags: RunCommandFlags) =>
+      inCliWords(command, () => action(command, input, flags)),
+    );
+}
+
+async function action(command: Command, input: string, flags: RunCommandFlags): Promise<void> {
+  const { runTable } = await import('../run/run-table.js');
+  const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
+  const interrupt = detachOnInterrupt(out);
+  const { connection, close } = await openConnection(flags);
+  try {
+    const mapper = flags.mapper ? await loadMapper(flags.mapper) : undefined;
+    const prepareOptions = Object.fromEntries(Object.entries(flags).filter(([key]) => !NOT_PREPARE.has(key)));
+    const result = await runTable(input, connection, {
+      ...prepareOptions,
+      ...runOptionsFrom(flags, out, interrupt.signal),
+      mapper,
+      out: flags.out,
+      dryRun: flags.dryRun,
+      onWarning: (w) => info(out, cliWording(command, warningLine(w))),
     });
+    const { prepared } = result;
+    if (result.state === 'dry-run') {
+      if (out.json) return printJson({ state: 'dry-run', prepared });
+      info(
+        out,
+        `dry run: ${plural(prepared.rows, 'row')}: ${count(prepared.requests)} requests in ${plural(prepared.shards.length, 'file')}, ${count(prepared.rejected)} rejected; nothing submitted`,
+      );
+      return;
+    }
+    if (!result.joined) {
+      reportRun(out, result.run!, result.state);
+      if (result.state === 'stuck') throw new CliExit(1);
+      return;
+    }
+    const joined = result.joined;
+    if (out.json)
+      return printJson({
+        state: result.state,
+        run_dir: result.run!.dir,
+        counts: result.counts,
+        out: joined.out,
+        statuses: joined.statuses,
+      });
+    const statuses = Object.entries(joined.statuses)
+      .filter(([, n]) => n > 0)
+      .map(([status, n]) => `${count(n)} ${status}`);
+    info(
+      out,
+      `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.run!.dir})`,
+    );
+  } finally {
+    interrupt.dispose();
+    await close();
+  }
 }

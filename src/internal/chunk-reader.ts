@@ -48,7 +48,7 @@ export class ChunkReader {
     if (tail > this.#maxRowBytes) {
       throw new BatchpipeError(
         'BP_ROW_TOO_LARGE',
-        `a row is longer than ${this.#maxRowBytes} bytes (maxRowSize); is a quote left open?`,
+        `a row is longer than ${this.#maxRowBytes} bytes (the maxRowSize option); is a quote left open?`,
         { file: this.#file },
       );
     }

@@ -99,22 +99,23 @@ export class CsvScanner {
     while (p < n) {
       const end = this.#scanRow(buf, p, n, last);
       if (end === -1) break;
+      // A whole row in the buffer is held to the limit too, not only one that outgrows a read.
+      if (end - p > this.#opts.maxRowBytes) this.#tooLarge();
       const more = row.count > 0 ? onRow(row) : undefined;
       this.#line += 1 + row.spans;
       p = end;
       if (more === false) return p;
     }
-    if (n - p > this.#opts.maxRowBytes) {
-      throw new BatchpipeError(
-        'BP_ROW_TOO_LARGE',
-        `row is longer than ${this.#opts.maxRowBytes} bytes (maxRowSize); is a quote left open?`,
-        {
-          file: this.#opts.file,
-          line: this.#line,
-        },
-      );
-    }
+    if (n - p > this.#opts.maxRowBytes) this.#tooLarge();
     return p;
+  }
+
+  #tooLarge(): never {
+    throw new BatchpipeError(
+      'BP_ROW_TOO_LARGE',
+      `row is longer than ${this.#opts.maxRowBytes} bytes (the maxRowSize option); is a quote left open?`,
+      { file: this.#opts.file, line: this.#line },
+    );
   }
 
   /** Scans one row from `p`; returns where the next row starts, or -1 when the row is unfinished. */

@@ -59,6 +59,25 @@ export interface PrepareResult extends PreparedSummary {
   engine: 'bytes' | 'rows';
 }
 
+/** How many codes the "nothing to submit" message names. */
+const SHOWN_CODES = 3;
+
+/**
+ * BP_NOTHING_TO_SUBMIT when rows were read and not one became a request (every row is still in
+ * rejections.jsonl), naming the most common rejection codes; undefined otherwise.
+ */
+export function nothingToSubmit(result: PreparedSummary & { outDir: string }): BatchpipeError | undefined {
+  if (result.rows === 0 || result.requests > 0) return undefined;
+  const codes = Object.entries(result.rejections.by_code).sort((a, b) => b[1] - a[1]);
+  const common = codes.slice(0, SHOWN_CODES).map(([code, n]) => `${code} ${n.toLocaleString('en-US')}`);
+  if (codes.length > SHOWN_CODES) common.push('...');
+  const rows = result.rows === 1 ? '1 row was' : `all ${result.rows.toLocaleString('en-US')} rows were`;
+  return new BatchpipeError(
+    'BP_NOTHING_TO_SUBMIT',
+    `nothing to submit: ${rows} rejected (most common: ${common.join(', ')}); see ${join(result.outDir, result.rejections.file)}`,
+  );
+}
+
 /**
  * Turns a table into Batch API request files: reads CSV/TSV/JSONL, builds a request per row (template
  * or mapper), checks every provider rule, and cuts the lines into files within the provider's limits.

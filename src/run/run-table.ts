@@ -1,13 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { BatchpipeError } from '../errors.js';
 import { split } from '../internal/pick.js';
 import type { Connection } from '../providers/connection.js';
 import { REJECTIONS_FILE } from '../sinks/shard-requests.js';
 import { CsvTableFields } from '../sources/csv-source.js';
 import type { BatchRun, RunCounts, RunState } from './batch-run.js';
 import { type JoinTableResult, joinTable } from './join.js';
-import { type PrepareOptions, type PrepareResult, prepare } from './prepare.js';
+import { nothingToSubmit, type PrepareOptions, type PrepareResult, prepare } from './prepare.js';
 import { RUNS_DIR, stagingDir } from './run-dir.js';
 import { writeFinalLines } from './run-results.js';
 import { createOrResumeRun, RunFields, type RunOptions } from './start-run.js';
@@ -52,13 +51,9 @@ export async function runTable(
     provider: connection.provider,
     outDir: staging,
   });
+  const nothing = nothingToSubmit(prepared);
+  if (nothing) throw nothing;
   if (dryRun) return { prepared, state: 'dry-run' };
-  if (prepared.requests === 0) {
-    throw new BatchpipeError(
-      'BP_USAGE',
-      `no row of ${input} became a valid request (${prepared.rejected} rejected; see ${join(staging, REJECTIONS_FILE)})`,
-    );
-  }
   const run = await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true);
   try {
     const state = await run.wait();

@@ -98,6 +98,81 @@ describe('batchpipe run', () => {
   });
 });
 
+describe('batchpipe run with nothing to submit', () => {
+  it('exits 1 with BP_NOTHING_TO_SUBMIT when every row is rejected, dry run or not, submitting nothing (bug: exit 2, a usage error)', async () => {
+    const cwd = join(dir, 'nothing');
+    mkdirSync(cwd, { recursive: true });
+    const input = fileWith(cwd, 'long.csv', 'id,t\n1,aaaa\n2,bbbb\n3,cccc\n');
+    for (const extra of [[], ['--dry-run']]) {
+      const result = await runCli(
+        [
+          'run',
+          input,
+          '--template',
+          '{{t}}',
+          '--model',
+          'qwen-plus',
+          '--id-column',
+          'id',
+          '--max-line-bytes',
+          '50',
+          '--out',
+          join(cwd, 'out.csv'),
+          ...extra,
+        ],
+        { cwd, env },
+      );
+      expect(result.code, result.stderr).toBe(1);
+      expect(result.stderr).toMatch(
+        /BP_NOTHING_TO_SUBMIT: nothing to submit: all 3 rows were rejected \(most common: BP_LINE_TOO_LARGE 3\)/,
+      );
+    }
+    expect(() => readFileSync(join(cwd, '.batchpipe', 'local', 'records.jsonl'), 'utf8')).toThrow();
+  });
+
+  it("takes --max-row-size, and words its errors with the command line's flags", async () => {
+    const cwd = join(dir, 'row-size');
+    mkdirSync(cwd, { recursive: true });
+    const input = fileWith(cwd, 'rows.csv', `id,t\n1,"${'x'.repeat(5000)}"\n2,b\n`);
+    const result = await runCli(
+      [
+        'run',
+        input,
+        '--template',
+        '{{t}}',
+        '--model',
+        'qwen-plus',
+        '--max-row-size',
+        '1KB',
+        '--out',
+        join(cwd, 'o.csv'),
+      ],
+      { cwd, env },
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /BP_ROW_TOO_LARGE: .*rows\.csv:2: row is longer than 1000 bytes \(--max-row-size\)/,
+    );
+    const wording = await runCli(
+      [
+        'run',
+        fileWith(cwd, 'ok.csv', 'id,t\n1,a\n'),
+        '--template',
+        '{{t}}',
+        '--model',
+        'qwen-plus',
+        '--id-column',
+        'nope',
+        '--out',
+        join(cwd, 'o.csv'),
+      ],
+      { cwd, env },
+    );
+    expect(wording.stderr).toContain('--id-column');
+    expect(wording.stderr).not.toContain('idColumn');
+  });
+});
+
 describe('the embedded service and batchpipe serve', () => {
   it('a command joins the service that `batchpipe serve` already runs on .batchpipe/local', async () => {
     const cwd = join(dir, 'shared');
