@@ -97,8 +97,8 @@ const DryRunOptions = z.strictObject({
   maxConcurrent: count.default(2),
   /** Requests per dry-run file (documented: 100). */
   maxLines: count.default(100),
-  /** Bytes per dry-run file (documented: 1 MB). */
-  maxBytes: z.number().int().positive().default(MB),
+  /** Bytes per dry-run file (documented: 1 MB, read as 1,000,000 bytes like every MB limit: the stricter reading). */
+  maxBytes: z.number().int().positive().default(1_000_000),
 });
 
 /**

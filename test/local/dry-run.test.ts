@@ -63,9 +63,10 @@ describe('the dry run', () => {
     const exactly = await waitFor(client, (await dryRun(dryLines(100))).id);
     expect(exactly.status).toBe('completed');
 
+    // About 1,020,000 bytes: over 1 MB read as 1,000,000 bytes, under 1 MiB.
     const big = dryLines(3).map((line) => ({
       ...line,
-      body: { ...line.body, messages: [{ role: 'user', content: 'x'.repeat(400_000) }] },
+      body: { ...line.body, messages: [{ role: 'user', content: 'x'.repeat(340_000) }] },
     }));
     const large = await waitFor(client, (await dryRun(big)).id);
     expect(large.status).toBe('failed');
