@@ -192,7 +192,7 @@ export const LocalServiceOptions = z
       maxFiles: 10_000,
       maxStorageBytes: 100 * GB,
     }),
-    dryRun: DryRunOptions.default({ maxConcurrent: 2, maxLines: 100, maxBytes: MB }),
+    dryRun: DryRunOptions.default({ maxConcurrent: 2, maxLines: 100, maxBytes: 1_000_000 }),
     batchChat: BatchChatOptions.default({
       enabled: false,
       maxPendingPerModel: 10_000,
