@@ -73,6 +73,7 @@ export async function runTable(
       out,
       format: prepareOptions.format,
       idColumn: prepareOptions.idColumn,
+      endpoint: prepareOptions.endpoint,
       labels: prepareOptions.labels,
       schema: prepareOptions.schema,
       ...csvOptions,
