@@ -44,7 +44,7 @@ export type { PrepareOptions, PrepareResult } from './run/prepare.js';
 export { prepare } from './run/prepare.js';
 export type { ResultLine } from './run/run-results.js';
 export { runResults } from './run/run-results.js';
-export type { RunTableOptions, RunTableResult } from './run/run-table.js';
+export type { ReaskRound, RunTableOptions, RunTableResult } from './run/run-table.js';
 export { runTable } from './run/run-table.js';
 export type { RunOptions } from './run/start-run.js';
 export type { FileProblem, FileReport, ValidateFileOptions } from './run/validate-file.js';

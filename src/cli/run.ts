@@ -4,6 +4,7 @@ import { addConnectionOptions, type ConnectionFlags, openConnection } from './co
 import { CliExit } from './exit.js';
 import { loadMapper } from './load-mapper.js';
 import { count, info, type Output, plural, printJson, warningLine } from './output.js';
+import { integer } from './parse-values.js';
 import {
   addMaxRowSizeOption,
   addRequestOptions,
@@ -18,6 +19,7 @@ interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unkn
   out: string;
   mapper?: string;
   dryRun?: boolean;
+  maxReasks?: number;
   json?: boolean;
   quiet?: boolean;
 }
@@ -27,6 +29,7 @@ const NOT_PREPARE = new Set([
   'out',
   'mapper',
   'dryRun',
+  'maxReasks',
   'json',
   'quiet',
   'provider',
@@ -50,7 +53,12 @@ export function runCommand(): Command {
     .description('the whole job: a table in, batches at the provider, the table out with result columns')
     .argument('<input>', 'the table to read (.csv, .tsv, .jsonl)')
     .requiredOption('--out <table>', 'the joined table to write (.csv, .tsv or .jsonl)')
-    .option('--dry-run', 'prepare and check everything, submit nothing');
+    .option('--dry-run', 'prepare and check everything, submit nothing')
+    .option(
+      '--max-reasks <rounds>',
+      'with --labels or --schema: rounds of re-asking rows whose answer failed validation, each a batch of its own (0-5, default 0)',
+      integer,
+    );
   addRequestOptions(command);
   addSourceOptions(command);
   addMaxRowSizeOption(command);
@@ -92,6 +100,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       mapper,
       out: flags.out,
       dryRun: flags.dryRun,
+      maxReasks: flags.maxReasks,
       onWarning: (w) => info(out, cliWording(command, warningLine(w))),
     });
     const { prepared } = result;
@@ -109,21 +118,33 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       return;
     }
     const joined = result.joined;
+    const reasks = result.reasks ?? [];
     if (out.json)
-      return printJson({
+      printJson({
         state: result.state,
         run_dir: result.run!.dir,
         counts: result.counts,
         out: joined.out,
         statuses: joined.statuses,
+        reasks,
       });
-    const statuses = Object.entries(joined.statuses)
-      .filter(([, n]) => n > 0)
-      .map(([status, n]) => `${count(n)} ${status}`);
-    info(
-      out,
-      `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.run!.dir})`,
-    );
+    else {
+      for (const round of reasks)
+        info(
+          out,
+          `re-ask round ${round.round}: ${plural(round.requests, 'invalid answer')} asked again: ${round.state} (run ${round.dir})`,
+        );
+      const statuses = Object.entries(joined.statuses)
+        .filter(([, n]) => n > 0)
+        .map(([status, n]) => `${count(n)} ${status}`);
+      info(
+        out,
+        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.run!.dir})`,
+      );
+      if (result.state === 'detached')
+        info(out, 'a re-ask round is still running: the same command resumes it and writes the table again');
+    }
+    if (result.state === 'stuck') throw new CliExit(1);
   } finally {
     interrupt.dispose();
     await close();

@@ -61,11 +61,25 @@ function engineRequest(
   return {
     endpoint: ctx.endpoint,
     body: line.body,
-    key: line.custom_id,
+    key: fateKey(line.custom_id, line.body),
     knobs: record.internal.knobs,
     now: ctx.clock.now(),
     signal,
   };
+}
+
+/**
+ * What a request's fate (a valid answer, invalid JSON, a refusal) hangs on: its custom_id, and how
+ * many answers the conversation already holds. A request sent again as it was (a retry) meets the same
+ * fate; one that goes on the conversation (a re-ask quoting the invalid answer) is a new draw, as a
+ * model answers a longer conversation afresh.
+ */
+function fateKey(customId: string, body: Record<string, unknown>): string {
+  const messages = body.messages;
+  if (!Array.isArray(messages)) return customId;
+  let answers = 0;
+  for (const m of messages) if ((m as { role?: unknown } | null)?.role === 'assistant') answers++;
+  return answers === 0 ? customId : `${customId}#${answers}`;
 }
 
 function answerNow(ctx: ExecuteContext, record: BatchRecord, request: EngineRequest): EngineAnswer {

@@ -173,6 +173,54 @@ describe('batchpipe run with nothing to submit', () => {
   });
 });
 
+describe('batchpipe run --max-reasks', () => {
+  it('asks invalid answers again in rounds of their own and writes every row once', async () => {
+    const { startLocalService } = await import('../../src/local/index.js');
+    const service = await startLocalService({ timeScale: 36_000, invalidJsonRate: 0.4, seed: 9 });
+    try {
+      const cwd = join(dir, 'reask');
+      mkdirSync(cwd, { recursive: true });
+      const rows = Array.from({ length: 30 }, (_, i) => [`r${i}`, `text ${i}`]);
+      const input = fileWith(cwd, 't.csv', csvText(['id', 'text'], rows));
+      const out = join(cwd, 'out.csv');
+      const args = [
+        'run',
+        input,
+        '--template',
+        'Classify: {{text}}',
+        '--labels',
+        'a,b',
+        '--model',
+        'qwen-plus',
+        '--enable-thinking',
+        'false',
+        '--id-column',
+        'id',
+        '--provider',
+        'local',
+        '--base-url',
+        service.url,
+        '--poll-interval',
+        '0.05',
+        '--out',
+        out,
+      ];
+      const plain = await runCli(args, { cwd, env });
+      expect(plain.code).toBe(0);
+      const before = Number(/(\d+) invalid_output/.exec(plain.stderr)?.[1]);
+      expect(before).toBeGreaterThan(0);
+      const result = await runCli([...args, '--max-reasks', '3'], { cwd, env });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toContain(`re-ask round 1: ${before} invalid answers asked again: done`);
+      const table = parse(readFileSync(out, 'utf8'), { columns: true }) as Array<Record<string, string>>;
+      expect(table.map((r) => r.id)).toEqual(rows.map((r) => r[0]));
+      expect(table.filter((r) => r.status === 'invalid_output').length).toBeLessThan(before);
+    } finally {
+      await service.close();
+    }
+  });
+});
+
 describe('the embedded service and batchpipe serve', () => {
   it('a command joins the service that `batchpipe serve` already runs on .batchpipe/local', async () => {
     const cwd = join(dir, 'shared');
