@@ -218,7 +218,9 @@ export class BatchApi {
           metadata,
         };
         // The generic post: DashScope's windows (up to 336h) and dry-run endpoint are outside the SDK's types.
-        return this.client.post<BatchObject>('/batches', { body, maxRetries: 0, signal });
+        return withCallSignal(signal, (own) =>
+          this.client.post<BatchObject>('/batches', { body, maxRetries: 0, signal: own }),
+        );
       },
       signal,
     );
@@ -253,8 +255,11 @@ export class BatchApi {
 
   async retrieve(batchId: string, signal?: AbortSignal): Promise<BatchObject> {
     await this.#limit('query');
-    return this.#call(
-      () => this.client.batches.retrieve(batchId, { signal }) as unknown as Promise<BatchObject>,
+    return this.#call(() =>
+      withCallSignal(
+        signal,
+        (own) => this.client.batches.retrieve(batchId, { signal: own }) as unknown as Promise<BatchObject>,
+      ),
     );
   }
 
@@ -268,13 +273,16 @@ export class BatchApi {
     const temp = `${path}.partial`;
     for (let attempt = 0; ; attempt++) {
       try {
-        const response = await this.client.files.content(fileId, { signal });
-        if (!response.body) throw new Error('empty response body');
-        await pipeline(
-          Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>),
-          createWriteStream(temp),
-          { signal },
-        );
+        // The body streams after the call returns: the call's own signal lives until it is written.
+        await withCallSignal(signal, async (own) => {
+          const response = await this.client.files.content(fileId, { signal: own });
+          if (!response.body) throw new Error('empty response body');
+          await pipeline(
+            Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>),
+            createWriteStream(temp),
+            { signal: own },
+          );
+        });
         await fsyncFile(temp);
         await rename(temp, path);
         return;
@@ -347,11 +355,13 @@ export class BatchApi {
       const pageQuery = after === undefined ? query : { ...query, after };
       const page = await this.#listCall(
         () =>
-          this.client.get<{ data?: T[]; has_more?: boolean }>(path, {
-            query: pageQuery,
-            maxRetries: 0,
-            signal,
-          }),
+          withCallSignal(signal, (own) =>
+            this.client.get<{ data?: T[]; has_more?: boolean }>(path, {
+              query: pageQuery,
+              maxRetries: 0,
+              signal: own,
+            }),
+          ),
         path === '/files' ? 'listing files' : 'listing batches',
         fail,
         signal,
@@ -500,6 +510,27 @@ function lookupFailed(what: string): (error: unknown, describe: string) => Batch
       httpContext(error),
       { cause: error },
     );
+}
+
+/**
+ * Runs an SDK call with a signal of its own, aborted when `signal` is. The openai SDK adds a listener
+ * to the signal it is given and never removes it: handing it the run's one detach signal would keep a
+ * listener, and what it holds, for every call of a run that may poll for 14 days.
+ */
+export async function withCallSignal<T>(
+  signal: AbortSignal | undefined,
+  call: (signal: AbortSignal | undefined) => Promise<T>,
+): Promise<T> {
+  if (!signal) return call(undefined);
+  const own = new AbortController();
+  const abort = () => own.abort(signal.reason);
+  if (signal.aborted) abort();
+  else signal.addEventListener('abort', abort, { once: true });
+  try {
+    return await call(own.signal);
+  } finally {
+    signal.removeEventListener('abort', abort);
+  }
 }
 
 /** Waits `ms`, or less when the signal aborts. */
