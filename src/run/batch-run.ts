@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
@@ -106,8 +107,29 @@ export class BatchRun {
     this.dir = dir;
     this.manifest = manifest;
     this.#api = api;
-    this.#settings = settings;
+    this.#settings = { ...settings, signal: this.#detach(settings.signal) };
     this.#lock = lock;
+  }
+
+  /** Unlinks the run's own detach signal from the caller's once the run is closed. */
+  #unlink: (() => void) | undefined;
+
+  /**
+   * The run's own detach signal, aborted with the caller's: every upload, poll and download of the
+   * run listens on it (each call removes its listener when done), so many at once are by design, and
+   * raising the listener cap belongs on a signal of the run's own, not on the caller's.
+   */
+  #detach(signal: AbortSignal | undefined): AbortSignal | undefined {
+    if (!signal) return undefined;
+    const own = new AbortController();
+    setMaxListeners(0, own.signal);
+    const abort = () => own.abort(signal.reason);
+    if (signal.aborted) abort();
+    else {
+      signal.addEventListener('abort', abort, { once: true });
+      this.#unlink = () => signal.removeEventListener('abort', abort);
+    }
+    return own.signal;
   }
 
   /**
@@ -135,6 +157,7 @@ export class BatchRun {
 
   /** Waits for the last manifest write and releases the run directory. */
   async close(): Promise<void> {
+    this.#unlink?.();
     await this.#saving;
     await this.#lock?.release();
   }
