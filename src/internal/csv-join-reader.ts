@@ -1,7 +1,7 @@
 import { BatchpipeError } from '../errors.js';
-import { type CsvOptions, CsvRowParser } from '../sources/csv-source.js';
+import { type CsvOptions, CsvRowParser, scannedRow } from '../sources/csv-source.js';
 import { customIdFor } from '../transforms/custom-id.js';
-import type { Rejection, Row, RowValues, SourceItem } from '../types.js';
+import type { Rejection, Row, SourceItem } from '../types.js';
 import { ChunkReader } from './chunk-reader.js';
 import { fieldText, type ScannedRow } from './csv-scanner.js';
 
@@ -60,14 +60,7 @@ export async function* csvRowBatches(
   const parser: CsvRowParser<Row> = new CsvRowParser(
     file,
     csv,
-    (index, line, scanned) => {
-      const columns = parser.columns!;
-      const values: RowValues = {};
-      const n = Math.min(scanned.count, columns.length);
-      for (let f = 0; f < n; f++) values[columns[f]!] = fieldText(scanned, f, quote);
-      for (let f = n; f < columns.length; f++) values[columns[f]!] = '';
-      return { kind: 'row', index, file, line, values };
-    },
+    (index, line, scanned) => scannedRow(file, parser.columns!, quote, index, line, scanned),
     (item) => {
       batch.push(item);
       return batch.length >= size ? BATCH_FULL : undefined;

@@ -66,15 +66,26 @@ export function csvSource(input: SourceInput, options: CsvSourceOptions = {}): R
   const opts = parseOptions(CsvSourceOptions, options, 'csvSource');
   const file = inputName(input, opts.name);
   const quote = opts.quote;
-  const parser: CsvRowParser<Row> = new CsvRowParser(file, opts, (index, line, scanned) => {
-    const columns = parser.columns!;
-    const values: RowValues = {};
-    const n = Math.min(scanned.count, columns.length);
-    for (let f = 0; f < n; f++) values[columns[f]!] = fieldText(scanned, f, quote);
-    for (let f = n; f < columns.length; f++) values[columns[f]!] = '';
-    return { kind: 'row', index, file, line, values };
-  });
+  const parser: CsvRowParser<Row> = new CsvRowParser(file, opts, (index, line, scanned) =>
+    scannedRow(file, parser.columns!, quote, index, line, scanned),
+  );
   return new ItemSource<SourceItem>(input, file, parser, opts.maxRowSize);
+}
+
+/** The Row of a scanned line: its fields under the header's names, fields it lacks as empty text. */
+export function scannedRow(
+  file: string,
+  columns: readonly string[],
+  quote: string,
+  index: number,
+  line: number,
+  scanned: ScannedRow,
+): Row {
+  const values: RowValues = {};
+  const n = Math.min(scanned.count, columns.length);
+  for (let f = 0; f < n; f++) values[columns[f]!] = fieldText(scanned, f, quote);
+  for (let f = n; f < columns.length; f++) values[columns[f]!] = '';
+  return { kind: 'row', index, file, line, values };
 }
 
 /** Resolves a file's delimiter: the option, or a tab for .tsv files. */
