@@ -6,7 +6,8 @@ import { BatchpipeError } from '../errors.js';
 import { answerSchemaText } from '../internal/structured-output.js';
 import { type Warning, WarningLog } from '../internal/warnings.js';
 import { parseOptions } from '../options.js';
-import { PROVIDER_NAMES } from '../providers/profile.js';
+import { PROVIDER_NAMES, type ProviderProfile } from '../providers/profile.js';
+import { PROFILES } from '../providers/profiles.js';
 import { resolveProfile } from '../providers/resolve-profile.js';
 import { type PreparedSummary, REJECTIONS_FILE, Sharder, shardRequests } from '../sinks/shard-requests.js';
 import { CsvTableFields, csvSource, tableCsvOptions } from '../sources/csv-source.js';
@@ -101,6 +102,9 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
     maxLineBytes: opts.maxLineBytes,
   });
   const onWarning = opts.onWarning;
+  const early = localModelWarning(profile, opts.model);
+  if (early) onWarning?.(early);
+  const before = early ? [early] : [];
   const refused = settingsRefusal(profile, opts.endpoint, opts.model);
   const requestOptions = {
     endpoint: opts.endpoint,
@@ -166,7 +170,10 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
       sharder,
       warnings,
     });
-    return settled({ ...summary, outDir: opts.outDir, warnings: warnings.list(), engine: 'bytes' }, refused);
+    return settled(
+      { ...summary, outDir: opts.outDir, warnings: [...before, ...warnings.list()], engine: 'bytes' },
+      refused,
+    );
   }
 
   const jsonl =
@@ -184,8 +191,29 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
   const validate = validateRequests({ provider: profile, ...ruleOptions, onWarning });
   const sink = shardRequests({ outDir: opts.outDir, provider: profile });
   await pipeline(source, build, validate, sink);
-  const warnings = [...(jsonl?.warnings.list() ?? []), ...build.warnings.list(), ...validate.warnings.list()];
+  const warnings = [
+    ...before,
+    ...(jsonl?.warnings.list() ?? []),
+    ...build.warnings.list(),
+    ...validate.warnings.list(),
+  ];
   return settled({ ...sink.summary!, outDir: opts.outDir, warnings, engine: 'rows' }, refused);
+}
+
+/**
+ * The embedded service emulates DashScope and fails, at validation, a batch whose model DashScope does
+ * not offer; the client's `local` profile takes any model, since `batchpipe serve --models any` and the
+ * upstream engine do. Said before anything is submitted, rather than learned from a failed batch.
+ */
+function localModelWarning(profile: ProviderProfile, model: string | undefined): Warning | undefined {
+  if (profile.name !== 'local' || model === undefined) return undefined;
+  const dryRun = PROFILES['dashscope-cn'].dryRun?.model;
+  if (model === dryRun || PROFILES['dashscope-cn'].models.some((m) => m.id === model)) return undefined;
+  return {
+    code: 'BP_WARN_LOCAL_MODEL',
+    message: `model "${model}" is not one DashScope offers: the local service fails its batches at validation unless it runs with --models any or an upstream engine (batchpipe serve --models any)`,
+    count: 1,
+  };
 }
 
 /** The result, or the error of settings the provider refuses (after the rows went to rejections.jsonl). */

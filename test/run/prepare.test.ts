@@ -312,6 +312,34 @@ describe('prepare', () => {
     expect(filesIn(outDirs[0]!)).toEqual(filesIn(outDirs[1]!));
   });
 
+  it('warns, on either engine, when requests for the local service name a model DashScope does not offer (its batches then failed with no word before)', async () => {
+    const input = fileWith(dir, 'local-model.csv', 'id,text\n1,a\n2,b\n');
+    for (const engine of ['auto', 'rows'] as const) {
+      const seen: string[] = [];
+      const other = await prepare(input, {
+        outDir: join(dir, `local-model-${engine}`),
+        engine,
+        model: 'gpt-4o-mini',
+        template: '{{text}}',
+        provider: 'local',
+        onWarning: (w) => seen.push(w.code),
+      });
+      expect(other.requests).toBe(2);
+      expect(seen).toEqual(['BP_WARN_LOCAL_MODEL']);
+      expect(other.warnings.map((w) => [w.code, w.message])).toEqual([
+        ['BP_WARN_LOCAL_MODEL', expect.stringContaining('model "gpt-4o-mini" is not one DashScope offers')],
+      ]);
+      const offered = await prepare(input, {
+        outDir: join(dir, `local-model-ok-${engine}`),
+        engine,
+        model: 'qwen-plus',
+        template: '{{text}}',
+        provider: 'local',
+      });
+      expect(offered.warnings).toEqual([]);
+    }
+  });
+
   it('fails the run for an endpoint the region does not offer, naming what it offers', async () => {
     const input = fileWith(dir, 'embed.csv', 'text\na\n');
     const outDir = join(dir, 'endpoint-not-offered');
