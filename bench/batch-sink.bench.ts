@@ -6,17 +6,20 @@
  *
  * Run: npm run build && node --import tsx bench/batch-sink.bench.ts [--sizes 100000,1000000]
  *
- * Figures (2 x AMD EPYC, Node v20.20.2, 2026-11-24):
+ * Figures (2 x AMD EPYC, Node v20.20.2, 2026-12-01; a shared machine, wall times vary by 10-20%):
  *
- *   | requests  | shards | submit s | submit CPU s | submit MB | download s | download MB | calls/shard                |
- *   |   100,000 |      2 |     5.5  |          3.4 |       120 |        1.9 |          99 | upload 1, create 1, poll 15 |
- *   | 1,000,000 |     20 |    38.9  |         21.6 |       131 |       14.7 |         132 | upload 1, create 1, poll 1.5 |
+ *   | requests  | shards | submit s | submit CPU s | submit MB | download s | download MB | calls/shard                 |
+ *   |   100,000 |      2 |     5.0  |          3.2 |       143 |        1.7 |          94 | upload 1, create 1, poll 12  |
+ *   | 1,000,000 |     20 |    37.3  |         20.7 |       128 |        9.6 |          93 | upload 1, create 1, poll 1.5 |
  *
- *   Submit memory is flat (1.09x from 100k to 1M): uploads stream each shard from disk. Download is
- *   1.33x: files are streamed and settled one shard at a time, so the growth is heap the collector
- *   leaves standing across 20 shards rather than data held; it misses the 1.2x target. No lookups:
- *   nothing needed recovering. Polls are one retrieve per running batch a round (0.2 s here); at 1M
- *   most batches have ended by the time the last shard is uploaded, hence 1.5.
+ *   Client memory is flat from 100k to 1M requests (submit 0.9x, download 1.0x): uploads stream each
+ *   shard from disk, downloads stream to disk, and results are settled one shard at a time. Download
+ *   was 1.33-1.41x before the CLI capped V8's old-generation growth at 1.5x between full collections
+ *   (src/cli/main.ts): each shard's ids are garbage once it is settled, and V8's default let 20 shards
+ *   of it stand (1M: 140 -> 95 MB, same speed). The sink's own work is the client CPU: about 21 us a
+ *   request to submit (read, hash and upload shards, poll) against the service's 27 us to take, run and
+ *   return it. No lookups: nothing needed recovering. Polls are one retrieve per running batch a round
+ *   (0.2 s here); at 1M most batches have ended by the time the last shard is uploaded, hence 1.5.
  */
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';

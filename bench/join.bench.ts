@@ -18,16 +18,23 @@
  *
  * Run: npm run build && node --import tsx bench/join.bench.ts [--sizes 100000,1000000] [--repeat 3]
  *
- * Figures (2 x AMD EPYC, Node v20.20.2, 2026-11-24; a shared machine, other jobs running, so spreads are
- * wide), median of 3, bench/results/join.json:
+ * Figures (2 x AMD EPYC, Node v20.20.2, 2026-12-01; a shared machine, so spreads are wide at times),
+ * median of 3, bench/results/join.json:
  *   rows       variant          seconds   rows/s   vs python   peak RSS
- *   100,000    python              3.01   33,264       1.00x      41 MB
- *              duckdb              2.65   37,681       1.13x     438 MB
- *              batchpipe           2.02   49,508       1.49x     180 MB
- *              batchpipe rows      5.14   19,443       0.58x     210 MB
- *   1,000,000  python             31.53   31,712       1.00x     280 MB
- *              duckdb             22.20   45,041       1.42x   2,809 MB
- *              batchpipe          12.16   82,241       2.59x     206 MB   (1.83x duckdb)
+ *   100,000    python              2.51   39,821       1.00x      41 MB
+ *              duckdb              2.42   41,246       1.04x     438 MB
+ *              batchpipe           1.96   50,960       1.28x     137 MB
+ *              batchpipe rows      2.40   41,655       1.05x     116 MB
+ *   1,000,000  python             28.31   35,318       1.00x     280 MB
+ *              duckdb             16.26   61,509       1.74x   3,044 MB
+ *              batchpipe           9.22  108,486       3.07x     162 MB   (1.76x duckdb)
+ *
+ *   Another run the same day: 89,370 rows/s at 1M (2.25x python, 1.41x duckdb), 134 -> 164 MB. Peak
+ *   RSS from 100k to 1M is 1.18-1.22x across runs. The JS heaps are flat (the main thread's 21 -> 23
+ *   MB committed, each result thread's 12 -> 13 MB); what grows is the two result threads' native
+ *   memory while they parse: on one thread the same join peaks at 90 -> 99 MB (1.1x), 1.4x slower.
+ *   DuckDB's parallel CSV reader refuses this table at 1M rows ("does not support a full read on this
+ *   file": quoted newlines), so it reads it on one thread.
  *
  * Reading: every peer decodes the whole table into strings and encodes it again on the way out; the
  * byte engine never decodes the source text (it reads only the id column, copies each row's bytes

@@ -14,20 +14,26 @@
  *      [--text ascii,multilingual] [--sizes 100000,1000000] [--prompt-chars 100-400] [--in-flight 4]
  *      [--tokenizer estimate|o200k]
  *
- * Figures (2 x AMD EPYC, Node v20.20.2, 2026-11-24; a shared machine, other jobs running, so wall
- * times vary by +-20% between runs; service CPU seconds are steadier):
+ * Figures (2 x AMD EPYC, Node v20.20.2, 2026-12-01; a shared machine, other jobs running, so wall
+ * times vary by +-15% between runs; service CPU seconds are steadier):
  *
  *   | prompts      | requests  | total s | requests/s | service CPU s | client CPU s | service peak RSS MB (at 100k / end) |
- *   | ascii        |   100,000 |     2.5 |     40,048 |           2.0 |          1.6 | 191 / 191 |
- *   | ascii        | 1,000,000 |    19.8 |     50,480 |          13.4 |          9.7 | 219 / 231 |
- *   | multilingual |   100,000 |     5.4 |     18,619 |           3.3 |          2.0 | 217 / 217 |
- *   | multilingual | 1,000,000 |    29.1 |     34,397 |          22.0 |         11.1 | 273 / 276 |
+ *   | ascii        |   100,000 |     2.8 |     35,620 |           2.5 |          1.8 | 113 / 113 |
+ *   | ascii        | 1,000,000 |    19.1 |     52,232 |          18.0 |          8.7 | 150 / 155 |
+ *   | multilingual |   100,000 |     3.2 |     31,119 |           3.2 |          1.3 | 124 / 124 |
+ *   | multilingual | 1,000,000 |    25.6 |     39,066 |          25.5 |          9.4 | 148 / 164 |
  *
- * Reading: the service spends about 13 us of CPU a request on English prompts (upload ~3 us, validate
- * and answer ~9 us, download ~2 us), so one core serves ~75,000 requests/s and the 1M run reaches the
- * 50,000/s target end to end while the client takes the other core. Multilingual prompts cost ~22 us:
- * V8 on Node 20 decodes non-ASCII UTF-8 at ~110 MB/s (5 us a line here), and that decode is needed to
- * parse each line, so the round trip lands at ~34,000/s, the client then waiting on the service. What
+ *   Runs of 1M ascii requests the same day: 49,658 to 62,139 requests/s (14.1 to 19.1 service CPU s);
+ *   multilingual 39,066 to 46,016. Output order is now shuffled within windows of 1,024 results, as
+ *   providers do not keep input order, and the CLI caps V8's old-generation growth (peak RSS 197 ->
+ *   151 MB at 1M ascii, the same speed). The 100k runs are dominated by start-up and the last file.
+ *
+ * Reading: the service spends 14-19 us of CPU a request on English prompts (upload ~3 us, validate
+ * and answer ~9-12 us, download ~2 us), so one core serves 50,000-70,000 requests/s and the 1M run
+ * reaches the 50,000/s target end to end while the client takes the other core, with little to spare.
+ * Multilingual prompts cost ~20-25 us: V8 on Node 20 decodes non-ASCII UTF-8 at ~110 MB/s (5 us a
+ * line here), and that decode is needed to parse each line, so the round trip lands at 39,000-46,000/s,
+ * short of the target, the client then waiting on the service. What
  * made the difference: one read of each file validates and answers it (answers only count if the file
  * passes), ASCII regions are decoded as latin1 (10x faster than the UTF-8 decoder, same characters),
  * result lines are written piecewise into reused buffers instead of joined strings, uploads are copied

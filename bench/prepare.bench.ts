@@ -11,26 +11,29 @@
  *
  * Run: npm run build && node --import tsx bench/prepare.bench.ts [--sizes 100000,1000000] [--repeat 3]
  *
- * Figures (2 x AMD EPYC, Node v20.20.2, 2026-11-24, median of 3; a shared machine, spreads 10-20%):
+ * Figures (2 x AMD EPYC, Node v20.20.2, 2026-12-01, median of 3; a shared machine, spreads 10-20%):
  *
  *   | variant        | rows      | rows/s    | vs python | peak RSS MB |
- *   | python         | 1,000,000 |    55,423 |     1.00x |          14 |
- *   | duckdb         | 1,000,000 |    41,229 |     0.74x |       2,985 |
- *   | batchpipe      | 1,000,000 |   184,455 |     3.33x |         105 |
- *   | batchpipe      |   100,000 |    83,099 |     1.63x |          79 |
- *   | batchpipe rows |   100,000 |    30,829 |     0.61x |         229 |
+ *   | python         | 1,000,000 |    68,846 |     1.00x |          18 |
+ *   | duckdb         | 1,000,000 |    50,158 |     0.73x |       2,984 |
+ *   | batchpipe      | 1,000,000 |   215,430 |     3.13x |          81 |
+ *   | batchpipe      |   100,000 |    89,622 |     1.62x |          78 |
+ *   | batchpipe rows |   100,000 |    32,147 |     0.58x |         228 |
  *
- *   At 100k rows the CLI's start-up (~0.3 s) is a quarter of the run. Peak RSS at 1M is 1.33x the 100k
- *   peak: the difference is the run-wide custom_id set (8 bytes an id, 11 MB at 1M, needed to refuse a
- *   duplicate id before upload); without --id-column the ids cannot repeat and 1M peaks at 1.1x 100k.
- *   DuckDB reads this file on one thread: its parallel CSV reader refuses quoted newlines.
+ *   At 1M rows: 3.13x the Python script, 4.3x DuckDB; peak RSS 1.04x the 100k peak. At 100k rows the
+ *   CLI's start-up (~0.3 s) is a quarter of the run. Memory is flat because nothing grows with the
+ *   rows: the custom_id set moves to disk past 256k ids, and closed shard files hand their write
+ *   buffers to the next (before that, each shard's buffers waited for a late collection and 1M rows
+ *   peaked at 99 MB, 1.25x). DuckDB reads this file on one thread: at 1M rows its parallel CSV reader
+ *   refuses it ("The Parallel CSV Reader currently does not support a full read on this file": quoted
+ *   newlines), though it reads a 300k-row prefix in parallel.
  *
  * Reading: every CSV library for Node hands out JS strings, and for non-ASCII text the decode,
  * JSON.stringify and UTF-8 re-encode of each 600-character review cost ~17 us, several times the parse.
  * The fast path scans bytes, copies field bytes into JSON-escaped lines and never makes strings of
  * the text, so it runs three times as fast as Python's C csv and json modules and four times as fast
  * as DuckDB (which parses into columns first); memory is one read buffer, one line buffer and two
- * write buffers, plus 8 bytes per custom_id.
+ * write buffers, plus the custom_id set (an in-memory table up to 256k ids, then a Bloom filter and files).
  */
 import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
