@@ -27,7 +27,7 @@ interface ServeFlags {
   seed?: number;
   concurrency?: number;
   maxActiveBatches?: number;
-  tokenizer?: 'o200k' | 'estimate';
+  tokenizer?: 'auto' | 'o200k' | 'estimate';
   invalidJsonRate?: number;
   truncateRate?: number;
   refuseRate?: number;
@@ -103,8 +103,8 @@ export function serveCommand(): Command {
     .addOption(
       new Option(
         '--tokenizer <name>',
-        'how usage is counted: estimate (fast, default) or o200k (exact, slower)',
-      ).choices(['o200k', 'estimate']),
+        "how usage is counted: o200k (OpenAI's tokenizer, exact for its models, slower), estimate (fast), or auto: o200k with --profile openai, estimate with dashscope (default)",
+      ).choices(['auto', 'o200k', 'estimate']),
     )
     .option('--invalid-json-rate <r>', 'share of JSON-mode answers that are not valid JSON (0..1)', number)
     .option('--truncate-rate <r>', 'share of answers cut short with finish_reason "length" (0..1)', number)
@@ -248,7 +248,12 @@ Example:
       };
       const { startLocalService } = await import('../local/index.js');
       const service = await startLocalService(withoutUndefined(options));
-      process.stdout.write(`${service.url}\n`);
+      // Ready to stop cleanly, and everything said, before the URL line: scripts start on that line and
+      // may stop the service right after it (a SIGTERM before the handlers killed it mid-banner).
+      const stopped = new Promise<NodeJS.Signals>((resolve) => {
+        process.once('SIGINT', () => resolve('SIGINT'));
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+      });
       process.stderr.write(
         `batchpipe local service at ${service.url} (profile ${service.profile}, ${
           flags.engine === 'upstream'
@@ -261,10 +266,8 @@ Example:
         process.stderr.write(
           `warning: listening on ${flags.host} without an API key: anyone who can reach this host can upload, read and delete files and run batches; set --api-key or ${KEY_ENV}\n`,
         );
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
-        process.once('SIGINT', () => resolve('SIGINT'));
-        process.once('SIGTERM', () => resolve('SIGTERM'));
-      });
+      process.stdout.write(`${service.url}\n`);
+      const signal = await stopped;
       process.stderr.write(`${signal}: stopping (running batches checkpoint and resume on the next start)\n`);
       await service.close();
       process.stderr.write('stopped\n');

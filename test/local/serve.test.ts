@@ -33,7 +33,8 @@ async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Serve
   child.stderr.on('data', (d: Buffer) => {
     stderr += d;
   });
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // 'close', not 'exit': the child's last output may still be in its pipes when it exits.
+  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout.on('data', (d: Buffer) => {
       stdout += d;
