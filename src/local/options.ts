@@ -153,12 +153,14 @@ export const LocalServiceOptions = z
     /** Seed of every deterministic choice of the test engine. Default 0. */
     seed: z.number().int().nonnegative().default(0),
     /**
-     * How usage is counted: "estimate" (~4.3 alphabetic characters or ~1.3 CJK characters a token, within
-     * about 20% of o200k, ~0.5 us a request) or "o200k" (the real tokenizer, loaded on first use: exact
-     * for the o200k_base encoding, but 10-80 us a request, which would make the service a pipeline's
-     * bottleneck). Default "estimate".
+     * How usage is counted: "o200k" (the real tokenizer of OpenAI's current models, loaded on first use:
+     * exact for them, but 10-80 us a request), "estimate" (~4.3 alphabetic characters or ~1.3 CJK
+     * characters a token, within about 20% of o200k, ~0.5 us a request), or "auto" (default): o200k
+     * under the openai profile, where it is the provider's own tokenizer; the estimate under dashscope,
+     * whose Qwen tokenizer does not ship on npm (o200k would be another estimate there, and counting at
+     * 10-80 us a request would make the service a pipeline's bottleneck).
      */
-    tokenizer: z.enum(['o200k', 'estimate']).default('estimate'),
+    tokenizer: z.enum(['auto', 'o200k', 'estimate']).default('auto'),
     /** Requests in flight at once across all batches (matters when `latencyMs` > 0). Default 64. */
     concurrency: z.number().int().positive().max(100_000).default(64),
     /** Batches validated or run at once; more wait in `validating`, as providers queue. Default 8. */

@@ -201,9 +201,9 @@ describe('chat completions', () => {
     await refuse({ model: 'qwen-plus', messages: user('x'), stream: true }, 'stream');
   });
 
-  it('counts usage with the real o200k tokenizer when asked to', async () => {
+  it("counts usage with the real o200k tokenizer by default under the openai profile (its own models' tokenizer)", async () => {
     // gpt-4o-mini is o200k's model: the openai profile offers it.
-    const { client: exact } = await serviceFor({ tokenizer: 'o200k', profile: 'openai' });
+    const { client: exact } = await serviceFor({ profile: 'openai' });
     const system = 'You classify reviews.';
     const question = 'The battery died after two days, crème brûlée 很好 👍🏽';
     const completion = await exact.chat.completions.create({
@@ -216,6 +216,22 @@ describe('chat completions', () => {
     // OpenAI's accounting: each message's content plus 3 tokens of framing, plus 3 to prime the reply.
     expect(completion.usage!.prompt_tokens).toBe(countTokens(system) + countTokens(question) + 3 * 2 + 3);
     expect(completion.usage!.completion_tokens).toBe(countTokens(completion.choices[0]!.message.content!));
+  });
+
+  it('estimates usage by default under the dashscope profile, and counts o200k when asked to', async () => {
+    const question = 'The battery died after two days, and the charger was missing from the box.';
+    const ask = async (client: typeof exactClient) =>
+      (
+        await client.chat.completions.create({
+          model: 'qwen-plus',
+          messages: [{ role: 'user', content: question }],
+        })
+      ).usage!.prompt_tokens;
+    const { client: exactClient } = await serviceFor({ tokenizer: 'o200k' });
+    const { client: estimating } = await serviceFor({});
+    expect(await ask(exactClient)).toBe(countTokens(question) + 3 + 3);
+    // ~4.3 characters a token on English prose.
+    expect(await ask(estimating)).toBe(Math.ceil(question.length / 4.3) + 3 + 3);
   });
 });
 

@@ -9,7 +9,8 @@ export function createServiceEngine(config: ServiceConfig, rules: ServiceRules):
   if (config.engine === 'upstream' && config.upstream)
     return createUpstreamEngine({ ...config.upstream, log: config.log ?? (() => {}) });
   return createTestEngine({
-    tokenizer: config.tokenizer,
+    tokenizer:
+      config.tokenizer === 'auto' ? (config.profile === 'openai' ? 'o200k' : 'estimate') : config.tokenizer,
     thinksByDefault: rules.thinksByDefault,
     contextWindow: rules.contextWindow,
   });
