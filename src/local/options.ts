@@ -157,7 +157,7 @@ export const LocalServiceOptions = z
      * exact for them, but 10-80 us a request), "estimate" (~4.3 alphabetic characters or ~1.3 CJK
      * characters a token, within about 20% of o200k, ~0.5 us a request), or "auto" (default): o200k
      * under the openai profile, where it is the provider's own tokenizer; the estimate under dashscope,
-     * whose Qwen tokenizer does not ship on npm (o200k would be another estimate there, and counting at
+     * whose Qwen tokenizer batchpipe does not ship (o200k would be another estimate there, and counting at
      * 10-80 us a request would make the service a pipeline's bottleneck).
      */
     tokenizer: z.enum(['auto', 'o200k', 'estimate']).default('auto'),

@@ -12,7 +12,7 @@ const CACHE_MIN_LENGTH = 64;
 let o200k: Promise<Tokenizer> | undefined;
 
 /**
- * The o200k_base tokenizer (the providers' own tokenizers are not on npm; o200k is a close proxy),
+ * The o200k_base tokenizer (OpenAI's current models' own; for other providers' models a close proxy),
  * loaded on first use only: it costs about half a second and 100+ MB of memory.
  */
 export function loadTokenizer(kind: 'o200k' | 'estimate'): Promise<Tokenizer> {
