@@ -30,7 +30,7 @@ import { fileWith, tempDir } from '../helpers.js';
 import {
   CallTap,
   type CliProcess,
-  describe as describeCalls,
+  describeCalls,
   intentsOf,
   manifestNow,
   type Route,

@@ -118,7 +118,7 @@ export class CallTap {
       if (arrived === total(this.#done) && Date.now() - quietSince >= quietMs) return;
       if (Date.now() > deadline)
         throw new Error(
-          `the service still handles calls after ${timeoutMs} ms: ${describe(this.inFlight())}`,
+          `the service still handles calls after ${timeoutMs} ms: ${describeCalls(this.inFlight())}`,
         );
     }
   }
@@ -129,7 +129,7 @@ export function total(counts: RouteCounts): number {
 }
 
 /** `files.create 1, batches.retrieve 2` (non-zero routes only), or `none`. */
-export function describe(counts: RouteCounts): string {
+export function describeCalls(counts: RouteCounts): string {
   const parts = ROUTES.filter((r) => counts[r] !== 0).map((r) => `${r} ${counts[r]}`);
   return parts.length > 0 ? parts.join(', ') : 'none';
 }
