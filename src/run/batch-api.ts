@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import OpenAI from 'openai';
 import { BatchpipeError } from '../errors.js';
 import { fsyncFile } from '../internal/durable-write.js';
+import { linkedSignal } from '../internal/linked-signal.js';
 import { RateLimiter } from '../internal/rate-limiter.js';
 import { type Connection, redact } from '../providers/connection.js';
 import { backoffMs, retryAfterMs, retryableCall } from '../providers/retry.js';
@@ -522,14 +523,11 @@ export async function withCallSignal<T>(
   call: (signal: AbortSignal | undefined) => Promise<T>,
 ): Promise<T> {
   if (!signal) return call(undefined);
-  const own = new AbortController();
-  const abort = () => own.abort(signal.reason);
-  if (signal.aborted) abort();
-  else signal.addEventListener('abort', abort, { once: true });
+  const own = linkedSignal(signal);
   try {
     return await call(own.signal);
   } finally {
-    signal.removeEventListener('abort', abort);
+    own.unlink();
   }
 }
 

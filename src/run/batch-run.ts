@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { BatchpipeError } from '../errors.js';
 import { BufferedFile } from '../internal/buffered-file.js';
+import { linkedSignal } from '../internal/linked-signal.js';
 import type { Connection } from '../providers/connection.js';
 import { retryableRequest, unrunReason } from '../providers/retry.js';
 import type { ShardSummary } from '../sinks/shard-requests.js';
@@ -121,14 +122,9 @@ export class BatchRun {
    */
   #detach(signal: AbortSignal | undefined): AbortSignal | undefined {
     if (!signal) return undefined;
-    const own = new AbortController();
+    const own = linkedSignal(signal);
     setMaxListeners(0, own.signal);
-    const abort = () => own.abort(signal.reason);
-    if (signal.aborted) abort();
-    else {
-      signal.addEventListener('abort', abort, { once: true });
-      this.#unlink = () => signal.removeEventListener('abort', abort);
-    }
+    this.#unlink = own.unlink;
     return own.signal;
   }
 

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type OpenAI from 'openai';
+import { linkedSignal } from '../../internal/linked-signal.js';
 import { backoffMs, RETRYABLE_STATUSES, retryAfterMs } from '../../providers/retry.js';
 import type { Engine, EngineAnswer, EngineRequest } from './engine.js';
 
@@ -39,11 +40,7 @@ export function createUpstreamEngine(options: UpstreamEngineOptions): Engine {
     const path = PATHS[request.endpoint];
     // The SDK adds an abort listener to the signal it is given and never removes it: give it one
     // that lives as long as this call, linked to the caller's by a listener removed when done.
-    const own = new AbortController();
-    const outer = request.signal;
-    const abort = () => own.abort(outer?.reason);
-    if (outer?.aborted) abort();
-    else outer?.addEventListener('abort', abort, { once: true });
+    const own = linkedSignal(request.signal);
     const signal = own.signal;
     try {
       for (let attempt = 0; ; attempt++) {
@@ -67,7 +64,7 @@ export function createUpstreamEngine(options: UpstreamEngineOptions): Engine {
         }
       }
     } finally {
-      outer?.removeEventListener('abort', abort);
+      own.unlink();
     }
   };
 
