@@ -253,10 +253,7 @@ export class BatchRun {
     const signal = this.#settings.signal;
     if (this.#aborted) return;
     if (job.state === 'pending' || job.state === 'uploading') {
-      if (job.state === 'uploading') {
-        await this.#api.settle(job, signal);
-        this.#adoptUpload(job, await this.#api.findUpload(job, signal));
-      }
+      if (job.state === 'uploading') this.#adoptUpload(job, await this.#lostUpload(job));
       if (!job.input_file_id) {
         job.state = 'uploading';
         // The earliest intent bounds the lookups: an upload from any attempt is no older.
@@ -273,11 +270,7 @@ export class BatchRun {
     }
     if (this.#aborted || this.cancelled) return;
     if (job.state === 'uploaded' || job.state === 'creating') {
-      let batch: BatchObject | undefined;
-      if (job.state === 'creating') {
-        await this.#api.settle(job, signal);
-        batch = await this.#api.findBatch(job, this.#metadata(job), signal);
-      }
+      let batch = job.state === 'creating' ? await this.#lostBatch(job) : undefined;
       if (!batch) {
         job.state = 'creating';
         job.create_intent_at ??= nowSeconds();
@@ -294,6 +287,18 @@ export class BatchRun {
       await this.save();
       this.#emit({ type: 'created', job: job.id, batch_id: batch.id });
     }
+  }
+
+  /** The upload a call left behind (its intent is saved), once that call can no longer be landing. */
+  async #lostUpload(job: JobRecord): Promise<UploadedFile | undefined> {
+    await this.#api.settle(job, this.#settings.signal);
+    return this.#api.findUpload(job, this.#settings.signal);
+  }
+
+  /** The batch a call left behind (its intent is saved), once that call can no longer be landing. */
+  async #lostBatch(job: JobRecord): Promise<BatchObject | undefined> {
+    await this.#api.settle(job, this.#settings.signal);
+    return this.#api.findBatch(job, this.#metadata(job), this.#settings.signal);
   }
 
   #adoptUpload(job: JobRecord, file: UploadedFile | undefined): void {
@@ -476,12 +481,10 @@ export class BatchRun {
 
   /** Settles the jobs of a cancelled run that have no batch; adopts (and cancels) a batch an intent made. */
   async #settleCancelled(): Promise<void> {
-    const signal = this.#settings.signal;
     for (const job of this.manifest.jobs) {
       if (!UNSENT.has(job.state) || this.#aborted) continue;
-      if (job.state === 'uploading' || job.state === 'creating') await this.#api.settle(job, signal);
       if (job.state === 'uploading') {
-        const file = await this.#api.findUpload(job, signal);
+        const file = await this.#lostUpload(job);
         if (file) {
           this.#adoptUpload(job, file);
           job.state = 'uploaded';
@@ -489,7 +492,7 @@ export class BatchRun {
         }
       }
       if (job.state === 'creating') {
-        const batch = await this.#api.findBatch(job, this.#metadata(job), signal);
+        const batch = await this.#lostBatch(job);
         if (batch) {
           this.#submitted(job, batch);
           await this.save();
