@@ -272,29 +272,31 @@ export class BatchApi {
   /** Streams a file's content to `path` (via a temporary name, renamed when complete). */
   async download(fileId: string, path: string, signal?: AbortSignal): Promise<void> {
     const temp = `${path}.partial`;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        // The body streams after the call returns: the call's own signal lives until it is written.
-        await withCallSignal(signal, async (own) => {
-          const response = await this.client.files.content(fileId, { signal: own });
-          if (!response.body) throw new Error('empty response body');
-          await pipeline(
-            Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>),
-            createWriteStream(temp),
-            { signal: own },
-          );
-        });
-        await fsyncFile(temp);
-        await rename(temp, path);
-        return;
-      } catch (error) {
-        await rm(temp, { force: true });
-        if (signal?.aborted) throw new RunDetached(`the download of ${fileId}`);
-        if (attempt + 1 >= this.#attempts || !retryableCall(error))
-          throw this.#wrap(error, `download of ${fileId}`);
-        await this.#pause(error, attempt, `download of ${fileId}`, 'retrying', signal);
-      }
-    }
+    await this.#retrying(
+      `the download of ${fileId}`,
+      this.#attempts,
+      async () => {
+        try {
+          // The body streams after the call returns: the call's own signal lives until it is written.
+          await withCallSignal(signal, async (own) => {
+            const response = await this.client.files.content(fileId, { signal: own });
+            if (!response.body) throw new Error('empty response body');
+            await pipeline(
+              Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>),
+              createWriteStream(temp),
+              { signal: own },
+            );
+          });
+          await fsyncFile(temp);
+          await rename(temp, path);
+        } catch (error) {
+          await rm(temp, { force: true });
+          throw error;
+        }
+      },
+      (error) => this.#wrap(error, `download of ${fileId}`),
+      signal,
+    );
   }
 
   async deleteFile(fileId: string): Promise<void> {
@@ -354,17 +356,20 @@ export class BatchApi {
     let after: string | undefined;
     for (;;) {
       const pageQuery = after === undefined ? query : { ...query, after };
-      const page = await this.#listCall(
-        () =>
-          withCallSignal(signal, (own) =>
+      const page = await this.#retrying(
+        path === '/files' ? 'listing files' : 'listing batches',
+        this.#lookupAttempts,
+        async () => {
+          await this.#limit('list');
+          return withCallSignal(signal, (own) =>
             this.client.get<{ data?: T[]; has_more?: boolean }>(path, {
               query: pageQuery,
               maxRetries: 0,
               signal: own,
             }),
-          ),
-        path === '/files' ? 'listing files' : 'listing batches',
-        fail,
+          );
+        },
+        (error) => fail(error, this.#describe(error)),
         signal,
       );
       const data = page.data ?? [];
@@ -376,21 +381,24 @@ export class BatchApi {
     }
   }
 
-  async #listCall<T>(
-    call: () => Promise<T>,
+  /**
+   * Calls until it answers, retrying what a retry can fix with backoff (honouring retry-after), up to
+   * `attempts`; a detach ends it with RunDetached, anything else that cannot go on with `fail`.
+   */
+  async #retrying<T>(
     what: string,
-    fail: (error: unknown, describe: string) => BatchpipeError,
+    attempts: number,
+    call: () => Promise<T>,
+    fail: (error: unknown) => Error,
     signal?: AbortSignal,
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      await this.#limit('list');
       if (signal?.aborted) throw new RunDetached(what);
       try {
         return await call();
       } catch (error) {
         if (signal?.aborted) throw new RunDetached(what);
-        if (attempt + 1 >= this.#lookupAttempts || !retryableCall(error))
-          throw fail(error, this.#describe(error));
+        if (attempt + 1 >= attempts || !retryableCall(error)) throw fail(error);
         await this.#pause(error, attempt, what, 'retrying', signal);
       }
     }
