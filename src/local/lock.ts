@@ -1,6 +1,7 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BatchpipeError } from '../errors.js';
+import { DirLock } from '../internal/dir-lock.js';
 
 const LOCK_FILE = 'service.lock';
 
@@ -9,30 +10,15 @@ const LOCK_FILE = 'service.lock';
  * lock names the process; a lock left by a process that is gone (a crash, kill -9) is taken over.
  */
 export async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
-  const path = join(dataDir, LOCK_FILE);
-  const body = JSON.stringify({ pid: process.pid });
-  try {
-    await writeFile(path, body, { flag: 'wx' });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw startError(dataDir, error);
-    const holder = await readHolder(path);
-    if (holder !== null && isAlive(holder))
-      throw new BatchpipeError(
+  const lock = await DirLock.acquire(join(dataDir, LOCK_FILE), {
+    inUse: (holder, note) =>
+      new BatchpipeError(
         'BP_SERVICE_START',
-        `the data dir ${dataDir} is in use by another local service (process ${holder}); stop it or use another data dir`,
-      );
-    await writeFile(path, body);
-  }
-  return () => rm(path, { force: true });
-}
-
-async function readHolder(path: string): Promise<number | null> {
-  try {
-    const { pid } = JSON.parse(await readFile(path, 'utf8')) as { pid?: unknown };
-    return typeof pid === 'number' && Number.isInteger(pid) && pid > 0 ? pid : null;
-  } catch {
-    return null;
-  }
+        `the data dir ${dataDir} is in use by another local service (process ${holder.pid}${note ? `, ${note}` : ''}); stop it or use another data dir`,
+      ),
+    failed: (message, cause) => startError(dataDir, cause ?? new Error(message)),
+  });
+  return () => lock.release();
 }
 
 function isAlive(pid: number): boolean {
