@@ -1,11 +1,16 @@
+import { TextCache } from './text-cache.js';
+
 /** Counts the tokens of a text. */
 export interface Tokenizer {
   readonly name: 'o200k' | 'estimate';
   count(text: string): number;
 }
 
-/** Distinct texts remembered (system prompts and templates repeat on every line of a batch). */
-const CACHE_SIZE = 4096;
+/**
+ * Characters of distinct texts remembered (system prompts and templates repeat on every line of a
+ * batch), bounded by size, not count: a line may be 6 MB.
+ */
+const CACHE_CHARS = 8 * 1024 * 1024;
 /** Shorter texts are cheaper to count than to remember. */
 const CACHE_MIN_LENGTH = 64;
 
@@ -24,7 +29,7 @@ export function loadTokenizer(kind: 'o200k' | 'estimate'): Promise<Tokenizer> {
 }
 
 function cached(name: 'o200k', count: (text: string) => number): Tokenizer {
-  const memo = new Map<string, number>();
+  const memo = new TextCache<number>(CACHE_CHARS);
   return {
     name,
     count(text) {
@@ -32,7 +37,6 @@ function cached(name: 'o200k', count: (text: string) => number): Tokenizer {
       let n = memo.get(text);
       if (n === undefined) {
         n = count(text);
-        if (memo.size >= CACHE_SIZE) memo.clear();
         memo.set(text, n);
       }
       return n;
