@@ -59,3 +59,14 @@ export function row(
 } {
   return { kind: 'row', index, file, line: index + 1, values };
 }
+
+/** Rows `{id: <prefix><n>, text: "text <n>"}` as a CSV source would make them (row n on line n + 1). */
+export function textRows(count: number, prefix = 'r', file = 't.csv') {
+  return Array.from({ length: count }, (_, i) => ({
+    kind: 'row' as const,
+    index: i + 1,
+    file,
+    line: i + 2,
+    values: { id: `${prefix}${i + 1}`, text: `text ${i + 1}` },
+  }));
+}

@@ -7,20 +7,10 @@ import { readManifest } from '../../src/run/manifest.js';
 import type { ResultLine } from '../../src/run/run-results.js';
 import { type BatchSinkOptions, batchSink } from '../../src/sinks/batch-sink.js';
 import { toRequests } from '../../src/transforms/to-requests.js';
-import { tempDir } from '../helpers.js';
+import { tempDir, textRows } from '../helpers.js';
 
 const root = tempDir('bp-faults-');
 let runs = 0;
-
-function rows(count: number, prefix: string) {
-  return Array.from({ length: count }, (_, i) => ({
-    kind: 'row' as const,
-    index: i + 1,
-    file: 't.csv',
-    line: i + 2,
-    values: { id: `${prefix}${i + 1}`, text: `text ${i + 1}` },
-  }));
-}
 
 /** A service for one test, the sink's whole pipeline against it, and the service's own records. */
 async function runAgainst(
@@ -42,7 +32,7 @@ async function runAgainst(
     });
     const out: ResultLine[] = [];
     await pipeline(
-      Readable.from(rows(count, `f${runs}-`)),
+      Readable.from(textRows(count, `f${runs}-`)),
       toRequests({ model: 'qwen-plus', template: '{{text}}', idColumn: 'id', enableThinking: false }),
       sink,
       async (source: AsyncIterable<ResultLine>) => {
@@ -59,7 +49,7 @@ async function runAgainst(
 function expectExactlyOnce(result: Awaited<ReturnType<typeof runAgainst>>, count: number): void {
   const ids = result.out.map((o) => o.custom_id).sort();
   expect(ids).toEqual(
-    rows(count, ids[0]!.replace(/\d+$/, ''))
+    textRows(count, ids[0]!.replace(/\d+$/, ''))
       .map((r) => r.values.id)
       .sort(),
   );

@@ -13,20 +13,10 @@ import { type RunManifest, readManifest } from '../../src/run/manifest.js';
 import type { ResultLine } from '../../src/run/run-results.js';
 import { type BatchSinkOptions, batchSink } from '../../src/sinks/batch-sink.js';
 import { toRequests } from '../../src/transforms/to-requests.js';
-import { tempDir } from '../helpers.js';
+import { tempDir, textRows } from '../helpers.js';
 
 const root = tempDir('bp-lookups-');
 let runs = 0;
-
-function rows(count: number, prefix: string) {
-  return Array.from({ length: count }, (_, i) => ({
-    kind: 'row' as const,
-    index: i + 1,
-    file: 't.csv',
-    line: i + 2,
-    values: { id: `${prefix}${i + 1}`, text: `text ${i + 1}` },
-  }));
-}
 
 /** The sink's whole pipeline on `count` rows; the same `prefix` and `runsDir` resume the same run. */
 async function runSink(
@@ -46,7 +36,7 @@ async function runSink(
   });
   const out: ResultLine[] = [];
   await pipeline(
-    Readable.from(rows(count, prefix)),
+    Readable.from(textRows(count, prefix)),
     toRequests({ model: 'qwen-plus', template: '{{text}}', idColumn: 'id', enableThinking: false }),
     sink,
     async (source: AsyncIterable<ResultLine>) => {
@@ -82,7 +72,7 @@ async function expectEachOnce(
   count: number,
 ) {
   expect(out.map((o) => o.custom_id).sort()).toEqual(
-    rows(count, out[0]!.custom_id.replace(/\d+$/, ''))
+    textRows(count, out[0]!.custom_id.replace(/\d+$/, ''))
       .map((r) => r.values.id)
       .sort(),
   );

@@ -13,7 +13,7 @@ import { type BatchSinkOptions, batchSink } from '../../src/sinks/batch-sink.js'
 import { toRequests } from '../../src/transforms/to-requests.js';
 import { validateRequests } from '../../src/transforms/validate-requests.js';
 import type { Rejection } from '../../src/types.js';
-import { tempDir } from '../helpers.js';
+import { tempDir, textRows } from '../helpers.js';
 
 const root = tempDir('bp-sink-');
 let service: LocalService;
@@ -25,13 +25,7 @@ beforeAll(async () => {
 afterAll(() => service.close());
 
 function rows(count: number, prefix = 'r') {
-  return Array.from({ length: count }, (_, i) => ({
-    kind: 'row' as const,
-    index: i + 1,
-    file: 'table.csv',
-    line: i + 2,
-    values: { id: `${prefix}${i + 1}`, text: `text ${i + 1}` },
-  }));
+  return textRows(count, prefix, 'table.csv');
 }
 
 async function run(count: number, options: Partial<BatchSinkOptions>, prefix = 'r') {
