@@ -6,9 +6,10 @@
  * with latency waited on that one signal at once (MaxListenersExceededWarning); and the test engine's
  * memo of prompt token counts was capped at 1,024 entries whatever their size (1 MB prompts: ~1 GB).
  */
-import { spawn } from 'node:child_process';
+
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runNode } from '../cli/run-cli.js';
 
 const PROBE = fileURLToPath(new URL('./memory-probe.ts', import.meta.url));
 
@@ -21,25 +22,10 @@ interface ProbeResult {
   warnings: string[];
 }
 
-function probe(calls: number): Promise<ProbeResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', PROBE, String(calls)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (code !== 0) reject(new Error(`memory probe exited ${code}: ${stderr}`));
-      else resolve(JSON.parse(stdout.trim().split('\n').pop()!) as ProbeResult);
-    });
-  });
+async function probe(calls: number): Promise<ProbeResult> {
+  const { code, stdout, stderr } = await runNode(['--expose-gc', '--import', 'tsx', PROBE, String(calls)]);
+  if (code !== 0) throw new Error(`memory probe exited ${code}: ${stderr}`);
+  return JSON.parse(stdout.trim().split('\n').pop()!) as ProbeResult;
 }
 
 describe('memory per call', () => {
