@@ -3,9 +3,22 @@
  * Every export is named here; nothing under internal/ is part of the API.
  */
 
+export { customIdFor, MAX_CUSTOM_ID_BYTES } from './core/requests/custom-id.js';
+export { reaskRequest } from './core/requests/reask-request.js';
+export type { CompiledTemplate } from './core/requests/template.js';
+export { compileTemplate } from './core/requests/template.js';
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { BatchpipeError, ERROR_CODES, isBatchpipeError } from './errors.js';
 export type { Warning, WarningCode, WarningHandler } from './internal/warnings.js';
+// Results back into tables: parse output and error lines, join them onto the source, write tables.
+export type { JoinTableOptions, JoinTableResult } from './jobs/join-table.js';
+export { joinTable } from './jobs/join-table.js';
+export type { PrepareOptions, PrepareResult } from './jobs/prepare.js';
+export { prepare } from './jobs/prepare.js';
+export type { ReaskRound, RunTableOptions, RunTableResult } from './jobs/run-table.js';
+export { runTable } from './jobs/run-table.js';
+export type { FileProblem, FileReport, ValidateFileOptions } from './jobs/validate-file.js';
+export { validateRequestFile, validateRequestFiles } from './jobs/validate-file.js';
 export type {
   ArmedFault,
   FaultControl,
@@ -35,20 +48,11 @@ export type { ProfileOptions } from './providers/resolve-profile.js';
 export { findModel, resolveProfile, thinksByDefault } from './providers/resolve-profile.js';
 // Durable runs: submit, await, download, resume.
 export type { RunCounts, RunEvent, RunState } from './run/batch-run.js';
-// Results back into tables: parse output and error lines, join them onto the source, write tables.
-export type { JoinTableOptions, JoinTableResult } from './run/join.js';
-export { joinTable } from './run/join.js';
 export type { BatchStatus, JobRecord, JobState, RunManifest } from './run/manifest.js';
 export { readManifest } from './run/manifest.js';
-export type { PrepareOptions, PrepareResult } from './run/prepare.js';
-export { prepare } from './run/prepare.js';
 export type { ResultLine } from './run/run-results.js';
 export { runResults } from './run/run-results.js';
-export type { ReaskRound, RunTableOptions, RunTableResult } from './run/run-table.js';
-export { runTable } from './run/run-table.js';
 export type { RunOptions } from './run/start-run.js';
-export type { FileProblem, FileReport, ValidateFileOptions } from './run/validate-file.js';
-export { validateRequestFile, validateRequestFiles } from './run/validate-file.js';
 export type { BatchSinkOptions, BatchSinkStream } from './sinks/batch-sink.js';
 export { batchSink } from './sinks/batch-sink.js';
 export type { CsvSinkOptions, SinkSummary, TableSinkStream } from './sinks/csv-sink.js';
@@ -67,7 +71,6 @@ export type { JsonlSourceOptions, JsonlSourceStream } from './sources/jsonl-sour
 export { jsonlSource } from './sources/jsonl-source.js';
 export type { RequestSourceStream } from './sources/request-source.js';
 export { requestSource } from './sources/request-source.js';
-export { customIdFor, MAX_CUSTOM_ID_BYTES } from './transforms/custom-id.js';
 export type {
   ExtraColumn,
   JoinResultsOptions,
@@ -88,9 +91,6 @@ export type {
   ResultStatus,
 } from './transforms/parse-results.js';
 export { parseResults, RESULT_STATUSES, resultSource } from './transforms/parse-results.js';
-export { reaskRequest } from './transforms/reask-request.js';
-export type { CompiledTemplate } from './transforms/template.js';
-export { compileTemplate } from './transforms/template.js';
 export type { Mapper, MapperBody, ToRequestsOptions, ToRequestsStream } from './transforms/to-requests.js';
 export { toRequests } from './transforms/to-requests.js';
 export type { ValidateRequestsOptions, ValidateRequestsStream } from './transforms/validate-requests.js';

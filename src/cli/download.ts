@@ -17,7 +17,7 @@ export function downloadCommand(): Command {
   addConnectionOptions(command);
   return withOutputOptions(command).action(async (target: string, flags: CommonFlags & { out?: string }) => {
     const { BatchApi } = await import('../run/batch-api.js');
-    const { RESULTS_FILE, writeResults } = await import('../run/run-table.js');
+    const { RESULTS_FILE, writeResults } = await import('../jobs/run-table.js');
     const { openRun } = await import('../run/start-run.js');
     const { REJECTIONS_FILE } = await import('../sinks/shard-requests.js');
     const out = output(flags);

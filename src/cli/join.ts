@@ -1,8 +1,8 @@
 import { Command, Option } from 'commander';
+import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js';
+import { RESULT_STATUSES } from '../core/results/result-status.js';
 import { BatchpipeError } from '../errors.js';
-import { EXTRA_COLUMNS, type ExtraColumn } from '../internal/result-cells.js';
 import { ENDPOINTS, type Endpoint } from '../providers/profile.js';
-import { RESULT_STATUSES } from '../transforms/result-status.js';
 import { count, info, type Output, plural, printJson } from './output.js';
 import { list } from './parse-values.js';
 import { addSourceOptions, structuredOption } from './request-options.js';
@@ -93,8 +93,8 @@ Example:
       --labels positive,negative,neutral --out labeled.csv`,
     )
     .action(async (flags: JoinFlags) => {
-      const { joinTable } = await import('../run/join.js');
-      const { findResultFiles } = await import('../internal/result-files.js');
+      const { joinTable } = await import('../jobs/join-table.js');
+      const { findResultFiles } = await import('../jobs/result-files.js');
       const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
       const found = await findResultFiles([...flags.results, ...(flags.errors ?? [])]);
       const rejections = flags.rejections ?? found.rejections;

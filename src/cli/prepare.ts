@@ -2,8 +2,8 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
+import type { PrepareResult } from '../jobs/prepare.js';
 import type { ProviderName } from '../providers/profile.js';
-import type { PrepareResult } from '../run/prepare.js';
 import type { Rejection } from '../types.js';
 import { cliWording, inCliWords } from './cli-wording.js';
 import { loadMapper } from './load-mapper.js';
@@ -59,7 +59,7 @@ Example:
 
 async function run(command: Command, input: string, flags: PrepareFlags): Promise<void> {
   const { defaultProvider } = await import('../providers/connection.js');
-  const { nothingToSubmit, prepare } = await import('../run/prepare.js');
+  const { nothingToSubmit, prepare } = await import('../jobs/prepare.js');
   const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
   const { out: outDir, mapper: mapperFile, json: _json, quiet: _quiet, ...options } = flags;
   const mapper = mapperFile ? await loadMapper(mapperFile) : undefined;

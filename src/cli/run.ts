@@ -87,7 +87,7 @@ Example:
 }
 
 async function action(command: Command, input: string, flags: RunCommandFlags): Promise<void> {
-  const { runTable } = await import('../run/run-table.js');
+  const { runTable } = await import('../jobs/run-table.js');
   const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
   const interrupt = detachOnInterrupt(out);
   const { connection, close } = await openConnection(flags);

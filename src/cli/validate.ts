@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Command } from 'commander';
 import { BatchpipeError } from '../errors.js';
+import type { FileReport } from '../jobs/validate-file.js';
 import type { ProviderName } from '../providers/profile.js';
-import type { FileReport } from '../run/validate-file.js';
 import type { Rejection } from '../types.js';
 import { cliWording, inCliWords } from './cli-wording.js';
 import { CliExit } from './exit.js';
@@ -52,7 +52,7 @@ Example:
 async function run(command: Command, files: string[], flags: ValidateFlags): Promise<void> {
   const { defaultProvider } = await import('../providers/connection.js');
   const { resolveProfile } = await import('../providers/resolve-profile.js');
-  const { validateRequestFiles } = await import('../run/validate-file.js');
+  const { validateRequestFiles } = await import('../jobs/validate-file.js');
   const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
   const profile = resolveProfile({
     provider: flags.provider ?? defaultProvider(),

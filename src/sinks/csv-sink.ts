@@ -1,11 +1,11 @@
 import { stringify } from 'csv-stringify/sync';
 import { z } from 'zod';
 import { BatchpipeError } from '../errors.js';
-import { cellText, type RowPlace, type TableSinkStream, tableSink } from '../internal/table-sink.js';
 import { parseOptions } from '../options.js';
 import type { RowValues } from '../types.js';
+import { cellText, type RowPlace, type TableSinkStream, tableSink } from './table-sink.js';
 
-export type { SinkSummary, TableSinkStream } from '../internal/table-sink.js';
+export type { SinkSummary, TableSinkStream } from './table-sink.js';
 
 const CsvSinkOptions = z.strictObject({
   /** Columns, in order; keys of a row not among them are left out. Default: the first row's keys (then a later row with a key the header lacks is an error). */

@@ -1,5 +1,5 @@
-import { type TableSinkStream, tableSink } from '../internal/table-sink.js';
 import type { RowValues } from '../types.js';
+import { type TableSinkStream, tableSink } from './table-sink.js';
 
 /**
  * Writes rows (or plain records) as JSON Lines, one object per row with the row's values as they are

@@ -1,19 +1,19 @@
 import { join } from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import { z } from 'zod';
-import { csvRowBatches, idColumnMissing, readCsvKeys } from '../internal/csv-join-reader.js';
-import { HashJoin, type JoinSummary, missingMessage } from '../internal/hash-join.js';
+import { csvRowBatches, idColumnMissing, readCsvKeys } from '../core/join/csv-join-reader.js';
+import { HashJoin, type JoinSummary, missingMessage } from '../core/join/hash-join.js';
+import { SpillCursor, SpillFile } from '../core/join/spill-file.js';
+import { customIdFor } from '../core/requests/custom-id.js';
+import { type ColumnRef, columnRef } from '../core/requests/template.js';
+import { CellLayout, EXTRA_COLUMNS, type ExtraColumn, payloadColumn } from '../core/results/result-cells.js';
 import { readBatches } from '../internal/read-batches.js';
-import { CellLayout, EXTRA_COLUMNS, type ExtraColumn, payloadColumn } from '../internal/result-cells.js';
-import { SpillCursor, SpillFile } from '../internal/spill-file.js';
 import { parseOptions } from '../options.js';
 import { ENDPOINTS } from '../providers/profile.js';
 import { type CsvOptions, CsvSourceOptions, csvSource } from '../sources/csv-source.js';
 import { jsonlSource } from '../sources/jsonl-source.js';
 import type { Rejection, Row, RowValues, SourceItem } from '../types.js';
-import { customIdFor } from './custom-id.js';
 import { ParseResultsFields, ResultParser } from './parse-results.js';
-import { type ColumnRef, columnRef } from './template.js';
 
 export type { ExtraColumn, JoinSummary };
 export { EXTRA_COLUMNS };

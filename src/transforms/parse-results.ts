@@ -1,21 +1,21 @@
 import { type Readable, Transform } from 'node:stream';
 import { z } from 'zod';
-import { BatchpipeError } from '../errors.js';
-import { decodeText } from '../internal/decode-text.js';
-import { inputName, type SourceInput } from '../internal/input.js';
-import { ItemSource } from '../internal/item-source.js';
 import {
   type AnswerSchema,
   compileStructuredOutput,
   isAnswerSchema,
   type StructuredOutput,
-} from '../internal/structured-output.js';
+} from '../core/structured/structured-output.js';
+import { BatchpipeError } from '../errors.js';
+import { decodeText } from '../internal/decode-text.js';
+import { inputName, type SourceInput } from '../internal/input.js';
+import { ItemSource } from '../internal/item-source.js';
 import { parseOptions } from '../options.js';
 import type { Rejection, Row } from '../types.js';
 
-export type { AnswerSchema } from '../internal/structured-output.js';
+export type { AnswerSchema } from '../core/structured/structured-output.js';
 
-import { RESULT_STATUSES, type ResultStatus } from './result-status.js';
+import { RESULT_STATUSES, type ResultStatus } from '../core/results/result-status.js';
 
 export { RESULT_STATUSES, type ResultStatus };
 

@@ -1,7 +1,19 @@
 import { Transform } from 'node:stream';
 import { z } from 'zod';
+import { customIdFor } from '../core/requests/custom-id.js';
+import {
+  type ColumnRef,
+  type CompiledTemplate,
+  columnRef,
+  compileTemplate,
+  textOf,
+} from '../core/requests/template.js';
+import {
+  type AnswerSchema,
+  compileStructuredOutput,
+  isAnswerSchema,
+} from '../core/structured/structured-output.js';
 import { BatchpipeError, isBatchpipeError } from '../errors.js';
-import { type AnswerSchema, compileStructuredOutput, isAnswerSchema } from '../internal/structured-output.js';
 import { type WarningHandler, WarningLog } from '../internal/warnings.js';
 import { parseOptions } from '../options.js';
 import { PROVIDER_NAMES, type ProviderProfile } from '../providers/profile.js';
@@ -17,8 +29,6 @@ import type {
   RowValues,
   SourceItem,
 } from '../types.js';
-import { customIdFor } from './custom-id.js';
-import { type ColumnRef, type CompiledTemplate, columnRef, compileTemplate, textOf } from './template.js';
 
 /** What a mapper returns: a request body; `model` may come from the options instead. */
 export interface MapperBody {

@@ -1,11 +1,11 @@
 import { Transform } from 'node:stream';
 import { z } from 'zod';
+import { type Refused, RequestRules, type Verdict } from '../core/requests/request-rules.js';
 import { type WarningHandler, WarningLog } from '../internal/warnings.js';
 import { parseOptions } from '../options.js';
 import { ENDPOINTS, PROVIDER_NAMES, type ProviderProfile } from '../providers/profile.js';
 import { resolveProfile } from '../providers/resolve-profile.js';
 import type { Rejection, RequestItem, Row, SourcePosition } from '../types.js';
-import { type Refused, RequestRules, type Verdict } from './request-rules.js';
 import { isProfile } from './to-requests.js';
 
 const ValidateRequestsOptions = z.strictObject({

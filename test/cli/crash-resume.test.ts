@@ -17,6 +17,7 @@ import { type FSWatcher, mkdirSync, readFileSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prepare } from '../../src/jobs/prepare.js';
 import {
   type FaultRule,
   type LocalService,
@@ -24,7 +25,6 @@ import {
   startLocalService,
 } from '../../src/local/index.js';
 import type { RunManifest } from '../../src/run/manifest.js';
-import { prepare } from '../../src/run/prepare.js';
 import { random } from '../fixtures/make-fixtures.js';
 import { fileWith, tempDir } from '../helpers.js';
 import {

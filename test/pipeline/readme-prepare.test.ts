@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { validateRequestFiles } from '../../src/run/validate-file.js';
+import { validateRequestFiles } from '../../src/jobs/validate-file.js';
 import { csvText, reviewRows } from '../fixtures/make-fixtures.js';
 import { tempDir } from '../helpers.js';
 

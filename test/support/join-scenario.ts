@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { compileStructuredOutput } from '../../src/internal/structured-output.js';
+import { compileStructuredOutput } from '../../src/core/structured/structured-output.js';
 import { csvText } from '../fixtures/make-fixtures.js';
 import { answerLine, type ErrorKind, errorLine, type Flavor, seeded, shuffle } from './results.js';
 

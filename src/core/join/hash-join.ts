@@ -1,0 +1,466 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BatchpipeError } from '../../errors.js';
+import { BufferedFile } from '../../internal/buffered-file.js';
+import { readChunks } from '../../internal/input.js';
+import { LineSplitter } from '../../internal/line-splitter.js';
+import {
+  RESULT_STATUSES,
+  type ResultParser,
+  type ResultRecord,
+  type ResultStatus,
+  STATUS_RANK,
+} from '../../transforms/parse-results.js';
+import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
+import { reaskRequest } from '../requests/reask-request.js';
+import { type CellEncoding, type CellLayout, cellEncoder } from '../results/result-cells.js';
+import { type RejectedRow, RejectionCursor } from './rejection-cursor.js';
+import { SpillCursor, SpillFile } from './spill-file.js';
+
+export { EXTRA_COLUMNS, type ExtraColumn } from '../results/result-cells.js';
+
+/** What a join did. */
+export interface JoinSummary {
+  /** Rows written (every source row, once). */
+  rows: number;
+  /** Rows by status. */
+  statuses: Record<ResultStatus, number>;
+  /** Result records taken in. */
+  results: number;
+  /** Results beyond the first for a custom_id (the best one was kept). */
+  duplicates: number;
+  /** Distinct custom_ids with results that matched no row (a wrong idColumn shows up here). */
+  orphans: number;
+  /** Unusable result lines (reported, not joined). */
+  problems: number;
+  /** Re-ask requests written. */
+  reasked: number;
+  /** The result columns added, in order. */
+  columns: string[];
+}
+
+export interface HashJoinSettings {
+  parser: ResultParser;
+  /** The result cells, made once per result as it arrives. */
+  layout: CellLayout;
+  /** How cells are stored until the output pass (JSON for Rows, CSV text for the byte engine). */
+  encoding: CellEncoding;
+  partitions: number;
+  tempDir: string | undefined;
+  /** `rejections.jsonl` files: those rows are `rejected`. */
+  rejections: readonly string[];
+  /** Re-ask requests for invalid_output rows: the request files, and where to write. */
+  reask: { requests: readonly string[]; out: string } | undefined;
+}
+
+/** What a thread that spilled results for the join reports with its file. */
+export interface SpilledCounts {
+  results: number;
+}
+
+const TAB = 0x09;
+const INVALID_RANK = String(STATUS_RANK.invalid_output).charCodeAt(0);
+/** Each status as one character (its index in RESULT_STATUSES), stored after the rank. */
+const STATUS_CHAR = Object.fromEntries(
+  RESULT_STATUSES.map((status, i) => [status, String.fromCharCode(0x30 + i)]),
+) as Record<ResultStatus, string>;
+
+/**
+ * The disk-backed hash join behind joinResults and joinTable, in four steps:
+ * 1. results go to partition files by hash(custom_id), one line each, `"id"\t<rank><status><cells>`,
+ *    the cells already laid out and encoded for the output;
+ * 2. a first pass over the source gives each joinable row's id (`key`), written to its partition's
+ *    keys file in source order;
+ * 3. `join()`: one partition at a time, its results into a map (best status per id), then its keys
+ *    in order, each answered with its result (or nothing) into the partition's joined file;
+ * 4. a second pass over the source asks, row by row, for the next joined line of the row's
+ *    partition (`next`, then `cells`): each partition's lines are in source order, so rows come out
+ *    in order with no sort.
+ * Memory: one partition's results, and a 64 KiB block per partition per file. Rows rejected before
+ * upload (`rejection`) and rows the source could not read take no key and no joined line.
+ */
+export class HashJoin {
+  readonly statuses = Object.fromEntries(RESULT_STATUSES.map((s) => [s, 0])) as Record<ResultStatus, number>;
+  readonly #settings: HashJoinSettings;
+  readonly #partitions: number;
+  readonly #encode: (cells: unknown[]) => string;
+  readonly #adopted: SpillFile[] = [];
+  /** Invalid answers other threads spilled (`spillInvalid`), read before this one's own. */
+  readonly #adoptedInvalid: SpillFile[] = [];
+  #started: Promise<void> | undefined;
+  #dir: string | undefined;
+  #results: SpillFile | undefined;
+  #invalid: SpillFile | undefined;
+  #keys: SpillFile | undefined;
+  #joined: SpillFile | undefined;
+  #rejections: RejectionCursor | undefined;
+  #streamedRejections: BufferedFile | undefined;
+  #cursors: SpillCursor[] = [];
+  #resultCount = 0;
+  #lineCount = 0;
+  #duplicates = 0;
+  #orphans = 0;
+  #reasked = 0;
+  #rows = 0;
+
+  constructor(settings: HashJoinSettings) {
+    this.#settings = settings;
+    this.#partitions = settings.partitions;
+    this.#encode = cellEncoder(settings.encoding);
+  }
+
+  get partitions(): number {
+    return this.#partitions;
+  }
+
+  get parser(): ResultParser {
+    return this.#settings.parser;
+  }
+
+  get layout(): CellLayout {
+    return this.#settings.layout;
+  }
+
+  /** Whether invalid answers are kept for re-ask requests (spill them with `spillInvalid`). */
+  get reasks(): boolean {
+    return this.#settings.reask !== undefined;
+  }
+
+  /** The temporary directory, once created. */
+  get dir(): string | undefined {
+    return this.#dir;
+  }
+
+  start(): Promise<void> {
+    this.#started ??= (async () => {
+      this.#dir = await mkdtemp(join(this.#settings.tempDir ?? tmpdir(), 'batchpipe-join-'));
+      this.#results = new SpillFile(join(this.#dir, 'results'), this.#partitions);
+      this.#keys = new SpillFile(join(this.#dir, 'keys'), this.#partitions);
+      this.#joined = new SpillFile(join(this.#dir, 'joined'), this.#partitions);
+      if (this.#settings.reask) this.#invalid = new SpillFile(join(this.#dir, 'invalid'), this.#partitions);
+    })();
+    return this.#started;
+  }
+
+  /** Step 1: one result record, or a raw result line (parsed as parseResults does). */
+  add(item: unknown): Promise<void> | undefined {
+    if (!this.#results) return this.start().then(() => this.add(item));
+    // A row rejected before upload, passed along the pipeline (by validateRequests, batchSink).
+    if ((item as Rejection | null)?.kind === 'rejection') return this.#addRejection(item as Rejection);
+    const record =
+      (item as ResultRecord | null)?.kind === 'result'
+        ? (item as ResultRecord)
+        : this.#settings.parser.fromItem(item, '<results>', ++this.#lineCount);
+    if (!record) return undefined;
+    this.#resultCount++;
+    if (this.#invalid && record.status === 'invalid_output') {
+      const waiting = spillInvalid(this.#invalid, record);
+      const spilled = spillResult(this.#results, record, this.#settings.layout, this.#encode);
+      return waiting && spilled
+        ? Promise.all([waiting, spilled]).then(() => undefined)
+        : (waiting ?? spilled);
+    }
+    return spillResult(this.#results, record, this.#settings.layout, this.#encode);
+  }
+
+  /**
+   * Takes results another thread has already spilled (`spillResult` into a file of the same
+   * partition count, layout and encoding), as if they had been added here, after those before; and,
+   * when re-asking, the invalid answers it spilled (`spillInvalid`).
+   */
+  adopt(spill: SpillFile, counts: SpilledCounts, invalid?: SpillFile): void {
+    this.#adopted.push(spill);
+    if (invalid) this.#adoptedInvalid.push(invalid);
+    this.#resultCount += counts.results;
+  }
+
+  #addRejection(rejection: Rejection): Promise<void> | undefined {
+    this.#streamedRejections ??= new BufferedFile(join(this.#dir!, 'rejections.jsonl'));
+    const { index, file, line, custom_id, code, message } = rejection;
+    const text = `${JSON.stringify({ row: index, file, line, custom_id, code, message })}\n`;
+    return this.#streamedRejections.append(text, Buffer.byteLength(text));
+  }
+
+  /** The rejections files: those given, then the rejections that came down the pipeline. */
+  #rejectionFiles(): string[] {
+    const files = [...this.#settings.rejections];
+    if (this.#streamedRejections) files.push(this.#streamedRejections.path);
+    return files;
+  }
+
+  /** Before step 2: every result is in. */
+  async beginKeys(): Promise<void> {
+    await this.start();
+    await this.#results!.flush();
+    await this.#invalid?.flush();
+    await this.#streamedRejections?.close();
+    this.#rejections = new RejectionCursor(this.#rejectionFiles());
+  }
+
+  /** The rejection of a row (steps 2 and 4; rows in ascending order). */
+  rejection(index: number): RejectedRow | undefined | Promise<RejectedRow | undefined> {
+    return this.#rejections!.at(index);
+  }
+
+  /** Step 2: the next joinable row has this custom_id. */
+  key(id: string): Promise<void> | undefined {
+    return this.#keys!.append(partitionOf(id, this.#partitions), `${JSON.stringify(id)}\n`);
+  }
+
+  /** Step 3, then ready for step 4. */
+  async join(): Promise<void> {
+    await this.#keys!.flush();
+    const reask = this.#settings.reask;
+    const requests = reask ? await this.#scatterRequests(reask.requests) : undefined;
+    const reaskFile = reask ? new BufferedFile(reask.out) : undefined;
+    try {
+      for (let p = 0; p < this.#partitions; p++) await this.#joinPartition(p, requests, reaskFile);
+      await reaskFile?.close();
+    } catch (error) {
+      await reaskFile?.discard();
+      throw error;
+    }
+    await this.#joined!.flush();
+    await requests?.close();
+    this.#rejections = new RejectionCursor(this.#rejectionFiles());
+    for (let p = 0; p < this.#partitions; p++) this.#cursors.push(new SpillCursor(this.#joined!, p));
+  }
+
+  async #scatterRequests(files: readonly string[]): Promise<SpillFile> {
+    const spill = new SpillFile(join(this.#dir!, 'requests'), this.#partitions);
+    for (const file of files) {
+      const splitter = new LineSplitter(file, Number.MAX_SAFE_INTEGER);
+      const add = async (lines: Array<{ text: string; line: number }>) => {
+        for (const { text, line } of lines) {
+          if (text.trim() === '') continue;
+          const id = requestId(text, file, line);
+          const waiting = spill.append(partitionOf(id, this.#partitions), `${JSON.stringify(id)}\t${text}\n`);
+          if (waiting) await waiting;
+        }
+      };
+      for await (const chunk of readChunks(file, file)) await add(splitter.split(chunk, false));
+      await add(splitter.split(Buffer.alloc(0), true));
+    }
+    await spill.flush();
+    return spill;
+  }
+
+  async #joinPartition(
+    p: number,
+    requests: SpillFile | undefined,
+    reaskFile: BufferedFile | undefined,
+  ): Promise<void> {
+    const best = new Map<string, string>();
+    for (const results of [...this.#adopted, this.#results!]) {
+      for (const line of await lines(results, p)) {
+        const tab = line.indexOf('\t');
+        const id = line.slice(0, tab);
+        const entry = line.slice(tab + 1);
+        const seen = best.get(id);
+        if (seen === undefined) best.set(id, entry);
+        else {
+          this.#duplicates++;
+          // Lower rank is better; on a tie the later line wins.
+          if (entry.charCodeAt(0) <= seen.charCodeAt(0)) best.set(id, entry);
+        }
+      }
+    }
+    const keys = this.#keys!;
+    const joined = this.#joined!;
+    const used = new Set<string>();
+    for (let b = 0; b < keys.blockCount(p); b++) {
+      const ids = (await keys.readBlock(p, b)).split('\n');
+      for (let i = 0; i < ids.length - 1; i++) {
+        const id = ids[i]!;
+        const entry = best.get(id);
+        let waiting: Promise<void> | undefined;
+        if (entry === undefined) waiting = joined.append(p, `${id}\t\n`);
+        else {
+          used.add(id);
+          waiting = joined.append(p, `${id}\t${entry}\n`);
+        }
+        if (waiting) await waiting;
+      }
+    }
+    const waiting = joined.flushPartition(p);
+    if (waiting) await waiting;
+    this.#orphans += best.size - used.size;
+    if (requests && reaskFile) await this.#reask(p, best, requests, reaskFile);
+  }
+
+  async #reask(p: number, best: Map<string, string>, requests: SpillFile, out: BufferedFile): Promise<void> {
+    const invalid = new Map<string, string>();
+    for (const spill of [...this.#adoptedInvalid, this.#invalid!]) {
+      for (const line of await lines(spill, p)) {
+        const tab = line.indexOf('\t');
+        invalid.set(line.slice(0, tab), line.slice(tab + 1));
+      }
+    }
+    for (const line of await lines(requests, p)) {
+      const tab = line.indexOf('\t');
+      const id = line.slice(0, tab);
+      const entry = best.get(id);
+      const answer = invalid.get(id);
+      if (entry === undefined || entry.charCodeAt(0) !== INVALID_RANK || answer === undefined) continue;
+      const [content, problem] = JSON.parse(answer) as [string | null, string | null];
+      const request = JSON.parse(line.slice(tab + 1)) as RequestLine;
+      const again = reaskRequest(request, content, problem ?? 'the answer does not match the schema');
+      if (!again) continue;
+      this.#reasked++;
+      const text = `${JSON.stringify(again)}\n`;
+      const waiting = out.append(text, Buffer.byteLength(text));
+      if (waiting) await waiting;
+    }
+  }
+
+  /** Step 4: the next joined line for a row with this id, or undefined when its block must be `load`ed. */
+  next(id: string): string | undefined {
+    return this.#cursors[partitionOf(id, this.#partitions)]!.next();
+  }
+
+  /** Loads the next block of the id's partition; a partition with no more lines means the source changed. */
+  async load(id: string, at: SourcePosition): Promise<void> {
+    if (!(await this.#cursors[partitionOf(id, this.#partitions)]!.load())) throw sourceChanged(at);
+  }
+
+  /**
+   * The stored cells of a joined line, or null when no result came back (counted as `missing`).
+   * Checks the line belongs to the id: a source that changed between the passes is an error.
+   */
+  cells(id: string, line: string, at: SourcePosition): string | null {
+    // Most ids need no escaping (no quote, backslash or control character): only others pay for JSON.stringify.
+    const plain = line.charCodeAt(id.length + 1) === 0x22 && line.startsWith(id, 1) && !id.includes('\\');
+    const key = plain ? id.length + 2 : keyLength(id, line);
+    if (key === -1 || line.charCodeAt(key) !== TAB) throw sourceChanged(at);
+    this.#rows++;
+    if (line.length === key + 1) {
+      this.statuses.missing++;
+      return null;
+    }
+    this.statuses[RESULT_STATUSES[line.charCodeAt(key + 2) - 0x30]!]++;
+    return line.slice(key + 3);
+  }
+
+  /** Counts a row that took no joined line (rejected before upload or by the source). */
+  rejected(): void {
+    this.#rows++;
+    this.statuses.rejected++;
+  }
+
+  /** After step 4: checks every joined line was used, removes the temporary files. */
+  async finish(columns: string[]): Promise<JoinSummary> {
+    for (const cursor of this.#cursors) {
+      if (cursor.next() !== undefined || (await cursor.load())) throw sourceChanged(undefined);
+    }
+    await this.close();
+    return {
+      rows: this.#rows,
+      statuses: this.statuses,
+      results: this.#resultCount,
+      duplicates: this.#duplicates,
+      orphans: this.#orphans,
+      problems: this.#settings.parser.problems.count,
+      reasked: this.#reasked,
+      columns,
+    };
+  }
+
+  /** Closes and removes the temporary files. */
+  async close(): Promise<void> {
+    const dir = this.#dir;
+    this.#dir = undefined;
+    const files = [
+      this.#results,
+      this.#invalid,
+      this.#keys,
+      this.#joined,
+      ...this.#adopted,
+      ...this.#adoptedInvalid,
+    ];
+    for (const file of files) await file?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Writes a result to its partition as `"id"\t<rank><status><encoded cells>`. */
+export function spillResult(
+  spill: SpillFile,
+  record: ResultRecord,
+  layout: CellLayout,
+  encode: (cells: unknown[]) => string,
+): Promise<void> | undefined {
+  const id = record.custom_id;
+  const cells = encode(layout.fromRecord(record));
+  return spill.append(
+    partitionOf(id, spill.partitions),
+    `${JSON.stringify(id)}\t${STATUS_RANK[record.status]}${STATUS_CHAR[record.status]}${cells}\n`,
+  );
+}
+
+/**
+ * Keeps an invalid answer for a re-ask, as `"id"\t[content, problem]`: the request needs the answer
+ * and what was wrong with it, which the cells may not hold (the byte engine stores CSV text).
+ */
+export function spillInvalid(spill: SpillFile, record: ResultRecord): Promise<void> | undefined {
+  const id = record.custom_id;
+  const text = `${JSON.stringify(id)}\t${JSON.stringify([record.content, record.error_message])}\n`;
+  return spill.append(partitionOf(id, spill.partitions), text);
+}
+
+/** FNV-1a over UTF-16 units: cheap for short ids, well spread for `row-<n>`. */
+export function partitionOf(id: string, partitions: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % partitions;
+}
+
+/** The message of a row with no result. */
+export function missingMessage(id: string): string {
+  return `no output or error line came back for custom_id ${JSON.stringify(id)}`;
+}
+
+/** All lines of a partition of a spill file. */
+async function lines(spill: SpillFile, p: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let b = 0; b < spill.blockCount(p); b++) {
+    const block = (await spill.readBlock(p, b)).split('\n');
+    block.pop();
+    for (const line of block) out.push(line);
+  }
+  return out;
+}
+
+/** Where the JSON form of `id` ends in `line`, or -1 when the line is not for `id`. */
+function keyLength(id: string, line: string): number {
+  const key = JSON.stringify(id);
+  return line.startsWith(key) ? key.length : -1;
+}
+
+const LEADING_ID = /^\s*\{\s*"custom_id"\s*:\s*("(?:[^"\\]|\\.)*")/;
+
+/** A request line's custom_id, read from the start of the line when it is there (prepare writes it first). */
+function requestId(text: string, file: string, line: number): string {
+  const match = LEADING_ID.exec(text);
+  let id: unknown;
+  try {
+    id = match ? JSON.parse(match[1]!) : (JSON.parse(text) as { custom_id?: unknown }).custom_id;
+  } catch (error) {
+    throw new BatchpipeError('BP_INPUT_PARSE', `request line is not JSON: ${(error as Error).message}`, {
+      file,
+      line,
+    });
+  }
+  if (typeof id !== 'string' || id === '')
+    throw new BatchpipeError('BP_CUSTOM_ID_MISSING', 'request line has no custom_id', { file, line });
+  return id;
+}
+
+function sourceChanged(at: SourcePosition | undefined): BatchpipeError {
+  const where = at ? { file: at.file, line: at.line, row: at.index } : {};
+  return new BatchpipeError(
+    'BP_JOIN_SOURCE_CHANGED',
+    'the source gave different rows on its second read; a join reads its source twice, so it must not change meanwhile',
+    where,
+  );
+}

@@ -1,0 +1,245 @@
+import { isAscii } from 'node:buffer';
+import { type FileHandle, open } from 'node:fs/promises';
+import { BatchpipeError } from '../../errors.js';
+import { decodeText } from '../../internal/decode-text.js';
+
+/** Bytes a partition gathers before it goes to disk as one block: big enough that writes are few. */
+const BLOCK_BYTES = 64 * 1024;
+/** UTF-8 bytes a UTF-16 unit can take. */
+const MAX_BYTES_PER_CHAR = 3;
+/** Block writes in flight before `append` asks the caller to wait. */
+const MAX_WRITES = 8;
+const LF = 0x0a;
+
+/**
+ * Lines sorted into partitions on disk, all in one file: each partition gathers text in memory and
+ * writes it as a block at the end of the file, and an in-memory index (two numbers per 64 KiB block)
+ * says where each partition's blocks are. One file handle whatever the partition count, sequential
+ * writes, and a partition reads back in order as its blocks. Lines must end with "\n".
+ */
+export class SpillFile {
+  readonly path: string;
+  readonly partitions: number;
+  /** Per partition: the block being filled (bytes stay off the JS heap, and nothing is garbage until written). */
+  readonly #pending: Array<Buffer | undefined>;
+  readonly #filled: number[];
+  /** Per partition: offset, length, offset, length, ... */
+  readonly #blocks: number[][];
+  readonly #writes = new Set<Promise<void>>();
+  /**
+   * Written blocks, reused: a fresh 64 KiB buffer per block is freed memory the allocator keeps, and
+   * peak RSS grew with the input by that churn alone.
+   */
+  readonly #free: Buffer[] = [];
+  #readBuffer: Buffer = Buffer.alloc(0);
+  #reading = false;
+  #handle: Promise<FileHandle> | undefined;
+  /** "w+" for a file this one writes; "r" for one another thread wrote. */
+  readonly #mode: 'w+' | 'r';
+  #end = 0;
+  #failure: unknown;
+
+  constructor(path: string, partitions: number, blocks?: number[][]) {
+    this.path = path;
+    this.partitions = partitions;
+    this.#pending = new Array<Buffer | undefined>(partitions).fill(undefined);
+    this.#filled = new Array<number>(partitions).fill(0);
+    this.#blocks = blocks ?? Array.from({ length: partitions }, () => []);
+    this.#mode = blocks ? 'r' : 'w+';
+  }
+
+  /** A spill file another thread wrote, to read back with the index it reported. */
+  static written(path: string, blocks: number[][]): SpillFile {
+    return new SpillFile(path, blocks.length, blocks);
+  }
+
+  /** Where each partition's blocks are (after `flush`): what `written` needs to read the file back. */
+  get index(): number[][] {
+    return this.#blocks;
+  }
+
+  /** Bytes on disk so far. */
+  get bytes(): number {
+    return this.#end;
+  }
+
+  /** Adds text (whole lines) to a partition; returns a promise only when the caller should wait. */
+  append(partition: number, text: string): Promise<void> | undefined {
+    let block = this.#pending[partition];
+    let filled = this.#filled[partition]!;
+    let waiting: Promise<void> | undefined;
+    const most = text.length * MAX_BYTES_PER_CHAR;
+    if (block && filled + most > block.length) {
+      waiting = this.flushPartition(partition);
+      block = undefined;
+      filled = 0;
+    }
+    // A line longer than a block gets a block of its own size.
+    block ??= this.#pending[partition] =
+      most > BLOCK_BYTES ? Buffer.allocUnsafe(most) : (this.#free.pop() ?? Buffer.allocUnsafe(BLOCK_BYTES));
+    this.#filled[partition] = filled + block.write(text, filled, 'utf8');
+    return waiting;
+  }
+
+  /** Writes `block[0, length)`; a full-size block goes back to the free list once written. */
+  #write(partition: number, block: Buffer, length: number): Promise<void> | undefined {
+    if (this.#failure) throw this.#failure;
+    const data = block.subarray(0, length);
+    const at = this.#end;
+    this.#end += data.length;
+    this.#blocks[partition]!.push(at, data.length);
+    this.#handle ??= open(this.path, this.#mode);
+    const handle = this.#handle;
+    // Each block has its own place in the file, so writes may run side by side in any order.
+    const write: Promise<void> = handle
+      .then((h) => h.write(data, 0, data.length, at))
+      .then(
+        () => {
+          this.#writes.delete(write);
+          if (block.length === BLOCK_BYTES) this.#free.push(block);
+        },
+        (error: unknown) => {
+          this.#writes.delete(write);
+          this.#failure ??= writeError(this.path, error);
+        },
+      );
+    this.#writes.add(write);
+    if (this.#writes.size < MAX_WRITES) return undefined;
+    return Promise.race(this.#writes).then(() => this.#check());
+  }
+
+  #check(): void {
+    if (this.#failure) throw this.#failure;
+  }
+
+  /** Writes what one partition holds now (a partition that is done need not hold its block to the end). */
+  flushPartition(partition: number): Promise<void> | undefined {
+    const block = this.#pending[partition];
+    const filled = this.#filled[partition]!;
+    if (!block || filled === 0) return undefined;
+    this.#pending[partition] = undefined;
+    this.#filled[partition] = 0;
+    return this.#write(partition, block, filled);
+  }
+
+  /**
+   * Writes what every partition holds and waits for all writes. The reused blocks are let go: a file
+   * is flushed when its writing is done, and a join's three files held 64 KiB per partition each
+   * through the output pass for nothing (more appends simply allocate again).
+   */
+  async flush(): Promise<void> {
+    for (let p = 0; p < this.partitions; p++) {
+      const waiting = this.flushPartition(p);
+      if (waiting) await waiting;
+    }
+    await Promise.all(this.#writes);
+    this.#free.length = 0;
+    this.#check();
+  }
+
+  /** How many blocks a partition has on disk (after `flush`). */
+  blockCount(partition: number): number {
+    return this.#blocks[partition]!.length / 2;
+  }
+
+  /** Bytes of one block of a partition. */
+  blockLength(partition: number, block: number): number {
+    return this.#blocks[partition]![block * 2 + 1]!;
+  }
+
+  /** Reads one block of a partition into the front of `into` (at least `blockLength` bytes). */
+  async readBlockInto(partition: number, block: number, into: Buffer): Promise<void> {
+    const at = this.#blocks[partition]![block * 2]!;
+    const length = this.#blocks[partition]![block * 2 + 1]!;
+    this.#handle ??= open(this.path, this.#mode);
+    const handle = await this.#handle;
+    let read = 0;
+    while (read < length) {
+      const { bytesRead } = await handle.read(into, read, length - read, at + read);
+      if (bytesRead === 0) throw writeError(this.path, new Error(`unexpected end of file at ${at + read}`));
+      read += bytesRead;
+    }
+  }
+
+  /** The text of one block of a partition. */
+  async readBlock(partition: number, block: number): Promise<string> {
+    const length = this.blockLength(partition, block);
+    // One read at a time reuses one buffer (decoding copies the text out).
+    const reuse = !this.#reading;
+    this.#reading = true;
+    if (reuse && this.#readBuffer.length < length)
+      this.#readBuffer = Buffer.allocUnsafe(Math.max(length, BLOCK_BYTES));
+    const data = reuse ? this.#readBuffer : Buffer.allocUnsafe(length);
+    try {
+      await this.readBlockInto(partition, block, data);
+      return decodeText(data, 0, length);
+    } finally {
+      if (reuse) this.#reading = false;
+    }
+  }
+
+  /** Closes the file (it is removed with its temporary directory). */
+  async close(): Promise<void> {
+    await Promise.allSettled(this.#writes);
+    const handle = this.#handle;
+    this.#handle = undefined;
+    if (handle) await (await handle.catch(() => undefined))?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Reads one partition's lines in the order they were appended, a block at a time: `next()` answers
+ * synchronously while the block lasts, and `load()` brings the next block.
+ */
+export class SpillCursor {
+  readonly #file: SpillFile;
+  readonly #partition: number;
+  /** The loaded block, in a buffer of the cursor's own, reused block after block. */
+  #buffer: Buffer = Buffer.alloc(0);
+  #end = 0;
+  #at = 0;
+  #ascii = true;
+  #block = 0;
+
+  constructor(file: SpillFile, partition: number) {
+    this.#file = file;
+    this.#partition = partition;
+  }
+
+  /**
+   * The next line, or undefined when the loaded block is used up (then `load`). Lines are decoded one
+   * at a time: a cursor per partition holding its whole block as strings kept the old generation full
+   * of text read once.
+   */
+  next(): string | undefined {
+    const at = this.#at;
+    if (at >= this.#end) return undefined;
+    let nl = this.#buffer.indexOf(LF, at);
+    if (nl === -1 || nl >= this.#end) nl = this.#end;
+    this.#at = nl + 1;
+    return this.#buffer.toString(this.#ascii ? 'latin1' : 'utf8', at, nl);
+  }
+
+  /** Loads the next block; false when there is none. */
+  async load(): Promise<boolean> {
+    this.#at = 0;
+    this.#end = 0;
+    if (this.#block >= this.#file.blockCount(this.#partition)) return false;
+    const length = this.#file.blockLength(this.#partition, this.#block);
+    if (this.#buffer.length < length) this.#buffer = Buffer.allocUnsafe(length);
+    await this.#file.readBlockInto(this.#partition, this.#block++, this.#buffer);
+    this.#end = length;
+    this.#ascii = isAscii(this.#buffer.subarray(0, length));
+    return true;
+  }
+}
+
+function writeError(path: string, error: unknown): BatchpipeError {
+  if (error instanceof BatchpipeError) return error;
+  return new BatchpipeError(
+    'BP_OUTPUT_WRITE',
+    `cannot use the temporary file ${path}: ${(error as Error).message}`,
+    {},
+    { cause: error },
+  );
+}

@@ -1,0 +1,441 @@
+import type { ErrorCode } from '../../errors.js';
+import { SeenIds } from '../../internal/seen-ids.js';
+import { loadTokenCounter, type TokenCounter } from '../../internal/tokens.js';
+import type { WarningLog } from '../../internal/warnings.js';
+import { describeValue } from '../../options.js';
+import { ENDPOINTS, type Endpoint, type ModelInfo, type ProviderProfile } from '../../providers/profile.js';
+import { findModel, thinksByDefault } from '../../providers/resolve-profile.js';
+import type { RequestLine, SourcePosition } from '../../types.js';
+
+/** A line that passed every rule, serialized once for the shard writer. */
+export interface Accepted {
+  ok: true;
+  request: RequestLine;
+  text: string;
+  bytes: number;
+}
+
+/** The first rule a line broke. */
+export interface Refused {
+  ok: false;
+  custom_id: string | null;
+  code: ErrorCode;
+  message: string;
+}
+
+export type Verdict = Accepted | Refused;
+
+export interface RuleOptions {
+  /** The run's endpoint; default: the first accepted line's url. */
+  endpoint?: Endpoint | undefined;
+  /** Enforce one model across everything checked (the per-file rule, when checking one file). */
+  singleModel: boolean;
+  /** Reject prompts that plainly exceed a known context window. */
+  checkContext: boolean;
+  /** Warn about thinking models without an explicit enable_thinking (for files built elsewhere). */
+  warnThinkingDefault: boolean;
+  /** Where custom_ids must be unique: the run (default; the join needs it) or one file (the provider rule). */
+  idScope?: 'run' | 'file';
+  /** The ids of earlier files of the same run, shared so duplicates across files are found too. */
+  seenIds?: SeenIds;
+}
+
+const ROLES = new Set(['system', 'user', 'assistant', 'tool', 'developer', 'function']);
+const KNOWN_ENDPOINTS = new Set<string>(ENDPOINTS);
+
+// The proxy tokenizer (o200k_base) and a provider's own differ by up to ~20% on ordinary text;
+// "plainly cannot fit" means more than that over the window.
+const CONTEXT_MARGIN = 1.2;
+
+/**
+ * The provider's per-line and per-run rules, checked in the order the provider would trip on them.
+ * Stateful: custom_ids must be unique across the whole run (the join depends on it), and with
+ * `singleModel` every line must name the first line's model.
+ */
+export class RequestRules {
+  readonly #profile: ProviderProfile;
+  readonly #opts: RuleOptions;
+  readonly #warnings: WarningLog;
+  readonly #ids: SeenIds;
+  readonly #ownIds: boolean;
+  readonly #models = new Map<string, ModelVerdict>();
+  readonly #windows = new Map<string, number>();
+  #endpoint: string | undefined;
+  #model: { id: string; first: SourcePosition } | undefined;
+  #tokens: TokenCounter | undefined;
+
+  constructor(profile: ProviderProfile, opts: RuleOptions, warnings: WarningLog) {
+    this.#profile = profile;
+    this.#opts = opts;
+    this.#warnings = warnings;
+    this.#endpoint = opts.endpoint;
+    this.#ids = opts.seenIds ?? new SeenIds();
+    this.#ownIds = opts.seenIds === undefined;
+  }
+
+  /** Checks one candidate line. `text`/`bytes` are its stored form when it came from a file. */
+  check(line: unknown, at: SourcePosition, text?: string, bytes?: number): Verdict | Promise<Verdict> {
+    const refused = this.checkStatic(line, at);
+    if (refused) return refused;
+    const candidate = line as Record<string, unknown> & {
+      custom_id: string;
+      url: string;
+      body: Record<string, unknown>;
+    };
+    const id = candidate.custom_id;
+    text ??= JSON.stringify(line);
+    bytes ??= Buffer.byteLength(text);
+    const tooLarge = this.checkLineBytes(bytes, id);
+    if (tooLarge) return tooLarge;
+    const model = candidate.body.model as string;
+    const window = this.contextWindow(model);
+    if (window !== undefined) {
+      const prompt = promptText(candidate.body, candidate.url);
+      // A token covers at least one UTF-8 byte and a UTF-16 unit at most 3 bytes: short prompts fit.
+      if (prompt.length * 3 > window && Buffer.byteLength(prompt) > window) {
+        const finish = (): Verdict =>
+          this.checkContext(prompt, model, window, id) ??
+          this.#accept(candidate, model, at, id, text!, bytes!);
+        return this.#tokens ? finish() : this.loadTokens().then(finish);
+      }
+    }
+    return this.#accept(candidate, model, at, id, text, bytes);
+  }
+
+  /**
+   * Every rule that depends on the line alone, not on the rest of the run or its size: what a line
+   * built from a template breaks, every line from that template breaks.
+   */
+  checkStatic(line: unknown, at: SourcePosition): Refused | undefined {
+    if (line === null || typeof line !== 'object' || Array.isArray(line)) {
+      return refuse(
+        null,
+        'BP_LINE_NOT_OBJECT',
+        `expected a JSON object, got ${Array.isArray(line) ? 'an array' : describeValue(line)}`,
+      );
+    }
+    const candidate = line as Record<string, unknown>;
+    const id = candidate.custom_id;
+    if (id === undefined) return refuse(null, 'BP_CUSTOM_ID_MISSING', 'custom_id is missing');
+    if (typeof id !== 'string')
+      return refuse(null, 'BP_CUSTOM_ID_INVALID', `custom_id must be a string, got ${describeValue(id)}`);
+    if (id === '') return refuse(id, 'BP_CUSTOM_ID_INVALID', 'custom_id is empty');
+    const max = this.#profile.limits.maxCustomIdBytes;
+    if (id.length * 3 > max) {
+      const idBytes = Buffer.byteLength(id);
+      if (idBytes > max)
+        return refuse(id, 'BP_CUSTOM_ID_TOO_LONG', `custom_id is ${idBytes} bytes, at most ${max} allowed`);
+    }
+    if (candidate.method !== 'POST') {
+      return refuse(id, 'BP_METHOD_INVALID', `method must be "POST", got ${describeValue(candidate.method)}`);
+    }
+    const url = candidate.url;
+    const dryRun = this.#profile.dryRun;
+    if (dryRun && url === dryRun.endpoint) {
+      // The free format check (batch-test-model on /v1/chat/ds-test) takes chat bodies.
+      const body = candidate.body as Record<string, unknown> | null;
+      if (body?.model !== dryRun.model) {
+        return refuse(
+          id,
+          'BP_MODEL_NOT_OFFERED',
+          `${url} is the dry-run endpoint; it takes model ${dryRun.model}, got ${describeValue(body?.model)}`,
+        );
+      }
+      return chatShape(body) === undefined ? undefined : refuse(id, 'BP_BODY_INVALID', chatShape(body)!);
+    }
+    if (typeof url !== 'string' || !KNOWN_ENDPOINTS.has(url)) {
+      return refuse(
+        id,
+        'BP_URL_INVALID',
+        `url must be one of ${this.#profile.endpoints.join(', ')}, got ${describeValue(url)}`,
+      );
+    }
+    if (!this.#profile.endpoints.includes(url as Endpoint)) {
+      return refuse(
+        id,
+        'BP_ENDPOINT_NOT_OFFERED',
+        `${this.#profile.title} does not offer ${url} for batches (offered: ${this.#profile.endpoints.join(', ')})`,
+      );
+    }
+    if (this.#endpoint !== undefined && url !== this.#endpoint) {
+      return refuse(
+        id,
+        'BP_ENDPOINT_MISMATCH',
+        `url is ${url} but the batch endpoint is ${this.#endpoint}; one batch serves one endpoint`,
+      );
+    }
+    const body = candidate.body;
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      return refuse(id, 'BP_BODY_INVALID', `body must be a JSON object, got ${describeValue(body)}`);
+    }
+    const fields = body as Record<string, unknown>;
+    const model = fields.model;
+    if (typeof model !== 'string' || model === '') {
+      return refuse(
+        id,
+        'BP_MODEL_MISSING',
+        `body.model must be a non-empty string, got ${describeValue(model)}`,
+      );
+    }
+    const known = this.#modelVerdict(model, url);
+    if (known.refusal) return refuse(id, known.refusal.code, known.refusal.message);
+    if (this.#opts.singleModel && this.#model && this.#model.id !== model) {
+      const first = this.#model.first;
+      return refuse(
+        id,
+        'BP_MODEL_MIXED',
+        `body.model is ${model} but line ${first.line} uses ${this.#model.id}; all requests in a file must use the same model`,
+      );
+    }
+    const shape =
+      url === '/v1/embeddings'
+        ? embeddingShape(fields)
+        : url === '/v1/chat/completions'
+          ? chatShape(fields)
+          : undefined;
+    if (shape) return refuse(id, 'BP_BODY_INVALID', shape);
+    const thinking = this.#thinking(fields, model, at, id);
+    if (thinking) return refuse(id, 'BP_THINKING_INVALID', thinking);
+    return undefined;
+  }
+
+  /** The line size rule. */
+  checkLineBytes(bytes: number, id: string): Refused | undefined {
+    const max = this.#profile.limits.maxLineBytes;
+    return bytes > max
+      ? refuse(id, 'BP_LINE_TOO_LARGE', `line is ${bytes} bytes, at most ${max} allowed`)
+      : undefined;
+  }
+
+  /** The model's context window, when the profile knows it and context checks are on. */
+  contextWindow(model: string): number | undefined {
+    if (!this.#opts.checkContext) return undefined;
+    let window = this.#windows.get(model);
+    if (window === undefined) {
+      window = findModel(this.#profile, model)?.contextWindow ?? 0;
+      this.#windows.set(model, window);
+    }
+    return window === 0 ? undefined : window;
+  }
+
+  /** Whether the tokenizer is loaded (`checkContext` needs it). */
+  get tokensLoaded(): boolean {
+    return this.#tokens !== undefined;
+  }
+
+  async loadTokens(): Promise<void> {
+    this.#tokens ??= await loadTokenCounter();
+  }
+
+  /** The context rule, for a prompt already known to be longer than the window in bytes. Needs `loadTokens`. */
+  checkContext(prompt: string, model: string, window: number, id: string): Refused | undefined {
+    const limit = Math.floor(window * CONTEXT_MARGIN);
+    const tokens = this.#tokens!(prompt, limit);
+    if (tokens <= limit) return undefined;
+    return refuse(
+      id,
+      'BP_CONTEXT_EXCEEDED',
+      `prompt is over ${limit} tokens (estimated), but ${model} takes at most ${window} per request`,
+    );
+  }
+
+  /**
+   * Claims a custom_id for a row: refused when an earlier row holds it, naming that row's line (and
+   * file, when it is another). Ids are kept as compact hashes with their position, on disk past 256k,
+   * so memory stays flat whatever the run's size.
+   */
+  claimId(id: string, at: SourcePosition): Refused | undefined {
+    const earlier = this.#ids.claim(id, at.file, at.line);
+    if (earlier === undefined) return undefined;
+    const sameFile = earlier.file === at.file;
+    const holder =
+      earlier.line === undefined
+        ? 'an earlier row'
+        : sameFile
+          ? `line ${earlier.line}`
+          : `${earlier.file}:${earlier.line}`;
+    const rule =
+      this.#opts.idScope === 'file' && sameFile
+        ? 'custom_ids must be unique within a file'
+        : 'custom_ids must be unique across the run (results are joined back by them)';
+    return refuse(id, 'BP_DUPLICATE_CUSTOM_ID', `custom_id "${id}" is already used by ${holder}; ${rule}`);
+  }
+
+  /** Lets go of what the rules keep on disk (a large run's custom_ids), unless they are shared. */
+  close(): void {
+    if (this.#ownIds) this.#ids.close();
+  }
+
+  /** Makes room for about `count` ids at once (the caller estimated the run's size). */
+  expectIds(count: number): void {
+    this.#ids.reserve(count);
+  }
+
+  #accept(
+    line: Record<string, unknown>,
+    model: string,
+    at: SourcePosition,
+    id: string,
+    text: string,
+    bytes: number,
+  ): Verdict {
+    const duplicate = this.claimId(id, at);
+    if (duplicate) return duplicate;
+    this.#endpoint ??= line.url as string;
+    this.#model ??= { id: model, first: at };
+    return { ok: true, request: line as unknown as RequestLine, text, bytes };
+  }
+
+  #modelVerdict(model: string, url: string): ModelVerdict {
+    const key = `${url} ${model}`;
+    let verdict = this.#models.get(key);
+    if (verdict) return verdict;
+    verdict = { info: findModel(this.#profile, model), refusal: modelRefusal(this.#profile, model, url) };
+    this.#models.set(key, verdict);
+    return verdict;
+  }
+
+  #thinking(
+    body: Record<string, unknown>,
+    model: string,
+    at: SourcePosition,
+    id: string,
+  ): string | undefined {
+    const enable = body.enable_thinking;
+    if (enable !== undefined && typeof enable !== 'boolean')
+      return `enable_thinking must be true or false, got ${describeValue(enable)}`;
+    const budget = body.thinking_budget;
+    if (budget !== undefined && !(Number.isInteger(budget) && (budget as number) > 0)) {
+      return `thinking_budget must be a positive integer, got ${describeValue(budget)}`;
+    }
+    const extra = body.extra_body;
+    const where = { file: at.file, line: at.line, row: at.index, custom_id: id };
+    if (
+      extra !== null &&
+      typeof extra === 'object' &&
+      ('enable_thinking' in extra || 'thinking_budget' in extra)
+    ) {
+      this.#warnings.warn(
+        'BP_WARN_THINKING_IN_EXTRA_BODY',
+        'enable_thinking/thinking_budget are inside extra_body, where batch requests ignore them; put them at the top level of body',
+        where,
+      );
+    }
+    if (this.#opts.warnThinkingDefault && enable === undefined && thinksByDefault(this.#profile, model)) {
+      this.#warnings.warn(
+        'BP_WARN_THINKING_DEFAULT',
+        `model ${model} thinks by default and thinking tokens bill as output; set enable_thinking explicitly`,
+        where,
+      );
+    }
+    return undefined;
+  }
+}
+
+interface ModelVerdict {
+  info: ModelInfo | undefined;
+  refusal: Refusal | undefined;
+}
+
+/** Why a setting cannot work with a provider. */
+export interface Refusal {
+  code: ErrorCode;
+  message: string;
+}
+
+/** Why the profile refuses `model` on `url`: not offered in its region, or of the wrong kind. */
+export function modelRefusal(profile: ProviderProfile, model: string, url: string): Refusal | undefined {
+  const info = findModel(profile, model);
+  const dryRun = profile.dryRun;
+  if (!info && profile.modelsExclusive && !(dryRun && model === dryRun.model)) {
+    const offered = profile.models.map((m) => m.id).join(', ');
+    return {
+      code: 'BP_MODEL_NOT_OFFERED',
+      message: `${model} is not offered for batches by ${profile.title}, provider "${profile.name}" (offered: ${offered}); if the list changed, add it with the models option`,
+    };
+  }
+  if (info && (info.kind === 'embedding') !== (url === '/v1/embeddings')) {
+    return {
+      code: 'BP_MODEL_NOT_OFFERED',
+      message: `${model} is ${info.kind === 'embedding' ? 'an embedding' : 'a chat'} model; it cannot serve ${url}`,
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Why a run's settings cannot work with the provider whatever the rows hold: an endpoint the profile
+ * does not offer for batches, or a model it does not offer (or of the wrong kind) on that endpoint.
+ */
+export function settingsRefusal(
+  profile: ProviderProfile,
+  endpoint: Endpoint,
+  model: string | undefined,
+): Refusal | undefined {
+  if (!profile.endpoints.includes(endpoint)) {
+    return {
+      code: 'BP_ENDPOINT_NOT_OFFERED',
+      message: `endpoint ${endpoint} is not offered for batches by ${profile.title}, provider "${profile.name}" (offered: ${profile.endpoints.join(', ')})`,
+    };
+  }
+  if (model === undefined) return undefined;
+  const refused = modelRefusal(profile, model, endpoint);
+  return refused && { code: refused.code, message: `model ${refused.message}` };
+}
+
+function refuse(custom_id: string | null, code: ErrorCode, message: string): Refused {
+  return { ok: false, custom_id, code, message };
+}
+
+function chatShape(body: Record<string, unknown>): string | undefined {
+  const messages = body.messages;
+  if (!Array.isArray(messages) || messages.length === 0) {
+    return `body.messages must be a non-empty array, got ${describeValue(messages)}`;
+  }
+  for (let i = 0; i < messages.length; i++) {
+    const message = messages[i] as Record<string, unknown> | null;
+    if (message === null || typeof message !== 'object' || Array.isArray(message)) {
+      return `body.messages[${i}] must be an object, got ${describeValue(message)}`;
+    }
+    if (typeof message.role !== 'string' || !ROLES.has(message.role)) {
+      return `body.messages[${i}].role must be one of ${[...ROLES].join(', ')}, got ${describeValue(message.role)}`;
+    }
+    const content = message.content;
+    const contentOk =
+      typeof content === 'string' ||
+      (Array.isArray(content) && content.length > 0) ||
+      (content == null && (message.role === 'assistant' || message.role === 'function'));
+    if (!contentOk)
+      return `body.messages[${i}].content must be a string or a non-empty array of parts, got ${describeValue(content)}`;
+  }
+  return undefined;
+}
+
+export function embeddingShape(body: Record<string, unknown>): string | undefined {
+  const input = body.input;
+  if (typeof input === 'string') return input === '' ? 'body.input is empty' : undefined;
+  if (Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === 'string' && x !== ''))
+    return undefined;
+  return `body.input must be a non-empty string or array of non-empty strings, got ${describeValue(input)}`;
+}
+
+/** The text a request sends, for context estimates. */
+export function promptText(body: Record<string, unknown>, url: string): string {
+  if (url === '/v1/embeddings') {
+    const input = body.input;
+    // Each input of an array is embedded (and limited) on its own: the longest one decides.
+    if (typeof input === 'string') return input;
+    return (input as string[]).reduce((longest, x) => (x.length > longest.length ? x : longest), '');
+  }
+  let text = '';
+  for (const message of body.messages as Array<{ content: unknown }>) {
+    const content = message.content;
+    if (typeof content === 'string') text += `${content}\n`;
+    else if (Array.isArray(content)) {
+      for (const part of content as Array<{ type?: unknown; text?: unknown }>) {
+        if (part?.type === 'text' && typeof part.text === 'string') text += `${part.text}\n`;
+      }
+    }
+  }
+  return text;
+}

@@ -1,0 +1,133 @@
+import type { Endpoint } from '../../providers/profile.js';
+import type { ResultRecord, ResultStatus } from '../../transforms/parse-results.js';
+import { csvCell } from '../csv/csv-cell.js';
+
+/** Result facts a join can add after the default columns. */
+export const EXTRA_COLUMNS = [
+  'custom_id',
+  'content',
+  'reasoning_content',
+  'finish_reason',
+  'reasoning_tokens',
+  'model',
+  'request_id',
+  'status_code',
+] as const;
+export type ExtraColumn = (typeof EXTRA_COLUMNS)[number];
+
+/** What decides the result columns before any result is read. */
+export interface CellSpec {
+  /** Parsed-field paths (labels or schema); empty for plain answers. */
+  fields: string[][];
+  /** Extras, in order. */
+  include: readonly ExtraColumn[];
+  /** The answer column's name (see `payloadColumn`). */
+  payload: PayloadColumn;
+}
+
+/** What the answer column is called. */
+export type PayloadColumn = 'content' | 'embedding';
+
+/**
+ * The answer column's name, from the kind of request: `embedding` for embeddings, else `content`.
+ * Never from the answers themselves, so a table's columns do not depend on what came back.
+ */
+export function payloadColumn(endpoint: Endpoint | undefined): PayloadColumn {
+  return endpoint === '/v1/embeddings' ? 'embedding' : 'content';
+}
+
+/** How cells are stored between the join's passes; what is stored never holds a newline. */
+export type CellEncoding = { kind: 'json' } | { kind: 'csv'; delimiter: string };
+
+/**
+ * The result cells of a row, in column order (DESIGN section 6): `status`, the parsed fields (labels
+ * or schema) or one payload cell (the answer text, or the vector of an embedding), `error_code`,
+ * `error_message`, `prompt_tokens`, `completion_tokens`, then the extras. The layout is fixed before
+ * any result is read, so cells can be made as results arrive.
+ */
+export class CellLayout {
+  readonly width: number;
+  readonly #fields: string[][];
+  readonly #include: readonly ExtraColumn[];
+  readonly #payload: boolean;
+  readonly #payloadName: PayloadColumn;
+
+  constructor(spec: CellSpec) {
+    this.#fields = spec.fields;
+    this.#payloadName = spec.payload;
+    this.#payload = spec.fields.length === 0;
+    // With parsed fields the answer text is an extra, if asked for; otherwise it is the payload.
+    this.#include = this.#payload ? spec.include.filter((c) => c !== 'content') : spec.include;
+    this.width = 1 + spec.fields.length + (this.#payload ? 1 : 0) + 4 + this.#include.length;
+  }
+
+  /** The cells of a result. */
+  fromRecord(r: ResultRecord): unknown[] {
+    const cells: unknown[] = [r.status];
+    for (const path of this.#fields) cells.push(pick(r.parsed, path));
+    if (this.#payload) cells.push(r.embedding ?? r.content);
+    cells.push(r.error_code, r.error_message, r.prompt_tokens, r.completion_tokens);
+    for (const extra of this.#include) cells.push(extra === 'custom_id' ? r.custom_id : r[extra]);
+    return cells;
+  }
+
+  /** The cells of a row with no result (missing, rejected). */
+  none(id: string | null, status: ResultStatus, code: string | null, message: string | null): unknown[] {
+    const cells: unknown[] = [status];
+    for (let f = 0; f < this.#fields.length; f++) cells.push(null);
+    if (this.#payload) cells.push(null);
+    cells.push(code, message, null, null);
+    for (const extra of this.#include) cells.push(extra === 'custom_id' ? id : null);
+    return cells;
+  }
+
+  /** Column names; a name the source has gets the prefix `result_` (DESIGN section 6). */
+  names(source: readonly string[], fieldPrefix: string): string[] {
+    const taken = new Set(source);
+    const names: string[] = [];
+    const add = (base: string) => {
+      let name = base;
+      while (taken.has(name)) name = `result_${name}`;
+      taken.add(name);
+      names.push(name);
+    };
+    add('status');
+    for (const path of this.#fields) add(fieldPrefix + path.join('.'));
+    if (this.#payload) add(this.#payloadName);
+    for (const base of ['error_code', 'error_message', 'prompt_tokens', 'completion_tokens']) add(base);
+    for (const extra of this.#include) add(extra);
+    return names;
+  }
+}
+
+/** Encodes cells for storage: JSON (values keep their types), or the CSV text that follows a row. */
+export function cellEncoder(encoding: CellEncoding): (cells: unknown[]) => string {
+  if (encoding.kind === 'json') return (cells) => JSON.stringify(cells);
+  const delimiter = encoding.delimiter;
+  return (cells) => escapeTail(csvTail(cells, delimiter));
+}
+
+/** The CSV text of cells, each after a delimiter (they follow the source fields). */
+export function csvTail(cells: unknown[], delimiter: string): string {
+  let text = '';
+  for (let c = 0; c < cells.length; c++) text += delimiter + csvCell(cells[c], delimiter);
+  return text;
+}
+
+/** Stored lines end at "\n", so a tail holding one (a quoted answer with line breaks) is kept as JSON. */
+function escapeTail(tail: string): string {
+  return tail.includes('\n') ? `1${JSON.stringify(tail)}` : `0${tail}`;
+}
+
+/** The CSV tail a stored `cellEncoder({kind: 'csv'})` value stands for. */
+export function csvTailOf(stored: string): string {
+  return stored.charCodeAt(0) === 0x30 ? stored.slice(1) : (JSON.parse(stored.slice(1)) as string);
+}
+
+function pick(value: unknown, path: string[]): unknown {
+  for (const key of path) {
+    if (value === null || typeof value !== 'object') return null;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return value === undefined ? null : value;
+}

@@ -1,0 +1,188 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { BatchpipeError } from '../errors.js';
+import { split } from '../internal/pick.js';
+import type { Connection } from '../providers/connection.js';
+import { resolveProfile } from '../providers/resolve-profile.js';
+import type { BatchRun, RunCounts, RunState } from '../run/batch-run.js';
+import { hasManifest, RUNS_DIR, stagingDir } from '../run/run-dir.js';
+import { writeFinalLines } from '../run/run-results.js';
+import { createOrResumeRun, openRun, RunFields, type RunOptions, stageRequests } from '../run/start-run.js';
+import { REJECTIONS_FILE } from '../sinks/shard-requests.js';
+import { CsvTableFields } from '../sources/csv-source.js';
+import { requestSource } from '../sources/request-source.js';
+import { validateRequests } from '../transforms/validate-requests.js';
+import type { Rejection, RequestItem } from '../types.js';
+import { type JoinTableOptions, type JoinTableResult, joinTable } from './join-table.js';
+import { nothingToSubmit, type PrepareOptions, type PrepareResult, prepare } from './prepare.js';
+
+/** The results file a finished run writes: one line per request, its final result. */
+export const RESULTS_FILE = 'results.jsonl';
+/** Rounds of re-asking `maxReasks` may ask for. */
+const MAX_REASK_ROUNDS = 5;
+
+export interface RunTableOptions
+  extends Omit<PrepareOptions, 'outDir' | 'provider'>,
+    Omit<RunOptions, 'runsDir'> {
+  /** The joined table to write (.csv, .tsv or .jsonl). */
+  out: string;
+  runsDir?: string;
+  /** Prepare and check everything, submit nothing. */
+  dryRun?: boolean;
+  /**
+   * With `labels` or `schema`: rounds of re-asking the rows whose answer failed validation, each round a
+   * batch of its own (the original conversation, the invalid answer, and what was wrong with it). 0-5,
+   * default 0.
+   */
+  maxReasks?: number;
+}
+
+/** One round of re-asking invalid answers. */
+export interface ReaskRound {
+  round: number;
+  /** Requests re-asked in this round. */
+  requests: number;
+  /** The round's own run directory (inside the main run's). */
+  dir: string;
+  state: RunState;
+}
+
+export interface RunTableResult {
+  prepared: PrepareResult;
+  /** Absent on a dry run. */
+  run?: BatchRun;
+  state: RunState | 'dry-run';
+  counts?: RunCounts;
+  joined?: JoinTableResult;
+  /** Rounds of re-asking invalid answers (`maxReasks`), in order. */
+  reasks?: ReaskRound[];
+}
+
+/**
+ * The whole job: table -> request files -> batches -> results -> the table with result columns. The
+ * run is durable: killed or detached, the same call on the same input resumes it, re-ask rounds
+ * included. The function behind `batchpipe run`.
+ */
+export async function runTable(
+  input: string,
+  connection: Connection,
+  options: RunTableOptions,
+): Promise<RunTableResult> {
+  const { out, runsDir = RUNS_DIR, dryRun, maxReasks = 0, ...rest } = options;
+  if (!Number.isInteger(maxReasks) || maxReasks < 0 || maxReasks > MAX_REASK_ROUNDS)
+    throw new BatchpipeError(
+      'BP_INVALID_OPTION',
+      `runTable: option "maxReasks": expected a whole number from 0 to ${MAX_REASK_ROUNDS}, got ${JSON.stringify(maxReasks)}`,
+    );
+  const [runOptions, prepareOptions] = split(rest, Object.keys(RunFields) as Array<keyof typeof RunFields>);
+  const staging = await stagingDir(runsDir);
+  const prepared = await prepare(input, {
+    ...prepareOptions,
+    provider: connection.provider,
+    outDir: staging,
+  });
+  const nothing = nothingToSubmit(prepared);
+  if (nothing) throw nothing;
+  if (dryRun) return { prepared, state: 'dry-run' };
+  const run = await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true);
+  try {
+    const state = await run.wait();
+    const counts = run.counts();
+    if (state !== 'done') return { prepared, run, state, counts };
+    const results = join(run.dir, RESULTS_FILE);
+    await writeResults(run, results);
+    await mkdir(dirname(out), { recursive: true });
+    const [csvOptions] = split(
+      prepareOptions,
+      Object.keys(CsvTableFields) as Array<keyof typeof CsvTableFields>,
+    );
+    const resultFiles = [results];
+    // Round 1 asks again from the original requests; a later round goes on from the conversation the
+    // round before sent (its re-ask file), with the answer that round got (the latest in file order).
+    const reaskFrom = (round: number) =>
+      round === 1 ? prepared.shards.map((s) => join(run.dir, s.file)) : [reaskFile(run, round - 1)];
+    const joinWith = (round: number | undefined) =>
+      joinTable({
+        source: input,
+        results: resultFiles,
+        rejections: [join(run.dir, REJECTIONS_FILE)],
+        out,
+        format: prepareOptions.format,
+        idColumn: prepareOptions.idColumn,
+        endpoint: prepareOptions.endpoint,
+        labels: prepareOptions.labels,
+        schema: prepareOptions.schema,
+        ...csvOptions,
+        ...(round !== undefined && { reask: { requests: reaskFrom(round), out: reaskFile(run, round) } }),
+      } satisfies JoinTableOptions);
+    // Only answers checked against labels or a schema can be invalid.
+    const rounds = prepareOptions.labels || prepareOptions.schema ? maxReasks : 0;
+    const reasks: ReaskRound[] = [];
+    let joined = await joinWith(rounds > 0 ? 1 : undefined);
+    for (let round = 1; round <= rounds && joined.reasked > 0; round++) {
+      const ran = await reaskRound(run, round, joined.reasked, connection, runOptions, prepareOptions);
+      reasks.push(ran.round);
+      if (ran.round.state !== 'done')
+        return { prepared, run, state: ran.round.state, counts, joined, reasks };
+      resultFiles.push(ran.results);
+      joined = await joinWith(round < rounds ? round + 1 : undefined);
+    }
+    return { prepared, run, state, counts, joined, reasks };
+  } finally {
+    await run.close();
+  }
+}
+
+/** Where a round's re-ask requests are written, in the main run's directory. */
+function reaskFile(run: BatchRun, round: number): string {
+  return join(run.dir, `reask-${round}.requests.jsonl`);
+}
+
+/**
+ * Runs one round of re-asks as a run of its own in `<run dir>/reask-<round>`: a directory fixed by the
+ * round, not by the content, so the same command finds it again after a crash or Ctrl-C (a round whose
+ * manifest exists is resumed as it is, never submitted again).
+ */
+async function reaskRound(
+  run: BatchRun,
+  round: number,
+  requests: number,
+  connection: Connection,
+  runOptions: Partial<RunOptions>,
+  prepareOptions: Omit<RunTableOptions, 'out' | 'runsDir' | 'dryRun' | 'maxReasks'>,
+): Promise<{ round: ReaskRound; results: string }> {
+  const dir = join(run.dir, `reask-${round}`);
+  const options = { ...runOptions, runDir: dir, runsDir: run.dir };
+  let roundRun: BatchRun;
+  if (await hasManifest(dir)) roundRun = await openRun(dir, connection, options);
+  else {
+    // The same rules as the first round: a model allowed by option is allowed here too.
+    const profile = resolveProfile({
+      provider: connection.provider,
+      models: prepareOptions.models,
+      anyModel: prepareOptions.anyModel,
+      contextWindows: prepareOptions.contextWindows,
+      maxLinesPerFile: prepareOptions.maxLinesPerFile,
+      maxBytesPerFile: prepareOptions.maxBytesPerFile,
+      maxLineBytes: prepareOptions.maxLineBytes,
+    });
+    const lines = requestSource(reaskFile(run, round)).compose(
+      validateRequests({ provider: profile }),
+    ) as AsyncIterable<RequestItem | Rejection>;
+    const staged = await stageRequests(lines, run.dir, connection);
+    roundRun = await createOrResumeRun(staged.dir, staged.summary, connection, options, true);
+  }
+  try {
+    const state = await roundRun.wait();
+    const results = join(dir, RESULTS_FILE);
+    if (state === 'done') await writeResults(roundRun, results);
+    return { round: { round, requests, dir, state }, results };
+  } finally {
+    await roundRun.close();
+  }
+}
+
+/** Writes a finished run's final result line per request (rejections stay in rejections.jsonl). */
+export function writeResults(run: BatchRun, path: string): Promise<number> {
+  return writeFinalLines(run.dir, run.manifest, path);
+}

@@ -1,0 +1,317 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'csv-parse/sync';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { type JoinTableOptions, joinTable } from '../../src/jobs/join-table.js';
+import { fileWith, tempDir } from '../helpers.js';
+import { asCsv, scenarios, writeScenario } from '../support/join-scenario.js';
+import { answerLine, embeddingLine, errorLine } from '../support/results.js';
+
+const dir = tempDir('bp-join-table-');
+let runs = 0;
+
+const read = (path: string, delimiter = ',') =>
+  parse(readFileSync(path, 'utf8'), { columns: true, delimiter, bom: true }) as Record<string, string>[];
+
+async function bothEngines(options: Omit<JoinTableOptions, 'out' | 'engine'>, ext = 'csv') {
+  const n = ++runs;
+  const bytes = await joinTable({ ...options, out: join(dir, `bytes-${n}.${ext}`) });
+  const rows = await joinTable({ ...options, out: join(dir, `rows-${n}.${ext}`), engine: 'rows' });
+  return { bytes, rows };
+}
+
+/** A CSV field quoted when it must be, and sometimes when it need not be (sources are written every way). */
+function field(value: string, quote: boolean): string {
+  const needs = /[",\r\n]/.test(value);
+  // An unquoted field may hold a quote after its first character: the scanner reads it literally.
+  if (!needs || (quote === false && !/[,\r\n]/.test(value) && !value.startsWith('"')))
+    return quote ? `"${value.replaceAll('"', '""')}"` : value;
+  return `"${value.replaceAll('"', '""')}"`;
+}
+
+const cell = fc.string({
+  unit: fc.constantFrom('a', ' ', ',', '"', '\n', 'é', '😀', '\t', 'x"y'),
+  maxLength: 8,
+});
+
+describe('joinTable', () => {
+  it('writes, from the byte engine, the table the Row engine writes (read back with csv-parse; property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(cell, cell, fc.boolean(), fc.boolean()), { minLength: 1, maxLength: 30 }),
+        fc.record({
+          eol: fc.constantFrom('\n', '\r\n'),
+          bom: fc.boolean(),
+          seed: fc.nat(),
+          keyed: fc.boolean(),
+        }),
+        async (cells, how) => {
+          const header = how.keyed ? 'id,a,b' : 'a,b';
+          const lines = cells.map(([a, b, qa, qb], i) => {
+            const fields = [field(a, qa), field(b, qb)];
+            return how.keyed ? [`k${i}`, ...fields].join(',') : fields.join(',');
+          });
+          const source = fileWith(
+            dir,
+            'src.csv',
+            `${how.bom ? '\ufeff' : ''}${[header, ...lines].join(how.eol)}${how.eol}`,
+          );
+          const results = cells.map((_, i) => {
+            const id = how.keyed ? `k${i}` : `row-${i + 1}`;
+            return i % 5 === 4
+              ? errorLine(id, 'http')
+              : answerLine({ custom_id: id, content: `answer "${i}",\n${cells[i]![0]}` });
+          });
+          const out = fileWith(dir, 'res.jsonl', results.filter((_, i) => i % 7 !== 6).join('\n'));
+          const { bytes, rows } = await bothEngines({
+            source,
+            results: [out],
+            idColumn: how.keyed ? 'id' : undefined,
+          });
+          expect(bytes.engine).toBe('bytes');
+          expect(rows.engine).toBe('rows');
+          expect(read(bytes.out)).toEqual(read(rows.out));
+          expect(bytes.statuses).toEqual(rows.statuses);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('conserves rows with both engines: every row once, in order, with its own result in every column (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenarios, async (s) => {
+        const files = writeScenario(dir, s, `t${++runs}`);
+        const { bytes, rows } = await bothEngines({
+          source: files.source,
+          results: files.results,
+          rejections: [files.rejections],
+          idColumn: files.idColumn,
+          partitions: s.partitions,
+          ...files.structured,
+        });
+        for (const joined of [bytes, rows]) {
+          expect(joined.columns).toEqual(files.columns);
+          const table = s.texts.length === 0 ? [] : read(joined.out);
+          const columns = ['text', ...files.columns];
+          expect(table.map((r) => Object.fromEntries(columns.map((c) => [c, r[c]])))).toEqual(
+            files.expected.map(asCsv),
+          );
+          expect(joined.rows).toBe(s.texts.length);
+          expect(joined.problems).toBe(files.problems);
+        }
+        expect(bytes.engine).toBe('bytes');
+        expect(bytes.statuses).toEqual(rows.statuses);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it('keeps rows the source cannot read, and rows of another width (relaxColumnCount), in place', async () => {
+    const source = fileWith(dir, 'odd.csv', 'a,b\n1,2\n3\n"x"y,4\n5,6,7\n');
+    const out = fileWith(
+      dir,
+      'odd.jsonl',
+      ['row-1', 'row-2', 'row-3', 'row-4'].map((id) => answerLine({ custom_id: id, content: id })).join('\n'),
+    );
+    for (const relaxColumnCount of [false, true]) {
+      const { bytes, rows } = await bothEngines({ source, results: [out], relaxColumnCount });
+      expect(read(bytes.out)).toEqual(read(rows.out));
+      expect(read(bytes.out).map((r) => [r.a, r.b, r.status])).toEqual(
+        relaxColumnCount
+          ? [
+              ['1', '2', 'ok'],
+              ['3', '', 'ok'],
+              ['', '', 'rejected'],
+              ['5', '6', 'ok'],
+            ]
+          : [
+              ['1', '2', 'ok'],
+              ['', '', 'rejected'],
+              ['', '', 'rejected'],
+              ['', '', 'rejected'],
+            ],
+      );
+    }
+  });
+
+  it('writes TSV from TSV with the byte engine, and takes the Row engine for CSV to TSV or JSONL', async () => {
+    const tsv = fileWith(dir, 't.tsv', 'a\tb\nx,1\t"y\tz"\n');
+    const out = fileWith(dir, 't.jsonl', answerLine({ custom_id: 'row-1', content: 'tab\there' }));
+    const { bytes, rows } = await bothEngines({ source: tsv, results: [out] }, 'tsv');
+    expect(bytes.engine).toBe('bytes');
+    expect(read(bytes.out, '\t')).toEqual(read(rows.out, '\t'));
+    expect(read(bytes.out, '\t')[0]).toMatchObject({ a: 'x,1', b: 'y\tz', content: 'tab\there' });
+    const csv = fileWith(dir, 'c.csv', 'a\nx\n');
+    expect((await joinTable({ source: csv, results: [out], out: join(dir, 'c.tsv') })).engine).toBe('rows');
+    const jsonl = await joinTable({ source: csv, results: [out], out: join(dir, 'c.jsonl') });
+    expect(jsonl.engine).toBe('rows');
+    expect(JSON.parse(readFileSync(jsonl.out, 'utf8'))).toMatchObject({
+      a: 'x',
+      status: 'ok',
+      prompt_tokens: 20,
+    });
+  });
+
+  it('JSONL sources with uneven keys no longer lose columns: join --out h.csv has every column', async () => {
+    const source = fileWith(dir, 'h.jsonl', '{"a":1}\n{"a":2,"b":"extra"}\n');
+    const results = fileWith(
+      dir,
+      'h-out.jsonl',
+      [
+        answerLine({ custom_id: 'row-1', content: 'x' }),
+        answerLine({ custom_id: 'row-2', content: 'y' }),
+      ].join('\n'),
+    );
+    const result = await joinTable({ source, results: [results], out: join(dir, 'h.csv') });
+    expect(result.engine).toBe('rows');
+    expect(read(result.out).map((r) => [r.a, r.b, r.status, r.content])).toEqual([
+      ['1', '', 'ok', 'x'],
+      ['2', 'extra', 'ok', 'y'],
+    ]);
+  });
+
+  it('names the vector column from the endpoint on both engines, whatever came back', async () => {
+    const source = fileWith(dir, 'emb.csv', 'text\na\nb\n');
+    const none = fileWith(
+      dir,
+      'emb-none.jsonl',
+      [errorLine('row-1', 'http'), errorLine('row-2', 'http')].join('\n'),
+    );
+    const some = fileWith(
+      dir,
+      'emb-some.jsonl',
+      [embeddingLine('row-1', [0.25, 1]), errorLine('row-2', 'http')].join('\n'),
+    );
+    for (const results of [none, some]) {
+      const { bytes, rows } = await bothEngines({ source, results: [results], endpoint: '/v1/embeddings' });
+      expect(bytes.columns).toEqual(rows.columns);
+      expect(bytes.columns[1]).toBe('embedding');
+      expect(read(bytes.out)).toEqual(read(rows.out));
+      expect(Object.keys(read(bytes.out)[0]!)).toEqual(['text', ...bytes.columns]);
+      const chat = await bothEngines({ source, results: [results] });
+      expect([chat.bytes.columns[1], chat.rows.columns[1]]).toEqual(['content', 'content']);
+    }
+    const { bytes } = await bothEngines({ source, results: [some], endpoint: '/v1/embeddings' });
+    expect(read(bytes.out).map((r) => r.embedding)).toEqual(['[0.25,1]', '']);
+  });
+
+  it('parses big result files on worker threads, with the same table, problem lines and re-asks as one thread', async () => {
+    const count = 45_000; // about 18 MB of output lines: over the threshold for threads
+    const source = fileWith(
+      dir,
+      'big.csv',
+      `text\n${Array.from({ length: count }, (_, i) => `t${i}`).join('\n')}\n`,
+    );
+    const lines: string[] = [];
+    const requests: string[] = [];
+    for (let i = count; i >= 1; i--) {
+      requests.push(requestLine(`row-${i}`, `t${i - 1}`));
+      if (i % 5000 === 0) lines.push(`{"custom_id": "row-${i}", broken`);
+      else
+        lines.push(
+          answerLine({
+            custom_id: `row-${i}`,
+            // Every 7th answer is not one of the labels: invalid_output, re-asked.
+            content: `{"label": "${i % 7 === 0 ? 'maybe' : i % 2 ? 'positive' : 'negative'}"}`,
+            n: i,
+          }),
+        );
+    }
+    const out = fileWith(dir, 'big.jsonl', `${lines.join('\n')}\n`);
+    const requestFile = fileWith(dir, 'big-requests.jsonl', `${requests.join('\n')}\n`);
+    const labels = ['positive', 'negative'];
+    const reask = (name: string) => ({ requests: [requestFile], out: join(dir, name) });
+    const threaded = await joinTable({
+      source,
+      results: [out],
+      labels,
+      reask: reask('big-threads-reask.jsonl'),
+      out: join(dir, 'big-threads.csv'),
+    });
+    expect(threaded.engine).toBe('bytes');
+    // A zod schema cannot go to a thread: the same labels as a zod enum run on this thread.
+    const schema = z.object({ label: z.enum(['positive', 'negative']) });
+    const single = await joinTable({
+      source,
+      results: [out],
+      schema,
+      reask: reask('big-one-reask.jsonl'),
+      out: join(dir, 'big-one.csv'),
+    });
+    expect(readFileSync(threaded.out, 'utf8')).toBe(readFileSync(single.out, 'utf8'));
+    const invalid = Math.floor(count / 7) - Math.floor(count / 35_000);
+    expect(threaded.statuses).toMatchObject({ ok: count - 9 - invalid, invalid_output: invalid, failed: 9 });
+    expect(threaded.reasked).toBe(invalid);
+    expect(single.reasked).toBe(invalid);
+    const reasked = readFileSync(join(dir, 'big-threads-reask.jsonl'), 'utf8');
+    expect(reasked).toBe(readFileSync(join(dir, 'big-one-reask.jsonl'), 'utf8'));
+    expect(JSON.parse(reasked.split('\n')[0]!).body.messages[1]).toEqual({
+      role: 'assistant',
+      content: '{"label": "maybe"}',
+    });
+    const where = (r: typeof threaded) =>
+      r.problemDetails.first.map((p) => `${p.context.file}:${p.context.line}`).sort();
+    expect(where(threaded)).toEqual(where(single));
+    expect(where(threaded)).toContain(`${out}:${count - 5000 + 1}`);
+    expect(threaded.problems).toBe(9);
+  });
+
+  it('re-asks invalid answers from the byte engine too, the same requests as the Row engine', async () => {
+    const source = fileWith(dir, 're.csv', 'id,text\na,good\nb,bad\nc,"so, so"\nd,gone\n');
+    const requestFile = fileWith(
+      dir,
+      're-requests.jsonl',
+      ['a', 'b', 'c', 'd'].map((id) => requestLine(id, id)).join('\n'),
+    );
+    const results = fileWith(
+      dir,
+      're-out.jsonl',
+      [
+        answerLine({ custom_id: 'a', content: '{"label": "positive"}' }),
+        answerLine({ custom_id: 'b', content: 'dunno' }),
+        answerLine({ custom_id: 'c', content: '{"label": "meh"}' }),
+        // d: invalid first, then a valid re-asked answer: the valid one wins, nothing to re-ask.
+        answerLine({ custom_id: 'd', content: 'hmm' }),
+        answerLine({ custom_id: 'd', content: 'Negative' }),
+      ].join('\n'),
+    );
+    const n = ++runs;
+    const options = { source, results: [results], idColumn: 'id', labels: ['positive', 'negative'] };
+    const bytes = await joinTable({
+      ...options,
+      reask: { requests: [requestFile], out: join(dir, `reask-bytes-${n}.jsonl`) },
+      out: join(dir, `reask-bytes-${n}.csv`),
+    });
+    const rows = await joinTable({
+      ...options,
+      reask: { requests: [requestFile], out: join(dir, `reask-rows-${n}.jsonl`) },
+      out: join(dir, `reask-rows-${n}.csv`),
+      engine: 'rows',
+    });
+    expect(bytes.engine).toBe('bytes');
+    expect(read(bytes.out)).toEqual(read(rows.out));
+    expect([bytes.reasked, rows.reasked]).toEqual([2, 2]);
+    const reasked = readFileSync(join(dir, `reask-bytes-${n}.jsonl`), 'utf8');
+    expect(reasked).toBe(readFileSync(join(dir, `reask-rows-${n}.jsonl`), 'utf8'));
+    expect(
+      reasked
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).custom_id)
+        .sort(),
+    ).toEqual(['b', 'c']);
+  });
+});
+
+/** A chat request line as prepare writes it. */
+function requestLine(id: string, content: string): string {
+  return JSON.stringify({
+    custom_id: id,
+    method: 'POST',
+    url: '/v1/chat/completions',
+    body: { model: 'qwen-plus', messages: [{ role: 'user', content }] },
+  });
+}

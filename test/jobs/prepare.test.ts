@@ -1,0 +1,456 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { customIdFor } from '../../src/core/requests/custom-id.js';
+import { WarningLog } from '../../src/internal/warnings.js';
+import { prepareCsvBytes } from '../../src/jobs/csv-bytes.js';
+import { type PrepareOptions, type PrepareResult, prepare } from '../../src/jobs/prepare.js';
+import type { ProviderProfile } from '../../src/providers/profile.js';
+import { resolveProfile } from '../../src/providers/resolve-profile.js';
+import { Sharder, shardRequests } from '../../src/sinks/shard-requests.js';
+import { csvSource } from '../../src/sources/csv-source.js';
+import { toRequests } from '../../src/transforms/to-requests.js';
+import { validateRequests } from '../../src/transforms/validate-requests.js';
+import { csvText, reviewRows } from '../fixtures/make-fixtures.js';
+import { fileWith, tempDir } from '../helpers.js';
+
+const dir = tempDir();
+let runs = 0;
+
+/** Every file prepare wrote, by name. */
+function filesIn(outDir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const name of readdirSync(outDir).sort()) files[name] = readFileSync(join(outDir, name), 'utf8');
+  return files;
+}
+
+/** The custom_ids of the request lines, file after file (one model: files follow the rows). */
+function requestIds(result: PrepareResult): string[] {
+  return result.shards.flatMap((s) =>
+    readFileSync(join(result.outDir, s.file), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l).custom_id as string),
+  );
+}
+
+function rejectionsOf(outDir: string): Array<{ row: number; line: number; code: string; message: string }> {
+  const text = readFileSync(join(outDir, 'rejections.jsonl'), 'utf8');
+  return text === ''
+    ? []
+    : text
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+}
+
+/**
+ * Every row of the table comes out exactly once, in source order: its number in rejections.jsonl, or
+ * its custom_id (`ids[n - 1]` for row n) in the request files, the rows not rejected in their order.
+ */
+function expectConserved(result: PrepareResult, ids: string[]): void {
+  const rejected = rejectionsOf(result.outDir).map((r) => r.row);
+  expect(rejected).toEqual([...rejected].sort((a, b) => a - b));
+  expect(new Set(rejected).size).toBe(rejected.length);
+  expect(rejected.every((n) => Number.isInteger(n) && n >= 1 && n <= ids.length)).toBe(true);
+  const isRejected = new Set(rejected);
+  const kept = ids.filter((_, i) => !isRejected.has(i + 1));
+  expect(requestIds(result)).toEqual(kept);
+  expect(result.requests + result.rejected).toBe(ids.length);
+  expect(result.rows).toBe(ids.length);
+}
+
+async function bothEngines(input: string, options: Omit<PrepareOptions, 'outDir' | 'engine'>) {
+  const fast = await prepare(input, { ...options, outDir: join(dir, `fast-${++runs}`) });
+  const rows = await prepare(input, { ...options, outDir: join(dir, `rows-${runs}`), engine: 'rows' });
+  return { fast, rows };
+}
+
+const cell = fc.oneof(
+  { weight: 4, arbitrary: fc.string({ unit: 'grapheme', maxLength: 20 }) },
+  {
+    weight: 1,
+    arbitrary: fc.string({
+      unit: fc.constantFrom(
+        '"',
+        ',',
+        '\n',
+        '\r',
+        '\t',
+        '\\',
+        '\u0001',
+        '\u001f',
+        '\u2028',
+        'é',
+        '😀',
+        ' ',
+        'a',
+      ),
+      maxLength: 12,
+    }),
+  },
+);
+
+describe('prepare', () => {
+  it('writes the same bytes from the CSV fast path as from the Row path (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(cell, cell, cell), { maxLength: 25 }),
+        fc.record({
+          eol: fc.constantFrom('\n', '\r\n'),
+          bom: fc.boolean(),
+          system: fc.option(fc.constantFrom('Answer with one word.', 'About {{b}}: be "brief"\n')),
+          template: fc.constantFrom('Classify: {{a}}', '{{a}}{{b}}', '{{ c }} \\ {{a}} "{{b}}"', '{{a}}'),
+          idColumn: fc.option(fc.constantFrom('a', 'c')),
+          endpoint: fc.constantFrom('/v1/chat/completions' as const, '/v1/embeddings' as const),
+          maxLinesPerFile: fc.integer({ min: 1, max: 8 }),
+          ragged: fc.boolean(),
+          relaxColumnCount: fc.boolean(),
+          enableThinking: fc.option(fc.boolean()),
+          temperature: fc.option(fc.constantFrom(0, 0.7)),
+        }),
+        async (table, o) => {
+          const rows = table.map(([a, b, c], i) => (o.ragged && i % 5 === 4 ? [a, b] : [a, b, c]));
+          const input = fileWith(
+            dir,
+            'table.csv',
+            csvText(['a', 'b', 'c'], rows, { eol: o.eol, bom: o.bom }),
+          );
+          const options: Omit<PrepareOptions, 'outDir' | 'engine'> = {
+            model: o.endpoint === '/v1/embeddings' ? 'text-embedding-v4' : 'qwen3.5-plus',
+            template: o.template,
+            endpoint: o.endpoint,
+            maxLinesPerFile: o.maxLinesPerFile,
+            relaxColumnCount: o.relaxColumnCount,
+            ...(o.endpoint === '/v1/chat/completions' && o.system !== null && { system: o.system }),
+            ...(o.idColumn !== null && { idColumn: o.idColumn }),
+            ...(o.enableThinking !== null &&
+              o.endpoint === '/v1/chat/completions' && { enableThinking: o.enableThinking }),
+            ...(o.temperature !== null && { temperature: o.temperature }),
+          };
+          const { fast, rows: slow } = await bothEngines(input, options);
+          expect(fast.engine).toBe('bytes');
+          expect(slow.engine).toBe('rows');
+          expect(filesIn(fast.outDir)).toEqual(filesIn(slow.outDir));
+          expect(fast.warnings).toEqual(slow.warnings);
+          // Every row of the generated table comes out once: as a request line or a rejection. (This
+          // compared requests + rejected with `rows`, which the sharder counts as that very sum.)
+          const key = o.idColumn === null ? -1 : ['a', 'b', 'c'].indexOf(o.idColumn);
+          const ids = rows.map((cells, i) =>
+            key === -1 ? `row-${i + 1}` : customIdFor(i + 1, cells[key] ?? ''),
+          );
+          expectConserved(fast, ids);
+        },
+      ),
+      { numRuns: 120 },
+    );
+  });
+
+  it('writes the same bytes on both engines for a table that fills many write buffers', async () => {
+    const reviews = reviewRows(8000, 5);
+    const input = fileWith(
+      dir,
+      'many.csv',
+      csvText(
+        ['id', 'review', 'rating', 'product'],
+        reviews.map((r) => [r.id, r.review, r.rating, r.product]),
+        { eol: '\r\n' },
+      ),
+    );
+    const { fast, rows } = await bothEngines(input, {
+      model: 'qwen-plus',
+      template: 'Rate: {{review}}',
+      idColumn: 'id',
+      maxLinesPerFile: 3000,
+    });
+    expect(fast.requests).toBe(8000);
+    expect(fast.shards.map((s) => s.lines)).toEqual([3000, 3000, 2000]);
+    expect(filesIn(fast.outDir)).toEqual(filesIn(rows.outDir));
+  });
+
+  it('writes keys that need deriving or unescaping the same on both engines', async () => {
+    const keys = [
+      'x'.repeat(300),
+      '"'.repeat(200),
+      'é'.repeat(129),
+      'é'.repeat(128),
+      '',
+      'a"b\\c',
+      'tab\there',
+    ];
+    const input = fileWith(
+      dir,
+      'keys.csv',
+      csvText(
+        ['id', 'text'],
+        keys.map((k, i) => [k, `t${i}`]),
+      ),
+    );
+    const { fast, rows } = await bothEngines(input, {
+      model: 'qwen-plus',
+      template: '{{text}}',
+      idColumn: 'id',
+    });
+    expect(filesIn(fast.outDir)).toEqual(filesIn(rows.outDir));
+    const ids = readFileSync(join(fast.outDir, 'requests-00001.jsonl'), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l).custom_id as string);
+    expect(ids).toEqual([
+      expect.stringMatching(/^sha256-/),
+      '"'.repeat(200),
+      expect.stringMatching(/^sha256-/),
+      'é'.repeat(128),
+      'row-5',
+      'a"b\\c',
+      'tab\there',
+    ]);
+  });
+
+  it('conserves rows: every data row is a request or a rejection, in source order', async () => {
+    const reviews = reviewRows(300, 11);
+    const table = reviews.map((r, i) =>
+      i % 37 === 5 ? [r.id] : [i % 41 === 3 ? 'r1' : r.id, r.review, r.rating],
+    );
+    const input = fileWith(dir, 'reviews.csv', csvText(['id', 'review', 'rating'], table));
+    const result = await prepare(input, {
+      outDir: join(dir, 'conserve'),
+      model: 'qwen-plus',
+      template: '{{review}}',
+      idColumn: 'id',
+      maxLinesPerFile: 64,
+    });
+    expectConserved(
+      result,
+      table.map((cells) => cells[0]!),
+    );
+    expect(new Set(requestIds(result)).size).toBe(result.requests);
+    const rejected = rejectionsOf(result.outDir);
+    // Exactly the rows built to fail: short rows, and every "r1" after the first.
+    const short = table.flatMap((cells, i) => (cells.length === 1 ? [i + 1] : []));
+    const r1 = table.flatMap((cells, i) => (cells.length > 1 && cells[0] === 'r1' ? [i + 1] : []));
+    expect(rejected.filter((r) => r.code === 'BP_ROW_FIELD_COUNT').map((r) => r.row)).toEqual(short);
+    expect(rejected.filter((r) => r.code === 'BP_DUPLICATE_CUSTOM_ID').map((r) => r.row)).toEqual(
+      r1.slice(1),
+    );
+    expect(rejected).toHaveLength(short.length + r1.length - 1);
+    // Each duplicate names the line the first "r1" starts on (reviews hold quoted newlines).
+    const lineOf = (n: number) =>
+      1 + table.slice(0, n - 1).reduce((sum, cells) => sum + cells.join('').split('\n').length, 1);
+    for (const r of rejected.filter((r) => r.code === 'BP_DUPLICATE_CUSTOM_ID')) {
+      expect(r.line).toBe(lineOf(r.row));
+      expect(r.message).toBe(
+        `custom_id "r1" is already used by line ${lineOf(r1[0]!)}; custom_ids must be unique across the run (results are joined back by them)`,
+      );
+    }
+    expect(result.shards.every((s) => s.lines <= 64)).toBe(true);
+  });
+
+  it('reads JSONL tables through the Row path', async () => {
+    const input = fileWith(
+      dir,
+      'items.jsonl',
+      '{"id":12345678901234567890,"t":"a"}\n{"id":2,"t":{"nested":true}}\n{"id":3}\n',
+    );
+    const result = await prepare(input, {
+      outDir: join(dir, 'jsonl'),
+      model: 'qwen-plus',
+      template: 'Say {{t}}',
+      idColumn: 'id',
+    });
+    expect(result.engine).toBe('rows');
+    const lines = readFileSync(join(result.outDir, 'requests-00001.jsonl'), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.custom_id, l.body.messages[0].content])).toEqual([
+      ['12345678901234567890', 'Say a'],
+      ['2', 'Say {"nested":true}'],
+    ]);
+    expect(result.rejections.by_code).toEqual({ BP_TEMPLATE_MISSING_COLUMN: 1 });
+  });
+
+  it('fails the run early when the template names a missing column, on either engine', async () => {
+    const input = fileWith(dir, 'few.csv', 'id,text\n1,a\n');
+    for (const engine of ['auto', 'rows'] as const) {
+      await expect(
+        prepare(input, { outDir: join(dir, `missing-${engine}`), model: 'm', template: '{{txt}}', engine }),
+      ).rejects.toMatchObject({
+        code: 'BP_TEMPLATE_MISSING_COLUMN',
+        context: { file: input, line: 2, row: 1, column: 'txt' },
+      });
+    }
+  });
+
+  it('fails the run for a model the region does not offer, after writing every row to rejections.jsonl, on either engine', async () => {
+    const input = fileWith(dir, 'two.csv', 'id,text\n1,a\n2,b\n');
+    const outDirs: string[] = [];
+    for (const engine of ['auto', 'rows'] as const) {
+      const outDir = join(dir, `not-offered-${engine}`);
+      outDirs.push(outDir);
+      const run = prepare(input, {
+        outDir,
+        engine,
+        model: 'qwen3.5-plus',
+        template: '{{text}}',
+        provider: 'dashscope',
+      });
+      await expect(run).rejects.toMatchObject({
+        code: 'BP_MODEL_NOT_OFFERED',
+        context: { option: 'model' },
+        message: expect.stringMatching(
+          /^model qwen3\.5-plus is not offered for batches by Alibaba Cloud Model Studio, international \(Singapore\), provider "dashscope" \(offered: qwen-max, qwen-plus, qwen-flash, qwen-turbo\).*every row was rejected and written to .*rejections\.jsonl/,
+        ),
+      });
+      expect(rejectionsOf(outDir).map((r) => [r.row, r.code])).toEqual([
+        [1, 'BP_MODEL_NOT_OFFERED'],
+        [2, 'BP_MODEL_NOT_OFFERED'],
+      ]);
+    }
+    expect(filesIn(outDirs[0]!)).toEqual(filesIn(outDirs[1]!));
+  });
+
+  it('warns, on either engine, when requests for the local service name a model DashScope does not offer (its batches then failed with no word before)', async () => {
+    const input = fileWith(dir, 'local-model.csv', 'id,text\n1,a\n2,b\n');
+    for (const engine of ['auto', 'rows'] as const) {
+      const seen: string[] = [];
+      const other = await prepare(input, {
+        outDir: join(dir, `local-model-${engine}`),
+        engine,
+        model: 'gpt-4o-mini',
+        template: '{{text}}',
+        provider: 'local',
+        onWarning: (w) => seen.push(w.code),
+      });
+      expect(other.requests).toBe(2);
+      expect(seen).toEqual(['BP_WARN_LOCAL_MODEL']);
+      expect(other.warnings.map((w) => [w.code, w.message])).toEqual([
+        ['BP_WARN_LOCAL_MODEL', expect.stringContaining('model "gpt-4o-mini" is not one DashScope offers')],
+      ]);
+      const offered = await prepare(input, {
+        outDir: join(dir, `local-model-ok-${engine}`),
+        engine,
+        model: 'qwen-plus',
+        template: '{{text}}',
+        provider: 'local',
+      });
+      expect(offered.warnings).toEqual([]);
+    }
+  });
+
+  it('fails the run for an endpoint the region does not offer, naming what it offers', async () => {
+    const input = fileWith(dir, 'embed.csv', 'text\na\n');
+    const outDir = join(dir, 'endpoint-not-offered');
+    await expect(
+      prepare(input, {
+        outDir,
+        model: 'text-embedding-v4',
+        endpoint: '/v1/embeddings',
+        template: '{{text}}',
+        provider: 'dashscope',
+      }),
+    ).rejects.toMatchObject({
+      code: 'BP_ENDPOINT_NOT_OFFERED',
+      message: expect.stringContaining(
+        'endpoint /v1/embeddings is not offered for batches by Alibaba Cloud Model Studio, international (Singapore), provider "dashscope" (offered: /v1/chat/completions)',
+      ),
+    });
+    expect(rejectionsOf(outDir).map((r) => r.code)).toEqual(['BP_ENDPOINT_NOT_OFFERED']);
+  });
+
+  it('takes JSONL options with the names jsonlSource has: maxRowSize and bigIntegers (prepare never passed bigIntegers)', async () => {
+    const input = fileWith(dir, 'big.jsonl', '{"id":12345678901234567890,"t":"a"}\n');
+    const exact = await prepare(input, {
+      outDir: join(dir, 'big-string'),
+      model: 'qwen-plus',
+      template: '{{id}}',
+    });
+    const lossy = await prepare(input, {
+      outDir: join(dir, 'big-number'),
+      model: 'qwen-plus',
+      template: '{{id}}',
+      bigIntegers: 'number',
+    });
+    const prompt = (result: PrepareResult) =>
+      JSON.parse(readFileSync(join(result.outDir, 'requests-00001.jsonl'), 'utf8')).body.messages[0].content;
+    expect(prompt(exact)).toBe('12345678901234567890');
+    expect(exact.warnings).toEqual([]);
+    expect(prompt(lossy)).toBe('12345678901234567000');
+    expect(lossy.warnings.map((w) => [w.code, w.first])).toEqual([
+      ['BP_WARN_BIG_INTEGER', { file: input, line: 1, row: 1 }],
+    ]);
+    await expect(
+      prepare(input, {
+        outDir: join(dir, 'big-small'),
+        model: 'qwen-plus',
+        template: '{{id}}',
+        maxRowSize: 10,
+      }),
+    ).rejects.toMatchObject({ code: 'BP_ROW_TOO_LARGE' });
+  });
+
+  it("derives ids at the profile's limits.maxCustomIdBytes on both engines (both used the 256-byte constant)", async () => {
+    const base = resolveProfile('local');
+    const profile: ProviderProfile = { ...base, limits: { ...base.limits, maxCustomIdBytes: 80 } };
+    const input = fileWith(
+      dir,
+      'short-ids.csv',
+      csvText(
+        ['id', 't'],
+        [
+          ['1'.repeat(80), 'a'],
+          ['2'.repeat(81), 'b'],
+        ],
+      ),
+    );
+    const requests = { model: 'qwen-plus', template: '{{t}}', idColumn: 'id', provider: profile };
+    const rules = { singleModel: false, checkContext: true, warnThinkingDefault: false };
+    const fastDir = join(dir, 'short-ids-fast');
+    await prepareCsvBytes(input, input, {
+      csv: {},
+      requests,
+      rules,
+      profile,
+      sharder: new Sharder(fastDir, 'requests', profile.limits),
+      warnings: new WarningLog(),
+    });
+    const rowsDir = join(dir, 'short-ids-rows');
+    await pipeline(
+      csvSource(input),
+      toRequests(requests),
+      validateRequests({ provider: profile, ...rules }),
+      shardRequests({ outDir: rowsDir, provider: profile }),
+    );
+    expect(filesIn(fastDir)).toEqual(filesIn(rowsDir));
+    const ids = readFileSync(join(fastDir, 'requests-00001.jsonl'), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l).custom_id);
+    expect(ids).toEqual(['1'.repeat(80), customIdFor(2, '2'.repeat(81), 80)]);
+    expect(ids[1]).toMatch(/^sha256-/);
+  });
+
+  it('applies the context check on the fast path exactly as on the Row path', async () => {
+    const long = Array.from({ length: 500 }, (_, i) => `w${i}`).join(' ');
+    const input = fileWith(
+      dir,
+      'ctx.csv',
+      csvText(
+        ['id', 'text'],
+        [
+          ['1', long],
+          ['2', 'short'],
+        ],
+      ),
+    );
+    const { fast, rows } = await bothEngines(input, {
+      model: 'qwen-plus',
+      template: '{{text}}',
+      contextWindows: { 'qwen-plus': 200 },
+    });
+    expect(fast.rejections.by_code).toEqual({ BP_CONTEXT_EXCEEDED: 1 });
+    expect(filesIn(fast.outDir)).toEqual(filesIn(rows.outDir));
+  });
+});
