@@ -1,54 +1,38 @@
 /**
- * join: 1M rows of product reviews (200-800 characters with quotes, commas, newlines, emoji and
- * accents; 638 MB) joined with their results (427 MB of output lines in shuffled order, 1% of the
- * requests in an error file), whole process, compared in the same run on the same files with:
- *   - python          the provider documentation's JSONL-to-CSV script extended with a dict join
- *                     (bench/peers/join_results.py; its get() is fixed to index lists by position:
- *                     as documented, `0 in list` tests membership, so choices[0] was never found and
- *                     it did less work than the others)
- *   - duckdb          DuckDB: read_csv + read_json, LEFT JOIN by custom_id, ORDER BY the source row,
- *                     COPY to CSV (bench/peers/duckdb-join.mjs). Its parallel CSV reader refuses
- *                     this file (newlines inside quoted fields), so it reads the CSV on one thread.
- *   - batchpipe       `batchpipe join` as users run it (the byte engine: CSV rows copied as bytes,
- *                     results parsed on worker threads while the source's ids are read)
- *   - batchpipe rows  the general path (resultSource -> joinResults -> csvSink, Row objects), up to 200k
- * Each variant runs in its own process and reports its peak RSS; all write the same result columns
- * (status, content, error_code, error_message, prompt_tokens, completion_tokens). The bench checks
- * every variant wrote every row, and at the smallest size that they agree on every result column.
+ * join: the review table of the prepare bench (id, title, review, rating, created_at) joined with its
+ * results (an answer per row in shuffled order, 1% of the requests in an error file; custom_id
+ * row-<id>), whole processes, compared in one run on the same files:
+ *   - python           the provider documentation's JSONL-to-CSV script with the dict join a user writes
+ *                      (bench/peers/join.py; its get() fixed to index lists by position: as documented,
+ *                      `0 in list` tests membership, so choices[0] was never found)
+ *   - duckdb           read_json + read_csv (its default reader, default threads), LEFT JOIN by
+ *                      custom_id, source order, COPY to CSV with batchpipe's columns and values
+ *                      (bench/peers/join_duckdb.sql); if the reader refuses the file, the bench fails
+ *   - cli              `batchpipe join` as users run it
+ *   - composed         the README's composition: resultSource -> joinResults -> csvSink
+ *                      (bench/peers/compose-join.mjs)
+ *   - composed + Transform   a user's own object-mode Transform between joinResults and the sink (one
+ *                      Row object at a time, as any Transform sees them)
+ *   - cli jsonl, composed jsonl   the same table as JSON Lines in, JSON Lines out
+ * All write the same result columns (status, content, error_code, error_message, prompt_tokens,
+ * completion_tokens): the bench checks every variant wrote every row and, at the smallest size, the
+ * same values in every result column.
  *
- * Run: npm run build && node --import tsx bench/join.bench.ts [--sizes 100000,1000000] [--repeat 3]
+ * Run: npm run build && node --import tsx bench/join.bench.ts [--sizes 100000,1000000] [--repeat 5]
+ * Median of `repeat` runs, the variants interleaved round by round; spread is (max - min) / median.
  *
- * Figures (2 x AMD EPYC, Node v20.20.2, 2026-12-01; a shared machine, so spreads are wide at times),
- * median of 3, bench/results/join.json:
- *   rows       variant          seconds   rows/s   vs python   peak RSS
- *   100,000    python              2.51   39,821       1.00x      41 MB
- *              duckdb              2.42   41,246       1.04x     438 MB
- *              batchpipe           1.96   50,960       1.28x     137 MB
- *              batchpipe rows      2.40   41,655       1.05x     116 MB
- *   1,000,000  python             28.31   35,318       1.00x     280 MB
- *              duckdb             16.26   61,509       1.74x   3,044 MB
- *              batchpipe           9.22  108,486       3.07x     162 MB   (1.76x duckdb)
+ * Figures: bench/results/join.json and the closing table this prints (machine, Node and date in it).
  *
- *   Another run the same day: 89,370 rows/s at 1M (2.25x python, 1.41x duckdb), 134 -> 164 MB. Peak
- *   RSS from 100k to 1M is 1.18-1.22x across runs. The JS heaps are flat (the main thread's 21 -> 23
- *   MB committed, each result thread's 12 -> 13 MB); what grows is the two result threads' native
- *   memory while they parse: on one thread the same join peaks at 90 -> 99 MB (1.1x), 1.4x slower.
- *   DuckDB's parallel CSV reader refuses this table at 1M rows ("does not support a full read on this
- *   file": quoted newlines), so it reads it on one thread.
- *
- * Reading: every peer decodes the whole table into strings and encodes it again on the way out; the
- * byte engine never decodes the source text (it reads only the id column, copies each row's bytes
- * and appends the result columns), so what is left is parsing 427 MB of JSON, which it spreads over
- * both cores while the first pass over the table runs. Memory is a block per hash partition and one
- * partition's results, so it stays flat from 100k to 1M rows, where the dict join and DuckDB's hash
- * join grow with the input. The general Row path is slower than the script: it reads the table twice
- * into strings (the first pass only for the ids) and csv-stringify encodes every field; it is the
- * path for JSONL and for pipelines built by hand, and the one the byte engine is held equal to.
+ * Reading: every peer decodes the whole table into strings and encodes it again on the way out.
+ * batchpipe's join hands its result files to worker threads, which parse them into hash partitions
+ * (each row's cells already as the CSV text that follows it) while the main thread reads the source's
+ * ids; the output pass copies each source row's bytes and appends its cells, so the table's text is
+ * never decoded. Memory is a block per partition and one partition's results, flat from 100k to 1M
+ * rows, where the dict join and DuckDB's hash join grow with the input.
  */
-import { createWriteStream, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { csvSource } from '../src/sources/csv-source.js';
-import { writeReviewsCsv } from '../test/fixtures/make-fixtures.js';
+import { writeBenchTable } from '../test/fixtures/make-fixtures.js';
 import { answerLine, errorLine, seeded, shuffle } from '../test/support/results.js';
 import {
   ARGS,
@@ -57,24 +41,23 @@ import {
   dataFile,
   existsSync,
   fmt,
+  interleaved,
   type Measured,
   machine,
-  measure,
   runOnce,
+  type Sample,
   SIZES,
   saveResults,
-  table,
+  type Variant,
 } from './lib.js';
 
-const args = ARGS;
-const sizes = SIZES;
-const repeat = Number(args.get('repeat') ?? 3);
-
+const repeat = Number(ARGS.get('repeat') ?? 5);
 const LABELS = ['positive', 'negative', 'neutral'];
 const ERROR_SHARE = 0.01;
-const out = (name: string) => dataFile(`join-out-${name}.csv`);
+const peer = (file: string) => join(BENCH_DIR, 'peers', file);
+const out = (name: string, ext = 'csv') => dataFile(`join-out-${name.replaceAll(/[^a-z]+/g, '-')}.${ext}`);
 
-/** Output and error files for `size` rows with ids r1..rN: shuffled, 1% failed. Seeded. */
+/** Output and error files for `size` rows with ids row-1..row-N: shuffled, 1% failed. Seeded. */
 async function writeResults(output: string, errors: string, size: number): Promise<void> {
   const random = seeded(7);
   const order = shuffle(
@@ -85,7 +68,7 @@ async function writeResults(output: string, errors: string, size: number): Promi
   const buffers = ['', ''];
   for (let k = 0; k < order.length; k++) {
     const i = order[k]!;
-    const id = `r${i}`;
+    const id = `row-${i}`;
     const failed = random() < ERROR_SHARE;
     buffers[failed ? 1 : 0] += `${
       failed
@@ -115,95 +98,107 @@ async function writeResults(output: string, errors: string, size: number): Promi
   );
 }
 
-/** The result columns of a joined CSV, in row order, as one string per row (read with batchpipe's scanner). */
+const RESULT_COLUMNS = [
+  'status',
+  'content',
+  'error_code',
+  'error_message',
+  'prompt_tokens',
+  'completion_tokens',
+];
+
+/** The id and result columns of a joined table, in row order, one string per row. */
 async function resultColumns(path: string): Promise<string[]> {
+  const { csvSource, jsonlSource } = await import('../dist/index.js');
   const rows: string[] = [];
-  const wanted = [
-    'id',
-    'status',
-    'content',
-    'error_code',
-    'error_message',
-    'prompt_tokens',
-    'completion_tokens',
-  ];
-  for await (const item of csvSource(path)) {
+  const source = path.endsWith('.jsonl') ? jsonlSource(path) : csvSource(path);
+  for await (const item of source) {
     const values = (item as { values: Record<string, unknown> }).values;
-    rows.push(wanted.map((c) => String(values[c] ?? '')).join('\u0001'));
+    rows.push(['id', ...RESULT_COLUMNS].map((c) => String(values[c] ?? '')).join('\u0001'));
   }
   return rows;
 }
 
-const results: Measured[] = [];
-for (const size of sizes) {
-  const source = dataFile(`reviews-${size}.csv`);
-  const output = dataFile(`join-output-${size}.jsonl`);
-  const errors = dataFile(`join-errors-${size}.jsonl`);
-  if (!existsSync(source)) {
-    process.stderr.write(`generating ${source}...\n`);
-    await writeReviewsCsv(source, size, 42);
+const all: Measured[] = [];
+for (const size of SIZES) {
+  const csv = dataFile(`bench-reviews-${size}.csv`);
+  const jsonl = dataFile(`bench-reviews-${size}.jsonl`);
+  const output = dataFile(`bench-results-${size}.jsonl`);
+  const errors = dataFile(`bench-errors-${size}.jsonl`);
+  for (const path of [csv, jsonl]) {
+    if (existsSync(path)) continue;
+    process.stderr.write(`generating ${path}...\n`);
+    await writeBenchTable(path, size, 42);
   }
   if (!existsSync(output) || !existsSync(errors)) {
     process.stderr.write(`generating ${output}...\n`);
     await writeResults(output, errors, size);
   }
-  process.stderr.write(`join, ${fmt(size)} rows, ${machine()}\n`);
+  process.stderr.write(
+    `join, ${fmt(size)} rows (${(statSync(csv).size / 1e6).toFixed(0)} MB CSV, ${(statSync(output).size / 1e6).toFixed(0)} MB of results), ${machine()}\n`,
+  );
+  const outputs: Record<string, string> = {};
   const counted: Record<string, number | undefined> = {};
-  const peerArgs = (name: string) => [source, 'id', out(name), output, errors];
-
-  results.push(
-    await measure('python', size, repeat, async () => {
-      const sample = await runOnce('python3', [
-        join(BENCH_DIR, 'peers', 'join_results.py'),
-        ...peerArgs('python'),
-      ]);
-      counted.python = sample.rows;
+  const variant = (name: string, path: string, run: () => Promise<Sample>): Variant => ({
+    name,
+    run: async () => {
+      rmSync(path, { force: true });
+      const sample = await run();
+      outputs[name] = path;
+      counted[name] = sample.rows;
       return sample;
-    }),
-  );
-  results.push(
-    await measure('duckdb', size, repeat, async () => {
-      const sample = await runOnce(process.execPath, [
-        join(BENCH_DIR, 'peers', 'duckdb-join.mjs'),
-        ...peerArgs('duckdb'),
-      ]);
-      counted.duckdb = sample.rows;
-      return sample;
-    }),
-  );
-  results.push(
-    await measure('batchpipe', size, repeat, async () => {
-      const summary = out('batchpipe').replace(/\.csv$/, '.summary.json');
+    },
+  });
+  const cli = (name: string, source: string, path: string) =>
+    variant(name, path, async () => {
+      const summary = `${path}.summary.json`;
       const sample = await runOnce('sh', [
         '-c',
         // The CLI's --json summary goes to a file; rusage.py reports the peak RSS on stderr.
-        `python3 ${JSON.stringify(join(BENCH_DIR, 'peers', 'rusage.py'))} ${JSON.stringify(CLI)} join --source ${JSON.stringify(source)} --id-column id --results ${JSON.stringify(output)} --errors ${JSON.stringify(errors)} --out ${JSON.stringify(out('batchpipe'))} --json > ${JSON.stringify(summary)}`,
+        `python3 ${JSON.stringify(peer('rusage.py'))} ${JSON.stringify(CLI)} join --source ${JSON.stringify(source)} --results ${JSON.stringify(output)} --errors ${JSON.stringify(errors)} --out ${JSON.stringify(path)} --json > ${JSON.stringify(summary)}`,
       ]);
-      counted.batchpipe = (JSON.parse(readFileSync(summary, 'utf8')) as { rows: number }).rows;
-      return sample;
-    }),
-  );
-  if (size <= 200_000) {
-    results.push(
-      await measure('batchpipe rows', size, repeat, async () => {
-        const sample = await runOnce(process.execPath, [
-          join(BENCH_DIR, 'peers', 'join-rows-engine.mjs'),
-          ...peerArgs('rows'),
-        ]);
-        counted.rows = sample.rows;
-        return sample;
-      }),
+      const rows = (JSON.parse(readFileSync(summary, 'utf8')) as { rows: number }).rows;
+      rmSync(summary, { force: true });
+      return { ...sample, rows };
+    });
+  const compose = (name: string, source: string, path: string, mode: string) =>
+    variant(name, path, () =>
+      runOnce(process.execPath, [peer('compose-join.mjs'), source, path, mode, output, errors]),
     );
-  }
+  const variants: Variant[] = [
+    variant('python', out('python'), () =>
+      runOnce('python3', [peer('join.py'), csv, out('python'), output, errors]),
+    ),
+    variant('duckdb', out('duckdb'), () =>
+      runOnce(process.execPath, [
+        peer('duckdb.mjs'),
+        peer('join_duckdb.sql'),
+        csv,
+        output,
+        errors,
+        out('duckdb'),
+      ]).catch((error: Error) => {
+        throw new Error(
+          `DuckDB's default CSV reader (default threads) refused ${csv}; the bench does not fall back to one thread:\n${error.message}`,
+        );
+      }),
+    ),
+    cli('cli', csv, out('cli')),
+    compose('composed', csv, out('composed'), 'plain'),
+    compose('composed + Transform', csv, out('composed transform'), 'transform'),
+    cli('cli jsonl', jsonl, out('cli jsonl', 'jsonl')),
+    compose('composed jsonl', jsonl, out('composed jsonl', 'jsonl'), 'plain'),
+  ];
+  all.push(...(await interleaved(size, repeat, variants)));
 
   for (const [name, n] of Object.entries(counted)) {
     if (n !== size)
       throw new Error(`${name} wrote ${n} rows for ${size}: the variants did not do the same work`);
   }
-  if (size === Math.min(...sizes)) {
-    const reference = await resultColumns(out('python'));
-    for (const name of Object.keys(counted).filter((n) => n !== 'python')) {
-      const theirs = await resultColumns(out(name));
+  if (size === Math.min(...SIZES)) {
+    const reference = await resultColumns(outputs.python!);
+    for (const [name, path] of Object.entries(outputs)) {
+      const theirs = await resultColumns(path);
       const differ = theirs.findIndex((row, i) => row !== reference[i]);
       if (theirs.length !== reference.length || differ !== -1)
         throw new Error(
@@ -212,27 +207,60 @@ for (const size of sizes) {
     }
     process.stderr.write(`  every variant wrote the same result columns for all ${fmt(size)} rows\n`);
   }
-  for (const name of Object.keys(counted)) rmSync(out(name), { force: true });
+  for (const path of Object.values(outputs)) rmSync(path, { force: true });
 }
 
-const report = table(results, 'python');
-console.log(`\njoin (${machine()})\n\n${report}\n`);
-const at = (name: string, size: number) => results.find((r) => r.name === name && r.size === size);
-const big = Math.max(...sizes);
-const small = Math.min(...sizes);
-const ours = at('batchpipe', big)!;
-const ratio = (peer: string) => ours.rowsPerSecond / at(peer, big)!.rowsPerSecond;
-console.log(
-  `at ${fmt(big)} rows: ${ratio('python').toFixed(2)}x python, ${ratio('duckdb').toFixed(2)}x duckdb`,
-);
-const checks = [
-  [`throughput >= 2x python at ${fmt(big)}`, ratio('python') >= 2],
-  [`throughput >= 0.5x duckdb at ${fmt(big)}`, ratio('duckdb') >= 0.5],
-  [`peak RSS < 250 MB at ${fmt(big)}`, (ours.maxRssMb ?? Infinity) < 250],
+const at = (name: string, size: number) => all.find((r) => r.name === name && r.size === size)!;
+const lines = [
+  '| variant | rows | median s | spread | rows/s | vs cli | vs duckdb | vs python | peak RSS MB | RSS vs duckdb |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+];
+for (const r of all) {
+  const ratio = (peer: string) => (r.rowsPerSecond / at(peer, r.size).rowsPerSecond).toFixed(2);
+  const rss = (peer: string) =>
+    ((r.maxRssMb ?? Number.NaN) / (at(peer, r.size).maxRssMb ?? Number.NaN)).toFixed(2);
+  lines.push(
+    `| ${r.name} | ${fmt(r.size)} | ${r.seconds.toFixed(2)} | ${(r.spread * 100).toFixed(0)}% | ${fmt(r.rowsPerSecond)} | ${ratio('cli')}x | ${ratio('duckdb')}x | ${ratio('python')}x | ${r.maxRssMb?.toFixed(0) ?? '-'} | ${rss('duckdb')} |`,
+  );
+}
+console.log(`\njoin (${machine()}, median of ${repeat})\n\n${lines.join('\n')}\n`);
+
+const big = Math.max(...SIZES);
+const small = Math.min(...SIZES);
+const speed = (a: string, b: string) => at(a, big).rowsPerSecond / at(b, big).rowsPerSecond;
+const memory = (a: string, b: string) => (at(a, big).maxRssMb ?? Infinity) / (at(b, big).maxRssMb ?? 0);
+const ours = ['cli', 'composed', 'composed + Transform', 'cli jsonl', 'composed jsonl'];
+const checks: Array<[string, boolean]> = [
   [
-    `peak RSS at ${fmt(big)} <= 1.2x peak at ${fmt(small)}`,
-    (ours.maxRssMb ?? Infinity) <= 1.2 * (at('batchpipe', small)!.maxRssMb ?? 0),
+    `composed within 1.15x of the CLI (${speed('cli', 'composed').toFixed(2)}x)`,
+    speed('cli', 'composed') <= 1.15,
   ],
-] as const;
+  ...(['cli', 'composed'] as const).flatMap(
+    (name): Array<[string, boolean]> => [
+      [`${name} >= 1.0x duckdb rows/s (${speed(name, 'duckdb').toFixed(2)}x)`, speed(name, 'duckdb') >= 1],
+      [
+        `${name} <= 1/6 duckdb peak RSS (${memory(name, 'duckdb').toFixed(2)})`,
+        memory(name, 'duckdb') <= 1 / 6,
+      ],
+    ],
+  ),
+  [
+    `cli jsonl within 1.3x of cli csv (${speed('cli', 'cli jsonl').toFixed(2)}x)`,
+    speed('cli', 'cli jsonl') <= 1.3,
+  ],
+  [
+    `composed jsonl within 1.3x of composed csv (${speed('composed', 'composed jsonl').toFixed(2)}x)`,
+    speed('composed', 'composed jsonl') <= 1.3,
+  ],
+  ...(big === small
+    ? []
+    : ours.map((name): [string, boolean] => {
+        const grown = (at(name, big).maxRssMb ?? Infinity) / (at(name, small).maxRssMb ?? 0);
+        return [
+          `${name} peak RSS at ${fmt(big)} within 1.2x of ${fmt(small)} (${grown.toFixed(2)}x)`,
+          grown <= 1.2,
+        ];
+      })),
+];
 for (const [what, ok] of checks) console.log(`${ok ? 'PASS' : 'MISS'}  ${what}`);
-console.log(`\nresults: ${saveResults('join', { machine: machine(), results })}`);
+console.log(`\nresults: ${saveResults('join', { machine: machine(), repeat, results: all, checks })}`);

@@ -73,19 +73,36 @@ function lastJson(text: string): Record<string, unknown> {
   return {};
 }
 
-/** Runs a variant `repeat` times; median wall time, spread (max-min over median), worst peak RSS. */
-export async function measure(
-  name: string,
-  size: number,
-  repeat: number,
-  run: () => Promise<Sample>,
-): Promise<Measured> {
-  const samples: Sample[] = [];
-  for (let i = 0; i < repeat; i++) samples.push(await run());
+/** A variant of a benchmark: a name and how to run it once. */
+export interface Variant {
+  name: string;
+  run: () => Promise<Sample>;
+}
+
+/**
+ * Runs every variant `repeat` times, interleaved (round 1 of each, then round 2 of each...), so a
+ * slow spell of a shared machine falls on all of them alike; median wall time, spread (max-min over
+ * median) and the worst peak RSS of each.
+ */
+export async function interleaved(size: number, repeat: number, variants: Variant[]): Promise<Measured[]> {
+  const samples = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
+  for (let round = 1; round <= repeat; round++) {
+    for (const variant of variants) {
+      const sample = await variant.run();
+      samples.get(variant.name)!.push(sample);
+      process.stderr.write(
+        `  ${variant.name} @ ${fmt(size)} (${round}/${repeat}): ${sample.seconds.toFixed(2)} s, ${sample.maxRssKb === undefined ? '-' : (sample.maxRssKb / 1024).toFixed(0)} MB\n`,
+      );
+    }
+  }
+  return variants.map(({ name }) => summarize(name, size, samples.get(name)!));
+}
+
+function summarize(name: string, size: number, samples: Sample[]): Measured {
   const times = samples.map((s) => s.seconds).sort((a, b) => a - b);
   const seconds = times[Math.floor(times.length / 2)]!;
   const rss = samples.map((s) => s.maxRssKb).filter((v): v is number => v !== undefined);
-  const measured: Measured = {
+  return {
     name,
     size,
     samples,
@@ -94,30 +111,10 @@ export async function measure(
     rowsPerSecond: size / seconds,
     maxRssMb: rss.length > 0 ? Math.max(...rss) / 1024 : undefined,
   };
-  process.stderr.write(
-    `  ${name} @ ${size}: ${fmt(measured.rowsPerSecond)} rows/s, ${measured.maxRssMb?.toFixed(0) ?? '-'} MB\n`,
-  );
-  return measured;
 }
 
 export function fmt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
-}
-
-/** A table of variants with ratios to a baseline. */
-export function table(results: Measured[], baseline: string): string {
-  const lines = [
-    `| variant | rows | median s | spread | rows/s | vs ${baseline} | peak RSS MB |`,
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ];
-  for (const r of results) {
-    const base = results.find((b) => b.name === baseline && b.size === r.size);
-    const ratio = base ? `${(r.rowsPerSecond / base.rowsPerSecond).toFixed(2)}x` : '-';
-    lines.push(
-      `| ${r.name} | ${fmt(r.size)} | ${r.seconds.toFixed(2)} | ${(r.spread * 100).toFixed(0)}% | ${fmt(r.rowsPerSecond)} | ${ratio} | ${r.maxRssMb?.toFixed(0) ?? '-'} |`,
-    );
-  }
-  return lines.join('\n');
 }
 
 export function machine(): string {

@@ -1,184 +1,223 @@
 /**
- * prepare: CSV of product reviews (200-800 characters with quotes, commas, newlines, emoji and
- * accents) -> validated Batch API request files, whole process, compared in the same run on the same
- * file with:
- *   - cat              the file read and thrown away: the machine's limit
- *   - python           the provider documentation's CSV-to-JSONL script (bench/peers/csv_to_jsonl.py)
- *   - duckdb           DuckDB COPY ... (FORMAT json) writing the same lines (bench/peers/duckdb-prepare.mjs)
- *   - batchpipe        `batchpipe prepare` as users run it (the CSV + template fast path)
- *   - batchpipe rows   the general Row path (csvSource -> toRequests -> validateRequests -> shardRequests)
- * Every variant writes one request per row; the bench checks they all counted the same rows.
+ * prepare: a table of product reviews (id, title, review, rating, created_at; reviews of 200-800
+ * characters with quotes, commas, accents, CJK and emoji, about one in thirty with a line break) ->
+ * Batch API request lines ("Title: <title>\nReview: <review>" under a fixed system prompt, custom_id
+ * row-<id>), whole processes, compared in one run on the same files:
+ *   - python           the provider documentation's CSV-to-JSONL script (bench/peers/prepare.py)
+ *   - duckdb           DuckDB's COPY ... (FORMAT json), ../shared/peers' SQL, its default CSV reader at
+ *                      its default thread count (bench/peers/prepare_duckdb.sql); if that reader refuses
+ *                      the file, the bench fails and says so (it never falls back to one thread)
+ *   - cli              `batchpipe prepare` as users run it
+ *   - composed         the README's composition of the exported streams, the same job
+ *                      (csvSource -> toRequests -> validateRequests -> shardRequests; peers/compose-prepare.mjs)
+ *   - composed + Transform   a user's own object-mode Transform between source and toRequests (one Row
+ *                      at a time, as any Transform sees them)
+ *   - composed + mapRows     the same step with mapRows (the rows stay in the stages' batches)
+ *   - cli --mapper     the requests built by a JS function per row (peers/mapper.mjs)
+ *   - cli jsonl, composed jsonl   the same table as JSON Lines
+ * Every variant writes one request per row; the bench checks they all wrote the same rows and, at the
+ * smallest size, the same requests (each line parsed; the mapper orders body keys its own way).
  *
- * Run: npm run build && node --import tsx bench/prepare.bench.ts [--sizes 100000,1000000] [--repeat 3]
+ * Run: npm run build && node --import tsx bench/prepare.bench.ts [--sizes 100000,1000000] [--repeat 5]
+ * Median of `repeat` runs, the variants interleaved round by round; spread is (max - min) / median.
  *
- * Figures (2 x AMD EPYC, Node v20.20.2, 2026-12-01, median of 3; a shared machine, spreads 10-20%):
+ * Figures: bench/results/prepare.json and the closing table this prints (machine, Node and date in it).
  *
- *   | variant        | rows      | rows/s    | vs python | peak RSS MB |
- *   | python         | 1,000,000 |    68,846 |     1.00x |          18 |
- *   | duckdb         | 1,000,000 |    50,158 |     0.73x |       2,984 |
- *   | batchpipe      | 1,000,000 |   215,430 |     3.13x |          81 |
- *   | batchpipe      |   100,000 |    89,622 |     1.62x |          78 |
- *   | batchpipe rows |   100,000 |    32,147 |     0.58x |         228 |
- *
- *   At 1M rows: 3.13x the Python script, 4.3x DuckDB; peak RSS 1.04x the 100k peak. At 100k rows the
- *   CLI's start-up (~0.3 s) is a quarter of the run. Memory is flat because nothing grows with the
- *   rows: the custom_id set moves to disk past 256k ids, and closed shard files hand their write
- *   buffers to the next (before that, each shard's buffers waited for a late collection and 1M rows
- *   peaked at 99 MB, 1.25x). DuckDB reads this file on one thread: at 1M rows its parallel CSV reader
- *   refuses it ("The Parallel CSV Reader currently does not support a full read on this file": quoted
- *   newlines), though it reads a 300k-row prefix in parallel.
- *
- * Reading: every CSV library for Node hands out JS strings, and for non-ASCII text the decode,
- * JSON.stringify and UTF-8 re-encode of each 600-character review cost ~17 us, several times the parse.
- * The fast path scans bytes, copies field bytes into JSON-escaped lines and never makes strings of
- * the text, so it runs three times as fast as Python's C csv and json modules and four times as fast
- * as DuckDB (which parses into columns first); memory is one read buffer, one line buffer and two
- * write buffers, plus the custom_id set (an in-memory table up to 256k ids, then a Bloom filter and files).
+ * Reading: every CSV library for Node hands out JS strings, and the decode, JSON.stringify and UTF-8
+ * re-encode of each 600-character review cost several times the parse. batchpipe's stages pass each
+ * other batches of rows over the bytes they were read from: toRequests copies each cell's bytes,
+ * JSON-escaped, into the holes of a line template, and never makes a string of the text; the lines'
+ * sha256 is computed on a second thread while the first fills the next buffer. DuckDB parses into
+ * columns on both cores, then writes JSON; Python's csv and json modules are C, but make objects per
+ * row. A user's Transform sees one Row object at a time, so its variant pays for decoding every cell.
  */
-import { rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeReviewsCsv } from '../test/fixtures/make-fixtures.js';
+import { isDeepStrictEqual } from 'node:util';
+import { writeBenchTable } from '../test/fixtures/make-fixtures.js';
 import {
   ARGS,
   BENCH_DIR,
   dataFile,
   existsSync,
   fmt,
+  interleaved,
   type Measured,
   machine,
-  measure,
   runCli,
   runOnce,
+  type Sample,
   SIZES,
   saveResults,
-  table,
+  type Variant,
 } from './lib.js';
 
-const args = ARGS;
-const sizes = SIZES;
-const repeat = Number(args.get('repeat') ?? 3);
-
+const repeat = Number(ARGS.get('repeat') ?? 5);
 const MODEL = 'qwen-plus';
-const SYSTEM = 'Answer with one word: positive, negative or neutral.';
-const PREFIX = 'Classify the sentiment of this review: ';
-const out = (name: string) => dataFile(`out-${name}`);
+const SYSTEM =
+  'Classify the sentiment of the product review as positive, negative or neutral. Reply with one word.';
+const TEMPLATE = 'Title: {{title}}\nReview: {{review}}';
+const peer = (file: string) => join(BENCH_DIR, 'peers', file);
+const out = (name: string) => dataFile(`prepare-out-${name}`);
 
-function countLines(path: string): Promise<number> {
-  return runOnce('sh', ['-c', `cat ${path} | wc -l | sed 's/.*/{"rows":&}/'`]).then((s) => s.rows ?? -1);
+/** The request lines a variant wrote: one file, or a prepared directory's request files in order. */
+function linesOf(path: string): string[] {
+  const files = statSync(path).isDirectory()
+    ? readdirSync(path)
+        .filter((f) => /^requests-\d+\.jsonl$/.test(f))
+        .sort()
+        .map((f) => join(path, f))
+    : [path];
+  return files.flatMap((f) => readFileSync(f, 'utf8').trimEnd().split('\n'));
 }
 
-const results: Measured[] = [];
-for (const size of sizes) {
-  const input = dataFile(`reviews-${size}.csv`);
-  if (!existsSync(input)) {
-    process.stderr.write(`generating ${input}...\n`);
-    await writeReviewsCsv(input, size, 42);
+function cliPrepare(input: string, dir: string, ...more: string[]): Promise<Sample> {
+  rmSync(dir, { recursive: true, force: true });
+  return runCli(['prepare', input, '--model', MODEL, '--out', dir, '--quiet', ...more]);
+}
+
+const all: Measured[] = [];
+for (const size of SIZES) {
+  const csv = dataFile(`bench-reviews-${size}.csv`);
+  const jsonl = dataFile(`bench-reviews-${size}.jsonl`);
+  for (const path of [csv, jsonl]) {
+    if (existsSync(path)) continue;
+    process.stderr.write(`generating ${path}...\n`);
+    await writeBenchTable(path, size, 42);
   }
-  const megabytes = statSync(input).size / 1e6;
-  process.stderr.write(`prepare, ${fmt(size)} rows (${megabytes.toFixed(0)} MB), ${machine()}\n`);
-  const counted: Record<string, number> = {};
-
-  results.push(
-    await measure('cat', size, repeat, async () => ({
-      ...(await runOnce('sh', ['-c', `cat ${input} > /dev/null`])),
-      rows: size,
-    })),
+  process.stderr.write(
+    `prepare, ${fmt(size)} rows (${(statSync(csv).size / 1e6).toFixed(0)} MB CSV), ${machine()}\n`,
   );
-
-  results.push(
-    await measure('python', size, repeat, async () => {
-      const sample = await runOnce('python3', [
-        join(BENCH_DIR, 'peers', 'csv_to_jsonl.py'),
-        input,
-        out('python.jsonl'),
-        MODEL,
-        SYSTEM,
-        PREFIX,
-      ]);
-      counted.python = await countLines(out('python.jsonl'));
+  const outputs: Record<string, string> = {};
+  const counted: Record<string, number | undefined> = {};
+  const variant = (name: string, output: string, run: () => Promise<Sample>): Variant => ({
+    name,
+    run: async () => {
+      const sample = await run();
+      outputs[name] = output;
+      counted[name] = sample.rows ?? linesOf(output).length;
       return sample;
-    }),
-  );
-
-  results.push(
-    await measure('duckdb', size, repeat, async () => {
-      const sample = await runOnce(process.execPath, [
-        join(BENCH_DIR, 'peers', 'duckdb-prepare.mjs'),
-        input,
+    },
+  });
+  const compose = (name: string, input: string, mode: string) =>
+    variant(name, out(name), () => {
+      rmSync(out(name), { recursive: true, force: true });
+      return runOnce(process.execPath, [peer('compose-prepare.mjs'), input, out(name), mode]);
+    });
+  const variants: Variant[] = [
+    variant('python', out('python.jsonl'), () =>
+      runOnce('python3', [peer('prepare.py'), csv, out('python.jsonl'), MODEL, SYSTEM]),
+    ),
+    variant('duckdb', out('duckdb.jsonl'), () =>
+      runOnce(process.execPath, [
+        peer('duckdb.mjs'),
+        peer('prepare_duckdb.sql'),
+        csv,
         out('duckdb.jsonl'),
-        MODEL,
-        SYSTEM,
-        PREFIX,
-      ]);
-      counted.duckdb = await countLines(out('duckdb.jsonl'));
-      return sample;
-    }),
-  );
-
-  results.push(
-    await measure('batchpipe', size, repeat, async () => {
-      const dir = out('batchpipe');
-      rmSync(dir, { recursive: true, force: true });
-      const sample = await runCli([
-        'prepare',
-        input,
-        '--template',
-        `${PREFIX}{{review}}`,
-        '--system',
-        SYSTEM,
-        '--model',
-        MODEL,
-        '--id-column',
-        'id',
-        '--out',
-        dir,
-        '--quiet',
-      ]);
-      counted.batchpipe = await countLines(join(dir, '*.jsonl'));
-      return sample;
-    }),
-  );
-
-  if (size <= 200_000) {
-    results.push(
-      await measure('batchpipe rows', size, repeat, async () => {
-        const dir = out('rows');
-        rmSync(dir, { recursive: true, force: true });
-        const sample = await runOnce(process.execPath, [
-          join(BENCH_DIR, 'peers', 'rows-engine.mjs'),
-          input,
-          dir,
-          MODEL,
-          SYSTEM,
-          PREFIX,
-        ]);
-        counted.rows = sample.rows ?? -1;
-        return sample;
+      ]).catch((error: Error) => {
+        throw new Error(
+          `DuckDB's default CSV reader (default threads) refused ${csv}; the bench does not fall back to one thread:\n${error.message}`,
+        );
       }),
-    );
-  }
+    ),
+    variant('cli', out('cli'), () => cliPrepare(csv, out('cli'), '--template', TEMPLATE, '--system', SYSTEM)),
+    compose('composed', csv, 'plain'),
+    compose('composed + Transform', csv, 'transform'),
+    compose('composed + mapRows', csv, 'maprows'),
+    variant('cli --mapper', out('mapper'), () =>
+      cliPrepare(csv, out('mapper'), '--mapper', peer('mapper.mjs')),
+    ),
+    variant('cli jsonl', out('cli-jsonl'), () =>
+      cliPrepare(jsonl, out('cli-jsonl'), '--template', TEMPLATE, '--system', SYSTEM),
+    ),
+    compose('composed jsonl', jsonl, 'plain'),
+  ];
+  all.push(...(await interleaved(size, repeat, variants)));
 
-  // rejections.jsonl is empty here, so the line count is the request count.
   for (const [name, n] of Object.entries(counted)) {
     if (n !== size)
-      throw new Error(`${name} wrote ${n} lines for ${size} rows: the variants did not do the same work`);
+      throw new Error(`${name} wrote ${n} requests for ${size} rows: the variants did not do the same work`);
   }
+  if (size === Math.min(...SIZES)) {
+    const reference = linesOf(outputs.python!).map((l) => JSON.parse(l) as unknown);
+    for (const [name, output] of Object.entries(outputs)) {
+      const theirs = linesOf(output);
+      const differ = theirs.findIndex((line, i) => !isDeepStrictEqual(JSON.parse(line), reference[i]));
+      if (theirs.length !== reference.length || differ !== -1)
+        throw new Error(
+          `${name} and python wrote different requests at line ${differ + 1}:\n${theirs[differ]}`,
+        );
+    }
+    process.stderr.write(`  every variant wrote the same ${fmt(size)} requests\n`);
+  }
+  for (const output of Object.values(outputs)) rmSync(output, { recursive: true, force: true });
 }
 
-const report = table(results, 'python');
-console.log(`\nprepare (${machine()})\n\n${report}\n`);
-const at = (name: string, size: number) => results.find((r) => r.name === name && r.size === size);
-const big = Math.max(...sizes);
-const small = Math.min(...sizes);
-const ours = at('batchpipe', big)!;
-const checks = [
-  [`throughput >= 2x python at ${fmt(big)}`, ours.rowsPerSecond / at('python', big)!.rowsPerSecond >= 2],
-  [`throughput >= duckdb at ${fmt(big)}`, ours.rowsPerSecond >= at('duckdb', big)!.rowsPerSecond],
-  [`peak RSS < 200 MB at ${fmt(big)}`, (ours.maxRssMb ?? Infinity) < 200],
+// The table: every variant at every size, ratios to the CLI and to each peer.
+const at = (name: string, size: number) => all.find((r) => r.name === name && r.size === size)!;
+const lines = [
+  '| variant | rows | median s | spread | rows/s | vs cli | vs duckdb | vs python | peak RSS MB | RSS vs duckdb |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+];
+for (const r of all) {
+  const ratio = (peer: string) => (r.rowsPerSecond / at(peer, r.size).rowsPerSecond).toFixed(2);
+  const rss = (peer: string) =>
+    ((r.maxRssMb ?? Number.NaN) / (at(peer, r.size).maxRssMb ?? Number.NaN)).toFixed(2);
+  lines.push(
+    `| ${r.name} | ${fmt(r.size)} | ${r.seconds.toFixed(2)} | ${(r.spread * 100).toFixed(0)}% | ${fmt(r.rowsPerSecond)} | ${ratio('cli')}x | ${ratio('duckdb')}x | ${ratio('python')}x | ${r.maxRssMb?.toFixed(0) ?? '-'} | ${rss('duckdb')} |`,
+  );
+}
+console.log(`\nprepare (${machine()}, median of ${repeat})\n\n${lines.join('\n')}\n`);
+
+const big = Math.max(...SIZES);
+const small = Math.min(...SIZES);
+const speed = (a: string, b: string) => at(a, big).rowsPerSecond / at(b, big).rowsPerSecond;
+const memory = (a: string, b: string) => (at(a, big).maxRssMb ?? Infinity) / (at(b, big).maxRssMb ?? 0);
+const ours = [
+  'cli',
+  'composed',
+  'composed + Transform',
+  'composed + mapRows',
+  'cli --mapper',
+  'cli jsonl',
+  'composed jsonl',
+];
+const checks: Array<[string, boolean]> = [
   [
-    `peak RSS at ${fmt(big)} <= 1.2x peak at ${fmt(small)}`,
-    (ours.maxRssMb ?? Infinity) <= 1.2 * (at('batchpipe', small)!.maxRssMb ?? 0),
+    `composed within 1.15x of the CLI (${speed('cli', 'composed').toFixed(2)}x)`,
+    speed('cli', 'composed') <= 1.15,
   ],
-] as const;
+  ...(['cli', 'composed'] as const).flatMap(
+    (name): Array<[string, boolean]> => [
+      [`${name} >= 1.2x duckdb rows/s (${speed(name, 'duckdb').toFixed(2)}x)`, speed(name, 'duckdb') >= 1.2],
+      [
+        `${name} <= 1/4 duckdb peak RSS (${memory(name, 'duckdb').toFixed(2)})`,
+        memory(name, 'duckdb') <= 0.25,
+      ],
+      [`${name} >= 3x python rows/s (${speed(name, 'python').toFixed(2)}x)`, speed(name, 'python') >= 3],
+    ],
+  ),
+  [
+    `cli --mapper >= 2x python rows/s (${speed('cli --mapper', 'python').toFixed(2)}x)`,
+    speed('cli --mapper', 'python') >= 2,
+  ],
+  [
+    `cli jsonl within 1.3x of cli csv (${speed('cli', 'cli jsonl').toFixed(2)}x)`,
+    speed('cli', 'cli jsonl') <= 1.3,
+  ],
+  [
+    `composed jsonl within 1.3x of composed csv (${speed('composed', 'composed jsonl').toFixed(2)}x)`,
+    speed('composed', 'composed jsonl') <= 1.3,
+  ],
+  ...(big === small
+    ? []
+    : ours.map((name): [string, boolean] => {
+        const grown = (at(name, big).maxRssMb ?? Infinity) / (at(name, small).maxRssMb ?? 0);
+        return [
+          `${name} peak RSS at ${fmt(big)} within 1.2x of ${fmt(small)} (${grown.toFixed(2)}x)`,
+          grown <= 1.2,
+        ];
+      })),
+];
 for (const [what, ok] of checks) console.log(`${ok ? 'PASS' : 'MISS'}  ${what}`);
-console.log(`\nresults: ${saveResults('prepare', { machine: machine(), results })}`);
+console.log(`\nresults: ${saveResults('prepare', { machine: machine(), repeat, results: all, checks })}`);

@@ -1,18 +1,27 @@
 /**
  * batchpipe: composable Node.js streams for batch LLM inference over tables.
- * Every export is named here; nothing under internal/ is part of the API.
+ * What a pipeline or a notebook uses: the stages, the jobs behind the commands, the local service, the
+ * errors, and the records that flow. Run-directory internals are in `batchpipe/runs`, provider tables
+ * in `batchpipe/providers`; nothing under internal/ is part of the API.
  */
 
 export { customIdFor, MAX_CUSTOM_ID_BYTES } from './core/requests/custom-id.js';
-export { reaskRequest } from './core/requests/reask-request.js';
-export type { CompiledTemplate } from './core/requests/template.js';
-export { compileTemplate } from './core/requests/template.js';
+export type { ExtraColumn } from './core/results/result-cells.js';
+export { EXTRA_COLUMNS } from './core/results/result-cells.js';
+export type {
+  AnswerSchema,
+  ResultProblemHandler,
+  ResultProblems,
+  ResultRecord,
+  ResultStatus,
+} from './core/results/result-parser.js';
+export { RESULT_STATUSES } from './core/results/result-parser.js';
+// Errors and warnings.
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { BatchpipeError, ERROR_CODES, isBatchpipeError } from './errors.js';
-export type { Warning, WarningCode, WarningHandler } from './internal/warnings.js';
-// Results back into tables: parse output and error lines, join them onto the source, write tables.
 export type { JoinTableOptions, JoinTableResult } from './jobs/join-table.js';
 export { joinTable } from './jobs/join-table.js';
+// Jobs: what the commands call, each a composition of the stages above.
 export type { PrepareOptions, PrepareResult } from './jobs/prepare.js';
 export { prepare } from './jobs/prepare.js';
 export type { ReaskRound, RunTableOptions, RunTableResult } from './jobs/run-table.js';
@@ -32,27 +41,13 @@ export type {
   ServiceRecords,
 } from './local/index.js';
 export { startLocalService } from './local/index.js';
+// Where requests go: a provider, or the local service.
 export type { Connection, ConnectionOptions } from './providers/connection.js';
-export { defaultProvider, resolveConnection } from './providers/connection.js';
-export type {
-  Endpoint,
-  FileLimits,
-  ModelInfo,
-  ModelKind,
-  ProviderName,
-  ProviderProfile,
-} from './providers/profile.js';
-export { ENDPOINTS, PROVIDER_NAMES } from './providers/profile.js';
-export { PROFILES } from './providers/profiles.js';
-export type { ProfileOptions } from './providers/resolve-profile.js';
-export { findModel, resolveProfile, thinksByDefault } from './providers/resolve-profile.js';
-// Durable runs: submit, await, download, resume.
+export { resolveConnection } from './providers/connection.js';
+export type { Endpoint, ProviderName } from './providers/profile.js';
 export type { RunCounts, RunEvent, RunState } from './run/batch-run.js';
-export type { BatchStatus, JobRecord, JobState, RunManifest } from './run/manifest.js';
-export { readManifest } from './run/manifest.js';
-export type { ResultLine } from './run/run-results.js';
-export { runResults } from './run/run-results.js';
 export type { RunOptions } from './run/start-run.js';
+// Sinks.
 export type { BatchSinkOptions, BatchSinkStream } from './sinks/batch-sink.js';
 export { batchSink } from './sinks/batch-sink.js';
 export type { CsvSinkOptions, SinkSummary, TableSinkStream } from './sinks/csv-sink.js';
@@ -64,37 +59,33 @@ export type {
   ShardRequestsStream,
   ShardSummary,
 } from './sinks/shard-requests.js';
-export { REJECTIONS_FILE, SUMMARY_FILE, shardRequests } from './sinks/shard-requests.js';
+export { shardRequests } from './sinks/shard-requests.js';
+// Sources.
 export type { CsvSourceOptions } from './sources/csv-source.js';
 export { csvSource } from './sources/csv-source.js';
 export type { JsonlSourceOptions, JsonlSourceStream } from './sources/jsonl-source.js';
 export { jsonlSource } from './sources/jsonl-source.js';
 export type { RequestSourceStream } from './sources/request-source.js';
 export { requestSource } from './sources/request-source.js';
+export type { ResultSourceOptions, ResultSourceStream } from './sources/result-source.js';
+export { resultSource } from './sources/result-source.js';
 export type {
-  ExtraColumn,
   JoinResultsOptions,
   JoinResultsStream,
   JoinSource,
   JoinSummary,
 } from './transforms/join-results.js';
-export { EXTRA_COLUMNS, joinResults } from './transforms/join-results.js';
-export type {
-  AnswerSchema,
-  ParseResultsOptions,
-  ParseResultsStream,
-  ResultProblemHandler,
-  ResultProblems,
-  ResultRecord,
-  ResultSourceOptions,
-  ResultSourceStream,
-  ResultStatus,
-} from './transforms/parse-results.js';
-export { parseResults, RESULT_STATUSES, resultSource } from './transforms/parse-results.js';
+export { joinResults } from './transforms/join-results.js';
+export type { RowMapper } from './transforms/map-rows.js';
+export { mapRows } from './transforms/map-rows.js';
+export type { ParseResultsOptions, ParseResultsStream } from './transforms/parse-results.js';
+export { parseResults } from './transforms/parse-results.js';
+// Transforms.
 export type { Mapper, MapperBody, ToRequestsOptions, ToRequestsStream } from './transforms/to-requests.js';
 export { toRequests } from './transforms/to-requests.js';
 export type { ValidateRequestsOptions, ValidateRequestsStream } from './transforms/validate-requests.js';
 export { validateRequests } from './transforms/validate-requests.js';
+// The records that flow between stages.
 export type {
   ChatBody,
   ChatMessage,
@@ -109,4 +100,7 @@ export type {
   RowValues,
   SourceItem,
   SourcePosition,
+  Warning,
+  WarningCode,
+  WarningHandler,
 } from './types.js';

@@ -78,3 +78,23 @@ export type SourceItem = Row | Rejection;
 
 /** What flows between request stages. */
 export type RequestStreamItem = RequestItem | Rejection;
+
+/** Codes of warnings: things that work but probably not as the user meant (or cost money). */
+export type WarningCode =
+  | 'BP_WARN_THINKING_DEFAULT'
+  | 'BP_WARN_THINKING_MOVED'
+  | 'BP_WARN_THINKING_IN_EXTRA_BODY'
+  | 'BP_WARN_BIG_INTEGER'
+  | 'BP_WARN_BOM'
+  | 'BP_WARN_LOCAL_MODEL';
+
+export interface Warning {
+  code: WarningCode;
+  message: string;
+  /** How many records raised it so far (warnings are reported once, then counted). */
+  count: number;
+  /** Where it was first seen. */
+  first?: { file?: string; line?: number; row?: number; custom_id?: string };
+}
+
+export type WarningHandler = (warning: Warning) => void;

@@ -2,51 +2,64 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as api from '../src/index.js';
+import * as providers from '../src/providers/index.js';
+import * as runs from '../src/run/index.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 
-/** The runtime exports of src/index.ts, sorted. */
+/** The runtime exports of src/index.ts, sorted: what a pipeline or a notebook uses. */
 const PUBLIC_EXPORTS = [
   'BatchpipeError',
-  'ENDPOINTS',
   'ERROR_CODES',
   'EXTRA_COLUMNS',
   'MAX_CUSTOM_ID_BYTES',
-  'PROFILES',
-  'PROVIDER_NAMES',
-  'REJECTIONS_FILE',
   'RESULT_STATUSES',
-  'SUMMARY_FILE',
   'batchSink',
-  'compileTemplate',
   'csvSink',
   'csvSource',
   'customIdFor',
-  'defaultProvider',
-  'findModel',
   'isBatchpipeError',
   'joinResults',
   'joinTable',
   'jsonlSink',
   'jsonlSource',
+  'mapRows',
   'parseResults',
   'prepare',
-  'readManifest',
-  'reaskRequest',
   'requestSource',
   'resolveConnection',
-  'resolveProfile',
   'resultSource',
-  'runResults',
   'runTable',
   'shardRequests',
   'startLocalService',
-  'thinksByDefault',
   'toRequests',
   'validateRequestFile',
   'validateRequestFiles',
   'validateRequests',
+];
+
+/** `batchpipe/runs`: what a run directory holds. */
+const RUNS_EXPORTS = [
+  'MANIFEST_FILE',
+  'REJECTIONS_FILE',
+  'RESULTS_FILE',
+  'RUNS_DIR',
+  'SUMMARY_FILE',
+  'readManifest',
+  'runResults',
+];
+
+/** `batchpipe/providers`: the providers as data. */
+const PROVIDERS_EXPORTS = [
+  'ENDPOINTS',
+  'PROFILES',
+  'PROVIDER_NAMES',
+  'defaultProvider',
+  'findModel',
+  'resolveConnection',
+  'resolveProfile',
+  'thinksByDefault',
 ];
 
 function filesUnder(dir: string, suffix: string): string[] {
@@ -64,7 +77,15 @@ describe('package', () => {
       main: './dist/index.js',
       types: './dist/index.d.ts',
       bin: { batchpipe: './dist/cli/main.js' },
-      exports: { '.': { types: './dist/index.d.ts', import: './dist/index.js' } },
+      exports: {
+        '.': { types: './dist/index.d.ts', import: './dist/index.js' },
+        './runs': { types: './dist/run/index.d.ts', import: './dist/run/index.js' },
+        './providers': { types: './dist/providers/index.d.ts', import: './dist/providers/index.js' },
+      },
+      // Resolvers that ignore `exports` (tslab's) find the subpaths' types here.
+      typesVersions: {
+        '*': { runs: ['./dist/run/index.d.ts'], providers: ['./dist/providers/index.d.ts'] },
+      },
     });
     expect(pkg.engines.node).toMatch(/^>=20/);
   });
@@ -81,6 +102,11 @@ describe('package', () => {
     for (const name of PUBLIC_EXPORTS) expect(exported.get(name), name).toBeDefined();
   });
 
+  it('keeps run-directory internals and provider tables behind subpaths', () => {
+    expect(Object.keys(runs).sort()).toEqual(RUNS_EXPORTS);
+    expect(Object.keys(providers).sort()).toEqual(PROVIDERS_EXPORTS);
+  });
+
   it('has no `any` in its published type declarations', () => {
     const dts = filesUnder(join(root, 'dist'), '.d.ts');
     expect(dts.length).toBeGreaterThan(10);
@@ -90,8 +116,10 @@ describe('package', () => {
     expect(offenders).toEqual([]);
   });
 
-  it('keeps internal/ out of the entry point', () => {
-    const entry = readFileSync(join(root, 'src/index.ts'), 'utf8');
-    expect(entry).not.toMatch(/from '\.\/internal\/(?!warnings\.js)/);
+  it('exports nothing from internal/, from any entry point', () => {
+    for (const entry of ['src/index.ts', 'src/run/index.ts', 'src/providers/index.ts']) {
+      const text = readFileSync(join(root, entry), 'utf8');
+      expect(text, entry).not.toMatch(/from '(\.\.?\/)+internal\//);
+    }
   });
 });

@@ -17,9 +17,10 @@ export function downloadCommand(): Command {
   addConnectionOptions(command);
   return withOutputOptions(command).action(async (target: string, flags: CommonFlags & { out?: string }) => {
     const { BatchApi } = await import('../run/batch-api.js');
-    const { RESULTS_FILE, writeResults } = await import('../jobs/run-table.js');
+    const { RESULTS_FILE } = await import('../run/run-dir.js');
+    const { writeResults } = await import('../run/run-results.js');
     const { openRun } = await import('../run/start-run.js');
-    const { REJECTIONS_FILE } = await import('../sinks/shard-requests.js');
+    const { REJECTIONS_FILE } = await import('../run/sharder.js');
     const out = output(flags);
     const { connection, close } = await connectionFor(target, flags);
     try {

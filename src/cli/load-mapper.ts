@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { Mapper } from '../core/requests/request-options.js';
 import { BatchpipeError } from '../errors.js';
-import type { Mapper } from '../transforms/to-requests.js';
 
 /**
  * Loads a mapper module: its default export, or its export named `mapper`. TypeScript files load

@@ -1,7 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { Command } from 'commander';
 import type { BatchRun } from '../run/batch-run.js';
-import type { Rejection, RequestItem } from '../types.js';
 import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
 import { CliExit } from './exit.js';
 import type { Output } from './output.js';
@@ -59,16 +58,13 @@ async function startFrom(
   connection: Awaited<ReturnType<typeof openConnection>>['connection'],
   options: ReturnType<typeof runOptionsFrom>,
 ): Promise<BatchRun> {
-  const { createOrResumeRun, readPrepared, stageRequests } = await import('../run/start-run.js');
-  const { requestSource } = await import('../sources/request-source.js');
-  const { validateRequests } = await import('../transforms/validate-requests.js');
+  const { createOrResumeRun, readPrepared } = await import('../run/start-run.js');
+  const { RUNS_DIR } = await import('../run/run-dir.js');
+  const { stageRequestFile } = await import('../jobs/stage-request-file.js');
   if ((await stat(requests)).isDirectory()) {
     return createOrResumeRun(requests, await readPrepared(requests), connection, options, false);
   }
-  const lines = requestSource(requests).compose(
-    validateRequests({ provider: connection.profile }),
-  ) as AsyncIterable<RequestItem | Rejection>;
-  const staged = await stageRequests(lines, options.runsDir ?? '.batchpipe/runs', connection);
+  const staged = await stageRequestFile(requests, options.runsDir ?? RUNS_DIR, connection);
   return createOrResumeRun(staged.dir, staged.summary, connection, options, true);
 }
 

@@ -1,46 +1,46 @@
-import { createHash, type Hash } from 'node:crypto';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { BatchpipeError } from '../errors.js';
+import { type BufferPool, SHARED_WRITE_POOL, WRITE_POOL } from './buffer-pool.js';
+import { StreamHash } from './hash-thread.js';
 
-/** Bytes gathered before one write: large enough that syscalls are noise, small enough to stay flat. */
-const BUFFER_BYTES = 1 << 20;
 /**
- * Buffers of closed files, kept for the next file. A run writes a file per shard (20 at a million
- * rows); without this each file's two buffers were garbage the collector counts only as external
- * memory, reclaimed late, so peak RSS grew with the number of files (measured: 18 MB more at 1M rows).
+ * Bytes gathered before one write: large enough that syscalls are noise, small enough to stay flat.
+ * Buffers come from a pool and go back when a file closes: a run writes a file per shard (20 at a
+ * million rows), and each file's buffers left to the collector were reclaimed late, so peak RSS grew
+ * with the number of files (measured: 18 MB more at 1M rows).
  */
-const FREE: Buffer[] = [];
-const FREE_MAX = 8;
+const BUFFER_BYTES = WRITE_POOL.size;
 
-function takeBuffer(): Buffer {
-  return FREE.pop() ?? Buffer.allocUnsafe(BUFFER_BYTES);
-}
-
-function giveBack(buffer: Buffer | undefined): void {
-  if (buffer && FREE.length < FREE_MAX) FREE.push(buffer);
+export interface BufferedFileOptions {
+  /** Hash the bytes as they are written (sha256, from `close`); large files are hashed on a thread of their own. */
+  hash?: boolean;
 }
 
 /**
- * A file written through two reused buffers (one filling while the other is written), hashed as it
- * goes, under a temporary name until `close` renames it into place: a crash never leaves a
- * half-written file under the final name. Memory is two buffers, whatever the file size, and writing
+ * A file written through two reused buffers (one filling while the other is written), optionally
+ * hashed as it goes, under a temporary name until `close` renames it into place: a crash never leaves
+ * a half-written file under the final name. Memory is two buffers, whatever the file size, and writing
  * makes no garbage.
  */
 export class BufferedFile {
   readonly path: string;
   readonly #temp: string;
-  readonly #hash: Hash;
+  readonly #hash: StreamHash | undefined;
+  /** Where the buffers come from: shared memory when the hashing thread reads them. */
+  readonly #pool: BufferPool;
   #handle: Promise<FileHandle> | undefined;
   #writing: Promise<void> | undefined;
-  #buffer: Buffer = takeBuffer();
+  #buffer: Buffer;
   #spare: Buffer | undefined;
   #pos = 0;
   #bytes = 0;
 
-  constructor(path: string) {
+  constructor(path: string, options: BufferedFileOptions = {}) {
     this.path = path;
     this.#temp = `${path}.partial`;
-    this.#hash = createHash('sha256');
+    this.#hash = options.hash ? new StreamHash(BUFFER_BYTES / 2) : undefined;
+    this.#pool = options.hash ? SHARED_WRITE_POOL : WRITE_POOL;
+    this.#buffer = this.#pool.take();
   }
 
   /** Bytes written so far, including what is still buffered. */
@@ -88,9 +88,10 @@ export class BufferedFile {
       return;
     }
     const data = whole();
-    this.#hash.update(data);
+    const hashed = this.#hash?.update(data);
     this.#bytes += data.length;
     await this.#write(data);
+    await hashed;
   }
 
   /**
@@ -100,13 +101,15 @@ export class BufferedFile {
   async #flush(): Promise<void> {
     if (this.#pos === 0) return;
     const filled = this.#buffer.subarray(0, this.#pos);
-    this.#hash.update(filled);
+    // The buffer is reused once both its write and its hash are done.
+    const hashed = this.#hash?.update(filled);
     const previous = this.#writing;
-    this.#writing = this.#writeAfter(previous, filled);
+    const written = this.#writeAfter(previous, filled);
+    this.#writing = hashed ? Promise.all([written, hashed]).then(() => undefined) : written;
     // Unhandled until awaited: a failed write surfaces at the next flush or at close.
     this.#writing.catch(() => undefined);
     await previous;
-    const next = this.#spare ?? takeBuffer();
+    const next = this.#spare ?? this.#pool.take();
     this.#spare = this.#buffer;
     this.#buffer = next;
     this.#pos = 0;
@@ -133,7 +136,7 @@ export class BufferedFile {
     await this.#writing;
   }
 
-  /** Flushes, syncs to disk, renames into place; returns the file's sha256. */
+  /** Flushes, syncs to disk, renames into place; returns the file's sha256 (when hashing, else ""). */
   async close(): Promise<string> {
     await this.#flush();
     await this.#writing;
@@ -146,13 +149,13 @@ export class BufferedFile {
     }
     await rename(this.#temp, this.path);
     this.#release();
-    return this.#hash.digest('hex');
+    return this.#hash ? await this.#hash.digest() : '';
   }
 
   /** Hands the buffers on to the next file: every write from them has finished. */
   #release(): void {
-    giveBack(this.#buffer);
-    giveBack(this.#spare);
+    this.#pool.give(this.#buffer);
+    this.#pool.give(this.#spare);
     this.#spare = undefined;
     this.#buffer = Buffer.alloc(0);
   }

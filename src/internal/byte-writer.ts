@@ -1,23 +1,47 @@
-/** Room one output buffer offers before a new one is started. */
-const BLOCK_BYTES = 2 * 1024 * 1024;
+import type { BufferPool } from './buffer-pool.js';
 
 /**
- * Output space for serialized lines: `reserve(n)` guarantees n contiguous bytes, starting a new
- * block (never moving old ones) when the current one is full, so ranges handed out stay valid until
- * `reset`, which reuses the block once its lines have been copied away.
+ * Bytes written one after another into a buffer that grows (by copying) when a write needs more
+ * room. Positions into it stay valid across growth, so a batch of serialized lines can be recorded as
+ * offsets and handed on as one buffer.
  */
 export class ByteWriter {
-  buffer: Buffer = Buffer.allocUnsafe(BLOCK_BYTES);
+  buffer: Buffer;
   pos = 0;
+  readonly #pool: BufferPool | undefined;
 
-  reset(): void {
-    this.pos = 0;
+  /** `pool`: where the buffer comes from when `bytes` fits its buffers (and where an outgrown one goes back). */
+  constructor(bytes: number, pool?: BufferPool) {
+    this.#pool = pool;
+    // Off the shared small-buffer pool: the buffer is handed on whole and lives as long as its batch.
+    this.buffer = pool && bytes <= pool.size ? pool.take() : Buffer.allocUnsafeSlow(Math.max(bytes, 256));
   }
 
-  reserve(bytes: number): void {
-    if (this.pos + bytes > this.buffer.length) {
-      this.buffer = Buffer.allocUnsafe(Math.max(bytes, BLOCK_BYTES));
-      this.pos = 0;
+  /** Makes room for `bytes` more bytes; returns the buffer to write them into (it may be a new one). */
+  ensure(bytes: number): Buffer {
+    const needed = this.pos + bytes;
+    if (needed > this.buffer.length) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(needed, this.buffer.length * 2));
+      this.buffer.copy(bigger, 0, 0, this.pos);
+      this.#pool?.give(this.buffer);
+      this.buffer = bigger;
     }
+    return this.buffer;
+  }
+
+  /** Appends a string's UTF-8 bytes. */
+  writeText(text: string): void {
+    this.ensure(text.length * 3);
+    this.pos += this.buffer.write(text, this.pos, 'utf8');
+  }
+
+  /** Appends bytes. */
+  writeBytes(bytes: Uint8Array): void {
+    const buffer = this.ensure(bytes.length);
+    const n = bytes.length;
+    // Short pieces by hand, where a native call costs more than the copy.
+    if (n > 64) buffer.set(bytes, this.pos);
+    else for (let i = 0; i < n; i++) buffer[this.pos + i] = bytes[i]!;
+    this.pos += n;
   }
 }

@@ -1,6 +1,7 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { BatchpipeError } from '../errors.js';
+import { READ_POOL } from './buffer-pool.js';
 import { READ_CHUNK_BYTES, type SourceInput } from './input.js';
 import { readError } from './read-error.js';
 
@@ -22,7 +23,9 @@ export class ChunkReader {
   readonly #input: SourceInput;
   #handle: FileHandle | undefined;
   #iterator: AsyncIterator<Uint8Array | string> | undefined;
-  #buffer = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+  #buffer = READ_POOL.take();
+  /** The buffer was handed to the caller (`detach`): the next read goes into a new one. */
+  #detached = false;
   #filled = 0;
   #ended = false;
   /** Bytes of a stream chunk that did not fit the buffer yet. */
@@ -40,7 +43,14 @@ export class ChunkReader {
    */
   async next(consumed: number, read = true): Promise<Chunk> {
     const tail = this.#filled - consumed;
-    if (tail > 0 && consumed > 0) this.#buffer.copyWithin(0, consumed, this.#filled);
+    if (this.#detached) {
+      // The last chunk now belongs to the caller: its unfinished row starts the next buffer.
+      this.#detached = false;
+      const fresh =
+        tail * 2 > READ_POOL.size ? Buffer.allocUnsafe(Math.max(tail * 2, READ_POOL.size)) : READ_POOL.take();
+      this.#buffer.copy(fresh, 0, consumed, this.#filled);
+      this.#buffer = fresh;
+    } else if (tail > 0 && consumed > 0) this.#buffer.copyWithin(0, consumed, this.#filled);
     this.#filled = tail;
     if (this.#ended || (!read && tail > 0))
       return { data: this.#buffer.subarray(0, tail), last: this.#ended };
@@ -55,6 +65,7 @@ export class ChunkReader {
     if (tail * 2 > this.#buffer.length) {
       const bigger = Buffer.allocUnsafe(this.#buffer.length * 2);
       this.#buffer.copy(bigger, 0, 0, tail);
+      READ_POOL.give(this.#buffer);
       this.#buffer = bigger;
     }
     try {
@@ -77,7 +88,7 @@ export class ChunkReader {
       );
       if (bytesRead === 0) {
         this.#ended = true;
-        await this.close();
+        await this.#closeInput();
       }
       this.#filled += bytesRead;
       return;
@@ -112,8 +123,23 @@ export class ChunkReader {
     }
   }
 
-  /** Closes the file (idempotent); stops a stream input. */
+  /**
+   * Hands the last chunk's buffer to the caller, who keeps pointing into it (a batch of rows): the
+   * reader reads on into a new one.
+   */
+  detach(): void {
+    this.#detached = true;
+  }
+
+  /** Closes the file (idempotent), stops a stream input, and hands its buffer back to the pool. */
   async close(): Promise<void> {
+    if (!this.#detached) READ_POOL.give(this.#buffer);
+    this.#buffer = EMPTY;
+    this.#filled = 0;
+    await this.#closeInput();
+  }
+
+  async #closeInput(): Promise<void> {
     const handle = this.#handle;
     this.#handle = undefined;
     await handle?.close();
@@ -124,3 +150,5 @@ export class ChunkReader {
     }
   }
 }
+
+const EMPTY = Buffer.alloc(0);

@@ -1,22 +1,6 @@
-/** Codes of warnings: things that work but probably not as the user meant (or cost money). */
-export type WarningCode =
-  | 'BP_WARN_THINKING_DEFAULT'
-  | 'BP_WARN_THINKING_MOVED'
-  | 'BP_WARN_THINKING_IN_EXTRA_BODY'
-  | 'BP_WARN_BIG_INTEGER'
-  | 'BP_WARN_BOM'
-  | 'BP_WARN_LOCAL_MODEL';
+import type { Warning, WarningCode, WarningHandler } from '../types.js';
 
-export interface Warning {
-  code: WarningCode;
-  message: string;
-  /** How many records raised it so far (warnings are reported once, then counted). */
-  count: number;
-  /** Where it was first seen. */
-  first?: { file?: string; line?: number; row?: number; custom_id?: string };
-}
-
-export type WarningHandler = (warning: Warning) => void;
+export type { Warning, WarningCode, WarningHandler };
 
 /**
  * Deduplicating warning log: a warning raised by a million rows is reported once, with a count, so

@@ -1,23 +1,18 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BatchpipeError } from '../errors.js';
-import { split } from '../internal/pick.js';
+import { split } from '../internal/split.js';
 import type { Connection } from '../providers/connection.js';
-import { resolveProfile } from '../providers/resolve-profile.js';
 import type { BatchRun, RunCounts, RunState } from '../run/batch-run.js';
-import { hasManifest, RUNS_DIR, stagingDir } from '../run/run-dir.js';
-import { writeFinalLines } from '../run/run-results.js';
-import { createOrResumeRun, openRun, RunFields, type RunOptions, stageRequests } from '../run/start-run.js';
-import { REJECTIONS_FILE } from '../sinks/shard-requests.js';
-import { CsvTableFields } from '../sources/csv-source.js';
-import { requestSource } from '../sources/request-source.js';
-import { validateRequests } from '../transforms/validate-requests.js';
-import type { Rejection, RequestItem } from '../types.js';
+import { hasManifest, RESULTS_FILE, RUNS_DIR, stagingDir } from '../run/run-dir.js';
+import { writeResults } from '../run/run-results.js';
+import { REJECTIONS_FILE } from '../run/sharder.js';
+import { createOrResumeRun, openRun, RunFields, type RunOptions } from '../run/start-run.js';
 import { type JoinTableOptions, type JoinTableResult, joinTable } from './join-table.js';
 import { nothingToSubmit, type PrepareOptions, type PrepareResult, prepare } from './prepare.js';
+import { jobProfile, TableFields } from './settings.js';
+import { stageRequestFile } from './stage-request-file.js';
 
-/** The results file a finished run writes: one line per request, its final result. */
-export const RESULTS_FILE = 'results.jsonl';
 /** Rounds of re-asking `maxReasks` may ask for. */
 const MAX_REASK_ROUNDS = 5;
 
@@ -92,10 +87,7 @@ export async function runTable(
     const results = join(run.dir, RESULTS_FILE);
     await writeResults(run, results);
     await mkdir(dirname(out), { recursive: true });
-    const [csvOptions] = split(
-      prepareOptions,
-      Object.keys(CsvTableFields) as Array<keyof typeof CsvTableFields>,
-    );
+    const [tableOptions] = split(prepareOptions, Object.keys(TableFields) as Array<keyof typeof TableFields>);
     const resultFiles = [results];
     // Round 1 asks again from the original requests; a later round goes on from the conversation the
     // round before sent (its re-ask file), with the answer that round got (the latest in file order).
@@ -107,12 +99,11 @@ export async function runTable(
         results: resultFiles,
         rejections: [join(run.dir, REJECTIONS_FILE)],
         out,
-        format: prepareOptions.format,
         idColumn: prepareOptions.idColumn,
         endpoint: prepareOptions.endpoint,
         labels: prepareOptions.labels,
         schema: prepareOptions.schema,
-        ...csvOptions,
+        ...tableOptions,
         ...(round !== undefined && { reask: { requests: reaskFrom(round), out: reaskFile(run, round) } }),
       } satisfies JoinTableOptions);
     // Only answers checked against labels or a schema can be invalid.
@@ -157,19 +148,8 @@ async function reaskRound(
   if (await hasManifest(dir)) roundRun = await openRun(dir, connection, options);
   else {
     // The same rules as the first round: a model allowed by option is allowed here too.
-    const profile = resolveProfile({
-      provider: connection.provider,
-      models: prepareOptions.models,
-      anyModel: prepareOptions.anyModel,
-      contextWindows: prepareOptions.contextWindows,
-      maxLinesPerFile: prepareOptions.maxLinesPerFile,
-      maxBytesPerFile: prepareOptions.maxBytesPerFile,
-      maxLineBytes: prepareOptions.maxLineBytes,
-    });
-    const lines = requestSource(reaskFile(run, round)).compose(
-      validateRequests({ provider: profile }),
-    ) as AsyncIterable<RequestItem | Rejection>;
-    const staged = await stageRequests(lines, run.dir, connection);
+    const profile = jobProfile({ ...prepareOptions, provider: connection.provider });
+    const staged = await stageRequestFile(reaskFile(run, round), run.dir, connection, profile);
     roundRun = await createOrResumeRun(staged.dir, staged.summary, connection, options, true);
   }
   try {
@@ -180,9 +160,4 @@ async function reaskRound(
   } finally {
     await roundRun.close();
   }
-}
-
-/** Writes a finished run's final result line per request (rejections stay in rejections.jsonl). */
-export function writeResults(run: BatchRun, path: string): Promise<number> {
-  return writeFinalLines(run.dir, run.manifest, path);
 }

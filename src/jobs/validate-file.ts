@@ -1,12 +1,11 @@
 import { stat } from 'node:fs/promises';
-import { RequestRules } from '../core/requests/request-rules.js';
+import { RequestRules, rejectionOf } from '../core/requests/request-rules.js';
 import type { ErrorCode } from '../errors.js';
 import { inputName, type SourceInput } from '../internal/input.js';
 import { SeenIds } from '../internal/seen-ids.js';
 import { type Warning, WarningLog } from '../internal/warnings.js';
 import type { ProviderProfile } from '../providers/profile.js';
 import { requestSource } from '../sources/request-source.js';
-import { toRejection } from '../transforms/validate-requests.js';
 import type { Rejection, RequestItem } from '../types.js';
 
 /** A problem with a whole file: the provider fails the batch for it, whatever its lines say. */
@@ -135,7 +134,7 @@ async function checkFile(
       streamed += item.bytes! + 1;
       const verdict = await rules.check(item.request, item, item.text, item.bytes);
       if (!verdict.ok) {
-        await reject(toRejection(verdict, item));
+        await reject(rejectionOf(verdict, item));
         continue;
       }
       report.valid++;

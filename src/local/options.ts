@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseOptions } from '../options.js';
-import { FAIL_CODE } from './engine/failures.js';
+import { FAIL_CODE } from './engine/knobs.js';
 import { FaultRuleSchema } from './faults.js';
 
 const rate = z.number().min(0).max(1);

@@ -66,3 +66,27 @@ export function thinksByDefault(profile: ProviderProfile, model: string): boolea
   if (findModel(profile, model)?.thinksByDefault) return true;
   return profile.thinkingByDefaultPrefixes.some((prefix) => model.startsWith(prefix));
 }
+
+/** True for a resolved ProviderProfile (as stages take instead of a provider name). */
+export function isProfile(value: unknown): value is ProviderProfile {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    'limits' in value &&
+    'endpoints' in value &&
+    'name' in value
+  );
+}
+
+/** The `provider` option of a stage: a provider's name, or a profile already resolved. Default "local". */
+export const providerOption = z
+  .union([
+    z.enum(PROVIDER_NAMES),
+    z.custom<ProviderProfile>(isProfile, 'expected a provider name or profile'),
+  ])
+  .default('local');
+
+/** The profile a `provider` option names. */
+export function profileOf(provider: ProviderName | ProviderProfile): ProviderProfile {
+  return typeof provider === 'string' ? resolveProfile(provider) : provider;
+}

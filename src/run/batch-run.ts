@@ -7,7 +7,6 @@ import { BufferedFile } from '../internal/buffered-file.js';
 import { linkedSignal } from '../internal/linked-signal.js';
 import type { Connection } from '../providers/connection.js';
 import { retryableRequest, unrunReason } from '../providers/retry.js';
-import type { ShardSummary } from '../sinks/shard-requests.js';
 import { type BatchApi, type BatchObject, type BatchTag, sleep, type UploadedFile } from './batch-api.js';
 import {
   type JobRecord,
@@ -18,6 +17,7 @@ import {
 } from './manifest.js';
 import { customIdOf, jsonlBuffers } from './request-ids.js';
 import { RunLock, takeoverNote } from './run-lock.js';
+import type { ShardSummary } from './sharder.js';
 
 /** What a run tells its caller as it goes (progress lines, never secrets). */
 export type RunEvent =
@@ -598,7 +598,7 @@ export class BatchRun {
     if (this.manifest.jobs.some((j) => j.id === id)) return;
     const input = join('jobs', `${id}.jsonl`);
     await mkdir(join(this.dir, 'jobs'), { recursive: true });
-    const file = new BufferedFile(join(this.dir, input));
+    const file = new BufferedFile(join(this.dir, input), { hash: true });
     let lines = 0;
     for await (const line of jsonlBuffers(join(this.dir, job.input))) {
       const custom = customIdOf(line);

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { BufferedFile } from '../internal/buffered-file.js';
-import type { ShardSummary } from '../sinks/shard-requests.js';
 import { contentHash, customIdOf, jsonlBuffers } from './request-ids.js';
+import type { ShardSummary } from './sharder.js';
 
 /** Per shard: the file of request content hashes, and how many distinct requests it holds. */
 export interface ContentHashes {

@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BatchpipeError } from '../errors.js';
 import { writeFileAtomic } from '../internal/durable-write.js';
-import type { ShardSummary } from '../sinks/shard-requests.js';
 import type { ContentHashes } from './content-hashes.js';
+import type { ShardSummary } from './sharder.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 

@@ -2,11 +2,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { access, copyFile, link, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fsyncDir } from '../internal/durable-write.js';
-import type { ShardSummary } from '../sinks/shard-requests.js';
 import { MANIFEST_FILE } from './manifest.js';
+import type { ShardSummary } from './sharder.js';
 
 /** Where runs live unless told otherwise. */
 export const RUNS_DIR = join('.batchpipe', 'runs');
+
+/** The results file a finished run writes: one line per request, its final result. */
+export const RESULTS_FILE = 'results.jsonl';
 
 /** What makes two runs the same run: the request files and what is done with them. */
 export interface RunIdentity {

@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BufferedFile } from '../internal/buffered-file.js';
-import { REJECTIONS_FILE } from '../sinks/shard-requests.js';
 import type { Rejection } from '../types.js';
+import type { BatchRun } from './batch-run.js';
 import type { JobRecord, RunManifest } from './manifest.js';
 import { customIdOf, jsonlBuffers, jsonlLines } from './request-ids.js';
+import { REJECTIONS_FILE } from './sharder.js';
 
 /** One result line as the provider wrote it (`{id, custom_id, response, error}`), or as batchpipe made it
  * for a request that got no line (expired, cancelled, or in a batch that failed). */
@@ -41,6 +42,11 @@ export async function* runResults(
   for await (const line of finalLines(runDir, manifest)) {
     yield (typeof line === 'string' ? JSON.parse(line) : JSON.parse(line.toString('utf8'))) as ResultLine;
   }
+}
+
+/** Writes a finished run's final result line per request (rejections stay in rejections.jsonl). */
+export function writeResults(run: BatchRun, path: string): Promise<number> {
+  return writeFinalLines(run.dir, run.manifest, path);
 }
 
 /** Writes every request's final line to `path` (bytes as the provider wrote them); returns how many. */

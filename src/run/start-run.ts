@@ -1,10 +1,10 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { isRequestBatch, type RequestBatch } from '../core/requests/request-batch.js';
 import { BatchpipeError } from '../errors.js';
 import { parseOptions } from '../options.js';
 import type { Connection } from '../providers/connection.js';
-import { type PreparedSummary, REJECTIONS_FILE, Sharder, SUMMARY_FILE } from '../sinks/shard-requests.js';
 import type { Rejection, RequestItem } from '../types.js';
 import { BatchApi } from './batch-api.js';
 import { BatchRun, completionWindowHours, newManifest, type RunEvent } from './batch-run.js';
@@ -12,6 +12,7 @@ import { writeContentHashes } from './content-hashes.js';
 import { readManifest, writeManifest } from './manifest.js';
 import { adoptFile, exists, hasManifest, promoteStaging, RUNS_DIR, runIdFor, stagingDir } from './run-dir.js';
 import { RunLock, takeoverNote } from './run-lock.js';
+import { type PreparedSummary, REJECTIONS_FILE, Sharder, SUMMARY_FILE } from './sharder.js';
 
 export const RunFields = {
   /** Where runs live (each in `<runsDir>/<run-id>`). Default `.batchpipe/runs`. */
@@ -204,9 +205,9 @@ export async function readPrepared(dir: string): Promise<PreparedSummary> {
   }
 }
 
-/** Shards request items into a fresh staging directory under the runs dir; returns it and the summary. */
+/** Shards request items (or batches of them) into a fresh staging directory under the runs dir; returns it and the summary. */
 export async function stageRequests(
-  items: AsyncIterable<RequestItem | Rejection>,
+  items: AsyncIterable<RequestBatch | RequestItem | Rejection>,
   runsDir: string,
   connection: Connection,
 ): Promise<{ dir: string; summary: PreparedSummary }> {
@@ -214,7 +215,7 @@ export async function stageRequests(
   const sharder = new Sharder(dir, 'requests', connection.profile.limits);
   try {
     for await (const item of items) {
-      const pending = sharder.add(item);
+      const pending = isRequestBatch(item) ? sharder.addBatch(item) : sharder.add(item);
       if (pending) await pending;
     }
     return { dir, summary: await sharder.finish() };

@@ -1,12 +1,18 @@
+import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { z } from 'zod';
+import type { RequestBatch } from '../core/requests/request-batch.js';
+import type { ResultFiles } from '../core/results/result-lines.js';
 import { BatchpipeError } from '../errors.js';
 import { parseOptions } from '../options.js';
 import { resolveConnection } from '../providers/connection.js';
 import { PROVIDER_NAMES } from '../providers/profile.js';
 import type { RunCounts } from '../run/batch-run.js';
-import { type ResultLine, runResults } from '../run/run-results.js';
+import { RESULTS_FILE } from '../run/run-dir.js';
+import { type ResultLine, runResults, writeResults } from '../run/run-results.js';
+import { REJECTIONS_FILE } from '../run/sharder.js';
 import { createOrResumeRun, RunFields, stageRequests } from '../run/start-run.js';
+import { kHandOverResultFiles, takeBatches } from '../streams/batch-protocol.js';
 import type { Rejection, RequestItem } from '../types.js';
 
 const BatchSinkOptions = z.strictObject({
@@ -73,10 +79,12 @@ export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
   }
   let runDir: string | undefined;
   let counts: RunCounts | undefined;
+  /** A join downstream reads the run's results file itself. */
+  let handOver = false;
   const teardown = new AbortController();
   const stream = Duplex.from(async function* (
-    source: AsyncIterable<RequestItem | Rejection>,
-  ): AsyncGenerator<ResultLine | Rejection> {
+    source: AsyncIterable<RequestBatch | RequestItem | Rejection>,
+  ): AsyncGenerator<ResultLine | Rejection | ResultFiles> {
     const staged = await stageRequests(source, runsDir, connection);
     // A pipeline torn down while batches run (an error downstream, its own signal) detaches the run
     // too, so it lets go of the run dir instead of polling on unseen until the batches end.
@@ -105,7 +113,17 @@ export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
           {},
         );
       }
-      yield* runResults(batchRun.dir, batchRun.manifest);
+      if (handOver) {
+        const results = join(batchRun.dir, RESULTS_FILE);
+        await writeResults(batchRun, results);
+        yield {
+          kind: 'result-files',
+          files: [results],
+          parse: undefined,
+          problems: undefined,
+          rejections: [join(batchRun.dir, REJECTIONS_FILE)],
+        };
+      } else yield* runResults(batchRun.dir, batchRun.manifest);
     } finally {
       await batchRun.close();
     }
@@ -117,6 +135,14 @@ export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
     teardown.abort();
     destroyStream(error, callback);
   };
+  takeBatches(stream);
+  // A join piped after this reads the results file itself, on worker threads.
+  Object.defineProperty(stream, kHandOverResultFiles, {
+    value: () => {
+      handOver = true;
+      return true;
+    },
+  });
   Object.defineProperty(stream, 'runDir', { get: () => runDir, enumerable: true });
   Object.defineProperty(stream, 'counts', { get: () => counts, enumerable: true });
   return stream;

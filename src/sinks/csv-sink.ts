@@ -1,9 +1,14 @@
-import { stringify } from 'csv-stringify/sync';
 import { z } from 'zod';
+import { csvCell } from '../core/csv/csv-cell.js';
+import { CsvRowBatch } from '../core/csv/csv-row-batch.js';
+import { JoinedRowBatch } from '../core/join/joined-row-batch.js';
+import { csvTail } from '../core/results/result-cells.js';
+import { delimiterOf } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
 import { parseOptions } from '../options.js';
+import { kPreferCells } from '../streams/batch-protocol.js';
 import type { RowValues } from '../types.js';
-import { cellText, type RowPlace, type TableSinkStream, tableSink } from './table-sink.js';
+import { type RowPlace, type TableOut, type TableSinkStream, tableSink } from './table-sink.js';
 
 export type { SinkSummary, TableSinkStream } from './table-sink.js';
 
@@ -19,45 +24,93 @@ const CsvSinkOptions = z.strictObject({
 });
 export type CsvSinkOptions = z.input<typeof CsvSinkOptions>;
 
+const LF = '\n';
+
 /**
- * Writes rows (or plain records) as CSV with csv-stringify: fields holding the delimiter, quotes or
- * line breaks are quoted, quotes doubled; null and undefined are empty, objects and arrays JSON. The
- * header is the first row's columns (or `columns`); later rows are written under it, missing values
- * empty. Without `columns`, a later row with a key the header lacks fails the stream with BP_USAGE
- * naming the row and the column (its value would be lost; joinResults gives every row every column).
- * The file is written under a temporary name and renamed into place when complete.
+ * Writes rows (or plain records) as CSV: fields holding the delimiter, quotes or line breaks are
+ * quoted, quotes doubled (csv-stringify's rule); null and undefined are empty, objects and arrays
+ * JSON. The header is the first row's columns (or `columns`); later rows are written under it, missing
+ * values empty. Without `columns`, a later row with a key the header lacks fails the stream with
+ * BP_USAGE naming the row and the column (its value would be lost; joinResults gives every row every
+ * column). From joinResults, a row read from CSV in the same dialect is written as its own bytes with
+ * the result cells after them. The file is written under a temporary name and renamed into place when
+ * complete.
  */
 export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkStream {
   const opts = parseOptions(CsvSinkOptions, options, 'csvSink');
-  const delimiter = opts.delimiter ?? (path.toLowerCase().endsWith('.tsv') ? '\t' : ',');
+  const delimiter = delimiterOf(opts.delimiter, undefined, path);
   let columns = opts.columns;
   /** The header's names, to catch keys it lacks; none when the caller chose the columns. */
   let header: Set<string> | undefined;
   let started = false;
-  const settings = { delimiter, eof: true };
   const headerText = (): string =>
-    (opts.bom ? '\ufeff' : '') + (opts.header ? stringify([columns!], settings) : '');
-  return tableSink(path, {
-    rows(batch: RowValues[], place) {
-      if (columns === undefined) {
-        columns = Object.keys(batch[0]!);
-        header = new Set(columns);
-      }
-      const records: string[][] = new Array(batch.length);
-      const n = columns.length;
-      for (let r = 0; r < batch.length; r++) {
-        const values = batch[r]!;
-        if (header) {
-          for (const key in values) if (!header.has(key)) throw notInHeader(key, place(r), columns);
+    (opts.bom ? '\ufeff' : '') +
+    (opts.header ? columns!.map((c) => csvCell(c, delimiter)).join(delimiter) + LF : '');
+  /** The header before the first row. */
+  const start = (first: RowValues | readonly string[], out: TableOut): Promise<void> | undefined => {
+    if (started) return undefined;
+    started = true;
+    if (columns === undefined) {
+      columns = Array.isArray(first) ? [...first] : Object.keys(first);
+      header = new Set(columns);
+    }
+    return out.text(headerText());
+  };
+
+  const row = (values: RowValues, place: RowPlace, out: TableOut): Promise<void> | undefined => {
+    const waiting = start(values, out);
+    if (waiting) return waiting.then(() => row(values, place, out));
+    const names = columns!;
+    if (header) for (const key in values) if (!header.has(key)) throw notInHeader(key, place, names);
+    let line = '';
+    for (let c = 0; c < names.length; c++) {
+      if (c > 0) line += delimiter;
+      line += csvCell(values[names[c]!], delimiter);
+    }
+    return out.text(line + LF);
+  };
+
+  /** A joined batch: each row's own CSV bytes where they read back the same, then its cells. */
+  const joined = async (batch: JoinedRowBatch, out: TableOut): Promise<void> => {
+    const layout = batch.layout;
+    const waiting = start(layout.columns, out);
+    if (waiting) await waiting;
+    const source = batch.source;
+    const copies =
+      source instanceof CsvRowBatch && source.layout.delimiter === delimiter && source.layout.quote === '"';
+    const cellsAsCsv = layout.encoding.kind === 'csv' && layout.encoding.delimiter === delimiter;
+    const width = layout.sourceColumns.length;
+    const emptySource = width > 1 ? delimiter.repeat(width - 1) : '';
+    for (let i = 0; i < batch.length; i++) {
+      const tail = cellsAsCsv ? batch.csvTail(i) : csvTail(batch.resultCells(i), delimiter);
+      let pending: Promise<void> | undefined;
+      if (batch.sourceRejected(i)) {
+        // Empty source fields; with no readable row at all there are no source columns.
+        pending = out.text(width === 0 ? tail.slice(delimiter.length) + LF : emptySource + tail + LF);
+      } else if (copies && (source as CsvRowBatch).copiesCleanly(i)) {
+        const csv = source as CsvRowBatch;
+        pending = out.bytes(csv.buffer, csv.rowStart(i), csv.rowEnd(i));
+        if (pending) await pending;
+        pending = out.text(tail + LF);
+      } else {
+        const values = source.values(i);
+        let line = '';
+        for (let c = 0; c < width; c++) {
+          if (c > 0) line += delimiter;
+          line += csvCell(values[layout.sourceColumns[c]!], delimiter);
         }
-        const record: string[] = new Array(n);
-        for (let c = 0; c < n; c++) record[c] = cellText(values[columns[c]!]);
-        records[r] = record;
+        pending = out.text(width === 0 ? tail.slice(delimiter.length) + LF : line + tail + LF);
       }
-      const text = stringify(records, settings);
-      if (started) return text;
-      started = true;
-      return headerText() + text;
+      if (pending) await pending;
+    }
+  };
+
+  const stream = tableSink(path, {
+    row,
+    batch(rows, _written, out, eachRow) {
+      // Chosen columns are written as asked, whatever the rows hold.
+      if (rows instanceof JoinedRowBatch && opts.columns === undefined) return joined(rows, out);
+      return eachRow();
     },
     end() {
       // No rows: the header alone when the columns are known.
@@ -67,6 +120,14 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
     },
     columns: () => columns ?? [],
   });
+  // A join piped into this sink stores its cells as this sink's CSV text.
+  stream.on('pipe', (source) => {
+    (source as { [kPreferCells]?: (encoding: { kind: 'csv'; delimiter: string }) => void })[kPreferCells]?.({
+      kind: 'csv',
+      delimiter,
+    });
+  });
+  return stream;
 }
 
 function notInHeader(column: string, at: RowPlace, columns: string[]): BatchpipeError {

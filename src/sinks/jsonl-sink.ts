@@ -9,11 +9,9 @@ import { type TableSinkStream, tableSink } from './table-sink.js';
 export function jsonlSink(path: string): TableSinkStream {
   let columns: string[] | undefined;
   return tableSink(path, {
-    rows(batch: RowValues[]) {
-      columns ??= Object.keys(batch[0]!);
-      let text = '';
-      for (const values of batch) text += `${JSON.stringify(values)}\n`;
-      return text;
+    row(values: RowValues, _place, out) {
+      columns ??= Object.keys(values);
+      return out.text(`${JSON.stringify(values)}\n`);
     },
     end: () => '',
     columns: () => columns ?? [],

@@ -1,8 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
+import { isRowBatch, type RowBatch } from '../core/rows/row-batch.js';
 import { BatchpipeError } from '../errors.js';
 import { BufferedFile } from '../internal/buffered-file.js';
+import { takeBatches } from '../streams/batch-protocol.js';
 import type { Row, RowValues } from '../types.js';
 
 /** What a table sink has written, set once it has finished. */
@@ -31,76 +33,96 @@ export interface RowPlace {
   line?: number;
 }
 
-/**
- * Turns rows into file text: `rows` takes a batch (values in order of arrival; `place(i)` says where
- * `batch[i]` came from), `end` what closes the file.
- */
+/** Where the encoded text goes: append, and wait only when a promise comes back. */
+export interface TableOut {
+  text(text: string): Promise<void> | undefined;
+  bytes(data: Buffer, start: number, end: number): Promise<void> | undefined;
+}
+
+/** Turns rows into file text. */
 export interface TableEncoder {
-  rows(batch: RowValues[], place: (i: number) => RowPlace): string;
+  /** Writes one row's values (`place` says where it came from). */
+  row(values: RowValues, place: RowPlace, out: TableOut): Promise<void> | undefined;
+  /**
+   * Writes a batch of rows (`written` rows came before); without it, each row goes through `row`. It
+   * may hand the batch back to that (`eachRow`) when it has no better way.
+   */
+  batch?(
+    rows: RowBatch,
+    written: number,
+    out: TableOut,
+    eachRow: () => Promise<void>,
+  ): Promise<void> | undefined;
+  /** What closes the file. */
   end(): string;
   columns(): string[];
 }
 
 /**
- * Rows gathered before they are encoded together. Few: the text of a batch is one string, and one
- * over 128 KiB goes to V8's large-object space, which only a full collection frees; rows that wait
- * are also promoted out of the young generation (1M joined rows: peak RSS 250 MB with 1024).
- */
-const BATCH_ROWS = 64;
-
-/**
- * The Writable behind csvSink and jsonlSink: takes Rows (their `values`) or plain records, encodes
- * them a batch at a time, and writes through a BufferedFile, so the file appears under its name only
- * when complete (a failed run leaves nothing half-written). Rejections are refused: a table sink
- * would have to drop them, and rows are never dropped silently (joinResults turns them into rows).
+ * The Writable behind csvSink and jsonlSink: takes Rows (their `values`), plain records, or batches of
+ * rows from batchpipe's own stages, and writes through a BufferedFile, so the file appears under its
+ * name only when complete (a failed run leaves nothing half-written). Rejections are refused: a table
+ * sink would have to drop them, and rows are never dropped silently (joinResults turns them into rows).
  */
 export function tableSink(path: string, encoder: TableEncoder): TableSinkStream {
   const file = new BufferedFile(path);
-  let batch: RowValues[] = [];
-  /** The items behind `batch` (Rows or plain records), only read when an encoder reports a row. */
-  let items: unknown[] = [];
+  const out: TableOut = {
+    text: (text) => file.append(text, Buffer.byteLength(text)),
+    bytes: (data, start, end) => file.appendBytes(data, start, end),
+  };
   let rows = 0;
   let ready: Promise<unknown> | undefined;
   let summary: SinkSummary | undefined;
-  const flush = (): Promise<void> | undefined => {
-    if (batch.length === 0) return undefined;
-    const first = rows - batch.length + 1;
-    const from = items;
-    const text = encoder.rows(batch, (i) => placeOf(from[i], first + i));
-    batch = [];
-    items = [];
-    return file.append(text, Buffer.byteLength(text));
+  const whenReady = (next: () => Promise<void> | undefined, done: (error?: Error | null) => void) => {
+    ready ??= mkdir(dirname(path), { recursive: true });
+    ready.then(next).then(() => done(), done);
   };
+
+  const writeBatch = async (batch: RowBatch): Promise<void> => {
+    for (let i = 0; i < batch.length; i++) {
+      const rejected = batch.rejection(i);
+      if (rejected) throw rejection(rejected.index, rejected.message);
+    }
+    const written = rows;
+    rows += batch.length;
+    const eachRow = async (): Promise<void> => {
+      for (let i = 0; i < batch.length; i++) {
+        const place = {
+          written: written + i + 1,
+          row: batch.index(i),
+          file: batch.file(i),
+          line: batch.line(i),
+        };
+        const waiting = encoder.row(batch.values(i), place, out);
+        if (waiting) await waiting;
+      }
+    };
+    if (encoder.batch) await encoder.batch(batch, written, out, eachRow);
+    else await eachRow();
+    // Written (copied into the file's buffers): the batch's own buffers are used again.
+    batch.release();
+  };
+
   const stream = new Writable({
     objectMode: true,
-    highWaterMark: BATCH_ROWS,
+    highWaterMark: 64,
     write(item: unknown, _encoding, done) {
+      if (isRowBatch(item)) return whenReady(() => writeBatch(item), done);
       const record = item as { kind?: unknown; values?: unknown; index?: unknown; message?: unknown } | null;
       if (record === null || typeof record !== 'object') {
         return done(new BatchpipeError('BP_USAGE', `a table sink takes rows or records, got ${typeof item}`));
       }
-      if (record.kind === 'rejection') {
-        return done(
-          new BatchpipeError(
-            'BP_USAGE',
-            `a table sink got a rejection (row ${String(record.index)}: ${String(record.message)}); put joinResults before the sink, or filter rejections out`,
-          ),
-        );
-      }
-      batch.push(record.kind === 'row' ? (record.values as RowValues) : (record as RowValues));
-      items.push(record);
-      rows++;
-      if (batch.length < BATCH_ROWS) return done();
-      ready ??= mkdir(dirname(path), { recursive: true });
-      // An encoder that refuses a row throws inside flush: the promise carries it to `done`.
-      ready.then(() => flush()).then(() => done(), done);
+      if (record.kind === 'rejection') return done(rejection(record.index, record.message));
+      const values = record.kind === 'row' ? (record.values as RowValues) : (record as RowValues);
+      const place = placeOf(record, ++rows);
+      // An encoder that refuses a row throws: the promise carries it to `done`.
+      whenReady(() => encoder.row(values, place, out), done);
     },
     final(done) {
       (ready ?? mkdir(dirname(path), { recursive: true }))
         .then(async () => {
-          await flush();
           const tail = encoder.end();
-          if (tail !== '') await file.append(tail, Buffer.byteLength(tail));
+          if (tail !== '') await out.text(tail);
           const bytes = file.bytes;
           await file.close();
           summary = { path, rows, bytes, columns: encoder.columns() };
@@ -115,22 +137,20 @@ export function tableSink(path: string, encoder: TableEncoder): TableSinkStream 
       );
     },
   }) as TableSinkStream;
+  takeBatches(stream);
   Object.defineProperty(stream, 'summary', { get: () => summary, enumerable: true });
   return stream;
+}
+
+function rejection(index: unknown, message: unknown): BatchpipeError {
+  return new BatchpipeError(
+    'BP_USAGE',
+    `a table sink got a rejection (row ${String(index)}: ${String(message)}); put joinResults before the sink, or filter rejections out`,
+  );
 }
 
 function placeOf(item: unknown, written: number): RowPlace {
   const row = item as Partial<Row>;
   if (row.kind !== 'row') return { written };
   return { written, row: row.index, file: row.file, line: row.line };
-}
-
-/** How a value is written in a text cell: null as empty, objects and arrays as JSON. */
-export function cellText(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (value === null || value === undefined) return '';
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
-    return String(value);
-  if (value instanceof Date) return value.toISOString();
-  return JSON.stringify(value);
 }

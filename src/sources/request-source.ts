@@ -1,11 +1,14 @@
 import type { Readable } from 'node:stream';
+import { RequestBatch } from '../core/requests/request-batch.js';
 import { inputName, type SourceInput } from '../internal/input.js';
-import { type ChunkParser, ItemSource } from '../internal/item-source.js';
-import { LineSplitter } from '../internal/line-splitter.js';
+import { LineScanner } from '../internal/line-scanner.js';
+import { BatchReadable } from '../streams/batch-readable.js';
 import type { Rejection, RequestItem, RequestLine } from '../types.js';
 
 /** Longest line read; the provider's limit (6 MB) is checked later, this only bounds memory. */
 const MAX_LINE_BYTES = 64 * 1024 * 1024;
+/** Lines a batch holds at most. */
+const MAX_BATCH_LINES = 4096;
 
 /** The stream `requestSource` returns. */
 export interface RequestSourceStream extends Readable {
@@ -22,31 +25,40 @@ export interface RequestSourceStream extends Readable {
  */
 export function requestSource(input: SourceInput, options: { name?: string } = {}): RequestSourceStream {
   const file = inputName(input, options.name);
-  const splitter = new LineSplitter(file, MAX_LINE_BYTES);
+  const lines = new LineScanner(file, MAX_LINE_BYTES);
   let index = 0;
-  const parser: ChunkParser<RequestItem | Rejection> = {
-    parse(chunk, last) {
+  const parser = {
+    parse(chunk: Buffer, last: boolean) {
       const items: Array<RequestItem | Rejection> = [];
-      for (const { text, line, bytes, utf8 } of splitter.split(chunk, last)) {
-        const at = { index: ++index, file, line };
-        const reject = (code: Rejection['code'], message: string) =>
-          items.push({ kind: 'rejection', ...at, custom_id: null, code, message });
-        if (!utf8) reject('BP_LINE_NOT_UTF8', 'line is not valid UTF-8');
-        else if (text.trim() === '')
-          reject('BP_LINE_NOT_JSON', 'empty line; the file must hold one JSON object per line');
-        else {
-          try {
-            const request = JSON.parse(text) as RequestLine;
-            items.push({ kind: 'request', ...at, request, text, bytes });
-          } catch (error) {
-            reject('BP_LINE_NOT_JSON', `invalid JSON: ${(error as Error).message}`);
+      const { consumed, stopped } = lines.scan(
+        chunk,
+        last,
+        MAX_BATCH_LINES,
+        ({ text, line, bytes, utf8 }) => {
+          const at = { index: ++index, file, line };
+          const reject = (code: Rejection['code'], message: string) =>
+            items.push({ kind: 'rejection', ...at, custom_id: null, code, message });
+          if (!utf8) reject('BP_LINE_NOT_UTF8', 'line is not valid UTF-8');
+          else if (text.trim() === '')
+            reject('BP_LINE_NOT_JSON', 'empty line; the file must hold one JSON object per line');
+          else {
+            try {
+              const request = JSON.parse(text) as RequestLine;
+              items.push({ kind: 'request', ...at, request, text, bytes });
+            } catch (error) {
+              reject('BP_LINE_NOT_JSON', `invalid JSON: ${(error as Error).message}`);
+            }
           }
-        }
-      }
-      return items;
+        },
+      );
+      return { batch: items.length > 0 ? RequestBatch.of(items) : undefined, consumed, stopped };
     },
   };
-  const stream = new ItemSource(input, file, parser) as unknown as RequestSourceStream;
-  Object.defineProperty(stream, 'byteOrderMark', { get: () => splitter.byteOrderMark, enumerable: true });
+  const stream = new BatchReadable<RequestItem | Rejection, RequestBatch>(
+    input,
+    file,
+    parser,
+  ) as unknown as RequestSourceStream;
+  Object.defineProperty(stream, 'byteOrderMark', { get: () => lines.byteOrderMark, enumerable: true });
   return stream;
 }

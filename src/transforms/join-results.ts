@@ -1,19 +1,34 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import { z } from 'zod';
-import { csvRowBatches, idColumnMissing, readCsvKeys } from '../core/join/csv-join-reader.js';
-import { HashJoin, type JoinSummary, missingMessage } from '../core/join/hash-join.js';
+import type { JoinSummary } from '../core/join/hash-join.js';
+import type { JoinedRowBatch } from '../core/join/joined-row-batch.js';
 import { SpillCursor, SpillFile } from '../core/join/spill-file.js';
-import { customIdFor } from '../core/requests/custom-id.js';
-import { type ColumnRef, columnRef } from '../core/requests/template.js';
-import { CellLayout, EXTRA_COLUMNS, type ExtraColumn, payloadColumn } from '../core/results/result-cells.js';
-import { readBatches } from '../internal/read-batches.js';
+import { type OpenRows, TableJoin } from '../core/join/table-join.js';
+import {
+  type CellEncoding,
+  EXTRA_COLUMNS,
+  type ExtraColumn,
+  payloadColumn,
+} from '../core/results/result-cells.js';
+import { isResultBatch, isResultFiles } from '../core/results/result-lines.js';
+import { ParseResultsFields, type ResultProblems } from '../core/results/result-parser.js';
+import { ObjectRowBatch } from '../core/rows/object-row-batch.js';
+import type { RowBatch } from '../core/rows/row-batch.js';
+import { compileStructuredOutput } from '../core/structured/structured-output.js';
+import { defaultRowParser, readRowBatches } from '../core/tables/table-reader.js';
 import { parseOptions } from '../options.js';
 import { ENDPOINTS } from '../providers/profile.js';
-import { type CsvOptions, CsvSourceOptions, csvSource } from '../sources/csv-source.js';
-import { jsonlSource } from '../sources/jsonl-source.js';
-import type { Rejection, Row, RowValues, SourceItem } from '../types.js';
-import { ParseResultsFields, ResultParser } from './parse-results.js';
+import {
+  type BatchEmitter,
+  kEmitBatches,
+  kHandOverResultFiles,
+  kPreferCells,
+} from '../streams/batch-protocol.js';
+import { rowBatchesOf } from '../streams/row-batches.js';
+import type { Rejection, Row } from '../types.js';
 
 export type { ExtraColumn, JoinSummary };
 export { EXTRA_COLUMNS };
@@ -62,7 +77,7 @@ export interface JoinResultsStream extends Duplex {
   /** Set once the stream has ended. */
   readonly summary: JoinSummary | undefined;
   /** Result lines written in raw that could not be used. */
-  readonly problems: ResultParser['problems'];
+  readonly problems: ResultProblems;
 }
 
 /**
@@ -76,91 +91,125 @@ export interface JoinResultsStream extends Duplex {
  * custom_id (one result serves them all); when a custom_id has several results the best status wins
  * (ok, then truncated, then invalid_output; the later line on a tie). Memory stays flat: results and
  * row keys are hash-partitioned into temporary files and joined a partition at a time.
+ * Emits one Row per source row; to batchpipe's own sinks it hands batches, and when resultSource (or
+ * batchSink) is piped into it, it parses the result files itself on worker threads while it reads the
+ * source's ids.
  */
 export function joinResults(options: JoinResultsOptions): JoinResultsStream {
-  const opts = parseOptions(JoinResultsOptions, options, 'joinResults');
-  const source = opts.source;
-  const csv =
-    typeof source === 'string' && !isJsonl(source)
-      ? { file: source, options: parseOptions(CsvSourceOptions, {}, 'csvSource') }
-      : undefined;
-  return new JoinStream(opts, csv);
-}
-
-/** A CSV file and how to read it. */
-export interface CsvFile {
-  file: string;
-  options: CsvOptions;
+  return new JoinResults(parseOptions(JoinResultsOptions, options, 'joinResults'));
 }
 
 /**
- * joinResults over a CSV file read with these options (joinTable's Row path): as joinResults with a
- * path, the first pass reads only the id column.
+ * Rows joined but not yet taken by the consumer, one at a time (a row waiting in a queue outlives a
+ * young-generation collection and is promoted, and the old generation then fills with garbage).
  */
-export function joinCsvFile(csv: CsvFile, options: Omit<JoinResultsOptions, 'source'>): JoinResultsStream {
-  const opts = parseOptions(JoinResultsOptions, { ...options, source: csv.file }, 'joinResults');
-  return new JoinStream(opts, csv);
-}
+const QUEUED = 2;
 
-/**
- * Rows joined but not yet taken by the consumer, and rows of a CSV file read per step. Few: rows that
- * wait outlive young-generation collections and are promoted, and the old generation then grows with
- * garbage until a full collection (1M rows, Row path, CSV in: peak RSS 265 MB with 1024-row queues
- * and whole chunks parsed at once).
- */
-const JOINED_ROWS_QUEUED = 64;
-
-class JoinStream extends Duplex implements JoinResultsStream {
-  summary: JoinSummary | undefined;
-  readonly #opts: Options;
-  readonly #join: HashJoin;
-  readonly #idRef: ColumnRef | undefined;
-  /** A CSV file source: its first pass reads only the ids. */
-  readonly #csv: CsvFile | undefined;
-  /** The source's columns: every key any row has, in order of first use (JSONL rows may differ). */
-  #columns: string[] | undefined;
-  readonly #seen = new Set<string>();
-  /** Keys of the row with the fewest: below the column count, rows are given the keys they lack. */
-  #fewestKeys = Number.MAX_SAFE_INTEGER;
-  #uneven = false;
+class JoinResults extends Duplex implements JoinResultsStream, BatchEmitter {
+  readonly #join: TableJoin;
+  readonly #source: Options['source'];
+  readonly #tempDir: string | undefined;
+  #spillDir: string | undefined;
   #spill: SpillFile | undefined;
-  #rows: AsyncGenerator<SourceItem[]> | undefined;
-  #names: string[] = [];
-  #out: Row[] = [];
-  #next = 0;
+  #batches = false;
   #ready = false;
   #busy = false;
   #ended = false;
+  /** The joined batch being handed on row by row, and the next row. */
+  #batch: JoinedRowBatch | undefined;
+  #next = 0;
 
-  constructor(opts: Options, csv: CsvFile | undefined) {
-    super({ objectMode: true, readableHighWaterMark: JOINED_ROWS_QUEUED, writableHighWaterMark: 1024 });
-    this.#opts = opts;
-    this.#csv = csv;
-    const parser = new ResultParser(opts);
-    this.#join = new HashJoin({
-      parser,
-      layout: new CellLayout({
-        fields: parser.structured?.fields ?? [],
-        include: opts.include,
-        payload: payloadColumn(opts.endpoint),
-      }),
-      encoding: { kind: 'json' },
-      partitions: opts.partitions,
-      tempDir: opts.tempDir,
-      rejections: opts.rejections,
-      reask: opts.reask,
+  constructor(opts: Options) {
+    super({ objectMode: true, readableHighWaterMark: QUEUED, writableHighWaterMark: 1024 });
+    this.#source = opts.source;
+    this.#tempDir = opts.tempDir;
+    const structured = compileStructuredOutput({ labels: opts.labels, schema: opts.schema });
+    this.#join = new TableJoin(
+      {
+        idColumn: opts.idColumn,
+        rejections: opts.rejections,
+        labels: opts.labels,
+        schema: opts.schema,
+        badLines: opts.badLines,
+        onProblem: opts.onProblem,
+        cells: {
+          fields: structured?.fields ?? [],
+          include: opts.include as ExtraColumn[],
+          payload: payloadColumn(opts.endpoint),
+        },
+        fieldPrefix: opts.fieldPrefix,
+        reask: opts.reask,
+        tempDir: opts.tempDir,
+        partitions: opts.partitions,
+      },
+      this.#openRows,
+    );
+    this.on('pipe', (source: Readable) => {
+      // Result files are read here (on worker threads); anything else comes record by record.
+      const stage = source as Partial<BatchEmitter> & { [kHandOverResultFiles]?: () => boolean };
+      if (!stage[kHandOverResultFiles]?.()) stage[kEmitBatches]?.();
     });
-    this.#idRef = opts.idColumn === undefined ? undefined : columnRef(opts.idColumn);
   }
 
-  get problems(): ResultParser['problems'] {
+  [kEmitBatches](): void {
+    this.#batches = true;
+  }
+
+  /** Called by the sink this is piped into, with how it writes cells. */
+  [kPreferCells](encoding: CellEncoding): void {
+    this.#join.preferCells(encoding);
+  }
+
+  get summary(): JoinSummary | undefined {
+    return this.#join.summary;
+  }
+
+  get problems(): ResultProblems {
     return this.#join.parser.problems;
+  }
+
+  readonly #openRows: OpenRows = (pass) => {
+    const source = this.#source;
+    if (typeof source === 'string') return readRowBatches(source, source, defaultRowParser(source));
+    if (typeof source === 'function') return rowBatchesOf(source());
+    return pass === 1 ? this.#spillWhileReading(source) : this.#spilled();
+  };
+
+  /** A single-pass source: its items are kept on disk for the second pass. */
+  async *#spillWhileReading(source: Readable): AsyncGenerator<RowBatch> {
+    this.#spillDir = await mkdtemp(join(this.#tempDir ?? tmpdir(), 'batchpipe-rows-'));
+    const spill = new SpillFile(join(this.#spillDir, 'rows'), 1);
+    this.#spill = spill;
+    for await (const rows of rowBatchesOf(source)) {
+      for (let i = 0; i < rows.length; i++) {
+        const waiting = spill.append(0, `${JSON.stringify(rows.item(i))}\n`);
+        if (waiting) await waiting;
+      }
+      yield rows;
+    }
+    await spill.flush();
+  }
+
+  /** The spilled items of a single-pass source, read back in order. */
+  async *#spilled(): AsyncGenerator<RowBatch> {
+    const spill = this.#spill;
+    if (!spill) return;
+    const cursor = new SpillCursor(spill, 0);
+    for (;;) {
+      const items: Array<Row | Rejection> = [];
+      for (let line = cursor.next(); line !== undefined; line = cursor.next())
+        items.push(JSON.parse(line) as Row | Rejection);
+      if (items.length > 0) yield new ObjectRowBatch(items);
+      if (!(await cursor.load())) return;
+    }
   }
 
   override _write(item: unknown, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
     let pending: Promise<void> | undefined;
     try {
-      pending = this.#join.add(item);
+      if (isResultFiles(item)) this.#join.addFiles(item);
+      else if (isResultBatch(item)) pending = this.#addAll(item.records, 0);
+      else pending = this.#join.add(item);
     } catch (error) {
       done(error as Error);
       return;
@@ -169,8 +218,16 @@ class JoinStream extends Duplex implements JoinResultsStream {
     else done();
   }
 
+  #addAll(records: readonly unknown[], from: number): Promise<void> | undefined {
+    for (let i = from; i < records.length; i++) {
+      const waiting = this.#join.add(records[i]);
+      if (waiting) return waiting.then(() => this.#addAll(records, i + 1));
+    }
+    return undefined;
+  }
+
   override _final(done: (error?: Error | null) => void): void {
-    this.#prepare().then(() => {
+    this.#join.prepare().then(() => {
       this.#ready = true;
       done();
       this.#pump();
@@ -182,117 +239,40 @@ class JoinStream extends Duplex implements JoinResultsStream {
   }
 
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
-    const rows = this.#rows;
-    this.#rows = undefined;
-    Promise.allSettled([rows?.return(undefined), this.#spill?.close(), this.#join.close()]).then(() =>
-      done(error),
-    );
+    Promise.allSettled([this.#join.close(), this.#closeSpill()]).then(() => done(error));
   }
 
-  async #prepare(): Promise<void> {
-    const join_ = this.#join;
-    await join_.beginKeys();
-    if (this.#csv) await this.#csvKeyPass(this.#csv);
-    else await this.#keyPass();
-    await join_.join();
-    this.#uneven = this.#columns !== undefined && this.#fewestKeys < this.#columns.length;
-    this.#names = join_.layout.names(this.#columns ?? [], this.#opts.fieldPrefix);
-    this.#rows = this.#csv
-      ? csvRowBatches(this.#csv.file, this.#csv.options, JOINED_ROWS_QUEUED)
-      : readBatches<SourceItem>(this.#openSource(false));
-  }
-
-  #openSource(first: boolean): Readable {
-    const source = this.#opts.source;
-    if (typeof source === 'string') return openTable(source);
-    if (typeof source === 'function') return source();
-    return first ? source : spilledRows(this.#spill!);
-  }
-
-  /** Step 2: the source's custom_ids, in order; a single-pass source is also spilled to disk. */
-  async #keyPass(): Promise<void> {
-    const join_ = this.#join;
-    const source = this.#openSource(true);
-    const spill = source === this.#opts.source ? new SpillFile(join(join_.dir!, 'rows'), 1) : undefined;
-    this.#spill = spill;
-    for await (const batch of readBatches<SourceItem>(source)) {
-      for (const item of batch) {
-        if (spill) {
-          const waiting = spill.append(0, `${JSON.stringify(item)}\n`);
-          if (waiting) await waiting;
-        }
-        if (item.kind !== 'row') continue;
-        if (this.#columns === undefined) this.#firstRow(item);
-        this.#addColumns(item.values);
-        let rejected = join_.rejection(item.index);
-        if (rejected instanceof Promise) rejected = await rejected;
-        if (rejected) continue;
-        const waiting = join_.key(customIdFor(item.index, this.#idRef?.get(item.values)));
-        if (waiting) await waiting;
-      }
-    }
-    await spill?.flush();
-  }
-
-  /** Step 2 for a CSV file: ids only; every row has the header's columns. */
-  async #csvKeyPass(csv: CsvFile): Promise<void> {
-    const join_ = this.#join;
-    const columns = await readCsvKeys(csv.file, csv.options, this.#opts.idColumn, async (items) => {
-      for (const item of items) {
-        if (item.kind !== 'key') continue;
-        let rejected = join_.rejection(item.index);
-        if (rejected instanceof Promise) rejected = await rejected;
-        if (rejected) continue;
-        const waiting = join_.key(item.id);
-        if (waiting) await waiting;
-      }
-    });
-    if (columns === undefined) return;
-    this.#columns = [...columns];
-    this.#fewestKeys = columns.length;
-  }
-
-  #firstRow(row: Row): void {
-    this.#columns = [];
-    if (this.#idRef && !this.#idRef.has(row.values))
-      throw idColumnMissing(this.#idRef.name, row, Object.keys(row.values));
-  }
-
-  /** Adds the keys no earlier row had, so a column only later rows have is not lost (a sink's header comes from the first row). */
-  #addColumns(values: RowValues): void {
-    const seen = this.#seen;
-    let keys = 0;
-    for (const key in values) {
-      keys++;
-      if (!seen.has(key)) {
-        seen.add(key);
-        this.#columns!.push(key);
-      }
-    }
-    if (keys < this.#fewestKeys) this.#fewestKeys = keys;
-  }
-
-  /** Gives a row the columns it lacks (as undefined: empty in CSV, left out of JSONL), so every row has every column. */
-  #pad(values: RowValues): void {
-    for (const column of this.#columns!) if (!(column in values)) values[column] = undefined;
+  async #closeSpill(): Promise<void> {
+    await this.#spill?.close();
+    if (this.#spillDir) await rm(this.#spillDir, { recursive: true, force: true });
   }
 
   #pump(): void {
     if (!this.#ready || this.#busy) return;
-    while (this.#next < this.#out.length) {
-      if (!this.push(this.#out[this.#next++])) return;
+    const batch = this.#batch;
+    if (batch) {
+      while (this.#next < batch.length) if (!this.push(batch.item(this.#next++))) return;
+      this.#batch = undefined;
+      batch.release();
     }
     if (this.#ended) return;
     this.#busy = true;
-    this.#nextRows().then(
-      (rows) => {
+    this.#join.next().then(
+      (joined) => {
         this.#busy = false;
-        if (rows === null) {
+        if (joined === null) {
           this.#ended = true;
-          this.push(null);
+          this.#closeSpill().then(
+            () => this.push(null),
+            (error: unknown) => this.destroy(error as Error),
+          );
           return;
         }
-        this.#out = rows;
+        if (this.#batches) {
+          if (this.push(joined)) this.#pump();
+          return;
+        }
+        this.#batch = joined;
         this.#next = 0;
         this.#pump();
       },
@@ -302,96 +282,4 @@ class JoinStream extends Duplex implements JoinResultsStream {
       },
     );
   }
-
-  /** Step 4: the next joined rows in source order, or null at the end. */
-  async #nextRows(): Promise<Row[] | null> {
-    const join_ = this.#join;
-    const next = await this.#rows!.next();
-    if (next.done) {
-      this.summary = await join_.finish(this.#names);
-      await this.#spill?.close();
-      return null;
-    }
-    const out: Row[] = [];
-    for (const item of next.value) {
-      if (item.kind !== 'row') {
-        out.push(this.#sourceRejection(item));
-        continue;
-      }
-      if (this.#uneven) this.#pad(item.values);
-      let rejected = join_.rejection(item.index);
-      if (rejected instanceof Promise) rejected = await rejected;
-      if (rejected) {
-        join_.rejected();
-        this.#fill(
-          item.values,
-          join_.layout.none(rejected.custom_id, 'rejected', rejected.code, rejected.message),
-        );
-        out.push(item);
-        continue;
-      }
-      const id = customIdFor(item.index, this.#idRef?.get(item.values));
-      let line = join_.next(id);
-      while (line === undefined) {
-        await join_.load(id, item);
-        line = join_.next(id);
-      }
-      const stored = join_.cells(id, line, item);
-      this.#fill(
-        item.values,
-        stored === null
-          ? join_.layout.none(id, 'missing', 'BP_RESULT_MISSING', missingMessage(id))
-          : (JSON.parse(stored) as unknown[]),
-      );
-      out.push(item);
-    }
-    return out;
-  }
-
-  #fill(values: RowValues, cells: unknown[]): void {
-    const names = this.#names;
-    for (let c = 0; c < names.length; c++) values[names[c]!] = cells[c];
-  }
-
-  /** A row the source could not read (bad quoting, wrong field count): empty source columns. */
-  #sourceRejection(item: Rejection): Row {
-    this.#join.rejected();
-    const values: RowValues = {};
-    for (const column of this.#columns ?? []) values[column] = '';
-    this.#fill(values, this.#join.layout.none(item.custom_id, 'rejected', item.code, item.message));
-    return { kind: 'row', index: item.index, file: item.file, line: item.line, values };
-  }
-}
-
-/** A table path as a source: JSONL by extension, CSV/TSV otherwise. */
-function openTable(path: string): Readable {
-  return isJsonl(path) ? jsonlSource(path) : csvSource(path);
-}
-
-function isJsonl(path: string): boolean {
-  const lower = path.toLowerCase();
-  return lower.endsWith('.jsonl') || lower.endsWith('.ndjson');
-}
-
-/** The spilled items of a single-pass source, read back in order. */
-function spilledRows(spill: SpillFile): Readable {
-  const cursor = new SpillCursor(spill, 0);
-  return new Readable({
-    objectMode: true,
-    highWaterMark: 1024,
-    read() {
-      for (;;) {
-        const line = cursor.next();
-        if (line === undefined) break;
-        if (!this.push(JSON.parse(line))) return;
-      }
-      cursor.load().then(
-        (more) => {
-          if (more) this._read(0);
-          else this.push(null);
-        },
-        (error: unknown) => this.destroy(error as Error),
-      );
-    },
-  });
 }

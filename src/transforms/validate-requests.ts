@@ -1,16 +1,16 @@
-import { Transform } from 'node:stream';
 import { z } from 'zod';
-import { type Refused, RequestRules, type Verdict } from '../core/requests/request-rules.js';
+import { isRequestBatch, RequestBatch } from '../core/requests/request-batch.js';
+import { RequestRules } from '../core/requests/request-rules.js';
 import { type WarningHandler, WarningLog } from '../internal/warnings.js';
 import { parseOptions } from '../options.js';
-import { ENDPOINTS, PROVIDER_NAMES, type ProviderProfile } from '../providers/profile.js';
-import { resolveProfile } from '../providers/resolve-profile.js';
-import type { Rejection, RequestItem, Row, SourcePosition } from '../types.js';
-import { isProfile } from './to-requests.js';
+import { ENDPOINTS } from '../providers/profile.js';
+import { profileOf, providerOption } from '../providers/resolve-profile.js';
+import { BatchTransform } from '../streams/batch-transform.js';
+import type { Rejection, RequestItem, RequestLine, Row } from '../types.js';
 
 const ValidateRequestsOptions = z.strictObject({
   /** Provider whose rules and limits apply (a name or a resolved profile). Default "local". */
-  provider: z.union([z.enum(PROVIDER_NAMES), z.custom<ProviderProfile>(isProfile)]).default('local'),
+  provider: providerOption,
   /** The batch's endpoint; every line's url must match it. Default: the first valid line's url. */
   endpoint: z.enum(ENDPOINTS).optional(),
   /** Every line must use the first line's model (the per-file rule, for checking one file). Default false:
@@ -26,7 +26,7 @@ const ValidateRequestsOptions = z.strictObject({
 export type ValidateRequestsOptions = z.input<typeof ValidateRequestsOptions>;
 
 /** The Transform `validateRequests` returns, with its warnings. */
-export interface ValidateRequestsStream extends Transform {
+export interface ValidateRequestsStream extends BatchTransform<RequestBatch, RequestBatch> {
   readonly warnings: WarningLog;
 }
 
@@ -38,59 +38,55 @@ export interface ValidateRequestsStream extends Transform {
  * context window. A line that breaks a rule comes out as a Rejection with a stable code; good lines come
  * out as RequestItems carrying their serialized text, so no later stage serializes again.
  * Accepts RequestItems (from toRequests), Rows whose values are request lines (a JSONL file of
- * requests read with jsonlSource), and Rejections (passed through).
+ * requests read with jsonlSource), Rejections (passed through), and batches of them from batchpipe's
+ * own stages (checked a batch at a time: lines rendered from one template share one check of what
+ * they all have in common).
  */
 export function validateRequests(options: ValidateRequestsOptions = {}): ValidateRequestsStream {
   const opts = parseOptions(ValidateRequestsOptions, options, 'validateRequests');
-  const profile = typeof opts.provider === 'string' ? resolveProfile(opts.provider) : opts.provider;
   const warnings = new WarningLog(opts.onWarning);
-  const rules = new RequestRules(profile, opts, warnings);
-  const stream = new Transform({
-    objectMode: true,
-    highWaterMark: 1024,
-    transform(item: RequestItem | Row | Rejection, _encoding, done) {
-      if (item.kind === 'rejection') return done(null, item);
-      const verdict =
-        item.kind === 'row'
-          ? rules.check(item.values, item)
-          : rules.check(item.request, item, item.text, item.bytes);
-      if (verdict instanceof Promise) verdict.then((v) => done(null, toItem(v, item)), done);
-      else done(null, toItem(verdict, item));
-    },
-    flush(done) {
-      rules.close();
-      done();
-    },
-    destroy(error, done) {
-      rules.close();
-      done(error);
-    },
-  }) as ValidateRequestsStream;
-  Object.defineProperty(stream, 'warnings', { value: warnings, enumerable: true });
-  return stream;
+  return new ValidateRequests(new RequestRules(profileOf(opts.provider), opts, warnings), warnings);
 }
 
-function toItem(verdict: Verdict, at: SourcePosition): RequestItem | Rejection {
-  if (!verdict.ok) return toRejection(verdict, at);
-  return {
-    kind: 'request',
-    index: at.index,
-    file: at.file,
-    line: at.line,
-    request: verdict.request,
-    text: verdict.text,
-    bytes: verdict.bytes,
-  };
-}
+class ValidateRequests extends BatchTransform<RequestBatch, RequestBatch> implements ValidateRequestsStream {
+  readonly warnings: WarningLog;
+  readonly #rules: RequestRules;
 
-export function toRejection(refused: Refused, at: SourcePosition): Rejection {
-  return {
-    kind: 'rejection',
-    index: at.index,
-    file: at.file,
-    line: at.line,
-    custom_id: refused.custom_id,
-    code: refused.code,
-    message: refused.message,
-  };
+  constructor(rules: RequestRules, warnings: WarningLog) {
+    super();
+    this.#rules = rules;
+    this.warnings = warnings;
+  }
+
+  protected toBatch(chunk: unknown): RequestBatch {
+    if (isRequestBatch(chunk)) return chunk;
+    const batch = new RequestBatch();
+    const item = chunk as RequestItem | Row | Rejection;
+    if (item.kind === 'rejection') batch.addRejection(item);
+    // A Row of a JSONL file of requests: its values are the line.
+    else if (item.kind === 'row') batch.addRequest(item, item.values as unknown as RequestLine);
+    else batch.addRequest(item, item.request, item.text);
+    return batch;
+  }
+
+  protected process(batch: RequestBatch): RequestBatch | Promise<RequestBatch> {
+    const waiting = this.#rules.checkBatch(batch);
+    return waiting ? waiting.then(() => batch) : batch;
+  }
+
+  /** Good lines carry their serialized text on. */
+  protected override itemOf(batch: RequestBatch, i: number): unknown {
+    if (!batch.rejection(i)) batch.setText(i, batch.text(i));
+    return batch.item(i);
+  }
+
+  override _flush(done: (error?: Error | null) => void): void {
+    this.#rules.close();
+    done();
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    this.#rules.close();
+    done(error);
+  }
 }

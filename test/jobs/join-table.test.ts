@@ -1,10 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { type JoinTableOptions, joinTable } from '../../src/jobs/join-table.js';
+import { csvSink } from '../../src/sinks/csv-sink.js';
+import { jsonlSink } from '../../src/sinks/jsonl-sink.js';
+import { csvSource } from '../../src/sources/csv-source.js';
+import { resultSource } from '../../src/sources/result-source.js';
+import { joinResults } from '../../src/transforms/join-results.js';
 import { fileWith, tempDir } from '../helpers.js';
 import { asCsv, scenarios, writeScenario } from '../support/join-scenario.js';
 import { answerLine, embeddingLine, errorLine } from '../support/results.js';
@@ -15,10 +22,33 @@ let runs = 0;
 const read = (path: string, delimiter = ',') =>
   parse(readFileSync(path, 'utf8'), { columns: true, delimiter, bom: true }) as Record<string, string>[];
 
-async function bothEngines(options: Omit<JoinTableOptions, 'out' | 'engine'>, ext = 'csv') {
+/**
+ * joinTable (rows read from CSV go out as their own bytes, cells stored as CSV), and the same stages
+ * with a user's pass-through Transform before the sink (one Row object at a time: values decoded, cells
+ * kept as JSON, the sink encoding every field).
+ */
+async function bothPaths(options: Omit<JoinTableOptions, 'out'>, ext = 'csv') {
   const n = ++runs;
   const bytes = await joinTable({ ...options, out: join(dir, `bytes-${n}.${ext}`) });
-  const rows = await joinTable({ ...options, out: join(dir, `rows-${n}.${ext}`), engine: 'rows' });
+  const { source, results, relaxColumnCount, labels, schema, reask, ...rest } = options;
+  const out = join(dir, `rows-${n}.${ext}`);
+  // Re-asks of this path go beside the other's, to compare.
+  const ownReask = reask && { ...reask, out: `${reask.out}.rows` };
+  const joined = joinResults({
+    source: () => csvSource(source, { relaxColumnCount }),
+    labels,
+    schema,
+    reask: ownReask,
+    ...rest,
+  });
+  const parsed = resultSource(results, { labels, schema });
+  await pipeline(
+    parsed,
+    joined,
+    new Transform({ objectMode: true, transform: (row, _encoding, done) => done(null, row) }),
+    ext === 'jsonl' ? jsonlSink(out) : csvSink(out),
+  );
+  const rows = { ...joined.summary!, problems: parsed.problems.count, out };
   return { bytes, rows };
 }
 
@@ -37,7 +67,7 @@ const cell = fc.string({
 });
 
 describe('joinTable', () => {
-  it('writes, from the byte engine, the table the Row engine writes (read back with csv-parse; property)', async () => {
+  it('writes the source rows csv-parse reads, each with its own result, from bytes or from Row objects (property)', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.tuple(cell, cell, fc.boolean(), fc.boolean()), { minLength: 1, maxLength: 30 }),
@@ -65,26 +95,41 @@ describe('joinTable', () => {
               : answerLine({ custom_id: id, content: `answer "${i}",\n${cells[i]![0]}` });
           });
           const out = fileWith(dir, 'res.jsonl', results.filter((_, i) => i % 7 !== 6).join('\n'));
-          const { bytes, rows } = await bothEngines({
+          const { bytes, rows } = await bothPaths({
             source,
             results: [out],
             idColumn: how.keyed ? 'id' : undefined,
           });
-          expect(bytes.engine).toBe('bytes');
-          expect(rows.engine).toBe('rows');
           expect(read(bytes.out)).toEqual(read(rows.out));
           expect(bytes.statuses).toEqual(rows.statuses);
+          // The reference: csv-parse's rows (a quote inside an unquoted field is a character), each followed by its own result.
+          const sourceRows = parse(readFileSync(source), {
+            columns: true,
+            bom: true,
+            relax_quotes: true,
+          }) as Array<Record<string, string>>;
+          expect(read(bytes.out)).toEqual(
+            sourceRows.map((r, i) => ({
+              ...r,
+              status: i % 7 === 6 ? 'missing' : i % 5 === 4 ? 'failed' : 'ok',
+              content: i % 7 === 6 || i % 5 === 4 ? '' : `answer "${i}",\n${cells[i]![0]}`,
+              error_code: expect.any(String),
+              error_message: expect.any(String),
+              prompt_tokens: i % 7 === 6 || i % 5 === 4 ? '' : '20',
+              completion_tokens: i % 7 === 6 || i % 5 === 4 ? '' : '3',
+            })),
+          );
         },
       ),
       { numRuns: 60 },
     );
   });
 
-  it('conserves rows with both engines: every row once, in order, with its own result in every column (property)', async () => {
+  it('conserves rows, from bytes and from Row objects: every row once, in order, with its own result in every column (property)', async () => {
     await fc.assert(
       fc.asyncProperty(scenarios, async (s) => {
         const files = writeScenario(dir, s, `t${++runs}`);
-        const { bytes, rows } = await bothEngines({
+        const { bytes, rows } = await bothPaths({
           source: files.source,
           results: files.results,
           rejections: [files.rejections],
@@ -102,7 +147,6 @@ describe('joinTable', () => {
           expect(joined.rows).toBe(s.texts.length);
           expect(joined.problems).toBe(files.problems);
         }
-        expect(bytes.engine).toBe('bytes');
         expect(bytes.statuses).toEqual(rows.statuses);
       }),
       { numRuns: 50 },
@@ -117,7 +161,7 @@ describe('joinTable', () => {
       ['row-1', 'row-2', 'row-3', 'row-4'].map((id) => answerLine({ custom_id: id, content: id })).join('\n'),
     );
     for (const relaxColumnCount of [false, true]) {
-      const { bytes, rows } = await bothEngines({ source, results: [out], relaxColumnCount });
+      const { bytes, rows } = await bothPaths({ source, results: [out], relaxColumnCount });
       expect(read(bytes.out)).toEqual(read(rows.out));
       expect(read(bytes.out).map((r) => [r.a, r.b, r.status])).toEqual(
         relaxColumnCount
@@ -137,17 +181,16 @@ describe('joinTable', () => {
     }
   });
 
-  it('writes TSV from TSV with the byte engine, and takes the Row engine for CSV to TSV or JSONL', async () => {
+  it('writes TSV from TSV, and CSV into TSV or JSONL', async () => {
     const tsv = fileWith(dir, 't.tsv', 'a\tb\nx,1\t"y\tz"\n');
     const out = fileWith(dir, 't.jsonl', answerLine({ custom_id: 'row-1', content: 'tab\there' }));
-    const { bytes, rows } = await bothEngines({ source: tsv, results: [out] }, 'tsv');
-    expect(bytes.engine).toBe('bytes');
+    const { bytes, rows } = await bothPaths({ source: tsv, results: [out] }, 'tsv');
     expect(read(bytes.out, '\t')).toEqual(read(rows.out, '\t'));
     expect(read(bytes.out, '\t')[0]).toMatchObject({ a: 'x,1', b: 'y\tz', content: 'tab\there' });
     const csv = fileWith(dir, 'c.csv', 'a\nx\n');
-    expect((await joinTable({ source: csv, results: [out], out: join(dir, 'c.tsv') })).engine).toBe('rows');
+    const asTsv = await joinTable({ source: csv, results: [out], out: join(dir, 'c.tsv') });
+    expect(read(asTsv.out, '\t')).toEqual([expect.objectContaining({ a: 'x', content: 'tab\there' })]);
     const jsonl = await joinTable({ source: csv, results: [out], out: join(dir, 'c.jsonl') });
-    expect(jsonl.engine).toBe('rows');
     expect(JSON.parse(readFileSync(jsonl.out, 'utf8'))).toMatchObject({
       a: 'x',
       status: 'ok',
@@ -166,14 +209,13 @@ describe('joinTable', () => {
       ].join('\n'),
     );
     const result = await joinTable({ source, results: [results], out: join(dir, 'h.csv') });
-    expect(result.engine).toBe('rows');
     expect(read(result.out).map((r) => [r.a, r.b, r.status, r.content])).toEqual([
       ['1', '', 'ok', 'x'],
       ['2', 'extra', 'ok', 'y'],
     ]);
   });
 
-  it('names the vector column from the endpoint on both engines, whatever came back', async () => {
+  it('names the vector column from the endpoint, whatever came back', async () => {
     const source = fileWith(dir, 'emb.csv', 'text\na\nb\n');
     const none = fileWith(
       dir,
@@ -186,15 +228,15 @@ describe('joinTable', () => {
       [embeddingLine('row-1', [0.25, 1]), errorLine('row-2', 'http')].join('\n'),
     );
     for (const results of [none, some]) {
-      const { bytes, rows } = await bothEngines({ source, results: [results], endpoint: '/v1/embeddings' });
+      const { bytes, rows } = await bothPaths({ source, results: [results], endpoint: '/v1/embeddings' });
       expect(bytes.columns).toEqual(rows.columns);
       expect(bytes.columns[1]).toBe('embedding');
       expect(read(bytes.out)).toEqual(read(rows.out));
       expect(Object.keys(read(bytes.out)[0]!)).toEqual(['text', ...bytes.columns]);
-      const chat = await bothEngines({ source, results: [results] });
+      const chat = await bothPaths({ source, results: [results] });
       expect([chat.bytes.columns[1], chat.rows.columns[1]]).toEqual(['content', 'content']);
     }
-    const { bytes } = await bothEngines({ source, results: [some], endpoint: '/v1/embeddings' });
+    const { bytes } = await bothPaths({ source, results: [some], endpoint: '/v1/embeddings' });
     expect(read(bytes.out).map((r) => r.embedding)).toEqual(['[0.25,1]', '']);
   });
 
@@ -231,7 +273,6 @@ describe('joinTable', () => {
       reask: reask('big-threads-reask.jsonl'),
       out: join(dir, 'big-threads.csv'),
     });
-    expect(threaded.engine).toBe('bytes');
     // A zod schema cannot go to a thread: the same labels as a zod enum run on this thread.
     const schema = z.object({ label: z.enum(['positive', 'negative']) });
     const single = await joinTable({
@@ -259,7 +300,7 @@ describe('joinTable', () => {
     expect(threaded.problems).toBe(9);
   });
 
-  it('re-asks invalid answers from the byte engine too, the same requests as the Row engine', async () => {
+  it('re-asks invalid answers, the same requests whether rows go out as bytes or as Row objects', async () => {
     const source = fileWith(dir, 're.csv', 'id,text\na,good\nb,bad\nc,"so, so"\nd,gone\n');
     const requestFile = fileWith(
       dir,
@@ -280,22 +321,14 @@ describe('joinTable', () => {
     );
     const n = ++runs;
     const options = { source, results: [results], idColumn: 'id', labels: ['positive', 'negative'] };
-    const bytes = await joinTable({
+    const { bytes, rows } = await bothPaths({
       ...options,
-      reask: { requests: [requestFile], out: join(dir, `reask-bytes-${n}.jsonl`) },
-      out: join(dir, `reask-bytes-${n}.csv`),
+      reask: { requests: [requestFile], out: join(dir, `reask-${n}.jsonl`) },
     });
-    const rows = await joinTable({
-      ...options,
-      reask: { requests: [requestFile], out: join(dir, `reask-rows-${n}.jsonl`) },
-      out: join(dir, `reask-rows-${n}.csv`),
-      engine: 'rows',
-    });
-    expect(bytes.engine).toBe('bytes');
     expect(read(bytes.out)).toEqual(read(rows.out));
     expect([bytes.reasked, rows.reasked]).toEqual([2, 2]);
-    const reasked = readFileSync(join(dir, `reask-bytes-${n}.jsonl`), 'utf8');
-    expect(reasked).toBe(readFileSync(join(dir, `reask-rows-${n}.jsonl`), 'utf8'));
+    const reasked = readFileSync(join(dir, `reask-${n}.jsonl`), 'utf8');
+    expect(reasked).toBe(readFileSync(join(dir, `reask-${n}.jsonl.rows`), 'utf8'));
     expect(
       reasked
         .trim()

@@ -1,15 +1,17 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { customIdFor } from '../../src/core/requests/custom-id.js';
-import { WarningLog } from '../../src/internal/warnings.js';
-import { prepareCsvBytes } from '../../src/jobs/csv-bytes.js';
+import { RequestBuilder } from '../../src/core/requests/request-builder.js';
+import type { ToRequestsOptions } from '../../src/core/requests/request-options.js';
 import { type PrepareOptions, type PrepareResult, prepare } from '../../src/jobs/prepare.js';
 import type { ProviderProfile } from '../../src/providers/profile.js';
 import { resolveProfile } from '../../src/providers/resolve-profile.js';
-import { Sharder, shardRequests } from '../../src/sinks/shard-requests.js';
+import { shardRequests } from '../../src/sinks/shard-requests.js';
 import { csvSource } from '../../src/sources/csv-source.js';
 import { toRequests } from '../../src/transforms/to-requests.js';
 import { validateRequests } from '../../src/transforms/validate-requests.js';
@@ -62,10 +64,67 @@ function expectConserved(result: PrepareResult, ids: string[]): void {
   expect(result.rows).toBe(ids.length);
 }
 
-async function bothEngines(input: string, options: Omit<PrepareOptions, 'outDir' | 'engine'>) {
-  const fast = await prepare(input, { ...options, outDir: join(dir, `fast-${++runs}`) });
-  const rows = await prepare(input, { ...options, outDir: join(dir, `rows-${runs}`), engine: 'rows' });
-  return { fast, rows };
+/** The request lines of every accepted row, in order, from every request file. */
+function requestLines(result: PrepareResult): string[] {
+  return result.shards.flatMap((s) =>
+    readFileSync(join(result.outDir, s.file), 'utf8').trimEnd().split('\n'),
+  );
+}
+
+/**
+ * The plain reference for a CSV table: csv-parse reads it, the request of each row is built as an
+ * object and serialized with JSON.stringify. Undefined for a row the builder rejects.
+ */
+function referenceLines(file: string, options: ToRequestsOptions): Array<string | undefined> {
+  const [header, ...rows] = parse(readFileSync(file), { bom: true, relax_column_count: true }) as string[][];
+  const builder = RequestBuilder.create({ ...options, onWarning: undefined });
+  return rows.map((cells, i) => {
+    const values = Object.fromEntries(header!.map((name, c) => [name, cells[c] ?? '']));
+    const built = builder.build({ kind: 'row', index: i + 1, file, line: 0, values });
+    if (built instanceof Promise) throw new Error('a template builds at once');
+    return built.kind === 'request' ? JSON.stringify(built.request) : undefined;
+  });
+}
+
+/** prepare() (batches of rows over the file's bytes), and the same stages with a user's pass-through Transform between source and requests (one Row object at a time). */
+async function bothPaths(input: string, options: Omit<PrepareOptions, 'outDir'>) {
+  const batches = await prepare(input, { ...options, outDir: join(dir, `batches-${++runs}`) });
+  const {
+    model,
+    template,
+    system,
+    idColumn,
+    endpoint,
+    provider,
+    maxLinesPerFile,
+    relaxColumnCount,
+    enableThinking,
+    temperature,
+    contextWindows,
+  } = options;
+  const profile = resolveProfile({ provider: provider ?? 'local', contextWindows, maxLinesPerFile });
+  const outDir = join(dir, `rows-${runs}`);
+  const sink = shardRequests({ outDir, provider: profile });
+  const build = toRequests({
+    model,
+    template,
+    system,
+    idColumn,
+    endpoint,
+    enableThinking,
+    temperature,
+    provider: profile,
+  });
+  const check = validateRequests({ provider: profile, endpoint });
+  await pipeline(
+    csvSource(input, { relaxColumnCount }),
+    new Transform({ objectMode: true, transform: (row, _encoding, done) => done(null, row) }),
+    build,
+    check,
+    sink,
+  );
+  const rows = { ...sink.summary!, outDir, warnings: [...build.warnings.list(), ...check.warnings.list()] };
+  return { batches, rows };
 }
 
 const cell = fc.oneof(
@@ -94,7 +153,7 @@ const cell = fc.oneof(
 );
 
 describe('prepare', () => {
-  it('writes the same bytes from the CSV fast path as from the Row path (property)', async () => {
+  it('writes, from the CSV bytes, the lines csv-parse and JSON.stringify make of the same table, one Row at a time or in batches (property)', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.tuple(cell, cell, cell), { maxLength: 25 }),
@@ -118,7 +177,7 @@ describe('prepare', () => {
             'table.csv',
             csvText(['a', 'b', 'c'], rows, { eol: o.eol, bom: o.bom }),
           );
-          const options: Omit<PrepareOptions, 'outDir' | 'engine'> = {
+          const options: Omit<PrepareOptions, 'outDir'> = {
             model: o.endpoint === '/v1/embeddings' ? 'text-embedding-v4' : 'qwen3.5-plus',
             template: o.template,
             endpoint: o.endpoint,
@@ -130,11 +189,25 @@ describe('prepare', () => {
               o.endpoint === '/v1/chat/completions' && { enableThinking: o.enableThinking }),
             ...(o.temperature !== null && { temperature: o.temperature }),
           };
-          const { fast, rows: slow } = await bothEngines(input, options);
-          expect(fast.engine).toBe('bytes');
-          expect(slow.engine).toBe('rows');
+          const { batches: fast, rows: slow } = await bothPaths(input, options);
           expect(filesIn(fast.outDir)).toEqual(filesIn(slow.outDir));
           expect(fast.warnings).toEqual(slow.warnings);
+          // Every accepted row's line is the reference's; the rows rejected are the ragged ones
+          // (unless relaxColumnCount), empty embeddings inputs, and repeated ids.
+          const { maxLinesPerFile: _lines, relaxColumnCount: _relax, ...requestOptions } = options;
+          const reference = referenceLines(input, requestOptions);
+          const rejected = new Set(rejectionsOf(fast.outDir).map((r) => r.row));
+          expect(requestLines(fast)).toEqual(reference.filter((_, i) => !rejected.has(i + 1)));
+          for (const r of rejectionsOf(fast.outDir)) {
+            const ragged = rows[r.row - 1]!.length !== 3;
+            const empty =
+              reference[r.row - 1] === undefined || JSON.parse(reference[r.row - 1]!).body.input === '';
+            expect(
+              (r.code === 'BP_ROW_FIELD_COUNT' && ragged && !o.relaxColumnCount) ||
+                (r.code === 'BP_BODY_INVALID' && empty) ||
+                r.code === 'BP_DUPLICATE_CUSTOM_ID',
+            ).toBe(true);
+          }
           // Every row of the generated table comes out once: as a request line or a rejection. (This
           // compared requests + rejected with `rows`, which the sharder counts as that very sum.)
           const key = o.idColumn === null ? -1 : ['a', 'b', 'c'].indexOf(o.idColumn);
@@ -148,7 +221,7 @@ describe('prepare', () => {
     );
   });
 
-  it('writes the same bytes on both engines for a table that fills many write buffers', async () => {
+  it('writes the reference lines for a table that fills many read and write buffers', async () => {
     const reviews = reviewRows(8000, 5);
     const input = fileWith(
       dir,
@@ -159,18 +232,15 @@ describe('prepare', () => {
         { eol: '\r\n' },
       ),
     );
-    const { fast, rows } = await bothEngines(input, {
-      model: 'qwen-plus',
-      template: 'Rate: {{review}}',
-      idColumn: 'id',
-      maxLinesPerFile: 3000,
-    });
+    const options = { model: 'qwen-plus', template: 'Rate: {{review}}', idColumn: 'id' };
+    const { batches: fast, rows } = await bothPaths(input, { ...options, maxLinesPerFile: 3000 });
     expect(fast.requests).toBe(8000);
     expect(fast.shards.map((s) => s.lines)).toEqual([3000, 3000, 2000]);
     expect(filesIn(fast.outDir)).toEqual(filesIn(rows.outDir));
+    expect(requestLines(fast)).toEqual(referenceLines(input, options));
   });
 
-  it('writes keys that need deriving or unescaping the same on both engines', async () => {
+  it('writes keys that need deriving or unescaping as the reference does', async () => {
     const keys = [
       'x'.repeat(300),
       '"'.repeat(200),
@@ -188,12 +258,10 @@ describe('prepare', () => {
         keys.map((k, i) => [k, `t${i}`]),
       ),
     );
-    const { fast, rows } = await bothEngines(input, {
-      model: 'qwen-plus',
-      template: '{{text}}',
-      idColumn: 'id',
-    });
+    const options = { model: 'qwen-plus', template: '{{text}}', idColumn: 'id' };
+    const { batches: fast, rows } = await bothPaths(input, options);
     expect(filesIn(fast.outDir)).toEqual(filesIn(rows.outDir));
+    expect(requestLines(fast)).toEqual(referenceLines(input, options));
     const ids = readFileSync(join(fast.outDir, 'requests-00001.jsonl'), 'utf8')
       .trimEnd()
       .split('\n')
@@ -248,7 +316,7 @@ describe('prepare', () => {
     expect(result.shards.every((s) => s.lines <= 64)).toBe(true);
   });
 
-  it('reads JSONL tables through the Row path', async () => {
+  it('reads JSONL tables', async () => {
     const input = fileWith(
       dir,
       'items.jsonl',
@@ -260,7 +328,6 @@ describe('prepare', () => {
       template: 'Say {{t}}',
       idColumn: 'id',
     });
-    expect(result.engine).toBe('rows');
     const lines = readFileSync(join(result.outDir, 'requests-00001.jsonl'), 'utf8')
       .trimEnd()
       .split('\n')
@@ -272,27 +339,27 @@ describe('prepare', () => {
     expect(result.rejections.by_code).toEqual({ BP_TEMPLATE_MISSING_COLUMN: 1 });
   });
 
-  it('fails the run early when the template names a missing column, on either engine', async () => {
-    const input = fileWith(dir, 'few.csv', 'id,text\n1,a\n');
-    for (const engine of ['auto', 'rows'] as const) {
+  it('fails the run early when the template names a missing column, from CSV and from JSONL', async () => {
+    for (const [name, text] of [
+      ['few.csv', 'id,text\n1,a\n'],
+      ['few.jsonl', '{"id":1,"text":"a"}\n'],
+    ] as const) {
+      const input = fileWith(dir, name, text);
       await expect(
-        prepare(input, { outDir: join(dir, `missing-${engine}`), model: 'm', template: '{{txt}}', engine }),
+        prepare(input, { outDir: join(dir, `missing-${name}`), model: 'm', template: '{{txt}}' }),
       ).rejects.toMatchObject({
         code: 'BP_TEMPLATE_MISSING_COLUMN',
-        context: { file: input, line: 2, row: 1, column: 'txt' },
+        context: { file: input, line: name.endsWith('.csv') ? 2 : 1, row: 1, column: 'txt' },
       });
     }
   });
 
-  it('fails the run for a model the region does not offer, after writing every row to rejections.jsonl, on either engine', async () => {
+  it('fails the run for a model the region does not offer, after writing every row to rejections.jsonl', async () => {
     const input = fileWith(dir, 'two.csv', 'id,text\n1,a\n2,b\n');
-    const outDirs: string[] = [];
-    for (const engine of ['auto', 'rows'] as const) {
-      const outDir = join(dir, `not-offered-${engine}`);
-      outDirs.push(outDir);
+    {
+      const outDir = join(dir, 'not-offered');
       const run = prepare(input, {
         outDir,
-        engine,
         model: 'qwen3.5-plus',
         template: '{{text}}',
         provider: 'dashscope',
@@ -309,16 +376,14 @@ describe('prepare', () => {
         [2, 'BP_MODEL_NOT_OFFERED'],
       ]);
     }
-    expect(filesIn(outDirs[0]!)).toEqual(filesIn(outDirs[1]!));
   });
 
-  it('warns, on either engine, when requests for the local service name a model DashScope does not offer (its batches then failed with no word before)', async () => {
+  it('warns when requests for the local service name a model DashScope does not offer (its batches then failed with no word before)', async () => {
     const input = fileWith(dir, 'local-model.csv', 'id,text\n1,a\n2,b\n');
-    for (const engine of ['auto', 'rows'] as const) {
+    {
       const seen: string[] = [];
       const other = await prepare(input, {
-        outDir: join(dir, `local-model-${engine}`),
-        engine,
+        outDir: join(dir, 'local-model'),
         model: 'gpt-4o-mini',
         template: '{{text}}',
         provider: 'local',
@@ -330,8 +395,7 @@ describe('prepare', () => {
         ['BP_WARN_LOCAL_MODEL', expect.stringContaining('model "gpt-4o-mini" is not one DashScope offers')],
       ]);
       const offered = await prepare(input, {
-        outDir: join(dir, `local-model-ok-${engine}`),
-        engine,
+        outDir: join(dir, 'local-model-ok'),
         model: 'qwen-plus',
         template: '{{text}}',
         provider: 'local',
@@ -391,7 +455,7 @@ describe('prepare', () => {
     ).rejects.toMatchObject({ code: 'BP_ROW_TOO_LARGE' });
   });
 
-  it("derives ids at the profile's limits.maxCustomIdBytes on both engines (both used the 256-byte constant)", async () => {
+  it("derives ids at the profile's limits.maxCustomIdBytes, in batches and one Row at a time (both used the 256-byte constant)", async () => {
     const base = resolveProfile('local');
     const profile: ProviderProfile = { ...base, limits: { ...base.limits, maxCustomIdBytes: 80 } };
     const input = fileWith(
@@ -407,24 +471,22 @@ describe('prepare', () => {
     );
     const requests = { model: 'qwen-plus', template: '{{t}}', idColumn: 'id', provider: profile };
     const rules = { singleModel: false, checkContext: true, warnThinkingDefault: false };
-    const fastDir = join(dir, 'short-ids-fast');
-    await prepareCsvBytes(input, input, {
-      csv: {},
-      requests,
-      rules,
-      profile,
-      sharder: new Sharder(fastDir, 'requests', profile.limits),
-      warnings: new WarningLog(),
-    });
-    const rowsDir = join(dir, 'short-ids-rows');
+    const outDirs = [join(dir, 'short-ids-batches'), join(dir, 'short-ids-rows')];
     await pipeline(
       csvSource(input),
       toRequests(requests),
       validateRequests({ provider: profile, ...rules }),
-      shardRequests({ outDir: rowsDir, provider: profile }),
+      shardRequests({ outDir: outDirs[0]!, provider: profile }),
     );
-    expect(filesIn(fastDir)).toEqual(filesIn(rowsDir));
-    const ids = readFileSync(join(fastDir, 'requests-00001.jsonl'), 'utf8')
+    await pipeline(
+      csvSource(input),
+      new Transform({ objectMode: true, transform: (row, _encoding, done) => done(null, row) }),
+      toRequests(requests),
+      validateRequests({ provider: profile, ...rules }),
+      shardRequests({ outDir: outDirs[1]!, provider: profile }),
+    );
+    expect(filesIn(outDirs[0]!)).toEqual(filesIn(outDirs[1]!));
+    const ids = readFileSync(join(outDirs[0]!, 'requests-00001.jsonl'), 'utf8')
       .trimEnd()
       .split('\n')
       .map((l) => JSON.parse(l).custom_id);
@@ -432,7 +494,7 @@ describe('prepare', () => {
     expect(ids[1]).toMatch(/^sha256-/);
   });
 
-  it('applies the context check on the fast path exactly as on the Row path', async () => {
+  it('applies the context check to lines rendered from bytes as to built requests', async () => {
     const long = Array.from({ length: 500 }, (_, i) => `w${i}`).join(' ');
     const input = fileWith(
       dir,
@@ -445,12 +507,15 @@ describe('prepare', () => {
         ],
       ),
     );
-    const { fast, rows } = await bothEngines(input, {
+    const { batches: fast, rows } = await bothPaths(input, {
       model: 'qwen-plus',
       template: '{{text}}',
       contextWindows: { 'qwen-plus': 200 },
     });
     expect(fast.rejections.by_code).toEqual({ BP_CONTEXT_EXCEEDED: 1 });
     expect(filesIn(fast.outDir)).toEqual(filesIn(rows.outDir));
+    expect(requestLines(fast)).toEqual([
+      referenceLines(input, { model: 'qwen-plus', template: '{{text}}' })[1],
+    ]);
   });
 });

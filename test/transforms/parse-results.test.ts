@@ -1,12 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { ResultParser, type ResultRecord } from '../../src/core/results/result-parser.js';
 import { BatchpipeError } from '../../src/errors.js';
 import { jsonlSource } from '../../src/sources/jsonl-source.js';
-import {
-  parseResults,
-  ResultParser,
-  type ResultRecord,
-  resultSource,
-} from '../../src/transforms/parse-results.js';
+import { resultSource } from '../../src/sources/result-source.js';
+import { parseResults } from '../../src/transforms/parse-results.js';
 import { chunked, collect, fileWith, tempDir, through } from '../helpers.js';
 import { answerLine, embeddingLine, errorLine } from '../support/results.js';
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { RequestBuilder, toRequests } from '../../src/transforms/to-requests.js';
+import { RequestBuilder } from '../../src/core/requests/request-builder.js';
+import { toRequests } from '../../src/transforms/to-requests.js';
 import type { ChatBody, RequestItem } from '../../src/types.js';
 import { row } from '../helpers.js';
 

@@ -5,16 +5,16 @@ import { BatchpipeError } from '../../errors.js';
 import { BufferedFile } from '../../internal/buffered-file.js';
 import { readChunks } from '../../internal/input.js';
 import { LineSplitter } from '../../internal/line-splitter.js';
+import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
+import { reaskRequest } from '../requests/reask-request.js';
+import { type CellEncoding, type CellLayout, cellEncoder } from '../results/result-cells.js';
 import {
   RESULT_STATUSES,
   type ResultParser,
   type ResultRecord,
   type ResultStatus,
   STATUS_RANK,
-} from '../../transforms/parse-results.js';
-import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
-import { reaskRequest } from '../requests/reask-request.js';
-import { type CellEncoding, type CellLayout, cellEncoder } from '../results/result-cells.js';
+} from '../results/result-parser.js';
 import { type RejectedRow, RejectionCursor } from './rejection-cursor.js';
 import { SpillCursor, SpillFile } from './spill-file.js';
 
@@ -88,6 +88,7 @@ export class HashJoin {
   readonly #adopted: SpillFile[] = [];
   /** Invalid answers other threads spilled (`spillInvalid`), read before this one's own. */
   readonly #adoptedInvalid: SpillFile[] = [];
+  readonly #moreRejections: string[] = [];
   #started: Promise<void> | undefined;
   #dir: string | undefined;
   #results: SpillFile | undefined;
@@ -112,6 +113,16 @@ export class HashJoin {
 
   get partitions(): number {
     return this.#partitions;
+  }
+
+  /** How the stored cells are encoded. */
+  get encoding(): CellEncoding {
+    return this.#settings.encoding;
+  }
+
+  /** Cells encoded as stored ones are (for rows with no result: missing, rejected). */
+  encode(cells: unknown[]): string {
+    return this.#encode(cells);
   }
 
   get parser(): ResultParser {
@@ -182,9 +193,14 @@ export class HashJoin {
     return this.#streamedRejections.append(text, Buffer.byteLength(text));
   }
 
+  /** More `rejections.jsonl` files (handed on with result files), before the key pass. */
+  addRejectionFiles(files: readonly string[]): void {
+    this.#moreRejections.push(...files);
+  }
+
   /** The rejections files: those given, then the rejections that came down the pipeline. */
   #rejectionFiles(): string[] {
-    const files = [...this.#settings.rejections];
+    const files = [...this.#settings.rejections, ...this.#moreRejections];
     if (this.#streamedRejections) files.push(this.#streamedRejections.path);
     return files;
   }

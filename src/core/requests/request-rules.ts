@@ -1,11 +1,13 @@
 import type { ErrorCode } from '../../errors.js';
 import { SeenIds } from '../../internal/seen-ids.js';
 import { loadTokenCounter, type TokenCounter } from '../../internal/tokens.js';
-import type { WarningLog } from '../../internal/warnings.js';
+import { type WarningCode, WarningLog } from '../../internal/warnings.js';
 import { describeValue } from '../../options.js';
 import { ENDPOINTS, type Endpoint, type ModelInfo, type ProviderProfile } from '../../providers/profile.js';
 import { findModel, thinksByDefault } from '../../providers/resolve-profile.js';
-import type { RequestLine, SourcePosition } from '../../types.js';
+import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
+import type { LineTemplate } from './line-template.js';
+import type { RequestBatch } from './request-batch.js';
 
 /** A line that passed every rule, serialized once for the shard writer. */
 export interface Accepted {
@@ -106,7 +108,7 @@ export class RequestRules {
    * Every rule that depends on the line alone, not on the rest of the run or its size: what a line
    * built from a template breaks, every line from that template breaks.
    */
-  checkStatic(line: unknown, at: SourcePosition): Refused | undefined {
+  checkStatic(line: unknown, at: SourcePosition, warnings = this.#warnings): Refused | undefined {
     if (line === null || typeof line !== 'object' || Array.isArray(line)) {
       return refuse(
         null,
@@ -194,7 +196,7 @@ export class RequestRules {
           ? chatShape(fields)
           : undefined;
     if (shape) return refuse(id, 'BP_BODY_INVALID', shape);
-    const thinking = this.#thinking(fields, model, at, id);
+    const thinking = this.#thinking(fields, model, at, id, warnings);
     if (thinking) return refuse(id, 'BP_THINKING_INVALID', thinking);
     return undefined;
   }
@@ -266,9 +268,91 @@ export class RequestRules {
     if (this.#ownIds) this.#ids.close();
   }
 
-  /** Makes room for about `count` ids at once (the caller estimated the run's size). */
-  expectIds(count: number): void {
-    this.#ids.reserve(count);
+  /**
+   * Checks every request of a batch, in order, turning each that breaks a rule into a rejection in
+   * place; good entries keep (or, built as objects, get) their serialized text. Lines rendered from one
+   * template are checked against the rules every such line shares once per batch, then for what
+   * differs (size, context, id). A promise when it must wait for the tokenizer.
+   */
+  checkBatch(batch: RequestBatch): Promise<void> | undefined {
+    return this.#checkFrom(batch, 0, { template: undefined, refusal: undefined, warnings: [], warned: -1 });
+  }
+
+  #checkFrom(batch: RequestBatch, from: number, shared: TemplateVerdict): Promise<void> | undefined {
+    for (let i = from; i < batch.length; i++) {
+      if (batch.rejection(i)) continue;
+      if (batch.rendered(i)) {
+        const verdict = this.#checkRendered(batch, i, shared);
+        if (verdict === NEEDS_TOKENS) return this.loadTokens().then(() => this.#checkFrom(batch, i, shared));
+        if (verdict) batch.reject(i, rejectionOf(verdict, batch.position(i)));
+        continue;
+      }
+      const text = batch.storedText(i);
+      const verdict = this.check(
+        batch.request(i),
+        batch.position(i),
+        text,
+        text === undefined ? undefined : Buffer.byteLength(text),
+      );
+      if (verdict instanceof Promise)
+        return verdict.then((settled) => {
+          settle(batch, i, settled);
+          return this.#checkFrom(batch, i + 1, shared);
+        });
+      settle(batch, i, verdict);
+    }
+    return undefined;
+  }
+
+  /** A rendered line's verdict: the template's shared one, then its own size, context and id. */
+  #checkRendered(
+    batch: RequestBatch,
+    i: number,
+    shared: TemplateVerdict,
+  ): Refused | undefined | typeof NEEDS_TOKENS {
+    const template = batch.template!;
+    const at = batch.position(i);
+    if (shared.template !== template) {
+      const log = new WarningLog();
+      shared.template = template;
+      shared.refusal = this.checkStatic(template.request, at, log);
+      shared.warnings = log.list().map(({ code, message }) => ({ code, message }));
+    }
+    const id = batch.id(i);
+    if (shared.refusal) return { ...shared.refusal, custom_id: id };
+    // Once per line, as checking each line's request would (a retry after the tokenizer loads is not a new line).
+    if (shared.warned !== i) {
+      shared.warned = i;
+      for (const w of shared.warnings)
+        this.#warnings.warn(w.code, w.message, {
+          file: at.file,
+          line: at.line,
+          row: at.index,
+          custom_id: id,
+        });
+    }
+    const url = template.url;
+    if (url === '/v1/embeddings' && batch.emptyInput(i))
+      return refuse(id, 'BP_BODY_INVALID', embeddingShape({ input: '' })!);
+    const bytes = batch.end(i) - batch.start(i) - 1;
+    const tooLarge = this.checkLineBytes(bytes, id);
+    if (tooLarge) return tooLarge;
+    const window = this.contextWindow(template.model);
+    if (window !== undefined && bytes > window) {
+      const prompt = promptText(batch.request(i).body as Record<string, unknown>, url);
+      if (prompt.length * 3 > window && Buffer.byteLength(prompt) > window) {
+        if (!this.#tokens) return NEEDS_TOKENS;
+        const over = this.checkContext(prompt, template.model, window, id);
+        if (over) return over;
+      }
+    }
+    if (!batch.uniqueIds) {
+      const duplicate = this.claimId(id, at);
+      if (duplicate) return duplicate;
+    }
+    this.#endpoint ??= url;
+    this.#model ??= { id: template.model, first: at };
+    return undefined;
   }
 
   #accept(
@@ -300,6 +384,7 @@ export class RequestRules {
     model: string,
     at: SourcePosition,
     id: string,
+    warnings: WarningLog,
   ): string | undefined {
     const enable = body.enable_thinking;
     if (enable !== undefined && typeof enable !== 'boolean')
@@ -315,14 +400,14 @@ export class RequestRules {
       typeof extra === 'object' &&
       ('enable_thinking' in extra || 'thinking_budget' in extra)
     ) {
-      this.#warnings.warn(
+      warnings.warn(
         'BP_WARN_THINKING_IN_EXTRA_BODY',
         'enable_thinking/thinking_budget are inside extra_body, where batch requests ignore them; put them at the top level of body',
         where,
       );
     }
     if (this.#opts.warnThinkingDefault && enable === undefined && thinksByDefault(this.#profile, model)) {
-      this.#warnings.warn(
+      warnings.warn(
         'BP_WARN_THINKING_DEFAULT',
         `model ${model} thinks by default and thinking tokens bill as output; set enable_thinking explicitly`,
         where,
@@ -438,4 +523,35 @@ export function promptText(body: Record<string, unknown>, url: string): string {
     }
   }
   return text;
+}
+
+/** What every line of one template shares, checked once per batch. */
+interface TemplateVerdict {
+  template: LineTemplate | undefined;
+  refusal: Refused | undefined;
+  warnings: Array<{ code: WarningCode; message: string }>;
+  /** The entry the warnings were last raised for. */
+  warned: number;
+}
+
+/** The context check needs the tokenizer, which loads asynchronously. */
+const NEEDS_TOKENS = Symbol('needs tokens');
+
+/** Settles a built entry: rejected, or accepted with its serialized text. */
+function settle(batch: RequestBatch, i: number, verdict: Verdict): void {
+  if (verdict.ok) batch.setText(i, verdict.text);
+  else batch.reject(i, rejectionOf(verdict, batch.position(i)));
+}
+
+/** A refused line as the rejection of its row. */
+export function rejectionOf(refused: Refused, at: SourcePosition): Rejection {
+  return {
+    kind: 'rejection',
+    index: at.index,
+    file: at.file,
+    line: at.line,
+    custom_id: refused.custom_id,
+    code: refused.code,
+    message: refused.message,
+  };
 }

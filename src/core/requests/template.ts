@@ -1,5 +1,7 @@
 import { BatchpipeError } from '../../errors.js';
 import type { RowValues } from '../../types.js';
+import { type ColumnRef, columnRef } from '../rows/column-ref.js';
+import { textOf } from '../rows/row-batch.js';
 
 /** A prompt template compiled once: `render` runs per row with no parsing. */
 export interface CompiledTemplate {
@@ -9,6 +11,8 @@ export interface CompiledTemplate {
   render(values: RowValues): string;
   /** The first column the template reads that `values` lacks, if any. */
   missing(values: RowValues): string | undefined;
+  /** The template's text without its placeholders. */
+  literal: string;
 }
 
 const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
@@ -64,49 +68,5 @@ export function compileTemplate(template: string): CompiledTemplate {
     }
     return out;
   };
-  return { columns, render, missing };
-}
-
-/** Reads one column (or dotted path into nested JSON) of a row. */
-export interface ColumnRef {
-  name: string;
-  get(values: RowValues): unknown;
-  has(values: RowValues): boolean;
-}
-
-/** A column reader compiled once: `get` and `has` run per row without splitting names. */
-export function columnRef(name: string): ColumnRef {
-  const path = name.includes('.') ? name.split('.') : undefined;
-  return {
-    name,
-    get(values) {
-      const direct = values[name];
-      if (direct !== undefined || !path) return direct;
-      let value: unknown = values;
-      for (const key of path) {
-        if (value === null || typeof value !== 'object') return undefined;
-        value = (value as RowValues)[key];
-      }
-      return value;
-    },
-    has(values) {
-      if (Object.hasOwn(values, name)) return true;
-      if (!path) return false;
-      let value: unknown = values;
-      for (const key of path) {
-        if (value === null || typeof value !== 'object' || !Object.hasOwn(value, key)) return false;
-        value = (value as RowValues)[key];
-      }
-      return true;
-    },
-  };
-}
-
-/** How a cell renders into a prompt. */
-export function textOf(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (value === null || value === undefined) return '';
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
-    return String(value);
-  return JSON.stringify(value);
+  return { columns, render, missing, literal: literals.join('') };
 }

@@ -5,10 +5,10 @@ import { Worker } from 'node:worker_threads';
 import { BatchpipeError, type ErrorCode, type ErrorContext } from '../../errors.js';
 import { decodeText } from '../../internal/decode-text.js';
 import { readError } from '../../internal/read-error.js';
-import { ResultParser, type ResultProblems } from '../../transforms/parse-results.js';
 import { type HashJoin, spillInvalid, spillResult } from '../join/hash-join.js';
 import { SpillFile } from '../join/spill-file.js';
 import { type CellEncoding, CellLayout, type CellSpec, cellEncoder } from './result-cells.js';
+import { ResultParser, type ResultProblems } from './result-parser.js';
 
 /** Below this many bytes of results, threads cost more than they save. */
 const PARALLEL_MIN_BYTES = 16 * 1024 * 1024;

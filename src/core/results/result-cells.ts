@@ -1,6 +1,6 @@
 import type { Endpoint } from '../../providers/profile.js';
-import type { ResultRecord, ResultStatus } from '../../transforms/parse-results.js';
 import { csvCell } from '../csv/csv-cell.js';
+import type { ResultRecord, ResultStatus } from './result-parser.js';
 
 /** Result facts a join can add after the default columns. */
 export const EXTRA_COLUMNS = [

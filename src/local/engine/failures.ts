@@ -46,9 +46,6 @@ const KNOWN: Record<string, { status: number; message: string; type: string }> =
   },
 };
 
-/** A fail code as the options take it: `code` or `code:status` (`Throttling:429`). */
-export const FAIL_CODE = /^[A-Za-z][\w.-]{0,99}(:[1-5]\d\d)?$/;
-
 const answers = new Map<string, EngineAnswer>();
 
 /** The error answer for a fail code (made once per code). */

@@ -1,8 +1,10 @@
 import { badRequest } from '../api-error.js';
-import { FAIL_CODE } from './failures.js';
 import { hashString, unitOf } from './random.js';
 
 /** How the test engine spoils answers and how slow it is; set per service, batch or request. */
+/** A fail code as the options take it: `code` or `code:status` (`Throttling:429`). */
+export const FAIL_CODE = /^[A-Za-z][\w.-]{0,99}(:[1-5]\d\d)?$/;
+
 export interface Knobs {
   invalidJsonRate: number;
   truncateRate: number;

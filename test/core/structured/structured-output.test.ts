@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { ResultParser } from '../../../src/core/results/result-parser.js';
 import { compileStructuredOutput } from '../../../src/core/structured/structured-output.js';
-import { ResultParser } from '../../../src/transforms/parse-results.js';
 import { answerLine } from '../../support/results.js';
 
 const LABELS = ['positive', 'negative', 'neutral'];

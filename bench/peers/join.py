@@ -1,18 +1,19 @@
 # The provider documentation's JSONL-to-CSV script (ref/dashscope-batch-api.txt, "Utility scripts"),
 # extended with the dict join a user writes to put results back beside the source rows: every result
 # line into a dict by custom_id, then the source CSV in order with the same result columns batchpipe
-# writes (status, content, error_code, error_message, prompt_tokens, completion_tokens).
+# writes (status, content, error_code, error_message, prompt_tokens, completion_tokens). The custom_id
+# of a row is row-<id>.
 #
 # One fix so it does the same work: the documented get() tests `key in obj`, which for a list asks
 # whether the value 0 is an element, so get(r, [..., "choices", 0, ...]) never found choices[0] and
 # every content came out empty. Here a list is indexed by position.
 #
-# Usage: python3 join_results.py source.csv id_column out.csv results.jsonl [errors.jsonl ...]
+# Usage: python3 join.py source.csv out.csv results.jsonl [errors.jsonl ...]
 # Prints rows and peak RSS as JSON.
 import csv, json, resource, sys
 
-src, id_column, dst = sys.argv[1:4]
-result_files = sys.argv[4:]
+src, dst = sys.argv[1:3]
+result_files = sys.argv[3:]
 
 columns = ["status", "content", "error_code", "error_message", "prompt_tokens", "completion_tokens"]
 
@@ -54,10 +55,10 @@ with open(src, newline="", encoding="utf-8") as fin, open(dst, "w", newline="", 
     reader = csv.reader(fin)
     writer = csv.writer(fout, lineterminator="\n")
     header = next(reader)
-    key = header.index(id_column)
+    key = header.index("id")
     writer.writerow(header + columns)
     for row in reader:
-        writer.writerow(row + results.get(row[key], missing))
+        writer.writerow(row + results.get("row-" + row[key], missing))
         rows += 1
 
 print(json.dumps({"rows": rows, "maxRssKb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))

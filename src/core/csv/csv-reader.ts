@@ -1,0 +1,287 @@
+import { isUtf8 } from 'node:buffer';
+import { TextDecoder } from 'node:util';
+import { BatchpipeError, type ErrorCode } from '../../errors.js';
+import type { Rejection } from '../../types.js';
+import { type CsvLayout, CsvRowBatch } from './csv-row-batch.js';
+import { CsvScanner, fieldText, type ScannedRow } from './csv-scanner.js';
+
+/** How a CSV table is read, every option resolved (csvSource's options, parsed). */
+export interface CsvSettings {
+  /** One ASCII character (a tab for TSV). */
+  delimiter: string;
+  /** One ASCII character. */
+  quote: string;
+  /** The first row is the header. */
+  header: boolean;
+  /** Column names to use instead of (or, without a header, in place of) the header row. */
+  columns: string[] | undefined;
+  /** A WHATWG label; anything but UTF-8 is transcoded first. */
+  encoding: string;
+  /** A row of another width is padded or cut instead of rejected. */
+  relaxColumnCount: boolean;
+  /** A malformed row is a rejection, or stops the read. */
+  badRows: 'reject' | 'fail';
+  /** A row longer than this stops the read (an unclosed quote, most likely). */
+  maxRowSize: number;
+}
+
+/** What one chunk made: its rows as a batch (none when it held no row), and the bytes used. */
+export interface CsvChunk {
+  batch: CsvRowBatch | undefined;
+  /** Bytes consumed from the front of the chunk; the rest comes back, followed by more input. */
+  consumed: number;
+  /** The batch points into the chunk itself: the caller must not read over it (ChunkReader.detach). */
+  holdsChunk: boolean;
+  /** Stopped at a batch's worth of rows with whole rows left: pass the rest again before reading more. */
+  stopped: boolean;
+}
+
+/** Rows a batch holds at most: a chunk of short rows is cut into several batches. */
+export const MAX_BATCH_ROWS = 4096;
+
+const INITIAL_ROWS = 2048;
+
+/**
+ * Reads a CSV file chunk by chunk into CsvRowBatches: header handling, field counts, encoding checks
+ * and malformed rows (each a Rejection in its place, or an error with `badRows: "fail"`). A chunk's
+ * rows keep pointing into a copy of its bytes, so nothing is decoded here.
+ */
+export class CsvReader {
+  readonly file: string;
+  readonly #settings: CsvSettings;
+  readonly #scanner: CsvScanner;
+  readonly #transcoder: TextDecoder | undefined;
+  #columns: string[] | undefined;
+  #layout: CsvLayout | undefined;
+  #index = 0;
+  #chunkIsUtf8 = true;
+  /** Transcoded bytes not yet scanned (only for encodings other than UTF-8). */
+  #carry: Buffer | undefined;
+  /** The last scan stopped early with transcoded bytes left: scan them before decoding more. */
+  #carryRest = false;
+  // The chunk's rows, as the scanner finds them.
+  #rows = 0;
+  #fields = 0;
+  #lines = new Int32Array(INITIAL_ROWS);
+  #fieldAt = new Int32Array(INITIAL_ROWS + 1);
+  #rowStarts = new Int32Array(INITIAL_ROWS);
+  #rowEnds = new Int32Array(INITIAL_ROWS);
+  #starts = new Int32Array(INITIAL_ROWS * 4);
+  #ends = new Int32Array(INITIAL_ROWS * 4);
+  #escaped = new Uint8Array(INITIAL_ROWS * 4);
+  #rejections: Map<number, Rejection> | undefined;
+  #firstIndex = 1;
+
+  constructor(file: string, settings: CsvSettings) {
+    this.file = file;
+    this.#settings = settings;
+    this.#scanner = new CsvScanner({
+      file,
+      delimiter: settings.delimiter.charCodeAt(0),
+      quote: settings.quote.charCodeAt(0),
+      maxRowBytes: settings.maxRowSize,
+    });
+    if (settings.columns) this.#columns = checkColumns(settings.columns, file, 0);
+    const encoding = settings.encoding.toLowerCase().replace('_', '-');
+    if (encoding !== 'utf-8' && encoding !== 'utf8') {
+      try {
+        this.#transcoder = new TextDecoder(settings.encoding);
+      } catch (error) {
+        throw new BatchpipeError(
+          'BP_INVALID_OPTION',
+          `csvSource: option "encoding": unknown encoding ${JSON.stringify(settings.encoding)}`,
+          { option: 'encoding' },
+          { cause: error },
+        );
+      }
+    }
+  }
+
+  /** The header, once read. */
+  get columns(): string[] | undefined {
+    return this.#columns;
+  }
+
+  /** Reads the complete rows of a chunk (`last` marks the end of input). The chunk is only read during the call. */
+  parse(chunk: Buffer, last: boolean): CsvChunk {
+    this.#rows = 0;
+    this.#fields = 0;
+    this.#rejections = undefined;
+    this.#firstIndex = this.#index + 1;
+    let bytes = chunk;
+    if (this.#transcoder) {
+      // Other encodings become UTF-8 first; the scanner then keeps its own unfinished row. After an
+      // early stop the same raw chunk comes again (consumed 0): its text is already in the carry.
+      if (!this.#carryRest) {
+        const text = this.#transcoder.decode(chunk, { stream: !last });
+        const decoded = Buffer.from(text, 'utf8');
+        this.#carry = this.#carry ? Buffer.concat([this.#carry, decoded]) : decoded;
+      }
+      bytes = this.#carry!;
+      this.#chunkIsUtf8 = true;
+    } else {
+      this.#chunkIsUtf8 = isUtf8(chunk);
+    }
+    const used = this.#scanner.scan(bytes, last, this.#onRow);
+    const stopped = this.#rows >= MAX_BATCH_ROWS && used < bytes.length;
+    let consumed = used;
+    if (this.#transcoder) {
+      this.#carry = bytes.subarray(used);
+      this.#carryRest = stopped && this.#carry.length > 0;
+      consumed = this.#carryRest ? 0 : chunk.length;
+    }
+    if (this.#rows === 0) return { batch: undefined, consumed, holdsChunk: false, stopped };
+    // A batch cut short shares its chunk with the rows after it: it keeps a copy of its own bytes.
+    const owned = stopped && !this.#transcoder;
+    if (owned) bytes = Buffer.from(bytes.subarray(0, used));
+    const n = this.#rows;
+    const fields = this.#fields;
+    const batch = new CsvRowBatch({
+      layout: this.#layout!,
+      buffer: bytes,
+      firstIndex: this.#firstIndex,
+      length: n,
+      lines: this.#lines.slice(0, n),
+      fieldAt: this.#fieldAt.slice(0, n + 1),
+      starts: this.#starts.slice(0, fields),
+      ends: this.#ends.slice(0, fields),
+      escaped: this.#escaped.slice(0, fields),
+      rowStarts: this.#rowStarts.slice(0, n),
+      rowEnds: this.#rowEnds.slice(0, n),
+      rejections: this.#rejections,
+    });
+    // Transcoded bytes are the reader's own; a UTF-8 chunk is the caller's buffer, now the batch's.
+    return { batch, consumed, holdsChunk: !this.#transcoder && !owned, stopped };
+  }
+
+  readonly #onRow = (scanned: ScannedRow): false | undefined => {
+    const { line, count } = scanned;
+    // A chunk that fails the (native) UTF-8 check is re-checked row by row.
+    const utf8 = this.#chunkIsUtf8 || isUtf8(scanned.buffer.subarray(scanned.rowStart, scanned.rowEnd));
+    if (!this.#columns) {
+      if (!utf8)
+        throw new BatchpipeError(
+          'BP_INPUT_ENCODING',
+          'the header is not valid UTF-8; set the encoding option',
+          { file: this.file, line },
+        );
+      const names: string[] = [];
+      const quote = this.#settings.quote;
+      for (let f = 0; f < count; f++)
+        names.push(this.#settings.header ? fieldText(scanned, f, quote) : `column_${f + 1}`);
+      this.#columns = checkColumns(names, this.file, line);
+      if (this.#settings.header) return undefined;
+    }
+    this.#layout ??= {
+      file: this.file,
+      header: this.#columns,
+      delimiter: this.#settings.delimiter,
+      quote: this.#settings.quote,
+    };
+    const index = ++this.#index;
+    const columns = this.#columns;
+    let problem: [ErrorCode, string] | undefined;
+    if (scanned.malformed)
+      problem = ['BP_INPUT_PARSE', `malformed quotes: ${scanned.malformed}${spansOf(line, scanned.spans)}`];
+    else if (!utf8)
+      problem = [
+        'BP_INPUT_ENCODING',
+        `row is not valid UTF-8${spansOf(line, scanned.spans)}; set the encoding option`,
+      ];
+    else if (count !== columns.length && !this.#settings.relaxColumnCount) {
+      problem = [
+        'BP_ROW_FIELD_COUNT',
+        `expected ${columns.length} fields (${preview(columns)}), got ${count}${spansOf(line, scanned.spans)}`,
+      ];
+    }
+    const entry = this.#addRow(scanned, problem === undefined ? count : 0);
+    if (problem) {
+      if (this.#settings.badRows === 'fail')
+        throw new BatchpipeError(problem[0], `row ${index}: ${problem[1]}`, {
+          file: this.file,
+          line,
+          row: index,
+        });
+      this.#rejections ??= new Map();
+      this.#rejections.set(entry, {
+        kind: 'rejection',
+        index,
+        file: this.file,
+        line,
+        custom_id: null,
+        code: problem[0],
+        message: problem[1],
+      });
+    }
+    return this.#rows >= MAX_BATCH_ROWS ? false : undefined;
+  };
+
+  /** Records a scanned row (its first `fields` fields) as the next entry; returns its number. */
+  #addRow(scanned: ScannedRow, fields: number): number {
+    const r = this.#rows;
+    if (r + 1 >= this.#lines.length) this.#growRows();
+    const f = this.#fields;
+    if (f + fields > this.#starts.length) this.#growFields(f + fields);
+    this.#lines[r] = scanned.line;
+    this.#rowStarts[r] = scanned.rowStart;
+    this.#rowEnds[r] = scanned.rowEnd;
+    this.#fieldAt[r] = f;
+    const starts = this.#starts;
+    const ends = this.#ends;
+    const escaped = this.#escaped;
+    for (let k = 0; k < fields; k++) {
+      starts[f + k] = scanned.starts[k]!;
+      ends[f + k] = scanned.ends[k]!;
+      escaped[f + k] = scanned.escaped[k]!;
+    }
+    this.#fields = f + fields;
+    this.#fieldAt[r + 1] = this.#fields;
+    this.#rows = r + 1;
+    return r;
+  }
+
+  #growRows(): void {
+    const size = this.#lines.length * 2;
+    this.#lines = grown(this.#lines, new Int32Array(size));
+    this.#fieldAt = grown(this.#fieldAt, new Int32Array(size + 1));
+    this.#rowStarts = grown(this.#rowStarts, new Int32Array(size));
+    this.#rowEnds = grown(this.#rowEnds, new Int32Array(size));
+  }
+
+  #growFields(needed: number): void {
+    const size = Math.max(needed, this.#starts.length * 2);
+    this.#starts = grown(this.#starts, new Int32Array(size));
+    this.#ends = grown(this.#ends, new Int32Array(size));
+    this.#escaped = grown(this.#escaped, new Uint8Array(size));
+  }
+}
+
+function grown<T extends Int32Array | Uint8Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
+
+/** Where a multi-line row sits, for messages (made only when a row is rejected). */
+function spansOf(line: number, spans: number): string {
+  return spans > 0 ? ` (the row spans lines ${line}-${line + spans})` : '';
+}
+
+function checkColumns(columns: string[], file: string, line: number): string[] {
+  const named = columns.map((name, i) => (name === '' ? `column_${i + 1}` : name));
+  const seen = new Set<string>();
+  for (const name of named) {
+    if (seen.has(name)) {
+      throw new BatchpipeError(
+        'BP_INPUT_HEADER',
+        `column "${name}" appears twice in the header; rename one`,
+        { file, line },
+      );
+    }
+    seen.add(name);
+  }
+  return named;
+}
+
+function preview(columns: string[]): string {
+  return columns.length <= 6 ? columns.join(', ') : `${columns.slice(0, 6).join(', ')}, ...`;
+}

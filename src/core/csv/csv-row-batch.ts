@@ -1,0 +1,204 @@
+import { READ_POOL } from '../../internal/buffer-pool.js';
+import type { ByteWriter } from '../../internal/byte-writer.js';
+import { MAX_ESCAPE_GROWTH, writeJsonEscaped } from '../../internal/json-bytes.js';
+import type { Rejection, Row, RowValues } from '../../types.js';
+import type { CellRef, RowBatch } from '../rows/row-batch.js';
+
+/** How a CSV file's rows are laid out: shared by every batch of the file. */
+export interface CsvLayout {
+  readonly file: string;
+  /** Column names (the header, or the `columns` option). */
+  readonly header: readonly string[];
+  readonly delimiter: string;
+  readonly quote: string;
+}
+
+/**
+ * Scanned CSV rows over the bytes they were read from: per entry, its fields' byte ranges. A field
+ * is decoded only when asked for; a template copies field bytes straight into JSON, and a CSV join
+ * copies whole rows, so most text is never turned into strings.
+ */
+export class CsvRowBatch implements RowBatch {
+  readonly kind = 'row-batch';
+  readonly layout: CsvLayout;
+  /** The bytes the ranges point into; the batch's own (nothing else writes to them) until released. */
+  buffer: Buffer;
+  readonly length: number;
+  readonly #firstIndex: number;
+  readonly #lines: Int32Array;
+  /** Entry i's fields are [fieldAt[i], fieldAt[i + 1]) of starts/ends/escaped. */
+  readonly #fieldAt: Int32Array;
+  readonly #starts: Int32Array;
+  readonly #ends: Int32Array;
+  /** 1 where a quoted field holds doubled quotes that read as one. */
+  readonly #escaped: Uint8Array;
+  /** Each row's byte range (without its line end). */
+  readonly #rowStarts: Int32Array;
+  readonly #rowEnds: Int32Array;
+  readonly #rejections: ReadonlyMap<number, Rejection> | undefined;
+  readonly #quoteByte: number;
+
+  constructor(parts: {
+    layout: CsvLayout;
+    buffer: Buffer;
+    firstIndex: number;
+    length: number;
+    lines: Int32Array;
+    fieldAt: Int32Array;
+    starts: Int32Array;
+    ends: Int32Array;
+    escaped: Uint8Array;
+    rowStarts: Int32Array;
+    rowEnds: Int32Array;
+    rejections: ReadonlyMap<number, Rejection> | undefined;
+  }) {
+    this.layout = parts.layout;
+    this.buffer = parts.buffer;
+    this.length = parts.length;
+    this.#firstIndex = parts.firstIndex;
+    this.#lines = parts.lines;
+    this.#fieldAt = parts.fieldAt;
+    this.#starts = parts.starts;
+    this.#ends = parts.ends;
+    this.#escaped = parts.escaped;
+    this.#rowStarts = parts.rowStarts;
+    this.#rowEnds = parts.rowEnds;
+    this.#rejections = parts.rejections;
+    this.#quoteByte = parts.layout.quote.charCodeAt(0);
+  }
+
+  /** Hands the bytes back to the read pool: the batch must not be read after this. */
+  release(): void {
+    READ_POOL.give(this.buffer);
+    this.buffer = RELEASED;
+  }
+
+  index(i: number): number {
+    return this.#firstIndex + i;
+  }
+
+  line(i: number): number {
+    return this.#lines[i]!;
+  }
+
+  file(): string {
+    return this.layout.file;
+  }
+
+  rejection(i: number): Rejection | undefined {
+    return this.#rejections?.get(i);
+  }
+
+  keys(): readonly string[] {
+    return this.layout.header;
+  }
+
+  /** Fields the row has (a row of another width is kept with `relaxColumnCount`). */
+  fieldCount(i: number): number {
+    return this.#fieldAt[i + 1]! - this.#fieldAt[i]!;
+  }
+
+  /** The text of field `c` of entry `i`, with doubled quotes read as one; "" for a field the row lacks. */
+  fieldText(i: number, c: number): string {
+    if (this.buffer === RELEASED) released();
+    const f = this.#fieldAt[i]! + c;
+    if (f >= this.#fieldAt[i + 1]!) return '';
+    const text = this.buffer.toString('utf8', this.#starts[f]!, this.#ends[f]!);
+    if (this.#escaped[f] === 0) return text;
+    const quote = this.layout.quote;
+    return text.replaceAll(quote + quote, quote);
+  }
+
+  values(i: number): RowValues {
+    const header = this.layout.header;
+    const values: RowValues = {};
+    for (let c = 0; c < header.length; c++) values[header[c]!] = this.fieldText(i, c);
+    return values;
+  }
+
+  item(i: number): Row | Rejection {
+    return (
+      this.rejection(i) ?? {
+        kind: 'row',
+        index: this.index(i),
+        file: this.layout.file,
+        line: this.line(i),
+        values: this.values(i),
+      }
+    );
+  }
+
+  ref(name: string): CellRef | undefined {
+    const at = this.layout.header.indexOf(name);
+    return at === -1 ? undefined : at;
+  }
+
+  /** Every row has every header column: fields a short row lacks read as "". */
+  has(): boolean {
+    return true;
+  }
+
+  value(i: number, ref: CellRef): string {
+    return this.fieldText(i, ref as number);
+  }
+
+  writeJsonText(i: number, ref: CellRef, out: ByteWriter): void {
+    if (this.buffer === RELEASED) released();
+    const f = this.#fieldAt[i]! + (ref as number);
+    if (f >= this.#fieldAt[i + 1]!) return;
+    const start = this.#starts[f]!;
+    const end = this.#ends[f]!;
+    const buffer = out.ensure((end - start) * MAX_ESCAPE_GROWTH);
+    out.pos = writeJsonEscaped(
+      buffer,
+      out.pos,
+      this.buffer,
+      start,
+      end,
+      this.#escaped[f] === 0 ? -1 : this.#quoteByte,
+    );
+  }
+
+  /** The row's bytes as read, without its line end. */
+  rowStart(i: number): number {
+    return this.#rowStarts[i]!;
+  }
+
+  rowEnd(i: number): number {
+    return this.#rowEnds[i]!;
+  }
+
+  /**
+   * True when the row's bytes read back as the same fields under the header: as many fields as
+   * columns, and no quote inside an unquoted field (which the scanner takes literally but a strict
+   * reader refuses). Most rows have no quote at all, answered by one search.
+   */
+  copiesCleanly(i: number): boolean {
+    if (this.buffer === RELEASED) released();
+    const from = this.#fieldAt[i]!;
+    const to = this.#fieldAt[i + 1]!;
+    if (to - from !== this.layout.header.length) return false;
+    const b = this.buffer;
+    const quote = this.#quoteByte;
+    const rowStart = this.#rowStarts[i]!;
+    const first = b.indexOf(quote, rowStart);
+    if (first === -1 || first >= this.#rowEnds[i]!) return true;
+    for (let f = from; f < to; f++) {
+      const start = this.#starts[f]!;
+      const end = this.#ends[f]!;
+      const quoted = start > rowStart && b[start - 1] === quote;
+      if (!quoted) {
+        const at = b.indexOf(quote, start);
+        if (at !== -1 && at < end) return false;
+      }
+    }
+    return true;
+  }
+}
+
+/** What a released batch points into: reading it fails loudly instead of reading reused bytes. */
+const RELEASED = Buffer.alloc(0);
+
+function released(): never {
+  throw new Error('a batch of CSV rows was read after it was released (a batchpipe bug)');
+}

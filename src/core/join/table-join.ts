@@ -1,0 +1,285 @@
+import { BatchpipeError } from '../../errors.js';
+import { readChunks } from '../../internal/input.js';
+import type { Rejection, RowValues, SourcePosition } from '../../types.js';
+import { customIdFor } from '../requests/custom-id.js';
+import { scatterResults } from '../results/parallel-results.js';
+import { type CellEncoding, CellLayout, type CellSpec } from '../results/result-cells.js';
+import { type ResultFiles, ResultLineParser } from '../results/result-lines.js';
+import { type ParseSettings, ResultParser, type ResultProblems } from '../results/result-parser.js';
+import type { CellRef, RowBatch } from '../rows/row-batch.js';
+import { isZodSchema } from '../structured/structured-output.js';
+import { HashJoin, type JoinSummary, missingMessage } from './hash-join.js';
+import { type JoinedLayout, JoinedRowBatch } from './joined-row-batch.js';
+
+/** A pass over the join's source, as row batches (the join reads its source twice). */
+export type OpenRows = (pass: 1 | 2) => AsyncIterable<RowBatch>;
+
+/** How a join runs, every option resolved (joinResults' options, parsed). */
+export interface TableJoinSettings extends ParseSettings {
+  idColumn: string | undefined;
+  /** `rejections.jsonl` files: those rows are `rejected`. */
+  rejections: readonly string[];
+  cells: CellSpec;
+  fieldPrefix: string;
+  reask: { requests: readonly string[]; out: string } | undefined;
+  tempDir: string | undefined;
+  partitions: number;
+}
+
+/**
+ * The join behind joinResults, with no streams: results go in (records, raw lines, or whole files
+ * parsed on worker threads while the source's ids are read), then the source comes out again in
+ * order, batch by batch, each row with its result cells (see HashJoin for the four steps). Cells are
+ * stored as the consumer will write them (`preferCells`): CSV text for a CSV sink, JSON otherwise.
+ */
+export class TableJoin {
+  readonly parser: ResultParser;
+  readonly #settings: TableJoinSettings;
+  readonly #openRows: OpenRows;
+  readonly #layout: CellLayout;
+  readonly #files: ResultFiles[] = [];
+  #encoding: CellEncoding = { kind: 'json' };
+  #join: HashJoin | undefined;
+  #joined: JoinedLayout | undefined;
+  #rows: AsyncIterator<RowBatch> | undefined;
+  #idName: string | undefined;
+  #idRef: { layout: object; ref: CellRef | undefined } | undefined;
+  summary: JoinSummary | undefined;
+
+  constructor(settings: TableJoinSettings, openRows: OpenRows) {
+    this.#settings = settings;
+    this.#openRows = openRows;
+    this.parser = new ResultParser(settings);
+    this.#layout = new CellLayout(settings.cells);
+    this.#idName = settings.idColumn;
+  }
+
+  /** Cells stored for this consumer from now on; only before the first result (later, JSON stays). */
+  preferCells(encoding: CellEncoding): void {
+    if (!this.#join) this.#encoding = encoding;
+  }
+
+  #hashJoin(): HashJoin {
+    this.#join ??= new HashJoin({
+      parser: this.parser,
+      layout: this.#layout,
+      encoding: this.#encoding,
+      partitions: this.#settings.partitions,
+      tempDir: this.#settings.tempDir,
+      rejections: this.#settings.rejections,
+      reask: this.#settings.reask,
+    });
+    return this.#join;
+  }
+
+  /** A result record, a raw result line, or a Rejection passed along the pipeline. */
+  add(item: unknown): Promise<void> | undefined {
+    return this.#hashJoin().add(item);
+  }
+
+  /** Whole result files: parsed when the join runs, on worker threads where that pays. */
+  addFiles(files: ResultFiles): void {
+    this.#files.push(files);
+    this.#hashJoin().addRejectionFiles(files.rejections);
+  }
+
+  /** Steps 2 and 3: the source's ids (while handed-over files are parsed), then the join. */
+  async prepare(): Promise<void> {
+    const join = this.#hashJoin();
+    let columns: string[] | undefined;
+    let uneven = false;
+    const keyPass = async (): Promise<void> => {
+      await join.beginKeys();
+      ({ columns, uneven } = await this.#keyPass(join));
+    };
+    await this.#loadFiles(join, keyPass);
+    await join.join();
+    const sourceColumns = columns ?? [];
+    const names = this.#layout.names(sourceColumns, this.#settings.fieldPrefix);
+    this.#joined = {
+      sourceColumns,
+      names,
+      columns: [...sourceColumns, ...names],
+      uneven,
+      encoding: join.encoding,
+    };
+    this.#rows = this.#openRows(2)[Symbol.asyncIterator]();
+  }
+
+  /** Parses handed-over files (threads beside the key pass when large), then runs the key pass. */
+  async #loadFiles(join: HashJoin, keyPass: () => Promise<void>): Promise<void> {
+    const pending = [...this.#files];
+    let keysDone = false;
+    for (const handed of pending) {
+      const files = this.#own(handed);
+      const parse = files.parse;
+      // Threads cannot take a zod schema or call back: those parse here.
+      const threads = !isZodSchema(parse.schema) && parse.onProblem === undefined;
+      if (threads && !keysDone) {
+        const scattered = await scatterResults(join, files.files, {
+          cells: this.#settings.cells,
+          encoding: join.encoding,
+          labels: parse.labels,
+          schema: parse.schema as Record<string, unknown> | undefined,
+          badLines: parse.badLines,
+          problems: files.problems,
+          meanwhile: keyPass,
+        });
+        if (scattered) {
+          keysDone = true;
+          continue;
+        }
+      }
+      await this.#parseHere(join, files);
+    }
+    if (!keysDone) await keyPass();
+  }
+
+  /** Handed-over files with the join's own parsing where they came without theirs. */
+  #own(files: ResultFiles): ResultFiles & { parse: ParseSettings; problems: ResultProblems } {
+    return {
+      ...files,
+      parse: files.parse ?? this.#settings,
+      problems: files.problems ?? this.parser.problems,
+    };
+  }
+
+  /** Parses result files on this thread, into the join. */
+  async #parseHere(
+    join: HashJoin,
+    files: ResultFiles & { parse: ParseSettings; problems: ResultProblems },
+  ): Promise<void> {
+    const lines = new ResultLineParser(new ResultParser(files.parse, files.problems));
+    for (const file of files.files) {
+      lines.startFile(file);
+      let rest: Buffer | undefined;
+      for await (const chunk of readChunks(file, file)) {
+        const data = rest ? Buffer.concat([rest, chunk]) : chunk;
+        const { batch, consumed } = lines.parse(data, false);
+        rest = consumed < data.length ? Buffer.from(data.subarray(consumed)) : undefined;
+        for (const record of batch?.records ?? []) {
+          const waiting = join.add(record);
+          if (waiting) await waiting;
+        }
+      }
+      const { batch } = lines.parse(rest ?? Buffer.alloc(0), true);
+      for (const record of batch?.records ?? []) {
+        const waiting = join.add(record);
+        if (waiting) await waiting;
+      }
+    }
+  }
+
+  /** Step 2: the custom_id of each joinable row, in order; and the source's columns. */
+  async #keyPass(join: HashJoin): Promise<{ columns: string[] | undefined; uneven: boolean }> {
+    let columns: string[] | undefined;
+    let seen: Set<string> | undefined;
+    let lastKeys: readonly string[] | undefined;
+    let fewest = Number.MAX_SAFE_INTEGER;
+    for await (const rows of this.#openRows(1)) {
+      for (let i = 0; i < rows.length; i++) {
+        if (rows.rejection(i)) continue;
+        const keys = rows.keys(i);
+        if (columns === undefined) {
+          columns = [];
+          seen = new Set();
+          this.#checkIdColumn(rows, i, keys);
+        }
+        // Every key any row has, in order of first use (JSON rows may differ; a CSV's rows share their header).
+        if (keys !== lastKeys) {
+          lastKeys = keys;
+          for (const key of keys) {
+            if (!seen!.has(key)) {
+              seen!.add(key);
+              columns.push(key);
+            }
+          }
+          if (keys.length < fewest) fewest = keys.length;
+        }
+        let rejected = join.rejection(rows.index(i));
+        if (rejected instanceof Promise) rejected = await rejected;
+        if (rejected) continue;
+        const waiting = join.key(this.#id(rows, i));
+        if (waiting) await waiting;
+      }
+      rows.release();
+    }
+    return { columns, uneven: columns !== undefined && fewest < columns.length };
+  }
+
+  /** BP_ID_COLUMN_MISSING at the first row, when it lacks the id column. */
+  #checkIdColumn(rows: RowBatch, i: number, keys: readonly string[]): void {
+    const name = this.#idName;
+    if (name === undefined) return;
+    const ref = rows.ref(name);
+    if (ref !== undefined && rows.has(i, ref)) return;
+    const listed = `${keys.slice(0, 20).join(', ')}${keys.length > 20 ? ', ...' : ''}`;
+    throw new BatchpipeError(
+      'BP_ID_COLUMN_MISSING',
+      `idColumn is "${name}" but row ${rows.index(i)} has no such column (columns: ${listed})`,
+      { file: rows.file(i), line: rows.line(i), row: rows.index(i), column: name },
+    );
+  }
+
+  /** The custom_id of a source row, as prepare made it. */
+  #id(rows: RowBatch, i: number): string {
+    const name = this.#idName;
+    if (name === undefined) return customIdFor(rows.index(i));
+    if (this.#idRef?.layout !== rows.layout) this.#idRef = { layout: rows.layout, ref: rows.ref(name) };
+    const ref = this.#idRef.ref;
+    return customIdFor(rows.index(i), ref === undefined ? undefined : rows.value(i, ref));
+  }
+
+  /** Step 4: the next source batch with its rows' cells, in source order; null at the end. */
+  async next(): Promise<JoinedRowBatch | null> {
+    const join = this.#join!;
+    const next = await this.#rows!.next();
+    if (next.done) {
+      const summary = await join.finish([...this.#joined!.names]);
+      // Lines of handed-over files that could not be used count too (they were parsed for this join).
+      for (const files of this.#files) if (files.problems) summary.problems += files.problems.count;
+      this.summary = summary;
+      return null;
+    }
+    const rows = next.value;
+    const cells: string[] = new Array(rows.length);
+    const layout = this.#layout;
+    for (let i = 0; i < rows.length; i++) {
+      const unread = rows.rejection(i);
+      if (unread) {
+        join.rejected();
+        cells[i] = join.encode(layout.none(unread.custom_id, 'rejected', unread.code, unread.message));
+        continue;
+      }
+      const index = rows.index(i);
+      let rejected = join.rejection(index);
+      if (rejected instanceof Promise) rejected = await rejected;
+      if (rejected) {
+        join.rejected();
+        cells[i] = join.encode(layout.none(rejected.custom_id, 'rejected', rejected.code, rejected.message));
+        continue;
+      }
+      const id = this.#id(rows, i);
+      const at: SourcePosition = { index, file: rows.file(i), line: rows.line(i) };
+      let line = join.next(id);
+      while (line === undefined) {
+        await join.load(id, at);
+        line = join.next(id);
+      }
+      const stored = join.cells(id, line, at);
+      cells[i] =
+        stored === null
+          ? join.encode(layout.none(id, 'missing', 'BP_RESULT_MISSING', missingMessage(id)))
+          : stored;
+    }
+    return new JoinedRowBatch(rows, this.#joined!, cells);
+  }
+
+  /** Removes the join's temporary files. */
+  async close(): Promise<void> {
+    await this.#rows?.return?.();
+    await this.#join?.close();
+  }
+}
+
+export type { JoinSummary, Rejection, RowValues };

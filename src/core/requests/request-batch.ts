@@ -1,0 +1,230 @@
+import { LINES_POOL } from '../../internal/buffer-pool.js';
+import type { Rejection, RequestItem, RequestLine, SourcePosition } from '../../types.js';
+import type { LineTemplate } from './line-template.js';
+
+const LF = 0x0a;
+
+/**
+ * Request lines in source order, as batchpipe's stages hand them to each other: entry `i` is a
+ * request or a rejection. A request is held as serialized bytes (a line a template rendered: no
+ * object is ever built for it), as text, or as an object (a mapper's), and turned into the other
+ * forms only when a stage asks. Batches are owned by the stage that holds them: validation turns
+ * entries into rejections in place.
+ */
+export class RequestBatch {
+  readonly kind = 'request-batch';
+  length = 0;
+  readonly #indexes: number[] = [];
+  readonly #lines: number[] = [];
+  readonly #files: string[] = [];
+  readonly #rejections: Array<Rejection | undefined> = [];
+  readonly #ids: string[] = [];
+  readonly #models: string[] = [];
+  readonly #urls: string[] = [];
+  readonly #requests: Array<RequestLine | undefined> = [];
+  readonly #texts: Array<string | undefined> = [];
+  /** Rendered lines: entry i is data[starts[i], ends[i]) (its newline included) when starts[i] >= 0. */
+  data: Buffer | undefined;
+  readonly #starts: number[] = [];
+  readonly #ends: number[] = [];
+  /** Entries whose rendered input text is empty (an embeddings request cannot be). */
+  readonly #emptyInput: boolean[] = [];
+  /** Every rendered entry was made from this template: rules that hold for all its lines are checked once. */
+  template: LineTemplate | undefined;
+  /** The custom_ids are `row-<n>`: unique by construction, nothing to remember to check them. */
+  uniqueIds = false;
+
+  /** Hands the rendered lines' buffer back: the batch must not be read after this. */
+  release(): void {
+    LINES_POOL.give(this.data);
+    this.data = undefined;
+  }
+
+  /** A batch of request items as a user's stage (or `requestSource`) hands them on. */
+  static of(items: ReadonlyArray<RequestItem | Rejection>): RequestBatch {
+    const batch = new RequestBatch();
+    for (const item of items) {
+      if (item.kind === 'rejection') batch.addRejection(item);
+      else batch.addRequest(item, item.request, item.text);
+    }
+    return batch;
+  }
+
+  #add(at: SourcePosition): number {
+    const i = this.length++;
+    this.#indexes.push(at.index);
+    this.#lines.push(at.line);
+    this.#files.push(at.file);
+    return i;
+  }
+
+  addRejection(rejection: Rejection): void {
+    this.#add(rejection);
+    this.#rejections.push(rejection);
+    this.#ids.push(rejection.custom_id ?? '');
+    this.#models.push('');
+    this.#urls.push('');
+    this.#requests.push(undefined);
+    this.#texts.push(undefined);
+    this.#starts.push(-1);
+    this.#ends.push(-1);
+    this.#emptyInput.push(false);
+  }
+
+  /** A line rendered into `data` at [start, end), its newline included. */
+  addRendered(at: SourcePosition, id: string, start: number, end: number, emptyInput: boolean): void {
+    const template = this.template!;
+    this.#add(at);
+    this.#rejections.push(undefined);
+    this.#ids.push(id);
+    this.#models.push(template.model);
+    this.#urls.push(template.url);
+    this.#requests.push(undefined);
+    this.#texts.push(undefined);
+    this.#starts.push(start);
+    this.#ends.push(end);
+    this.#emptyInput.push(emptyInput);
+  }
+
+  /** A request as an object, with its stored text when it came from a file. */
+  addRequest(at: SourcePosition, request: RequestLine, text?: string): void {
+    this.#add(at);
+    this.#rejections.push(undefined);
+    const candidate = request as unknown as {
+      custom_id?: unknown;
+      url?: unknown;
+      body?: { model?: unknown };
+    };
+    this.#ids.push(typeof candidate?.custom_id === 'string' ? candidate.custom_id : '');
+    this.#models.push(String(candidate?.body?.model ?? ''));
+    this.#urls.push(typeof candidate?.url === 'string' ? candidate.url : '');
+    this.#requests.push(request);
+    this.#texts.push(text);
+    this.#starts.push(-1);
+    this.#ends.push(-1);
+    this.#emptyInput.push(false);
+  }
+
+  index(i: number): number {
+    return this.#indexes[i]!;
+  }
+
+  line(i: number): number {
+    return this.#lines[i]!;
+  }
+
+  file(i: number): string {
+    return this.#files[i]!;
+  }
+
+  position(i: number): SourcePosition {
+    return { index: this.#indexes[i]!, file: this.#files[i]!, line: this.#lines[i]! };
+  }
+
+  rejection(i: number): Rejection | undefined {
+    return this.#rejections[i];
+  }
+
+  /** Turns entry `i` into a rejection. */
+  reject(i: number, rejection: Rejection): void {
+    this.#rejections[i] = rejection;
+  }
+
+  id(i: number): string {
+    return this.#ids[i]!;
+  }
+
+  model(i: number): string {
+    return this.#models[i]!;
+  }
+
+  url(i: number): string {
+    return this.#urls[i]!;
+  }
+
+  /** True when entry `i` was rendered from the batch's template (its bytes are in `data`). */
+  rendered(i: number): boolean {
+    return this.#starts[i]! >= 0;
+  }
+
+  emptyInput(i: number): boolean {
+    return this.#emptyInput[i]!;
+  }
+
+  start(i: number): number {
+    return this.#starts[i]!;
+  }
+
+  /** End of the line's bytes in `data`, its newline included. */
+  end(i: number): number {
+    return this.#ends[i]!;
+  }
+
+  /** The entry as an object: built, or parsed from its bytes or text (kept for the next ask). */
+  request(i: number): RequestLine {
+    let request = this.#requests[i];
+    if (request === undefined) {
+      request = JSON.parse(this.text(i)) as RequestLine;
+      this.#requests[i] = request;
+    }
+    return request;
+  }
+
+  /** The stored or rendered text of the entry, if it has one (a built object has none until serialized). */
+  storedText(i: number): string | undefined {
+    const text = this.#texts[i];
+    if (text !== undefined) return text;
+    const start = this.#starts[i]!;
+    if (start < 0) return undefined;
+    let end = this.#ends[i]!;
+    if (this.data![end - 1] === LF) end--;
+    return this.data!.toString('utf8', start, end);
+  }
+
+  /** The entry's line as text (serializing a built object once). */
+  text(i: number): string {
+    let text = this.storedText(i);
+    if (text === undefined) {
+      text = JSON.stringify(this.#requests[i]);
+      this.#texts[i] = text;
+    }
+    return text;
+  }
+
+  /** Records the entry's serialized text (validation serializes once, for every later stage). */
+  setText(i: number, text: string): void {
+    this.#texts[i] = text;
+  }
+
+  /** The object as built, if it was (a stage may hand on the object rather than re-read its text). */
+  builtRequest(i: number): RequestLine | undefined {
+    return this.#requests[i];
+  }
+
+  /**
+   * Entry `i` as one stream item. A rendered line comes as an object without its text, so a user's
+   * stage that changes it has the change serialized downstream; a stored text (a file's line) stays.
+   */
+  item(i: number): RequestItem | Rejection {
+    const rejection = this.#rejections[i];
+    if (rejection) return rejection;
+    const item: RequestItem = {
+      kind: 'request',
+      index: this.#indexes[i]!,
+      file: this.#files[i]!,
+      line: this.#lines[i]!,
+      request: this.request(i),
+    };
+    const text = this.#texts[i];
+    if (text !== undefined) {
+      item.text = text;
+      item.bytes = Buffer.byteLength(text);
+    }
+    return item;
+  }
+}
+
+/** True for a RequestBatch. */
+export function isRequestBatch(value: unknown): value is RequestBatch {
+  return (value as RequestBatch | null)?.kind === 'request-batch';
+}

@@ -1,0 +1,330 @@
+import { BatchpipeError, isBatchpipeError } from '../../errors.js';
+import { WarningLog } from '../../internal/warnings.js';
+import { parseOptions } from '../../options.js';
+import type { ProviderProfile } from '../../providers/profile.js';
+import { profileOf, thinksByDefault } from '../../providers/resolve-profile.js';
+import type {
+  ChatMessage,
+  ContentPart,
+  Rejection,
+  RequestBody,
+  RequestItem,
+  RequestLine,
+  Row,
+  RowValues,
+  SourcePosition,
+} from '../../types.js';
+import { type ColumnRef, columnRef } from '../rows/column-ref.js';
+import { textOf } from '../rows/row-batch.js';
+import { compileStructuredOutput } from '../structured/structured-output.js';
+import { customIdFor } from './custom-id.js';
+import {
+  type MapperBody,
+  type RequestSettings,
+  ToRequestsOptions as Schema,
+  type ToRequestsOptions,
+} from './request-options.js';
+import { type CompiledTemplate, compileTemplate } from './template.js';
+
+/** The per-row work of `toRequests`, compiled once from its options. */
+export class RequestBuilder {
+  readonly warnings: WarningLog;
+  readonly settings: RequestSettings;
+  readonly profile: ProviderProfile;
+  readonly #template: CompiledTemplate | undefined;
+  readonly #system: CompiledTemplate | undefined;
+  readonly #id: ColumnRef | undefined;
+  readonly #image: ColumnRef | undefined;
+  readonly #fixed: Record<string, unknown>;
+  /** JSON mode: the system-prompt text that states the schema. */
+  readonly #instruction: string | undefined;
+  readonly #thinkingDefault = new Map<string, boolean>();
+  /** The profile's custom_id limit: longer keys get derived ids. */
+  readonly maxIdBytes: number;
+  #first = true;
+
+  /** A builder from toRequests' options (checked here, once). */
+  static create(options: ToRequestsOptions): RequestBuilder {
+    return new RequestBuilder(parseOptions(Schema, options, 'toRequests'));
+  }
+
+  private constructor(opts: RequestSettings) {
+    this.settings = opts;
+    this.warnings = new WarningLog(opts.onWarning);
+    this.profile = profileOf(opts.provider);
+    this.maxIdBytes = this.profile.limits.maxCustomIdBytes;
+    this.#template = opts.template === undefined ? undefined : compileTemplate(opts.template);
+    this.#system = opts.system === undefined ? undefined : compileTemplate(opts.system);
+    this.#id = opts.idColumn === undefined ? undefined : columnRef(opts.idColumn);
+    this.#image = opts.imageColumn === undefined ? undefined : columnRef(opts.imageColumn);
+    const mode = opts.structuredOutput ?? this.profile.structuredOutput;
+    const structured = compileStructuredOutput({ labels: opts.labels, schema: opts.schema, mode });
+    this.#instruction = structured && mode === 'json_object' ? structured.instruction : undefined;
+    this.#fixed = fixedFields(opts, structured?.responseFormat(mode));
+  }
+
+  /** The same builder with a log of its own, its first-row check done (for rows that are not the table's). */
+  copy(): RequestBuilder {
+    const copy = new RequestBuilder({ ...this.settings, onWarning: undefined });
+    copy.#first = false;
+    return copy;
+  }
+
+  /** The columns a body reads (template, system prompt, image), in order of first use. */
+  get columns(): string[] {
+    const names = [...(this.#template?.columns ?? []), ...(this.#system?.columns ?? [])];
+    if (this.#image) names.push(this.#image.name);
+    return [...new Set(names)];
+  }
+
+  /** The columns the prompt (template, then system prompt) reads: a row lacking one is rejected. */
+  get promptColumns(): string[] {
+    return [...(this.#template?.columns ?? []), ...(this.#system?.columns ?? [])];
+  }
+
+  /** True when the input text an embeddings template makes is empty for empty cells. */
+  get templateIsAllPlaceholders(): boolean {
+    return this.#template !== undefined && this.#template.literal === '';
+  }
+
+  /** The custom_id of row `index` given its key column's value. */
+  customId(index: number, key: unknown): string {
+    return customIdFor(index, key, this.maxIdBytes);
+  }
+
+  build(row: Row): RequestItem | Rejection | Promise<RequestItem | Rejection> {
+    const first = this.#first;
+    this.#first = false;
+    if (first) this.#checkColumns(row);
+    const custom_id = customIdFor(row.index, this.#id?.get(row.values), this.maxIdBytes);
+    if (this.settings.mapper) return this.#fromMapper(row, custom_id, first);
+    try {
+      return this.#finish(row, custom_id, this.#fromTemplate(row.values));
+    } catch (error) {
+      if (isBatchpipeError(error) && error.code === 'BP_TEMPLATE_MISSING_COLUMN') {
+        return rejection(row, custom_id, 'BP_TEMPLATE_MISSING_COLUMN', error.message);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * The run-level check of the first row: a column the template names, or the id or image column,
+   * that the row lacks is a mistake in the settings (BP_TEMPLATE_MISSING_COLUMN, BP_ID_COLUMN_MISSING).
+   * Marks the first row as seen.
+   */
+  checkFirst(keys: readonly string[], has: (name: string) => boolean, at: SourcePosition): void {
+    this.#first = false;
+    const where = { file: at.file, line: at.line, row: at.index };
+    const listed = ` (columns: ${keys.slice(0, 20).join(', ')}${keys.length > 20 ? ', ...' : ''})`;
+    for (const template of [this.#template, this.#system]) {
+      const missing = template?.columns.find((name) => !has(name));
+      if (missing !== undefined) {
+        throw new BatchpipeError(
+          'BP_TEMPLATE_MISSING_COLUMN',
+          `the template uses {{${missing}}} but row ${at.index} has no column "${missing}"${listed}`,
+          { ...where, column: missing },
+        );
+      }
+    }
+    for (const [option, ref] of [
+      ['idColumn', this.#id],
+      ['imageColumn', this.#image],
+    ] as const) {
+      if (ref && !has(ref.name)) {
+        throw new BatchpipeError(
+          'BP_ID_COLUMN_MISSING',
+          `the ${option} option is "${ref.name}" but row ${at.index} has no such column${listed}`,
+          { ...where, column: ref.name },
+        );
+      }
+    }
+  }
+
+  /** Whether the first row is still to come. */
+  get atFirstRow(): boolean {
+    return this.#first;
+  }
+
+  /** The message of a row (after the first) that lacks a column the prompt reads. */
+  missingMessage(name: string): string {
+    return `the template uses {{${name}}} but the row has no column "${name}"`;
+  }
+
+  #checkColumns(row: Row): void {
+    const values = row.values;
+    this.checkFirst(Object.keys(values), (name) => columnRef(name).has(values), row);
+  }
+
+  #fromTemplate(values: RowValues): RequestBody {
+    const text = this.#template!.render(values);
+    if (this.settings.endpoint === '/v1/embeddings')
+      return { model: this.settings.model!, input: text, ...this.#fixed };
+    const messages: ChatMessage[] = [];
+    const system = withInstruction(this.#system?.render(values), this.#instruction);
+    if (system !== undefined) messages.push({ role: 'system', content: system });
+    if (this.#image) {
+      const parts: ContentPart[] = [
+        { type: 'image_url', image_url: { url: textOf(this.#image.get(values)) } },
+        { type: 'text', text },
+      ];
+      messages.push({ role: 'user', content: parts });
+    } else {
+      messages.push({ role: 'user', content: text });
+    }
+    const { enable_thinking, thinking_budget, ...rest } = this.#fixed;
+    return {
+      model: this.settings.model!,
+      ...(enable_thinking !== undefined && { enable_thinking }),
+      ...(thinking_budget !== undefined && { thinking_budget }),
+      messages,
+      ...rest,
+    };
+  }
+
+  #fromMapper(
+    row: Row,
+    custom_id: string,
+    first: boolean,
+  ): RequestItem | Rejection | Promise<RequestItem | Rejection> {
+    let body: MapperBody | Promise<MapperBody>;
+    try {
+      body = this.settings.mapper!(row.values, row);
+    } catch (error) {
+      return this.#mapperFailed(row, custom_id, first, error);
+    }
+    // A mapper that returns a body (not a promise) is settled without waiting a turn.
+    if (body instanceof Promise)
+      return body.then(
+        (value) => this.#fromBody(row, custom_id, first, value),
+        (error: unknown) => this.#mapperFailed(row, custom_id, first, error),
+      );
+    return this.#fromBody(row, custom_id, first, body);
+  }
+
+  #fromBody(row: Row, custom_id: string, first: boolean, body: MapperBody): RequestItem | Rejection {
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      return this.#mapperFailed(
+        row,
+        custom_id,
+        first,
+        new TypeError(
+          `the mapper must return a request body object, got ${body === null ? 'null' : typeof body}`,
+        ),
+      );
+    }
+    const merged = { ...this.#fixed, ...body, model: body.model ?? this.settings.model } as RequestBody;
+    if (this.#instruction !== undefined && Array.isArray(merged.messages))
+      merged.messages = instructed(merged.messages as ChatMessage[], this.#instruction);
+    return this.#finish(row, custom_id, merged);
+  }
+
+  #mapperFailed(row: Row, custom_id: string, first: boolean, error: unknown): Rejection {
+    const message = `mapper failed on row ${row.index}: ${(error as Error)?.message ?? String(error)}`;
+    // A mapper that fails on the first row is a bug in the mapper, not a bad row.
+    if (first)
+      throw new BatchpipeError(
+        'BP_MAPPER_FAILED',
+        message,
+        { file: row.file, line: row.line, row: row.index },
+        { cause: error },
+      );
+    return rejection(row, custom_id, 'BP_MAPPER_FAILED', message);
+  }
+
+  #finish(row: Row, custom_id: string, body: RequestBody): RequestItem {
+    if (this.settings.endpoint === '/v1/chat/completions') body = this.#checkThinking(row, custom_id, body);
+    const request: RequestLine = { custom_id, method: 'POST', url: this.settings.endpoint, body };
+    return { kind: 'request', index: row.index, file: row.file, line: row.line, request };
+  }
+
+  #checkThinking(row: Row, custom_id: string, body: RequestBody): RequestBody {
+    const extra = body.extra_body;
+    if (
+      extra !== null &&
+      typeof extra === 'object' &&
+      ('enable_thinking' in extra || 'thinking_budget' in extra)
+    ) {
+      // DashScope: enable_thinking and thinking_budget sit at the top level of body, beside model;
+      // in extra_body a batch ignores them (ref/modelstudio-batch-file-input.txt).
+      const { enable_thinking, thinking_budget, ...keep } = extra as Record<string, unknown>;
+      const { extra_body: _dropped, ...rest } = body;
+      body = {
+        ...(enable_thinking !== undefined && { enable_thinking }),
+        ...(thinking_budget !== undefined && { thinking_budget }),
+        ...rest,
+        ...(Object.keys(keep).length > 0 && { extra_body: keep }),
+      } as RequestBody;
+      this.warnings.warn(
+        'BP_WARN_THINKING_MOVED',
+        'enable_thinking/thinking_budget were in extra_body, where batch requests ignore them; moved to the top level of body',
+        { file: row.file, line: row.line, row: row.index, custom_id },
+      );
+    }
+    if (body.enable_thinking === undefined && typeof body.model === 'string' && this.#thinks(body.model)) {
+      this.warnings.warn(
+        'BP_WARN_THINKING_DEFAULT',
+        `model ${body.model} thinks by default and thinking tokens bill as output; set the enableThinking option explicitly (true or false)`,
+        { file: row.file, line: row.line, row: row.index, custom_id },
+      );
+    }
+    return body;
+  }
+
+  #thinks(model: string): boolean {
+    let thinks = this.#thinkingDefault.get(model);
+    if (thinks === undefined) {
+      thinks = thinksByDefault(this.profile, model);
+      this.#thinkingDefault.set(model, thinks);
+    }
+    return thinks;
+  }
+}
+
+/** Body fields that are the same for every row, in the provider's spelling. */
+function fixedFields(
+  o: RequestSettings,
+  structured: Record<string, unknown> | undefined,
+): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  const put = (key: string, value: unknown) => {
+    if (value !== undefined) fields[key] = value;
+  };
+  put('enable_thinking', o.enableThinking);
+  put('thinking_budget', o.thinkingBudget);
+  put('temperature', o.temperature);
+  put('top_p', o.topP);
+  put('max_tokens', o.maxTokens);
+  put('seed', o.seed);
+  put('stop', o.stop);
+  put('presence_penalty', o.presencePenalty);
+  put('frequency_penalty', o.frequencyPenalty);
+  put('response_format', o.responseFormat ?? structured);
+  put('dimensions', o.dimensions);
+  Object.assign(fields, o.extraBody);
+  return fields;
+}
+
+/** A system prompt with the JSON-mode schema statement after it (or alone). */
+function withInstruction(system: string | undefined, instruction: string | undefined): string | undefined {
+  if (instruction === undefined) return system;
+  return system === undefined ? instruction : `${system}\n\n${instruction}`;
+}
+
+/** A mapper's messages with the schema statement added to the first system message (or as one). */
+function instructed(messages: ChatMessage[], instruction: string): ChatMessage[] {
+  const at = messages.findIndex((m) => m.role === 'system' && typeof m.content === 'string');
+  if (at === -1) return [{ role: 'system', content: instruction }, ...messages];
+  const out = [...messages];
+  out[at] = { ...out[at]!, content: withInstruction(out[at]!.content as string, instruction)! };
+  return out;
+}
+
+function rejection(
+  row: SourcePosition,
+  custom_id: string,
+  code: Rejection['code'],
+  message: string,
+): Rejection {
+  return { kind: 'rejection', index: row.index, file: row.file, line: row.line, custom_id, code, message };
+}

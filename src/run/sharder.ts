@@ -1,0 +1,292 @@
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RequestBatch } from '../core/requests/request-batch.js';
+import { BufferedFile } from '../internal/buffered-file.js';
+import type { FileLimits } from '../providers/profile.js';
+import type { Rejection, RequestItem, SourcePosition } from '../types.js';
+
+/** One request file, as later stages record it in a run manifest. */
+export interface ShardSummary {
+  /** File name inside the output directory. */
+  file: string;
+  model: string;
+  endpoint: string;
+  lines: number;
+  bytes: number;
+  sha256: string;
+  /** Source row numbers of the first and last request in the file. */
+  first_row: number;
+  last_row: number;
+}
+
+/** What `shardRequests` wrote, also saved as `shards.json` in the output directory. */
+export interface PreparedSummary {
+  version: 1;
+  /** Rows seen: requests + rejected. */
+  rows: number;
+  requests: number;
+  rejected: number;
+  shards: ShardSummary[];
+  rejections: { file: string; count: number; by_code: Record<string, number> };
+}
+
+export const SUMMARY_FILE = 'shards.json';
+export const REJECTIONS_FILE = 'rejections.jsonl';
+
+/**
+ * Full files closing at once, at most: each holds its two write buffers until its data is on disk, and
+ * waiting for each in turn left the run idle while it synced (a fifth of `prepare`'s time at a
+ * million rows).
+ */
+const MAX_CLOSING = 2;
+
+interface OpenShard {
+  summary: ShardSummary;
+  file: BufferedFile;
+}
+
+/**
+ * Cuts request lines into files within the provider's per-file limits (lines and bytes), one model per
+ * file, named `<prefix>-00001.jsonl` in order of creation, so the same input gives the same files;
+ * rejections go to `rejections.jsonl`. The engine behind `shardRequests` and the batch sink. Every
+ * method returns a promise only when the caller must wait (a full write buffer) before adding more.
+ */
+export class Sharder {
+  readonly #dir: string;
+  readonly #prefix: string;
+  readonly #limits: FileLimits;
+  readonly #open = new Map<string, OpenShard>();
+  readonly #done: ShardSummary[] = [];
+  readonly #byCode: Record<string, number> = {};
+  readonly #closing = new Set<Promise<void>>();
+  #closeFailure: unknown;
+  #ready: Promise<string[]> | undefined;
+  #rejections: BufferedFile | undefined;
+  #rejected = 0;
+  #requests = 0;
+  #count = 0;
+
+  constructor(dir: string, prefix: string, limits: FileLimits) {
+    this.#dir = dir;
+    this.#prefix = prefix;
+    this.#limits = limits;
+  }
+
+  /** Adds every entry of a batch, in order. */
+  addBatch(batch: RequestBatch): Promise<void> | undefined {
+    return this.#addFrom(batch, 0);
+  }
+
+  #addFrom(batch: RequestBatch, from: number): Promise<void> | undefined {
+    for (let i = from; i < batch.length; i++) {
+      let waiting: Promise<void> | undefined;
+      const rejected = batch.rejection(i);
+      if (rejected) waiting = this.reject(rejected);
+      else if (batch.rendered(i))
+        waiting = this.addBytes(
+          batch.model(i),
+          batch.url(i),
+          batch.position(i),
+          batch.id(i),
+          batch.data!,
+          batch.start(i),
+          batch.end(i),
+        );
+      else {
+        const text = batch.text(i);
+        waiting = this.#addText(
+          batch.model(i),
+          batch.url(i),
+          batch.position(i),
+          batch.id(i),
+          text,
+          Buffer.byteLength(text),
+        );
+      }
+      if (waiting) return waiting.then(() => this.#addFrom(batch, i + 1));
+    }
+    // Every line is copied into its file (or written): the batch's buffer is used again.
+    batch.release();
+    return undefined;
+  }
+
+  /** Adds a request line or a rejection (one stream item). */
+  add(item: RequestItem | Rejection): Promise<void> | undefined {
+    if (item.kind === 'rejection') return this.reject(item);
+    const text = item.text ?? JSON.stringify(item.request);
+    const bytes = item.bytes ?? Buffer.byteLength(text);
+    const request = item.request;
+    return this.#addText(String(request.body.model), request.url, item, request.custom_id, text, bytes);
+  }
+
+  #addText(
+    model: string,
+    url: string,
+    at: SourcePosition,
+    custom_id: string,
+    text: string,
+    bytes: number,
+  ): Promise<void> | undefined {
+    if (!this.#ready) return this.#startThen(() => this.#addText(model, url, at, custom_id, text, bytes));
+    if (bytes + 1 > this.#limits.maxBytesPerFile) return this.#tooLarge(at, custom_id, bytes + 1);
+    return this.#afterClose(this.#fileFor(model, url, at.index, bytes + 1).append(`${text}\n`, bytes + 1));
+  }
+
+  /**
+   * Adds a request line already serialized as bytes: `data[start, end)`, newline included, left
+   * untouched until written.
+   */
+  addBytes(
+    model: string,
+    url: string,
+    at: SourcePosition,
+    custom_id: string,
+    data: Buffer,
+    start: number,
+    end: number,
+  ): Promise<void> | undefined {
+    if (!this.#ready)
+      return this.#startThen(() => this.addBytes(model, url, at, custom_id, data, start, end));
+    const bytes = end - start;
+    if (bytes > this.#limits.maxBytesPerFile) return this.#tooLarge(at, custom_id, bytes);
+    return this.#afterClose(this.#fileFor(model, url, at.index, bytes).appendBytes(data, start, end));
+  }
+
+  #startThen(next: () => Promise<void> | undefined): Promise<void> {
+    this.#ready = this.#start();
+    return this.#ready.then(next);
+  }
+
+  #tooLarge(at: SourcePosition, custom_id: string, bytes: number): Promise<void> | undefined {
+    return this.reject({
+      kind: 'rejection',
+      index: at.index,
+      file: at.file,
+      line: at.line,
+      custom_id,
+      code: 'BP_LINE_TOO_LARGE',
+      message: `line is ${bytes - 1} bytes, more than a whole file may hold (${this.#limits.maxBytesPerFile})`,
+    });
+  }
+
+  /**
+   * The file a line of `bytes` goes to: the model's open file, or a new one when it is full (the full
+   * one starts closing in the background). Counts the line.
+   */
+  #fileFor(model: string, url: string, row: number, bytes: number): BufferedFile {
+    let shard = this.#open.get(model);
+    if (
+      shard &&
+      (shard.summary.lines >= this.#limits.maxLinesPerFile ||
+        shard.file.bytes + bytes > this.#limits.maxBytesPerFile)
+    ) {
+      this.#startClose(shard);
+      shard = undefined;
+    }
+    if (!shard) {
+      shard = this.#create(model, url, row);
+      this.#open.set(model, shard);
+    }
+    shard.summary.lines++;
+    shard.summary.last_row = row;
+    this.#requests++;
+    return shard.file;
+  }
+
+  #startClose(shard: OpenShard): void {
+    const closing = this.#close(shard).catch((error: unknown) => {
+      this.#closeFailure ??= error;
+    });
+    this.#closing.add(closing);
+    void closing.then(() => this.#closing.delete(closing));
+  }
+
+  /** A write's wait, joined with room among the closing files (a file that failed to close stops the run). */
+  #afterClose(writing: Promise<void> | undefined): Promise<void> | undefined {
+    if (this.#closeFailure !== undefined) return Promise.reject(this.#closeFailure);
+    if (this.#closing.size < MAX_CLOSING) return writing;
+    const room = Promise.race(this.#closing).then(() => {
+      if (this.#closeFailure !== undefined) throw this.#closeFailure;
+    });
+    return writing ? Promise.all([room, writing]).then(() => undefined) : room;
+  }
+
+  #create(model: string, url: string, row: number): OpenShard {
+    const name = `${this.#prefix}-${String(++this.#count).padStart(5, '0')}.jsonl`;
+    return {
+      file: new BufferedFile(join(this.#dir, name), { hash: true }),
+      summary: {
+        file: name,
+        model,
+        endpoint: url,
+        lines: 0,
+        bytes: 0,
+        sha256: '',
+        first_row: row,
+        last_row: row,
+      },
+    };
+  }
+
+  async #close(shard: OpenShard): Promise<void> {
+    this.#open.delete(shard.summary.model);
+    shard.summary.bytes = shard.file.bytes;
+    shard.summary.sha256 = await shard.file.close();
+    this.#done.push(shard.summary);
+  }
+
+  /** Records a rejected row in rejections.jsonl. */
+  reject(rejection: Rejection): Promise<void> | undefined {
+    if (!this.#ready) return this.#startThen(() => this.reject(rejection));
+    this.#rejected++;
+    this.#byCode[rejection.code] = (this.#byCode[rejection.code] ?? 0) + 1;
+    this.#rejections ??= new BufferedFile(join(this.#dir, REJECTIONS_FILE));
+    const { kind: _kind, index, ...rest } = rejection;
+    const text = `${JSON.stringify({ row: index, ...rest })}\n`;
+    return this.#rejections.append(text, Buffer.byteLength(text));
+  }
+
+  /** Creates the directory and reads what an earlier run listed (to clean up after it). */
+  async #start(): Promise<string[]> {
+    await mkdir(this.#dir, { recursive: true });
+    try {
+      const earlier = JSON.parse(await readFile(join(this.#dir, SUMMARY_FILE), 'utf8')) as PreparedSummary;
+      return earlier.shards.map((s) => s.file);
+    } catch {
+      return [];
+    }
+  }
+
+  async finish(): Promise<PreparedSummary> {
+    this.#ready ??= this.#start();
+    const earlier = await this.#ready;
+    for (const shard of [...this.#open.values()]) this.#startClose(shard);
+    await Promise.all(this.#closing);
+    if (this.#closeFailure !== undefined) throw this.#closeFailure;
+    this.#done.sort((a, b) => a.file.localeCompare(b.file));
+    this.#rejections ??= new BufferedFile(join(this.#dir, REJECTIONS_FILE));
+    await this.#rejections.close();
+    const summary: PreparedSummary = {
+      version: 1,
+      rows: this.#requests + this.#rejected,
+      requests: this.#requests,
+      rejected: this.#rejected,
+      shards: this.#done,
+      rejections: { file: REJECTIONS_FILE, count: this.#rejected, by_code: this.#byCode },
+    };
+    const kept = new Set(this.#done.map((s) => s.file));
+    for (const file of earlier) if (!kept.has(file)) await rm(join(this.#dir, file), { force: true });
+    const summaryFile = new BufferedFile(join(this.#dir, SUMMARY_FILE));
+    const text = `${JSON.stringify(summary, null, 2)}\n`;
+    await summaryFile.append(text, Buffer.byteLength(text));
+    await summaryFile.close();
+    return summary;
+  }
+
+  async abort(): Promise<void> {
+    await Promise.all(this.#closing);
+    for (const shard of this.#open.values()) await shard.file.discard();
+    this.#open.clear();
+    await this.#rejections?.discard();
+  }
+}

@@ -1,0 +1,46 @@
+import type { Readable, Writable } from 'node:stream';
+
+/**
+ * How batchpipe's own stages agree, when one is piped into the next, to pass batches (RowBatch,
+ * RequestBatch) instead of one object per row. A stage emits single items (Row, RequestItem,
+ * ResultRecord, Rejection) unless the stage it is piped into asks for more: so a user's own Transform,
+ * a `for await` loop or any other consumer sees one object per row, while a pipeline of batchpipe
+ * stages moves bytes in batches and never decodes what it only copies. `pipeline()` and `.pipe()`
+ * both announce the pipe ('pipe' on the destination) before any data flows.
+ */
+
+/** Called on a stage that can emit batches: emit them from now on. */
+export const kEmitBatches = Symbol.for('batchpipe.emitBatches');
+
+/**
+ * Called on a result stage (resultSource, batchSink) by a join that reads result files itself, on
+ * worker threads: hand on the files (one `ResultFiles` item) instead of parsing them here.
+ */
+export const kHandOverResultFiles = Symbol.for('batchpipe.handOverResultFiles');
+
+/**
+ * Called on a join by the table sink it is piped into, with how that sink writes cells: the join can
+ * then store each row's result cells ready to write.
+ */
+export const kPreferCells = Symbol.for('batchpipe.preferCells');
+
+export interface BatchEmitter {
+  [kEmitBatches](): void;
+}
+
+/** Makes `stream` ask each batchpipe stage piped into it to emit batches. */
+export function takeBatches(stream: Writable): void {
+  stream.on('pipe', (source: Readable) => {
+    (source as Partial<BatchEmitter>)[kEmitBatches]?.();
+  });
+}
+
+/**
+ * Batches as stages pass them: a length, a way to get one entry as a stream item, and `release`,
+ * which the stage that is done with a batch calls so its buffers are used again (see BufferPool).
+ */
+export interface ItemBatch<T> {
+  readonly length: number;
+  item(i: number): T;
+  release?(): void;
+}

@@ -1,0 +1,111 @@
+import { ObjectRowBatch } from '../core/rows/object-row-batch.js';
+import { isRowBatch, type RowBatch } from '../core/rows/row-batch.js';
+import { BatchpipeError } from '../errors.js';
+import { BatchTransform } from '../streams/batch-transform.js';
+import type { Rejection, Row, RowValues } from '../types.js';
+
+/** Makes a row's new values from its values (and the whole row: its number, file and line). */
+export type RowMapper = (values: RowValues, row: Row) => RowValues | Promise<RowValues>;
+
+/**
+ * Your own step between batchpipe's stages, one row at a time, without leaving their batches: each
+ * row keeps its number, file and line and takes the values `mapper` returns (add a column, clean a
+ * text, look something up). Rejections pass through. A mapper that throws on the first row stops the
+ * pipeline (BP_MAPPER_FAILED: it is a bug, not a bad row); on a later row, that row becomes a
+ * rejection with the error, so every row still comes out once. An async mapper is awaited row by row,
+ * in order.
+ *
+ * A plain object-mode Transform works between the stages too: it is given one Row (or Rejection) at a
+ * time and may pass Rows on; mapRows does the same work on the batches the stages pass each other.
+ */
+export function mapRows(mapper: RowMapper): BatchTransform<RowBatch, ObjectRowBatch> {
+  if (typeof mapper !== 'function')
+    throw new BatchpipeError('BP_INVALID_OPTION', `mapRows: expected a function, got ${typeof mapper}`);
+  return new MapRows(mapper);
+}
+
+class MapRows extends BatchTransform<RowBatch, ObjectRowBatch> {
+  readonly #mapper: RowMapper;
+  #first = true;
+
+  constructor(mapper: RowMapper) {
+    super();
+    this.#mapper = mapper;
+  }
+
+  protected toBatch(chunk: unknown): RowBatch {
+    return isRowBatch(chunk) ? chunk : new ObjectRowBatch([chunk as Row | Rejection]);
+  }
+
+  protected process(rows: RowBatch): ObjectRowBatch | Promise<ObjectRowBatch> {
+    return this.#mapFrom(rows, 0, []);
+  }
+
+  #mapFrom(
+    rows: RowBatch,
+    from: number,
+    out: Array<Row | Rejection>,
+  ): ObjectRowBatch | Promise<ObjectRowBatch> {
+    for (let i = from; i < rows.length; i++) {
+      const item = rows.item(i);
+      if (item.kind === 'rejection') {
+        out.push(item);
+        continue;
+      }
+      const first = this.#first;
+      this.#first = false;
+      let values: RowValues | Promise<RowValues>;
+      try {
+        values = this.#mapper(item.values, item);
+      } catch (error) {
+        out.push(this.#failed(item, first, error));
+        continue;
+      }
+      if (values instanceof Promise)
+        return values.then(
+          (settled) => {
+            out.push(this.#mapped(item, first, settled));
+            return this.#mapFrom(rows, i + 1, out);
+          },
+          (error: unknown) => {
+            out.push(this.#failed(item, first, error));
+            return this.#mapFrom(rows, i + 1, out);
+          },
+        );
+      out.push(this.#mapped(item, first, values));
+    }
+    return new ObjectRowBatch(out);
+  }
+
+  #mapped(row: Row, first: boolean, values: RowValues): Row | Rejection {
+    if (values === null || typeof values !== 'object' || Array.isArray(values))
+      return this.#failed(
+        row,
+        first,
+        new TypeError(
+          `the mapper must return the row's values as an object, got ${values === null ? 'null' : typeof values}`,
+        ),
+      );
+    return { kind: 'row', index: row.index, file: row.file, line: row.line, values };
+  }
+
+  #failed(row: Row, first: boolean, error: unknown): Rejection {
+    const message = `mapRows failed on row ${row.index}: ${(error as Error)?.message ?? String(error)}`;
+    if (first)
+      throw new BatchpipeError(
+        'BP_MAPPER_FAILED',
+        message,
+        { file: row.file, line: row.line, row: row.index },
+        { cause: error },
+      );
+    return {
+      kind: 'rejection',
+      index: row.index,
+      file: row.file,
+      line: row.line,
+      custom_id: null,
+      code: 'BP_MAPPER_FAILED',
+      message,
+    };
+  }
+}
