@@ -105,6 +105,20 @@ function withLocation(message: string, context: ErrorContext): string {
   return `${context.file}:${context.line ?? '?'}: ${message}`;
 }
 
+/**
+ * An error as plain data for another thread (its message without the location the constructor adds:
+ * `new BatchpipeError(code, message, context)` on the other side makes the same error again).
+ */
+export function errorData(error: unknown): { code: ErrorCode; message: string; context: ErrorContext } {
+  if (!isBatchpipeError(error))
+    return { code: 'BP_INPUT_READ', message: (error as Error)?.message ?? String(error), context: {} };
+  const { file, line } = error.context;
+  const prefix = file ? `${file}:${line ?? '?'}: ` : '';
+  const message =
+    prefix && error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
+  return { code: error.code, message, context: error.context };
+}
+
 export function isBatchpipeError(error: unknown): error is BatchpipeError {
   return error instanceof BatchpipeError;
 }

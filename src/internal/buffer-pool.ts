@@ -34,11 +34,11 @@ export class BufferPool {
   }
 }
 
-/** Read chunks of tables and result files. */
-export const READ_POOL = new BufferPool(1024 * 1024, 16);
+/** Read chunks of tables and result files (in shared memory: a render thread reads rows where they are). */
+export const READ_POOL = new BufferPool(1024 * 1024, 16, true);
 
-/** The serialized request lines of a batch. */
-export const LINES_POOL = new BufferPool(2 * 1024 * 1024, 16);
+/** The serialized request lines of a batch (in shared memory: a render thread writes them). */
+export const LINES_POOL = new BufferPool(2 * 1024 * 1024, 16, true);
 
 /** Write buffers of files (two a file: one filling while the other is written). */
 export const WRITE_POOL = new BufferPool(1024 * 1024, 8);

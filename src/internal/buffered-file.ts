@@ -34,6 +34,7 @@ export class BufferedFile {
   #spare: Buffer | undefined;
   #pos = 0;
   #bytes = 0;
+  #ended = false;
 
   constructor(path: string, options: BufferedFileOptions = {}) {
     this.path = path;
@@ -50,6 +51,7 @@ export class BufferedFile {
 
   /** Appends text of `bytes` UTF-8 bytes; returns a promise only when it had to wait for a write. */
   append(text: string, bytes: number): Promise<void> | undefined {
+    if (this.#ended) this.#afterEnd();
     if (bytes > this.#buffer.length - this.#pos)
       return this.#flushThen(
         () => this.append(text, bytes),
@@ -63,6 +65,7 @@ export class BufferedFile {
 
   /** Appends a copy of `data[start, end)`. */
   appendBytes(data: Buffer, start: number, end: number): Promise<void> | undefined {
+    if (this.#ended) this.#afterEnd();
     const bytes = end - start;
     if (bytes > this.#buffer.length - this.#pos) {
       return this.#flushThen(
@@ -136,6 +139,11 @@ export class BufferedFile {
     await this.#writing;
   }
 
+  /** Closed or discarded: a late write would make a file nothing removes. */
+  #afterEnd(): never {
+    throw new Error(`${this.path} was written after it was closed or discarded (a batchpipe bug)`);
+  }
+
   /** Flushes, syncs to disk, renames into place; returns the file's sha256 (when hashing, else ""). */
   async close(): Promise<string> {
     await this.#flush();
@@ -148,6 +156,7 @@ export class BufferedFile {
       await handle.close();
     }
     await rename(this.#temp, this.path);
+    this.#ended = true;
     this.#release();
     return this.#hash ? await this.#hash.digest() : '';
   }
@@ -162,6 +171,7 @@ export class BufferedFile {
 
   /** Drops the temporary file (after a failed run). */
   async discard(): Promise<void> {
+    this.#ended = true;
     this.#pos = 0;
     await this.#writing?.catch(() => undefined);
     if (this.#handle) await (await this.#handle.catch(() => undefined))?.close().catch(() => undefined);

@@ -10,18 +10,27 @@ export class ByteWriter {
   pos = 0;
   readonly #pool: BufferPool | undefined;
 
-  /** `pool`: where the buffer comes from when `bytes` fits its buffers (and where an outgrown one goes back). */
-  constructor(bytes: number, pool?: BufferPool) {
+  /**
+   * `pool`: where the buffer comes from when `bytes` fits its buffers (and where an outgrown one goes
+   * back). `buffer`: write into this one to begin with (it was taken from the pool by someone else).
+   */
+  constructor(bytes: number, pool?: BufferPool, buffer?: Buffer) {
     this.#pool = pool;
     // Off the shared small-buffer pool: the buffer is handed on whole and lives as long as its batch.
-    this.buffer = pool && bytes <= pool.size ? pool.take() : Buffer.allocUnsafeSlow(Math.max(bytes, 256));
+    this.buffer =
+      buffer ?? (pool && bytes <= pool.size ? pool.take() : Buffer.allocUnsafeSlow(Math.max(bytes, 256)));
   }
 
   /** Makes room for `bytes` more bytes; returns the buffer to write them into (it may be a new one). */
   ensure(bytes: number): Buffer {
     const needed = this.pos + bytes;
     if (needed > this.buffer.length) {
-      const bigger = Buffer.allocUnsafeSlow(Math.max(needed, this.buffer.length * 2));
+      const size = Math.max(needed, this.buffer.length * 2);
+      // Shared memory stays shared: another thread may be the one writing.
+      const bigger =
+        this.buffer.buffer instanceof SharedArrayBuffer
+          ? Buffer.from(new SharedArrayBuffer(size))
+          : Buffer.allocUnsafeSlow(size);
       this.buffer.copy(bigger, 0, 0, this.pos);
       this.#pool?.give(this.buffer);
       this.buffer = bigger;
@@ -33,6 +42,17 @@ export class ByteWriter {
   writeText(text: string): void {
     this.ensure(text.length * 3);
     this.pos += this.buffer.write(text, this.pos, 'utf8');
+  }
+
+  /** Appends `source[start, end)`. */
+  writeRange(source: Buffer, start: number, end: number): void {
+    const buffer = this.ensure(end - start);
+    this.pos += source.copy(buffer, this.pos, start, end);
+  }
+
+  /** Hands the buffer back to the pool it came from: the writer must not be used after this. */
+  release(): void {
+    this.#pool?.give(this.buffer);
   }
 
   /** Appends bytes. */

@@ -45,7 +45,11 @@ let nextId = 1;
 
 function hashThread(): HashThread {
   if (thread) return thread;
-  const worker = new Worker(SCRIPT, { eval: true });
+  // Small heaps: the thread keeps nothing but hash states (the bytes it reads are shared).
+  const worker = new Worker(SCRIPT, {
+    eval: true,
+    resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 },
+  });
   const current: HashThread = { worker, pending: new Map(), waiting: 0 };
   const settled = () => {
     if (--current.waiting === 0) worker.unref();

@@ -1,14 +1,26 @@
-const SIXTEEN_DIGITS = /\d{16}/;
-
 /**
  * JSON.parse that keeps integers beyond 2^53 exact by reading them as strings (ids such as
- * 12345678901234567890 would otherwise come back as 12345678901234567000). Lines without a run of 16
- * digits, nearly all of them, take the plain JSON.parse path.
+ * 12345678901234567890 would otherwise come back as 12345678901234567000). Text whose parse holds no
+ * integer beyond 2^53, nearly all of it, is parsed once; a regular expression looking for long runs of
+ * digits first cost more than the parse on review text.
  */
 export function parseJsonExact(text: string): { value: unknown; bigIntegers: boolean } {
-  if (!SIXTEEN_DIGITS.test(text)) return { value: JSON.parse(text), bigIntegers: false };
+  const value = JSON.parse(text) as unknown;
+  if (!hasUnsafeInteger(value)) return { value, bigIntegers: false };
   const quoted = quoteBigIntegers(text);
   return { value: JSON.parse(quoted), bigIntegers: quoted !== text };
+}
+
+/** Whether parsed JSON holds a number that is an integer beyond 2^53 (its digits may have been lost). */
+export function hasUnsafeInteger(value: unknown): boolean {
+  if (typeof value === 'number') return Number.isInteger(value) && !Number.isSafeInteger(value);
+  if (value === null || typeof value !== 'object') return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (hasUnsafeInteger(item)) return true;
+    return false;
+  }
+  for (const key in value) if (hasUnsafeInteger((value as Record<string, unknown>)[key])) return true;
+  return false;
 }
 
 function quoteBigIntegers(text: string): string {

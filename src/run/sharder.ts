@@ -82,17 +82,25 @@ export class Sharder {
       let waiting: Promise<void> | undefined;
       const rejected = batch.rejection(i);
       if (rejected) waiting = this.reject(rejected);
-      else if (batch.rendered(i))
-        waiting = this.addBytes(
-          batch.model(i),
-          batch.url(i),
-          batch.position(i),
-          batch.id(i),
-          batch.data!,
-          batch.start(i),
-          batch.end(i),
-        );
-      else {
+      else if (batch.rendered(i)) {
+        // Lines rendered back to back for one model go into their file with one copy.
+        const model = batch.model(i);
+        let to = i + 1;
+        while (
+          to < batch.length &&
+          !batch.rejection(to) &&
+          batch.rendered(to) &&
+          batch.start(to) === batch.end(to - 1) &&
+          batch.model(to) === model
+        )
+          to++;
+        const done = this.#addRun(batch, i, to);
+        if (typeof done === 'number') {
+          i = done - 1;
+          continue;
+        }
+        return done.then((next) => this.#addFrom(batch, next));
+      } else {
         const text = batch.text(i);
         waiting = this.#addText(
           batch.model(i),
@@ -108,6 +116,47 @@ export class Sharder {
     // Every line is copied into its file (or written): the batch's buffer is used again.
     batch.release();
     return undefined;
+  }
+
+  /**
+   * Adds rendered lines `from`..`to` of a batch, back to back in its data, as few copies as the file
+   * limits allow. Returns where it got to, or a promise of it when it must wait (a full buffer, a file
+   * closing, the directory being made).
+   */
+  #addRun(batch: RequestBatch, from: number, to: number): number | Promise<number> {
+    if (!this.#ready) return this.#startThen(() => undefined).then(() => this.#addRun(batch, from, to));
+    const limits = this.#limits;
+    const data = batch.data!;
+    const model = batch.model(from);
+    const url = batch.url(from);
+    let k = from;
+    while (k < to) {
+      const bytes = batch.end(k) - batch.start(k);
+      if (bytes > limits.maxBytesPerFile) {
+        const waiting = this.#tooLarge(batch.position(k), batch.id(k), bytes);
+        k++;
+        if (waiting) return waiting.then(() => k);
+        continue;
+      }
+      const file = this.#fileFor(model, url, batch.index(k), bytes);
+      const shard = this.#open.get(model)!;
+      // As many more lines as the file takes.
+      let size = bytes;
+      let m = k + 1;
+      while (m < to && shard.summary.lines < limits.maxLinesPerFile) {
+        const next = batch.end(m) - batch.start(m);
+        if (file.bytes + size + next > limits.maxBytesPerFile) break;
+        size += next;
+        shard.summary.lines++;
+        shard.summary.last_row = batch.index(m);
+        this.#requests++;
+        m++;
+      }
+      const waiting = this.#afterClose(file.appendBytes(data, batch.start(k), batch.end(m - 1)));
+      k = m;
+      if (waiting) return waiting.then(() => k);
+    }
+    return k;
   }
 
   /** Adds a request line or a rejection (one stream item). */

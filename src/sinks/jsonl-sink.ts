@@ -1,10 +1,17 @@
+import { CsvRowBatch } from '../core/csv/csv-row-batch.js';
+import { type JoinedLayout, JoinedRowBatch } from '../core/join/joined-row-batch.js';
+import { JsonlRowBatch } from '../core/jsonl/jsonl-row-batch.js';
+import { LINES_POOL } from '../internal/buffer-pool.js';
+import { ByteWriter } from '../internal/byte-writer.js';
 import type { RowValues } from '../types.js';
-import { type TableSinkStream, tableSink } from './table-sink.js';
+import { type TableOut, type TableSinkStream, tableSink } from './table-sink.js';
 
 /**
  * Writes rows (or plain records) as JSON Lines, one object per row with the row's values as they are
- * (numbers stay numbers, embeddings stay arrays). The file is written under a temporary name and
- * renamed into place when complete.
+ * (numbers stay numbers, embeddings stay arrays). From joinResults, a row read from JSON Lines is
+ * written as its own line with the result columns added before its closing brace (numbers and escapes
+ * as the source wrote them), and a row read from CSV as the JSON its text makes, written from its
+ * bytes. The file is written under a temporary name and renamed into place when complete.
  */
 export function jsonlSink(path: string): TableSinkStream {
   let columns: string[] | undefined;
@@ -13,7 +20,60 @@ export function jsonlSink(path: string): TableSinkStream {
       columns ??= Object.keys(values);
       return out.text(`${JSON.stringify(values)}\n`);
     },
+    batch(rows, _written, out, eachRow) {
+      if (!(rows instanceof JoinedRowBatch) || rows.layout.encoding.kind !== 'json') return eachRow();
+      columns ??= [...rows.layout.columns];
+      return joined(rows, out);
+    },
     end: () => '',
     columns: () => columns ?? [],
   });
+}
+
+/** `,"name":` before each result column, per join. */
+const MEMBER_KEYS = new WeakMap<JoinedLayout, string[]>();
+
+/** A joined batch, each row written from what it was read as, its cells as members. */
+async function joined(batch: JoinedRowBatch, out: TableOut): Promise<void> {
+  const layout = batch.layout;
+  let keys = MEMBER_KEYS.get(layout);
+  if (!keys) {
+    keys = layout.names.map((name) => `,${JSON.stringify(name)}:`);
+    MEMBER_KEYS.set(layout, keys);
+  }
+  const source = batch.source;
+  const jsonl = source instanceof JsonlRowBatch ? source : undefined;
+  const csv = source instanceof CsvRowBatch ? source : undefined;
+  const columnKeys = csv ? layout.sourceColumns.map((name) => `${JSON.stringify(name)}:"`) : [];
+  // The batch's lines gathered in one buffer, written at once.
+  const writer = new ByteWriter(Math.ceil(((jsonl ?? csv)?.buffer.length ?? 0) * 1.5) + 4096, LINES_POOL);
+  try {
+    for (let i = 0; i < batch.length; i++) {
+      const cells = batch.jsonCells(i);
+      let members = '';
+      for (let c = 0; c < keys.length; c++) members += keys[c]! + cells[c]!;
+      if (batch.sourceRejected(i)) {
+        // The source could not read the row: its columns are empty.
+        const empty = layout.sourceColumns.map((name) => `${JSON.stringify(name)}:""`).join(',');
+        writer.writeText(`{${empty === '' ? members.slice(1) : empty + members}}\n`);
+      } else if (jsonl) {
+        writer.writeRange(jsonl.buffer, jsonl.start(i), jsonl.closingBrace(i));
+        writer.writeText(`${jsonl.empty(i) ? members.slice(1) : members}}\n`);
+      } else if (csv) {
+        writer.writeText('{');
+        for (let c = 0; c < columnKeys.length; c++) {
+          writer.writeText(c === 0 ? columnKeys[c]! : `,${columnKeys[c]!}`);
+          csv.writeJsonText(i, c, writer);
+          writer.writeText('"');
+        }
+        writer.writeText(`${columnKeys.length === 0 ? members.slice(1) : members}}\n`);
+      } else {
+        writer.writeText(`${JSON.stringify(batch.values(i))}\n`);
+      }
+    }
+    const pending = out.bytes(writer.buffer, 0, writer.pos);
+    if (pending) await pending;
+  } finally {
+    writer.release();
+  }
 }

@@ -75,7 +75,8 @@ export function tableSink(path: string, encoder: TableEncoder): TableSinkStream 
   let summary: SinkSummary | undefined;
   const whenReady = (next: () => Promise<void> | undefined, done: (error?: Error | null) => void) => {
     ready ??= mkdir(dirname(path), { recursive: true });
-    ready.then(next).then(() => done(), done);
+    // A sink destroyed meanwhile has discarded its file: nothing more goes to it.
+    ready.then(() => (stream.destroyed ? undefined : next())).then(() => done(), done);
   };
 
   const writeBatch = async (batch: RowBatch): Promise<void> => {

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { JsonlReader, type JsonlSettings } from '../core/jsonl/jsonl-reader.js';
-import type { ObjectRowBatch } from '../core/rows/object-row-batch.js';
+import type { JsonlRowBatch } from '../core/jsonl/jsonl-row-batch.js';
 import { inputName, type SourceInput } from '../internal/input.js';
 import { type WarningHandler, WarningLog } from '../internal/warnings.js';
 import { byteSize, parseOptions } from '../options.js';
@@ -52,7 +52,7 @@ export function jsonlSourceOf(
   warnings: WarningLog,
 ): JsonlSourceStream {
   const file = inputName(input, name);
-  const stream = new BatchReadable<SourceItem, ObjectRowBatch>(
+  const stream = new BatchReadable<SourceItem, JsonlRowBatch>(
     input,
     file,
     new JsonlReader(file, settings, warnings),

@@ -8,7 +8,7 @@ import type { Rejection, RequestItem, RequestLine } from '../types.js';
 /** Longest line read; the provider's limit (6 MB) is checked later, this only bounds memory. */
 const MAX_LINE_BYTES = 64 * 1024 * 1024;
 /** Lines a batch holds at most. */
-const MAX_BATCH_LINES = 4096;
+const MAX_BATCH_LINES = 2048;
 
 /** The stream `requestSource` returns. */
 export interface RequestSourceStream extends Readable {

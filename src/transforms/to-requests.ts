@@ -45,4 +45,19 @@ class ToRequests extends BatchTransform<RowBatch, RequestBatch> implements ToReq
   protected process(rows: RowBatch): RequestBatch | Promise<RequestBatch> {
     return this.#maker.make(rows);
   }
+
+  protected override concurrency(): number {
+    return this.#maker.concurrency;
+  }
+
+  protected override finish(done: (error?: Error | null) => void): void {
+    this.#maker.close().then(() => done(), done);
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    this.#maker.close().then(
+      () => done(error),
+      () => done(error),
+    );
+  }
 }

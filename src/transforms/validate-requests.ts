@@ -80,7 +80,7 @@ class ValidateRequests extends BatchTransform<RequestBatch, RequestBatch> implem
     return batch.item(i);
   }
 
-  override _flush(done: (error?: Error | null) => void): void {
+  protected override finish(done: (error?: Error | null) => void): void {
     this.#rules.close();
     done();
   }

@@ -187,18 +187,18 @@ describe('batchpipe prepare', () => {
   });
 
   it('prints the first rejections without reading all of rejections.jsonl (it read the whole file: 390 MB at 500k rejected rows)', async () => {
-    // 300,000 short rows make a 40 MB rejections.jsonl; a 24 MB heap cannot hold it as one string.
+    // 300,000 short rows make a 42 MB rejections.jsonl; a 32 MB heap cannot hold it as one string.
     const input = fileWith(dir, 'many-bad.csv', `id,t\n1,ok\n${'x\n'.repeat(300_000)}`);
     const out = join(dir, 'many-bad');
     const result = await runCli(
       ['prepare', input, '--template', '{{t}}', '--model', 'qwen-plus', '--out', out],
       {
-        env: { NODE_OPTIONS: '--max-old-space-size=24' },
+        env: { NODE_OPTIONS: '--max-old-space-size=32' },
       },
     );
     expect(result.stderr).not.toContain('heap out of memory');
     expect(result.code).toBe(0);
-    expect(statSync(join(out, 'rejections.jsonl')).size).toBeGreaterThan(24 * 1024 * 1024);
+    expect(statSync(join(out, 'rejections.jsonl')).size).toBeGreaterThan(32 * 1024 * 1024);
     const shown = result.stderr.split('\n').filter((l) => l.includes('BP_ROW_FIELD_COUNT'));
     expect(shown).toHaveLength(10);
     expect(shown[0]).toBe(`  ${input}:3: row 2: BP_ROW_FIELD_COUNT expected 2 fields (id, t), got 1`);

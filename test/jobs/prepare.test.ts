@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { customIdFor } from '../../src/core/requests/custom-id.js';
 import { RequestBuilder } from '../../src/core/requests/request-builder.js';
+import { RENDER_THREAD_AFTER_ROWS } from '../../src/core/requests/request-maker.js';
 import type { ToRequestsOptions } from '../../src/core/requests/request-options.js';
 import { type PrepareOptions, type PrepareResult, prepare } from '../../src/jobs/prepare.js';
 import type { ProviderProfile } from '../../src/providers/profile.js';
@@ -239,6 +240,63 @@ describe('prepare', () => {
     expect(filesIn(fast.outDir)).toEqual(filesIn(rows.outDir));
     expect(requestLines(fast)).toEqual(referenceLines(input, options));
   });
+
+  it('renders on threads past the first rows of a large table, CSV or JSON Lines, the lines of the reference, rejections in place', async () => {
+    const count = RENDER_THREAD_AFTER_ROWS * 2 + 5000;
+    const reviews = reviewRows(count, 9);
+    // Every 997th row is short (a rejection), every 1009th has no review (JSON: a missing column).
+    const csvRows = reviews.map((r, i) => (i % 997 === 500 ? [r.id] : [r.id, r.review, r.rating]));
+    const csv = fileWith(dir, 'threads.csv', csvText(['id', 'review', 'rating'], csvRows));
+    const jsonl = fileWith(
+      dir,
+      'threads.jsonl',
+      reviews
+        .map((r, i) =>
+          i % 1009 === 600
+            ? JSON.stringify({ id: r.id, rating: r.rating })
+            : i % 1013 === 7
+              ? '{"id": broken'
+              : // Some lines escape characters JSON.stringify writes as they are: those are read as text.
+                i % 31 === 3
+                ? JSON.stringify({ id: r.id, review: r.review, rating: r.rating }).replaceAll('é', '\\u00e9')
+                : JSON.stringify({ id: r.id, review: r.review, rating: r.rating }),
+        )
+        .join('\n'),
+    );
+    const options = { model: 'qwen-plus', template: 'Rate: {{review}} ({{rating}})', idColumn: 'id' };
+    const fromCsv = await prepare(csv, { ...options, outDir: join(dir, 'threads-csv') });
+    expect(fromCsv.requests).toBe(csvRows.filter((r) => r.length === 3).length);
+    // The reference reads short rows relaxed; prepare rejects them (BP_INPUT_COLUMN_COUNT), so they are left out.
+    expect(requestLines(fromCsv)).toEqual(
+      referenceLines(csv, options).filter((line, i) => line !== undefined && csvRows[i]!.length === 3),
+    );
+    expectConserved(
+      fromCsv,
+      csvRows.map((r) => r[0]!),
+    );
+    const fromJsonl = await prepare(jsonl, { ...options, outDir: join(dir, 'threads-jsonl') });
+    const builder = RequestBuilder.create({ ...options, onWarning: undefined });
+    const expected = readFileSync(jsonl, 'utf8')
+      .split('\n')
+      .flatMap((text, i) => {
+        let values: Record<string, unknown>;
+        try {
+          values = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          return [];
+        }
+        const built = builder.build({ kind: 'row', index: i + 1, file: jsonl, line: i + 1, values });
+        return !(built instanceof Promise) && built.kind === 'request' ? [JSON.stringify(built.request)] : [];
+      });
+    expect(requestLines(fromJsonl)).toEqual(expected);
+    expect(fromJsonl.rejections.by_code).toEqual({
+      BP_INPUT_PARSE: reviews.filter((_, i) => i % 1013 === 7 && i % 1009 !== 600).length,
+      BP_TEMPLATE_MISSING_COLUMN: reviews.filter((_, i) => i % 1009 === 600).length,
+    });
+    expect(rejectionsOf(fromJsonl.outDir).map((r) => r.row)).toEqual(
+      reviews.flatMap((_, i) => (i % 1009 === 600 || i % 1013 === 7 ? [i + 1] : [])),
+    );
+  }, 60_000);
 
   it('writes keys that need deriving or unescaping as the reference does', async () => {
     const keys = [

@@ -37,7 +37,7 @@ export interface CsvChunk {
 }
 
 /** Rows a batch holds at most: a chunk of short rows is cut into several batches. */
-export const MAX_BATCH_ROWS = 4096;
+export const MAX_BATCH_ROWS = 2048;
 
 const INITIAL_ROWS = 2048;
 
@@ -52,6 +52,8 @@ export class CsvReader {
   readonly #scanner: CsvScanner;
   readonly #transcoder: TextDecoder | undefined;
   #columns: string[] | undefined;
+  /** The columns as a field-count rejection names them: one string for all of a file's rejections. */
+  #preview: string | undefined;
   #layout: CsvLayout | undefined;
   #index = 0;
   #chunkIsUtf8 = true;
@@ -191,7 +193,7 @@ export class CsvReader {
     else if (count !== columns.length && !this.#settings.relaxColumnCount) {
       problem = [
         'BP_ROW_FIELD_COUNT',
-        `expected ${columns.length} fields (${preview(columns)}), got ${count}${spansOf(line, scanned.spans)}`,
+        `expected ${columns.length} fields (${(this.#preview ??= preview(columns))}), got ${count}${spansOf(line, scanned.spans)}`,
       ];
     }
     const entry = this.#addRow(scanned, problem === undefined ? count : 0);

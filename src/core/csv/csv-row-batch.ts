@@ -13,6 +13,35 @@ export interface CsvLayout {
   readonly quote: string;
 }
 
+/** A batch of CSV rows as plain data, to cross to a worker thread (the bytes are shared, not copied). */
+export interface CsvTransport {
+  type: 'csv';
+  layout: CsvLayout;
+  buffer: Uint8Array;
+  firstIndex: number;
+  length: number;
+  lines: Int32Array;
+  fieldAt: Int32Array;
+  starts: Int32Array;
+  ends: Int32Array;
+  escaped: Uint8Array;
+  rowStarts: Int32Array;
+  rowEnds: Int32Array;
+  /** Entries the source rejected (their rejections stay with the batch that sent them). */
+  rejected: Int32Array;
+}
+
+/** What a worker's copy of a batch knows of a rejected entry: that it is one. */
+const REJECTED_THERE: Rejection = Object.freeze({
+  kind: 'rejection',
+  index: 0,
+  file: '',
+  line: 0,
+  custom_id: null,
+  code: 'BP_INPUT_PARSE',
+  message: 'rejected by the source',
+}) as Rejection;
+
 /**
  * Scanned CSV rows over the bytes they were read from: per entry, its fields' byte ranges. A field
  * is decoded only when asked for; a template copies field bytes straight into JSON, and a CSV join
@@ -65,6 +94,35 @@ export class CsvRowBatch implements RowBatch {
     this.#rowEnds = parts.rowEnds;
     this.#rejections = parts.rejections;
     this.#quoteByte = parts.layout.quote.charCodeAt(0);
+  }
+
+  /** The batch as plain data for a worker thread (its bytes shared when they are in shared memory). */
+  transport(): CsvTransport {
+    return {
+      type: 'csv',
+      layout: this.layout,
+      buffer: this.buffer,
+      firstIndex: this.#firstIndex,
+      length: this.length,
+      lines: this.#lines,
+      fieldAt: this.#fieldAt,
+      starts: this.#starts,
+      ends: this.#ends,
+      escaped: this.#escaped,
+      rowStarts: this.#rowStarts,
+      rowEnds: this.#rowEnds,
+      rejected: Int32Array.from(this.#rejections?.keys() ?? []),
+    };
+  }
+
+  /** A batch from its transport (on a worker thread). */
+  static from(t: CsvTransport): CsvRowBatch {
+    return new CsvRowBatch({
+      ...t,
+      buffer: Buffer.from(t.buffer.buffer, t.buffer.byteOffset, t.buffer.length),
+      rejections:
+        t.rejected.length > 0 ? new Map([...t.rejected].map((entry) => [entry, REJECTED_THERE])) : undefined,
+    });
   }
 
   /** Hands the bytes back to the read pool: the batch must not be read after this. */
@@ -178,19 +236,18 @@ export class CsvRowBatch implements RowBatch {
     const from = this.#fieldAt[i]!;
     const to = this.#fieldAt[i + 1]!;
     if (to - from !== this.layout.header.length) return false;
-    const b = this.buffer;
     const quote = this.#quoteByte;
     const rowStart = this.#rowStarts[i]!;
-    const first = b.indexOf(quote, rowStart);
-    if (first === -1 || first >= this.#rowEnds[i]!) return true;
+    // Searched within the row: a search from the row to the chunk's next quote, once a row, made a
+    // table without quotes quadratic in its chunks.
+    const row = this.buffer.subarray(rowStart, this.#rowEnds[i]!);
+    if (row.indexOf(quote) === -1) return true;
     for (let f = from; f < to; f++) {
-      const start = this.#starts[f]!;
-      const end = this.#ends[f]!;
-      const quoted = start > rowStart && b[start - 1] === quote;
-      if (!quoted) {
-        const at = b.indexOf(quote, start);
-        if (at !== -1 && at < end) return false;
-      }
+      const start = this.#starts[f]! - rowStart;
+      const end = this.#ends[f]! - rowStart;
+      const quoted = start > 0 && row[start - 1] === quote;
+      if (quoted) continue;
+      for (let k = start; k < end; k++) if (row[k] === quote) return false;
     }
     return true;
   }

@@ -2,7 +2,7 @@ import type { ByteWriter } from '../../internal/byte-writer.js';
 import { writeJsonText } from '../../internal/json-bytes.js';
 import type { Rejection, Row, RowValues } from '../../types.js';
 import { CsvScanner, fieldText } from '../csv/csv-scanner.js';
-import { type CellEncoding, csvTailOf } from '../results/result-cells.js';
+import { type CellEncoding, csvTailOf, jsonCellTexts } from '../results/result-cells.js';
 import { type ColumnRef, columnRef } from '../rows/column-ref.js';
 import { type CellRef, type RowBatch, textOf } from '../rows/row-batch.js';
 
@@ -78,8 +78,13 @@ export class JoinedRowBatch implements RowBatch {
   resultCells(i: number): unknown[] {
     const stored = this.cells[i]!;
     const encoding = this.layout.encoding;
-    if (encoding.kind === 'json') return JSON.parse(stored) as unknown[];
+    if (encoding.kind === 'json') return jsonCellTexts(stored).map((text) => JSON.parse(text) as unknown);
     return splitTail(csvTailOf(stored), encoding.delimiter);
+  }
+
+  /** Each cell's JSON text, when they are stored as JSON. */
+  jsonCells(i: number): string[] {
+    return jsonCellTexts(this.cells[i]!);
   }
 
   /** The CSV text of the entry's cells (each after a delimiter), when they are stored as CSV. */

@@ -1,9 +1,10 @@
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { BatchpipeError, type ErrorCode, type ErrorContext } from '../../errors.js';
+import type { Worker } from 'node:worker_threads';
+import { BatchpipeError, type ErrorCode, type ErrorContext, errorData } from '../../errors.js';
 import { decodeText } from '../../internal/decode-text.js';
+import { moduleWorker } from '../../internal/module-worker.js';
 import { readError } from '../../internal/read-error.js';
 import { type HashJoin, spillInvalid, spillResult } from '../join/hash-join.js';
 import { SpillFile } from '../join/spill-file.js';
@@ -125,15 +126,10 @@ export async function scatterResults(
 }
 
 function startWorker(task: RangeTask): { worker: Worker; report: Promise<RangeReport> } {
-  // From the sources (tests, tsx) the worker registers tsx itself: workers do not inherit loader hooks.
-  const fromSource = import.meta.url.endsWith('.ts');
-  const entry = new URL(fromSource ? './result-worker.ts' : './result-worker.js', import.meta.url);
-  const worker = fromSource
-    ? new Worker(
-        `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}); })`,
-        { eval: true, workerData: task, resourceLimits: WORKER_LIMITS },
-      )
-    : new Worker(entry, { workerData: task, resourceLimits: WORKER_LIMITS });
+  const worker = moduleWorker(import.meta.url, 'result-worker', {
+    workerData: task,
+    resourceLimits: WORKER_LIMITS,
+  });
   const report = new Promise<RangeReport>((resolve, reject) => {
     worker.once(
       'message',
@@ -185,16 +181,9 @@ export async function spillRange(task: RangeTask): Promise<RangeReport> {
   await invalid?.close();
   const problems = {
     count: parser.problems.count,
-    first: parser.problems.first.map((p) => ({ code: p.code, message: rawMessage(p), context: p.context })),
+    first: parser.problems.first.map(errorData),
   };
   return { index: spill.index, invalidIndex: invalid?.index, results, problems };
-}
-
-/** The message without the `file:line: ` a BatchpipeError puts in front (the context says it again). */
-export function rawMessage(error: BatchpipeError): string {
-  const { file, line } = error.context;
-  const prefix = file ? `${file}:${line ?? '?'}: ` : '';
-  return prefix && error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
 }
 
 /**

@@ -40,6 +40,12 @@ export function payloadColumn(endpoint: Endpoint | undefined): PayloadColumn {
 export type CellEncoding = { kind: 'json' } | { kind: 'csv'; delimiter: string };
 
 /**
+ * JSON cells are stored as each cell's JSON text, one after another with a NUL between (JSON text
+ * never holds a raw NUL): a JSON Lines sink writes them as members without parsing them again.
+ */
+const CELL_SEPARATOR = '\u0000';
+
+/**
  * The result cells of a row, in column order (DESIGN section 6): `status`, the parsed fields (labels
  * or schema) or one payload cell (the answer text, or the vector of an embedding), `error_code`,
  * `error_message`, `prompt_tokens`, `completion_tokens`, then the extras. The layout is fixed before
@@ -102,9 +108,20 @@ export class CellLayout {
 
 /** Encodes cells for storage: JSON (values keep their types), or the CSV text that follows a row. */
 export function cellEncoder(encoding: CellEncoding): (cells: unknown[]) => string {
-  if (encoding.kind === 'json') return (cells) => JSON.stringify(cells);
+  if (encoding.kind === 'json') return jsonCells;
   const delimiter = encoding.delimiter;
   return (cells) => escapeTail(csvTail(cells, delimiter));
+}
+
+function jsonCells(cells: unknown[]): string {
+  let text = JSON.stringify(cells[0] ?? null);
+  for (let c = 1; c < cells.length; c++) text += CELL_SEPARATOR + JSON.stringify(cells[c] ?? null);
+  return text;
+}
+
+/** Each cell's JSON text, of a stored `cellEncoder({kind: 'json'})` value. */
+export function jsonCellTexts(stored: string): string[] {
+  return stored.split(CELL_SEPARATOR);
 }
 
 /** The CSV text of cells, each after a delimiter (they follow the source fields). */

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SpillCursor, SpillFile } from '../../../src/core/join/spill-file.js';
 import { spillRange } from '../../../src/core/results/parallel-results.js';
+import { jsonCellTexts } from '../../../src/core/results/result-cells.js';
 import { fileWith, tempDir } from '../../helpers.js';
 import { answerLine } from '../../support/results.js';
 
@@ -63,7 +64,9 @@ describe('spillRange', () => {
             const cursor = new SpillCursor(file, 0);
             while (await cursor.load()) {
               for (let line = cursor.next(); line !== undefined; line = cursor.next()) {
-                const cells = JSON.parse(line.slice(line.indexOf('\t') + 3)) as unknown[];
+                const cells = jsonCellTexts(line.slice(line.indexOf('\t') + 3)).map(
+                  (c) => JSON.parse(c) as unknown,
+                );
                 seen.push(String(cells.at(-1)));
               }
             }

@@ -1,0 +1,133 @@
+import type { ByteWriter } from '../../internal/byte-writer.js';
+import type { CellRef, RowBatch } from '../rows/row-batch.js';
+import { customIdFor } from './custom-id.js';
+import { ID_SLOT } from './line-template.js';
+
+/** What rendering needs, all of it plain data (it crosses to worker threads). */
+export interface RenderPlan {
+  /** The line template's pieces and slots (see LineTemplate). */
+  pieces: Uint8Array[];
+  slots: number[];
+  /** The columns the slots read. */
+  columns: string[];
+  idColumn: string | undefined;
+  /** The profile's custom_id limit: longer keys get derived ids. */
+  maxIdBytes: number;
+  /** The prompt's columns, in the order a missing one is reported: a row lacking one is rejected. */
+  promptColumns: string[];
+  /** Embeddings from a template of placeholders only: note rows whose input is empty. */
+  emptyCheck: boolean;
+}
+
+/** The lines of a batch of rows, as positions in the writer's buffer. */
+export interface RenderedLines {
+  /** Per entry: the custom_id ("" for a row the source rejected). */
+  ids: string[];
+  /** Per entry: the line's bytes, its newline included; -1 where no line was made. */
+  starts: Int32Array;
+  ends: Int32Array;
+  /** Per entry: 1 where the rendered input text is empty. */
+  empty: Uint8Array;
+  /** Entries whose row lacks a prompt column, with the column. */
+  missing: Array<[number, string]>;
+}
+
+/** The columns of one batch layout, resolved once. */
+interface Resolved {
+  layout: object;
+  refs: Array<CellRef | undefined>;
+  id: CellRef | undefined;
+  prompt: Array<[string, CellRef | undefined]>;
+}
+
+/**
+ * Renders a template's line for each row of a batch: its bytes with each row's cells JSON-escaped
+ * into the holes, so no request object is made and, from CSV or JSON Lines, no cell becomes a string.
+ * Rows the source rejected are skipped. The same code runs on the main thread and on render threads.
+ */
+export class LineRenderer {
+  readonly #plan: RenderPlan;
+  #resolved: Resolved | undefined;
+
+  constructor(plan: RenderPlan) {
+    this.#plan = plan;
+  }
+
+  render(rows: RowBatch, writer: ByteWriter): RenderedLines {
+    const { pieces, slots, maxIdBytes, emptyCheck } = this.#plan;
+    const resolved = this.#resolve(rows);
+    const n = rows.length;
+    const ids: string[] = new Array(n);
+    const starts = new Int32Array(n);
+    const ends = new Int32Array(n);
+    const empty = new Uint8Array(n);
+    const missing: Array<[number, string]> = [];
+    for (let i = 0; i < n; i++) {
+      starts[i] = -1;
+      ends[i] = -1;
+      if (rows.rejection(i)) {
+        ids[i] = '';
+        continue;
+      }
+      const index = rows.index(i);
+      const id = customIdFor(
+        index,
+        resolved.id === undefined ? undefined : rows.value(i, resolved.id),
+        maxIdBytes,
+      );
+      ids[i] = id;
+      const lacking = resolved.prompt.find(([, ref]) => ref === undefined || !rows.has(i, ref));
+      if (lacking) {
+        missing.push([i, lacking[0]]);
+        continue;
+      }
+      const start = writer.pos;
+      for (let s = 0; s < slots.length; s++) {
+        writer.writeBytes(pieces[s]!);
+        const slot = slots[s]!;
+        if (slot === ID_SLOT) writeId(writer, id);
+        else {
+          const ref = resolved.refs[slot];
+          if (ref !== undefined) rows.writeJsonText(i, ref, writer);
+        }
+      }
+      writer.writeBytes(pieces[slots.length]!);
+      starts[i] = start;
+      ends[i] = writer.pos;
+      if (emptyCheck && resolved.refs.every((ref) => ref === undefined || textIsEmpty(rows, i, ref)))
+        empty[i] = 1;
+    }
+    return { ids, starts, ends, empty, missing };
+  }
+
+  /** Resolves the template's columns for the batch's layout (once per layout). */
+  #resolve(rows: RowBatch): Resolved {
+    if (this.#resolved?.layout === rows.layout) return this.#resolved;
+    const { columns, idColumn, promptColumns } = this.#plan;
+    this.#resolved = {
+      layout: rows.layout,
+      refs: columns.map((name) => rows.ref(name)),
+      id: idColumn === undefined ? undefined : rows.ref(idColumn),
+      prompt: promptColumns.map((name): [string, CellRef | undefined] => [name, rows.ref(name)]),
+    };
+    return this.#resolved;
+  }
+}
+
+function textIsEmpty(rows: RowBatch, i: number, ref: CellRef): boolean {
+  const value = rows.value(i, ref);
+  return value === undefined || value === null || value === '';
+}
+
+/** Plain ids (letters, digits, most punctuation) are written as they are; others JSON-escaped. */
+function writeId(writer: ByteWriter, id: string): void {
+  for (let k = 0; k < id.length; k++) {
+    const c = id.charCodeAt(k);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || c > 0x7e) {
+      writer.writeText(JSON.stringify(id).slice(1, -1));
+      return;
+    }
+  }
+  const buffer = writer.ensure(id.length);
+  writer.pos += buffer.write(id, writer.pos, 'latin1');
+}
