@@ -3,7 +3,7 @@
  * repeat it, and report median, spread and ratios. Each variant prints a JSON line with `rows` and
  * `maxRssKb` (its own process.resourceUsage / getrusage); the wall clock is taken here.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -87,7 +87,11 @@ export interface Variant {
 export async function interleaved(size: number, repeat: number, variants: Variant[]): Promise<Measured[]> {
   const samples = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
   for (let round = 1; round <= repeat; round++) {
-    for (const variant of variants) {
+    // Each round starts one variant later, so none always runs right after the same neighbour.
+    const start = (round - 1) % variants.length;
+    for (const variant of [...variants.slice(start), ...variants.slice(0, start)]) {
+      // The previous variant's output is flushed to disk first, so its write-back is not timed here.
+      spawnSync('sync');
       const sample = await variant.run();
       samples.get(variant.name)!.push(sample);
       process.stderr.write(

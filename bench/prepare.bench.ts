@@ -31,7 +31,7 @@
  * columns on both cores, then writes JSON; Python's csv and json modules are C, but make objects per
  * row. A user's Transform sees one Row object at a time, so its variant pays for decoding every cell.
  */
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { writeBenchTable } from '../test/fixtures/make-fixtures.js';
@@ -60,15 +60,33 @@ const TEMPLATE = 'Title: {{title}}\nReview: {{review}}';
 const peer = (file: string) => join(BENCH_DIR, 'peers', file);
 const out = (name: string) => dataFile(`prepare-out-${name}`);
 
-/** The request lines a variant wrote: one file, or a prepared directory's request files in order. */
+/** The request lines a variant wrote (read whole: only at the smallest size). */
 function linesOf(path: string): string[] {
-  const files = statSync(path).isDirectory()
+  return requestFiles(path).flatMap((f) => readFileSync(f, 'utf8').trimEnd().split('\n'));
+}
+
+/** A variant's output: one file, or a prepared directory's request files in order. */
+function requestFiles(path: string): string[] {
+  return statSync(path).isDirectory()
     ? readdirSync(path)
         .filter((f) => /^requests-\d+\.jsonl$/.test(f))
         .sort()
         .map((f) => join(path, f))
     : [path];
-  return files.flatMap((f) => readFileSync(f, 'utf8').trimEnd().split('\n'));
+}
+
+/** Lines in a variant's output, read in chunks (a 1M-row output is larger than one JS string). */
+function countLines(path: string): number {
+  let count = 0;
+  for (const file of requestFiles(path)) {
+    const fd = openSync(file, 'r');
+    const chunk = Buffer.allocUnsafe(1 << 20);
+    for (let n = readSync(fd, chunk); n > 0; n = readSync(fd, chunk)) {
+      for (let at = chunk.indexOf(10); at !== -1 && at < n; at = chunk.indexOf(10, at + 1)) count++;
+    }
+    closeSync(fd);
+  }
+  return count;
 }
 
 function cliPrepare(input: string, dir: string, ...more: string[]): Promise<Sample> {
@@ -95,7 +113,7 @@ for (const size of SIZES) {
     run: async () => {
       const sample = await run();
       outputs[name] = output;
-      counted[name] = sample.rows ?? linesOf(output).length;
+      counted[name] = sample.rows ?? countLines(output);
       return sample;
     },
   });

@@ -2,11 +2,11 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
+import { loadMapper, mapperModuleUrl } from '../core/requests/mapper-module.js';
 import type { PrepareResult } from '../jobs/prepare.js';
 import type { ProviderName } from '../providers/profile.js';
 import type { Rejection } from '../types.js';
 import { cliWording, inCliWords } from './cli-wording.js';
-import { loadMapper } from './load-mapper.js';
 import { count, info, type Output, plural, printJson, rejectionLine, warningLine } from './output.js';
 import {
   addProviderOptions,
@@ -62,7 +62,10 @@ async function run(command: Command, input: string, flags: PrepareFlags): Promis
   const { nothingToSubmit, prepare } = await import('../jobs/prepare.js');
   const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
   const { out: outDir, mapper: mapperFile, json: _json, quiet: _quiet, ...options } = flags;
-  const mapper = mapperFile ? await loadMapper(mapperFile) : undefined;
+  // Loaded here first, so a mistake in it is found before any input is read; the stages load it again
+  // (from the module cache) and, for a large table, on worker threads.
+  const mapper = mapperFile ? mapperModuleUrl(mapperFile) : undefined;
+  if (mapperFile) await loadMapper(mapper!, mapperFile);
   const result = await prepare(input, {
     ...options,
     // The rules of the provider the requests are for: named, or the one the environment points at.

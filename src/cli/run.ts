@@ -1,8 +1,8 @@
 import { Command } from 'commander';
+import { loadMapper, mapperModuleUrl } from '../core/requests/mapper-module.js';
 import { cliWording, inCliWords } from './cli-wording.js';
 import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
 import { CliExit } from './exit.js';
-import { loadMapper } from './load-mapper.js';
 import { count, info, type Output, plural, printJson, warningLine } from './output.js';
 import { integer } from './parse-values.js';
 import {
@@ -92,7 +92,10 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
   const interrupt = detachOnInterrupt(out);
   const { connection, close } = await openConnection(flags);
   try {
-    const mapper = flags.mapper ? await loadMapper(flags.mapper) : undefined;
+    // Loaded here first, so a mistake in it is found before any input is read; the stages load it again
+    // (from the module cache) and, for a large table, on worker threads.
+    const mapper = flags.mapper ? mapperModuleUrl(flags.mapper) : undefined;
+    if (flags.mapper) await loadMapper(mapper!, flags.mapper);
     const prepareOptions = Object.fromEntries(Object.entries(flags).filter(([key]) => !NOT_PREPARE.has(key)));
     const result = await runTable(input, connection, {
       ...prepareOptions,

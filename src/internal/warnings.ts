@@ -2,6 +2,9 @@ import type { Warning, WarningCode, WarningHandler } from '../types.js';
 
 export type { Warning, WarningCode, WarningHandler };
 
+/** One `warn` call, as a log on another thread records it to be made again here. */
+export type WarningCall = [code: WarningCode, message: string, first: Warning['first']];
+
 /**
  * Deduplicating warning log: a warning raised by a million rows is reported once, with a count, so
  * logs stay readable and the hot path pays only a map lookup.
@@ -29,5 +32,14 @@ export class WarningLog {
   /** Every distinct warning with its final count. */
   list(): Warning[] {
     return [...this.#seen.values()];
+  }
+}
+
+/** A log that keeps every call (in order), to be replayed into the real log on another thread. */
+export class RecordedWarnings extends WarningLog {
+  calls: WarningCall[] = [];
+
+  override warn(code: WarningCode, message: string, first?: Warning['first']): void {
+    this.calls.push([code, message, first]);
   }
 }

@@ -191,9 +191,10 @@ export class CsvReader {
         `row is not valid UTF-8${spansOf(line, scanned.spans)}; set the encoding option`,
       ];
     else if (count !== columns.length && !this.#settings.relaxColumnCount) {
+      this.#preview ??= preview(columns);
       problem = [
         'BP_ROW_FIELD_COUNT',
-        `expected ${columns.length} fields (${(this.#preview ??= preview(columns))}), got ${count}${spansOf(line, scanned.spans)}`,
+        `expected ${columns.length} fields (${this.#preview}), got ${count}${spansOf(line, scanned.spans)}`,
       ];
     }
     const entry = this.#addRow(scanned, problem === undefined ? count : 0);

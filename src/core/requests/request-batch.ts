@@ -1,6 +1,9 @@
 import { LINES_POOL } from '../../internal/buffer-pool.js';
+import type { WarningCall } from '../../internal/warnings.js';
+import type { ProviderProfile } from '../../providers/profile.js';
 import type { Rejection, RequestItem, RequestLine, SourcePosition } from '../../types.js';
 import type { LineTemplate } from './line-template.js';
+import type { Refused } from './verdict.js';
 
 const LF = 0x0a;
 
@@ -33,6 +36,19 @@ export class RequestBatch {
   template: LineTemplate | undefined;
   /** The custom_ids are `row-<n>`: unique by construction, nothing to remember to check them. */
   uniqueIds = false;
+  /**
+   * Rendered entries made without a template (a mapper's lines, serialized on another thread) were
+   * checked there against every rule a line breaks alone, under this provider profile (and no
+   * thinking-default warning), with the warnings those checks raised, by entry; a validation under
+   * the same profile need not parse them again.
+   */
+  checkedAlone:
+    | {
+        profile: ProviderProfile;
+        refusals: ReadonlyMap<number, Refused>;
+        warnings: ReadonlyArray<[number, WarningCall]>;
+      }
+    | undefined;
 
   /** Hands the rendered lines' buffer back: the batch must not be read after this. */
   release(): void {
@@ -71,14 +87,24 @@ export class RequestBatch {
     this.#emptyInput.push(false);
   }
 
-  /** A line rendered into `data` at [start, end), its newline included. */
-  addRendered(at: SourcePosition, id: string, start: number, end: number, emptyInput: boolean): void {
-    const template = this.template!;
+  /**
+   * A line rendered into `data` at [start, end), its newline included: from the batch's template, or
+   * (model and url given) a mapper's line serialized on another thread.
+   */
+  addRendered(
+    at: SourcePosition,
+    id: string,
+    start: number,
+    end: number,
+    emptyInput: boolean,
+    model = this.template!.model,
+    url = this.template!.url,
+  ): void {
     this.#add(at);
     this.#rejections.push(undefined);
     this.#ids.push(id);
-    this.#models.push(template.model);
-    this.#urls.push(template.url);
+    this.#models.push(model);
+    this.#urls.push(url);
     this.#requests.push(undefined);
     this.#texts.push(undefined);
     this.#starts.push(start);

@@ -18,13 +18,22 @@ import { type ColumnRef, columnRef } from '../rows/column-ref.js';
 import { textOf } from '../rows/row-batch.js';
 import { compileStructuredOutput } from '../structured/structured-output.js';
 import { customIdFor } from './custom-id.js';
+import { loadMapper, mapperModuleUrl } from './mapper-module.js';
 import {
+  type Mapper,
   type MapperBody,
   type RequestSettings,
   ToRequestsOptions as Schema,
   type ToRequestsOptions,
 } from './request-options.js';
 import { type CompiledTemplate, compileTemplate } from './template.js';
+
+/** A builder's settings as they cross to another thread (see RequestBuilder.threadState). */
+export interface BuilderState {
+  settings: Omit<RequestSettings, 'mapper' | 'onWarning' | 'schema'>;
+  fixed: Record<string, unknown>;
+  instruction: string | undefined;
+}
 
 /** The per-row work of `toRequests`, compiled once from its options. */
 export class RequestBuilder {
@@ -41,6 +50,9 @@ export class RequestBuilder {
   readonly #thinkingDefault = new Map<string, boolean>();
   /** The profile's custom_id limit: longer keys get derived ids. */
   readonly maxIdBytes: number;
+  /** The mapper module's file URL, when the mapper option names one. */
+  readonly mapperModule: string | undefined;
+  #mapper: Mapper | undefined;
   #first = true;
 
   /** A builder from toRequests' options (checked here, once). */
@@ -48,15 +60,33 @@ export class RequestBuilder {
     return new RequestBuilder(parseOptions(Schema, options, 'toRequests'));
   }
 
-  private constructor(opts: RequestSettings) {
+  /** A builder on another thread, from `threadState()` and the mapper loaded there, warning into `warnings`. */
+  static onThread(state: BuilderState, mapper: Mapper, warnings: WarningLog): RequestBuilder {
+    const builder = new RequestBuilder({ ...state.settings, mapper }, state, warnings);
+    builder.#first = false;
+    return builder;
+  }
+
+  private constructor(
+    opts: RequestSettings,
+    derived?: Omit<BuilderState, 'settings'>,
+    warnings = new WarningLog(opts.onWarning),
+  ) {
     this.settings = opts;
-    this.warnings = new WarningLog(opts.onWarning);
+    this.warnings = warnings;
     this.profile = profileOf(opts.provider);
     this.maxIdBytes = this.profile.limits.maxCustomIdBytes;
     this.#template = opts.template === undefined ? undefined : compileTemplate(opts.template);
     this.#system = opts.system === undefined ? undefined : compileTemplate(opts.system);
     this.#id = opts.idColumn === undefined ? undefined : columnRef(opts.idColumn);
     this.#image = opts.imageColumn === undefined ? undefined : columnRef(opts.imageColumn);
+    if (typeof opts.mapper === 'function') this.#mapper = opts.mapper;
+    else if (opts.mapper !== undefined) this.mapperModule = mapperModuleUrl(opts.mapper);
+    if (derived) {
+      this.#instruction = derived.instruction;
+      this.#fixed = derived.fixed;
+      return;
+    }
     const mode = opts.structuredOutput ?? this.profile.structuredOutput;
     const structured = compileStructuredOutput({ labels: opts.labels, schema: opts.schema, mode });
     this.#instruction = structured && mode === 'json_object' ? structured.instruction : undefined;
@@ -66,8 +96,28 @@ export class RequestBuilder {
   /** The same builder with a log of its own, its first-row check done (for rows that are not the table's). */
   copy(): RequestBuilder {
     const copy = new RequestBuilder({ ...this.settings, onWarning: undefined });
+    copy.#mapper = this.#mapper;
     copy.#first = false;
     return copy;
+  }
+
+  /** True when the mapper is a module not loaded yet (`loadMapper` first). */
+  get mapperToLoad(): boolean {
+    return this.mapperModule !== undefined && this.#mapper === undefined;
+  }
+
+  /** Loads the mapper module the options name. */
+  async loadMapper(): Promise<void> {
+    if (this.mapperModule !== undefined) this.#mapper ??= await loadMapper(this.mapperModule);
+  }
+
+  /**
+   * What another thread needs to build this builder's requests with the mapper it loads itself:
+   * the settings that can cross (no functions, no zod schema) and what was derived from the rest.
+   */
+  threadState(): BuilderState {
+    const { mapper: _mapper, onWarning: _onWarning, schema: _schema, ...settings } = this.settings;
+    return { settings, fixed: this.#fixed, instruction: this.#instruction };
   }
 
   /** The columns a body reads (template, system prompt, image), in order of first use. */
@@ -97,7 +147,7 @@ export class RequestBuilder {
     this.#first = false;
     if (first) this.#checkColumns(row);
     const custom_id = customIdFor(row.index, this.#id?.get(row.values), this.maxIdBytes);
-    if (this.settings.mapper) return this.#fromMapper(row, custom_id, first);
+    if (this.settings.mapper !== undefined) return this.#fromMapper(row, custom_id, first);
     try {
       return this.#finish(row, custom_id, this.#fromTemplate(row.values));
     } catch (error) {
@@ -187,9 +237,12 @@ export class RequestBuilder {
     custom_id: string,
     first: boolean,
   ): RequestItem | Rejection | Promise<RequestItem | Rejection> {
+    const mapper = this.#mapper;
+    if (!mapper)
+      throw new Error(`the mapper module ${this.mapperModule} is not loaded yet (loadMapper first)`);
     let body: MapperBody | Promise<MapperBody>;
     try {
-      body = this.settings.mapper!(row.values, row);
+      body = mapper(row.values, row);
     } catch (error) {
       return this.#mapperFailed(row, custom_id, first, error);
     }

@@ -27,8 +27,15 @@ export const ToRequestsFields = {
   template: z.string().min(1).optional(),
   /** System prompt for chat, with {{column}} placeholders. */
   system: z.string().min(1).optional(),
-  /** Builds the body from a row instead of a template. */
-  mapper: z.custom<Mapper>((value) => typeof value === 'function', 'expected a function').optional(),
+  /**
+   * Builds the body from a row instead of a template: a function, or the path (or file URL) of a
+   * module that exports one as default or as `mapper`. A module's mapper runs on worker threads past
+   * the first rows of a large table (a function cannot leave its thread), so it must not count on
+   * state kept between rows.
+   */
+  mapper: z
+    .union([z.custom<Mapper>((value) => typeof value === 'function'), z.string().min(1), z.instanceof(URL)])
+    .optional(),
   /** Column whose value is the custom_id. Default: `row-<n>`. */
   idColumn: z.string().min(1).optional(),
   /** Column holding an image URL (or data: URL) sent beside the prompt, for vision models. */

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { ErrorCode } from '../../errors.js';
 import { SeenIds } from '../../internal/seen-ids.js';
 import { loadTokenCounter, type TokenCounter } from '../../internal/tokens.js';
@@ -8,24 +9,9 @@ import { findModel, thinksByDefault } from '../../providers/resolve-profile.js';
 import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
 import type { LineTemplate } from './line-template.js';
 import type { RequestBatch } from './request-batch.js';
+import type { Refused, Verdict } from './verdict.js';
 
-/** A line that passed every rule, serialized once for the shard writer. */
-export interface Accepted {
-  ok: true;
-  request: RequestLine;
-  text: string;
-  bytes: number;
-}
-
-/** The first rule a line broke. */
-export interface Refused {
-  ok: false;
-  custom_id: string | null;
-  code: ErrorCode;
-  message: string;
-}
-
-export type Verdict = Accepted | Refused;
+export type { Accepted, Refused, Verdict } from './verdict.js';
 
 export interface RuleOptions {
   /** The run's endpoint; default: the first accepted line's url. */
@@ -62,6 +48,8 @@ export class RequestRules {
   readonly #ownIds: boolean;
   readonly #models = new Map<string, ModelVerdict>();
   readonly #windows = new Map<string, number>();
+  /** Profiles other lines were checked under, and whether they are this one. */
+  readonly #sameProfile = new WeakMap<ProviderProfile, boolean>();
   #endpoint: string | undefined;
   #model: { id: string; first: SourcePosition } | undefined;
   #tokens: TokenCounter | undefined;
@@ -275,16 +263,26 @@ export class RequestRules {
    * differs (size, context, id). A promise when it must wait for the tokenizer.
    */
   checkBatch(batch: RequestBatch): Promise<void> | undefined {
-    return this.#checkFrom(batch, 0, { template: undefined, refusal: undefined, warnings: [], warned: -1 });
+    return this.#checkFrom(batch, 0, {
+      template: undefined,
+      refusal: undefined,
+      warnings: [],
+      warned: -1,
+      replayed: 0,
+    });
   }
 
   #checkFrom(batch: RequestBatch, from: number, shared: TemplateVerdict): Promise<void> | undefined {
     for (let i = from; i < batch.length; i++) {
       if (batch.rejection(i)) continue;
-      if (batch.rendered(i)) {
-        const verdict = this.#checkRendered(batch, i, shared);
-        if (verdict === NEEDS_TOKENS) return this.loadTokens().then(() => this.#checkFrom(batch, i, shared));
-        if (verdict) batch.reject(i, rejectionOf(verdict, batch.position(i)));
+      const own = !batch.rendered(i)
+        ? UNCHECKED
+        : batch.template
+          ? this.#checkRendered(batch, i, shared)
+          : this.#checkMapped(batch, i, shared);
+      if (own !== UNCHECKED) {
+        if (own === NEEDS_TOKENS) return this.loadTokens().then(() => this.#checkFrom(batch, i, shared));
+        if (own) batch.reject(i, rejectionOf(own, batch.position(i)));
         continue;
       }
       const text = batch.storedText(i);
@@ -331,18 +329,64 @@ export class RequestRules {
           custom_id: id,
         });
     }
-    const url = template.url;
-    if (url === '/v1/embeddings' && batch.emptyInput(i))
+    if (template.url === '/v1/embeddings' && batch.emptyInput(i))
       return refuse(id, 'BP_BODY_INVALID', embeddingShape({ input: '' })!);
+    return this.#checkOwn(batch, i, at, id);
+  }
+
+  /**
+   * A mapper's line checked on another thread against the rules it breaks alone: trusted when they
+   * are this run's rules (the same profile, and no rule here that depends on other lines or warns
+   * more), then checked for what depends on the run. Otherwise UNCHECKED: checked as any line is.
+   */
+  #checkMapped(
+    batch: RequestBatch,
+    i: number,
+    shared: TemplateVerdict,
+  ): Refused | undefined | typeof NEEDS_TOKENS | typeof UNCHECKED {
+    const alone = batch.checkedAlone;
+    const url = batch.url(i);
+    if (!alone || !this.#trusts(alone.profile) || (this.#endpoint !== undefined && url !== this.#endpoint))
+      return UNCHECKED;
+    // The warnings the checks there raised for this line, once (a retry after the tokenizer loads is not a new line).
+    const warnings = alone.warnings;
+    while (shared.replayed < warnings.length && warnings[shared.replayed]![0] <= i) {
+      const [at, call] = warnings[shared.replayed++]!;
+      if (at === i) this.#warnings.warn(...call);
+    }
+    return alone.refusals.get(i) ?? this.#checkOwn(batch, i, batch.position(i), batch.id(i));
+  }
+
+  /** Whether lines checked alone under `profile` need no check here of what they broke alone. */
+  #trusts(profile: ProviderProfile): boolean {
+    if (this.#opts.singleModel || this.#opts.warnThinkingDefault) return false;
+    if (profile === this.#profile) return true;
+    let same = this.#sameProfile.get(profile);
+    if (same === undefined) {
+      same = isDeepStrictEqual(profile, this.#profile);
+      this.#sameProfile.set(profile, same);
+    }
+    return same;
+  }
+
+  /** The rules a rendered line can break on its own account: its size, its prompt's tokens, its id. */
+  #checkOwn(
+    batch: RequestBatch,
+    i: number,
+    at: SourcePosition,
+    id: string,
+  ): Refused | undefined | typeof NEEDS_TOKENS {
+    const url = batch.url(i);
+    const model = batch.model(i);
     const bytes = batch.end(i) - batch.start(i) - 1;
     const tooLarge = this.checkLineBytes(bytes, id);
     if (tooLarge) return tooLarge;
-    const window = this.contextWindow(template.model);
+    const window = this.contextWindow(model);
     if (window !== undefined && bytes > window) {
       const prompt = promptText(batch.request(i).body as Record<string, unknown>, url);
       if (prompt.length * 3 > window && Buffer.byteLength(prompt) > window) {
         if (!this.#tokens) return NEEDS_TOKENS;
-        const over = this.checkContext(prompt, template.model, window, id);
+        const over = this.checkContext(prompt, model, window, id);
         if (over) return over;
       }
     }
@@ -351,7 +395,7 @@ export class RequestRules {
       if (duplicate) return duplicate;
     }
     this.#endpoint ??= url;
-    this.#model ??= { id: template.model, first: at };
+    this.#model ??= { id: model, first: at };
     return undefined;
   }
 
@@ -532,7 +576,12 @@ interface TemplateVerdict {
   warnings: Array<{ code: WarningCode; message: string }>;
   /** The entry the warnings were last raised for. */
   warned: number;
+  /** Warnings of lines checked on another thread (RequestBatch.checkedAlone) raised here so far. */
+  replayed: number;
 }
+
+/** A rendered line these rules cannot take another thread's word for: checked as any line. */
+const UNCHECKED = Symbol('unchecked');
 
 /** The context check needs the tokenizer, which loads asynchronously. */
 const NEEDS_TOKENS = Symbol('needs tokens');

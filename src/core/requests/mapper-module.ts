@@ -1,21 +1,27 @@
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import type { Mapper } from '../core/requests/request-options.js';
-import { BatchpipeError } from '../errors.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { BatchpipeError } from '../../errors.js';
+import type { Mapper } from './request-options.js';
+
+/** The file URL of a mapper module given as a path (from the working directory) or a URL. */
+export function mapperModuleUrl(module: string | URL): string {
+  if (module instanceof URL) return module.href;
+  return module.startsWith('file:') ? module : pathToFileURL(resolve(module)).href;
+}
 
 /**
- * Loads a mapper module: its default export, or its export named `mapper`. TypeScript files load
- * through tsx, so a mapper can be written in the same language as the scripts that use batchpipe.
+ * Loads a mapper module (a file URL, as mapperModuleUrl makes; errors name it as `file`): its
+ * default export, or its export named `mapper`. TypeScript files load through tsx, so a mapper can be written in the same language
+ * as the scripts that use batchpipe.
  */
-export async function loadMapper(file: string): Promise<Mapper> {
-  const path = resolve(file);
+export async function loadMapper(url: string, file = fileURLToPath(url)): Promise<Mapper> {
   let module: Record<string, unknown>;
   try {
-    if (/\.[cm]?tsx?$/.test(path)) {
+    if (/\.[cm]?tsx?$/.test(url)) {
       const { tsImport } = await import('tsx/esm/api');
-      module = (await tsImport(pathToFileURL(path).href, import.meta.url)) as Record<string, unknown>;
+      module = (await tsImport(url, import.meta.url)) as Record<string, unknown>;
     } else {
-      module = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+      module = (await import(url)) as Record<string, unknown>;
     }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

@@ -1,0 +1,16 @@
+import { CsvRowBatch } from '../csv/csv-row-batch.js';
+import { JsonlRowBatch } from '../jsonl/jsonl-row-batch.js';
+import type { RowBatch } from '../rows/row-batch.js';
+import type { RowsTransport } from './render-pool.js';
+
+/** A batch read from CSV or JSON Lines, as another thread can take it; undefined for other batches. */
+export function transportOf(rows: RowBatch): RowsTransport | undefined {
+  if (rows instanceof CsvRowBatch) return rows.transport();
+  if (rows instanceof JsonlRowBatch) return rows.transport();
+  return undefined;
+}
+
+/** The batch a transport carries, on the thread that received it (over the same shared bytes). */
+export function rowBatchOf(rows: RowsTransport): CsvRowBatch | JsonlRowBatch {
+  return rows.type === 'csv' ? CsvRowBatch.from(rows) : JsonlRowBatch.from(rows);
+}
