@@ -181,6 +181,50 @@ describe('joinTable', () => {
     }
   });
 
+  it('writes JSON Lines rows that do not read, empty objects and the rest in place, into JSON Lines and CSV', async () => {
+    const lines = [
+      '{"a":1}',
+      '{"a": broken',
+      '{}',
+      '  { }  ',
+      '[1,2]',
+      '{"a":"é \\u00e9","b":{"c":[1]}}',
+      '{"a":3}',
+    ];
+    const source = fileWith(dir, 'unread.jsonl', lines.join('\n'));
+    const results = fileWith(
+      dir,
+      'unread-out.jsonl',
+      lines.map((_, i) => answerLine({ custom_id: `row-${i + 1}`, content: `c${i + 1}` })).join('\n'),
+    );
+    const asJsonl = await joinTable({ source, results: [results], out: join(dir, 'unread.jsonl.out.jsonl') });
+    const written = readFileSync(asJsonl.out, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    // Each row as JSON.parse reads its line, with its result after; a line that is not an object is rejected, its columns empty.
+    expect(written.map(({ a, b, status, content }) => ({ a, b, status, content }))).toEqual([
+      { a: 1, b: undefined, status: 'ok', content: 'c1' },
+      { a: '', b: '', status: 'rejected', content: null },
+      { a: undefined, b: undefined, status: 'ok', content: 'c3' },
+      { a: undefined, b: undefined, status: 'ok', content: 'c4' },
+      { a: '', b: '', status: 'rejected', content: null },
+      { a: 'é é', b: { c: [1] }, status: 'ok', content: 'c6' },
+      { a: 3, b: undefined, status: 'ok', content: 'c7' },
+    ]);
+    expect(asJsonl.statuses.rejected).toBe(2);
+    const asCsv = await joinTable({ source, results: [results], out: join(dir, 'unread.csv') });
+    expect(read(asCsv.out).map((r) => [r.a, r.b, r.status])).toEqual([
+      ['1', '', 'ok'],
+      ['', '', 'rejected'],
+      ['', '', 'ok'],
+      ['', '', 'ok'],
+      ['', '', 'rejected'],
+      ['é é', '{"c":[1]}', 'ok'],
+      ['3', '', 'ok'],
+    ]);
+  });
+
   it('writes TSV from TSV, and CSV into TSV or JSONL', async () => {
     const tsv = fileWith(dir, 't.tsv', 'a\tb\nx,1\t"y\tz"\n');
     const out = fileWith(dir, 't.jsonl', answerLine({ custom_id: 'row-1', content: 'tab\there' }));

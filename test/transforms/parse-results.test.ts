@@ -243,6 +243,42 @@ describe('an error object with only null fields', () => {
   });
 });
 
+describe('parseResults: a line read as JSON.parse reads it', () => {
+  // Compact lines put the custom_id first or after "id"; they are parsed with it padded (so V8 does not
+  // intern it), which must never show: every field, and every error message, as JSON.parse gives them.
+  const compact = (line: string) => JSON.stringify(JSON.parse(line));
+  const plainParser = () => new ResultParser({ badLines: 'report' });
+  it.each([
+    ['custom_id after id', compact(OPENAI_EXAMPLE)],
+    ['custom_id first', compact(OPENAI_EXAMPLE).replace('"id":"batch_req_wnaDys",', '')],
+    ['a short id', compact(OPENAI_EXAMPLE).replace('request-2', 'r')],
+    ['an empty id', compact(OPENAI_EXAMPLE).replace('request-2', '')],
+    ['escapes in the id', compact(OPENAI_EXAMPLE).replace('request-2', 'a\\"b\\u00e9')],
+    [
+      'custom_id twice (the last wins)',
+      compact(OPENAI_EXAMPLE).replace(',"error":null', ',"error":null,"custom_id":"later"'),
+    ],
+    [
+      'a key ending in "custom_id"',
+      compact(OPENAI_EXAMPLE).replace('"id":"batch_req_wnaDys",', '"x\\"custom_id":"y",'),
+    ],
+  ])('%s', (_name, line) => {
+    const expected = plainParser().fromValue(JSON.parse(line), 'out.jsonl', 1);
+    expect(one(line)).toEqual(expected);
+  });
+
+  it('says what JSON.parse says of a line that is not JSON', () => {
+    const broken = '{"id":"batch_req_1","custom_id":"row-7","response":{"status_code":200,"bo';
+    let reason = '';
+    try {
+      JSON.parse(broken);
+    } catch (error) {
+      reason = (error as Error).message;
+    }
+    expect(one(broken)?.error_message).toBe(`out.jsonl:1: result line is not valid JSON (${reason})`);
+  });
+});
+
 describe('parseResults: lines that cannot be used', () => {
   it('turns a line that is not JSON into a failed record when its custom_id can be read, naming file and line', () => {
     const p = parser();

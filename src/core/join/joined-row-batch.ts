@@ -33,11 +33,14 @@ export class JoinedRowBatch implements RowBatch {
   readonly layout: JoinedLayout;
   /** Each entry's stored cells. */
   readonly cells: readonly string[];
+  /** 1 where the source could not read the entry (the join knows; asking the source would parse a JSON line again). */
+  readonly #unread: Uint8Array;
 
-  constructor(source: RowBatch, layout: JoinedLayout, cells: readonly string[]) {
+  constructor(source: RowBatch, layout: JoinedLayout, cells: readonly string[], unread: Uint8Array) {
     this.source = source;
     this.layout = layout;
     this.cells = cells;
+    this.#unread = unread;
   }
 
   get length(): number {
@@ -67,7 +70,7 @@ export class JoinedRowBatch implements RowBatch {
 
   /** True when the source could not read the row (its source columns are empty). */
   sourceRejected(i: number): boolean {
-    return this.source.rejection(i) !== undefined;
+    return this.#unread[i] === 1;
   }
 
   keys(): readonly string[] {

@@ -45,6 +45,12 @@ export class TableJoin {
   #idName: string | undefined;
   #idRef: { layout: object; ref: CellRef | undefined } | undefined;
   summary: JoinSummary | undefined;
+  /**
+   * The rows the first pass could not read (source rejections), by row number, in order: the second
+   * pass asks only those again. A number a row, for such rows only.
+   */
+  #unread: number[] = [];
+  #nextUnread = 0;
 
   constructor(settings: TableJoinSettings, openRows: OpenRows) {
     this.#settings = settings;
@@ -178,7 +184,10 @@ export class TableJoin {
     let fewest = Number.MAX_SAFE_INTEGER;
     for await (const rows of this.#openRows(1)) {
       for (let i = 0; i < rows.length; i++) {
-        if (rows.rejection(i)) continue;
+        if (rows.rejection(i)) {
+          this.#unread.push(rows.index(i));
+          continue;
+        }
         const keys = rows.keys(i);
         if (columns === undefined) {
           columns = [];
@@ -244,9 +253,14 @@ export class TableJoin {
     const rows = next.value;
     const cells: string[] = new Array(rows.length);
     const layout = this.#layout;
+    const unreadRows = this.#unread;
+    const unreadHere = new Uint8Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
-      const unread = rows.rejection(i);
+      // Only the rows the first pass could not read are asked again (a JSON line is not parsed twice).
+      const unread = unreadRows[this.#nextUnread] === rows.index(i) ? rows.rejection(i) : undefined;
       if (unread) {
+        this.#nextUnread++;
+        unreadHere[i] = 1;
         join.rejected();
         cells[i] = join.encode(layout.none(unread.custom_id, 'rejected', unread.code, unread.message));
         continue;
@@ -272,7 +286,7 @@ export class TableJoin {
           ? join.encode(layout.none(id, 'missing', 'BP_RESULT_MISSING', missingMessage(id)))
           : stored;
     }
-    return new JoinedRowBatch(rows, this.#joined!, cells);
+    return new JoinedRowBatch(rows, this.#joined!, cells, unreadHere);
   }
 
   /** Removes the join's temporary files. */

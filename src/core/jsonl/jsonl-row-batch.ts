@@ -377,11 +377,19 @@ export class JsonlRowBatch implements RowBatch {
     return this.#starts[i]!;
   }
 
-  /** True when the row's object has no key (`{}`): what follows its brace needs no comma. */
+  /**
+   * True when the row's object has no key (`{}`): what follows its brace needs no comma. For a line
+   * known to read (as `closingBrace`): one not parsed yet is not parsed for this (a join's output pass
+   * writes rows its first pass read), its brace is looked at.
+   */
   empty(i: number): boolean {
-    const object = this.#object(i);
-    for (const _ in object) return false;
-    return true;
+    if (this.#state[i] !== UNPARSED) {
+      for (const _ in this.#objects[i]) return false;
+      return true;
+    }
+    const end = this.#ends[i]!;
+    const brace = skipBlanks(this.buffer, this.#starts[i]!, end);
+    return this.buffer[skipBlanks(this.buffer, brace + 1, end)] === 0x7d;
   }
 }
 
