@@ -141,8 +141,8 @@ for (const size of SIZES) {
   const counted: Record<string, number | undefined> = {};
   const variant = (name: string, path: string, run: () => Promise<Sample>): Variant => ({
     name,
+    clean: () => rmSync(path, { force: true }),
     run: async () => {
-      rmSync(path, { force: true });
       const sample = await run();
       outputs[name] = path;
       counted[name] = sample.rows;

@@ -76,6 +76,8 @@ function lastJson(text: string): Record<string, unknown> {
 /** A variant of a benchmark: a name and how to run it once. */
 export interface Variant {
   name: string;
+  /** Removes what the last run wrote (untimed, and flushed to disk before the next run starts). */
+  clean: () => void;
   run: () => Promise<Sample>;
 }
 
@@ -90,7 +92,9 @@ export async function interleaved(size: number, repeat: number, variants: Varian
     // Each round starts one variant later, so none always runs right after the same neighbour.
     const start = (round - 1) % variants.length;
     for (const variant of [...variants.slice(start), ...variants.slice(0, start)]) {
-      // The previous variant's output is flushed to disk first, so its write-back is not timed here.
+      // The last output is deleted and the disk settled first: neither the previous variant's
+      // write-back nor this one's deletion is timed here.
+      variant.clean();
       spawnSync('sync');
       const sample = await variant.run();
       samples.get(variant.name)!.push(sample);

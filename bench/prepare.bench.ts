@@ -90,7 +90,6 @@ function countLines(path: string): number {
 }
 
 function cliPrepare(input: string, dir: string, ...more: string[]): Promise<Sample> {
-  rmSync(dir, { recursive: true, force: true });
   return runCli(['prepare', input, '--model', MODEL, '--out', dir, '--quiet', ...more]);
 }
 
@@ -110,6 +109,7 @@ for (const size of SIZES) {
   const counted: Record<string, number | undefined> = {};
   const variant = (name: string, output: string, run: () => Promise<Sample>): Variant => ({
     name,
+    clean: () => rmSync(output, { recursive: true, force: true }),
     run: async () => {
       const sample = await run();
       outputs[name] = output;
@@ -118,10 +118,9 @@ for (const size of SIZES) {
     },
   });
   const compose = (name: string, input: string, mode: string) =>
-    variant(name, out(name), () => {
-      rmSync(out(name), { recursive: true, force: true });
-      return runOnce(process.execPath, [peer('compose-prepare.mjs'), input, out(name), mode]);
-    });
+    variant(name, out(name), () =>
+      runOnce(process.execPath, [peer('compose-prepare.mjs'), input, out(name), mode]),
+    );
   const variants: Variant[] = [
     variant('python', out('python.jsonl'), () =>
       runOnce('python3', [peer('prepare.py'), csv, out('python.jsonl'), MODEL, SYSTEM]),

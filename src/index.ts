@@ -70,10 +70,12 @@ export { requestSource } from './sources/request-source.js';
 export type { ResultSourceOptions, ResultSourceStream } from './sources/result-source.js';
 export { resultSource } from './sources/result-source.js';
 export type {
+  JoinedRow,
   JoinResultsOptions,
   JoinResultsStream,
   JoinSource,
   JoinSummary,
+  ResultColumns,
 } from './transforms/join-results.js';
 export { joinResults } from './transforms/join-results.js';
 export type { RowMapper } from './transforms/map-rows.js';

@@ -14,7 +14,7 @@ import {
   payloadColumn,
 } from '../core/results/result-cells.js';
 import { isResultBatch, isResultFiles } from '../core/results/result-lines.js';
-import { ParseResultsFields, type ResultProblems } from '../core/results/result-parser.js';
+import { ParseResultsFields, type ResultProblems, type ResultStatus } from '../core/results/result-parser.js';
 import { ObjectRowBatch } from '../core/rows/object-row-batch.js';
 import type { RowBatch } from '../core/rows/row-batch.js';
 import { compileStructuredOutput } from '../core/structured/structured-output.js';
@@ -28,7 +28,7 @@ import {
   kPreferCells,
 } from '../streams/batch-protocol.js';
 import { rowBatchesOf } from '../streams/row-batches.js';
-import type { Rejection, Row } from '../types.js';
+import type { Rejection, Row, RowValues } from '../types.js';
 
 export type { ExtraColumn, JoinSummary };
 export { EXTRA_COLUMNS };
@@ -71,6 +71,38 @@ const JoinResultsOptions = z.strictObject({
 });
 export type JoinResultsOptions = z.input<typeof JoinResultsOptions>;
 type Options = z.output<typeof JoinResultsOptions>;
+
+/**
+ * The result columns joinResults puts after a row's own (docs/results.md has each in full). Their
+ * names are these unless the source has a column of the same name (the result's then takes
+ * `result_`, then `result_result_`...), and with labels or a schema `content` gives way to the parsed
+ * fields (`label`; a schema's properties, nested ones as `address.city`), with embeddings to
+ * `embedding`; `include` adds more. Empty cells are null.
+ */
+export interface ResultColumns {
+  /** What became of the row's request. */
+  status: ResultStatus;
+  /** The answer text (chat, without labels or schema). */
+  content?: string | null;
+  /** The answer vector (embeddings). */
+  embedding?: number[] | null;
+  /** The provider's error code, or a `BP_` code (docs/errors.md). */
+  error_code: string | null;
+  error_message: string | null;
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+  /** Parsed fields (labels, schema) and the `include` columns. */
+  [column: string]: unknown;
+}
+
+/**
+ * A row as joinResults hands it to a Transform or a `for await` (every source row once, in source
+ * order): the source row's values, then its result columns. Node types a Duplex's items as `any`:
+ * `for await (const row of joined as AsyncIterable<JoinedRow>)`, or `(row: JoinedRow)` in a Transform.
+ */
+export interface JoinedRow extends Row {
+  values: RowValues & ResultColumns;
+}
 
 /** The Duplex joinResults returns: result lines or records in, joined rows out. */
 export interface JoinResultsStream extends Duplex {

@@ -74,6 +74,9 @@ class MapRows extends BatchTransform<RowBatch, ObjectRowBatch> {
         );
       out.push(this.#mapped(item, first, values));
     }
+    // Every row is an object of its own now: the bytes it was read from are used again (left to the
+    // collector instead, a million rows grew peak memory 150 -> 320 MB).
+    rows.release();
     return new ObjectRowBatch(out);
   }
 

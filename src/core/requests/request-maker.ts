@@ -27,6 +27,11 @@ export const RENDER_THREAD_AFTER_ROWS = 16_384;
  * of the work, and two of them, where there are two cores, cut the run (4.3 -> 3.5 s).
  */
 const RENDER_THREADS = { csv: 1, jsonl: Math.min(2, availableParallelism()) } as const;
+/**
+ * Rows a mapper module maps here before its threads start: the first batch (a mapper that fails on the
+ * first row fails here, at once). A row costs a mapper far more than a template, so threads pay sooner.
+ */
+export const MAPPER_THREAD_AFTER_ROWS = 2048;
 /** Mapper threads: calling a JS function per row is the work, and it pays on every core. */
 const MAPPER_THREADS = availableParallelism();
 
@@ -83,7 +88,8 @@ export class RequestMaker {
     if (!template) {
       const builder = this.#builder;
       if (builder.mapperToLoad) return builder.loadMapper().then(() => this.make(rows));
-      const transport = threads && builder.mapperModule !== undefined ? transportOf(rows) : undefined;
+      const mapThere = this.#madeRows >= MAPPER_THREAD_AFTER_ROWS && builder.mapperModule !== undefined;
+      const transport = mapThere ? transportOf(rows) : undefined;
       if (transport) return this.#mapThere(rows, transport);
       this.#madeRows += rows.length;
       return this.#build(rows);
