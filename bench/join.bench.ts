@@ -223,7 +223,8 @@ for (const r of all) {
     `| ${r.name} | ${fmt(r.size)} | ${r.seconds.toFixed(2)} | ${(r.spread * 100).toFixed(0)}% | ${fmt(r.rowsPerSecond)} | ${ratio('cli')}x | ${ratio('duckdb')}x | ${ratio('python')}x | ${r.maxRssMb?.toFixed(0) ?? '-'} | ${rss('duckdb')} |`,
   );
 }
-console.log(`\njoin (${machine()}, median of ${repeat})\n\n${lines.join('\n')}\n`);
+const table = `## join (${machine()}, median of ${repeat})\n\n${lines.join('\n')}`;
+console.log(`\n${table}\n`);
 
 const big = Math.max(...SIZES);
 const small = Math.min(...SIZES);
@@ -262,5 +263,9 @@ const checks: Array<[string, boolean]> = [
         ];
       })),
 ];
-for (const [what, ok] of checks) console.log(`${ok ? 'PASS' : 'MISS'}  ${what}`);
-console.log(`\nresults: ${saveResults('join', { machine: machine(), repeat, results: all, checks })}`);
+const verdicts = checks.map(([what, ok]) => `${ok ? 'PASS' : 'MISS'}  ${what}`).join('\n');
+console.log(verdicts);
+const report = `${table}\n\n\`\`\`\n${verdicts}\n\`\`\`\n`;
+console.log(
+  `\nresults: ${saveResults('join', { machine: machine(), repeat, results: all, checks }, report)}`,
+);

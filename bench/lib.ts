@@ -129,10 +129,12 @@ export function machine(): string {
   return `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
 }
 
-export function saveResults(name: string, value: unknown): string {
+/** Keeps a bench's figures: every sample as JSON, and the printed table and checks (if given) as Markdown. */
+export function saveResults(name: string, value: unknown, report?: string): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const path = join(RESULTS_DIR, `${name}.json`);
   writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
+  if (report) writeFileSync(join(RESULTS_DIR, `${name}.md`), `${report.trim()}\n`);
   return path;
 }
 

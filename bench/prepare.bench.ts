@@ -26,10 +26,14 @@
  * Reading: every CSV library for Node hands out JS strings, and the decode, JSON.stringify and UTF-8
  * re-encode of each 600-character review cost several times the parse. batchpipe's stages pass each
  * other batches of rows over the bytes they were read from: toRequests copies each cell's bytes,
- * JSON-escaped, into the holes of a line template, and never makes a string of the text; the lines'
- * sha256 is computed on a second thread while the first fills the next buffer. DuckDB parses into
- * columns on both cores, then writes JSON; Python's csv and json modules are C, but make objects per
- * row. A user's Transform sees one Row object at a time, so its variant pays for decoding every cell.
+ * JSON-escaped, into the holes of a line template, and never makes a string of the text; past the
+ * first rows a worker thread renders while the main thread reads, checks and writes, and the lines'
+ * sha256 is computed on another. JSON Lines are parsed on two render threads. A mapper is user code
+ * per row: its values must be decoded and its bodies serialized, so `--mapper` (a module) runs on a
+ * thread per core. DuckDB parses into columns on both cores, then writes JSON; Python's csv and json
+ * modules are C, but make objects per row. A user's Transform sees one Row object at a time, so its
+ * variant pays for decoding every cell (and mapRows likewise). The composed variants run under plain
+ * `node`, as a user's script does; the CLI under its own shebang flags.
  */
 import { closeSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -184,7 +188,8 @@ for (const r of all) {
     `| ${r.name} | ${fmt(r.size)} | ${r.seconds.toFixed(2)} | ${(r.spread * 100).toFixed(0)}% | ${fmt(r.rowsPerSecond)} | ${ratio('cli')}x | ${ratio('duckdb')}x | ${ratio('python')}x | ${r.maxRssMb?.toFixed(0) ?? '-'} | ${rss('duckdb')} |`,
   );
 }
-console.log(`\nprepare (${machine()}, median of ${repeat})\n\n${lines.join('\n')}\n`);
+const table = `## prepare (${machine()}, median of ${repeat})\n\n${lines.join('\n')}`;
+console.log(`\n${table}\n`);
 
 const big = Math.max(...SIZES);
 const small = Math.min(...SIZES);
@@ -236,5 +241,9 @@ const checks: Array<[string, boolean]> = [
         ];
       })),
 ];
-for (const [what, ok] of checks) console.log(`${ok ? 'PASS' : 'MISS'}  ${what}`);
-console.log(`\nresults: ${saveResults('prepare', { machine: machine(), repeat, results: all, checks })}`);
+const verdicts = checks.map(([what, ok]) => `${ok ? 'PASS' : 'MISS'}  ${what}`).join('\n');
+console.log(verdicts);
+const report = `${table}\n\n\`\`\`\n${verdicts}\n\`\`\`\n`;
+console.log(
+  `\nresults: ${saveResults('prepare', { machine: machine(), repeat, results: all, checks }, report)}`,
+);
