@@ -215,3 +215,95 @@ export async function startServe(dataDir: string, args: string[] = []): Promise<
     },
   };
 }
+
+/** A target and whether the run met it. */
+export type Check = [what: string, met: boolean];
+
+/**
+ * The figures of a table bench (prepare, join): every variant at every size against the CLI, DuckDB
+ * and Python, and the checks they share; `finish` prints the checks and keeps everything.
+ */
+export class TableFigures {
+  readonly #all: Measured[];
+  readonly #bench: string;
+  readonly #repeat: number;
+  readonly big = Math.max(...SIZES);
+  readonly small = Math.min(...SIZES);
+
+  constructor(bench: string, all: Measured[], repeat: number) {
+    this.#bench = bench;
+    this.#all = all;
+    this.#repeat = repeat;
+  }
+
+  at(name: string, size: number): Measured {
+    return this.#all.find((r) => r.name === name && r.size === size)!;
+  }
+
+  /** How many times `a`'s rows/s is `b`'s, at the largest size. */
+  speed(a: string, b: string): number {
+    return this.at(a, this.big).rowsPerSecond / this.at(b, this.big).rowsPerSecond;
+  }
+
+  /** `a`'s peak RSS over `b`'s, at the largest size. */
+  memory(a: string, b: string): number {
+    return (this.at(a, this.big).maxRssMb ?? Infinity) / (this.at(b, this.big).maxRssMb ?? 0);
+  }
+
+  /** The Markdown table: every variant at every size, ratios to the CLI and to each peer. */
+  table(): string {
+    const lines = [
+      `## ${this.#bench} (${machine()}, median of ${this.#repeat})`,
+      '',
+      '| variant | rows | median s | spread | rows/s | vs cli | vs duckdb | vs python | peak RSS MB | RSS vs duckdb |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ];
+    for (const r of this.#all) {
+      const ratio = (peer: string) => (r.rowsPerSecond / this.at(peer, r.size).rowsPerSecond).toFixed(2);
+      const rss = (peer: string) =>
+        ((r.maxRssMb ?? Number.NaN) / (this.at(peer, r.size).maxRssMb ?? Number.NaN)).toFixed(2);
+      lines.push(
+        `| ${r.name} | ${fmt(r.size)} | ${r.seconds.toFixed(2)} | ${(r.spread * 100).toFixed(0)}% | ${fmt(r.rowsPerSecond)} | ${ratio('cli')}x | ${ratio('duckdb')}x | ${ratio('python')}x | ${r.maxRssMb?.toFixed(0) ?? '-'} | ${rss('duckdb')} |`,
+      );
+    }
+    return lines.join('\n');
+  }
+
+  /**
+   * What both table benches ask: the composition within 1.15x of the CLI, JSON Lines within 1.3x of
+   * CSV (CLI and composed), and each of `ours` no more than 1.2x the peak RSS from the smallest size
+   * to the largest.
+   */
+  sharedChecks(ours: readonly string[]): Check[] {
+    const checks: Check[] = [
+      [
+        `composed within 1.15x of the CLI (${this.speed('cli', 'composed').toFixed(2)}x)`,
+        this.speed('cli', 'composed') <= 1.15,
+      ],
+    ];
+    for (const name of ['cli', 'composed']) {
+      const slower = this.speed(name, `${name} jsonl`);
+      checks.push([`${name} jsonl within 1.3x of ${name} csv (${slower.toFixed(2)}x)`, slower <= 1.3]);
+    }
+    if (this.big === this.small) return checks;
+    for (const name of ours) {
+      const grown =
+        (this.at(name, this.big).maxRssMb ?? Infinity) / (this.at(name, this.small).maxRssMb ?? 0);
+      checks.push([
+        `${name} peak RSS at ${fmt(this.big)} within 1.2x of ${fmt(this.small)} (${grown.toFixed(2)}x)`,
+        grown <= 1.2,
+      ]);
+    }
+    return checks;
+  }
+
+  /** Prints the table and the checks, and keeps them with every sample in bench/results. */
+  finish(checks: readonly Check[]): void {
+    const table = this.table();
+    const verdicts = checks.map(([what, ok]) => `${ok ? 'PASS' : 'MISS'}  ${what}`).join('\n');
+    console.log(`\n${table}\n\n${verdicts}`);
+    const report = `${table}\n\n\`\`\`\n${verdicts}\n\`\`\`\n`;
+    const value = { machine: machine(), repeat: this.#repeat, results: this.#all, checks };
+    console.log(`\nresults: ${saveResults(this.#bench, value, report)}`);
+  }
+}

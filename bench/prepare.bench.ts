@@ -42,6 +42,7 @@ import { writeBenchTable } from '../test/fixtures/make-fixtures.js';
 import {
   ARGS,
   BENCH_DIR,
+  type Check,
   dataFile,
   existsSync,
   fmt,
@@ -52,7 +53,7 @@ import {
   runOnce,
   type Sample,
   SIZES,
-  saveResults,
+  TableFigures,
   type Variant,
 } from './lib.js';
 
@@ -174,76 +175,28 @@ for (const size of SIZES) {
   for (const output of Object.values(outputs)) rmSync(output, { recursive: true, force: true });
 }
 
-// The table: every variant at every size, ratios to the CLI and to each peer.
-const at = (name: string, size: number) => all.find((r) => r.name === name && r.size === size)!;
-const lines = [
-  '| variant | rows | median s | spread | rows/s | vs cli | vs duckdb | vs python | peak RSS MB | RSS vs duckdb |',
-  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-];
-for (const r of all) {
-  const ratio = (peer: string) => (r.rowsPerSecond / at(peer, r.size).rowsPerSecond).toFixed(2);
-  const rss = (peer: string) =>
-    ((r.maxRssMb ?? Number.NaN) / (at(peer, r.size).maxRssMb ?? Number.NaN)).toFixed(2);
-  lines.push(
-    `| ${r.name} | ${fmt(r.size)} | ${r.seconds.toFixed(2)} | ${(r.spread * 100).toFixed(0)}% | ${fmt(r.rowsPerSecond)} | ${ratio('cli')}x | ${ratio('duckdb')}x | ${ratio('python')}x | ${r.maxRssMb?.toFixed(0) ?? '-'} | ${rss('duckdb')} |`,
-  );
-}
-const table = `## prepare (${machine()}, median of ${repeat})\n\n${lines.join('\n')}`;
-console.log(`\n${table}\n`);
-
-const big = Math.max(...SIZES);
-const small = Math.min(...SIZES);
-const speed = (a: string, b: string) => at(a, big).rowsPerSecond / at(b, big).rowsPerSecond;
-const memory = (a: string, b: string) => (at(a, big).maxRssMb ?? Infinity) / (at(b, big).maxRssMb ?? 0);
-const ours = [
-  'cli',
-  'composed',
-  'composed + Transform',
-  'composed + mapRows',
-  'cli --mapper',
-  'cli jsonl',
-  'composed jsonl',
-];
-const checks: Array<[string, boolean]> = [
-  [
-    `composed within 1.15x of the CLI (${speed('cli', 'composed').toFixed(2)}x)`,
-    speed('cli', 'composed') <= 1.15,
-  ],
-  ...(['cli', 'composed'] as const).flatMap(
-    (name): Array<[string, boolean]> => [
-      [`${name} >= 1.2x duckdb rows/s (${speed(name, 'duckdb').toFixed(2)}x)`, speed(name, 'duckdb') >= 1.2],
-      [
-        `${name} <= 1/4 duckdb peak RSS (${memory(name, 'duckdb').toFixed(2)})`,
-        memory(name, 'duckdb') <= 0.25,
-      ],
-      [`${name} >= 3x python rows/s (${speed(name, 'python').toFixed(2)}x)`, speed(name, 'python') >= 3],
+const figures = new TableFigures('prepare', all, repeat);
+const speed = (a: string, b: string) => figures.speed(a, b);
+figures.finish([
+  ...figures.sharedChecks([
+    'cli',
+    'composed',
+    'composed + Transform',
+    'composed + mapRows',
+    'cli --mapper',
+    'cli jsonl',
+    'composed jsonl',
+  ]),
+  ...['cli', 'composed'].flatMap((name): Check[] => [
+    [`${name} >= 1.2x duckdb rows/s (${speed(name, 'duckdb').toFixed(2)}x)`, speed(name, 'duckdb') >= 1.2],
+    [
+      `${name} <= 1/4 duckdb peak RSS (${figures.memory(name, 'duckdb').toFixed(2)})`,
+      figures.memory(name, 'duckdb') <= 0.25,
     ],
-  ),
+    [`${name} >= 3x python rows/s (${speed(name, 'python').toFixed(2)}x)`, speed(name, 'python') >= 3],
+  ]),
   [
     `cli --mapper >= 2x python rows/s (${speed('cli --mapper', 'python').toFixed(2)}x)`,
     speed('cli --mapper', 'python') >= 2,
   ],
-  [
-    `cli jsonl within 1.3x of cli csv (${speed('cli', 'cli jsonl').toFixed(2)}x)`,
-    speed('cli', 'cli jsonl') <= 1.3,
-  ],
-  [
-    `composed jsonl within 1.3x of composed csv (${speed('composed', 'composed jsonl').toFixed(2)}x)`,
-    speed('composed', 'composed jsonl') <= 1.3,
-  ],
-  ...(big === small
-    ? []
-    : ours.map((name): [string, boolean] => {
-        const grown = (at(name, big).maxRssMb ?? Infinity) / (at(name, small).maxRssMb ?? 0);
-        return [
-          `${name} peak RSS at ${fmt(big)} within 1.2x of ${fmt(small)} (${grown.toFixed(2)}x)`,
-          grown <= 1.2,
-        ];
-      })),
-];
-const verdicts = checks.map(([what, ok]) => `${ok ? 'PASS' : 'MISS'}  ${what}`).join('\n');
-console.log(verdicts);
-const report = `${table}\n\n\`\`\`\n${verdicts}\n\`\`\`\n`;
-console.log(
-  `\nresults: ${saveResults('prepare', { machine: machine(), repeat, results: all, checks }, report)}`,
-);
+]);

@@ -1,3 +1,4 @@
+import { mapperFailure } from '../core/rows/mapper-failure.js';
 import { ObjectRowBatch } from '../core/rows/object-row-batch.js';
 import { isRowBatch, type RowBatch } from '../core/rows/row-batch.js';
 import { BatchpipeError } from '../errors.js';
@@ -93,22 +94,6 @@ class MapRows extends BatchTransform<RowBatch, ObjectRowBatch> {
   }
 
   #failed(row: Row, first: boolean, error: unknown): Rejection {
-    const message = `mapRows failed on row ${row.index}: ${(error as Error)?.message ?? String(error)}`;
-    if (first)
-      throw new BatchpipeError(
-        'BP_MAPPER_FAILED',
-        message,
-        { file: row.file, line: row.line, row: row.index },
-        { cause: error },
-      );
-    return {
-      kind: 'rejection',
-      index: row.index,
-      file: row.file,
-      line: row.line,
-      custom_id: null,
-      code: 'BP_MAPPER_FAILED',
-      message,
-    };
+    return mapperFailure('mapRows', row, null, first, error);
   }
 }

@@ -1,7 +1,7 @@
-import { READ_POOL } from '../../internal/buffer-pool.js';
 import type { ByteWriter } from '../../internal/byte-writer.js';
 import { MAX_ESCAPE_GROWTH, writeJsonEscaped } from '../../internal/json-bytes.js';
-import type { Rejection, Row, RowValues } from '../../types.js';
+import type { Rejection, RowValues } from '../../types.js';
+import { ReadRows } from '../rows/read-rows.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 
 /** How a CSV file's rows are laid out: shared by every batch of the file. */
@@ -47,14 +47,10 @@ const REJECTED_THERE: Rejection = Object.freeze({
  * is decoded only when asked for; a template copies field bytes straight into JSON, and a CSV join
  * copies whole rows, so most text is never turned into strings.
  */
-export class CsvRowBatch implements RowBatch {
+export class CsvRowBatch extends ReadRows implements RowBatch {
   readonly kind = 'row-batch';
   readonly layout: CsvLayout;
-  /** The bytes the ranges point into; the batch's own (nothing else writes to them) until released. */
-  buffer: Buffer;
   readonly length: number;
-  readonly #firstIndex: number;
-  readonly #lines: Int32Array;
   /** Entry i's fields are [fieldAt[i], fieldAt[i + 1]) of starts/ends/escaped. */
   readonly #fieldAt: Int32Array;
   readonly #starts: Int32Array;
@@ -67,25 +63,15 @@ export class CsvRowBatch implements RowBatch {
   readonly #rejections: ReadonlyMap<number, Rejection> | undefined;
   readonly #quoteByte: number;
 
-  constructor(parts: {
-    layout: CsvLayout;
-    buffer: Buffer;
-    firstIndex: number;
-    length: number;
-    lines: Int32Array;
-    fieldAt: Int32Array;
-    starts: Int32Array;
-    ends: Int32Array;
-    escaped: Uint8Array;
-    rowStarts: Int32Array;
-    rowEnds: Int32Array;
-    rejections: ReadonlyMap<number, Rejection> | undefined;
-  }) {
+  constructor(
+    parts: Omit<CsvTransport, 'type' | 'buffer' | 'rejected'> & {
+      buffer: Buffer;
+      rejections: ReadonlyMap<number, Rejection> | undefined;
+    },
+  ) {
+    super(parts.buffer, parts.firstIndex, parts.lines);
     this.layout = parts.layout;
-    this.buffer = parts.buffer;
     this.length = parts.length;
-    this.#firstIndex = parts.firstIndex;
-    this.#lines = parts.lines;
     this.#fieldAt = parts.fieldAt;
     this.#starts = parts.starts;
     this.#ends = parts.ends;
@@ -102,9 +88,9 @@ export class CsvRowBatch implements RowBatch {
       type: 'csv',
       layout: this.layout,
       buffer: this.buffer,
-      firstIndex: this.#firstIndex,
+      firstIndex: this.firstIndex,
       length: this.length,
-      lines: this.#lines,
+      lines: this.lines,
       fieldAt: this.#fieldAt,
       starts: this.#starts,
       ends: this.#ends,
@@ -123,20 +109,6 @@ export class CsvRowBatch implements RowBatch {
       rejections:
         t.rejected.length > 0 ? new Map([...t.rejected].map((entry) => [entry, REJECTED_THERE])) : undefined,
     });
-  }
-
-  /** Hands the bytes back to the read pool: the batch must not be read after this. */
-  release(): void {
-    READ_POOL.give(this.buffer);
-    this.buffer = RELEASED;
-  }
-
-  index(i: number): number {
-    return this.#firstIndex + i;
-  }
-
-  line(i: number): number {
-    return this.#lines[i]!;
   }
 
   file(): string {
@@ -158,7 +130,7 @@ export class CsvRowBatch implements RowBatch {
 
   /** The text of field `c` of entry `i`, with doubled quotes read as one; "" for a field the row lacks. */
   fieldText(i: number, c: number): string {
-    if (this.buffer === RELEASED) released();
+    this.checkLive();
     const f = this.#fieldAt[i]! + c;
     if (f >= this.#fieldAt[i + 1]!) return '';
     const text = this.buffer.toString('utf8', this.#starts[f]!, this.#ends[f]!);
@@ -172,18 +144,6 @@ export class CsvRowBatch implements RowBatch {
     const values: RowValues = {};
     for (let c = 0; c < header.length; c++) values[header[c]!] = this.fieldText(i, c);
     return values;
-  }
-
-  item(i: number): Row | Rejection {
-    return (
-      this.rejection(i) ?? {
-        kind: 'row',
-        index: this.index(i),
-        file: this.layout.file,
-        line: this.line(i),
-        values: this.values(i),
-      }
-    );
   }
 
   ref(name: string): CellRef | undefined {
@@ -201,7 +161,7 @@ export class CsvRowBatch implements RowBatch {
   }
 
   writeJsonText(i: number, ref: CellRef, out: ByteWriter): void {
-    if (this.buffer === RELEASED) released();
+    this.checkLive();
     const f = this.#fieldAt[i]! + (ref as number);
     if (f >= this.#fieldAt[i + 1]!) return;
     const start = this.#starts[f]!;
@@ -232,7 +192,7 @@ export class CsvRowBatch implements RowBatch {
    * reader refuses). Most rows have no quote at all, answered by one search.
    */
   copiesCleanly(i: number): boolean {
-    if (this.buffer === RELEASED) released();
+    this.checkLive();
     const from = this.#fieldAt[i]!;
     const to = this.#fieldAt[i + 1]!;
     if (to - from !== this.layout.header.length) return false;
@@ -251,11 +211,4 @@ export class CsvRowBatch implements RowBatch {
     }
     return true;
   }
-}
-
-/** What a released batch points into: reading it fails loudly instead of reading reused bytes. */
-const RELEASED = Buffer.alloc(0);
-
-function released(): never {
-  throw new Error('a batch of CSV rows was read after it was released (a batchpipe bug)');
 }

@@ -1,9 +1,9 @@
 import { BatchpipeError, type ErrorCode } from '../../errors.js';
-import { READ_POOL } from '../../internal/buffer-pool.js';
 import type { ByteWriter } from '../../internal/byte-writer.js';
 import { hasUnsafeInteger, parseJsonExact } from '../../internal/parse-json.js';
-import type { Rejection, Row, RowValues } from '../../types.js';
+import type { Rejection, RowValues } from '../../types.js';
 import { type ColumnRef, columnRef } from '../rows/column-ref.js';
+import { ReadRows } from '../rows/read-rows.js';
 import { type CellRef, type RowBatch, textOf } from '../rows/row-batch.js';
 
 /** Every batch of JSON rows shares one layout: a column is found by name in each row. */
@@ -69,15 +69,11 @@ const REJECTED = 3;
  * Values are turned into real strings only when asked for (`values`, `value`). A line with a `\u` or
  * `\/` escape is parsed as real text: an escaped character is a code point, not a byte.
  */
-export class JsonlRowBatch implements RowBatch {
+export class JsonlRowBatch extends ReadRows implements RowBatch {
   readonly kind = 'row-batch';
   readonly layout = JSONL_LAYOUT;
-  /** The bytes the lines are in; the batch's own until released. */
-  buffer: Buffer;
   readonly length: number;
   readonly #file: string;
-  readonly #firstIndex: number;
-  readonly #lines: Int32Array;
   readonly #starts: Int32Array;
   readonly #ends: Int32Array;
   /** 1 where the line has an escape that needs a real-text parse. */
@@ -94,11 +90,9 @@ export class JsonlRowBatch implements RowBatch {
       rejections: Array<[number, Rejection]>;
     },
   ) {
+    super(parts.buffer, parts.firstIndex, parts.lines);
     this.#file = parts.file;
-    this.buffer = parts.buffer;
     this.length = parts.length;
-    this.#firstIndex = parts.firstIndex;
-    this.#lines = parts.lines;
     this.#starts = parts.starts;
     this.#ends = parts.ends;
     this.#escaped = parts.escaped;
@@ -115,9 +109,9 @@ export class JsonlRowBatch implements RowBatch {
       type: 'jsonl',
       file: this.#file,
       buffer: this.buffer,
-      firstIndex: this.#firstIndex,
+      firstIndex: this.firstIndex,
       length: this.length,
-      lines: this.#lines,
+      lines: this.lines,
       starts: this.#starts,
       ends: this.#ends,
       escaped: this.#escaped,
@@ -133,20 +127,6 @@ export class JsonlRowBatch implements RowBatch {
       buffer: Buffer.from(t.buffer.buffer, t.buffer.byteOffset, t.buffer.length),
       rejections: [...t.rejected].map((entry): [number, Rejection] => [entry, REJECTED_THERE]),
     });
-  }
-
-  /** Hands the bytes back to the read pool: the batch must not be read after this. */
-  release(): void {
-    READ_POOL.give(this.buffer);
-    this.buffer = RELEASED;
-  }
-
-  index(i: number): number {
-    return this.#firstIndex + i;
-  }
-
-  line(i: number): number {
-    return this.#lines[i]!;
   }
 
   file(): string {
@@ -166,8 +146,7 @@ export class JsonlRowBatch implements RowBatch {
 
   /** Parses line `i` (see the class): its object, or its rejection (or, with badRows "fail", an error). */
   #parseEntry(i: number): void {
-    if (this.buffer === RELEASED)
-      throw new Error('a batch of JSON rows was read after it was released (a batchpipe bug)');
+    this.checkLive();
     const real = this.#escaped[i] === 1;
     const text = this.buffer.toString(real ? 'utf8' : 'latin1', this.#starts[i]!, this.#ends[i]!);
     let value: unknown;
@@ -209,7 +188,7 @@ export class JsonlRowBatch implements RowBatch {
 
   #reject(i: number, code: ErrorCode, message: string): void {
     const index = this.index(i);
-    const line = this.#lines[i]!;
+    const line = this.lines[i]!;
     if (this.#parse.badRows === 'fail')
       throw new BatchpipeError(code, `row ${index}: ${message}`, { file: this.#file, line, row: index });
     this.#rejections.set(i, {
@@ -238,18 +217,6 @@ export class JsonlRowBatch implements RowBatch {
     this.#objects[i] = real;
     this.#state[i] = REAL;
     return real;
-  }
-
-  item(i: number): Row | Rejection {
-    return (
-      this.rejection(i) ?? {
-        kind: 'row',
-        index: this.index(i),
-        file: this.#file,
-        line: this.line(i),
-        values: this.values(i),
-      }
-    );
   }
 
   ref(name: string): CellRef {
@@ -365,8 +332,7 @@ export class JsonlRowBatch implements RowBatch {
 
   /** Where the line's object ends: its closing brace (the line is a JSON object, maybe followed by blanks). */
   closingBrace(i: number): number {
-    if (this.buffer === RELEASED)
-      throw new Error('a batch of JSON rows was read after it was released (a batchpipe bug)');
+    this.checkLive();
     let at = this.#ends[i]! - 1;
     while (at > this.#starts[i]! && this.buffer[at] !== 0x7d) at--;
     return at;
@@ -392,8 +358,6 @@ export class JsonlRowBatch implements RowBatch {
     return this.buffer[skipBlanks(this.buffer, brace + 1, end)] === 0x7d;
   }
 }
-
-const RELEASED = Buffer.alloc(0);
 
 function skipBlanks(b: Buffer, p: number, end: number): number {
   while (p < end) {

@@ -15,6 +15,7 @@ import type {
   SourcePosition,
 } from '../../types.js';
 import { type ColumnRef, columnRef } from '../rows/column-ref.js';
+import { mapperFailure } from '../rows/mapper-failure.js';
 import { textOf } from '../rows/row-batch.js';
 import { compileStructuredOutput } from '../structured/structured-output.js';
 import { customIdFor } from './custom-id.js';
@@ -273,16 +274,7 @@ export class RequestBuilder {
   }
 
   #mapperFailed(row: Row, custom_id: string, first: boolean, error: unknown): Rejection {
-    const message = `mapper failed on row ${row.index}: ${(error as Error)?.message ?? String(error)}`;
-    // A mapper that fails on the first row is a bug in the mapper, not a bad row.
-    if (first)
-      throw new BatchpipeError(
-        'BP_MAPPER_FAILED',
-        message,
-        { file: row.file, line: row.line, row: row.index },
-        { cause: error },
-      );
-    return rejection(row, custom_id, 'BP_MAPPER_FAILED', message);
+    return mapperFailure('mapper', row, custom_id, first, error);
   }
 
   #finish(row: Row, custom_id: string, body: RequestBody): RequestItem {

@@ -1,0 +1,61 @@
+import { READ_POOL } from '../../internal/buffer-pool.js';
+import type { Rejection, Row, RowValues } from '../../types.js';
+
+/** What a released batch's buffer is: reading it is a bug, and says so. */
+const RELEASED = Buffer.alloc(0);
+
+/**
+ * Rows over the read buffer they were found in (CSV, JSON Lines): their numbers and lines, and the
+ * buffer's way back to the read pool once every stage is done with them.
+ */
+export abstract class ReadRows {
+  /** The bytes the rows are in; the batch's own (nothing else writes to them) until released. */
+  buffer: Buffer;
+  /** The row number of entry 0. */
+  protected readonly firstIndex: number;
+  /** Each entry's line in its file. */
+  protected readonly lines: Int32Array;
+
+  constructor(buffer: Buffer, firstIndex: number, lines: Int32Array) {
+    this.buffer = buffer;
+    this.firstIndex = firstIndex;
+    this.lines = lines;
+  }
+
+  /** Hands the bytes back to the read pool: the batch must not be read after this. */
+  release(): void {
+    READ_POOL.give(this.buffer);
+    this.buffer = RELEASED;
+  }
+
+  index(i: number): number {
+    return this.firstIndex + i;
+  }
+
+  line(i: number): number {
+    return this.lines[i]!;
+  }
+
+  abstract rejection(i: number): Rejection | undefined;
+  abstract file(i: number): string;
+  abstract values(i: number): RowValues;
+
+  /** Entry `i` as one stream item: its Row (values decoded), or its Rejection. */
+  item(i: number): Row | Rejection {
+    return (
+      this.rejection(i) ?? {
+        kind: 'row',
+        index: this.index(i),
+        file: this.file(i),
+        line: this.line(i),
+        values: this.values(i),
+      }
+    );
+  }
+
+  /** Throws when the batch is read after its release (a batchpipe bug, not bad input). */
+  protected checkLive(): void {
+    if (this.buffer === RELEASED)
+      throw new Error(`a batch of ${this.constructor.name} was read after it was released (a batchpipe bug)`);
+  }
+}
