@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError } from './api-error.js';
+import { tooDeepAt, tooDeepMessage } from './json-depth.js';
 
 /** Sends a JSON body with the headers every reply carries. */
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -41,8 +42,9 @@ export async function readJsonBody(
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '')
     throw new ApiError(400, 'the request body is empty; expected a JSON object', 'invalid_json');
+  let value: unknown;
   try {
-    return { value: JSON.parse(text) as unknown, text };
+    value = JSON.parse(text) as unknown;
   } catch (error) {
     throw new ApiError(
       400,
@@ -50,6 +52,15 @@ export async function readJsonBody(
       'invalid_json',
     );
   }
+  const deep = tooDeepAt(value);
+  if (deep !== null)
+    throw new ApiError(
+      400,
+      tooDeepMessage('the request body', deep),
+      'invalid_json',
+      deep.split(/[.[]/)[0] || null,
+    );
+  return { value, text };
 }
 
 function tooLarge(limit: number): ApiError {

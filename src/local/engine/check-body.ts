@@ -1,3 +1,5 @@
+import { tooDeepAt, tooDeepMessage } from '../json-depth.js';
+
 /** Why a request body cannot be answered: becomes a 400 (sync) or a line in the error file (batch). */
 export interface BodyProblem {
   message: string;
@@ -33,8 +35,16 @@ function isPositiveInt(value: unknown): boolean {
   return typeof value === 'number' && Number.isInteger(value) && value > 0;
 }
 
+/** A body nested too deep to walk safely (a batch line's: the HTTP route checked its own already). */
+function deepProblem(body: Body): BodyProblem | null {
+  const at = tooDeepAt(body);
+  return at === null ? null : problem(tooDeepMessage('the request body', at), at.split(/[.[]/)[0] || null);
+}
+
 /** The shape rules of a chat completion request, as the real-time endpoint checks them. */
 export function checkChatBody(body: Body): BodyProblem | null {
+  const deep = deepProblem(body);
+  if (deep) return deep;
   if (typeof body.model !== 'string' || body.model === '')
     return problem('you must provide a model parameter', 'model');
   const messages = body.messages;
@@ -138,6 +148,8 @@ export function textOfContent(message: unknown): string {
 
 /** The shape rules of an embeddings request. */
 export function checkEmbeddingBody(body: Body): BodyProblem | null {
+  const deep = deepProblem(body);
+  if (deep) return deep;
   if (typeof body.model !== 'string' || body.model === '')
     return problem('you must provide a model parameter', 'model');
   const input = body.input;

@@ -79,9 +79,11 @@ function shape(node: unknown, gen: Gen, depth: number): unknown {
     // Prefer a non-null branch: `anyOf: [T, {type: "null"}]` is how strict schemas spell optional.
     const useful = choices.filter((c) => !(isSchema(c) && c.type === 'null'));
     const pick = useful.length > 0 ? useful : choices;
-    return generate(pick[Math.floor(random() * pick.length)], gen, depth + 1);
+    return depth >= MAX_DEPTH ? null : generate(pick[Math.floor(random() * pick.length)], gen, depth + 1);
   }
-  if (Array.isArray(node.allOf) && node.allOf.length > 0) return generate(mergeAll(node), gen, depth);
+  // Every step down counts, so no input (anyOf or allOf thousands deep) can overflow the stack.
+  if (Array.isArray(node.allOf) && node.allOf.length > 0)
+    return depth >= MAX_DEPTH ? null : generate(mergeAll(node), gen, depth + 1);
   const type = typeOf(node);
   switch (type) {
     case 'object':

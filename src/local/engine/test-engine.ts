@@ -1,4 +1,5 @@
 import { ApiError } from '../api-error.js';
+import { tooDeepAt } from '../json-depth.js';
 import { type BodyProblem, checkChatBody, checkEmbeddingBody, textOfContent } from './check-body.js';
 import type { Engine, EngineAnswer, EngineRequest } from './engine.js';
 import { fateOf, type Knobs, knobsFrom } from './knobs.js';
@@ -411,7 +412,8 @@ function extractSchema(text: string): unknown {
         value !== null &&
         typeof value === 'object' &&
         ('properties' in value || 'enum' in value || 'type' in value);
-      return schemaLike ? value : null;
+      // A schema too deep to walk is prose to this engine, not a schema to fill.
+      return schemaLike && tooDeepAt(value) === null ? value : null;
     } catch {
       start = text.indexOf('{', start + 1);
     }
