@@ -1,3 +1,6 @@
+import { BatchpipeError } from '../errors.js';
+import { MAX_JSON_DEPTH, tooDeepMessage } from './json-depth.js';
+
 /**
  * JSON.parse that keeps integers beyond 2^53 exact by reading them as strings (ids such as
  * 12345678901234567890 would otherwise come back as 12345678901234567000). Text whose parse holds no
@@ -11,15 +14,21 @@ export function parseJsonExact(text: string): { value: unknown; bigIntegers: boo
   return { value: JSON.parse(quoted), bigIntegers: quoted !== text };
 }
 
-/** Whether parsed JSON holds a number that is an integer beyond 2^53 (its digits may have been lost). */
-export function hasUnsafeInteger(value: unknown): boolean {
+/**
+ * Whether parsed JSON holds a number that is an integer beyond 2^53 (its digits may have been lost).
+ * Throws BP_INPUT_PARSE for a value nested deeper than MAX_JSON_DEPTH: this walk is the one every
+ * JSON row gets, so it is where such a row is stopped, before anything else recurses into it.
+ */
+export function hasUnsafeInteger(value: unknown, depth = 1): boolean {
   if (typeof value === 'number') return Number.isInteger(value) && !Number.isSafeInteger(value);
   if (value === null || typeof value !== 'object') return false;
+  if (depth > MAX_JSON_DEPTH) throw new BatchpipeError('BP_INPUT_PARSE', tooDeepMessage('the value'));
   if (Array.isArray(value)) {
-    for (const item of value) if (hasUnsafeInteger(item)) return true;
+    for (const item of value) if (hasUnsafeInteger(item, depth + 1)) return true;
     return false;
   }
-  for (const key in value) if (hasUnsafeInteger((value as Record<string, unknown>)[key])) return true;
+  for (const key in value)
+    if (hasUnsafeInteger((value as Record<string, unknown>)[key], depth + 1)) return true;
   return false;
 }
 

@@ -1,5 +1,6 @@
-import { BatchpipeError, type ErrorCode } from '../../errors.js';
+import { BatchpipeError, type ErrorCode, isBatchpipeError } from '../../errors.js';
 import type { ByteWriter } from '../../internal/byte-writer.js';
+import { deeperThan, tooDeepMessage } from '../../internal/json-depth.js';
 import { hasUnsafeInteger, parseJsonExact } from '../../internal/parse-json.js';
 import type { Rejection, RowValues } from '../../types.js';
 import { type ColumnRef, columnRef } from '../rows/column-ref.js';
@@ -151,8 +152,18 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
     const text = this.buffer.toString(real ? 'utf8' : 'latin1', this.#starts[i]!, this.#ends[i]!);
     let value: unknown;
     try {
-      value = this.#parse.bigIntegers === 'string' ? parseJsonExact(text).value : JSON.parse(text);
+      // parseJsonExact walks the value (hasUnsafeInteger) and stops one nested too deep; else a walk here does.
+      if (this.#parse.bigIntegers === 'string') value = parseJsonExact(text).value;
+      else {
+        value = JSON.parse(text);
+        if (value !== null && typeof value === 'object' && deeperThan(value))
+          throw new BatchpipeError('BP_INPUT_PARSE', tooDeepMessage('the value'));
+      }
     } catch (error) {
+      if (isBatchpipeError(error)) {
+        this.#reject(i, error.code, error.message);
+        return;
+      }
       // The message quotes the line: quote it as text.
       const message = real ? (error as Error).message : this.#parseError(i);
       this.#reject(i, 'BP_INPUT_PARSE', `invalid JSON: ${message}`);

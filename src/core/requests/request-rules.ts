@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { ErrorCode } from '../../errors.js';
+import { tooDeepAt, tooDeepMessage } from '../../internal/json-depth.js';
 import { SeenIds } from '../../internal/seen-ids.js';
 import { loadTokenCounter, type TokenCounter } from '../../internal/tokens.js';
 import { type WarningCode, WarningLog } from '../../internal/warnings.js';
@@ -158,6 +159,9 @@ export class RequestRules {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       return refuse(id, 'BP_BODY_INVALID', `body must be a JSON object, got ${describeValue(body)}`);
     }
+    // The provider refuses it (the local service: 400), and the checks below would recurse into it.
+    const deep = tooDeepAt(body);
+    if (deep !== undefined) return refuse(id, 'BP_BODY_INVALID', tooDeepMessage('body', deep));
     const fields = body as Record<string, unknown>;
     const model = fields.model;
     if (typeof model !== 'string' || model === '') {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BatchpipeError } from '../../errors.js';
+import { deeperThan, MAX_JSON_DEPTH, tooDeepMessage } from '../../internal/json-depth.js';
 import type { Rejection, Row } from '../../types.js';
 import {
   type AnswerSchema,
@@ -400,9 +401,9 @@ function applyError(record: ResultRecord, error: unknown, status: number | null 
   if (isRecord(error)) {
     code =
       text(error.code) ?? (typeof error.code === 'number' ? String(error.code) : null) ?? text(error.type);
-    message = text(error.message) ?? JSON.stringify(error);
+    message = text(error.message) ?? errorText(error);
   } else {
-    message = typeof error === 'string' ? error : JSON.stringify(error);
+    message = typeof error === 'string' ? error : errorText(error);
   }
   if (code === null && status !== null && (status < 200 || status >= 300)) code = `http_${status}`;
   const status_ =
@@ -412,6 +413,13 @@ function applyError(record: ResultRecord, error: unknown, status: number | null 
         ? 'cancelled'
         : 'failed';
   fail(record, status_, code, message);
+}
+
+/** An error with no message, as its JSON: any the server sent, short of one too deep to serialize. */
+function errorText(error: unknown): string {
+  if (error !== null && typeof error === 'object' && deeperThan(error))
+    return `the error is ${tooDeepMessage('a value that')}`;
+  return JSON.stringify(error);
 }
 
 /** Message content as text: a string, or the text parts of a list. */
@@ -457,10 +465,11 @@ function salvageId(line: string): string | undefined {
  * An `error` field that reports something: not null, false, "", {} or an object whose fields are all
  * such (`{"code": null, "message": null}`): servers write all of them for "none".
  */
-function hasError(error: unknown): boolean {
+function hasError(error: unknown, depth = 1): boolean {
   if (error === null || error === undefined || error === false || error === '') return false;
-  if (!isRecord(error)) return true;
-  for (const key in error) if (hasError(error[key])) return true;
+  // So deep a value is not "none" (and the walk stops before the stack does).
+  if (!isRecord(error) || depth > MAX_JSON_DEPTH) return true;
+  for (const key in error) if (hasError(error[key], depth + 1)) return true;
   return false;
 }
 

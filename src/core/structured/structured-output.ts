@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BatchpipeError } from '../../errors.js';
+import { deeperThan, tooDeepAt, tooDeepMessage } from '../../internal/json-depth.js';
 
 /** How a request asks for structured answers: a strict JSON schema, or JSON mode with the schema in the prompt. */
 export type StructuredMode = 'json_schema' | 'json_object';
@@ -111,6 +112,13 @@ function compileSchema(schema: AnswerSchema, mode: StructuredMode): StructuredOu
   } else {
     const { $schema: _drop, ...rest } = schema;
     jsonSchema = rest;
+    // Every walk below (zod's, the strict checks, the fields) recurses a level at a time.
+    const deep = tooDeepAt(jsonSchema);
+    if (deep !== undefined)
+      throw invalid(
+        'schema',
+        `${tooDeepMessage('the JSON Schema', deep)}; flatten it, or name a part used again in $defs and point at it with $ref`,
+      );
     try {
       // The schema as written: plain JSON Schema allows keys it does not name, as a zod object does.
       validator = z.fromJSONSchema(jsonSchema as Parameters<typeof z.fromJSONSchema>[0]);
@@ -171,6 +179,13 @@ function build(
         }
       }
       if (typeof value === 'string' && labels) value = fromText(value) ?? { [LABEL_FIELD]: value };
+      // Checked, then written into cells (JSON.stringify): both recurse a level at a time.
+      if (value !== null && typeof value === 'object' && deeperThan(value))
+        return {
+          ok: false,
+          code: 'BP_OUTPUT_SCHEMA',
+          message: tooDeepMessage('the answer', tooDeepAt(value)),
+        };
       const result = validator.safeParse(value);
       if (result.success) return { ok: true, value: result.data };
       return { ok: false, code: 'BP_OUTPUT_SCHEMA', message: describeIssues(result.error.issues) };
