@@ -63,6 +63,7 @@ export const ERROR_CODES = [
   'BP_OUTPUT_REFUSED',
   'BP_OUTPUT_FILTERED',
   'BP_JOIN_SOURCE_CHANGED',
+  'BP_RESULT_STALE',
   // the local service
   'BP_SERVICE_START',
   'BP_SERVICE_STATE',

@@ -64,7 +64,15 @@ describe('the public API, by type', () => {
     expectTypeOf<JoinedRow['values']['error_code']>().toEqualTypeOf<string | null>();
     expectTypeOf<JoinedRow['values']['prompt_tokens']>().toEqualTypeOf<number | null>();
     expectTypeOf<ResultStatus>().toEqualTypeOf<
-      'ok' | 'truncated' | 'failed' | 'rejected' | 'expired' | 'cancelled' | 'invalid_output' | 'missing'
+      | 'ok'
+      | 'truncated'
+      | 'failed'
+      | 'rejected'
+      | 'expired'
+      | 'cancelled'
+      | 'invalid_output'
+      | 'stale'
+      | 'missing'
     >();
   });
 

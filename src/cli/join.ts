@@ -7,6 +7,10 @@ import { count, info, type Output, plural, printJson } from './output.js';
 import { list } from './parse-values.js';
 import { addSourceOptions, structuredOption } from './request-options.js';
 
+/** Said once when no row hashes came with the results (bare result files). */
+export const UNCHECKED_NOTE =
+  'note: no row hashes with these results (result files, not a prepared or run directory): rows were not checked against the requests their results answer, so a row edited since would show its old answer as ok';
+
 /** Unusable result lines printed before pointing at the count. */
 const SHOWN_PROBLEMS = 10;
 
@@ -32,6 +36,7 @@ interface JoinFlags {
   encoding?: string;
   relaxColumnCount?: boolean;
   badRows?: 'reject' | 'fail';
+  allowStale?: boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -78,6 +83,10 @@ export function joinCommand(): Command {
     );
   addSourceOptions(command);
   command
+    .option(
+      '--allow-stale',
+      'exit 0 even when rows changed after their requests were made (status stale; checked when --results names a prepared or run directory)',
+    )
     .option('--json', 'print the summary as JSON on stdout')
     .option('--quiet', 'print nothing but errors')
     .addHelpText(
@@ -86,14 +95,18 @@ export function joinCommand(): Command {
 Result columns: status (${RESULT_STATUSES.join(', ')}),
 content (or the parsed fields of --labels/--schema; embedding for /v1/embeddings), error_code, error_message,
 prompt_tokens, completion_tokens; a name the source already has gets the prefix result_.
-Exit code 0 when the table was written (failed rows are data), 1 when the run failed, 2 on a usage error.
+Rows are checked against the requests their results answer when --results names a prepared or run
+directory (its row-hashes.tsv): a row changed since comes out stale, and the command exits 1 after
+writing the table unless --allow-stale.
+Exit code 0 when the table was written (failed rows are data), 1 when the run failed or rows are stale,
+2 on a usage error.
 
 Example:
   batchpipe join --source reviews.csv --id-column id --results downloads/ \\
       --labels positive,negative,neutral --out labeled.csv`,
     )
     .action(async (flags: JoinFlags) => {
-      const { joinTable } = await import('../jobs/join-table.js');
+      const { joinTable, staleRows } = await import('../jobs/join-table.js');
       const { findResultFiles } = await import('../jobs/result-files.js');
       const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
       const found = await findResultFiles([...flags.results, ...(flags.errors ?? [])]);
@@ -129,10 +142,15 @@ Example:
         fieldPrefix: flags.fieldPrefix,
         include: flags.include as ExtraColumn[] | undefined,
         reask: flags.reask ? { requests, out: flags.reask } : undefined,
+        rowHashes: found.rowHashes,
+        // The summary is printed first; stale rows end the command below.
+        allowStale: true,
       });
       const { problemDetails, ...summary } = result;
+      const stale = summary.statuses.stale > 0 && flags.allowStale !== true;
       if (out.json) {
         printJson({ ...summary, problemLines: problemDetails.first.map((p) => p.message) });
+        if (stale) throw staleRows(summary, flags.out);
         return;
       }
       const counts = RESULT_STATUSES.filter((s) => summary.statuses[s] > 0)
@@ -163,6 +181,8 @@ Example:
         );
       }
       if (flags.reask) info(out, `wrote ${plural(summary.reasked, 're-ask request')} -> ${flags.reask}`);
+      if (!summary.checked && found.results.length > 0) info(out, UNCHECKED_NOTE);
+      if (stale) throw staleRows(summary, flags.out);
     });
   return command;
 }

@@ -20,6 +20,7 @@ interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unkn
   mapper?: string;
   dryRun?: boolean;
   maxReasks?: number;
+  allowStale?: boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -30,6 +31,7 @@ const NOT_PREPARE = new Set([
   'mapper',
   'dryRun',
   'maxReasks',
+  'allowStale',
   'json',
   'quiet',
   'provider',
@@ -54,6 +56,10 @@ export function runCommand(): Command {
     .argument('<input>', 'the table to read (.csv, .tsv, .jsonl)')
     .requiredOption('--out <table>', 'the joined table to write (.csv, .tsv or .jsonl)')
     .option('--dry-run', 'prepare and check everything, submit nothing')
+    .option(
+      '--allow-stale',
+      'exit 0 even when input rows changed while the run was out (their status is stale: the answers are to the old text)',
+    )
     .option(
       '--max-reasks <rounds>',
       'with --labels or --schema: rounds of re-asking rows whose answer failed validation, each a batch of its own (0-5, default 0)',
@@ -88,6 +94,7 @@ Example:
 
 async function action(command: Command, input: string, flags: RunCommandFlags): Promise<void> {
   const { runTable } = await import('../jobs/run-table.js');
+  const { staleRows } = await import('../jobs/join-table.js');
   const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
   const interrupt = detachOnInterrupt(out);
   const { connection, close } = await openConnection(flags);
@@ -104,6 +111,8 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       out: flags.out,
       dryRun: flags.dryRun,
       maxReasks: flags.maxReasks,
+      // The table and its summary first; stale rows end the command below.
+      allowStale: true,
       onWarning: (w) => info(out, cliWording(command, warningLine(w))),
     });
     const { prepared } = result;
@@ -148,6 +157,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         info(out, 'a re-ask round is still running: the same command resumes it and writes the table again');
     }
     if (result.state === 'stuck') throw new CliExit(1);
+    if (joined.statuses.stale > 0 && flags.allowStale !== true) throw staleRows(joined, joined.out);
   } finally {
     interrupt.dispose();
     await close();

@@ -26,6 +26,11 @@ const JoinTableOptions = z.strictObject({
   out: z.string().min(1),
   /** Output format; default from the extension of `out`. */
   outFormat: z.enum(OUTPUT_FORMATS).optional(),
+  /**
+   * Keep going when rows are `stale` (changed since their requests were made, see `rowHashes`). By
+   * default the table is written and then BP_RESULT_STALE thrown, as `batchpipe join` exits 1.
+   */
+  allowStale: z.boolean().default(false),
   ...TableFields,
   ...JoinFields,
 });
@@ -59,7 +64,18 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
   const sink =
     written === 'jsonl' ? jsonlSink(out) : csvSink(out, { delimiter: written === 'tsv' ? '\t' : ',' });
   await pipeline(parsed, joined, sink);
-  return { ...joined.summary!, problems: parsed.problems.count, out, problemDetails: parsed.problems };
+  const summary = joined.summary!;
+  if (summary.statuses.stale > 0 && !opts.allowStale) throw staleRows(summary, out);
+  return { ...summary, problems: parsed.problems.count, out, problemDetails: parsed.problems };
+}
+
+/** BP_RESULT_STALE: the table is written, and some of its rows hold answers to other prompts. */
+export function staleRows(summary: JoinSummary, out: string): BatchpipeError {
+  const stale = summary.statuses.stale;
+  return new BatchpipeError(
+    'BP_RESULT_STALE',
+    `${stale.toLocaleString('en-US')} of ${summary.rows.toLocaleString('en-US')} rows changed after their requests were made (status stale in ${out}, which was written): their results answer other prompts; run again for them, or allow stale rows (--allow-stale)`,
+  );
 }
 
 function outputFormat(path: string): (typeof OUTPUT_FORMATS)[number] {

@@ -1,5 +1,6 @@
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
+import { ROW_HASHES_FILE } from '../core/requests/row-hash.js';
 import { BatchpipeError } from '../errors.js';
 import { ENDPOINTS, type Endpoint } from '../providers/profile.js';
 
@@ -13,6 +14,8 @@ export interface ResultFiles {
   requests: string[];
   /** The endpoint the requests went to, when a `shards.json` or run manifest says. */
   endpoint: Endpoint | undefined;
+  /** `row-hashes.tsv` files (a prepared or run directory's): what the join checks rows against. */
+  rowHashes: string[];
 }
 
 const REJECTIONS = 'rejections.jsonl';
@@ -33,7 +36,7 @@ const SNIFF_BYTES = 64 * 1024;
  * files: `rejections.jsonl` holds rejections, files a `shards.json` lists and files whose first line
  * is a request (`method`, `url`, `body`, no `response` or `error`) are requests, the rest are output
  * and error files; in a finished run directory (`manifest.json` and `results.jsonl`) the per-attempt
- * downloads under `results/` are left out. Files come in path order, so runs are repeatable. The
+ * downloads under `results/` are left out; `row-hashes.tsv` holds the row hashes. Files come in path order, so runs are repeatable. The
  * endpoint is read from the first `shards.json` or `manifest.json` that names one.
  */
 export async function findResultFiles(
@@ -41,7 +44,13 @@ export async function findResultFiles(
   /** What a path naming a file (not a directory) holds. */
   files: 'results' | 'requests' = 'results',
 ): Promise<ResultFiles> {
-  const found: ResultFiles = { results: [], rejections: [], requests: [], endpoint: undefined };
+  const found: ResultFiles = {
+    results: [],
+    rejections: [],
+    requests: [],
+    endpoint: undefined,
+    rowHashes: [],
+  };
   for (const path of paths) {
     let info: Awaited<ReturnType<typeof stat>>;
     try {
@@ -96,6 +105,7 @@ async function walk(dir: string, depth: number, found: ResultFiles): Promise<voi
         await walk(path, depth + 1, found);
       continue;
     }
+    if (entry.isFile() && entry.name === ROW_HASHES_FILE) found.rowHashes.push(path);
     if (!entry.isFile() || !/\.jsonl$/i.test(entry.name)) continue;
     if (entry.name === REJECTIONS) found.rejections.push(path);
     else if (listed.has(entry.name) || (await holdsRequests(path))) found.requests.push(path);

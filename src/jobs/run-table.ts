@@ -1,14 +1,15 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { ROW_HASHES_FILE } from '../core/requests/row-hash.js';
 import { BatchpipeError } from '../errors.js';
 import { split } from '../internal/split.js';
 import type { Connection } from '../providers/connection.js';
 import type { BatchRun, RunCounts, RunState } from '../run/batch-run.js';
-import { hasManifest, RESULTS_FILE, RUNS_DIR, stagingDir } from '../run/run-dir.js';
+import { exists, hasManifest, RESULTS_FILE, RUNS_DIR, stagingDir } from '../run/run-dir.js';
 import { writeResults } from '../run/run-results.js';
 import { REJECTIONS_FILE } from '../run/sharder.js';
 import { createOrResumeRun, openRun, RunFields, type RunOptions } from '../run/start-run.js';
-import { type JoinTableOptions, type JoinTableResult, joinTable } from './join-table.js';
+import { type JoinTableOptions, type JoinTableResult, joinTable, staleRows } from './join-table.js';
 import { nothingToSubmit, type PrepareOptions, type PrepareResult, prepare } from './prepare.js';
 import { jobProfile, TableFields } from './settings.js';
 import { stageRequestFile } from './stage-request-file.js';
@@ -24,6 +25,11 @@ export interface RunTableOptions
   runsDir?: string;
   /** Prepare and check everything, submit nothing. */
   dryRun?: boolean;
+  /**
+   * Rows of the input that changed while the run was out (after their requests were made) come out
+   * `stale`; the table is written, then BP_RESULT_STALE thrown unless this is true. Default false.
+   */
+  allowStale?: boolean;
   /**
    * With `labels` or `schema`: rounds of re-asking the rows whose answer failed validation, each round a
    * batch of its own (the original conversation, the invalid answer, and what was wrong with it). 0-5,
@@ -63,7 +69,7 @@ export async function runTable(
   connection: Connection,
   options: RunTableOptions,
 ): Promise<RunTableResult> {
-  const { out, runsDir = RUNS_DIR, dryRun, maxReasks = 0, ...rest } = options;
+  const { out, runsDir = RUNS_DIR, dryRun, maxReasks = 0, allowStale = false, ...rest } = options;
   if (!Number.isInteger(maxReasks) || maxReasks < 0 || maxReasks > MAX_REASK_ROUNDS)
     throw new BatchpipeError(
       'BP_INVALID_OPTION',
@@ -89,6 +95,9 @@ export async function runTable(
     await mkdir(dirname(out), { recursive: true });
     const [tableOptions] = split(prepareOptions, Object.keys(TableFields) as Array<keyof typeof TableFields>);
     const resultFiles = [results];
+    // The input is read again for the join: each row is checked against the request made from it.
+    const rowHashes = join(run.dir, ROW_HASHES_FILE);
+    const checked = (await exists(rowHashes)) ? [rowHashes] : [];
     // Round 1 asks again from the original requests; a later round goes on from the conversation the
     // round before sent (its re-ask file), with the answer that round got (the latest in file order).
     const reaskFrom = (round: number) =>
@@ -98,6 +107,9 @@ export async function runTable(
         source: input,
         results: resultFiles,
         rejections: [join(run.dir, REJECTIONS_FILE)],
+        rowHashes: checked,
+        // Said once the rounds are done (below), not by the first join.
+        allowStale: true,
         out,
         idColumn: prepareOptions.idColumn,
         endpoint: prepareOptions.endpoint,
@@ -118,6 +130,7 @@ export async function runTable(
       resultFiles.push(ran.results);
       joined = await joinWith(round < rounds ? round + 1 : undefined);
     }
+    if (joined.statuses.stale > 0 && !allowStale) throw staleRows(joined, out);
     return { prepared, run, state, counts, joined, reasks };
   } finally {
     await run.close();

@@ -1,6 +1,12 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RequestBatch } from '../core/requests/request-batch.js';
+import {
+  hashedColumns,
+  ROW_HASHES_FILE,
+  type RowHashesHeader,
+  rowHashText,
+} from '../core/requests/row-hash.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import type { FileLimits } from '../providers/profile.js';
 import type { Rejection, RequestItem, SourcePosition } from '../types.js';
@@ -62,6 +68,7 @@ export class Sharder {
   #closeFailure: unknown;
   #ready: Promise<string[]> | undefined;
   #rejections: BufferedFile | undefined;
+  #rowHashes: BufferedFile | undefined;
   #rejected = 0;
   #requests = 0;
   #count = 0;
@@ -74,7 +81,28 @@ export class Sharder {
 
   /** Adds every entry of a batch, in order. */
   addBatch(batch: RequestBatch): Promise<void> | undefined {
-    return this.#addFrom(batch, 0);
+    const hashing = this.#addRowHashes(batch);
+    return hashing ? hashing.then(() => this.#addFrom(batch, 0)) : this.#addFrom(batch, 0);
+  }
+
+  /**
+   * A template's batch: each request's row hash into `row-hashes.tsv`, what the join checks rows
+   * against (a result answers the row only while its cells are the ones its request was made from).
+   */
+  #addRowHashes(batch: RequestBatch): Promise<void> | undefined {
+    const hashes = batch.rowHashes;
+    const template = batch.template;
+    if (!hashes || !template) return undefined;
+    if (!this.#ready) return this.#startThen(() => this.#addRowHashes(batch));
+    let text = '';
+    if (!this.#rowHashes) {
+      this.#rowHashes = new BufferedFile(join(this.#dir, ROW_HASHES_FILE));
+      text = `${JSON.stringify({ row_hashes: 1, columns: hashedColumns(template) } satisfies RowHashesHeader)}\n`;
+    }
+    for (let i = 0; i < batch.length; i++)
+      if (!batch.rejection(i) && batch.rendered(i))
+        text += `${JSON.stringify(batch.id(i))}\t${rowHashText(hashes[i]!)}\n`;
+    return this.#rowHashes.append(text, Buffer.byteLength(text));
   }
 
   #addFrom(batch: RequestBatch, from: number): Promise<void> | undefined {
@@ -315,6 +343,9 @@ export class Sharder {
     this.#done.sort((a, b) => a.file.localeCompare(b.file));
     this.#rejections ??= new BufferedFile(join(this.#dir, REJECTIONS_FILE));
     await this.#rejections.close();
+    // Row hashes of an earlier prepare here must not stand for these requests.
+    if (this.#rowHashes) await this.#rowHashes.close();
+    else await rm(join(this.#dir, ROW_HASHES_FILE), { force: true });
     const summary: PreparedSummary = {
       version: 1,
       rows: this.#requests + this.#rejected,
@@ -337,5 +368,6 @@ export class Sharder {
     for (const shard of this.#open.values()) await shard.file.discard();
     this.#open.clear();
     await this.#rejections?.discard();
+    await this.#rowHashes?.discard();
   }
 }

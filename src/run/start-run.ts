@@ -2,6 +2,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { isRequestBatch, type RequestBatch } from '../core/requests/request-batch.js';
+import { ROW_HASHES_FILE } from '../core/requests/row-hash.js';
 import { BatchpipeError } from '../errors.js';
 import { parseOptions } from '../options.js';
 import type { Connection } from '../providers/connection.js';
@@ -188,6 +189,8 @@ async function adoptShards(from: string, runDir: string, summary: PreparedSummar
   for (const shard of summary.shards) await adoptFile(join(from, shard.file), join(runDir, shard.file));
   if (await exists(join(from, REJECTIONS_FILE)))
     await adoptFile(join(from, REJECTIONS_FILE), join(runDir, REJECTIONS_FILE));
+  if (await exists(join(from, ROW_HASHES_FILE)))
+    await adoptFile(join(from, ROW_HASHES_FILE), join(runDir, ROW_HASHES_FILE));
   await adoptFile(join(from, SUMMARY_FILE), join(runDir, SUMMARY_FILE));
 }
 

@@ -45,6 +45,12 @@ export const JoinFields = {
   idColumn: z.string().min(1).optional(),
   /** `rejections.jsonl` files from prepare: those rows come out `rejected`. */
   rejections: z.array(z.string().min(1)).default([]),
+  /**
+   * `row-hashes.tsv` files from prepare (in a prepared or run directory): each row is checked against
+   * the request its result answers, and a row whose cells changed since comes out `stale` (its answer
+   * is to another prompt). Without them rows are not checked (`summary.checked` is false).
+   */
+  rowHashes: z.array(z.string().min(1)).default([]),
   ...ParseResultsFields,
   /** The endpoint the requests went to: `/v1/embeddings` names the answer column `embedding`. Default chat. */
   endpoint: z.enum(ENDPOINTS).optional(),
@@ -160,6 +166,7 @@ class JoinResults extends Duplex implements JoinResultsStream, BatchEmitter {
       {
         idColumn: opts.idColumn,
         rejections: opts.rejections,
+        rowHashes: opts.rowHashes,
         labels: opts.labels,
         schema: opts.schema,
         badLines: opts.badLines,

@@ -38,6 +38,11 @@ export interface JoinSummary {
   reasked: number;
   /** The result columns added, in order. */
   columns: string[];
+  /**
+   * Whether rows were checked against the requests their results answer (row hashes were given):
+   * when false, a row edited since its request was made comes out `ok` with an answer to its old text.
+   */
+  checked: boolean;
 }
 
 export interface HashJoinSettings {
@@ -52,7 +57,15 @@ export interface HashJoinSettings {
   rejections: readonly string[];
   /** Re-ask requests for invalid_output rows: the request files, and where to write. */
   reask: { requests: readonly string[]; out: string } | undefined;
+  /** `row-hashes.tsv` files: each row's hash is checked against its request's (`key` takes it). */
+  rowHashes: readonly string[];
 }
+
+/** What `cells` gives for a row whose result answers an older text of it. */
+export const STALE = Symbol('stale');
+/** A joined line's mark for a stale row (after the tab, where a result's rank digit would be). */
+const STALE_MARK = 'S';
+const STALE_CODE = STALE_MARK.charCodeAt(0);
 
 /** What a thread that spilled results for the join reports with its file. */
 export interface SpilledCounts {
@@ -219,9 +232,15 @@ export class HashJoin {
     return this.#rejections!.at(index);
   }
 
-  /** Step 2: the next joinable row has this custom_id. */
-  key(id: string): Promise<void> | undefined {
-    return this.#keys!.append(partitionOf(id, this.#partitions), `${JSON.stringify(id)}\n`);
+  /** Whether `key` takes each row's hash (row hashes were given). */
+  get checks(): boolean {
+    return this.#settings.rowHashes.length > 0;
+  }
+
+  /** Step 2: the next joinable row has this custom_id (and, when the join checks rows, this row hash). */
+  key(id: string, hash?: string): Promise<void> | undefined {
+    const line = hash === undefined ? `${JSON.stringify(id)}\n` : `${JSON.stringify(id)}\t${hash}\n`;
+    return this.#keys!.append(partitionOf(id, this.#partitions), line);
   }
 
   /** Step 3, then ready for step 4. */
@@ -230,8 +249,9 @@ export class HashJoin {
     const reask = this.#settings.reask;
     const requests = reask ? await this.#scatterRequests(reask.requests) : undefined;
     const reaskFile = reask ? new BufferedFile(reask.out) : undefined;
+    const expected = this.checks ? await this.#scatterRowHashes(this.#settings.rowHashes) : undefined;
     try {
-      for (let p = 0; p < this.#partitions; p++) await this.#joinPartition(p, requests, reaskFile);
+      for (let p = 0; p < this.#partitions; p++) await this.#joinPartition(p, requests, reaskFile, expected);
       await reaskFile?.close();
     } catch (error) {
       await reaskFile?.discard();
@@ -239,6 +259,7 @@ export class HashJoin {
     }
     await this.#joined!.flush();
     await requests?.close();
+    await expected?.close();
     this.#rejections = new RejectionCursor(this.#rejectionFiles());
     for (let p = 0; p < this.#partitions; p++) this.#cursors.push(new SpillCursor(this.#joined!, p));
   }
@@ -262,10 +283,39 @@ export class HashJoin {
     return spill;
   }
 
+  /** The row hashes requests were made with, by partition of their custom_id: `"id"\t<hash>` a line. */
+  async #scatterRowHashes(files: readonly string[]): Promise<SpillFile> {
+    const spill = new SpillFile(join(this.#dir!, 'row-hashes'), this.#partitions);
+    for (const file of files) {
+      const splitter = new LineSplitter(file, Number.MAX_SAFE_INTEGER);
+      const add = async (lines: Array<{ text: string; line: number }>) => {
+        for (const { text, line } of lines) {
+          // The header (line 1) names the columns; TableJoin read it.
+          if (line === 1 || text === '') continue;
+          const tab = text.lastIndexOf('\t');
+          if (tab <= 0) throw badRowHashes(file, line);
+          let id: string;
+          try {
+            id = JSON.parse(text.slice(0, tab)) as string;
+          } catch {
+            throw badRowHashes(file, line);
+          }
+          const waiting = spill.append(partitionOf(id, this.#partitions), `${text}\n`);
+          if (waiting) await waiting;
+        }
+      };
+      for await (const chunk of readChunks(file, file)) await add(splitter.split(chunk, false));
+      await add(splitter.split(Buffer.alloc(0), true));
+    }
+    await spill.flush();
+    return spill;
+  }
+
   async #joinPartition(
     p: number,
     requests: SpillFile | undefined,
     reaskFile: BufferedFile | undefined,
+    expectedHashes: SpillFile | undefined,
   ): Promise<void> {
     const best = new Map<string, string>();
     for (const results of [...this.#adopted, this.#results!]) {
@@ -285,16 +335,25 @@ export class HashJoin {
     const keys = this.#keys!;
     const joined = this.#joined!;
     const used = new Set<string>();
+    const expected = expectedHashes ? await rowHashesOf(expectedHashes, p) : undefined;
     for (let b = 0; b < keys.blockCount(p); b++) {
       const ids = (await keys.readBlock(p, b)).split('\n');
       for (let i = 0; i < ids.length - 1; i++) {
-        const id = ids[i]!;
+        let id = ids[i]!;
+        let hash: string | undefined;
+        if (expected) {
+          const tab = id.lastIndexOf('\t');
+          hash = id.slice(tab + 1);
+          id = id.slice(0, tab);
+        }
         const entry = best.get(id);
         let waiting: Promise<void> | undefined;
         if (entry === undefined) waiting = joined.append(p, `${id}\t\n`);
         else {
           used.add(id);
-          waiting = joined.append(p, `${id}\t${entry}\n`);
+          // A result answers the row only while its cells are those its request was made from.
+          const stale = expected !== undefined && expected.get(id) !== hash;
+          waiting = joined.append(p, stale ? `${id}\t${STALE_MARK}\n` : `${id}\t${entry}\n`);
         }
         if (waiting) await waiting;
       }
@@ -344,7 +403,7 @@ export class HashJoin {
    * The stored cells of a joined line, or null when no result came back (counted as `missing`).
    * Checks the line belongs to the id: a source that changed between the passes is an error.
    */
-  cells(id: string, line: string, at: SourcePosition): string | null {
+  cells(id: string, line: string, at: SourcePosition): string | null | typeof STALE {
     // Most ids need no escaping (no quote, backslash or control character): only others pay for JSON.stringify.
     const plain = line.charCodeAt(id.length + 1) === 0x22 && line.startsWith(id, 1) && !id.includes('\\');
     const key = plain ? id.length + 2 : keyLength(id, line);
@@ -353,6 +412,10 @@ export class HashJoin {
     if (line.length === key + 1) {
       this.statuses.missing++;
       return null;
+    }
+    if (line.charCodeAt(key + 1) === STALE_CODE) {
+      this.statuses.stale++;
+      return STALE;
     }
     this.statuses[RESULT_STATUSES[line.charCodeAt(key + 2) - 0x30]!]++;
     return line.slice(key + 3);
@@ -379,6 +442,7 @@ export class HashJoin {
       problems: this.#settings.parser.problems.count,
       reasked: this.#reasked,
       columns,
+      checked: this.checks,
     };
   }
 
@@ -445,6 +509,29 @@ async function lines(spill: SpillFile, p: number): Promise<string[]> {
     for (const line of block) out.push(line);
   }
   return out;
+}
+
+/** A partition's row hashes: the JSON form of each custom_id -> its hash. */
+async function rowHashesOf(spill: SpillFile, p: number): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const line of await lines(spill, p)) {
+    const tab = line.lastIndexOf('\t');
+    out.set(line.slice(0, tab), line.slice(tab + 1));
+  }
+  return out;
+}
+
+function badRowHashes(file: string, line: number): BatchpipeError {
+  return new BatchpipeError(
+    'BP_INPUT_PARSE',
+    'not a row-hashes line ("custom_id" as JSON, a tab, the hash); was the file written by prepare?',
+    { file, line },
+  );
+}
+
+/** The message of a row whose result answers an older text of it. */
+export function staleMessage(id: string): string {
+  return `the row changed after its request was made: the result for custom_id ${JSON.stringify(id)} answers another prompt`;
 }
 
 /** Where the JSON form of `id` ends in `line`, or -1 when the line is not for `id`. */

@@ -2,13 +2,14 @@ import { BatchpipeError } from '../../errors.js';
 import { readChunks } from '../../internal/input.js';
 import type { Rejection, RowValues, SourcePosition } from '../../types.js';
 import { customIdFor } from '../requests/custom-id.js';
+import { RowHasher, type RowHashesHeader, rowHashText } from '../requests/row-hash.js';
 import { scatterResults } from '../results/parallel-results.js';
 import { type CellEncoding, CellLayout, type CellSpec } from '../results/result-cells.js';
 import { type ResultFiles, ResultLineParser } from '../results/result-lines.js';
 import { type ParseSettings, ResultParser, type ResultProblems } from '../results/result-parser.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { isZodSchema } from '../structured/structured-output.js';
-import { HashJoin, type JoinSummary, missingMessage } from './hash-join.js';
+import { HashJoin, type JoinSummary, missingMessage, STALE, staleMessage } from './hash-join.js';
 import { type JoinedLayout, JoinedRowBatch } from './joined-row-batch.js';
 
 /** A pass over the join's source, as row batches (the join reads its source twice). */
@@ -22,6 +23,8 @@ export interface TableJoinSettings extends ParseSettings {
   cells: CellSpec;
   fieldPrefix: string;
   reask: { requests: readonly string[]; out: string } | undefined;
+  /** `row-hashes.tsv` files (prepare's): rows whose cells changed since come out `stale`. */
+  rowHashes: readonly string[];
   tempDir: string | undefined;
   partitions: number;
 }
@@ -44,6 +47,8 @@ export class TableJoin {
   #rows: AsyncIterator<RowBatch> | undefined;
   #idName: string | undefined;
   #idRef: { layout: object; ref: CellRef | undefined } | undefined;
+  /** Each row's hash, when the join checks rows against their requests. */
+  #hasher: RowHasher | undefined;
   summary: JoinSummary | undefined;
   /**
    * The rows the first pass could not read (source rejections), by row number, in order: the second
@@ -74,6 +79,7 @@ export class TableJoin {
       tempDir: this.#settings.tempDir,
       rejections: this.#settings.rejections,
       reask: this.#settings.reask,
+      rowHashes: this.#settings.rowHashes,
     });
     return this.#join;
   }
@@ -94,6 +100,7 @@ export class TableJoin {
     const join = this.#hashJoin();
     let columns: string[] | undefined;
     let uneven = false;
+    if (join.checks) this.#hasher = new RowHasher(await hashedColumnsOf(this.#settings.rowHashes));
     const keyPass = async (): Promise<void> => {
       await join.beginKeys();
       ({ columns, uneven } = await this.#keyPass(join));
@@ -208,7 +215,11 @@ export class TableJoin {
         let rejected = join.rejection(rows.index(i));
         if (rejected instanceof Promise) rejected = await rejected;
         if (rejected) continue;
-        const waiting = join.key(this.#id(rows, i));
+        const hasher = this.#hasher;
+        const waiting = join.key(
+          this.#id(rows, i),
+          hasher === undefined ? undefined : rowHashText(hasher.hash(rows, i)),
+        );
         if (waiting) await waiting;
       }
       rows.release();
@@ -284,7 +295,9 @@ export class TableJoin {
       cells[i] =
         stored === null
           ? join.encode(layout.none(id, 'missing', 'BP_RESULT_MISSING', missingMessage(id)))
-          : stored;
+          : stored === STALE
+            ? join.encode(layout.none(id, 'stale', 'BP_RESULT_STALE', staleMessage(id)))
+            : stored;
     }
     return new JoinedRowBatch(rows, this.#joined!, cells, unreadHere);
   }
@@ -294,6 +307,49 @@ export class TableJoin {
     await this.#rows?.return?.();
     await this.#join?.close();
   }
+}
+
+/**
+ * The columns the row hashes of these files cover (each file's first line names them): every file
+ * must agree, since one hash is computed per row.
+ */
+async function hashedColumnsOf(files: readonly string[]): Promise<string[]> {
+  let columns: string[] | undefined;
+  for (const file of files) {
+    const header = await firstLine(file);
+    let parsed: Partial<RowHashesHeader> | undefined;
+    try {
+      parsed = JSON.parse(header) as Partial<RowHashesHeader>;
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed?.row_hashes !== 1 || !Array.isArray(parsed.columns))
+      throw new BatchpipeError('BP_INPUT_PARSE', 'not a row-hashes file written by prepare', {
+        file,
+        line: 1,
+      });
+    const named = parsed.columns.map(String);
+    if (columns !== undefined && JSON.stringify(columns) !== JSON.stringify(named))
+      throw new BatchpipeError(
+        'BP_USAGE',
+        `${file} hashes the columns ${named.join(', ')}, another row-hashes file ${columns.join(', ')}: give the files of one prepare`,
+        { file },
+      );
+    columns = named;
+  }
+  return columns ?? [];
+}
+
+/** A file's first line (a row-hashes header is short). */
+async function firstLine(file: string): Promise<string> {
+  let text = '';
+  for await (const chunk of readChunks(file, file)) {
+    text += chunk.toString('utf8');
+    const end = text.indexOf('\n');
+    if (end !== -1) return text.slice(0, end);
+    if (text.length > 1 << 20) break;
+  }
+  return text;
 }
 
 export type { JoinSummary, Rejection, RowValues };

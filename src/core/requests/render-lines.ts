@@ -2,6 +2,7 @@ import type { ByteWriter } from '../../internal/byte-writer.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
 import { ID_SLOT } from './line-template.js';
+import { RowHash } from './row-hash.js';
 
 /** What rendering needs, all of it plain data (it crosses to worker threads). */
 export interface RenderPlan {
@@ -30,6 +31,8 @@ export interface RenderedLines {
   empty: Uint8Array;
   /** Entries whose row lacks a prompt column, with the column. */
   missing: Array<[number, string]>;
+  /** Per entry with a line: the row hash of the cells it was rendered from (see RowHash). */
+  hashes: Float64Array;
 }
 
 /** The columns of one batch layout, resolved once. */
@@ -47,6 +50,7 @@ interface Resolved {
  */
 export class LineRenderer {
   readonly #plan: RenderPlan;
+  readonly #hash = new RowHash();
   #resolved: Resolved | undefined;
 
   constructor(plan: RenderPlan) {
@@ -62,6 +66,8 @@ export class LineRenderer {
     const ends = new Int32Array(n);
     const empty = new Uint8Array(n);
     const missing: Array<[number, string]> = [];
+    const hashes = new Float64Array(n);
+    const hash = this.#hash;
     for (let i = 0; i < n; i++) {
       starts[i] = -1;
       ends[i] = -1;
@@ -82,22 +88,27 @@ export class LineRenderer {
         continue;
       }
       const start = writer.pos;
+      hash.reset();
       for (let s = 0; s < slots.length; s++) {
         writer.writeBytes(pieces[s]!);
         const slot = slots[s]!;
         if (slot === ID_SLOT) writeId(writer, id);
         else {
           const ref = resolved.refs[slot];
+          const from = writer.pos;
           if (ref !== undefined) rows.writeJsonText(i, ref, writer);
+          // Hashed where it was just written: the cell is not written twice.
+          hash.cell(writer.buffer, from, writer.pos);
         }
       }
       writer.writeBytes(pieces[slots.length]!);
       starts[i] = start;
       ends[i] = writer.pos;
+      hashes[i] = hash.value();
       if (emptyCheck && resolved.refs.every((ref) => ref === undefined || textIsEmpty(rows, i, ref)))
         empty[i] = 1;
     }
-    return { ids, starts, ends, empty, missing };
+    return { ids, starts, ends, empty, missing, hashes };
   }
 
   /** Resolves the template's columns for the batch's layout (once per layout). */

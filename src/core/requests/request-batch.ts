@@ -34,6 +34,8 @@ export class RequestBatch {
   readonly #emptyInput: boolean[] = [];
   /** Every rendered entry was made from this template: rules that hold for all its lines are checked once. */
   template: LineTemplate | undefined;
+  /** With `template`: each entry's row hash (RowHash), stored by the sharder for the join's check. */
+  rowHashes: Float64Array | undefined;
   /** The custom_ids are `row-<n>`: unique by construction, nothing to remember to check them. */
   uniqueIds = false;
   /**

@@ -210,6 +210,7 @@ export class RequestMaker {
     const builder = this.#builder;
     const out = new RequestBatch();
     out.template = template;
+    out.rowHashes = lines.hashes;
     out.uniqueIds = builder.settings.idColumn === undefined;
     out.data = data;
     const warnings = template.warnings;

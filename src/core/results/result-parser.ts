@@ -82,6 +82,7 @@ export const STATUS_RANK: Readonly<Record<ResultStatus, number>> = {
   expired: 3,
   cancelled: 3,
   rejected: 4,
+  stale: 4,
   missing: 5,
 };
 

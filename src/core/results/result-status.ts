@@ -1,4 +1,7 @@
-/** What became of a row's request. `rejected` and `missing` are set by the join, never by a result line. */
+/**
+ * What became of a row's request. `rejected`, `stale` (the row changed after its request was made)
+ * and `missing` are set by the join, never by a result line.
+ */
 export const RESULT_STATUSES = [
   'ok',
   'truncated',
@@ -7,6 +10,7 @@ export const RESULT_STATUSES = [
   'expired',
   'cancelled',
   'invalid_output',
+  'stale',
   'missing',
 ] as const;
 export type ResultStatus = (typeof RESULT_STATUSES)[number];

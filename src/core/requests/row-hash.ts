@@ -1,0 +1,135 @@
+import { ByteWriter } from '../../internal/byte-writer.js';
+import type { CellRef, RowBatch } from '../rows/row-batch.js';
+import { ID_SLOT } from './line-template.js';
+
+/**
+ * A 53-bit hash of the cells a row's request was rendered from, in the template's slot order, each
+ * as the template writes it (`RowBatch.writeJsonText`). With the template fixed, equal row hashes
+ * mean equal requests: the join compares a row's hash now with the one prepare stored, to tell a
+ * result that answers this row from one that answers an older text of it. Two FNV-style lanes over
+ * the bytes, no allocation: a fraction of what rendering the line costs.
+ */
+export class RowHash {
+  #a = SEED_A;
+  #b = SEED_B;
+  /** The buffer cells were last read from, and a view of it that reads four bytes at once. */
+  #bytes: Uint8Array | undefined;
+  #view: DataView | undefined;
+
+  reset(): void {
+    this.#a = SEED_A;
+    this.#b = SEED_B;
+  }
+
+  /** Adds one cell's bytes, `bytes[start, end)`, and the end of the cell. */
+  cell(bytes: Uint8Array, start: number, end: number): void {
+    if (bytes !== this.#bytes) {
+      this.#bytes = bytes;
+      this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    const view = this.#view!;
+    let a = this.#a;
+    let b = this.#b;
+    // Four bytes a read (a cell is often hundreds of bytes: this loop is the check's cost).
+    let k = start;
+    for (const last = end - 3; k < last; k += 4) {
+      const w = view.getInt32(k, true);
+      a = Math.imul(a ^ w, 0x01000193);
+      a ^= a >>> 15;
+      b = Math.imul(b ^ w, 0x5bd1e995);
+      b ^= b >>> 13;
+    }
+    for (; k < end; k++) {
+      a = Math.imul(a ^ bytes[k]!, 0x01000193);
+      b = Math.imul(b ^ bytes[k]!, 0x5bd1e995);
+    }
+    // The cell's length ends it: "ab","c" and "a","bc" differ.
+    const n = end - start;
+    this.#a = Math.imul(a ^ n ^ 0x80000000, 0x01000193);
+    this.#b = Math.imul(b ^ n ^ 0x40000000, 0x5bd1e995);
+  }
+
+  /** The hash of the cells added since `reset`. */
+  value(): number {
+    return (mix(this.#a) >>> 0) * 0x200000 + (mix(this.#b ^ 0x9e3779b9) >>> 11);
+  }
+}
+
+const SEED_A = 0x811c9dc5;
+const SEED_B = 0x9747b28c;
+
+/** MurmurHash3's finalizer: every input bit reaches every output bit. */
+function mix(h: number): number {
+  let x = h;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return x ^ (x >>> 16);
+}
+
+/** The file prepare writes beside its request files: a header, then `"custom_id"\t<row hash>` a line. */
+export const ROW_HASHES_FILE = 'row-hashes.tsv';
+
+/** The columns a template's row hash covers: its slots' columns, in order (the custom_id's left out). */
+export function hashedColumns(template: { slots: readonly number[]; columns: readonly string[] }): string[] {
+  return template.slots.filter((slot) => slot !== ID_SLOT).map((slot) => template.columns[slot]!);
+}
+
+/** The first line of a row-hashes file: what its hashes cover. */
+export interface RowHashesHeader {
+  row_hashes: 1;
+  columns: string[];
+}
+
+/** Digits of a stored row hash: 0-9, A-Z, a-z, - and _. */
+const DIGITS = Array.from('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_', (c) =>
+  c.charCodeAt(0),
+);
+
+/** A row hash as it is stored (`row-hashes.tsv`) and compared: 9 digits of 6 bits (toString(36) cost more than the hash). */
+export function rowHashText(hash: number): string {
+  const high = Math.floor(hash / 0x1000000);
+  const low = hash - high * 0x1000000;
+  return String.fromCharCode(
+    DIGITS[(high >>> 24) & 63]!,
+    DIGITS[(high >>> 18) & 63]!,
+    DIGITS[(high >>> 12) & 63]!,
+    DIGITS[(high >>> 6) & 63]!,
+    DIGITS[high & 63]!,
+    DIGITS[(low >>> 18) & 63]!,
+    DIGITS[(low >>> 12) & 63]!,
+    DIGITS[(low >>> 6) & 63]!,
+    DIGITS[low & 63]!,
+  );
+}
+
+/**
+ * The row hash of rows read again (the join's source), the same way prepare's renderer made it: the
+ * columns are the template's slots, in order, as `row-hashes.tsv` names them.
+ */
+export class RowHasher {
+  readonly #columns: readonly string[];
+  readonly #hash = new RowHash();
+  readonly #scratch = new ByteWriter(4096);
+  #layout: object | undefined;
+  #refs: Array<CellRef | undefined> = [];
+
+  constructor(columns: readonly string[]) {
+    this.#columns = columns;
+  }
+
+  hash(rows: RowBatch, i: number): number {
+    if (this.#layout !== rows.layout) {
+      this.#layout = rows.layout;
+      this.#refs = this.#columns.map((name) => rows.ref(name));
+    }
+    const hash = this.#hash;
+    const out = this.#scratch;
+    hash.reset();
+    for (const ref of this.#refs) {
+      out.pos = 0;
+      if (ref !== undefined) rows.writeJsonText(i, ref, out);
+      hash.cell(out.buffer, 0, out.pos);
+    }
+    return hash.value();
+  }
+}
