@@ -44,6 +44,7 @@ const RUNS_EXPORTS = [
   'MANIFEST_FILE',
   'REJECTIONS_FILE',
   'RESULTS_FILE',
+  'ROW_HASHES_FILE',
   'RUNS_DIR',
   'SUMMARY_FILE',
   'readManifest',

@@ -1,8 +1,8 @@
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { ROW_HASHES_FILE } from '../core/requests/row-hash.js';
 import { BatchpipeError } from '../errors.js';
 import { ENDPOINTS, type Endpoint } from '../providers/profile.js';
+import { ROW_HASHES_FILE } from '../run/sharder.js';
 
 /** What a set of `--results` paths holds, by role. */
 export interface ResultFiles {

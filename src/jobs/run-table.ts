@@ -1,13 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { ROW_HASHES_FILE } from '../core/requests/row-hash.js';
 import { BatchpipeError } from '../errors.js';
 import { split } from '../internal/split.js';
 import type { Connection } from '../providers/connection.js';
 import type { BatchRun, RunCounts, RunState } from '../run/batch-run.js';
 import { exists, hasManifest, RESULTS_FILE, RUNS_DIR, stagingDir } from '../run/run-dir.js';
 import { writeResults } from '../run/run-results.js';
-import { REJECTIONS_FILE } from '../run/sharder.js';
+import { REJECTIONS_FILE, ROW_HASHES_FILE } from '../run/sharder.js';
 import { createOrResumeRun, openRun, RunFields, type RunOptions } from '../run/start-run.js';
 import { type JoinTableOptions, type JoinTableResult, joinTable, staleRows } from './join-table.js';
 import { nothingToSubmit, type PrepareOptions, type PrepareResult, prepare } from './prepare.js';

@@ -1,12 +1,7 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RequestBatch } from '../core/requests/request-batch.js';
-import {
-  hashedColumns,
-  ROW_HASHES_FILE,
-  type RowHashesHeader,
-  rowHashText,
-} from '../core/requests/row-hash.js';
+import { hashedColumns, type RowHashesHeader, rowHashText } from '../core/requests/row-hash.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import type { FileLimits } from '../providers/profile.js';
 import type { Rejection, RequestItem, SourcePosition } from '../types.js';
@@ -38,6 +33,11 @@ export interface PreparedSummary {
 
 export const SUMMARY_FILE = 'shards.json';
 export const REJECTIONS_FILE = 'rejections.jsonl';
+/**
+ * Beside the request files of a template's requests: a header naming the columns hashed, then each
+ * request's row hash (`"custom_id"\t<hash>` a line), what the join checks rows against.
+ */
+export const ROW_HASHES_FILE = 'row-hashes.tsv';
 
 /**
  * Full files closing at once, at most: each holds its two write buffers until its data is on disk, and

@@ -2,7 +2,6 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { isRequestBatch, type RequestBatch } from '../core/requests/request-batch.js';
-import { ROW_HASHES_FILE } from '../core/requests/row-hash.js';
 import { BatchpipeError } from '../errors.js';
 import { parseOptions } from '../options.js';
 import type { Connection } from '../providers/connection.js';
@@ -13,7 +12,7 @@ import { writeContentHashes } from './content-hashes.js';
 import { readManifest, writeManifest } from './manifest.js';
 import { adoptFile, exists, hasManifest, promoteStaging, RUNS_DIR, runIdFor, stagingDir } from './run-dir.js';
 import { RunLock, takeoverNote } from './run-lock.js';
-import { type PreparedSummary, REJECTIONS_FILE, Sharder, SUMMARY_FILE } from './sharder.js';
+import { type PreparedSummary, REJECTIONS_FILE, ROW_HASHES_FILE, Sharder, SUMMARY_FILE } from './sharder.js';
 
 export const RunFields = {
   /** Where runs live (each in `<runsDir>/<run-id>`). Default `.batchpipe/runs`. */

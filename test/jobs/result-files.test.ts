@@ -24,6 +24,7 @@ describe('findResultFiles', () => {
       'requests-00001.jsonl': request,
       'shards.json': JSON.stringify({ shards: [{ file: 'requests-00001.jsonl' }] }),
       'rejections.jsonl': '{"row": 1}',
+      'row-hashes.tsv': '{"row_hashes":1,"columns":["text"]}\n"row-1"\tAAAAAAAAA\n',
     });
     const downloads = tree(dl, {
       'b.jsonl': answer,
@@ -41,6 +42,7 @@ describe('findResultFiles', () => {
       ],
       rejections: [join(prepared, 'rejections.jsonl')],
       requests: [join(prepared, 'requests-00001.jsonl'), join(dl, 'unlisted-requests.jsonl')],
+      rowHashes: [join(prepared, 'row-hashes.tsv')],
     });
   });
 
@@ -57,6 +59,7 @@ describe('findResultFiles', () => {
       results: [join(run, 'results.jsonl')],
       rejections: [join(run, 'rejections.jsonl')],
       requests: [join(run, 'shards', 'requests-00001.jsonl')],
+      rowHashes: [],
     });
     const running = tree(join(dir, 'running'), {
       'manifest.json': '{}',
@@ -73,6 +76,7 @@ describe('findResultFiles', () => {
       results: [],
       rejections: [],
       requests: [file],
+      rowHashes: [],
     });
     await expect(findResultFiles([join(dir, 'nope')])).rejects.toMatchObject({ code: 'BP_INPUT_NOT_FOUND' });
   });

@@ -66,9 +66,6 @@ function mix(h: number): number {
   return x ^ (x >>> 16);
 }
 
-/** The file prepare writes beside its request files: a header, then `"custom_id"\t<row hash>` a line. */
-export const ROW_HASHES_FILE = 'row-hashes.tsv';
-
 /** The columns a template's row hash covers: its slots' columns, in order (the custom_id's left out). */
 export function hashedColumns(template: { slots: readonly number[]; columns: readonly string[] }): string[] {
   return template.slots.filter((slot) => slot !== ID_SLOT).map((slot) => template.columns[slot]!);
