@@ -9,7 +9,7 @@ import { addSourceOptions, structuredOption } from './request-options.js';
 
 /** Said once when no row hashes came with the results (bare result files). */
 export const UNCHECKED_NOTE =
-  'note: no row hashes with these results (result files, not a prepared or run directory): rows were not checked against the requests their results answer, so a row edited since would show its old answer as ok';
+  'note: rows were not checked against the requests their results answer (no row-hashes.tsv: results given as files rather than a prepared or run directory, or requests made by a mapper), so a row edited since shows its old answer as ok';
 
 /** Unusable result lines printed before pointing at the count. */
 const SHOWN_PROBLEMS = 10;

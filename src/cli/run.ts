@@ -153,6 +153,11 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         out,
         `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.run!.dir})`,
       );
+      if (!joined.checked)
+        info(
+          out,
+          'note: rows were not checked against their requests (requests made by a mapper have no row hashes)',
+        );
       if (result.state === 'detached')
         info(out, 'a re-ask round is still running: the same command resumes it and writes the table again');
     }

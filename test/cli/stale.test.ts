@@ -33,7 +33,7 @@ function readTable(path: string): Array<Record<string, string>> {
   return parse(readFileSync(path, 'utf8'), { columns: true }) as Array<Record<string, string>>;
 }
 
-const UNCHECKED = 'note: no row hashes with these results';
+const UNCHECKED = 'note: rows were not checked against the requests their results answer';
 
 /** One run of the original table, shared by the tests: its run directory holds results and row hashes. */
 const original = fileWith(dir, 'reviews.csv', reviews());

@@ -177,6 +177,19 @@ export class CsvRowBatch extends ReadRows implements RowBatch {
     );
   }
 
+  /**
+   * Where row `i`'s cell `ref` lies in `buffer`, put into `range` ([start, end)); false when the row
+   * lacks the field or its bytes are not its text (doubled quotes). Lets a check read a cell in place.
+   */
+  cellRange(i: number, ref: CellRef, range: Int32Array): boolean {
+    this.checkLive();
+    const f = this.#fieldAt[i]! + (ref as number);
+    if (f >= this.#fieldAt[i + 1]! || this.#escaped[f] !== 0) return false;
+    range[0] = this.#starts[f]!;
+    range[1] = this.#ends[f]!;
+    return true;
+  }
+
   /** The row's bytes as read, without its line end. */
   rowStart(i: number): number {
     return this.#rowStarts[i]!;

@@ -3,6 +3,8 @@ import { readChunks } from '../../internal/input.js';
 import type { Rejection, RowValues, SourcePosition } from '../../types.js';
 import { customIdFor } from '../requests/custom-id.js';
 import { RowHasher, type RowHashesHeader, rowHashText } from '../requests/row-hash.js';
+import { RowHashPool } from '../requests/row-hash-pool.js';
+import { transportOf } from '../requests/thread-rows.js';
 import { scatterResults } from '../results/parallel-results.js';
 import { type CellEncoding, CellLayout, type CellSpec } from '../results/result-cells.js';
 import { type ResultFiles, ResultLineParser } from '../results/result-lines.js';
@@ -11,6 +13,19 @@ import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { isZodSchema } from '../structured/structured-output.js';
 import { HashJoin, type JoinSummary, missingMessage, STALE, staleMessage } from './hash-join.js';
 import { type JoinedLayout, JoinedRowBatch } from './joined-row-batch.js';
+
+/** Rows hashed here before the hash thread starts: below this a thread costs more than it saves. */
+const HASH_THREAD_AFTER_ROWS = 16_384;
+/** Batches sent to the hash thread before the first one's ids are taken (work for both threads). */
+const HASHES_AHEAD = 3;
+
+/** What the key pass gathers across batches. */
+interface KeyPassState {
+  columns: string[] | undefined;
+  seen: Set<string> | undefined;
+  lastKeys: readonly string[] | undefined;
+  fewest: number;
+}
 
 /** A pass over the join's source, as row batches (the join reads its source twice). */
 export type OpenRows = (pass: 1 | 2) => AsyncIterable<RowBatch>;
@@ -47,8 +62,9 @@ export class TableJoin {
   #rows: AsyncIterator<RowBatch> | undefined;
   #idName: string | undefined;
   #idRef: { layout: object; ref: CellRef | undefined } | undefined;
-  /** Each row's hash, when the join checks rows against their requests. */
+  /** Each row's hash, when the join checks rows against their requests, and the columns it covers. */
   #hasher: RowHasher | undefined;
+  #hashedColumns: string[] | undefined;
   summary: JoinSummary | undefined;
   /**
    * The rows the first pass could not read (source rejections), by row number, in order: the second
@@ -100,7 +116,10 @@ export class TableJoin {
     const join = this.#hashJoin();
     let columns: string[] | undefined;
     let uneven = false;
-    if (join.checks) this.#hasher = new RowHasher(await hashedColumnsOf(this.#settings.rowHashes));
+    if (join.checks) {
+      this.#hashedColumns = await hashedColumnsOf(this.#settings.rowHashes);
+      this.#hasher = new RowHasher(this.#hashedColumns);
+    }
     const keyPass = async (): Promise<void> => {
       await join.beginKeys();
       ({ columns, uneven } = await this.#keyPass(join));
@@ -183,48 +202,80 @@ export class TableJoin {
     }
   }
 
-  /** Step 2: the custom_id of each joinable row, in order; and the source's columns. */
+  /**
+   * Step 2: the custom_id of each joinable row, in order; and the source's columns. When rows are
+   * checked, a large table's row hashes are made on a thread, a few batches ahead of the ids.
+   */
   async #keyPass(join: HashJoin): Promise<{ columns: string[] | undefined; uneven: boolean }> {
-    let columns: string[] | undefined;
-    let seen: Set<string> | undefined;
-    let lastKeys: readonly string[] | undefined;
-    let fewest = Number.MAX_SAFE_INTEGER;
-    for await (const rows of this.#openRows(1)) {
-      for (let i = 0; i < rows.length; i++) {
-        if (rows.rejection(i)) {
-          this.#unread.push(rows.index(i));
-          continue;
+    const state: KeyPassState = {
+      columns: undefined,
+      seen: undefined,
+      lastKeys: undefined,
+      fewest: Number.MAX_SAFE_INTEGER,
+    };
+    const hasher = this.#hasher;
+    const ahead: Array<{ rows: RowBatch; hashes: Promise<Float64Array> | undefined }> = [];
+    let pool: RowHashPool | undefined;
+    let read = 0;
+    try {
+      for await (const rows of this.#openRows(1)) {
+        read += rows.length;
+        const transport = hasher && read > HASH_THREAD_AFTER_ROWS ? transportOf(rows) : undefined;
+        if (transport) pool ??= new RowHashPool(this.#hashedColumns!);
+        ahead.push({ rows, hashes: transport ? pool!.hash(transport) : undefined });
+        if (ahead.length > HASHES_AHEAD) {
+          const next = ahead.shift()!;
+          await this.#keysOf(join, next.rows, next.hashes ? await next.hashes : undefined, state);
         }
-        const keys = rows.keys(i);
-        if (columns === undefined) {
-          columns = [];
-          seen = new Set();
-          this.#checkIdColumn(rows, i, keys);
-        }
-        // Every key any row has, in order of first use (JSON rows may differ; a CSV's rows share their header).
-        if (keys !== lastKeys) {
-          lastKeys = keys;
-          for (const key of keys) {
-            if (!seen!.has(key)) {
-              seen!.add(key);
-              columns.push(key);
-            }
-          }
-          if (keys.length < fewest) fewest = keys.length;
-        }
-        let rejected = join.rejection(rows.index(i));
-        if (rejected instanceof Promise) rejected = await rejected;
-        if (rejected) continue;
-        const hasher = this.#hasher;
-        const waiting = join.key(
-          this.#id(rows, i),
-          hasher === undefined ? undefined : rowHashText(hasher.hash(rows, i)),
-        );
-        if (waiting) await waiting;
       }
-      rows.release();
+      for (let next = ahead.shift(); next; next = ahead.shift())
+        await this.#keysOf(join, next.rows, next.hashes ? await next.hashes : undefined, state);
+    } finally {
+      for (const left of ahead) left.rows.release();
+      await pool?.close();
     }
+    const { columns, fewest } = state;
     return { columns, uneven: columns !== undefined && fewest < columns.length };
+  }
+
+  /** The keys (and row hashes, made here unless a thread made them) of one batch of the first pass. */
+  async #keysOf(
+    join: HashJoin,
+    rows: RowBatch,
+    hashes: Float64Array | undefined,
+    state: KeyPassState,
+  ): Promise<void> {
+    const hasher = this.#hasher;
+    for (let i = 0; i < rows.length; i++) {
+      if (rows.rejection(i)) {
+        this.#unread.push(rows.index(i));
+        continue;
+      }
+      const keys = rows.keys(i);
+      if (state.columns === undefined) {
+        state.columns = [];
+        state.seen = new Set();
+        this.#checkIdColumn(rows, i, keys);
+      }
+      // Every key any row has, in order of first use (JSON rows may differ; a CSV's rows share their header).
+      if (keys !== state.lastKeys) {
+        state.lastKeys = keys;
+        for (const key of keys) {
+          if (!state.seen!.has(key)) {
+            state.seen!.add(key);
+            state.columns.push(key);
+          }
+        }
+        if (keys.length < state.fewest) state.fewest = keys.length;
+      }
+      let rejected = join.rejection(rows.index(i));
+      if (rejected instanceof Promise) rejected = await rejected;
+      if (rejected) continue;
+      const hash = hasher === undefined ? undefined : rowHashText(hashes ? hashes[i]! : hasher.hash(rows, i));
+      const waiting = join.key(this.#id(rows, i), hash);
+      if (waiting) await waiting;
+    }
+    rows.release();
   }
 
   /** BP_ID_COLUMN_MISSING at the first row, when it lacks the id column. */

@@ -1,4 +1,5 @@
 import { ByteWriter } from '../../internal/byte-writer.js';
+import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { ID_SLOT } from './line-template.js';
 
@@ -47,6 +48,47 @@ export class RowHash {
     const n = end - start;
     this.#a = Math.imul(a ^ n ^ 0x80000000, 0x01000193);
     this.#b = Math.imul(b ^ n ^ 0x40000000, 0x5bd1e995);
+  }
+
+  /**
+   * Adds a cell whose JSON text is its bytes as they stand, `bytes[start, end)`, exactly as `cell`
+   * would, when they are: no `"`, `\` or control byte (what JSON escaping changes). Returns false,
+   * adding nothing, when they are not (the caller then hashes the escaped text). Four bytes a step,
+   * the checks word-wide ("has a byte below 0x20 / equal to q"), so a plain cell is read once.
+   */
+  plainCell(bytes: Uint8Array, start: number, end: number): boolean {
+    if (bytes !== this.#bytes) {
+      this.#bytes = bytes;
+      this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    const view = this.#view!;
+    let a = this.#a;
+    let b = this.#b;
+    let k = start;
+    for (const last = end - 3; k < last; k += 4) {
+      const w = view.getInt32(k, true);
+      const quote = w ^ 0x22222222;
+      const slash = w ^ 0x5c5c5c5c;
+      if (
+        (((w - 0x20202020) & ~w) | ((quote - 0x01010101) & ~quote) | ((slash - 0x01010101) & ~slash)) &
+        0x80808080
+      )
+        return false;
+      a = Math.imul(a ^ w, 0x01000193);
+      a ^= a >>> 15;
+      b = Math.imul(b ^ w, 0x5bd1e995);
+      b ^= b >>> 13;
+    }
+    for (; k < end; k++) {
+      const c = bytes[k]!;
+      if (c < 0x20 || c === 0x22 || c === 0x5c) return false;
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x5bd1e995);
+    }
+    const n = end - start;
+    this.#a = Math.imul(a ^ n ^ 0x80000000, 0x01000193);
+    this.#b = Math.imul(b ^ n ^ 0x40000000, 0x5bd1e995);
+    return true;
   }
 
   /** The hash of the cells added since `reset`. */
@@ -107,6 +149,7 @@ export class RowHasher {
   readonly #columns: readonly string[];
   readonly #hash = new RowHash();
   readonly #scratch = new ByteWriter(4096);
+  readonly #range = new Int32Array(2);
   #layout: object | undefined;
   #refs: Array<CellRef | undefined> = [];
 
@@ -121,8 +164,18 @@ export class RowHasher {
     }
     const hash = this.#hash;
     const out = this.#scratch;
+    // A CSV cell is hashed where it was read when escaping would not change it (most cells).
+    const csv = rows instanceof CsvRowBatch ? rows : undefined;
+    const range = this.#range;
     hash.reset();
     for (const ref of this.#refs) {
+      if (
+        csv &&
+        ref !== undefined &&
+        csv.cellRange(i, ref, range) &&
+        hash.plainCell(csv.buffer, range[0]!, range[1]!)
+      )
+        continue;
       out.pos = 0;
       if (ref !== undefined) rows.writeJsonText(i, ref, out);
       hash.cell(out.buffer, 0, out.pos);
