@@ -114,6 +114,28 @@ describe('stale rows in the library', () => {
     expect(allowed).toMatchObject({ checked: true, statuses: { ok: ROWS / 2, stale: ROWS / 2 } });
     const unchecked = await joinTable({ ...base, out: join(dir, 'j3.csv') });
     expect(unchecked).toMatchObject({ checked: false, statuses: { ok: ROWS, stale: 0 } });
+    // Rows out of the order they were prepared in are looked up by id: reversed, one deleted, one
+    // edited after the deletion.
+    const lines = table().trimEnd().split(/\r?\n/);
+    const body = lines.slice(1).reverse();
+    const moved = [
+      lines[0],
+      ...body.filter((l) => !l.startsWith('r2,')).map((l) => (l.startsWith('r1,') ? 'r1,changed' : l)),
+    ];
+    const reordered = fileWith(dir, 'reordered.csv', `${moved.join('\n')}\n`);
+    const looked = await joinTable({
+      ...base,
+      source: reordered,
+      rowHashes: [join(runDir, ROW_HASHES_FILE)],
+      allowStale: true,
+      out: join(dir, 'j4.csv'),
+    });
+    expect(looked).toMatchObject({ rows: ROWS - 1, orphans: 1, statuses: { ok: ROWS - 2, stale: 1 } });
+    expect(
+      read(join(dir, 'j4.csv'))
+        .filter((r) => r.status === 'stale')
+        .map((r) => r.id),
+    ).toEqual(['r1']);
   });
 
   it('joinResults with rowHashes, composed over JSON Lines rows: the same hashes as prepare made', async () => {

@@ -16,6 +16,7 @@ import {
   STATUS_RANK,
 } from '../results/result-parser.js';
 import { type RejectedRow, RejectionCursor } from './rejection-cursor.js';
+import { RowHashCursor } from './row-hash-cursor.js';
 import { SpillCursor, SpillFile } from './spill-file.js';
 
 export { EXTRA_COLUMNS, type ExtraColumn } from '../results/result-cells.js';
@@ -66,6 +67,9 @@ export const STALE = Symbol('stale');
 /** A joined line's mark for a stale row (after the tab, where a result's rank digit would be). */
 const STALE_MARK = 'S';
 const STALE_CODE = STALE_MARK.charCodeAt(0);
+/** A key line's verdict on its row (see `key`): its hash differs, or must be looked up. */
+const MISMATCH = '!'.charCodeAt(0);
+const LOOK_UP = '#'.charCodeAt(0);
 
 /** What a thread that spilled results for the join reports with its file. */
 export interface SpilledCounts {
@@ -111,6 +115,7 @@ export class HashJoin {
   #rejections: RejectionCursor | undefined;
   #streamedRejections: BufferedFile | undefined;
   #cursors: SpillCursor[] = [];
+  #cursor: RowHashCursor | undefined;
   #resultCount = 0;
   #lineCount = 0;
   #duplicates = 0;
@@ -237,10 +242,28 @@ export class HashJoin {
     return this.#settings.rowHashes.length > 0;
   }
 
-  /** Step 2: the next joinable row has this custom_id (and, when the join checks rows, this row hash). */
+  /**
+   * Step 2: the next joinable row has this custom_id (and, when the join checks rows, this row hash).
+   * The row's entry in the row hashes is most often the next one: its verdict goes into the key line
+   * (`=` or `!`); else the hash does (`#<hash>`), to be looked up by id in step 3.
+   */
   key(id: string, hash?: string): Promise<void> | undefined {
-    const line = hash === undefined ? `${JSON.stringify(id)}\n` : `${JSON.stringify(id)}\t${hash}\n`;
-    return this.#keys!.append(partitionOf(id, this.#partitions), line);
+    const json = JSON.stringify(id);
+    const p = partitionOf(id, this.#partitions);
+    if (hash === undefined) return this.#keys!.append(p, `${json}\n`);
+    this.#cursor ??= new RowHashCursor(this.#settings.rowHashes);
+    const verdict = this.#cursor.take(json, hash);
+    if (verdict instanceof Promise) return verdict.then((v) => this.#checkedKey(p, json, v, hash));
+    return this.#checkedKey(p, json, verdict, hash);
+  }
+
+  #checkedKey(
+    p: number,
+    json: string,
+    verdict: '=' | '!' | undefined,
+    hash: string,
+  ): Promise<void> | undefined {
+    return this.#keys!.append(p, verdict ? `${json}\t${verdict}\n` : `${json}\t#${hash}\n`);
   }
 
   /** Step 3, then ready for step 4. */
@@ -249,7 +272,7 @@ export class HashJoin {
     const reask = this.#settings.reask;
     const requests = reask ? await this.#scatterRequests(reask.requests) : undefined;
     const reaskFile = reask ? new BufferedFile(reask.out) : undefined;
-    const expected = this.checks ? await this.#scatterRowHashes(this.#settings.rowHashes) : undefined;
+    const expected = this.checks ? await this.#scatterRowHashes() : undefined;
     try {
       for (let p = 0; p < this.#partitions; p++) await this.#joinPartition(p, requests, reaskFile, expected);
       await reaskFile?.close();
@@ -283,29 +306,25 @@ export class HashJoin {
     return spill;
   }
 
-  /** The row hashes requests were made with, by partition of their custom_id: `"id"\t<hash>` a line. */
-  async #scatterRowHashes(files: readonly string[]): Promise<SpillFile> {
+  /**
+   * The row hashes the key pass did not meet in order (none, for a source in prepared order), by
+   * partition of their custom_id: `"id"\t<hash>` a line.
+   */
+  async #scatterRowHashes(): Promise<SpillFile> {
     const spill = new SpillFile(join(this.#dir!, 'row-hashes'), this.#partitions);
-    for (const file of files) {
-      const splitter = new LineSplitter(file, Number.MAX_SAFE_INTEGER);
-      const add = async (lines: Array<{ text: string; line: number }>) => {
-        for (const { text, line } of lines) {
-          // The header (line 1) names the columns; TableJoin read it.
-          if (line === 1 || text === '') continue;
-          const tab = text.lastIndexOf('\t');
-          if (tab <= 0) throw badRowHashes(file, line);
-          let id: string;
-          try {
-            id = JSON.parse(text.slice(0, tab)) as string;
-          } catch {
-            throw badRowHashes(file, line);
-          }
-          const waiting = spill.append(partitionOf(id, this.#partitions), `${text}\n`);
-          if (waiting) await waiting;
-        }
-      };
-      for await (const chunk of readChunks(file, file)) await add(splitter.split(chunk, false));
-      await add(splitter.split(Buffer.alloc(0), true));
+    this.#cursor ??= new RowHashCursor(this.#settings.rowHashes);
+    for await (const { text, line } of this.#cursor.rest()) {
+      const tab = text.lastIndexOf('\t');
+      const json = text.slice(0, tab);
+      let id: string;
+      try {
+        id = json.includes('\\') ? (JSON.parse(json) as string) : json.slice(1, -1);
+      } catch {
+        throw badRowHashes(line);
+      }
+      if (tab <= 0 || typeof id !== 'string') throw badRowHashes(line);
+      const waiting = spill.append(partitionOf(id, this.#partitions), `${text}\n`);
+      if (waiting) await waiting;
     }
     await spill.flush();
     return spill;
@@ -335,16 +354,19 @@ export class HashJoin {
     const keys = this.#keys!;
     const joined = this.#joined!;
     const used = new Set<string>();
-    const expected = expectedHashes ? await rowHashesOf(expectedHashes, p) : undefined;
+    const checks = expectedHashes !== undefined;
+    // Only rows met out of order look their hash up (few or none), so the map is usually empty.
+    const expected = checks ? await rowHashesOf(expectedHashes, p) : undefined;
     for (let b = 0; b < keys.blockCount(p); b++) {
       const ids = (await keys.readBlock(p, b)).split('\n');
       for (let i = 0; i < ids.length - 1; i++) {
         let id = ids[i]!;
-        let hash: string | undefined;
-        if (expected) {
-          const tab = id.lastIndexOf('\t');
-          hash = id.slice(tab + 1);
-          id = id.slice(0, tab);
+        let mark = 0;
+        let tab = 0;
+        if (checks) {
+          tab = id.lastIndexOf('\t');
+          mark = id.charCodeAt(tab + 1);
+          id = ids[i]!.slice(0, tab);
         }
         const entry = best.get(id);
         let waiting: Promise<void> | undefined;
@@ -352,7 +374,9 @@ export class HashJoin {
         else {
           used.add(id);
           // A result answers the row only while its cells are those its request was made from.
-          const stale = expected !== undefined && expected.get(id) !== hash;
+          const stale =
+            checks &&
+            (mark === MISMATCH || (mark === LOOK_UP && expected!.get(id) !== ids[i]!.slice(tab + 2)));
           waiting = joined.append(p, stale ? `${id}\t${STALE_MARK}\n` : `${id}\t${entry}\n`);
         }
         if (waiting) await waiting;
@@ -448,6 +472,7 @@ export class HashJoin {
 
   /** Closes and removes the temporary files. */
   async close(): Promise<void> {
+    await this.#cursor?.close();
     const dir = this.#dir;
     this.#dir = undefined;
     const files = [
@@ -521,11 +546,10 @@ async function rowHashesOf(spill: SpillFile, p: number): Promise<Map<string, str
   return out;
 }
 
-function badRowHashes(file: string, line: number): BatchpipeError {
+function badRowHashes(line: number): BatchpipeError {
   return new BatchpipeError(
     'BP_INPUT_PARSE',
-    'not a row-hashes line ("custom_id" as JSON, a tab, the hash); was the file written by prepare?',
-    { file, line },
+    `row hashes line ${line} is not "custom_id" as JSON, a tab and a hash; was the file written by prepare?`,
   );
 }
 
