@@ -17,7 +17,7 @@ import { type JoinedLayout, JoinedRowBatch } from './joined-row-batch.js';
 /** Rows hashed here before the hash thread starts: below this a thread costs more than it saves. */
 const HASH_THREAD_AFTER_ROWS = 16_384;
 /** Batches sent to the hash thread before the first one's ids are taken (work for both threads). */
-const HASHES_AHEAD = 3;
+const HASHES_AHEAD = 2;
 
 /** What the key pass gathers across batches. */
 interface KeyPassState {

@@ -1,5 +1,8 @@
 import { WorkerPool } from '../../internal/worker-pool.js';
-import { type RowsTransport, THREAD_LIMITS } from './render-pool.js';
+import type { RowsTransport } from './render-pool.js';
+
+/** The thread makes little garbage (a batch object per batch; hashing allocates nothing): a small heap. */
+const LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 };
 
 /**
  * A thread that hashes rows for the join (RowHasher over the shared bytes of CSV and JSON Lines
@@ -13,7 +16,7 @@ export class RowHashPool {
       import.meta.url,
       'row-hash-worker',
       1,
-      { workerData: [...columns], resourceLimits: THREAD_LIMITS },
+      { workerData: [...columns], resourceLimits: LIMITS },
       'a row hash',
     );
   }
