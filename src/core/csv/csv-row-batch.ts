@@ -178,15 +178,17 @@ export class CsvRowBatch extends ReadRows implements RowBatch {
   }
 
   /**
-   * Where row `i`'s cell `ref` lies in `buffer`, put into `range` ([start, end)); false when the row
-   * lacks the field or its bytes are not its text (doubled quotes). Lets a check read a cell in place.
+   * Where row `i`'s cell `ref` lies in `buffer`, put into `range`: [start, end), then the quote byte
+   * when the cell holds doubled quotes that read as one (else -1); false when the row lacks the field.
+   * Lets a check read a cell in place.
    */
   cellRange(i: number, ref: CellRef, range: Int32Array): boolean {
     this.checkLive();
     const f = this.#fieldAt[i]! + (ref as number);
-    if (f >= this.#fieldAt[i + 1]! || this.#escaped[f] !== 0) return false;
+    if (f >= this.#fieldAt[i + 1]!) return false;
     range[0] = this.#starts[f]!;
     range[1] = this.#ends[f]!;
+    range[2] = this.#escaped[f] === 0 ? -1 : this.#quoteByte;
     return true;
   }
 

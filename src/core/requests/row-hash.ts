@@ -91,11 +91,76 @@ export class RowHash {
     return true;
   }
 
+  /**
+   * Adds a CSV cell as `cell` adds its JSON text, made here from its bytes as read without writing it
+   * (`writeJsonEscaped`'s rules: with `doubledQuote` >= 0 each doubled quote reads as one; `"`, `\`
+   * and control bytes take their escapes).
+   */
+  csvCell(src: Uint8Array, start: number, end: number, doubledQuote: number): void {
+    let a = this.#a;
+    let b = this.#b;
+    let w = 0;
+    let filled = 0;
+    let n = 0;
+    for (let i = start; i < end; i++) {
+      const c = src[i]!;
+      if (c === doubledQuote) i++;
+      const e = ESCAPE[c]!;
+      if (e === 0) {
+        w |= c << (filled << 3);
+        n++;
+        if (++filled === 4) {
+          a = Math.imul(a ^ w, 0x01000193);
+          a ^= a >>> 15;
+          b = Math.imul(b ^ w, 0x5bd1e995);
+          b ^= b >>> 13;
+          w = 0;
+          filled = 0;
+        }
+        continue;
+      }
+      // An escape: its bytes one at a time (rare: a quote, a backslash, a control byte).
+      const bytes = e === 1 ? [0x5c, 0x75, 0x30, 0x30, HEX[c >> 4]!, HEX[c & 15]!] : [0x5c, e];
+      for (const x of bytes) {
+        w |= x << (filled << 3);
+        n++;
+        if (++filled === 4) {
+          a = Math.imul(a ^ w, 0x01000193);
+          a ^= a >>> 15;
+          b = Math.imul(b ^ w, 0x5bd1e995);
+          b ^= b >>> 13;
+          w = 0;
+          filled = 0;
+        }
+      }
+    }
+    // The last bytes one at a time, as `cell` takes a tail shorter than a word.
+    for (let t = 0; t < filled; t++) {
+      const x = (w >>> (t << 3)) & 0xff;
+      a = Math.imul(a ^ x, 0x01000193);
+      b = Math.imul(b ^ x, 0x5bd1e995);
+    }
+    this.#a = Math.imul(a ^ n ^ 0x80000000, 0x01000193);
+    this.#b = Math.imul(b ^ n ^ 0x40000000, 0x5bd1e995);
+  }
+
   /** The hash of the cells added since `reset`. */
   value(): number {
     return (mix(this.#a) >>> 0) * 0x200000 + (mix(this.#b ^ 0x9e3779b9) >>> 11);
   }
 }
+
+/** JSON escaping by byte, as `writeJsonEscaped` does it: 0 copy, 1 \u00xx, else backslash + that byte. */
+const ESCAPE = new Uint8Array(256);
+for (let c = 0; c < 0x20; c++) ESCAPE[c] = 1;
+ESCAPE[0x08] = 0x62;
+ESCAPE[0x09] = 0x74;
+ESCAPE[0x0a] = 0x6e;
+ESCAPE[0x0c] = 0x66;
+ESCAPE[0x0d] = 0x72;
+ESCAPE[0x22] = 0x22;
+ESCAPE[0x5c] = 0x5c;
+const HEX = Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
 
 const SEED_A = 0x811c9dc5;
 const SEED_B = 0x9747b28c;
@@ -149,7 +214,7 @@ export class RowHasher {
   readonly #columns: readonly string[];
   readonly #hash = new RowHash();
   readonly #scratch = new ByteWriter(4096);
-  readonly #range = new Int32Array(2);
+  readonly #range = new Int32Array(3);
   #layout: object | undefined;
   #refs: Array<CellRef | undefined> = [];
 
@@ -164,18 +229,17 @@ export class RowHasher {
     }
     const hash = this.#hash;
     const out = this.#scratch;
-    // A CSV cell is hashed where it was read when escaping would not change it (most cells).
+    // A CSV cell is hashed where it was read: as it stands when escaping would not change it (most
+    // cells), else escaped on the way, never written.
     const csv = rows instanceof CsvRowBatch ? rows : undefined;
     const range = this.#range;
     hash.reset();
     for (const ref of this.#refs) {
-      if (
-        csv &&
-        ref !== undefined &&
-        csv.cellRange(i, ref, range) &&
-        hash.plainCell(csv.buffer, range[0]!, range[1]!)
-      )
+      if (csv && ref !== undefined && csv.cellRange(i, ref, range)) {
+        if (range[2] !== -1 || !hash.plainCell(csv.buffer, range[0]!, range[1]!))
+          hash.csvCell(csv.buffer, range[0]!, range[1]!, range[2]!);
         continue;
+      }
       out.pos = 0;
       if (ref !== undefined) rows.writeJsonText(i, ref, out);
       hash.cell(out.buffer, 0, out.pos);

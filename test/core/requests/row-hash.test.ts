@@ -77,6 +77,22 @@ describe('row hashes', () => {
     );
   });
 
+  it('a CSV cell hashed from its bytes as read equals its escaped text hashed (doubled quotes read as one)', () => {
+    fc.assert(
+      fc.property(text, (value) => {
+        const escaped = Buffer.from(JSON.stringify(value).slice(1, -1));
+        const written = new RowHash();
+        written.cell(escaped, 0, escaped.length);
+        const doubled = value.includes('"');
+        const raw = Buffer.from(doubled ? value.replaceAll('"', '""') : value);
+        const read = new RowHash();
+        read.csvCell(raw, 0, raw.length, doubled ? 0x22 : -1);
+        expect(read.value()).toBe(written.value());
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('prepare and the join hash every row alike, CSV and JSON Lines, across 20,000 rows (threads on both sides)', async () => {
     const values = fc.sample(fc.tuple(text, text), { numRuns: 20_000, seed: 7 });
     const csv = join(dir, 'table.csv');
