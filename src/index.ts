@@ -41,6 +41,8 @@ export type {
   ServiceRecords,
 } from './local/index.js';
 export { startLocalService } from './local/index.js';
+export type { Showable, ShowOptions } from './notebook/show.js';
+export { show, showable } from './notebook/show.js';
 // Where requests go: a provider, or the local service.
 export type { Connection, ConnectionOptions } from './providers/connection.js';
 export { resolveConnection } from './providers/connection.js';

@@ -82,6 +82,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   sinks: ['streams', 'run', 'core', ...BELOW_CORE],
   jobs: ['sources', 'transforms', 'sinks', 'streams', 'run', 'core', ...BELOW_CORE],
   local: BELOW_CORE,
+  notebook: ['jobs', 'sources', 'transforms', 'sinks', 'streams', 'run', 'core', ...BELOW_CORE],
   cli: ['jobs', 'local', 'run', 'core', ...BELOW_CORE],
 };
 
