@@ -19,6 +19,12 @@ export { RESULT_STATUSES } from './core/results/result-parser.js';
 // Errors and warnings.
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { BatchpipeError, ERROR_CODES, isBatchpipeError } from './errors.js';
+// Evaluation: scores of an answer column against a gold column.
+export type { Interval, Intervals } from './eval/bootstrap.js';
+export type { Agreement, EvaluateOptions, EvaluationReport } from './eval/evaluate.js';
+export { evaluate } from './eval/evaluate.js';
+export type { LabelScores, Scores } from './eval/metrics.js';
+export { evaluationPage } from './eval/report-html.js';
 export type { JoinTableOptions, JoinTableResult } from './jobs/join-table.js';
 export { joinTable } from './jobs/join-table.js';
 // Jobs: what the commands call, each a composition of the stages above.

@@ -19,6 +19,8 @@ const PUBLIC_EXPORTS = [
   'csvSink',
   'csvSource',
   'customIdFor',
+  'evaluate',
+  'evaluationPage',
   'isBatchpipeError',
   'joinResults',
   'joinTable',

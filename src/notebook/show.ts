@@ -1,16 +1,15 @@
-import { Readable } from 'node:stream';
-import { z } from 'zod';
 import { BatchpipeError } from '../errors.js';
-import { WarningLog } from '../internal/warnings.js';
-import { openTable, TableFields, tableSettings } from '../jobs/settings.js';
-import { parseOptions } from '../options.js';
+import type { EvaluationReport } from '../eval/evaluate.js';
+import { reportHtml } from '../eval/report-html.js';
+import { reportText } from '../eval/report-text.js';
+import { isRowInput, rowItems, rowValues } from '../eval/table-rows.js';
 import { cellText, type TableView, tableHtml, tableText } from './render-table.js';
 import { notebookDisplay } from './tslab-display.js';
 
 /**
  * What `show` displays: a table file (its first rows), rows (an array, an iterable, an async iterable
- * or an object-mode stream of Rows, JoinedRows or plain objects), or one record such as a run's
- * summary or a job's result (shown as field/value pairs).
+ * or an object-mode stream of Rows, JoinedRows or plain objects), an evaluation report (`evaluate`), or
+ * one record such as a run's summary or a job's result (shown as field/value pairs).
  */
 export type Showable = string | Iterable<unknown> | AsyncIterable<unknown> | object;
 
@@ -24,40 +23,41 @@ export interface ShowOptions {
 }
 
 /**
- * Shows a table or a record: as an HTML table in a Jupyter notebook running the tslab kernel, as
- * aligned plain text anywhere else. A file or a stream is read only as far as the rows shown.
+ * Shows a table, a record or an evaluation report: as HTML in a Jupyter notebook running the tslab
+ * kernel, as aligned plain text anywhere else. A file or a stream is read only as far as the rows shown.
  */
 export async function show(value: Showable, options: ShowOptions = {}): Promise<void> {
-  const view = await viewOf(value, options);
+  const { html, text } = await showable(value, options);
   const display = notebookDisplay();
-  if (display !== undefined) display.html(tableHtml(view));
-  else (options.out ?? process.stdout).write(`${tableText(view)}\n`);
+  if (display !== undefined) display.html(html);
+  else (options.out ?? process.stdout).write(`${text}\n`);
 }
 
-/** The table `show` would display, as HTML and as text: for a report or a page of your own. */
+/** What `show` would display, as HTML and as text: for a report or a page of your own. */
 export async function showable(
   value: Showable,
   options: ShowOptions = {},
 ): Promise<{ html: string; text: string }> {
+  if (isEvaluation(value)) return { html: reportHtml(value), text: reportText(value) };
   const view = await viewOf(value, options);
   return { html: tableHtml(view), text: tableText(view) };
 }
 
-const TableOptions = z.object(TableFields);
+const isEvaluation = (value: Showable): value is EvaluationReport =>
+  typeof value === 'object' && (value as { kind?: unknown }).kind === 'evaluation';
 
 async function viewOf(value: Showable, options: ShowOptions): Promise<TableView> {
   const limit = options.rows ?? 20;
   if (!Number.isInteger(limit) || limit < 1)
     throw new BatchpipeError(
-      'BP_USAGE',
+      'BP_INVALID_OPTION',
       `show: rows must be a positive integer, got ${String(options.rows)}`,
     );
   if (typeof value === 'string') {
-    const table = tableSettings(value, parseOptions(TableOptions, {}, 'show'));
-    const view = await firstRows(openTable(value, table, new WarningLog()), limit, options.columns);
+    const view = await firstRows(rowItems(value, 'show'), limit, options.columns);
     return { ...view, caption: captionOf(view, limit, value) };
   }
-  if (isRowSource(value)) {
+  if (isRowInput(value)) {
     const view = await firstRows(value, limit, options.columns);
     return { ...view, caption: captionOf(view, limit, undefined) };
   }
@@ -69,22 +69,6 @@ function captionOf(view: TableView, limit: number, file: string | undefined): st
   const of = file === undefined ? '' : ` of ${file}`;
   if (view.total !== undefined && view.total > limit) return `first ${limit} rows${of}`;
   return file === undefined ? undefined : `${view.rows.length} rows${of}`;
-}
-
-function isRowSource(value: object): value is Iterable<unknown> | AsyncIterable<unknown> {
-  return value instanceof Readable || Symbol.asyncIterator in value || Symbol.iterator in value;
-}
-
-/** The values of a stream item: a Row's or JoinedRow's values, a rejection's position and error, or a plain object. */
-function valuesOf(item: unknown): Record<string, unknown> {
-  const record = item as { kind?: unknown; values?: unknown };
-  if (record.kind === 'row' && typeof record.values === 'object' && record.values !== null)
-    return record.values as Record<string, unknown>;
-  if (record.kind === 'rejection') {
-    const { file, line, custom_id, code, message } = item as Record<string, unknown>;
-    return { status: 'rejected', file, line, custom_id, error_code: code, error_message: message };
-  }
-  return typeof item === 'object' && item !== null ? (item as Record<string, unknown>) : { value: item };
 }
 
 /** Reads up to `limit` rows, plus one to know whether there are more, then lets the source go. */
@@ -99,7 +83,7 @@ async function firstRows(
   for await (const item of source) {
     seen++;
     if (rows.length === limit) break;
-    rows.push(valuesOf(item));
+    rows.push(rowValues(item));
   }
   const columns = only ?? [...new Set(rows.flatMap((row) => Object.keys(row)))];
   return {

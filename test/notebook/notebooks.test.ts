@@ -23,7 +23,7 @@ interface Cell {
 
 describe('the example notebooks, run headless on the tslab kernel', () => {
   it('has the notebooks the docs name', () => {
-    expect(notebooks).toEqual(expect.arrayContaining(['labeling.ipynb']));
+    expect(notebooks).toEqual(expect.arrayContaining(['evaluation.ipynb', 'labeling.ipynb']));
   });
 
   it.skipIf(skip).each(notebooks)('%s runs every cell without an error, and shows every table', (name) => {

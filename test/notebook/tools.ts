@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
-/** Where `.ci/notebook-tools` installs tslab (with its TypeScript 5.0), apart from the project's. */
+/** Where `.ci/test-tools` installs tslab (with its TypeScript 5.0), apart from the project's. */
 export const TOOLS = join(ROOT, '.ci', 'tools', 'node_modules');
 export const TSC_50 = join(TOOLS, '@tslab', 'typescript-for-tslab', 'bin', 'tsc');
 
@@ -21,7 +21,7 @@ export function missingTools(): string | undefined {
     missing.push('jupyter-nbconvert (Debian)');
   }
   if (missing.length === 0) return undefined;
-  const reason = `${missing.join(' and ')} not installed: run .ci/notebook-tools`;
+  const reason = `${missing.join(' and ')} not installed: run .ci/test-tools`;
   if (process.env.BATCHPIPE_NOTEBOOK_TESTS === 'require') throw new Error(reason);
   console.warn(`skipping notebook tests: ${reason}`);
   return reason;
