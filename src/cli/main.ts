@@ -47,4 +47,11 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that closed its end of the pipe (`batchpipe run --help | head`) wants no more output: the
+// command carries on without it, and its exit code still says how it went.
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
+
 process.exitCode = await main(process.argv);

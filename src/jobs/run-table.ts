@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BatchpipeError } from '../errors.js';
 import { split } from '../internal/split.js';
@@ -71,14 +71,24 @@ export async function runTable(
     );
   const [runOptions, prepareOptions] = split(rest, Object.keys(RunFields) as Array<keyof typeof RunFields>);
   const staging = await stagingDir(runsDir);
-  const prepared = await prepare(input, {
-    ...prepareOptions,
-    provider: connection.provider,
-    outDir: staging,
-  });
-  const nothing = nothingToSubmit(prepared);
-  if (nothing) throw nothing;
-  if (dryRun) return { prepared, state: 'dry-run' };
+  let prepared: PrepareResult;
+  try {
+    prepared = await prepare(input, {
+      ...prepareOptions,
+      provider: connection.provider,
+      outDir: staging,
+    });
+    const nothing = nothingToSubmit(prepared);
+    if (nothing) throw nothing;
+  } catch (error) {
+    // Nothing was submitted from it: a staging directory left here would only pile up.
+    await rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+  if (dryRun) {
+    await rm(staging, { recursive: true, force: true });
+    return { prepared, state: 'dry-run' };
+  }
   const run = await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true);
   try {
     const state = await run.wait();

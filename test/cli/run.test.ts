@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
@@ -77,8 +77,10 @@ describe('batchpipe run', () => {
     expect(again.stderr).not.toContain('uploaded');
   });
 
-  it('checks everything and submits nothing with --dry-run', async () => {
-    const input = fileWith(dir, 'dry.csv', 'id,t\n1,a\n2,b\n');
+  it('checks everything and submits nothing with --dry-run, and keeps nothing', async () => {
+    const cwd = join(dir, 'dry');
+    mkdirSync(cwd, { recursive: true });
+    const input = fileWith(cwd, 'dry.csv', 'id,t\n1,a\n2,b\n');
     const result = await runCli(
       [
         'run',
@@ -88,13 +90,14 @@ describe('batchpipe run', () => {
         '--model',
         'qwen-plus',
         '--out',
-        join(dir, 'dry-out.csv'),
+        join(cwd, 'dry-out.csv'),
         '--dry-run',
       ],
-      { cwd: dir, env },
+      { cwd, env },
     );
     expect(result.code).toBe(0);
     expect(result.stderr).toContain('dry run: 2 rows: 2 requests in 1 file, 0 rejected; nothing submitted');
+    expect(readdirSync(join(cwd, '.batchpipe', 'runs'))).toEqual([]);
   });
 });
 
@@ -128,6 +131,8 @@ describe('batchpipe run with nothing to submit', () => {
       );
     }
     expect(() => readFileSync(join(cwd, '.batchpipe', 'local', 'records.jsonl'), 'utf8')).toThrow();
+    // Neither the failed run nor the dry run leaves its staging directory behind.
+    expect(readdirSync(join(cwd, '.batchpipe', 'runs'))).toEqual([]);
   });
 
   it("takes --max-row-size, and words its errors with the command line's flags", async () => {
