@@ -45,8 +45,6 @@ Scores rows whose status is ok (when the table has a status column) and that hav
 and an answer; the others are counted by status, no_gold or no_answer. Labels are compared as text,
 trimmed. Intervals: percentile bootstrap over the scored rows.
 
-Exit codes: 0 the report was made, 1 the table could not be read, 2 a usage error.
-
 Examples:
   batchpipe eval labeled.csv --gold sentiment --html report.html
   batchpipe eval labeled.csv --gold sentiment --compare other-run/labeled.csv`,

@@ -3,6 +3,7 @@ import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js
 import { RESULT_STATUSES } from '../core/results/result-status.js';
 import { BatchpipeError } from '../errors.js';
 import { ENDPOINTS, type Endpoint } from '../providers/profile.js';
+import { checkAnswered } from './exit.js';
 import { count, info, type Output, plural, printJson } from './output.js';
 import { list } from './parse-values.js';
 import { addSourceOptions, structuredOption } from './request-options.js';
@@ -12,6 +13,7 @@ const SHOWN_PROBLEMS = 10;
 
 interface JoinFlags {
   source: string;
+  allowEmpty?: boolean;
   results: string[];
   errors?: string[];
   rejections?: string[];
@@ -78,6 +80,7 @@ export function joinCommand(): Command {
     );
   addSourceOptions(command);
   command
+    .option('--allow-empty', 'exit 0 even when no row got an answer (the table is written either way)')
     .option('--json', 'print the summary as JSON on stdout')
     .option('--quiet', 'print nothing but errors')
     .addHelpText(
@@ -86,7 +89,6 @@ export function joinCommand(): Command {
 Result columns: status (${RESULT_STATUSES.join(', ')}),
 content (or the parsed fields of --labels/--schema; embedding for /v1/embeddings), error_code, error_message,
 prompt_tokens, completion_tokens; a name the source already has gets the prefix result_.
-Exit code 0 when the table was written (failed rows are data), 1 when the run failed, 2 on a usage error.
 
 Example:
   batchpipe join --source reviews.csv --id-column id --results downloads/ \\
@@ -131,8 +133,11 @@ Example:
         reask: flags.reask ? { requests, out: flags.reask } : undefined,
       });
       const { problemDetails, ...summary } = result;
+      // After the output, JSON or text: the table is written, the exit code says no row was answered.
+      const answered = () => checkAnswered(summary.statuses, summary.rows, flags.allowEmpty);
       if (out.json) {
         printJson({ ...summary, problemLines: problemDetails.first.map((p) => p.message) });
+        answered();
         return;
       }
       const counts = RESULT_STATUSES.filter((s) => summary.statuses[s] > 0)
@@ -163,6 +168,7 @@ Example:
         );
       }
       if (flags.reask) info(out, `wrote ${plural(summary.reasked, 're-ask request')} -> ${flags.reask}`);
+      answered();
     });
   return command;
 }

@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { isBatchpipeError } from '../errors.js';
 import { COMMANDS } from './commands.js';
-import { CliExit } from './exit.js';
+import { CliExit, EXIT_CODES_HELP } from './exit.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -27,7 +27,8 @@ export async function main(argv: string[]): Promise<number> {
     .version(version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const make of COMMANDS) program.addCommand(make().exitOverride());
+  for (const make of COMMANDS)
+    program.addCommand(make().addHelpText('after', EXIT_CODES_HELP).exitOverride());
   try {
     await program.parseAsync(argv);
     return 0;

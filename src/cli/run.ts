@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { loadMapper, mapperModuleUrl } from '../core/requests/mapper-module.js';
 import { cliWording, inCliWords } from './cli-wording.js';
 import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
-import { CliExit } from './exit.js';
+import { CliExit, checkAnswered, detached } from './exit.js';
 import { count, info, type Output, plural, printJson, warningLine } from './output.js';
 import { integer } from './parse-values.js';
 import {
@@ -19,6 +19,7 @@ interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unkn
   out: string;
   mapper?: string;
   dryRun?: boolean;
+  allowEmpty?: boolean;
   maxReasks?: number;
   json?: boolean;
   quiet?: boolean;
@@ -29,6 +30,7 @@ const NOT_PREPARE = new Set([
   'out',
   'mapper',
   'dryRun',
+  'allowEmpty',
   'maxReasks',
   'json',
   'quiet',
@@ -54,6 +56,7 @@ export function runCommand(): Command {
     .argument('<input>', 'the table to read (.csv, .tsv, .jsonl)')
     .requiredOption('--out <table>', 'the joined table to write (.csv, .tsv or .jsonl)')
     .option('--dry-run', 'prepare and check everything, submit nothing')
+    .option('--allow-empty', 'exit 0 even when no row got an answer (the table is written either way)')
     .option(
       '--max-reasks <rounds>',
       'with --labels or --schema: rounds of re-asking rows whose answer failed validation, each a batch of its own (0-5, default 0)',
@@ -118,6 +121,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
     if (!result.joined) {
       reportRun(out, result.run!, result.state);
       if (result.state === 'stuck') throw new CliExit(1);
+      if (result.state === 'detached') throw detached(result.run!.dir);
       return;
     }
     const joined = result.joined;
@@ -148,6 +152,8 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         info(out, 'a re-ask round is still running: the same command resumes it and writes the table again');
     }
     if (result.state === 'stuck') throw new CliExit(1);
+    if (result.state === 'detached') throw detached(result.run!.dir);
+    checkAnswered(joined.statuses, joined.rows, flags.allowEmpty);
   } finally {
     interrupt.dispose();
     await close();

@@ -18,6 +18,29 @@ describe('batchpipe --help', () => {
     }
   });
 
+  it("ends every command's help with the same exit code table", async () => {
+    const commands = [
+      'run',
+      'prepare',
+      'validate',
+      'submit',
+      'status',
+      'resume',
+      'download',
+      'cancel',
+      'list',
+      'join',
+      'eval',
+      'serve',
+    ];
+    for (const command of commands) {
+      const help = await runCli([command, '--help']);
+      expect(help.code, command).toBe(0);
+      expect(help.stdout, command).toContain('Exit codes (the same for every command):');
+      expect(help.stdout, command).toMatch(/ {2}3 {2}detached \(Ctrl-C, SIGTERM\)/);
+    }
+  });
+
   it('refuses one label, or a label twice, as a usage error naming --labels', async () => {
     for (const labels of ['positive', 'positive,negative,positive']) {
       const result = await runCli([
