@@ -10,6 +10,7 @@ import { RateLimiter } from '../internal/rate-limiter.js';
 import { type Connection, redact } from '../providers/connection.js';
 import { backoffMs, retryAfterMs, retryableCall } from '../providers/retry.js';
 import type { BatchStatus, JobRecord } from './manifest.js';
+import { neverReached, probeAddress } from './reachability.js';
 import { uploadFile } from './upload-file.js';
 
 /** A batch as the API returns it (OpenAI's Batch object; DashScope adds nothing we rely on). */
@@ -112,6 +113,8 @@ export class BatchApi {
   readonly #onRetry: ((message: string) => void) | undefined;
   readonly #timeoutMs: number;
   readonly settleMs: number;
+  /** Whether the base URL has answered a call (any HTTP status): see #reach. */
+  #reached = false;
   /** The provider's documented rate limits, kept on this side (429s are still handled). */
   readonly #limiters: Partial<Record<'create' | 'query' | 'cancel' | 'list', RateLimiter>> = {};
 
@@ -259,14 +262,20 @@ export class BatchApi {
     return this.#call(() =>
       withCallSignal(
         signal,
-        (own) => this.client.batches.retrieve(batchId, { signal: own }) as unknown as Promise<BatchObject>,
+        (own) =>
+          this.client.batches.retrieve(batchId, {
+            signal: own,
+            ...this.#sdkRetries,
+          }) as unknown as Promise<BatchObject>,
       ),
     );
   }
 
   async cancel(batchId: string): Promise<BatchObject> {
     await this.#limit('cancel');
-    return this.#call(() => this.client.batches.cancel(batchId) as unknown as Promise<BatchObject>);
+    return this.#call(
+      () => this.client.batches.cancel(batchId, this.#sdkRetries) as unknown as Promise<BatchObject>,
+    );
   }
 
   /** Streams a file's content to `path` (via a temporary name, renamed when complete). */
@@ -279,7 +288,7 @@ export class BatchApi {
         try {
           // The body streams after the call returns: the call's own signal lives until it is written.
           await withCallSignal(signal, async (own) => {
-            const response = await this.client.files.content(fileId, { signal: own });
+            const response = await this.client.files.content(fileId, { signal: own, ...this.#sdkRetries });
             if (!response.body) throw new Error('empty response body');
             await pipeline(
               Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>),
@@ -300,7 +309,7 @@ export class BatchApi {
   }
 
   async deleteFile(fileId: string): Promise<void> {
-    await this.#call(() => this.client.files.delete(fileId));
+    await this.#call(() => this.client.files.delete(fileId, this.#sdkRetries));
   }
 
   /** Batches as the provider lists them, newest first, with DashScope's filters passed through. */
@@ -395,7 +404,7 @@ export class BatchApi {
     for (let attempt = 0; ; attempt++) {
       if (signal?.aborted) throw new RunDetached(what);
       try {
-        return await call();
+        return await this.#reach(call, signal);
       } catch (error) {
         if (signal?.aborted) throw new RunDetached(what);
         if (attempt + 1 >= attempts || !retryableCall(error)) throw fail(error);
@@ -424,7 +433,7 @@ export class BatchApi {
       job.call_sent_at = Date.now();
       await persist?.();
       try {
-        return await call();
+        return await this.#reach(call, signal);
       } catch (error) {
         if (signal?.aborted) throw new RunDetached(`the ${what} for ${job.id}`);
         if (attempt + 1 >= this.#attempts || !retryableCall(error))
@@ -456,10 +465,37 @@ export class BatchApi {
 
   async #call<T>(call: () => Promise<T>): Promise<T> {
     try {
-      return await call();
+      return await this.#reach(call);
     } catch (error) {
       throw this.#wrap(error, 'API call');
     }
+  }
+
+  /**
+   * Runs one call and notes that the base URL answers. Until it has answered once, a failure that proves
+   * the call never reached it (refused, unresolved, TLS) gets one more try at the address, then stops
+   * with BP_PROVIDER_UNREACHABLE: the retries and lookups meant for a provider that answered before
+   * would only take minutes to say the same.
+   */
+  async #reach<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    try {
+      const result = await call();
+      this.#reached = true;
+      return result;
+    } catch (error) {
+      if (typeof (error as { status?: unknown }).status === 'number') this.#reached = true;
+      else if (!this.#reached && neverReached(error, this.#connection.baseURL!) !== undefined) {
+        const unreachable = await probeAddress(this.#connection.baseURL!, signal);
+        if (unreachable) throw unreachable;
+        this.#reached = true;
+      }
+      throw error;
+    }
+  }
+
+  /** The SDK's own retries, once the address has answered; before that #reach decides. */
+  get #sdkRetries(): { maxRetries?: number } {
+    return this.#reached ? {} : { maxRetries: 0 };
   }
 
   async #pause(
