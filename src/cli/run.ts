@@ -1,10 +1,17 @@
 import { Command } from 'commander';
 import { loadMapper, mapperModuleUrl } from '../core/requests/mapper-module.js';
+import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js';
+import { TEST_ENGINE_NAME } from '../local/engine/test-engine.js';
 import { cliWording, inCliWords } from './cli-wording.js';
-import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
+import {
+  addConnectionOptions,
+  announceEngine,
+  type ConnectionFlags,
+  openConnection,
+} from './connection-options.js';
 import { CliExit, checkAnswered, detached } from './exit.js';
 import { count, info, type Output, plural, printJson, warningLine } from './output.js';
-import { integer } from './parse-values.js';
+import { integer, list } from './parse-values.js';
 import {
   addMaxRowSizeOption,
   addRequestOptions,
@@ -20,6 +27,7 @@ interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unkn
   mapper?: string;
   dryRun?: boolean;
   allowEmpty?: boolean;
+  include?: string[];
   maxReasks?: number;
   json?: boolean;
   quiet?: boolean;
@@ -31,6 +39,7 @@ const NOT_PREPARE = new Set([
   'mapper',
   'dryRun',
   'allowEmpty',
+  'include',
   'maxReasks',
   'json',
   'quiet',
@@ -56,6 +65,7 @@ export function runCommand(): Command {
     .argument('<input>', 'the table to read (.csv, .tsv, .jsonl)')
     .requiredOption('--out <table>', 'the joined table to write (.csv, .tsv or .jsonl)')
     .option('--dry-run', 'prepare and check everything, submit nothing')
+    .option('--include <columns>', `more result columns, comma-separated: ${EXTRA_COLUMNS.join(', ')}`, list)
     .option('--allow-empty', 'exit 0 even when no row got an answer (the table is written either way)')
     .option(
       '--max-reasks <rounds>',
@@ -94,6 +104,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
   const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
   const interrupt = detachOnInterrupt(out);
   const { connection, close } = await openConnection(flags);
+  const engine = await announceEngine(out.quiet, connection);
   try {
     // Loaded here first, so a mistake in it is found before any input is read; the stages load it again
     // (from the module cache) and, for a large table, on worker threads.
@@ -107,6 +118,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       out: flags.out,
       dryRun: flags.dryRun,
       maxReasks: flags.maxReasks,
+      include: flags.include as ExtraColumn[] | undefined,
       onWarning: (w) => info(out, cliWording(command, warningLine(w))),
     });
     const { prepared } = result;
@@ -134,6 +146,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         out: joined.out,
         statuses: joined.statuses,
         reasks,
+        ...(engine !== undefined && { engine }),
       });
     else {
       for (const round of reasks)
@@ -146,7 +159,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         .map(([status, n]) => `${count(n)} ${status}`);
       info(
         out,
-        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.run!.dir})`,
+        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.run!.dir})${engine === TEST_ENGINE_NAME ? ' [test engine: no inference]' : ''}`,
       );
       if (result.state === 'detached')
         info(out, 'a re-ask round is still running: the same command resumes it and writes the table again');

@@ -1,7 +1,12 @@
 import { stat } from 'node:fs/promises';
 import { Command } from 'commander';
 import type { BatchRun } from '../run/batch-run.js';
-import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
+import {
+  addConnectionOptions,
+  announceEngine,
+  type ConnectionFlags,
+  openConnection,
+} from './connection-options.js';
 import { CliExit, detached } from './exit.js';
 import type { Output } from './output.js';
 import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
@@ -36,6 +41,7 @@ Failed requests are data: exit 0 once the run finished, or with --no-wait once e
       const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
       const interrupt = detachOnInterrupt(out);
       const { connection, close } = await openConnection(flags);
+      await announceEngine(out.quiet, connection);
       try {
         const options = runOptionsFrom(flags, out, interrupt.signal);
         const run = await startFrom(requests, connection, options);

@@ -1,5 +1,6 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { ExtraColumn } from '../core/results/result-cells.js';
 import { BatchpipeError } from '../errors.js';
 import { split } from '../internal/split.js';
 import type { Connection } from '../providers/connection.js';
@@ -30,6 +31,8 @@ export interface RunTableOptions
    * default 0.
    */
   maxReasks?: number;
+  /** More result columns in the table (as `joinTable`'s `include`): `model` shows which model answered. */
+  include?: ExtraColumn[];
 }
 
 /** One round of re-asking invalid answers. */
@@ -63,7 +66,7 @@ export async function runTable(
   connection: Connection,
   options: RunTableOptions,
 ): Promise<RunTableResult> {
-  const { out, runsDir = RUNS_DIR, dryRun, maxReasks = 0, ...rest } = options;
+  const { out, runsDir = RUNS_DIR, dryRun, maxReasks = 0, include, ...rest } = options;
   if (!Number.isInteger(maxReasks) || maxReasks < 0 || maxReasks > MAX_REASK_ROUNDS)
     throw new BatchpipeError(
       'BP_INVALID_OPTION',
@@ -113,6 +116,7 @@ export async function runTable(
         endpoint: prepareOptions.endpoint,
         labels: prepareOptions.labels,
         schema: prepareOptions.schema,
+        include,
         ...tableOptions,
         ...(round !== undefined && { reask: { requests: reaskFrom(round), out: reaskFile(run, round) } }),
       } satisfies JoinTableOptions);
@@ -150,7 +154,7 @@ async function reaskRound(
   requests: number,
   connection: Connection,
   runOptions: Partial<RunOptions>,
-  prepareOptions: Omit<RunTableOptions, 'out' | 'runsDir' | 'dryRun' | 'maxReasks'>,
+  prepareOptions: Omit<RunTableOptions, 'out' | 'runsDir' | 'dryRun' | 'maxReasks' | 'include'>,
 ): Promise<{ round: ReaskRound; results: string }> {
   const dir = join(run.dir, `reask-${round}`);
   const options = { ...runOptions, runDir: dir, runsDir: run.dir };

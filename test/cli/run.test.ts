@@ -101,6 +101,43 @@ describe('batchpipe run', () => {
   });
 });
 
+describe('batchpipe run on the test engine', () => {
+  it('says so: a line at the start, a mark on the summary, a field in --json, and --include model in the table', async () => {
+    const cwd = join(dir, 'engine');
+    mkdirSync(cwd, { recursive: true });
+    const input = fileWith(cwd, 'in.csv', 'id,t\n1,a\n2,b\n');
+    const args = [
+      'run',
+      input,
+      '--template',
+      '{{t}}',
+      '--model',
+      'qwen-plus',
+      '--id-column',
+      'id',
+      '--include',
+      'model',
+    ];
+    const text = await runCli([...args, '--out', join(cwd, 'out.csv')], { cwd, env });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stderr.split('\n')[0]).toBe(
+      "answers come from batchpipe's local test engine: deterministic placeholders, no inference (set DASHSCOPE_API_KEY or OPENAI_API_KEY for a model)",
+    );
+    expect(text.stderr).toMatch(/wrote 2 rows to .*out\.csv: 2 ok \(run .*\) \[test engine: no inference\]/);
+    const rows = parse(readFileSync(join(cwd, 'out.csv'), 'utf8'), { columns: true }) as Array<
+      Record<string, string>
+    >;
+    expect(rows.map((r) => r.model)).toEqual([
+      'batchpipe-test-engine/qwen-plus',
+      'batchpipe-test-engine/qwen-plus',
+    ]);
+
+    const json = await runCli([...args, '--out', join(cwd, 'out2.csv'), '--json'], { cwd, env });
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ engine: 'batchpipe-test-engine', statuses: { ok: 2 } });
+  });
+});
+
 describe('batchpipe run with nothing to submit', () => {
   it('exits 1 with BP_NOTHING_TO_SUBMIT when every row is rejected, dry run or not, submitting nothing (bug: exit 2, a usage error)', async () => {
     const cwd = join(dir, 'nothing');
