@@ -73,6 +73,8 @@ export class CsvReader {
   #escaped = new Uint8Array(INITIAL_ROWS * 4);
   #rejections: Map<number, Rejection> | undefined;
   #firstIndex = 1;
+  /** Where the header row ended: its last line, and the input's bytes (blank lines apart) up to it. */
+  #header: { line: number; end: number; blank: number } | undefined;
 
   constructor(file: string, settings: CsvSettings) {
     this.file = file;
@@ -83,7 +85,7 @@ export class CsvReader {
       quote: settings.quote.charCodeAt(0),
       maxRowBytes: settings.maxRowSize,
     });
-    if (settings.columns) this.#columns = checkColumns(settings.columns, file, 0);
+    if (settings.columns) this.#columns = checkColumns(settings.columns, file, undefined);
     const encoding = settings.encoding.toLowerCase().replace('_', '-');
     if (encoding !== 'utf-8' && encoding !== 'utf8') {
       try {
@@ -126,6 +128,7 @@ export class CsvReader {
     }
     const used = this.#scanner.scan(bytes, last, this.#onRow);
     const stopped = this.#rows >= MAX_BATCH_ROWS && used < bytes.length;
+    if (last && !stopped && this.#index === 0) this.#checkNotSwallowed();
     let consumed = used;
     if (this.#transcoder) {
       this.#carry = bytes.subarray(used);
@@ -171,8 +174,29 @@ export class CsvReader {
       const quote = this.#settings.quote;
       for (let f = 0; f < count; f++)
         names.push(this.#settings.header ? fieldText(scanned, f, quote) : `column_${f + 1}`);
-      this.#columns = checkColumns(names, this.file, line);
-      if (this.#settings.header) return undefined;
+      if (this.#settings.header) {
+        if (scanned.malformed)
+          throw new BatchpipeError('BP_INPUT_HEADER', `the header has ${scanned.malformed}`, {
+            file: this.file,
+            line,
+          });
+        this.#columns = checkColumns(names, this.file, line);
+        this.#header = {
+          line: line + scanned.spans,
+          end: this.#scanner.offset + scanned.next,
+          blank: this.#scanner.blankBytes,
+        };
+        return undefined;
+      }
+      this.#columns = names;
+    } else if (this.#settings.header && !this.#header) {
+      // The columns option names the columns: the header row is skipped, whatever it holds.
+      this.#header = {
+        line: line + scanned.spans,
+        end: this.#scanner.offset + scanned.next,
+        blank: this.#scanner.blankBytes,
+      };
+      return undefined;
     }
     this.#layout ??= {
       file: this.file,
@@ -218,6 +242,29 @@ export class CsvReader {
     }
     return this.#rows >= MAX_BATCH_ROWS ? false : undefined;
   };
+
+  /**
+   * The input ended and no row was read: that is an empty table only when nothing but blank lines
+   * follows a one-line header. A header that swallowed lines (a quote left open in it) or bytes
+   * left unread would otherwise end as a silent success with 0 rows.
+   */
+  #checkNotSwallowed(): void {
+    const header = this.#header;
+    if (!header) return;
+    const after = this.#scanner.offset - header.end - (this.#scanner.blankBytes - header.blank);
+    if (after > 0)
+      throw new BatchpipeError(
+        'BP_INPUT_PARSE',
+        `no row was read, but ${after} bytes follow the header; is the delimiter, quote or encoding right?`,
+        { file: this.file, line: header.line + 1 },
+      );
+    if (header.line > 1)
+      throw new BatchpipeError(
+        'BP_INPUT_PARSE',
+        `no row was read: the header spans lines 1-${header.line} (a quoted line break in it); is a quote left open in the header?`,
+        { file: this.file, line: 1 },
+      );
+  }
 
   /** Records a scanned row (its first `fields` fields) as the next entry; returns its number. */
   #addRow(scanned: ScannedRow, fields: number): number {
@@ -269,20 +316,36 @@ function spansOf(line: number, spans: number): string {
   return spans > 0 ? ` (the row spans lines ${line}-${line + spans})` : '';
 }
 
-function checkColumns(columns: string[], file: string, line: number): string[] {
-  const named = columns.map((name, i) => (name === '' ? `column_${i + 1}` : name));
-  const seen = new Set<string>();
-  for (const name of named) {
-    if (seen.has(name)) {
+/**
+ * Column names are data: an empty or repeated one stops the read (renaming it would make a column
+ * no template or id column names). `line` is the header's; undefined for the columns option.
+ */
+function checkColumns(columns: string[], file: string, line: number | undefined): string[] {
+  const where = line === undefined ? 'the columns option' : 'the header';
+  const fix =
+    line === undefined
+      ? 'give every column a name once'
+      : 'name the columns with the columns option (--columns)';
+  const seen = new Map<string, number>();
+  for (let i = 0; i < columns.length; i++) {
+    const name = columns[i]!;
+    const context = line === undefined ? { option: 'columns' } : { file, line, column: name };
+    if (name === '')
       throw new BatchpipeError(
-        'BP_INPUT_HEADER',
-        `column "${name}" appears twice in the header; rename one`,
-        { file, line },
+        line === undefined ? 'BP_INVALID_OPTION' : 'BP_INPUT_HEADER',
+        `column ${i + 1} of ${where} has no name; ${fix}`,
+        context,
       );
-    }
-    seen.add(name);
+    const first = seen.get(name);
+    if (first !== undefined)
+      throw new BatchpipeError(
+        line === undefined ? 'BP_INVALID_OPTION' : 'BP_INPUT_HEADER',
+        `column ${i + 1} of ${where}, ${JSON.stringify(name)}, repeats column ${first}; ${fix}`,
+        context,
+      );
+    seen.set(name, i + 1);
   }
-  return named;
+  return columns;
 }
 
 function preview(columns: string[]): string {
