@@ -80,7 +80,7 @@ describe('csvSource', () => {
     await expect(collect(csvSource(blank))).rejects.toMatchObject({
       code: 'BP_INPUT_HEADER',
       context: { file: blank, line: 1 },
-      message: `${blank}:1: column 2 of the header has no name; name the columns with the columns option (--columns)`,
+      message: `${blank}:1: column 2 of the header has no name; name the columns with the columns option`,
     });
     const tsv = fileWith(dir, 'dup-name.tsv', 'id\ttext\tid\n1\t2\t3\n');
     await expect(collect(csvSource(tsv))).rejects.toMatchObject({

@@ -323,9 +323,7 @@ function spansOf(line: number, spans: number): string {
 function checkColumns(columns: string[], file: string, line: number | undefined): string[] {
   const where = line === undefined ? 'the columns option' : 'the header';
   const fix =
-    line === undefined
-      ? 'give every column a name once'
-      : 'name the columns with the columns option (--columns)';
+    line === undefined ? 'give every column a name once' : 'name the columns with the columns option';
   const seen = new Map<string, number>();
   for (let i = 0; i < columns.length; i++) {
     const name = columns[i]!;
