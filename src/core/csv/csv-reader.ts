@@ -57,6 +57,8 @@ export class CsvReader {
   #layout: CsvLayout | undefined;
   #index = 0;
   #chunkIsUtf8 = true;
+  /** Bytes of the input transcoded so far (for encodings other than UTF-8). */
+  #rawOffset = 0;
   /** Transcoded bytes not yet scanned (only for encodings other than UTF-8). */
   #carry: Buffer | undefined;
   /** The last scan stopped early with transcoded bytes left: scan them before decoding more. */
@@ -89,7 +91,8 @@ export class CsvReader {
     const encoding = settings.encoding.toLowerCase().replace('_', '-');
     if (encoding !== 'utf-8' && encoding !== 'utf8') {
       try {
-        this.#transcoder = new TextDecoder(settings.encoding);
+        // Fatal: bytes that are not valid in the encoding stop the read instead of becoming U+FFFD.
+        this.#transcoder = new TextDecoder(settings.encoding, { fatal: true });
       } catch (error) {
         throw new BatchpipeError(
           'BP_INVALID_OPTION',
@@ -117,9 +120,18 @@ export class CsvReader {
       // Other encodings become UTF-8 first; the scanner then keeps its own unfinished row. After an
       // early stop the same raw chunk comes again (consumed 0): its text is already in the carry.
       if (!this.#carryRest) {
-        const text = this.#transcoder.decode(chunk, { stream: !last });
+        let text: string;
+        try {
+          // Always streaming, then flushed: Node decodes "latin1" without `stream` as ISO-8859-1
+          // but with it as WHATWG's windows-1252 (0x80 is "€"), so every chunk reads alike.
+          text = this.#transcoder.decode(chunk, { stream: true });
+          if (last) text += this.#transcoder.decode();
+        } catch (error) {
+          throw this.#notInEncoding(chunk, error);
+        }
         const decoded = Buffer.from(text, 'utf8');
         this.#carry = this.#carry ? Buffer.concat([this.#carry, decoded]) : decoded;
+        this.#rawOffset += chunk.length;
       }
       bytes = this.#carry!;
       this.#chunkIsUtf8 = true;
@@ -167,7 +179,7 @@ export class CsvReader {
       if (!utf8)
         throw new BatchpipeError(
           'BP_INPUT_ENCODING',
-          'the header is not valid UTF-8; set the encoding option',
+          `the header is not valid UTF-8${utf16Mark(scanned.buffer) ? ' (the file starts with a UTF-16 byte order mark)' : ''}; set the encoding option`,
           { file: this.file, line },
         );
       const names: string[] = [];
@@ -242,6 +254,42 @@ export class CsvReader {
     }
     return this.#rows >= MAX_BATCH_ROWS ? false : undefined;
   };
+
+  /**
+   * Bytes of `chunk` are not valid in the declared encoding. Every row of the file is in one
+   * encoding, so this is the file's error, not a row's: the read stops. Found again here, only on
+   * this path: the first bad byte is where the longest prefix a fresh decoder accepts ends.
+   */
+  #notInEncoding(chunk: Buffer, cause: unknown): BatchpipeError {
+    const encoding = this.#settings.encoding;
+    const accepts = (end: number, stream: boolean): boolean => {
+      try {
+        new TextDecoder(encoding, { fatal: true }).decode(chunk.subarray(0, end), { stream });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    // The longest prefix that is valid so far (it may end inside a character) ...
+    let good = 0;
+    let bad = chunk.length;
+    while (bad - good > 1) {
+      const mid = (good + bad) >>> 1;
+      if (accepts(mid, true)) good = mid;
+      else bad = mid;
+    }
+    // ... then back to the start of that character: the bad sequence begins there.
+    for (let back = 0; back < 4 && good > 0 && !accepts(good, false); back++) good--;
+    const before = new TextDecoder(encoding).decode(chunk.subarray(0, good));
+    const pending = this.#carry ? this.#carry.toString('utf8') : '';
+    const line = this.#scanner.line + lineEndsOf(pending) + lineEndsOf(before);
+    return new BatchpipeError(
+      'BP_INPUT_ENCODING',
+      `bytes at offset ${this.#rawOffset + good} are not valid ${encoding}; is the encoding option right?`,
+      { file: this.file, line },
+      { cause },
+    );
+  }
 
   /**
    * The input ended and no row was read: that is an empty table only when nothing but blank lines
@@ -348,4 +396,14 @@ function checkColumns(columns: string[], file: string, line: number | undefined)
 
 function preview(columns: string[]): string {
   return columns.length <= 6 ? columns.join(', ') : `${columns.slice(0, 6).join(', ')}, ...`;
+}
+
+/** Line ends in a text: CRLF, LF and CR alone count one each, as the scanner counts them. */
+function lineEndsOf(text: string): number {
+  return text.match(/\r\n|\r|\n/g)?.length ?? 0;
+}
+
+/** A UTF-16 byte order mark (FF FE or FE FF) at the start of the input. */
+function utf16Mark(bytes: Buffer): boolean {
+  return (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
 }
