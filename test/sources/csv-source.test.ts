@@ -173,7 +173,9 @@ describe('csvSource', () => {
       Buffer.from('\n3,fine\n'),
     ]);
     const items = await collect<SourceItem>(csvSource(fileWith(dir, 'bad-utf8.csv', bad)));
-    expect(rejectionsOf(items).map((r) => [r.index, r.code])).toEqual([[2, 'BP_INPUT_ENCODING']]);
+    expect(rejectionsOf(items).map((r) => [r.index, r.line, r.code, r.message])).toEqual([
+      [2, 3, 'BP_INPUT_ENCODING', 'row is not valid UTF-8 (column "text", field 2); set the encoding option'],
+    ]);
     expect(rowsOf(items).map((r) => r.values.text)).toEqual(['ok', 'fine']);
     const latin1 = fileWith(dir, 'latin1.csv', Buffer.from('id,text\n1,caf\xe9\n', 'latin1'));
     expect(rowsOf(await collect(csvSource(latin1, { encoding: 'latin1' })))[0]!.values.text).toBe('café');

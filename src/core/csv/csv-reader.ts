@@ -224,7 +224,7 @@ export class CsvReader {
     else if (!utf8)
       problem = [
         'BP_INPUT_ENCODING',
-        `row is not valid UTF-8${spansOf(line, scanned.spans)}; set the encoding option`,
+        `row is not valid UTF-8${badColumn(scanned, columns)}${spansOf(line, scanned.spans)}; set the encoding option`,
       ];
     else if (count !== columns.length && !this.#settings.relaxColumnCount) {
       this.#preview ??= preview(columns);
@@ -357,6 +357,17 @@ export class CsvReader {
 function grown<T extends Int32Array | Uint8Array>(from: T, to: T): T {
   to.set(from);
   return to;
+}
+
+/** Which cell of a row that is not UTF-8 holds the bad bytes (looked for only in such a row). */
+function badColumn(row: ScannedRow, columns: readonly string[]): string {
+  for (let f = 0; f < row.count; f++) {
+    if (!isUtf8(row.buffer.subarray(row.starts[f]!, row.ends[f]!))) {
+      const name = columns[f];
+      return name === undefined ? ` (field ${f + 1})` : ` (column ${JSON.stringify(name)}, field ${f + 1})`;
+    }
+  }
+  return '';
 }
 
 /** Where a multi-line row sits, for messages (made only when a row is rejected). */
