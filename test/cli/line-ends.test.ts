@@ -81,4 +81,34 @@ describe('every row of a CSV is read, whatever its line ends, on every command',
     expect(joined.code).toBe(1);
     expect(joined.stderr).toContain(message.replace(swallowed, fixed));
   });
+
+  it('JSON Lines whose lines end in CR alone are not read as one row in silence: the rejection says why', async () => {
+    const table = fileWith(dir, 'cr.jsonl', '{"t":"a"}\r{"t":"b"}\r{"t":"c"}\r');
+    const prep = await runCli(
+      ['prepare', table, '--template', '{{t}}', '--model', 'qwen-plus', '--out', join(dir, 'cr-prep')],
+      {
+        env,
+      },
+    );
+    expect(prep.code).toBe(1);
+    expect(prep.stderr).toContain('its lines seem to end in CR alone, JSON Lines end them in LF');
+    const requests = fileWith(
+      dir,
+      'cr-requests.jsonl',
+      ['a', 'b']
+        .map((id) =>
+          JSON.stringify({
+            custom_id: id,
+            method: 'POST',
+            url: '/v1/chat/completions',
+            body: { model: 'qwen-plus', messages: [{ role: 'user', content: id }] },
+          }),
+        )
+        .join('\r'),
+    );
+    const validate = await runCli(['validate', requests], { env });
+    expect(validate.code).toBe(1);
+    expect(validate.stderr).toContain('BP_LINE_NOT_JSON');
+    expect(validate.stderr).toContain('its lines seem to end in CR alone, JSON Lines end them in LF');
+  });
 });
