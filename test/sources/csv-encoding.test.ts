@@ -44,7 +44,7 @@ describe('csvSource: text not valid in its declared encoding stops the read (nev
     await expect(collect(csvSource(file, { encoding: 'shift_jis' }))).rejects.toMatchObject({
       code: 'BP_INPUT_ENCODING',
       context: { file, line: 5 },
-      message: `${file}:5: bytes at offset ${head.length + NIHON.length} are not valid shift_jis; is the encoding option right?`,
+      message: `${file}:5: not valid shift_jis at byte offset ${head.length + NIHON.length}: the bytes here are not a character; is the encoding option right?`,
     });
   });
 
@@ -62,7 +62,7 @@ describe('csvSource: text not valid in its declared encoding stops the read (nev
     })().catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'BP_INPUT_ENCODING', context: { file, line: rows + 2 } });
     expect((error as Error).message).toContain(
-      `bytes at offset ${good.length + utf16(`${rows},`).length} are not valid utf-16le`,
+      `not valid utf-16le at byte offset ${good.length + utf16(`${rows},`).length}:`,
     );
     // Every row before it was read, none with a replacement character.
     expect(items.length).toBeGreaterThan(0);
@@ -113,7 +113,7 @@ describe('csvSource: text not valid in its declared encoding stops the read (nev
     ]);
     expect(result.code).toBe(1);
     expect(result.stderr.trim()).toBe(
-      `error BP_INPUT_ENCODING: ${file}:2: bytes at offset 10 are not valid shift_jis; is --encoding right?`,
+      `error BP_INPUT_ENCODING: ${file}:2: not valid shift_jis at byte offset 10: the bytes here are not a character; is --encoding right?`,
     );
   });
 
@@ -135,5 +135,15 @@ describe('csvSource: text not valid in its declared encoding stops the read (nev
     expect(result.stderr.trim()).toBe(
       'error BP_INVALID_OPTION: JSON Lines are read as UTF-8, the only encoding JSON has: --encoding ("shift_jis") is for CSV and TSV',
     );
+  });
+
+  it('says so when the input ends inside a character', async () => {
+    const cut = utf16('id,text\n1,ab\n');
+    const file = fileWith(dir, 'cut-utf16.csv', Buffer.concat([cut, Buffer.from([0x41])]));
+    await expect(collect(csvSource(file, { encoding: 'utf-16le' }))).rejects.toMatchObject({
+      code: 'BP_INPUT_ENCODING',
+      context: { file, line: 3 },
+      message: `${file}:3: not valid utf-16le at byte offset ${cut.length + 1}: the input ends inside a character; is the encoding option right?`,
+    });
   });
 });

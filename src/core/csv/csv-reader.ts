@@ -127,7 +127,7 @@ export class CsvReader {
           text = this.#transcoder.decode(chunk, { stream: true });
           if (last) text += this.#transcoder.decode();
         } catch (error) {
-          throw this.#notInEncoding(chunk, error);
+          throw this.#notInEncoding(chunk, last, error);
         }
         const decoded = Buffer.from(text, 'utf8');
         this.#carry = this.#carry ? Buffer.concat([this.#carry, decoded]) : decoded;
@@ -260,7 +260,7 @@ export class CsvReader {
    * encoding, so this is the file's error, not a row's: the read stops. Found again here, only on
    * this path: the first bad byte is where the longest prefix a fresh decoder accepts ends.
    */
-  #notInEncoding(chunk: Buffer, cause: unknown): BatchpipeError {
+  #notInEncoding(chunk: Buffer, last: boolean, cause: unknown): BatchpipeError {
     const encoding = this.#settings.encoding;
     const accepts = (end: number, stream: boolean): boolean => {
       try {
@@ -270,22 +270,33 @@ export class CsvReader {
         return false;
       }
     };
-    // The longest prefix that is valid so far (it may end inside a character) ...
     let good = 0;
-    let bad = chunk.length;
-    while (bad - good > 1) {
-      const mid = (good + bad) >>> 1;
-      if (accepts(mid, true)) good = mid;
-      else bad = mid;
+    let what: string;
+    if (accepts(chunk.length, true)) {
+      // The chunk reads alone: the input ends inside a character, or the chunk's first bytes do not
+      // finish the one the last chunk began.
+      good = last ? chunk.length : 0;
+      what = last
+        ? 'the input ends inside a character'
+        : 'the bytes here do not finish the character before them';
+    } else {
+      // The longest prefix that is valid so far (it may end inside a character) ...
+      let bad = chunk.length;
+      while (bad - good > 1) {
+        const mid = (good + bad) >>> 1;
+        if (accepts(mid, true)) good = mid;
+        else bad = mid;
+      }
+      // ... then back to the start of that character: the bad sequence begins there.
+      for (let back = 0; back < 4 && good > 0 && !accepts(good, false); back++) good--;
+      what = 'the bytes here are not a character';
     }
-    // ... then back to the start of that character: the bad sequence begins there.
-    for (let back = 0; back < 4 && good > 0 && !accepts(good, false); back++) good--;
     const before = new TextDecoder(encoding).decode(chunk.subarray(0, good));
     const pending = this.#carry ? this.#carry.toString('utf8') : '';
     const line = this.#scanner.line + lineEndsOf(pending) + lineEndsOf(before);
     return new BatchpipeError(
       'BP_INPUT_ENCODING',
-      `bytes at offset ${this.#rawOffset + good} are not valid ${encoding}; is the encoding option right?`,
+      `not valid ${encoding} at byte offset ${this.#rawOffset + good}: ${what}; is the encoding option right?`,
       { file: this.file, line },
       { cause },
     );
