@@ -96,6 +96,63 @@ describe('column names are data (Object.prototype names, spaces, quotes)', () =>
     ]);
   });
 
+  it('a mapper module on worker threads (past the first 16,384 rows) gets them as own keys too', async () => {
+    const many = Array.from({ length: 20_000 }, (_, i) => [`p${i}`, `id-${i}`, `t${i}`, `h${i}`, `q${i}`]);
+    const big = fileWith(dir, 'odd-big.csv', csvText(HEADER, many));
+    const mapped = join(dir, 'mapped-big');
+    const result = await runCli(
+      ['prepare', big, '--mapper', join(dir, 'odd-mapper.mjs'), '--id-column', '__proto__', '--out', mapped],
+      { env },
+    );
+    expect(result.stderr).not.toContain('error');
+    expect(result.code).toBe(0);
+    const requests = lines(join(mapped, 'requests-00001.jsonl'));
+    expect(requests).toHaveLength(20_000);
+    expect(requests.map((r) => [r.custom_id, contentOf(r)])).toEqual(
+      many.map((r) => [r[0], [r[0], r[1], r[2], r[4]].join('/')]),
+    );
+  });
+
+  it('a template renders them from JSON Lines rows, on the render threads too', async () => {
+    const count = 20_000;
+    const text = Array.from(
+      { length: count },
+      (_, i) => `{"__proto__":"p${i}","constructor":"c${i}","toString":${i % 2 ? `"t${i}"` : '{"x":1}'}}`,
+    ).join('\n');
+    // The last row lacks toString: it is rejected, not rendered from Object.prototype.toString.
+    const table = fileWith(dir, 'odd.jsonl', `${text}\n{"__proto__":"p","constructor":"last"}\n`);
+    const out = join(dir, 'jsonl-prep');
+    const result = await runCli(
+      [
+        'prepare',
+        table,
+        '--template',
+        TEMPLATE.split('/').slice(0, 2).join('/'),
+        '--system',
+        '{{constructor}}',
+        '--model',
+        'qwen-plus',
+        '--id-column',
+        'constructor',
+        '--out',
+        out,
+      ],
+      { env },
+    );
+    expect(result.stderr).not.toContain('error');
+    expect(result.code).toBe(0);
+    const requests = lines(join(out, 'requests-00001.jsonl'));
+    expect(requests).toHaveLength(count);
+    const messages = (r: Record<string, unknown>) =>
+      (r.body as { messages: Array<{ content: string }> }).messages;
+    expect(requests.map((r) => [r.custom_id, messages(r)[0]!.content, messages(r)[1]!.content])).toEqual(
+      Array.from({ length: count }, (_, i) => [`c${i}`, `c${i}`, `p${i}/${i % 2 ? `t${i}` : '{"x":1}'}`]),
+    );
+    expect(lines(join(out, 'rejections.jsonl'))).toMatchObject([
+      { custom_id: 'last', code: 'BP_TEMPLATE_MISSING_COLUMN', line: count + 1 },
+    ]);
+  });
+
   it('run and join keep every such column in CSV and JSONL output', async () => {
     const runDir = join(dir, 'runs');
     const csvOut = join(dir, 'out.csv');
