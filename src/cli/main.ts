@@ -11,6 +11,7 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { isBatchpipeError } from '../errors.js';
+import { cliWording } from './cli-wording.js';
 import { COMMANDS } from './commands.js';
 import { CliExit, EXIT_CODES_HELP } from './exit.js';
 
@@ -39,7 +40,10 @@ export async function main(argv: string[]): Promise<number> {
       return error.exitCode === 0 ? 0 : 2;
     }
     if (isBatchpipeError(error)) {
-      process.stderr.write(`error ${error.code}: ${error.message}\n`);
+      // In the command line's words, whichever command threw it (inCliWords is idempotent here).
+      const command = program.commands.find((c) => c.name() === argv[2]);
+      const message = command ? cliWording(command, error.message) : error.message;
+      process.stderr.write(`error ${error.code}: ${message}\n`);
       if (process.env.BATCHPIPE_DEBUG) process.stderr.write(`${error.stack}\n`);
       return USAGE_CODES.has(error.code) ? 2 : 1;
     }

@@ -10,6 +10,7 @@ import {
 } from '../core/requests/request-options.js';
 import type { RuleOptions } from '../core/requests/request-rules.js';
 import { TABLE_FORMATS, type TableFormat, tableFormat } from '../core/tables/table-format.js';
+import { BatchpipeError } from '../errors.js';
 import { inputName } from '../internal/input.js';
 import { split } from '../internal/split.js';
 import type { WarningLog } from '../internal/warnings.js';
@@ -49,6 +50,13 @@ export interface TableSettings {
 export function tableSettings(input: string | Readable, opts: TableOptions): TableSettings {
   const file = inputName(input, opts.name);
   const format = tableFormat(file, opts.format);
+  // JSON Lines are UTF-8 (RFC 8259): an encoding said for one would be ignored without a word.
+  if (format === 'jsonl' && !/^utf-?8$/i.test(opts.encoding))
+    throw new BatchpipeError(
+      'BP_INVALID_OPTION',
+      `JSON Lines are read as UTF-8, the only encoding JSON has: the encoding option (${JSON.stringify(opts.encoding)}) is for CSV and TSV`,
+      { option: 'encoding' },
+    );
   return {
     file,
     format,

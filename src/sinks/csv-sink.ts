@@ -3,6 +3,7 @@ import { csvCell } from '../core/csv/csv-cell.js';
 import { CsvRowBatch } from '../core/csv/csv-row-batch.js';
 import { JoinedRowBatch } from '../core/join/joined-row-batch.js';
 import { csvTail } from '../core/results/result-cells.js';
+import { ownValue } from '../core/rows/own-value.js';
 import { delimiterOf } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
 import { parseOptions } from '../options.js';
@@ -65,7 +66,7 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
     let line = '';
     for (let c = 0; c < names.length; c++) {
       if (c > 0) line += delimiter;
-      line += csvCell(values[names[c]!], delimiter);
+      line += csvCell(ownValue(values, names[c]!), delimiter);
     }
     return out.text(line + LF);
   };
@@ -97,7 +98,7 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
         let line = '';
         for (let c = 0; c < width; c++) {
           if (c > 0) line += delimiter;
-          line += csvCell(values[layout.sourceColumns[c]!], delimiter);
+          line += csvCell(ownValue(values, layout.sourceColumns[c]!), delimiter);
         }
         pending = out.text(width === 0 ? tail.slice(delimiter.length) + LF : line + tail + LF);
       }
