@@ -56,7 +56,7 @@ export function shownURL(baseURL: string): string {
 }
 
 /**
- * One more try at the address, a second after a call never reached it: any HTTP answer (even a 404)
+ * One more try at the address, a second after a call never reached it. Any HTTP answer (even a 404)
  * proves it reachable. Returns the error that says it is not, or undefined. node:http, as uploads use,
  * not fetch (which refuses some ports outright).
  */

@@ -8,7 +8,7 @@ import { csvSource } from '../../src/sources/csv-source.js';
 import type { Row, SourceItem } from '../../src/types.js';
 import { csvText } from '../fixtures/make-fixtures.js';
 import { fileWith, tempDir } from '../helpers.js';
-import { runCli } from './run-cli.js';
+import { runCli, withoutEngineNotice } from './run-cli.js';
 
 const dir = tempDir('bp-column-names-');
 /** No provider in the environment: commands use the embedded local service. */
@@ -246,7 +246,7 @@ describe('column names are data (Object.prototype names, spaces, quotes)', () =>
         env,
       },
     );
-    expect([run.code, run.stderr.trim()]).toEqual([1, message]);
+    expect([run.code, withoutEngineNotice(run.stderr).trim()]).toEqual([1, message]);
     const results = fileWith(dir, 'dup-results.jsonl', '');
     const joined = await runCli(
       ['join', '--source', dup, '--results', results, '--out', join(dir, 'dup-joined.csv')],
