@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { type FileHandle, open, unlink } from 'node:fs/promises';
+import { open, unlink } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
-import { ApiError } from './api-error.js';
+import { writeAll } from '../internal/durable-write.js';
+import { ApiError, storageFailure } from './api-error.js';
 import { randomToken } from './ids.js';
 
 /** A multipart upload received to a temp file, fsynced, not yet a stored file. */
@@ -99,13 +100,15 @@ export async function receiveUpload(req: IncomingMessage, tmpDir: string, maxByt
   try {
     result = written ? await written : undefined;
   } catch (error) {
+    // The service's own disk refused (full): its fault, not the client's; nothing is stored.
     fail(
-      new ApiError(
-        400,
-        `the upload was interrupted: ${(error as Error).message}`,
-        'upload_interrupted',
-        'file',
-      ),
+      storageFailure(error) ??
+        new ApiError(
+          400,
+          `the upload was interrupted: ${(error as Error).message}`,
+          'upload_interrupted',
+          'file',
+        ),
     );
   }
   if (!failure && !result) fail(new ApiError(400, 'a "file" part is required', null, 'file'));
@@ -154,9 +157,4 @@ async function writeToDisk(stream: Readable, path: string) {
     await handle.close();
   }
   return { bytes, sha256: hash.digest('hex') };
-}
-
-async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) done += (await handle.write(bytes, done)).bytesWritten;
 }

@@ -1,7 +1,8 @@
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RequestBatch } from '../core/requests/request-batch.js';
 import { BufferedFile } from '../internal/buffered-file.js';
+import { makeDir } from '../internal/durable-write.js';
 import type { FileLimits } from '../providers/profile.js';
 import type { Rejection, RequestItem, SourcePosition } from '../types.js';
 
@@ -297,7 +298,7 @@ export class Sharder {
 
   /** Creates the directory and reads what an earlier run listed (to clean up after it). */
   async #start(): Promise<string[]> {
-    await mkdir(this.#dir, { recursive: true });
+    await makeDir(this.#dir);
     try {
       const earlier = JSON.parse(await readFile(join(this.#dir, SUMMARY_FILE), 'utf8')) as PreparedSummary;
       return earlier.shards.map((s) => s.file);
