@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type FileHandle, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { outputError, shortWriteError } from './output-error.js';
 
 /**
@@ -52,9 +52,39 @@ export async function writeAll(handle: FileHandle, data: Uint8Array, position?: 
  */
 export async function makeDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true });
+    await mkdirs(dir);
   } catch (error) {
     throw outputError(dir, error);
+  }
+}
+
+/**
+ * `mkdir -p`, with the real reason when it fails: Node's recursive mkdir answers ENOENT where a
+ * parent was refused (a read-only file system, permissions), so the missing ones are made one by one
+ * again to find out why.
+ */
+async function mkdirs(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    const missing: string[] = [];
+    for (let at = resolve(dir); ; at = dirname(at)) {
+      if (
+        await stat(at).then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
+      missing.unshift(at);
+      if (dirname(at) === at) break;
+    }
+    for (const each of missing) {
+      await mkdir(each).catch((refused: NodeJS.ErrnoException) => {
+        if (refused.code !== 'EEXIST') throw refused;
+      });
+    }
   }
 }
 
@@ -64,7 +94,7 @@ export async function makeDir(dir: string): Promise<void> {
  */
 export async function makeParentDir(path: string): Promise<void> {
   try {
-    await mkdir(dirname(path), { recursive: true });
+    await mkdirs(dirname(path));
   } catch (error) {
     // Named for the file asked for; mkdir's EEXIST means its directory is a file.
     const code = (error as NodeJS.ErrnoException).code;

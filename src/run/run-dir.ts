@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { access, copyFile, link, readdir, rename, rm } from 'node:fs/promises';
+import { access, copyFile, link, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fsyncDir, fsyncFile, makeDir } from '../internal/durable-write.js';
 import { outputError } from '../internal/output-error.js';
@@ -74,7 +74,10 @@ export function hasManifest(dir: string): Promise<boolean> {
  */
 export async function promoteStaging(staging: string, runDir: string): Promise<boolean> {
   await makeDir(resolve(runDir, '..'));
-  if (await exists(runDir)) return false;
+  const found = await stat(runDir).catch(() => undefined);
+  if (found && !found.isDirectory())
+    throw outputError(runDir, Object.assign(new Error('not a directory'), { code: 'EEXIST' }));
+  if (found) return false;
   try {
     await rename(staging, runDir);
   } catch (error) {

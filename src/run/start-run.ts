@@ -136,8 +136,15 @@ export async function createOrResumeRun(
     completionWindow,
   });
   const runDir = resolve(opts.runDir ?? join(opts.runsDir, runId));
-  const promoted = staged ? await promoteStaging(shardsDir, runDir) : false;
-  if (!staged) await makeDir(runDir);
+  let promoted = false;
+  try {
+    if (staged) promoted = await promoteStaging(shardsDir, runDir);
+    else await makeDir(runDir);
+  } catch (error) {
+    // A run directory the file system refuses: the staged shards go, as they would with any refusal.
+    if (staged) await rm(shardsDir, { recursive: true, force: true });
+    throw error;
+  }
   // Everything from here on happens under the lock: two processes on one input make one run.
   let lock: RunLock;
   try {
