@@ -14,6 +14,8 @@ export interface SmallDisk {
   readOnly(on: boolean): void;
   /** Fills it, leaving about `leave` bytes free (a filler file, removed by `empty`). */
   fill(leave?: number): void;
+  /** Removes the filler `fill` made (what freeing space looks like). */
+  unfill(): void;
   /** Removes everything on it. */
   empty(): void;
   unmount(): void;
@@ -49,6 +51,9 @@ export function mountSmallDisk(bytes: number): SmallDisk | string {
       const filler = join(dir, '.filler');
       const room = free() - leave;
       if (room > 0) writeFileSync(filler, Buffer.alloc(room));
+    },
+    unfill() {
+      rmSync(join(dir, '.filler'), { force: true });
     },
     empty() {
       execFileSync('sh', ['-c', `rm -rf "${dir}"/* "${dir}"/.[!.]*`], { stdio: 'pipe' });
