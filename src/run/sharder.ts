@@ -66,6 +66,7 @@ export class Sharder {
   #rejected = 0;
   #requests = 0;
   #count = 0;
+  #finished = false;
 
   constructor(dir: string, prefix: string, limits: FileLimits) {
     this.#dir = dir;
@@ -330,13 +331,25 @@ export class Sharder {
     const text = `${JSON.stringify(summary, null, 2)}\n`;
     await summaryFile.append(text, Buffer.byteLength(text));
     await summaryFile.close();
+    this.#finished = true;
     return summary;
   }
 
+  /**
+   * Stops after a failure (a full disk, an upstream error): no file of this run is left, not even the
+   * shards that were already whole, and no `shards.json` (an earlier run's would list files this run
+   * overwrote): the directory is not a prepared one until a run finishes.
+   */
   async abort(): Promise<void> {
+    // After a finish that succeeded (a stream is destroyed once it has finished): nothing to undo.
+    if (this.#finished) return;
     await Promise.all(this.#closing);
     for (const shard of this.#open.values()) await shard.file.discard();
     this.#open.clear();
     await this.#rejections?.discard();
+    if (!this.#ready) return;
+    await this.#ready.catch(() => undefined);
+    for (const shard of this.#done) await rm(join(this.#dir, shard.file), { force: true }).catch(() => {});
+    await rm(join(this.#dir, SUMMARY_FILE), { force: true }).catch(() => {});
   }
 }
