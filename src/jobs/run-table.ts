@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BatchpipeError } from '../errors.js';
 import { makeParentDir } from '../internal/durable-write.js';
@@ -77,6 +78,10 @@ export async function runTable(
     ...prepareOptions,
     provider: connection.provider,
     outDir: staging,
+  }).catch(async (error: unknown) => {
+    // A prepare that failed (a bad row, a full disk) leaves no staging behind.
+    await rm(staging, { recursive: true, force: true });
+    throw error;
   });
   const nothing = nothingToSubmit(prepared);
   if (nothing) throw nothing;

@@ -45,14 +45,15 @@ function expectRefusal(result: { code: number | null; stderr: string }, code: st
   expect(result.stderr).not.toMatch(/\n\s+at /);
 }
 
-/** Batches the provider holds for a run, from its batch list, by job. */
+/** Batches the provider holds for a run (every run: ""), from its batch list, by job. */
 async function createdByJob(runId: string): Promise<Map<string, number>> {
   const client = new OpenAI({ baseURL: service.url, apiKey: 'local', maxRetries: 0 });
   const jobs = new Map<string, number>();
   for await (const batch of client.batches.list({ limit: 100 })) {
     const metadata = (batch.metadata ?? {}) as Record<string, string>;
-    if (metadata.bp_run !== runId) continue;
-    jobs.set(metadata.bp_job!, (jobs.get(metadata.bp_job!) ?? 0) + 1);
+    if (runId !== '' && metadata.bp_run !== runId) continue;
+    const key = runId === '' ? `${metadata.bp_run}/${metadata.bp_job}` : metadata.bp_job!;
+    jobs.set(key, (jobs.get(key) ?? 0) + 1);
   }
   return jobs;
 }
@@ -128,6 +129,25 @@ describe.skipIf(typeof disk === 'string')('the CLI on a full disk', () => {
     expect(again.stderr).not.toMatch(/^created /m);
     expect(readFileSync(out, 'utf8').trimEnd().split('\n')).toHaveLength(ROWS + 1);
     expect(await createdByJob(runId!)).toEqual(before);
+  });
+
+  it('run --runs-dir on a full tmpfs: exit 1 naming the shard, nothing staged is left, nothing submitted', async () => {
+    small.empty();
+    small.fill(64 * 1024);
+    const runsDir = join(small.dir, 'runs');
+    const before = (await createdByJob('')).size;
+    const result = await runCli(
+      ['run', input, ...prepareFlags, '--out', join(root, 'never.csv'), '--runs-dir', runsDir, ...flags],
+      { cwd: root },
+    );
+    expect(result.code, result.stderr).toBe(1);
+    expect(result.stderr).toMatch(
+      /error BP_OUTPUT_WRITE: \S+\/requests-00001\.jsonl: cannot be written: no space left/,
+    );
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+    expect(filesUnder(small.dir)).toEqual(['.filler']);
+    expect(readdirSync(runsDir)).toEqual([]);
+    expect((await createdByJob('')).size).toBe(before);
   });
 
   it('run whose run directory fills up mid-run: exit 1, manifest readable; freed, the rerun finishes with every batch created once', async () => {

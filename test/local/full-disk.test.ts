@@ -66,3 +66,33 @@ describe.skipIf(typeof disk === 'string')('the local service on a full disk', ()
     expect(await AppendLog.read(path)).toEqual([{ n: 1 }, { n: 2 }, { n: 4 }]);
   });
 });
+
+describe.skipIf(typeof disk === 'string')('a batch whose results meet a full disk', () => {
+  it('fails the batch with the reason, and stores no output file cut short', async () => {
+    const other = mountSmallDisk(1024 * 1024) as Exclude<typeof disk, string>;
+    const service = await startLocalService({ dataDir: join(other.dir, 'service') });
+    try {
+      const client = clientFor(service);
+      // Fits as input (about 520 KB); its answers do not fit beside it.
+      const lines = chatLines(1500, { seed: 9, body: { metadata: { pad: 'p'.repeat(200) } } });
+      const file = await upload(client, dir, lines);
+      let batch = await client.batches.create({
+        input_file_id: file.id,
+        endpoint: '/v1/chat/completions',
+        completion_window: '24h',
+      });
+      for (let i = 0; i < 200 && !['completed', 'failed'].includes(batch.status); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        batch = await client.batches.retrieve(batch.id);
+      }
+      expect(batch.status).toBe('failed');
+      expect(batch.errors?.data?.[0]?.message).toContain('ENOSPC');
+      expect(batch.output_file_id ?? null).toBeNull();
+      const stored = (await client.files.list()).data.map((f) => f.purpose);
+      expect(stored).toEqual(['batch']);
+    } finally {
+      await service.close();
+      other.unmount();
+    }
+  });
+});
