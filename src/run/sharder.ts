@@ -337,8 +337,9 @@ export class Sharder {
 
   /**
    * Stops after a failure (a full disk, an upstream error): no file of this run is left, not even the
-   * shards that were already whole, and no `shards.json` (an earlier run's would list files this run
-   * overwrote): the directory is not a prepared one until a run finishes.
+   * shards that were already whole. An earlier run's `shards.json` goes too once a shard of this run
+   * replaced one of its files (it would list what is no longer there); until then its directory is
+   * left as it was.
    */
   async abort(): Promise<void> {
     // After a finish that succeeded (a stream is destroyed once it has finished): nothing to undo.
@@ -349,6 +350,7 @@ export class Sharder {
     await this.#rejections?.discard();
     if (!this.#ready) return;
     await this.#ready.catch(() => undefined);
+    if (this.#done.length === 0) return;
     for (const shard of this.#done) await rm(join(this.#dir, shard.file), { force: true }).catch(() => {});
     await rm(join(this.#dir, SUMMARY_FILE), { force: true }).catch(() => {});
   }

@@ -92,4 +92,22 @@ describe.skipIf(typeof disk === 'string')('sinks on a full 1 MB tmpfs', () => {
     // Not even the shards that were whole before the disk filled: a failed prepare is no prepared directory.
     expect(readdirSync(outDir)).toEqual([]);
   });
+
+  it('shardRequests: a run that fails before replacing any file leaves the earlier prepared directory as it was', async () => {
+    small.empty();
+    const outDir = join(small.dir, 'prepared');
+    const first = shardRequests({ outDir });
+    await pipeline(Readable.from(requests(100)), first);
+    const before = Object.fromEntries(
+      readdirSync(outDir).map((f) => [f, readFileSync(join(outDir, f), 'utf8')]),
+    );
+    expect(Object.keys(before).sort()).toEqual(['rejections.jsonl', 'requests-00001.jsonl', 'shards.json']);
+    small.fill(16 * 1024);
+    const error = await failure(pipeline(Readable.from(requests(5000)), shardRequests({ outDir })));
+    expect(error.code).toBe('BP_OUTPUT_WRITE');
+    const after = Object.fromEntries(
+      readdirSync(outDir).map((f) => [f, readFileSync(join(outDir, f), 'utf8')]),
+    );
+    expect(after).toEqual(before);
+  });
 });
