@@ -99,6 +99,67 @@ describe('BufferedFile on /dev/full (its temporary name is a link to it)', () =>
   });
 });
 
+describe('injected refusals a tmpfs cannot make (EIO, EDQUOT, EFBIG)', () => {
+  /** Every FileHandle write takes half of what it is given, then the next one fails with `code`. */
+  async function refusingWrites<T>(code: string, work: () => Promise<T>): Promise<T> {
+    const probe = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const original = proto.write;
+    let calls = 0;
+    proto.write = function (
+      this: FileHandle,
+      data: unknown,
+      offset?: unknown,
+      length?: unknown,
+      position?: unknown,
+    ) {
+      if (calls++ % 2 === 1)
+        return Promise.reject(Object.assign(new Error(`${code}: refused, write`), { code }));
+      const half = Math.max(1, Math.floor(((length as number | undefined) ?? (data as Buffer).length) / 2));
+      return original.call(this, data, offset ?? 0, half, position ?? null);
+    };
+    try {
+      return await work();
+    } finally {
+      proto.write = original;
+    }
+  }
+
+  it.each([
+    ['EIO', 'an I/O error (the disk or the file system failed)'],
+    ['EDQUOT', 'the disk quota is used up'],
+    ['EFBIG', 'the file would be larger than the file system allows'],
+  ])(
+    '%s: BufferedFile fails naming the file and the reason, nothing left; writeFileAtomic keeps the old file',
+    async (code, reason) => {
+      const path = join(dir, `injected-${code}.jsonl`);
+      const failed = await refusingWrites(code, async () => {
+        const file = new BufferedFile(path);
+        try {
+          await file.append('{"a":1}\n', 8);
+          await file.close();
+        } catch (error) {
+          await file.discard();
+          return error;
+        }
+        return undefined;
+      });
+      expect(failed).toMatchObject({ code: 'BP_OUTPUT_WRITE', context: { file: path } });
+      expect((failed as Error).message).toBe(`${path}: cannot be written: ${reason} (${code})`);
+      expect(existsSync(path)).toBe(false);
+      expect(existsSync(`${path}.partial`)).toBe(false);
+
+      const manifest = join(dir, `manifest-${code}.json`);
+      await writeFileAtomic(manifest, 'old\n');
+      const refused = await refusingWrites(code, () => refusal(writeFileAtomic(manifest, 'new content\n')));
+      expect(refused).toMatchObject({ code: 'BP_OUTPUT_WRITE', context: { file: manifest } });
+      expect(readFileSync(manifest, 'utf8')).toBe('old\n');
+      expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    },
+  );
+});
+
 describe('makeParentDir: paths the file system refuses', () => {
   it('names a path that is a directory, or sits under a file', async () => {
     mkdirSync(join(dir, 'a-dir.csv'));
