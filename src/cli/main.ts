@@ -11,6 +11,7 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { isBatchpipeError } from '../errors.js';
+import { outputError } from '../internal/output-error.js';
 import { COMMANDS } from './commands.js';
 import { CliExit } from './exit.js';
 
@@ -47,4 +48,17 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv);
+/** Set when standard output could not be written: the command's result was lost, so it failed. */
+let outputLost = false;
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  // A reader that went away (`| head`) is no failure of ours.
+  if (error.code === 'EPIPE') return;
+  if (outputLost) return;
+  outputLost = true;
+  process.exitCode = 1;
+  const refused = outputError('standard output', error);
+  process.stderr.write(`error ${refused.code}: ${refused.message}\n`);
+});
+
+const code = await main(process.argv);
+process.exitCode = outputLost ? Math.max(code, 1) : code;

@@ -5,7 +5,8 @@
  * freed the same command finishes, the provider seeing each batch created exactly once (counted
  * through its batch list).
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,7 @@ import { type LocalService, startLocalService } from '../../src/local/index.js';
 import type { RunManifest } from '../../src/run/manifest.js';
 import { tempDir } from '../helpers.js';
 import { filesUnder, mountSmallDisk } from '../support/small-disk.js';
-import { runCli } from './run-cli.js';
+import { CLI, runCli } from './run-cli.js';
 
 const root = tempDir('bp-full-cli-');
 const disk = mountSmallDisk(1024 * 1024);
@@ -194,5 +195,35 @@ describe.skipIf(typeof disk === 'string')('the CLI on a full disk', () => {
     const created = await createdByJob(runId!);
     expect(created.size).toBe(6);
     expect([...created.values()].every((n) => n === 1)).toBe(true);
+  });
+});
+
+describe('standard output on /dev/full', () => {
+  /** Runs the CLI with its standard output going to /dev/full, as `batchpipe ... > /dev/full` does. */
+  function intoDevFull(args: string[]): Promise<{ code: number | null; stderr: string }> {
+    const full = openSync('/dev/full', 'w');
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', full, 'pipe'] });
+      closeSync(full);
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        stderr += d;
+      });
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+  }
+
+  it('a --json result that cannot be written fails the command: exit 1, one coded line, no stack trace', async () => {
+    const out = join(root, 'prepared-json');
+    const result = await intoDevFull(['prepare', input, '--out', out, ...prepareFlags, '--json']);
+    expect(result.code, result.stderr).toBe(1);
+    expect(result.stderr).toBe(
+      'error BP_OUTPUT_WRITE: standard output: cannot be written: no space left on the device (ENOSPC)\n',
+    );
+    const listed = await intoDevFull(['list', '--json', ...flags.slice(0, 4)]);
+    expect(listed.code, listed.stderr).toBe(1);
+    expect(listed.stderr).toContain('error BP_OUTPUT_WRITE: standard output: cannot be written');
+    expect(listed.stderr).not.toMatch(/\n\s+at /);
   });
 });
