@@ -61,9 +61,11 @@ export function mountSmallDisk(bytes: number): SmallDisk | string {
     unmount() {
       try {
         execFileSync('umount', [dir], { stdio: 'pipe' });
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // Still busy (a file a failed test left open): detach it now, it goes once released.
+        execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
       }
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
