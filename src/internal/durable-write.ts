@@ -69,14 +69,7 @@ async function mkdirs(dir: string): Promise<void> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     const missing: string[] = [];
-    for (let at = resolve(dir); ; at = dirname(at)) {
-      if (
-        await stat(at).then(
-          () => true,
-          () => false,
-        )
-      )
-        break;
+    for (let at = resolve(dir); !(await present(at)); at = dirname(at)) {
       missing.unshift(at);
       if (dirname(at) === at) break;
     }
@@ -86,6 +79,13 @@ async function mkdirs(dir: string): Promise<void> {
       });
     }
   }
+}
+
+function present(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
