@@ -166,6 +166,8 @@ export class BufferedFile {
       throw outputError(this.path, error);
     }
     this.#ended = true;
+    // In place: nothing is left for a discard to undo.
+    this.#discarded = true;
     this.#release();
     return this.#hash ? await this.#hash.digest() : '';
   }
@@ -188,6 +190,8 @@ export class BufferedFile {
     if (this.#handle) await (await this.#handle.catch(() => undefined))?.close().catch(() => undefined);
     this.#handle = undefined;
     await rm(this.#temp, { force: true }).catch(() => undefined);
+    // Lets the hashing thread drop this file's state (the digest itself is of no use).
+    await this.#hash?.digest().catch(() => undefined);
     this.#release();
   }
 }
