@@ -45,10 +45,12 @@ export const ERROR_CODES = [
   'BP_FILE_TOO_LARGE',
   'BP_NOTHING_TO_SUBMIT',
   'BP_OUTPUT_WRITE',
+  'BP_OUTPUT_PATH',
   // runs
   'BP_RUN_NOT_FOUND',
   'BP_RUN_MISMATCH',
   'BP_RUN_LOCKED',
+  'BP_RUN_DIR_GONE',
   'BP_MANIFEST_CORRUPT',
   'BP_PROVIDER_HTTP',
   'BP_PROVIDER_UNREACHABLE',
@@ -104,7 +106,10 @@ export class BatchpipeError extends Error {
 
 function withLocation(message: string, context: ErrorContext): string {
   if (!context.file) return message;
-  return `${context.file}:${context.line ?? '?'}: ${message}`;
+  // A whole file (an output that cannot be written) has no line to name.
+  return context.line === undefined
+    ? `${context.file}: ${message}`
+    : `${context.file}:${context.line}: ${message}`;
 }
 
 /**
@@ -115,7 +120,7 @@ export function errorData(error: unknown): { code: ErrorCode; message: string; c
   if (!isBatchpipeError(error))
     return { code: 'BP_INPUT_READ', message: (error as Error)?.message ?? String(error), context: {} };
   const { file, line } = error.context;
-  const prefix = file ? `${file}:${line ?? '?'}: ` : '';
+  const prefix = file ? (line === undefined ? `${file}: ` : `${file}:${line}: `) : '';
   const message =
     prefix && error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
   return { code: error.code, message, context: error.context };

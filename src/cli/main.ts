@@ -11,6 +11,7 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { isBatchpipeError } from '../errors.js';
+import { outputError } from '../internal/output-error.js';
 import { cliWording } from './cli-wording.js';
 import { COMMANDS } from './commands.js';
 import { CliExit, EXIT_CODES_HELP } from './exit.js';
@@ -52,11 +53,22 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// A reader that closed its end of the pipe (`batchpipe run --help | head`) wants no more output: the
-// command carries on without it, and its exit code still says how it went.
-for (const stream of [process.stdout, process.stderr])
-  stream.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EPIPE') throw error;
-  });
+/** Set when standard output could not be written: the command's result was lost, so it failed. */
+let outputLost = false;
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  // A reader that went away (`| head`) is no failure of ours.
+  if (error.code === 'EPIPE') return;
+  if (outputLost) return;
+  outputLost = true;
+  process.exitCode = 1;
+  const refused = outputError('standard output', error);
+  process.stderr.write(`error ${refused.code}: ${refused.message}\n`);
+});
 
-process.exitCode = await main(process.argv);
+// A closed stderr pipe: nothing more can be said there; the exit code still says how it went.
+process.stderr.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+});
+
+const code = await main(process.argv);
+process.exitCode = outputLost ? Math.max(code, 1) : code;

@@ -1,7 +1,8 @@
-import { mkdir, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { ExtraColumn } from '../core/results/result-cells.js';
 import { BatchpipeError } from '../errors.js';
+import { makeParentDir } from '../internal/durable-write.js';
 import { split } from '../internal/split.js';
 import type { Connection } from '../providers/connection.js';
 import type { BatchRun, RunCounts, RunState } from '../run/batch-run.js';
@@ -73,6 +74,8 @@ export async function runTable(
       `runTable: option "maxReasks": expected a whole number from 0 to ${MAX_REASK_ROUNDS}, got ${JSON.stringify(maxReasks)}`,
     );
   const [runOptions, prepareOptions] = split(rest, Object.keys(RunFields) as Array<keyof typeof RunFields>);
+  // An output path the file system refuses is said before anything is sent (and paid for).
+  await makeParentDir(out);
   const staging = await stagingDir(runsDir);
   let prepared: PrepareResult;
   try {
@@ -84,7 +87,7 @@ export async function runTable(
     const nothing = nothingToSubmit(prepared);
     if (nothing) throw nothing;
   } catch (error) {
-    // Nothing was submitted from it: a staging directory left here would only pile up.
+    // Nothing was submitted from it (a bad row, a full disk): a staging directory left here would only pile up.
     await rm(staging, { recursive: true, force: true });
     throw error;
   }
@@ -99,7 +102,7 @@ export async function runTable(
     if (state !== 'done') return { prepared, run, state, counts };
     const results = join(run.dir, RESULTS_FILE);
     await writeResults(run, results);
-    await mkdir(dirname(out), { recursive: true });
+    await makeParentDir(out);
     const [tableOptions] = split(prepareOptions, Object.keys(TableFields) as Array<keyof typeof TableFields>);
     const resultFiles = [results];
     // Round 1 asks again from the original requests; a later round goes on from the conversation the

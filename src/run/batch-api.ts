@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -6,6 +6,7 @@ import OpenAI from 'openai';
 import { BatchpipeError } from '../errors.js';
 import { fsyncFile } from '../internal/durable-write.js';
 import { linkedSignal } from '../internal/linked-signal.js';
+import { outputError } from '../internal/output-error.js';
 import { RateLimiter } from '../internal/rate-limiter.js';
 import { type Connection, redact } from '../providers/connection.js';
 import { backoffMs, retryAfterMs, retryableCall } from '../providers/retry.js';
@@ -285,22 +286,29 @@ export class BatchApi {
       `the download of ${fileId}`,
       this.#attempts,
       async () => {
+        let file: WriteStream | undefined;
         try {
           // The body streams after the call returns: the call's own signal lives until it is written.
           await withCallSignal(signal, async (own) => {
             const response = await this.client.files.content(fileId, { signal: own, ...this.#sdkRetries });
             if (!response.body) throw new Error('empty response body');
+            file = createWriteStream(temp);
             await pipeline(
               Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>),
-              createWriteStream(temp),
+              file,
               { signal: own },
             );
           });
           await fsyncFile(temp);
-          await rename(temp, path);
+          await rename(temp, path).catch((error: unknown) => {
+            throw outputError(path, error);
+          });
         } catch (error) {
           await rm(temp, { force: true });
-          throw error;
+          // The disk refused (full, removed, not writable): no provider's fault, and no retry fixes
+          // it. (A WriteStream writes every byte or fails: nothing short passes for whole.)
+          const refused = (file as WriteStream | undefined)?.errored;
+          throw refused ? outputError(path, refused) : error;
         }
       },
       (error) => this.#wrap(error, `download of ${fileId}`),

@@ -5,6 +5,7 @@ import pLimit from 'p-limit';
 import { BatchpipeError } from '../errors.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { linkedSignal } from '../internal/linked-signal.js';
+import { outputError } from '../internal/output-error.js';
 import type { Connection } from '../providers/connection.js';
 import { retryableRequest, unrunReason } from '../providers/retry.js';
 import { type BatchApi, type BatchObject, type BatchTag, sleep, type UploadedFile } from './batch-api.js';
@@ -16,6 +17,7 @@ import {
   writeManifest,
 } from './manifest.js';
 import { customIdOf, jsonlBuffers } from './request-ids.js';
+import { exists } from './run-dir.js';
 import { RunLock, takeoverNote } from './run-lock.js';
 import type { ShardSummary } from './sharder.js';
 
@@ -158,11 +160,59 @@ export class BatchRun {
     await this.#lock?.release();
   }
 
-  /** Saves the manifest (atomically); saves are serialized so the last state always wins. */
+  /**
+   * Saves the manifest (atomically); saves are serialized so the last state always wins. A save that
+   * fails (a full disk) leaves the manifest as it was, and says so: BP_OUTPUT_WRITE, or
+   * BP_RUN_DIR_GONE when the run directory was removed.
+   */
   save(): Promise<void> {
-    const next = this.#saving.then(() => writeManifest(this.dir, this.manifest));
+    const next = this.#saving
+      .then(() => writeManifest(this.dir, this.manifest))
+      .catch(async (error: unknown) => {
+        throw await this.#gone(error);
+      });
     this.#saving = next.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * `error` as BP_RUN_DIR_GONE when the run directory no longer exists (removed while the run was
+   * going: whatever failed, that is the cause to report), else `error` itself.
+   */
+  async #gone(error: unknown): Promise<unknown> {
+    if ((error as BatchpipeError | null)?.code === 'BP_RUN_DIR_GONE' || (await exists(this.dir)))
+      return error;
+    const batches = this.manifest.jobs.flatMap((j) => (j.batch_id ? [j.batch_id] : []));
+    const made =
+      batches.length === 0
+        ? 'no batch had been created yet'
+        : `the batches it had created keep running at the provider (${batches.slice(0, 10).join(', ')}${batches.length > 10 ? `, and ${batches.length - 10} more` : ''}; \`batchpipe download <batch-id>\` fetches each one's results)`;
+    return new BatchpipeError(
+      'BP_RUN_DIR_GONE',
+      `the run directory ${this.dir} was removed while the run was in progress; ${made}`,
+      {},
+      { cause: error },
+    );
+  }
+
+  /** Runs a step of the run, reporting a failure caused by a removed run directory as such. */
+  async #guard<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      throw await this.#gone(error);
+    }
+  }
+
+  /** Makes a folder inside the run directory, never the run directory itself again once it is removed. */
+  async #subdir(name: string): Promise<string> {
+    const dir = join(this.dir, name);
+    try {
+      await mkdir(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw await this.#gone(outputError(dir, error));
+    }
+    return dir;
   }
 
   #emit(event: RunEvent): void {
@@ -220,7 +270,11 @@ export class BatchRun {
   }
 
   /** Uploads and creates every job not yet submitted, a few at a time (a cancelled run sends nothing). */
-  async submit(): Promise<void> {
+  submit(): Promise<void> {
+    return this.#guard(() => this.#submitAll());
+  }
+
+  async #submitAll(): Promise<void> {
     if (this.cancelled) return this.#settleCancelled();
     const limit = pLimit(this.#settings.concurrency);
     const waiting = this.manifest.jobs.filter((j) => UNSENT.has(j.state));
@@ -349,7 +403,11 @@ export class BatchRun {
    * and is collected when it does); finishes those that ended. Returns true when jobs remain to wait
    * for (stuck ones are not waited for).
    */
-  async poll(): Promise<boolean> {
+  poll(): Promise<boolean> {
+    return this.#guard(() => this.#pollAll());
+  }
+
+  async #pollAll(): Promise<boolean> {
     const limit = pLimit(16);
     const running = this.manifest.jobs.filter((j) => j.state === 'submitted');
     await this.#settle(running.map((job) => limit(() => this.#pollJob(job))));
@@ -518,8 +576,7 @@ export class BatchRun {
    * left unsent) go into a new job, the next attempt, until attempts run out or the run is cancelled.
    */
   async #finish(job: JobRecord): Promise<void> {
-    const results = join(this.dir, 'results');
-    await mkdir(results, { recursive: true });
+    await this.#subdir('results');
     const signal = this.#settings.signal;
     if (job.output_file_id && !job.output_path) {
       const path = join('results', `${job.id}.output.jsonl`);
@@ -597,20 +654,27 @@ export class BatchRun {
     const id = `${job.shard.replace(/\.jsonl$/, '')}-a${attempt}`;
     if (this.manifest.jobs.some((j) => j.id === id)) return;
     const input = join('jobs', `${id}.jsonl`);
-    await mkdir(join(this.dir, 'jobs'), { recursive: true });
+    await this.#subdir('jobs');
     const file = new BufferedFile(join(this.dir, input), { hash: true });
     let lines = 0;
-    for await (const line of jsonlBuffers(join(this.dir, job.input))) {
-      const custom = customIdOf(line);
-      if (custom === undefined || !ids.has(custom)) continue;
-      lines++;
-      // The line's bytes as stored (they live in a reused buffer: appendBytes copies them).
-      let pending = file.appendBytes(line, 0, line.length);
-      if (pending) await pending;
-      pending = file.appendBytes(NEWLINE, 0, 1);
-      if (pending) await pending;
+    let sha256: string;
+    try {
+      for await (const line of jsonlBuffers(join(this.dir, job.input))) {
+        const custom = customIdOf(line);
+        if (custom === undefined || !ids.has(custom)) continue;
+        lines++;
+        // The line's bytes as stored (they live in a reused buffer: appendBytes copies them).
+        let pending = file.appendBytes(line, 0, line.length);
+        if (pending) await pending;
+        pending = file.appendBytes(NEWLINE, 0, 1);
+        if (pending) await pending;
+      }
+      sha256 = await file.close();
+    } catch (error) {
+      // No half-written retry file is left behind: the next attempt at finishing writes it again.
+      await file.discard();
+      throw error;
     }
-    const sha256 = await file.close();
     const { size } = await stat(join(this.dir, input));
     this.manifest.jobs.push(
       newJob(this.manifest.run_id, {

@@ -1,8 +1,9 @@
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { isRequestBatch, type RequestBatch } from '../core/requests/request-batch.js';
 import { BatchpipeError } from '../errors.js';
+import { makeDir } from '../internal/durable-write.js';
 import { parseOptions } from '../options.js';
 import type { Connection } from '../providers/connection.js';
 import type { Rejection, RequestItem } from '../types.js';
@@ -135,8 +136,15 @@ export async function createOrResumeRun(
     completionWindow,
   });
   const runDir = resolve(opts.runDir ?? join(opts.runsDir, runId));
-  const promoted = staged ? await promoteStaging(shardsDir, runDir) : false;
-  if (!staged) await mkdir(runDir, { recursive: true });
+  let promoted = false;
+  try {
+    if (staged) promoted = await promoteStaging(shardsDir, runDir);
+    else await makeDir(runDir);
+  } catch (error) {
+    // A run directory the file system refuses: the staged shards go, as they would with any refusal.
+    if (staged) await rm(shardsDir, { recursive: true, force: true });
+    throw error;
+  }
   // Everything from here on happens under the lock: two processes on one input make one run.
   let lock: RunLock;
   try {
@@ -184,7 +192,7 @@ export async function createOrResumeRun(
 
 /** Links (or copies) a prepared directory's shards and rejections into a new run dir. */
 async function adoptShards(from: string, runDir: string, summary: PreparedSummary): Promise<void> {
-  await mkdir(runDir, { recursive: true });
+  await makeDir(runDir);
   for (const shard of summary.shards) await adoptFile(join(from, shard.file), join(runDir, shard.file));
   if (await exists(join(from, REJECTIONS_FILE)))
     await adoptFile(join(from, REJECTIONS_FILE), join(runDir, REJECTIONS_FILE));
