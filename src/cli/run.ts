@@ -12,7 +12,13 @@ import {
   addShardOptions,
   addSourceOptions,
 } from './request-options.js';
-import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
+import {
+  addNewRunOption,
+  addRunOptions,
+  detachOnInterrupt,
+  type RunFlags,
+  runOptionsFrom,
+} from './run-options.js';
 import { reportRun } from './run-report.js';
 
 interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unknown> {
@@ -46,6 +52,7 @@ const NOT_PREPARE = new Set([
   'concurrency',
   'requestTimeout',
   'lookupDelay',
+  'newRun',
 ]);
 
 export function runCommand(): Command {
@@ -66,6 +73,7 @@ export function runCommand(): Command {
   addRuleOptions(command);
   addShardOptions(command);
   addRunOptions(command);
+  addNewRunOption(command);
   return command
     .option('--json', 'print the outcome as JSON on stdout')
     .option('--quiet', 'print nothing but errors')

@@ -4,7 +4,13 @@ import type { BatchRun } from '../run/batch-run.js';
 import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
 import { CliExit } from './exit.js';
 import type { Output } from './output.js';
-import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
+import {
+  addNewRunOption,
+  addRunOptions,
+  detachOnInterrupt,
+  type RunFlags,
+  runOptionsFrom,
+} from './run-options.js';
 import { reportRun } from './run-report.js';
 
 interface SubmitFlags extends RunFlags, ConnectionFlags {
@@ -21,6 +27,7 @@ export function submitCommand(): Command {
     .argument('<requests>', 'a directory from batchpipe prepare, or a JSONL file of request lines')
     .option('--no-wait', 'return once every batch is created; follow up with status, resume or download');
   addRunOptions(command);
+  addNewRunOption(command);
   addConnectionOptions(command);
   return command
     .option('--json', 'print the run as JSON on stdout')

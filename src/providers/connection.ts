@@ -91,8 +91,107 @@ export function defaultProvider(
   return baseURL ? 'custom' : 'local';
 }
 
-/** Replaces every occurrence of the key in a text (error messages from servers may echo it). */
-export function redact(text: string, connection: Pick<Connection, 'apiKey'>): string {
-  const key = connection.apiKey;
-  return key && key.length >= 4 ? text.split(key).join('***') : text;
+/** What stands in for a secret wherever it would be written. */
+const REDACTED = '***';
+
+/** A base URL taken apart: where to call, and the credentials it carried, to send apart from it. */
+export interface BaseURLParts {
+  /** The URL without user info and query string. */
+  url: string;
+  /** The query string's parameters, sent with every call. */
+  query: Record<string, string>;
+  /** `user:password` from the URL, sent as HTTP Basic authentication; undefined when it has none. */
+  basic: string | undefined;
+}
+
+/**
+ * Takes a base URL apart (`https://user:password@host/v1?key=...`): a URL with credentials in it can
+ * be neither fetched (Node's fetch refuses user info) nor extended with paths (the query would end up
+ * in the middle), and must never be written anywhere as it is.
+ */
+export function splitBaseURL(baseURL: string): BaseURLParts {
+  let parsed: URL;
+  try {
+    parsed = new URL(baseURL);
+  } catch {
+    return { url: baseURL, query: {}, basic: undefined };
+  }
+  const basic =
+    parsed.username || parsed.password
+      ? `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`
+      : undefined;
+  const query = Object.fromEntries(parsed.searchParams);
+  parsed.username = '';
+  parsed.password = '';
+  parsed.search = '';
+  parsed.hash = '';
+  return { url: parsed.toString().replace(/\/+$/, ''), query, basic };
+}
+
+/**
+ * The URL as it may be written (manifests, messages): user, password and every query value replaced by
+ * `***` (any of them may be a key; which one is, the URL does not say).
+ */
+export function redactURL(url: string): string;
+export function redactURL(url: string | null): string | null;
+export function redactURL(url: string | null): string | null {
+  if (url === null) return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url;
+  }
+  if (parsed.username) parsed.username = REDACTED;
+  if (parsed.password) parsed.password = REDACTED;
+  const query = [...parsed.searchParams.keys()];
+  if (query.length > 0)
+    parsed.search = query.map((key) => `${encodeURIComponent(key)}=${REDACTED}`).join('&');
+  // Kept as given otherwise: the same URL redacts to the same text (the run id hashes it).
+  return parsed.toString().replace(/%2A%2A%2A/g, REDACTED);
+}
+
+/** True when a URL carries credentials (user info or a query string) that `redactURL` hides. */
+export function hasURLSecrets(url: string): boolean {
+  const { query, basic } = splitBaseURL(url);
+  return basic !== undefined || Object.keys(query).length > 0;
+}
+
+/** The secrets of a connection, as they could appear in a text: the key, and the base URL's credentials. */
+function secretsOf(connection: Pick<Connection, 'apiKey' | 'baseURL'>): string[] {
+  const secrets = new Set<string>();
+  if (connection.apiKey) secrets.add(connection.apiKey);
+  if (connection.baseURL) {
+    const { query, basic } = splitBaseURL(connection.baseURL);
+    const parsed = URL.canParse(connection.baseURL) ? new URL(connection.baseURL) : undefined;
+    for (const value of [
+      ...Object.values(query),
+      ...(basic ? basic.split(':') : []),
+      parsed?.username,
+      parsed?.password,
+      parsed?.search.slice(1),
+    ]) {
+      if (!value) continue;
+      secrets.add(value);
+      secrets.add(encodeURIComponent(value));
+    }
+  }
+  // Longest first, so a secret that contains another is replaced whole.
+  return [...secrets].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Replaces the key and the base URL's credentials wherever they occur in a text (error messages from
+ * servers and HTTP libraries may echo them); the base URL itself becomes its redacted form.
+ */
+export function redact(
+  text: string,
+  connection: Pick<Connection, 'apiKey'> & { baseURL?: string | undefined },
+): string {
+  let out = text;
+  if (connection.baseURL && hasURLSecrets(connection.baseURL))
+    out = out.split(connection.baseURL).join(redactURL(connection.baseURL));
+  for (const secret of secretsOf({ apiKey: connection.apiKey, baseURL: connection.baseURL }))
+    out = out.split(secret).join(REDACTED);
+  return out;
 }
