@@ -158,40 +158,49 @@ export function hasURLSecrets(url: string): boolean {
 }
 
 /** The secrets of a connection, as they could appear in a text: the key, and the base URL's credentials. */
-function secretsOf(connection: Pick<Connection, 'apiKey' | 'baseURL'>): string[] {
-  const secrets = new Set<string>();
-  if (connection.apiKey) secrets.add(connection.apiKey);
-  if (connection.baseURL) {
+function secretsOf(connection: Pick<Connection, 'apiKey'> & { baseURL?: string | undefined }): string[] {
+  const values: string[] = [];
+  if (connection.apiKey) values.push(connection.apiKey);
+  if (connection.baseURL && URL.canParse(connection.baseURL)) {
+    const parsed = new URL(connection.baseURL);
     const { query, basic } = splitBaseURL(connection.baseURL);
-    const parsed = URL.canParse(connection.baseURL) ? new URL(connection.baseURL) : undefined;
-    for (const value of [
-      ...Object.values(query),
-      ...(basic ? basic.split(':') : []),
-      parsed?.username,
-      parsed?.password,
-      parsed?.search.slice(1),
-    ]) {
-      if (!value) continue;
-      secrets.add(value);
-      secrets.add(encodeURIComponent(value));
-    }
+    values.push(...Object.values(query), parsed.username, parsed.password, parsed.search.slice(1));
+    // Basic authentication as it travels, which a server may echo.
+    if (basic) values.push(...basic.split(':'), Buffer.from(basic).toString('base64'));
   }
-  // Longest first, so a secret that contains another is replaced whole.
+  const secrets = new Set<string>();
+  for (const value of values) {
+    if (!value) continue;
+    // As written, as a URL carries it, and as a JSON string carries it.
+    for (const form of [value, encodeURIComponent(value), JSON.stringify(value).slice(1, -1)]) secrets.add(form);
+  }
+  // Longest first, so a secret that contains another is replaced whole; short ones would hit anything.
   return [...secrets].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
 }
 
 /**
- * Replaces the key and the base URL's credentials wherever they occur in a text (error messages from
- * servers and HTTP libraries may echo them); the base URL itself becomes its redacted form.
+ * A function that replaces the key and the base URL's credentials wherever they occur in a text (error
+ * messages and bodies from servers and HTTP libraries may echo them); the base URL itself becomes its
+ * redacted form. The secrets are worked out once.
  */
+export function redactor(
+  connection: Pick<Connection, 'apiKey'> & { baseURL?: string | undefined },
+): (text: string) => string {
+  const secrets = secretsOf(connection);
+  const url = connection.baseURL && hasURLSecrets(connection.baseURL) ? connection.baseURL : undefined;
+  const shown = url && redactURL(url);
+  if (secrets.length === 0 && !url) return (text) => text;
+  return (text) => {
+    let out = url ? text.split(url).join(shown!) : text;
+    for (const secret of secrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
+    return out;
+  };
+}
+
+/** `redactor(connection)(text)`, for one text. */
 export function redact(
   text: string,
   connection: Pick<Connection, 'apiKey'> & { baseURL?: string | undefined },
 ): string {
-  let out = text;
-  if (connection.baseURL && hasURLSecrets(connection.baseURL))
-    out = out.split(connection.baseURL).join(redactURL(connection.baseURL));
-  for (const secret of secretsOf({ apiKey: connection.apiKey, baseURL: connection.baseURL }))
-    out = out.split(secret).join(REDACTED);
-  return out;
+  return redactor(connection)(text);
 }
