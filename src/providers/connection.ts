@@ -172,7 +172,8 @@ function secretsOf(connection: Pick<Connection, 'apiKey'> & { baseURL?: string |
   for (const value of values) {
     if (!value) continue;
     // As written, as a URL carries it, and as a JSON string carries it.
-    for (const form of [value, encodeURIComponent(value), JSON.stringify(value).slice(1, -1)]) secrets.add(form);
+    for (const form of [value, encodeURIComponent(value), JSON.stringify(value).slice(1, -1)])
+      secrets.add(form);
   }
   // Longest first, so a secret that contains another is replaced whole; short ones would hit anything.
   return [...secrets].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
