@@ -305,7 +305,7 @@ export class BatchRun {
    * provider's batch list reaches back, with no batch found, stops the run with BP_RUN_UNVERIFIABLE:
    * a batch may exist that cannot be seen, and sending again could bill the work twice.
    */
-  async #lookEarlier(earlier: EarlierWork): Promise<void> {
+  async #lookEarlier(earlier: EarlierWork, cancelling = false): Promise<void> {
     const jobs = this.manifest.jobs.filter((j) => j.state === 'pending');
     const runId = this.manifest.run_id;
     try {
@@ -327,10 +327,12 @@ export class BatchRun {
       throw error;
     }
     const unverifiable = jobs.filter((job) => this.#earlierOutcome(job, earlier) === 'unverifiable');
-    if (unverifiable.length > 0) throw this.#unverifiable(unverifiable, earlier);
+    // A run being cancelled sends nothing more: what cannot be verified is only not adopted.
+    if (unverifiable.length > 0 && !cancelling) throw this.#unverifiable(unverifiable, earlier);
     let batches = 0;
     let uploads = 0;
     for (const job of jobs) {
+      if (unverifiable.includes(job)) continue;
       const adopted = this.#adoptEarlier(job, earlier);
       if (adopted === 'batch') batches++;
       else if (adopted === 'upload') uploads++;
@@ -594,6 +596,8 @@ export class BatchRun {
       this.manifest.cancelled_at = new Date().toISOString();
       await this.save();
     }
+    // Batches an earlier run of the same work made are this run's to cancel too.
+    if (this.manifest.earlier?.state === 'pending') await this.#lookEarlier(this.manifest.earlier, true);
     await this.#settleCancelled();
     for (const job of this.manifest.jobs) {
       if (job.state !== 'submitted' || !job.batch_id) continue;

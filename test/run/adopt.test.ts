@@ -7,10 +7,12 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prepare } from '../../src/jobs/prepare.js';
 import { runTable } from '../../src/jobs/run-table.js';
 import { type LocalService, startLocalService } from '../../src/local/index.js';
 import { resolveConnection } from '../../src/providers/connection.js';
 import type { RunEvent } from '../../src/run/batch-run.js';
+import { createOrResumeRun, readPrepared } from '../../src/run/start-run.js';
 import { fileWith, tempDir } from '../helpers.js';
 
 const dir = tempDir('bp-adopt-lib-');
@@ -128,5 +130,46 @@ describe('runTable adopts what a run of the same work made', () => {
     expect(await creates(openai)).toBe(made + 3);
     expect(fresh.run!.manifest.run_id).not.toBe(first.run!.manifest.run_id);
     expect(fresh.run!.manifest.earlier).toBeNull();
+  }, 60_000);
+
+  it('cancel from a fresh run dir cancels the batches an earlier run of the same work made', async () => {
+    const slow = await startLocalService({ latencyMs: 200, concurrency: 1 });
+    try {
+      const connection = resolveConnection({ provider: 'local', baseURL: slow.url });
+      const csv = table('cancel', 12);
+      const prepared = join(dir, 'prep-cancel');
+      await prepare(csv, {
+        outDir: prepared,
+        model: 'qwen-plus',
+        template: '{{text}}',
+        idColumn: 'id',
+        maxLinesPerFile: 4,
+      });
+      const summary = await readPrepared(prepared);
+      const options = { runsDir: join(dir, 'runs-cancel'), pollInterval: 0.05 };
+      const first = await createOrResumeRun(prepared, summary, connection, options, false);
+      await first.submit();
+      const batches = first.manifest.jobs.map((j) => j.batch_id);
+      await first.close();
+      expect(batches.every((id) => typeof id === 'string')).toBe(true);
+
+      rmSync(options.runsDir, { recursive: true, force: true });
+      const fresh = await createOrResumeRun(prepared, summary, connection, options, false);
+      try {
+        expect(fresh.manifest.earlier?.state).toBe('pending');
+        await fresh.cancel();
+        expect(fresh.manifest.jobs.map((j) => j.batch_id)).toEqual(batches);
+      } finally {
+        await fresh.close();
+      }
+      const records = await slow.records();
+      const cancelled = new Set(records.calls.filter((c) => c.op === 'batch.cancel').map((c) => c.id));
+      // Every earlier batch still running was cancelled; none was created again.
+      expect(cancelled.size).toBeGreaterThan(0);
+      for (const id of cancelled) expect(batches).toContain(id);
+      expect(records.calls.filter((c) => c.op === 'batch.create')).toHaveLength(3);
+    } finally {
+      await slow.close();
+    }
   }, 60_000);
 });
