@@ -142,12 +142,14 @@ export function redactURL(url: string | null): string | null {
   } catch {
     return url;
   }
+  // A URL without credentials stays exactly as given (the run id hashes it: a normalized form would
+  // rename the runs of every URL that normalizes differently).
+  if (!parsed.username && !parsed.password && !parsed.search) return url;
   if (parsed.username) parsed.username = REDACTED;
   if (parsed.password) parsed.password = REDACTED;
   const query = [...parsed.searchParams.keys()];
   if (query.length > 0)
     parsed.search = query.map((key) => `${encodeURIComponent(key)}=${REDACTED}`).join('&');
-  // Kept as given otherwise: the same URL redacts to the same text (the run id hashes it).
   return parsed.toString().replace(/%2A%2A%2A/g, REDACTED);
 }
 
