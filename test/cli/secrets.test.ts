@@ -5,6 +5,7 @@
  * or stores a reply that echoes its upstream key. Every file a run and the service wrote, and
  * everything they printed, is searched for every secret used.
  */
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,7 +15,7 @@ import { type LocalService, startLocalService } from '../../src/local/index.js';
 import { readManifest } from '../../src/run/manifest.js';
 import { fileWith, tempDir } from '../helpers.js';
 import { clientFor, resultLines, submit, waitFor } from '../local/support.js';
-import { runCli } from './run-cli.js';
+import { CLI, runCli } from './run-cli.js';
 
 const root = tempDir('bp-secrets-');
 
@@ -175,8 +176,10 @@ describe('the upstream engine and its key', () => {
       });
       req.on('end', () => {
         const said = `${req.headers.authorization ?? ''} ${req.url ?? ''} ${upstreamKey} ${upstreamPassword}`;
-        const refuse = body.includes('refuse me');
-        res.writeHead(refuse ? 401 : 200, { 'content-type': 'application/json' });
+        const refuse = body.includes('refuse me') || body.includes('busy me');
+        res.writeHead(body.includes('busy me') ? 503 : refuse ? 401 : 200, {
+          'content-type': 'application/json',
+        });
         res.end(
           JSON.stringify(
             refuse
@@ -259,5 +262,59 @@ describe('the upstream engine and its key', () => {
       [...texts, ...filesIn(join(root, 'front')), ['service log', logLines.join('\n')]],
       secrets,
     );
+  }, 60_000);
+
+  it('batchpipe serve with the upstream URL and key: its stdout, stderr (--log) and data dir hold none of them', async () => {
+    const port = (echo.address() as AddressInfo).port;
+    const dataDir = join(root, 'served');
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'serve',
+        '--port',
+        '0',
+        '--data-dir',
+        dataDir,
+        '--engine',
+        'upstream',
+        '--upstream-url',
+        `http://bob:${upstreamPassword}@127.0.0.1:${port}/v1?token=${upstreamToken}`,
+        '--upstream-retries',
+        '1',
+        '--upstream-backoff-ms',
+        '5',
+        '--log',
+      ],
+      { env: { ...process.env, BATCHPIPE_UPSTREAM_API_KEY: upstreamKey } },
+    );
+    let output = '';
+    child.stderr.on('data', (d: Buffer) => {
+      output += d;
+    });
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const url = await new Promise<string>((resolve) => {
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d;
+        output += d;
+        if (stdout.includes('\n')) resolve(stdout.split('\n')[0]!);
+      });
+    });
+    const client = clientFor({ url });
+    const lines = ['answer me', 'refuse me', 'busy me'].map((prompt, i) => ({
+      custom_id: `r${i}`,
+      method: 'POST',
+      url: '/v1/chat/completions',
+      body: { model: 'echo', messages: [{ role: 'user', content: prompt }] },
+    }));
+    const batch = await waitFor(client, (await submit(client, root, lines)).id);
+    expect(batch.request_counts).toEqual({ total: 3, completed: 1, failed: 2 });
+    const errors = await resultLines(client, batch.error_file_id);
+    expect(errors.map((l) => l.response?.status_code).sort()).toEqual([401, 503]);
+    child.kill('SIGTERM');
+    expect(await closed).toBe(0);
+    expect(output).toMatch(/retry 1 of 1/);
+    expectNoSecrets([['serve output', output], ...filesIn(dataDir)], secrets);
   }, 60_000);
 });
