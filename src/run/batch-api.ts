@@ -301,8 +301,12 @@ export class BatchApi {
       { purpose: 'batch', limit: PAGE_SIZE },
       undefined,
       (f) => {
-        if (typeof f.filename !== 'string' || !f.filename.startsWith(q.filePrefix) || files[f.filename])
+        if (typeof f.filename !== 'string' || !f.filename.startsWith(q.filePrefix)) return false;
+        const newer = files[f.filename];
+        if (newer) {
+          (newer.older_ids ??= []).push(f.id);
           return false;
+        }
         files[f.filename] = {
           id: f.id,
           bytes: f.bytes,

@@ -356,11 +356,12 @@ export class BatchRun {
     const file = earlier.files[job.file_name];
     const upload = file && file.bytes === job.bytes ? file : undefined;
     const batch = earlier.batches[job.id];
-    // The same name and metadata, on this upload when it is still there (it may have been deleted
-    // once its batch ended), with as many requests where the provider says.
+    // The same ds_name and metadata, on an upload of this job's name (or one no longer listed: deleted
+    // once its batch ended, or an older copy past where the list was read), never on an upload of
+    // another name; with as many requests where the provider says.
     if (
       batch &&
-      (!upload || batch.input_file_id === upload.id) &&
+      uploadName(earlier, batch.input_file_id, job.file_name) === job.file_name &&
       (batch.total === null || batch.total === 0 || batch.total === job.lines)
     )
       return 'batch';
@@ -389,6 +390,11 @@ export class BatchRun {
     const batch = earlier.batches[job.id]!;
     job.input_file_id = batch.input_file_id;
     job.input_file_created_at = upload?.id === batch.input_file_id ? upload.created_at : null;
+    if (upload && upload.id !== batch.input_file_id)
+      this.#emit({
+        type: 'note',
+        message: `${job.id}: ${job.file_name} was uploaded more than once by an earlier run; its batch ${batch.id} is on ${batch.input_file_id}, the newest upload ${upload.id} is not used`,
+      });
     job.batch_id = batch.id;
     job.batch_created_at = batch.created_at;
     job.state = 'submitted';
@@ -809,6 +815,13 @@ export class BatchRun {
   stuck(): JobRecord[] {
     return this.manifest.jobs.filter((j) => j.note !== null && j.state !== 'done');
   }
+}
+
+/** The name of the earlier upload with this id, `fallback` when no listed upload has it. */
+function uploadName(earlier: EarlierWork, id: string, fallback: string): string {
+  for (const [name, file] of Object.entries(earlier.files))
+    if (file.id === id || file.older_ids?.includes(id)) return name;
+  return fallback;
 }
 
 function nowSeconds(): number {

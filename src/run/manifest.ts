@@ -106,6 +106,8 @@ export interface EarlierUpload {
   bytes: number;
   /** The provider's clock, unix seconds; null when it did not say. */
   created_at: number | null;
+  /** Older uploads of the same name (a run that uploaded twice): a batch on any of them is the job's. */
+  older_ids?: string[];
 }
 
 /** A batch an earlier run of the same work left at the provider, found by its ds_name and metadata. */

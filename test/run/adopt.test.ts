@@ -6,6 +6,7 @@
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepare } from '../../src/jobs/prepare.js';
 import { runTable } from '../../src/jobs/run-table.js';
@@ -116,6 +117,13 @@ describe('runTable adopts what a run of the same work made', () => {
     const made = await creates(openai);
     expect(made).toBe(2 + 3);
 
+    // A newer copy of one shard's upload (the same name and bytes): the batch on the older one is still the job's.
+    const job = first.run!.manifest.jobs[0]!;
+    const client = new OpenAI({ baseURL: openai.url, apiKey: 'sk-test-openai', maxRetries: 0 });
+    await client.files.create({
+      file: await toFile(readFileSync(join(first.run!.dir, job.input)), job.file_name),
+      purpose: 'batch',
+    });
     rmSync(runsDir, { recursive: true, force: true });
     const again = await runTable(input, connection, options(join(dir, 'oa-2.csv')));
     expect(again.state).toBe('done');
