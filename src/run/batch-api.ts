@@ -304,7 +304,7 @@ export class BatchApi {
         if (typeof f.filename !== 'string' || !f.filename.startsWith(q.filePrefix)) return false;
         const newer = files[f.filename];
         if (newer) {
-          (newer.older_ids ??= []).push(f.id);
+          newer.older_ids = [...(newer.older_ids ?? []), f.id];
           return false;
         }
         files[f.filename] = {
