@@ -118,7 +118,7 @@ export function splitBaseURL(baseURL: string): BaseURLParts {
   }
   const basic =
     parsed.username || parsed.password
-      ? `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`
+      ? `${decoded(parsed.username)}:${decoded(parsed.password)}`
       : undefined;
   const query = Object.fromEntries(parsed.searchParams);
   parsed.username = '';
@@ -126,6 +126,15 @@ export function splitBaseURL(baseURL: string): BaseURLParts {
   parsed.search = '';
   parsed.hash = '';
   return { url: parsed.toString().replace(/\/+$/, ''), query, basic };
+}
+
+/** A percent-encoded URL part, decoded; as it is when it is not valid percent-encoding. */
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }
 
 /**
@@ -168,7 +177,10 @@ function secretsOf(connection: Pick<Connection, 'apiKey'> & { baseURL?: string |
     const { query, basic } = splitBaseURL(connection.baseURL);
     values.push(...Object.values(query), parsed.username, parsed.password, parsed.search.slice(1));
     // Basic authentication as it travels, which a server may echo.
-    if (basic) values.push(...basic.split(':'), Buffer.from(basic).toString('base64'));
+    if (basic) {
+      const colon = basic.indexOf(':');
+      values.push(basic.slice(0, colon), basic.slice(colon + 1), Buffer.from(basic).toString('base64'));
+    }
   }
   const secrets = new Set<string>();
   for (const value of values) {
