@@ -298,7 +298,7 @@ export class BatchApi {
     let missingFiles = q.files.size;
     await this.#walk<FileObject>(
       '/files',
-      { purpose: 'batch', limit: PAGE_SIZE },
+      { purpose: 'batch', limit: this.#filesPage },
       undefined,
       (f) => {
         if (typeof f.filename !== 'string' || !f.filename.startsWith(q.filePrefix)) return false;
@@ -355,6 +355,15 @@ export class BatchApi {
       signal,
     );
     return { files, batches };
+  }
+
+  /**
+   * Files per list page when a whole Files list may be read: OpenAI documents up to 10,000 (and the
+   * local service takes as many); elsewhere the batches' page size, which every provider takes.
+   */
+  get #filesPage(): number {
+    const name = this.#connection.profile.name;
+    return name === 'openai' || name === 'local' ? 10_000 : PAGE_SIZE;
   }
 
   /** True where the batch list takes DashScope's filters (`ds_name`, `input_file_ids`). */
