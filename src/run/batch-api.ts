@@ -283,77 +283,87 @@ export class BatchApi {
 
   /**
    * The uploads and batches a run of the same work (same run id) made at the provider, from any run
-   * directory: one pass over the Files list (names starting with the run's prefix), then one over the
-   * Batches list (DashScope: narrowed by the run's `ds_name` prefix; elsewhere every page), matching
-   * exactly: ds_name, `metadata.bp_run` and `metadata.bp_job`. Each list is read newest first until
-   * every known job is found (what a run makes later, retry attempts, is newer) or to its end; the
-   * Batches list stops at the oldest upload found when every known job's upload was. Throws
-   * BP_LOOKUP_FAILED when the provider does not answer: a run that cannot look never sends.
+   * directory, matching exactly: ds_name, `metadata.bp_run` and `metadata.bp_job` for batches, the
+   * run's name prefix for uploads. On DashScope the Batches list narrowed by the run's `ds_name`
+   * prefix, then (only when a known job has no batch) the Files list; elsewhere the Files list, then
+   * every page of the Batches list down to the oldest upload found when every known job's was. Each
+   * list is read newest first until every known job is found (what a run makes later, retry attempts,
+   * is newer) or to its end. Throws BP_LOOKUP_FAILED when the provider does not answer: a run that
+   * cannot look never sends.
    */
   async findEarlier(
     q: EarlierQuery,
     signal?: AbortSignal,
   ): Promise<{ files: Record<string, EarlierUpload>; batches: Record<string, EarlierBatch> }> {
     const files: Record<string, EarlierUpload> = {};
-    let missingFiles = q.files.size;
-    await this.#walk<FileObject>(
-      '/files',
-      { purpose: 'batch', limit: this.#filesPage },
-      undefined,
-      (f) => {
-        if (typeof f.filename !== 'string' || !f.filename.startsWith(q.filePrefix)) return false;
-        const newer = files[f.filename];
-        if (newer) {
-          newer.older_ids = [...(newer.older_ids ?? []), f.id];
-          return false;
-        }
-        files[f.filename] = {
-          id: f.id,
-          bytes: f.bytes,
-          created_at: typeof f.created_at === 'number' ? f.created_at : null,
-        };
-        if (q.files.has(f.filename)) missingFiles--;
-        return missingFiles === 0;
-      },
-      lookupFailed(`the uploads of an earlier run of ${q.runId}`),
-      signal,
-    );
-    const query: Record<string, string | number> = { limit: PAGE_SIZE };
-    if (this.#filtersBatches) query.ds_name = q.dsPrefix;
-    const known = [...q.files].map((name) => files[name]?.created_at);
-    const floor =
-      q.files.size > 0 && known.every((at) => typeof at === 'number')
-        ? Math.min(...(known as number[])) - CLOCK_SLACK_S
-        : undefined;
     const batches: Record<string, EarlierBatch> = {};
+    let missingFiles = q.files.size;
     let missingJobs = q.jobs.size;
-    await this.#walk<BatchObject>(
-      '/batches',
-      query,
-      floor,
-      (batch) => {
-        const metadata = batch.metadata ?? {};
-        const job = metadata.bp_job;
-        const dsName = metadata.ds_name ?? (batch as { ds_name?: unknown }).ds_name;
-        if (
-          typeof job !== 'string' ||
-          batches[job] ||
-          metadata.bp_run !== q.runId ||
-          dsName !== q.dsName(job)
-        )
-          return false;
-        batches[job] = {
-          id: batch.id,
-          input_file_id: batch.input_file_id,
-          created_at: typeof batch.created_at === 'number' ? batch.created_at : null,
-          total: batch.request_counts?.total ?? null,
-        };
-        if (q.jobs.has(job)) missingJobs--;
-        return missingJobs === 0;
-      },
-      lookupFailed(`the batches of an earlier run of ${q.runId}`),
-      signal,
-    );
+    const scanFiles = () =>
+      this.#walk<FileObject>(
+        '/files',
+        { purpose: 'batch', limit: this.#filesPage },
+        undefined,
+        (f) => {
+          if (typeof f.filename !== 'string' || !f.filename.startsWith(q.filePrefix)) return false;
+          const newer = files[f.filename];
+          if (newer) {
+            newer.older_ids = [...(newer.older_ids ?? []), f.id];
+            return false;
+          }
+          files[f.filename] = {
+            id: f.id,
+            bytes: f.bytes,
+            created_at: typeof f.created_at === 'number' ? f.created_at : null,
+          };
+          if (q.files.has(f.filename)) missingFiles--;
+          return missingFiles === 0;
+        },
+        lookupFailed(`the uploads of an earlier run of ${q.runId}`),
+        signal,
+      );
+    const scanBatches = (query: Record<string, string | number>, floor: number | undefined) =>
+      this.#walk<BatchObject>(
+        '/batches',
+        query,
+        floor,
+        (batch) => {
+          const metadata = batch.metadata ?? {};
+          const job = metadata.bp_job;
+          const dsName = metadata.ds_name ?? (batch as { ds_name?: unknown }).ds_name;
+          if (
+            typeof job !== 'string' ||
+            batches[job] ||
+            metadata.bp_run !== q.runId ||
+            dsName !== q.dsName(job)
+          )
+            return false;
+          batches[job] = {
+            id: batch.id,
+            input_file_id: batch.input_file_id,
+            created_at: typeof batch.created_at === 'number' ? batch.created_at : null,
+            total: batch.request_counts?.total ?? null,
+          };
+          if (q.jobs.has(job)) missingJobs--;
+          return missingJobs === 0;
+        },
+        lookupFailed(`the batches of an earlier run of ${q.runId}`),
+        signal,
+      );
+    if (this.#filtersBatches) {
+      // The ds_name filter lists the run's batches alone; uploads matter only for jobs without one.
+      await scanBatches({ limit: PAGE_SIZE, ds_name: q.dsPrefix }, undefined);
+      if (missingJobs > 0) await scanFiles();
+    } else {
+      // Unfiltered, the Batches list is read down to the oldest upload of the run, when all are found.
+      await scanFiles();
+      const known = [...q.files].map((name) => files[name]?.created_at);
+      const floor =
+        q.files.size > 0 && known.every((at) => typeof at === 'number')
+          ? Math.min(...(known as number[])) - CLOCK_SLACK_S
+          : undefined;
+      await scanBatches({ limit: PAGE_SIZE }, floor);
+    }
     return { files, batches };
   }
 
