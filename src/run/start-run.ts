@@ -164,9 +164,12 @@ export async function createOrResumeRun(
       // A fresh run given its directory again resumes it (its id, random in part, is not made again).
       const freshAgain = opts.newRun && existing.work_id === workId && existing.run_id !== workId;
       if (existing.run_id !== runId && !freshAgain) {
+        const sameWork = (existing.work_id ?? existing.run_id) === workId;
         throw new BatchpipeError(
           'BP_RUN_MISMATCH',
-          `${runDir} holds run ${existing.run_id}, not this input with these options (${runId}); pick another --run-dir`,
+          sameWork
+            ? `${runDir} holds run ${existing.run_id} of this work, made without --new-run: a fresh run needs another --run-dir (or leave out --new-run to go on with this one)`
+            : `${runDir} holds run ${existing.run_id}, not this input with these options (${runId}); pick another --run-dir`,
         );
       }
     } else {

@@ -181,4 +181,43 @@ describe('runTable adopts what a run of the same work made', () => {
       await slow.close();
     }
   }, 60_000);
+
+  it('newRun with the run dir of a fresh run resumes it; with the dir of the run made without it, BP_RUN_MISMATCH', async () => {
+    const connection = resolveConnection({ provider: 'local', baseURL: openai.url });
+    const prepared = join(dir, 'prep-fresh');
+    await prepare(table('fresh', 3), {
+      outDir: prepared,
+      model: 'qwen-plus',
+      template: '{{text}}',
+      idColumn: 'id',
+    });
+    const summary = await readPrepared(prepared);
+    const runDir = join(dir, 'fresh-run');
+    const before = await creates(openai);
+    const first = await createOrResumeRun(prepared, summary, connection, { runDir, newRun: true }, false);
+    await first.submit();
+    const runId = first.manifest.run_id;
+    await first.close();
+    const again = await createOrResumeRun(prepared, summary, connection, { runDir, newRun: true }, false);
+    await again.submit();
+    expect(again.manifest.run_id).toBe(runId);
+    await again.close();
+    expect(await creates(openai)).toBe(before + 1);
+
+    const plainDir = join(dir, 'plain-run');
+    const plain = await createOrResumeRun(prepared, summary, connection, { runDir: plainDir }, false);
+    expect(plain.manifest.run_id).toBe(plain.manifest.work_id);
+    await plain.close();
+    const refused = await createOrResumeRun(
+      prepared,
+      summary,
+      connection,
+      { runDir: plainDir, newRun: true },
+      false,
+    ).catch((e: unknown) => e);
+    expect(refused).toMatchObject({
+      code: 'BP_RUN_MISMATCH',
+      message: expect.stringMatching(/made without --new-run/),
+    });
+  }, 60_000);
 });
