@@ -19,7 +19,13 @@ import {
   addShardOptions,
   addSourceOptions,
 } from './request-options.js';
-import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
+import {
+  addNewRunOption,
+  addRunOptions,
+  detachOnInterrupt,
+  type RunFlags,
+  runOptionsFrom,
+} from './run-options.js';
 import { reportRun } from './run-report.js';
 
 interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unknown> {
@@ -57,6 +63,7 @@ const NOT_PREPARE = new Set([
   'concurrency',
   'requestTimeout',
   'lookupDelay',
+  'newRun',
 ]);
 
 export function runCommand(): Command {
@@ -79,6 +86,7 @@ export function runCommand(): Command {
   addRuleOptions(command);
   addShardOptions(command);
   addRunOptions(command);
+  addNewRunOption(command);
   return command
     .option('--json', 'print the outcome as JSON on stdout')
     .option('--quiet', 'print nothing but errors')

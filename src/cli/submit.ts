@@ -9,7 +9,13 @@ import {
 } from './connection-options.js';
 import { CliExit, detached } from './exit.js';
 import type { Output } from './output.js';
-import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
+import {
+  addNewRunOption,
+  addRunOptions,
+  detachOnInterrupt,
+  type RunFlags,
+  runOptionsFrom,
+} from './run-options.js';
 import { reportRun } from './run-report.js';
 
 interface SubmitFlags extends RunFlags, ConnectionFlags {
@@ -26,6 +32,7 @@ export function submitCommand(): Command {
     .argument('<requests>', 'a directory from batchpipe prepare, or a JSONL file of request lines')
     .option('--no-wait', 'return once every batch is created; follow up with status, resume or download');
   addRunOptions(command);
+  addNewRunOption(command);
   addConnectionOptions(command);
   return command
     .option('--json', 'print the run as JSON on stdout')

@@ -73,6 +73,8 @@ async function handle(
   let route: Route | undefined;
   let fault: FaultAction | null = null;
   res.setHeader('x-request-id', `req_${randomToken(24)}`);
+  // The service's own time (scaled, see clock.ts), as a provider's `date` header gives its time.
+  res.setHeader('date', new Date(state.clock.nowMs()).toUTCString());
   let body: unknown;
   let failure: unknown;
   try {

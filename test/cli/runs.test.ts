@@ -410,7 +410,8 @@ describe('runs that stop short', () => {
     const runs = join(root, 'runs-cancel-creating');
     slow.faults.arm([
       { route: 'batches.create', kind: 'lose', times: 1 },
-      { route: 'batches.list', kind: 'error', status: 503, retryAfterMs: 5 },
+      // After the new run's one look for an earlier run's batches: the lost create's lookup fails.
+      { route: 'batches.list', kind: 'error', status: 503, retryAfterMs: 5, after: 1 },
     ]);
     const submitted = await runCli(['submit', prep, ...connect(), '--runs-dir', runs, '--no-wait']);
     expect(submitted.code).toBe(1);
