@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js';
 import { RESULT_STATUSES } from '../core/results/result-status.js';
+import type { TableFormat } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
 import { ENDPOINTS, type Endpoint } from '../providers/profile.js';
 import { count, info, type Output, plural, printJson } from './output.js';
@@ -24,7 +25,8 @@ interface JoinFlags {
   fieldPrefix: string;
   include?: string[];
   reask?: string;
-  format?: 'csv' | 'tsv' | 'jsonl';
+  format?: TableFormat;
+  outFormat?: TableFormat;
   delimiter?: string;
   quote?: string;
   header?: boolean;

@@ -16,6 +16,7 @@ const JOIN_OPTION_NAMES = Object.keys(JoinFields) as Array<keyof typeof JoinFiel
 
 /** What `--out` may be, by extension. */
 const OUTPUT_FORMATS = ['csv', 'tsv', 'jsonl'] as const;
+type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 const JoinTableOptions = z.strictObject({
   /** The source table (the one the requests were built from). */
@@ -62,9 +63,9 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
   return { ...joined.summary!, problems: parsed.problems.count, out, problemDetails: parsed.problems };
 }
 
-function outputFormat(path: string): (typeof OUTPUT_FORMATS)[number] {
+function outputFormat(path: string): OutputFormat {
   const format = formatOfPath(path);
-  if (format) return format;
+  if (format && (OUTPUT_FORMATS as readonly string[]).includes(format)) return format as OutputFormat;
   throw new BatchpipeError(
     'BP_USAGE',
     `cannot tell the format of ${path} from its extension; name it .csv, .tsv or .jsonl`,
