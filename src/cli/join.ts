@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js';
 import { RESULT_STATUSES } from '../core/results/result-status.js';
-import type { TableFormat } from '../core/tables/table-format.js';
+import { TABLE_FORMATS, type TableFormat } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
 import { ENDPOINTS, type Endpoint } from '../providers/profile.js';
 import { count, info, type Output, plural, printJson } from './output.js';
@@ -61,7 +61,15 @@ export function joinCommand(): Command {
       '--id-column <name>',
       'column whose value was the custom_id, as given to prepare (default: row-<n>)',
     )
-    .requiredOption('--out <table>', 'the joined table to write (.csv, .tsv or .jsonl)')
+    .requiredOption(
+      '--out <table>',
+      'the joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .arrows)',
+    )
+    .addOption(
+      new Option('--out-format <format>', 'output format (default: from the extension of --out)').choices(
+        TABLE_FORMATS,
+      ),
+    )
     .addOption(
       new Option(
         '--endpoint <path>',
@@ -115,6 +123,7 @@ Example:
         source: flags.source,
         results: found.results,
         out: flags.out,
+        outFormat: flags.outFormat,
         format: flags.format,
         delimiter: flags.delimiter,
         quote: flags.quote,

@@ -1,5 +1,6 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { loadMapper, mapperModuleUrl } from '../core/requests/mapper-module.js';
+import { TABLE_FORMATS, type TableFormat } from '../core/tables/table-format.js';
 import { cliWording, inCliWords } from './cli-wording.js';
 import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
 import { CliExit } from './exit.js';
@@ -17,6 +18,7 @@ import { reportRun } from './run-report.js';
 
 interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unknown> {
   out: string;
+  outFormat?: TableFormat;
   mapper?: string;
   dryRun?: boolean;
   maxReasks?: number;
@@ -27,6 +29,7 @@ interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unkn
 /** Flags that belong to the connection or the run, not to prepare. */
 const NOT_PREPARE = new Set([
   'out',
+  'outFormat',
   'mapper',
   'dryRun',
   'maxReasks',
@@ -51,8 +54,16 @@ const NOT_PREPARE = new Set([
 export function runCommand(): Command {
   const command = new Command('run')
     .description('the whole job: a table in, batches at the provider, the table out with result columns')
-    .argument('<input>', 'the table to read (.csv, .tsv, .jsonl)')
-    .requiredOption('--out <table>', 'the joined table to write (.csv, .tsv or .jsonl)')
+    .argument('<input>', 'the table to read (.csv, .tsv, .jsonl, .parquet, .arrow, .feather, .ipc, .arrows)')
+    .requiredOption(
+      '--out <table>',
+      'the joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .arrows)',
+    )
+    .addOption(
+      new Option('--out-format <format>', 'output format (default: from the extension of --out)').choices(
+        TABLE_FORMATS,
+      ),
+    )
     .option('--dry-run', 'prepare and check everything, submit nothing')
     .option(
       '--max-reasks <rounds>',
@@ -102,6 +113,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       ...runOptionsFrom(flags, out, interrupt.signal),
       mapper,
       out: flags.out,
+      outFormat: flags.outFormat,
       dryRun: flags.dryRun,
       maxReasks: flags.maxReasks,
       onWarning: (w) => info(out, cliWording(command, warningLine(w))),

@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { TableFormat } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
 import { split } from '../internal/split.js';
 import type { Connection } from '../providers/connection.js';
@@ -8,7 +9,7 @@ import { hasManifest, RESULTS_FILE, RUNS_DIR, stagingDir } from '../run/run-dir.
 import { writeResults } from '../run/run-results.js';
 import { REJECTIONS_FILE } from '../run/sharder.js';
 import { createOrResumeRun, openRun, RunFields, type RunOptions } from '../run/start-run.js';
-import { type JoinTableOptions, type JoinTableResult, joinTable } from './join-table.js';
+import { checkOutput, type JoinTableOptions, type JoinTableResult, joinTable } from './join-table.js';
 import { nothingToSubmit, type PrepareOptions, type PrepareResult, prepare } from './prepare.js';
 import { jobProfile, TableFields } from './settings.js';
 import { stageRequestFile } from './stage-request-file.js';
@@ -19,8 +20,10 @@ const MAX_REASK_ROUNDS = 5;
 export interface RunTableOptions
   extends Omit<PrepareOptions, 'outDir' | 'provider'>,
     Omit<RunOptions, 'runsDir'> {
-  /** The joined table to write (.csv, .tsv or .jsonl). */
+  /** The joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .feather, .ipc or .arrows). */
   out: string;
+  /** Its format; default from the extension of `out`. */
+  outFormat?: TableFormat;
   runsDir?: string;
   /** Prepare and check everything, submit nothing. */
   dryRun?: boolean;
@@ -63,13 +66,15 @@ export async function runTable(
   connection: Connection,
   options: RunTableOptions,
 ): Promise<RunTableResult> {
-  const { out, runsDir = RUNS_DIR, dryRun, maxReasks = 0, ...rest } = options;
+  const { out, outFormat, runsDir = RUNS_DIR, dryRun, maxReasks = 0, ...rest } = options;
   if (!Number.isInteger(maxReasks) || maxReasks < 0 || maxReasks > MAX_REASK_ROUNDS)
     throw new BatchpipeError(
       'BP_INVALID_OPTION',
       `runTable: option "maxReasks": expected a whole number from 0 to ${MAX_REASK_ROUNDS}, got ${JSON.stringify(maxReasks)}`,
     );
   const [runOptions, prepareOptions] = split(rest, Object.keys(RunFields) as Array<keyof typeof RunFields>);
+  // Known before anything is read or paid for: the output can be written.
+  await checkOutput(out, outFormat);
   const staging = await stagingDir(runsDir);
   const prepared = await prepare(input, {
     ...prepareOptions,
@@ -99,6 +104,7 @@ export async function runTable(
         results: resultFiles,
         rejections: [join(run.dir, REJECTIONS_FILE)],
         out,
+        outFormat,
         idColumn: prepareOptions.idColumn,
         endpoint: prepareOptions.endpoint,
         labels: prepareOptions.labels,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ArrowRowBatch } from '../core/arrow/arrow-row-batch.js';
 import { csvCell } from '../core/csv/csv-cell.js';
 import { CsvRowBatch } from '../core/csv/csv-row-batch.js';
 import { JoinedRowBatch } from '../core/join/joined-row-batch.js';
@@ -93,7 +94,8 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
         if (pending) await pending;
         pending = out.text(tail + LF);
       } else {
-        const values = source.values(i);
+        // Arrow cells as text by the type rules (exact decimals and int64, ISO timestamps, JSON).
+        const values = source instanceof ArrowRowBatch ? source.texts(i) : source.values(i);
         let line = '';
         for (let c = 0; c < width; c++) {
           if (c > 0) line += delimiter;

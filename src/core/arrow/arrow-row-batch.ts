@@ -2,7 +2,7 @@ import type { Data, Schema } from 'apache-arrow';
 import type { ByteWriter } from '../../internal/byte-writer.js';
 import type { Row, RowValues } from '../../types.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
-import { cellValue, isNullCell, writeCellJsonText } from './arrow-cells.js';
+import { cellText, cellValue, isNullCell, writeCellJsonText } from './arrow-cells.js';
 
 /** A column of an Arrow layout: a top-level column, and a path of struct fields below it. */
 interface ArrowRef {
@@ -112,6 +112,14 @@ export class ArrowRowBatch implements RowBatch {
     const values: RowValues = {};
     const names = this.layout.names;
     for (let c = 0; c < names.length; c++) values[names[c]!] = cellValue(this.#data(c), i);
+    return values;
+  }
+
+  /** The row's cells as a template and a CSV cell render them (text; null for null). */
+  texts(i: number): RowValues {
+    const values: RowValues = {};
+    const names = this.layout.names;
+    for (let c = 0; c < names.length; c++) values[names[c]!] = cellText(this.#data(c), i);
     return values;
   }
 
