@@ -108,15 +108,26 @@ export class ArrowBatchBuilder {
       });
       return plans;
     }
+    if (rows instanceof ArrowRowBatch) {
+      // Rows read from Parquet or Arrow, written as they are.
+      return rows.layout.names.map((name, c) => ({
+        field: new a.Field(name, rows.columns[c]!.type, true),
+        copy: c,
+      }));
+    }
     const names: string[] = [];
     const seen = new Set<string>();
     for (let i = 0; i < rows.length; i++) {
       if (rows.rejection(i)) continue;
-      for (const key of rows.keys(i)) if (!seen.has(key)) seen.add(key) && names.push(key);
+      for (const key of rows.keys(i)) {
+        if (seen.has(key)) continue;
+        seen.add(key);
+        names.push(key);
+      }
     }
+    const sampled = Array.from({ length: rows.length }, (_, i) => (rows.rejection(i) ? {} : rows.values(i)));
     for (const name of names) {
-      const sample: unknown[] = [];
-      for (let i = 0; i < rows.length; i++) sample.push(rows.rejection(i) ? null : rows.values(i)[name]);
+      const sample = sampled.map((values) => values[name]);
       const type = this.#inferred(sample);
       plans.push({
         field: new a.Field(name, type, true),
