@@ -45,7 +45,10 @@ export function joinCommand(): Command {
     .description(
       'put results back beside their source rows: every row once, in source order, with status, answer and error columns',
     )
-    .requiredOption('--source <table>', 'the table the requests were built from (.csv, .tsv or .jsonl)')
+    .requiredOption(
+      '--source <table>',
+      'the table the requests were built from (.csv, .tsv, .jsonl, .parquet, .arrow, .arrows)',
+    )
     .requiredOption(
       '--results <path>',
       'an output or error file (JSONL), or a directory of them (a prepared or run directory); repeatable',
