@@ -1,12 +1,15 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepare } from '../../src/jobs/prepare.js';
 import { parquetSource } from '../../src/sources/parquet-source.js';
+import { resultSource } from '../../src/sources/result-source.js';
+import { joinResults } from '../../src/transforms/join-results.js';
 import type { Row } from '../../src/types.js';
 import { collect, tempDir } from '../helpers.js';
 import { duckdb } from '../support/duckdb.js';
 import { expectedValues, ROWS, TYPES_SELECT } from '../support/parquet-types.js';
+import { answerLine } from '../support/results.js';
 
 const dir = tempDir('bp-parquet-');
 const ROW_GROUP = 2048;
@@ -80,7 +83,6 @@ describe('parquetSource', () => {
 
   it('names the file when it is not Parquet, and when it is missing', async () => {
     const bad = join(dir, 'bad.parquet');
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(bad, 'id,text\n1,hello\n');
     await expect(collect(parquetSource(bad))).rejects.toMatchObject({ code: 'BP_INPUT_PARSE' });
     await expect(collect(parquetSource(bad))).rejects.toMatchObject({ context: { file: bad } });
@@ -137,5 +139,37 @@ describe('prepare from Parquet', () => {
         ].join('|'),
       );
     }
+  });
+
+  it('a mapper module gets whole rows, values as Row.values holds them', async () => {
+    const mapper = join(dir, 'mapper.mjs');
+    writeFileSync(
+      mapper,
+      "export default (v) => ({ messages: [{ role: 'user', content: JSON.stringify([v.ts_tz, v.dec18, v.struct, v.list]) }] });\n",
+    );
+    const outDir = join(dir, 'mapped');
+    const result = await prepare(files['snappy-V1']!, { outDir, mapper, idColumn: 'id', model: 'qwen-plus' });
+    expect(result.requests).toBe(ROWS);
+    const line = JSON.parse(readFileSync(join(outDir, result.shards[0]!.file), 'utf8').split('\n')[2]!);
+    const v = expectedValues(2);
+    expect(line.custom_id).toBe(v.id);
+    expect(JSON.parse(line.body.messages[0].content)).toEqual([v.ts_tz, v.dec18, v.struct, v.list]);
+  });
+});
+
+describe('joinResults from a Parquet path', () => {
+  it('reads the source twice from the file, every row once in order', async () => {
+    const results = join(dir, 'results.jsonl');
+    writeFileSync(
+      results,
+      `${[0, 5, ROWS - 1].map((i) => answerLine({ custom_id: String(9007199254740993n + BigInt(i)), content: `a${i}` })).join('\n')}\n`,
+    );
+    const rows = await collect<Row>(
+      resultSource(results).pipe(joinResults({ source: files['zstd-V1']!, idColumn: 'id' })),
+    );
+    expect(rows).toHaveLength(ROWS);
+    expect(rows[5]!.values).toMatchObject({ ...expectedValues(5), status: 'ok', content: 'a5' });
+    expect(rows[6]!.values.status).toBe('missing');
+    expect(rows.map((r) => r.index)).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1));
   });
 });
