@@ -1,17 +1,18 @@
 import { Command, Option } from 'commander';
 import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js';
 import { RESULT_STATUSES } from '../core/results/result-status.js';
-import { TABLE_FORMATS, type TableFormat } from '../core/tables/table-format.js';
+import type { TableFormat } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
 import { ENDPOINTS, type Endpoint } from '../providers/profile.js';
 import { count, info, type Output, plural, printJson } from './output.js';
 import { list } from './parse-values.js';
 import { addSourceOptions, structuredOption } from './request-options.js';
+import { addTableOutputOptions, type TableOutputFlags } from './table-output-options.js';
 
 /** Unusable result lines printed before pointing at the count. */
 const SHOWN_PROBLEMS = 10;
 
-interface JoinFlags {
+interface JoinFlags extends TableOutputFlags {
   source: string;
   results: string[];
   errors?: string[];
@@ -26,7 +27,6 @@ interface JoinFlags {
   include?: string[];
   reask?: string;
   format?: TableFormat;
-  outFormat?: TableFormat;
   delimiter?: string;
   quote?: string;
   header?: boolean;
@@ -69,11 +69,6 @@ export function joinCommand(): Command {
       'the joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .arrows)',
     )
     .addOption(
-      new Option('--out-format <format>', 'output format (default: from the extension of --out)').choices(
-        TABLE_FORMATS,
-      ),
-    )
-    .addOption(
       new Option(
         '--endpoint <path>',
         "endpoint of the requests; /v1/embeddings names the answer column embedding (default: from a prepared or run directory's shards.json or manifest, else chat)",
@@ -90,6 +85,7 @@ export function joinCommand(): Command {
       collect,
     );
   addSourceOptions(command);
+  addTableOutputOptions(command);
   command
     .option('--json', 'print the summary as JSON on stdout')
     .option('--quiet', 'print nothing but errors')
@@ -127,6 +123,8 @@ Example:
         results: found.results,
         out: flags.out,
         outFormat: flags.outFormat,
+        compression: flags.compression,
+        rowGroupSize: flags.rowGroupSize,
         format: flags.format,
         delimiter: flags.delimiter,
         quote: flags.quote,

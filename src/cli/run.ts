@@ -1,6 +1,5 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { loadMapper, mapperModuleUrl } from '../core/requests/mapper-module.js';
-import { TABLE_FORMATS, type TableFormat } from '../core/tables/table-format.js';
 import { cliWording, inCliWords } from './cli-wording.js';
 import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
 import { CliExit } from './exit.js';
@@ -15,10 +14,10 @@ import {
 } from './request-options.js';
 import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
 import { reportRun } from './run-report.js';
+import { addTableOutputOptions, type TableOutputFlags } from './table-output-options.js';
 
-interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unknown> {
+interface RunCommandFlags extends RunFlags, ConnectionFlags, TableOutputFlags, Record<string, unknown> {
   out: string;
-  outFormat?: TableFormat;
   mapper?: string;
   dryRun?: boolean;
   maxReasks?: number;
@@ -30,6 +29,8 @@ interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unkn
 const NOT_PREPARE = new Set([
   'out',
   'outFormat',
+  'compression',
+  'rowGroupSize',
   'mapper',
   'dryRun',
   'maxReasks',
@@ -59,11 +60,6 @@ export function runCommand(): Command {
       '--out <table>',
       'the joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .arrows)',
     )
-    .addOption(
-      new Option('--out-format <format>', 'output format (default: from the extension of --out)').choices(
-        TABLE_FORMATS,
-      ),
-    )
     .option('--dry-run', 'prepare and check everything, submit nothing')
     .option(
       '--max-reasks <rounds>',
@@ -77,6 +73,7 @@ export function runCommand(): Command {
   addRuleOptions(command);
   addShardOptions(command);
   addRunOptions(command);
+  addTableOutputOptions(command);
   return command
     .option('--json', 'print the outcome as JSON on stdout')
     .option('--quiet', 'print nothing but errors')
@@ -114,6 +111,8 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       mapper,
       out: flags.out,
       outFormat: flags.outFormat,
+      compression: flags.compression,
+      rowGroupSize: flags.rowGroupSize,
       dryRun: flags.dryRun,
       maxReasks: flags.maxReasks,
       onWarning: (w) => info(out, cliWording(command, warningLine(w))),

@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { ParquetCompression } from '../core/parquet/parquet-writer.js';
 import type { TableFormat } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
 import { split } from '../internal/split.js';
@@ -24,6 +25,9 @@ export interface RunTableOptions
   out: string;
   /** Its format; default from the extension of `out`. */
   outFormat?: TableFormat;
+  /** Parquet output: compression (default snappy) and rows per row group (default 122,880). */
+  compression?: ParquetCompression;
+  rowGroupSize?: number;
   runsDir?: string;
   /** Prepare and check everything, submit nothing. */
   dryRun?: boolean;
@@ -66,7 +70,16 @@ export async function runTable(
   connection: Connection,
   options: RunTableOptions,
 ): Promise<RunTableResult> {
-  const { out, outFormat, runsDir = RUNS_DIR, dryRun, maxReasks = 0, ...rest } = options;
+  const {
+    out,
+    outFormat,
+    compression,
+    rowGroupSize,
+    runsDir = RUNS_DIR,
+    dryRun,
+    maxReasks = 0,
+    ...rest
+  } = options;
   if (!Number.isInteger(maxReasks) || maxReasks < 0 || maxReasks > MAX_REASK_ROUNDS)
     throw new BatchpipeError(
       'BP_INVALID_OPTION',
@@ -105,6 +118,8 @@ export async function runTable(
         rejections: [join(run.dir, REJECTIONS_FILE)],
         out,
         outFormat,
+        compression,
+        rowGroupSize,
         idColumn: prepareOptions.idColumn,
         endpoint: prepareOptions.endpoint,
         labels: prepareOptions.labels,

@@ -51,10 +51,22 @@ describe('every command takes every format', () => {
 
   it('run: Parquet in, Parquet out; DuckDB reads the typed table back in order', async () => {
     const out = join(dir, 'out', 'labeled.parquet');
-    const result = await runCli(['run', reviews, ...labelArgs, '--id-column', 'id', '--out', out], {
-      cwd: dir,
-      env,
-    });
+    const result = await runCli(
+      [
+        'run',
+        reviews,
+        ...labelArgs,
+        '--id-column',
+        'id',
+        '--out',
+        out,
+        '--compression',
+        'zstd',
+        '--row-group-size',
+        '16',
+      ],
+      { cwd: dir, env },
+    );
     expect(result.code, result.stderr).toBe(0);
     const db = await duckdb();
     const rows = await db.rows(
@@ -63,7 +75,11 @@ describe('every command takes every format', () => {
     const types = Object.fromEntries(
       (await db.rows(`DESCRIBE SELECT * FROM '${out}'`)).map((r) => [r.column_name, r.column_type]),
     );
+    const meta = await db.rows(
+      `SELECT count(DISTINCT row_group_id) AS groups, string_agg(DISTINCT compression, ',') AS codec FROM parquet_metadata('${out}')`,
+    );
     db.close();
+    expect(meta[0]).toEqual({ groups: String(Math.ceil(ROWS / 16)), codec: 'ZSTD' });
     expect(rows).toHaveLength(ROWS);
     expect(rows.map((r) => r.id)).toEqual(
       Array.from({ length: ROWS }, (_, i) => String(9007199254740993n + BigInt(i))),
