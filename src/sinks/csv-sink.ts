@@ -107,11 +107,21 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
     }
   };
 
+  /** Rows read from Parquet or Arrow: their cells as text by the type rules (docs/formats.md). */
+  const arrowRows = async (rows: ArrowRowBatch, written: number, out: TableOut): Promise<void> => {
+    for (let i = 0; i < rows.length; i++) {
+      const place = { written: written + i + 1, row: rows.index(i), file: rows.file(), line: rows.line(i) };
+      const pending = row(rows.texts(i), place, out);
+      if (pending) await pending;
+    }
+  };
+
   const stream = tableSink(path, {
     row,
-    batch(rows, _written, out, eachRow) {
+    batch(rows, written, out, eachRow) {
       // Chosen columns are written as asked, whatever the rows hold.
       if (rows instanceof JoinedRowBatch && opts.columns === undefined) return joined(rows, out);
+      if (rows instanceof ArrowRowBatch) return arrowRows(rows, written, out);
       return eachRow();
     },
     end() {

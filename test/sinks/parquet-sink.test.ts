@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { joinTable } from '../../src/jobs/join-table.js';
+import { csvSink } from '../../src/sinks/csv-sink.js';
 import { parquetSink } from '../../src/sinks/parquet-sink.js';
 import { csvSource } from '../../src/sources/csv-source.js';
 import { parquetSource } from '../../src/sources/parquet-source.js';
@@ -206,6 +207,16 @@ describe('parquetSink from joinTable', () => {
     }
     expect(rows[0]!.status).toBe('ok');
     expect(rows[3]!.status).toBe('failed');
+  });
+
+  it('Parquet rows piped straight into csvSink: cells as text by the type rules', async () => {
+    const path = join(dir, 'floats.parquet');
+    await db.run(
+      `COPY (SELECT 0.1::FLOAT AS f, 0.1::DOUBLE AS d, [1, 9007199254740993]::BIGINT[] AS l, 9007199254740993::BIGINT AS b, NULL::VARCHAR AS n) TO '${path}' (FORMAT parquet)`,
+    );
+    const out = join(dir, 'floats.csv');
+    await pipeline(parquetSource(path), csvSink(out));
+    expect(readFileSync(out, 'utf8')).toBe('f,d,l,b,n\n0.1,0.1,"[1,9007199254740993]",9007199254740993,\n');
   });
 
   it('CSV rows piped straight into parquetSink: text columns, in order', async () => {
