@@ -13,10 +13,14 @@ export type ArrowIpcFormat = 'file' | 'stream';
 export function arrowWriter(arrow: ArrowModule, format: ArrowIpcFormat, write: WriteBytes): ColumnarWriter {
   const writer: RecordBatchWriter =
     format === 'file' ? new arrow.RecordBatchFileWriter() : new arrow.RecordBatchStreamWriter();
-  const queue = writer as unknown as { _sink: { _values: Uint8Array[] } };
+  const queue = writer as unknown as { _sink?: { _values?: Uint8Array[] } };
   const drain = async (): Promise<void> => {
     // The queue apache-arrow's writer appends to (its own async iterator reads the same array).
-    const values = queue._sink._values;
+    const values = queue._sink?._values;
+    if (!Array.isArray(values))
+      throw new Error(
+        "apache-arrow's writer no longer queues its output as this drains it (a batchpipe bug: pinned version changed)",
+      );
     while (values.length > 0) {
       const pending = write(values.shift()!);
       if (pending) await pending;
