@@ -1,17 +1,19 @@
 import { Command, Option } from 'commander';
 import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js';
 import { RESULT_STATUSES } from '../core/results/result-status.js';
+import type { TableFormat } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
 import { ENDPOINTS, type Endpoint } from '../providers/profile.js';
 import { checkAnswered } from './exit.js';
 import { count, info, type Output, plural, printJson } from './output.js';
 import { list } from './parse-values.js';
 import { addSourceOptions, structuredOption } from './request-options.js';
+import { addTableOutputOptions, type TableOutputFlags } from './table-output-options.js';
 
 /** Unusable result lines printed before pointing at the count. */
 const SHOWN_PROBLEMS = 10;
 
-interface JoinFlags {
+interface JoinFlags extends TableOutputFlags {
   source: string;
   allowEmpty?: boolean;
   results: string[];
@@ -26,7 +28,7 @@ interface JoinFlags {
   fieldPrefix: string;
   include?: string[];
   reask?: string;
-  format?: 'csv' | 'tsv' | 'jsonl';
+  format?: TableFormat;
   delimiter?: string;
   quote?: string;
   header?: boolean;
@@ -45,7 +47,10 @@ export function joinCommand(): Command {
     .description(
       'put results back beside their source rows: every row once, in source order, with status, answer and error columns',
     )
-    .requiredOption('--source <table>', 'the table the requests were built from (.csv, .tsv or .jsonl)')
+    .requiredOption(
+      '--source <table>',
+      'the table the requests were built from (.csv, .tsv, .jsonl, .parquet, .arrow, .arrows)',
+    )
     .requiredOption(
       '--results <path>',
       'an output or error file (JSONL), or a directory of them (a prepared or run directory); repeatable',
@@ -61,7 +66,10 @@ export function joinCommand(): Command {
       '--id-column <name>',
       'column whose value was the custom_id, as given to prepare (default: row-<n>)',
     )
-    .requiredOption('--out <table>', 'the joined table to write (.csv, .tsv or .jsonl)')
+    .requiredOption(
+      '--out <table>',
+      'the joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .arrows)',
+    )
     .addOption(
       new Option(
         '--endpoint <path>',
@@ -79,6 +87,7 @@ export function joinCommand(): Command {
       collect,
     );
   addSourceOptions(command);
+  addTableOutputOptions(command);
   command
     .option('--allow-empty', 'exit 0 even when no row got an answer (the table is written either way)')
     .option('--json', 'print the summary as JSON on stdout')
@@ -115,6 +124,9 @@ Example:
         source: flags.source,
         results: found.results,
         out: flags.out,
+        outFormat: flags.outFormat,
+        compression: flags.compression,
+        rowGroupSize: flags.rowGroupSize,
         format: flags.format,
         delimiter: flags.delimiter,
         quote: flags.quote,

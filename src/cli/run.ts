@@ -27,8 +27,9 @@ import {
   runOptionsFrom,
 } from './run-options.js';
 import { reportRun } from './run-report.js';
+import { addTableOutputOptions, type TableOutputFlags } from './table-output-options.js';
 
-interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unknown> {
+interface RunCommandFlags extends RunFlags, ConnectionFlags, TableOutputFlags, Record<string, unknown> {
   out: string;
   mapper?: string;
   dryRun?: boolean;
@@ -42,6 +43,9 @@ interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unkn
 /** Flags that belong to the connection or the run, not to prepare. */
 const NOT_PREPARE = new Set([
   'out',
+  'outFormat',
+  'compression',
+  'rowGroupSize',
   'mapper',
   'dryRun',
   'allowEmpty',
@@ -69,8 +73,11 @@ const NOT_PREPARE = new Set([
 export function runCommand(): Command {
   const command = new Command('run')
     .description('the whole job: a table in, batches at the provider, the table out with result columns')
-    .argument('<input>', 'the table to read (.csv, .tsv, .jsonl)')
-    .requiredOption('--out <table>', 'the joined table to write (.csv, .tsv or .jsonl)')
+    .argument('<input>', 'the table to read (.csv, .tsv, .jsonl, .parquet, .arrow, .feather, .ipc, .arrows)')
+    .requiredOption(
+      '--out <table>',
+      'the joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .arrows)',
+    )
     .option('--dry-run', 'prepare and check everything, submit nothing')
     .option('--include <columns>', `more result columns, comma-separated: ${EXTRA_COLUMNS.join(', ')}`, list)
     .option('--allow-empty', 'exit 0 even when no row got an answer (the table is written either way)')
@@ -87,6 +94,7 @@ export function runCommand(): Command {
   addShardOptions(command);
   addRunOptions(command);
   addNewRunOption(command);
+  addTableOutputOptions(command);
   return command
     .option('--json', 'print the outcome as JSON on stdout')
     .option('--quiet', 'print nothing but errors')
@@ -124,6 +132,9 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       ...runOptionsFrom(flags, out, interrupt.signal),
       mapper,
       out: flags.out,
+      outFormat: flags.outFormat,
+      compression: flags.compression,
+      rowGroupSize: flags.rowGroupSize,
       dryRun: flags.dryRun,
       maxReasks: flags.maxReasks,
       include: flags.include as ExtraColumn[] | undefined,

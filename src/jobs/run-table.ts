@@ -1,6 +1,8 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ParquetCompression } from '../core/parquet/parquet-writer.js';
 import type { ExtraColumn } from '../core/results/result-cells.js';
+import type { TableFormat } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
 import { makeParentDir } from '../internal/durable-write.js';
 import { split } from '../internal/split.js';
@@ -10,7 +12,7 @@ import { hasManifest, RESULTS_FILE, RUNS_DIR, stagingDir } from '../run/run-dir.
 import { writeResults } from '../run/run-results.js';
 import { REJECTIONS_FILE } from '../run/sharder.js';
 import { createOrResumeRun, openRun, RunFields, type RunOptions } from '../run/start-run.js';
-import { type JoinTableOptions, type JoinTableResult, joinTable } from './join-table.js';
+import { checkOutput, type JoinTableOptions, type JoinTableResult, joinTable } from './join-table.js';
 import { nothingToSubmit, type PrepareOptions, type PrepareResult, prepare } from './prepare.js';
 import { jobProfile, TableFields } from './settings.js';
 import { stageRequestFile } from './stage-request-file.js';
@@ -21,8 +23,13 @@ const MAX_REASK_ROUNDS = 5;
 export interface RunTableOptions
   extends Omit<PrepareOptions, 'outDir' | 'provider'>,
     Omit<RunOptions, 'runsDir'> {
-  /** The joined table to write (.csv, .tsv or .jsonl). */
+  /** The joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .feather, .ipc or .arrows). */
   out: string;
+  /** Its format; default from the extension of `out`. */
+  outFormat?: TableFormat;
+  /** Parquet output: compression (default snappy) and rows per row group (default 122,880). */
+  compression?: ParquetCompression;
+  rowGroupSize?: number;
   runsDir?: string;
   /** Prepare and check everything, submit nothing. */
   dryRun?: boolean;
@@ -67,15 +74,25 @@ export async function runTable(
   connection: Connection,
   options: RunTableOptions,
 ): Promise<RunTableResult> {
-  const { out, runsDir = RUNS_DIR, dryRun, maxReasks = 0, include, ...rest } = options;
+  const {
+    out,
+    outFormat,
+    compression,
+    rowGroupSize,
+    runsDir = RUNS_DIR,
+    dryRun,
+    maxReasks = 0,
+    include,
+    ...rest
+  } = options;
   if (!Number.isInteger(maxReasks) || maxReasks < 0 || maxReasks > MAX_REASK_ROUNDS)
     throw new BatchpipeError(
       'BP_INVALID_OPTION',
       `runTable: option "maxReasks": expected a whole number from 0 to ${MAX_REASK_ROUNDS}, got ${JSON.stringify(maxReasks)}`,
     );
   const [runOptions, prepareOptions] = split(rest, Object.keys(RunFields) as Array<keyof typeof RunFields>);
-  // An output path the file system refuses is said before anything is sent (and paid for).
-  await makeParentDir(out);
+  // Known before anything is read, sent or paid for: the output's format, and a path it can be written to.
+  await checkOutput(out, outFormat);
   const staging = await stagingDir(runsDir);
   let prepared: PrepareResult;
   try {
@@ -115,6 +132,9 @@ export async function runTable(
         results: resultFiles,
         rejections: [join(run.dir, REJECTIONS_FILE)],
         out,
+        outFormat,
+        compression,
+        rowGroupSize,
         idColumn: prepareOptions.idColumn,
         endpoint: prepareOptions.endpoint,
         labels: prepareOptions.labels,

@@ -52,6 +52,8 @@ export interface TableEncoder {
     out: TableOut,
     eachRow: () => Promise<void>,
   ): Promise<void> | undefined;
+  /** Writes what is still held (a columnar file's last row group and footer), before `end`. */
+  finish?(out: TableOut): Promise<void>;
   /** What closes the file. */
   end(): string;
   columns(): string[];
@@ -121,6 +123,7 @@ export function tableSink(path: string, encoder: TableEncoder): TableSinkStream 
     final(done) {
       (ready ?? makeParentDir(path))
         .then(async () => {
+          if (encoder.finish) await encoder.finish(out);
           const tail = encoder.end();
           if (tail !== '') await out.text(tail);
           const bytes = file.bytes;

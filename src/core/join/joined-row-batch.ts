@@ -2,7 +2,12 @@ import type { ByteWriter } from '../../internal/byte-writer.js';
 import { writeJsonText } from '../../internal/json-bytes.js';
 import type { Rejection, Row, RowValues } from '../../types.js';
 import { CsvScanner, fieldText } from '../csv/csv-scanner.js';
-import { type CellEncoding, csvTailOf, jsonCellTexts } from '../results/result-cells.js';
+import {
+  type CellEncoding,
+  csvTailOf,
+  jsonCellTexts,
+  type ResultColumnKind,
+} from '../results/result-cells.js';
 import { type ColumnRef, columnRef } from '../rows/column-ref.js';
 import { putValue } from '../rows/own-value.js';
 import { type CellRef, type RowBatch, textOf } from '../rows/row-batch.js';
@@ -13,6 +18,8 @@ export interface JoinedLayout {
   sourceColumns: readonly string[];
   /** The result columns, after the source's. */
   names: readonly string[];
+  /** What each result column holds (for sinks that write types). */
+  kinds: readonly ResultColumnKind[];
   /** Every column, in order. */
   columns: readonly string[];
   /** Some source rows lack keys others have: each row is given every source column. */
