@@ -14,6 +14,8 @@
  *   - composed + Transform   a user's own object-mode Transform between joinResults and the sink (one
  *                      Row object at a time, as any Transform sees them)
  *   - cli jsonl, composed jsonl   the same table as JSON Lines in, JSON Lines out
+ *   - duckdb parquet, cli parquet   the table as DuckDB writes it to zstd Parquet, joined into Parquet
+ *                      (bench/peers/join_parquet_duckdb.sql; `batchpipe join --out x.parquet`)
  * All write the same result columns (status, content, error_code, error_message, prompt_tokens,
  * completion_tokens): the bench checks every variant wrote every row and, at the smallest size, the
  * same values in every result column.
@@ -45,6 +47,7 @@ import {
   interleaved,
   type Measured,
   machine,
+  parquetTable,
   runOnce,
   type Sample,
   SIZES,
@@ -110,9 +113,13 @@ const RESULT_COLUMNS = [
 
 /** The id and result columns of a joined table, in row order, one string per row. */
 async function resultColumns(path: string): Promise<string[]> {
-  const { csvSource, jsonlSource } = await import('../dist/index.js');
+  const { csvSource, jsonlSource, parquetSource } = await import('../dist/index.js');
   const rows: string[] = [];
-  const source = path.endsWith('.jsonl') ? jsonlSource(path) : csvSource(path);
+  const source = path.endsWith('.jsonl')
+    ? jsonlSource(path)
+    : path.endsWith('.parquet')
+      ? parquetSource(path)
+      : csvSource(path);
   for await (const item of source) {
     const values = (item as { values: Record<string, unknown> }).values;
     rows.push(['id', ...RESULT_COLUMNS].map((c) => String(values[c] ?? '')).join('\u0001'));
@@ -135,6 +142,7 @@ for (const size of SIZES) {
     process.stderr.write(`generating ${output}...\n`);
     await writeResults(output, errors, size);
   }
+  const parquet = await parquetTable(csv);
   process.stderr.write(
     `join, ${fmt(size)} rows (${(statSync(csv).size / 1e6).toFixed(0)} MB CSV, ${(statSync(output).size / 1e6).toFixed(0)} MB of results), ${machine()}\n`,
   );
@@ -189,6 +197,17 @@ for (const size of SIZES) {
     compose('composed + Transform', csv, out('composed transform'), 'transform'),
     cli('cli jsonl', jsonl, out('cli jsonl', 'jsonl')),
     compose('composed jsonl', jsonl, out('composed jsonl', 'jsonl'), 'plain'),
+    variant('duckdb parquet', out('duckdb parquet', 'parquet'), () =>
+      runOnce(process.execPath, [
+        peer('duckdb.mjs'),
+        peer('join_parquet_duckdb.sql'),
+        parquet,
+        output,
+        errors,
+        out('duckdb parquet', 'parquet'),
+      ]),
+    ),
+    cli('cli parquet', parquet, out('cli parquet', 'parquet')),
   ];
   all.push(...(await interleaved(size, repeat, variants)));
 
@@ -214,7 +233,22 @@ for (const size of SIZES) {
 const figures = new TableFigures('join', all, repeat);
 const speed = (a: string, b: string) => figures.speed(a, b);
 figures.finish([
-  ...figures.sharedChecks(['cli', 'composed', 'composed + Transform', 'cli jsonl', 'composed jsonl']),
+  ...figures.sharedChecks([
+    'cli',
+    'composed',
+    'composed + Transform',
+    'cli jsonl',
+    'composed jsonl',
+    'cli parquet',
+  ]),
+  [
+    `cli parquet >= 0.7x duckdb parquet rows/s (${speed('cli parquet', 'duckdb parquet').toFixed(2)}x)`,
+    speed('cli parquet', 'duckdb parquet') >= 0.7,
+  ],
+  [
+    `cli parquet <= 1/4 duckdb parquet peak RSS (${figures.memory('cli parquet', 'duckdb parquet').toFixed(2)})`,
+    figures.memory('cli parquet', 'duckdb parquet') <= 0.25,
+  ],
   ...['cli', 'composed'].flatMap((name): Check[] => [
     [`${name} >= 1.0x duckdb rows/s (${speed(name, 'duckdb').toFixed(2)}x)`, speed(name, 'duckdb') >= 1],
     [

@@ -14,6 +14,8 @@
  *                      at a time, as any Transform sees them)
  *   - composed + mapRows     the same step with mapRows (the rows stay in the stages' batches)
  *   - cli --mapper     the requests built by a JS function per row (peers/mapper.mjs)
+ *   - duckdb parquet, cli parquet   the same table as DuckDB writes it to zstd Parquet, read by DuckDB
+ *                      (bench/peers/prepare_parquet_duckdb.sql) and by `batchpipe prepare`
  *   - cli jsonl, composed jsonl   the same table as JSON Lines
  * Every variant writes one request per row; the bench checks they all wrote the same rows and, at the
  * smallest size, the same requests (each line parsed; the mapper orders body keys its own way).
@@ -49,6 +51,7 @@ import {
   interleaved,
   type Measured,
   machine,
+  parquetTable,
   runCli,
   runOnce,
   type Sample,
@@ -107,6 +110,7 @@ for (const size of SIZES) {
     process.stderr.write(`generating ${path}...\n`);
     await writeBenchTable(path, size, 42);
   }
+  const parquet = await parquetTable(csv);
   process.stderr.write(
     `prepare, ${fmt(size)} rows (${(statSync(csv).size / 1e6).toFixed(0)} MB CSV), ${machine()}\n`,
   );
@@ -153,6 +157,17 @@ for (const size of SIZES) {
       cliPrepare(jsonl, out('cli-jsonl'), '--template', TEMPLATE, '--system', SYSTEM),
     ),
     compose('composed jsonl', jsonl, 'plain'),
+    variant('duckdb parquet', out('duckdb-parquet.jsonl'), () =>
+      runOnce(process.execPath, [
+        peer('duckdb.mjs'),
+        peer('prepare_parquet_duckdb.sql'),
+        parquet,
+        out('duckdb-parquet.jsonl'),
+      ]),
+    ),
+    variant('cli parquet', out('cli-parquet'), () =>
+      cliPrepare(parquet, out('cli-parquet'), '--template', TEMPLATE, '--system', SYSTEM),
+    ),
   ];
   all.push(...(await interleaved(size, repeat, variants)));
 
@@ -186,6 +201,7 @@ figures.finish([
     'cli --mapper',
     'cli jsonl',
     'composed jsonl',
+    'cli parquet',
   ]),
   ...['cli', 'composed'].flatMap((name): Check[] => [
     [`${name} >= 1.2x duckdb rows/s (${speed(name, 'duckdb').toFixed(2)}x)`, speed(name, 'duckdb') >= 1.2],
@@ -195,6 +211,14 @@ figures.finish([
     ],
     [`${name} >= 3x python rows/s (${speed(name, 'python').toFixed(2)}x)`, speed(name, 'python') >= 3],
   ]),
+  [
+    `cli parquet >= 0.7x duckdb parquet rows/s (${speed('cli parquet', 'duckdb parquet').toFixed(2)}x)`,
+    speed('cli parquet', 'duckdb parquet') >= 0.7,
+  ],
+  [
+    `cli parquet <= 1/4 duckdb parquet peak RSS (${figures.memory('cli parquet', 'duckdb parquet').toFixed(2)})`,
+    figures.memory('cli parquet', 'duckdb parquet') <= 0.25,
+  ],
   [
     `cli --mapper >= 2x python rows/s (${speed('cli --mapper', 'python').toFixed(2)}x)`,
     speed('cli --mapper', 'python') >= 2,

@@ -45,19 +45,24 @@ export const ERROR_CODES = [
   'BP_FILE_TOO_LARGE',
   'BP_NOTHING_TO_SUBMIT',
   'BP_OUTPUT_WRITE',
+  'BP_OUTPUT_PATH',
   // runs
   'BP_RUN_NOT_FOUND',
   'BP_RUN_MISMATCH',
   'BP_RUN_LOCKED',
+  'BP_RUN_DIR_GONE',
   'BP_MANIFEST_CORRUPT',
   'BP_PROVIDER_HTTP',
+  'BP_PROVIDER_UNREACHABLE',
   'BP_LOOKUP_FAILED',
+  'BP_RUN_UNVERIFIABLE',
   'BP_BATCH_FAILED',
   'BP_BATCH_STUCK',
   // results and the join
   'BP_RESULT_PARSE',
   'BP_RESULT_INVALID',
   'BP_RESULT_MISSING',
+  'BP_NO_ANSWERS',
   'BP_OUTPUT_NOT_JSON',
   'BP_OUTPUT_SCHEMA',
   'BP_OUTPUT_REFUSED',
@@ -103,7 +108,10 @@ export class BatchpipeError extends Error {
 
 function withLocation(message: string, context: ErrorContext): string {
   if (!context.file) return message;
-  return `${context.file}:${context.line ?? '?'}: ${message}`;
+  // A whole file (an output that cannot be written) has no line to name.
+  return context.line === undefined
+    ? `${context.file}: ${message}`
+    : `${context.file}:${context.line}: ${message}`;
 }
 
 /**
@@ -114,7 +122,7 @@ export function errorData(error: unknown): { code: ErrorCode; message: string; c
   if (!isBatchpipeError(error))
     return { code: 'BP_INPUT_READ', message: (error as Error)?.message ?? String(error), context: {} };
   const { file, line } = error.context;
-  const prefix = file ? `${file}:${line ?? '?'}: ` : '';
+  const prefix = file ? (line === undefined ? `${file}: ` : `${file}:${line}: `) : '';
   const message =
     prefix && error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
   return { code: error.code, message, context: error.context };

@@ -19,6 +19,12 @@ export { RESULT_STATUSES } from './core/results/result-parser.js';
 // Errors and warnings.
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { BatchpipeError, ERROR_CODES, isBatchpipeError } from './errors.js';
+// Evaluation: scores of an answer column against a gold column.
+export type { Interval, Intervals } from './eval/bootstrap.js';
+export type { Agreement, EvaluateOptions, EvaluationReport } from './eval/evaluate.js';
+export { evaluate } from './eval/evaluate.js';
+export type { LabelScores, Scores } from './eval/metrics.js';
+export { evaluationPage } from './eval/report-html.js';
 export type { JoinTableOptions, JoinTableResult } from './jobs/join-table.js';
 export { joinTable } from './jobs/join-table.js';
 // Jobs: what the commands call, each a composition of the stages above.
@@ -41,6 +47,8 @@ export type {
   ServiceRecords,
 } from './local/index.js';
 export { startLocalService } from './local/index.js';
+export type { Showable, ShowOptions } from './notebook/show.js';
+export { show, showable } from './notebook/show.js';
 // Where requests go: a provider, or the local service.
 export type { Connection, ConnectionOptions } from './providers/connection.js';
 export { resolveConnection } from './providers/connection.js';
@@ -48,11 +56,15 @@ export type { Endpoint, ProviderName } from './providers/profile.js';
 export type { RunCounts, RunEvent, RunState } from './run/batch-run.js';
 export type { RunOptions } from './run/start-run.js';
 // Sinks.
+export type { ArrowSinkOptions } from './sinks/arrow-sink.js';
+export { arrowSink } from './sinks/arrow-sink.js';
 export type { BatchSinkOptions, BatchSinkStream } from './sinks/batch-sink.js';
 export { batchSink } from './sinks/batch-sink.js';
 export type { CsvSinkOptions, SinkSummary, TableSinkStream } from './sinks/csv-sink.js';
 export { csvSink } from './sinks/csv-sink.js';
 export { jsonlSink } from './sinks/jsonl-sink.js';
+export type { ParquetSinkOptions } from './sinks/parquet-sink.js';
+export { parquetSink } from './sinks/parquet-sink.js';
 export type {
   PreparedSummary,
   ShardRequestsOptions,
@@ -61,10 +73,14 @@ export type {
 } from './sinks/shard-requests.js';
 export { shardRequests } from './sinks/shard-requests.js';
 // Sources.
+export type { ArrowSourceOptions } from './sources/arrow-source.js';
+export { arrowSource } from './sources/arrow-source.js';
 export type { CsvSourceOptions } from './sources/csv-source.js';
 export { csvSource } from './sources/csv-source.js';
 export type { JsonlSourceOptions, JsonlSourceStream } from './sources/jsonl-source.js';
 export { jsonlSource } from './sources/jsonl-source.js';
+export type { ParquetSourceOptions } from './sources/parquet-source.js';
+export { parquetSource } from './sources/parquet-source.js';
 export type { RequestSourceStream } from './sources/request-source.js';
 export { requestSource } from './sources/request-source.js';
 export type { ResultSourceOptions, ResultSourceStream } from './sources/result-source.js';

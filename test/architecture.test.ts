@@ -82,7 +82,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   sinks: ['streams', 'run', 'core', ...BELOW_CORE],
   jobs: ['sources', 'transforms', 'sinks', 'streams', 'run', 'core', ...BELOW_CORE],
   local: BELOW_CORE,
-  cli: ['jobs', 'local', 'run', 'core', ...BELOW_CORE],
+  eval: ['jobs', 'sources', 'transforms', 'sinks', 'streams', 'run', 'core', ...BELOW_CORE],
+  notebook: ['eval', 'jobs', 'sources', 'transforms', 'sinks', 'streams', 'run', 'core', ...BELOW_CORE],
+  cli: ['eval', 'jobs', 'local', 'run', 'core', ...BELOW_CORE],
 };
 
 describe('the layout of src/', () => {

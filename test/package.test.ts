@@ -15,16 +15,22 @@ const PUBLIC_EXPORTS = [
   'EXTRA_COLUMNS',
   'MAX_CUSTOM_ID_BYTES',
   'RESULT_STATUSES',
+  'arrowSink',
+  'arrowSource',
   'batchSink',
   'csvSink',
   'csvSource',
   'customIdFor',
+  'evaluate',
+  'evaluationPage',
   'isBatchpipeError',
   'joinResults',
   'joinTable',
   'jsonlSink',
   'jsonlSource',
   'mapRows',
+  'parquetSink',
+  'parquetSource',
   'parseResults',
   'prepare',
   'requestSource',
@@ -32,6 +38,8 @@ const PUBLIC_EXPORTS = [
   'resultSource',
   'runTable',
   'shardRequests',
+  'show',
+  'showable',
   'startLocalService',
   'toRequests',
   'validateRequestFile',
@@ -79,16 +87,25 @@ describe('package', () => {
       types: './dist/index.d.ts',
       bin: { batchpipe: './dist/cli/main.js' },
       exports: {
-        '.': { types: './dist/index.d.ts', import: './dist/index.js' },
-        './runs': { types: './dist/run/index.d.ts', import: './dist/run/index.js' },
-        './providers': { types: './dist/providers/index.d.ts', import: './dist/providers/index.js' },
+        // `default` lets require() load the ESM build (Node >= 20.19): tslab cells and CommonJS projects.
+        '.': { types: './dist/index.d.ts', import: './dist/index.js', default: './dist/index.js' },
+        './runs': {
+          types: './dist/run/index.d.ts',
+          import: './dist/run/index.js',
+          default: './dist/run/index.js',
+        },
+        './providers': {
+          types: './dist/providers/index.d.ts',
+          import: './dist/providers/index.js',
+          default: './dist/providers/index.js',
+        },
       },
       // Resolvers that ignore `exports` (tslab's) find the subpaths' types here.
       typesVersions: {
         '*': { runs: ['./dist/run/index.d.ts'], providers: ['./dist/providers/index.d.ts'] },
       },
     });
-    expect(pkg.engines.node).toMatch(/^>=20/);
+    expect(pkg.engines.node).toBe('>=20.19');
   });
 
   it('pins dev dependencies exactly', () => {

@@ -11,7 +11,7 @@ export function cliWording(command: Command, text: string): string {
   return (
     text
       // parseOptions: `toRequests: option "endpoint": ...` (a nested path names its top option)
-      .replace(/\b\w+: option "(\w+)[\w.]*"/g, (found, name: string) => flags.get(name) ?? found)
+      .replace(/(?:\b\w+: )?\boption "(\w+)[\w.]*"/g, (found, name: string) => flags.get(name) ?? found)
       // "the idColumn option", "the template and mapper options", "the labels, schema and x options"
       .replace(/\bthe ((?:\w+(?:, | and | or ))*\w+) options?\b/g, (found, names: string) => {
         const parts = names.split(/(, | and | or )/);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { cancelCommand } from './cancel.js';
 import { downloadCommand } from './download.js';
+import { evalCommand } from './eval.js';
 import { joinCommand } from './join.js';
 import { listCommand } from './list.js';
 import { prepareCommand } from './prepare.js';
@@ -23,5 +24,6 @@ export const COMMANDS: Array<() => Command> = [
   cancelCommand,
   listCommand,
   joinCommand,
+  evalCommand,
   serveCommand,
 ];

@@ -1,4 +1,5 @@
 import { type Command, Option } from 'commander';
+import { TEST_ENGINE_NAME } from '../local/engine/test-engine.js';
 import type { LocalService } from '../local/index.js';
 import type { Connection } from '../providers/connection.js';
 import { PROVIDER_NAMES, type ProviderName } from '../providers/profile.js';
@@ -72,4 +73,32 @@ export async function openConnection(
     throw error;
   }
   return { connection: { ...connection, baseURL: service.url }, close: () => service.close() };
+}
+
+/**
+ * The engine answering a local connection, as its health route names it (the test engine's
+ * `TEST_ENGINE_NAME`: deterministic placeholders, no inference; or the upstream model server's);
+ * undefined for a provider.
+ */
+export async function localEngine(connection: Connection): Promise<string | undefined> {
+  if (connection.provider !== 'local' || !connection.baseURL) return undefined;
+  try {
+    const health = new URL('/_batchpipe/health', connection.baseURL);
+    const reply = await fetch(health, { signal: AbortSignal.timeout(5000) });
+    const body = (await reply.json()) as { engine?: unknown };
+    return typeof body.engine === 'string' ? body.engine : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The line every run on the test engine starts with: its answers are not a model's. */
+export const TEST_ENGINE_NOTICE =
+  "answers come from batchpipe's local test engine: deterministic placeholders, no inference (set DASHSCOPE_API_KEY or OPENAI_API_KEY for a model)";
+
+/** Says so on stderr (even with --json, whose stdout stays one document) when the test engine answers. */
+export async function announceEngine(quiet: boolean, connection: Connection): Promise<string | undefined> {
+  const engine = await localEngine(connection);
+  if (engine === TEST_ENGINE_NAME && !quiet) process.stderr.write(`${TEST_ENGINE_NOTICE}\n`);
+  return engine;
 }

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { Command } from 'commander';
+import { makeParentDir } from '../internal/durable-write.js';
 import { hasManifest } from '../run/run-dir.js';
 import { addConnectionOptions } from './connection-options.js';
 import { CliExit } from './exit.js';
@@ -61,6 +62,7 @@ export function downloadCommand(): Command {
       ] as const) {
         if (!fileId) continue;
         const path = flags.out && suffix === 'output' ? flags.out : `${target}.${suffix}.jsonl`;
+        await makeParentDir(path);
         await api.download(fileId, path);
         written.push(path);
       }

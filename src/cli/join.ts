@@ -1,11 +1,14 @@
 import { Command, Option } from 'commander';
 import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js';
 import { RESULT_STATUSES } from '../core/results/result-status.js';
+import type { TableFormat } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
 import { ENDPOINTS, type Endpoint } from '../providers/profile.js';
+import { checkAnswered } from './exit.js';
 import { count, info, type Output, plural, printJson } from './output.js';
 import { list } from './parse-values.js';
 import { addSourceOptions, structuredOption } from './request-options.js';
+import { addTableOutputOptions, type TableOutputFlags } from './table-output-options.js';
 
 /** Said once when no row hashes came with the results (bare result files). */
 export const UNCHECKED_NOTE =
@@ -14,8 +17,9 @@ export const UNCHECKED_NOTE =
 /** Unusable result lines printed before pointing at the count. */
 const SHOWN_PROBLEMS = 10;
 
-interface JoinFlags {
+interface JoinFlags extends TableOutputFlags {
   source: string;
+  allowEmpty?: boolean;
   results: string[];
   errors?: string[];
   rejections?: string[];
@@ -28,7 +32,7 @@ interface JoinFlags {
   fieldPrefix: string;
   include?: string[];
   reask?: string;
-  format?: 'csv' | 'tsv' | 'jsonl';
+  format?: TableFormat;
   delimiter?: string;
   quote?: string;
   header?: boolean;
@@ -48,7 +52,10 @@ export function joinCommand(): Command {
     .description(
       'put results back beside their source rows: every row once, in source order, with status, answer and error columns',
     )
-    .requiredOption('--source <table>', 'the table the requests were built from (.csv, .tsv or .jsonl)')
+    .requiredOption(
+      '--source <table>',
+      'the table the requests were built from (.csv, .tsv, .jsonl, .parquet, .arrow, .arrows)',
+    )
     .requiredOption(
       '--results <path>',
       'an output or error file (JSONL), or a directory of them (a prepared or run directory); repeatable',
@@ -64,7 +71,10 @@ export function joinCommand(): Command {
       '--id-column <name>',
       'column whose value was the custom_id, as given to prepare (default: row-<n>)',
     )
-    .requiredOption('--out <table>', 'the joined table to write (.csv, .tsv or .jsonl)')
+    .requiredOption(
+      '--out <table>',
+      'the joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .arrows)',
+    )
     .addOption(
       new Option(
         '--endpoint <path>',
@@ -82,11 +92,13 @@ export function joinCommand(): Command {
       collect,
     );
   addSourceOptions(command);
+  addTableOutputOptions(command);
   command
     .option(
       '--allow-stale',
       'exit 0 even when rows changed after their requests were made (status stale; checked when --results names a prepared or run directory)',
     )
+    .option('--allow-empty', 'exit 0 even when no row got an answer (the table is written either way)')
     .option('--json', 'print the summary as JSON on stdout')
     .option('--quiet', 'print nothing but errors')
     .addHelpText(
@@ -98,8 +110,6 @@ prompt_tokens, completion_tokens; a name the source already has gets the prefix 
 Rows are checked against the requests their results answer when --results names a prepared or run
 directory (its row-hashes.tsv): a row changed since comes out stale, and the command exits 1 after
 writing the table unless --allow-stale.
-Exit code 0 when the table was written (failed rows are data), 1 when the run failed or rows are stale,
-2 on a usage error.
 
 Example:
   batchpipe join --source reviews.csv --id-column id --results downloads/ \\
@@ -126,6 +136,9 @@ Example:
         source: flags.source,
         results: found.results,
         out: flags.out,
+        outFormat: flags.outFormat,
+        compression: flags.compression,
+        rowGroupSize: flags.rowGroupSize,
         format: flags.format,
         delimiter: flags.delimiter,
         quote: flags.quote,
@@ -148,9 +161,14 @@ Example:
       });
       const { problemDetails, ...summary } = result;
       const stale = summary.statuses.stale > 0 && flags.allowStale !== true;
+      // After the output, JSON or text: the table is written, the exit code says what went wrong.
+      const settle = () => {
+        if (stale) throw staleRows(summary, flags.out);
+        checkAnswered(summary.statuses, summary.rows, flags.allowEmpty);
+      };
       if (out.json) {
         printJson({ ...summary, problemLines: problemDetails.first.map((p) => p.message) });
-        if (stale) throw staleRows(summary, flags.out);
+        settle();
         return;
       }
       const counts = RESULT_STATUSES.filter((s) => summary.statuses[s] > 0)
@@ -182,7 +200,7 @@ Example:
       }
       if (flags.reask) info(out, `wrote ${plural(summary.reasked, 're-ask request')} -> ${flags.reask}`);
       if (!summary.checked && found.results.length > 0) info(out, UNCHECKED_NOTE);
-      if (stale) throw staleRows(summary, flags.out);
+      settle();
     });
   return command;
 }

@@ -11,8 +11,10 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { isBatchpipeError } from '../errors.js';
+import { outputError } from '../internal/output-error.js';
+import { cliWording } from './cli-wording.js';
 import { COMMANDS } from './commands.js';
-import { CliExit } from './exit.js';
+import { CliExit, EXIT_CODES_HELP } from './exit.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -27,7 +29,8 @@ export async function main(argv: string[]): Promise<number> {
     .version(version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const make of COMMANDS) program.addCommand(make().exitOverride());
+  for (const make of COMMANDS)
+    program.addCommand(make().addHelpText('after', EXIT_CODES_HELP).exitOverride());
   try {
     await program.parseAsync(argv);
     return 0;
@@ -38,7 +41,10 @@ export async function main(argv: string[]): Promise<number> {
       return error.exitCode === 0 ? 0 : 2;
     }
     if (isBatchpipeError(error)) {
-      process.stderr.write(`error ${error.code}: ${error.message}\n`);
+      // In the command line's words, whichever command threw it (inCliWords is idempotent here).
+      const command = program.commands.find((c) => c.name() === argv[2]);
+      const message = command ? cliWording(command, error.message) : error.message;
+      process.stderr.write(`error ${error.code}: ${message}\n`);
       if (process.env.BATCHPIPE_DEBUG) process.stderr.write(`${error.stack}\n`);
       return USAGE_CODES.has(error.code) ? 2 : 1;
     }
@@ -47,4 +53,22 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv);
+/** Set when standard output could not be written: the command's result was lost, so it failed. */
+let outputLost = false;
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  // A reader that went away (`| head`) is no failure of ours.
+  if (error.code === 'EPIPE') return;
+  if (outputLost) return;
+  outputLost = true;
+  process.exitCode = 1;
+  const refused = outputError('standard output', error);
+  process.stderr.write(`error ${refused.code}: ${refused.message}\n`);
+});
+
+// A closed stderr pipe: nothing more can be said there; the exit code still says how it went.
+process.stderr.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+});
+
+const code = await main(process.argv);
+process.exitCode = outputLost ? Math.max(code, 1) : code;

@@ -45,9 +45,9 @@ export function prepareCommand(): Command {
       'after',
       `
 Every row ends up once: as a request line in a request file, or in rejections.jsonl with the rule it
-broke. Exit code 0 when request files were written (rejected rows are data); 1 when the run failed,
-when no row became a request ("nothing to submit"), or when --model or --endpoint is one the provider
-does not offer (the rows are still written to rejections.jsonl); 2 on a usage error.
+broke. Rejected rows are data (exit 0); exit 1 when no row became a request ("nothing to submit"),
+or when --model or --endpoint is one the provider does not offer (the rows are still written to
+rejections.jsonl).
 
 Example:
   batchpipe prepare reviews.csv --template 'Classify the sentiment of this review: {{review}}' \\

@@ -1,4 +1,5 @@
 import { type Command, Option } from 'commander';
+import { TABLE_FORMATS } from '../core/tables/table-format.js';
 import { PROVIDER_NAMES } from '../providers/profile.js';
 import { boolean, character, contextWindows, integer, jsonObject, list, number } from './parse-values.js';
 import { schemaFile } from './schema-file.js';
@@ -34,11 +35,9 @@ export function addRuleOptions(command: Command): Command {
 export function addSourceOptions(command: Command): Command {
   return command
     .addOption(
-      new Option('--format <format>', 'input format (default: from the file extension)').choices([
-        'csv',
-        'tsv',
-        'jsonl',
-      ]),
+      new Option('--format <format>', 'input format (default: from the file extension)').choices(
+        TABLE_FORMATS,
+      ),
     )
     .option('--delimiter <char>', 'CSV field delimiter (default "," or tab for .tsv)', character)
     .option('--quote <char>', 'CSV quote character', character)

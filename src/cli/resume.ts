@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { addConnectionOptions } from './connection-options.js';
+import { addConnectionOptions, announceEngine } from './connection-options.js';
 import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
 import { type CommonFlags, connectionFor, output, withOutputOptions } from './run-target.js';
 import { finishCommand } from './submit.js';
@@ -17,6 +17,7 @@ export function resumeCommand(): Command {
       const out = output(flags);
       const interrupt = detachOnInterrupt(out);
       const { connection, close } = await connectionFor(runDir, flags);
+      await announceEngine(out.quiet, connection);
       try {
         const run = await openRun(runDir, connection, runOptionsFrom(flags, out, interrupt.signal));
         try {

@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { type Command, Option } from 'commander';
 import type { RunEvent } from '../run/batch-run.js';
-import { info, type Output } from './output.js';
+import { count, info, type Output, plural } from './output.js';
 import { integer, number } from './parse-values.js';
 
 export interface RunFlags {
@@ -16,6 +16,7 @@ export interface RunFlags {
   concurrency?: number;
   requestTimeout?: number;
   lookupDelay?: number;
+  newRun?: boolean;
 }
 
 /**
@@ -68,6 +69,14 @@ export function addRunOptions(command: Command): Command {
     );
 }
 
+/** `--new-run`, for the commands that start runs (submit, run). */
+export function addNewRunOption(command: Command): Command {
+  return command.option(
+    '--new-run',
+    'submit afresh as a run of its own, even when a run of the same work (from another run directory, or one deleted) made its batches at the provider already: they are billed again',
+  );
+}
+
 /** The run options from flags, in the API's spelling; options not given stay undefined. */
 export function runOptionsFrom(flags: RunFlags, out: Output, signal: AbortSignal) {
   return {
@@ -82,6 +91,7 @@ export function runOptionsFrom(flags: RunFlags, out: Output, signal: AbortSignal
     concurrency: flags.concurrency,
     requestTimeout: flags.requestTimeout,
     lookupDelay: flags.lookupDelay,
+    newRun: flags.newRun,
     signal,
     onEvent: (event: RunEvent) => {
       // A changed option is a warning: it shows beside --json output too (on stderr), never silently.
@@ -104,6 +114,8 @@ export function eventLine(event: RunEvent): string {
       return `${event.job}: ${event.status}: ${event.ok} ok, ${event.failed} failed, ${event.expired} expired, ${event.cancelled} cancelled${event.retry > 0 ? `, ${event.retry} to retry` : ''}`;
     case 'retry':
       return `${event.job}: sending ${event.requests} requests again`;
+    case 'adopted':
+      return `adopted ${plural(event.batches, 'batch', 'batches')}${event.uploads > 0 ? ` and ${plural(event.uploads, 'upload')}` : ''} that an earlier run of the same work made at the provider (${event.run}, found by name): ${event.toSend === 0 ? 'nothing' : `${count(event.toSend)} of ${plural(event.jobs, 'shard')}`} to send (--new-run submits afresh)`;
     case 'stuck':
       return `${event.batch_id} (${event.job}) is still ${event.status} well past its completion window`;
     case 'option':

@@ -1,10 +1,17 @@
 import { Command } from 'commander';
 import { loadMapper, mapperModuleUrl } from '../core/requests/mapper-module.js';
+import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js';
+import { TEST_ENGINE_NAME } from '../local/engine/test-engine.js';
 import { cliWording, inCliWords } from './cli-wording.js';
-import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
-import { CliExit } from './exit.js';
+import {
+  addConnectionOptions,
+  announceEngine,
+  type ConnectionFlags,
+  openConnection,
+} from './connection-options.js';
+import { CliExit, checkAnswered, detached } from './exit.js';
 import { count, info, type Output, plural, printJson, warningLine } from './output.js';
-import { integer } from './parse-values.js';
+import { integer, list } from './parse-values.js';
 import {
   addMaxRowSizeOption,
   addRequestOptions,
@@ -12,13 +19,22 @@ import {
   addShardOptions,
   addSourceOptions,
 } from './request-options.js';
-import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
+import {
+  addNewRunOption,
+  addRunOptions,
+  detachOnInterrupt,
+  type RunFlags,
+  runOptionsFrom,
+} from './run-options.js';
 import { reportRun } from './run-report.js';
+import { addTableOutputOptions, type TableOutputFlags } from './table-output-options.js';
 
-interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unknown> {
+interface RunCommandFlags extends RunFlags, ConnectionFlags, TableOutputFlags, Record<string, unknown> {
   out: string;
   mapper?: string;
   dryRun?: boolean;
+  allowEmpty?: boolean;
+  include?: string[];
   maxReasks?: number;
   allowStale?: boolean;
   json?: boolean;
@@ -28,8 +44,13 @@ interface RunCommandFlags extends RunFlags, ConnectionFlags, Record<string, unkn
 /** Flags that belong to the connection or the run, not to prepare. */
 const NOT_PREPARE = new Set([
   'out',
+  'outFormat',
+  'compression',
+  'rowGroupSize',
   'mapper',
   'dryRun',
+  'allowEmpty',
+  'include',
   'maxReasks',
   'allowStale',
   'json',
@@ -48,14 +69,20 @@ const NOT_PREPARE = new Set([
   'concurrency',
   'requestTimeout',
   'lookupDelay',
+  'newRun',
 ]);
 
 export function runCommand(): Command {
   const command = new Command('run')
     .description('the whole job: a table in, batches at the provider, the table out with result columns')
-    .argument('<input>', 'the table to read (.csv, .tsv, .jsonl)')
-    .requiredOption('--out <table>', 'the joined table to write (.csv, .tsv or .jsonl)')
+    .argument('<input>', 'the table to read (.csv, .tsv, .jsonl, .parquet, .arrow, .feather, .ipc, .arrows)')
+    .requiredOption(
+      '--out <table>',
+      'the joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .arrows)',
+    )
     .option('--dry-run', 'prepare and check everything, submit nothing')
+    .option('--include <columns>', `more result columns, comma-separated: ${EXTRA_COLUMNS.join(', ')}`, list)
+    .option('--allow-empty', 'exit 0 even when no row got an answer (the table is written either way)')
     .option(
       '--allow-stale',
       'exit 0 even when input rows changed while the run was out (their status is stale: the answers are to the old text)',
@@ -72,6 +99,8 @@ export function runCommand(): Command {
   addRuleOptions(command);
   addShardOptions(command);
   addRunOptions(command);
+  addNewRunOption(command);
+  addTableOutputOptions(command);
   return command
     .option('--json', 'print the outcome as JSON on stdout')
     .option('--quiet', 'print nothing but errors')
@@ -98,6 +127,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
   const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
   const interrupt = detachOnInterrupt(out);
   const { connection, close } = await openConnection(flags);
+  const engine = await announceEngine(out.quiet, connection);
   try {
     // Loaded here first, so a mistake in it is found before any input is read; the stages load it again
     // (from the module cache) and, for a large table, on worker threads.
@@ -109,10 +139,14 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       ...runOptionsFrom(flags, out, interrupt.signal),
       mapper,
       out: flags.out,
+      outFormat: flags.outFormat,
+      compression: flags.compression,
+      rowGroupSize: flags.rowGroupSize,
       dryRun: flags.dryRun,
       maxReasks: flags.maxReasks,
       // The table and its summary first; stale rows end the command below.
       allowStale: true,
+      include: flags.include as ExtraColumn[] | undefined,
       onWarning: (w) => info(out, cliWording(command, warningLine(w))),
     });
     const { prepared } = result;
@@ -127,6 +161,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
     if (!result.joined) {
       reportRun(out, result.run!, result.state);
       if (result.state === 'stuck') throw new CliExit(1);
+      if (result.state === 'detached') throw detached(result.run!.dir);
       return;
     }
     const joined = result.joined;
@@ -139,6 +174,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         out: joined.out,
         statuses: joined.statuses,
         reasks,
+        ...(engine !== undefined && { engine }),
       });
     else {
       for (const round of reasks)
@@ -151,7 +187,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         .map(([status, n]) => `${count(n)} ${status}`);
       info(
         out,
-        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.run!.dir})`,
+        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.run!.dir})${engine === TEST_ENGINE_NAME ? ' [test engine: no inference]' : ''}`,
       );
       if (!joined.checked)
         info(
@@ -162,7 +198,9 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         info(out, 'a re-ask round is still running: the same command resumes it and writes the table again');
     }
     if (result.state === 'stuck') throw new CliExit(1);
+    if (result.state === 'detached') throw detached(result.run!.dir);
     if (joined.statuses.stale > 0 && flags.allowStale !== true) throw staleRows(joined, joined.out);
+    checkAnswered(joined.statuses, joined.rows, flags.allowEmpty);
   } finally {
     interrupt.dispose();
     await close();

@@ -1,10 +1,21 @@
 import { stat } from 'node:fs/promises';
 import { Command } from 'commander';
 import type { BatchRun } from '../run/batch-run.js';
-import { addConnectionOptions, type ConnectionFlags, openConnection } from './connection-options.js';
-import { CliExit } from './exit.js';
+import {
+  addConnectionOptions,
+  announceEngine,
+  type ConnectionFlags,
+  openConnection,
+} from './connection-options.js';
+import { CliExit, detached } from './exit.js';
 import type { Output } from './output.js';
-import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
+import {
+  addNewRunOption,
+  addRunOptions,
+  detachOnInterrupt,
+  type RunFlags,
+  runOptionsFrom,
+} from './run-options.js';
 import { reportRun } from './run-report.js';
 
 interface SubmitFlags extends RunFlags, ConnectionFlags {
@@ -21,6 +32,7 @@ export function submitCommand(): Command {
     .argument('<requests>', 'a directory from batchpipe prepare, or a JSONL file of request lines')
     .option('--no-wait', 'return once every batch is created; follow up with status, resume or download');
   addRunOptions(command);
+  addNewRunOption(command);
   addConnectionOptions(command);
   return command
     .option('--json', 'print the run as JSON on stdout')
@@ -30,13 +42,13 @@ export function submitCommand(): Command {
       `
 The run lives in .batchpipe/runs/<run-id> (or --run-dir): a manifest saved after every step, so the
 same command on the same requests resumes the run instead of submitting again, after a crash or Ctrl-C.
-Exit code 0 when the run finished (failed requests are data) or was detached, 1 when it failed or is
-stuck, 2 on a usage error.`,
+Failed requests are data: exit 0 once the run finished, or with --no-wait once every batch is created.`,
     )
     .action(async (requests: string, flags: SubmitFlags) => {
       const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
       const interrupt = detachOnInterrupt(out);
       const { connection, close } = await openConnection(flags);
+      await announceEngine(out.quiet, connection);
       try {
         const options = runOptionsFrom(flags, out, interrupt.signal);
         const run = await startFrom(requests, connection, options);
@@ -73,9 +85,11 @@ export async function finishCommand(out: Output, run: BatchRun, wait: boolean): 
   if (!wait) {
     await run.submit();
     reportRun(out, run, run.detached ? 'detached' : 'submitted');
+    if (run.detached) throw detached(run.dir);
     return;
   }
   const state = await run.wait();
   reportRun(out, run, state);
   if (state === 'stuck') throw new CliExit(1);
+  if (state === 'detached') throw detached(run.dir);
 }

@@ -38,8 +38,8 @@ export function validateCommand(): Command {
     .addHelpText(
       'after',
       `
-Exit code 0 when every file would be accepted, 1 when any line or file breaks a rule (or a custom_id
-repeats across the files: results are joined back by custom_id), 2 on a usage error. The files
+Exit 1 when any line or file breaks a rule (or a custom_id repeats across the files: results are
+joined back by custom_id). The files
 batchpipe prepare writes beside its request files (rejections.jsonl, shards.json) are skipped.
 
 Example:

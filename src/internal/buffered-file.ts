@@ -1,7 +1,8 @@
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
-import { BatchpipeError } from '../errors.js';
 import { type BufferPool, SHARED_WRITE_POOL, WRITE_POOL } from './buffer-pool.js';
+import { writeAll } from './durable-write.js';
 import { StreamHash } from './hash-thread.js';
+import { outputError } from './output-error.js';
 
 /**
  * Bytes gathered before one write: large enough that syscalls are noise, small enough to stay flat.
@@ -35,6 +36,7 @@ export class BufferedFile {
   #pos = 0;
   #bytes = 0;
   #ended = false;
+  #discarded = false;
 
   constructor(path: string, options: BufferedFileOptions = {}) {
     this.path = path;
@@ -120,16 +122,12 @@ export class BufferedFile {
 
   async #writeAfter(previous: Promise<void> | undefined, data: Buffer): Promise<void> {
     await previous;
-    this.#handle ??= open(this.#temp, 'w');
     try {
-      await (await this.#handle).write(data);
+      this.#handle ??= open(this.#temp, 'w');
+      // Every byte, or the disk's refusal: a short write must not pass for a whole one.
+      await writeAll(await this.#handle, data);
     } catch (error) {
-      throw new BatchpipeError(
-        'BP_OUTPUT_WRITE',
-        `cannot write ${this.#temp}: ${(error as Error).message}`,
-        {},
-        { cause: error },
-      );
+      throw outputError(this.path, error);
     }
   }
 
@@ -144,19 +142,32 @@ export class BufferedFile {
     throw new Error(`${this.path} was written after it was closed or discarded (a batchpipe bug)`);
   }
 
-  /** Flushes, syncs to disk, renames into place; returns the file's sha256 (when hashing, else ""). */
+  /**
+   * Flushes, syncs to disk, renames into place; returns the file's sha256 (when hashing, else "").
+   * When anything fails (a write, the sync, the rename), the temporary file is removed and the error
+   * (BP_OUTPUT_WRITE or BP_OUTPUT_PATH, naming the file) thrown: nothing is left under either name.
+   */
   async close(): Promise<string> {
-    await this.#flush();
-    await this.#writing;
-    this.#handle ??= open(this.#temp, 'w');
-    const handle = await this.#handle;
     try {
-      await handle.datasync();
-    } finally {
-      await handle.close();
+      await this.#flush();
+      await this.#writing;
+      this.#handle ??= open(this.#temp, 'w');
+      const handle = await this.#handle;
+      this.#handle = undefined;
+      try {
+        // A lazy file system reports a full disk here, at the latest.
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      await rename(this.#temp, this.path);
+    } catch (error) {
+      await this.discard();
+      throw outputError(this.path, error);
     }
-    await rename(this.#temp, this.path);
     this.#ended = true;
+    // In place: nothing is left for a discard to undo.
+    this.#discarded = true;
     this.#release();
     return this.#hash ? await this.#hash.digest() : '';
   }
@@ -169,13 +180,18 @@ export class BufferedFile {
     this.#buffer = Buffer.alloc(0);
   }
 
-  /** Drops the temporary file (after a failed run). */
+  /** Drops the temporary file (after a failed run); a second call does nothing. */
   async discard(): Promise<void> {
+    if (this.#discarded) return;
+    this.#discarded = true;
     this.#ended = true;
     this.#pos = 0;
     await this.#writing?.catch(() => undefined);
     if (this.#handle) await (await this.#handle.catch(() => undefined))?.close().catch(() => undefined);
-    await rm(this.#temp, { force: true });
+    this.#handle = undefined;
+    await rm(this.#temp, { force: true }).catch(() => undefined);
+    // Lets the hashing thread drop this file's state (the digest itself is of no use).
+    await this.#hash?.digest().catch(() => undefined);
     this.#release();
   }
 }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { BatchpipeError } from '../errors.js';
+import { errnoOf, outputError } from './output-error.js';
 
 /** Who holds a lock. */
 export interface LockHolder {
@@ -94,14 +95,20 @@ async function createExclusive(
     handle = await open(path, 'wx');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    // The file system refused (a full disk, a removed directory): say that, not "locked".
+    if (errnoOf(error)) throw outputError(path, error);
     throw options.failed(`cannot create the lock ${path}: ${(error as Error).message}`, error);
   }
   try {
     await handle.writeFile(`${JSON.stringify(holder)}\n`);
     await handle.sync();
-  } finally {
-    await handle.close();
+  } catch (error) {
+    // An empty or torn lock would hold the directory for nobody until it is old enough to take over.
+    await handle.close().catch(() => {});
+    await rm(path, { force: true }).catch(() => {});
+    throw outputError(path, error);
   }
+  await handle.close();
   return true;
 }
 

@@ -87,3 +87,11 @@ export class LineScanner {
     });
   }
 }
+
+/**
+ * Said after a line's JSON error when the line looks like several lines that end in CR alone: JSON
+ * Lines end lines in LF (or CRLF), so such a file reads as one line. Only on the error path.
+ */
+export function crOnlyHint(line: string): string {
+  return /\r[ \t]*[{[]/.test(line) ? '; its lines seem to end in CR alone, JSON Lines end them in LF' : '';
+}

@@ -1,31 +1,40 @@
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
+import { PARQUET_COMPRESSIONS } from '../core/parquet/parquet-writer.js';
 import type { ResultProblems } from '../core/results/result-parser.js';
-import { formatOfPath } from '../core/tables/table-format.js';
+import { TABLE_FORMATS, type TableFormat, tableFormat } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
+import { makeParentDir } from '../internal/durable-write.js';
+import { outputError } from '../internal/output-error.js';
 import { split } from '../internal/split.js';
 import { WarningLog } from '../internal/warnings.js';
 import { parseOptions } from '../options.js';
+import { arrowSink } from '../sinks/arrow-sink.js';
 import { csvSink } from '../sinks/csv-sink.js';
 import { jsonlSink } from '../sinks/jsonl-sink.js';
+import { type ParquetSinkOptions, parquetSink } from '../sinks/parquet-sink.js';
+import type { TableSinkStream } from '../sinks/table-sink.js';
 import { resultSource } from '../sources/result-source.js';
 import { JoinFields, type JoinSummary, joinResults } from '../transforms/join-results.js';
 import { openTable, TableFields, tableSettings } from './settings.js';
 
 const JOIN_OPTION_NAMES = Object.keys(JoinFields) as Array<keyof typeof JoinFields>;
 
-/** What `--out` may be, by extension. */
-const OUTPUT_FORMATS = ['csv', 'tsv', 'jsonl'] as const;
-
 const JoinTableOptions = z.strictObject({
   /** The source table (the one the requests were built from). */
   source: z.string().min(1),
   /** Output and error files (JSONL). */
   results: z.array(z.string().min(1)),
-  /** The joined table to write: .csv, .tsv or .jsonl. */
+  /** The joined table to write: .csv, .tsv, .jsonl, .parquet, .arrow (.feather, .ipc) or .arrows. */
   out: z.string().min(1),
   /** Output format; default from the extension of `out`. */
-  outFormat: z.enum(OUTPUT_FORMATS).optional(),
+  outFormat: z.enum(TABLE_FORMATS).optional(),
+  /** Parquet output: rows per row group (default 122,880) and compression (default snappy). */
+  rowGroupSize: z.number().int().positive().optional(),
+  compression: z.enum(PARQUET_COMPRESSIONS).optional(),
   /**
    * Keep going when rows are `stale` (changed since their requests were made, see `rowHashes`). By
    * default the table is written and then BP_RESULT_STALE thrown, as `batchpipe join` exits 1.
@@ -53,7 +62,7 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
   const { source, results, out } = opts;
   const table = tableSettings(source, opts);
   const [join] = split(opts, JOIN_OPTION_NAMES);
-  const written = opts.outFormat ?? outputFormat(out);
+  const written = tableFormat(out, opts.outFormat);
   const parsed = resultSource(results, {
     labels: opts.labels,
     schema: opts.schema,
@@ -61,8 +70,7 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
     onProblem: opts.onProblem,
   });
   const joined = joinResults({ source: () => openTable(source, table, new WarningLog()), ...join });
-  const sink =
-    written === 'jsonl' ? jsonlSink(out) : csvSink(out, { delimiter: written === 'tsv' ? '\t' : ',' });
+  const sink = tableSinkFor(out, written, { rowGroupSize: opts.rowGroupSize, compression: opts.compression });
   await pipeline(parsed, joined, sink);
   const summary = joined.summary!;
   if (summary.statuses.stale > 0 && !opts.allowStale) throw staleRows(summary, out);
@@ -78,11 +86,37 @@ export function staleRows(summary: JoinSummary, out: string): BatchpipeError {
   );
 }
 
-function outputFormat(path: string): (typeof OUTPUT_FORMATS)[number] {
-  const format = formatOfPath(path);
-  if (format) return format;
-  throw new BatchpipeError(
-    'BP_USAGE',
-    `cannot tell the format of ${path} from its extension; name it .csv, .tsv or .jsonl`,
-  );
+/** The sink that writes a table in `format`. */
+export function tableSinkFor(
+  out: string,
+  format: TableFormat,
+  parquet: ParquetSinkOptions = {},
+): TableSinkStream {
+  switch (format) {
+    case 'jsonl':
+      return jsonlSink(out);
+    case 'parquet':
+      return parquetSink(out, parquet);
+    case 'arrow':
+    case 'arrows':
+      return arrowSink(out, { format: format === 'arrows' ? 'stream' : 'file' });
+    default:
+      return csvSink(out, { delimiter: format === 'tsv' ? '\t' : ',' });
+  }
+}
+
+/**
+ * Checks, before any work is paid for, that `out` can be written: its format is known (the option,
+ * or the extension), and its directory exists (or can be made) and is writable.
+ */
+export async function checkOutput(out: string, format?: TableFormat): Promise<TableFormat> {
+  const known = tableFormat(out, format);
+  // BP_OUTPUT_PATH for a path that is a directory, sits under a file, or whose parent cannot be made.
+  await makeParentDir(out);
+  try {
+    await access(dirname(out), constants.W_OK);
+  } catch (error) {
+    throw outputError(out, error);
+  }
+  return known;
 }

@@ -67,9 +67,14 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
   if (early) onWarning?.(early);
   const refused = settingsRefusal(profile, opts.endpoint, opts.model);
   // Checks the request options (template xor mapper, model...) before anything is read.
-  RequestBuilder.create(job.requests);
+  const builder = RequestBuilder.create(job.requests);
   const sourceWarnings = new WarningLog(onWarning);
-  const source = openTable(input, job.table, sourceWarnings);
+  // A template reads a few columns (a mapper may read any): a columnar source reads only those.
+  const columns =
+    opts.mapper === undefined
+      ? [...builder.columns, ...(opts.idColumn === undefined ? [] : [opts.idColumn])]
+      : undefined;
+  const source = openTable(input, job.table, sourceWarnings, columns);
   const build = toRequests(job.requests);
   const validate = validateRequests({ provider: profile, ...job.rules, onWarning });
   const sink = shardRequests({ outDir: opts.outDir, provider: profile });

@@ -1,6 +1,10 @@
-import { mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ParquetCompression } from '../core/parquet/parquet-writer.js';
+import type { ExtraColumn } from '../core/results/result-cells.js';
+import type { TableFormat } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
+import { makeParentDir } from '../internal/durable-write.js';
 import { split } from '../internal/split.js';
 import type { Connection } from '../providers/connection.js';
 import type { BatchRun, RunCounts, RunState } from '../run/batch-run.js';
@@ -8,7 +12,13 @@ import { exists, hasManifest, RESULTS_FILE, RUNS_DIR, stagingDir } from '../run/
 import { writeResults } from '../run/run-results.js';
 import { REJECTIONS_FILE, ROW_HASHES_FILE } from '../run/sharder.js';
 import { createOrResumeRun, openRun, RunFields, type RunOptions } from '../run/start-run.js';
-import { type JoinTableOptions, type JoinTableResult, joinTable, staleRows } from './join-table.js';
+import {
+  checkOutput,
+  type JoinTableOptions,
+  type JoinTableResult,
+  joinTable,
+  staleRows,
+} from './join-table.js';
 import { nothingToSubmit, type PrepareOptions, type PrepareResult, prepare } from './prepare.js';
 import { jobProfile, TableFields } from './settings.js';
 import { stageRequestFile } from './stage-request-file.js';
@@ -19,8 +29,13 @@ const MAX_REASK_ROUNDS = 5;
 export interface RunTableOptions
   extends Omit<PrepareOptions, 'outDir' | 'provider'>,
     Omit<RunOptions, 'runsDir'> {
-  /** The joined table to write (.csv, .tsv or .jsonl). */
+  /** The joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .feather, .ipc or .arrows). */
   out: string;
+  /** Its format; default from the extension of `out`. */
+  outFormat?: TableFormat;
+  /** Parquet output: compression (default snappy) and rows per row group (default 122,880). */
+  compression?: ParquetCompression;
+  rowGroupSize?: number;
   runsDir?: string;
   /** Prepare and check everything, submit nothing. */
   dryRun?: boolean;
@@ -35,6 +50,8 @@ export interface RunTableOptions
    * default 0.
    */
   maxReasks?: number;
+  /** More result columns in the table (as `joinTable`'s `include`): `model` shows which model answered. */
+  include?: ExtraColumn[];
 }
 
 /** One round of re-asking invalid answers. */
@@ -68,22 +85,45 @@ export async function runTable(
   connection: Connection,
   options: RunTableOptions,
 ): Promise<RunTableResult> {
-  const { out, runsDir = RUNS_DIR, dryRun, maxReasks = 0, allowStale = false, ...rest } = options;
+  const {
+    out,
+    outFormat,
+    compression,
+    rowGroupSize,
+    runsDir = RUNS_DIR,
+    dryRun,
+    maxReasks = 0,
+    include,
+    allowStale = false,
+    ...rest
+  } = options;
   if (!Number.isInteger(maxReasks) || maxReasks < 0 || maxReasks > MAX_REASK_ROUNDS)
     throw new BatchpipeError(
       'BP_INVALID_OPTION',
       `runTable: option "maxReasks": expected a whole number from 0 to ${MAX_REASK_ROUNDS}, got ${JSON.stringify(maxReasks)}`,
     );
   const [runOptions, prepareOptions] = split(rest, Object.keys(RunFields) as Array<keyof typeof RunFields>);
+  // Known before anything is read, sent or paid for: the output's format, and a path it can be written to.
+  await checkOutput(out, outFormat);
   const staging = await stagingDir(runsDir);
-  const prepared = await prepare(input, {
-    ...prepareOptions,
-    provider: connection.provider,
-    outDir: staging,
-  });
-  const nothing = nothingToSubmit(prepared);
-  if (nothing) throw nothing;
-  if (dryRun) return { prepared, state: 'dry-run' };
+  let prepared: PrepareResult;
+  try {
+    prepared = await prepare(input, {
+      ...prepareOptions,
+      provider: connection.provider,
+      outDir: staging,
+    });
+    const nothing = nothingToSubmit(prepared);
+    if (nothing) throw nothing;
+  } catch (error) {
+    // Nothing was submitted from it (a bad row, a full disk): a staging directory left here would only pile up.
+    await rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+  if (dryRun) {
+    await rm(staging, { recursive: true, force: true });
+    return { prepared, state: 'dry-run' };
+  }
   const run = await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true);
   try {
     const state = await run.wait();
@@ -91,7 +131,7 @@ export async function runTable(
     if (state !== 'done') return { prepared, run, state, counts };
     const results = join(run.dir, RESULTS_FILE);
     await writeResults(run, results);
-    await mkdir(dirname(out), { recursive: true });
+    await makeParentDir(out);
     const [tableOptions] = split(prepareOptions, Object.keys(TableFields) as Array<keyof typeof TableFields>);
     const resultFiles = [results];
     // The input is read again for the join: each row is checked against the request made from it.
@@ -110,10 +150,14 @@ export async function runTable(
         // Said once the rounds are done (below), not by the first join.
         allowStale: true,
         out,
+        outFormat,
+        compression,
+        rowGroupSize,
         idColumn: prepareOptions.idColumn,
         endpoint: prepareOptions.endpoint,
         labels: prepareOptions.labels,
         schema: prepareOptions.schema,
+        include,
         ...tableOptions,
         ...(round !== undefined && { reask: { requests: reaskFrom(round), out: reaskFile(run, round) } }),
       } satisfies JoinTableOptions);
@@ -152,7 +196,7 @@ async function reaskRound(
   requests: number,
   connection: Connection,
   runOptions: Partial<RunOptions>,
-  prepareOptions: Omit<RunTableOptions, 'out' | 'runsDir' | 'dryRun' | 'maxReasks'>,
+  prepareOptions: Omit<RunTableOptions, 'out' | 'runsDir' | 'dryRun' | 'maxReasks' | 'include'>,
 ): Promise<{ round: ReaskRound; results: string }> {
   const dir = join(run.dir, `reask-${round}`);
   const options = { ...runOptions, runDir: dir, runsDir: run.dir };

@@ -9,14 +9,17 @@ import {
   type ToRequestsOptions,
 } from '../core/requests/request-options.js';
 import type { RuleOptions } from '../core/requests/request-rules.js';
-import { TABLE_FORMATS, type TableFormat, tableFormat } from '../core/tables/table-format.js';
+import { isColumnar, TABLE_FORMATS, type TableFormat, tableFormat } from '../core/tables/table-format.js';
+import { BatchpipeError } from '../errors.js';
 import { inputName } from '../internal/input.js';
 import { split } from '../internal/split.js';
 import type { WarningLog } from '../internal/warnings.js';
 import { PROVIDER_NAMES, type ProviderProfile } from '../providers/profile.js';
 import { resolveProfile } from '../providers/resolve-profile.js';
+import { arrowSourceOf } from '../sources/arrow-source.js';
 import { CsvTableFields, type CsvTableOptions, csvSettings, csvSourceOf } from '../sources/csv-source.js';
 import { JsonlTableFields, jsonlSourceOf } from '../sources/jsonl-source.js';
+import { parquetSourceOf } from '../sources/parquet-source.js';
 
 /**
  * The one place a job's options become what its stages take: how the table is read (its format, and
@@ -49,6 +52,13 @@ export interface TableSettings {
 export function tableSettings(input: string | Readable, opts: TableOptions): TableSettings {
   const file = inputName(input, opts.name);
   const format = tableFormat(file, opts.format);
+  // JSON Lines are UTF-8 (RFC 8259): an encoding said for one would be ignored without a word.
+  if (format === 'jsonl' && !/^utf-?8$/i.test(opts.encoding))
+    throw new BatchpipeError(
+      'BP_INVALID_OPTION',
+      `JSON Lines are read as UTF-8, the only encoding JSON has: the encoding option (${JSON.stringify(opts.encoding)}) is for CSV and TSV`,
+      { option: 'encoding' },
+    );
   return {
     file,
     format,
@@ -57,8 +67,25 @@ export function tableSettings(input: string | Readable, opts: TableOptions): Tab
   };
 }
 
-/** The exported source stage that reads a table: csvSource or jsonlSource. */
-export function openTable(input: string | Readable, table: TableSettings, warnings: WarningLog): Readable {
+/**
+ * The exported source stage that reads a table: csvSource, jsonlSource, parquetSource or arrowSource.
+ * `columns`: the columns the job reads (a template's, an id column), when it knows them; a columnar
+ * source then reads only those.
+ */
+export function openTable(
+  input: string | Readable,
+  table: TableSettings,
+  warnings: WarningLog,
+  columns?: readonly string[],
+): Readable {
+  if (isColumnar(table.format)) {
+    if (table.format === 'parquet') {
+      if (typeof input !== 'string')
+        throw new BatchpipeError('BP_USAGE', `${table.file}: Parquet is read from a file path, not a stream`);
+      return parquetSourceOf(input, { columns }, table.file);
+    }
+    return arrowSourceOf(input, table.file);
+  }
   return table.format === 'jsonl'
     ? jsonlSourceOf(input, table.jsonl, table.file, warnings)
     : csvSourceOf(input, table.csv, table.file);

@@ -1,3 +1,5 @@
+import { isStorageFailure } from '../internal/output-error.js';
+
 /** The error body of the OpenAI API: `{error: {message, type, param, code}}`. */
 export interface ApiErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -52,4 +54,20 @@ export function badRequest(
 
 export function notFound(message: string, param: string | null = null): ApiError {
   return new ApiError(404, message, null, param);
+}
+
+/**
+ * The service's own disk refused a write (full, over quota, an I/O error): 507 Insufficient Storage,
+ * saying so, rather than a bare 500 or a stored file cut short. Undefined for any other error.
+ */
+export function storageFailure(error: unknown): ApiError | undefined {
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  const failure = isStorageFailure(error) ? error : isStorageFailure(cause) ? cause : undefined;
+  if (failure === undefined) return undefined;
+  const errno = (failure as NodeJS.ErrnoException).code;
+  return new ApiError(
+    507,
+    `the service could not store the data: its disk refused the write (${errno}); nothing was stored, try again once there is space`,
+    'insufficient_storage',
+  );
 }

@@ -6,16 +6,24 @@ import { type FileHandle, open, readFile } from 'node:fs/promises';
  * never a torn one. Logs are append-only JSON lines; a torn last line is ignored on read.
  */
 
-export { fsyncDir, fsyncFile, writeFileAtomic } from '../internal/durable-write.js';
+import { writeAll } from '../internal/durable-write.js';
+
+export { fsyncDir, fsyncFile, writeAll, writeFileAtomic } from '../internal/durable-write.js';
 
 export async function readJsonFile(path: string): Promise<unknown> {
   return JSON.parse(await readFile(path, 'utf8')) as unknown;
 }
 
-/** An append-only JSON-lines file kept open; every append is fsynced before it resolves. */
+/**
+ * An append-only JSON-lines file kept open; every append is fsynced before it resolves. An append
+ * that fails (a full disk) is cut off again, so the records after it are not hidden behind a torn
+ * line (reading stops at the first line that does not parse).
+ */
 export class AppendLog {
   readonly path: string;
   #handle: FileHandle | undefined;
+  /** Bytes of whole records, where the next one starts. */
+  #size = 0;
   #queue: Promise<void> = Promise.resolve();
 
   constructor(path: string) {
@@ -23,11 +31,20 @@ export class AppendLog {
   }
 
   append(record: unknown): Promise<void> {
-    const line = `${JSON.stringify(record)}\n`;
+    const line = Buffer.from(`${JSON.stringify(record)}\n`);
     const next = this.#queue.then(async () => {
-      this.#handle ??= await open(this.path, 'a');
-      await this.#handle.write(line);
-      await this.#handle.sync();
+      if (!this.#handle) {
+        this.#handle = await open(this.path, 'a');
+        this.#size = (await this.#handle.stat()).size;
+      }
+      try {
+        await writeAll(this.#handle, line);
+        await this.#handle.sync();
+        this.#size += line.length;
+      } catch (error) {
+        await this.#handle.truncate(this.#size).catch(() => {});
+        throw error;
+      }
     });
     // Keep the chain alive after a failure; the caller still sees its own error.
     this.#queue = next.catch(() => {});

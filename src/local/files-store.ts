@@ -127,7 +127,6 @@ export class FileStore {
     now: number,
   ): Promise<FileObject> {
     const id = newFileId('batch');
-    await rename(tmpPath, this.contentPath(id));
     const file: FileObject = {
       id,
       object: 'file',
@@ -138,7 +137,15 @@ export class FileStore {
       status: 'uploaded',
       expires_at: null,
     };
-    await this.#commit({ file, seq: ++this.#seq, sha256: upload.sha256 });
+    try {
+      await rename(tmpPath, this.contentPath(id));
+      await this.#commit({ file, seq: ++this.#seq, sha256: upload.sha256 });
+    } catch (error) {
+      // Not committed (its object could not be written: a full disk): no file, and no bytes left over.
+      await unlink(tmpPath).catch(() => {});
+      await unlink(this.contentPath(id)).catch(() => {});
+      throw error;
+    }
     return file;
   }
 

@@ -1,7 +1,8 @@
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BatchpipeError } from '../errors.js';
 import { DirLock } from '../internal/dir-lock.js';
+import { writeFileAtomic } from '../internal/durable-write.js';
 
 const LOCK_FILE = 'service.lock';
 
@@ -17,6 +18,9 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
         `the data dir ${dataDir} is in use by another local service (process ${holder.pid}${note ? `, ${note}` : ''}); stop it or use another data dir`,
       ),
     failed: (message, cause) => startError(dataDir, cause ?? new Error(message)),
+  }).catch((error: unknown) => {
+    // A data dir the file system refuses (full, read-only) means the service cannot start.
+    throw (error as BatchpipeError).code === 'BP_SERVICE_START' ? error : startError(dataDir, error);
   });
   return () => lock.release();
 }
@@ -44,7 +48,7 @@ const SERVICE_FILE = 'service.json';
 
 /** Tells other processes where the service on this data dir answers (never its key). */
 export async function announce(dataDir: string, url: string): Promise<void> {
-  await writeFile(join(dataDir, SERVICE_FILE), `${JSON.stringify({ pid: process.pid, url })}\n`);
+  await writeFileAtomic(join(dataDir, SERVICE_FILE), `${JSON.stringify({ pid: process.pid, url })}\n`);
 }
 
 export async function unannounce(dataDir: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { type FileHandle, open, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AppendLog, writeFileAtomic } from './durable.js';
+import { AppendLog, writeAll, writeFileAtomic } from './durable.js';
 import type { EngineAnswer } from './engine/engine.js';
 import { hashString, rng } from './engine/random.js';
 import { randomToken } from './ids.js';
@@ -153,11 +153,11 @@ export class BatchResults {
     // Salted with the line before the window, so each window draws its own order.
     const random = rng(hashString(String(progress.line), this.#seed));
     if (window.out.byteLength > 0) {
-      await writeAll(this.#out, window.out.shuffled(random));
+      await appendOrCut(this.#out, window.out.shuffled(random), progress.outBytes);
       progress.outBytes += window.out.byteLength;
     }
     if (window.err.byteLength > 0) {
-      await writeAll(this.#err, window.err.shuffled(random));
+      await appendOrCut(this.#err, window.err.shuffled(random), progress.errBytes);
       progress.errBytes += window.err.byteLength;
       progress.errLines += window.err.lines;
     }
@@ -195,10 +195,17 @@ export class BatchResults {
   }
 }
 
-/** A write can be short (a full disk, a signal): go on until every byte is written or it throws. */
-async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) done += (await handle.write(bytes, done)).bytesWritten;
+/**
+ * Appends a window's bytes to a result file at `size`, or, when the disk refuses part of them, cuts
+ * the file back to `size` and throws: a window is in the file whole or not at all.
+ */
+async function appendOrCut(handle: FileHandle, bytes: Buffer, size: number): Promise<void> {
+  try {
+    await writeAll(handle, bytes);
+  } catch (error) {
+    await handle.truncate(size).catch(() => {});
+    throw error;
+  }
 }
 
 /** Cuts a result file back to its checkpointed size (creating it when missing). */

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { ApiError } from './api-error.js';
+import { ApiError, storageFailure } from './api-error.js';
 import { makeAuthCheck } from './auth.js';
 import type { FaultAction } from './faults.js';
 import { ourTurn, sendJson } from './http.js';
@@ -73,6 +73,8 @@ async function handle(
   let route: Route | undefined;
   let fault: FaultAction | null = null;
   res.setHeader('x-request-id', `req_${randomToken(24)}`);
+  // The service's own time (scaled, see clock.ts), as a provider's `date` header gives its time.
+  res.setHeader('date', new Date(state.clock.nowMs()).toUTCString());
   let body: unknown;
   let failure: unknown;
   try {
@@ -210,7 +212,8 @@ function reply(
   const apiError =
     error instanceof ApiError
       ? error
-      : new ApiError(500, 'The server had an error while processing your request.', 'server_error');
+      : (storageFailure(error) ??
+        new ApiError(500, 'The server had an error while processing your request.', 'server_error'));
   if (!(error instanceof ApiError)) log(`error: ${(error as Error)?.stack ?? String(error)}`);
   if (res.headersSent) {
     res.destroy();

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { type FileHandle, open, unlink } from 'node:fs/promises';
+import { open, unlink } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
-import { ApiError } from './api-error.js';
+import { writeAll } from '../internal/durable-write.js';
+import { ApiError, storageFailure } from './api-error.js';
 import { randomToken } from './ids.js';
 
 /** A multipart upload received to a temp file, fsynced, not yet a stored file. */
@@ -99,13 +100,15 @@ export async function receiveUpload(req: IncomingMessage, tmpDir: string, maxByt
   try {
     result = written ? await written : undefined;
   } catch (error) {
+    // The service's own disk refused (full): its fault, not the client's; nothing is stored.
     fail(
-      new ApiError(
-        400,
-        `the upload was interrupted: ${(error as Error).message}`,
-        'upload_interrupted',
-        'file',
-      ),
+      storageFailure(error) ??
+        new ApiError(
+          400,
+          `the upload was interrupted: ${(error as Error).message}`,
+          'upload_interrupted',
+          'file',
+        ),
     );
   }
   if (!failure && !result) fail(new ApiError(400, 'a "file" part is required', null, 'file'));
@@ -122,10 +125,13 @@ export async function receiveUpload(req: IncomingMessage, tmpDir: string, maxByt
  * Copies the part into two reused 1 MB buffers and writes each when full, one write in flight while
  * the other buffer fills. Parts arrive in socket-sized pieces (16-64 KB): a file write per piece is a
  * thread-pool round trip each, and gathering with Buffer.concat pays for fresh pages every time.
+ * When the disk refuses a write (full), the rest of the part is read and dropped: a part left unread
+ * would stall the multipart parser, and the request with it, for good.
  */
 async function writeToDisk(stream: Readable, path: string) {
   const hash = createHash('sha256');
   let bytes = 0;
+  let refused: unknown;
   const handle = await open(path, 'w');
   try {
     let current = Buffer.allocUnsafeSlow(WRITE_BYTES);
@@ -133,6 +139,7 @@ async function writeToDisk(stream: Readable, path: string) {
     let used = 0;
     let writing: Promise<void> = Promise.resolve();
     for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (refused !== undefined) continue;
       hash.update(chunk);
       bytes += chunk.length;
       for (let at = 0; at < chunk.length; ) {
@@ -141,12 +148,20 @@ async function writeToDisk(stream: Readable, path: string) {
         used += n;
         at += n;
         if (used < WRITE_BYTES) continue;
-        await writing; // the spare buffer is free again once its write is done
+        try {
+          await writing; // the spare buffer is free again once its write is done
+        } catch (error) {
+          refused = error;
+          break;
+        }
         writing = writeAll(handle, current);
+        // Seen at the next await; until then it must not count as unhandled.
+        writing.catch(() => {});
         [current, spare] = [spare, current];
         used = 0;
       }
     }
+    if (refused !== undefined) throw refused;
     await writing;
     if (used > 0) await writeAll(handle, current.subarray(0, used));
     await handle.sync();
@@ -154,9 +169,4 @@ async function writeToDisk(stream: Readable, path: string) {
     await handle.close();
   }
   return { bytes, sha256: hash.digest('hex') };
-}
-
-async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) done += (await handle.write(bytes, done)).bytesWritten;
 }

@@ -65,6 +65,11 @@ export interface ProviderProfile {
   structuredOutput: 'json_schema' | 'json_object';
   /** API rate limits per minute and the most batches running at once, where the provider documents them. */
   rateLimits: RateLimits | null;
+  /**
+   * How far back the batch list reaches, in days, where the provider documents a limit (DashScope: "only
+   * tasks from the last 30 days are queryable via list"); null when it lists every batch.
+   */
+  batchListWindowDays: number | null;
   /** A free format-check run, where the provider offers one. */
   dryRun: { model: string; endpoint: string; maxLines: number; maxBytes: number } | null;
 }

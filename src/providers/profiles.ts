@@ -38,6 +38,9 @@ const DASHSCOPE_RATES = {
   concurrentBatches: 1000,
 };
 
+// "Task retention: Only tasks from the last 30 days are queryable via list." (ref/dashscope-batch-api.txt)
+const DASHSCOPE_LIST_WINDOW_DAYS = 30;
+
 const chat = (id: string, extra: Partial<ModelInfo> = {}): ModelInfo => ({ id, kind: 'chat', ...extra });
 const vision = (id: string): ModelInfo => ({ id, kind: 'vision' });
 
@@ -115,6 +118,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     // The batch documents do not promise json_schema response formats; JSON mode is documented.
     structuredOutput: 'json_object',
     rateLimits: DASHSCOPE_RATES,
+    batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
     dryRun: DASHSCOPE_DRY_RUN,
   },
   'dashscope-cn': {
@@ -130,6 +134,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     thinkingByDefaultPrefixes: THINKING_BY_DEFAULT,
     structuredOutput: 'json_object',
     rateLimits: DASHSCOPE_RATES,
+    batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
     dryRun: DASHSCOPE_DRY_RUN,
   },
   openai: {
@@ -145,6 +150,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     thinkingByDefaultPrefixes: [],
     structuredOutput: 'json_schema',
     rateLimits: null,
+    batchListWindowDays: null,
     dryRun: null,
   },
   local: {
@@ -160,6 +166,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     thinkingByDefaultPrefixes: THINKING_BY_DEFAULT,
     structuredOutput: 'json_schema',
     rateLimits: DASHSCOPE_RATES,
+    batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
     dryRun: DASHSCOPE_DRY_RUN,
   },
   custom: {
@@ -175,6 +182,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     thinkingByDefaultPrefixes: [],
     structuredOutput: 'json_schema',
     rateLimits: null,
+    batchListWindowDays: null,
     dryRun: null,
   },
 };

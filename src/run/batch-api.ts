@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -6,10 +6,12 @@ import OpenAI from 'openai';
 import { BatchpipeError } from '../errors.js';
 import { fsyncFile } from '../internal/durable-write.js';
 import { linkedSignal } from '../internal/linked-signal.js';
+import { outputError } from '../internal/output-error.js';
 import { RateLimiter } from '../internal/rate-limiter.js';
-import { type Connection, redact } from '../providers/connection.js';
+import { type Connection, redact, splitBaseURL } from '../providers/connection.js';
 import { backoffMs, retryAfterMs, retryableCall } from '../providers/retry.js';
-import type { BatchStatus, JobRecord } from './manifest.js';
+import type { BatchStatus, EarlierBatch, EarlierUpload, JobRecord } from './manifest.js';
+import { neverReached, probeAddress } from './reachability.js';
 import { uploadFile } from './upload-file.js';
 
 /** A batch as the API returns it (OpenAI's Batch object; DashScope adds nothing we rely on). */
@@ -55,6 +57,20 @@ export interface BatchTag {
   ds_name: string;
   bp_run: string;
   bp_job: string;
+}
+
+/** What `findEarlier` looks for: the uploads and batches a run of the same work would have made. */
+export interface EarlierQuery {
+  runId: string;
+  /** The ds_name prefix every batch of the run has (`bp-<run>-`). */
+  dsPrefix: string;
+  /** The ds_name a job of the run has. */
+  dsName: (jobId: string) => string;
+  /** The upload file name prefix every job of the run has (`<run>-`). */
+  filePrefix: string;
+  /** The jobs known now (first attempts): once each is found, what is older cannot be of this run. */
+  files: ReadonlySet<string>;
+  jobs: ReadonlySet<string>;
 }
 
 export interface BatchApiOptions {
@@ -112,6 +128,12 @@ export class BatchApi {
   readonly #onRetry: ((message: string) => void) | undefined;
   readonly #timeoutMs: number;
   readonly settleMs: number;
+  /** Whether the base URL has answered a call (any HTTP status): see #reach. */
+  #reached = false;
+  /** Where uploads go: the base URL apart from its credentials. */
+  readonly #target: { baseURL: string; query: Record<string, string>; authorization: string | undefined };
+  /** The provider's clock (unix seconds, from the `date` header of its last list reply) and when it was read. */
+  #providerClock: { at: number; read: number } | undefined;
   /** The provider's documented rate limits, kept on this side (429s are still handled). */
   readonly #limiters: Partial<Record<'create' | 'query' | 'cancel' | 'list', RateLimiter>> = {};
 
@@ -138,8 +160,17 @@ export class BatchApi {
         list: new RateLimiter(rates.listPerMinute),
       };
     }
+    // Credentials in the URL travel apart from it (see splitBaseURL): user info as Basic authentication.
+    const parts = splitBaseURL(connection.baseURL);
+    this.#target = {
+      baseURL: parts.url,
+      query: parts.query,
+      authorization: parts.basic && `Basic ${Buffer.from(parts.basic).toString('base64')}`,
+    };
     this.client = new OpenAI({
-      baseURL: connection.baseURL,
+      baseURL: parts.url,
+      ...(Object.keys(parts.query).length > 0 && { defaultQuery: parts.query }),
+      ...(this.#target.authorization && { defaultHeaders: { authorization: this.#target.authorization } }),
       apiKey: connection.apiKey ?? 'none',
       timeout: this.#timeoutMs,
       maxRetries: 3,
@@ -162,7 +193,7 @@ export class BatchApi {
         job.calls.upload++;
         const uploaded = await uploadFile(
           {
-            baseURL: this.#connection.baseURL!,
+            ...this.#target,
             apiKey: this.#connection.apiKey,
             timeoutMs: this.#timeoutMs,
             signal,
@@ -238,7 +269,7 @@ export class BatchApi {
     if (!job.input_file_id) return undefined;
     job.calls.lookup++;
     const query: Record<string, string | number> = { limit: PAGE_SIZE };
-    if (this.#connection.profile.name.startsWith('dashscope') || this.#connection.profile.name === 'local') {
+    if (this.#filtersBatches) {
       query.input_file_ids = job.input_file_id;
       query.ds_name = tag.ds_name;
     }
@@ -254,19 +285,142 @@ export class BatchApi {
     );
   }
 
+  /**
+   * The uploads and batches a run of the same work (same run id) made at the provider, from any run
+   * directory, matching exactly: ds_name, `metadata.bp_run` and `metadata.bp_job` for batches, the
+   * run's name prefix for uploads. On DashScope the Batches list narrowed by the run's `ds_name`
+   * prefix, then (only when a known job has no batch) the Files list; elsewhere the Files list, then
+   * every page of the Batches list down to the oldest upload found when every known job's was. Each
+   * list is read newest first until every known job is found (what a run makes later, retry attempts,
+   * is newer) or to its end. Throws BP_LOOKUP_FAILED when the provider does not answer: a run that
+   * cannot look never sends.
+   */
+  async findEarlier(
+    q: EarlierQuery,
+    signal?: AbortSignal,
+  ): Promise<{ files: Record<string, EarlierUpload>; batches: Record<string, EarlierBatch> }> {
+    const files: Record<string, EarlierUpload> = {};
+    const batches: Record<string, EarlierBatch> = {};
+    let missingFiles = q.files.size;
+    let missingJobs = q.jobs.size;
+    const scanFiles = () =>
+      this.#walk<FileObject>(
+        '/files',
+        { purpose: 'batch', limit: this.#filesPage },
+        undefined,
+        (f) => {
+          if (typeof f.filename !== 'string' || !f.filename.startsWith(q.filePrefix)) return false;
+          const newer = files[f.filename];
+          if (newer) {
+            newer.older_ids = [...(newer.older_ids ?? []), f.id];
+            return false;
+          }
+          files[f.filename] = {
+            id: f.id,
+            bytes: f.bytes,
+            created_at: typeof f.created_at === 'number' ? f.created_at : null,
+          };
+          if (q.files.has(f.filename)) missingFiles--;
+          return missingFiles === 0;
+        },
+        lookupFailed(`the uploads of an earlier run of ${q.runId}`),
+        signal,
+      );
+    const scanBatches = (query: Record<string, string | number>, floor: number | undefined) =>
+      this.#walk<BatchObject>(
+        '/batches',
+        query,
+        floor,
+        (batch) => {
+          const metadata = batch.metadata ?? {};
+          const job = metadata.bp_job;
+          const dsName = metadata.ds_name ?? (batch as { ds_name?: unknown }).ds_name;
+          if (
+            typeof job !== 'string' ||
+            batches[job] ||
+            metadata.bp_run !== q.runId ||
+            dsName !== q.dsName(job)
+          )
+            return false;
+          batches[job] = {
+            id: batch.id,
+            input_file_id: batch.input_file_id,
+            created_at: typeof batch.created_at === 'number' ? batch.created_at : null,
+            total: batch.request_counts?.total ?? null,
+          };
+          if (q.jobs.has(job)) missingJobs--;
+          return missingJobs === 0;
+        },
+        lookupFailed(`the batches of an earlier run of ${q.runId}`),
+        signal,
+      );
+    if (this.#filtersBatches) {
+      // The ds_name filter lists the run's batches alone; uploads matter only for jobs without one.
+      await scanBatches({ limit: PAGE_SIZE, ds_name: q.dsPrefix }, undefined);
+      if (missingJobs > 0) await scanFiles();
+    } else {
+      // Unfiltered, the Batches list is read down to the oldest upload of the run, when all are found.
+      await scanFiles();
+      const known = [...q.files].map((name) => files[name]?.created_at);
+      const floor =
+        q.files.size > 0 && known.every((at) => typeof at === 'number')
+          ? Math.min(...(known as number[])) - CLOCK_SLACK_S
+          : undefined;
+      await scanBatches({ limit: PAGE_SIZE }, floor);
+    }
+    return { files, batches };
+  }
+
+  /**
+   * Files per list page when a whole Files list may be read: OpenAI documents up to 10,000 (and the
+   * local service takes as many); elsewhere the batches' page size, which every provider takes.
+   */
+  get #filesPage(): number {
+    const name = this.#connection.profile.name;
+    return name === 'openai' || name === 'local' ? 10_000 : PAGE_SIZE;
+  }
+
+  /** True where the batch list takes DashScope's filters (`ds_name`, `input_file_ids`). */
+  get #filtersBatches(): boolean {
+    const name = this.#connection.profile.name;
+    return name.startsWith('dashscope') || name === 'local';
+  }
+
+  /**
+   * The provider's time now, unix seconds: its clock as the `date` header of its last list reply gave
+   * it, carried forward; this machine's clock before any list reply.
+   */
+  providerNow(): number {
+    const clock = this.#providerClock;
+    if (!clock) return Math.floor(Date.now() / 1000);
+    return clock.at + Math.floor((Date.now() - clock.read) / 1000);
+  }
+
+  /** How far back the provider lists batches, seconds; undefined when it lists them all. */
+  get listWindowSeconds(): number | undefined {
+    const days = this.#connection.profile.batchListWindowDays;
+    return days === null ? undefined : days * 86_400;
+  }
+
   async retrieve(batchId: string, signal?: AbortSignal): Promise<BatchObject> {
     await this.#limit('query');
     return this.#call(() =>
       withCallSignal(
         signal,
-        (own) => this.client.batches.retrieve(batchId, { signal: own }) as unknown as Promise<BatchObject>,
+        (own) =>
+          this.client.batches.retrieve(batchId, {
+            signal: own,
+            ...this.#sdkRetries,
+          }) as unknown as Promise<BatchObject>,
       ),
     );
   }
 
   async cancel(batchId: string): Promise<BatchObject> {
     await this.#limit('cancel');
-    return this.#call(() => this.client.batches.cancel(batchId) as unknown as Promise<BatchObject>);
+    return this.#call(
+      () => this.client.batches.cancel(batchId, this.#sdkRetries) as unknown as Promise<BatchObject>,
+    );
   }
 
   /** Streams a file's content to `path` (via a temporary name, renamed when complete). */
@@ -276,22 +430,29 @@ export class BatchApi {
       `the download of ${fileId}`,
       this.#attempts,
       async () => {
+        let file: WriteStream | undefined;
         try {
           // The body streams after the call returns: the call's own signal lives until it is written.
           await withCallSignal(signal, async (own) => {
-            const response = await this.client.files.content(fileId, { signal: own });
+            const response = await this.client.files.content(fileId, { signal: own, ...this.#sdkRetries });
             if (!response.body) throw new Error('empty response body');
+            file = createWriteStream(temp);
             await pipeline(
               Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>),
-              createWriteStream(temp),
+              file,
               { signal: own },
             );
           });
           await fsyncFile(temp);
-          await rename(temp, path);
+          await rename(temp, path).catch((error: unknown) => {
+            throw outputError(path, error);
+          });
         } catch (error) {
           await rm(temp, { force: true });
-          throw error;
+          // The disk refused (full, removed, not writable): no provider's fault, and no retry fixes
+          // it. (A WriteStream writes every byte or fails: nothing short passes for whole.)
+          const refused = (file as WriteStream | undefined)?.errored;
+          throw refused ? outputError(path, refused) : error;
         }
       },
       (error) => this.#wrap(error, `download of ${fileId}`),
@@ -300,7 +461,7 @@ export class BatchApi {
   }
 
   async deleteFile(fileId: string): Promise<void> {
-    await this.#call(() => this.client.files.delete(fileId));
+    await this.#call(() => this.client.files.delete(fileId, this.#sdkRetries));
   }
 
   /** Batches as the provider lists them, newest first, with DashScope's filters passed through. */
@@ -317,10 +478,7 @@ export class BatchApi {
     return this.#limiters[kind]?.take() ?? Promise.resolve();
   }
 
-  /**
-   * The first listed item that `match`es, reading newest first until items are older than `floor`
-   * (provider seconds). Should a list turn out not to be newest first, it is read to its end.
-   */
+  /** The first listed item that `match`es, reading as `#walk` does. */
   async #scan<T extends { id: string; created_at?: number }>(
     path: '/files' | '/batches',
     query: Record<string, string | number>,
@@ -329,17 +487,43 @@ export class BatchApi {
     fail: (error: unknown, describe: string) => BatchpipeError,
     signal?: AbortSignal,
   ): Promise<T | undefined> {
+    let found: T | undefined;
+    await this.#walk<T>(
+      path,
+      query,
+      floor,
+      (item) => {
+        if (match(item)) found = item;
+        return found !== undefined;
+      },
+      fail,
+      signal,
+    );
+    return found;
+  }
+
+  /**
+   * Hands listed items to `visit` until it returns true, reading newest first until items are older
+   * than `floor` (provider seconds). Should a list turn out not to be newest first, it is read to its end.
+   */
+  async #walk<T extends { id: string; created_at?: number }>(
+    path: '/files' | '/batches',
+    query: Record<string, string | number>,
+    floor: number | undefined,
+    visit: (item: T) => boolean,
+    fail: (error: unknown, describe: string) => BatchpipeError,
+    signal?: AbortSignal,
+  ): Promise<void> {
     let previous = Number.POSITIVE_INFINITY;
     let newestFirst = true;
     for await (const item of this.#pages<T>(path, query, fail, signal)) {
-      if (match(item)) return item;
+      if (visit(item)) return;
       const at = typeof item.created_at === 'number' ? item.created_at : undefined;
       if (at === undefined) continue;
       if (at > previous) newestFirst = false;
       previous = at;
-      if (newestFirst && floor !== undefined && at < floor) return undefined;
+      if (newestFirst && floor !== undefined && at < floor) return;
     }
-    return undefined;
   }
 
   /**
@@ -361,13 +545,17 @@ export class BatchApi {
         this.#lookupAttempts,
         async () => {
           await this.#limit('list');
-          return withCallSignal(signal, (own) =>
-            this.client.get<{ data?: T[]; has_more?: boolean }>(path, {
-              query: pageQuery,
-              maxRetries: 0,
-              signal: own,
-            }),
+          const { data, response } = await withCallSignal(signal, (own) =>
+            this.client
+              .get<{ data?: T[]; has_more?: boolean }>(path, {
+                query: pageQuery,
+                maxRetries: 0,
+                signal: own,
+              })
+              .withResponse(),
           );
+          this.#readClock(response.headers.get('date'));
+          return data;
         },
         (error) => fail(error, this.#describe(error)),
         signal,
@@ -379,6 +567,12 @@ export class BatchApi {
       if (!more || data.length === 0) return;
       after = data[data.length - 1]!.id;
     }
+  }
+
+  /** Keeps the provider's clock from a reply's `date` header (whole seconds, as HTTP dates are). */
+  #readClock(date: string | null): void {
+    const ms = date ? Date.parse(date) : Number.NaN;
+    if (Number.isFinite(ms)) this.#providerClock = { at: Math.floor(ms / 1000), read: Date.now() };
   }
 
   /**
@@ -395,9 +589,11 @@ export class BatchApi {
     for (let attempt = 0; ; attempt++) {
       if (signal?.aborted) throw new RunDetached(what);
       try {
-        return await call();
+        return await this.#reach(call, signal);
       } catch (error) {
         if (signal?.aborted) throw new RunDetached(what);
+        // An address that never answered is said as such, not as the call's own failure.
+        if (error instanceof BatchpipeError && error.code === 'BP_PROVIDER_UNREACHABLE') throw error;
         if (attempt + 1 >= attempts || !retryableCall(error)) throw fail(error);
         await this.#pause(error, attempt, what, 'retrying', signal);
       }
@@ -424,7 +620,7 @@ export class BatchApi {
       job.call_sent_at = Date.now();
       await persist?.();
       try {
-        return await call();
+        return await this.#reach(call, signal);
       } catch (error) {
         if (signal?.aborted) throw new RunDetached(`the ${what} for ${job.id}`);
         if (attempt + 1 >= this.#attempts || !retryableCall(error))
@@ -456,10 +652,37 @@ export class BatchApi {
 
   async #call<T>(call: () => Promise<T>): Promise<T> {
     try {
-      return await call();
+      return await this.#reach(call);
     } catch (error) {
       throw this.#wrap(error, 'API call');
     }
+  }
+
+  /**
+   * Runs one call and notes that the base URL answers. Until it has answered once, a failure that proves
+   * the call never reached it (refused, unresolved, TLS) gets one more try at the address, then stops
+   * with BP_PROVIDER_UNREACHABLE: the retries and lookups meant for a provider that answered before
+   * would only take minutes to say the same.
+   */
+  async #reach<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    try {
+      const result = await call();
+      this.#reached = true;
+      return result;
+    } catch (error) {
+      if (typeof (error as { status?: unknown }).status === 'number') this.#reached = true;
+      else if (!this.#reached && neverReached(error, this.#connection.baseURL!) !== undefined) {
+        const unreachable = await probeAddress(this.#connection.baseURL!, signal);
+        if (unreachable) throw unreachable;
+        this.#reached = true;
+      }
+      throw error;
+    }
+  }
+
+  /** The SDK's own retries, once the address has answered; before that #reach decides. */
+  get #sdkRetries(): { maxRetries?: number } {
+    return this.#reached ? {} : { maxRetries: 0 };
   }
 
   async #pause(

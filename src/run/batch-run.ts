@@ -5,10 +5,12 @@ import pLimit from 'p-limit';
 import { BatchpipeError } from '../errors.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { linkedSignal } from '../internal/linked-signal.js';
-import type { Connection } from '../providers/connection.js';
+import { outputError } from '../internal/output-error.js';
+import { type Connection, redactURL } from '../providers/connection.js';
 import { retryableRequest, unrunReason } from '../providers/retry.js';
 import { type BatchApi, type BatchObject, type BatchTag, sleep, type UploadedFile } from './batch-api.js';
 import {
+  type EarlierWork,
   type JobRecord,
   type RunManifest,
   readManifest,
@@ -16,6 +18,7 @@ import {
   writeManifest,
 } from './manifest.js';
 import { customIdOf, jsonlBuffers } from './request-ids.js';
+import { exists } from './run-dir.js';
 import { RunLock, takeoverNote } from './run-lock.js';
 import type { ShardSummary } from './sharder.js';
 
@@ -43,6 +46,12 @@ export type RunEvent =
       retry: number;
     }
   | { type: 'retry'; job: string; requests: number }
+  /**
+   * What an earlier run of the same work (another run directory, or one deleted) had made at the
+   * provider and this run took over instead of sending again: `batches` created, `uploads` without a
+   * batch yet; `toSend` jobs of `jobs` still to upload or create.
+   */
+  | { type: 'adopted'; run: string; batches: number; uploads: number; jobs: number; toSend: number }
   | { type: 'stuck'; job: string; batch_id: string; status: string }
   /**
    * An option given to a resumed run differs from the one it began with: `applied` ones hold from
@@ -158,11 +167,59 @@ export class BatchRun {
     await this.#lock?.release();
   }
 
-  /** Saves the manifest (atomically); saves are serialized so the last state always wins. */
+  /**
+   * Saves the manifest (atomically); saves are serialized so the last state always wins. A save that
+   * fails (a full disk) leaves the manifest as it was, and says so: BP_OUTPUT_WRITE, or
+   * BP_RUN_DIR_GONE when the run directory was removed.
+   */
   save(): Promise<void> {
-    const next = this.#saving.then(() => writeManifest(this.dir, this.manifest));
+    const next = this.#saving
+      .then(() => writeManifest(this.dir, this.manifest))
+      .catch(async (error: unknown) => {
+        throw await this.#gone(error);
+      });
     this.#saving = next.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * `error` as BP_RUN_DIR_GONE when the run directory no longer exists (removed while the run was
+   * going: whatever failed, that is the cause to report), else `error` itself.
+   */
+  async #gone(error: unknown): Promise<unknown> {
+    if ((error as BatchpipeError | null)?.code === 'BP_RUN_DIR_GONE' || (await exists(this.dir)))
+      return error;
+    const batches = this.manifest.jobs.flatMap((j) => (j.batch_id ? [j.batch_id] : []));
+    const made =
+      batches.length === 0
+        ? 'no batch had been created yet'
+        : `the batches it had created keep running at the provider (${batches.slice(0, 10).join(', ')}${batches.length > 10 ? `, and ${batches.length - 10} more` : ''}; \`batchpipe download <batch-id>\` fetches each one's results)`;
+    return new BatchpipeError(
+      'BP_RUN_DIR_GONE',
+      `the run directory ${this.dir} was removed while the run was in progress; ${made}`,
+      {},
+      { cause: error },
+    );
+  }
+
+  /** Runs a step of the run, reporting a failure caused by a removed run directory as such. */
+  async #guard<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      throw await this.#gone(error);
+    }
+  }
+
+  /** Makes a folder inside the run directory, never the run directory itself again once it is removed. */
+  async #subdir(name: string): Promise<string> {
+    const dir = join(this.dir, name);
+    try {
+      await mkdir(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw await this.#gone(outputError(dir, error));
+    }
+    return dir;
   }
 
   #emit(event: RunEvent): void {
@@ -220,8 +277,14 @@ export class BatchRun {
   }
 
   /** Uploads and creates every job not yet submitted, a few at a time (a cancelled run sends nothing). */
-  async submit(): Promise<void> {
+  submit(): Promise<void> {
+    return this.#guard(() => this.#submitAll());
+  }
+
+  async #submitAll(): Promise<void> {
     if (this.cancelled) return this.#settleCancelled();
+    if (this.manifest.earlier?.state === 'pending') await this.#lookEarlier(this.manifest.earlier);
+    if (this.#aborted) return;
     const limit = pLimit(this.#settings.concurrency);
     const waiting = this.manifest.jobs.filter((j) => UNSENT.has(j.state));
     // Within the provider's cap on unfinished batches: the rest wait for a later round.
@@ -289,16 +352,151 @@ export class BatchRun {
     }
   }
 
+  /**
+   * Before this run sends anything: what a run of the same work made at the provider from another run
+   * directory (or one since deleted), found by the names the run id fixes, is adopted, so the same
+   * command from anywhere never uploads or creates (and bills) a shard twice. An upload older than the
+   * provider's batch list reaches back, with no batch found, stops the run with BP_RUN_UNVERIFIABLE:
+   * a batch may exist that cannot be seen, and sending again could bill the work twice.
+   */
+  async #lookEarlier(earlier: EarlierWork, cancelling = false): Promise<void> {
+    const jobs = this.manifest.jobs.filter((j) => j.state === 'pending');
+    const runId = this.manifest.run_id;
+    try {
+      const found = await this.#api.findEarlier(
+        {
+          runId,
+          dsPrefix: dsNameFor(runId, ''),
+          dsName: (id) => dsNameFor(runId, id),
+          filePrefix: `${runId}-`,
+          files: new Set(jobs.map((j) => j.file_name)),
+          jobs: new Set(jobs.map((j) => j.id)),
+        },
+        this.#settings.signal,
+      );
+      earlier.files = found.files;
+      earlier.batches = found.batches;
+    } catch (error) {
+      if (this.#aborted) return;
+      throw error;
+    }
+    const unverifiable = jobs.filter((job) => this.#earlierOutcome(job, earlier) === 'unverifiable');
+    // A run being cancelled sends nothing more: what cannot be verified is only not adopted.
+    if (unverifiable.length > 0 && !cancelling) throw this.#unverifiable(unverifiable, earlier);
+    let batches = 0;
+    let uploads = 0;
+    for (const job of jobs) {
+      if (unverifiable.includes(job)) continue;
+      const adopted = this.#adoptEarlier(job, earlier);
+      if (adopted === 'batch') batches++;
+      else if (adopted === 'upload') uploads++;
+    }
+    earlier.state = 'done';
+    earlier.checked_at = new Date().toISOString();
+    await this.save();
+    if (batches + uploads > 0)
+      this.#emit({
+        type: 'adopted',
+        run: runId,
+        batches,
+        uploads,
+        jobs: jobs.length,
+        toSend: jobs.length - batches,
+      });
+  }
+
+  /** What an earlier run left for a job: its batch, its upload alone, nothing, or what cannot be told. */
+  #earlierOutcome(job: JobRecord, earlier: EarlierWork): 'batch' | 'upload' | 'unverifiable' | undefined {
+    const file = earlier.files[job.file_name];
+    const upload = file && file.bytes === job.bytes ? file : undefined;
+    const batch = earlier.batches[job.id];
+    // The same ds_name and metadata, on an upload of this job's name (or one no longer listed: deleted
+    // once its batch ended, or an older copy past where the list was read), never on an upload of
+    // another name; with as many requests where the provider says.
+    if (
+      batch &&
+      uploadName(earlier, batch.input_file_id, job.file_name) === job.file_name &&
+      (batch.total === null || batch.total === 0 || batch.total === job.lines)
+    )
+      return 'batch';
+    if (!upload) return undefined;
+    const window = this.#api.listWindowSeconds;
+    if (
+      window !== undefined &&
+      upload.created_at !== null &&
+      upload.created_at < this.#api.providerNow() - window
+    )
+      return 'unverifiable';
+    return 'upload';
+  }
+
+  /** Takes over what an earlier run left for a job (see #lookEarlier); says what it took. */
+  #adoptEarlier(job: JobRecord, earlier: EarlierWork): 'batch' | 'upload' | undefined {
+    const outcome = this.#earlierOutcome(job, earlier);
+    if (outcome === 'unverifiable') throw this.#unverifiable([job], earlier);
+    if (outcome === undefined) return undefined;
+    const upload = earlier.files[job.file_name];
+    if (outcome === 'upload') {
+      this.#adoptUpload(job, upload);
+      job.state = 'uploaded';
+      return 'upload';
+    }
+    const batch = earlier.batches[job.id]!;
+    job.input_file_id = batch.input_file_id;
+    job.input_file_created_at = upload?.id === batch.input_file_id ? upload.created_at : null;
+    if (upload && upload.id !== batch.input_file_id)
+      this.#emit({
+        type: 'note',
+        message: `${job.id}: ${job.file_name} was uploaded more than once by an earlier run; its batch ${batch.id} is on ${batch.input_file_id}, the newest upload ${upload.id} is not used`,
+      });
+    job.batch_id = batch.id;
+    job.batch_created_at = batch.created_at;
+    job.state = 'submitted';
+    // Its status comes with the next poll.
+    job.submitted_at = new Date(
+      batch.created_at !== null ? batch.created_at * 1000 : Date.now(),
+    ).toISOString();
+    job.adopted = true;
+    return 'batch';
+  }
+
+  #unverifiable(jobs: JobRecord[], earlier: EarlierWork): BatchpipeError {
+    const days = Math.round((this.#api.listWindowSeconds ?? 0) / 86_400);
+    const oldest = Math.min(
+      ...jobs.map((j) => earlier.files[j.file_name]?.created_at ?? Number.POSITIVE_INFINITY),
+    );
+    const when = Number.isFinite(oldest)
+      ? ` (from ${new Date(oldest * 1000).toISOString().slice(0, 10)})`
+      : '';
+    const names = jobs.map((j) => j.id);
+    return new BatchpipeError(
+      'BP_RUN_UNVERIFIABLE',
+      `${names.length} of ${this.manifest.jobs.length} shards of ${this.manifest.run_id} (${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''}) were uploaded by an earlier run of the same work${when}, longer ago than the ${days} days the provider lists batches for: whether batches were created on them (and billed) cannot be verified, so nothing was sent. Check at the provider, then run with --new-run (newRun: true) to submit anyway`,
+    );
+  }
+
   /** The upload a call left behind (its intent is saved), once that call can no longer be landing. */
   async #lostUpload(job: JobRecord): Promise<UploadedFile | undefined> {
     await this.#api.settle(job, this.#settings.signal);
     return this.#api.findUpload(job, this.#settings.signal);
   }
 
-  /** The batch a call left behind (its intent is saved), once that call can no longer be landing. */
+  /**
+   * The batch a call left behind (its intent is saved), once that call can no longer be landing. An
+   * intent older than the provider lists batches for, with no batch found, cannot be told from a
+   * batch the list no longer shows: BP_RUN_UNVERIFIABLE, never a second create.
+   */
   async #lostBatch(job: JobRecord): Promise<BatchObject | undefined> {
     await this.#api.settle(job, this.#settings.signal);
-    return this.#api.findBatch(job, this.#metadata(job), this.#settings.signal);
+    const batch = await this.#api.findBatch(job, this.#metadata(job), this.#settings.signal);
+    const window = this.#api.listWindowSeconds;
+    const since = job.input_file_created_at ?? null;
+    if (!batch && window !== undefined && since !== null && since < this.#api.providerNow() - window)
+      throw new BatchpipeError(
+        'BP_RUN_UNVERIFIABLE',
+        `${job.id} of ${this.manifest.run_id} was being created (its input ${job.input_file_id} uploaded ${new Date(since * 1000).toISOString().slice(0, 10)}), longer ago than the ${Math.round(window / 86_400)} days the provider lists batches for: whether its batch exists cannot be verified, so it is not created again. Check at the provider; --new-run submits the work afresh`,
+      );
+    return batch;
   }
 
   #adoptUpload(job: JobRecord, file: UploadedFile | undefined): void {
@@ -349,7 +547,11 @@ export class BatchRun {
    * and is collected when it does); finishes those that ended. Returns true when jobs remain to wait
    * for (stuck ones are not waited for).
    */
-  async poll(): Promise<boolean> {
+  poll(): Promise<boolean> {
+    return this.#guard(() => this.#pollAll());
+  }
+
+  async #pollAll(): Promise<boolean> {
     const limit = pLimit(16);
     const running = this.manifest.jobs.filter((j) => j.state === 'submitted');
     await this.#settle(running.map((job) => limit(() => this.#pollJob(job))));
@@ -458,6 +660,8 @@ export class BatchRun {
       this.manifest.cancelled_at = new Date().toISOString();
       await this.save();
     }
+    // Batches an earlier run of the same work made are this run's to cancel too.
+    if (this.manifest.earlier?.state === 'pending') await this.#lookEarlier(this.manifest.earlier, true);
     await this.#settleCancelled();
     for (const job of this.manifest.jobs) {
       if (job.state !== 'submitted' || !job.batch_id) continue;
@@ -518,8 +722,7 @@ export class BatchRun {
    * left unsent) go into a new job, the next attempt, until attempts run out or the run is cancelled.
    */
   async #finish(job: JobRecord): Promise<void> {
-    const results = join(this.dir, 'results');
-    await mkdir(results, { recursive: true });
+    await this.#subdir('results');
     const signal = this.#settings.signal;
     if (job.output_file_id && !job.output_path) {
       const path = join('results', `${job.id}.output.jsonl`);
@@ -597,35 +800,55 @@ export class BatchRun {
     const id = `${job.shard.replace(/\.jsonl$/, '')}-a${attempt}`;
     if (this.manifest.jobs.some((j) => j.id === id)) return;
     const input = join('jobs', `${id}.jsonl`);
-    await mkdir(join(this.dir, 'jobs'), { recursive: true });
+    await this.#subdir('jobs');
     const file = new BufferedFile(join(this.dir, input), { hash: true });
     let lines = 0;
-    for await (const line of jsonlBuffers(join(this.dir, job.input))) {
-      const custom = customIdOf(line);
-      if (custom === undefined || !ids.has(custom)) continue;
-      lines++;
-      // The line's bytes as stored (they live in a reused buffer: appendBytes copies them).
-      let pending = file.appendBytes(line, 0, line.length);
-      if (pending) await pending;
-      pending = file.appendBytes(NEWLINE, 0, 1);
-      if (pending) await pending;
+    let sha256: string;
+    try {
+      for await (const line of jsonlBuffers(join(this.dir, job.input))) {
+        const custom = customIdOf(line);
+        if (custom === undefined || !ids.has(custom)) continue;
+        lines++;
+        // The line's bytes as stored (they live in a reused buffer: appendBytes copies them).
+        let pending = file.appendBytes(line, 0, line.length);
+        if (pending) await pending;
+        pending = file.appendBytes(NEWLINE, 0, 1);
+        if (pending) await pending;
+      }
+      sha256 = await file.close();
+    } catch (error) {
+      // No half-written retry file is left behind: the next attempt at finishing writes it again.
+      await file.discard();
+      throw error;
     }
-    const sha256 = await file.close();
     const { size } = await stat(join(this.dir, input));
-    this.manifest.jobs.push(
-      newJob(this.manifest.run_id, {
-        id,
-        shard: job.shard,
-        attempt,
-        input,
-        lines,
-        bytes: size,
-        sha256,
-        model: job.model,
-        endpoint: job.endpoint,
-      }),
-    );
+    const next = newJob(this.manifest.run_id, {
+      id,
+      shard: job.shard,
+      attempt,
+      input,
+      lines,
+      bytes: size,
+      sha256,
+      model: job.model,
+      endpoint: job.endpoint,
+    });
+    this.manifest.jobs.push(next);
     this.#emit({ type: 'retry', job: id, requests: lines });
+    // An earlier run of the same work may have sent this attempt too: what it made was looked up with the rest.
+    const earlier = this.manifest.earlier;
+    if (earlier?.state === 'done') {
+      const adopted = this.#adoptEarlier(next, earlier);
+      if (adopted)
+        this.#emit({
+          type: 'adopted',
+          run: this.manifest.run_id,
+          batches: adopted === 'batch' ? 1 : 0,
+          uploads: adopted === 'upload' ? 1 : 0,
+          jobs: 1,
+          toSend: adopted === 'batch' ? 0 : 1,
+        });
+    }
   }
 
   /** Per-request totals so far. */
@@ -656,6 +879,13 @@ export class BatchRun {
   stuck(): JobRecord[] {
     return this.manifest.jobs.filter((j) => j.note !== null && j.state !== 'done');
   }
+}
+
+/** The name of the earlier upload with this id, `fallback` when no listed upload has it. */
+function uploadName(earlier: EarlierWork, id: string, fallback: string): string {
+  for (const [name, file] of Object.entries(earlier.files))
+    if (file.id === id || file.older_ids?.includes(id)) return name;
+  return fallback;
 }
 
 function nowSeconds(): number {
@@ -694,6 +924,11 @@ function safeParse(line: string): Record<string, unknown> | undefined {
   }
 }
 
+/** A job's `ds_name`: unique to run and job, at most DashScope's 100 characters (`bp-<run>-<job>`). */
+export function dsNameFor(runId: string, jobId: string): string {
+  return `bp-${runId.replace(/^run-/, '')}-${jobId}`.slice(0, 100);
+}
+
 /** A new job record for a file of requests, nothing sent yet. */
 export function newJob(
   runId: string,
@@ -709,7 +944,7 @@ export function newJob(
     upload_intent_at: null,
     create_intent_at: null,
     input_file_created_at: null,
-    ds_name: `bp-${runId.replace(/^run-/, '')}-${fields.id}`.slice(0, 100),
+    ds_name: dsNameFor(runId, fields.id),
     batch_id: null,
     state: 'pending',
     status: null,
@@ -732,6 +967,10 @@ export function newJob(
 
 export interface NewRunOptions {
   runId: string;
+  /** The run id of this work without `newRun` (the same as `runId` unless forced fresh). */
+  workId?: string;
+  /** Look up, before sending, what a run of the same work already made at the provider (not for a fresh run). */
+  lookEarlier?: boolean;
   connection: Connection;
   shards: ShardSummary[];
   rows: number;
@@ -756,11 +995,12 @@ export function newManifest(o: NewRunOptions): RunManifest {
   return {
     version: 1,
     run_id: o.runId,
+    work_id: o.workId ?? o.runId,
     created_at: now,
     updated_at: now,
     provider: {
       name: o.connection.provider,
-      base_url: o.connection.provider === 'local' ? null : (o.connection.baseURL ?? null),
+      base_url: o.connection.provider === 'local' ? null : redactURL(o.connection.baseURL ?? null),
     },
     endpoint: o.shards[0]?.endpoint ?? '/v1/chat/completions',
     completion_window: o.completionWindow,
@@ -773,6 +1013,7 @@ export function newManifest(o: NewRunOptions): RunManifest {
     },
     rows: o.rows,
     rejected: o.rejected,
+    earlier: o.lookEarlier ? { state: 'pending', checked_at: null, files: {}, batches: {} } : null,
     shards: o.shards,
     jobs: o.shards.map((s) =>
       newJob(o.runId, {

@@ -23,17 +23,22 @@ export async function writeContentHashes(runDir: string, shards: ShardSummary[])
     const writer = new BufferedFile(join(runDir, file));
     const distinct = new Set<string>();
     let requests = 0;
-    for await (const line of jsonlBuffers(join(runDir, shard.file))) {
-      const id = customIdOf(line);
-      if (id === undefined) continue;
-      const hash = contentHash(line);
-      distinct.add(hash);
-      requests++;
-      const text = `${JSON.stringify(id)}\t${hash}\n`;
-      const pending = writer.append(text, Buffer.byteLength(text));
-      if (pending) await pending;
+    try {
+      for await (const line of jsonlBuffers(join(runDir, shard.file))) {
+        const id = customIdOf(line);
+        if (id === undefined) continue;
+        const hash = contentHash(line);
+        distinct.add(hash);
+        requests++;
+        const text = `${JSON.stringify(id)}\t${hash}\n`;
+        const pending = writer.append(text, Buffer.byteLength(text));
+        if (pending) await pending;
+      }
+      await writer.close();
+    } catch (error) {
+      await writer.discard();
+      throw error;
     }
-    await writer.close();
     out.push({ shard: shard.file, file, requests, distinct: distinct.size });
   }
   return out;

@@ -94,17 +94,57 @@ export interface JobRecord {
   finished_at: string | null;
   /** Per-request outcome once downloaded: ok/failed (final), retry (sent again in the next attempt). */
   outcome: { ok: number; failed: number; expired: number; cancelled: number; retry: number } | null;
+  /** True when its batch was made by an earlier run of the same work (another run directory) and taken over. */
+  adopted?: boolean;
   /** Why the job stopped short, if it did (a stuck batch, an unrecoverable error). */
   note: string | null;
+}
+
+/** An upload an earlier run of the same work left at the provider, found by its name. */
+export interface EarlierUpload {
+  id: string;
+  bytes: number;
+  /** The provider's clock, unix seconds; null when it did not say. */
+  created_at: number | null;
+  /** Older uploads of the same name (a run that uploaded twice): a batch on any of them is the job's. */
+  older_ids?: string[];
+}
+
+/** A batch an earlier run of the same work left at the provider, found by its ds_name and metadata. */
+export interface EarlierBatch {
+  id: string;
+  input_file_id: string;
+  created_at: number | null;
+  /** Requests in it, where the provider said. */
+  total: number | null;
+}
+
+/**
+ * What a run of the same work (another run directory, or one deleted) made at the provider, looked up
+ * once before this run sends anything: `pending` until then. Kept for jobs made later (retry attempts),
+ * whose uploads and batches the earlier run may have made too.
+ */
+export interface EarlierWork {
+  state: 'pending' | 'done';
+  checked_at: string | null;
+  /** By upload file name. */
+  files: Record<string, EarlierUpload>;
+  /** By job id (`metadata.bp_job`). */
+  batches: Record<string, EarlierBatch>;
 }
 
 /** A run's durable state: enough to resume, report and download from this file alone. */
 export interface RunManifest {
   version: 1;
   run_id: string;
+  /**
+   * The id this work has without `newRun`: the same as `run_id`, except for a run forced fresh, whose
+   * id adds a random part (so its batches' names are its own). Absent in manifests of older versions.
+   */
+  work_id?: string;
   created_at: string;
   updated_at: string;
-  /** Provider and base URL; never the key. */
+  /** Provider and base URL, credentials in the URL redacted (`***`); never the key. */
   provider: { name: string; base_url: string | null };
   endpoint: string;
   completion_window: string;
@@ -120,6 +160,8 @@ export interface RunManifest {
   rows: number;
   rejected: number;
   shards: ShardSummary[];
+  /** What an earlier run of the same work made at the provider (absent or null: not looked up, `newRun`). */
+  earlier?: EarlierWork | null;
   /** Per shard, the request content hashes (identical requests hash alike). */
   content_hashes?: ContentHashes[];
   jobs: JobRecord[];

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { access, copyFile, link, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { access, copyFile, link, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fsyncDir } from '../internal/durable-write.js';
+import { fsyncDir, fsyncFile, makeDir } from '../internal/durable-write.js';
+import { outputError } from '../internal/output-error.js';
 import { MANIFEST_FILE } from './manifest.js';
 import type { ShardSummary } from './sharder.js';
 
@@ -18,6 +19,8 @@ export interface RunIdentity {
   baseURL: string | null;
   endpoint: string;
   completionWindow: string;
+  /** A random part, for a run forced fresh (`newRun`): nothing else names the same run. */
+  fresh?: string;
 }
 
 /**
@@ -30,6 +33,7 @@ export function runIdFor(identity: RunIdentity): string {
     JSON.stringify([identity.provider, identity.baseURL, identity.endpoint, identity.completionWindow]),
   );
   for (const shard of identity.shards) hash.update(`\n${shard.sha256}:${shard.lines}`);
+  if (identity.fresh !== undefined) hash.update(`\nfresh:${identity.fresh}`);
   return `run-${hash.digest('hex').slice(0, 16)}`;
 }
 
@@ -41,14 +45,14 @@ const STALE_STAGING_MS = 24 * 3_600_000;
  * directories a killed process left behind (older than a day) are removed on the way.
  */
 export async function stagingDir(runsDir: string): Promise<string> {
-  await mkdir(runsDir, { recursive: true });
+  await makeDir(runsDir);
   for (const name of await readdir(runsDir)) {
     const started = /^\.staging-(\d+)-/.exec(name)?.[1];
     if (started && Date.now() - Number(started) > STALE_STAGING_MS)
       await rm(join(runsDir, name), { recursive: true, force: true });
   }
   const dir = join(runsDir, `.staging-${Date.now()}-${randomBytes(4).toString('hex')}`);
-  await mkdir(dir, { recursive: true });
+  await makeDir(dir);
   return dir;
 }
 
@@ -72,15 +76,18 @@ export function hasManifest(dir: string): Promise<boolean> {
  * for the caller, who decides under the run's lock.
  */
 export async function promoteStaging(staging: string, runDir: string): Promise<boolean> {
-  await mkdir(resolve(runDir, '..'), { recursive: true });
-  if (await exists(runDir)) return false;
+  await makeDir(resolve(runDir, '..'));
+  const found = await stat(runDir).catch(() => undefined);
+  if (found && !found.isDirectory())
+    throw outputError(runDir, Object.assign(new Error('not a directory'), { code: 'EEXIST' }));
+  if (found) return false;
   try {
     await rename(staging, runDir);
   } catch (error) {
     // Another process promoted the same run a moment ago.
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
-    throw error;
+    throw outputError(runDir, error);
   }
   await fsyncDir(resolve(runDir, '..'));
   return true;
@@ -91,7 +98,17 @@ export async function adoptFile(from: string, to: string): Promise<void> {
   await rm(to, { force: true });
   try {
     await link(from, to);
+    return;
   } catch {
-    await copyFile(from, to);
+    // Another file system, or one without hard links: a copy, under a temporary name until whole.
+  }
+  const temp = `${to}.partial`;
+  try {
+    await copyFile(from, temp);
+    await fsyncFile(temp);
+    await rename(temp, to);
+  } catch (error) {
+    await rm(temp, { force: true }).catch(() => {});
+    throw outputError(to, error);
   }
 }

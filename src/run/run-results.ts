@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BufferedFile } from '../internal/buffered-file.js';
+import { makeParentDir } from '../internal/durable-write.js';
 import type { Rejection } from '../types.js';
 import type { BatchRun } from './batch-run.js';
 import type { JobRecord, RunManifest } from './manifest.js';
@@ -51,6 +52,7 @@ export function writeResults(run: BatchRun, path: string): Promise<number> {
 
 /** Writes every request's final line to `path` (bytes as the provider wrote them); returns how many. */
 export async function writeFinalLines(runDir: string, manifest: RunManifest, path: string): Promise<number> {
+  await makeParentDir(path);
   const file = new BufferedFile(path);
   let lines = 0;
   try {

@@ -1,8 +1,9 @@
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RequestBatch } from '../core/requests/request-batch.js';
 import { hashedColumns, type RowHashesHeader, rowHashText } from '../core/requests/row-hash.js';
 import { BufferedFile } from '../internal/buffered-file.js';
+import { makeDir } from '../internal/durable-write.js';
 import type { FileLimits } from '../providers/profile.js';
 import type { Rejection, RequestItem, SourcePosition } from '../types.js';
 
@@ -72,6 +73,7 @@ export class Sharder {
   #rejected = 0;
   #requests = 0;
   #count = 0;
+  #finished = false;
 
   constructor(dir: string, prefix: string, limits: FileLimits) {
     this.#dir = dir;
@@ -325,7 +327,7 @@ export class Sharder {
 
   /** Creates the directory and reads what an earlier run listed (to clean up after it). */
   async #start(): Promise<string[]> {
-    await mkdir(this.#dir, { recursive: true });
+    await makeDir(this.#dir);
     try {
       const earlier = JSON.parse(await readFile(join(this.#dir, SUMMARY_FILE), 'utf8')) as PreparedSummary;
       return earlier.shards.map((s) => s.file);
@@ -360,14 +362,28 @@ export class Sharder {
     const text = `${JSON.stringify(summary, null, 2)}\n`;
     await summaryFile.append(text, Buffer.byteLength(text));
     await summaryFile.close();
+    this.#finished = true;
     return summary;
   }
 
+  /**
+   * Stops after a failure (a full disk, an upstream error): no file of this run is left, not even the
+   * shards that were already whole. An earlier run's `shards.json` goes too once a shard of this run
+   * replaced one of its files (it would list what is no longer there); until then its directory is
+   * left as it was.
+   */
   async abort(): Promise<void> {
+    // After a finish that succeeded (a stream is destroyed once it has finished): nothing to undo.
+    if (this.#finished) return;
     await Promise.all(this.#closing);
     for (const shard of this.#open.values()) await shard.file.discard();
     this.#open.clear();
     await this.#rejections?.discard();
     await this.#rowHashes?.discard();
+    if (!this.#ready) return;
+    await this.#ready.catch(() => undefined);
+    if (this.#done.length === 0) return;
+    for (const shard of this.#done) await rm(join(this.#dir, shard.file), { force: true }).catch(() => {});
+    await rm(join(this.#dir, SUMMARY_FILE), { force: true }).catch(() => {});
   }
 }

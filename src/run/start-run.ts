@@ -1,10 +1,12 @@
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { isRequestBatch, type RequestBatch } from '../core/requests/request-batch.js';
 import { BatchpipeError } from '../errors.js';
+import { makeDir } from '../internal/durable-write.js';
 import { parseOptions } from '../options.js';
-import type { Connection } from '../providers/connection.js';
+import { type Connection, redactURL } from '../providers/connection.js';
 import type { Rejection, RequestItem } from '../types.js';
 import { BatchApi } from './batch-api.js';
 import { BatchRun, completionWindowHours, newManifest, type RunEvent } from './batch-run.js';
@@ -39,6 +41,13 @@ export const RunFields = {
    * and a lookup made too soon would miss it and send it again. Default 30; 1 for the local service.
    */
   lookupDelay: z.number().min(0).optional(),
+  /**
+   * Submit afresh, as a run of its own (its id gets a random part, so its batches' names are its own),
+   * even when a run of the same work made its batches already. Without it, a new run first looks up at
+   * the provider what a run of the same work made (from another run directory, or one since deleted)
+   * and adopts it. Default false.
+   */
+  newRun: z.boolean().default(false),
   /** Batches uploaded and created at once. Default 4. */
   concurrency: z.number().int().min(1).max(64).default(4),
   /** Progress events. */
@@ -127,16 +136,26 @@ export async function createOrResumeRun(
     opts.completionWindow,
     connection.profile.completionWindowHours,
   );
-  const runId = runIdFor({
+  const identity = {
     shards: summary.shards,
     provider: connection.provider,
-    baseURL: connection.provider === 'local' ? null : (connection.baseURL ?? null),
+    // Redacted: credentials in the URL are no part of the work, and never written (the id is a hash, but still).
+    baseURL: connection.provider === 'local' ? null : redactURL(connection.baseURL ?? null),
     endpoint: summary.shards[0]!.endpoint,
     completionWindow,
-  });
+  };
+  const workId = runIdFor(identity);
+  const runId = opts.newRun ? runIdFor({ ...identity, fresh: randomBytes(8).toString('hex') }) : workId;
   const runDir = resolve(opts.runDir ?? join(opts.runsDir, runId));
-  const promoted = staged ? await promoteStaging(shardsDir, runDir) : false;
-  if (!staged) await mkdir(runDir, { recursive: true });
+  let promoted = false;
+  try {
+    if (staged) promoted = await promoteStaging(shardsDir, runDir);
+    else await makeDir(runDir);
+  } catch (error) {
+    // A run directory the file system refuses: the staged shards go, as they would with any refusal.
+    if (staged) await rm(shardsDir, { recursive: true, force: true });
+    throw error;
+  }
   // Everything from here on happens under the lock: two processes on one input make one run.
   let lock: RunLock;
   try {
@@ -150,10 +169,15 @@ export async function createOrResumeRun(
   try {
     if (await hasManifest(runDir)) {
       const existing = await readManifest(runDir);
-      if (existing.run_id !== runId) {
+      // A fresh run given its directory again resumes it (its id, random in part, is not made again).
+      const freshAgain = opts.newRun && existing.work_id === workId && existing.run_id !== workId;
+      if (existing.run_id !== runId && !freshAgain) {
+        const sameWork = (existing.work_id ?? existing.run_id) === workId;
         throw new BatchpipeError(
           'BP_RUN_MISMATCH',
-          `${runDir} holds run ${existing.run_id}, not this input with these options (${runId}); pick another --run-dir`,
+          sameWork
+            ? `${runDir} holds run ${existing.run_id} of this work, made without --new-run: a fresh run needs another --run-dir (or leave out --new-run to go on with this one)`
+            : `${runDir} holds run ${existing.run_id}, not this input with these options (${runId}); pick another --run-dir`,
         );
       }
     } else {
@@ -161,6 +185,8 @@ export async function createOrResumeRun(
       if (!promoted) await adoptShards(shardsDir, runDir, summary);
       const manifest = newManifest({
         runId,
+        workId,
+        lookEarlier: !opts.newRun,
         connection,
         shards: summary.shards,
         rows: summary.rows,
@@ -184,7 +210,7 @@ export async function createOrResumeRun(
 
 /** Links (or copies) a prepared directory's shards and rejections into a new run dir. */
 async function adoptShards(from: string, runDir: string, summary: PreparedSummary): Promise<void> {
-  await mkdir(runDir, { recursive: true });
+  await makeDir(runDir);
   for (const shard of summary.shards) await adoptFile(join(from, shard.file), join(runDir, shard.file));
   if (await exists(join(from, REJECTIONS_FILE)))
     await adoptFile(join(from, REJECTIONS_FILE), join(runDir, REJECTIONS_FILE));

@@ -26,8 +26,13 @@ export class UploadError extends Error {
 }
 
 export interface UploadTarget {
+  /** Without credentials or query string (see splitBaseURL). */
   baseURL: string;
   apiKey: string | undefined;
+  /** Query parameters the base URL carried. */
+  query?: Record<string, string> | undefined;
+  /** An Authorization header that replaces the bearer key (credentials the base URL carried). */
+  authorization?: string | undefined;
   timeoutMs: number;
   signal?: AbortSignal | undefined;
 }
@@ -51,13 +56,15 @@ export async function uploadFile(
   );
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
   const url = new URL(`${target.baseURL.replace(/\/+$/, '')}/files`);
+  for (const [key, value] of Object.entries(target.query ?? {})) url.searchParams.set(key, value);
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   const headers: Record<string, string> = {
     'content-type': `multipart/form-data; boundary=${boundary}`,
     'content-length': String(head.length + size + tail.length),
     accept: 'application/json',
   };
-  if (target.apiKey) headers.authorization = `Bearer ${target.apiKey}`;
+  if (target.authorization) headers.authorization = target.authorization;
+  else if (target.apiKey) headers.authorization = `Bearer ${target.apiKey}`;
 
   return new Promise((resolve, reject) => {
     let settled = false;

@@ -1,8 +1,10 @@
 import { z } from 'zod';
+import { ArrowRowBatch } from '../core/arrow/arrow-row-batch.js';
 import { csvCell } from '../core/csv/csv-cell.js';
 import { CsvRowBatch } from '../core/csv/csv-row-batch.js';
 import { JoinedRowBatch } from '../core/join/joined-row-batch.js';
 import { csvTail } from '../core/results/result-cells.js';
+import { ownValue } from '../core/rows/own-value.js';
 import { delimiterOf } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
 import { parseOptions } from '../options.js';
@@ -65,7 +67,7 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
     let line = '';
     for (let c = 0; c < names.length; c++) {
       if (c > 0) line += delimiter;
-      line += csvCell(values[names[c]!], delimiter);
+      line += csvCell(ownValue(values, names[c]!), delimiter);
     }
     return out.text(line + LF);
   };
@@ -93,11 +95,12 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
         if (pending) await pending;
         pending = out.text(tail + LF);
       } else {
-        const values = source.values(i);
+        // Arrow cells as text by the type rules (exact decimals and int64, ISO timestamps, JSON).
+        const values = source instanceof ArrowRowBatch ? source.texts(i) : source.values(i);
         let line = '';
         for (let c = 0; c < width; c++) {
           if (c > 0) line += delimiter;
-          line += csvCell(values[layout.sourceColumns[c]!], delimiter);
+          line += csvCell(ownValue(values, layout.sourceColumns[c]!), delimiter);
         }
         pending = out.text(width === 0 ? tail.slice(delimiter.length) + LF : line + tail + LF);
       }
@@ -105,11 +108,21 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
     }
   };
 
+  /** Rows read from Parquet or Arrow: their cells as text by the type rules (docs/formats.md). */
+  const arrowRows = async (rows: ArrowRowBatch, written: number, out: TableOut): Promise<void> => {
+    for (let i = 0; i < rows.length; i++) {
+      const place = { written: written + i + 1, row: rows.index(i), file: rows.file(), line: rows.line(i) };
+      const pending = row(rows.texts(i), place, out);
+      if (pending) await pending;
+    }
+  };
+
   const stream = tableSink(path, {
     row,
-    batch(rows, _written, out, eachRow) {
+    batch(rows, written, out, eachRow) {
       // Chosen columns are written as asked, whatever the rows hold.
       if (rows instanceof JoinedRowBatch && opts.columns === undefined) return joined(rows, out);
+      if (rows instanceof ArrowRowBatch) return arrowRows(rows, written, out);
       return eachRow();
     },
     end() {

@@ -1,9 +1,8 @@
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
 import { isRowBatch, type RowBatch } from '../core/rows/row-batch.js';
 import { BatchpipeError } from '../errors.js';
 import { BufferedFile } from '../internal/buffered-file.js';
+import { makeParentDir } from '../internal/durable-write.js';
 import { takeBatches } from '../streams/batch-protocol.js';
 import type { Row, RowValues } from '../types.js';
 
@@ -53,6 +52,8 @@ export interface TableEncoder {
     out: TableOut,
     eachRow: () => Promise<void>,
   ): Promise<void> | undefined;
+  /** Writes what is still held (a columnar file's last row group and footer), before `end`. */
+  finish?(out: TableOut): Promise<void>;
   /** What closes the file. */
   end(): string;
   columns(): string[];
@@ -74,7 +75,7 @@ export function tableSink(path: string, encoder: TableEncoder): TableSinkStream 
   let ready: Promise<unknown> | undefined;
   let summary: SinkSummary | undefined;
   const whenReady = (next: () => Promise<void> | undefined, done: (error?: Error | null) => void) => {
-    ready ??= mkdir(dirname(path), { recursive: true });
+    ready ??= makeParentDir(path);
     // A sink destroyed meanwhile has discarded its file: nothing more goes to it.
     ready.then(() => (stream.destroyed ? undefined : next())).then(() => done(), done);
   };
@@ -120,8 +121,9 @@ export function tableSink(path: string, encoder: TableEncoder): TableSinkStream 
       whenReady(() => encoder.row(values, place, out), done);
     },
     final(done) {
-      (ready ?? mkdir(dirname(path), { recursive: true }))
+      (ready ?? makeParentDir(path))
         .then(async () => {
+          if (encoder.finish) await encoder.finish(out);
           const tail = encoder.end();
           if (tail !== '') await out.text(tail);
           const bytes = file.bytes;

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { RequestBatch } from '../core/requests/request-batch.js';
 import { inputName, type SourceInput } from '../internal/input.js';
-import { LineScanner } from '../internal/line-scanner.js';
+import { crOnlyHint, LineScanner } from '../internal/line-scanner.js';
 import { BatchReadable } from '../streams/batch-readable.js';
 import type { Rejection, RequestItem, RequestLine } from '../types.js';
 
@@ -46,7 +46,7 @@ export function requestSource(input: SourceInput, options: { name?: string } = {
               const request = JSON.parse(text) as RequestLine;
               items.push({ kind: 'request', ...at, request, text, bytes });
             } catch (error) {
-              reject('BP_LINE_NOT_JSON', `invalid JSON: ${(error as Error).message}`);
+              reject('BP_LINE_NOT_JSON', `invalid JSON: ${(error as Error).message}${crOnlyHint(text)}`);
             }
           }
         },

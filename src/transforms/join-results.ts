@@ -18,7 +18,7 @@ import { ParseResultsFields, type ResultProblems, type ResultStatus } from '../c
 import { ObjectRowBatch } from '../core/rows/object-row-batch.js';
 import type { RowBatch } from '../core/rows/row-batch.js';
 import { compileStructuredOutput } from '../core/structured/structured-output.js';
-import { defaultRowParser, readRowBatches } from '../core/tables/table-reader.js';
+import { readTableBatches } from '../core/tables/table-reader.js';
 import { parseOptions } from '../options.js';
 import { ENDPOINTS } from '../providers/profile.js';
 import {
@@ -67,7 +67,7 @@ export const JoinFields = {
 };
 
 const JoinResultsOptions = z.strictObject({
-  /** The source table: a .csv/.tsv/.jsonl path, a function returning a fresh source stream, or a source stream. */
+  /** The source table: a .csv/.tsv/.jsonl/.parquet/.arrow/.arrows path, a function returning a fresh source stream, or a source stream. */
   source: z.union([
     z.string().min(1),
     z.custom<Readable>((v) => v instanceof Readable, 'expected a Readable'),
@@ -175,6 +175,7 @@ class JoinResults extends Duplex implements JoinResultsStream, BatchEmitter {
           fields: structured?.fields ?? [],
           include: opts.include as ExtraColumn[],
           payload: payloadColumn(opts.endpoint),
+          fieldSchema: structured?.jsonSchema,
         },
         fieldPrefix: opts.fieldPrefix,
         reask: opts.reask,
@@ -209,7 +210,7 @@ class JoinResults extends Duplex implements JoinResultsStream, BatchEmitter {
 
   readonly #openRows: OpenRows = (pass) => {
     const source = this.#source;
-    if (typeof source === 'string') return readRowBatches(source, source, defaultRowParser(source));
+    if (typeof source === 'string') return readTableBatches(source);
     if (typeof source === 'function') return rowBatchesOf(source());
     return pass === 1 ? this.#spillWhileReading(source) : this.#spilled();
   };

@@ -232,6 +232,7 @@ describe('batchpipe join', () => {
       failed,
       '--out',
       fromDir,
+      '--allow-empty',
     ]);
     expect(byDir.code, byDir.stderr).toBe(0);
     const fromFlag = join(dir, 'embedded-flag.csv');
@@ -245,6 +246,7 @@ describe('batchpipe join', () => {
       '/v1/embeddings',
       '--out',
       fromFlag,
+      '--allow-empty',
     ]);
     expect(byFlag.code, byFlag.stderr).toBe(0);
     for (const out of [fromDir, fromFlag]) {
@@ -255,7 +257,12 @@ describe('batchpipe join', () => {
     }
     // Without either, the requests are taken for chat.
     const chat = join(dir, 'embedded-chat.csv');
-    expect((await runCli(['join', '--source', table, '--results', failed, '--out', chat])).code).toBe(0);
+    const noAnswer = await runCli(['join', '--source', table, '--results', failed, '--out', chat]);
+    // No row got an answer: the table is written, and the exit code says so.
+    expect(noAnswer.code).toBe(1);
+    expect(noAnswer.stderr).toContain(
+      'error BP_NO_ANSWERS: no row got an answer (1 failed, 1 expired); the table was written. Pass --allow-empty to accept that',
+    );
     expect(Object.keys(read(chat)[0]!)).toContain('content');
   });
 
@@ -269,6 +276,7 @@ describe('batchpipe join', () => {
       results,
       '--out',
       join(dir, 'none.csv'),
+      '--allow-empty',
     ]);
     expect(result.code).toBe(0);
     expect(result.stderr).toContain(

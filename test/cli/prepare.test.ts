@@ -323,7 +323,9 @@ describe('batchpipe prepare', () => {
       join(dir, 'w3'),
     ]);
     expect(encoding.code).toBe(0);
-    expect(encoding.stderr).toContain('BP_INPUT_ENCODING row is not valid UTF-8; set --encoding');
+    expect(encoding.stderr).toContain(
+      'BP_INPUT_ENCODING row is not valid UTF-8 (column "t", field 2); set --encoding',
+    );
   });
 
   it('takes --max-row-size, --big-integers and --max-line-bytes, as prepare() takes maxRowSize, bigIntegers and maxLineBytes', async () => {

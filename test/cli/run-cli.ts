@@ -40,3 +40,8 @@ export function runNode(
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** stderr without the line a run on the local test engine starts with (see TEST_ENGINE_NOTICE). */
+export function withoutEngineNotice(stderr: string): string {
+  return stderr.replace(/^answers come from batchpipe's local test engine: [^\n]*\n/, '');
+}

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
@@ -77,8 +77,10 @@ describe('batchpipe run', () => {
     expect(again.stderr).not.toContain('uploaded');
   });
 
-  it('checks everything and submits nothing with --dry-run', async () => {
-    const input = fileWith(dir, 'dry.csv', 'id,t\n1,a\n2,b\n');
+  it('checks everything and submits nothing with --dry-run, and keeps nothing', async () => {
+    const cwd = join(dir, 'dry');
+    mkdirSync(cwd, { recursive: true });
+    const input = fileWith(cwd, 'dry.csv', 'id,t\n1,a\n2,b\n');
     const result = await runCli(
       [
         'run',
@@ -88,13 +90,51 @@ describe('batchpipe run', () => {
         '--model',
         'qwen-plus',
         '--out',
-        join(dir, 'dry-out.csv'),
+        join(cwd, 'dry-out.csv'),
         '--dry-run',
       ],
-      { cwd: dir, env },
+      { cwd, env },
     );
     expect(result.code).toBe(0);
     expect(result.stderr).toContain('dry run: 2 rows: 2 requests in 1 file, 0 rejected; nothing submitted');
+    expect(readdirSync(join(cwd, '.batchpipe', 'runs'))).toEqual([]);
+  });
+});
+
+describe('batchpipe run on the test engine', () => {
+  it('says so: a line at the start, a mark on the summary, a field in --json, and --include model in the table', async () => {
+    const cwd = join(dir, 'engine');
+    mkdirSync(cwd, { recursive: true });
+    const input = fileWith(cwd, 'in.csv', 'id,t\n1,a\n2,b\n');
+    const args = [
+      'run',
+      input,
+      '--template',
+      '{{t}}',
+      '--model',
+      'qwen-plus',
+      '--id-column',
+      'id',
+      '--include',
+      'model',
+    ];
+    const text = await runCli([...args, '--out', join(cwd, 'out.csv')], { cwd, env });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stderr.split('\n')[0]).toBe(
+      "answers come from batchpipe's local test engine: deterministic placeholders, no inference (set DASHSCOPE_API_KEY or OPENAI_API_KEY for a model)",
+    );
+    expect(text.stderr).toMatch(/wrote 2 rows to .*out\.csv: 2 ok \(run .*\) \[test engine: no inference\]/);
+    const rows = parse(readFileSync(join(cwd, 'out.csv'), 'utf8'), { columns: true }) as Array<
+      Record<string, string>
+    >;
+    expect(rows.map((r) => r.model)).toEqual([
+      'batchpipe-test-engine/qwen-plus',
+      'batchpipe-test-engine/qwen-plus',
+    ]);
+
+    const json = await runCli([...args, '--out', join(cwd, 'out2.csv'), '--json'], { cwd, env });
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ engine: 'batchpipe-test-engine', statuses: { ok: 2 } });
   });
 });
 
@@ -128,6 +168,8 @@ describe('batchpipe run with nothing to submit', () => {
       );
     }
     expect(() => readFileSync(join(cwd, '.batchpipe', 'local', 'records.jsonl'), 'utf8')).toThrow();
+    // Neither the failed run nor the dry run leaves its staging directory behind.
+    expect(readdirSync(join(cwd, '.batchpipe', 'runs'))).toEqual([]);
   });
 
   it("takes --max-row-size, and words its errors with the command line's flags", async () => {

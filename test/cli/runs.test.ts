@@ -118,9 +118,11 @@ describe('run commands', () => {
       });
     });
     child.kill('SIGINT');
-    expect(await exited).toBe(0);
+    // Exit 3: detached, not done; `run ... && next-step` must not carry on.
+    expect(await exited).toBe(3);
     expect(stderr).toContain('detaching');
     const runDir = onlyRun(runs);
+    expect(stderr).toContain(`detached: resume with \`batchpipe resume ${runDir}\``);
     const resumed = await runCli(['resume', runDir, ...connect(), '--poll-interval', '0.1']);
     expect(resumed.code).toBe(0);
     expect(resumed.stderr).toContain('done: 8 rows: 8 ok');
@@ -129,6 +131,40 @@ describe('run commands', () => {
       expect(records.uploadsByFilename[job.file_name]).toBe(1);
       expect(records.batchesByDsName[job.ds_name]).toBe(1);
     }
+  });
+
+  it('run detached by SIGTERM exits 3 without writing --out; the same command then finishes it (exit 0)', async () => {
+    const table = fileWith(
+      root,
+      'sigterm.csv',
+      `id,t\n${Array.from({ length: 8 }, (_, i) => `${i},text ${i}`).join('\n')}\n`,
+    );
+    const out = join(root, 'sigterm-out.csv');
+    const runs = join(root, 'runs-sigterm');
+    const args = [
+      'run',
+      table,
+      '--template',
+      '{{t}}',
+      '--model',
+      'qwen-plus',
+      '--id-column',
+      'id',
+      '--out',
+      out,
+    ];
+    const cli = spawnCli([...args, ...connect(), '--runs-dir', runs, '--poll-interval', '0.1']);
+    await cli.saw('created');
+    cli.child.kill('SIGTERM');
+    expect(await cli.exit).toBe(3);
+    const runDir = onlyRun(runs);
+    expect(cli.output().stderr).toContain(`detached: resume with \`batchpipe resume ${runDir}\``);
+    expect(existsSync(out)).toBe(false);
+
+    const again = await runCli([...args, ...connect(), '--runs-dir', runs, '--poll-interval', '0.1']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(readFileSync(out, 'utf8').trimEnd().split('\n')).toHaveLength(9);
+    await expectEachOnce(await readManifest(runDir));
   });
 
   it("list shows the provider's batches with DashScope's filters", async () => {
@@ -249,7 +285,7 @@ describe('one process at a time per run', () => {
 });
 
 describe('runs that stop short', () => {
-  it('Ctrl-C during a create detaches with exit 0 (bug: it exited 1 with "Request was aborted"); resume adopts the batch', async () => {
+  it('Ctrl-C during a create detaches with exit 3 (bug: it exited 1 with "Request was aborted"); resume adopts the batch', async () => {
     const prep = await prepared_(4, 4);
     const runs = join(root, 'runs-sigint-create');
     // The create lands at the service; its reply is held long after Ctrl-C.
@@ -258,7 +294,7 @@ describe('runs that stop short', () => {
     await cli.saw('uploaded');
     await new Promise((resolve) => setTimeout(resolve, 300));
     cli.child.kill('SIGINT');
-    expect(await cli.exit).toBe(0);
+    expect(await cli.exit).toBe(3);
     const { stderr } = cli.output();
     expect(stderr).toContain('detaching');
     expect(stderr).not.toContain('error');
@@ -374,7 +410,8 @@ describe('runs that stop short', () => {
     const runs = join(root, 'runs-cancel-creating');
     slow.faults.arm([
       { route: 'batches.create', kind: 'lose', times: 1 },
-      { route: 'batches.list', kind: 'error', status: 503, retryAfterMs: 5 },
+      // After the new run's one look for an earlier run's batches: the lost create's lookup fails.
+      { route: 'batches.list', kind: 'error', status: 503, retryAfterMs: 5, after: 1 },
     ]);
     const submitted = await runCli(['submit', prep, ...connect(), '--runs-dir', runs, '--no-wait']);
     expect(submitted.code).toBe(1);

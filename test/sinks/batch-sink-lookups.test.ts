@@ -149,7 +149,8 @@ describe('batchSink looking for a call whose reply was lost', () => {
       const runsDir = join(root, `runs-${++runs}`);
       service.faults.arm([
         { route: 'batches.create', kind: 'lose', times: 1 },
-        { route: 'batches.list', kind: 'error', status: 503, retryAfterMs: 5 },
+        // After the new run's one look for an earlier run's batches: the lost create's lookup fails.
+        { route: 'batches.list', kind: 'error', status: 503, retryAfterMs: 5, after: 1 },
       ]);
       const error = await runSink(service, runsDir, 'lf-', 20).catch((e: unknown) => e);
       expect(error).toMatchObject({
@@ -190,7 +191,8 @@ describe('batchSink lookups match exactly and page as far as they must', () => {
       const runsDir = join(root, `runs-${++runs}`);
       service.faults.arm([
         { route: 'batches.create', kind: 'lose', times: 1 },
-        { route: 'batches.list', kind: 'error', status: 503, retryAfterMs: 5 },
+        // After the new run's one look for an earlier run's batches: the lost create's lookup fails.
+        { route: 'batches.list', kind: 'error', status: 503, retryAfterMs: 5, after: 1 },
       ]);
       await runSink(service, runsDir, 'ld-', 10).catch(() => undefined);
       const { manifest } = await onlyManifest(runsDir);
@@ -239,7 +241,8 @@ describe('batchSink lookups match exactly and page as far as they must', () => {
       const options = { provider: 'custom' as const, apiKey: 'local' };
       service.faults.arm([
         { route: 'batches.create', kind: 'lose', times: 1 },
-        { route: 'batches.list', kind: 'error', status: 503, retryAfterMs: 5 },
+        // After the new run's one look for an earlier run's batches: the lost create's lookup fails.
+        { route: 'batches.list', kind: 'error', status: 503, retryAfterMs: 5, after: 1 },
       ]);
       await runSink(service, runsDir, 'lp-', 5, options).catch(() => undefined);
       const { manifest } = await onlyManifest(runsDir);
@@ -265,9 +268,11 @@ describe('batchSink lookups match exactly and page as far as they must', () => {
         // The create never reaches the service (a reset): the lookup must find nothing, and soon.
         service.faults.arm({ route: 'batches.create', kind: 'reset', times: 1 });
         lines.length = 0;
+        // A fresh run (newRun): no look for an earlier run's batches, only the lost create's lookup.
         const { out, manifest } = await runSink(service, join(root, `runs-${++runs}`), 'lw-', 5, {
           provider: 'custom',
           apiKey: 'local',
+          newRun: true,
         });
         expect(out).toHaveLength(5);
         expect(manifest.jobs[0]!.calls.lookup).toBe(1);

@@ -61,7 +61,7 @@ describe('csvSource', () => {
     });
   });
 
-  it('names columns when there is no header, and names empty header cells', async () => {
+  it('names columns when there is no header; the columns option names them instead of the header', async () => {
     const path = fileWith(dir, 'nohead.csv', 'x,y\n');
     expect(rowsOf(await collect(csvSource(path, { header: false })))[0]!.values).toEqual({
       column_1: 'x',
@@ -69,15 +69,41 @@ describe('csvSource', () => {
     });
     const given = await collect<SourceItem>(csvSource(path, { header: false, columns: ['a', 'b'] }));
     expect(rowsOf(given)[0]!.values).toEqual({ a: 'x', b: 'y' });
+    // With a header, the columns option replaces it: the header row is not read as data.
     const blank = fileWith(dir, 'blank-header.csv', ',id\n0,1\n');
-    expect(rowsOf(await collect(csvSource(blank)))[0]!.values).toEqual({ column_1: '0', id: '1' });
+    const named = await collect<SourceItem>(csvSource(blank, { columns: ['n', 'id'] }));
+    expect(named).toEqual([{ kind: 'row', index: 1, file: blank, line: 2, values: { n: '0', id: '1' } }]);
   });
 
-  it('refuses a header with a duplicate column, naming it and the line', async () => {
-    const path = fileWith(dir, 'dup.csv', 'id,id\n1,2\n');
+  it('refuses an empty or repeated column name, giving its position and the file (never a rename)', async () => {
+    const blank = fileWith(dir, 'blank-name.csv', 'id,,text\n0,1,2\n');
+    await expect(collect(csvSource(blank))).rejects.toMatchObject({
+      code: 'BP_INPUT_HEADER',
+      context: { file: blank, line: 1 },
+      message: `${blank}:1: column 2 of the header has no name; name the columns with the columns option`,
+    });
+    const tsv = fileWith(dir, 'dup-name.tsv', 'id\ttext\tid\n1\t2\t3\n');
+    await expect(collect(csvSource(tsv))).rejects.toMatchObject({
+      code: 'BP_INPUT_HEADER',
+      context: { file: tsv, line: 1, column: 'id' },
+      message: expect.stringContaining('column 3 of the header, "id", repeats column 1'),
+    });
+    // A columns option with the same fault is refused when the source is made.
+    expect(() => csvSource(tsv, { columns: ['a', 'b', 'a'] })).toThrow(
+      /column 3 of the columns option, "a", repeats column 1/,
+    );
+    expect(() => csvSource(tsv, { columns: ['a', '', 'b'] })).toThrow(
+      expect.objectContaining({ code: 'BP_INVALID_OPTION' }),
+    );
+    const fixed = await collect<SourceItem>(csvSource(tsv, { columns: ['id', 'text', 'id2'] }));
+    expect(rowsOf(fixed)[0]!.values).toEqual({ id: '1', text: '2', id2: '3' });
+  });
+
+  it('refuses a header with malformed quotes', async () => {
+    const path = fileWith(dir, 'bad-header.csv', 'id,"text"x\n1,2\n');
     await expect(collect(csvSource(path))).rejects.toMatchObject({
       code: 'BP_INPUT_HEADER',
-      context: { file: path, line: 1 },
+      context: { line: 1 },
     });
   });
 
@@ -147,7 +173,9 @@ describe('csvSource', () => {
       Buffer.from('\n3,fine\n'),
     ]);
     const items = await collect<SourceItem>(csvSource(fileWith(dir, 'bad-utf8.csv', bad)));
-    expect(rejectionsOf(items).map((r) => [r.index, r.code])).toEqual([[2, 'BP_INPUT_ENCODING']]);
+    expect(rejectionsOf(items).map((r) => [r.index, r.line, r.code, r.message])).toEqual([
+      [2, 3, 'BP_INPUT_ENCODING', 'row is not valid UTF-8 (column "text", field 2); set the encoding option'],
+    ]);
     expect(rowsOf(items).map((r) => r.values.text)).toEqual(['ok', 'fine']);
     const latin1 = fileWith(dir, 'latin1.csv', Buffer.from('id,text\n1,caf\xe9\n', 'latin1'));
     expect(rowsOf(await collect(csvSource(latin1, { encoding: 'latin1' })))[0]!.values.text).toBe('café');
@@ -211,7 +239,7 @@ describe('csvSource', () => {
               fc.array(fc.array(cell, { minLength: width, maxLength: width }), { maxLength: 12 }),
             ),
           ),
-        fc.constantFrom('\n', '\r\n'),
+        fc.constantFrom('\n', '\r\n', '\r'),
         fc.integer({ min: 1, max: 50 }),
         async ([header, rows], eol, chunk) => {
           // A row of one empty field is an empty line: both parsers skip those.

@@ -57,6 +57,8 @@ export class CsvReader {
   #layout: CsvLayout | undefined;
   #index = 0;
   #chunkIsUtf8 = true;
+  /** Bytes of the input transcoded so far (for encodings other than UTF-8). */
+  #rawOffset = 0;
   /** Transcoded bytes not yet scanned (only for encodings other than UTF-8). */
   #carry: Buffer | undefined;
   /** The last scan stopped early with transcoded bytes left: scan them before decoding more. */
@@ -73,6 +75,8 @@ export class CsvReader {
   #escaped = new Uint8Array(INITIAL_ROWS * 4);
   #rejections: Map<number, Rejection> | undefined;
   #firstIndex = 1;
+  /** Where the header row ended: its last line, and the input's bytes (blank lines apart) up to it. */
+  #header: { line: number; end: number; blank: number } | undefined;
 
   constructor(file: string, settings: CsvSettings) {
     this.file = file;
@@ -83,11 +87,12 @@ export class CsvReader {
       quote: settings.quote.charCodeAt(0),
       maxRowBytes: settings.maxRowSize,
     });
-    if (settings.columns) this.#columns = checkColumns(settings.columns, file, 0);
+    if (settings.columns) this.#columns = checkColumns(settings.columns, file, undefined);
     const encoding = settings.encoding.toLowerCase().replace('_', '-');
     if (encoding !== 'utf-8' && encoding !== 'utf8') {
       try {
-        this.#transcoder = new TextDecoder(settings.encoding);
+        // Fatal: bytes that are not valid in the encoding stop the read instead of becoming U+FFFD.
+        this.#transcoder = new TextDecoder(settings.encoding, { fatal: true });
       } catch (error) {
         throw new BatchpipeError(
           'BP_INVALID_OPTION',
@@ -115,9 +120,18 @@ export class CsvReader {
       // Other encodings become UTF-8 first; the scanner then keeps its own unfinished row. After an
       // early stop the same raw chunk comes again (consumed 0): its text is already in the carry.
       if (!this.#carryRest) {
-        const text = this.#transcoder.decode(chunk, { stream: !last });
+        let text: string;
+        try {
+          // Always streaming, then flushed: Node decodes "latin1" without `stream` as ISO-8859-1
+          // but with it as WHATWG's windows-1252 (0x80 is "€"), so every chunk reads alike.
+          text = this.#transcoder.decode(chunk, { stream: true });
+          if (last) text += this.#transcoder.decode();
+        } catch (error) {
+          throw this.#notInEncoding(chunk, last, error);
+        }
         const decoded = Buffer.from(text, 'utf8');
         this.#carry = this.#carry ? Buffer.concat([this.#carry, decoded]) : decoded;
+        this.#rawOffset += chunk.length;
       }
       bytes = this.#carry!;
       this.#chunkIsUtf8 = true;
@@ -126,6 +140,7 @@ export class CsvReader {
     }
     const used = this.#scanner.scan(bytes, last, this.#onRow);
     const stopped = this.#rows >= MAX_BATCH_ROWS && used < bytes.length;
+    if (last && !stopped && this.#index === 0) this.#checkNotSwallowed();
     let consumed = used;
     if (this.#transcoder) {
       this.#carry = bytes.subarray(used);
@@ -164,15 +179,36 @@ export class CsvReader {
       if (!utf8)
         throw new BatchpipeError(
           'BP_INPUT_ENCODING',
-          'the header is not valid UTF-8; set the encoding option',
+          `the header is not valid UTF-8${utf16Mark(scanned.buffer) ? ' (the file starts with a UTF-16 byte order mark)' : ''}; set the encoding option`,
           { file: this.file, line },
         );
       const names: string[] = [];
       const quote = this.#settings.quote;
       for (let f = 0; f < count; f++)
         names.push(this.#settings.header ? fieldText(scanned, f, quote) : `column_${f + 1}`);
-      this.#columns = checkColumns(names, this.file, line);
-      if (this.#settings.header) return undefined;
+      if (this.#settings.header) {
+        if (scanned.malformed)
+          throw new BatchpipeError('BP_INPUT_HEADER', `the header has ${scanned.malformed}`, {
+            file: this.file,
+            line,
+          });
+        this.#columns = checkColumns(names, this.file, line);
+        this.#header = {
+          line: line + scanned.spans,
+          end: this.#scanner.offset + scanned.next,
+          blank: this.#scanner.blankBytes,
+        };
+        return undefined;
+      }
+      this.#columns = names;
+    } else if (this.#settings.header && !this.#header) {
+      // The columns option names the columns: the header row is skipped, whatever it holds.
+      this.#header = {
+        line: line + scanned.spans,
+        end: this.#scanner.offset + scanned.next,
+        blank: this.#scanner.blankBytes,
+      };
+      return undefined;
     }
     this.#layout ??= {
       file: this.file,
@@ -188,7 +224,7 @@ export class CsvReader {
     else if (!utf8)
       problem = [
         'BP_INPUT_ENCODING',
-        `row is not valid UTF-8${spansOf(line, scanned.spans)}; set the encoding option`,
+        `row is not valid UTF-8${badColumn(scanned, columns)}${spansOf(line, scanned.spans)}; set the encoding option`,
       ];
     else if (count !== columns.length && !this.#settings.relaxColumnCount) {
       this.#preview ??= preview(columns);
@@ -218,6 +254,76 @@ export class CsvReader {
     }
     return this.#rows >= MAX_BATCH_ROWS ? false : undefined;
   };
+
+  /**
+   * Bytes of `chunk` are not valid in the declared encoding. Every row of the file is in one
+   * encoding, so this is the file's error, not a row's: the read stops. Found again here, only on
+   * this path: the first bad byte is where the longest prefix a fresh decoder accepts ends.
+   */
+  #notInEncoding(chunk: Buffer, last: boolean, cause: unknown): BatchpipeError {
+    const encoding = this.#settings.encoding;
+    const accepts = (end: number, stream: boolean): boolean => {
+      try {
+        new TextDecoder(encoding, { fatal: true }).decode(chunk.subarray(0, end), { stream });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    let good = 0;
+    let what: string;
+    if (accepts(chunk.length, true)) {
+      // The chunk reads alone: the input ends inside a character, or the chunk's first bytes do not
+      // finish the one the last chunk began.
+      good = last ? chunk.length : 0;
+      what = last
+        ? 'the input ends inside a character'
+        : 'the bytes here do not finish the character before them';
+    } else {
+      // The longest prefix that is valid so far (it may end inside a character) ...
+      let bad = chunk.length;
+      while (bad - good > 1) {
+        const mid = (good + bad) >>> 1;
+        if (accepts(mid, true)) good = mid;
+        else bad = mid;
+      }
+      // ... then back to the start of that character: the bad sequence begins there.
+      for (let back = 0; back < 4 && good > 0 && !accepts(good, false); back++) good--;
+      what = 'the bytes here are not a character';
+    }
+    const before = new TextDecoder(encoding).decode(chunk.subarray(0, good));
+    const pending = this.#carry ? this.#carry.toString('utf8') : '';
+    const line = this.#scanner.line + lineEndsOf(pending) + lineEndsOf(before);
+    return new BatchpipeError(
+      'BP_INPUT_ENCODING',
+      `not valid ${encoding} at byte offset ${this.#rawOffset + good}: ${what}; is the encoding option right?`,
+      { file: this.file, line },
+      { cause },
+    );
+  }
+
+  /**
+   * The input ended and no row was read: that is an empty table only when nothing but blank lines
+   * follows a one-line header. A header that swallowed lines (a quote left open in it) or bytes
+   * left unread would otherwise end as a silent success with 0 rows.
+   */
+  #checkNotSwallowed(): void {
+    const header = this.#header;
+    if (!header) return;
+    const after = this.#scanner.offset - header.end - (this.#scanner.blankBytes - header.blank);
+    if (after > 0)
+      throw new BatchpipeError(
+        'BP_INPUT_PARSE',
+        `no row was read, but ${after} bytes follow the header; is the delimiter, quote or encoding right?`,
+        { file: this.file, line: header.line + 1 },
+      );
+    if (header.line > 1)
+      throw new BatchpipeError(
+        'BP_INPUT_PARSE',
+        `no row was read: the header spans lines 1-${header.line} (a quoted line break in it); is a quote left open in the header?`,
+        { file: this.file, line: 1 },
+      );
+  }
 
   /** Records a scanned row (its first `fields` fields) as the next entry; returns its number. */
   #addRow(scanned: ScannedRow, fields: number): number {
@@ -264,27 +370,62 @@ function grown<T extends Int32Array | Uint8Array>(from: T, to: T): T {
   return to;
 }
 
+/** Which cell of a row that is not UTF-8 holds the bad bytes (looked for only in such a row). */
+function badColumn(row: ScannedRow, columns: readonly string[]): string {
+  for (let f = 0; f < row.count; f++) {
+    if (!isUtf8(row.buffer.subarray(row.starts[f]!, row.ends[f]!))) {
+      const name = columns[f];
+      return name === undefined ? ` (field ${f + 1})` : ` (column ${JSON.stringify(name)}, field ${f + 1})`;
+    }
+  }
+  return '';
+}
+
 /** Where a multi-line row sits, for messages (made only when a row is rejected). */
 function spansOf(line: number, spans: number): string {
   return spans > 0 ? ` (the row spans lines ${line}-${line + spans})` : '';
 }
 
-function checkColumns(columns: string[], file: string, line: number): string[] {
-  const named = columns.map((name, i) => (name === '' ? `column_${i + 1}` : name));
-  const seen = new Set<string>();
-  for (const name of named) {
-    if (seen.has(name)) {
+/**
+ * Column names are data: an empty or repeated one stops the read (renaming it would make a column
+ * no template or id column names). `line` is the header's; undefined for the columns option.
+ */
+function checkColumns(columns: string[], file: string, line: number | undefined): string[] {
+  const where = line === undefined ? 'the columns option' : 'the header';
+  const fix =
+    line === undefined ? 'give every column a name once' : 'name the columns with the columns option';
+  const seen = new Map<string, number>();
+  for (let i = 0; i < columns.length; i++) {
+    const name = columns[i]!;
+    const context = line === undefined ? { option: 'columns' } : { file, line, column: name };
+    if (name === '')
       throw new BatchpipeError(
-        'BP_INPUT_HEADER',
-        `column "${name}" appears twice in the header; rename one`,
-        { file, line },
+        line === undefined ? 'BP_INVALID_OPTION' : 'BP_INPUT_HEADER',
+        `column ${i + 1} of ${where} has no name; ${fix}`,
+        context,
       );
-    }
-    seen.add(name);
+    const first = seen.get(name);
+    if (first !== undefined)
+      throw new BatchpipeError(
+        line === undefined ? 'BP_INVALID_OPTION' : 'BP_INPUT_HEADER',
+        `column ${i + 1} of ${where}, ${JSON.stringify(name)}, repeats column ${first}; ${fix}`,
+        context,
+      );
+    seen.set(name, i + 1);
   }
-  return named;
+  return columns;
 }
 
 function preview(columns: string[]): string {
   return columns.length <= 6 ? columns.join(', ') : `${columns.slice(0, 6).join(', ')}, ...`;
+}
+
+/** Line ends in a text: CRLF, LF and CR alone count one each, as the scanner counts them. */
+function lineEndsOf(text: string): number {
+  return text.match(/\r\n|\r|\n/g)?.length ?? 0;
+}
+
+/** A UTF-16 byte order mark (FF FE or FE FF) at the start of the input. */
+function utf16Mark(bytes: Buffer): boolean {
+  return (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
 }

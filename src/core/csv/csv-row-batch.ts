@@ -1,6 +1,7 @@
 import type { ByteWriter } from '../../internal/byte-writer.js';
 import { MAX_ESCAPE_GROWTH, writeJsonEscaped } from '../../internal/json-bytes.js';
 import type { Rejection, RowValues } from '../../types.js';
+import { putValue } from '../rows/own-value.js';
 import { ReadRows } from '../rows/read-rows.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 
@@ -142,7 +143,7 @@ export class CsvRowBatch extends ReadRows implements RowBatch {
   values(i: number): RowValues {
     const header = this.layout.header;
     const values: RowValues = {};
-    for (let c = 0; c < header.length; c++) values[header[c]!] = this.fieldText(i, c);
+    for (let c = 0; c < header.length; c++) putValue(values, header[c]!, this.fieldText(i, c));
     return values;
   }
 

@@ -2,8 +2,6 @@ import { BatchpipeError } from '../../errors.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
-/** Bytes read before deciding a file without LF uses CR line ends. */
-const EOL_SNIFF_BYTES = 64 * 1024;
 
 /** One row found by the scanner. Arrays are reused: read them before the callback returns. */
 export interface ScannedRow {
@@ -19,6 +17,8 @@ export interface ScannedRow {
   /** Row byte range (for re-checking encoding of one row). */
   rowStart: number;
   rowEnd: number;
+  /** Where the row after this one starts (past its line end). */
+  next: number;
   /** Physical line the row starts on (1-based). */
   line: number;
   /** Newlines inside the row's quoted fields: the row spans lines line..line+spans. */
@@ -43,7 +43,8 @@ export interface CsvScannerOptions {
  * - a field starting with the quote is quoted; doubled quotes inside read as one; it may hold
  *   delimiters and newlines;
  * - a quote inside an unquoted field is a literal character;
- * - rows end at LF or CRLF (CR alone when the file has no LF at all); empty lines are skipped;
+ * - outside quotes, a row ends at CRLF, LF or CR alone, whichever each line uses (a file may mix
+ *   them); empty lines are skipped; inside quotes every line end is text, kept as written;
  * - a closing quote followed by anything but a delimiter or line end marks the row malformed, and the
  *   field runs to the next delimiter or line end, so the following rows are unaffected;
  * - a quote never closed is fatal: everything after it would be swallowed.
@@ -53,8 +54,14 @@ export class CsvScanner {
   readonly #opts: CsvScannerOptions;
   #line = 1;
   #started = false;
-  /** The line-ending byte: LF, or CR for files with CR-only line ends. */
-  #eol = LF;
+  /** Bytes of the input consumed before the current buffer (a leading byte order mark included). */
+  #offset = 0;
+  /** Bytes of empty lines consumed so far. */
+  #blankBytes = 0;
+  // The next LF and CR at or after the last place looked from, in the current buffer (n when none):
+  // counting the line ends inside quoted fields then looks at each byte of a buffer once at most.
+  #lfAt = -1;
+  #crAt = -1;
   readonly #row: ScannedRow = {
     buffer: Buffer.alloc(0),
     count: 0,
@@ -63,6 +70,7 @@ export class CsvScanner {
     escaped: new Uint8Array(64),
     rowStart: 0,
     rowEnd: 0,
+    next: 0,
     line: 1,
     spans: 0,
     malformed: undefined,
@@ -77,6 +85,16 @@ export class CsvScanner {
     return this.#line;
   }
 
+  /** Bytes of the input consumed so far (where the next scan's buffer starts in the input). */
+  get offset(): number {
+    return this.#offset;
+  }
+
+  /** Bytes of the input that were empty lines (line ends alone). */
+  get blankBytes(): number {
+    return this.#blankBytes;
+  }
+
   /**
    * Scans the complete rows of `buf` (`last` marks the end of input) and returns how many bytes it
    * consumed: the caller keeps the rest (an unfinished row, or rows after `onRow` returned false to
@@ -85,28 +103,31 @@ export class CsvScanner {
   scan(buf: Buffer, last: boolean, onRow: (row: ScannedRow) => boolean | undefined): number {
     let p = 0;
     if (!this.#started) {
-      // The line end is LF (CRLF files included) once an LF shows up; CR alone only when a good
-      // stretch of the file (or all of it) has CRs and no LF.
-      const hasLf = buf.indexOf(LF) !== -1;
-      if ((!hasLf && !last && buf.length < EOL_SNIFF_BYTES) || (buf.length < 3 && !last)) return 0;
+      // A chunk may end inside the byte order mark: wait for its other bytes.
+      if (buf.length < 3 && !last) return 0;
       this.#started = true;
       if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) p = 3;
-      if (!hasLf && buf.indexOf(CR) !== -1) this.#eol = CR;
     }
     const n = buf.length;
     const row = this.#row;
     row.buffer = buf;
+    this.#lfAt = -1;
+    this.#crAt = -1;
+    let more: boolean | undefined;
     while (p < n) {
       const end = this.#scanRow(buf, p, n, last);
       if (end === -1) break;
       // A whole row in the buffer is held to the limit too, not only one that outgrows a read.
       if (end - p > this.#opts.maxRowBytes) this.#tooLarge();
-      const more = row.count > 0 ? onRow(row) : undefined;
+      row.next = end;
+      if (row.count > 0) more = onRow(row);
+      else this.#blankBytes += end - p;
       this.#line += 1 + row.spans;
       p = end;
-      if (more === false) return p;
+      if (more === false) break;
     }
-    if (n - p > this.#opts.maxRowBytes) this.#tooLarge();
+    if (more !== false && n - p > this.#opts.maxRowBytes) this.#tooLarge();
+    this.#offset += p;
     return p;
   }
 
@@ -123,20 +144,15 @@ export class CsvScanner {
     const row = this.#row;
     const D = this.#opts.delimiter;
     const Q = this.#opts.quote;
-    const EOL = this.#eol;
     row.count = 0;
     row.spans = 0;
     row.malformed = undefined;
     row.rowStart = p;
     row.line = this.#line;
     // An empty line is no row.
-    if (b[p] === EOL) {
+    if (b[p] === LF || b[p] === CR) {
       row.rowEnd = p;
-      return p + 1;
-    }
-    if (EOL === LF && b[p] === CR && p + 1 < n && b[p + 1] === LF) {
-      row.rowEnd = p;
-      return p + 2;
+      return lineEnd(b, p, n, last);
     }
     for (;;) {
       if (p < n && b[p] === Q) {
@@ -151,10 +167,7 @@ export class CsvScanner {
             throw new BatchpipeError(
               'BP_INPUT_PARSE',
               'a quoted field that starts in this row is never closed; everything after it would be swallowed',
-              {
-                file: this.#opts.file,
-                line: this.#line + countByte(b, EOL, row.rowStart, open),
-              },
+              { file: this.#opts.file, line: this.#line + lineEndsIn(b, row.rowStart, open) },
             );
           }
           if (b[j + 1] === Q) {
@@ -165,7 +178,7 @@ export class CsvScanner {
           close = j;
           break;
         }
-        row.spans += countByte(b, EOL, open + 1, close);
+        row.spans += this.#lineEnds(b, open + 1, close);
         this.#push(open + 1, close, escaped);
         p = close + 1;
         if (p === n) {
@@ -178,20 +191,13 @@ export class CsvScanner {
           p++;
           continue;
         }
-        if (c === EOL) {
+        if (c === LF || c === CR) {
           row.rowEnd = p;
-          return p + 1;
-        }
-        if (c === CR && EOL === LF) {
-          if (p + 1 === n && !last) return -1;
-          if (b[p + 1] === LF) {
-            row.rowEnd = p;
-            return p + 2;
-          }
+          return lineEnd(b, p, n, last);
         }
         row.malformed ??= `a closing quote must be followed by the delimiter or the end of the line (field ${row.count})`;
         // Recover: the field runs to the next delimiter or line end.
-        const stop = scanUnquoted(b, p, n, D, EOL);
+        const stop = scanUnquoted(b, p, n, D);
         if (stop === n && !last) return -1;
         row.ends[row.count - 1] = stop;
         if (stop === n) {
@@ -203,20 +209,39 @@ export class CsvScanner {
           continue;
         }
         row.rowEnd = stop;
-        return stop + 1;
+        return lineEnd(b, stop, n, last);
       }
-      const stop = scanUnquoted(b, p, n, D, EOL);
-      if (stop === n && !last) return -1;
-      if (stop === n || b[stop] !== D) {
-        // The row ends here; drop the CR of a CRLF line end.
-        const end = EOL === LF && stop > p && b[stop - 1] === CR && stop < n ? stop - 1 : stop;
-        this.#push(p, end, 0);
-        row.rowEnd = end;
-        return stop === n ? n : stop + 1;
+      const stop = scanUnquoted(b, p, n, D);
+      if (stop === n) {
+        if (!last) return -1;
+        this.#push(p, n, 0);
+        row.rowEnd = n;
+        return n;
       }
       this.#push(p, stop, 0);
+      if (b[stop] !== D) {
+        row.rowEnd = stop;
+        return lineEnd(b, stop, n, last);
+      }
       p = stop + 1;
     }
+  }
+
+  /** Line ends in b[start, end) (inside a quoted field): CRLF, LF and CR alone count one each. */
+  #lineEnds(b: Buffer, start: number, end: number): number {
+    let count = 0;
+    if (this.#lfAt < start) this.#lfAt = nextByte(b, LF, start);
+    while (this.#lfAt < end) {
+      count++;
+      this.#lfAt = nextByte(b, LF, this.#lfAt + 1);
+    }
+    if (this.#crAt < start) this.#crAt = nextByte(b, CR, start);
+    while (this.#crAt < end) {
+      const at = this.#crAt;
+      if (at + 1 === end || b[at + 1] !== LF) count++;
+      this.#crAt = nextByte(b, CR, at + 1);
+    }
+    return count;
   }
 
   #push(start: number, end: number, escaped: number): void {
@@ -234,21 +259,39 @@ export class CsvScanner {
   }
 }
 
-function scanUnquoted(b: Buffer, p: number, n: number, D: number, EOL: number): number {
+/** Where the next delimiter or line end (LF or CR) is, or n. The per-byte loop of unquoted text. */
+function scanUnquoted(b: Buffer, p: number, n: number, D: number): number {
   while (p < n) {
     const c = b[p]!;
-    if (c === D || c === EOL) return p;
+    // Most bytes are above CR: one comparison besides the delimiter's.
+    if (c === D || (c <= CR && (c === LF || c === CR))) return p;
     p++;
   }
   return n;
 }
 
-function countByte(b: Buffer, byte: number, start: number, end: number): number {
+/**
+ * Where the row after the line end at `p` starts: past CRLF, LF or CR, or -1 when a CR ends a buffer
+ * with more input to come (an LF may follow it in the next read).
+ */
+function lineEnd(b: Buffer, p: number, n: number, last: boolean): number {
+  if (b[p] === LF) return p + 1;
+  if (p + 1 === n) return last ? n : -1;
+  return b[p + 1] === LF ? p + 2 : p + 1;
+}
+
+/** The first `byte` at or after `from`, or the buffer's length. */
+function nextByte(b: Buffer, byte: number, from: number): number {
+  const at = b.indexOf(byte, from);
+  return at === -1 ? b.length : at;
+}
+
+/** Line ends in b[start, end), for a message (CRLF, LF and CR alone count one each). */
+function lineEndsIn(b: Buffer, start: number, end: number): number {
   let count = 0;
-  let at = b.indexOf(byte, start);
-  while (at !== -1 && at < end) {
-    count++;
-    at = b.indexOf(byte, at + 1);
+  for (let k = start; k < end; k++) {
+    if (b[k] === LF) count++;
+    else if (b[k] === CR && (k + 1 === end || b[k + 1] !== LF)) count++;
   }
   return count;
 }

@@ -2,8 +2,14 @@ import type { ByteWriter } from '../../internal/byte-writer.js';
 import { writeJsonText } from '../../internal/json-bytes.js';
 import type { Rejection, Row, RowValues } from '../../types.js';
 import { CsvScanner, fieldText } from '../csv/csv-scanner.js';
-import { type CellEncoding, csvTailOf, jsonCellTexts } from '../results/result-cells.js';
+import {
+  type CellEncoding,
+  csvTailOf,
+  jsonCellTexts,
+  type ResultColumnKind,
+} from '../results/result-cells.js';
 import { type ColumnRef, columnRef } from '../rows/column-ref.js';
+import { putValue } from '../rows/own-value.js';
 import { type CellRef, type RowBatch, textOf } from '../rows/row-batch.js';
 
 /** What every batch of one join shares. */
@@ -12,6 +18,8 @@ export interface JoinedLayout {
   sourceColumns: readonly string[];
   /** The result columns, after the source's. */
   names: readonly string[];
+  /** What each result column holds (for sinks that write types). */
+  kinds: readonly ResultColumnKind[];
   /** Every column, in order. */
   columns: readonly string[];
   /** Some source rows lack keys others have: each row is given every source column. */
@@ -100,16 +108,17 @@ export class JoinedRowBatch implements RowBatch {
     let values: RowValues;
     if (this.sourceRejected(i)) {
       values = {};
-      for (const column of layout.sourceColumns) values[column] = '';
+      for (const column of layout.sourceColumns) putValue(values, column, '');
     } else {
       // The join read its source itself: the row is its own to fill.
       values = this.source.values(i);
       if (layout.uneven)
-        for (const column of layout.sourceColumns) if (!(column in values)) values[column] = undefined;
+        for (const column of layout.sourceColumns)
+          if (!Object.hasOwn(values, column)) putValue(values, column, undefined);
     }
     const cells = this.resultCells(i);
     const names = layout.names;
-    for (let c = 0; c < names.length; c++) values[names[c]!] = cells[c];
+    for (let c = 0; c < names.length; c++) putValue(values, names[c]!, cells[c]);
     return values;
   }
 

@@ -2,6 +2,7 @@ import { isAscii } from 'node:buffer';
 import { type FileHandle, open } from 'node:fs/promises';
 import { BatchpipeError } from '../../errors.js';
 import { decodeText } from '../../internal/decode-text.js';
+import { writeAll } from '../../internal/durable-write.js';
 
 /** Bytes a partition gathers before it goes to disk as one block: big enough that writes are few. */
 const BLOCK_BYTES = 64 * 1024;
@@ -92,7 +93,8 @@ export class SpillFile {
     const handle = this.#handle;
     // Each block has its own place in the file, so writes may run side by side in any order.
     const write: Promise<void> = handle
-      .then((h) => h.write(data, 0, data.length, at))
+      // Every byte at its place: a short write would leave a hole read back as zeros.
+      .then((h) => writeAll(h, data, at))
       .then(
         () => {
           this.#writes.delete(write);

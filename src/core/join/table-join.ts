@@ -131,6 +131,7 @@ export class TableJoin {
     this.#joined = {
       sourceColumns,
       names,
+      kinds: this.#layout.kinds(),
       columns: [...sourceColumns, ...names],
       uneven,
       encoding: join.encoding,

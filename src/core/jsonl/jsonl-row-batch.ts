@@ -1,6 +1,7 @@
 import { BatchpipeError, type ErrorCode, isBatchpipeError } from '../../errors.js';
 import type { ByteWriter } from '../../internal/byte-writer.js';
 import { deeperThan, tooDeepMessage } from '../../internal/json-depth.js';
+import { crOnlyHint } from '../../internal/line-scanner.js';
 import { hasUnsafeInteger, parseJsonExact } from '../../internal/parse-json.js';
 import type { Rejection, RowValues } from '../../types.js';
 import { type ColumnRef, columnRef } from '../rows/column-ref.js';
@@ -166,7 +167,7 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
       }
       // The message quotes the line: quote it as text.
       const message = real ? (error as Error).message : this.#parseError(i);
-      this.#reject(i, 'BP_INPUT_PARSE', `invalid JSON: ${message}`);
+      this.#reject(i, 'BP_INPUT_PARSE', `invalid JSON: ${message}${crOnlyHint(text)}`);
       return;
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {

@@ -1,5 +1,6 @@
 import type { WarningCode } from '../../internal/warnings.js';
 import type { RequestLine, Row, RowValues } from '../../types.js';
+import { putValue } from '../rows/own-value.js';
 import { answerSchemaText } from '../structured/structured-output.js';
 import type { RequestBuilder } from './request-builder.js';
 
@@ -59,7 +60,7 @@ export function compileLineTemplate(builder: RequestBuilder): LineTemplate | und
   if (hasMarkers(fixed)) return undefined;
   const values: RowValues = {};
   columns.forEach((name, c) => {
-    values[name] = `${OPEN}${c}${CLOSE}`;
+    putValue(values, name, `${OPEN}${c}${CLOSE}`);
   });
   // A builder of its own: its warnings are the ones every line raises.
   const markers = builder.copy();

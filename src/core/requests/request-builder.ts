@@ -27,7 +27,7 @@ import {
   ToRequestsOptions as Schema,
   type ToRequestsOptions,
 } from './request-options.js';
-import { type CompiledTemplate, compileTemplate } from './template.js';
+import { type CompiledTemplate, compileTemplate, placeholder } from './template.js';
 
 /** A builder's settings as they cross to another thread (see RequestBuilder.threadState). */
 export interface BuilderState {
@@ -173,7 +173,7 @@ export class RequestBuilder {
       if (missing !== undefined) {
         throw new BatchpipeError(
           'BP_TEMPLATE_MISSING_COLUMN',
-          `the template uses {{${missing}}} but row ${at.index} has no column "${missing}"${listed}`,
+          `the template uses ${placeholder(missing)} but row ${at.index} has no column ${JSON.stringify(missing)}${listed}`,
           { ...where, column: missing },
         );
       }
@@ -199,7 +199,7 @@ export class RequestBuilder {
 
   /** The message of a row (after the first) that lacks a column the prompt reads. */
   missingMessage(name: string): string {
-    return `the template uses {{${name}}} but the row has no column "${name}"`;
+    return `the template uses ${placeholder(name)} but the row has no column ${JSON.stringify(name)}`;
   }
 
   #checkColumns(row: Row): void {

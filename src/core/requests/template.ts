@@ -15,11 +15,13 @@ export interface CompiledTemplate {
   literal: string;
 }
 
-const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
+/** `{{ name }}`, or `{{ "any name" }}` (a JSON string: quotes, braces, edge spaces, escapes). */
+const PLACEHOLDER = /\{\{\s*(?:("(?:[^"\\]|\\.)*")|([^{}]*?))\s*\}\}/g;
 
 /**
  * Compiles `{{column}}` placeholders. A column name may hold spaces and dots: `{{review text}}`,
  * `{{user.name}}` (a dotted name is looked up as a column first, then as a path into nested JSON).
+ * Any other name is written as a JSON string: `{{"say \"hi\""}}`, `{{" padded "}}`, `{{"a}}b"}}`.
  * Values render as text: strings verbatim, null/undefined as "", other values as JSON.
  * `{{` with no matching `}}` is a BP_TEMPLATE_SYNTAX error at compile time.
  */
@@ -28,7 +30,7 @@ export function compileTemplate(template: string): CompiledTemplate {
   const refs: ColumnRef[] = [];
   let last = 0;
   for (const match of template.matchAll(PLACEHOLDER)) {
-    const name = match[1]!;
+    const name = match[1] === undefined ? match[2]! : quotedName(match[1], match.index);
     if (!name)
       throw new BatchpipeError(
         'BP_TEMPLATE_SYNTAX',
@@ -58,7 +60,7 @@ export function compileTemplate(template: string): CompiledTemplate {
       if (value === undefined && !ref.has(values)) {
         throw new BatchpipeError(
           'BP_TEMPLATE_MISSING_COLUMN',
-          `the template uses {{${ref.name}}} but the row has no column "${ref.name}"`,
+          `the template uses ${placeholder(ref.name)} but the row has no column ${JSON.stringify(ref.name)}`,
           {
             column: ref.name,
           },
@@ -69,4 +71,21 @@ export function compileTemplate(template: string): CompiledTemplate {
     return out;
   };
   return { columns, render, missing, literal: literals.join('') };
+}
+
+function quotedName(json: string, at: number): string {
+  try {
+    return JSON.parse(json) as string;
+  } catch {
+    throw new BatchpipeError(
+      'BP_TEMPLATE_SYNTAX',
+      `the quoted column name ${json} at character ${at + 1} of the template is not a JSON string`,
+    );
+  }
+}
+
+/** How a template names a column: `{{name}}`, or `{{"name"}}` when the plain form would not read it back. */
+export function placeholder(name: string): string {
+  const plain = name !== '' && name.trim() === name && !/[{}]/.test(name) && !name.startsWith('"');
+  return plain ? `{{${name}}}` : `{{${JSON.stringify(name)}}}`;
 }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { readError } from '../../internal/read-error.js';
 import { type HashJoin, spillInvalid, spillResult } from '../join/hash-join.js';
 import { SpillFile } from '../join/spill-file.js';
 import { type CellEncoding, CellLayout, type CellSpec, cellEncoder } from './result-cells.js';
+import { eachByteLine } from './result-lines.js';
 import { ResultParser, type ResultProblems } from './result-parser.js';
 
 /** Below this many bytes of results, threads cost more than they save. */
@@ -163,8 +165,8 @@ export async function spillRange(task: RangeTask): Promise<RangeReport> {
     const to = Math.min(task.end - offset, size);
     offset += size;
     if (from >= to) continue;
-    await eachLine(file, from, to, (text, line) => {
-      const record = parser.fromText(text, file, line);
+    await eachLine(file, from, to, (text, line, utf8) => {
+      const record = parser.fromText(text, file, line, utf8);
       if (!record) return;
       results++;
       if (invalid && record.status === 'invalid_output') {
@@ -196,7 +198,7 @@ async function eachLine(
   from: number,
   to: number,
   /** Returns a promise only when the caller should wait (the spill is writing). */
-  use: (text: string, line: number) => Promise<void> | undefined,
+  use: (text: string, line: number, utf8: boolean) => Promise<void> | undefined,
 ): Promise<void> {
   let handle: FileHandle;
   try {
@@ -246,6 +248,21 @@ async function eachLine(
       position += bytesRead;
       const filled = carried + bytesRead;
       const end = position >= stop ? filled : work.lastIndexOf(LF, filled - 1) + 1;
+      // Checked whole (natively); only a read that fails is split on its bytes, line by line.
+      if (!isUtf8(work.subarray(0, end))) {
+        const lines: Array<[string, boolean]> = [];
+        eachByteLine(work, end, (text, utf8) => lines.push([text, utf8]));
+        carried = filled - end;
+        if (carried > 0) work.copy(work, 0, end, filled);
+        for (const [body, utf8] of lines) {
+          if (body.trim() !== '') {
+            const waiting = use(body, line, utf8);
+            if (waiting) await waiting;
+          }
+          line++;
+        }
+        continue;
+      }
       const text = decodeText(work, 0, end);
       carried = filled - end;
       if (carried > 0) work.copy(work, 0, end, filled);
@@ -254,7 +271,7 @@ async function eachLine(
         if (nl === -1) nl = text.length;
         const body = nl > s && text.charCodeAt(nl - 1) === 0x0d ? text.slice(s, nl - 1) : text.slice(s, nl);
         if (body.trim() !== '') {
-          const waiting = use(body, line);
+          const waiting = use(body, line, true);
           if (waiting) await waiting;
         }
         line++;

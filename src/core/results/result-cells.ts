@@ -23,7 +23,18 @@ export interface CellSpec {
   include: readonly ExtraColumn[];
   /** The answer column's name (see `payloadColumn`). */
   payload: PayloadColumn;
+  /** The JSON Schema the parsed fields come from (labels or schema): a typed sink reads their types. */
+  fieldSchema?: Record<string, unknown> | undefined;
 }
+
+/**
+ * What a result column holds, for sinks that write types (Parquet, Arrow): its role, and for a parsed
+ * field the JSON Schema of its value.
+ */
+export type ResultColumnKind =
+  | { role: 'status' | 'error_code' | 'error_message' | 'prompt_tokens' | 'completion_tokens' | ExtraColumn }
+  | { role: 'payload'; payload: PayloadColumn }
+  | { role: 'field'; schema: Record<string, unknown> | undefined };
 
 /** What the answer column is called. */
 export type PayloadColumn = 'content' | 'embedding';
@@ -57,14 +68,27 @@ export class CellLayout {
   readonly #include: readonly ExtraColumn[];
   readonly #payload: boolean;
   readonly #payloadName: PayloadColumn;
+  readonly #fieldSchema: Record<string, unknown> | undefined;
 
   constructor(spec: CellSpec) {
     this.#fields = spec.fields;
+    this.#fieldSchema = spec.fieldSchema;
     this.#payloadName = spec.payload;
     this.#payload = spec.fields.length === 0;
     // With parsed fields the answer text is an extra, if asked for; otherwise it is the payload.
     this.#include = this.#payload ? spec.include.filter((c) => c !== 'content') : spec.include;
     this.width = 1 + spec.fields.length + (this.#payload ? 1 : 0) + 4 + this.#include.length;
+  }
+
+  /** Each column's kind, in the order of `names`. */
+  kinds(): ResultColumnKind[] {
+    const kinds: ResultColumnKind[] = [{ role: 'status' }];
+    for (const path of this.#fields) kinds.push({ role: 'field', schema: schemaAt(this.#fieldSchema, path) });
+    if (this.#payload) kinds.push({ role: 'payload', payload: this.#payloadName });
+    for (const role of ['error_code', 'error_message', 'prompt_tokens', 'completion_tokens'] as const)
+      kinds.push({ role });
+    for (const extra of this.#include) kinds.push({ role: extra });
+    return kinds;
   }
 
   /** The cells of a result. */
@@ -139,6 +163,19 @@ function escapeTail(tail: string): string {
 /** The CSV tail a stored `cellEncoder({kind: 'csv'})` value stands for. */
 export function csvTailOf(stored: string): string {
   return stored.charCodeAt(0) === 0x30 ? stored.slice(1) : (JSON.parse(stored.slice(1)) as string);
+}
+
+/** The JSON Schema of the property at `path` of an object schema. */
+function schemaAt(
+  schema: Record<string, unknown> | undefined,
+  path: string[],
+): Record<string, unknown> | undefined {
+  let at: unknown = schema;
+  for (const key of path) {
+    const properties = (at as { properties?: Record<string, unknown> } | undefined)?.properties;
+    at = properties?.[key];
+  }
+  return at !== null && typeof at === 'object' ? (at as Record<string, unknown>) : undefined;
 }
 
 function pick(value: unknown, path: string[]): unknown {

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { decodeText } from '../../internal/decode-text.js';
 import type { ParseSettings, ResultParser, ResultProblems, ResultRecord } from './result-parser.js';
 
@@ -46,6 +47,14 @@ export class ResultLineParser {
     const consumed = last ? chunk.length : chunk.lastIndexOf(LF) + 1;
     if (consumed === 0) return { batch: undefined, consumed };
     const records: ResultRecord[] = [];
+    // Checked whole (natively); only a chunk that fails is looked at line by line.
+    if (!isUtf8(chunk.subarray(0, consumed))) {
+      eachByteLine(chunk, consumed, (text, utf8) => {
+        const record = this.parser.fromText(text, this.#file, ++this.#line, utf8);
+        if (record) records.push(record);
+      });
+      return { batch: new ResultBatch(records), consumed };
+    }
     const text = decodeText(chunk, 0, consumed);
     let start = 0;
     while (start < text.length) {
@@ -60,6 +69,22 @@ export class ResultLineParser {
       start = stop + 1;
     }
     return { batch: new ResultBatch(records), consumed };
+  }
+}
+
+/**
+ * Calls `use` for each line of bytes[0, end) (empty ones included, so line numbers count them), with
+ * its text (without CR LF) and whether its bytes are valid UTF-8. The slow path of a chunk that is not.
+ */
+export function eachByteLine(bytes: Buffer, end: number, use: (text: string, utf8: boolean) => void): void {
+  let start = 0;
+  while (start < end) {
+    let stop = bytes.indexOf(LF, start);
+    if (stop === -1 || stop > end) stop = end;
+    const to = stop > start && bytes[stop - 1] === 0x0d ? stop - 1 : stop;
+    const line = bytes.subarray(start, to);
+    use(line.toString('utf8'), isUtf8(line));
+    start = stop + 1;
   }
 }
 

@@ -124,8 +124,15 @@ export class ResultParser {
     return this.fromValue(item, file, line);
   }
 
-  /** One line of an output or error file. A line that is not JSON still yields a record when its custom_id can be read. */
-  fromText(text: string, file: string, line: number): ResultRecord | undefined {
+  /**
+   * One line of an output or error file. A line that is not JSON still yields a record when its
+   * custom_id can be read. `utf8: false`: the line's bytes were not valid UTF-8 (`text` holds
+   * replacement characters), so its answer cannot be trusted: it fails, as an unparseable line does.
+   */
+  fromText(text: string, file: string, line: number, utf8 = true): ResultRecord | undefined {
+    // A byte order mark before the first line (some tools write one) is not part of it.
+    if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    if (!utf8) return this.#notUtf8(text, file, line);
     let value: unknown;
     try {
       value = parseResultLine(text);
@@ -187,8 +194,17 @@ export class ResultParser {
     return record;
   }
 
+  #notUtf8(text: string, file: string, line: number): ResultRecord | undefined {
+    const message =
+      'result line is not valid UTF-8 (the Batch API writes UTF-8: the file was changed or cut)';
+    const id = salvageId(text);
+    this.#problem('BP_INPUT_ENCODING', message, file, line, id);
+    if (id === undefined) return undefined;
+    return fail(blank(id, file, line), 'failed', 'BP_INPUT_ENCODING', `${file}:${line}: ${message}`);
+  }
+
   #problem(
-    code: 'BP_RESULT_PARSE' | 'BP_RESULT_INVALID',
+    code: 'BP_RESULT_PARSE' | 'BP_RESULT_INVALID' | 'BP_INPUT_ENCODING',
     message: string,
     file: string,
     line: number,

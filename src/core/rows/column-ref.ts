@@ -1,4 +1,5 @@
 import type { RowValues } from '../../types.js';
+import { ownValue } from './own-value.js';
 
 /** Reads one column (or dotted path into nested JSON) of a row's values. */
 export interface ColumnRef {
@@ -16,12 +17,12 @@ export function columnRef(name: string): ColumnRef {
   return {
     name,
     get(values) {
-      const direct = values[name];
+      const direct = ownValue(values, name);
       if (direct !== undefined || !path) return direct;
       let value: unknown = values;
       for (const key of path) {
         if (value === null || typeof value !== 'object') return undefined;
-        value = (value as RowValues)[key];
+        value = ownValue(value as RowValues, key);
       }
       return value;
     },

@@ -80,8 +80,9 @@ export function answerSchemaText(schema: AnswerSchema): string {
 }
 
 function compileLabels(labels: readonly string[]): StructuredOutput {
-  if (labels.length === 0 || labels.some((l) => l.trim() === ''))
-    throw invalid('labels', 'expected one or more non-empty labels');
+  if (labels.some((l) => l.trim() === '')) throw invalid('labels', 'a label is empty');
+  // One label is no choice: every answer would be it, or invalid.
+  if (labels.length < 2) throw invalid('labels', `expected two or more labels, got ${labels.length}`);
   if (new Set(labels).size !== labels.length) throw invalid('labels', 'a label appears twice');
   const exported = z.object({ [LABEL_FIELD]: z.enum(labels as [string, ...string[]]) });
   const byKey = new Map<string, string>();
@@ -307,5 +308,5 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function invalid(option: string, message: string, cause?: unknown): BatchpipeError {
-  return new BatchpipeError('BP_INVALID_OPTION', `${option}: ${message}`, { option }, { cause });
+  return new BatchpipeError('BP_INVALID_OPTION', `option "${option}": ${message}`, { option }, { cause });
 }

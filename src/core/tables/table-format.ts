@@ -2,7 +2,7 @@ import { extname } from 'node:path';
 import { BatchpipeError } from '../../errors.js';
 
 /** Table formats batchpipe reads and writes. */
-export const TABLE_FORMATS = ['csv', 'tsv', 'jsonl'] as const;
+export const TABLE_FORMATS = ['csv', 'tsv', 'jsonl', 'parquet', 'arrow', 'arrows'] as const;
 export type TableFormat = (typeof TABLE_FORMATS)[number];
 
 const BY_EXTENSION: Record<string, TableFormat> = {
@@ -10,7 +10,21 @@ const BY_EXTENSION: Record<string, TableFormat> = {
   '.tsv': 'tsv',
   '.jsonl': 'jsonl',
   '.ndjson': 'jsonl',
+  '.parquet': 'parquet',
+  // Arrow IPC: the file format (Feather v2 is the same), and the stream format.
+  '.arrow': 'arrow',
+  '.feather': 'arrow',
+  '.ipc': 'arrow',
+  '.arrows': 'arrows',
 };
+
+/** The extensions, as an error names them. */
+const EXTENSIONS = '.csv, .tsv, .jsonl, .ndjson, .parquet, .arrow, .feather, .ipc or .arrows';
+
+/** True for the columnar formats (read by record batch from a path, not by chunks of text). */
+export function isColumnar(format: TableFormat): format is 'parquet' | 'arrow' | 'arrows' {
+  return format === 'parquet' || format === 'arrow' || format === 'arrows';
+}
 
 /** The format a path's extension names, if any. */
 export function formatOfPath(path: string): TableFormat | undefined {
@@ -24,7 +38,7 @@ export function tableFormat(path: string, format?: TableFormat): TableFormat {
   if (found) return found;
   throw new BatchpipeError(
     'BP_USAGE',
-    `cannot tell the format of ${path} from its extension; name it .csv, .tsv or .jsonl, or pass --format csv|tsv|jsonl`,
+    `cannot tell the format of ${path} from its extension; name it ${EXTENSIONS}, or pass --format ${TABLE_FORMATS.join('|')}`,
   );
 }
 

@@ -1,8 +1,10 @@
 import { ChunkReader } from '../../internal/chunk-reader.js';
 import type { SourceInput } from '../../internal/input.js';
 import { WarningLog } from '../../internal/warnings.js';
+import { readArrowBatches } from '../arrow/arrow-reader.js';
 import { CsvReader, type CsvSettings } from '../csv/csv-reader.js';
 import { JsonlReader, type JsonlSettings } from '../jsonl/jsonl-reader.js';
+import { readParquetBatches } from '../parquet/parquet-reader.js';
 import type { RowBatch } from '../rows/row-batch.js';
 import { delimiterOf, formatOfPath } from './table-format.js';
 
@@ -47,6 +49,14 @@ export function defaultRowParser(path: string): RowParser {
   return formatOfPath(path) === 'jsonl'
     ? new JsonlReader(path, DEFAULT_JSONL_SETTINGS, new WarningLog())
     : new CsvReader(path, defaultCsvSettings(path));
+}
+
+/** A table at a path read with its extension's defaults: Parquet and Arrow by record batch, text formats by chunk. */
+export function readTableBatches(path: string): AsyncGenerator<RowBatch> {
+  const format = formatOfPath(path);
+  if (format === 'parquet') return readParquetBatches(path, path);
+  if (format === 'arrow' || format === 'arrows') return readArrowBatches(path, path);
+  return readRowBatches(path, path, defaultRowParser(path));
 }
 
 /** Reads an input's row batches, one chunk at a time, each only when asked for. */

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type OpenAI from 'openai';
 import { linkedSignal } from '../../internal/linked-signal.js';
+import { redactor, splitBaseURL } from '../../providers/connection.js';
 import { backoffMs, RETRYABLE_STATUSES, retryAfterMs } from '../../providers/retry.js';
 import type { Engine, EngineAnswer, EngineRequest } from './engine.js';
 
@@ -28,6 +29,13 @@ const PATHS = { '/v1/chat/completions': '/chat/completions', '/v1/embeddings': '
 export function createUpstreamEngine(options: UpstreamEngineOptions): Engine {
   let client: OpenAI | undefined;
   const where = safeOrigin(options.url);
+  // An upstream may echo its key (or its URL's credentials) in an error body, or anywhere in a reply:
+  // every reply is scrubbed before it reaches a result or error file, and through them a client.
+  const scrub = redactor({ apiKey: options.apiKey, baseURL: options.url });
+  const clean = (answer: EngineAnswer): EngineAnswer => {
+    const json = scrub(answer.json);
+    return json === answer.json ? answer : { ...answer, json };
+  };
 
   const call = async (request: EngineRequest): Promise<EngineAnswer> => {
     if (request.body.stream === true)
@@ -46,12 +54,12 @@ export function createUpstreamEngine(options: UpstreamEngineOptions): Engine {
       for (let attempt = 0; ; attempt++) {
         try {
           const body = await client!.post<unknown>(path, { body: request.body, signal });
-          return answered(body);
+          return clean(answered(body));
         } catch (error) {
           if (signal.aborted) throw error;
           const status = (error as { status?: unknown }).status;
           const retryable = typeof status === 'number' ? RETRYABLE_STATUSES.has(status) : true;
-          if (!retryable || attempt >= options.retries) return failed(error, where);
+          if (!retryable || attempt >= options.retries) return clean(failed(error, where));
           // The server's retry-after wins, within the longest backoff (a batch never sleeps for an hour).
           const wait = Math.min(
             options.maxBackoffMs,
@@ -74,8 +82,15 @@ export function createUpstreamEngine(options: UpstreamEngineOptions): Engine {
     async ready() {
       if (client) return;
       const { default: OpenAIClient } = await import('openai');
+      // Credentials in the URL travel apart from it: fetch refuses user info, and a query string would
+      // end up before the path.
+      const parts = splitBaseURL(options.url);
       client = new OpenAIClient({
-        baseURL: options.url,
+        baseURL: parts.url,
+        ...(Object.keys(parts.query).length > 0 && { defaultQuery: parts.query }),
+        ...(parts.basic && {
+          defaultHeaders: { authorization: `Basic ${Buffer.from(parts.basic).toString('base64')}` },
+        }),
         // The SDK insists on a key; a server that wants none ignores the header.
         apiKey: options.apiKey ?? 'none',
         maxRetries: 0,

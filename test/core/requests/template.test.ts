@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileTemplate } from '../../../src/core/requests/template.js';
+import { compileTemplate, placeholder } from '../../../src/core/requests/template.js';
 
 describe('compileTemplate', () => {
   it('fills {{column}} placeholders, with spaces around names allowed', () => {
@@ -39,5 +39,49 @@ describe('compileTemplate', () => {
 
   it('leaves a template without placeholders as it is', () => {
     expect(compileTemplate('plain } text {').render({})).toBe('plain } text {');
+  });
+
+  it('names any column as a JSON string: {{"name"}} (quotes, braces, edge spaces, escapes)', () => {
+    const t = compileTemplate(
+      '{{ "say \\"hi\\"" }}|{{" padded "}}|{{"a}}b{"}}|{{"tab\\there"}}|{{"a.b"}}|{{col name}}',
+    );
+    expect(t.columns).toEqual(['say "hi"', ' padded ', 'a}}b{', 'tab\there', 'a.b', 'col name']);
+    const row = {
+      'say "hi"': '1',
+      ' padded ': '2',
+      'a}}b{': '3',
+      'tab\there': '4',
+      'a.b': '5',
+      'col name': '6',
+    };
+    expect(t.render(row)).toBe('1|2|3|4|5|6');
+    expect(() => compileTemplate('{{"bad \\x"}}')).toThrow(
+      expect.objectContaining({ code: 'BP_TEMPLATE_SYNTAX' }),
+    );
+    // Messages write a name back in the form that reads it.
+    expect(placeholder('review')).toBe('{{review}}');
+    expect(placeholder(' padded ')).toBe('{{" padded "}}');
+    expect(placeholder('a}b')).toBe('{{"a}b"}}');
+    expect(() => compileTemplate('{{" padded "}}').render({ padded: 'x' })).toThrow(
+      'the template uses {{" padded "}} but the row has no column " padded "',
+    );
+  });
+
+  it("reads columns named like Object.prototype members as the row's own values only", () => {
+    const t = compileTemplate('{{__proto__}}|{{constructor}}|{{toString}}');
+    const row: Record<string, unknown> = {};
+    Object.defineProperty(row, '__proto__', {
+      value: 'p',
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+    Object.assign(row, { constructor: 'c', toString: 't' });
+    expect(t.render(row)).toBe('p|c|t');
+    expect(t.missing({ constructor: 'c' })).toBe('__proto__');
+    expect(() => compileTemplate('{{toString}}').render({})).toThrow(
+      expect.objectContaining({ code: 'BP_TEMPLATE_MISSING_COLUMN', context: { column: 'toString' } }),
+    );
+    expect(compileTemplate('{{a.constructor}}').missing({ a: {} })).toBe('a.constructor');
   });
 });

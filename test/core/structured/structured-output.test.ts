@@ -71,11 +71,15 @@ describe('labels', () => {
     expect(compiled.fields).toEqual([['label']]);
   });
 
-  it('refuses empty or repeated labels', () => {
+  it('refuses empty or repeated labels, or only one', () => {
     expect(() => compileStructuredOutput({ labels: ['a', ' '] })).toThrow(
-      /labels: expected one or more non-empty labels/,
+      /option "labels": a label is empty/,
     );
     expect(() => compileStructuredOutput({ labels: ['a', 'a'] })).toThrow(/a label appears twice/);
+    // One label is no choice to make.
+    expect(() => compileStructuredOutput({ labels: ['a'] })).toThrow(
+      /option "labels": expected two or more labels, got 1/,
+    );
   });
 });
 
@@ -133,7 +137,7 @@ describe('schema', () => {
   it('refuses, in strict json_schema mode, optional properties and open objects', () => {
     const optional = z.object({ a: z.string(), b: z.string().optional() });
     expect(() => compileStructuredOutput({ schema: optional, mode: 'json_schema' })).toThrow(
-      /schema: strict structured outputs: property "b" is optional; every property must be required \(use \.nullable\(\) instead of \.optional\(\)\)/,
+      /option "schema": strict structured outputs: property "b" is optional; every property must be required \(use \.nullable\(\) instead of \.optional\(\)\)/,
     );
     expect(() => compileStructuredOutput({ schema: optional, mode: 'json_object' })).not.toThrow();
     // A hand-written file without additionalProperties gets it in what requests carry: strict mode requires it.
@@ -202,7 +206,7 @@ describe('schema', () => {
       /must describe a JSON object/,
     );
     expect(() => compileStructuredOutput({ schema: z.object({ when: z.date() }) })).toThrow(
-      /schema: the zod schema has no JSON Schema form/,
+      /option "schema": the zod schema has no JSON Schema form/,
     );
   });
 });

@@ -1,0 +1,342 @@
+import type { Data } from 'apache-arrow';
+import type { ByteWriter } from '../../internal/byte-writer.js';
+import { MAX_ESCAPE_GROWTH, writeJsonEscaped, writeJsonText } from '../../internal/json-bytes.js';
+import { parseJsonExact } from '../../internal/parse-json.js';
+import { loadedArrow } from './arrow-lib.js';
+
+/**
+ * One cell of an Arrow column, read straight from the column's buffers (docs/formats.md has the
+ * table): as text (how a template and a CSV cell render it), as JSON text (inside lists, structs and
+ * maps), and as a JS value (`Row.values`, a mapper). The rules: dates `YYYY-MM-DD`; times and
+ * timestamps ISO 8601 with every stored fractional digit, `Z` when the timestamp is UTC-adjusted;
+ * decimals and 64-bit integers as exact text (JSON numbers with every digit); binary as base64;
+ * lists, structs and maps as JSON; null as null (an empty cell).
+ */
+
+// apache-arrow's Type ids, written here so that reading a cell needs no runtime import.
+const NULL = 1;
+const INT = 2;
+const FLOAT = 3;
+const BINARY = 4;
+const UTF8 = 5;
+const BOOL = 6;
+const DECIMAL = 7;
+const DATE = 8;
+const TIME = 9;
+const TIMESTAMP = 10;
+const LIST = 12;
+const STRUCT = 13;
+const FIXED_BINARY = 15;
+const FIXED_LIST = 16;
+const MAP = 17;
+const DURATION = 18;
+const LARGE_BINARY = 19;
+const LARGE_UTF8 = 20;
+const LARGE_LIST = 21;
+const DICTIONARY = -1;
+
+/** A column's memory: apache-arrow's Data of any type. */
+export type ColumnData = Data;
+
+/** Units per second of TimeUnit SECOND, MILLISECOND, MICROSECOND, NANOSECOND; their fraction digits. */
+const PER_SECOND = [1n, 1000n, 1000000n, 1000000000n] as const;
+const FRACTION_DIGITS = [0, 3, 6, 9] as const;
+
+interface Typed {
+  typeId: number;
+  unit?: number;
+  timezone?: string | null;
+  scale?: number;
+  bitWidth?: number;
+  precision?: number;
+  isSigned?: boolean;
+  byteWidth?: number;
+  listSize?: number;
+}
+
+function typeOf(data: Data): Typed {
+  return data.type as unknown as Typed;
+}
+
+/** True when the cell is null. */
+export function isNullCell(data: Data, i: number): boolean {
+  return typeOf(data).typeId === NULL || !data.getValid(i);
+}
+
+/** The cell as text (see the file's rules); null for a null cell. */
+export function cellText(data: Data, i: number): string | null {
+  if (isNullCell(data, i)) return null;
+  const type = typeOf(data);
+  switch (type.typeId) {
+    case UTF8:
+    case LARGE_UTF8:
+      return utf8(data, i);
+    case LIST:
+    case LARGE_LIST:
+    case FIXED_LIST:
+    case STRUCT:
+    case MAP:
+      return cellJson(data, i);
+    case DICTIONARY: {
+      const [dictionary, at] = dictionaryEntry(data, i);
+      return cellText(dictionary, at);
+    }
+    default:
+      return scalarText(data, i, type);
+  }
+}
+
+/** The cell as JSON text ("null" for null): strings quoted, exact numbers as JSON numbers. */
+export function cellJson(data: Data, i: number): string {
+  if (isNullCell(data, i)) return 'null';
+  const type = typeOf(data);
+  switch (type.typeId) {
+    case UTF8:
+    case LARGE_UTF8:
+      return JSON.stringify(utf8(data, i));
+    case INT:
+    case DECIMAL:
+    case DURATION:
+      return scalarText(data, i, type);
+    case FLOAT: {
+      const value = floatValue(data, i, type);
+      return Number.isFinite(value) ? floatText(value, type) : 'null';
+    }
+    case BOOL:
+      return boolValue(data, i) ? 'true' : 'false';
+    case LIST:
+    case LARGE_LIST:
+    case FIXED_LIST: {
+      const [child, start, end] = listRange(data, i, type);
+      let text = '[';
+      for (let k = start; k < end; k++) text += (k > start ? ',' : '') + cellJson(child, k);
+      return `${text}]`;
+    }
+    case STRUCT: {
+      const fields = (data.type as unknown as { children: Array<{ name: string }> }).children;
+      let text = '{';
+      for (let c = 0; c < fields.length; c++)
+        text += `${c > 0 ? ',' : ''}${JSON.stringify(fields[c]!.name)}:${cellJson(data.children[c]!, i)}`;
+      return `${text}}`;
+    }
+    case MAP: {
+      const entries = data.children[0]!;
+      const offsets = data.valueOffsets as Int32Array;
+      const keys = entries.children[0]!;
+      const values = entries.children[1]!;
+      let text = '{';
+      for (let k = offsets[i]!; k < offsets[i + 1]!; k++)
+        text += `${k > offsets[i]! ? ',' : ''}${JSON.stringify(cellText(keys, k) ?? '')}:${cellJson(values, k)}`;
+      return `${text}}`;
+    }
+    case DICTIONARY: {
+      const [dictionary, at] = dictionaryEntry(data, i);
+      return cellJson(dictionary, at);
+    }
+    default:
+      return JSON.stringify(scalarText(data, i, type));
+  }
+}
+
+/**
+ * The cell as a JS value: strings; numbers for integers up to 32 bits, floats, and 64-bit integers
+ * that are safe (beyond 2^53 their exact text, as JSON Lines' big integers); booleans; decimals,
+ * dates, times, timestamps and binary as their text; lists, structs and maps as arrays and objects
+ * (their big integers as text); null.
+ */
+export function cellValue(data: Data, i: number): unknown {
+  if (isNullCell(data, i)) return null;
+  const type = typeOf(data);
+  switch (type.typeId) {
+    case UTF8:
+    case LARGE_UTF8:
+      return utf8(data, i);
+    case INT: {
+      if ((type.bitWidth ?? 32) < 64) return (data.values as Int32Array)[i]!;
+      const value = (data.values as BigInt64Array)[i]!;
+      const n = Number(value);
+      return Number.isSafeInteger(n) ? n : value.toString();
+    }
+    case FLOAT:
+      return floatValue(data, i, type);
+    case BOOL:
+      return boolValue(data, i);
+    case LIST:
+    case LARGE_LIST:
+    case FIXED_LIST:
+    case STRUCT:
+    case MAP:
+      return parseJsonExact(cellJson(data, i)).value;
+    case DICTIONARY: {
+      const [dictionary, at] = dictionaryEntry(data, i);
+      return cellValue(dictionary, at);
+    }
+    default:
+      return scalarText(data, i, type);
+  }
+}
+
+/** Appends the cell's text JSON-escaped (no quotes); a string goes from its UTF-8 bytes, undecoded. */
+export function writeCellJsonText(data: Data, i: number, out: ByteWriter): void {
+  const typeId = typeOf(data).typeId;
+  if ((typeId === UTF8 || typeId === LARGE_UTF8) && data.getValid(i)) {
+    const offsets = data.valueOffsets;
+    const start = Number(offsets[i]);
+    const end = Number(offsets[i + 1]);
+    const buffer = out.ensure((end - start) * MAX_ESCAPE_GROWTH);
+    out.pos = writeJsonEscaped(buffer, out.pos, data.values as Uint8Array, start, end, -1);
+    return;
+  }
+  const text = cellText(data, i);
+  if (text !== null) writeJsonText(out, text);
+}
+
+function utf8(data: Data, i: number): string {
+  const offsets = data.valueOffsets;
+  const start = Number(offsets[i]);
+  const end = Number(offsets[i + 1]);
+  const values = data.values as Uint8Array;
+  return Buffer.from(values.buffer, values.byteOffset + start, end - start).toString('utf8');
+}
+
+function bytes(data: Data, i: number, typeId: number): Uint8Array {
+  const values = data.values as Uint8Array;
+  if (typeId === FIXED_BINARY) {
+    const width = typeOf(data).byteWidth!;
+    return values.subarray(i * width, (i + 1) * width);
+  }
+  const offsets = data.valueOffsets;
+  return values.subarray(Number(offsets[i]), Number(offsets[i + 1]));
+}
+
+function boolValue(data: Data, i: number): boolean {
+  const at = data.offset + i;
+  return ((data.values as Uint8Array)[at >> 3]! & (1 << (at & 7))) !== 0;
+}
+
+function floatValue(data: Data, i: number, type: Typed): number {
+  // Half precision (precision 0) is stored as uint16 bits.
+  if (type.precision === 0) return loadedArrow().util.uint16ToFloat64((data.values as Uint16Array)[i]!);
+  return (data.values as Float64Array)[i]!;
+}
+
+/** A float's shortest text; a float32 as the shortest decimal that reads back as the same float32. */
+function floatText(value: number, type: Typed): string {
+  if (type.precision !== 1 || !Number.isFinite(value)) return String(value);
+  for (let digits = 1; digits < 9; digits++) {
+    const shorter = Number(value.toPrecision(digits));
+    if (Math.fround(shorter) === value) return String(shorter);
+  }
+  return String(value);
+}
+
+/** The child and entry range of list `i`. */
+function listRange(data: Data, i: number, type: Typed): [Data, number, number] {
+  const child = data.children[0]!;
+  if (type.typeId === FIXED_LIST) {
+    // A fixed-size list's child is sliced with it.
+    const size = type.listSize!;
+    const start = i * size;
+    return [child, start, start + size];
+  }
+  const offsets = data.valueOffsets;
+  return [child, Number(offsets[i]), Number(offsets[i + 1])];
+}
+
+/** The dictionary chunk and index a dictionary-encoded cell points at. */
+function dictionaryEntry(data: Data, i: number): [Data, number] {
+  let at = Number((data.values as Int32Array)[i]);
+  const chunks = (data.dictionary as unknown as { data: Data[] }).data;
+  for (const chunk of chunks) {
+    if (at < chunk.length) return [chunk, at];
+    at -= chunk.length;
+  }
+  throw new Error('a dictionary index past its dictionary (a corrupt Arrow file)');
+}
+
+/** Every other kind of cell, as its text. */
+function scalarText(data: Data, i: number, type: Typed): string {
+  switch (type.typeId) {
+    case INT:
+    case DURATION:
+      return String((data.values as Int32Array | BigInt64Array)[i]);
+    case FLOAT:
+      return floatText(floatValue(data, i, type), type);
+    case BOOL:
+      return boolValue(data, i) ? 'true' : 'false';
+    case DECIMAL:
+      return decimalText(data.values as Uint32Array, i, (type.bitWidth ?? 128) / 32, type.scale ?? 0);
+    case DATE: {
+      const raw = (data.values as Int32Array | BigInt64Array)[i]!;
+      const ms = type.unit === 0 ? Number(raw) * 86_400_000 : Number(raw);
+      return isoDate(ms).slice(0, 10);
+    }
+    case TIME:
+      return timeText(BigInt((data.values as Int32Array | BigInt64Array)[i]!), type.unit ?? 0);
+    case TIMESTAMP:
+      return timestampText((data.values as BigInt64Array)[i]!, type.unit ?? 0, Boolean(type.timezone));
+    case BINARY:
+    case LARGE_BINARY:
+    case FIXED_BINARY: {
+      const view = bytes(data, i, type.typeId);
+      return Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString('base64');
+    }
+    default: {
+      // Kinds no reader here meets in practice (intervals, unions, views): apache-arrow's own value.
+      const value: unknown = loadedArrow().makeVector(data).get(i);
+      return typeof value === 'string'
+        ? value
+        : JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? String(v) : v));
+    }
+  }
+}
+
+/** A decimal's exact text: its unscaled two's-complement words (little-endian), scaled. */
+function decimalText(words: Uint32Array, i: number, stride: number, scale: number): string {
+  const at = i * stride;
+  let value = 0n;
+  for (let w = stride - 1; w >= 0; w--) value = (value << 32n) | BigInt(words[at + w]!);
+  if ((words[at + stride - 1]! & 0x80000000) !== 0) value -= 1n << BigInt(32 * stride);
+  const negative = value < 0n;
+  let digits = (negative ? -value : value).toString();
+  if (scale > 0) {
+    digits = digits.padStart(scale + 1, '0');
+    digits = `${digits.slice(0, -scale)}.${digits.slice(-scale)}`;
+  } else if (scale < 0) digits += '0'.repeat(-scale);
+  return negative ? `-${digits}` : digits;
+}
+
+/** `YYYY-MM-DDTHH:MM:SS.sssZ` of epoch milliseconds. */
+function isoDate(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** Seconds and the fraction (in the unit, never negative) of a count of units. */
+function split(value: bigint, unit: number): [bigint, bigint] {
+  const per = PER_SECOND[unit as 0]!;
+  let seconds = value / per;
+  let fraction = value % per;
+  if (fraction < 0n) {
+    fraction += per;
+    seconds -= 1n;
+  }
+  return [seconds, fraction];
+}
+
+function fractionText(fraction: bigint, unit: number): string {
+  const digits = FRACTION_DIGITS[unit as 0]!;
+  return digits === 0 ? '' : `.${fraction.toString().padStart(digits, '0')}`;
+}
+
+function timestampText(value: bigint, unit: number, utc: boolean): string {
+  const [seconds, fraction] = split(value, unit);
+  const base = isoDate(Number(seconds) * 1000);
+  return `${base.slice(0, base.indexOf('.'))}${fractionText(fraction, unit)}${utc ? 'Z' : ''}`;
+}
+
+function timeText(value: bigint, unit: number): string {
+  const [seconds, fraction] = split(value, unit);
+  const s = Number(seconds);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${two(Math.floor(s / 3600))}:${two(Math.floor(s / 60) % 60)}:${two(s % 60)}${fractionText(fraction, unit)}`;
+}

@@ -1,0 +1,170 @@
+import type { Data, Schema } from 'apache-arrow';
+import type { ByteWriter } from '../../internal/byte-writer.js';
+import type { Row, RowValues } from '../../types.js';
+import type { CellRef, RowBatch } from '../rows/row-batch.js';
+import { cellText, cellValue, isNullCell, writeCellJsonText } from './arrow-cells.js';
+
+/** A column of an Arrow layout: a top-level column, and a path of struct fields below it. */
+interface ArrowRef {
+  column: number;
+  path: number[];
+}
+
+/**
+ * What every batch of one Arrow schema shares: the column names, and each name's column found once.
+ * A dotted name (`user.name`) is the column of that exact name first, then a path into structs.
+ */
+export class ArrowLayout {
+  readonly names: readonly string[];
+  readonly #fields: ReadonlyArray<{ name: string; type: unknown }>;
+  readonly #refs = new Map<string, ArrowRef | undefined>();
+
+  constructor(schema: Schema) {
+    this.#fields = schema.fields;
+    this.names = schema.fields.map((f) => f.name);
+  }
+
+  ref(name: string): ArrowRef | undefined {
+    if (this.#refs.has(name)) return this.#refs.get(name);
+    let ref: ArrowRef | undefined;
+    const direct = this.names.indexOf(name);
+    if (direct !== -1) ref = { column: direct, path: [] };
+    else if (name.includes('.')) ref = this.#structPath(name.split('.'));
+    this.#refs.set(name, ref);
+    return ref;
+  }
+
+  #structPath(parts: string[]): ArrowRef | undefined {
+    const column = this.names.indexOf(parts[0]!);
+    if (column === -1) return undefined;
+    const path: number[] = [];
+    let type = this.#fields[column]!.type as { children?: Array<{ name: string; type: unknown }> };
+    for (const part of parts.slice(1)) {
+      const children = (type as { typeId?: number }).typeId === 13 ? type.children : undefined;
+      const at = children?.findIndex((child) => child.name === part) ?? -1;
+      if (at === -1) return undefined;
+      path.push(at);
+      type = children![at]!.type as typeof type;
+    }
+    return { column, path };
+  }
+}
+
+/**
+ * Rows of an Arrow record batch (read from Parquet or Arrow IPC), over the batch's own column
+ * buffers: a cell is read from them only when asked for, and a template copies a string cell's UTF-8
+ * bytes, escaped, without decoding it. Such a source never rejects a row: every entry is a row.
+ */
+export class ArrowRowBatch implements RowBatch {
+  readonly kind = 'row-batch';
+  readonly layout: ArrowLayout;
+  readonly length: number;
+  readonly #file: string;
+  readonly #firstIndex: number;
+  #columns: readonly Data[];
+
+  constructor(
+    layout: ArrowLayout,
+    columns: readonly Data[],
+    length: number,
+    file: string,
+    firstIndex: number,
+  ) {
+    this.layout = layout;
+    this.#columns = columns;
+    this.length = length;
+    this.#file = file;
+    this.#firstIndex = firstIndex;
+  }
+
+  /** The batch's columns (a sink that writes Arrow takes them as they are). */
+  get columns(): readonly Data[] {
+    return this.#columns;
+  }
+
+  /** The memory is apache-arrow's and the collector's: dropped here so nothing reads it after. */
+  release(): void {
+    this.#columns = [];
+  }
+
+  index(i: number): number {
+    return this.#firstIndex + i;
+  }
+
+  /** Parquet and Arrow have no lines: a row's line is its row number. */
+  line(i: number): number {
+    return this.#firstIndex + i;
+  }
+
+  file(): string {
+    return this.#file;
+  }
+
+  rejection(): undefined {
+    return undefined;
+  }
+
+  keys(): readonly string[] {
+    return this.layout.names;
+  }
+
+  values(i: number): RowValues {
+    const values: RowValues = {};
+    const names = this.layout.names;
+    for (let c = 0; c < names.length; c++) values[names[c]!] = cellValue(this.#data(c), i);
+    return values;
+  }
+
+  /** The row's cells as a template and a CSV cell render them (text; null for null). */
+  texts(i: number): RowValues {
+    const values: RowValues = {};
+    const names = this.layout.names;
+    for (let c = 0; c < names.length; c++) values[names[c]!] = cellText(this.#data(c), i);
+    return values;
+  }
+
+  item(i: number): Row {
+    return {
+      kind: 'row',
+      index: this.index(i),
+      file: this.#file,
+      line: this.line(i),
+      values: this.values(i),
+    };
+  }
+
+  ref(name: string): CellRef | undefined {
+    return this.layout.ref(name);
+  }
+
+  has(i: number, ref: CellRef): boolean {
+    return this.#cell(i, ref as ArrowRef) !== undefined;
+  }
+
+  value(i: number, ref: CellRef): unknown {
+    const data = this.#cell(i, ref as ArrowRef);
+    return data === undefined ? undefined : cellValue(data, i);
+  }
+
+  writeJsonText(i: number, ref: CellRef, out: ByteWriter): void {
+    const data = this.#cell(i, ref as ArrowRef);
+    if (data !== undefined) writeCellJsonText(data, i, out);
+  }
+
+  #data(column: number): Data {
+    const data = this.#columns[column];
+    if (data === undefined)
+      throw new Error('an Arrow batch was read after it was released (a batchpipe bug)');
+    return data;
+  }
+
+  /** The column a ref names, at row `i`; undefined when a struct on its path is null there. */
+  #cell(i: number, ref: ArrowRef): Data | undefined {
+    let data = this.#data(ref.column);
+    for (const child of ref.path) {
+      if (isNullCell(data, i)) return undefined;
+      data = data.children[child]!;
+    }
+    return data;
+  }
+}
