@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tooDeepAt, tooDeepMessage } from '../internal/json-depth.js';
 import { ApiError } from './api-error.js';
-import { tooDeepAt, tooDeepMessage } from './json-depth.js';
 
 /** Sends a JSON body with the headers every reply carries. */
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -53,7 +53,7 @@ export async function readJsonBody(
     );
   }
   const deep = tooDeepAt(value);
-  if (deep !== null)
+  if (deep !== undefined)
     throw new ApiError(
       400,
       tooDeepMessage('the request body', deep),

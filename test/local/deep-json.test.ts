@@ -5,7 +5,7 @@
  * would overflow on such values before anything reached the service.
  */
 import { describe, expect, it } from 'vitest';
-import { MAX_BODY_DEPTH } from '../../src/local/json-depth.js';
+import { MAX_JSON_DEPTH as MAX_BODY_DEPTH } from '../../src/internal/json-depth.js';
 import { retryableRequest } from '../../src/providers/retry.js';
 import { tempDir } from '../helpers.js';
 import { resultLines, serviceFor, submit, waitFor } from './support.js';

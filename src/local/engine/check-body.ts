@@ -1,4 +1,4 @@
-import { tooDeepAt, tooDeepMessage } from '../json-depth.js';
+import { tooDeepAt, tooDeepMessage } from '../../internal/json-depth.js';
 
 /** Why a request body cannot be answered: becomes a 400 (sync) or a line in the error file (batch). */
 export interface BodyProblem {
@@ -38,7 +38,9 @@ function isPositiveInt(value: unknown): boolean {
 /** A body nested too deep to walk safely (a batch line's: the HTTP route checked its own already). */
 function deepProblem(body: Body): BodyProblem | null {
   const at = tooDeepAt(body);
-  return at === null ? null : problem(tooDeepMessage('the request body', at), at.split(/[.[]/)[0] || null);
+  return at === undefined
+    ? null
+    : problem(tooDeepMessage('the request body', at), at.split(/[.[]/)[0] || null);
 }
 
 /** The shape rules of a chat completion request, as the real-time endpoint checks them. */

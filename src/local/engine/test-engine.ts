@@ -1,5 +1,5 @@
+import { tooDeepAt } from '../../internal/json-depth.js';
 import { ApiError } from '../api-error.js';
-import { tooDeepAt } from '../json-depth.js';
 import { type BodyProblem, checkChatBody, checkEmbeddingBody, textOfContent } from './check-body.js';
 import type { Engine, EngineAnswer, EngineRequest } from './engine.js';
 import { fateOf, type Knobs, knobsFrom } from './knobs.js';
@@ -413,7 +413,7 @@ function extractSchema(text: string): unknown {
         typeof value === 'object' &&
         ('properties' in value || 'enum' in value || 'type' in value);
       // A schema too deep to walk is prose to this engine, not a schema to fill.
-      return schemaLike && tooDeepAt(value) === null ? value : null;
+      return schemaLike && tooDeepAt(value) === undefined ? value : null;
     } catch {
       start = text.indexOf('{', start + 1);
     }
