@@ -143,6 +143,7 @@ export async function createOrResumeRun(
     baseURL: connection.provider === 'local' ? null : redactURL(connection.baseURL ?? null),
     endpoint: summary.shards[0]!.endpoint,
     completionWindow,
+    slice: summary.slice,
   };
   const workId = runIdFor(identity);
   const runId = opts.newRun ? runIdFor({ ...identity, fresh: randomBytes(8).toString('hex') }) : workId;
@@ -197,6 +198,7 @@ export async function createOrResumeRun(
         deleteInputFiles: opts.deleteInputFiles,
         deleteOutputFiles: opts.deleteOutputFiles,
       });
+      if (summary.slice) manifest.slice = summary.slice;
       manifest.content_hashes = await writeContentHashes(runDir, summary.shards);
       await writeManifest(runDir, manifest);
     }
