@@ -17,6 +17,7 @@ import { prepare } from '../../src/jobs/prepare.js';
 import { runTable } from '../../src/jobs/run-table.js';
 import { type LocalService, startLocalService } from '../../src/local/index.js';
 import { resolveConnection } from '../../src/providers/connection.js';
+import { sharedConnection } from '../../src/run/start-run.js';
 import { sliceRows } from '../../src/transforms/slice-rows.js';
 import type { Row } from '../../src/types.js';
 import { csvText } from '../fixtures/make-fixtures.js';
@@ -223,5 +224,22 @@ describe('sliceRows in a pipeline of plain rows', () => {
       expect(seen.sort((a, b) => a - b)).toEqual(rows.map((r) => r.index));
     }
     expect(() => sliceRows({ slice: { index: 0, count: 0 } })).toThrow(/sliceRows: option "slice.count"/);
+  });
+});
+
+describe('a slice process and the account rates', () => {
+  it('keeps to 1/n of each documented per-account rate, so n slices at once stay within them', () => {
+    const dashscope = resolveConnection({ provider: 'dashscope', apiKey: 'k' });
+    expect(sharedConnection(dashscope, 4).profile.rateLimits).toEqual({
+      createPerMinute: 250,
+      queryPerMinute: 250,
+      cancelPerMinute: 250,
+      listPerMinute: 25,
+      concurrentBatches: 250,
+    });
+    // Never below one call a minute; the connection given is left as it was.
+    expect(sharedConnection(dashscope, 1000).profile.rateLimits!.listPerMinute).toBe(1);
+    expect(dashscope.profile.rateLimits!.listPerMinute).toBe(100);
+    expect(sharedConnection(dashscope, 1)).toBe(dashscope);
   });
 });
