@@ -133,7 +133,10 @@ async function sliceOfDir(dir: string): Promise<SliceDir | undefined> {
   const manifest = await readJson(join(dir, RUN_MANIFEST));
   const slice = sliceOf(manifest?.slice) ?? sliceOf((await readJson(join(dir, SHARDS)))?.slice);
   if (!slice) return undefined;
-  const unfinished = manifest !== undefined && !(await isFile(join(dir, RUN_RESULTS)));
+  // Finished: every job done (after submit), or its results.jsonl written (after run or download).
+  const jobs = manifest?.jobs;
+  const done = Array.isArray(jobs) && jobs.every((j: { state?: unknown }) => j.state === 'done');
+  const unfinished = manifest !== undefined && !done && !(await isFile(join(dir, RUN_RESULTS)));
   return { dir, slice, unfinished };
 }
 
@@ -145,9 +148,9 @@ function sliceOf(value: unknown): Slice | undefined {
 }
 
 /** A small JSON file's value; undefined when it is absent or not JSON. */
-async function readJson(path: string): Promise<{ slice?: unknown } | undefined> {
+async function readJson(path: string): Promise<{ slice?: unknown; jobs?: unknown } | undefined> {
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as { slice?: unknown };
+    return JSON.parse(await readFile(path, 'utf8')) as { slice?: unknown; jobs?: unknown };
   } catch {
     return undefined;
   }

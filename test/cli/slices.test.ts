@@ -143,6 +143,26 @@ describe('a table split over four processes', () => {
       /it is in slice [13]\/4, whose run was not among the results/,
     );
 
+    // Given with the others, the killed slices' directories are named as unfinished.
+    const partial = await runCli([
+      'join',
+      '--source',
+      input,
+      '--id-column',
+      'id',
+      ...[0, 1, 2, 3].flatMap((i) => ['--results', runDir(i)]),
+      '--out',
+      join(root, 'partial.csv'),
+    ]);
+    expect(partial.code, partial.stderr).toBe(0);
+    for (const i of killAt.keys())
+      expect(partial.stderr).toContain(`slice ${i}/4 (${runDir(i)}) has not finished`);
+    for (const i of [0, 2]) expect(partial.stderr).not.toContain(`slice ${i}/4 (`);
+    const partialRows = tableIds(join(root, 'partial.csv'));
+    expect(partialRows.map((r) => r.id)).toEqual(ids);
+    const done = new Set([...sliceIds(0), ...sliceIds(2)]);
+    expect(partialRows.filter((r) => done.has(r.id)).every((r) => r.status === 'ok')).toBe(true);
+
     // The killed slices again: slice 1 in its own run directory, slice 3 in a fresh one (its first
     // directory lost, as on a machine that is gone): it adopts what the killed process made.
     rmSync(runDir(3), { recursive: true, force: true });
@@ -195,7 +215,7 @@ describe('a table split over four processes', () => {
     expect(all.map((r) => r.id)).toEqual(ids);
   }, 180_000);
 
-  it('refuses slices of two different splits, and an i/n out of range', async () => {
+  it('submits a prepared slice as that slice'''s run; refuses slices of two different splits, and an i/n out of range', async () => {
     const three = await runCli([
       'prepare',
       input,
@@ -230,6 +250,38 @@ describe('a table split over four processes', () => {
       join(root, 'prep-1of4'),
     ]);
     expect(four.code, four.stderr).toBe(0);
+    // A prepared slice submitted, then joined: the finished run is not called unfinished.
+    const submitted = await runCli([
+      'submit',
+      join(root, 'prep-1of4'),
+      '--run-dir',
+      join(root, 'runs', 'submitted-1of4'),
+      '--provider',
+      'local',
+      '--base-url',
+      service.url,
+      '--poll-interval',
+      '0.1',
+    ]);
+    expect(submitted.code, submitted.stderr).toBe(0);
+    expect((await readManifest(join(root, 'runs', 'submitted-1of4'))).run_id).toMatch(/-s1of4$/);
+    const one = await runCli([
+      'join',
+      '--source',
+      input,
+      '--id-column',
+      'id',
+      '--results',
+      join(root, 'runs', 'submitted-1of4'),
+      '--out',
+      join(root, 'one.csv'),
+    ]);
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stderr).not.toContain('has not finished');
+    expect(one.stderr).toContain('3 slices of 4 not among --results');
+    const oneRows = tableIds(join(root, 'one.csv'));
+    expect(oneRows.filter((r) => r.status === 'ok').map((r) => r.id)).toEqual(sliceIds(1));
+
     const mixed = await runCli([
       'join',
       '--source',
