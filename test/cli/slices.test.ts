@@ -215,7 +215,7 @@ describe('a table split over four processes', () => {
     expect(all.map((r) => r.id)).toEqual(ids);
   }, 180_000);
 
-  it('submits a prepared slice as that slice'''s run; refuses slices of two different splits, and an i/n out of range', async () => {
+  it("submits a prepared slice as that slice's run; refuses slices of two different splits, and an i/n out of range", async () => {
     const three = await runCli([
       'prepare',
       input,
