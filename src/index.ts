@@ -98,6 +98,7 @@ export type { RowMapper } from './transforms/map-rows.js';
 export { mapRows } from './transforms/map-rows.js';
 export type { ParseResultsOptions, ParseResultsStream } from './transforms/parse-results.js';
 export { parseResults } from './transforms/parse-results.js';
+export { type Slice, type SliceRowsOptions, sliceOfId, sliceRows } from './transforms/slice-rows.js';
 // Transforms.
 export type { Mapper, MapperBody, ToRequestsOptions, ToRequestsStream } from './transforms/to-requests.js';
 export { toRequests } from './transforms/to-requests.js';

@@ -40,6 +40,8 @@ const PUBLIC_EXPORTS = [
   'shardRequests',
   'show',
   'showable',
+  'sliceOfId',
+  'sliceRows',
   'startLocalService',
   'toRequests',
   'validateRequestFile',

@@ -1,12 +1,13 @@
 import { Command, Option } from 'commander';
 import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js';
 import { RESULT_STATUSES } from '../core/results/result-status.js';
+import type { Slice } from '../core/rows/row-slice.js';
 import type { TableFormat } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
 import { ENDPOINTS, type Endpoint } from '../providers/profile.js';
 import { checkAnswered } from './exit.js';
 import { count, info, type Output, plural, printJson } from './output.js';
-import { list } from './parse-values.js';
+import { list, slice } from './parse-values.js';
 import { addSourceOptions, structuredOption } from './request-options.js';
 import { addTableOutputOptions, type TableOutputFlags } from './table-output-options.js';
 
@@ -41,6 +42,7 @@ interface JoinFlags extends TableOutputFlags {
   relaxColumnCount?: boolean;
   badRows?: 'reject' | 'fail';
   allowStale?: boolean;
+  slice?: Slice;
   json?: boolean;
   quiet?: boolean;
 }
@@ -99,6 +101,11 @@ export function joinCommand(): Command {
       'exit 0 even when rows changed after their requests were made (status stale; checked when --results names a prepared or run directory)',
     )
     .option('--allow-empty', 'exit 0 even when no row got an answer (the table is written either way)')
+    .option(
+      '--slice <i/n>',
+      'write only the rows of slice i of n (as prepared or run with --slice); without it, every row of --source',
+      slice,
+    )
     .option('--json', 'print the summary as JSON on stdout')
     .option('--quiet', 'print nothing but errors')
     .addHelpText(
@@ -111,13 +118,19 @@ Rows are checked against the requests their results answer when --results names 
 directory (its row-hashes.tsv): a row changed since comes out stale, and the command exits 1 after
 writing the table unless --allow-stale.
 
-Example:
+Run directories of slices (run or prepare --slice i/n) are assembled into one table in source order:
+each row once, rows of slices not given (not run yet) as missing, said in a note.
+
+Examples:
   batchpipe join --source reviews.csv --id-column id --results downloads/ \\
-      --labels positive,negative,neutral --out labeled.csv`,
+      --labels positive,negative,neutral --out labeled.csv
+  batchpipe join --source reviews.csv --id-column id --results runs/part-0 --results runs/part-1 \\
+      --results runs/part-2 --results runs/part-3 --out labeled.csv`,
     )
     .action(async (flags: JoinFlags) => {
       const { joinTable, staleRows } = await import('../jobs/join-table.js');
       const { findResultFiles } = await import('../jobs/result-files.js');
+      const { sliceCoverage, sliceList } = await import('../jobs/slice-coverage.js');
       const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
       const found = await findResultFiles([...flags.results, ...(flags.errors ?? [])]);
       const rejections = flags.rejections ?? found.rejections;
@@ -130,6 +143,8 @@ Example:
           '--reask needs the request files: give a prepared directory in --results, or --requests',
         );
       }
+      // Checked before the join: slices of two different splits are a mistake, not data.
+      const coverage = flags.slice ? undefined : sliceCoverage(found.slices);
       if (found.results.length === 0)
         info(out, 'warning: no output or error files found: every row will be missing or rejected');
       const result = await joinTable({
@@ -156,6 +171,8 @@ Example:
         include: flags.include as ExtraColumn[] | undefined,
         reask: flags.reask ? { requests, out: flags.reask } : undefined,
         rowHashes: found.rowHashes,
+        slice: flags.slice,
+        slices: coverage && { count: coverage.count, given: coverage.given },
         // The summary is printed first; stale rows end the command below.
         allowStale: true,
       });
@@ -167,7 +184,18 @@ Example:
         checkAnswered(summary.statuses, summary.rows, flags.allowEmpty);
       };
       if (out.json) {
-        printJson({ ...summary, problemLines: problemDetails.first.map((p) => p.message) });
+        printJson({
+          ...summary,
+          problemLines: problemDetails.first.map((p) => p.message),
+          ...(coverage && {
+            slices: {
+              count: coverage.count,
+              given: coverage.given,
+              absent: coverage.absent,
+              unfinished: coverage.unfinished.map((u) => u.dir),
+            },
+          }),
+        });
         settle();
         return;
       }
@@ -197,6 +225,20 @@ Example:
           out,
           `warning: results for ${plural(summary.orphans, 'custom_id')} matched no source row${hint}`,
         );
+      }
+      if (coverage) {
+        const { count: n, given, absent, unfinished } = coverage;
+        info(out, `  slices ${sliceList(given, n)} of ${n} given`);
+        if (absent.length > 0)
+          info(
+            out,
+            `note: ${plural(absent.length, 'slice')} of ${n} not among --results (not run yet, or not given): ${sliceList(absent, n)}; their rows come out missing (${count(summary.statuses.missing)} missing in all)`,
+          );
+        for (const u of unfinished)
+          info(
+            out,
+            `note: slice ${u.slice.index}/${u.slice.count} (${u.dir}) has not finished: rows it has no result for yet come out missing; resume it, then join again`,
+          );
       }
       if (flags.reask) info(out, `wrote ${plural(summary.reasked, 're-ask request')} -> ${flags.reask}`);
       if (!summary.checked && found.results.length > 0) info(out, UNCHECKED_NOTE);

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { parseSlice, type Slice } from '../core/rows/row-slice.js';
 
 /** Option value parsers for commander: each names what it expected, as usage errors should. */
 export function integer(value: string): number {
@@ -18,6 +19,15 @@ export function boolean(value: string): boolean {
   if (/^(true|yes|on|1)$/i.test(value)) return true;
   if (/^(false|no|off|0)$/i.test(value)) return false;
   throw new InvalidArgumentError(`expected true or false, got "${value}"`);
+}
+
+/** `i/n`: slice i (0-based) of n. */
+export function slice(value: string): Slice {
+  try {
+    return parseSlice(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message.replace(/^--slice: /, ''));
+  }
 }
 
 export function list(value: string): string[] {

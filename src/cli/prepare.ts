@@ -13,6 +13,7 @@ import {
   addRequestOptions,
   addRowOptions,
   addShardOptions,
+  addSliceOption,
   addSourceOptions,
 } from './request-options.js';
 
@@ -38,6 +39,7 @@ export function prepareCommand(): Command {
   addRowOptions(command);
   addProviderOptions(command);
   addShardOptions(command);
+  addSliceOption(command);
   command
     .option('--json', 'print the summary as JSON on stdout')
     .option('--quiet', 'print nothing but errors')

@@ -1,7 +1,16 @@
 import { type Command, Option } from 'commander';
 import { TABLE_FORMATS } from '../core/tables/table-format.js';
 import { PROVIDER_NAMES } from '../providers/profile.js';
-import { boolean, character, contextWindows, integer, jsonObject, list, number } from './parse-values.js';
+import {
+  boolean,
+  character,
+  contextWindows,
+  integer,
+  jsonObject,
+  list,
+  number,
+  slice,
+} from './parse-values.js';
 import { schemaFile } from './schema-file.js';
 import { byteSizeArg } from './size-arg.js';
 
@@ -54,6 +63,15 @@ export function addSourceOptions(command: Command): Command {
         'a malformed row is rejected and the run goes on, or the run fails',
       ).choices(['reject', 'fail']),
     );
+}
+
+/** `--slice i/n`: one of n disjoint parts of the table, each a run of its own (prepare and run). */
+export function addSliceOption(command: Command): Command {
+  return command.option(
+    '--slice <i/n>',
+    'only slice i (0-based) of n: the rows whose custom_id hashes to it; n processes with i = 0..n-1 cover the table once (docs/scale.md)',
+    slice,
+  );
 }
 
 /** The longest row a table may have (prepare and run). */

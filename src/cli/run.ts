@@ -17,6 +17,7 @@ import {
   addRequestOptions,
   addRuleOptions,
   addShardOptions,
+  addSliceOption,
   addSourceOptions,
 } from './request-options.js';
 import {
@@ -98,6 +99,7 @@ export function runCommand(): Command {
   addConnectionOptions(command);
   addRuleOptions(command);
   addShardOptions(command);
+  addSliceOption(command);
   addRunOptions(command);
   addNewRunOption(command);
   addTableOutputOptions(command);
@@ -169,7 +171,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
     if (out.json)
       printJson({
         state: result.state,
-        run_dir: result.run!.dir,
+        run_dir: result.run?.dir ?? null,
         counts: result.counts,
         out: joined.out,
         statuses: joined.statuses,
@@ -187,7 +189,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         .map(([status, n]) => `${count(n)} ${status}`);
       info(
         out,
-        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.run!.dir})${engine === TEST_ENGINE_NAME ? ' [test engine: no inference]' : ''}`,
+        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ') || 'nothing'} (${result.run ? `run ${result.run.dir}` : 'no row of the table is in this slice: nothing was sent'})${engine === TEST_ENGINE_NAME ? ' [test engine: no inference]' : ''}`,
       );
       if (!joined.checked)
         info(

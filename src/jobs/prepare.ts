@@ -11,6 +11,7 @@ import type { ProviderProfile } from '../providers/profile.js';
 import { PROFILES } from '../providers/profiles.js';
 import { type PreparedSummary, REJECTIONS_FILE } from '../run/sharder.js';
 import { shardRequests } from '../sinks/shard-requests.js';
+import { sliceRows } from '../transforms/slice-rows.js';
 import { toRequests } from '../transforms/to-requests.js';
 import { validateRequests } from '../transforms/validate-requests.js';
 import { openTable, RequestJobFields, requestJob } from './settings.js';
@@ -77,8 +78,12 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
   const source = openTable(input, job.table, sourceWarnings, columns);
   const build = toRequests(job.requests);
   const validate = validateRequests({ provider: profile, ...job.rules, onWarning });
-  const sink = shardRequests({ outDir: opts.outDir, provider: profile });
-  await pipeline(source, build, validate, sink);
+  const sink = shardRequests({ outDir: opts.outDir, provider: profile, slice: opts.slice });
+  if (opts.slice) {
+    // Other slices' rows are dropped as they are read, before any request is built for them.
+    const slice = sliceRows({ slice: opts.slice, idColumn: opts.idColumn });
+    await pipeline(source, slice, build, validate, sink);
+  } else await pipeline(source, build, validate, sink);
   const warnings = [
     ...(early ? [early] : []),
     ...sourceWarnings.list(),

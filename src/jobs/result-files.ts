@@ -1,5 +1,6 @@
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
+import type { Slice } from '../core/rows/row-slice.js';
 import { BatchpipeError } from '../errors.js';
 import { ENDPOINTS, type Endpoint } from '../providers/profile.js';
 import { ROW_HASHES_FILE } from '../run/sharder.js';
@@ -16,6 +17,16 @@ export interface ResultFiles {
   endpoint: Endpoint | undefined;
   /** `row-hashes.tsv` files (a prepared or run directory's): what the join checks rows against. */
   rowHashes: string[];
+  /** The directories given that hold one slice of a table (`--slice`), in the order given. */
+  slices: SliceDir[];
+}
+
+/** A prepared or run directory of one slice of a table. */
+export interface SliceDir {
+  dir: string;
+  slice: Slice;
+  /** A run directory whose run has not finished (no results.jsonl yet): its rows may lack results. */
+  unfinished: boolean;
 }
 
 const REJECTIONS = 'rejections.jsonl';
@@ -50,6 +61,7 @@ export async function findResultFiles(
     requests: [],
     endpoint: undefined,
     rowHashes: [],
+    slices: [],
   };
   for (const path of paths) {
     let info: Awaited<ReturnType<typeof stat>>;
@@ -63,8 +75,11 @@ export async function findResultFiles(
         { cause: error },
       );
     }
-    if (info.isDirectory()) await walk(resolve(path), 0, found);
-    else if (basename(path) === REJECTIONS) found.rejections.push(path);
+    if (info.isDirectory()) {
+      const slice = await sliceOfDir(path);
+      if (slice) found.slices.push(slice);
+      await walk(resolve(path), 0, found);
+    } else if (basename(path) === REJECTIONS) found.rejections.push(path);
     else found[files].push(path);
   }
   return found;
@@ -111,6 +126,38 @@ async function walk(dir: string, depth: number, found: ResultFiles): Promise<voi
     else if (listed.has(entry.name) || (await holdsRequests(path))) found.requests.push(path);
     else found.results.push(path);
   }
+}
+
+/** The slice a prepared or run directory holds (its manifest's or shards.json's `slice`), if any. */
+async function sliceOfDir(dir: string): Promise<SliceDir | undefined> {
+  const manifest = await readJson(join(dir, RUN_MANIFEST));
+  const slice = sliceOf(manifest?.slice) ?? sliceOf((await readJson(join(dir, SHARDS)))?.slice);
+  if (!slice) return undefined;
+  // Finished: every job done (after submit), or its results.jsonl written (after run or download).
+  const jobs = manifest?.jobs;
+  const done = Array.isArray(jobs) && jobs.every((j: { state?: unknown }) => j.state === 'done');
+  const unfinished = manifest !== undefined && !done && !(await isFile(join(dir, RUN_RESULTS)));
+  return { dir, slice, unfinished };
+}
+
+function sliceOf(value: unknown): Slice | undefined {
+  const s = value as Partial<Slice> | null | undefined;
+  return Number.isInteger(s?.index) && Number.isInteger(s?.count)
+    ? { index: s!.index!, count: s!.count! }
+    : undefined;
+}
+
+/** A small JSON file's value; undefined when it is absent or not JSON. */
+async function readJson(path: string): Promise<{ slice?: unknown; jobs?: unknown } | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as { slice?: unknown; jobs?: unknown };
+  } catch {
+    return undefined;
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isFile() === true;
 }
 
 function endpointOf(value: unknown): Endpoint | undefined {

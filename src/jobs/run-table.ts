@@ -66,7 +66,7 @@ export interface ReaskRound {
 
 export interface RunTableResult {
   prepared: PrepareResult;
-  /** Absent on a dry run. */
+  /** Absent on a dry run, and for a slice with no rows (nothing was sent). */
   run?: BatchRun;
   state: RunState | 'dry-run';
   counts?: RunCounts;
@@ -115,6 +115,26 @@ export async function runTable(
     });
     const nothing = nothingToSubmit(prepared);
     if (nothing) throw nothing;
+    if (prepared.rows === 0 && prepareOptions.slice && !dryRun) {
+      // A slice no row of a small table hashes to: its part of the table is empty, and nothing is sent.
+      await rm(staging, { recursive: true, force: true });
+      const joined = await joinTable({
+        source: input,
+        results: [],
+        out,
+        outFormat,
+        compression,
+        rowGroupSize,
+        idColumn: prepareOptions.idColumn,
+        endpoint: prepareOptions.endpoint,
+        labels: prepareOptions.labels,
+        schema: prepareOptions.schema,
+        include,
+        slice: prepareOptions.slice,
+        ...split(prepareOptions, Object.keys(TableFields) as Array<keyof typeof TableFields>)[0],
+      });
+      return { prepared, state: 'done', joined };
+    }
   } catch (error) {
     // Nothing was submitted from it (a bad row, a full disk): a staging directory left here would only pile up.
     await rm(staging, { recursive: true, force: true });
@@ -158,6 +178,7 @@ export async function runTable(
         labels: prepareOptions.labels,
         schema: prepareOptions.schema,
         include,
+        slice: prepareOptions.slice,
         ...tableOptions,
         ...(round !== undefined && { reask: { requests: reaskFrom(round), out: reaskFile(run, round) } }),
       } satisfies JoinTableOptions);
@@ -206,7 +227,9 @@ async function reaskRound(
     // The same rules as the first round: a model allowed by option is allowed here too.
     const profile = jobProfile({ ...prepareOptions, provider: connection.provider });
     const staged = await stageRequestFile(reaskFile(run, round), run.dir, connection, profile);
-    roundRun = await createOrResumeRun(staged.dir, staged.summary, connection, options, true);
+    // A slice's rounds carry its tag in their names too.
+    const summary = { ...staged.summary, ...(prepareOptions.slice && { slice: prepareOptions.slice }) };
+    roundRun = await createOrResumeRun(staged.dir, summary, connection, options, true);
   }
   try {
     const state = await roundRun.wait();

@@ -9,6 +9,7 @@ import {
   type ToRequestsOptions,
 } from '../core/requests/request-options.js';
 import type { RuleOptions } from '../core/requests/request-rules.js';
+import { SliceField } from '../core/rows/row-slice.js';
 import { isColumnar, TABLE_FORMATS, type TableFormat, tableFormat } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
 import { inputName } from '../internal/input.js';
@@ -123,6 +124,11 @@ export const RequestJobFields = {
   ...ProfileFields,
   /** Reject prompts that plainly exceed a known context window. Default true. */
   checkContext: z.boolean().default(true),
+  /**
+   * Only this slice of the table (`{ index, count }`, index 0 .. count-1): the rows whose custom_id
+   * hashes to it (docs/scale.md). Each slice is a run of its own; `count` of them make the whole table.
+   */
+  slice: SliceField,
 };
 export type RequestJobOptions = z.output<z.ZodObject<typeof RequestJobFields>>;
 

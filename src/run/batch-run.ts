@@ -520,6 +520,8 @@ export class BatchRun {
       ),
       bp_run: run,
       bp_job: job.id,
+      // Said plainly for a person reading the provider's console (the run id ends in the slice too).
+      ...(this.manifest.slice && { bp_slice: `${this.manifest.slice.index}/${this.manifest.slice.count}` }),
     };
   }
 

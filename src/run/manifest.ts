@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Slice } from '../core/rows/row-slice.js';
 import { BatchpipeError } from '../errors.js';
 import { writeFileAtomic } from '../internal/durable-write.js';
 import type { ContentHashes } from './content-hashes.js';
@@ -160,6 +161,8 @@ export interface RunManifest {
   rows: number;
   rejected: number;
   shards: ShardSummary[];
+  /** The slice of a table this run is of (`{ index, count }`); absent: the whole table. */
+  slice?: Slice;
   /** What an earlier run of the same work made at the provider (absent or null: not looked up, `newRun`). */
   earlier?: EarlierWork | null;
   /** Per shard, the request content hashes (identical requests hash alike). */

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { access, copyFile, link, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { type Slice, sliceTag } from '../core/rows/row-slice.js';
 import { fsyncDir, fsyncFile, makeDir } from '../internal/durable-write.js';
 import { outputError } from '../internal/output-error.js';
 import { MANIFEST_FILE } from './manifest.js';
@@ -21,11 +22,15 @@ export interface RunIdentity {
   completionWindow: string;
   /** A random part, for a run forced fresh (`newRun`): nothing else names the same run. */
   fresh?: string;
+  /** The slice of a table the shards are of. */
+  slice?: Slice | undefined;
 }
 
 /**
  * The run id: a hash of the shards' contents and the options that shape the batches. The same command
- * on the same input gives the same id (and resumes that run); an edited input is a new run.
+ * on the same input gives the same id (and resumes that run); an edited input is a new run. A slice's
+ * run ends in its tag (`run-<hash>-s2of8`), so every name given to the provider says which slice it
+ * is, and no two slices' names can be the same whatever their shards hold.
  */
 export function runIdFor(identity: RunIdentity): string {
   const hash = createHash('sha256');
@@ -34,7 +39,9 @@ export function runIdFor(identity: RunIdentity): string {
   );
   for (const shard of identity.shards) hash.update(`\n${shard.sha256}:${shard.lines}`);
   if (identity.fresh !== undefined) hash.update(`\nfresh:${identity.fresh}`);
-  return `run-${hash.digest('hex').slice(0, 16)}`;
+  if (identity.slice === undefined) return `run-${hash.digest('hex').slice(0, 16)}`;
+  hash.update(`\nslice:${identity.slice.index}/${identity.slice.count}`);
+  return `run-${hash.digest('hex').slice(0, 16)}-${sliceTag(identity.slice)}`;
 }
 
 /** Staging left by a process killed mid-way is removed once it is this old. */

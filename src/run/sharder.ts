@@ -2,6 +2,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RequestBatch } from '../core/requests/request-batch.js';
 import { hashedColumns, type RowHashesHeader, rowHashText } from '../core/requests/row-hash.js';
+import type { Slice } from '../core/rows/row-slice.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { makeDir } from '../internal/durable-write.js';
 import type { FileLimits } from '../providers/profile.js';
@@ -30,6 +31,8 @@ export interface PreparedSummary {
   rejected: number;
   shards: ShardSummary[];
   rejections: { file: string; count: number; by_code: Record<string, number> };
+  /** The slice of the table these requests are of (absent: the whole table). */
+  slice?: Slice;
 }
 
 export const SUMMARY_FILE = 'shards.json';
@@ -74,11 +77,13 @@ export class Sharder {
   #requests = 0;
   #count = 0;
   #finished = false;
+  readonly #slice: Slice | undefined;
 
-  constructor(dir: string, prefix: string, limits: FileLimits) {
+  constructor(dir: string, prefix: string, limits: FileLimits, slice?: Slice) {
     this.#dir = dir;
     this.#prefix = prefix;
     this.#limits = limits;
+    this.#slice = slice;
   }
 
   /** Adds every entry of a batch, in order. */
@@ -355,6 +360,7 @@ export class Sharder {
       rejected: this.#rejected,
       shards: this.#done,
       rejections: { file: REJECTIONS_FILE, count: this.#rejected, by_code: this.#byCode },
+      ...(this.#slice && { slice: this.#slice }),
     };
     const kept = new Set(this.#done.map((s) => s.file));
     for (const file of earlier) if (!kept.has(file)) await rm(join(this.#dir, file), { force: true });

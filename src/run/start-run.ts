@@ -7,6 +7,7 @@ import { BatchpipeError } from '../errors.js';
 import { makeDir } from '../internal/durable-write.js';
 import { parseOptions } from '../options.js';
 import { type Connection, redactURL } from '../providers/connection.js';
+import type { RateLimits } from '../providers/profile.js';
 import type { Rejection, RequestItem } from '../types.js';
 import { BatchApi } from './batch-api.js';
 import { BatchRun, completionWindowHours, newManifest, type RunEvent } from './batch-run.js';
@@ -74,6 +75,22 @@ export function runtimeFor(
 }
 
 /**
+ * The connection as one of `count` slice processes uses it: each documented per-account rate (creates,
+ * queries, lists, cancels a minute, batches unfinished at once) divided by `count`, rounded up, so
+ * `count` processes running at once, which share no limiter, stay within the account's limits. A
+ * provider's 429 is still retried, honouring retry-after.
+ */
+export function sharedConnection(connection: Connection, count: number): Connection {
+  const rates = connection.profile.rateLimits;
+  if (!rates || count <= 1) return connection;
+  const share = (n: number) => Math.max(1, Math.ceil(n / count));
+  const shared = Object.fromEntries(
+    Object.entries(rates).map(([key, n]) => [key, typeof n === 'number' ? share(n) : n]),
+  ) as unknown as RateLimits;
+  return { ...connection, profile: { ...connection.profile, rateLimits: shared } };
+}
+
+/**
  * Opens an existing run to work on it (taking its lock, see BatchRun.open) and reports each stored
  * option given with another value (see BatchRun.applyOptions). Close it when done.
  */
@@ -84,7 +101,12 @@ export async function openRun(
   lock?: RunLock,
 ): Promise<BatchRun> {
   const opts = parseOptions(RunOptions, options, 'run');
-  const { api, pollIntervalMs } = runtimeFor(connection, opts);
+  // A slice's process keeps to its share of the account's rates (read here: BatchRun.open reports a bad manifest).
+  const slice = (await readManifest(dir).catch(() => undefined))?.slice;
+  const { api, pollIntervalMs } = runtimeFor(
+    slice ? sharedConnection(connection, slice.count) : connection,
+    opts,
+  );
   const run = await BatchRun.open(
     dir,
     api,
@@ -143,6 +165,7 @@ export async function createOrResumeRun(
     baseURL: connection.provider === 'local' ? null : redactURL(connection.baseURL ?? null),
     endpoint: summary.shards[0]!.endpoint,
     completionWindow,
+    slice: summary.slice,
   };
   const workId = runIdFor(identity);
   const runId = opts.newRun ? runIdFor({ ...identity, fresh: randomBytes(8).toString('hex') }) : workId;
@@ -197,6 +220,7 @@ export async function createOrResumeRun(
         deleteInputFiles: opts.deleteInputFiles,
         deleteOutputFiles: opts.deleteOutputFiles,
       });
+      if (summary.slice) manifest.slice = summary.slice;
       manifest.content_hashes = await writeContentHashes(runDir, summary.shards);
       await writeManifest(runDir, manifest);
     }

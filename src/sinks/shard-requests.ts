@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { z } from 'zod';
 import { isRequestBatch, type RequestBatch } from '../core/requests/request-batch.js';
+import { SliceField } from '../core/rows/row-slice.js';
 import { byteSize, parseOptions } from '../options.js';
 import type { FileLimits } from '../providers/profile.js';
 import { profileOf, providerOption } from '../providers/resolve-profile.js';
@@ -25,6 +26,8 @@ const ShardRequestsOptions = z.strictObject({
     .string()
     .regex(/^[\w.-]+$/, 'expected letters, digits, ".", "_" or "-"')
     .default('requests'),
+  /** The slice of a table the requests are of (sliceRows): written in shards.json, so a run of them is that slice's. */
+  slice: SliceField,
 });
 export type ShardRequestsOptions = z.input<typeof ShardRequestsOptions>;
 
@@ -49,7 +52,7 @@ export function shardRequests(options: ShardRequestsOptions): ShardRequestsStrea
     maxLinesPerFile: opts.maxLinesPerFile ?? profile.limits.maxLinesPerFile,
     maxBytesPerFile: opts.maxBytesPerFile ?? profile.limits.maxBytesPerFile,
   };
-  const sharder = new Sharder(opts.outDir, opts.prefix, limits);
+  const sharder = new Sharder(opts.outDir, opts.prefix, limits, opts.slice);
   let summary: PreparedSummary | undefined;
   const stream = new Writable({
     objectMode: true,

@@ -17,6 +17,7 @@ import { isResultBatch, isResultFiles } from '../core/results/result-lines.js';
 import { ParseResultsFields, type ResultProblems, type ResultStatus } from '../core/results/result-parser.js';
 import { ObjectRowBatch } from '../core/rows/object-row-batch.js';
 import type { RowBatch } from '../core/rows/row-batch.js';
+import { SliceField } from '../core/rows/row-slice.js';
 import { compileStructuredOutput } from '../core/structured/structured-output.js';
 import { readTableBatches } from '../core/tables/table-reader.js';
 import { parseOptions } from '../options.js';
@@ -64,6 +65,18 @@ export const JoinFields = {
   tempDir: z.string().min(1).optional(),
   /** Hash partitions of the disk join. Default 128. */
   partitions: z.number().int().min(1).max(4096).default(JOIN_PARTITIONS),
+  /**
+   * Only the rows of this slice of the source (`{ index, count }`, as the requests were prepared with)
+   * are joined and come out; the rest are left out, not `missing`. Default: every row.
+   */
+  slice: SliceField,
+  /**
+   * The slices the results are of, when they are a split's (`count` slices, `given` their indexes): a
+   * row of a slice not given comes out `missing` saying so. Default: not said.
+   */
+  slices: z
+    .strictObject({ count: z.number().int().min(1), given: z.array(z.number().int().min(0)) })
+    .optional(),
 };
 
 const JoinResultsOptions = z.strictObject({
@@ -181,6 +194,8 @@ class JoinResults extends Duplex implements JoinResultsStream, BatchEmitter {
         reask: opts.reask,
         tempDir: opts.tempDir,
         partitions: opts.partitions,
+        slice: opts.slice,
+        slices: opts.slices,
       },
       this.#openRows,
     );

@@ -43,6 +43,7 @@ describe('findResultFiles', () => {
       rejections: [join(prepared, 'rejections.jsonl')],
       requests: [join(prepared, 'requests-00001.jsonl'), join(dl, 'unlisted-requests.jsonl')],
       rowHashes: [join(prepared, 'row-hashes.tsv')],
+      slices: [],
     });
   });
 
@@ -60,6 +61,7 @@ describe('findResultFiles', () => {
       rejections: [join(run, 'rejections.jsonl')],
       requests: [join(run, 'shards', 'requests-00001.jsonl')],
       rowHashes: [],
+      slices: [],
     });
     const running = tree(join(dir, 'running'), {
       'manifest.json': '{}',
@@ -77,6 +79,7 @@ describe('findResultFiles', () => {
       rejections: [],
       requests: [file],
       rowHashes: [],
+      slices: [],
     });
     await expect(findResultFiles([join(dir, 'nope')])).rejects.toMatchObject({ code: 'BP_INPUT_NOT_FOUND' });
   });

@@ -10,6 +10,7 @@ import { type CellEncoding, CellLayout, type CellSpec } from '../results/result-
 import { type ResultFiles, ResultLineParser } from '../results/result-lines.js';
 import { type ParseSettings, ResultParser, type ResultProblems } from '../results/result-parser.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
+import { type Slice, slicedBatches, sliceOfId } from '../rows/row-slice.js';
 import { isZodSchema } from '../structured/structured-output.js';
 import { HashJoin, type JoinSummary, missingMessage, STALE, staleMessage } from './hash-join.js';
 import { type JoinedLayout, JoinedRowBatch } from './joined-row-batch.js';
@@ -42,6 +43,10 @@ export interface TableJoinSettings extends ParseSettings {
   rowHashes: readonly string[];
   tempDir: string | undefined;
   partitions: number;
+  /** Only the source rows of this slice are joined (and come out); undefined: every row. */
+  slice?: Slice | undefined;
+  /** The slices the results are of (a split into `count`): rows of the others say their slice was not given. */
+  slices?: { count: number; given: readonly number[] } | undefined;
 }
 
 /**
@@ -75,7 +80,8 @@ export class TableJoin {
 
   constructor(settings: TableJoinSettings, openRows: OpenRows) {
     this.#settings = settings;
-    this.#openRows = openRows;
+    const slice = settings.slice;
+    this.#openRows = slice ? (pass) => slicedBatches(openRows(pass), slice, settings.idColumn) : openRows;
     this.parser = new ResultParser(settings);
     this.#layout = new CellLayout(settings.cells);
     this.#idName = settings.idColumn;
@@ -346,12 +352,23 @@ export class TableJoin {
       const stored = join.cells(id, line, at);
       cells[i] =
         stored === null
-          ? join.encode(layout.none(id, 'missing', 'BP_RESULT_MISSING', missingMessage(id)))
+          ? join.encode(layout.none(id, 'missing', 'BP_RESULT_MISSING', this.#missing(id)))
           : stored === STALE
             ? join.encode(layout.none(id, 'stale', 'BP_RESULT_STALE', staleMessage(id)))
             : stored;
     }
     return new JoinedRowBatch(rows, this.#joined!, cells, unreadHere);
+  }
+
+  /** Why a row has no result: its slice was not given, or none came back. */
+  #missing(id: string): string {
+    const slices = this.#settings.slices;
+    if (slices) {
+      const index = sliceOfId(id, slices.count);
+      if (!slices.given.includes(index))
+        return `no result for custom_id ${JSON.stringify(id)}: it is in slice ${index}/${slices.count}, whose run was not among the results (not run yet?)`;
+    }
+    return missingMessage(id);
   }
 
   /** Removes the join's temporary files. */
