@@ -2,6 +2,14 @@ import { Command } from 'commander';
 import { loadMapper, mapperModuleUrl } from '../core/requests/mapper-module.js';
 import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js';
 import { TEST_ENGINE_NAME } from '../local/engine/test-engine.js';
+import {
+  addCacheOptions,
+  CACHE_FLAGS,
+  type CacheFlags,
+  cacheOptionsFrom,
+  reuseJson,
+  reuseLines,
+} from './cache-options.js';
 import { cliWording, inCliWords } from './cli-wording.js';
 import {
   addConnectionOptions,
@@ -29,7 +37,12 @@ import {
 import { reportRun } from './run-report.js';
 import { addTableOutputOptions, type TableOutputFlags } from './table-output-options.js';
 
-interface RunCommandFlags extends RunFlags, ConnectionFlags, TableOutputFlags, Record<string, unknown> {
+interface RunCommandFlags
+  extends RunFlags,
+    ConnectionFlags,
+    TableOutputFlags,
+    CacheFlags,
+    Record<string, unknown> {
   out: string;
   mapper?: string;
   dryRun?: boolean;
@@ -70,6 +83,7 @@ const NOT_PREPARE = new Set([
   'requestTimeout',
   'lookupDelay',
   'newRun',
+  ...CACHE_FLAGS,
 ]);
 
 export function runCommand(): Command {
@@ -100,6 +114,7 @@ export function runCommand(): Command {
   addShardOptions(command);
   addRunOptions(command);
   addNewRunOption(command);
+  addCacheOptions(command);
   addTableOutputOptions(command);
   return command
     .option('--json', 'print the outcome as JSON on stdout')
@@ -137,6 +152,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
     const result = await runTable(input, connection, {
       ...prepareOptions,
       ...runOptionsFrom(flags, out, interrupt.signal),
+      ...cacheOptionsFrom(flags),
       mapper,
       out: flags.out,
       outFormat: flags.outFormat,
@@ -156,6 +172,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         out,
         `dry run: ${plural(prepared.rows, 'row')}: ${count(prepared.requests)} requests in ${plural(prepared.shards.length, 'file')}, ${count(prepared.rejected)} rejected; nothing submitted`,
       );
+      for (const line of reuseLines(result)) info(out, line);
       return;
     }
     if (!result.joined) {
@@ -169,11 +186,12 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
     if (out.json)
       printJson({
         state: result.state,
-        run_dir: result.run!.dir,
+        run_dir: result.run?.dir ?? null,
         counts: result.counts,
         out: joined.out,
         statuses: joined.statuses,
         reasks,
+        ...reuseJson(result),
         ...(engine !== undefined && { engine }),
       });
     else {
@@ -185,9 +203,10 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       const statuses = Object.entries(joined.statuses)
         .filter(([, n]) => n > 0)
         .map(([status, n]) => `${count(n)} ${status}`);
+      for (const line of reuseLines(result)) info(out, line);
       info(
         out,
-        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.run!.dir})${engine === TEST_ENGINE_NAME ? ' [test engine: no inference]' : ''}`,
+        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (${result.run ? `run ${result.run.dir}` : 'every answer from the cache, nothing sent'})${engine === TEST_ENGINE_NAME ? ' [test engine: no inference]' : ''}`,
       );
       if (!joined.checked)
         info(
