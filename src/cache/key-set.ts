@@ -44,6 +44,7 @@ export class KeySet {
     const d = view.getInt32(12, true);
     if ((a | b | c | d) === 0) {
       if (this.#zero) return 'present';
+      if (this.size >= this.#maxKeys) return 'full';
       this.#zero = true;
       return 'added';
     }
