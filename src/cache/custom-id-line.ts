@@ -1,4 +1,4 @@
-import { customIdValueRange } from './request-key.js';
+import { customIdValueRange } from '../core/requests/request-key.js';
 
 const CLOSE = 0x7d;
 const CACHED_MARK = Buffer.from(',"cached":true');

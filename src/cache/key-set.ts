@@ -1,4 +1,4 @@
-import { KEY_BYTES } from './request-key.js';
+import { KEY_BYTES } from '../core/requests/request-key.js';
 
 /** Words (32-bit) a key takes in the table. */
 const WORDS = KEY_BYTES / 4;
@@ -36,12 +36,11 @@ export class KeySet {
   }
 
   /** Adds a key: `added`, `present` (seen before), or `full` (not seen, and no room to keep it). */
-  add(key: Uint8Array): 'added' | 'present' | 'full' {
-    const view = new DataView(key.buffer, key.byteOffset, KEY_BYTES);
-    const a = view.getInt32(0, true);
-    const b = view.getInt32(4, true);
-    const c = view.getInt32(8, true);
-    const d = view.getInt32(12, true);
+  add(key: Buffer): 'added' | 'present' | 'full' {
+    const a = key.readInt32LE(0);
+    const b = key.readInt32LE(4);
+    const c = key.readInt32LE(8);
+    const d = key.readInt32LE(12);
     if ((a | b | c | d) === 0) {
       if (this.#zero) return 'present';
       if (this.size >= this.#maxKeys) return 'full';

@@ -1,9 +1,9 @@
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
+import { isSameDraw, keyHex, requestKey } from '../core/requests/request-key.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { withCustomId } from './custom-id-line.js';
 import { KeySet } from './key-set.js';
-import { isSameDraw, keyHex, requestKey } from './request-key.js';
 import type { ResultCache } from './result-cache.js';
 
 /** Per keyed request: its custom_id (JSON), its key, and what became of it (`s`ent, `d`uplicate, `c`ached). */
@@ -61,6 +61,8 @@ export class RequestReuse {
   readonly #settings: ReuseSettings;
   readonly #seen: KeySet | undefined;
   readonly #digest: Hash = createHash('sha256');
+  readonly #templates = new WeakMap<object, boolean>();
+  #digestText = '';
   #keys: BufferedFile | undefined;
   #cached: BufferedFile | undefined;
   #reused: BufferedFile | undefined;
@@ -73,13 +75,23 @@ export class RequestReuse {
     this.#seen = settings.dedup === 'off' ? undefined : new KeySet();
   }
 
-  /** Decides the request `line[start, end)` (newline included or not) of row `id`. */
-  take(line: Buffer, start: number, end: number, id: string): Verdict {
-    if (this.#settings.dedup !== 'on' && !isSameDraw(line, start, end)) return SEND;
-    const key = requestKey(line, start, end);
+  /**
+   * Decides the request `line[start, end)` (newline included or not) of row `id`. `template`: the line
+   * was rendered from it, whose fixed parts hold every body parameter (a row's cells are escaped
+   * strings in its slots), so whether its lines are same draws is read from its first line only.
+   */
+  take(line: Buffer, start: number, end: number, id: string, template?: object, made?: Buffer): Verdict {
+    // A key made where the line was rendered says the rule applies (requestKeys, under the same mode).
+    if (!made && this.#settings.dedup !== 'on' && !this.#sameDraw(line, start, end, template)) return SEND;
+    const key = made ?? requestKey(line, start, end);
     this.#counts.keyed++;
-    this.#digest.update(key);
-    this.#digest.update(`${id}\n`);
+    const named = `${JSON.stringify(id)}\t${keyHex(key)}\t`;
+    // The digest takes the records' id and key (not what became of them), a block at a time.
+    this.#digestText += `${named}\n`;
+    if (this.#digestText.length > DIGEST_BLOCK) {
+      this.#digest.update(this.#digestText);
+      this.#digestText = '';
+    }
     const answer = this.#settings.cache?.lookup(key);
     let kind: 's' | 'd' | 'c' = 's';
     if (answer) {
@@ -95,7 +107,7 @@ export class RequestReuse {
         this.#counts.duplicates++;
       } else if (added === 'full') this.#counts.unkept++;
     }
-    const record = `${JSON.stringify(id)}\t${keyHex(key)}\t${kind}\n`;
+    const record = `${named}${kind}\n`;
     this.#keys ??= new BufferedFile(join(this.#dir, REQUEST_KEYS_FILE));
     this.#wait(this.#keys.append(record, Buffer.byteLength(record)));
     if (kind === 's') {
@@ -110,6 +122,16 @@ export class RequestReuse {
       this.#wait(this.#reused.appendBytes(text, 0, text.length));
     }
     return TAKEN;
+  }
+
+  #sameDraw(line: Buffer, start: number, end: number, template: object | undefined): boolean {
+    if (!template) return isSameDraw(line, start, end);
+    let verdict = this.#templates.get(template);
+    if (verdict === undefined) {
+      verdict = isSameDraw(line, start, end);
+      this.#templates.set(template, verdict);
+    }
+    return verdict;
   }
 
   #wait(pending: Promise<void> | undefined): void {
@@ -133,7 +155,7 @@ export class RequestReuse {
       dedup: this.#settings.dedup,
       cache: this.#settings.cache !== undefined,
       ...this.#counts,
-      digest: this.#digest.digest('hex'),
+      digest: this.#digest.update(this.#digestText).digest('hex'),
     };
   }
 
@@ -146,3 +168,5 @@ export class RequestReuse {
 }
 
 const NEWLINE = Buffer.from('\n');
+/** Characters of digest input gathered before one update: a hash call per line cost as much as the key. */
+const DIGEST_BLOCK = 64 * 1024;

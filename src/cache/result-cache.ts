@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { KEY_BYTES } from '../core/requests/request-key.js';
 import { BatchpipeError } from '../errors.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { DirLock } from '../internal/dir-lock.js';
 import { makeDir, writeFileAtomic } from '../internal/durable-write.js';
-import { KEY_BYTES } from './request-key.js';
 
 /** The cache's directory inside a runs directory: every run there shares it. */
 export const CACHE_DIR_NAME = '.cache';
@@ -142,7 +142,17 @@ export class CacheWriter {
 
   /** Adds a result line (no newline) under `key`; a promise when the write buffer is full. */
   add(key: Uint8Array, line: Buffer): Promise<void> | undefined {
-    this.#file ??= new BufferedFile(join(this.#dir, this.#name + SEGMENT));
+    // The directory first: the segment's first full buffer is written before the commit.
+    if (!this.#file)
+      return makeDir(this.#dir).then(() => {
+        this.#file ??= new BufferedFile(join(this.#dir, this.#name + SEGMENT));
+        return this.#add(key, line);
+      });
+    return this.#add(key, line);
+  }
+
+  #add(key: Uint8Array, line: Buffer): Promise<void> | undefined {
+    const file = this.#file!;
     const entry = Buffer.alloc(ENTRY_BYTES);
     entry.set(key.subarray(0, KEY_BYTES), 0);
     entry.writeDoubleLE(this.#bytes, KEY_BYTES);
@@ -150,7 +160,7 @@ export class CacheWriter {
     this.#entries.push(entry);
     this.#bytes += line.length + 1;
     const text = Buffer.concat([line, NEWLINE]);
-    return this.#file.appendBytes(text, 0, text.length);
+    return file.appendBytes(text, 0, text.length);
   }
 
   /** Makes the segment visible; returns how many answers it holds. Prunes past `maxBytes`. */

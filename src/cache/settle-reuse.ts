@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { customIdValueRange } from '../core/requests/request-key.js';
 import { ResultParser } from '../core/results/result-parser.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { writeFileAtomic } from '../internal/durable-write.js';
 import { readChunks } from '../internal/input.js';
 import { withCustomId } from './custom-id-line.js';
-import { customIdValueRange } from './request-key.js';
 import { REQUEST_KEYS_FILE } from './request-reuse.js';
 import { CacheWriter, DEFAULT_CACHE_MAX_BYTES } from './result-cache.js';
 

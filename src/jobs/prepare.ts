@@ -71,7 +71,13 @@ export function nothingToSubmit(result: PreparedSummary & { outDir: string }): B
  * mistake in the settings, not in the rows.
  */
 export async function prepare(input: string | Readable, options: PrepareOptions): Promise<PrepareResult> {
-  const opts = parseOptions(PrepareOptions, options, 'prepare');
+  const parsed = parseOptions(PrepareOptions, options, 'prepare');
+  const dedup: DedupMode = parsed.dedup === 'auto' ? 'auto' : parsed.dedup ? 'on' : 'off';
+  const reusing = dedup !== 'off' || parsed.cacheDir !== undefined;
+  // Keys are made where lines are rendered (on the render threads), under the same rule.
+  const opts = reusing
+    ? { ...parsed, requestKeys: parsed.requestKeys ?? (dedup === 'on' ? 'on' : 'auto') }
+    : parsed;
   const job = requestJob(input, opts);
   const { profile } = job;
   const onWarning = opts.onWarning;
@@ -89,9 +95,8 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
   const source = openTable(input, job.table, sourceWarnings, columns);
   const build = toRequests(job.requests);
   const validate = validateRequests({ provider: profile, ...job.rules, onWarning });
-  const dedup: DedupMode = opts.dedup === 'auto' ? 'auto' : opts.dedup ? 'on' : 'off';
   const cache = opts.cacheDir === undefined ? undefined : await ResultCache.open(opts.cacheDir);
-  const reuse = dedup !== 'off' || cache ? { dedup, cache } : undefined;
+  const reuse = reusing ? { dedup, cache } : undefined;
   const sink = shardRequests({ outDir: opts.outDir, provider: profile, ...(reuse && { reuse }) });
   try {
     await pipeline(source, build, validate, sink);

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { KeySet } from '../cache/key-set.js';
-import { keyHex, requestKey } from '../cache/request-key.js';
+import { keyHex, requestKey } from '../core/requests/request-key.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { customIdOf, jsonlBuffers } from './request-ids.js';
 import type { ShardSummary } from './sharder.js';

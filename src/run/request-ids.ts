@@ -1,4 +1,4 @@
-import { keyHex, requestKey } from '../cache/request-key.js';
+import { keyHex, requestKey } from '../core/requests/request-key.js';
 import { ChunkReader } from '../internal/chunk-reader.js';
 
 /** Longest line read; request lines are at most 6 MB, answers rarely more. */

@@ -126,7 +126,15 @@ export class Sharder {
       const rejected = batch.rejection(i);
       if (rejected) waiting = this.reject(rejected);
       else if (this.#reuse && batch.rendered(i)) {
-        const verdict = this.#reuse.take(batch.data!, batch.start(i), batch.end(i), batch.id(i));
+        const keys = batch.requestKeys;
+        const verdict = this.#reuse.take(
+          batch.data!,
+          batch.start(i),
+          batch.end(i),
+          batch.id(i),
+          batch.template,
+          keys && Buffer.from(keys.buffer, keys.byteOffset + i * 16, 16),
+        );
         const taking = this.#reuse.waiting();
         if (verdict !== TAKEN) {
           const done = this.#addRun(batch, i, i + 1, verdict === SEND_KEYED);

@@ -10,10 +10,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { withCustomId } from '../../src/cache/custom-id-line.js';
 import { KeySet } from '../../src/cache/key-set.js';
-import { isSameDraw, keyHex, requestKey } from '../../src/cache/request-key.js';
 import { REQUEST_KEYS_FILE } from '../../src/cache/request-reuse.js';
 import { CacheWriter, cacheStats, pruneCache, ResultCache } from '../../src/cache/result-cache.js';
 import { settleReuse } from '../../src/cache/settle-reuse.js';
+import { isSameDraw, keyHex, requestKey } from '../../src/core/requests/request-key.js';
 import { tempDir } from '../helpers.js';
 
 const dir = tempDir('bp-cache-engines-');
