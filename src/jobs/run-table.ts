@@ -150,7 +150,7 @@ export async function runTable(
     await rm(staging, { recursive: true, force: true });
     return { prepared, state: 'dry-run' };
   }
-  if (prepared.requests === 0)
+  if (prepared.requests === 0 && (prepared.reuse?.cached ?? 0) > 0)
     return await answeredFromCache(input, staging, prepared, options, prepareOptions);
   const run = await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true);
   try {
