@@ -5,6 +5,11 @@
  * in `batchpipe/providers`; nothing under internal/ is part of the API.
  */
 
+// The result cache (docs/cache.md): what runs share so a request is paid for once.
+export type { DedupMode, ReuseSummary } from './cache/request-reuse.js';
+export type { CacheStats, PruneResult } from './cache/result-cache.js';
+export { cacheStats, pruneCache } from './cache/result-cache.js';
+export type { Settled } from './cache/settle-reuse.js';
 export { customIdFor, MAX_CUSTOM_ID_BYTES } from './core/requests/custom-id.js';
 export type { ExtraColumn } from './core/results/result-cells.js';
 export { EXTRA_COLUMNS } from './core/results/result-cells.js';

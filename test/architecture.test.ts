@@ -75,16 +75,17 @@ const ALLOWED: Record<string, readonly string[]> = {
   options: ['errors', 'internal'],
   providers: ['options', 'internal', 'errors', 'types'],
   core: BELOW_CORE,
-  run: ['core', ...BELOW_CORE],
+  cache: ['core', ...BELOW_CORE],
+  run: ['cache', 'core', ...BELOW_CORE],
   streams: ['core', ...BELOW_CORE],
   sources: ['streams', 'core', ...BELOW_CORE],
   transforms: ['streams', 'core', ...BELOW_CORE],
-  sinks: ['streams', 'run', 'core', ...BELOW_CORE],
-  jobs: ['sources', 'transforms', 'sinks', 'streams', 'run', 'core', ...BELOW_CORE],
+  sinks: ['streams', 'run', 'cache', 'core', ...BELOW_CORE],
+  jobs: ['sources', 'transforms', 'sinks', 'streams', 'run', 'cache', 'core', ...BELOW_CORE],
   local: BELOW_CORE,
   eval: ['jobs', 'sources', 'transforms', 'sinks', 'streams', 'run', 'core', ...BELOW_CORE],
   notebook: ['eval', 'jobs', 'sources', 'transforms', 'sinks', 'streams', 'run', 'core', ...BELOW_CORE],
-  cli: ['eval', 'jobs', 'local', 'run', 'core', ...BELOW_CORE],
+  cli: ['eval', 'jobs', 'local', 'run', 'cache', 'core', ...BELOW_CORE],
 };
 
 describe('the layout of src/', () => {

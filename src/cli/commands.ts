@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { cacheCommand } from './cache.js';
 import { cancelCommand } from './cancel.js';
 import { downloadCommand } from './download.js';
 import { evalCommand } from './eval.js';
@@ -25,5 +26,6 @@ export const COMMANDS: Array<() => Command> = [
   listCommand,
   joinCommand,
   evalCommand,
+  cacheCommand,
   serveCommand,
 ];

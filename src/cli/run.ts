@@ -2,6 +2,14 @@ import { Command } from 'commander';
 import { loadMapper, mapperModuleUrl } from '../core/requests/mapper-module.js';
 import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js';
 import { TEST_ENGINE_NAME } from '../local/engine/test-engine.js';
+import {
+  addCacheOptions,
+  CACHE_FLAGS,
+  type CacheFlags,
+  cacheOptionsFrom,
+  reuseJson,
+  reuseLines,
+} from './cache-options.js';
 import { cliWording, inCliWords } from './cli-wording.js';
 import {
   addConnectionOptions,
@@ -30,7 +38,12 @@ import {
 import { reportRun } from './run-report.js';
 import { addTableOutputOptions, type TableOutputFlags } from './table-output-options.js';
 
-interface RunCommandFlags extends RunFlags, ConnectionFlags, TableOutputFlags, Record<string, unknown> {
+interface RunCommandFlags
+  extends RunFlags,
+    ConnectionFlags,
+    TableOutputFlags,
+    CacheFlags,
+    Record<string, unknown> {
   out: string;
   mapper?: string;
   dryRun?: boolean;
@@ -71,6 +84,7 @@ const NOT_PREPARE = new Set([
   'requestTimeout',
   'lookupDelay',
   'newRun',
+  ...CACHE_FLAGS,
 ]);
 
 export function runCommand(): Command {
@@ -102,6 +116,7 @@ export function runCommand(): Command {
   addSliceOption(command);
   addRunOptions(command);
   addNewRunOption(command);
+  addCacheOptions(command);
   addTableOutputOptions(command);
   return command
     .option('--json', 'print the outcome as JSON on stdout')
@@ -139,6 +154,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
     const result = await runTable(input, connection, {
       ...prepareOptions,
       ...runOptionsFrom(flags, out, interrupt.signal),
+      ...cacheOptionsFrom(flags),
       mapper,
       out: flags.out,
       outFormat: flags.outFormat,
@@ -158,6 +174,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         out,
         `dry run: ${plural(prepared.rows, 'row')}: ${count(prepared.requests)} requests in ${plural(prepared.shards.length, 'file')}, ${count(prepared.rejected)} rejected; nothing submitted`,
       );
+      for (const line of reuseLines(result)) info(out, line);
       return;
     }
     if (!result.joined) {
@@ -176,6 +193,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         out: joined.out,
         statuses: joined.statuses,
         reasks,
+        ...reuseJson(result),
         ...(engine !== undefined && { engine }),
       });
     else {
@@ -187,9 +205,10 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       const statuses = Object.entries(joined.statuses)
         .filter(([, n]) => n > 0)
         .map(([status, n]) => `${count(n)} ${status}`);
+      for (const line of reuseLines(result)) info(out, line);
       info(
         out,
-        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ') || 'nothing'} (${result.run ? `run ${result.run.dir}` : 'no row of the table is in this slice: nothing was sent'})${engine === TEST_ENGINE_NAME ? ' [test engine: no inference]' : ''}`,
+        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ') || 'nothing'} (${result.run ? `run ${result.run.dir}` : joined.rows === 0 ? 'no row of the table is in this slice: nothing was sent' : 'every answer from the cache, nothing sent'})${engine === TEST_ENGINE_NAME ? ' [test engine: no inference]' : ''}`,
       );
       if (!joined.checked)
         info(

@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
+import type { DedupMode } from '../cache/request-reuse.js';
+import { ResultCache } from '../cache/result-cache.js';
 import { RequestBuilder } from '../core/requests/request-builder.js';
 import { settingsRefusal } from '../core/requests/request-rules.js';
 import { BatchpipeError } from '../errors.js';
@@ -19,6 +21,14 @@ import { openTable, RequestJobFields, requestJob } from './settings.js';
 const PrepareOptions = z.strictObject({
   /** Directory for the request files, rejections.jsonl and shards.json. */
   outDir: z.string().min(1),
+  /**
+   * Identical requests (same model and body) sent once: `auto` where a repeat would be the same draw
+   * (the body sets `temperature: 0` or a `seed`), `true` always, `false` never. Default false here
+   * (`runTable` defaults to auto: it answers the duplicates after the run).
+   */
+  dedup: z.union([z.boolean(), z.literal('auto')]).default(false),
+  /** A result cache (docs/cache.md) whose answers are taken instead of sending, under the same rule. */
+  cacheDir: z.string().min(1).optional(),
   ...RequestJobFields,
 });
 export type PrepareOptions = z.input<typeof PrepareOptions>;
@@ -39,6 +49,8 @@ const SHOWN_CODES = 3;
  */
 export function nothingToSubmit(result: PreparedSummary & { outDir: string }): BatchpipeError | undefined {
   if (result.rows === 0 || result.requests > 0) return undefined;
+  // Every request answered from the cache: nothing to send, and nothing wrong.
+  if (result.reuse && result.reuse.cached > 0) return undefined;
   const codes = Object.entries(result.rejections.by_code).sort((a, b) => b[1] - a[1]);
   const common = codes.slice(0, SHOWN_CODES).map(([code, n]) => `${code} ${n.toLocaleString('en-US')}`);
   if (codes.length > SHOWN_CODES) common.push('...');
@@ -60,7 +72,13 @@ export function nothingToSubmit(result: PreparedSummary & { outDir: string }): B
  * mistake in the settings, not in the rows.
  */
 export async function prepare(input: string | Readable, options: PrepareOptions): Promise<PrepareResult> {
-  const opts = parseOptions(PrepareOptions, options, 'prepare');
+  const parsed = parseOptions(PrepareOptions, options, 'prepare');
+  const dedup: DedupMode = parsed.dedup === 'auto' ? 'auto' : parsed.dedup ? 'on' : 'off';
+  const reusing = dedup !== 'off' || parsed.cacheDir !== undefined;
+  // Keys are made where lines are rendered (on the render threads), under the same rule.
+  const opts = reusing
+    ? { ...parsed, requestKeys: parsed.requestKeys ?? (dedup === 'on' ? 'on' : 'auto') }
+    : parsed;
   const job = requestJob(input, opts);
   const { profile } = job;
   const onWarning = opts.onWarning;
@@ -78,12 +96,23 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
   const source = openTable(input, job.table, sourceWarnings, columns);
   const build = toRequests(job.requests);
   const validate = validateRequests({ provider: profile, ...job.rules, onWarning });
-  const sink = shardRequests({ outDir: opts.outDir, provider: profile, slice: opts.slice });
-  if (opts.slice) {
-    // Other slices' rows are dropped as they are read, before any request is built for them.
-    const slice = sliceRows({ slice: opts.slice, idColumn: opts.idColumn });
-    await pipeline(source, slice, build, validate, sink);
-  } else await pipeline(source, build, validate, sink);
+  const cache = opts.cacheDir === undefined ? undefined : await ResultCache.open(opts.cacheDir);
+  const reuse = reusing ? { dedup, cache } : undefined;
+  const sink = shardRequests({
+    outDir: opts.outDir,
+    provider: profile,
+    slice: opts.slice,
+    ...(reuse && { reuse }),
+  });
+  try {
+    if (opts.slice) {
+      // Other slices' rows are dropped as they are read, before any request is built for them.
+      const slice = sliceRows({ slice: opts.slice, idColumn: opts.idColumn });
+      await pipeline(source, slice, build, validate, sink);
+    } else await pipeline(source, build, validate, sink);
+  } finally {
+    cache?.close();
+  }
   const warnings = [
     ...(early ? [early] : []),
     ...sourceWarnings.list(),

@@ -1,5 +1,8 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CACHED_FILE, REUSED_REQUESTS_FILE } from '../cache/request-reuse.js';
+import { CACHE_DIR_NAME } from '../cache/result-cache.js';
+import { type Settled, settleReuse } from '../cache/settle-reuse.js';
 import type { ParquetCompression } from '../core/parquet/parquet-writer.js';
 import type { ExtraColumn } from '../core/results/result-cells.js';
 import type { TableFormat } from '../core/tables/table-format.js';
@@ -50,8 +53,17 @@ export interface RunTableOptions
    * default 0.
    */
   maxReasks?: number;
-  /** More result columns in the table (as `joinTable`'s `include`): `model` shows which model answered. */
+  /** More result columns in the table (as `joinTable`'s `include`): `model` shows which model answered, `cached` which answers came from the result cache. */
   include?: ExtraColumn[];
+  /**
+   * The result cache (docs/cache.md): rows whose request has an answer there are not sent, and the
+   * run's answers are stored there. Applies where deduplication would (see `dedup`). Default true.
+   */
+  cache?: boolean;
+  /** The cache's directory. Default `<runsDir>/.cache`, shared by the runs there. */
+  cacheDir?: string;
+  /** The cache's size bound in bytes: past it, the oldest answers go. Default 1 GiB. */
+  cacheMaxBytes?: number;
 }
 
 /** One round of re-asking invalid answers. */
@@ -73,6 +85,13 @@ export interface RunTableResult {
   joined?: JoinTableResult;
   /** Rounds of re-asking invalid answers (`maxReasks`), in order. */
   reasks?: ReaskRound[];
+  /** After the run: answers stored in the cache, and results copied to duplicate rows. */
+  settled?: Settled;
+  /**
+   * Requests sent more than once because deduplication did not apply to them (no `temperature: 0` or
+   * `seed`, and `dedup` not true): what `dedup: true` would have saved.
+   */
+  repeats?: number;
 }
 
 /**
@@ -95,6 +114,10 @@ export async function runTable(
     maxReasks = 0,
     include,
     allowStale = false,
+    cache = true,
+    cacheDir,
+    cacheMaxBytes,
+    dedup = 'auto',
     ...rest
   } = options;
   if (!Number.isInteger(maxReasks) || maxReasks < 0 || maxReasks > MAX_REASK_ROUNDS)
@@ -106,10 +129,13 @@ export async function runTable(
   // Known before anything is read, sent or paid for: the output's format, and a path it can be written to.
   await checkOutput(out, outFormat);
   const staging = await stagingDir(runsDir);
+  const usedCache = cache ? (cacheDir ?? join(runsDir, CACHE_DIR_NAME)) : undefined;
   let prepared: PrepareResult;
   try {
     prepared = await prepare(input, {
       ...prepareOptions,
+      dedup,
+      ...(usedCache !== undefined && { cacheDir: usedCache }),
       provider: connection.provider,
       outDir: staging,
     });
@@ -144,6 +170,8 @@ export async function runTable(
     await rm(staging, { recursive: true, force: true });
     return { prepared, state: 'dry-run' };
   }
+  if (prepared.requests === 0 && (prepared.reuse?.cached ?? 0) > 0)
+    return await answeredFromCache(input, staging, prepared, options, prepareOptions);
   const run = await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true);
   try {
     const state = await run.wait();
@@ -153,14 +181,20 @@ export async function runTable(
     await writeResults(run, results);
     await makeParentDir(out);
     const [tableOptions] = split(prepareOptions, Object.keys(TableFields) as Array<keyof typeof TableFields>);
-    const resultFiles = [results];
+    const settled = await settleReuse(run.dir, results, { cacheDir: usedCache, cacheMaxBytes });
+    const resultFiles = [results, ...(await reusedResults(run.dir, settled))];
     // The input is read again for the join: each row is checked against the request made from it.
     const rowHashes = join(run.dir, ROW_HASHES_FILE);
     const checked = (await exists(rowHashes)) ? [rowHashes] : [];
     // Round 1 asks again from the original requests; a later round goes on from the conversation the
     // round before sent (its re-ask file), with the answer that round got (the latest in file order).
-    const reaskFrom = (round: number) =>
-      round === 1 ? prepared.shards.map((s) => join(run.dir, s.file)) : [reaskFile(run, round - 1)];
+    // Rows not sent (duplicates, cached answers) are asked again from their own request lines.
+    const reused = join(run.dir, REUSED_REQUESTS_FILE);
+    const firstRequests = [
+      ...run.manifest.shards.map((s) => join(run.dir, s.file)),
+      ...((await exists(reused)) ? [reused] : []),
+    ];
+    const reaskFrom = (round: number) => (round === 1 ? firstRequests : [reaskFile(run, round - 1)]);
     const joinWith = (round: number | undefined) =>
       joinTable({
         source: input,
@@ -195,7 +229,8 @@ export async function runTable(
       joined = await joinWith(round < rounds ? round + 1 : undefined);
     }
     if (joined.statuses.stale > 0 && !allowStale) throw staleRows(joined, out);
-    return { prepared, run, state, counts, joined, reasks };
+    const repeats = (run.manifest.content_hashes ?? []).reduce((n, c) => n + (c.repeats ?? 0), 0);
+    return { prepared, run, state, counts, joined, reasks, settled, repeats };
   } finally {
     await run.close();
   }
@@ -238,5 +273,57 @@ async function reaskRound(
     return { round: { round, requests, dir, state }, results };
   } finally {
     await roundRun.close();
+  }
+}
+
+/** The cached answers and the duplicates' copies of a run, as result files. */
+async function reusedResults(dir: string, settled: Settled): Promise<string[]> {
+  const files: string[] = [];
+  if (await exists(join(dir, CACHED_FILE))) files.push(join(dir, CACHED_FILE));
+  if (settled.fanout) files.push(settled.fanout);
+  return files;
+}
+
+/**
+ * Every request had an answer in the cache: no run, the table is joined from the staged files (the
+ * cached answers, the rejections, the row hashes), which then go.
+ */
+async function answeredFromCache(
+  input: string,
+  staging: string,
+  prepared: PrepareResult,
+  options: RunTableOptions,
+  prepareOptions: Omit<RunTableOptions, 'out' | 'runsDir' | 'dryRun' | 'maxReasks' | 'include'>,
+): Promise<RunTableResult> {
+  try {
+    const [tableOptions] = split(prepareOptions, Object.keys(TableFields) as Array<keyof typeof TableFields>);
+    const rowHashes = join(staging, ROW_HASHES_FILE);
+    const joined = await joinTable({
+      source: input,
+      results: [join(staging, CACHED_FILE)],
+      rejections: [join(staging, REJECTIONS_FILE)],
+      rowHashes: (await exists(rowHashes)) ? [rowHashes] : [],
+      allowStale: true,
+      out: options.out,
+      outFormat: options.outFormat,
+      compression: options.compression,
+      rowGroupSize: options.rowGroupSize,
+      idColumn: prepareOptions.idColumn,
+      endpoint: prepareOptions.endpoint,
+      labels: prepareOptions.labels,
+      schema: prepareOptions.schema,
+      include: options.include,
+      ...tableOptions,
+    } satisfies JoinTableOptions);
+    if (joined.statuses.stale > 0 && !options.allowStale) throw staleRows(joined, options.out);
+    return {
+      prepared,
+      state: 'done',
+      joined,
+      settled: { stored: 0, fannedOut: 0, fanout: undefined },
+      repeats: 0,
+    };
+  } finally {
+    await rm(staging, { recursive: true, force: true });
   }
 }

@@ -1,6 +1,8 @@
 import { join } from 'node:path';
+import { KeySet } from '../cache/key-set.js';
+import { keyHex, requestKey } from '../core/requests/request-key.js';
 import { BufferedFile } from '../internal/buffered-file.js';
-import { contentHash, customIdOf, jsonlBuffers } from './request-ids.js';
+import { customIdOf, jsonlBuffers } from './request-ids.js';
 import type { ShardSummary } from './sharder.js';
 
 /** Per shard: the file of request content hashes, and how many distinct requests it holds. */
@@ -9,6 +11,11 @@ export interface ContentHashes {
   file: string;
   requests: number;
   distinct: number;
+  /**
+   * Requests of this shard identical to one sent before it in the run (in this or an earlier shard):
+   * what deduplication (`--dedup`) would have sent once. Counted while the run-wide key table has room.
+   */
+  repeats?: number;
 }
 
 /**
@@ -18,7 +25,9 @@ export interface ContentHashes {
  */
 export async function writeContentHashes(runDir: string, shards: ShardSummary[]): Promise<ContentHashes[]> {
   const out: ContentHashes[] = [];
+  const seen = new KeySet();
   for (const shard of shards) {
+    let repeats = 0;
     const file = shard.file.replace(/\.jsonl$/, '.hashes.tsv');
     const writer = new BufferedFile(join(runDir, file));
     const distinct = new Set<string>();
@@ -27,7 +36,9 @@ export async function writeContentHashes(runDir: string, shards: ShardSummary[])
       for await (const line of jsonlBuffers(join(runDir, shard.file))) {
         const id = customIdOf(line);
         if (id === undefined) continue;
-        const hash = contentHash(line);
+        const key = requestKey(line);
+        const hash = keyHex(key);
+        if (seen.add(key) === 'present') repeats++;
         distinct.add(hash);
         requests++;
         const text = `${JSON.stringify(id)}\t${hash}\n`;
@@ -39,7 +50,7 @@ export async function writeContentHashes(runDir: string, shards: ShardSummary[])
       await writer.discard();
       throw error;
     }
-    out.push({ shard: shard.file, file, requests, distinct: distinct.size });
+    out.push({ shard: shard.file, file, requests, distinct: distinct.size, repeats });
   }
   return out;
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { keyHex, requestKey } from '../core/requests/request-key.js';
 import { ChunkReader } from '../internal/chunk-reader.js';
 
 /** Longest line read; request lines are at most 6 MB, answers rarely more. */
@@ -77,34 +77,9 @@ export function customIdOf(line: Buffer | string): string | undefined {
 
 /**
  * A request's content hash: SHA-256 of the line without its custom_id's value, so two rows that ask
- * the same thing (same url, model, messages, parameters) hash alike whatever their ids.
+ * the same thing (same url, model, messages, parameters) hash alike whatever their ids; the first 32
+ * hex digits, the result cache's key (requestKey) as text.
  */
 export function contentHash(line: Buffer): string {
-  const hash = createHash('sha256');
-  const value = customIdValueRange(line);
-  if (value) {
-    hash.update(line.subarray(0, value[0]));
-    hash.update(line.subarray(value[1]));
-  } else {
-    hash.update(line);
-  }
-  return hash.digest('hex').slice(0, 32);
-}
-
-/** Where a line's custom_id string value sits (between its quotes), escapes included. */
-function customIdValueRange(line: Buffer): [number, number] | undefined {
-  const at = line.indexOf(KEY);
-  if (at === -1) return undefined;
-  let p = at + KEY.length;
-  while (line[p] === 0x20) p++;
-  if (line[p] !== 0x3a) return undefined;
-  p++;
-  while (line[p] === 0x20) p++;
-  if (line[p] !== QUOTE) return undefined;
-  const start = p + 1;
-  for (p = start; p < line.length; p++) {
-    if (line[p] === BACKSLASH) p++;
-    else if (line[p] === QUOTE) return [start, p];
-  }
-  return undefined;
+  return keyHex(requestKey(line));
 }

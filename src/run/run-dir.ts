@@ -20,6 +20,8 @@ export interface RunIdentity {
   baseURL: string | null;
   endpoint: string;
   completionWindow: string;
+  /** The digest of the keyed requests (ids and keys), whose files depend on the result cache. */
+  requests?: string;
   /** A random part, for a run forced fresh (`newRun`): nothing else names the same run. */
   fresh?: string;
   /** The slice of a table the shards are of. */
@@ -38,6 +40,7 @@ export function runIdFor(identity: RunIdentity): string {
     JSON.stringify([identity.provider, identity.baseURL, identity.endpoint, identity.completionWindow]),
   );
   for (const shard of identity.shards) hash.update(`\n${shard.sha256}:${shard.lines}`);
+  if (identity.requests !== undefined) hash.update(`\nrequests:${identity.requests}`);
   if (identity.fresh !== undefined) hash.update(`\nfresh:${identity.fresh}`);
   if (identity.slice === undefined) return `run-${hash.digest('hex').slice(0, 16)}`;
   hash.update(`\nslice:${identity.slice.index}/${identity.slice.count}`);

@@ -1,5 +1,6 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type RequestReuse, type ReuseSummary, SEND_KEYED, TAKEN } from '../cache/request-reuse.js';
 import type { RequestBatch } from '../core/requests/request-batch.js';
 import { hashedColumns, type RowHashesHeader, rowHashText } from '../core/requests/row-hash.js';
 import type { Slice } from '../core/rows/row-slice.js';
@@ -20,6 +21,11 @@ export interface ShardSummary {
   /** Source row numbers of the first and last request in the file. */
   first_row: number;
   last_row: number;
+  /**
+   * Holds only requests the result cache and deduplication apply to (which of them are sent depends on
+   * the cache): a run's identity takes these files' requests from `reuse.digest` instead.
+   */
+  keyed?: true;
 }
 
 /** What `shardRequests` wrote, also saved as `shards.json` in the output directory. */
@@ -33,6 +39,8 @@ export interface PreparedSummary {
   rejections: { file: string; count: number; by_code: Record<string, number> };
   /** The slice of the table these requests are of (absent: the whole table). */
   slice?: Slice;
+  /** With deduplication or the result cache on: what they saved (rows = requests + rejected + duplicates + cached). */
+  reuse?: ReuseSummary;
 }
 
 export const SUMMARY_FILE = 'shards.json';
@@ -51,6 +59,8 @@ export const ROW_HASHES_FILE = 'row-hashes.tsv';
 const MAX_CLOSING = 2;
 
 interface OpenShard {
+  /** Its place in the open files: the model, and whether it holds keyed requests. */
+  slot: string;
   summary: ShardSummary;
   file: BufferedFile;
 }
@@ -65,6 +75,7 @@ export class Sharder {
   readonly #dir: string;
   readonly #prefix: string;
   readonly #limits: FileLimits;
+  readonly #reuse: RequestReuse | undefined;
   readonly #open = new Map<string, OpenShard>();
   readonly #done: ShardSummary[] = [];
   readonly #byCode: Record<string, number> = {};
@@ -79,11 +90,13 @@ export class Sharder {
   #finished = false;
   readonly #slice: Slice | undefined;
 
-  constructor(dir: string, prefix: string, limits: FileLimits, slice?: Slice) {
+  /** `reuse`: requests answered by the cache or by an identical request of the run are not written. */
+  constructor(dir: string, prefix: string, limits: FileLimits, slice?: Slice, reuse?: RequestReuse) {
     this.#dir = dir;
     this.#prefix = prefix;
     this.#limits = limits;
     this.#slice = slice;
+    this.#reuse = reuse;
   }
 
   /** Adds every entry of a batch, in order. */
@@ -117,7 +130,23 @@ export class Sharder {
       let waiting: Promise<void> | undefined;
       const rejected = batch.rejection(i);
       if (rejected) waiting = this.reject(rejected);
-      else if (batch.rendered(i)) {
+      else if (this.#reuse && batch.rendered(i)) {
+        const keys = batch.requestKeys;
+        const verdict = this.#reuse.take(
+          batch.data!,
+          batch.start(i),
+          batch.end(i),
+          batch.id(i),
+          batch.template,
+          keys && Buffer.from(keys.buffer, keys.byteOffset + i * 16, 16),
+        );
+        const taking = this.#reuse.waiting();
+        if (verdict !== TAKEN) {
+          const done = this.#addRun(batch, i, i + 1, verdict === SEND_KEYED);
+          if (typeof done !== 'number') waiting = done.then(() => undefined);
+        }
+        if (taking) waiting = waiting ? Promise.all([waiting, taking]).then(() => undefined) : taking;
+      } else if (batch.rendered(i)) {
         // Lines rendered back to back for one model go into their file with one copy.
         const model = batch.model(i);
         let to = i + 1;
@@ -158,8 +187,9 @@ export class Sharder {
    * limits allow. Returns where it got to, or a promise of it when it must wait (a full buffer, a file
    * closing, the directory being made).
    */
-  #addRun(batch: RequestBatch, from: number, to: number): number | Promise<number> {
-    if (!this.#ready) return this.#startThen(() => undefined).then(() => this.#addRun(batch, from, to));
+  #addRun(batch: RequestBatch, from: number, to: number, keyed = false): number | Promise<number> {
+    if (!this.#ready)
+      return this.#startThen(() => undefined).then(() => this.#addRun(batch, from, to, keyed));
     const limits = this.#limits;
     const data = batch.data!;
     const model = batch.model(from);
@@ -173,8 +203,8 @@ export class Sharder {
         if (waiting) return waiting.then(() => k);
         continue;
       }
-      const file = this.#fileFor(model, url, batch.index(k), bytes);
-      const shard = this.#open.get(model)!;
+      const file = this.#fileFor(model, url, batch.index(k), bytes, keyed);
+      const shard = this.#open.get(slotOf(model, keyed))!;
       // As many more lines as the file takes.
       let size = bytes;
       let m = k + 1;
@@ -212,8 +242,19 @@ export class Sharder {
     bytes: number,
   ): Promise<void> | undefined {
     if (!this.#ready) return this.#startThen(() => this.#addText(model, url, at, custom_id, text, bytes));
+    let keyed = false;
+    let taking: Promise<void> | undefined;
+    if (this.#reuse) {
+      const verdict = this.#reuse.take(Buffer.from(text), 0, bytes, custom_id);
+      taking = this.#reuse.waiting();
+      if (verdict === TAKEN) return taking;
+      keyed = verdict === SEND_KEYED;
+    }
     if (bytes + 1 > this.#limits.maxBytesPerFile) return this.#tooLarge(at, custom_id, bytes + 1);
-    return this.#afterClose(this.#fileFor(model, url, at.index, bytes + 1).append(`${text}\n`, bytes + 1));
+    const writing = this.#afterClose(
+      this.#fileFor(model, url, at.index, bytes + 1, keyed).append(`${text}\n`, bytes + 1),
+    );
+    return taking && writing ? Promise.all([taking, writing]).then(() => undefined) : (taking ?? writing);
   }
 
   /**
@@ -232,8 +273,19 @@ export class Sharder {
     if (!this.#ready)
       return this.#startThen(() => this.addBytes(model, url, at, custom_id, data, start, end));
     const bytes = end - start;
+    let keyed = false;
+    let taking: Promise<void> | undefined;
+    if (this.#reuse) {
+      const verdict = this.#reuse.take(data, start, end, custom_id);
+      taking = this.#reuse.waiting();
+      if (verdict === TAKEN) return taking;
+      keyed = verdict === SEND_KEYED;
+    }
     if (bytes > this.#limits.maxBytesPerFile) return this.#tooLarge(at, custom_id, bytes);
-    return this.#afterClose(this.#fileFor(model, url, at.index, bytes).appendBytes(data, start, end));
+    const writing = this.#afterClose(
+      this.#fileFor(model, url, at.index, bytes, keyed).appendBytes(data, start, end),
+    );
+    return taking && writing ? Promise.all([taking, writing]).then(() => undefined) : (taking ?? writing);
   }
 
   #startThen(next: () => Promise<void> | undefined): Promise<void> {
@@ -257,8 +309,9 @@ export class Sharder {
    * The file a line of `bytes` goes to: the model's open file, or a new one when it is full (the full
    * one starts closing in the background). Counts the line.
    */
-  #fileFor(model: string, url: string, row: number, bytes: number): BufferedFile {
-    let shard = this.#open.get(model);
+  #fileFor(model: string, url: string, row: number, bytes: number, keyed = false): BufferedFile {
+    const slot = slotOf(model, keyed);
+    let shard = this.#open.get(slot);
     if (
       shard &&
       (shard.summary.lines >= this.#limits.maxLinesPerFile ||
@@ -268,8 +321,9 @@ export class Sharder {
       shard = undefined;
     }
     if (!shard) {
-      shard = this.#create(model, url, row);
-      this.#open.set(model, shard);
+      shard = this.#create(model, url, row, slot);
+      if (keyed) shard.summary.keyed = true;
+      this.#open.set(slot, shard);
     }
     shard.summary.lines++;
     shard.summary.last_row = row;
@@ -295,9 +349,10 @@ export class Sharder {
     return writing ? Promise.all([room, writing]).then(() => undefined) : room;
   }
 
-  #create(model: string, url: string, row: number): OpenShard {
+  #create(model: string, url: string, row: number, slot: string): OpenShard {
     const name = `${this.#prefix}-${String(++this.#count).padStart(5, '0')}.jsonl`;
     return {
+      slot,
       file: new BufferedFile(join(this.#dir, name), { hash: true }),
       summary: {
         file: name,
@@ -313,7 +368,7 @@ export class Sharder {
   }
 
   async #close(shard: OpenShard): Promise<void> {
-    this.#open.delete(shard.summary.model);
+    this.#open.delete(shard.slot);
     shard.summary.bytes = shard.file.bytes;
     shard.summary.sha256 = await shard.file.close();
     this.#done.push(shard.summary);
@@ -353,14 +408,16 @@ export class Sharder {
     // Row hashes of an earlier prepare here must not stand for these requests.
     if (this.#rowHashes) await this.#rowHashes.close();
     else await rm(join(this.#dir, ROW_HASHES_FILE), { force: true });
+    const reuse = await this.#reuse?.finish();
     const summary: PreparedSummary = {
       version: 1,
-      rows: this.#requests + this.#rejected,
+      rows: this.#requests + this.#rejected + (reuse ? reuse.duplicates + reuse.cached : 0),
       requests: this.#requests,
       rejected: this.#rejected,
       shards: this.#done,
       rejections: { file: REJECTIONS_FILE, count: this.#rejected, by_code: this.#byCode },
       ...(this.#slice && { slice: this.#slice }),
+      ...(reuse && { reuse }),
     };
     const kept = new Set(this.#done.map((s) => s.file));
     for (const file of earlier) if (!kept.has(file)) await rm(join(this.#dir, file), { force: true });
@@ -386,10 +443,16 @@ export class Sharder {
     this.#open.clear();
     await this.#rejections?.discard();
     await this.#rowHashes?.discard();
+    await this.#reuse?.abort();
     if (!this.#ready) return;
     await this.#ready.catch(() => undefined);
     if (this.#done.length === 0) return;
     for (const shard of this.#done) await rm(join(this.#dir, shard.file), { force: true }).catch(() => {});
     await rm(join(this.#dir, SUMMARY_FILE), { force: true }).catch(() => {});
   }
+}
+
+/** The open-files slot of a model's requests: keyed ones apart, so the other files never depend on the cache. */
+function slotOf(model: string, keyed: boolean): string {
+  return keyed ? `${model}\u0000keyed` : model;
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { CACHED_FILE, REQUEST_KEYS_FILE, REUSED_REQUESTS_FILE } from '../cache/request-reuse.js';
 import { isRequestBatch, type RequestBatch } from '../core/requests/request-batch.js';
 import { BatchpipeError } from '../errors.js';
 import { makeDir } from '../internal/durable-write.js';
@@ -158,8 +159,12 @@ export async function createOrResumeRun(
     opts.completionWindow,
     connection.profile.completionWindowHours,
   );
+  // With the result cache, which keyed requests are sent depends on the cache: the run is the same
+  // work whatever it held, so their files give way to the digest of every keyed request's id and key.
+  const keyed = summary.reuse !== undefined && summary.reuse.keyed > 0;
   const identity = {
-    shards: summary.shards,
+    shards: keyed ? summary.shards.filter((s) => !s.keyed) : summary.shards,
+    ...(keyed && { requests: summary.reuse!.digest }),
     provider: connection.provider,
     // Redacted: credentials in the URL are no part of the work, and never written (the id is a hash, but still).
     baseURL: connection.provider === 'local' ? null : redactURL(connection.baseURL ?? null),
@@ -238,8 +243,8 @@ async function adoptShards(from: string, runDir: string, summary: PreparedSummar
   for (const shard of summary.shards) await adoptFile(join(from, shard.file), join(runDir, shard.file));
   if (await exists(join(from, REJECTIONS_FILE)))
     await adoptFile(join(from, REJECTIONS_FILE), join(runDir, REJECTIONS_FILE));
-  if (await exists(join(from, ROW_HASHES_FILE)))
-    await adoptFile(join(from, ROW_HASHES_FILE), join(runDir, ROW_HASHES_FILE));
+  for (const file of [ROW_HASHES_FILE, REQUEST_KEYS_FILE, CACHED_FILE, REUSED_REQUESTS_FILE])
+    if (await exists(join(from, file))) await adoptFile(join(from, file), join(runDir, file));
   await adoptFile(join(from, SUMMARY_FILE), join(runDir, SUMMARY_FILE));
 }
 

@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { z } from 'zod';
+import { RequestReuse, type ReuseSettings } from '../cache/request-reuse.js';
 import { isRequestBatch, type RequestBatch } from '../core/requests/request-batch.js';
 import { SliceField } from '../core/rows/row-slice.js';
 import { byteSize, parseOptions } from '../options.js';
@@ -28,6 +29,18 @@ const ShardRequestsOptions = z.strictObject({
     .default('requests'),
   /** The slice of a table the requests are of (sliceRows): written in shards.json, so a run of them is that slice's. */
   slice: SliceField,
+  /**
+   * Identical requests sent once, and answers taken from a result cache (RequestReuse): the lines
+   * not sent go to `request-keys.tsv`, `cached.jsonl` and `reused.requests.jsonl`, and a run answers
+   * the duplicates after it ended (`settleReuse`). Default: none.
+   */
+  reuse: z
+    .custom<ReuseSettings>(
+      (v) =>
+        typeof v === 'object' && v !== null && ['auto', 'on', 'off'].includes((v as ReuseSettings).dedup),
+      'expected { dedup: "auto" | "on" | "off", cache: ResultCache | undefined }',
+    )
+    .optional(),
 });
 export type ShardRequestsOptions = z.input<typeof ShardRequestsOptions>;
 
@@ -52,7 +65,8 @@ export function shardRequests(options: ShardRequestsOptions): ShardRequestsStrea
     maxLinesPerFile: opts.maxLinesPerFile ?? profile.limits.maxLinesPerFile,
     maxBytesPerFile: opts.maxBytesPerFile ?? profile.limits.maxBytesPerFile,
   };
-  const sharder = new Sharder(opts.outDir, opts.prefix, limits, opts.slice);
+  const reuse = opts.reuse && new RequestReuse(opts.outDir, opts.reuse);
+  const sharder = new Sharder(opts.outDir, opts.prefix, limits, opts.slice, reuse);
   let summary: PreparedSummary | undefined;
   const stream = new Writable({
     objectMode: true,

@@ -31,6 +31,7 @@ describe('batchpipe --help', () => {
       'list',
       'join',
       'eval',
+      'cache',
       'serve',
     ];
     for (const command of commands) {

@@ -35,6 +35,7 @@ describe('parseResults: the documented shapes', () => {
       model: 'gpt-4o-mini',
       request_id: 'req_c187b3',
       status_code: 200,
+      cached: false,
       error_code: null,
       error_message: null,
       file: 'out.jsonl',

@@ -146,6 +146,8 @@ export class ArrowBatchBuilder {
         return new a.Int64();
       case 'status_code':
         return new a.Int32();
+      case 'cached':
+        return new a.Bool();
       case 'field':
         return this.#schemaType(kind.schema);
       case 'payload': {

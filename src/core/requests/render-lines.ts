@@ -2,6 +2,7 @@ import type { ByteWriter } from '../../internal/byte-writer.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
 import { ID_SLOT } from './line-template.js';
+import { isSameDraw, KEY_BYTES, requestKey } from './request-key.js';
 import { RowHash } from './row-hash.js';
 
 /** What rendering needs, all of it plain data (it crosses to worker threads). */
@@ -18,6 +19,8 @@ export interface RenderPlan {
   promptColumns: string[];
   /** Embeddings from a template of placeholders only: note rows whose input is empty. */
   emptyCheck: boolean;
+  /** Each line's request key too (RenderedLines.keys): `auto` when the template's lines are same draws. */
+  requestKeys?: 'auto' | 'on' | undefined;
 }
 
 /** The lines of a batch of rows, as positions in the writer's buffer. */
@@ -33,6 +36,8 @@ export interface RenderedLines {
   missing: Array<[number, string]>;
   /** Per entry with a line: the row hash of the cells it was rendered from (see RowHash). */
   hashes: Float64Array;
+  /** With `requestKeys` (and same draws, for `auto`): KEY_BYTES a entry, its line's request key. */
+  keys?: Uint8Array | undefined;
 }
 
 /** The columns of one batch layout, resolved once. */
@@ -52,6 +57,8 @@ export class LineRenderer {
   readonly #plan: RenderPlan;
   readonly #hash = new RowHash();
   #resolved: Resolved | undefined;
+  /** Whether lines get keys: decided on the first line (a template's lines are all same draws, or none is). */
+  #keyed: boolean | undefined;
 
   constructor(plan: RenderPlan) {
     this.#plan = plan;
@@ -68,6 +75,7 @@ export class LineRenderer {
     const missing: Array<[number, string]> = [];
     const hashes = new Float64Array(n);
     const hash = this.#hash;
+    let keys: Uint8Array | undefined;
     for (let i = 0; i < n; i++) {
       starts[i] = -1;
       ends[i] = -1;
@@ -105,10 +113,18 @@ export class LineRenderer {
       starts[i] = start;
       ends[i] = writer.pos;
       hashes[i] = hash.value();
+      if (this.#plan.requestKeys !== undefined) {
+        const line = writer.buffer;
+        this.#keyed ??= this.#plan.requestKeys === 'on' || isSameDraw(line, start, writer.pos);
+        if (this.#keyed) {
+          keys ??= new Uint8Array(n * KEY_BYTES);
+          keys.set(requestKey(line, start, writer.pos), i * KEY_BYTES);
+        }
+      }
       if (emptyCheck && resolved.refs.every((ref) => ref === undefined || textIsEmpty(rows, i, ref)))
         empty[i] = 1;
     }
-    return { ids, starts, ends, empty, missing, hashes };
+    return { ids, starts, ends, empty, missing, hashes, keys };
   }
 
   /** Resolves the template's columns for the batch's layout (once per layout). */

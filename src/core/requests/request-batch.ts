@@ -36,6 +36,8 @@ export class RequestBatch {
   template: LineTemplate | undefined;
   /** With `template`: each entry's row hash (RowHash), stored by the sharder for the join's check. */
   rowHashes: Float64Array | undefined;
+  /** With `template` and the `requestKeys` option: each entry's request key (16 bytes), made as it was rendered. */
+  requestKeys: Uint8Array | undefined;
   /** The custom_ids are `row-<n>`: unique by construction, nothing to remember to check them. */
   uniqueIds = false;
   /**

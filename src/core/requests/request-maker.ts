@@ -68,6 +68,7 @@ export class RequestMaker {
         maxIdBytes: builder.maxIdBytes,
         promptColumns: builder.promptColumns,
         emptyCheck: settings.endpoint === '/v1/embeddings' && builder.templateIsAllPlaceholders,
+        requestKeys: settings.requestKeys,
       };
       this.#renderer = new LineRenderer(this.#plan);
     }
@@ -211,6 +212,7 @@ export class RequestMaker {
     const out = new RequestBatch();
     out.template = template;
     out.rowHashes = lines.hashes;
+    out.requestKeys = lines.keys;
     out.uniqueIds = builder.settings.idColumn === undefined;
     out.data = data;
     const warnings = template.warnings;

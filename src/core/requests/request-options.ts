@@ -19,6 +19,12 @@ const finite = z.number().finite();
 
 /** How requests are built from rows: toRequests' options (without the cross-field rules), which the jobs take too. */
 export const ToRequestsFields = {
+  /**
+   * Compute each rendered line's content key (requestKey) where it is rendered, on the render threads
+   * beside the main one: `auto` only for lines that are same draws (temperature 0 or a seed), `on` for
+   * all. What deduplication and the result cache look up (prepare sets it). Default: none.
+   */
+  requestKeys: z.enum(['auto', 'on']).optional(),
   /** Endpoint of every line. Default "/v1/chat/completions". */
   endpoint: z.enum(['/v1/chat/completions', '/v1/embeddings']).default('/v1/chat/completions'),
   /** Model of every request (a mapper may set its own). */

@@ -12,6 +12,7 @@ export const EXTRA_COLUMNS = [
   'model',
   'request_id',
   'status_code',
+  'cached',
 ] as const;
 export type ExtraColumn = (typeof EXTRA_COLUMNS)[number];
 

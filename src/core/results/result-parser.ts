@@ -34,6 +34,8 @@ export interface ResultRecord {
   request_id: string | null;
   /** HTTP status of the request, when the line says. */
   status_code: number | null;
+  /** The answer came from the result cache (the line says `"cached": true`). */
+  cached: boolean;
   /** The provider's code (`batch_expired`, `InvalidParameter`, ...) or a BP_ code batchpipe set. */
   error_code: string | null;
   error_message: string | null;
@@ -166,6 +168,7 @@ export class ResultParser {
       return undefined;
     }
     const record = blank(id, file, line);
+    record.cached = value.cached === true;
     const error = value.error;
     const response = value.response;
     if (hasError(error)) {
@@ -234,6 +237,7 @@ function blank(custom_id: string, file: string, line: number): ResultRecord {
     model: null,
     request_id: null,
     status_code: null,
+    cached: false,
     error_code: null,
     error_message: null,
     file,

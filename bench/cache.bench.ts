@@ -1,0 +1,106 @@
+/**
+ * The result cache's cost in `prepare`: a table of product reviews (bench/prepare.bench.ts's) under a
+ * template with `temperature: 0`, so every request is a same draw and the cache's rule applies to all,
+ * through the built package's `prepare` (bench/peers/cache-prepare.mjs), compared in one run:
+ *   - off          no deduplication, no cache: what prepare did before the cache
+ *   - keyed cold   every request keyed (SHA-256 of the line without its id), looked up in an empty
+ *                  cache and remembered for deduplication: every request still written
+ *   - keyed warm   the same with a cache holding an answer for every request (filled, untimed, by
+ *                  bench/peers/fill-cache.mjs): every row answered from the cache, no request written
+ * Checks: keyed cold within 10% of off's rows/s (the lookup must not slow prepare more), and its peak
+ * RSS no more than off's plus the bound the key table states (32 bytes a distinct request) plus 64 MB.
+ *
+ * Run: npm run build && node --import tsx bench/cache.bench.ts [--sizes 100000,1000000] [--repeat 5]
+ * Figures: bench/results/cache.json and the table this prints (machine, Node and date in it).
+ *
+ * Reading: a key is one SHA-256 per line on the main thread (about 1.5 us for a 900-byte line), the
+ * lookup a binary search in each cache segment's in-memory index, the table an Int32Array. Where the
+ * keys cost more than the budget, the figure says so; the same-draw test (a byte search for
+ * "temperature" and "seed") is paid by every line of a run with the cache on.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeBenchTable } from '../test/fixtures/make-fixtures.js';
+import {
+  ARGS,
+  BENCH_DIR,
+  type Check,
+  dataFile,
+  existsSync,
+  fmt,
+  interleaved,
+  type Measured,
+  machine,
+  runOnce,
+  SIZES,
+  saveResults,
+  type Variant,
+} from './lib.js';
+
+const repeat = Number(ARGS.get('repeat') ?? 5);
+const peer = (file: string) => join(BENCH_DIR, 'peers', file);
+const all: Measured[] = [];
+const checks: Check[] = [];
+
+for (const size of SIZES) {
+  const csv = dataFile(`bench-reviews-${size}.csv`);
+  if (!existsSync(csv)) {
+    process.stderr.write(`generating ${csv}...\n`);
+    await writeBenchTable(csv, size, 42);
+  }
+  const out = (name: string) => dataFile(`cache-out-${name}-${size}`);
+  const cold = dataFile(`cache-empty-${size}`);
+  const warm = dataFile(`cache-warm-${size}`);
+  rmSync(cold, { recursive: true, force: true });
+  rmSync(warm, { recursive: true, force: true });
+  // The warm cache: an answer for every request the table makes.
+  await runOnce(process.execPath, [peer('cache-prepare.mjs'), csv, out('fill'), 'off']);
+  const filled = await runOnce(process.execPath, [peer('fill-cache.mjs'), out('fill'), warm]);
+  if (filled.rows !== size) throw new Error(`fill-cache stored ${filled.rows} answers, not ${size}`);
+  rmSync(out('fill'), { recursive: true, force: true });
+  process.stderr.write(`cache, ${fmt(size)} rows, ${machine()}\n`);
+  const counted: Record<string, number | undefined> = {};
+  const variant = (name: string, mode: string, cacheDir?: string): Variant => ({
+    name,
+    clean: () => rmSync(out(name.replace(' ', '-')), { recursive: true, force: true }),
+    run: async () => {
+      const args = [peer('cache-prepare.mjs'), csv, out(name.replace(' ', '-')), mode];
+      const sample = await runOnce(process.execPath, cacheDir ? [...args, cacheDir] : args);
+      counted[name] = sample.rows;
+      return sample;
+    },
+  });
+  const measured = await interleaved(size, repeat, [
+    variant('off', 'off'),
+    variant('keyed cold', 'keyed', cold),
+    variant('keyed warm', 'keyed', warm),
+  ]);
+  all.push(...measured);
+  const at = (name: string) => measured.find((m) => m.name === name)!;
+  for (const name of Object.keys(counted))
+    checks.push([`${name} @ ${fmt(size)}: every row counted (${counted[name]})`, counted[name] === size]);
+  const ratio = at('keyed cold').rowsPerSecond / at('off').rowsPerSecond;
+  checks.push([`keyed cold @ ${fmt(size)} within 10% of off's rows/s (${ratio.toFixed(2)}x)`, ratio >= 0.9]);
+  const bound = (at('off').maxRssMb ?? 0) + (size * 32) / 2 ** 20 + 64;
+  checks.push([
+    `keyed cold @ ${fmt(size)} peak RSS ${at('keyed cold').maxRssMb?.toFixed(0)} MB within ${bound.toFixed(0)} MB`,
+    (at('keyed cold').maxRssMb ?? Infinity) <= bound,
+  ]);
+}
+
+const lines = [
+  `## cache (${machine()}, median of ${repeat})`,
+  '',
+  '| variant | rows | median s | spread | rows/s | vs off | peak RSS MB |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+];
+for (const r of all) {
+  const off = all.find((m) => m.name === 'off' && m.size === r.size)!;
+  lines.push(
+    `| ${r.name} | ${fmt(r.size)} | ${r.seconds.toFixed(2)} | ${(r.spread * 100).toFixed(0)}% | ${fmt(r.rowsPerSecond)} | ${(r.rowsPerSecond / off.rowsPerSecond).toFixed(2)}x | ${r.maxRssMb?.toFixed(0) ?? '-'} |`,
+  );
+}
+const report = [...lines, '', ...checks.map(([what, met]) => `- [${met ? 'x' : ' '}] ${what}`)].join('\n');
+console.log(report);
+saveResults('cache', { machine: machine(), repeat, all, checks }, report);
+if (checks.some(([, met]) => !met)) process.exitCode = 1;

@@ -1,0 +1,98 @@
+import { KEY_BYTES } from '../core/requests/request-key.js';
+
+/** Words (32-bit) a key takes in the table. */
+const WORDS = KEY_BYTES / 4;
+const FIRST_SLOTS = 1 << 16;
+/**
+ * Distinct keys held at most. Memory is 16 bytes a slot and the table at most half full, so the
+ * bound is 32 bytes a distinct request: 128 MiB at this many (32 MiB at a million).
+ */
+export const MAX_DISTINCT_KEYS = 4_000_000;
+
+/**
+ * The request keys a run has seen: an open-addressing table of 128-bit keys in one typed array (no
+ * object per key), doubling while under `maxKeys`. Past it no new key is kept (`add` says `full`):
+ * the requests that follow are sent as they are, which costs money but never answers a row wrongly.
+ */
+export class KeySet {
+  readonly #maxKeys: number;
+  #words = new Int32Array(FIRST_SLOTS * WORDS);
+  #mask = FIRST_SLOTS - 1;
+  #size = 0;
+  /** The all-zero key marks an empty slot: it is kept aside. */
+  #zero = false;
+
+  constructor(maxKeys = MAX_DISTINCT_KEYS) {
+    this.#maxKeys = maxKeys;
+  }
+
+  get size(): number {
+    return this.#size + (this.#zero ? 1 : 0);
+  }
+
+  /** Bytes the table holds. */
+  get bytes(): number {
+    return this.#words.byteLength;
+  }
+
+  /** Adds a key: `added`, `present` (seen before), or `full` (not seen, and no room to keep it). */
+  add(key: Buffer): 'added' | 'present' | 'full' {
+    const a = key.readInt32LE(0);
+    const b = key.readInt32LE(4);
+    const c = key.readInt32LE(8);
+    const d = key.readInt32LE(12);
+    if ((a | b | c | d) === 0) {
+      if (this.#zero) return 'present';
+      if (this.size >= this.#maxKeys) return 'full';
+      this.#zero = true;
+      return 'added';
+    }
+    const found = this.#find(a, b, c, d);
+    if (found < 0) return 'present';
+    if (this.size >= this.#maxKeys) return 'full';
+    this.#put(found, a, b, c, d);
+    if (this.#size * 2 > this.#mask + 1) this.#grow();
+    return 'added';
+  }
+
+  /** The slot of the key, negated minus one when present; else the empty slot it would go in. */
+  #find(a: number, b: number, c: number, d: number): number {
+    const words = this.#words;
+    // The key is a hash already: its first word picks the slot.
+    let slot = a & this.#mask;
+    for (;;) {
+      const w = slot * WORDS;
+      const wa = words[w]!;
+      const wb = words[w + 1]!;
+      const wc = words[w + 2]!;
+      const wd = words[w + 3]!;
+      if ((wa | wb | wc | wd) === 0) return slot;
+      if (wa === a && wb === b && wc === c && wd === d) return -1 - slot;
+      slot = (slot + 1) & this.#mask;
+    }
+  }
+
+  #put(slot: number, a: number, b: number, c: number, d: number): void {
+    const w = slot * WORDS;
+    this.#words[w] = a;
+    this.#words[w + 1] = b;
+    this.#words[w + 2] = c;
+    this.#words[w + 3] = d;
+    this.#size++;
+  }
+
+  #grow(): void {
+    const old = this.#words;
+    const slots = (this.#mask + 1) * 2;
+    this.#words = new Int32Array(slots * WORDS);
+    this.#mask = slots - 1;
+    this.#size = 0;
+    for (let w = 0; w < old.length; w += WORDS) {
+      const a = old[w]!;
+      const b = old[w + 1]!;
+      const c = old[w + 2]!;
+      const d = old[w + 3]!;
+      if ((a | b | c | d) !== 0) this.#put(this.#find(a, b, c, d), a, b, c, d);
+    }
+  }
+}

@@ -1,0 +1,172 @@
+import { createHash, type Hash } from 'node:crypto';
+import { join } from 'node:path';
+import { isSameDraw, keyHex, requestKey } from '../core/requests/request-key.js';
+import { BufferedFile } from '../internal/buffered-file.js';
+import { withCustomId } from './custom-id-line.js';
+import { KeySet } from './key-set.js';
+import type { ResultCache } from './result-cache.js';
+
+/** Per keyed request: its custom_id (JSON), its key, and what became of it (`s`ent, `d`uplicate, `c`ached). */
+export const REQUEST_KEYS_FILE = 'request-keys.tsv';
+/** Cached answers, each under the custom_id of the row that asked. */
+export const CACHED_FILE = 'cached.jsonl';
+/** The request lines not sent (duplicates, cached), for re-asking their rows. */
+export const REUSED_REQUESTS_FILE = 'reused.requests.jsonl';
+
+/**
+ * When identical requests are sent once: `auto` when a repeat would be the same draw (the body sets
+ * `temperature: 0` or a `seed`), `on` always, `off` never.
+ */
+export type DedupMode = 'auto' | 'on' | 'off';
+
+export interface ReuseSettings {
+  dedup: DedupMode;
+  /** Answers of earlier runs, looked up under the same rule; undefined: no cache. */
+  cache: ResultCache | undefined;
+}
+
+/** What reuse did, in `shards.json` (`reuse`). */
+export interface ReuseSummary {
+  dedup: DedupMode;
+  cache: boolean;
+  /** Requests the rule applied to (keyed). */
+  keyed: number;
+  /** Keyed requests sent (in the request files). */
+  sent: number;
+  /** Rows not sent because an identical request of this run was: answered from it after the run. */
+  duplicates: number;
+  /** Rows answered from the cache (in cached.jsonl). */
+  cached: number;
+  /** Keyed requests past the key table's bound, sent without being remembered. */
+  unkept: number;
+  /** Hash of every keyed request's id and key, in order: the run's identity with its unkeyed files. */
+  digest: string;
+}
+
+/** What to do with a line. */
+export const SEND = 0;
+export const SEND_KEYED = 1;
+export const TAKEN = 2;
+export type Verdict = typeof SEND | typeof SEND_KEYED | typeof TAKEN;
+
+/**
+ * Decides, request by request as the sharder meets them, which are sent: a keyed request (see
+ * DedupMode) answered by the cache goes to cached.jsonl with its own id, one identical to a request
+ * already sent in this run is recorded as its duplicate; the rest are sent. Every keyed request gets a
+ * line in request-keys.tsv, what the run reads after it ended to fill the cache and fan answers out.
+ * Memory: the key table (KeySet, bounded) and the cache's indexes.
+ */
+export class RequestReuse {
+  readonly #dir: string;
+  readonly #settings: ReuseSettings;
+  readonly #seen: KeySet | undefined;
+  readonly #digest: Hash = createHash('sha256');
+  readonly #templates = new WeakMap<object, boolean>();
+  #digestText = '';
+  #keys: BufferedFile | undefined;
+  #cached: BufferedFile | undefined;
+  #reused: BufferedFile | undefined;
+  #waiting: Array<Promise<void>> = [];
+  readonly #counts = { keyed: 0, sent: 0, duplicates: 0, cached: 0, unkept: 0 };
+
+  constructor(dir: string, settings: ReuseSettings) {
+    this.#dir = dir;
+    this.#settings = settings;
+    this.#seen = settings.dedup === 'off' ? undefined : new KeySet();
+  }
+
+  /**
+   * Decides the request `line[start, end)` (newline included or not) of row `id`. `template`: the line
+   * was rendered from it, whose fixed parts hold every body parameter (a row's cells are escaped
+   * strings in its slots), so whether its lines are same draws is read from its first line only.
+   */
+  take(line: Buffer, start: number, end: number, id: string, template?: object, made?: Buffer): Verdict {
+    // A key made where the line was rendered says the rule applies (requestKeys, under the same mode).
+    if (!made && this.#settings.dedup !== 'on' && !this.#sameDraw(line, start, end, template)) return SEND;
+    const key = made ?? requestKey(line, start, end);
+    this.#counts.keyed++;
+    const named = `${JSON.stringify(id)}\t${keyHex(key)}\t`;
+    // The digest takes the records' id and key (not what became of them), a block at a time.
+    this.#digestText += `${named}\n`;
+    if (this.#digestText.length > DIGEST_BLOCK) {
+      this.#digest.update(this.#digestText);
+      this.#digestText = '';
+    }
+    const answer = this.#settings.cache?.lookup(key);
+    let kind: 's' | 'd' | 'c' = 's';
+    if (answer) {
+      kind = 'c';
+      this.#counts.cached++;
+      const text = withCustomId(answer, id, true);
+      this.#cached ??= new BufferedFile(join(this.#dir, CACHED_FILE));
+      this.#wait(this.#cached.appendBytes(Buffer.concat([text, NEWLINE]), 0, text.length + 1));
+    } else if (this.#seen) {
+      const added = this.#seen.add(key);
+      if (added === 'present') {
+        kind = 'd';
+        this.#counts.duplicates++;
+      } else if (added === 'full') this.#counts.unkept++;
+    }
+    const record = `${named}${kind}\n`;
+    this.#keys ??= new BufferedFile(join(this.#dir, REQUEST_KEYS_FILE));
+    this.#wait(this.#keys.append(record, Buffer.byteLength(record)));
+    if (kind === 's') {
+      this.#counts.sent++;
+      return SEND_KEYED;
+    }
+    this.#reused ??= new BufferedFile(join(this.#dir, REUSED_REQUESTS_FILE));
+    // One write a line: a second append to the same file must wait for the first.
+    if (line[end - 1] === NEWLINE[0]) this.#wait(this.#reused.appendBytes(line, start, end));
+    else {
+      const text = Buffer.concat([line.subarray(start, end), NEWLINE]);
+      this.#wait(this.#reused.appendBytes(text, 0, text.length));
+    }
+    return TAKEN;
+  }
+
+  #sameDraw(line: Buffer, start: number, end: number, template: object | undefined): boolean {
+    if (!template) return isSameDraw(line, start, end);
+    let verdict = this.#templates.get(template);
+    if (verdict === undefined) {
+      verdict = isSameDraw(line, start, end);
+      this.#templates.set(template, verdict);
+    }
+    return verdict;
+  }
+
+  #wait(pending: Promise<void> | undefined): void {
+    if (pending) this.#waiting.push(pending);
+  }
+
+  /** The writes `take` started that must end before more are added; undefined when none. */
+  waiting(): Promise<void> | undefined {
+    if (this.#waiting.length === 0) return undefined;
+    const all = Promise.all(this.#waiting).then(() => undefined);
+    this.#waiting = [];
+    return all;
+  }
+
+  async finish(): Promise<ReuseSummary> {
+    await this.waiting();
+    await this.#keys?.close();
+    await this.#cached?.close();
+    await this.#reused?.close();
+    return {
+      dedup: this.#settings.dedup,
+      cache: this.#settings.cache !== undefined,
+      ...this.#counts,
+      digest: this.#digest.update(this.#digestText).digest('hex'),
+    };
+  }
+
+  async abort(): Promise<void> {
+    await Promise.allSettled(this.#waiting);
+    await this.#keys?.discard();
+    await this.#cached?.discard();
+    await this.#reused?.discard();
+  }
+}
+
+const NEWLINE = Buffer.from('\n');
+/** Characters of digest input gathered before one update: a hash call per line cost as much as the key. */
+const DIGEST_BLOCK = 64 * 1024;
