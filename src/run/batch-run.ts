@@ -1001,6 +1001,7 @@ export function newManifest(o: NewRunOptions): RunManifest {
     provider: {
       name: o.connection.provider,
       base_url: o.connection.provider === 'local' ? null : redactURL(o.connection.baseURL ?? null),
+      ...(o.connection.provider !== 'local' && { api_paths: { ...o.connection.profile.paths } }),
     },
     endpoint: o.shards[0]?.endpoint ?? '/v1/chat/completions',
     completion_window: o.completionWindow,

@@ -145,7 +145,12 @@ export interface RunManifest {
   created_at: string;
   updated_at: string;
   /** Provider and base URL, credentials in the URL redacted (`***`); never the key. */
-  provider: { name: string; base_url: string | null };
+  provider: {
+    name: string;
+    base_url: string | null;
+    /** Where each Files and Batches call went (`--api-path`), so `status`/`resume` call the same; absent in older manifests. */
+    api_paths?: Record<string, string>;
+  };
   endpoint: string;
   completion_window: string;
   /** Set by `cancel`: nothing more is uploaded or created, what ran is collected. */
