@@ -22,6 +22,7 @@ import {
 import {
   addNewRunOption,
   addRunOptions,
+  addTaskOptions,
   detachOnInterrupt,
   type RunFlags,
   runOptionsFrom,
@@ -70,6 +71,10 @@ const NOT_PREPARE = new Set([
   'requestTimeout',
   'lookupDelay',
   'newRun',
+  'apiPath',
+  'taskName',
+  'taskDescription',
+  'metadata',
 ]);
 
 export function runCommand(): Command {
@@ -100,6 +105,7 @@ export function runCommand(): Command {
   addShardOptions(command);
   addRunOptions(command);
   addNewRunOption(command);
+  addTaskOptions(command);
   addTableOutputOptions(command);
   return command
     .option('--json', 'print the outcome as JSON on stdout')

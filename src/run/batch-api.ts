@@ -14,6 +14,7 @@ import { backoffMs, retryAfterMs, retryableCall } from '../providers/retry.js';
 import { envelopeFetch, GatewayRefusal, gatewayBatch } from './gateway-reply.js';
 import type { BatchStatus, EarlierBatch, EarlierUpload, JobRecord } from './manifest.js';
 import { neverReached, probeAddress } from './reachability.js';
+import { hasIdentity } from './task-metadata.js';
 import { uploadFile } from './upload-file.js';
 
 /** A batch as the API returns it (OpenAI's Batch object; DashScope adds nothing we rely on). */
@@ -65,9 +66,9 @@ export interface BatchTag {
 /** What `findEarlier` looks for: the uploads and batches a run of the same work would have made. */
 export interface EarlierQuery {
   runId: string;
-  /** The ds_name prefix every batch of the run has (`bp-<run>-`). */
+  /** What every batch of the run has in its ds_name (`bp-<run>-`; DashScope's ds_name filter is a substring match). */
   dsPrefix: string;
-  /** The ds_name a job of the run has. */
+  /** The identity a job's ds_name ends with (`bp-<run>-<job>`), after the task name a run may have put first. */
   dsName: (jobId: string) => string;
   /** The upload file name prefix every job of the run has (`<run>-`). */
   filePrefix: string;
@@ -361,7 +362,7 @@ export class BatchApi {
             typeof job !== 'string' ||
             batches[job] ||
             metadata.bp_run !== q.runId ||
-            dsName !== q.dsName(job)
+            !hasIdentity(dsName, q.dsName(job))
           )
             return false;
           batches[job] = {

@@ -21,6 +21,7 @@ import { customIdOf, jsonlBuffers } from './request-ids.js';
 import { exists } from './run-dir.js';
 import { RunLock, takeoverNote } from './run-lock.js';
 import type { ShardSummary } from './sharder.js';
+import { type TaskLabel, taskDsName } from './task-metadata.js';
 
 /** What a run tells its caller as it goes (progress lines, never secrets). */
 export type RunEvent =
@@ -366,8 +367,8 @@ export class BatchRun {
       const found = await this.#api.findEarlier(
         {
           runId,
-          dsPrefix: dsNameFor(runId, ''),
-          dsName: (id) => dsNameFor(runId, id),
+          dsPrefix: dsIdentity(runId, ''),
+          dsName: (id) => dsIdentity(runId, id),
           filePrefix: `${runId}-`,
           files: new Set(jobs.map((j) => j.file_name)),
           jobs: new Set(jobs.map((j) => j.id)),
@@ -512,12 +513,14 @@ export class BatchRun {
 
   #metadata(job: JobRecord): BatchTag & Record<string, string> {
     const run = this.manifest.run_id;
+    const task = this.manifest.task;
     return {
+      // The user's first, so batchpipe's own keys (checked not to be among them) always win.
+      ...task?.metadata,
       ds_name: job.ds_name,
-      ds_description: `batchpipe ${run}: ${job.shard}, attempt ${job.attempt}, ${job.lines} requests`.slice(
-        0,
-        200,
-      ),
+      ds_description:
+        task?.description ??
+        `batchpipe ${run}: ${job.shard}, attempt ${job.attempt}, ${job.lines} requests`.slice(0, 200),
       bp_run: run,
       bp_job: job.id,
     };
@@ -822,17 +825,21 @@ export class BatchRun {
       throw error;
     }
     const { size } = await stat(join(this.dir, input));
-    const next = newJob(this.manifest.run_id, {
-      id,
-      shard: job.shard,
-      attempt,
-      input,
-      lines,
-      bytes: size,
-      sha256,
-      model: job.model,
-      endpoint: job.endpoint,
-    });
+    const next = newJob(
+      this.manifest.run_id,
+      {
+        id,
+        shard: job.shard,
+        attempt,
+        input,
+        lines,
+        bytes: size,
+        sha256,
+        model: job.model,
+        endpoint: job.endpoint,
+      },
+      this.manifest.task?.name,
+    );
     this.manifest.jobs.push(next);
     this.#emit({ type: 'retry', job: id, requests: lines });
     // An earlier run of the same work may have sent this attempt too: what it made was looked up with the rest.
@@ -924,10 +931,21 @@ function safeParse(line: string): Record<string, unknown> | undefined {
   }
 }
 
-/** A job's `ds_name`: unique to run and job, at most DashScope's 100 characters (`bp-<run>-<job>`). */
-export function dsNameFor(runId: string, jobId: string): string {
-  return `bp-${runId.replace(/^run-/, '')}-${jobId}`.slice(0, 100);
+/**
+ * A job's `ds_name`: unique to run and job, at most DashScope's 100 characters: `bp-<run>-<job>`, after
+ * the task name when the run has one (cut so the identity still fits).
+ */
+export function dsNameFor(runId: string, jobId: string, taskName?: string | null): string {
+  return taskDsName(dsIdentity(runId, jobId), taskName, DS_NAME_MAX);
 }
+
+/** The part of a job's `ds_name` that is the run's and job's own (`bp-<run>-<job>`): what adoption matches. */
+export function dsIdentity(runId: string, jobId: string): string {
+  return `bp-${runId.replace(/^run-/, '')}-${jobId}`;
+}
+
+/** "ds_name <= 100 characters" (ref/dashscope-batch-api.txt), for every provider alike. */
+const DS_NAME_MAX = 100;
 
 /** A new job record for a file of requests, nothing sent yet. */
 export function newJob(
@@ -936,6 +954,7 @@ export function newJob(
     JobRecord,
     'id' | 'shard' | 'attempt' | 'input' | 'lines' | 'bytes' | 'sha256' | 'model' | 'endpoint'
   >,
+  taskName?: string | null,
 ): JobRecord {
   return {
     ...fields,
@@ -944,7 +963,7 @@ export function newJob(
     upload_intent_at: null,
     create_intent_at: null,
     input_file_created_at: null,
-    ds_name: dsNameFor(runId, fields.id),
+    ds_name: dsNameFor(runId, fields.id, taskName),
     batch_id: null,
     state: 'pending',
     status: null,
@@ -980,6 +999,8 @@ export interface NewRunOptions {
   resubmitExpired: boolean;
   deleteInputFiles: boolean;
   deleteOutputFiles: boolean;
+  /** The user's names and metadata for the run's batches. */
+  task?: TaskLabel | undefined;
 }
 
 /** The manifest of a new run: one job per shard, nothing sent. */
@@ -1015,19 +1036,24 @@ export function newManifest(o: NewRunOptions): RunManifest {
     rows: o.rows,
     rejected: o.rejected,
     earlier: o.lookEarlier ? { state: 'pending', checked_at: null, files: {}, batches: {} } : null,
+    ...(o.task && { task: o.task }),
     shards: o.shards,
     jobs: o.shards.map((s) =>
-      newJob(o.runId, {
-        id: `${s.file.replace(/\.jsonl$/, '')}-a1`,
-        shard: s.file,
-        attempt: 1,
-        input: s.file,
-        lines: s.lines,
-        bytes: s.bytes,
-        sha256: s.sha256,
-        model: s.model,
-        endpoint: s.endpoint,
-      }),
+      newJob(
+        o.runId,
+        {
+          id: `${s.file.replace(/\.jsonl$/, '')}-a1`,
+          shard: s.file,
+          attempt: 1,
+          input: s.file,
+          lines: s.lines,
+          bytes: s.bytes,
+          sha256: s.sha256,
+          model: s.model,
+          endpoint: s.endpoint,
+        },
+        o.task?.name,
+      ),
     ),
   };
 }

@@ -4,6 +4,7 @@ import { BatchpipeError } from '../errors.js';
 import { writeFileAtomic } from '../internal/durable-write.js';
 import type { ContentHashes } from './content-hashes.js';
 import type { ShardSummary } from './sharder.js';
+import type { TaskLabel } from './task-metadata.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 
@@ -161,6 +162,8 @@ export interface RunManifest {
     delete_input_files: boolean;
     delete_output_files: boolean;
   };
+  /** The user's names and metadata for every batch of the run (`--task-name` ...); absent when none were given. */
+  task?: TaskLabel;
   /** Rows seen and rejected before upload (rejections.jsonl in the run dir). */
   rows: number;
   rejected: number;
