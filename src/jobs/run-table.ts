@@ -22,6 +22,7 @@ import {
 import { nothingToSubmit, type PrepareOptions, type PrepareResult, prepare } from './prepare.js';
 import { jobProfile, TableFields } from './settings.js';
 import { stageRequestFile } from './stage-request-file.js';
+import { TEST_SAMPLE_DEFAULT, type TestModelReport, testModelRun } from './test-model.js';
 
 /** Rounds of re-asking `maxReasks` may ask for. */
 const MAX_REASK_ROUNDS = 5;
@@ -39,6 +40,15 @@ export interface RunTableOptions
   runsDir?: string;
   /** Prepare and check everything, submit nothing. */
   dryRun?: boolean;
+  /**
+   * The provider's free format check instead of the run: the first `testSample` prepared requests,
+   * rewritten to its test model (`batch-test-model` on `/v1/chat/ds-test`), submitted at no inference
+   * cost; the result is `testModel` (batch status, request counts, each failure joined to its row). No
+   * table is written. It checks the requests' format, not the model's answers.
+   */
+  testModel?: boolean;
+  /** Requests a test-model run sends: 1 to 200 (100 per test batch, 2 test batches at once). Default 100. */
+  testSample?: number;
   /**
    * Rows of the input that changed while the run was out (after their requests were made) come out
    * `stale`; the table is written, then BP_RESULT_STALE thrown unless this is true. Default false.
@@ -68,11 +78,13 @@ export interface RunTableResult {
   prepared: PrepareResult;
   /** Absent on a dry run. */
   run?: BatchRun;
-  state: RunState | 'dry-run';
+  state: RunState | 'dry-run' | 'test-model';
   counts?: RunCounts;
   joined?: JoinTableResult;
   /** Rounds of re-asking invalid answers (`maxReasks`), in order. */
   reasks?: ReaskRound[];
+  /** What a test-model run found (`testModel`). */
+  testModel?: TestModelReport;
 }
 
 /**
@@ -92,6 +104,8 @@ export async function runTable(
     rowGroupSize,
     runsDir = RUNS_DIR,
     dryRun,
+    testModel,
+    testSample = TEST_SAMPLE_DEFAULT,
     maxReasks = 0,
     include,
     allowStale = false,
@@ -123,6 +137,25 @@ export async function runTable(
   if (dryRun) {
     await rm(staging, { recursive: true, force: true });
     return { prepared, state: 'dry-run' };
+  }
+  if (testModel) {
+    try {
+      const [tableOptions] = split(
+        prepareOptions,
+        Object.keys(TableFields) as Array<keyof typeof TableFields>,
+      );
+      const report = await testModelRun(
+        input,
+        { dir: staging, summary: prepared },
+        connection,
+        testSample,
+        { ...runOptions, runsDir },
+        { ...tableOptions, idColumn: prepareOptions.idColumn },
+      );
+      return { prepared, state: 'test-model', testModel: report };
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
   }
   const run = await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true);
   try {
