@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { cancelCommand } from './cancel.js';
 import { downloadCommand } from './download.js';
 import { evalCommand } from './eval.js';
+import { filesCommand } from './files.js';
 import { joinCommand } from './join.js';
 import { listCommand } from './list.js';
 import { prepareCommand } from './prepare.js';
@@ -23,6 +24,7 @@ export const COMMANDS: Array<() => Command> = [
   downloadCommand,
   cancelCommand,
   listCommand,
+  filesCommand,
   joinCommand,
   evalCommand,
   serveCommand,
