@@ -9,7 +9,7 @@ import { linkedSignal } from '../internal/linked-signal.js';
 import { outputError } from '../internal/output-error.js';
 import { RateLimiter } from '../internal/rate-limiter.js';
 import { type Connection, redact, splitBaseURL } from '../providers/connection.js';
-import type { ApiPaths } from '../providers/profile.js';
+import type { ApiPaths, StorageLimits } from '../providers/profile.js';
 import { backoffMs, retryAfterMs, retryableCall } from '../providers/retry.js';
 import { envelopeFetch, GatewayRefusal, gatewayBatch } from './gateway-reply.js';
 import type { BatchStatus, EarlierBatch, EarlierUpload, JobRecord } from './manifest.js';
@@ -505,6 +505,11 @@ export class BatchApi {
   /** Batches as the provider lists them, newest first, with DashScope's filters passed through. */
   list(query: Record<string, string | number>): AsyncGenerator<BatchObject> {
     return this.#pages<BatchObject>('batches', query, (error) => this.#wrap(error, 'listing batches'));
+  }
+
+  /** The account's documented storage, if the provider documents it. */
+  get storageLimits(): StorageLimits | undefined {
+    return this.#connection.profile.storage ?? undefined;
   }
 
   /** Batches the provider lets run at once, if it says. */

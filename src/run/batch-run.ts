@@ -21,6 +21,7 @@ import { customIdOf, jsonlBuffers } from './request-ids.js';
 import { exists } from './run-dir.js';
 import { RunLock, takeoverNote } from './run-lock.js';
 import type { ShardSummary } from './sharder.js';
+import { storageUsage, storageWarning } from './storage.js';
 import { type TaskLabel, taskDsName } from './task-metadata.js';
 
 /** What a run tells its caller as it goes (progress lines, never secrets). */
@@ -71,6 +72,8 @@ export interface RunSettings {
   onEvent?: ((event: RunEvent) => void) | undefined;
   /** Aborting detaches: the batches keep running at the provider, the run resumes later. */
   signal?: AbortSignal | undefined;
+  /** Warn before the run's first upload when it would take the account past the provider's storage. */
+  checkStorage?: boolean | undefined;
 }
 
 /** Per-request totals of a run; they add up to its rows. */
@@ -96,6 +99,9 @@ export interface GivenOptions {
   deleteOutputFiles?: boolean | undefined;
 }
 
+/** Files the storage check reads at most (10 list calls at DashScope, within its list rate's burst). */
+const STORAGE_SCAN_FILES = 1000;
+
 /** A job that has not reached the provider as a batch (or may have, when its intent is saved). */
 const UNSENT: ReadonlySet<string> = new Set(['pending', 'uploading', 'uploaded', 'creating']);
 
@@ -111,6 +117,8 @@ export class BatchRun {
   readonly #api: BatchApi;
   readonly #settings: RunSettings;
   readonly #lock: RunLock | undefined;
+  /** The storage check, started before the first upload (see #checkStorage). */
+  #storageChecked: Promise<void> | undefined;
   /** Manifest writes, one after another. */
   #saving: Promise<void> = Promise.resolve();
 
@@ -319,6 +327,9 @@ export class BatchRun {
     if (job.state === 'pending' || job.state === 'uploading') {
       if (job.state === 'uploading') this.#adoptUpload(job, await this.#lostUpload(job));
       if (!job.input_file_id) {
+        // Once, before the first upload this run makes (a run that adopts everything lists no files).
+        this.#storageChecked ??= this.#checkStorage();
+        await this.#storageChecked;
         job.state = 'uploading';
         // The earliest intent bounds the lookups: an upload from any attempt is no older.
         job.upload_intent_at ??= nowSeconds();
@@ -498,6 +509,35 @@ export class BatchRun {
         `${job.id} of ${this.manifest.run_id} was being created (its input ${job.input_file_id} uploaded ${new Date(since * 1000).toISOString().slice(0, 10)}), longer ago than the ${Math.round(window / 86_400)} days the provider lists batches for: whether its batch exists cannot be verified, so it is not created again. Check at the provider; --new-run submits the work afresh`,
       );
     return batch;
+  }
+
+  /**
+   * Warns (an event, never a failure) when the uploads still to make would take the account past the
+   * provider's documented storage: each adds its input file and up to an output and an error file. The
+   * Files list is read up to STORAGE_SCAN_FILES items; a list that fails says so and the run goes on
+   * (the provider's refusal of an upload is the real check). Once per run: the manifest remembers it.
+   */
+  async #checkStorage(): Promise<void> {
+    const limits = this.#api.storageLimits;
+    if (!limits || this.#settings.checkStorage === false || this.manifest.storage_checked_at) return;
+    const toUpload = this.manifest.jobs.filter(
+      (j) => !j.input_file_id && (j.state === 'pending' || j.state === 'uploading'),
+    );
+    try {
+      const usage = await storageUsage(this.#api, STORAGE_SCAN_FILES);
+      const adding = { files: toUpload.length * 3, bytes: toUpload.reduce((sum, j) => sum + j.bytes, 0) };
+      const warning = storageWarning(limits, usage, adding);
+      if (warning) this.#emit({ type: 'note', message: warning });
+    } catch (error) {
+      if (this.#aborted) return;
+      this.#emit({
+        type: 'note',
+        message: `could not count the account's stored files (${(error as Error).message}); going on`,
+      });
+      return;
+    }
+    this.manifest.storage_checked_at = new Date().toISOString();
+    await this.save();
   }
 
   #adoptUpload(job: JobRecord, file: UploadedFile | undefined): void {

@@ -162,6 +162,8 @@ export interface RunManifest {
     delete_input_files: boolean;
     delete_output_files: boolean;
   };
+  /** When the account's storage was checked before the first upload (once per run). */
+  storage_checked_at?: string;
   /** The user's names and metadata for every batch of the run (`--task-name` ...); absent when none were given. */
   task?: TaskLabel;
   /** Rows seen and rejected before upload (rejections.jsonl in the run dir). */

@@ -15,7 +15,6 @@ import { readManifest, writeManifest } from './manifest.js';
 import { adoptFile, exists, hasManifest, promoteStaging, RUNS_DIR, runIdFor, stagingDir } from './run-dir.js';
 import { RunLock, takeoverNote } from './run-lock.js';
 import { type PreparedSummary, REJECTIONS_FILE, ROW_HASHES_FILE, Sharder, SUMMARY_FILE } from './sharder.js';
-import { storageUsage, storageWarning } from './storage.js';
 import { checkTaskLabel, type TaskLabel } from './task-metadata.js';
 
 export const RunFields = {
@@ -63,7 +62,7 @@ export const RunFields = {
    */
   metadata: z.record(z.string(), z.string()).optional(),
   /**
-   * Before a new run's first upload, count the account's stored files (up to 1,000 of them) and warn
+   * Before a run's first upload, count the account's stored files (up to 1,000 of them) and warn
    * when the run would take it past the provider's documented storage (DashScope: 10,000 files, 100 GB).
    * Default true where the provider documents a limit.
    */
@@ -112,6 +111,7 @@ export async function openRun(
       pollIntervalMs,
       concurrency: opts.concurrency,
       stuckGraceMs: 2 * 3_600_000,
+      checkStorage: opts.checkStorage,
       onEvent: opts.onEvent,
       signal: opts.signal,
     },
@@ -228,44 +228,12 @@ export async function createOrResumeRun(
       });
       manifest.content_hashes = await writeContentHashes(runDir, summary.shards);
       await writeManifest(runDir, manifest);
-      if (opts.checkStorage) await warnStorage(connection, summary, opts.onEvent);
     }
     if (staged && !promoted) await rm(shardsDir, { recursive: true, force: true });
     return await openRun(runDir, connection, options, lock);
   } catch (error) {
     await lock.release();
     throw error;
-  }
-}
-
-/** Files a storage check reads at most (10 list calls at DashScope, within its burst). */
-const STORAGE_SCAN_FILES = 1000;
-
-/**
- * Warns (an event, never a failure) when a new run would take the account past the provider's storage:
- * each shard adds its input file and up to an output and an error file. A list that fails says so and
- * the run goes on: the provider's own refusal of an upload is the real check.
- */
-async function warnStorage(
-  connection: Connection,
-  summary: PreparedSummary,
-  onEvent: ((event: RunEvent) => void) | undefined,
-): Promise<void> {
-  const limits = connection.profile.storage;
-  if (!limits || !onEvent) return;
-  try {
-    const usage = await storageUsage(new BatchApi(connection, { lookupAttempts: 1 }), STORAGE_SCAN_FILES);
-    const adding = {
-      files: summary.shards.length * 3,
-      bytes: summary.shards.reduce((sum, s) => sum + s.bytes, 0),
-    };
-    const warning = storageWarning(limits, usage, adding);
-    if (warning) onEvent({ type: 'note', message: warning });
-  } catch (error) {
-    onEvent({
-      type: 'note',
-      message: `could not count the account's stored files (${(error as Error).message}); going on`,
-    });
   }
 }
 

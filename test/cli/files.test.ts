@@ -8,10 +8,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runTable } from '../../src/jobs/run-table.js';
 import { type LocalService, startLocalService } from '../../src/local/index.js';
 import { resolveConnection } from '../../src/providers/connection.js';
 import { PROFILES } from '../../src/providers/profiles.js';
 import { BatchApi } from '../../src/run/batch-api.js';
+import type { RunEvent } from '../../src/run/batch-run.js';
 import { readManifest } from '../../src/run/manifest.js';
 import { storageUsage, storageWarning } from '../../src/run/storage.js';
 import { fileWith, tempDir } from '../helpers.js';
@@ -182,5 +184,46 @@ describe('the storage warning', () => {
     ).toMatch(/holds at least 1 files, .* would reach 100.0 GB/);
     const partial = await storageUsage(api, 1);
     expect(partial).toMatchObject({ files: 1, complete: false });
+  });
+
+  it("warns before a run's first upload when its files would take the account past the limit, once per run", async () => {
+    const base = resolveConnection({ provider: 'local', baseURL: service.url });
+    const held = (await accountFiles()).length;
+    // A limit just above what the account holds: the run's 2 shards (6 files with their outputs) pass it.
+    const connection = {
+      ...base,
+      profile: { ...base.profile, storage: { maxFiles: held + 2, maxBytes: 1e12 } },
+    };
+    const input = fileWith(
+      root,
+      'warn.csv',
+      `id,text\n${[1, 2, 3, 4].map((i) => `w-${i},warn review ${i}`).join('\n')}\n`,
+    );
+    const notes: string[] = [];
+    const options = {
+      out: join(root, 'warn.out.csv'),
+      runsDir: join(root, 'runs-warn'),
+      template: 'Classify: {{text}}',
+      model: 'qwen-plus',
+      maxLinesPerFile: 2,
+      pollInterval: 0.1,
+      onEvent: (e: RunEvent) => {
+        if (e.type === 'note') notes.push(e.message);
+      },
+    };
+    const result = await runTable(input, connection, options);
+    expect(result.state).toBe('done');
+    const warnings = notes.filter((n) => n.includes('would reach'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`the account holds ${held} files`);
+    expect(warnings[0]).toContain(`with this run's 6 files`);
+    expect(warnings[0]).toContain(`(the limit is ${(held + 2).toLocaleString('en-US')})`);
+    expect(typeof result.run!.manifest.storage_checked_at).toBe('string');
+    // Within the limit: no warning.
+    notes.length = 0;
+    const roomy = { ...base, profile: { ...base.profile, storage: { maxFiles: 10_000, maxBytes: 1e12 } } };
+    const other = fileWith(root, 'roomy.csv', 'id,text\nr-1,roomy review\n');
+    await runTable(other, roomy, { ...options, out: join(root, 'roomy.out.csv') });
+    expect(notes.filter((n) => n.includes('would reach'))).toEqual([]);
   });
 });
