@@ -3,6 +3,7 @@ import { cacheCommand } from './cache.js';
 import { cancelCommand } from './cancel.js';
 import { downloadCommand } from './download.js';
 import { evalCommand } from './eval.js';
+import { filesCommand } from './files.js';
 import { joinCommand } from './join.js';
 import { listCommand } from './list.js';
 import { prepareCommand } from './prepare.js';
@@ -24,6 +25,7 @@ export const COMMANDS: Array<() => Command> = [
   downloadCommand,
   cancelCommand,
   listCommand,
+  filesCommand,
   joinCommand,
   evalCommand,
   cacheCommand,

@@ -1,9 +1,10 @@
 import { type Command, Option } from 'commander';
+import { BatchpipeError } from '../errors.js';
 import { TEST_ENGINE_NAME } from '../local/engine/test-engine.js';
 import type { LocalService } from '../local/index.js';
 import type { Connection } from '../providers/connection.js';
-import { PROVIDER_NAMES, type ProviderName } from '../providers/profile.js';
-import { list } from './parse-values.js';
+import { API_PATH_NAMES, type ApiPaths, PROVIDER_NAMES, type ProviderName } from '../providers/profile.js';
+import { keyValue, list } from './parse-values.js';
 
 /** Where the embedded local service keeps its state between commands. */
 export const LOCAL_DATA_DIR = '.batchpipe/local';
@@ -13,6 +14,7 @@ export interface ConnectionFlags {
   baseUrl?: string;
   apiKey?: string;
   models?: string[];
+  apiPath?: Record<string, string>;
 }
 
 /** --provider, --base-url, --api-key: the same in every command that talks to a provider. */
@@ -29,7 +31,25 @@ export function addConnectionOptions(command: Command): Command {
       '--api-key <key>',
       'API key (prefer BATCHPIPE_API_KEY, DASHSCOPE_API_KEY or OPENAI_API_KEY: a key on the command line shows in process lists)',
     )
-    .option('--models <ids>', 'extra model ids the provider offers, comma-separated', list);
+    .option('--models <ids>', 'extra model ids the provider offers, comma-separated', list)
+    .option(
+      '--api-path <name=path>',
+      `where a Files or Batches call goes under --base-url, repeatable: ${API_PATH_NAMES.join(', ')} ({batch_id} stands for the id; gateway defaults: create=/api/v1/batches, files=/v1/files, list=/v1/batches, retrieve=/v1/batches/{batch_id}, cancel=/v1/batches/{batch_id}/cancel)`,
+      keyValue,
+    );
+}
+
+/** `--api-path` pairs, each name checked (a path's own shape is checked with the profile). */
+function apiPaths(pairs: Record<string, string>): Partial<ApiPaths> {
+  for (const name of Object.keys(pairs)) {
+    if (!(API_PATH_NAMES as readonly string[]).includes(name))
+      throw new BatchpipeError(
+        'BP_USAGE',
+        `--api-path: unknown call "${name}"; expected one of ${API_PATH_NAMES.join(', ')}`,
+        { option: 'apiPath' },
+      );
+  }
+  return pairs;
 }
 
 /** A connection, with the embedded local service started when it is the one to talk to. */
@@ -44,14 +64,18 @@ export interface OpenConnection {
  */
 export async function openConnection(
   flags: ConnectionFlags,
-  fallback?: { provider?: string; baseURL?: string | null },
+  fallback?: { provider?: string; baseURL?: string | null; apiPaths?: Record<string, string> | undefined },
 ): Promise<OpenConnection> {
   const { resolveConnection } = await import('../providers/connection.js');
+  // The paths a run was made with hold for its provider, not for another one named now.
+  const stored =
+    flags.provider === undefined || flags.provider === fallback?.provider ? fallback?.apiPaths : undefined;
   const connection = resolveConnection({
     provider: flags.provider ?? (fallback?.provider as ProviderName | undefined),
     baseURL: flags.baseUrl ?? fallback?.baseURL ?? undefined,
     apiKey: flags.apiKey,
     models: flags.models,
+    ...((flags.apiPath || stored) && { apiPaths: apiPaths({ ...stored, ...flags.apiPath }) }),
   });
   if (connection.provider !== 'local' || connection.baseURL) return { connection, close: async () => {} };
   const { runningService, startLocalService } = await import('../local/index.js');

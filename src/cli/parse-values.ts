@@ -69,3 +69,16 @@ export function character(value: string): string {
   if (value.length !== 1) throw new InvalidArgumentError(`expected one character, got "${value}"`);
   return value;
 }
+
+/**
+ * `key=value`, repeatable (commander hands the pairs so far as `previous`): the value may hold `=`; an
+ * empty key, or no `=`, is refused.
+ */
+export function keyValue(
+  value: string,
+  previous: Record<string, string> | undefined,
+): Record<string, string> {
+  const at = value.indexOf('=');
+  if (at <= 0) throw new InvalidArgumentError(`expected key=value, got "${value}"`);
+  return { ...previous, [value.slice(0, at)]: value.slice(at + 1) };
+}

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { type Command, Option } from 'commander';
 import type { RunEvent } from '../run/batch-run.js';
 import { count, info, type Output, plural } from './output.js';
-import { integer, number } from './parse-values.js';
+import { integer, keyValue, number } from './parse-values.js';
 
 export interface RunFlags {
   runDir?: string;
@@ -17,6 +17,9 @@ export interface RunFlags {
   requestTimeout?: number;
   lookupDelay?: number;
   newRun?: boolean;
+  taskName?: string;
+  taskDescription?: string;
+  metadata?: Record<string, string>;
 }
 
 /**
@@ -77,6 +80,21 @@ export function addNewRunOption(command: Command): Command {
   );
 }
 
+/** `--task-name`, `--task-description`, `--metadata`, for the commands that start runs (submit, run). */
+export function addTaskOptions(command: Command): Command {
+  return command
+    .option(
+      '--task-name <name>',
+      "the start of every batch's ds_name (DashScope shows it as the task's name): cut so the run's identity still fits in 100 characters after it",
+    )
+    .option('--task-description <text>', "every batch's ds_description (cut to 200 characters)")
+    .option(
+      '--metadata <key=value>',
+      "more metadata on every batch, repeatable (OpenAI: 16 pairs with batchpipe's own 4, keys up to 64 and values up to 512 characters)",
+      keyValue,
+    );
+}
+
 /** The run options from flags, in the API's spelling; options not given stay undefined. */
 export function runOptionsFrom(flags: RunFlags, out: Output, signal: AbortSignal) {
   return {
@@ -92,6 +110,9 @@ export function runOptionsFrom(flags: RunFlags, out: Output, signal: AbortSignal
     requestTimeout: flags.requestTimeout,
     lookupDelay: flags.lookupDelay,
     newRun: flags.newRun,
+    taskName: flags.taskName,
+    taskDescription: flags.taskDescription,
+    metadata: flags.metadata,
     signal,
     onEvent: (event: RunEvent) => {
       // A changed option is a warning: it shows beside --json output too (on stderr), never silently.

@@ -30,6 +30,7 @@ export async function connectionFor(target: string, flags: ConnectionFlags) {
     return openConnection(flags, {
       provider: manifest.provider.name,
       baseURL: flags.baseUrl ? undefined : storedBaseURL(manifest.provider.base_url),
+      apiPaths: manifest.provider.api_paths,
     });
   }
   return openConnection(flags);

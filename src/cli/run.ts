@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { loadMapper, mapperModuleUrl } from '../core/requests/mapper-module.js';
 import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js';
+import type { TestModelReport } from '../jobs/test-model.js';
 import { TEST_ENGINE_NAME } from '../local/engine/test-engine.js';
 import {
   addCacheOptions,
@@ -31,6 +32,7 @@ import {
 import {
   addNewRunOption,
   addRunOptions,
+  addTaskOptions,
   detachOnInterrupt,
   type RunFlags,
   runOptionsFrom,
@@ -47,6 +49,8 @@ interface RunCommandFlags
   out: string;
   mapper?: string;
   dryRun?: boolean;
+  testModel?: boolean;
+  testSample?: number;
   allowEmpty?: boolean;
   include?: string[];
   maxReasks?: number;
@@ -63,6 +67,8 @@ const NOT_PREPARE = new Set([
   'rowGroupSize',
   'mapper',
   'dryRun',
+  'testModel',
+  'testSample',
   'allowEmpty',
   'include',
   'maxReasks',
@@ -85,6 +91,10 @@ const NOT_PREPARE = new Set([
   'lookupDelay',
   'newRun',
   ...CACHE_FLAGS,
+  'apiPath',
+  'taskName',
+  'taskDescription',
+  'metadata',
 ]);
 
 export function runCommand(): Command {
@@ -117,8 +127,18 @@ export function runCommand(): Command {
   addRunOptions(command);
   addNewRunOption(command);
   addCacheOptions(command);
+  addTaskOptions(command);
   addTableOutputOptions(command);
   return command
+    .option(
+      '--test-model',
+      "the provider's free format check instead of the run: the first --test-sample requests rewritten to batch-test-model on /v1/chat/ds-test (DashScope), submitted at no inference cost; reports each batch's status, request counts and every failure joined to its row, and writes no table. It checks the requests' format, not the model's answers",
+    )
+    .option(
+      '--test-sample <n>',
+      'requests a --test-model run sends: 1 to 200 (100 per test batch, 2 test batches at once) (default: 100)',
+      integer,
+    )
     .option('--json', 'print the outcome as JSON on stdout')
     .option('--quiet', 'print nothing but errors')
     .addHelpText(
@@ -161,6 +181,8 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       compression: flags.compression,
       rowGroupSize: flags.rowGroupSize,
       dryRun: flags.dryRun,
+      testModel: flags.testModel,
+      testSample: flags.testSample,
       maxReasks: flags.maxReasks,
       // The table and its summary first; stale rows end the command below.
       allowStale: true,
@@ -177,6 +199,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       for (const line of reuseLines(result)) info(out, line);
       return;
     }
+    if (result.state === 'test-model') return reportTestModel(out, result.testModel!);
     if (!result.joined) {
       reportRun(out, result.run!, result.state);
       if (result.state === 'stuck') throw new CliExit(1);
@@ -226,4 +249,44 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
     interrupt.dispose();
     await close();
   }
+}
+
+/** Failures a test-model report prints one by one (all are in --json). */
+const SHOWN_FAILURES = 20;
+
+/** A test-model run's findings; exit 1 when a batch or a request did not pass, 3 when detached. */
+function reportTestModel(out: Output, report: TestModelReport): void {
+  const passed =
+    report.state === 'done' &&
+    report.failures.length === 0 &&
+    report.batches.every((b) => b.status === 'completed' && b.errors.length === 0);
+  if (out.json) printJson({ ...report, state: 'test-model', run_state: report.state, passed });
+  else {
+    info(
+      out,
+      `test model: ${plural(report.requests, 'request')} rewritten to ${report.model} on ${report.endpoint} (run ${report.runDir})`,
+    );
+    for (const batch of report.batches) {
+      const counts = batch.request_counts;
+      info(
+        out,
+        `${batch.id ?? '(not created)'}: ${batch.status ?? 'unsent'}${counts ? `, ${counts.completed} completed, ${counts.failed} failed of ${counts.total}` : ''}`,
+      );
+      for (const e of batch.errors)
+        info(
+          out,
+          `  ${e.line !== null ? `line ${e.line}: ` : ''}${e.code ?? ''} ${e.message ?? ''}`.trimEnd(),
+        );
+    }
+    for (const f of report.failures.slice(0, SHOWN_FAILURES))
+      info(
+        out,
+        `row ${f.row} (custom_id ${f.custom_id}): ${f.code ?? 'failed'}: ${f.message ?? ''}`.trimEnd(),
+      );
+    if (report.failures.length > SHOWN_FAILURES)
+      info(out, `... and ${count(report.failures.length - SHOWN_FAILURES)} more (--json lists every one)`);
+    info(out, `${passed ? 'passed' : 'did not pass'}: ${report.note}`);
+  }
+  if (report.state === 'detached') throw detached(report.runDir);
+  if (!passed) throw new CliExit(1);
 }

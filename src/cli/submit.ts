@@ -12,6 +12,7 @@ import type { Output } from './output.js';
 import {
   addNewRunOption,
   addRunOptions,
+  addTaskOptions,
   detachOnInterrupt,
   type RunFlags,
   runOptionsFrom,
@@ -33,6 +34,7 @@ export function submitCommand(): Command {
     .option('--no-wait', 'return once every batch is created; follow up with status, resume or download');
   addRunOptions(command);
   addNewRunOption(command);
+  addTaskOptions(command);
   addConnectionOptions(command);
   return command
     .option('--json', 'print the run as JSON on stdout')

@@ -25,6 +25,7 @@ import {
 import { nothingToSubmit, type PrepareOptions, type PrepareResult, prepare } from './prepare.js';
 import { jobProfile, TableFields } from './settings.js';
 import { stageRequestFile } from './stage-request-file.js';
+import { TEST_SAMPLE_DEFAULT, type TestModelReport, testModelRun } from './test-model.js';
 
 /** Rounds of re-asking `maxReasks` may ask for. */
 const MAX_REASK_ROUNDS = 5;
@@ -42,6 +43,15 @@ export interface RunTableOptions
   runsDir?: string;
   /** Prepare and check everything, submit nothing. */
   dryRun?: boolean;
+  /**
+   * The provider's free format check instead of the run: the first `testSample` prepared requests,
+   * rewritten to its test model (`batch-test-model` on `/v1/chat/ds-test`), submitted at no inference
+   * cost; the result is `testModel` (batch status, request counts, each failure joined to its row). No
+   * table is written. It checks the requests' format, not the model's answers.
+   */
+  testModel?: boolean;
+  /** Requests a test-model run sends: 1 to 200 (100 per test batch, 2 test batches at once). Default 100. */
+  testSample?: number;
   /**
    * Rows of the input that changed while the run was out (after their requests were made) come out
    * `stale`; the table is written, then BP_RESULT_STALE thrown unless this is true. Default false.
@@ -80,7 +90,7 @@ export interface RunTableResult {
   prepared: PrepareResult;
   /** Absent on a dry run, and for a slice with no rows (nothing was sent). */
   run?: BatchRun;
-  state: RunState | 'dry-run';
+  state: RunState | 'dry-run' | 'test-model';
   counts?: RunCounts;
   joined?: JoinTableResult;
   /** Rounds of re-asking invalid answers (`maxReasks`), in order. */
@@ -92,6 +102,8 @@ export interface RunTableResult {
    * `seed`, and `dedup` not true): what `dedup: true` would have saved.
    */
   repeats?: number;
+  /** What a test-model run found (`testModel`). */
+  testModel?: TestModelReport;
 }
 
 /**
@@ -111,6 +123,8 @@ export async function runTable(
     rowGroupSize,
     runsDir = RUNS_DIR,
     dryRun,
+    testModel,
+    testSample = TEST_SAMPLE_DEFAULT,
     maxReasks = 0,
     include,
     allowStale = false,
@@ -129,12 +143,13 @@ export async function runTable(
   // Known before anything is read, sent or paid for: the output's format, and a path it can be written to.
   await checkOutput(out, outFormat);
   const staging = await stagingDir(runsDir);
-  const usedCache = cache ? (cacheDir ?? join(runsDir, CACHE_DIR_NAME)) : undefined;
+  // A test-model sample checks the file's format: every sampled request is sent, none is answered from the cache.
+  const usedCache = cache && !testModel ? (cacheDir ?? join(runsDir, CACHE_DIR_NAME)) : undefined;
   let prepared: PrepareResult;
   try {
     prepared = await prepare(input, {
       ...prepareOptions,
-      dedup,
+      dedup: testModel ? false : dedup,
       ...(usedCache !== undefined && { cacheDir: usedCache }),
       provider: connection.provider,
       outDir: staging,
@@ -169,6 +184,25 @@ export async function runTable(
   if (dryRun) {
     await rm(staging, { recursive: true, force: true });
     return { prepared, state: 'dry-run' };
+  }
+  if (testModel) {
+    try {
+      const [tableOptions] = split(
+        prepareOptions,
+        Object.keys(TableFields) as Array<keyof typeof TableFields>,
+      );
+      const report = await testModelRun(
+        input,
+        { dir: staging, summary: prepared },
+        connection,
+        testSample,
+        { ...runOptions, runsDir },
+        { ...tableOptions, idColumn: prepareOptions.idColumn },
+      );
+      return { prepared, state: 'test-model', testModel: report };
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
   }
   if (prepared.requests === 0 && (prepared.reuse?.cached ?? 0) > 0)
     return await answeredFromCache(input, staging, prepared, options, prepareOptions);

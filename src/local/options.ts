@@ -116,6 +116,20 @@ const BatchChatOptions = z.strictObject({
   maxPer10s: count.default(10_000),
 });
 
+/** How the gateway route (`POST /api/v1/batches`) answers. */
+const GatewayOptions = z.strictObject({
+  /**
+   * `data` of a create: `all` the Batch object's fields, or only the `documented` ones (id, object,
+   * endpoint, input_file_id, completion_window, status, created_at: ref/gateway-create-batch.txt).
+   */
+  data: z.enum(['all', 'documented']).default('all'),
+  /**
+   * The HTTP status of a refusal the create itself makes (a missing file, a bad window): `same` as its
+   * code, or `200` with `success: false` (the document does not say which a gateway uses).
+   */
+  refusalStatus: z.enum(['same', '200']).default('same'),
+});
+
 /** An OpenAI-compatible chat/embeddings server that answers the requests (`engine: "upstream"`). */
 const UpstreamOptions = z.strictObject({
   /** Base URL of the upstream API, ending where `/chat/completions` is appended (e.g. http://127.0.0.1:11434/v1). */
@@ -195,6 +209,7 @@ export const LocalServiceOptions = z
       maxStorageBytes: 100 * GB,
     }),
     dryRun: DryRunOptions.default({ maxConcurrent: 2, maxLines: 100, maxBytes: 1_000_000 }),
+    gateway: GatewayOptions.default({ data: 'all', refusalStatus: 'same' }),
     batchChat: BatchChatOptions.default({
       enabled: false,
       maxPendingPerModel: 10_000,

@@ -7,7 +7,7 @@ export const ENDPOINTS = [
 ] as const;
 export type Endpoint = (typeof ENDPOINTS)[number];
 
-export const PROVIDER_NAMES = ['dashscope', 'dashscope-cn', 'openai', 'local', 'custom'] as const;
+export const PROVIDER_NAMES = ['dashscope', 'dashscope-cn', 'openai', 'gateway', 'local', 'custom'] as const;
 export type ProviderName = (typeof PROVIDER_NAMES)[number];
 
 /** What one input file may hold. Every stage that cuts or checks files reads these, never literals. */
@@ -42,6 +42,39 @@ export interface RateLimits {
   concurrentBatches: number;
 }
 
+/**
+ * Where each Files and Batches call goes, relative to the base URL. `{batch_id}` stands for a batch's
+ * id; a file's content and deletion are `<files>/<id>/content` and `<files>/<id>`.
+ */
+export interface ApiPaths {
+  /** `POST`: create a batch. */
+  create: string;
+  /** `POST` upload, `GET` list; `<files>/<id>` delete, `<files>/<id>/content` download. */
+  files: string;
+  /** `GET`: list batches. */
+  list: string;
+  /** `GET`: one batch. */
+  retrieve: string;
+  /** `POST`: cancel a batch. */
+  cancel: string;
+}
+export const API_PATH_NAMES = ['create', 'files', 'list', 'retrieve', 'cancel'] as const;
+
+/** Custom metadata a batch may carry, where the provider bounds it (lengths in characters). */
+export interface MetadataLimits {
+  /** Pairs per batch, batchpipe's own keys included. */
+  maxPairs: number;
+  maxKeyChars: number;
+  maxValueChars: number;
+}
+
+/** Files an account may keep at the provider, where it documents a bound (output and error files count). */
+export interface StorageLimits {
+  maxFiles: number;
+  /** Bytes, read as decimal (100 GB = 100 x 10^9). */
+  maxBytes: number;
+}
+
 /** A provider as data: where it is, what it accepts. No I/O here. */
 export interface ProviderProfile {
   name: ProviderName;
@@ -71,5 +104,27 @@ export interface ProviderProfile {
    */
   batchListWindowDays: number | null;
   /** A free format-check run, where the provider offers one. */
-  dryRun: { model: string; endpoint: string; maxLines: number; maxBytes: number } | null;
+  dryRun: {
+    model: string;
+    endpoint: string;
+    maxLines: number;
+    maxBytes: number;
+    /** Format-check batches unfinished at once. */
+    maxConcurrent: number;
+    /** False where the region's documents do not describe it (a warning, not a refusal). */
+    documented: boolean;
+  } | null;
+  /** Where each Files and Batches call goes, relative to `baseURL`. */
+  paths: ApiPaths;
+  /**
+   * How a create answers: the Batch object, or (the gateway) the envelope `{success, code, message,
+   * data}` whose `data` holds only some of the batch's fields.
+   */
+  createReply: 'batch' | 'envelope';
+  /** `ds_name` / `ds_description` lengths, where the provider reads them (characters). */
+  taskName: { maxNameChars: number; maxDescriptionChars: number };
+  /** Bounds on custom metadata; null where the documents set none. */
+  metadataLimits: MetadataLimits | null;
+  /** Files the account may keep; null where the documents set none. */
+  storage: StorageLimits | null;
 }

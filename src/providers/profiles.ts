@@ -1,4 +1,12 @@
-import type { FileLimits, ModelInfo, ProviderName, ProviderProfile } from './profile.js';
+import type {
+  ApiPaths,
+  FileLimits,
+  MetadataLimits,
+  ModelInfo,
+  ProviderName,
+  ProviderProfile,
+  StorageLimits,
+} from './profile.js';
 
 // The documents give limits in "MB" without saying which; decimal (10^6) is the smaller, so a file or
 // line within it is within the limit whichever way the provider counts. MiB would pass a 6.1-million-byte
@@ -83,13 +91,47 @@ const BEIJING_MODELS: ModelInfo[] = [
   { id: 'text-embedding-v4', kind: 'embedding', contextWindow: 8_192 },
 ];
 
-// The free format check: "model batch-test-model with endpoint /v1/chat/ds-test ... 1 MB file, 100 lines".
+// The free format check: "model batch-test-model with endpoint /v1/chat/ds-test ... validate your file
+// format without inference costs. Limits: 1 MB file, 100 lines, 2 concurrent tasks." The international
+// page says so; the Beijing pages in ref/ do not describe it (batchpipe still offers it there, with a warning).
 const DASHSCOPE_DRY_RUN = {
   model: 'batch-test-model',
   endpoint: '/v1/chat/ds-test',
   maxLines: 100,
   maxBytes: MB,
+  maxConcurrent: 2,
+  documented: true,
 };
+
+// The OpenAI-compatible paths, relative to a base URL that ends in /v1.
+const OPENAI_PATHS: ApiPaths = {
+  create: '/batches',
+  files: '/files',
+  list: '/batches',
+  retrieve: '/batches/{batch_id}',
+  cancel: '/batches/{batch_id}/cancel',
+};
+
+// The gateway (ref/gateway-create-batch.txt) documents only `POST {BASE_URL}/api/v1/batches`; the rest
+// are the OpenAI-compatible /v1 paths under the same BASE_URL, as gateways in front of it serve them.
+const GATEWAY_PATHS: ApiPaths = {
+  create: '/api/v1/batches',
+  files: '/v1/files',
+  list: '/v1/batches',
+  retrieve: '/v1/batches/{batch_id}',
+  cancel: '/v1/batches/{batch_id}/cancel',
+};
+
+// "ds_name <= 100 characters, ds_description <= 200 characters" (ref/dashscope-batch-api.txt); kept
+// for every provider, so a run's names are the same wherever it goes.
+const TASK_NAME = { maxNameChars: 100, maxDescriptionChars: 200 };
+
+// OpenAI: "Set of 16 key-value pairs ... Keys are strings with a maximum length of 64 characters. Values
+// are strings with a maximum length of 512 characters." (ref/openai-batch-openapi.yaml, Metadata).
+const OPENAI_METADATA: MetadataLimits = { maxPairs: 16, maxKeyChars: 64, maxValueChars: 512 };
+
+// "Storage 10,000 files / 100 GB per account (output and error files count)"; GB read as 10^9 bytes.
+const DASHSCOPE_STORAGE: StorageLimits = { maxFiles: 10_000, maxBytes: 100 * 1_000_000_000 };
 
 const OPENAI_MODELS: ModelInfo[] = [
   chat('gpt-4o', { contextWindow: 128_000 }),
@@ -120,6 +162,11 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     rateLimits: DASHSCOPE_RATES,
     batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
     dryRun: DASHSCOPE_DRY_RUN,
+    paths: OPENAI_PATHS,
+    createReply: 'batch',
+    taskName: TASK_NAME,
+    metadataLimits: null,
+    storage: DASHSCOPE_STORAGE,
   },
   'dashscope-cn': {
     name: 'dashscope-cn',
@@ -135,7 +182,12 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     structuredOutput: 'json_object',
     rateLimits: DASHSCOPE_RATES,
     batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
-    dryRun: DASHSCOPE_DRY_RUN,
+    dryRun: { ...DASHSCOPE_DRY_RUN, documented: false },
+    paths: OPENAI_PATHS,
+    createReply: 'batch',
+    taskName: TASK_NAME,
+    metadataLimits: null,
+    storage: DASHSCOPE_STORAGE,
   },
   openai: {
     name: 'openai',
@@ -152,6 +204,34 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     rateLimits: null,
     batchListWindowDays: null,
     dryRun: null,
+    paths: OPENAI_PATHS,
+    createReply: 'batch',
+    taskName: TASK_NAME,
+    metadataLimits: OPENAI_METADATA,
+    storage: null,
+  },
+  gateway: {
+    name: 'gateway',
+    title: 'A batch gateway (POST {BASE_URL}/api/v1/batches; give --base-url)',
+    baseURL: null,
+    apiKeyEnv: 'BATCHPIPE_API_KEY',
+    // The document names no limits; it serves "Alibaba Cloud's Qwen series", so DashScope's per-line and
+    // per-file counts hold, with OpenAI's smaller 200 MB per file (a smaller shard costs nothing).
+    limits: OPENAI_LIMITS,
+    endpoints: ['/v1/chat/completions', '/v1/embeddings'],
+    completionWindowHours: { min: 24, max: 336 },
+    models: [],
+    modelsExclusive: false,
+    thinkingByDefaultPrefixes: THINKING_BY_DEFAULT,
+    structuredOutput: 'json_object',
+    rateLimits: null,
+    batchListWindowDays: null,
+    dryRun: null,
+    paths: GATEWAY_PATHS,
+    createReply: 'envelope',
+    taskName: TASK_NAME,
+    metadataLimits: null,
+    storage: null,
   },
   local: {
     name: 'local',
@@ -168,6 +248,11 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     rateLimits: DASHSCOPE_RATES,
     batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
     dryRun: DASHSCOPE_DRY_RUN,
+    paths: OPENAI_PATHS,
+    createReply: 'batch',
+    taskName: TASK_NAME,
+    metadataLimits: null,
+    storage: DASHSCOPE_STORAGE,
   },
   custom: {
     name: 'custom',
@@ -184,5 +269,10 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     rateLimits: null,
     batchListWindowDays: null,
     dryRun: null,
+    paths: OPENAI_PATHS,
+    createReply: 'batch',
+    taskName: TASK_NAME,
+    metadataLimits: null,
+    storage: null,
   },
 };

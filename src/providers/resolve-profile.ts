@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseOptions } from '../options.js';
-import type { FileLimits, ModelInfo, ProviderName, ProviderProfile } from './profile.js';
-import { PROVIDER_NAMES } from './profile.js';
+import type { ApiPaths, FileLimits, ModelInfo, ProviderName, ProviderProfile } from './profile.js';
+import { API_PATH_NAMES, PROVIDER_NAMES } from './profile.js';
 import { PROFILES } from './profiles.js';
 
 const ProfileOverrides = z.strictObject({
@@ -16,6 +16,17 @@ const ProfileOverrides = z.strictObject({
   maxLinesPerFile: z.number().int().positive().optional(),
   maxBytesPerFile: z.number().int().positive().optional(),
   maxLineBytes: z.number().int().positive().optional(),
+  /**
+   * Where each Files and Batches call goes, relative to the base URL: `create`, `files`, `list`,
+   * `retrieve`, `cancel` (`{batch_id}` stands for the id). Those left out keep the profile's.
+   */
+  apiPaths: z
+    .strictObject(
+      Object.fromEntries(
+        API_PATH_NAMES.map((name) => [name, z.string().regex(/^\//, 'a path starting with /').optional()]),
+      ) as Record<(typeof API_PATH_NAMES)[number], z.ZodOptional<z.ZodString>>,
+    )
+    .optional(),
 });
 export type ProfileOptions = z.input<typeof ProfileOverrides>;
 
@@ -51,9 +62,14 @@ export function resolveProfile(options: ProfileOptions | ProviderName = {}): Pro
     ...base,
     baseURL: opts.baseURL ?? base.baseURL,
     limits,
+    paths: { ...base.paths, ...definedPaths(opts.apiPaths) },
     models,
     modelsExclusive: opts.anyModel ? false : base.modelsExclusive,
   };
+}
+
+function definedPaths(paths: Partial<Record<string, string | undefined>> | undefined): Partial<ApiPaths> {
+  return Object.fromEntries(Object.entries(paths ?? {}).filter(([, v]) => v !== undefined));
 }
 
 /** The profile's entry for a model, if it knows it. */

@@ -9,9 +9,12 @@ import { linkedSignal } from '../internal/linked-signal.js';
 import { outputError } from '../internal/output-error.js';
 import { RateLimiter } from '../internal/rate-limiter.js';
 import { type Connection, redact, splitBaseURL } from '../providers/connection.js';
+import type { ApiPaths, StorageLimits } from '../providers/profile.js';
 import { backoffMs, retryAfterMs, retryableCall } from '../providers/retry.js';
+import { envelopeFetch, GatewayRefusal, gatewayBatch } from './gateway-reply.js';
 import type { BatchStatus, EarlierBatch, EarlierUpload, JobRecord } from './manifest.js';
 import { neverReached, probeAddress } from './reachability.js';
+import { hasIdentity } from './task-metadata.js';
 import { uploadFile } from './upload-file.js';
 
 /** A batch as the API returns it (OpenAI's Batch object; DashScope adds nothing we rely on). */
@@ -37,7 +40,8 @@ export interface BatchObject {
   } | null;
 }
 
-interface FileObject {
+/** A file as the Files API lists it. */
+export interface FileObject {
   id: string;
   filename: string;
   bytes: number;
@@ -62,9 +66,9 @@ export interface BatchTag {
 /** What `findEarlier` looks for: the uploads and batches a run of the same work would have made. */
 export interface EarlierQuery {
   runId: string;
-  /** The ds_name prefix every batch of the run has (`bp-<run>-`). */
+  /** What every batch of the run has in its ds_name (`bp-<run>-`; DashScope's ds_name filter is a substring match). */
   dsPrefix: string;
-  /** The ds_name a job of the run has. */
+  /** The identity a job's ds_name ends with (`bp-<run>-<job>`), after the task name a run may have put first. */
   dsName: (jobId: string) => string;
   /** The upload file name prefix every job of the run has (`<run>-`). */
   filePrefix: string;
@@ -130,6 +134,10 @@ export class BatchApi {
   readonly settleMs: number;
   /** Whether the base URL has answered a call (any HTTP status): see #reach. */
   #reached = false;
+  /** Where each call goes, relative to the base URL (the profile's, with the user's overrides). */
+  get #paths(): ApiPaths {
+    return this.#connection.profile.paths;
+  }
   /** Where uploads go: the base URL apart from its credentials. */
   readonly #target: { baseURL: string; query: Record<string, string>; authorization: string | undefined };
   /** The provider's clock (unix seconds, from the `date` header of its last list reply) and when it was read. */
@@ -174,6 +182,7 @@ export class BatchApi {
       apiKey: connection.apiKey ?? 'none',
       timeout: this.#timeoutMs,
       maxRetries: 3,
+      ...(connection.profile.createReply === 'envelope' && { fetch: envelopeFetch() }),
     });
   }
 
@@ -194,6 +203,7 @@ export class BatchApi {
         const uploaded = await uploadFile(
           {
             ...this.#target,
+            filesPath: this.#paths.files,
             apiKey: this.#connection.apiKey,
             timeoutMs: this.#timeoutMs,
             signal,
@@ -215,7 +225,7 @@ export class BatchApi {
     job.calls.lookup++;
     const intent = job.upload_intent_at ?? null;
     const file = await this.#scan<FileObject>(
-      '/files',
+      'files',
       // No `order`: newest first is OpenAI's default, and a provider that refuses the parameter would
       // fail every lookup; a list that is not newest first is read whole (see #scan).
       { purpose: 'batch', limit: PAGE_SIZE },
@@ -250,9 +260,22 @@ export class BatchApi {
           metadata,
         };
         // The generic post: DashScope's windows (up to 336h) and dry-run endpoint are outside the SDK's types.
-        return withCallSignal(signal, (own) =>
-          this.client.post<BatchObject>('/batches', { body, maxRetries: 0, signal: own }),
+        const reply = await withCallSignal(signal, (own) =>
+          this.client.post<unknown>(this.#paths.create, { body, maxRetries: 0, signal: own }),
         );
+        if (this.#connection.profile.createReply === 'batch') return reply as BatchObject;
+        // The gateway's `data` holds some of the batch's fields: the whole batch is read after it. The
+        // create has landed; should that read fail, the next step finds the batch by its ds_name.
+        const created = gatewayBatch<BatchObject>(reply);
+        try {
+          return await this.retrieve(created.id, signal);
+        } catch (error) {
+          if (signal?.aborted) throw error;
+          this.#onRetry?.(
+            `reading batch ${created.id} after its create failed (${this.#describe(error)}); going on with the fields the create returned`,
+          );
+          return created;
+        }
       },
       signal,
     );
@@ -276,7 +299,7 @@ export class BatchApi {
     const intent = job.create_intent_at ?? null;
     const floor = job.input_file_created_at ?? (intent === null ? undefined : intent - CLOCK_SLACK_S);
     return this.#scan<BatchObject>(
-      '/batches',
+      'batches',
       query,
       floor,
       (batch) => batchMatches(batch, job.input_file_id!, tag),
@@ -305,7 +328,7 @@ export class BatchApi {
     let missingJobs = q.jobs.size;
     const scanFiles = () =>
       this.#walk<FileObject>(
-        '/files',
+        'files',
         { purpose: 'batch', limit: this.#filesPage },
         undefined,
         (f) => {
@@ -328,7 +351,7 @@ export class BatchApi {
       );
     const scanBatches = (query: Record<string, string | number>, floor: number | undefined) =>
       this.#walk<BatchObject>(
-        '/batches',
+        'batches',
         query,
         floor,
         (batch) => {
@@ -339,7 +362,7 @@ export class BatchApi {
             typeof job !== 'string' ||
             batches[job] ||
             metadata.bp_run !== q.runId ||
-            dsName !== q.dsName(job)
+            !hasIdentity(dsName, q.dsName(job))
           )
             return false;
           batches[job] = {
@@ -405,21 +428,19 @@ export class BatchApi {
   async retrieve(batchId: string, signal?: AbortSignal): Promise<BatchObject> {
     await this.#limit('query');
     return this.#call(() =>
-      withCallSignal(
-        signal,
-        (own) =>
-          this.client.batches.retrieve(batchId, {
-            signal: own,
-            ...this.#sdkRetries,
-          }) as unknown as Promise<BatchObject>,
+      withCallSignal(signal, (own) =>
+        this.client.get<BatchObject>(pathFor(this.#paths.retrieve, batchId), {
+          signal: own,
+          ...this.#sdkRetries,
+        }),
       ),
     );
   }
 
   async cancel(batchId: string): Promise<BatchObject> {
     await this.#limit('cancel');
-    return this.#call(
-      () => this.client.batches.cancel(batchId, this.#sdkRetries) as unknown as Promise<BatchObject>,
+    return this.#call(() =>
+      this.client.post<BatchObject>(pathFor(this.#paths.cancel, batchId), this.#sdkRetries),
     );
   }
 
@@ -434,7 +455,15 @@ export class BatchApi {
         try {
           // The body streams after the call returns: the call's own signal lives until it is written.
           await withCallSignal(signal, async (own) => {
-            const response = await this.client.files.content(fileId, { signal: own, ...this.#sdkRetries });
+            const response = await this.client.get<Response>(
+              `${this.#paths.files}/${encodeURIComponent(fileId)}/content`,
+              {
+                signal: own,
+                ...this.#sdkRetries,
+                headers: { accept: 'application/binary' },
+                __binaryResponse: true,
+              },
+            );
             if (!response.body) throw new Error('empty response body');
             file = createWriteStream(temp);
             await pipeline(
@@ -461,12 +490,26 @@ export class BatchApi {
   }
 
   async deleteFile(fileId: string): Promise<void> {
-    await this.#call(() => this.client.files.delete(fileId, this.#sdkRetries));
+    await this.#call(() =>
+      this.client.delete(`${this.#paths.files}/${encodeURIComponent(fileId)}`, this.#sdkRetries),
+    );
+  }
+
+  /** The account's files as the provider lists them (every purpose), newest first where it says so. */
+  files(): AsyncGenerator<FileObject> {
+    return this.#pages<FileObject>('files', { limit: this.#filesPage }, (error) =>
+      this.#wrap(error, 'listing files'),
+    );
   }
 
   /** Batches as the provider lists them, newest first, with DashScope's filters passed through. */
   list(query: Record<string, string | number>): AsyncGenerator<BatchObject> {
-    return this.#pages<BatchObject>('/batches', query, (error) => this.#wrap(error, 'listing batches'));
+    return this.#pages<BatchObject>('batches', query, (error) => this.#wrap(error, 'listing batches'));
+  }
+
+  /** The account's documented storage, if the provider documents it. */
+  get storageLimits(): StorageLimits | undefined {
+    return this.#connection.profile.storage ?? undefined;
   }
 
   /** Batches the provider lets run at once, if it says. */
@@ -480,7 +523,7 @@ export class BatchApi {
 
   /** The first listed item that `match`es, reading as `#walk` does. */
   async #scan<T extends { id: string; created_at?: number }>(
-    path: '/files' | '/batches',
+    path: 'files' | 'batches',
     query: Record<string, string | number>,
     floor: number | undefined,
     match: (item: T) => boolean,
@@ -507,7 +550,7 @@ export class BatchApi {
    * than `floor` (provider seconds). Should a list turn out not to be newest first, it is read to its end.
    */
   async #walk<T extends { id: string; created_at?: number }>(
-    path: '/files' | '/batches',
+    path: 'files' | 'batches',
     query: Record<string, string | number>,
     floor: number | undefined,
     visit: (item: T) => boolean,
@@ -532,7 +575,7 @@ export class BatchApi {
    * calls the limiter never sees). A page that gets no answer within the attempts throws `fail`.
    */
   async *#pages<T extends { id: string }>(
-    path: '/files' | '/batches',
+    path: 'files' | 'batches',
     query: Record<string, string | number>,
     fail: (error: unknown, describe: string) => BatchpipeError,
     signal?: AbortSignal,
@@ -541,17 +584,20 @@ export class BatchApi {
     for (;;) {
       const pageQuery = after === undefined ? query : { ...query, after };
       const page = await this.#retrying(
-        path === '/files' ? 'listing files' : 'listing batches',
+        path === 'files' ? 'listing files' : 'listing batches',
         this.#lookupAttempts,
         async () => {
           await this.#limit('list');
           const { data, response } = await withCallSignal(signal, (own) =>
             this.client
-              .get<{ data?: T[]; has_more?: boolean }>(path, {
-                query: pageQuery,
-                maxRetries: 0,
-                signal: own,
-              })
+              .get<{ data?: T[]; has_more?: boolean }>(
+                path === 'files' ? this.#paths.files : this.#paths.list,
+                {
+                  query: pageQuery,
+                  maxRetries: 0,
+                  signal: own,
+                },
+              )
               .withResponse(),
           );
           this.#readClock(response.headers.get('date'));
@@ -698,7 +744,8 @@ export class BatchApi {
   }
 
   #describe(error: unknown): string {
-    const status = (error as { status?: number }).status;
+    // A gateway's refusal came under HTTP 200: its code is no HTTP status, and is in its message.
+    const status = error instanceof GatewayRefusal ? undefined : (error as { status?: number }).status;
     return redact(`${status ? `HTTP ${status}: ` : ''}${(error as Error).message}`, this.#connection);
   }
 
@@ -715,6 +762,11 @@ export class BatchApi {
   }
 }
 
+/** A path with `{batch_id}` filled in. */
+function pathFor(template: string, batchId: string): string {
+  return template.replace('{batch_id}', encodeURIComponent(batchId));
+}
+
 /** Exactly this run's batch for this job: ds_name (in metadata, or top-level as DashScope may return it), run, job and input file. */
 export function batchMatches(batch: BatchObject, inputFileId: string, tag: BatchTag): boolean {
   const metadata = batch.metadata ?? {};
@@ -728,6 +780,7 @@ export function batchMatches(batch: BatchObject, inputFileId: string, tag: Batch
 }
 
 function httpContext(error: unknown): { status?: number; request_id?: string } {
+  if (error instanceof GatewayRefusal) return {};
   const status = (error as { status?: number }).status;
   const requestId = (error as { requestID?: string | null }).requestID ?? undefined;
   return { ...(status && { status }), ...(requestId && { request_id: requestId }) };

@@ -21,6 +21,8 @@ import { customIdOf, jsonlBuffers } from './request-ids.js';
 import { exists } from './run-dir.js';
 import { RunLock, takeoverNote } from './run-lock.js';
 import type { ShardSummary } from './sharder.js';
+import { storageUsage, storageWarning } from './storage.js';
+import { type TaskLabel, taskDsName } from './task-metadata.js';
 
 /** What a run tells its caller as it goes (progress lines, never secrets). */
 export type RunEvent =
@@ -70,6 +72,8 @@ export interface RunSettings {
   onEvent?: ((event: RunEvent) => void) | undefined;
   /** Aborting detaches: the batches keep running at the provider, the run resumes later. */
   signal?: AbortSignal | undefined;
+  /** Warn before the run's first upload when it would take the account past the provider's storage. */
+  checkStorage?: boolean | undefined;
 }
 
 /** Per-request totals of a run; they add up to its rows. */
@@ -95,6 +99,9 @@ export interface GivenOptions {
   deleteOutputFiles?: boolean | undefined;
 }
 
+/** Files the storage check reads at most (10 list calls at DashScope, within its list rate's burst). */
+const STORAGE_SCAN_FILES = 1000;
+
 /** A job that has not reached the provider as a batch (or may have, when its intent is saved). */
 const UNSENT: ReadonlySet<string> = new Set(['pending', 'uploading', 'uploaded', 'creating']);
 
@@ -110,6 +117,8 @@ export class BatchRun {
   readonly #api: BatchApi;
   readonly #settings: RunSettings;
   readonly #lock: RunLock | undefined;
+  /** The storage check, started before the first upload (see #checkStorage). */
+  #storageChecked: Promise<void> | undefined;
   /** Manifest writes, one after another. */
   #saving: Promise<void> = Promise.resolve();
 
@@ -318,6 +327,9 @@ export class BatchRun {
     if (job.state === 'pending' || job.state === 'uploading') {
       if (job.state === 'uploading') this.#adoptUpload(job, await this.#lostUpload(job));
       if (!job.input_file_id) {
+        // Once, before the first upload this run makes (a run that adopts everything lists no files).
+        this.#storageChecked ??= this.#checkStorage();
+        await this.#storageChecked;
         job.state = 'uploading';
         // The earliest intent bounds the lookups: an upload from any attempt is no older.
         job.upload_intent_at ??= nowSeconds();
@@ -366,8 +378,8 @@ export class BatchRun {
       const found = await this.#api.findEarlier(
         {
           runId,
-          dsPrefix: dsNameFor(runId, ''),
-          dsName: (id) => dsNameFor(runId, id),
+          dsPrefix: dsIdentity(runId, ''),
+          dsName: (id) => dsIdentity(runId, id),
           filePrefix: `${runId}-`,
           files: new Set(jobs.map((j) => j.file_name)),
           jobs: new Set(jobs.map((j) => j.id)),
@@ -499,6 +511,35 @@ export class BatchRun {
     return batch;
   }
 
+  /**
+   * Warns (an event, never a failure) when the uploads still to make would take the account past the
+   * provider's documented storage: each adds its input file and up to an output and an error file. The
+   * Files list is read up to STORAGE_SCAN_FILES items; a list that fails says so and the run goes on
+   * (the provider's refusal of an upload is the real check). Once per run: the manifest remembers it.
+   */
+  async #checkStorage(): Promise<void> {
+    const limits = this.#api.storageLimits;
+    if (!limits || this.#settings.checkStorage === false || this.manifest.storage_checked_at) return;
+    const toUpload = this.manifest.jobs.filter(
+      (j) => !j.input_file_id && (j.state === 'pending' || j.state === 'uploading'),
+    );
+    try {
+      const usage = await storageUsage(this.#api, STORAGE_SCAN_FILES);
+      const adding = { files: toUpload.length * 3, bytes: toUpload.reduce((sum, j) => sum + j.bytes, 0) };
+      const warning = storageWarning(limits, usage, adding);
+      if (warning) this.#emit({ type: 'note', message: warning });
+    } catch (error) {
+      if (this.#aborted) return;
+      this.#emit({
+        type: 'note',
+        message: `could not count the account's stored files (${(error as Error).message}); going on`,
+      });
+      return;
+    }
+    this.manifest.storage_checked_at = new Date().toISOString();
+    await this.save();
+  }
+
   #adoptUpload(job: JobRecord, file: UploadedFile | undefined): void {
     job.input_file_id = file?.id ?? null;
     job.input_file_created_at = file?.created_at ?? null;
@@ -512,12 +553,14 @@ export class BatchRun {
 
   #metadata(job: JobRecord): BatchTag & Record<string, string> {
     const run = this.manifest.run_id;
+    const task = this.manifest.task;
     return {
+      // The user's first, so batchpipe's own keys (checked not to be among them) always win.
+      ...task?.metadata,
       ds_name: job.ds_name,
-      ds_description: `batchpipe ${run}: ${job.shard}, attempt ${job.attempt}, ${job.lines} requests`.slice(
-        0,
-        200,
-      ),
+      ds_description:
+        task?.description ??
+        `batchpipe ${run}: ${job.shard}, attempt ${job.attempt}, ${job.lines} requests`.slice(0, 200),
       bp_run: run,
       bp_job: job.id,
       // Said plainly for a person reading the provider's console (the run id ends in the slice too).
@@ -824,17 +867,21 @@ export class BatchRun {
       throw error;
     }
     const { size } = await stat(join(this.dir, input));
-    const next = newJob(this.manifest.run_id, {
-      id,
-      shard: job.shard,
-      attempt,
-      input,
-      lines,
-      bytes: size,
-      sha256,
-      model: job.model,
-      endpoint: job.endpoint,
-    });
+    const next = newJob(
+      this.manifest.run_id,
+      {
+        id,
+        shard: job.shard,
+        attempt,
+        input,
+        lines,
+        bytes: size,
+        sha256,
+        model: job.model,
+        endpoint: job.endpoint,
+      },
+      this.manifest.task?.name,
+    );
     this.manifest.jobs.push(next);
     this.#emit({ type: 'retry', job: id, requests: lines });
     // An earlier run of the same work may have sent this attempt too: what it made was looked up with the rest.
@@ -926,10 +973,21 @@ function safeParse(line: string): Record<string, unknown> | undefined {
   }
 }
 
-/** A job's `ds_name`: unique to run and job, at most DashScope's 100 characters (`bp-<run>-<job>`). */
-export function dsNameFor(runId: string, jobId: string): string {
-  return `bp-${runId.replace(/^run-/, '')}-${jobId}`.slice(0, 100);
+/**
+ * A job's `ds_name`: unique to run and job, at most DashScope's 100 characters: `bp-<run>-<job>`, after
+ * the task name when the run has one (cut so the identity still fits).
+ */
+export function dsNameFor(runId: string, jobId: string, taskName?: string | null): string {
+  return taskDsName(dsIdentity(runId, jobId), taskName, DS_NAME_MAX);
 }
+
+/** The part of a job's `ds_name` that is the run's and job's own (`bp-<run>-<job>`): what adoption matches. */
+export function dsIdentity(runId: string, jobId: string): string {
+  return `bp-${runId.replace(/^run-/, '')}-${jobId}`;
+}
+
+/** "ds_name <= 100 characters" (ref/dashscope-batch-api.txt), for every provider alike. */
+const DS_NAME_MAX = 100;
 
 /** A new job record for a file of requests, nothing sent yet. */
 export function newJob(
@@ -938,6 +996,7 @@ export function newJob(
     JobRecord,
     'id' | 'shard' | 'attempt' | 'input' | 'lines' | 'bytes' | 'sha256' | 'model' | 'endpoint'
   >,
+  taskName?: string | null,
 ): JobRecord {
   return {
     ...fields,
@@ -946,7 +1005,7 @@ export function newJob(
     upload_intent_at: null,
     create_intent_at: null,
     input_file_created_at: null,
-    ds_name: dsNameFor(runId, fields.id),
+    ds_name: dsNameFor(runId, fields.id, taskName),
     batch_id: null,
     state: 'pending',
     status: null,
@@ -982,6 +1041,8 @@ export interface NewRunOptions {
   resubmitExpired: boolean;
   deleteInputFiles: boolean;
   deleteOutputFiles: boolean;
+  /** The user's names and metadata for the run's batches. */
+  task?: TaskLabel | undefined;
 }
 
 /** The manifest of a new run: one job per shard, nothing sent. */
@@ -1003,6 +1064,7 @@ export function newManifest(o: NewRunOptions): RunManifest {
     provider: {
       name: o.connection.provider,
       base_url: o.connection.provider === 'local' ? null : redactURL(o.connection.baseURL ?? null),
+      ...(o.connection.provider !== 'local' && { api_paths: { ...o.connection.profile.paths } }),
     },
     endpoint: o.shards[0]?.endpoint ?? '/v1/chat/completions',
     completion_window: o.completionWindow,
@@ -1016,19 +1078,24 @@ export function newManifest(o: NewRunOptions): RunManifest {
     rows: o.rows,
     rejected: o.rejected,
     earlier: o.lookEarlier ? { state: 'pending', checked_at: null, files: {}, batches: {} } : null,
+    ...(o.task && { task: o.task }),
     shards: o.shards,
     jobs: o.shards.map((s) =>
-      newJob(o.runId, {
-        id: `${s.file.replace(/\.jsonl$/, '')}-a1`,
-        shard: s.file,
-        attempt: 1,
-        input: s.file,
-        lines: s.lines,
-        bytes: s.bytes,
-        sha256: s.sha256,
-        model: s.model,
-        endpoint: s.endpoint,
-      }),
+      newJob(
+        o.runId,
+        {
+          id: `${s.file.replace(/\.jsonl$/, '')}-a1`,
+          shard: s.file,
+          attempt: 1,
+          input: s.file,
+          lines: s.lines,
+          bytes: s.bytes,
+          sha256: s.sha256,
+          model: s.model,
+          endpoint: s.endpoint,
+        },
+        o.task?.name,
+      ),
     ),
   };
 }

@@ -5,6 +5,7 @@ import { BatchpipeError } from '../errors.js';
 import { writeFileAtomic } from '../internal/durable-write.js';
 import type { ContentHashes } from './content-hashes.js';
 import type { ShardSummary } from './sharder.js';
+import type { TaskLabel } from './task-metadata.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 
@@ -146,7 +147,12 @@ export interface RunManifest {
   created_at: string;
   updated_at: string;
   /** Provider and base URL, credentials in the URL redacted (`***`); never the key. */
-  provider: { name: string; base_url: string | null };
+  provider: {
+    name: string;
+    base_url: string | null;
+    /** Where each Files and Batches call went (`--api-path`), so `status`/`resume` call the same; absent in older manifests. */
+    api_paths?: Record<string, string>;
+  };
   endpoint: string;
   completion_window: string;
   /** Set by `cancel`: nothing more is uploaded or created, what ran is collected. */
@@ -157,6 +163,10 @@ export interface RunManifest {
     delete_input_files: boolean;
     delete_output_files: boolean;
   };
+  /** When the account's storage was checked before the first upload (once per run). */
+  storage_checked_at?: string;
+  /** The user's names and metadata for every batch of the run (`--task-name` ...); absent when none were given. */
+  task?: TaskLabel;
   /** Rows seen and rejected before upload (rejections.jsonl in the run dir). */
   rows: number;
   rejected: number;

@@ -17,6 +17,7 @@ import { readManifest, writeManifest } from './manifest.js';
 import { adoptFile, exists, hasManifest, promoteStaging, RUNS_DIR, runIdFor, stagingDir } from './run-dir.js';
 import { RunLock, takeoverNote } from './run-lock.js';
 import { type PreparedSummary, REJECTIONS_FILE, ROW_HASHES_FILE, Sharder, SUMMARY_FILE } from './sharder.js';
+import { checkTaskLabel, type TaskLabel } from './task-metadata.js';
 
 export const RunFields = {
   /** Where runs live (each in `<runsDir>/<run-id>`). Default `.batchpipe/runs`. */
@@ -50,6 +51,24 @@ export const RunFields = {
    * and adopts it. Default false.
    */
   newRun: z.boolean().default(false),
+  /**
+   * The start of every batch's `ds_name` (DashScope shows it as the task's name), cut so the run's own
+   * identity (`bp-<run>-<job>`) still fits in 100 characters after it. Kept by the run.
+   */
+  taskName: z.string().optional(),
+  /** Every batch's `ds_description`, cut to 200 characters. Kept by the run. */
+  taskDescription: z.string().optional(),
+  /**
+   * More metadata on every batch, within the provider's bounds (OpenAI: 16 pairs with batchpipe's own
+   * four, keys up to 64 and values up to 512 characters). Kept by the run.
+   */
+  metadata: z.record(z.string(), z.string()).optional(),
+  /**
+   * Before a run's first upload, count the account's stored files (up to 1,000 of them) and warn
+   * when the run would take it past the provider's documented storage (DashScope: 10,000 files, 100 GB).
+   * Default true where the provider documents a limit.
+   */
+  checkStorage: z.boolean().default(true),
   /** Batches uploaded and created at once. Default 4. */
   concurrency: z.number().int().min(1).max(64).default(4),
   /** Progress events. */
@@ -115,6 +134,7 @@ export async function openRun(
       pollIntervalMs,
       concurrency: opts.concurrency,
       stuckGraceMs: 2 * 3_600_000,
+      checkStorage: opts.checkStorage,
       onEvent: opts.onEvent,
       signal: opts.signal,
     },
@@ -172,6 +192,9 @@ export async function createOrResumeRun(
     completionWindow,
     slice: summary.slice,
   };
+  // Checked before anything is written or sent; a label is no part of the work (the same work under
+  // another name is the same run, and adopts what it made).
+  const label = taskLabel(opts, connection);
   const workId = runIdFor(identity);
   const runId = opts.newRun ? runIdFor({ ...identity, fresh: randomBytes(8).toString('hex') }) : workId;
   const runDir = resolve(opts.runDir ?? join(opts.runsDir, runId));
@@ -199,6 +222,11 @@ export async function createOrResumeRun(
       const existing = await readManifest(runDir);
       // A fresh run given its directory again resumes it (its id, random in part, is not made again).
       const freshAgain = opts.newRun && existing.work_id === workId && existing.run_id !== workId;
+      if (label && JSON.stringify(label) !== JSON.stringify(existing.task ?? null))
+        opts.onEvent?.({
+          type: 'note',
+          message: `warning: the run keeps the task name, description and metadata it began with (${existing.task ? JSON.stringify(existing.task) : 'none'}): its batches carry them; another label is a new run (--new-run)`,
+        });
       if (existing.run_id !== runId && !freshAgain) {
         const sameWork = (existing.work_id ?? existing.run_id) === workId;
         throw new BatchpipeError(
@@ -224,6 +252,7 @@ export async function createOrResumeRun(
         resubmitExpired: opts.resubmitExpired,
         deleteInputFiles: opts.deleteInputFiles,
         deleteOutputFiles: opts.deleteOutputFiles,
+        task: label,
       });
       if (summary.slice) manifest.slice = summary.slice;
       manifest.content_hashes = await writeContentHashes(runDir, summary.shards);
@@ -235,6 +264,13 @@ export async function createOrResumeRun(
     await lock.release();
     throw error;
   }
+}
+
+/** The user's task label, checked for the provider; undefined when none was given. */
+function taskLabel(opts: Settings, connection: Connection): TaskLabel | undefined {
+  if (opts.taskName === undefined && opts.taskDescription === undefined && opts.metadata === undefined)
+    return undefined;
+  return checkTaskLabel(opts, connection.profile);
 }
 
 /** Links (or copies) a prepared directory's shards and rejections into a new run dir. */

@@ -29,6 +29,8 @@ export interface UploadTarget {
   /** Without credentials or query string (see splitBaseURL). */
   baseURL: string;
   apiKey: string | undefined;
+  /** The Files path under the base URL (default `/files`). */
+  filesPath?: string | undefined;
   /** Query parameters the base URL carried. */
   query?: Record<string, string> | undefined;
   /** An Authorization header that replaces the bearer key (credentials the base URL carried). */
@@ -55,7 +57,7 @@ export async function uploadFile(
       `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${safeName}"\r\nContent-Type: application/jsonl\r\n\r\n`,
   );
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
-  const url = new URL(`${target.baseURL.replace(/\/+$/, '')}/files`);
+  const url = new URL(`${target.baseURL.replace(/\/+$/, '')}${target.filesPath ?? '/files'}`);
   for (const [key, value] of Object.entries(target.query ?? {})) url.searchParams.set(key, value);
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   const headers: Record<string, string> = {

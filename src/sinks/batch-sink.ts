@@ -6,7 +6,7 @@ import type { ResultFiles } from '../core/results/result-lines.js';
 import { BatchpipeError } from '../errors.js';
 import { parseOptions } from '../options.js';
 import { resolveConnection } from '../providers/connection.js';
-import { PROVIDER_NAMES } from '../providers/profile.js';
+import { API_PATH_NAMES, PROVIDER_NAMES } from '../providers/profile.js';
 import type { RunCounts } from '../run/batch-run.js';
 import { RESULTS_FILE } from '../run/run-dir.js';
 import { type ResultLine, runResults, writeResults } from '../run/run-results.js';
@@ -28,6 +28,11 @@ const BatchSinkOptions = z.strictObject({
   maxBytesPerFile: z.number().int().positive().optional(),
   /** Extra model ids the provider offers. */
   models: z.array(z.string().min(1)).optional(),
+  /**
+   * Where each Files and Batches call goes, relative to `baseURL` (`create`, `files`, `list`, `retrieve`,
+   * `cancel`; `{batch_id}` stands for the id): the gateway's `/api/v1/batches` and `/v1/...` by default.
+   */
+  apiPaths: z.partialRecord(z.enum(API_PATH_NAMES), z.string()).optional(),
   ...RunFields,
 });
 export type BatchSinkOptions = z.input<typeof BatchSinkOptions>;
@@ -48,11 +53,8 @@ export interface BatchSinkStream extends Duplex {
  * run; aborting `signal` detaches, leaving the batches running.
  */
 export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
-  const { provider, baseURL, apiKey, maxLinesPerFile, maxBytesPerFile, models, runsDir } = parseOptions(
-    BatchSinkOptions,
-    options,
-    'batchSink',
-  );
+  const { provider, baseURL, apiKey, maxLinesPerFile, maxBytesPerFile, models, apiPaths, runsDir } =
+    parseOptions(BatchSinkOptions, options, 'batchSink');
   // The run's options as given, not as defaulted: a resumed run keeps what the caller left out.
   const {
     provider: _p,
@@ -61,6 +63,7 @@ export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
     maxLinesPerFile: _l,
     maxBytesPerFile: _m,
     models: _s,
+    apiPaths: _a,
     ...run
   } = options;
   const connection = resolveConnection({
@@ -70,6 +73,7 @@ export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
     maxLinesPerFile,
     maxBytesPerFile,
     models,
+    apiPaths,
   });
   if (!connection.baseURL) {
     throw new BatchpipeError(

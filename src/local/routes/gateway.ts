@@ -9,6 +9,17 @@ import { createBatch } from './batches.js';
  * `success: false`, the HTTP status as `code`, the reason as `message`, `data: null`, under the same
  * HTTP status. The batch is the same batch: retrieve, list, cancel and files go through `/v1`.
  */
+/** The fields of `data` the document lists. */
+const DOCUMENTED_FIELDS = [
+  'id',
+  'object',
+  'endpoint',
+  'input_file_id',
+  'completion_window',
+  'status',
+  'created_at',
+];
+
 export const gatewayRoutes: Route[] = [
   {
     name: 'gateway.batches.create',
@@ -28,7 +39,16 @@ export const gatewayRoutes: Route[] = [
           'Authorization is required: send Authorization: Bearer <token>',
           'missing_api_key',
         );
-      const data = await createBatch(ctx);
+      const { data: fields, refusalStatus } = ctx.state.config.gateway;
+      let data: Record<string, unknown>;
+      try {
+        data = (await createBatch(ctx)) as unknown as Record<string, unknown>;
+      } catch (error) {
+        if (refusalStatus !== '200' || !(error instanceof ApiError)) throw error;
+        return { success: false, code: String(error.status), message: error.message, data: null };
+      }
+      if (fields === 'documented')
+        data = Object.fromEntries(DOCUMENTED_FIELDS.map((name) => [name, data[name]]));
       return { success: true, code: '200', message: 'successful', data };
     },
   },
