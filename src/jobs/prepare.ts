@@ -6,9 +6,11 @@ import { RequestBuilder } from '../core/requests/request-builder.js';
 import { settingsRefusal } from '../core/requests/request-rules.js';
 import { BatchpipeError } from '../errors.js';
 import { type Warning, WarningLog } from '../internal/warnings.js';
+import { watchCount } from '../internal/watch-count.js';
 import { parseOptions } from '../options.js';
 import type { ProviderProfile } from '../providers/profile.js';
 import { PROFILES } from '../providers/profiles.js';
+import type { RunEvent } from '../run/batch-run.js';
 import { type PreparedSummary, REJECTIONS_FILE } from '../run/sharder.js';
 import { shardRequests } from '../sinks/shard-requests.js';
 import { toRequests } from '../transforms/to-requests.js';
@@ -18,6 +20,8 @@ import { openTable, RequestJobFields, requestJob } from './settings.js';
 const PrepareOptions = z.strictObject({
   /** Directory for the request files, rejections.jsonl and shards.json. */
   outDir: z.string().min(1),
+  /** Progress: `rows` events of stage `prepare`, a few a second (see RunEvent). */
+  onEvent: z.custom<(event: RunEvent) => void>((v) => typeof v === 'function').optional(),
   ...RequestJobFields,
 });
 export type PrepareOptions = z.input<typeof PrepareOptions>;
@@ -60,7 +64,8 @@ export function nothingToSubmit(result: PreparedSummary & { outDir: string }): B
  */
 export async function prepare(input: string | Readable, options: PrepareOptions): Promise<PrepareResult> {
   const opts = parseOptions(PrepareOptions, options, 'prepare');
-  const job = requestJob(input, opts);
+  const { onEvent: _onEvent, ...jobOptions } = opts;
+  const job = requestJob(input, jobOptions);
   const { profile } = job;
   const onWarning = opts.onWarning;
   const early = localModelWarning(profile, opts.model);
@@ -78,7 +83,20 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
   const build = toRequests(job.requests);
   const validate = validateRequests({ provider: profile, ...job.rules, onWarning });
   const sink = shardRequests({ outDir: opts.outDir, provider: profile });
-  await pipeline(source, build, validate, sink);
+  const onEvent = opts.onEvent;
+  const progress = onEvent
+    ? watchCount(
+        () => sink.rows,
+        (rows, final) => onEvent({ type: 'rows', stage: 'prepare', rows, final }),
+      )
+    : undefined;
+  try {
+    await pipeline(source, build, validate, sink);
+  } catch (error) {
+    progress?.stop(false);
+    throw error;
+  }
+  progress?.stop();
   const warnings = [
     ...(early ? [early] : []),
     ...sourceWarnings.list(),

@@ -110,6 +110,7 @@ export async function runTable(
   try {
     prepared = await prepare(input, {
       ...prepareOptions,
+      onEvent: runOptions.onEvent,
       provider: connection.provider,
       outDir: staging,
     });
@@ -158,6 +159,8 @@ export async function runTable(
         labels: prepareOptions.labels,
         schema: prepareOptions.schema,
         include,
+        onEvent: runOptions.onEvent,
+        expectedRows: prepared.rows,
         ...tableOptions,
         ...(round !== undefined && { reask: { requests: reaskFrom(round), out: reaskFile(run, round) } }),
       } satisfies JoinTableOptions);
