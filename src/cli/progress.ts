@@ -166,43 +166,41 @@ class Bars implements Progress {
         return;
       case 'finished': {
         const bar = this.#bars.get(`batch ${event.job}`);
-        bar?.update(bar.getTotal(), { label: `${event.job} ${event.status}` });
+        bar?.update(bar.getTotal(), { label: label(`${event.job} ${event.status}`) });
         return;
       }
+      case 'created':
+        // The batch's bar appears with its first status.
+        return;
       default:
         this.log(eventLine(event));
     }
   }
 
   /** A bar with a total (and so an ETA). */
-  #bar(key: string, label: string, value: number, total: number): void {
+  #bar(key: string, text: string, value: number, total: number): void {
     let bar = this.#bars.get(key);
     if (!bar) {
-      bar = this.#multi.create(
-        total,
-        0,
-        { label },
-        {
-          format: '{label} |{bar}| {value}/{total} {percentage}% ETA {eta_formatted}',
-        },
-      );
+      const format = '{label} |{bar}| {value}/{total} {percentage}% ETA {eta_formatted}';
+      bar = this.#multi.create(total, 0, { label: label(text) }, { format });
       this.#bars.set(key, bar);
     }
     if (bar.getTotal() !== total) bar.setTotal(total);
-    bar.update(value, { label });
+    bar.update(value, { label: label(text) });
   }
 
   /** A count without a total (rows are counted as they are read): the count and its rate. */
-  #counter(key: string, label: string, value: number): void {
+  #counter(key: string, text: string, value: number): void {
     let bar = this.#bars.get(key);
     if (!bar) {
-      bar = this.#multi.create(0, 0, { label, rate: '' }, { format: '{label} {value} {rate}' });
+      const format = '{label} {value} {rate}';
+      bar = this.#multi.create(0, 0, { label: label(text), rate: '' }, { format });
       this.#bars.set(key, bar);
       this.#started.set(key, Date.now());
     }
     const seconds = (Date.now() - this.#started.get(key)!) / 1000;
     const rate = seconds > 0.5 ? `(${count(Math.round(value / seconds))}/s)` : '';
-    bar.update(value, { label, rate });
+    bar.update(value, { label: label(text), rate });
   }
 
   readonly #started = new Map<string, number>();
@@ -217,6 +215,11 @@ class Bars implements Progress {
     this.#stopped = true;
     this.#multi.stop();
   }
+}
+
+/** Labels padded to one width, so the bars line up (a long job name pushes its own bar only). */
+function label(text: string): string {
+  return text.padEnd(32);
 }
 
 /** The plain line for an event, as `lines` prints it. */

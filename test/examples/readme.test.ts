@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -153,6 +153,8 @@ const SCRIPT_CHECKS: Record<string, () => void> = {
 };
 
 describe('README.md', () => {
+  beforeAll(setUp);
+
   it('has every code block fenced with a language this test knows', () => {
     const kinds = new Set(blocks(readme).map((b) => b.lang));
     expect([...kinds].filter((k) => !['ts', 'js', 'sh', 'text'].includes(k))).toEqual([]);
@@ -161,7 +163,6 @@ describe('README.md', () => {
   });
 
   it('runs every ts/js block and every shell command, in order, on the local service', async () => {
-    setUp();
     let run: string | undefined;
     const ran: string[] = [];
     const checked = new Set<string>();
@@ -233,6 +234,35 @@ describe('README.md', () => {
     expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('sentiment');
     expect(existsSync(join(dir, 'labeled.csv'))).toBe(true);
   }, 180_000);
+
+  it('runs docs/progress.md as written: its command (JSON Lines events, the outcome) and its notebook script', async () => {
+    const doc = readFileSync(join(root, 'docs/progress.md'), 'utf8');
+    const found = blocks(doc);
+    const script = found.filter((b) => b.lang === 'ts');
+    const shell = found.filter((b) => b.lang === 'sh');
+    expect(script).toHaveLength(1);
+    expect(shell).toHaveLength(1);
+    const file = join(dir, 'progress-line.ts');
+    writeFileSync(file, script[0]!.body);
+    const ran = await sh(`node --import tsx ${file}`);
+    expect(ran.code, ran.out).toBe(0);
+    // The line is rewritten in place through every stage, then the summary.
+    const updates = ran.out.split('\r').map((l) => l.trim());
+    expect(updates).toContain('prepared 200 rows');
+    expect(updates).toContain('uploaded 1 of 1 files');
+    expect(updates.some((l) => /^requests-00001-a1: completed, 200 of 200 requests$/.test(l))).toBe(true);
+    expect(ran.out).toMatch(/joined 200 of 200 rows\s*\ndone: 200 rows in labeled\.csv\n$/);
+    // The command, with the package's bin on PATH as after `npm install batchpipe`.
+    const [command] = commands(shell[0]!.body);
+    const { code, out } = await sh(`PATH="${join(dir, 'node_modules/.bin')}:$PATH"; ${command}`);
+    expect(code, out).toBe(0);
+    const events = readFileSync(join(dir, 'events.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(events.at(-1)).toMatchObject({ type: 'rows', stage: 'join', rows: 200, final: true });
+    expect(JSON.parse(readFileSync(join(dir, 'outcome.json'), 'utf8'))).toMatchObject({ state: 'done' });
+  }, 60_000);
 
   it("`npm run example` writes the example's labelled table", async () => {
     const { code, out } = await sh('npm run example', root);
