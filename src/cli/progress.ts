@@ -133,6 +133,7 @@ const BAR = {
   autopadding: true,
   formatValue: (v: number, _o: unknown, type: string) =>
     type === 'value' || type === 'total' ? count(v) : `${v}`,
+  formatTime: eta,
 } satisfies cliProgress.Options;
 
 /** Live bars: rows prepared, shards uploaded, requests done per batch (with ETA), rows joined. */
@@ -144,6 +145,10 @@ class Bars implements Progress {
 
   constructor(stream: Stream) {
     this.#multi = new cliProgress.MultiBar({ ...BAR, stream, noTTYOutput: stream.isTTY !== true });
+    // A second Ctrl-C exits at once, past stop(): the terminal gets its cursor back all the same.
+    process.once('exit', () => {
+      if (!this.#stopped) stream.write('\x1b[?25h\n');
+    });
   }
 
   event(event: RunEvent): void {
@@ -215,6 +220,15 @@ class Bars implements Progress {
     this.#stopped = true;
     this.#multi.stop();
   }
+}
+
+/** An ETA as `42s`, `7m05s` or `3h20m`; `-` until there is a rate to go by. */
+function eta(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '-';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 /** Labels padded to one width, so the bars line up (a long job name pushes its own bar only). */
