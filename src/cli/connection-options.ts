@@ -121,8 +121,12 @@ export const TEST_ENGINE_NOTICE =
   "answers come from batchpipe's local test engine: deterministic placeholders, no inference (set DASHSCOPE_API_KEY or OPENAI_API_KEY for a model)";
 
 /** Says so on stderr (even with --json, whose stdout stays one document) when the test engine answers. */
-export async function announceEngine(quiet: boolean, connection: Connection): Promise<string | undefined> {
+export async function announceEngine(
+  quiet: boolean,
+  connection: Connection,
+  say: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): Promise<string | undefined> {
   const engine = await localEngine(connection);
-  if (engine === TEST_ENGINE_NAME && !quiet) process.stderr.write(`${TEST_ENGINE_NOTICE}\n`);
+  if (engine === TEST_ENGINE_NAME && !quiet) say(TEST_ENGINE_NOTICE);
   return engine;
 }

@@ -5,6 +5,8 @@ import type { Rejection } from '../types.js';
 export interface Output {
   json: boolean;
   quiet: boolean;
+  /** The command's progress display (`--progress`), when it has one: human lines go through it. */
+  progress?: { readonly mode: string; log(line: string): void; stop(): void };
 }
 
 const format = new Intl.NumberFormat('en-US');
@@ -42,6 +44,19 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+/**
+ * A line that shows unless --quiet, even beside --json (the test-engine notice): as a JSON event when
+ * stderr carries JSON Lines (`--progress json`).
+ */
+export function notice(out: Output): (line: string) => void {
+  return (line) => {
+    if (out.quiet) return;
+    if (out.progress?.mode === 'json') out.progress.log(line);
+    else process.stderr.write(`${line}\n`);
+  };
+}
+
 export function info(out: Output, line: string): void {
-  if (!out.quiet && !out.json) process.stderr.write(`${line}\n`);
+  if (out.progress) out.progress.log(line);
+  else if (!out.quiet && !out.json) process.stderr.write(`${line}\n`);
 }

@@ -1,6 +1,13 @@
 import { Command } from 'commander';
 import { addConnectionOptions, announceEngine } from './connection-options.js';
-import { addRunOptions, detachOnInterrupt, type RunFlags, runOptionsFrom } from './run-options.js';
+import { notice } from './output.js';
+import {
+  addRunOptions,
+  detachOnInterrupt,
+  progressOf,
+  type RunFlags,
+  runOptionsFrom,
+} from './run-options.js';
 import { type CommonFlags, connectionFor, output, withOutputOptions } from './run-target.js';
 import { finishCommand } from './submit.js';
 
@@ -15,9 +22,10 @@ export function resumeCommand(): Command {
     .action(async (runDir: string, flags: RunFlags & CommonFlags & { wait: boolean }) => {
       const { openRun } = await import('../run/start-run.js');
       const out = output(flags);
+      progressOf(flags, out);
       const interrupt = detachOnInterrupt(out);
       const { connection, close } = await connectionFor(runDir, flags);
-      await announceEngine(out.quiet, connection);
+      await announceEngine(out.quiet, connection, notice(out));
       try {
         const run = await openRun(runDir, connection, runOptionsFrom(flags, out, interrupt.signal));
         try {

@@ -1,8 +1,9 @@
 import { setMaxListeners } from 'node:events';
 import { type Command, Option } from 'commander';
 import type { RunEvent } from '../run/batch-run.js';
-import { count, info, type Output, plural } from './output.js';
+import { info, type Output } from './output.js';
 import { integer, keyValue, number } from './parse-values.js';
+import { openProgress, PROGRESS_MODES, type Progress, type ProgressMode } from './progress.js';
 
 export interface RunFlags {
   runDir?: string;
@@ -20,6 +21,29 @@ export interface RunFlags {
   taskName?: string;
   taskDescription?: string;
   metadata?: Record<string, string>;
+  progress?: ProgressMode;
+}
+
+/**
+ * The command's progress display, opened once (on `out`, so its human lines go through it too); the
+ * command stops it before its last lines.
+ */
+export function progressOf(flags: { progress?: ProgressMode }, out: Output): Progress {
+  const open = out.progress as Progress | undefined;
+  if (open) return open;
+  const progress = openProgress({ mode: flags.progress, quiet: out.quiet, json: out.json });
+  out.progress = progress;
+  return progress;
+}
+
+/** `--progress`, for the commands that wait on a run (and prepare, join). */
+export function addProgressOption(command: Command): Command {
+  return command.addOption(
+    new Option(
+      '--progress <mode>',
+      'progress on stderr: bars (live, on a terminal), lines (one per state change), json (JSON Lines events, nothing else on stderr), none (default: bars on a terminal, else lines)',
+    ).choices(PROGRESS_MODES),
+  );
 }
 
 /**
@@ -28,7 +52,7 @@ export interface RunFlags {
  * tell what was given from what was not; new runs get the defaults from RunOptions.
  */
 export function addRunOptions(command: Command): Command {
-  return command
+  return addProgressOption(command)
     .option(
       '--run-dir <dir>',
       'directory of this run (default: .batchpipe/runs/<run-id>, the id a hash of the requests)',
@@ -97,6 +121,7 @@ export function addTaskOptions(command: Command): Command {
 
 /** The run options from flags, in the API's spelling; options not given stay undefined. */
 export function runOptionsFrom(flags: RunFlags, out: Output, signal: AbortSignal) {
+  const progress = progressOf(flags, out);
   return {
     runDir: flags.runDir,
     runsDir: flags.runsDir,
@@ -114,46 +139,8 @@ export function runOptionsFrom(flags: RunFlags, out: Output, signal: AbortSignal
     taskDescription: flags.taskDescription,
     metadata: flags.metadata,
     signal,
-    onEvent: (event: RunEvent) => {
-      // A changed option is a warning: it shows beside --json output too (on stderr), never silently.
-      if (event.type === 'option') {
-        if (!out.quiet) process.stderr.write(`${eventLine(event)}\n`);
-      } else info(out, eventLine(event));
-    },
+    onEvent: (event: RunEvent) => progress.event(event),
   };
-}
-
-export function eventLine(event: RunEvent): string {
-  switch (event.type) {
-    case 'uploaded':
-      return `uploaded ${event.job} as ${event.file_id}`;
-    case 'created':
-      return `created ${event.batch_id} for ${event.job}`;
-    case 'status':
-      return `${event.batch_id} (${event.job}): ${event.status}, ${event.completed + event.failed}/${event.total} done, ${event.failed} failed`;
-    case 'finished':
-      return `${event.job}: ${event.status}: ${event.ok} ok, ${event.failed} failed, ${event.expired} expired, ${event.cancelled} cancelled${event.retry > 0 ? `, ${event.retry} to retry` : ''}`;
-    case 'retry':
-      return `${event.job}: sending ${event.requests} requests again`;
-    case 'adopted':
-      return `adopted ${plural(event.batches, 'batch', 'batches')}${event.uploads > 0 ? ` and ${plural(event.uploads, 'upload')}` : ''} that an earlier run of the same work made at the provider (${event.run}, found by name): ${event.toSend === 0 ? 'nothing' : `${count(event.toSend)} of ${plural(event.jobs, 'shard')}`} to send (--new-run submits afresh)`;
-    case 'stuck':
-      return `${event.batch_id} (${event.job}) is still ${event.status} well past its completion window`;
-    case 'option':
-      return event.applied
-        ? `warning: --${flagName(event.option, event.value)} holds for this run from now on (it began with --${flagName(event.option, event.was)})`
-        : `warning: --${flagName(event.option, event.value)} is ignored: the run keeps --${flagName(event.option, event.was)}, the value its batches were created with (a new value is a new run)`;
-    case 'note':
-      return event.message;
-  }
-}
-
-/** `maxAttempts` 5 -> `max-attempts 5`; booleans as the flag that sets them (`no-resubmit-expired`). */
-function flagName(option: string, value: string): string {
-  const flag = option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  if (value === 'true') return flag;
-  if (value === 'false') return `no-${flag}`;
-  return `${flag} ${value}`;
 }
 
 /**

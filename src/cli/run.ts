@@ -19,7 +19,7 @@ import {
   openConnection,
 } from './connection-options.js';
 import { CliExit, checkAnswered, detached } from './exit.js';
-import { count, info, type Output, plural, printJson, warningLine } from './output.js';
+import { count, info, notice, type Output, plural, printJson, warningLine } from './output.js';
 import { integer, list } from './parse-values.js';
 import {
   addMaxRowSizeOption,
@@ -34,6 +34,7 @@ import {
   addRunOptions,
   addTaskOptions,
   detachOnInterrupt,
+  progressOf,
   type RunFlags,
   runOptionsFrom,
 } from './run-options.js';
@@ -75,6 +76,7 @@ const NOT_PREPARE = new Set([
   'allowStale',
   'json',
   'quiet',
+  'progress',
   'provider',
   'baseUrl',
   'apiKey',
@@ -162,9 +164,10 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
   const { runTable } = await import('../jobs/run-table.js');
   const { staleRows } = await import('../jobs/join-table.js');
   const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
+  const progress = progressOf(flags, out);
   const interrupt = detachOnInterrupt(out);
   const { connection, close } = await openConnection(flags);
-  const engine = await announceEngine(out.quiet, connection);
+  const engine = await announceEngine(out.quiet, connection, notice(out));
   try {
     // Loaded here first, so a mistake in it is found before any input is read; the stages load it again
     // (from the module cache) and, for a large table, on worker threads.
@@ -189,6 +192,8 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       include: flags.include as ExtraColumn[] | undefined,
       onWarning: (w) => info(out, cliWording(command, warningLine(w))),
     });
+    // Bars end before the summary, which is plain lines below them.
+    progress.stop();
     const { prepared } = result;
     if (result.state === 'dry-run') {
       if (out.json) return printJson({ state: 'dry-run', prepared });
@@ -246,6 +251,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
     if (joined.statuses.stale > 0 && flags.allowStale !== true) throw staleRows(joined, joined.out);
     checkAnswered(joined.statuses, joined.rows, flags.allowEmpty);
   } finally {
+    progress.stop();
     interrupt.dispose();
     await close();
   }

@@ -8,12 +8,13 @@ import {
   openConnection,
 } from './connection-options.js';
 import { CliExit, detached } from './exit.js';
-import type { Output } from './output.js';
+import { notice, type Output } from './output.js';
 import {
   addNewRunOption,
   addRunOptions,
   addTaskOptions,
   detachOnInterrupt,
+  progressOf,
   type RunFlags,
   runOptionsFrom,
 } from './run-options.js';
@@ -48,9 +49,10 @@ Failed requests are data: exit 0 once the run finished, or with --no-wait once e
     )
     .action(async (requests: string, flags: SubmitFlags) => {
       const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
+      progressOf(flags, out);
       const interrupt = detachOnInterrupt(out);
       const { connection, close } = await openConnection(flags);
-      await announceEngine(out.quiet, connection);
+      await announceEngine(out.quiet, connection, notice(out));
       try {
         const options = runOptionsFrom(flags, out, interrupt.signal);
         const run = await startFrom(requests, connection, options);
@@ -85,12 +87,22 @@ async function startFrom(
 /** Submits, then waits (unless told not to), then reports; stuck or failed runs exit 1. */
 export async function finishCommand(out: Output, run: BatchRun, wait: boolean): Promise<void> {
   if (!wait) {
-    await run.submit();
+    try {
+      await run.submit();
+    } finally {
+      out.progress?.stop();
+    }
     reportRun(out, run, run.detached ? 'detached' : 'submitted');
     if (run.detached) throw detached(run.dir);
     return;
   }
-  const state = await run.wait();
+  let state: Awaited<ReturnType<BatchRun['wait']>>;
+  try {
+    state = await run.wait();
+  } finally {
+    // Bars end before the report, which is plain lines below them.
+    out.progress?.stop();
+  }
   reportRun(out, run, state);
   if (state === 'stuck') throw new CliExit(1);
   if (state === 'detached') throw detached(run.dir);

@@ -11,7 +11,9 @@ import { makeParentDir } from '../internal/durable-write.js';
 import { outputError } from '../internal/output-error.js';
 import { split } from '../internal/split.js';
 import { WarningLog } from '../internal/warnings.js';
+import { watchCount } from '../internal/watch-count.js';
 import { parseOptions } from '../options.js';
+import type { RunEvent } from '../run/batch-run.js';
 import { arrowSink } from '../sinks/arrow-sink.js';
 import { csvSink } from '../sinks/csv-sink.js';
 import { jsonlSink } from '../sinks/jsonl-sink.js';
@@ -40,6 +42,10 @@ const JoinTableOptions = z.strictObject({
    * default the table is written and then BP_RESULT_STALE thrown, as `batchpipe join` exits 1.
    */
   allowStale: z.boolean().default(false),
+  /** Progress: `rows` events of stage `join`, a few a second (see RunEvent); `total` when known. */
+  onEvent: z.custom<(event: RunEvent) => void>((v) => typeof v === 'function').optional(),
+  /** The rows the source holds, when the caller knows (a run's prepared rows): the total of `rows` events. */
+  expectedRows: z.number().int().min(0).optional(),
   ...TableFields,
   ...JoinFields,
 });
@@ -71,7 +77,21 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
   });
   const joined = joinResults({ source: () => openTable(source, table, new WarningLog()), ...join });
   const sink = tableSinkFor(out, written, { rowGroupSize: opts.rowGroupSize, compression: opts.compression });
-  await pipeline(parsed, joined, sink);
+  const { onEvent, expectedRows: total } = opts;
+  const progress = onEvent
+    ? watchCount(
+        () => sink.rows,
+        (rows, final) =>
+          onEvent({ type: 'rows', stage: 'join', rows, ...(total !== undefined && { total }), final }),
+      )
+    : undefined;
+  try {
+    await pipeline(parsed, joined, sink);
+  } catch (error) {
+    progress?.stop(false);
+    throw error;
+  }
+  progress?.stop();
   const summary = joined.summary!;
   if (summary.statuses.stale > 0 && !opts.allowStale) throw staleRows(summary, out);
   return { ...summary, problems: parsed.problems.count, out, problemDetails: parsed.problems };

@@ -8,9 +8,11 @@ import { RequestBuilder } from '../core/requests/request-builder.js';
 import { settingsRefusal } from '../core/requests/request-rules.js';
 import { BatchpipeError } from '../errors.js';
 import { type Warning, WarningLog } from '../internal/warnings.js';
+import { watchCount } from '../internal/watch-count.js';
 import { parseOptions } from '../options.js';
 import type { ProviderProfile } from '../providers/profile.js';
 import { PROFILES } from '../providers/profiles.js';
+import type { RunEvent } from '../run/batch-run.js';
 import { type PreparedSummary, REJECTIONS_FILE } from '../run/sharder.js';
 import { shardRequests } from '../sinks/shard-requests.js';
 import { sliceRows } from '../transforms/slice-rows.js';
@@ -29,6 +31,8 @@ const PrepareOptions = z.strictObject({
   dedup: z.union([z.boolean(), z.literal('auto')]).default(false),
   /** A result cache (docs/cache.md) whose answers are taken instead of sending, under the same rule. */
   cacheDir: z.string().min(1).optional(),
+  /** Progress: `rows` events of stage `prepare`, a few a second (see RunEvent). */
+  onEvent: z.custom<(event: RunEvent) => void>((v) => typeof v === 'function').optional(),
   ...RequestJobFields,
 });
 export type PrepareOptions = z.input<typeof PrepareOptions>;
@@ -79,7 +83,8 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
   const opts = reusing
     ? { ...parsed, requestKeys: parsed.requestKeys ?? (dedup === 'on' ? 'on' : 'auto') }
     : parsed;
-  const job = requestJob(input, opts);
+  const { onEvent: _onEvent, ...jobOptions } = opts;
+  const job = requestJob(input, jobOptions);
   const { profile } = job;
   const onWarning = opts.onWarning;
   const early = localModelWarning(profile, opts.model);
@@ -104,15 +109,26 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
     slice: opts.slice,
     ...(reuse && { reuse }),
   });
+  const onEvent = opts.onEvent;
+  const progress = onEvent
+    ? watchCount(
+        () => sink.rows,
+        (rows, final) => onEvent({ type: 'rows', stage: 'prepare', rows, final }),
+      )
+    : undefined;
   try {
     if (opts.slice) {
       // Other slices' rows are dropped as they are read, before any request is built for them.
       const slice = sliceRows({ slice: opts.slice, idColumn: opts.idColumn });
       await pipeline(source, slice, build, validate, sink);
     } else await pipeline(source, build, validate, sink);
+  } catch (error) {
+    progress?.stop(false);
+    throw error;
   } finally {
     cache?.close();
   }
+  progress?.stop();
   const warnings = [
     ...(early ? [early] : []),
     ...sourceWarnings.list(),

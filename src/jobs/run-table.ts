@@ -151,6 +151,7 @@ export async function runTable(
       ...prepareOptions,
       dedup: testModel ? false : dedup,
       ...(usedCache !== undefined && { cacheDir: usedCache }),
+      onEvent: runOptions.onEvent,
       provider: connection.provider,
       outDir: staging,
     });
@@ -247,6 +248,8 @@ export async function runTable(
         schema: prepareOptions.schema,
         include,
         slice: prepareOptions.slice,
+        onEvent: runOptions.onEvent,
+        expectedRows: prepared.rows,
         ...tableOptions,
         ...(round !== undefined && { reask: { requests: reaskFrom(round), out: reaskFile(run, round) } }),
       } satisfies JoinTableOptions);

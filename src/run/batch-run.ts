@@ -26,7 +26,8 @@ import { type TaskLabel, taskDsName } from './task-metadata.js';
 
 /** What a run tells its caller as it goes (progress lines, never secrets). */
 export type RunEvent =
-  | { type: 'uploaded'; job: string; file_id: string }
+  /** `uploaded` of the run's `jobs` files are at the provider now (for progress). */
+  | { type: 'uploaded'; job: string; file_id: string; uploaded: number; jobs: number }
   | { type: 'created'; job: string; batch_id: string }
   | {
       type: 'status';
@@ -60,7 +61,13 @@ export type RunEvent =
    * now on; the others cannot change for batches already created, and the run keeps `was`.
    */
   | { type: 'option'; option: string; value: string; was: string; applied: boolean }
-  | { type: 'note'; message: string };
+  | { type: 'note'; message: string }
+  /**
+   * Rows through a stage of `prepare`, `joinTable` or `runTable` so far (looked at a few times a
+   * second, not per row): `prepare` counts rows read into requests or rejections, `join` rows written
+   * to the table, of `total` when known. `final` is the stage's last report.
+   */
+  | { type: 'rows'; stage: 'prepare' | 'join'; rows: number; total?: number; final: boolean };
 
 export interface RunSettings {
   /** How often to poll a running batch, ms (with jitter; the first polls come sooner). */
@@ -341,7 +348,13 @@ export class BatchRun {
       }
       job.state = 'uploaded';
       await this.save();
-      this.#emit({ type: 'uploaded', job: job.id, file_id: job.input_file_id! });
+      this.#emit({
+        type: 'uploaded',
+        job: job.id,
+        file_id: job.input_file_id!,
+        uploaded: this.manifest.jobs.filter((j) => j.input_file_id).length,
+        jobs: this.manifest.jobs.length,
+      });
     }
     if (this.#aborted || this.cancelled) return;
     if (job.state === 'uploaded' || job.state === 'creating') {

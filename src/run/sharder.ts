@@ -86,6 +86,11 @@ export class Sharder {
   #rowHashes: BufferedFile | undefined;
   #rejected = 0;
   #requests = 0;
+
+  /** Rows handled so far (requests and rejections), for progress. */
+  get rows(): number {
+    return this.#requests + this.#rejected;
+  }
   #count = 0;
   #finished = false;
   readonly #slice: Slice | undefined;

@@ -47,6 +47,8 @@ export type ShardRequestsOptions = z.input<typeof ShardRequestsOptions>;
 /** The Writable `shardRequests` returns; `summary` is set once it has finished. */
 export interface ShardRequestsStream extends Writable {
   readonly summary: PreparedSummary | undefined;
+  /** Rows handled so far (request lines and rejections), as they are written: for progress. */
+  readonly rows: number;
 }
 
 /**
@@ -96,5 +98,6 @@ export function shardRequests(options: ShardRequestsOptions): ShardRequestsStrea
   }) as ShardRequestsStream;
   takeBatches(stream);
   Object.defineProperty(stream, 'summary', { get: () => summary, enumerable: true });
+  Object.defineProperty(stream, 'rows', { get: () => sharder.rows, enumerable: true });
   return stream;
 }

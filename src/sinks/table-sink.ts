@@ -21,6 +21,8 @@ export interface SinkSummary {
 /** The Writable a table sink returns; `summary` is set once it has finished. */
 export interface TableSinkStream extends Writable {
   readonly summary: SinkSummary | undefined;
+  /** Rows taken so far, as they are written: for progress. */
+  readonly rows: number;
 }
 
 /** Where a row given to a sink came from, for errors: its place in the output, and its source's if it was a Row. */
@@ -142,6 +144,7 @@ export function tableSink(path: string, encoder: TableEncoder): TableSinkStream 
   }) as TableSinkStream;
   takeBatches(stream);
   Object.defineProperty(stream, 'summary', { get: () => summary, enumerable: true });
+  Object.defineProperty(stream, 'rows', { get: () => rows, enumerable: true });
   return stream;
 }
 
