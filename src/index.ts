@@ -5,7 +5,7 @@
  * in `batchpipe/providers`; nothing under internal/ is part of the API.
  */
 
-export { customIdFor, MAX_CUSTOM_ID_BYTES } from './core/requests/custom-id.js';
+export { customIdFor, MAX_CUSTOM_ID_BYTES, MAX_CUSTOM_ID_CHARS } from './core/requests/custom-id.js';
 export type { ExtraColumn } from './core/results/result-cells.js';
 export { EXTRA_COLUMNS } from './core/results/result-cells.js';
 export type {

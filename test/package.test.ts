@@ -14,6 +14,7 @@ const PUBLIC_EXPORTS = [
   'ERROR_CODES',
   'EXTRA_COLUMNS',
   'MAX_CUSTOM_ID_BYTES',
+  'MAX_CUSTOM_ID_CHARS',
   'RESULT_STATUSES',
   'arrowSink',
   'arrowSource',

@@ -16,8 +16,8 @@ const LimitsOptions = z.strictObject({
   maxBytesPerFile: z.number().int().positive().optional(),
   /** Bytes per line (6 MB). A longer line fails the batch at validation. */
   maxLineBytes: z.number().int().positive().optional(),
-  /** UTF-8 bytes of a custom_id (256). */
-  maxCustomIdBytes: z.number().int().positive().optional(),
+  /** Characters (code points) of a custom_id (256). */
+  maxCustomIdChars: z.number().int().positive().optional(),
   /** Largest upload `POST /files` accepts; beyond it the upload is refused with 413. Default 1 GiB. */
   maxUploadBytes: z
     .number()

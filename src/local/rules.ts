@@ -52,7 +52,7 @@ export function serviceRules(config: ServiceConfig): ServiceRules {
     maxLinesPerFile: config.limits.maxLinesPerFile ?? base.limits.maxLinesPerFile,
     maxBytesPerFile: config.limits.maxBytesPerFile ?? base.limits.maxBytesPerFile,
     maxLineBytes: config.limits.maxLineBytes ?? base.limits.maxLineBytes,
-    maxCustomIdBytes: config.limits.maxCustomIdBytes ?? base.limits.maxCustomIdBytes,
+    maxCustomIdChars: config.limits.maxCustomIdChars ?? base.limits.maxCustomIdChars,
   };
   const dashscope = config.profile === 'dashscope';
   return {

@@ -1,3 +1,4 @@
+import { codePointLength, exceedsCodePoints } from '../internal/code-points.js';
 import type { FileLimits } from '../providers/profile.js';
 import { type BatchEndpoint, DRY_RUN_ENDPOINT, ENGINE_ENDPOINTS } from './engine/engine.js';
 import { type InputLine, readLines } from './line-reader.js';
@@ -186,12 +187,12 @@ function checkLine(
       `custom_id must be a non-empty string, got ${JSON.stringify(id)}`,
       'custom_id',
     );
-  const idBytes = Buffer.byteLength(id);
-  if (idBytes > limits.maxCustomIdBytes)
+  // "The custom_id supports a maximum of 256 characters": code points (ref/modelstudio-batch-file-input.txt).
+  if (exceedsCodePoints(id, limits.maxCustomIdChars))
     return bad(
       'custom_id_too_long',
       line,
-      `custom_id is ${idBytes} bytes; at most ${limits.maxCustomIdBytes} are allowed`,
+      `custom_id is ${codePointLength(id)} characters; at most ${limits.maxCustomIdChars} are allowed`,
       'custom_id',
     );
   if (ids.has(id))

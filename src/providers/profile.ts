@@ -18,8 +18,8 @@ export interface FileLimits {
   maxBytesPerFile: number;
   /** Bytes per line (one JSON request, without its newline). */
   maxLineBytes: number;
-  /** UTF-8 bytes of a custom_id. */
-  maxCustomIdBytes: number;
+  /** Characters (Unicode code points) of a custom_id. */
+  maxCustomIdChars: number;
 }
 
 export type ModelKind = 'chat' | 'vision' | 'embedding';

@@ -6,12 +6,12 @@ import type { FileLimits, ModelInfo, ProviderName, ProviderProfile } from './pro
 const MB = 1_000_000;
 
 // DashScope: 50,000 requests and 500 MB per file, 6 MB per line, custom_id <= 256 characters
-// (ref/modelstudio-batch-file-input.txt). We count the custom_id in UTF-8 bytes, the strictest reading.
+// (ref/modelstudio-batch-file-input.txt), characters being Unicode code points.
 const DASHSCOPE_LIMITS: FileLimits = {
   maxLinesPerFile: 50_000,
   maxBytesPerFile: 500 * MB,
   maxLineBytes: 6 * MB,
-  maxCustomIdBytes: 256,
+  maxCustomIdChars: 256,
 };
 
 // OpenAI: 50,000 requests and 200 MB per input file (Batch API guide).
@@ -19,7 +19,7 @@ const OPENAI_LIMITS: FileLimits = {
   maxLinesPerFile: 50_000,
   maxBytesPerFile: 200 * MB,
   maxLineBytes: 6 * MB,
-  maxCustomIdBytes: 256,
+  maxCustomIdChars: 256,
 };
 
 // "In the batch processing scenario, the maximum context tokens per request is 256 K for qwen3.7-max,

@@ -72,7 +72,7 @@ describe('file scale (DashScope: 50,000 requests, 500 MB, 6 MB a line)', () => {
       maxLinesPerFile: 50_000,
       maxBytesPerFile: 500 * MB,
       maxLineBytes: 6 * MB,
-      maxCustomIdBytes: 256,
+      maxCustomIdChars: 256,
     });
   });
 
@@ -185,13 +185,24 @@ describe('line rules', () => {
     });
   });
 
-  it('a custom_id over 256 characters fails; 256 runs', async () => {
+  // ref/modelstudio-batch-file-input.txt: "The custom_id supports a maximum of 256 characters. If this
+  // limit is exceeded, the task validation fails." Characters are code points: 256 emoji (1,024 UTF-8
+  // bytes, 512 UTF-16 units) or 256 CJK characters (768 bytes) run.
+  it('a custom_id over 256 characters fails; 256 runs, counted in code points', async () => {
     await expectCompletes([{ ...good[0], custom_id: 'a'.repeat(256) }], 1);
+    await expectCompletes([{ ...good[0], custom_id: '😀'.repeat(256) }], 1);
+    await expectCompletes([{ ...good[0], custom_id: '键'.repeat(256) }], 1);
     await expectFails(at3({ ...good[2], custom_id: 'a'.repeat(257) }), {
       code: 'custom_id_too_long',
       line: 3,
       param: 'custom_id',
     });
+    const refused = await expectFails(at3({ ...good[2], custom_id: '😀'.repeat(257) }), {
+      code: 'custom_id_too_long',
+      line: 3,
+      param: 'custom_id',
+    });
+    expect(refused.errors!.data![0]!.message).toContain('257 characters');
   });
 
   it('a duplicate custom_id', async () => {

@@ -50,7 +50,7 @@ export class RequestBuilder {
   readonly #instruction: string | undefined;
   readonly #thinkingDefault = new Map<string, boolean>();
   /** The profile's custom_id limit: longer keys get derived ids. */
-  readonly maxIdBytes: number;
+  readonly maxIdChars: number;
   /** The mapper module's file URL, when the mapper option names one. */
   readonly mapperModule: string | undefined;
   #mapper: Mapper | undefined;
@@ -76,7 +76,7 @@ export class RequestBuilder {
     this.settings = opts;
     this.warnings = warnings;
     this.profile = profileOf(opts.provider);
-    this.maxIdBytes = this.profile.limits.maxCustomIdBytes;
+    this.maxIdChars = this.profile.limits.maxCustomIdChars;
     this.#template = opts.template === undefined ? undefined : compileTemplate(opts.template);
     this.#system = opts.system === undefined ? undefined : compileTemplate(opts.system);
     this.#id = opts.idColumn === undefined ? undefined : columnRef(opts.idColumn);
@@ -140,14 +140,14 @@ export class RequestBuilder {
 
   /** The custom_id of row `index` given its key column's value. */
   customId(index: number, key: unknown): string {
-    return customIdFor(index, key, this.maxIdBytes);
+    return customIdFor(index, key, this.maxIdChars);
   }
 
   build(row: Row): RequestItem | Rejection | Promise<RequestItem | Rejection> {
     const first = this.#first;
     this.#first = false;
     if (first) this.#checkColumns(row);
-    const custom_id = customIdFor(row.index, this.#id?.get(row.values), this.maxIdBytes);
+    const custom_id = customIdFor(row.index, this.#id?.get(row.values), this.maxIdChars);
     if (this.settings.mapper !== undefined) return this.#fromMapper(row, custom_id, first);
     try {
       return this.#finish(row, custom_id, this.#fromTemplate(row.values));

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { ErrorCode } from '../../errors.js';
+import { codePointLength, exceedsCodePoints } from '../../internal/code-points.js';
 import { tooDeepAt, tooDeepMessage } from '../../internal/json-depth.js';
 import { SeenIds } from '../../internal/seen-ids.js';
 import { loadTokenCounter, type TokenCounter } from '../../internal/tokens.js';
@@ -111,12 +112,14 @@ export class RequestRules {
     if (typeof id !== 'string')
       return refuse(null, 'BP_CUSTOM_ID_INVALID', `custom_id must be a string, got ${describeValue(id)}`);
     if (id === '') return refuse(id, 'BP_CUSTOM_ID_INVALID', 'custom_id is empty');
-    const max = this.#profile.limits.maxCustomIdBytes;
-    if (id.length * 3 > max) {
-      const idBytes = Buffer.byteLength(id);
-      if (idBytes > max)
-        return refuse(id, 'BP_CUSTOM_ID_TOO_LONG', `custom_id is ${idBytes} bytes, at most ${max} allowed`);
-    }
+    // "The custom_id supports a maximum of 256 characters" (ref/modelstudio-batch-file-input.txt).
+    const max = this.#profile.limits.maxCustomIdChars;
+    if (exceedsCodePoints(id, max))
+      return refuse(
+        id,
+        'BP_CUSTOM_ID_TOO_LONG',
+        `custom_id is ${codePointLength(id)} characters, at most ${max} allowed`,
+      );
     if (candidate.method !== 'POST') {
       return refuse(id, 'BP_METHOD_INVALID', `method must be "POST", got ${describeValue(candidate.method)}`);
     }
