@@ -86,7 +86,8 @@ export type WarningCode =
   | 'BP_WARN_THINKING_IN_EXTRA_BODY'
   | 'BP_WARN_BIG_INTEGER'
   | 'BP_WARN_BOM'
-  | 'BP_WARN_LOCAL_MODEL';
+  | 'BP_WARN_LOCAL_MODEL'
+  | 'BP_WARN_MODEL_SNAPSHOT';
 
 export interface Warning {
   code: WarningCode;

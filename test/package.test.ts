@@ -69,6 +69,7 @@ const PROVIDERS_EXPORTS = [
   'findModel',
   'resolveConnection',
   'resolveProfile',
+  'snapshotOf',
   'thinksByDefault',
 ];
 

@@ -9,6 +9,7 @@ import { type Warning, WarningLog } from '../internal/warnings.js';
 import { parseOptions } from '../options.js';
 import type { ProviderProfile } from '../providers/profile.js';
 import { PROFILES } from '../providers/profiles.js';
+import { findModel, snapshotOf } from '../providers/resolve-profile.js';
 import { type PreparedSummary, REJECTIONS_FILE } from '../run/sharder.js';
 import { shardRequests } from '../sinks/shard-requests.js';
 import { toRequests } from '../transforms/to-requests.js';
@@ -96,7 +97,8 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
 function localModelWarning(profile: ProviderProfile, model: string | undefined): Warning | undefined {
   if (profile.name !== 'local' || model === undefined) return undefined;
   const dryRun = PROFILES['dashscope-cn'].dryRun?.model;
-  if (model === dryRun || PROFILES['dashscope-cn'].models.some((m) => m.id === model)) return undefined;
+  const beijing = PROFILES['dashscope-cn'];
+  if (model === dryRun || findModel(beijing, model) || snapshotOf(beijing, model)) return undefined;
   return {
     code: 'BP_WARN_LOCAL_MODEL',
     message: `model "${model}" is not one DashScope offers: the local service fails its batches at validation unless it runs with --models any or an upstream engine (batchpipe serve --models any)`,

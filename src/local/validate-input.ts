@@ -2,6 +2,7 @@ import { codePointLength, exceedsCodePoints } from '../internal/code-points.js';
 import type { FileLimits } from '../providers/profile.js';
 import { type BatchEndpoint, DRY_RUN_ENDPOINT, ENGINE_ENDPOINTS } from './engine/engine.js';
 import { type InputLine, readLines } from './line-reader.js';
+import { offers } from './rules.js';
 
 /** One item of a failed batch's `errors.data`, as the Batch API reports validation problems. */
 export interface BatchErrorItem {
@@ -250,7 +251,7 @@ function checkLine(
         : `the model ${lineModel} only checks files: create the batch with endpoint ${DRY_RUN_ENDPOINT}`,
       'body.model',
     );
-  if (rules.models && !rules.models.has(lineModel))
+  if (!offers(rules.models, lineModel))
     return bad(
       'model_not_found',
       line,

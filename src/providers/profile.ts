@@ -31,6 +31,17 @@ export interface ModelInfo {
   contextWindow?: number;
   /** Thinks unless a request sets `enable_thinking: false` (thinking tokens bill as output). */
   thinksByDefault?: boolean;
+  /** A chat model that also takes images and video (a `vision` model always does). */
+  images?: boolean;
+  /** Always reasons (qwq-plus, deepseek-r1): `enable_thinking` does not switch it, so no advice to set it. */
+  reasoningOnly?: boolean;
+}
+
+/** An account's file storage. */
+export interface StorageLimits {
+  maxFiles: number;
+  /** Bytes, decimal as the document's "GB" is read (10^9). */
+  maxBytes: number;
 }
 
 /** Calls per minute by kind, and the most batches unfinished at once. */
@@ -70,6 +81,11 @@ export interface ProviderProfile {
    * tasks from the last 30 days are queryable via list"); null when it lists every batch.
    */
   batchListWindowDays: number | null;
+  /**
+   * Files an account may store and their bytes (uploads and result files alike), where the provider
+   * documents it; null otherwise.
+   */
+  storage: StorageLimits | null;
   /** A free format-check run, where the provider offers one. */
   dryRun: { model: string; endpoint: string; maxLines: number; maxBytes: number } | null;
 }

@@ -1,4 +1,4 @@
-import type { FileLimits, ModelInfo, ProviderName, ProviderProfile } from './profile.js';
+import type { FileLimits, ModelInfo, ProviderName, ProviderProfile, StorageLimits } from './profile.js';
 
 // The documents give limits in "MB" without saying which; decimal (10^6) is the smaller, so a file or
 // line within it is within the limit whichever way the provider counts. MiB would pass a 6.1-million-byte
@@ -38,6 +38,11 @@ const DASHSCOPE_RATES = {
   concurrentBatches: 1000,
 };
 
+// "File storage: 10,000 files / 100 GB per account. Delete old files to free space."
+// (ref/dashscope-batch-api.txt). GB read as 10^9 bytes, like every MB here: the smaller reading, so an
+// account within it is within the limit whichever way the provider counts.
+export const DASHSCOPE_STORAGE: StorageLimits = { maxFiles: 10_000, maxBytes: 100 * 1_000_000_000 };
+
 // "Task retention: Only tasks from the last 30 days are queryable via list." (ref/dashscope-batch-api.txt)
 const DASHSCOPE_LIST_WINDOW_DAYS = 30;
 
@@ -52,19 +57,25 @@ const SINGAPORE_MODELS: ModelInfo[] = [
   chat('qwen-turbo'),
 ];
 
-// Beijing: stable and some latest versions of Qwen-Max/Plus/Flash/Long, qwq-plus, deepseek-r1,
-// deepseek-v3.2, deepseek-v3, Qwen-VL-Max/Plus/Flash, Qwen-OCR, text-embedding-v4, and the qwen3.x
-// models named with their batch context window.
+// Beijing, as ref/modelstudio-batch-file-input.txt lists it (not a superset of Singapore's: it names no
+// Turbo): "Text generation models: The stable versions and some latest versions of Qwen-Max, Plus,
+// Flash, and Long. The QwQ series (qwq-plus) and some third-party models (deepseek-r1, deepseek-v3.2,
+// deepseek-v3) are also supported." "Multimodal models: The stable versions and some latest versions of
+// Qwen-VL-Max, Plus, and Flash. The Qwen-OCR model is also supported." "Text embedding models: The
+// text-embedding-v4 model." And the qwen3.x ids it names with their batch context window. Which
+// "latest" versions are meant is not said: the -latest aliases are listed; dated snapshots of any listed
+// model are accepted with a warning (src/providers/model-snapshots.ts).
 const BEIJING_MODELS: ModelInfo[] = [
-  ...SINGAPORE_MODELS,
+  chat('qwen-max'),
   chat('qwen-max-latest'),
+  chat('qwen-plus'),
   chat('qwen-plus-latest'),
+  chat('qwen-flash'),
   chat('qwen-flash-latest'),
-  chat('qwen-turbo-latest'),
   chat('qwen-long'),
   chat('qwen-long-latest'),
-  chat('qwq-plus', { thinksByDefault: true }),
-  chat('deepseek-r1', { thinksByDefault: true }),
+  chat('qwq-plus', { reasoningOnly: true }),
+  chat('deepseek-r1', { reasoningOnly: true }),
   chat('deepseek-v3'),
   chat('deepseek-v3.2'),
   chat('qwen3.7-max', { contextWindow: QWEN3_BATCH_CONTEXT, thinksByDefault: true }),
@@ -79,8 +90,24 @@ const BEIJING_MODELS: ModelInfo[] = [
   vision('qwen-vl-flash'),
   vision('qwen-vl-ocr'),
   vision('qwen-vl-ocr-latest'),
-  // text-embedding-v4 takes at most 8,192 tokens per input (Model Studio model list).
-  { id: 'text-embedding-v4', kind: 'embedding', contextWindow: 8_192 },
+  // ref/ gives no per-input or per-request limits for text-embedding-v4 (the OpenAI spec's 2,048 inputs
+  // and 8,192 tokens are OpenAI's): none are assumed here.
+  { id: 'text-embedding-v4', kind: 'embedding' },
+];
+
+// Batch Chat (synchronous; Beijing only) has its own list (ref/modelstudio-batch-chat.txt): "Text
+// generation models: qwen3.5-plus, qwen3.5-flash, qwen3-max, qwen-plus, qwen-flash, deepseek-v3.2";
+// "Image and video understanding models: qwen3.5-plus, qwen3.5-flash, qwen3-vl-plus, qwen3-vl-flash".
+// "The qwen3.5 series (such as qwen3.5-plus and qwen3.5-flash) enable thinking mode by default."
+export const BATCH_CHAT_MODELS: readonly ModelInfo[] = [
+  chat('qwen3.5-plus', { thinksByDefault: true, images: true }),
+  chat('qwen3.5-flash', { thinksByDefault: true, images: true }),
+  chat('qwen3-max'),
+  chat('qwen-plus'),
+  chat('qwen-flash'),
+  chat('deepseek-v3.2'),
+  vision('qwen3-vl-plus'),
+  vision('qwen3-vl-flash'),
 ];
 
 // The free format check: "model batch-test-model with endpoint /v1/chat/ds-test ... 1 MB file, 100 lines".
@@ -119,6 +146,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     structuredOutput: 'json_object',
     rateLimits: DASHSCOPE_RATES,
     batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
+    storage: DASHSCOPE_STORAGE,
     dryRun: DASHSCOPE_DRY_RUN,
   },
   'dashscope-cn': {
@@ -135,6 +163,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     structuredOutput: 'json_object',
     rateLimits: DASHSCOPE_RATES,
     batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
+    storage: DASHSCOPE_STORAGE,
     dryRun: DASHSCOPE_DRY_RUN,
   },
   openai: {
@@ -151,6 +180,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     structuredOutput: 'json_schema',
     rateLimits: null,
     batchListWindowDays: null,
+    storage: null,
     dryRun: null,
   },
   local: {
@@ -167,6 +197,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     structuredOutput: 'json_schema',
     rateLimits: DASHSCOPE_RATES,
     batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
+    storage: DASHSCOPE_STORAGE,
     dryRun: DASHSCOPE_DRY_RUN,
   },
   custom: {
@@ -183,6 +214,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     structuredOutput: 'json_schema',
     rateLimits: null,
     batchListWindowDays: null,
+    storage: null,
     dryRun: null,
   },
 };

@@ -272,9 +272,12 @@ describe('line rules', () => {
     expect(batch.errors!.data![0]!.message).toContain('--models any');
     // Said once for the file, not once per line.
     expect(batch.errors!.data).toHaveLength(1);
-    // Every model of the Beijing list runs (a superset of Singapore's), embeddings included.
-    for (const model of ['qwen-plus', 'qwen-turbo', 'qwen-long', 'deepseek-v3', 'qwen3.5-plus'])
+    // The Beijing list as ref/modelstudio-batch-file-input.txt gives it runs, embeddings included, and
+    // dated snapshots of listed models (batchpipe's policy, as the client's).
+    for (const model of ['qwen-plus', 'qwen-long', 'deepseek-v3', 'qwen3.5-plus', 'qwen-plus-2025-07-28'])
       await expectCompletes(chatLines(2, { model, body: { enable_thinking: false } }), 2);
+    // It names no Turbo: "Qwen-Max, Plus, Flash, and Long" (Turbo is Singapore's alone).
+    await expectFails(chatLines(2, { model: 'qwen-turbo' }), { code: 'model_not_found', line: 1 });
     // And synchronous calls get DashScope's 404 model_not_found.
     await expect(
       client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),

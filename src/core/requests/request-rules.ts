@@ -7,7 +7,7 @@ import { loadTokenCounter, type TokenCounter } from '../../internal/tokens.js';
 import { type WarningCode, WarningLog } from '../../internal/warnings.js';
 import { describeValue } from '../../options.js';
 import { ENDPOINTS, type Endpoint, type ModelInfo, type ProviderProfile } from '../../providers/profile.js';
-import { findModel, thinksByDefault } from '../../providers/resolve-profile.js';
+import { findModel, snapshotOf, thinksByDefault } from '../../providers/resolve-profile.js';
 import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
 import type { LineTemplate } from './line-template.js';
 import type { RequestBatch } from './request-batch.js';
@@ -176,6 +176,13 @@ export class RequestRules {
     }
     const known = this.#modelVerdict(model, url);
     if (known.refusal) return refuse(id, known.refusal.code, known.refusal.message);
+    if (known.snapshot)
+      warnings.warn('BP_WARN_MODEL_SNAPSHOT', snapshotWarning(this.#profile, model, known.snapshot), {
+        file: at.file,
+        line: at.line,
+        row: at.index,
+        custom_id: id,
+      });
     if (this.#opts.singleModel && this.#model && this.#model.id !== model) {
       const first = this.#model.first;
       return refuse(
@@ -425,7 +432,12 @@ export class RequestRules {
     const key = `${url} ${model}`;
     let verdict = this.#models.get(key);
     if (verdict) return verdict;
-    verdict = { info: findModel(this.#profile, model), refusal: modelRefusal(this.#profile, model, url) };
+    const snapshot = this.#profile.modelsExclusive ? snapshotOf(this.#profile, model)?.id : undefined;
+    verdict = {
+      info: findModel(this.#profile, model),
+      refusal: modelRefusal(this.#profile, model, url),
+      snapshot,
+    };
     this.#models.set(key, verdict);
     return verdict;
   }
@@ -471,6 +483,13 @@ export class RequestRules {
 interface ModelVerdict {
   info: ModelInfo | undefined;
   refusal: Refusal | undefined;
+  /** The listed model a dated snapshot id pins, when the profile lists models and not this id. */
+  snapshot: string | undefined;
+}
+
+/** BP_WARN_MODEL_SNAPSHOT's message: accepted by batchpipe's policy, not by the documents' list. */
+export function snapshotWarning(profile: ProviderProfile, model: string, base: string): string {
+  return `${model} is a dated snapshot of ${base}; ${profile.title} lists ${base}, not its snapshots. batchpipe accepts it (its policy, not the documents'): the provider decides, and fails the batch if it does not offer it`;
 }
 
 /** Why a setting cannot work with a provider. */
@@ -481,7 +500,7 @@ export interface Refusal {
 
 /** Why the profile refuses `model` on `url`: not offered in its region, or of the wrong kind. */
 export function modelRefusal(profile: ProviderProfile, model: string, url: string): Refusal | undefined {
-  const info = findModel(profile, model);
+  const info = findModel(profile, model) ?? snapshotOf(profile, model);
   const dryRun = profile.dryRun;
   if (!info && profile.modelsExclusive && !(dryRun && model === dryRun.model)) {
     const offered = profile.models.map((m) => m.id).join(', ');
