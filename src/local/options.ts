@@ -87,11 +87,7 @@ const QuotaOptions = z.strictObject({
   /** Stored files, uploads and result files alike. Default 10,000. */
   maxFiles: count.default(DASHSCOPE_STORAGE.maxFiles),
   /** Bytes of stored files. Default 100 GB, read as 100 x 10^9 bytes (not GiB). */
-  maxStorageBytes: z
-    .number()
-    .int()
-    .positive()
-    .default(DOCUMENTED_STORAGE_BYTES),
+  maxStorageBytes: z.number().int().positive().default(DOCUMENTED_STORAGE_BYTES),
 });
 
 /** The free format check: model batch-test-model, endpoint /v1/chat/ds-test (DashScope profile). */
