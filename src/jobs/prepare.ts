@@ -66,7 +66,12 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
   const onWarning = opts.onWarning;
   const early = localModelWarning(profile, opts.model);
   if (early) onWarning?.(early);
-  const refused = settingsRefusal(profile, opts.endpoint, opts.model);
+  const refused = settingsRefusal(
+    profile,
+    opts.endpoint,
+    opts.model,
+    opts.imageColumn !== undefined || opts.videoColumn !== undefined,
+  );
   // Checks the request options (template xor mapper, model...) before anything is read.
   const builder = RequestBuilder.create(job.requests);
   const sourceWarnings = new WarningLog(onWarning);

@@ -118,12 +118,13 @@ const DASHSCOPE_DRY_RUN = {
   maxBytes: MB,
 };
 
+// OpenAI's GPT-4o and GPT-4.1 models take image inputs (the OpenAI vision guide).
 const OPENAI_MODELS: ModelInfo[] = [
-  chat('gpt-4o', { contextWindow: 128_000 }),
-  chat('gpt-4o-mini', { contextWindow: 128_000 }),
-  chat('gpt-4.1', { contextWindow: 1_047_576 }),
-  chat('gpt-4.1-mini', { contextWindow: 1_047_576 }),
-  chat('gpt-4.1-nano', { contextWindow: 1_047_576 }),
+  chat('gpt-4o', { contextWindow: 128_000, images: true }),
+  chat('gpt-4o-mini', { contextWindow: 128_000, images: true }),
+  chat('gpt-4.1', { contextWindow: 1_047_576, images: true }),
+  chat('gpt-4.1-mini', { contextWindow: 1_047_576, images: true }),
+  chat('gpt-4.1-nano', { contextWindow: 1_047_576, images: true }),
   { id: 'text-embedding-3-small', kind: 'embedding', contextWindow: 8_191 },
   { id: 'text-embedding-3-large', kind: 'embedding', contextWindow: 8_191 },
 ];

@@ -10,6 +10,7 @@ import { ENDPOINTS, type Endpoint, type ModelInfo, type ProviderProfile } from '
 import { findModel, snapshotOf, thinksByDefault } from '../../providers/resolve-profile.js';
 import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
 import type { LineTemplate } from './line-template.js';
+import { hasVisionParts } from './media.js';
 import type { RequestBatch } from './request-batch.js';
 import type { Refused, Verdict } from './verdict.js';
 
@@ -198,6 +199,10 @@ export class RequestRules {
           ? chatShape(fields)
           : undefined;
     if (shape) return refuse(id, 'BP_BODY_INVALID', shape);
+    if (url === '/v1/chat/completions' && hasVisionParts(fields)) {
+      const textOnly = textOnlyRefusal(known.info ?? snapshotOf(this.#profile, model), model);
+      if (textOnly) return refuse(id, textOnly.code, textOnly.message);
+    }
     const thinking = this.#thinking(fields, model, at, id, warnings);
     if (thinking) return refuse(id, 'BP_THINKING_INVALID', thinking);
     return undefined;
@@ -518,6 +523,20 @@ export function modelRefusal(profile: ProviderProfile, model: string, url: strin
   return undefined;
 }
 
+/** Whether a model takes images (and video frames): a vision model, or a chat model said to. */
+export function takesImages(info: ModelInfo): boolean {
+  return info.kind === 'vision' || info.images === true;
+}
+
+/** Why a model the profile knows to take text only cannot serve a request with images or video. */
+function textOnlyRefusal(info: ModelInfo | undefined, model: string): Refusal | undefined {
+  if (!info || takesImages(info)) return undefined;
+  return {
+    code: 'BP_MODEL_NOT_VISION',
+    message: `${model} takes text only, but the request carries images or video; use a vision model (such as qwen-vl-plus), or add the model with the models option if it does take images`,
+  };
+}
+
 /**
  * Why a run's settings cannot work with the provider whatever the rows hold: an endpoint the profile
  * does not offer for batches, or a model it does not offer (or of the wrong kind) on that endpoint.
@@ -526,6 +545,7 @@ export function settingsRefusal(
   profile: ProviderProfile,
   endpoint: Endpoint,
   model: string | undefined,
+  vision = false,
 ): Refusal | undefined {
   if (!profile.endpoints.includes(endpoint)) {
     return {
@@ -534,7 +554,9 @@ export function settingsRefusal(
     };
   }
   if (model === undefined) return undefined;
-  const refused = modelRefusal(profile, model, endpoint);
+  const refused =
+    modelRefusal(profile, model, endpoint) ??
+    (vision ? textOnlyRefusal(findModel(profile, model) ?? snapshotOf(profile, model), model) : undefined);
   return refused && { code: refused.code, message: `model ${refused.message}` };
 }
 
