@@ -41,7 +41,8 @@ export interface ChatBody {
 /** Body of a `/v1/embeddings` request. */
 export interface EmbeddingBody {
   model: string;
-  input: string | string[];
+  /** Text, texts, tokens, or token arrays (the OpenAI spec's four forms). */
+  input: string | string[] | number[] | number[][];
   [field: string]: unknown;
 }
 

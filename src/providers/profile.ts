@@ -20,6 +20,8 @@ export interface FileLimits {
   maxLineBytes: number;
   /** Characters (Unicode code points) of a custom_id. */
   maxCustomIdChars: number;
+  /** Embedding inputs (strings or token arrays) across all requests of one file (one batch), if limited. */
+  maxEmbeddingInputsPerFile?: number;
 }
 
 export type ModelKind = 'chat' | 'vision' | 'embedding';
@@ -35,6 +37,16 @@ export interface ModelInfo {
   images?: boolean;
   /** Always reasons (qwq-plus, deepseek-r1): `enable_thinking` does not switch it, so no advice to set it. */
   reasoningOnly?: boolean;
+}
+
+/** What one embeddings request may hold, as the provider documents it. */
+export interface EmbeddingLimits {
+  /** Inputs (strings or token arrays) in one request. */
+  maxInputs: number;
+  /** Tokens of one input. */
+  maxTokensPerInput: number;
+  /** Tokens of all inputs of one request. */
+  maxTokensPerRequest: number;
 }
 
 /** An account's file storage. */
@@ -85,7 +97,9 @@ export interface ProviderProfile {
    * Files an account may store and their bytes (uploads and result files alike), where the provider
    * documents it; null otherwise.
    */
-  storage: StorageLimits | null;
+  storage?: StorageLimits | null;
+  /** Limits on embeddings requests, where the provider documents them; null or absent otherwise. */
+  embeddingLimits?: EmbeddingLimits | null;
   /** A free format-check run, where the provider offers one. */
   dryRun: { model: string; endpoint: string; maxLines: number; maxBytes: number } | null;
 }

@@ -1,4 +1,11 @@
-import type { FileLimits, ModelInfo, ProviderName, ProviderProfile, StorageLimits } from './profile.js';
+import type {
+  EmbeddingLimits,
+  FileLimits,
+  ModelInfo,
+  ProviderName,
+  ProviderProfile,
+  StorageLimits,
+} from './profile.js';
 
 // The documents give limits in "MB" without saying which; decimal (10^6) is the smaller, so a file or
 // line within it is within the limit whichever way the provider counts. MiB would pass a 6.1-million-byte
@@ -14,12 +21,26 @@ const DASHSCOPE_LIMITS: FileLimits = {
   maxCustomIdChars: 256,
 };
 
-// OpenAI: 50,000 requests and 200 MB per input file (Batch API guide).
+// OpenAI: 50,000 requests and 200 MB per input file (Batch API guide). "Note that `/v1/embeddings`
+// batches are also restricted to a maximum of 50,000 embedding inputs across all requests in the
+// batch." (ref/openai-batch-openapi.yaml, CreateBatchRequest.endpoint)
 const OPENAI_LIMITS: FileLimits = {
   maxLinesPerFile: 50_000,
   maxBytesPerFile: 200 * MB,
   maxLineBytes: 6 * MB,
   maxCustomIdChars: 256,
+  maxEmbeddingInputsPerFile: 50_000,
+};
+
+// OpenAI, CreateEmbeddingRequest.input (ref/openai-openapi-full.yaml): "The input must not exceed the
+// max input tokens for the model (8192 tokens for all embedding models), cannot be an empty string, and
+// any array must be 2048 dimensions or less. ... all embedding models enforce a maximum of 300,000
+// tokens summed across all inputs in a single request." DashScope's text-embedding-v4 has no such
+// figures in ref/: its profiles carry none rather than borrow these.
+const OPENAI_EMBEDDING_LIMITS: EmbeddingLimits = {
+  maxInputs: 2048,
+  maxTokensPerInput: 8192,
+  maxTokensPerRequest: 300_000,
 };
 
 // "In the batch processing scenario, the maximum context tokens per request is 256 K for qwen3.7-max,
@@ -125,8 +146,9 @@ const OPENAI_MODELS: ModelInfo[] = [
   chat('gpt-4.1', { contextWindow: 1_047_576, images: true }),
   chat('gpt-4.1-mini', { contextWindow: 1_047_576, images: true }),
   chat('gpt-4.1-nano', { contextWindow: 1_047_576, images: true }),
-  { id: 'text-embedding-3-small', kind: 'embedding', contextWindow: 8_191 },
-  { id: 'text-embedding-3-large', kind: 'embedding', contextWindow: 8_191 },
+  // "8192 tokens for all embedding models" (ref/openai-openapi-full.yaml).
+  { id: 'text-embedding-3-small', kind: 'embedding', contextWindow: 8_192 },
+  { id: 'text-embedding-3-large', kind: 'embedding', contextWindow: 8_192 },
 ];
 
 /** The built-in profiles. Lists change: override `models` rather than editing these. */
@@ -182,6 +204,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     rateLimits: null,
     batchListWindowDays: null,
     storage: null,
+    embeddingLimits: OPENAI_EMBEDDING_LIMITS,
     dryRun: null,
   },
   local: {

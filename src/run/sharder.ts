@@ -1,5 +1,6 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { embeddingInputCount } from '../core/requests/embedding-inputs.js';
 import type { RequestBatch } from '../core/requests/request-batch.js';
 import { hashedColumns, type RowHashesHeader, rowHashText } from '../core/requests/row-hash.js';
 import { BufferedFile } from '../internal/buffered-file.js';
@@ -50,6 +51,8 @@ const MAX_CLOSING = 2;
 interface OpenShard {
   summary: ShardSummary;
   file: BufferedFile;
+  /** Embedding inputs in the file (what `maxEmbeddingInputsPerFile` counts; a line may hold many). */
+  inputs: number;
 }
 
 /**
@@ -132,13 +135,15 @@ export class Sharder {
         return done.then((next) => this.#addFrom(batch, next));
       } else {
         const text = batch.text(i);
+        const url = batch.url(i);
         waiting = this.#addText(
           batch.model(i),
-          batch.url(i),
+          url,
           batch.position(i),
           batch.id(i),
           text,
           Buffer.byteLength(text),
+          url === '/v1/embeddings' ? embeddingInputCount(batch.request(i).body.input) : 1,
         );
       }
       if (waiting) return waiting.then(() => this.#addFrom(batch, i + 1));
@@ -168,15 +173,18 @@ export class Sharder {
         if (waiting) return waiting.then(() => k);
         continue;
       }
-      const file = this.#fileFor(model, url, batch.index(k), bytes);
+      // A rendered line holds one input (a template makes one text per row).
+      const file = this.#fileFor(model, url, batch.index(k), bytes, 1);
       const shard = this.#open.get(model)!;
+      const maxInputs = this.#maxInputs(url);
       // As many more lines as the file takes.
       let size = bytes;
       let m = k + 1;
-      while (m < to && shard.summary.lines < limits.maxLinesPerFile) {
+      while (m < to && shard.summary.lines < limits.maxLinesPerFile && shard.inputs < maxInputs) {
         const next = batch.end(m) - batch.start(m);
         if (file.bytes + size + next > limits.maxBytesPerFile) break;
         size += next;
+        shard.inputs++;
         shard.summary.lines++;
         shard.summary.last_row = batch.index(m);
         this.#requests++;
@@ -195,7 +203,15 @@ export class Sharder {
     const text = item.text ?? JSON.stringify(item.request);
     const bytes = item.bytes ?? Buffer.byteLength(text);
     const request = item.request;
-    return this.#addText(String(request.body.model), request.url, item, request.custom_id, text, bytes);
+    return this.#addText(
+      String(request.body.model),
+      request.url,
+      item,
+      request.custom_id,
+      text,
+      bytes,
+      request.url === '/v1/embeddings' ? embeddingInputCount(request.body.input) : 1,
+    );
   }
 
   #addText(
@@ -205,10 +221,20 @@ export class Sharder {
     custom_id: string,
     text: string,
     bytes: number,
+    inputs = 1,
   ): Promise<void> | undefined {
-    if (!this.#ready) return this.#startThen(() => this.#addText(model, url, at, custom_id, text, bytes));
+    if (!this.#ready)
+      return this.#startThen(() => this.#addText(model, url, at, custom_id, text, bytes, inputs));
     if (bytes + 1 > this.#limits.maxBytesPerFile) return this.#tooLarge(at, custom_id, bytes + 1);
-    return this.#afterClose(this.#fileFor(model, url, at.index, bytes + 1).append(`${text}\n`, bytes + 1));
+    return this.#afterClose(
+      this.#fileFor(model, url, at.index, bytes + 1, inputs).append(`${text}\n`, bytes + 1),
+    );
+  }
+
+  /** The most embedding inputs a file of `url` may hold (OpenAI: 50,000 a batch); unlimited otherwise. */
+  #maxInputs(url: string): number {
+    const max = this.#limits.maxEmbeddingInputsPerFile;
+    return url === '/v1/embeddings' && max !== undefined ? max : Number.POSITIVE_INFINITY;
   }
 
   /**
@@ -223,12 +249,13 @@ export class Sharder {
     data: Buffer,
     start: number,
     end: number,
+    inputs = 1,
   ): Promise<void> | undefined {
     if (!this.#ready)
-      return this.#startThen(() => this.addBytes(model, url, at, custom_id, data, start, end));
+      return this.#startThen(() => this.addBytes(model, url, at, custom_id, data, start, end, inputs));
     const bytes = end - start;
     if (bytes > this.#limits.maxBytesPerFile) return this.#tooLarge(at, custom_id, bytes);
-    return this.#afterClose(this.#fileFor(model, url, at.index, bytes).appendBytes(data, start, end));
+    return this.#afterClose(this.#fileFor(model, url, at.index, bytes, inputs).appendBytes(data, start, end));
   }
 
   #startThen(next: () => Promise<void> | undefined): Promise<void> {
@@ -252,12 +279,13 @@ export class Sharder {
    * The file a line of `bytes` goes to: the model's open file, or a new one when it is full (the full
    * one starts closing in the background). Counts the line.
    */
-  #fileFor(model: string, url: string, row: number, bytes: number): BufferedFile {
+  #fileFor(model: string, url: string, row: number, bytes: number, inputs: number): BufferedFile {
     let shard = this.#open.get(model);
     if (
       shard &&
       (shard.summary.lines >= this.#limits.maxLinesPerFile ||
-        shard.file.bytes + bytes > this.#limits.maxBytesPerFile)
+        shard.file.bytes + bytes > this.#limits.maxBytesPerFile ||
+        shard.inputs + inputs > this.#maxInputs(url))
     ) {
       this.#startClose(shard);
       shard = undefined;
@@ -268,6 +296,7 @@ export class Sharder {
     }
     shard.summary.lines++;
     shard.summary.last_row = row;
+    shard.inputs += inputs;
     this.#requests++;
     return shard.file;
   }
@@ -294,6 +323,7 @@ export class Sharder {
     const name = `${this.#prefix}-${String(++this.#count).padStart(5, '0')}.jsonl`;
     return {
       file: new BufferedFile(join(this.#dir, name), { hash: true }),
+      inputs: 0,
       summary: {
         file: name,
         model,

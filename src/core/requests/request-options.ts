@@ -8,7 +8,7 @@ import { type AnswerSchema, isAnswerSchema } from '../structured/structured-outp
 export interface MapperBody {
   model?: string;
   messages?: ChatMessage[];
-  input?: string | string[];
+  input?: string | string[] | number[] | number[][];
   [field: string]: unknown;
 }
 

@@ -10,6 +10,7 @@ import { ENDPOINTS, type Endpoint, type ModelInfo, type ProviderProfile } from '
 import { findModel, snapshotOf, thinksByDefault } from '../../providers/resolve-profile.js';
 import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
 import type { LineTemplate } from './line-template.js';
+import { embeddingInputs } from './embedding-inputs.js';
 import { hasVisionParts } from './media.js';
 import type { RequestBatch } from './request-batch.js';
 import type { Refused, Verdict } from './verdict.js';
@@ -194,7 +195,7 @@ export class RequestRules {
     }
     const shape =
       url === '/v1/embeddings'
-        ? embeddingShape(fields)
+        ? embeddingShape(fields, this.#profile)
         : url === '/v1/chat/completions'
           ? chatShape(fields)
           : undefined;
@@ -588,21 +589,47 @@ function chatShape(body: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-export function embeddingShape(body: Record<string, unknown>): string | undefined {
+/**
+ * An embeddings body's input, in every form the OpenAI spec allows (CreateEmbeddingRequest.input:
+ * "encoded as a string or array of tokens. To embed multiple inputs in a single request, pass an
+ * array of strings or array of token arrays"), within the profile's documented limits, if any.
+ */
+export function embeddingShape(
+  body: Record<string, unknown>,
+  profile?: Pick<ProviderProfile, 'embeddingLimits' | 'title'>,
+): string | undefined {
   const input = body.input;
-  if (typeof input === 'string') return input === '' ? 'body.input is empty' : undefined;
-  if (Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === 'string' && x !== ''))
-    return undefined;
-  return `body.input must be a non-empty string or array of non-empty strings, got ${describeValue(input)}`;
+  const inputs = embeddingInputs(input);
+  if (inputs === undefined)
+    return `body.input must be a non-empty string, array of non-empty strings, array of tokens (integers) or array of token arrays, got ${describeValue(input)}`;
+  if (inputs.some((x) => x === '')) return 'body.input is empty';
+  const limits = profile?.embeddingLimits;
+  if (!limits) return undefined;
+  const who = profile!.title;
+  if (inputs.length > limits.maxInputs)
+    return `body.input holds ${inputs.length} inputs; ${who} takes at most ${limits.maxInputs} per request ("any array must be 2048 dimensions or less")`;
+  let tokens = 0;
+  for (const x of inputs) {
+    if (typeof x === 'string') continue;
+    if (x.length > limits.maxTokensPerInput)
+      return `body.input has a token array of ${x.length} tokens; ${who} takes at most ${limits.maxTokensPerInput} per input`;
+    tokens += x.length;
+  }
+  if (tokens > limits.maxTokensPerRequest)
+    return `body.input holds ${tokens} tokens; ${who} takes at most ${limits.maxTokensPerRequest} summed across the inputs of a request`;
+  return undefined;
 }
+
 
 /** The text a request sends, for context estimates. */
 export function promptText(body: Record<string, unknown>, url: string): string {
   if (url === '/v1/embeddings') {
-    const input = body.input;
-    // Each input of an array is embedded (and limited) on its own: the longest one decides.
-    if (typeof input === 'string') return input;
-    return (input as string[]).reduce((longest, x) => (x.length > longest.length ? x : longest), '');
+    // Each input is embedded (and limited) on its own: the longest text decides. Token arrays are
+    // counted exactly by embeddingShape.
+    let longest = '';
+    for (const x of embeddingInputs(body.input) ?? [])
+      if (typeof x === 'string' && x.length > longest.length) longest = x;
+    return longest;
   }
   let text = '';
   for (const message of body.messages as Array<{ content: unknown }>) {
