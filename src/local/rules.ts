@@ -1,5 +1,5 @@
 import { snapshotBase } from '../providers/model-snapshots.js';
-import type { FileLimits, ProviderProfile } from '../providers/profile.js';
+import type { EmbeddingLimits, FileLimits, ProviderProfile } from '../providers/profile.js';
 import { BATCH_CHAT_MODELS, PROFILES } from '../providers/profiles.js';
 import { findModel, thinksByDefault } from '../providers/resolve-profile.js';
 import { DRY_RUN_ENDPOINT, ENGINE_ENDPOINTS, type EngineEndpoint } from './engine/engine.js';
@@ -35,6 +35,8 @@ export interface ServiceRules {
   thinksByDefault(model: string): boolean;
   /** The model's context window in tokens, when the profile knows it. */
   contextWindow(model: string): number | undefined;
+  /** Embeddings limits the profile documents (OpenAI's; none for DashScope in ref/). */
+  embeddingLimits: EmbeddingLimits | null;
   maxUploadBytes: number;
   maxJsonBodyBytes: number;
   maxValidationErrors: number;
@@ -79,6 +81,7 @@ export function serviceRules(config: ServiceConfig): ServiceRules {
     thinksByDefault: (model) =>
       thinksByDefault(base, model) || findModel(base, model)?.reasoningOnly === true,
     contextWindow: (model) => findModel(base, model)?.contextWindow,
+    embeddingLimits: base.embeddingLimits ?? null,
     maxUploadBytes: config.limits.maxUploadBytes,
     maxJsonBodyBytes: config.limits.maxJsonBodyBytes,
     maxValidationErrors: config.limits.maxValidationErrors,
