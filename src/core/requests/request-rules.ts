@@ -9,8 +9,8 @@ import { describeValue } from '../../options.js';
 import { ENDPOINTS, type Endpoint, type ModelInfo, type ProviderProfile } from '../../providers/profile.js';
 import { findModel, snapshotOf, thinksByDefault } from '../../providers/resolve-profile.js';
 import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
-import type { LineTemplate } from './line-template.js';
 import { embeddingInputs } from './embedding-inputs.js';
+import type { LineTemplate } from './line-template.js';
 import { hasVisionParts } from './media.js';
 import type { RequestBatch } from './request-batch.js';
 import type { Refused, Verdict } from './verdict.js';
@@ -619,7 +619,6 @@ export function embeddingShape(
     return `body.input holds ${tokens} tokens; ${who} takes at most ${limits.maxTokensPerRequest} summed across the inputs of a request`;
   return undefined;
 }
-
 
 /** The text a request sends, for context estimates. */
 export function promptText(body: Record<string, unknown>, url: string): string {
