@@ -61,6 +61,9 @@ export function serviceRules(config: ServiceConfig): ServiceRules {
     maxBytesPerFile: config.limits.maxBytesPerFile ?? base.limits.maxBytesPerFile,
     maxLineBytes: config.limits.maxLineBytes ?? base.limits.maxLineBytes,
     maxCustomIdChars: config.limits.maxCustomIdChars ?? base.limits.maxCustomIdChars,
+    ...(base.limits.maxEmbeddingInputsPerFile !== undefined && {
+      maxEmbeddingInputsPerFile: base.limits.maxEmbeddingInputsPerFile,
+    }),
   };
   const dashscope = config.profile === 'dashscope';
   return {

@@ -60,6 +60,8 @@ export class InputChecker {
     this.#rules = rules;
   }
 
+  #inputs = 0;
+
   /** No problem found so far. */
   get clean(): boolean {
     return this.#errors.length === 0;
@@ -94,6 +96,24 @@ export class InputChecker {
       return null;
     }
     this.#model ??= found.model;
+    const maxInputs = limits.maxEmbeddingInputsPerFile;
+    if (maxInputs !== undefined && this.#rules.endpoint === '/v1/embeddings') {
+      // OpenAI: "`/v1/embeddings` batches are also restricted to a maximum of 50,000 embedding inputs
+      // across all requests in the batch" (ref/openai-batch-openapi.yaml).
+      this.#inputs += inputCount(found.line.body.input);
+      if (this.#inputs > maxInputs) {
+        if (this.#errors.length < this.#rules.maxErrors)
+          this.#errors.push(
+            item(
+              'too_many_embedding_inputs',
+              line.line,
+              `the batch's requests hold more than ${maxInputs} embedding inputs; split them into several files`,
+              'body.input',
+            ),
+          );
+        return null;
+      }
+    }
     return found.line;
   }
 
@@ -271,4 +291,10 @@ function item(code: string, line: number | null, message: string, param: string 
 
 function failed(errors: BatchErrorItem[]): Validation {
   return { kind: 'failed', errors };
+}
+
+/** Inputs an embeddings request embeds: a string or a token array is one, an array of them its length. */
+function inputCount(input: unknown): number {
+  if (!Array.isArray(input) || input.length === 0 || input.every((x) => typeof x === 'number')) return 1;
+  return input.length;
 }

@@ -5,7 +5,10 @@
  * 10,000, on one request's work). Every input form the spec allows is answered.
  */
 import { describe, expect, it } from 'vitest';
-import { serviceFor } from './support.js';
+import { tempDir } from '../helpers.js';
+import { serviceFor, submit, waitFor } from './support.js';
+
+const dir = tempDir('bp-local-embed-');
 
 describe('embeddings limits of the local service, per profile', () => {
   it('openai: 2,048 inputs are answered, 2,049 refused with 400', async () => {
@@ -39,4 +42,28 @@ describe('embeddings limits of the local service, per profile', () => {
     expect(await count([1, 2, 3])).toBe(1);
     expect(await count([[1, 2], [3]])).toBe(2);
   });
+
+  // ref/openai-batch-openapi.yaml: "`/v1/embeddings` batches are also restricted to a maximum of 50,000
+  // embedding inputs across all requests in the batch."
+  it('openai: fails a batch of more than 50,000 embedding inputs at validation, naming the line', async () => {
+    const { client } = await serviceFor({ profile: 'openai' });
+    const lines = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        custom_id: `e${i}`,
+        method: 'POST',
+        url: '/v1/embeddings',
+        body: { model: 'text-embedding-3-small', input: Array(2048).fill('a'), dimensions: 1 },
+      }));
+    const create = { endpoint: '/v1/embeddings' as const };
+    const within = await waitFor(
+      client,
+      (await submit(client, dir, lines(24), create)).id,
+      undefined,
+      60_000,
+    );
+    expect(within.status).toBe('completed');
+    const over = await waitFor(client, (await submit(client, dir, lines(25), create)).id);
+    expect(over.status).toBe('failed');
+    expect(over.errors!.data![0]).toMatchObject({ code: 'too_many_embedding_inputs', line: 25 });
+  }, 120_000);
 });
