@@ -10,7 +10,7 @@ export type { DedupMode, ReuseSummary } from './cache/request-reuse.js';
 export type { CacheStats, PruneResult } from './cache/result-cache.js';
 export { cacheStats, pruneCache } from './cache/result-cache.js';
 export type { Settled } from './cache/settle-reuse.js';
-export { customIdFor, MAX_CUSTOM_ID_BYTES } from './core/requests/custom-id.js';
+export { customIdFor, MAX_CUSTOM_ID_BYTES, MAX_CUSTOM_ID_CHARS } from './core/requests/custom-id.js';
 export type { ExtraColumn } from './core/results/result-cells.js';
 export { EXTRA_COLUMNS } from './core/results/result-cells.js';
 export type {

@@ -41,7 +41,8 @@ export interface ChatBody {
 /** Body of a `/v1/embeddings` request. */
 export interface EmbeddingBody {
   model: string;
-  input: string | string[];
+  /** Text, texts, tokens, or token arrays (the OpenAI spec's four forms). */
+  input: string | string[] | number[] | number[][];
   [field: string]: unknown;
 }
 
@@ -86,7 +87,8 @@ export type WarningCode =
   | 'BP_WARN_THINKING_IN_EXTRA_BODY'
   | 'BP_WARN_BIG_INTEGER'
   | 'BP_WARN_BOM'
-  | 'BP_WARN_LOCAL_MODEL';
+  | 'BP_WARN_LOCAL_MODEL'
+  | 'BP_WARN_MODEL_SNAPSHOT';
 
 export interface Warning {
   code: WarningCode;

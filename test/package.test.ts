@@ -14,6 +14,7 @@ const PUBLIC_EXPORTS = [
   'ERROR_CODES',
   'EXTRA_COLUMNS',
   'MAX_CUSTOM_ID_BYTES',
+  'MAX_CUSTOM_ID_CHARS',
   'RESULT_STATUSES',
   'arrowSink',
   'arrowSource',
@@ -72,6 +73,7 @@ const PROVIDERS_EXPORTS = [
   'findModel',
   'resolveConnection',
   'resolveProfile',
+  'snapshotOf',
   'thinksByDefault',
 ];
 

@@ -114,7 +114,25 @@ export function addRequestOptions(command: Command): Command {
         '/v1/embeddings',
       ]),
     )
-    .option('--image-column <name>', 'column holding an image URL sent beside the prompt (vision models)')
+    .option(
+      '--image-column <name>',
+      'column of images sent beside the prompt (vision models): URLs, or file paths sent as base64; a JSON array for several; repeat for more columns',
+      collect,
+    )
+    .option(
+      '--video-column <name>',
+      'column of videos as frame lists (a JSON array of image URLs or paths); repeat for more columns',
+      collect,
+    )
+    .option(
+      '--media-dir <dir>',
+      'where relative image and frame paths start (default: the current directory)',
+    )
+    .option(
+      '--max-image-bytes <bytes>',
+      'most bytes of one local image file (default: what fits the line limit as base64)',
+      integer,
+    )
     .option('--temperature <n>', 'sampling temperature', number)
     .option('--top-p <n>', 'nucleus sampling', number)
     .option('--max-tokens <n>', 'most tokens per answer', integer)
@@ -166,4 +184,9 @@ export function structuredOption(name: 'labels' | 'schema'): Option {
   return new Option('--schema <file>', 'answers are JSON matching this JSON Schema file').argParser(
     schemaFile,
   );
+}
+
+/** A repeatable option's values, in order. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }

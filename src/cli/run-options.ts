@@ -64,7 +64,7 @@ export function addRunOptions(command: Command): Command {
     )
     .option(
       '--poll-interval <seconds>',
-      'seconds between polls of a running batch (default 60; 1 for the local service)',
+      'seconds between polls of a running batch (default 60 against a provider: no batch is retrieved more than once a minute; 1 for the local service)',
       number,
     )
     .option(

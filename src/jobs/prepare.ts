@@ -12,6 +12,7 @@ import { watchCount } from '../internal/watch-count.js';
 import { parseOptions } from '../options.js';
 import type { ProviderProfile } from '../providers/profile.js';
 import { PROFILES } from '../providers/profiles.js';
+import { findModel, snapshotOf } from '../providers/resolve-profile.js';
 import type { RunEvent } from '../run/batch-run.js';
 import { type PreparedSummary, REJECTIONS_FILE } from '../run/sharder.js';
 import { shardRequests } from '../sinks/shard-requests.js';
@@ -89,7 +90,12 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
   const onWarning = opts.onWarning;
   const early = localModelWarning(profile, opts.model);
   if (early) onWarning?.(early);
-  const refused = settingsRefusal(profile, opts.endpoint, opts.model);
+  const refused = settingsRefusal(
+    profile,
+    opts.endpoint,
+    opts.model,
+    opts.imageColumn !== undefined || opts.videoColumn !== undefined,
+  );
   // Checks the request options (template xor mapper, model...) before anything is read.
   const builder = RequestBuilder.create(job.requests);
   const sourceWarnings = new WarningLog(onWarning);
@@ -146,7 +152,8 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
 function localModelWarning(profile: ProviderProfile, model: string | undefined): Warning | undefined {
   if (profile.name !== 'local' || model === undefined) return undefined;
   const dryRun = PROFILES['dashscope-cn'].dryRun?.model;
-  if (model === dryRun || PROFILES['dashscope-cn'].models.some((m) => m.id === model)) return undefined;
+  const beijing = PROFILES['dashscope-cn'];
+  if (model === dryRun || findModel(beijing, model) || snapshotOf(beijing, model)) return undefined;
   return {
     code: 'BP_WARN_LOCAL_MODEL',
     message: `model "${model}" is not one DashScope offers: the local service fails its batches at validation unless it runs with --models any or an upstream engine (batchpipe serve --models any)`,

@@ -41,7 +41,7 @@ export interface ValidateFileOptions {
 
 /**
  * Checks a Batch API input file as the provider will: every line (JSON object, UTF-8, custom_id
- * unique in the file and at most 256 bytes, method, url, one model, body shape, line size, context)
+ * unique in the file and at most 256 characters, method, url, one model, body shape, line size, context)
  * and the file as a whole (not empty, within the line and byte limits, or the dry run's smaller ones).
  * Reads the file once, streaming; lines are checked as stored, not re-serialized. Memory stays flat
  * whatever the file's size (custom_ids are kept as hashes, on disk past 256k).

@@ -1,11 +1,14 @@
 import { z } from 'zod';
 import { parseOptions } from '../options.js';
+import { DASHSCOPE_STORAGE } from '../providers/profiles.js';
 import { FAIL_CODE } from './engine/knobs.js';
 import { FaultRuleSchema } from './faults.js';
 
 const rate = z.number().min(0).max(1);
 const MB = 1024 * 1024;
-const GB = 1024 * MB;
+// "10,000 files / 100 GB per account" (ref/dashscope-batch-api.txt), read as 100 x 10^9 bytes, the
+// client's reading (src/providers/profiles.ts): both sides agree on when an account is full.
+const DOCUMENTED_STORAGE_BYTES = DASHSCOPE_STORAGE.maxBytes;
 const count = z.number().int().positive().max(1_000_000);
 
 /** Limits the service enforces; the file limits default to the profile's documented ones. */
@@ -16,8 +19,8 @@ const LimitsOptions = z.strictObject({
   maxBytesPerFile: z.number().int().positive().optional(),
   /** Bytes per line (6 MB). A longer line fails the batch at validation. */
   maxLineBytes: z.number().int().positive().optional(),
-  /** UTF-8 bytes of a custom_id (256). */
-  maxCustomIdBytes: z.number().int().positive().optional(),
+  /** Characters (code points) of a custom_id (256). */
+  maxCustomIdChars: z.number().int().positive().optional(),
   /** Largest upload `POST /files` accepts; beyond it the upload is refused with 413. Default 1 GiB. */
   maxUploadBytes: z
     .number()
@@ -82,13 +85,9 @@ const QuotaOptions = z.strictObject({
   /** Batches not yet in a terminal state. Default 1,000. */
   maxUnfinishedBatches: count.default(1000),
   /** Stored files, uploads and result files alike. Default 10,000. */
-  maxFiles: count.default(10_000),
-  /** Bytes of stored files. Default 100 GiB. */
-  maxStorageBytes: z
-    .number()
-    .int()
-    .positive()
-    .default(100 * GB),
+  maxFiles: count.default(DASHSCOPE_STORAGE.maxFiles),
+  /** Bytes of stored files. Default 100 GB, read as 100 x 10^9 bytes (not GiB). */
+  maxStorageBytes: z.number().int().positive().default(DOCUMENTED_STORAGE_BYTES),
 });
 
 /** The free format check: model batch-test-model, endpoint /v1/chat/ds-test (DashScope profile). */
@@ -206,7 +205,7 @@ export const LocalServiceOptions = z
       cancelRate: 1000,
       maxUnfinishedBatches: 1000,
       maxFiles: 10_000,
-      maxStorageBytes: 100 * GB,
+      maxStorageBytes: DOCUMENTED_STORAGE_BYTES,
     }),
     dryRun: DryRunOptions.default({ maxConcurrent: 2, maxLines: 100, maxBytes: 1_000_000 }),
     gateway: GatewayOptions.default({ data: 'all', refusalStatus: 'same' }),

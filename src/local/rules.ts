@@ -1,5 +1,6 @@
-import type { FileLimits, ProviderProfile } from '../providers/profile.js';
-import { PROFILES } from '../providers/profiles.js';
+import { snapshotBase } from '../providers/model-snapshots.js';
+import type { EmbeddingLimits, FileLimits, ProviderProfile } from '../providers/profile.js';
+import { BATCH_CHAT_MODELS, PROFILES } from '../providers/profiles.js';
 import { findModel, thinksByDefault } from '../providers/resolve-profile.js';
 import { DRY_RUN_ENDPOINT, ENGINE_ENDPOINTS, type EngineEndpoint } from './engine/engine.js';
 import type { ServiceConfig } from './options.js';
@@ -26,9 +27,16 @@ export interface ServiceRules {
   unrunOnExpiry: 'error_file' | 'omit';
   /** Models offered, or null for any. */
   models: ReadonlySet<string> | null;
+  /**
+   * Models Batch Chat offers (when it is on), or null for any: its own document's list
+   * (ref/modelstudio-batch-chat.txt), not the file-batch one.
+   */
+  batchChatModels: ReadonlySet<string> | null;
   thinksByDefault(model: string): boolean;
   /** The model's context window in tokens, when the profile knows it. */
   contextWindow(model: string): number | undefined;
+  /** Embeddings limits the profile documents (OpenAI's; none for DashScope in ref/). */
+  embeddingLimits: EmbeddingLimits | null;
   maxUploadBytes: number;
   maxJsonBodyBytes: number;
   maxValidationErrors: number;
@@ -52,7 +60,10 @@ export function serviceRules(config: ServiceConfig): ServiceRules {
     maxLinesPerFile: config.limits.maxLinesPerFile ?? base.limits.maxLinesPerFile,
     maxBytesPerFile: config.limits.maxBytesPerFile ?? base.limits.maxBytesPerFile,
     maxLineBytes: config.limits.maxLineBytes ?? base.limits.maxLineBytes,
-    maxCustomIdBytes: config.limits.maxCustomIdBytes ?? base.limits.maxCustomIdBytes,
+    maxCustomIdChars: config.limits.maxCustomIdChars ?? base.limits.maxCustomIdChars,
+    ...(base.limits.maxEmbeddingInputsPerFile !== undefined && {
+      maxEmbeddingInputsPerFile: base.limits.maxEmbeddingInputsPerFile,
+    }),
   };
   const dashscope = config.profile === 'dashscope';
   return {
@@ -68,8 +79,12 @@ export function serviceRules(config: ServiceConfig): ServiceRules {
     // The DashScope documents say only that unprocessed requests are terminated.
     unrunOnExpiry: dashscope ? 'omit' : 'error_file',
     models: offeredModels(config, base),
-    thinksByDefault: (model) => thinksByDefault(base, model),
+    batchChatModels: offeredModels(config, { ...base, models: [...BATCH_CHAT_MODELS] }),
+    // The engine reasons for a reasoning-only model (qwq-plus, deepseek-r1) as for one that thinks by default.
+    thinksByDefault: (model) =>
+      thinksByDefault(base, model) || findModel(base, model)?.reasoningOnly === true,
     contextWindow: (model) => findModel(base, model)?.contextWindow,
+    embeddingLimits: base.embeddingLimits ?? null,
     maxUploadBytes: config.limits.maxUploadBytes,
     maxJsonBodyBytes: config.limits.maxJsonBodyBytes,
     maxValidationErrors: config.limits.maxValidationErrors,
@@ -88,8 +103,9 @@ export function serviceRules(config: ServiceConfig): ServiceRules {
 
 /**
  * The models a batch or call may name. DashScope offers a fixed list per region and fails a batch
- * naming another (DESIGN.md section 4; ref/dashscope-batch-api.txt): the dashscope profile takes the
- * Beijing list (a superset of Singapore's; the service has no region). The dry run's model is taken
+ * naming another (ref/modelstudio-batch-file-input.txt): the dashscope profile takes the Beijing list as
+ * that document gives it (chat and embeddings; the service has no region), and dated snapshots of
+ * listed models (`offers`, batchpipe's policy as the client's). The dry run's model is taken
  * by dry runs alone (routes/batches.ts). OpenAI's list is not exclusive, and an upstream engine's
  * server decides for itself: any model. `models: "any"` lifts the list, a list of ids replaces it.
  */
@@ -98,4 +114,14 @@ function offeredModels(config: ServiceConfig, base: ProviderProfile): ReadonlySe
   if (config.models) return new Set(config.models);
   if (config.engine === 'upstream' || !base.modelsExclusive) return null;
   return new Set(base.models.map((m) => m.id));
+}
+
+/**
+ * Whether `models` (null for every model) offers `model`: listed, or a dated snapshot of a listed model
+ * (`qwen-plus-2025-07-28`), which the client accepts with a warning (src/providers/model-snapshots.ts).
+ */
+export function offers(models: ReadonlySet<string> | null, model: string): boolean {
+  if (models === null || models.has(model)) return true;
+  const base = snapshotBase(model);
+  return base !== undefined && models.has(base);
 }

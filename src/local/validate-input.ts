@@ -1,6 +1,8 @@
+import { codePointLength, exceedsCodePoints } from '../internal/code-points.js';
 import type { FileLimits } from '../providers/profile.js';
 import { type BatchEndpoint, DRY_RUN_ENDPOINT, ENGINE_ENDPOINTS } from './engine/engine.js';
 import { type InputLine, readLines } from './line-reader.js';
+import { offers } from './rules.js';
 
 /** One item of a failed batch's `errors.data`, as the Batch API reports validation problems. */
 export interface BatchErrorItem {
@@ -58,6 +60,8 @@ export class InputChecker {
     this.#rules = rules;
   }
 
+  #inputs = 0;
+
   /** No problem found so far. */
   get clean(): boolean {
     return this.#errors.length === 0;
@@ -92,6 +96,24 @@ export class InputChecker {
       return null;
     }
     this.#model ??= found.model;
+    const maxInputs = limits.maxEmbeddingInputsPerFile;
+    if (maxInputs !== undefined && this.#rules.endpoint === '/v1/embeddings') {
+      // OpenAI: "`/v1/embeddings` batches are also restricted to a maximum of 50,000 embedding inputs
+      // across all requests in the batch" (ref/openai-batch-openapi.yaml).
+      this.#inputs += inputCount(found.line.body.input);
+      if (this.#inputs > maxInputs) {
+        if (this.#errors.length < this.#rules.maxErrors)
+          this.#errors.push(
+            item(
+              'too_many_embedding_inputs',
+              line.line,
+              `the batch's requests hold more than ${maxInputs} embedding inputs; split them into several files`,
+              'body.input',
+            ),
+          );
+        return null;
+      }
+    }
     return found.line;
   }
 
@@ -186,12 +208,12 @@ function checkLine(
       `custom_id must be a non-empty string, got ${JSON.stringify(id)}`,
       'custom_id',
     );
-  const idBytes = Buffer.byteLength(id);
-  if (idBytes > limits.maxCustomIdBytes)
+  // "The custom_id supports a maximum of 256 characters": code points (ref/modelstudio-batch-file-input.txt).
+  if (exceedsCodePoints(id, limits.maxCustomIdChars))
     return bad(
       'custom_id_too_long',
       line,
-      `custom_id is ${idBytes} bytes; at most ${limits.maxCustomIdBytes} are allowed`,
+      `custom_id is ${codePointLength(id)} characters; at most ${limits.maxCustomIdChars} are allowed`,
       'custom_id',
     );
   if (ids.has(id))
@@ -249,7 +271,7 @@ function checkLine(
         : `the model ${lineModel} only checks files: create the batch with endpoint ${DRY_RUN_ENDPOINT}`,
       'body.model',
     );
-  if (rules.models && !rules.models.has(lineModel))
+  if (!offers(rules.models, lineModel))
     return bad(
       'model_not_found',
       line,
@@ -269,4 +291,10 @@ function item(code: string, line: number | null, message: string, param: string 
 
 function failed(errors: BatchErrorItem[]): Validation {
   return { kind: 'failed', errors };
+}
+
+/** Inputs an embeddings request embeds: a string or a token array is one, an array of them its length. */
+function inputCount(input: unknown): number {
+  if (!Array.isArray(input) || input.length === 0 || input.every((x) => typeof x === 'number')) return 1;
+  return input.length;
 }

@@ -16,4 +16,4 @@ export type {
 export { ENDPOINTS, PROVIDER_NAMES } from './profile.js';
 export { PROFILES } from './profiles.js';
 export type { ProfileOptions } from './resolve-profile.js';
-export { findModel, resolveProfile, thinksByDefault } from './resolve-profile.js';
+export { findModel, resolveProfile, snapshotOf, thinksByDefault } from './resolve-profile.js';

@@ -18,8 +18,10 @@ export interface FileLimits {
   maxBytesPerFile: number;
   /** Bytes per line (one JSON request, without its newline). */
   maxLineBytes: number;
-  /** UTF-8 bytes of a custom_id. */
-  maxCustomIdBytes: number;
+  /** Characters (Unicode code points) of a custom_id. */
+  maxCustomIdChars: number;
+  /** Embedding inputs (strings or token arrays) across all requests of one file (one batch), if limited. */
+  maxEmbeddingInputsPerFile?: number;
 }
 
 export type ModelKind = 'chat' | 'vision' | 'embedding';
@@ -31,6 +33,27 @@ export interface ModelInfo {
   contextWindow?: number;
   /** Thinks unless a request sets `enable_thinking: false` (thinking tokens bill as output). */
   thinksByDefault?: boolean;
+  /** A chat model that also takes images and video (a `vision` model always does). */
+  images?: boolean;
+  /** Always reasons (qwq-plus, deepseek-r1): `enable_thinking` does not switch it, so no advice to set it. */
+  reasoningOnly?: boolean;
+}
+
+/** What one embeddings request may hold, as the provider documents it. */
+export interface EmbeddingLimits {
+  /** Inputs (strings or token arrays) in one request. */
+  maxInputs: number;
+  /** Tokens of one input. */
+  maxTokensPerInput: number;
+  /** Tokens of all inputs of one request. */
+  maxTokensPerRequest: number;
+}
+
+/** An account's file storage. */
+export interface StorageLimits {
+  maxFiles: number;
+  /** Bytes, decimal as the document's "GB" is read (10^9). */
+  maxBytes: number;
 }
 
 /** Calls per minute by kind, and the most batches unfinished at once. */
@@ -68,13 +91,6 @@ export interface MetadataLimits {
   maxValueChars: number;
 }
 
-/** Files an account may keep at the provider, where it documents a bound (output and error files count). */
-export interface StorageLimits {
-  maxFiles: number;
-  /** Bytes, read as decimal (100 GB = 100 x 10^9). */
-  maxBytes: number;
-}
-
 /** A provider as data: where it is, what it accepts. No I/O here. */
 export interface ProviderProfile {
   name: ProviderName;
@@ -103,6 +119,13 @@ export interface ProviderProfile {
    * tasks from the last 30 days are queryable via list"); null when it lists every batch.
    */
   batchListWindowDays: number | null;
+  /**
+   * Files an account may store and their bytes (uploads and result files alike), where the provider
+   * documents it; null otherwise.
+   */
+  storage?: StorageLimits | null;
+  /** Limits on embeddings requests, where the provider documents them; null or absent otherwise. */
+  embeddingLimits?: EmbeddingLimits | null;
   /** A free format-check run, where the provider offers one. */
   dryRun: {
     model: string;
@@ -125,6 +148,4 @@ export interface ProviderProfile {
   taskName: { maxNameChars: number; maxDescriptionChars: number };
   /** Bounds on custom metadata; null where the documents set none. */
   metadataLimits: MetadataLimits | null;
-  /** Files the account may keep; null where the documents set none. */
-  storage: StorageLimits | null;
 }

@@ -1,5 +1,6 @@
 import type {
   ApiPaths,
+  EmbeddingLimits,
   FileLimits,
   MetadataLimits,
   ModelInfo,
@@ -14,20 +15,34 @@ import type {
 const MB = 1_000_000;
 
 // DashScope: 50,000 requests and 500 MB per file, 6 MB per line, custom_id <= 256 characters
-// (ref/modelstudio-batch-file-input.txt). We count the custom_id in UTF-8 bytes, the strictest reading.
+// (ref/modelstudio-batch-file-input.txt), characters being Unicode code points.
 const DASHSCOPE_LIMITS: FileLimits = {
   maxLinesPerFile: 50_000,
   maxBytesPerFile: 500 * MB,
   maxLineBytes: 6 * MB,
-  maxCustomIdBytes: 256,
+  maxCustomIdChars: 256,
 };
 
-// OpenAI: 50,000 requests and 200 MB per input file (Batch API guide).
+// OpenAI: 50,000 requests and 200 MB per input file (Batch API guide). "Note that `/v1/embeddings`
+// batches are also restricted to a maximum of 50,000 embedding inputs across all requests in the
+// batch." (ref/openai-batch-openapi.yaml, CreateBatchRequest.endpoint)
 const OPENAI_LIMITS: FileLimits = {
   maxLinesPerFile: 50_000,
   maxBytesPerFile: 200 * MB,
   maxLineBytes: 6 * MB,
-  maxCustomIdBytes: 256,
+  maxCustomIdChars: 256,
+  maxEmbeddingInputsPerFile: 50_000,
+};
+
+// OpenAI, CreateEmbeddingRequest.input (ref/openai-openapi-full.yaml): "The input must not exceed the
+// max input tokens for the model (8192 tokens for all embedding models), cannot be an empty string, and
+// any array must be 2048 dimensions or less. ... all embedding models enforce a maximum of 300,000
+// tokens summed across all inputs in a single request." DashScope's text-embedding-v4 has no such
+// figures in ref/: its profiles carry none rather than borrow these.
+const OPENAI_EMBEDDING_LIMITS: EmbeddingLimits = {
+  maxInputs: 2048,
+  maxTokensPerInput: 8192,
+  maxTokensPerRequest: 300_000,
 };
 
 // "In the batch processing scenario, the maximum context tokens per request is 256 K for qwen3.7-max,
@@ -46,6 +61,11 @@ const DASHSCOPE_RATES = {
   concurrentBatches: 1000,
 };
 
+// "File storage: 10,000 files / 100 GB per account. Delete old files to free space."
+// (ref/dashscope-batch-api.txt). GB read as 10^9 bytes, like every MB here: the smaller reading, so an
+// account within it is within the limit whichever way the provider counts.
+export const DASHSCOPE_STORAGE: StorageLimits = { maxFiles: 10_000, maxBytes: 100 * 1_000_000_000 };
+
 // "Task retention: Only tasks from the last 30 days are queryable via list." (ref/dashscope-batch-api.txt)
 const DASHSCOPE_LIST_WINDOW_DAYS = 30;
 
@@ -60,19 +80,25 @@ const SINGAPORE_MODELS: ModelInfo[] = [
   chat('qwen-turbo'),
 ];
 
-// Beijing: stable and some latest versions of Qwen-Max/Plus/Flash/Long, qwq-plus, deepseek-r1,
-// deepseek-v3.2, deepseek-v3, Qwen-VL-Max/Plus/Flash, Qwen-OCR, text-embedding-v4, and the qwen3.x
-// models named with their batch context window.
+// Beijing, as ref/modelstudio-batch-file-input.txt lists it (not a superset of Singapore's: it names no
+// Turbo): "Text generation models: The stable versions and some latest versions of Qwen-Max, Plus,
+// Flash, and Long. The QwQ series (qwq-plus) and some third-party models (deepseek-r1, deepseek-v3.2,
+// deepseek-v3) are also supported." "Multimodal models: The stable versions and some latest versions of
+// Qwen-VL-Max, Plus, and Flash. The Qwen-OCR model is also supported." "Text embedding models: The
+// text-embedding-v4 model." And the qwen3.x ids it names with their batch context window. Which
+// "latest" versions are meant is not said: the -latest aliases are listed; dated snapshots of any listed
+// model are accepted with a warning (src/providers/model-snapshots.ts).
 const BEIJING_MODELS: ModelInfo[] = [
-  ...SINGAPORE_MODELS,
+  chat('qwen-max'),
   chat('qwen-max-latest'),
+  chat('qwen-plus'),
   chat('qwen-plus-latest'),
+  chat('qwen-flash'),
   chat('qwen-flash-latest'),
-  chat('qwen-turbo-latest'),
   chat('qwen-long'),
   chat('qwen-long-latest'),
-  chat('qwq-plus', { thinksByDefault: true }),
-  chat('deepseek-r1', { thinksByDefault: true }),
+  chat('qwq-plus', { reasoningOnly: true }),
+  chat('deepseek-r1', { reasoningOnly: true }),
   chat('deepseek-v3'),
   chat('deepseek-v3.2'),
   chat('qwen3.7-max', { contextWindow: QWEN3_BATCH_CONTEXT, thinksByDefault: true }),
@@ -87,8 +113,24 @@ const BEIJING_MODELS: ModelInfo[] = [
   vision('qwen-vl-flash'),
   vision('qwen-vl-ocr'),
   vision('qwen-vl-ocr-latest'),
-  // text-embedding-v4 takes at most 8,192 tokens per input (Model Studio model list).
-  { id: 'text-embedding-v4', kind: 'embedding', contextWindow: 8_192 },
+  // ref/ gives no per-input or per-request limits for text-embedding-v4 (the OpenAI spec's 2,048 inputs
+  // and 8,192 tokens are OpenAI's): none are assumed here.
+  { id: 'text-embedding-v4', kind: 'embedding' },
+];
+
+// Batch Chat (synchronous; Beijing only) has its own list (ref/modelstudio-batch-chat.txt): "Text
+// generation models: qwen3.5-plus, qwen3.5-flash, qwen3-max, qwen-plus, qwen-flash, deepseek-v3.2";
+// "Image and video understanding models: qwen3.5-plus, qwen3.5-flash, qwen3-vl-plus, qwen3-vl-flash".
+// "The qwen3.5 series (such as qwen3.5-plus and qwen3.5-flash) enable thinking mode by default."
+export const BATCH_CHAT_MODELS: readonly ModelInfo[] = [
+  chat('qwen3.5-plus', { thinksByDefault: true, images: true }),
+  chat('qwen3.5-flash', { thinksByDefault: true, images: true }),
+  chat('qwen3-max'),
+  chat('qwen-plus'),
+  chat('qwen-flash'),
+  chat('deepseek-v3.2'),
+  vision('qwen3-vl-plus'),
+  vision('qwen3-vl-flash'),
 ];
 
 // The free format check: "model batch-test-model with endpoint /v1/chat/ds-test ... validate your file
@@ -130,17 +172,16 @@ const TASK_NAME = { maxNameChars: 100, maxDescriptionChars: 200 };
 // are strings with a maximum length of 512 characters." (ref/openai-batch-openapi.yaml, Metadata).
 const OPENAI_METADATA: MetadataLimits = { maxPairs: 16, maxKeyChars: 64, maxValueChars: 512 };
 
-// "Storage 10,000 files / 100 GB per account (output and error files count)"; GB read as 10^9 bytes.
-const DASHSCOPE_STORAGE: StorageLimits = { maxFiles: 10_000, maxBytes: 100 * 1_000_000_000 };
-
+// OpenAI's GPT-4o and GPT-4.1 models take image inputs (the OpenAI vision guide).
 const OPENAI_MODELS: ModelInfo[] = [
-  chat('gpt-4o', { contextWindow: 128_000 }),
-  chat('gpt-4o-mini', { contextWindow: 128_000 }),
-  chat('gpt-4.1', { contextWindow: 1_047_576 }),
-  chat('gpt-4.1-mini', { contextWindow: 1_047_576 }),
-  chat('gpt-4.1-nano', { contextWindow: 1_047_576 }),
-  { id: 'text-embedding-3-small', kind: 'embedding', contextWindow: 8_191 },
-  { id: 'text-embedding-3-large', kind: 'embedding', contextWindow: 8_191 },
+  chat('gpt-4o', { contextWindow: 128_000, images: true }),
+  chat('gpt-4o-mini', { contextWindow: 128_000, images: true }),
+  chat('gpt-4.1', { contextWindow: 1_047_576, images: true }),
+  chat('gpt-4.1-mini', { contextWindow: 1_047_576, images: true }),
+  chat('gpt-4.1-nano', { contextWindow: 1_047_576, images: true }),
+  // "8192 tokens for all embedding models" (ref/openai-openapi-full.yaml).
+  { id: 'text-embedding-3-small', kind: 'embedding', contextWindow: 8_192 },
+  { id: 'text-embedding-3-large', kind: 'embedding', contextWindow: 8_192 },
 ];
 
 /** The built-in profiles. Lists change: override `models` rather than editing these. */
@@ -161,12 +202,12 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     structuredOutput: 'json_object',
     rateLimits: DASHSCOPE_RATES,
     batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
+    storage: DASHSCOPE_STORAGE,
     dryRun: DASHSCOPE_DRY_RUN,
     paths: OPENAI_PATHS,
     createReply: 'batch',
     taskName: TASK_NAME,
     metadataLimits: null,
-    storage: DASHSCOPE_STORAGE,
   },
   'dashscope-cn': {
     name: 'dashscope-cn',
@@ -203,12 +244,13 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     structuredOutput: 'json_schema',
     rateLimits: null,
     batchListWindowDays: null,
+    storage: null,
+    embeddingLimits: OPENAI_EMBEDDING_LIMITS,
     dryRun: null,
     paths: OPENAI_PATHS,
     createReply: 'batch',
     taskName: TASK_NAME,
     metadataLimits: OPENAI_METADATA,
-    storage: null,
   },
   gateway: {
     name: 'gateway',
@@ -247,12 +289,12 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     structuredOutput: 'json_schema',
     rateLimits: DASHSCOPE_RATES,
     batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
+    storage: DASHSCOPE_STORAGE,
     dryRun: DASHSCOPE_DRY_RUN,
     paths: OPENAI_PATHS,
     createReply: 'batch',
     taskName: TASK_NAME,
     metadataLimits: null,
-    storage: DASHSCOPE_STORAGE,
   },
   custom: {
     name: 'custom',
@@ -268,11 +310,11 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     structuredOutput: 'json_schema',
     rateLimits: null,
     batchListWindowDays: null,
+    storage: null,
     dryRun: null,
     paths: OPENAI_PATHS,
     createReply: 'batch',
     taskName: TASK_NAME,
     metadataLimits: null,
-    storage: null,
   },
 };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseOptions } from '../options.js';
+import { snapshotBase } from './model-snapshots.js';
 import type { ApiPaths, FileLimits, ModelInfo, ProviderName, ProviderProfile } from './profile.js';
 import { API_PATH_NAMES, PROVIDER_NAMES } from './profile.js';
 import { PROFILES } from './profiles.js';
@@ -77,7 +78,21 @@ export function findModel(profile: ProviderProfile, model: string): ModelInfo | 
   return profile.models.find((m) => m.id === model);
 }
 
-/** True when the model thinks unless told `enable_thinking: false`. */
+/**
+ * The listed model a dated snapshot id pins (`qwen-plus-2025-07-28` -> qwen-plus), when `model` is
+ * not itself listed (src/providers/model-snapshots.ts: accepted with a warning, batchpipe's policy).
+ */
+export function snapshotOf(profile: ProviderProfile, model: string): ModelInfo | undefined {
+  if (findModel(profile, model)) return undefined;
+  const base = snapshotBase(model);
+  return base === undefined ? undefined : findModel(profile, base);
+}
+
+/**
+ * True when the model thinks unless told `enable_thinking: false`: the models the documents name
+ * ("The qwen3.7, qwen3.6, and qwen3.5 series models have thinking mode enabled by default"). Models
+ * that only reason (qwq-plus, deepseek-r1) are not among them: enable_thinking does not switch them.
+ */
 export function thinksByDefault(profile: ProviderProfile, model: string): boolean {
   if (findModel(profile, model)?.thinksByDefault) return true;
   return profile.thinkingByDefaultPrefixes.some((prefix) => model.startsWith(prefix));

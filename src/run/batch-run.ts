@@ -70,8 +70,16 @@ export type RunEvent =
   | { type: 'rows'; stage: 'prepare' | 'join'; rows: number; total?: number; final: boolean };
 
 export interface RunSettings {
-  /** How often to poll a running batch, ms (with jitter; the first polls come sooner). */
+  /**
+   * How often to poll a running batch, ms. Without `pollGapMs`, with ±20% jitter and the first polls
+   * sooner (the local service); with it, between the interval and 20% more.
+   */
   pollIntervalMs: number;
+  /**
+   * The least time between two retrieves of one batch, ms, jitter included, across rounds and
+   * processes (the last poll is kept in the manifest); 0 or unset for none. See `pollPolicy`.
+   */
+  pollGapMs?: number | undefined;
   /** Batches uploaded and created at once. */
   concurrency: number;
   /** How long past its completion window a batch may stay unfinished before it is reported stuck, ms. */
@@ -611,8 +619,13 @@ export class BatchRun {
 
   async #pollAll(): Promise<boolean> {
     const limit = pLimit(16);
-    const running = this.manifest.jobs.filter((j) => j.state === 'submitted');
+    const gap = this.#settings.pollGapMs ?? 0;
+    const now = Date.now();
+    // A batch retrieved (or created) less than the gap ago is not asked again yet.
+    const running = this.manifest.jobs.filter((j) => j.state === 'submitted' && pollDue(j, now, gap));
     await this.#settle(running.map((job) => limit(() => this.#pollJob(job))));
+    // Kept across processes: a resume right after a kill does not ask again within the gap.
+    if (gap > 0 && running.length > 0) await this.save();
     for (const job of this.manifest.jobs.filter((j) => j.state === 'downloading')) {
       if (this.#aborted) break;
       try {
@@ -631,6 +644,8 @@ export class BatchRun {
     let batch: BatchObject;
     try {
       job.calls.poll++;
+      // A retrieve sent counts, answered or not.
+      job.polled_at = Date.now();
       batch = await this.#api.retrieve(job.batch_id!, this.#settings.signal);
     } catch (error) {
       if (this.#aborted) return;
@@ -701,10 +716,8 @@ export class BatchRun {
     }
   }
 
-  /** Polls come sooner at first (short batches), then settle at the interval, with ±20% jitter. */
   #delay(round: number): number {
-    const base = Math.min(this.#settings.pollIntervalMs, (this.#settings.pollIntervalMs / 8) * 1.5 ** round);
-    return Math.round(base * (0.8 + Math.random() * 0.4));
+    return pollDelayMs(this.#settings, round, Math.random());
   }
 
   /**
@@ -1133,4 +1146,34 @@ export function completionWindowHours(window: string, bounds: { min: number; max
     );
   }
   return `${hours}h`;
+}
+
+/**
+ * The wait before poll round `round` (from 0), given a random number in [0, 1). With a poll gap (a
+ * real provider: "Poll every 1-2 minutes", ref/dashscope-batch-api.txt), between the interval and 20%
+ * more, never less: jitter only lengthens it. Without (the local service), polls come sooner at first
+ * (short batches), then settle at the interval, with ±20% jitter.
+ */
+export function pollDelayMs(
+  settings: Pick<RunSettings, 'pollIntervalMs' | 'pollGapMs'>,
+  round: number,
+  random: number,
+): number {
+  const interval = settings.pollIntervalMs;
+  if ((settings.pollGapMs ?? 0) > 0)
+    return Math.ceil(Math.max(interval, settings.pollGapMs!) * (1 + random * 0.2));
+  const base = Math.min(interval, (interval / 8) * 1.5 ** round);
+  return Math.round(base * (0.8 + random * 0.4));
+}
+
+/** Whether a job's batch may be retrieved at `now`: its last retrieve (or its creation) is `gap` ms past. */
+export function pollDue(
+  job: Pick<JobRecord, 'polled_at' | 'submitted_at'>,
+  now: number,
+  gap: number,
+): boolean {
+  if (gap <= 0) return true;
+  const submitted = job.submitted_at === null ? 0 : Date.parse(job.submitted_at);
+  const last = Math.max(job.polled_at ?? 0, Number.isNaN(submitted) ? 0 : submitted);
+  return now - last >= gap;
 }

@@ -86,6 +86,8 @@ export interface JobRecord {
     message: string | null;
     param: string | null;
   }> | null;
+  /** When its batch was last retrieved (unix ms, this machine's clock): the poll gap counts from it. */
+  polled_at?: number | null;
   /** API calls made for this job, by kind (more than one upload or create means a retry). */
   calls: { upload: number; create: number; lookup: number; poll: number; download: number };
   created_at: string;

@@ -1,6 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type RequestReuse, type ReuseSummary, SEND_KEYED, TAKEN } from '../cache/request-reuse.js';
+import { embeddingInputCount } from '../core/requests/embedding-inputs.js';
 import type { RequestBatch } from '../core/requests/request-batch.js';
 import { hashedColumns, type RowHashesHeader, rowHashText } from '../core/requests/row-hash.js';
 import type { Slice } from '../core/rows/row-slice.js';
@@ -63,6 +64,8 @@ interface OpenShard {
   slot: string;
   summary: ShardSummary;
   file: BufferedFile;
+  /** Embedding inputs in the file (what `maxEmbeddingInputsPerFile` counts; a line may hold many). */
+  inputs: number;
 }
 
 /**
@@ -171,13 +174,15 @@ export class Sharder {
         return done.then((next) => this.#addFrom(batch, next));
       } else {
         const text = batch.text(i);
+        const url = batch.url(i);
         waiting = this.#addText(
           batch.model(i),
-          batch.url(i),
+          url,
           batch.position(i),
           batch.id(i),
           text,
           Buffer.byteLength(text),
+          url === '/v1/embeddings' ? embeddingInputCount(batch.request(i).body.input) : 1,
         );
       }
       if (waiting) return waiting.then(() => this.#addFrom(batch, i + 1));
@@ -208,15 +213,18 @@ export class Sharder {
         if (waiting) return waiting.then(() => k);
         continue;
       }
-      const file = this.#fileFor(model, url, batch.index(k), bytes, keyed);
+      // A rendered line holds one input (a template makes one text per row).
+      const file = this.#fileFor(model, url, batch.index(k), bytes, 1, keyed);
       const shard = this.#open.get(slotOf(model, keyed))!;
+      const maxInputs = this.#maxInputs(url);
       // As many more lines as the file takes.
       let size = bytes;
       let m = k + 1;
-      while (m < to && shard.summary.lines < limits.maxLinesPerFile) {
+      while (m < to && shard.summary.lines < limits.maxLinesPerFile && shard.inputs < maxInputs) {
         const next = batch.end(m) - batch.start(m);
         if (file.bytes + size + next > limits.maxBytesPerFile) break;
         size += next;
+        shard.inputs++;
         shard.summary.lines++;
         shard.summary.last_row = batch.index(m);
         this.#requests++;
@@ -235,7 +243,15 @@ export class Sharder {
     const text = item.text ?? JSON.stringify(item.request);
     const bytes = item.bytes ?? Buffer.byteLength(text);
     const request = item.request;
-    return this.#addText(String(request.body.model), request.url, item, request.custom_id, text, bytes);
+    return this.#addText(
+      String(request.body.model),
+      request.url,
+      item,
+      request.custom_id,
+      text,
+      bytes,
+      request.url === '/v1/embeddings' ? embeddingInputCount(request.body.input) : 1,
+    );
   }
 
   #addText(
@@ -245,8 +261,10 @@ export class Sharder {
     custom_id: string,
     text: string,
     bytes: number,
+    inputs = 1,
   ): Promise<void> | undefined {
-    if (!this.#ready) return this.#startThen(() => this.#addText(model, url, at, custom_id, text, bytes));
+    if (!this.#ready)
+      return this.#startThen(() => this.#addText(model, url, at, custom_id, text, bytes, inputs));
     let keyed = false;
     let taking: Promise<void> | undefined;
     if (this.#reuse) {
@@ -257,9 +275,15 @@ export class Sharder {
     }
     if (bytes + 1 > this.#limits.maxBytesPerFile) return this.#tooLarge(at, custom_id, bytes + 1);
     const writing = this.#afterClose(
-      this.#fileFor(model, url, at.index, bytes + 1, keyed).append(`${text}\n`, bytes + 1),
+      this.#fileFor(model, url, at.index, bytes + 1, inputs, keyed).append(`${text}\n`, bytes + 1),
     );
     return taking && writing ? Promise.all([taking, writing]).then(() => undefined) : (taking ?? writing);
+  }
+
+  /** The most embedding inputs a file of `url` may hold (OpenAI: 50,000 a batch); unlimited otherwise. */
+  #maxInputs(url: string): number {
+    const max = this.#limits.maxEmbeddingInputsPerFile;
+    return url === '/v1/embeddings' && max !== undefined ? max : Number.POSITIVE_INFINITY;
   }
 
   /**
@@ -274,9 +298,10 @@ export class Sharder {
     data: Buffer,
     start: number,
     end: number,
+    inputs = 1,
   ): Promise<void> | undefined {
     if (!this.#ready)
-      return this.#startThen(() => this.addBytes(model, url, at, custom_id, data, start, end));
+      return this.#startThen(() => this.addBytes(model, url, at, custom_id, data, start, end, inputs));
     const bytes = end - start;
     let keyed = false;
     let taking: Promise<void> | undefined;
@@ -288,7 +313,7 @@ export class Sharder {
     }
     if (bytes > this.#limits.maxBytesPerFile) return this.#tooLarge(at, custom_id, bytes);
     const writing = this.#afterClose(
-      this.#fileFor(model, url, at.index, bytes, keyed).appendBytes(data, start, end),
+      this.#fileFor(model, url, at.index, bytes, inputs, keyed).appendBytes(data, start, end),
     );
     return taking && writing ? Promise.all([taking, writing]).then(() => undefined) : (taking ?? writing);
   }
@@ -314,13 +339,21 @@ export class Sharder {
    * The file a line of `bytes` goes to: the model's open file, or a new one when it is full (the full
    * one starts closing in the background). Counts the line.
    */
-  #fileFor(model: string, url: string, row: number, bytes: number, keyed = false): BufferedFile {
+  #fileFor(
+    model: string,
+    url: string,
+    row: number,
+    bytes: number,
+    inputs: number,
+    keyed = false,
+  ): BufferedFile {
     const slot = slotOf(model, keyed);
     let shard = this.#open.get(slot);
     if (
       shard &&
       (shard.summary.lines >= this.#limits.maxLinesPerFile ||
-        shard.file.bytes + bytes > this.#limits.maxBytesPerFile)
+        shard.file.bytes + bytes > this.#limits.maxBytesPerFile ||
+        shard.inputs + inputs > this.#maxInputs(url))
     ) {
       this.#startClose(shard);
       shard = undefined;
@@ -332,6 +365,7 @@ export class Sharder {
     }
     shard.summary.lines++;
     shard.summary.last_row = row;
+    shard.inputs += inputs;
     this.#requests++;
     return shard.file;
   }
@@ -359,6 +393,7 @@ export class Sharder {
     return {
       slot,
       file: new BufferedFile(join(this.#dir, name), { hash: true }),
+      inputs: 0,
       summary: {
         file: name,
         model,

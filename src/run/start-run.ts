@@ -34,7 +34,11 @@ export const RunFields = {
   deleteInputFiles: z.boolean().default(false),
   /** Delete output and error files at the provider once downloaded. */
   deleteOutputFiles: z.boolean().default(false),
-  /** Seconds between polls of a running batch. Default 60 (the provider suggests 1-2 minutes); 1 for the local service. */
+  /**
+   * Seconds between polls of a running batch. Default 60 against a provider, which then retrieves no
+   * batch more than once in 60 s, jitter included (DashScope: "Poll every 1-2 minutes"); 1 for the
+   * local service. A value given is followed as given: faster only when asked.
+   */
   pollInterval: z.number().positive().optional(),
   /** Seconds an API call may take before it is abandoned (and, for uploads and creates, looked up). Default 600. */
   requestTimeout: z.number().positive().optional(),
@@ -84,14 +88,13 @@ type Settings = z.output<typeof RunOptions>;
 export function runtimeFor(
   connection: Connection,
   opts: Settings,
-): { api: BatchApi; pollIntervalMs: number } {
+): { api: BatchApi; pollIntervalMs: number; pollGapMs: number } {
   const api = new BatchApi(connection, {
     onRetry: (message) => opts.onEvent?.({ type: 'note', message }),
     ...(opts.requestTimeout !== undefined && { timeoutMs: opts.requestTimeout * 1000 }),
     ...(opts.lookupDelay !== undefined && { settleMs: opts.lookupDelay * 1000 }),
   });
-  const pollSeconds = opts.pollInterval ?? (connection.provider === 'local' ? 1 : 60);
-  return { api, pollIntervalMs: pollSeconds * 1000 };
+  return { api, ...pollPolicy(connection.provider, opts.pollInterval) };
 }
 
 /**
@@ -123,7 +126,7 @@ export async function openRun(
   const opts = parseOptions(RunOptions, options, 'run');
   // A slice's process keeps to its share of the account's rates (read here: BatchRun.open reports a bad manifest).
   const slice = (await readManifest(dir).catch(() => undefined))?.slice;
-  const { api, pollIntervalMs } = runtimeFor(
+  const { api, pollIntervalMs, pollGapMs } = runtimeFor(
     slice ? sharedConnection(connection, slice.count) : connection,
     opts,
   );
@@ -132,6 +135,7 @@ export async function openRun(
     api,
     {
       pollIntervalMs,
+      pollGapMs,
       concurrency: opts.concurrency,
       stuckGraceMs: 2 * 3_600_000,
       checkStorage: opts.checkStorage,
@@ -317,4 +321,20 @@ export async function stageRequests(
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
+}
+
+/**
+ * How a run polls. DashScope: "Poll every 1-2 minutes" (ref/dashscope-batch-api.txt). Against a
+ * provider, by default, every 60 s and no batch more than once in 60 s, jitter included (jitter only
+ * lengthens a wait). The local service is polled every second, the first polls sooner. A `pollInterval`
+ * given is the user's call: against a provider it is followed as the gap, against the local service as
+ * the interval.
+ */
+export function pollPolicy(
+  provider: Connection['provider'],
+  pollInterval: number | undefined,
+): { pollIntervalMs: number; pollGapMs: number } {
+  const local = provider === 'local';
+  const intervalMs = (pollInterval ?? (local ? 1 : 60)) * 1000;
+  return { pollIntervalMs: intervalMs, pollGapMs: local ? 0 : intervalMs };
 }

@@ -32,7 +32,7 @@ export interface ValidateRequestsStream extends BatchTransform<RequestBatch, Req
 
 /**
  * Enforces the provider's rules on each request line before anything is uploaded: a JSON object,
- * custom_id present, a string, at most 256 bytes and unique in the run, method POST, url an offered
+ * custom_id present, a string, at most 256 characters and unique in the run, method POST, url an offered
  * endpoint matching the batch's, a model the region offers (and of the right kind), a body of the right
  * shape, thinking flags well-typed, the line within 6 MB, and the prompt not plainly over the model's
  * context window. A line that breaks a rule comes out as a Rejection with a stable code; good lines come

@@ -309,7 +309,7 @@ describe('batchpipe prepare', () => {
     ]);
     expect(endpoint.code).toBe(2);
     expect(endpoint.stderr).toContain(
-      'error BP_INVALID_OPTION: --endpoint: --system and --image-column apply to chat only',
+      'error BP_INVALID_OPTION: --endpoint: --system, --image-column and --video-column apply to chat only',
     );
     const latin1 = fileWith(dir, 'latin1.csv', Buffer.from('id,t\n1,caf\xe9\n2,ok\n', 'latin1'));
     const encoding = await runCli([

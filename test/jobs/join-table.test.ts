@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
@@ -392,3 +393,33 @@ function requestLine(id: string, content: string): string {
     body: { model: 'qwen-plus', messages: [{ role: 'user', content }] },
   });
 }
+
+describe('joinTable: custom_ids derived under either rule', () => {
+  // ref/modelstudio-batch-file-input.txt: "The custom_id supports a maximum of 256 characters." Earlier
+  // releases counted UTF-8 bytes and derived sha256-<hex> for a key of 86-256 CJK characters; such keys
+  // are now kept verbatim. Result files made under either rule join to their rows.
+  it('joins a result with the byte-rule id and one with the verbatim id to their rows', async () => {
+    const a = '键'.repeat(100); // 100 characters, 300 UTF-8 bytes
+    const b = '値'.repeat(200);
+    const sha = (text: string) => `sha256-${createHash('sha256').update(text).digest('hex')}`;
+    const source = fileWith(dir, 'either-rule.csv', `id,text\n${a},one\n${b},two\nshort,three\n`);
+    const results = fileWith(
+      dir,
+      'either-rule.jsonl',
+      [
+        answerLine({ custom_id: sha(a), content: 'old rule' }),
+        answerLine({ custom_id: b, content: 'new rule' }),
+        answerLine({ custom_id: 'short', content: 'plain' }),
+      ].join('\n'),
+    );
+    const { bytes, rows } = await bothPaths({ source, results: [results], idColumn: 'id' });
+    for (const out of [bytes.out, rows.out]) {
+      expect(read(out).map((r) => [r.id, r.status, r.content])).toEqual([
+        [a, 'ok', 'old rule'],
+        [b, 'ok', 'new rule'],
+        ['short', 'ok', 'plain'],
+      ]);
+    }
+    expect([bytes.orphans, rows.orphans]).toEqual([0, 0]);
+  });
+});

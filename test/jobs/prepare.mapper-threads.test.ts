@@ -31,8 +31,8 @@ export default function mapper(values, row) {
       { role: 'user', content: 'Title: ' + values.title + '\\nReview: ' + values.review },
     ],
   };
-  if (n % 7 === 0) body.model = 'qwen-turbo';
-  if (n % 17 === 0) body.model = 'qwq-plus';
+  if (n % 7 === 0) body.model = 'qwen-flash';
+  if (n % 17 === 0) body.model = 'qwen3.5-flash';
   if (n % 11 === 0) body.extra_body = { enable_thinking: false, top_k: 3 };
   return body;
 }
@@ -98,7 +98,7 @@ describe('a mapper module on threads', () => {
       'BP_ROW_FIELD_COUNT',
     ]);
     expect(new Set(onThreads.shards.map((s) => s.model))).toEqual(
-      new Set(['qwen-plus', 'qwen-turbo', 'qwq-plus']),
+      new Set(['qwen-plus', 'qwen-flash', 'qwen3.5-flash']),
     );
     expect(onThreads.warnings.map((w) => w.code).sort()).toEqual([
       'BP_WARN_THINKING_DEFAULT',

@@ -302,8 +302,8 @@ describe('prepare', () => {
     const keys = [
       'x'.repeat(300),
       '"'.repeat(200),
-      'é'.repeat(129),
-      'é'.repeat(128),
+      'é'.repeat(257),
+      'é'.repeat(256),
       '',
       'a"b\\c',
       'tab\there',
@@ -328,7 +328,7 @@ describe('prepare', () => {
       expect.stringMatching(/^sha256-/),
       '"'.repeat(200),
       expect.stringMatching(/^sha256-/),
-      'é'.repeat(128),
+      'é'.repeat(256),
       'row-5',
       'a"b\\c',
       'tab\there',
@@ -513,9 +513,9 @@ describe('prepare', () => {
     ).rejects.toMatchObject({ code: 'BP_ROW_TOO_LARGE' });
   });
 
-  it("derives ids at the profile's limits.maxCustomIdBytes, in batches and one Row at a time (both used the 256-byte constant)", async () => {
+  it("derives ids at the profile's limits.maxCustomIdChars, in batches and one Row at a time (both used the 256-byte constant)", async () => {
     const base = resolveProfile('local');
-    const profile: ProviderProfile = { ...base, limits: { ...base.limits, maxCustomIdBytes: 80 } };
+    const profile: ProviderProfile = { ...base, limits: { ...base.limits, maxCustomIdChars: 80 } };
     const input = fileWith(
       dir,
       'short-ids.csv',

@@ -29,13 +29,37 @@ function client(url: string, timeoutMs = 3_600_000): OpenAI {
 }
 
 describe('Batch Chat', () => {
+  // ref/modelstudio-batch-chat.txt: "Text generation models: qwen3.5-plus, qwen3.5-flash, qwen3-max,
+  // qwen-plus, qwen-flash, deepseek-v3.2"; "Image and video understanding models: qwen3.5-plus,
+  // qwen3.5-flash, qwen3-vl-plus, qwen3-vl-flash". Its own list, not the file-batch one.
+  it("offers the Batch Chat document's models, not the file-batch list", async () => {
+    const listed = ['qwen3.5-plus', 'qwen3.5-flash', 'qwen3-max', 'qwen-plus', 'qwen-flash', 'deepseek-v3.2'];
+    await withService({ batchChat: { enabled: true } }, async (url) => {
+      const c = client(url);
+      for (const model of [...listed, 'qwen3-vl-plus', 'qwen3-vl-flash'])
+        expect((await c.chat.completions.create(ask(model))).model).toBe(`batchpipe-test-engine/${model}`);
+      // On the file-batch list, not on Batch Chat's.
+      for (const model of ['qwen-max', 'qwq-plus', 'qwen-long', 'qwen-vl-max', 'deepseek-r1'])
+        await expect(c.chat.completions.create(ask(model))).rejects.toMatchObject({
+          status: 404,
+          code: 'model_not_found',
+        });
+    });
+    // Without Batch Chat, the real-time route keeps the file-batch list: qwen3-max is not on it.
+    await withService({}, async (url) => {
+      const c = client(url);
+      expect((await c.chat.completions.create(ask('qwen-max'))).object).toBe('chat.completion');
+      await expect(c.chat.completions.create(ask('qwen3-max'))).rejects.toMatchObject({ status: 404 });
+    });
+  });
+
   it('refuses calls past the pending limit of a model with 429, other models unaffected', async () => {
     await withService(
       { latencyMs: 150, concurrency: 1, batchChat: { enabled: true, maxPendingPerModel: 2 } },
       async (url) => {
         const c = client(url);
         const calls = Array.from({ length: 4 }, () => c.chat.completions.create(ask()));
-        const other = c.chat.completions.create(ask('qwen-max'));
+        const other = c.chat.completions.create(ask('qwen3-max'));
         const outcomes = await Promise.allSettled(calls);
         expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(2);
         for (const o of outcomes)

@@ -8,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { type LocalServiceOptions, startLocalService } from '../../src/local/index.js';
+import { parseServiceOptions } from '../../src/local/options.js';
+import { PROFILES } from '../../src/providers/profiles.js';
 import { tempDir } from '../helpers.js';
 import { chatLines, clientFor, raw, submit, upload, waitFor } from './support.js';
 
@@ -139,6 +141,16 @@ describe('unfinished batches', () => {
 });
 
 describe('storage', () => {
+  // ref/dashscope-batch-api.txt: "File storage: 10,000 files / 100 GB per account." Read as 100 x 10^9
+  // bytes by the service and by the client's profiles alike (it read 100 GiB, 7% more, before).
+  it("defaults to 10,000 files and 100 x 10^9 bytes, the client profiles' reading", () => {
+    const config = parseServiceOptions({});
+    expect(config.quotas.maxFiles).toBe(10_000);
+    expect(config.quotas.maxStorageBytes).toBe(100_000_000_000);
+    for (const name of ['dashscope', 'dashscope-cn'] as const)
+      expect(PROFILES[name].storage).toEqual({ maxFiles: 10_000, maxBytes: config.quotas.maxStorageBytes });
+  });
+
   it('counts result files, refuses the upload over the file count with 400, and frees space on delete', async () => {
     await withService({ quotas: { maxFiles: 3 } }, async (_service, client) => {
       const batch = await waitFor(

@@ -72,7 +72,7 @@ describe('file scale (DashScope: 50,000 requests, 500 MB, 6 MB a line)', () => {
       maxLinesPerFile: 50_000,
       maxBytesPerFile: 500 * MB,
       maxLineBytes: 6 * MB,
-      maxCustomIdBytes: 256,
+      maxCustomIdChars: 256,
     });
   });
 
@@ -185,13 +185,24 @@ describe('line rules', () => {
     });
   });
 
-  it('a custom_id over 256 characters fails; 256 runs', async () => {
+  // ref/modelstudio-batch-file-input.txt: "The custom_id supports a maximum of 256 characters. If this
+  // limit is exceeded, the task validation fails." Characters are code points: 256 emoji (1,024 UTF-8
+  // bytes, 512 UTF-16 units) or 256 CJK characters (768 bytes) run.
+  it('a custom_id over 256 characters fails; 256 runs, counted in code points', async () => {
     await expectCompletes([{ ...good[0], custom_id: 'a'.repeat(256) }], 1);
+    await expectCompletes([{ ...good[0], custom_id: '😀'.repeat(256) }], 1);
+    await expectCompletes([{ ...good[0], custom_id: '键'.repeat(256) }], 1);
     await expectFails(at3({ ...good[2], custom_id: 'a'.repeat(257) }), {
       code: 'custom_id_too_long',
       line: 3,
       param: 'custom_id',
     });
+    const refused = await expectFails(at3({ ...good[2], custom_id: '😀'.repeat(257) }), {
+      code: 'custom_id_too_long',
+      line: 3,
+      param: 'custom_id',
+    });
+    expect(refused.errors!.data![0]!.message).toContain('257 characters');
   });
 
   it('a duplicate custom_id', async () => {
@@ -261,9 +272,12 @@ describe('line rules', () => {
     expect(batch.errors!.data![0]!.message).toContain('--models any');
     // Said once for the file, not once per line.
     expect(batch.errors!.data).toHaveLength(1);
-    // Every model of the Beijing list runs (a superset of Singapore's), embeddings included.
-    for (const model of ['qwen-plus', 'qwen-turbo', 'qwen-long', 'deepseek-v3', 'qwen3.5-plus'])
+    // The Beijing list as ref/modelstudio-batch-file-input.txt gives it runs, embeddings included, and
+    // dated snapshots of listed models (batchpipe's policy, as the client's).
+    for (const model of ['qwen-plus', 'qwen-long', 'deepseek-v3', 'qwen3.5-plus', 'qwen-plus-2025-07-28'])
       await expectCompletes(chatLines(2, { model, body: { enable_thinking: false } }), 2);
+    // It names no Turbo: "Qwen-Max, Plus, Flash, and Long" (Turbo is Singapore's alone).
+    await expectFails(chatLines(2, { model: 'qwen-turbo' }), { code: 'model_not_found', line: 1 });
     // And synchronous calls get DashScope's 404 model_not_found.
     await expect(
       client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),

@@ -45,14 +45,17 @@ describe('validateRequests', () => {
     expect(out!.bytes).toBe(Buffer.byteLength(JSON.stringify(request)));
   });
 
-  it('enforces custom_id: present, a non-empty string, at most 256 bytes, unique across the run', async () => {
+  // ref/modelstudio-batch-file-input.txt: "The custom_id supports a maximum of 256 characters." Counted in
+  // code points: 256 emoji (512 UTF-16 units, 1,024 bytes) pass, 257 do not.
+  it('enforces custom_id: present, a non-empty string, at most 256 characters, unique across the run', async () => {
     expect(
       await codes([
         { ...chat('x'), custom_id: undefined },
         { ...chat('x'), custom_id: 7 },
         chat(''),
-        chat('é'.repeat(129)),
-        chat('é'.repeat(128)),
+        chat('😀'.repeat(257)),
+        chat('😀'.repeat(256)),
+        chat('é'.repeat(256)),
         chat('dup'),
         chat('dup'),
       ]),
@@ -61,6 +64,7 @@ describe('validateRequests', () => {
       'BP_CUSTOM_ID_INVALID',
       'BP_CUSTOM_ID_INVALID',
       'BP_CUSTOM_ID_TOO_LONG',
+      'ok',
       'ok',
       'ok',
       'BP_DUPLICATE_CUSTOM_ID',

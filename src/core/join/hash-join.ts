@@ -6,6 +6,7 @@ import { BufferedFile } from '../../internal/buffered-file.js';
 import { readChunks } from '../../internal/input.js';
 import { LineSplitter } from '../../internal/line-splitter.js';
 import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
+import { joinKeyOf } from '../requests/custom-id.js';
 import { reaskRequest } from '../requests/reask-request.js';
 import { type CellEncoding, type CellLayout, cellEncoder } from '../results/result-cells.js';
 import {
@@ -85,7 +86,7 @@ const STATUS_CHAR = Object.fromEntries(
 
 /**
  * The disk-backed hash join behind joinResults and joinTable, in four steps:
- * 1. results go to partition files by hash(custom_id), one line each, `"id"\t<rank><status><cells>`,
+ * 1. results go to partition files by hash(custom_id) (its join key: `joinKeyOf`), one line each, `"id"\t<rank><status><cells>`,
  *    the cells already laid out and encoded for the output;
  * 2. a first pass over the source gives each joinable row's id (`key`), written to its partition's
  *    keys file in source order;
@@ -248,11 +249,13 @@ export class HashJoin {
    * (`=` or `!`); else the hash does (`#<hash>`), to be looked up by id in step 3.
    */
   key(id: string, hash?: string): Promise<void> | undefined {
-    const json = JSON.stringify(id);
-    const p = partitionOf(id, this.#partitions);
+    const key = joinKeyOf(id);
+    const json = JSON.stringify(key);
+    const p = partitionOf(key, this.#partitions);
     if (hash === undefined) return this.#keys!.append(p, `${json}\n`);
     this.#cursor ??= new RowHashCursor(this.#settings.rowHashes);
-    const verdict = this.#cursor.take(json, hash);
+    // The row hashes name the id as prepare wrote it.
+    const verdict = this.#cursor.take(key === id ? json : JSON.stringify(id), hash);
     if (verdict instanceof Promise) return verdict.then((v) => this.#checkedKey(p, json, v, hash));
     return this.#checkedKey(p, json, verdict, hash);
   }
@@ -294,7 +297,7 @@ export class HashJoin {
       const add = async (lines: Array<{ text: string; line: number }>) => {
         for (const { text, line } of lines) {
           if (text.trim() === '') continue;
-          const id = requestId(text, file, line);
+          const id = joinKeyOf(requestId(text, file, line));
           const waiting = spill.append(partitionOf(id, this.#partitions), `${JSON.stringify(id)}\t${text}\n`);
           if (waiting) await waiting;
         }
@@ -323,7 +326,11 @@ export class HashJoin {
         throw badRowHashes(line);
       }
       if (tab <= 0 || typeof id !== 'string') throw badRowHashes(line);
-      const waiting = spill.append(partitionOf(id, this.#partitions), `${text}\n`);
+      const key = joinKeyOf(id);
+      const waiting = spill.append(
+        partitionOf(key, this.#partitions),
+        key === id ? `${text}\n` : `${JSON.stringify(key)}${text.slice(tab)}\n`,
+      );
       if (waiting) await waiting;
     }
     await spill.flush();
@@ -415,19 +422,20 @@ export class HashJoin {
 
   /** Step 4: the next joined line for a row with this id, or undefined when its block must be `load`ed. */
   next(id: string): string | undefined {
-    return this.#cursors[partitionOf(id, this.#partitions)]!.next();
+    return this.#cursors[partitionOf(joinKeyOf(id), this.#partitions)]!.next();
   }
 
   /** Loads the next block of the id's partition; a partition with no more lines means the source changed. */
   async load(id: string, at: SourcePosition): Promise<void> {
-    if (!(await this.#cursors[partitionOf(id, this.#partitions)]!.load())) throw sourceChanged(at);
+    if (!(await this.#cursors[partitionOf(joinKeyOf(id), this.#partitions)]!.load())) throw sourceChanged(at);
   }
 
   /**
    * The stored cells of a joined line, or null when no result came back (counted as `missing`).
    * Checks the line belongs to the id: a source that changed between the passes is an error.
    */
-  cells(id: string, line: string, at: SourcePosition): string | null | typeof STALE {
+  cells(rowId: string, line: string, at: SourcePosition): string | null | typeof STALE {
+    const id = joinKeyOf(rowId);
     // Most ids need no escaping (no quote, backslash or control character): only others pay for JSON.stringify.
     const plain = line.charCodeAt(id.length + 1) === 0x22 && line.startsWith(id, 1) && !id.includes('\\');
     const key = plain ? id.length + 2 : keyLength(id, line);
@@ -495,7 +503,7 @@ export function spillResult(
   layout: CellLayout,
   encode: (cells: unknown[]) => string,
 ): Promise<void> | undefined {
-  const id = record.custom_id;
+  const id = joinKeyOf(record.custom_id);
   const cells = encode(layout.fromRecord(record));
   return spill.append(
     partitionOf(id, spill.partitions),
@@ -508,7 +516,7 @@ export function spillResult(
  * and what was wrong with it, which the cells may not hold (the byte engine stores CSV text).
  */
 export function spillInvalid(spill: SpillFile, record: ResultRecord): Promise<void> | undefined {
-  const id = record.custom_id;
+  const id = joinKeyOf(record.custom_id);
   const text = `${JSON.stringify(id)}\t${JSON.stringify([record.content, record.error_message])}\n`;
   return spill.append(partitionOf(id, spill.partitions), text);
 }

@@ -44,7 +44,8 @@ export function hasMarkers(text: string): boolean {
  */
 export function compileLineTemplate(builder: RequestBuilder): LineTemplate | undefined {
   const settings = builder.settings;
-  if (settings.mapper !== undefined) return undefined;
+  // Images are read from files and videos are lists: not a substitution.
+  if (settings.mapper !== undefined || builder.hasMedia) return undefined;
   const columns = builder.columns;
   const fixed = JSON.stringify([
     settings.template,

@@ -14,7 +14,7 @@ export interface RenderPlan {
   columns: string[];
   idColumn: string | undefined;
   /** The profile's custom_id limit: longer keys get derived ids. */
-  maxIdBytes: number;
+  maxIdChars: number;
   /** The prompt's columns, in the order a missing one is reported: a row lacking one is rejected. */
   promptColumns: string[];
   /** Embeddings from a template of placeholders only: note rows whose input is empty. */
@@ -65,7 +65,7 @@ export class LineRenderer {
   }
 
   render(rows: RowBatch, writer: ByteWriter): RenderedLines {
-    const { pieces, slots, maxIdBytes, emptyCheck } = this.#plan;
+    const { pieces, slots, maxIdChars, emptyCheck } = this.#plan;
     const resolved = this.#resolve(rows);
     const n = rows.length;
     const ids: string[] = new Array(n);
@@ -87,7 +87,7 @@ export class LineRenderer {
       const id = customIdFor(
         index,
         resolved.id === undefined ? undefined : rows.value(i, resolved.id),
-        maxIdBytes,
+        maxIdChars,
       );
       ids[i] = id;
       const lacking = resolved.prompt.find(([, ref]) => ref === undefined || !rows.has(i, ref));

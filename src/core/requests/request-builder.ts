@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { BatchpipeError, isBatchpipeError } from '../../errors.js';
 import { WarningLog } from '../../internal/warnings.js';
 import { parseOptions } from '../../options.js';
@@ -16,10 +17,10 @@ import type {
 } from '../../types.js';
 import { type ColumnRef, columnRef } from '../rows/column-ref.js';
 import { mapperFailure } from '../rows/mapper-failure.js';
-import { textOf } from '../rows/row-batch.js';
 import { compileStructuredOutput } from '../structured/structured-output.js';
 import { customIdFor } from './custom-id.js';
 import { loadMapper, mapperModuleUrl } from './mapper-module.js';
+import { MediaProblem, type MediaSettings, mediaParts } from './media.js';
 import {
   type Mapper,
   type MapperBody,
@@ -44,13 +45,15 @@ export class RequestBuilder {
   readonly #template: CompiledTemplate | undefined;
   readonly #system: CompiledTemplate | undefined;
   readonly #id: ColumnRef | undefined;
-  readonly #image: ColumnRef | undefined;
+  readonly #images: ColumnRef[];
+  readonly #videos: ColumnRef[];
+  readonly #media: MediaSettings;
   readonly #fixed: Record<string, unknown>;
   /** JSON mode: the system-prompt text that states the schema. */
   readonly #instruction: string | undefined;
   readonly #thinkingDefault = new Map<string, boolean>();
   /** The profile's custom_id limit: longer keys get derived ids. */
-  readonly maxIdBytes: number;
+  readonly maxIdChars: number;
   /** The mapper module's file URL, when the mapper option names one. */
   readonly mapperModule: string | undefined;
   #mapper: Mapper | undefined;
@@ -76,11 +79,17 @@ export class RequestBuilder {
     this.settings = opts;
     this.warnings = warnings;
     this.profile = profileOf(opts.provider);
-    this.maxIdBytes = this.profile.limits.maxCustomIdBytes;
+    this.maxIdChars = this.profile.limits.maxCustomIdChars;
     this.#template = opts.template === undefined ? undefined : compileTemplate(opts.template);
     this.#system = opts.system === undefined ? undefined : compileTemplate(opts.system);
     this.#id = opts.idColumn === undefined ? undefined : columnRef(opts.idColumn);
-    this.#image = opts.imageColumn === undefined ? undefined : columnRef(opts.imageColumn);
+    this.#images = namesOf(opts.imageColumn).map(columnRef);
+    this.#videos = namesOf(opts.videoColumn).map(columnRef);
+    this.#media = {
+      dir: resolve(opts.mediaDir ?? '.'),
+      // The documents in ref/ give no image size limit: the line limit bounds one (base64 adds a third).
+      maxBytes: opts.maxImageBytes ?? Math.floor((this.profile.limits.maxLineBytes * 3) / 4),
+    };
     if (typeof opts.mapper === 'function') this.#mapper = opts.mapper;
     else if (opts.mapper !== undefined) this.mapperModule = mapperModuleUrl(opts.mapper);
     if (derived) {
@@ -124,13 +133,18 @@ export class RequestBuilder {
   /** The columns a body reads (template, system prompt, image), in order of first use. */
   get columns(): string[] {
     const names = [...(this.#template?.columns ?? []), ...(this.#system?.columns ?? [])];
-    if (this.#image) names.push(this.#image.name);
+    for (const ref of [...this.#images, ...this.#videos]) names.push(ref.name);
     return [...new Set(names)];
   }
 
   /** The columns the prompt (template, then system prompt) reads: a row lacking one is rejected. */
   get promptColumns(): string[] {
     return [...(this.#template?.columns ?? []), ...(this.#system?.columns ?? [])];
+  }
+
+  /** True when rows carry images or video: their bodies are built one by one (files are read). */
+  get hasMedia(): boolean {
+    return this.#images.length + this.#videos.length > 0;
   }
 
   /** True when the input text an embeddings template makes is empty for empty cells. */
@@ -140,15 +154,16 @@ export class RequestBuilder {
 
   /** The custom_id of row `index` given its key column's value. */
   customId(index: number, key: unknown): string {
-    return customIdFor(index, key, this.maxIdBytes);
+    return customIdFor(index, key, this.maxIdChars);
   }
 
   build(row: Row): RequestItem | Rejection | Promise<RequestItem | Rejection> {
     const first = this.#first;
     this.#first = false;
     if (first) this.#checkColumns(row);
-    const custom_id = customIdFor(row.index, this.#id?.get(row.values), this.maxIdBytes);
+    const custom_id = customIdFor(row.index, this.#id?.get(row.values), this.maxIdChars);
     if (this.settings.mapper !== undefined) return this.#fromMapper(row, custom_id, first);
+    if (this.hasMedia) return this.#withMedia(row, custom_id);
     try {
       return this.#finish(row, custom_id, this.#fromTemplate(row.values));
     } catch (error) {
@@ -179,9 +194,10 @@ export class RequestBuilder {
       }
     }
     for (const [option, ref] of [
-      ['idColumn', this.#id],
-      ['imageColumn', this.#image],
-    ] as const) {
+      ['idColumn', this.#id] as const,
+      ...this.#images.map((r) => ['imageColumn', r] as const),
+      ...this.#videos.map((r) => ['videoColumn', r] as const),
+    ]) {
       if (ref && !has(ref.name)) {
         throw new BatchpipeError(
           'BP_ID_COLUMN_MISSING',
@@ -207,19 +223,39 @@ export class RequestBuilder {
     this.checkFirst(Object.keys(values), (name) => columnRef(name).has(values), row);
   }
 
-  #fromTemplate(values: RowValues): RequestBody {
+  /** A template row with its images and video read: a file that cannot be sent rejects the row. */
+  async #withMedia(row: Row, custom_id: string): Promise<RequestItem | Rejection> {
+    let parts: ContentPart[];
+    try {
+      parts = await mediaParts(
+        this.#images.map((ref) => ({ column: ref.name, value: ref.get(row.values) })),
+        this.#videos.map((ref) => ({ column: ref.name, value: ref.get(row.values) })),
+        this.#media,
+      );
+    } catch (error) {
+      if (error instanceof MediaProblem) return rejection(row, custom_id, 'BP_MEDIA_INVALID', error.message);
+      throw error;
+    }
+    try {
+      return this.#finish(row, custom_id, this.#fromTemplate(row.values, parts));
+    } catch (error) {
+      if (isBatchpipeError(error) && error.code === 'BP_TEMPLATE_MISSING_COLUMN') {
+        return rejection(row, custom_id, 'BP_TEMPLATE_MISSING_COLUMN', error.message);
+      }
+      throw error;
+    }
+  }
+
+  #fromTemplate(values: RowValues, media: ContentPart[] = []): RequestBody {
     const text = this.#template!.render(values);
     if (this.settings.endpoint === '/v1/embeddings')
       return { model: this.settings.model!, input: text, ...this.#fixed };
     const messages: ChatMessage[] = [];
     const system = withInstruction(this.#system?.render(values), this.#instruction);
     if (system !== undefined) messages.push({ role: 'system', content: system });
-    if (this.#image) {
-      const parts: ContentPart[] = [
-        { type: 'image_url', image_url: { url: textOf(this.#image.get(values)) } },
-        { type: 'text', text },
-      ];
-      messages.push({ role: 'user', content: parts });
+    if (media.length > 0) {
+      // Images and video first, then the prompt, as the vision guides show them.
+      messages.push({ role: 'user', content: [...media, { type: 'text', text }] });
     } else {
       messages.push({ role: 'user', content: text });
     }
@@ -372,4 +408,9 @@ function rejection(
   message: string,
 ): Rejection {
   return { kind: 'rejection', index: row.index, file: row.file, line: row.line, custom_id, code, message };
+}
+
+/** A column option's names: one, several, or none. */
+function namesOf(option: string | readonly string[] | undefined): string[] {
+  return option === undefined ? [] : typeof option === 'string' ? [option] : [...option];
 }

@@ -65,7 +65,7 @@ export class RequestMaker {
         slots: this.#template.slots,
         columns: this.#template.columns,
         idColumn: settings.idColumn,
-        maxIdBytes: builder.maxIdBytes,
+        maxIdChars: builder.maxIdChars,
         promptColumns: builder.promptColumns,
         emptyCheck: settings.endpoint === '/v1/embeddings' && builder.templateIsAllPlaceholders,
         requestKeys: settings.requestKeys,

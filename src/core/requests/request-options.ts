@@ -8,7 +8,7 @@ import { type AnswerSchema, isAnswerSchema } from '../structured/structured-outp
 export interface MapperBody {
   model?: string;
   messages?: ChatMessage[];
-  input?: string | string[];
+  input?: string | string[] | number[] | number[][];
   [field: string]: unknown;
 }
 
@@ -44,8 +44,18 @@ export const ToRequestsFields = {
     .optional(),
   /** Column whose value is the custom_id. Default: `row-<n>`. */
   idColumn: z.string().min(1).optional(),
-  /** Column holding an image URL (or data: URL) sent beside the prompt, for vision models. */
-  imageColumn: z.string().min(1).optional(),
+  /**
+   * Column (or columns) of images sent beside the prompt, for vision models: each cell an http(s),
+   * oss or data: URL sent as it is, or a local file path read and sent as a base64 data URL; a JSON
+   * array of them for several images. A model the profile knows to take text only is refused.
+   */
+  imageColumn: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  /** Column (or columns) of videos given as frame lists: each cell a JSON array of image URLs or paths. */
+  videoColumn: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  /** Where relative image and frame paths start. Default: the current directory. */
+  mediaDir: z.string().min(1).optional(),
+  /** Most bytes of one local image file. Default: what fits the profile's line limit as base64. */
+  maxImageBytes: z.number().int().positive().optional(),
   temperature: finite.min(0).max(2).optional(),
   topP: finite.gt(0).max(1).optional(),
   maxTokens: z.number().int().positive().optional(),
@@ -88,9 +98,11 @@ export const ToRequestsOptions = z
     path: ['model'],
   })
   .refine(
-    (o) => o.endpoint === '/v1/chat/completions' || (o.system === undefined && o.imageColumn === undefined),
+    (o) =>
+      o.endpoint === '/v1/chat/completions' ||
+      (o.system === undefined && o.imageColumn === undefined && o.videoColumn === undefined),
     {
-      message: 'the system and imageColumn options apply to chat only',
+      message: 'the system, imageColumn and videoColumn options apply to chat only',
       path: ['endpoint'],
     },
   )

@@ -1,14 +1,17 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { ErrorCode } from '../../errors.js';
+import { codePointLength, exceedsCodePoints } from '../../internal/code-points.js';
 import { tooDeepAt, tooDeepMessage } from '../../internal/json-depth.js';
 import { SeenIds } from '../../internal/seen-ids.js';
 import { loadTokenCounter, type TokenCounter } from '../../internal/tokens.js';
 import { type WarningCode, WarningLog } from '../../internal/warnings.js';
 import { describeValue } from '../../options.js';
 import { ENDPOINTS, type Endpoint, type ModelInfo, type ProviderProfile } from '../../providers/profile.js';
-import { findModel, thinksByDefault } from '../../providers/resolve-profile.js';
+import { findModel, snapshotOf, thinksByDefault } from '../../providers/resolve-profile.js';
 import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
+import { embeddingInputs } from './embedding-inputs.js';
 import type { LineTemplate } from './line-template.js';
+import { hasVisionParts } from './media.js';
 import type { RequestBatch } from './request-batch.js';
 import type { Refused, Verdict } from './verdict.js';
 
@@ -111,12 +114,14 @@ export class RequestRules {
     if (typeof id !== 'string')
       return refuse(null, 'BP_CUSTOM_ID_INVALID', `custom_id must be a string, got ${describeValue(id)}`);
     if (id === '') return refuse(id, 'BP_CUSTOM_ID_INVALID', 'custom_id is empty');
-    const max = this.#profile.limits.maxCustomIdBytes;
-    if (id.length * 3 > max) {
-      const idBytes = Buffer.byteLength(id);
-      if (idBytes > max)
-        return refuse(id, 'BP_CUSTOM_ID_TOO_LONG', `custom_id is ${idBytes} bytes, at most ${max} allowed`);
-    }
+    // "The custom_id supports a maximum of 256 characters" (ref/modelstudio-batch-file-input.txt).
+    const max = this.#profile.limits.maxCustomIdChars;
+    if (exceedsCodePoints(id, max))
+      return refuse(
+        id,
+        'BP_CUSTOM_ID_TOO_LONG',
+        `custom_id is ${codePointLength(id)} characters, at most ${max} allowed`,
+      );
     if (candidate.method !== 'POST') {
       return refuse(id, 'BP_METHOD_INVALID', `method must be "POST", got ${describeValue(candidate.method)}`);
     }
@@ -173,6 +178,13 @@ export class RequestRules {
     }
     const known = this.#modelVerdict(model, url);
     if (known.refusal) return refuse(id, known.refusal.code, known.refusal.message);
+    if (known.snapshot)
+      warnings.warn('BP_WARN_MODEL_SNAPSHOT', snapshotWarning(this.#profile, model, known.snapshot), {
+        file: at.file,
+        line: at.line,
+        row: at.index,
+        custom_id: id,
+      });
     if (this.#opts.singleModel && this.#model && this.#model.id !== model) {
       const first = this.#model.first;
       return refuse(
@@ -183,11 +195,15 @@ export class RequestRules {
     }
     const shape =
       url === '/v1/embeddings'
-        ? embeddingShape(fields)
+        ? embeddingShape(fields, this.#profile)
         : url === '/v1/chat/completions'
           ? chatShape(fields)
           : undefined;
     if (shape) return refuse(id, 'BP_BODY_INVALID', shape);
+    if (url === '/v1/chat/completions' && hasVisionParts(fields)) {
+      const textOnly = textOnlyRefusal(known.info ?? snapshotOf(this.#profile, model), model);
+      if (textOnly) return refuse(id, textOnly.code, textOnly.message);
+    }
     const thinking = this.#thinking(fields, model, at, id, warnings);
     if (thinking) return refuse(id, 'BP_THINKING_INVALID', thinking);
     return undefined;
@@ -422,7 +438,12 @@ export class RequestRules {
     const key = `${url} ${model}`;
     let verdict = this.#models.get(key);
     if (verdict) return verdict;
-    verdict = { info: findModel(this.#profile, model), refusal: modelRefusal(this.#profile, model, url) };
+    const snapshot = this.#profile.modelsExclusive ? snapshotOf(this.#profile, model)?.id : undefined;
+    verdict = {
+      info: findModel(this.#profile, model),
+      refusal: modelRefusal(this.#profile, model, url),
+      snapshot,
+    };
     this.#models.set(key, verdict);
     return verdict;
   }
@@ -468,6 +489,13 @@ export class RequestRules {
 interface ModelVerdict {
   info: ModelInfo | undefined;
   refusal: Refusal | undefined;
+  /** The listed model a dated snapshot id pins, when the profile lists models and not this id. */
+  snapshot: string | undefined;
+}
+
+/** BP_WARN_MODEL_SNAPSHOT's message: accepted by batchpipe's policy, not by the documents' list. */
+export function snapshotWarning(profile: ProviderProfile, model: string, base: string): string {
+  return `${model} is a dated snapshot of ${base}; ${profile.title} lists ${base}, not its snapshots. batchpipe accepts it (its policy, not the documents'): the provider decides, and fails the batch if it does not offer it`;
 }
 
 /** Why a setting cannot work with a provider. */
@@ -478,7 +506,7 @@ export interface Refusal {
 
 /** Why the profile refuses `model` on `url`: not offered in its region, or of the wrong kind. */
 export function modelRefusal(profile: ProviderProfile, model: string, url: string): Refusal | undefined {
-  const info = findModel(profile, model);
+  const info = findModel(profile, model) ?? snapshotOf(profile, model);
   const dryRun = profile.dryRun;
   if (!info && profile.modelsExclusive && !(dryRun && model === dryRun.model)) {
     const offered = profile.models.map((m) => m.id).join(', ');
@@ -496,6 +524,20 @@ export function modelRefusal(profile: ProviderProfile, model: string, url: strin
   return undefined;
 }
 
+/** Whether a model takes images (and video frames): a vision model, or a chat model said to. */
+export function takesImages(info: ModelInfo): boolean {
+  return info.kind === 'vision' || info.images === true;
+}
+
+/** Why a model the profile knows to take text only cannot serve a request with images or video. */
+function textOnlyRefusal(info: ModelInfo | undefined, model: string): Refusal | undefined {
+  if (!info || takesImages(info)) return undefined;
+  return {
+    code: 'BP_MODEL_NOT_VISION',
+    message: `${model} takes text only, but the request carries images or video; use a vision model (such as qwen-vl-plus), or add the model with the models option if it does take images`,
+  };
+}
+
 /**
  * Why a run's settings cannot work with the provider whatever the rows hold: an endpoint the profile
  * does not offer for batches, or a model it does not offer (or of the wrong kind) on that endpoint.
@@ -504,6 +546,7 @@ export function settingsRefusal(
   profile: ProviderProfile,
   endpoint: Endpoint,
   model: string | undefined,
+  vision = false,
 ): Refusal | undefined {
   if (!profile.endpoints.includes(endpoint)) {
     return {
@@ -512,7 +555,9 @@ export function settingsRefusal(
     };
   }
   if (model === undefined) return undefined;
-  const refused = modelRefusal(profile, model, endpoint);
+  const refused =
+    modelRefusal(profile, model, endpoint) ??
+    (vision ? textOnlyRefusal(findModel(profile, model) ?? snapshotOf(profile, model), model) : undefined);
   return refused && { code: refused.code, message: `model ${refused.message}` };
 }
 
@@ -544,21 +589,46 @@ function chatShape(body: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-export function embeddingShape(body: Record<string, unknown>): string | undefined {
+/**
+ * An embeddings body's input, in every form the OpenAI spec allows (CreateEmbeddingRequest.input:
+ * "encoded as a string or array of tokens. To embed multiple inputs in a single request, pass an
+ * array of strings or array of token arrays"), within the profile's documented limits, if any.
+ */
+export function embeddingShape(
+  body: Record<string, unknown>,
+  profile?: Pick<ProviderProfile, 'embeddingLimits' | 'title'>,
+): string | undefined {
   const input = body.input;
-  if (typeof input === 'string') return input === '' ? 'body.input is empty' : undefined;
-  if (Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === 'string' && x !== ''))
-    return undefined;
-  return `body.input must be a non-empty string or array of non-empty strings, got ${describeValue(input)}`;
+  const inputs = embeddingInputs(input);
+  if (inputs === undefined)
+    return `body.input must be a non-empty string, array of non-empty strings, array of tokens (integers) or array of token arrays, got ${describeValue(input)}`;
+  if (inputs.some((x) => x === '')) return 'body.input is empty';
+  const limits = profile?.embeddingLimits;
+  if (!limits) return undefined;
+  const who = profile!.title;
+  if (inputs.length > limits.maxInputs)
+    return `body.input holds ${inputs.length} inputs; ${who} takes at most ${limits.maxInputs} per request ("any array must be 2048 dimensions or less")`;
+  let tokens = 0;
+  for (const x of inputs) {
+    if (typeof x === 'string') continue;
+    if (x.length > limits.maxTokensPerInput)
+      return `body.input has a token array of ${x.length} tokens; ${who} takes at most ${limits.maxTokensPerInput} per input`;
+    tokens += x.length;
+  }
+  if (tokens > limits.maxTokensPerRequest)
+    return `body.input holds ${tokens} tokens; ${who} takes at most ${limits.maxTokensPerRequest} summed across the inputs of a request`;
+  return undefined;
 }
 
 /** The text a request sends, for context estimates. */
 export function promptText(body: Record<string, unknown>, url: string): string {
   if (url === '/v1/embeddings') {
-    const input = body.input;
-    // Each input of an array is embedded (and limited) on its own: the longest one decides.
-    if (typeof input === 'string') return input;
-    return (input as string[]).reduce((longest, x) => (x.length > longest.length ? x : longest), '');
+    // Each input is embedded (and limited) on its own: the longest text decides. Token arrays are
+    // counted exactly by embeddingShape.
+    let longest = '';
+    for (const x of embeddingInputs(body.input) ?? [])
+      if (typeof x === 'string' && x.length > longest.length) longest = x;
+    return longest;
   }
   let text = '';
   for (const message of body.messages as Array<{ content: unknown }>) {

@@ -8,8 +8,12 @@ export interface BodyProblem {
 
 const ROLES = new Set(['system', 'user', 'assistant', 'tool', 'developer', 'function']);
 const FORMATS = new Set(['text', 'json_object', 'json_schema']);
-/** OpenAI's cap on inputs per embeddings request (CreateEmbeddingRequest: `maxItems: 2048`). */
-const MAX_EMBEDDING_INPUTS = 2048;
+/**
+ * Inputs per embeddings request when the profile documents no cap (ref/ gives none for DashScope's
+ * text-embedding-v4): the service's own bound on one request's work, not a provider fact. The openai
+ * profile passes OpenAI's 2,048 ("any array must be 2048 dimensions or less").
+ */
+export const SERVICE_MAX_EMBEDDING_INPUTS = 10_000;
 // `dimensions` can only shorten a model's vectors: at most its native size (OpenAI's embeddings
 // guide; DashScope text-embedding-v4 offers 64 to 2048). An unknown model gets the largest any of
 // these returns, so one request makes at most 2048 x 3072 values (~1 s of work), never 2048 x 8192.
@@ -149,7 +153,7 @@ export function textOfContent(message: unknown): string {
 }
 
 /** The shape rules of an embeddings request. */
-export function checkEmbeddingBody(body: Body): BodyProblem | null {
+export function checkEmbeddingBody(body: Body, maxInputs = SERVICE_MAX_EMBEDDING_INPUTS): BodyProblem | null {
   const deep = deepProblem(body);
   if (deep) return deep;
   if (typeof body.model !== 'string' || body.model === '')
@@ -159,9 +163,10 @@ export function checkEmbeddingBody(body: Body): BodyProblem | null {
   if (typeof input === 'string') {
     if (input === '') return problem(emptyText, 'input');
   } else if (Array.isArray(input)) {
-    if (input.length === 0 || input.length > MAX_EMBEDDING_INPUTS)
-      return problem(`'input' must hold 1 to ${MAX_EMBEDDING_INPUTS} items, got ${input.length}`, 'input');
-    const allTokens = input.every((x) => Number.isInteger(x));
+    const allTokens = input.length > 0 && input.every((x) => Number.isInteger(x));
+    // A flat token array is one input, however many tokens it has.
+    if (input.length === 0 || (!allTokens && input.length > maxInputs))
+      return problem(`'input' must hold 1 to ${maxInputs} items, got ${input.length}`, 'input');
     const ok =
       allTokens ||
       input.every(

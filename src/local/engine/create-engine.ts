@@ -13,5 +13,6 @@ export function createServiceEngine(config: ServiceConfig, rules: ServiceRules):
       config.tokenizer === 'auto' ? (config.profile === 'openai' ? 'o200k' : 'estimate') : config.tokenizer,
     thinksByDefault: rules.thinksByDefault,
     contextWindow: rules.contextWindow,
+    maxEmbeddingInputs: rules.embeddingLimits?.maxInputs,
   });
 }

@@ -29,7 +29,9 @@ const DEFAULT_DIMENSIONS: Record<string, number> = {
 const FALLBACK_DIMENSIONS = 1024;
 // OpenAI: "The input must not exceed the max input tokens for the model (8192 tokens for all embedding
 // models) ... all embedding models enforce a maximum of 300,000 tokens summed across all inputs in a
-// single request" (ref/openai-openapi-full.yaml, CreateEmbeddingRequest).
+// single request" (ref/openai-openapi-full.yaml, CreateEmbeddingRequest). Under the dashscope profile,
+// where ref/ gives no such figures for text-embedding-v4, the same numbers bound one request's work as
+// the service's own limits, not as a provider fact (the client applies none there).
 const EMBEDDING_INPUT_TOKENS = 8192;
 const EMBEDDING_REQUEST_TOKENS = 300_000;
 /** Characters of keys each text memo holds (prompts repeated across a batch, schemas in prompts). */
@@ -79,6 +81,8 @@ export interface TestEngineOptions {
   thinksByDefault: (model: string) => boolean;
   /** The model's context window in tokens, when the profile knows it. */
   contextWindow: (model: string) => number | undefined;
+  /** Inputs per embeddings request: the profile's documented cap, else the service's own bound. */
+  maxEmbeddingInputs?: number | undefined;
 }
 
 type Body = Record<string, unknown>;
@@ -229,7 +233,7 @@ export function createTestEngine(options: TestEngineOptions): Engine {
 
   const embed = (request: EngineRequest): EngineAnswer => {
     const body = request.body;
-    const found = checkEmbeddingBody(body);
+    const found = checkEmbeddingBody(body, options.maxEmbeddingInputs);
     if (found) return refused(found);
     const model = body.model as string;
     const texts = embeddingTexts(body.input);

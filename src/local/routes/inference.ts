@@ -5,6 +5,7 @@ import type { EngineEndpoint } from '../engine/engine.js';
 import { failureOf } from '../engine/failures.js';
 import { knobsFrom } from '../engine/knobs.js';
 import { ourTurn, readJsonBody, sendJsonText } from '../http.js';
+import { offers } from '../rules.js';
 import type { Route, RouteContext } from '../state.js';
 import { MODELS_HINT } from '../validate-input.js';
 
@@ -25,7 +26,9 @@ async function infer(ctx: RouteContext, endpoint: EngineEndpoint): Promise<undef
     throw badRequest('the request body must be a JSON object');
   const body = value as Record<string, unknown>;
   const model = body.model;
-  if (state.rules.models && typeof model === 'string' && !state.rules.models.has(model))
+  // Batch Chat offers its own document's models, not the file-batch list.
+  const offered = gate ? state.rules.batchChatModels : state.rules.models;
+  if (typeof model === 'string' && !offers(offered, model))
     throw new ApiError(
       404,
       `The model \`${model}\` does not exist or you do not have access to it. (${MODELS_HINT})`,
