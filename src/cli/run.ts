@@ -66,6 +66,7 @@ const NOT_PREPARE = new Set([
   'resubmitExpired',
   'deleteInputFiles',
   'deleteOutputFiles',
+  'keepFiles',
   'concurrency',
   'requestTimeout',
   'lookupDelay',

@@ -70,6 +70,13 @@ export interface ProviderProfile {
    * tasks from the last 30 days are queryable via list"); null when it lists every batch.
    */
   batchListWindowDays: number | null;
+  /**
+   * The account's file storage, where the provider documents it (DashScope: 10,000 files and 100 GB,
+   * result files included): a run holds uploads back while it would go over.
+   */
+  storage?: { maxFiles: number; maxBytes: number };
+  /** Batches per list page a run asks for (`limit`) when it polls by the list; default 100, the documented maximum. */
+  batchListLimit?: number;
   /** A free format-check run, where the provider offers one. */
   dryRun: { model: string; endpoint: string; maxLines: number; maxBytes: number } | null;
 }

@@ -38,6 +38,9 @@ const DASHSCOPE_RATES = {
   concurrentBatches: 1000,
 };
 
+// "10,000 files / 100 GB per account" (ref/dashscope-batch-api.txt); GB read as 10^9 bytes, the stricter.
+const DASHSCOPE_STORAGE = { maxFiles: 10_000, maxBytes: 100 * 1000 * MB };
+
 // "Task retention: Only tasks from the last 30 days are queryable via list." (ref/dashscope-batch-api.txt)
 const DASHSCOPE_LIST_WINDOW_DAYS = 30;
 
@@ -119,6 +122,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     structuredOutput: 'json_object',
     rateLimits: DASHSCOPE_RATES,
     batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
+    storage: DASHSCOPE_STORAGE,
     dryRun: DASHSCOPE_DRY_RUN,
   },
   'dashscope-cn': {
@@ -135,6 +139,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     structuredOutput: 'json_object',
     rateLimits: DASHSCOPE_RATES,
     batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
+    storage: DASHSCOPE_STORAGE,
     dryRun: DASHSCOPE_DRY_RUN,
   },
   openai: {
@@ -167,6 +172,7 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     structuredOutput: 'json_schema',
     rateLimits: DASHSCOPE_RATES,
     batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
+    storage: DASHSCOPE_STORAGE,
     dryRun: DASHSCOPE_DRY_RUN,
   },
   custom: {
