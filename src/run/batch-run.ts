@@ -95,6 +95,9 @@ export interface GivenOptions {
   deleteOutputFiles?: boolean | undefined;
 }
 
+/** Error codes of an upload refused because the account's file storage is full (the local service's; kept as data). */
+const STORAGE_FULL_CODES: ReadonlySet<string> = new Set(['storage_quota_exceeded']);
+
 /** A job that has not reached the provider as a batch (or may have, when its intent is saved). */
 const UNSENT: ReadonlySet<string> = new Set(['pending', 'uploading', 'uploaded', 'creating']);
 
@@ -294,7 +297,40 @@ export class BatchRun {
     const next = waiting
       .filter((j) => j.state !== 'pending')
       .concat(this.#storageAllows(waiting.filter((j) => j.state === 'pending')));
-    await this.#settle(next.slice(0, room).map((job) => limit(() => this.#submitJob(job))));
+    this.#refused = false;
+    await this.#settle(next.slice(0, room).map((job) => limit(() => this.#submitOrHold(job))));
+  }
+
+  /** True once the provider refused an upload for its storage this round: the rest wait. */
+  #refused = false;
+
+  /**
+   * Submits a job; an upload the provider refuses because the account's storage is full (files of
+   * other runs count too) holds this round's uploads back while batches run whose end frees room. The
+   * job keeps its upload intent, looked up before it is uploaded again.
+   */
+  async #submitOrHold(job: JobRecord): Promise<void> {
+    if (this.#refused && UNSENT.has(job.state) && !job.input_file_id) return;
+    try {
+      await this.#submitJob(job);
+    } catch (error) {
+      const code = ((error as BatchpipeError).cause as { code?: unknown } | undefined)?.code;
+      if (typeof code !== 'string' || !STORAGE_FULL_CODES.has(code)) throw error;
+      const freeing = this.manifest.jobs.some((j) => j.state !== 'done' && !UNSENT.has(j.state));
+      if (!freeing)
+        throw new BatchpipeError(
+          'BP_STORAGE_FULL',
+          `the provider refused the upload of ${job.id}: the account's file storage is full (${code}), and no batch of ${this.manifest.run_id} is running whose end would free room; delete files at the provider, then resume`,
+          {},
+          { cause: error },
+        );
+      if (!this.#refused)
+        this.#emit({
+          type: 'note',
+          message: `the provider refused an upload: the account's file storage is full (${code}); uploads wait until running batches end and free room`,
+        });
+      this.#refused = true;
+    }
   }
 
   /**

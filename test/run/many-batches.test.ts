@@ -5,6 +5,7 @@
  * over HTTP, with the library's run (createOrResumeRun, wait).
  */
 import { join } from 'node:path';
+import OpenAI, { toFile } from 'openai';
 import { describe, expect, it } from 'vitest';
 import { prepare } from '../../src/jobs/prepare.js';
 import { type LocalServiceOptions, startLocalService } from '../../src/local/index.js';
@@ -39,6 +40,7 @@ async function runWith(
   service: LocalServiceOptions,
   connect: (c: Connection) => Connection,
   options: Partial<RunOptions> = {},
+  otherFiles = 0,
 ) {
   const calls = new Map<string, number>();
   const local = await startLocalService({
@@ -51,6 +53,13 @@ async function runWith(
     },
   });
   try {
+    // Files of the account that are not the run's.
+    const client = new OpenAI({ baseURL: local.url, apiKey: 'local' });
+    for (let i = 0; i < otherFiles; i++)
+      await client.files.create({
+        file: await toFile(Buffer.from('{}\n'), `other-${i}.jsonl`),
+        purpose: 'batch',
+      });
     const dir = await prepared(name, shards * 2, 2);
     const connection = connect(resolveConnection({ provider: 'local', baseURL: local.url }, {}));
     const run = await createOrResumeRun(
@@ -105,6 +114,36 @@ describe('one run, many batches', () => {
     expect(manifest.options).toMatchObject({ delete_input_files: true, delete_output_files: true });
     expect(Object.values(records.uploadsByFilename)).toEqual(Array(8).fill(1));
     expect(records.calls.filter((c) => c.op === 'file.delete').length).toBeGreaterThanOrEqual(8);
+  });
+
+  it("waits when the provider refuses an upload for the account's storage (other files fill it), and finishes", async () => {
+    const service = { quotas: { maxFiles: 10 } };
+    const notes: string[] = [];
+    const { state, run, records } = await runWith(
+      'refused',
+      8,
+      service,
+      // A client that does not know the quota: the provider's refusal is what it meets.
+      (c) => ({ ...c, profile: { ...c.profile, storage: undefined } }),
+      {
+        deleteInputFiles: true,
+        deleteOutputFiles: true,
+        onEvent: (e) => {
+          if (e.type === 'note') notes.push(e.message);
+        },
+      },
+      5,
+    );
+    expect(state).toBe('done');
+    expect(run.counts()).toMatchObject({ ok: 16, pending: 0 });
+    expect(notes.some((n) => n.includes("the account's file storage is full (storage_quota_exceeded)"))).toBe(
+      true,
+    );
+    // A refused upload was never stored: each file of the run uploaded once.
+    expect(
+      Object.entries(records.uploadsByFilename).filter(([name]) => name.startsWith('run-')),
+    ).toHaveLength(8);
+    expect(Object.values(records.uploadsByFilename).every((n) => n === 1)).toBe(true);
   });
 
   it('stops with BP_STORAGE_FULL when files are kept and nothing running could free room', async () => {
