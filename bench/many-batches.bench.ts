@@ -26,6 +26,7 @@ import { startLocalService } from '../src/local/index.js';
 import { resolveConnection } from '../src/providers/connection.js';
 import type { PreparedSummary } from '../src/run/sharder.js';
 import { createOrResumeRun, openRun } from '../src/run/start-run.js';
+import { machine, saveResults } from './lib.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -322,11 +323,18 @@ async function main(): Promise<void> {
   if (childConfig) return child(JSON.parse(childConfig) as ChildConfig);
   const sizes = (arg('sizes') ?? '100,1000,10000').split(',').map(Number);
   const timeScale = Number(arg('time-scale') ?? 60);
-  for (const size of sizes) console.log(JSON.stringify(await measure(size, timeScale)));
+  const results: Record<string, unknown> = { machine: machine(), timeScale, sizes: [] as unknown[] };
+  for (const size of sizes) {
+    const measured = await measure(size, timeScale);
+    console.log(JSON.stringify(measured));
+    (results.sizes as unknown[]).push(measured);
+  }
   if (!process.argv.includes('--no-resume')) {
     const size = Math.max(...sizes);
-    console.log(JSON.stringify(await resume(size, Math.min(1500, Math.floor(size * 0.15)), timeScale)));
+    results.resume = await resume(size, Math.min(1500, Math.floor(size * 0.15)), timeScale);
+    console.log(JSON.stringify(results.resume));
   }
+  console.log(saveResults('many-batches', results));
 }
 
 await main();
