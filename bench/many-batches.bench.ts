@@ -13,7 +13,7 @@
  * how long until it polls again, and that it creates no batch already created (the service's records).
  *
  * Run: npm run build && node --import tsx bench/many-batches.bench.ts [--sizes 100,1000,10000]
- *      [--time-scale 60] [--no-resume]
+ *      [--time-scale 60] [--no-resume | --resume-only]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -112,13 +112,25 @@ async function child(config: ChildConfig): Promise<void> {
   }
   console.log(JSON.stringify({ type: 'opened', ms: Math.round(performance.now() - started) }));
   let done = run.manifest.jobs.filter((j) => j.state === 'done').length;
+  // As BatchRun.wait: a resumed run polls what runs before it submits more.
+  const resumedRunning = run.manifest.jobs.filter((j) => j.state === 'submitted').length;
+  if (resumedRunning > 0) {
+    console.log(
+      JSON.stringify({
+        type: 'polling',
+        ms: Math.round(performance.now() - started),
+        running: resumedRunning,
+      }),
+    );
+    await run.poll();
+  }
   for (let round = 0; ; round++) {
     const c0 = process.cpuUsage();
     await run.submit();
     const c1 = process.cpuUsage();
     const calls = run.pollCalls;
     const running = run.manifest.jobs.filter((j) => j.state === 'submitted').length;
-    if (round === 0)
+    if (round === 0 && resumedRunning === 0)
       console.log(JSON.stringify({ type: 'polling', ms: Math.round(performance.now() - started), running }));
     const waiting = await run.poll();
     const c2 = process.cpuUsage();
@@ -299,11 +311,13 @@ async function resume(batches: number, killAt: number, timeScale: number): Promi
       const after = await records();
       const end = second.lines.find((l) => l.type === 'end')!;
       const polling = second.lines.find((l) => l.type === 'polling')!;
+      const opened = second.lines.find((l) => l.type === 'opened')!;
       return {
         batches,
         killedAfterCreates: before.creates,
         resumePollingAfterMs: Math.round((pollingAt ?? Number.NaN) - spawnedAt),
         childPollingAfterMs: polling.ms,
+        childOpenedAfterMs: opened.ms,
         runningAtResume: polling.running,
         createsAfterResume: (calls.get('POST /v1/batches') ?? 0) - createsBefore,
         creates: after.creates,
@@ -324,7 +338,7 @@ async function main(): Promise<void> {
   const sizes = (arg('sizes') ?? '100,1000,10000').split(',').map(Number);
   const timeScale = Number(arg('time-scale') ?? 60);
   const results: Record<string, unknown> = { machine: machine(), timeScale, sizes: [] as unknown[] };
-  for (const size of sizes) {
+  for (const size of process.argv.includes('--resume-only') ? [] : sizes) {
     const measured = await measure(size, timeScale);
     console.log(JSON.stringify(measured));
     (results.sizes as unknown[]).push(measured);

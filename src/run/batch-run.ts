@@ -809,6 +809,12 @@ export class BatchRun {
    */
   async wait(): Promise<RunState> {
     let round = 0;
+    // A resumed run polls what runs before it submits more: sending the rest (up to a thousand
+    // uploads and creates, and the lookups of intents) must not keep ended batches waiting.
+    if (this.manifest.jobs.some((j) => j.state === 'submitted' || j.state === 'downloading')) {
+      await this.poll();
+      if (this.#aborted) return 'detached';
+    }
     for (;;) {
       await this.submit();
       if (this.#aborted) return 'detached';
