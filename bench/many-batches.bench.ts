@@ -14,6 +14,28 @@
  *
  * Run: npm run build && node --import tsx bench/many-batches.bench.ts [--sizes 100,1000,10000]
  *      [--time-scale 60] [--no-resume | --resume-only]
+ *
+ * Figures (2 x AMD EPYC, Node v20.20.2, 2026-12-05, time scale 60; a shared machine with a load
+ * average of 15-19 on its 2 cores while this ran, so wall times are long and CPU figures are the steadier):
+ *
+ *   | batches | poll cycle: list calls / retrieves | poll-only CPU ms (median / max) | cycle CPU ms with downloads | peak RSS MB | run s | client CPU s |
+ *   |     100 |  1 / 0 (100 running)              |   5.7 /   5.7                   |   575                       |         154 |   9.3 |          2.5 |
+ *   |   1,000 | 10 / 0 (1,000 running)            |  42.2 /  42.2                   | 3,535                       |         188 |  60.4 |         10.1 |
+ *   |  10,000 | 10 / 0 (1,000 running, 9,000 held)|  37.9 / 168.9                   | 4,514                       |         322 |   707 |         87.7 |
+ *
+ *   10,000 vs 1,000: poll-only CPU per cycle 0.9x, a whole cycle (polling, then downloading and
+ *   deleting the ~990 batches that ended) 1.3x, peak RSS 1.7x: within the 3x target. The 10,000 run
+ *   made 104 list calls for all its polling (and one retrieve), 10,000 uploads and creates (each file
+ *   uploaded once, each batch created once, by the service's records), and deleted 20,000 files (inputs
+ *   and outputs: it would otherwise pass the account's 10,000 files), within the service's default
+ *   quotas (no 429). What grows with the batches is the manifest in memory and its snapshot (19 MB at
+ *   10,000 jobs, written once per 20,000 journal lines); a step appends one ~1 KB line.
+ *
+ *   Resume: a 10,000-batch run killed with SIGKILL after 1,501 creates, resumed: the new process had
+ *   read its run (snapshot and journal) in 0.95 s and was polling 0.96 s after it started (3.7 s after
+ *   the spawn, Node and tsx start-up included), with 517 batches running; it then made 8,499 creates,
+ *   none for a batch already created (10,000 creates in all, each ds_name once), and every row came
+ *   back. Before a resumed run polled first it created up to the cap before polling (35 s).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
