@@ -59,6 +59,7 @@ export const ERROR_CODES = [
   'BP_PROVIDER_UNREACHABLE',
   'BP_LOOKUP_FAILED',
   'BP_RUN_UNVERIFIABLE',
+  'BP_STORAGE_FULL',
   'BP_BATCH_FAILED',
   'BP_BATCH_STUCK',
   // results and the join

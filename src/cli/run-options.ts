@@ -14,6 +14,7 @@ export interface RunFlags {
   resubmitExpired?: boolean;
   deleteInputFiles?: boolean;
   deleteOutputFiles?: boolean;
+  keepFiles?: boolean;
   concurrency?: number;
   requestTimeout?: number;
   lookupDelay?: number;
@@ -76,11 +77,15 @@ export function addRunOptions(command: Command): Command {
     .option('--no-resubmit-expired', 'do not send again what an expired batch left unrun')
     .option(
       '--delete-input-files',
-      'delete uploaded input files once their batch ended (files count toward the 10,000-file quota)',
+      'delete uploaded input files once their batch ended (files count toward the 10,000-file quota; the default for a run whose files could take the account over it)',
     )
-    .option('--no-delete-input-files', 'keep uploaded input files (the default)')
-    .option('--delete-output-files', 'delete output and error files at the provider once downloaded')
-    .option('--no-delete-output-files', 'keep output and error files at the provider (the default)')
+    .option('--no-delete-input-files', 'keep uploaded input files')
+    .option(
+      '--delete-output-files',
+      'delete output and error files at the provider once downloaded (the default as for input files)',
+    )
+    .option('--no-delete-output-files', 'keep output and error files at the provider')
+    .option('--keep-files', 'keep every file at the provider (no deleting input, output or error files)')
     .addOption(
       new Option('--concurrency <n>', 'batches uploaded and created at once').argParser(integer).default(4),
     )
@@ -131,6 +136,7 @@ export function runOptionsFrom(flags: RunFlags, out: Output, signal: AbortSignal
     resubmitExpired: flags.resubmitExpired,
     deleteInputFiles: flags.deleteInputFiles,
     deleteOutputFiles: flags.deleteOutputFiles,
+    keepFiles: flags.keepFiles,
     concurrency: flags.concurrency,
     requestTimeout: flags.requestTimeout,
     lookupDelay: flags.lookupDelay,

@@ -88,6 +88,7 @@ const NOT_PREPARE = new Set([
   'resubmitExpired',
   'deleteInputFiles',
   'deleteOutputFiles',
+  'keepFiles',
   'concurrency',
   'requestTimeout',
   'lookupDelay',

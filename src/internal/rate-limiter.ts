@@ -10,9 +10,13 @@ export class RateLimiter {
   #last = Date.now();
   #queue: Promise<void> = Promise.resolve();
 
-  constructor(perMinute: number) {
+  /**
+   * `timeScale`: minutes of the provider's clock per real minute (a simulated provider whose clock
+   * runs fast counts its limits in its own minutes). Default 1.
+   */
+  constructor(perMinute: number, timeScale = 1) {
     this.#capacity = Math.max(1, Math.floor(perMinute / 10));
-    this.#perMs = perMinute / 60_000;
+    this.#perMs = (perMinute * timeScale) / 60_000;
     this.#tokens = this.#capacity;
   }
 

@@ -126,6 +126,8 @@ export interface ProviderProfile {
   storage?: StorageLimits | null;
   /** Limits on embeddings requests, where the provider documents them; null or absent otherwise. */
   embeddingLimits?: EmbeddingLimits | null;
+  /** Batches per list page a run asks for (`limit`) when it polls by the list; default 100, the documented maximum. */
+  batchListLimit?: number;
   /** A free format-check run, where the provider offers one. */
   dryRun: {
     model: string;

@@ -94,6 +94,11 @@ export interface BatchApiOptions {
    * committing and send it again. Default: 1 s for the local service, 30 s for remote providers.
    */
   settleMs?: number;
+  /**
+   * Minutes of the provider's clock per real minute, for a simulated provider whose clock runs fast
+   * (the local service's `timeScale`): the documented per-minute rates are kept in its minutes. Default 1.
+   */
+  providerTimeScale?: number;
 }
 
 /**
@@ -161,11 +166,12 @@ export class BatchApi {
     this.settleMs = options.settleMs ?? (connection.profile.name === 'local' ? 1000 : 30_000);
     const rates = connection.profile.rateLimits;
     if (rates) {
+      const scale = options.providerTimeScale ?? 1;
       this.#limiters = {
-        create: new RateLimiter(rates.createPerMinute),
-        query: new RateLimiter(rates.queryPerMinute),
-        cancel: new RateLimiter(rates.cancelPerMinute),
-        list: new RateLimiter(rates.listPerMinute),
+        create: new RateLimiter(rates.createPerMinute, scale),
+        query: new RateLimiter(rates.queryPerMinute, scale),
+        cancel: new RateLimiter(rates.cancelPerMinute, scale),
+        list: new RateLimiter(rates.listPerMinute, scale),
       };
     }
     // Credentials in the URL travel apart from it (see splitBaseURL): user info as Basic authentication.
@@ -512,6 +518,35 @@ export class BatchApi {
     return this.#connection.profile.storage ?? undefined;
   }
 
+  /**
+   * The batches of a run as the Batches list shows them, a page at a time, newest first: on DashScope
+   * (and the local service) narrowed by the run's `ds_name` prefix and, when given, `create_after`
+   * (provider seconds); elsewhere the account's whole list, which the caller stops reading. Each page
+   * passes the list rate. Throws BP_PROVIDER_HTTP when a page gets no answer.
+   */
+  async *listRunPages(
+    dsPrefix: string,
+    createdSince: number | undefined,
+    signal?: AbortSignal,
+  ): AsyncGenerator<BatchObject[]> {
+    const query: Record<string, string | number> = { limit: this.#batchPage };
+    if (this.#filtersBatches) {
+      query.ds_name = dsPrefix;
+      if (createdSince !== undefined) query.create_after = listStamp(createdSince);
+    }
+    yield* this.#pageLists<BatchObject>(
+      'batches',
+      query,
+      (error) => this.#wrap(error, 'listing batches'),
+      signal,
+    );
+  }
+
+  /** Batches per list page: the profile's, else 100 (the documented maximum). */
+  get #batchPage(): number {
+    return this.#connection.profile.batchListLimit ?? PAGE_SIZE;
+  }
+
   /** Batches the provider lets run at once, if it says. */
   get concurrentBatches(): number | undefined {
     return this.#connection.profile.rateLimits?.concurrentBatches;
@@ -580,6 +615,16 @@ export class BatchApi {
     fail: (error: unknown, describe: string) => BatchpipeError,
     signal?: AbortSignal,
   ): AsyncGenerator<T> {
+    for await (const data of this.#pageLists<T>(path, query, fail, signal)) yield* data;
+  }
+
+  /** `#pages`, one array per list call. */
+  async *#pageLists<T extends { id: string }>(
+    path: 'files' | 'batches',
+    query: Record<string, string | number>,
+    fail: (error: unknown, describe: string) => BatchpipeError,
+    signal?: AbortSignal,
+  ): AsyncGenerator<T[]> {
     let after: string | undefined;
     for (;;) {
       const pageQuery = after === undefined ? query : { ...query, after };
@@ -607,7 +652,7 @@ export class BatchApi {
         signal,
       );
       const data = page.data ?? [];
-      yield* data;
+      yield data;
       // A provider that leaves out has_more is read on while its pages come back full.
       const more = page.has_more ?? data.length >= Number(query.limit ?? PAGE_SIZE);
       if (!more || data.length === 0) return;
@@ -765,6 +810,11 @@ export class BatchApi {
 /** A path with `{batch_id}` filled in. */
 function pathFor(template: string, batchId: string): string {
   return template.replace('{batch_id}', encodeURIComponent(batchId));
+}
+
+/** Unix seconds as DashScope's list filters take a time: `yyyyMMddHHmmss`, UTC. */
+export function listStamp(seconds: number): string {
+  return new Date(seconds * 1000).toISOString().replace(/[-:T]/g, '').slice(0, 14);
 }
 
 /** Exactly this run's batch for this job: ds_name (in metadata, or top-level as DashScope may return it), run, job and input file. */

@@ -15,8 +15,8 @@ import {
   type RunManifest,
   readManifest,
   TERMINAL_STATUSES,
-  writeManifest,
 } from './manifest.js';
+import { crashAfterJournalWrites, ManifestJournal } from './manifest-journal.js';
 import { customIdOf, jsonlBuffers } from './request-ids.js';
 import { exists } from './run-dir.js';
 import { RunLock, takeoverNote } from './run-lock.js';
@@ -116,6 +116,8 @@ export interface GivenOptions {
 
 /** Files the storage check reads at most (10 list calls at DashScope, within its list rate's burst). */
 const STORAGE_SCAN_FILES = 1000;
+/** Error codes of an upload refused because the account's file storage is full (the local service's; kept as data). */
+const STORAGE_FULL_CODES: ReadonlySet<string> = new Set(['storage_quota_exceeded']);
 
 /** A job that has not reached the provider as a batch (or may have, when its intent is saved). */
 const UNSENT: ReadonlySet<string> = new Set(['pending', 'uploading', 'uploaded', 'creating']);
@@ -134,8 +136,8 @@ export class BatchRun {
   readonly #lock: RunLock | undefined;
   /** The storage check, started before the first upload (see #checkStorage). */
   #storageChecked: Promise<void> | undefined;
-  /** Manifest writes, one after another. */
-  #saving: Promise<void> = Promise.resolve();
+  /** Where the manifest is saved: job records to its journal, the rest as whole snapshots. */
+  readonly #journal: ManifestJournal;
 
   constructor(dir: string, manifest: RunManifest, api: BatchApi, settings: RunSettings, lock?: RunLock) {
     this.dir = dir;
@@ -143,6 +145,7 @@ export class BatchRun {
     this.#api = api;
     this.#settings = { ...settings, signal: this.#detach(settings.signal) };
     this.#lock = lock;
+    this.#journal = new ManifestJournal(dir, manifest, crashAfterJournalWrites());
   }
 
   /** Unlinks the run's own detach signal from the caller's once the run is closed. */
@@ -187,23 +190,24 @@ export class BatchRun {
   /** Waits for the last manifest write and releases the run directory. */
   async close(): Promise<void> {
     this.#unlink?.();
-    await this.#saving;
+    await this.#journal.close();
     await this.#lock?.release();
   }
 
   /**
-   * Saves the manifest (atomically); saves are serialized so the last state always wins. A save that
-   * fails (a full disk) leaves the manifest as it was, and says so: BP_OUTPUT_WRITE, or
-   * BP_RUN_DIR_GONE when the run directory was removed.
+   * Saves the manifest: the records of `jobs` (appended to its journal), or with no job the whole
+   * manifest (a new snapshot); see ManifestJournal. A save resolves once it is on disk. One that fails
+   * (a full disk) leaves what was saved before, and says so: BP_OUTPUT_WRITE, or BP_RUN_DIR_GONE when
+   * the run directory was removed.
    */
-  save(): Promise<void> {
-    const next = this.#saving
-      .then(() => writeManifest(this.dir, this.manifest))
-      .catch(async (error: unknown) => {
-        throw await this.#gone(error);
-      });
-    this.#saving = next.catch(() => undefined);
-    return next;
+  save(...jobs: JobRecord[]): Promise<void> {
+    const saved =
+      jobs.length === 0
+        ? this.#journal.saveAll()
+        : Promise.all(jobs.map((job) => this.#journal.saveJob(job))).then(() => undefined);
+    return saved.catch(async (error: unknown) => {
+      throw await this.#gone(error);
+    });
   }
 
   /**
@@ -315,8 +319,106 @@ export class BatchRun {
     const room = this.#room();
     const next = waiting
       .filter((j) => j.state !== 'pending')
-      .concat(waiting.filter((j) => j.state === 'pending'));
-    await this.#settle(next.slice(0, room).map((job) => limit(() => this.#submitJob(job))));
+      .concat(this.#storageAllows(waiting.filter((j) => j.state === 'pending')));
+    this.#refused = false;
+    await this.#settle(next.slice(0, room).map((job) => limit(() => this.#submitOrHold(job))));
+  }
+
+  /** True once the provider refused an upload for its storage this round: the rest wait. */
+  #refused = false;
+
+  /**
+   * Submits a job; an upload the provider refuses because the account's storage is full (files of
+   * other runs count too) holds this round's uploads back while batches run whose end frees room. The
+   * job keeps its upload intent, looked up before it is uploaded again.
+   */
+  async #submitOrHold(job: JobRecord): Promise<void> {
+    if (this.#refused && UNSENT.has(job.state) && !job.input_file_id) return;
+    try {
+      await this.#submitJob(job);
+    } catch (error) {
+      const code = ((error as BatchpipeError).cause as { code?: unknown } | undefined)?.code;
+      if (typeof code !== 'string' || !STORAGE_FULL_CODES.has(code)) throw error;
+      const freeing = this.manifest.jobs.some((j) => j.state !== 'done' && !UNSENT.has(j.state));
+      if (!freeing)
+        throw new BatchpipeError(
+          'BP_STORAGE_FULL',
+          `the provider refused the upload of ${job.id}: the account's file storage is full (${code}), and no batch of ${this.manifest.run_id} is running whose end would free room; delete files at the provider, then resume`,
+          {},
+          { cause: error },
+        );
+      if (!this.#refused)
+        this.#emit({
+          type: 'note',
+          message: `the provider refused an upload: the account's file storage is full (${code}); uploads wait until running batches end and free room`,
+        });
+      this.#refused = true;
+    }
+  }
+
+  /**
+   * The jobs of `pending` whose uploads fit the provider's file storage now (DashScope: 10,000 files,
+   * 100 GB per account, result files included), in order; the rest are held back until finished
+   * batches free room (their files are deleted once ended and downloaded, unless kept). Held with
+   * nothing running that could free any: BP_STORAGE_FULL.
+   */
+  #storageAllows(pending: JobRecord[]): JobRecord[] {
+    const storage = this.#api.storageLimits;
+    if (!storage || pending.length === 0) return pending;
+    const used = this.#storedFiles();
+    const fits: JobRecord[] = [];
+    for (const job of pending) {
+      // A batch may leave three files: its input, output and error files, results about as large.
+      if (used.files + 3 > storage.maxFiles || used.bytes + 3 * job.bytes > storage.maxBytes) break;
+      used.files += 3;
+      used.bytes += 3 * job.bytes;
+      fits.push(job);
+    }
+    if (fits.length < pending.length) {
+      const held = pending.length - fits.length;
+      const freeing = this.manifest.jobs.some((j) => j.state !== 'done' && !UNSENT.has(j.state));
+      if (!freeing && fits.length === 0)
+        throw new BatchpipeError(
+          'BP_STORAGE_FULL',
+          `${held} batches of ${this.manifest.run_id} are held back: the run's files at the provider (${used.files} files, ${used.bytes} bytes, counting three files a batch) leave no room within the account's ${storage.maxFiles} files / ${storage.maxBytes} bytes, and no batch is running whose end would free any; delete files at the provider${this.manifest.options.delete_output_files ? '' : ' or run without --keep-files'}, then resume`,
+        );
+      if (this.#heldNote !== held) {
+        this.#heldNote = held;
+        this.#emit({
+          type: 'note',
+          message: `holding ${held} uploads back until finished batches free the provider's file storage (${storage.maxFiles} files / ${storage.maxBytes} bytes per account)`,
+        });
+      }
+    }
+    return fits;
+  }
+
+  #heldNote = 0;
+
+  /** The files this run has (or may soon have) at the provider, and their bytes (results estimated as large as requests). */
+  #storedFiles(): { files: number; bytes: number } {
+    const { delete_input_files: dropInput, delete_output_files: dropOutput } = this.manifest.options;
+    let files = 0;
+    let bytes = 0;
+    for (const job of this.manifest.jobs) {
+      if (job.state === 'pending') continue;
+      if (job.state !== 'done') {
+        files += 3;
+        bytes += 3 * job.bytes;
+        continue;
+      }
+      if (job.input_file_id && !(dropInput && job.files_deleted)) {
+        files++;
+        bytes += job.bytes;
+      }
+      if (!(dropOutput && job.files_deleted))
+        for (const id of [job.output_file_id, job.error_file_id])
+          if (id) {
+            files++;
+            bytes += job.bytes;
+          }
+    }
+    return { files, bytes };
   }
 
   /**
@@ -332,7 +434,8 @@ export class BatchRun {
 
   /** How many more batches may be created now (the provider caps unfinished ones). */
   #room(): number {
-    const running = this.manifest.jobs.filter((j) => j.state === 'submitted' && j.note === null).length;
+    // Stuck batches too: unfinished at the provider, they count toward its cap.
+    const running = this.manifest.jobs.filter((j) => j.state === 'submitted').length;
     return Math.max(0, (this.#api.concurrentBatches ?? Number.POSITIVE_INFINITY) - running);
   }
 
@@ -348,14 +451,14 @@ export class BatchRun {
         job.state = 'uploading';
         // The earliest intent bounds the lookups: an upload from any attempt is no older.
         job.upload_intent_at ??= nowSeconds();
-        await this.save();
+        await this.save(job);
         this.#adoptUpload(
           job,
-          await this.#api.upload(job, join(this.dir, job.input), signal, () => this.save()),
+          await this.#api.upload(job, join(this.dir, job.input), signal, () => this.save(job)),
         );
       }
       job.state = 'uploaded';
-      await this.save();
+      await this.save(job);
       this.#emit({
         type: 'uploaded',
         job: job.id,
@@ -370,17 +473,17 @@ export class BatchRun {
       if (!batch) {
         job.state = 'creating';
         job.create_intent_at ??= nowSeconds();
-        await this.save();
+        await this.save(job);
         batch = await this.#api.create(
           job,
           this.manifest.completion_window,
           this.#metadata(job),
           signal,
-          () => this.save(),
+          () => this.save(job),
         );
       }
       this.#submitted(job, batch);
-      await this.save();
+      await this.save(job);
       this.#emit({ type: 'created', job: job.id, batch_id: batch.id });
     }
   }
@@ -621,11 +724,16 @@ export class BatchRun {
     const limit = pLimit(16);
     const gap = this.#settings.pollGapMs ?? 0;
     const now = Date.now();
+    const cpu = process.cpuUsage();
     // A batch retrieved (or created) less than the gap ago is not asked again yet.
     const running = this.manifest.jobs.filter((j) => j.state === 'submitted' && pollDue(j, now, gap));
-    await this.#settle(running.map((job) => limit(() => this.#pollJob(job))));
-    // Kept across processes: a resume right after a kill does not ask again within the gap.
-    if (gap > 0 && running.length > 0) await this.save();
+    const listed = await this.#pollByList(running);
+    const rest = running.filter((job) => !listed.has(job));
+    await this.#settle(rest.map((job) => limit(() => this.#pollJob(job))));
+    const used = process.cpuUsage(cpu);
+    this.#pollCalls.cpuMs += (used.user + used.system) / 1000;
+    // Kept across processes (a line per job in the journal): a resume right after a kill does not ask again within the gap.
+    if (gap > 0 && running.length > 0) await this.save(...running);
     for (const job of this.manifest.jobs.filter((j) => j.state === 'downloading')) {
       if (this.#aborted) break;
       try {
@@ -639,6 +747,73 @@ export class BatchRun {
     return this.manifest.jobs.some((j) => j.state !== 'done' && j.note === null);
   }
 
+  /**
+   * Polls running batches through the Batches list, a page (100 batches) a call, instead of one
+   * retrieve each, where that saves calls: on DashScope the list is narrowed to this run's batches
+   * (`ds_name` prefix) created since the oldest one running (`create_after`). Pages are read newest
+   * first until every running batch was seen, the list reaches past the oldest, or the pages read
+   * would outnumber the retrieves left (so a list never costs more calls than retrieving); a batch
+   * older than the provider's list window (DashScope: 30 days) is never looked for there. Returns the
+   * jobs seen; the caller retrieves the others by id. A list that fails leaves them all to retrieves.
+   */
+  async #pollByList(running: JobRecord[]): Promise<Set<JobRecord>> {
+    const seen = new Set<JobRecord>();
+    const window = this.#api.listWindowSeconds;
+    // A day of margin: a batch near the window's edge may drop out of the list between two reads.
+    const edge = window === undefined ? undefined : this.#api.providerNow() - window + 86_400;
+    const byId = new Map<string, JobRecord>();
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const job of running) {
+      const at = job.batch_created_at;
+      if (!job.batch_id || at === null || (edge !== undefined && at < edge)) continue;
+      byId.set(job.batch_id, job);
+      oldest = Math.min(oldest, at);
+    }
+    if (byId.size < 2 || this.#aborted) return seen;
+    let pages = 0;
+    try {
+      for await (const page of this.#api.listRunPages(
+        dsNameFor(this.manifest.run_id, ''),
+        oldest,
+        this.#settings.signal,
+      )) {
+        pages++;
+        let older = false;
+        const observed: Array<Promise<void>> = [];
+        for (const batch of page) {
+          const job = byId.get(batch.id);
+          if (job && !seen.has(job)) {
+            seen.add(job);
+            job.calls.poll++;
+            job.polled_at = Date.now();
+            observed.push(this.#observe(job, batch));
+          }
+          if (typeof batch.created_at === 'number' && batch.created_at < oldest) older = true;
+        }
+        // Saved together: one journal write for the page's changes.
+        await Promise.all(observed);
+        if (seen.size === byId.size || older || pages >= byId.size - seen.size || this.#aborted) break;
+      }
+    } catch (error) {
+      if (this.#aborted) return seen;
+      this.#emit({
+        type: 'note',
+        message: `polling by the batch list failed (${(error as Error).message}); retrieving each batch`,
+      });
+    }
+    this.#pollCalls.list += pages;
+    return seen;
+  }
+
+  /**
+   * What polling cost since the run was opened (list pages, retrieves, and this process's CPU ms while
+   * polling, downloads apart; other work running at the same time counts too): for benchmarks.
+   */
+  readonly #pollCalls = { list: 0, retrieve: 0, cpuMs: 0 };
+  get pollCalls(): { list: number; retrieve: number; cpuMs: number } {
+    return { ...this.#pollCalls };
+  }
+
   async #pollJob(job: JobRecord): Promise<void> {
     if (this.#aborted) return;
     let batch: BatchObject;
@@ -646,6 +821,7 @@ export class BatchRun {
       job.calls.poll++;
       // A retrieve sent counts, answered or not.
       job.polled_at = Date.now();
+      this.#pollCalls.retrieve++;
       batch = await this.#api.retrieve(job.batch_id!, this.#settings.signal);
     } catch (error) {
       if (this.#aborted) return;
@@ -665,27 +841,32 @@ export class BatchRun {
       });
       return;
     }
+    await this.#observe(job, batch);
+  }
+
+  /** Records what a poll saw of a job's batch: progress, its end (to download), or that it is stuck. */
+  async #observe(job: JobRecord, batch: BatchObject): Promise<void> {
     const before = `${job.status} ${JSON.stringify(job.request_counts)}`;
     this.#record(job, batch);
-    if (`${job.status} ${JSON.stringify(job.request_counts)}` !== before) {
-      await this.save();
+    const changed = `${job.status} ${JSON.stringify(job.request_counts)}` !== before;
+    if (changed) {
       const counts = job.request_counts ?? { total: 0, completed: 0, failed: 0 };
       this.#emit({ type: 'status', job: job.id, batch_id: batch.id, status: batch.status, ...counts });
     }
     if (TERMINAL_STATUSES.has(batch.status)) {
       job.state = 'downloading';
       job.note = null;
-      await this.save();
+      await this.save(job);
     } else if (job.note === null && this.#stuck(job)) {
       job.note = `still ${job.status} well past its ${this.manifest.completion_window} completion window; resume later (it is looked at again) or cancel it`;
-      await this.save();
+      await this.save(job);
       this.#emit({
         type: 'stuck',
         job: job.id,
         batch_id: job.batch_id!,
         status: job.status ?? 'unknown',
       });
-    }
+    } else if (changed) await this.save(job);
   }
 
   #stuck(job: JobRecord): boolean {
@@ -701,6 +882,12 @@ export class BatchRun {
    */
   async wait(): Promise<RunState> {
     let round = 0;
+    // A resumed run polls what runs before it submits more: sending the rest (up to a thousand
+    // uploads and creates, and the lookups of intents) must not keep ended batches waiting.
+    if (this.manifest.jobs.some((j) => j.state === 'submitted' || j.state === 'downloading')) {
+      await this.poll();
+      if (this.#aborted) return 'detached';
+    }
     for (;;) {
       await this.submit();
       if (this.#aborted) return 'detached';
@@ -751,7 +938,7 @@ export class BatchRun {
       batch = await this.#api.retrieve(job.batch_id!);
     }
     this.#record(job, batch);
-    await this.save();
+    await this.save(job);
   }
 
   /** Settles the jobs of a cancelled run that have no batch; adopts (and cancels) a batch an intent made. */
@@ -763,14 +950,14 @@ export class BatchRun {
         if (file) {
           this.#adoptUpload(job, file);
           job.state = 'uploaded';
-          await this.save();
+          await this.save(job);
         }
       }
       if (job.state === 'creating') {
         const batch = await this.#lostBatch(job);
         if (batch) {
           this.#submitted(job, batch);
-          await this.save();
+          await this.save(job);
           this.#emit({ type: 'created', job: job.id, batch_id: batch.id });
           await this.#cancelBatch(job);
           continue;
@@ -780,7 +967,7 @@ export class BatchRun {
       job.state = 'done';
       job.outcome = { ok: 0, failed: 0, expired: 0, cancelled: job.lines, retry: 0 };
       job.finished_at = new Date().toISOString();
-      await this.save();
+      await this.save(job);
       if (this.manifest.options.delete_input_files && job.input_file_id)
         await this.#api.deleteFile(job.input_file_id).catch(() => undefined);
       this.#emit({ type: 'finished', job: job.id, status: 'cancelled', ...job.outcome });
@@ -800,14 +987,14 @@ export class BatchRun {
       job.calls.download++;
       await this.#api.download(job.output_file_id, join(this.dir, path), signal);
       job.output_path = path;
-      await this.save();
+      await this.save(job);
     }
     if (job.error_file_id && !job.error_path) {
       const path = join('results', `${job.id}.errors.jsonl`);
       job.calls.download++;
       await this.#api.download(job.error_file_id, join(this.dir, path), signal);
       job.error_path = path;
-      await this.save();
+      await this.save(job);
     }
     const noMore = job.attempt >= this.manifest.options.max_attempts || this.cancelled;
     const resubmitExpired = !noMore && this.manifest.options.resubmit_expired;
@@ -851,25 +1038,31 @@ export class BatchRun {
       else outcome.failed++;
     }
     outcome.retry = retry.size;
-    if (retry.size > 0) await this.#retryJob(job, retry);
+    const next = retry.size > 0 ? await this.#retryJob(job, retry) : undefined;
     if (this.manifest.options.delete_input_files && job.input_file_id)
       await this.#api.deleteFile(job.input_file_id).catch(() => undefined);
     if (this.manifest.options.delete_output_files) {
       for (const id of [job.output_file_id, job.error_file_id])
         if (id) await this.#api.deleteFile(id).catch(() => undefined);
     }
+    job.files_deleted = this.manifest.options.delete_input_files || this.manifest.options.delete_output_files;
     job.outcome = outcome;
     job.state = 'done';
     job.finished_at = new Date().toISOString();
-    await this.save();
+    // In one write, the new attempt's line first: a write cut short keeps it, and not the end of this
+    // job alone (whose finishing, done again, finds the attempt made).
+    await (next ? this.save(next, job) : this.save(job));
     this.#emit({ type: 'finished', job: job.id, status: job.status ?? 'unknown', ...outcome });
   }
 
-  /** Writes the requests worth another try into the next attempt's file and adds its job. */
-  async #retryJob(job: JobRecord, ids: Set<string>): Promise<void> {
+  /**
+   * Writes the requests worth another try into the next attempt's file and adds its job (returned,
+   * unsaved; undefined when an earlier try at finishing added it already).
+   */
+  async #retryJob(job: JobRecord, ids: Set<string>): Promise<JobRecord | undefined> {
     const attempt = job.attempt + 1;
     const id = `${job.shard.replace(/\.jsonl$/, '')}-a${attempt}`;
-    if (this.manifest.jobs.some((j) => j.id === id)) return;
+    if (this.manifest.jobs.some((j) => j.id === id)) return undefined;
     const input = join('jobs', `${id}.jsonl`);
     await this.#subdir('jobs');
     const file = new BufferedFile(join(this.dir, input), { hash: true });
@@ -924,6 +1117,7 @@ export class BatchRun {
           toSend: adopted === 'batch' ? 0 : 1,
         });
     }
+    return next;
   }
 
   /** Per-request totals so far. */

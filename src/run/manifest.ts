@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Slice } from '../core/rows/row-slice.js';
 import { BatchpipeError } from '../errors.js';
@@ -8,6 +9,17 @@ import type { ShardSummary } from './sharder.js';
 import type { TaskLabel } from './task-metadata.js';
 
 export const MANIFEST_FILE = 'manifest.json';
+
+/**
+ * The journal of a manifest's generation `n`: one JSON line per saved job record, appended (and
+ * fsynced) after the snapshot in `manifest.json` was written. Read, the snapshot plus its journal
+ * replayed in order is the run's state; a snapshot names its generation (`journal`), so a journal of
+ * another generation (left by a crash during a compaction) is never replayed.
+ */
+export function journalFile(generation: number): string {
+  return `manifest.journal-${generation}.jsonl`;
+}
+const JOURNAL_NAME = /^manifest\.journal-(\d+)\.jsonl$/;
 
 /** Batch statuses as the API reports them. */
 export type BatchStatus =
@@ -98,6 +110,8 @@ export interface JobRecord {
   finished_at: string | null;
   /** Per-request outcome once downloaded: ok/failed (final), retry (sent again in the next attempt). */
   outcome: { ok: number; failed: number; expired: number; cancelled: number; retry: number } | null;
+  /** True once its files were deleted at the provider as the run's options said (input, results or both). */
+  files_deleted?: boolean;
   /** True when its batch was made by an earlier run of the same work (another run directory) and taken over. */
   adopted?: boolean;
   /** Why the job stopped short, if it did (a stuck batch, an unrecoverable error). */
@@ -140,6 +154,11 @@ export interface EarlierWork {
 /** A run's durable state: enough to resume, report and download from this file alone. */
 export interface RunManifest {
   version: 1;
+  /**
+   * The generation of this snapshot: the job records saved since are in `journalFile(journal)`, to be
+   * replayed over it. Absent in manifests of older versions (no journal).
+   */
+  journal?: number;
   run_id: string;
   /**
    * The id this work has without `newRun`: the same as `run_id`, except for a run forced fresh, whose
@@ -182,48 +201,131 @@ export interface RunManifest {
   jobs: JobRecord[];
 }
 
-/** Reads a run's manifest, naming the file when it is missing or damaged. */
+/** Reads a run's manifest (its snapshot and its journal replayed), naming the file when it is missing or damaged. */
 export async function readManifest(runDir: string): Promise<RunManifest> {
   const path = join(runDir, MANIFEST_FILE);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT')
-      throw new BatchpipeError(
-        'BP_RUN_NOT_FOUND',
-        `no run at ${runDir} (no ${MANIFEST_FILE})`,
-        { file: path },
-        { cause: error },
-      );
-    throw new BatchpipeError(
-      'BP_RUN_NOT_FOUND',
-      `cannot read ${path}: ${(error as Error).message}`,
-      { file: path },
-      { cause: error },
-    );
+    throw notFound(runDir, path, error);
   }
+  const manifest = parseSnapshot(path, text);
+  if (manifest.journal !== undefined) {
+    const journal = join(runDir, journalFile(manifest.journal));
+    const lines = await readFile(journal, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return '';
+      throw corrupt(journal, error);
+    });
+    replayJournal(manifest, lines, journal);
+  }
+  return manifest;
+}
+
+/** `readManifest`, synchronously: for tools that watch a run directory as it changes. */
+export function readManifestSync(runDir: string): RunManifest {
+  const path = join(runDir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw notFound(runDir, path, error);
+  }
+  const manifest = parseSnapshot(path, text);
+  if (manifest.journal !== undefined) {
+    const journal = join(runDir, journalFile(manifest.journal));
+    let lines = '';
+    try {
+      lines = readFileSync(journal, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw corrupt(journal, error);
+    }
+    replayJournal(manifest, lines, journal);
+  }
+  return manifest;
+}
+
+function notFound(runDir: string, path: string, error: unknown): BatchpipeError {
+  const code = (error as NodeJS.ErrnoException).code;
+  return new BatchpipeError(
+    'BP_RUN_NOT_FOUND',
+    code === 'ENOENT'
+      ? `no run at ${runDir} (no ${MANIFEST_FILE})`
+      : `cannot read ${path}: ${(error as Error).message}`,
+    { file: path },
+    { cause: error },
+  );
+}
+
+function corrupt(path: string, error: unknown): BatchpipeError {
+  return new BatchpipeError(
+    'BP_MANIFEST_CORRUPT',
+    `${path} cannot be read as a run manifest: ${(error as Error).message}`,
+    { file: path },
+    { cause: error },
+  );
+}
+
+function parseSnapshot(path: string, text: string): RunManifest {
   try {
     const manifest = JSON.parse(text) as RunManifest;
     if (manifest.version !== 1 || !Array.isArray(manifest.jobs))
       throw new Error('not a batchpipe run manifest');
     return manifest;
   } catch (error) {
-    throw new BatchpipeError(
-      'BP_MANIFEST_CORRUPT',
-      `${path} cannot be read as a run manifest: ${(error as Error).message}`,
-      { file: path },
-      { cause: error },
-    );
+    throw corrupt(path, error);
   }
 }
 
 /**
- * Writes the manifest atomically: a temporary file, fsync, rename over the old one, fsync of the
- * directory. A crash leaves the old manifest or the new one, never half of either.
+ * Applies a journal's job records over the snapshot, in order: a record replaces the job of its id,
+ * or is a new job (a retry attempt). A last line cut short (a crash or a full disk mid-append) was
+ * never reported saved, so it is left out; a damaged line before the last is corruption.
+ */
+export function replayJournal(manifest: RunManifest, text: string, path: string): void {
+  if (text === '') return;
+  const lines = text.split('\n');
+  // The text after the last newline is a line whose append did not complete.
+  lines.pop();
+  const at = new Map<string, number>();
+  for (const [i, job] of manifest.jobs.entries()) at.set(job.id, i);
+  lines.forEach((line, i) => {
+    let job: JobRecord;
+    try {
+      job = (JSON.parse(line) as { job: JobRecord }).job;
+      if (typeof job?.id !== 'string') throw new Error('no job record');
+    } catch (error) {
+      throw corrupt(path, new Error(`line ${i + 1}: ${(error as Error).message}`));
+    }
+    const index = at.get(job.id);
+    if (index === undefined) {
+      at.set(job.id, manifest.jobs.length);
+      manifest.jobs.push(job);
+    } else manifest.jobs[index] = job;
+  });
+}
+
+/**
+ * Writes the manifest whole, as a new generation: a temporary file, fsync, rename over the old one,
+ * fsync of the directory; then the journals of older generations are removed. A crash leaves the old
+ * snapshot with its journal or the new one (whose journal starts empty), never half of either.
  */
 export async function writeManifest(runDir: string, manifest: RunManifest): Promise<void> {
   manifest.updated_at = new Date().toISOString();
-  await writeFileAtomic(join(runDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+  const generation = (manifest.journal ?? 0) + 1;
+  await writeFileAtomic(
+    join(runDir, MANIFEST_FILE),
+    `${JSON.stringify({ ...manifest, journal: generation }, null, 2)}\n`,
+  );
+  manifest.journal = generation;
+  await removeJournals(runDir, generation);
+}
+
+/** Removes journals of generations other than `keep` (a removal that fails is left for the next one). */
+async function removeJournals(runDir: string, keep: number): Promise<void> {
+  const names = await readdir(runDir).catch(() => [] as string[]);
+  for (const name of names) {
+    const match = JOURNAL_NAME.exec(name);
+    if (match && Number(match[1]) !== keep) await unlink(join(runDir, name)).catch(() => undefined);
+  }
 }

@@ -30,10 +30,21 @@ export const RunFields = {
   maxAttempts: z.number().int().min(1).max(10).default(3),
   /** Send requests an expired batch left unrun again (default true). */
   resubmitExpired: z.boolean().default(true),
-  /** Delete uploaded input files once their batch ended (they count toward the 10,000-file quota). */
-  deleteInputFiles: z.boolean().default(false),
-  /** Delete output and error files at the provider once downloaded. */
-  deleteOutputFiles: z.boolean().default(false),
+  /**
+   * Delete uploaded input files once their batch ended (they count toward the 10,000-file quota).
+   * Default: when the run's files, kept, could take the account over the provider's storage (more
+   * than a third of its files: input, output and error file per batch), else kept.
+   */
+  deleteInputFiles: z.boolean().optional(),
+  /** Delete output and error files at the provider once downloaded. Default: as `deleteInputFiles`. */
+  deleteOutputFiles: z.boolean().optional(),
+  /** Keep every file at the provider (`deleteInputFiles` and `deleteOutputFiles` false). */
+  keepFiles: z.boolean().optional(),
+  /**
+   * Minutes of the provider's clock per real minute, for a simulated provider whose clock runs fast
+   * (the local service's `timeScale`): its documented per-minute rates are kept in its minutes. Default 1.
+   */
+  providerTimeScale: z.number().positive().optional(),
   /**
    * Seconds between polls of a running batch. Default 60 against a provider, which then retrieves no
    * batch more than once in 60 s, jitter included (DashScope: "Poll every 1-2 minutes"); 1 for the
@@ -93,6 +104,7 @@ export function runtimeFor(
     onRetry: (message) => opts.onEvent?.({ type: 'note', message }),
     ...(opts.requestTimeout !== undefined && { timeoutMs: opts.requestTimeout * 1000 }),
     ...(opts.lookupDelay !== undefined && { settleMs: opts.lookupDelay * 1000 }),
+    ...(opts.providerTimeScale !== undefined && { providerTimeScale: opts.providerTimeScale }),
   });
   return { api, ...pollPolicy(connection.provider, opts.pollInterval) };
 }
@@ -151,8 +163,8 @@ export async function openRun(
         completionWindow: options.completionWindow,
         maxAttempts: options.maxAttempts,
         resubmitExpired: options.resubmitExpired,
-        deleteInputFiles: options.deleteInputFiles,
-        deleteOutputFiles: options.deleteOutputFiles,
+        deleteInputFiles: options.keepFiles ? false : options.deleteInputFiles,
+        deleteOutputFiles: options.keepFiles ? false : options.deleteOutputFiles,
       },
       connection.profile.completionWindowHours,
     );
@@ -243,6 +255,7 @@ export async function createOrResumeRun(
     } else {
       // A new run, or one whose first process died before its manifest: its files are put in place again.
       if (!promoted) await adoptShards(shardsDir, runDir, summary);
+      const storageBinds = filesWouldBind(summary.shards, connection.profile.storage ?? undefined);
       const manifest = newManifest({
         runId,
         workId,
@@ -254,8 +267,8 @@ export async function createOrResumeRun(
         completionWindow,
         maxAttempts: opts.maxAttempts,
         resubmitExpired: opts.resubmitExpired,
-        deleteInputFiles: opts.deleteInputFiles,
-        deleteOutputFiles: opts.deleteOutputFiles,
+        deleteInputFiles: opts.keepFiles ? false : (opts.deleteInputFiles ?? storageBinds),
+        deleteOutputFiles: opts.keepFiles ? false : (opts.deleteOutputFiles ?? storageBinds),
         task: label,
       });
       if (summary.slice) manifest.slice = summary.slice;
@@ -275,6 +288,19 @@ function taskLabel(opts: Settings, connection: Connection): TaskLabel | undefine
   if (opts.taskName === undefined && opts.taskDescription === undefined && opts.metadata === undefined)
     return undefined;
   return checkTaskLabel(opts, connection.profile);
+}
+
+/**
+ * Whether a run's files, all kept at the provider, could take the account over its storage: each
+ * batch may leave three files (input, output, error), the results about as large as the requests.
+ */
+export function filesWouldBind(
+  shards: ReadonlyArray<{ bytes: number }>,
+  storage: { maxFiles: number; maxBytes: number } | undefined,
+): boolean {
+  if (!storage) return false;
+  const bytes = shards.reduce((sum, s) => sum + s.bytes, 0);
+  return shards.length * 3 > storage.maxFiles || bytes * 3 > storage.maxBytes;
 }
 
 /** Links (or copies) a prepared directory's shards and rejections into a new run dir. */

@@ -12,14 +12,23 @@ export class UploadError extends Error {
   readonly status: number | undefined;
   readonly headers: Record<string, string> | undefined;
   readonly requestID: string | undefined;
+  /** The provider's error code (`error.code` of the reply), as the SDK's APIError has it. */
+  readonly code: string | undefined;
 
   constructor(
     message: string,
-    options: { status?: number; headers?: Record<string, string>; name?: string; cause?: unknown } = {},
+    options: {
+      status?: number;
+      headers?: Record<string, string>;
+      name?: string;
+      cause?: unknown;
+      code?: string | undefined;
+    } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = options.name ?? (options.status ? 'APIError' : 'APIConnectionError');
     this.status = options.status;
+    this.code = options.code;
     this.headers = options.headers;
     this.requestID = options.headers?.['x-request-id'];
   }
@@ -84,7 +93,11 @@ export async function uploadFile(
           const responseHeaders = flatHeaders(res);
           if (status >= 400) {
             return fail(
-              new UploadError(`${status} ${errorMessage(text)}`, { status, headers: responseHeaders }),
+              new UploadError(`${status} ${errorMessage(text)}`, {
+                status,
+                headers: responseHeaders,
+                code: errorCode(text),
+              }),
             );
           }
           try {
@@ -143,6 +156,15 @@ function flatHeaders(res: IncomingMessage): Record<string, string> {
   for (const [key, value] of Object.entries(res.headers))
     if (value !== undefined) out[key] = Array.isArray(value) ? value.join(', ') : value;
   return out;
+}
+
+function errorCode(text: string): string | undefined {
+  try {
+    const code = (JSON.parse(text) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function errorMessage(text: string): string {

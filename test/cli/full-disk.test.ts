@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalService, startLocalService } from '../../src/local/index.js';
-import type { RunManifest } from '../../src/run/manifest.js';
+import { readManifestSync } from '../../src/run/manifest.js';
 import { tempDir } from '../helpers.js';
 import { filesUnder, mountSmallDisk } from '../support/small-disk.js';
 import { CLI, runCli } from './run-cli.js';
@@ -178,7 +178,7 @@ describe.skipIf(typeof disk === 'string')('the CLI on a full disk', () => {
     const [runId] = readdirSync(runsDir).filter((name) => name.startsWith('run-'));
     const runDir = join(runsDir, runId!);
     // What the run had is kept: the manifest reads, and names the batches it created.
-    const manifest = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8')) as RunManifest;
+    const manifest = readManifestSync(runDir);
     expect(manifest.jobs).toHaveLength(6);
     expect(manifest.jobs.some((j) => j.batch_id !== null)).toBe(true);
     // Nothing half-written under a final name: every file the run listed as downloaded is whole.

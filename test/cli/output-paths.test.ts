@@ -4,12 +4,12 @@
  * parent that cannot be made (a read-only file system refuses even root), a run directory removed
  * while the run goes on.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalService, startLocalService } from '../../src/local/index.js';
-import type { RunManifest } from '../../src/run/manifest.js';
+import { readManifestSync } from '../../src/run/manifest.js';
 import { tempDir } from '../helpers.js';
 import { mountSmallDisk } from '../support/small-disk.js';
 import { runCli } from './run-cli.js';
@@ -138,7 +138,7 @@ describe('output paths the file system refuses', () => {
       'BP_OUTPUT_PATH',
       `${under}: ${UNDER_FILE}`,
     );
-    const manifest = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8')) as RunManifest;
+    const manifest = readManifestSync(runDir);
     const batch = manifest.jobs[0]!.batch_id!;
     expectRefusal(
       await runCli(['download', batch, '--out', aDir, ...connect()]),
@@ -169,7 +169,7 @@ describe('output paths the file system refuses', () => {
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
       try {
-        const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as RunManifest;
+        const manifest = readManifestSync(dir);
         batches = manifest.jobs.flatMap((j) => (j.batch_id ? [j.batch_id] : []));
       } catch {
         // Not written yet, or being replaced.

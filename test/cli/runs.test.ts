@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { prepare } from '../../src/jobs/prepare.js';
 import { type LocalService, startLocalService } from '../../src/local/index.js';
 import { resolveConnection } from '../../src/providers/connection.js';
-import { type RunManifest, readManifest } from '../../src/run/manifest.js';
+import { type RunManifest, readManifest, writeManifest } from '../../src/run/manifest.js';
 import { LOCK_FILE } from '../../src/run/run-lock.js';
 import { createOrResumeRun, readPrepared } from '../../src/run/start-run.js';
 import { fileWith, tempDir } from '../helpers.js';
@@ -340,7 +340,8 @@ describe('runs that stop short', () => {
     // As if the batch had been submitted 30 hours ago: well past its 24h window and the 2h grace.
     const manifest = await readManifest(runDir);
     manifest.jobs[0]!.submitted_at = new Date(Date.now() - 30 * 3_600_000).toISOString();
-    writeFileSync(join(runDir, 'manifest.json'), JSON.stringify(manifest));
+    // As a new snapshot: the journal of the one read would replay the job's old record over the edit.
+    await writeManifest(runDir, manifest);
 
     const stuck = await runCli(['resume', runDir, ...connect(), ...poll]);
     expect(stuck.code).toBe(1);

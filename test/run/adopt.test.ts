@@ -86,8 +86,9 @@ describe('runTable adopts what a run of the same work made', () => {
     expect(adopted[0]).toMatchObject({ batches: 4, uploads: 0, jobs: 4, toSend: 0 });
     // The retry attempts came from the same lookup, not from lists of their own.
     expect(adopted.slice(1).reduce((n, e) => n + (e.type === 'adopted' ? e.batches : 0), 0)).toBe(retried);
-    // One filtered Batches list found every batch: the Files list was not needed.
-    expect(seen[batchLists!.id]).toBe(1);
+    // One filtered Batches list found every batch: the Files list was not needed. (The other
+    // Batches list calls polled the adopted batches, a page for all of them.)
+    expect(seen[batchLists!.id]! - again.run!.pollCalls.list).toBe(1);
     expect(seen[fileLists!.id]).toBe(0);
     expect(again.run!.manifest.jobs.every((j) => j.adopted === true)).toBe(true);
   }, 60_000);

@@ -6,12 +6,10 @@
  * read as it changes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ArmedFault, FaultRule, LocalService } from '../../src/local/index.js';
-import type { RunManifest } from '../../src/run/manifest.js';
+import { type RunManifest, readManifestSync } from '../../src/run/manifest.js';
 import { CLI } from '../cli/run-cli.js';
 
 /** The API calls a run makes, by the service's route names; `other` for the rest. */
@@ -170,13 +168,20 @@ export function startCli(args: string[], cwd: string): CliProcess {
   };
 }
 
-/** A run's manifest as it is on disk now, or undefined when there is none yet. */
+/** A run's manifest as it is on disk now (its snapshot and journal), or undefined when there is none yet. */
 export function manifestNow(runDir: string): RunManifest | undefined {
   try {
-    return JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8')) as RunManifest;
-  } catch {
-    // Not written yet (the manifest is renamed into place whole, so never half written).
-    return undefined;
+    return readManifestSync(runDir);
+  } catch (error) {
+    // Not written yet (the snapshot is renamed into place whole, so never half written).
+    if ((error as { code?: string }).code === 'BP_RUN_NOT_FOUND') return undefined;
+    // Read between a new snapshot's rename and the removal of the old journal, or a journal line
+    // being appended: read again.
+    try {
+      return readManifestSync(runDir);
+    } catch {
+      return undefined;
+    }
   }
 }
 
