@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { loadMapper, mapperModuleUrl } from '../core/requests/mapper-module.js';
 import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js';
 import { TEST_ENGINE_NAME } from '../local/engine/test-engine.js';
@@ -11,7 +11,7 @@ import {
 } from './connection-options.js';
 import { CliExit, checkAnswered, detached } from './exit.js';
 import { count, info, type Output, plural, printJson, warningLine } from './output.js';
-import { integer, list } from './parse-values.js';
+import { integer, list, number } from './parse-values.js';
 import {
   addMaxRowSizeOption,
   addRequestOptions,
@@ -26,7 +26,7 @@ import {
   type RunFlags,
   runOptionsFrom,
 } from './run-options.js';
-import { reportRun } from './run-report.js';
+import { reportRun, reportSync } from './run-report.js';
 import { addTableOutputOptions, type TableOutputFlags } from './table-output-options.js';
 
 interface RunCommandFlags extends RunFlags, ConnectionFlags, TableOutputFlags, Record<string, unknown> {
@@ -39,6 +39,10 @@ interface RunCommandFlags extends RunFlags, ConnectionFlags, TableOutputFlags, R
   allowStale?: boolean;
   json?: boolean;
   quiet?: boolean;
+  mode?: 'batch' | 'sync';
+  callTimeout?: number;
+  maxInFlight?: number;
+  maxQps?: number;
 }
 
 /** Flags that belong to the connection or the run, not to prepare. */
@@ -70,6 +74,10 @@ const NOT_PREPARE = new Set([
   'requestTimeout',
   'lookupDelay',
   'newRun',
+  'mode',
+  'callTimeout',
+  'maxInFlight',
+  'maxQps',
 ]);
 
 export function runCommand(): Command {
@@ -81,6 +89,27 @@ export function runCommand(): Command {
       'the joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .arrows)',
     )
     .option('--dry-run', 'prepare and check everything, submit nothing')
+    .addOption(
+      new Option(
+        '--mode <mode>',
+        'batch: through the Batch API; sync: each request a call of its own to the chat or embeddings endpoint, paced and journalled (default: batch; sync for --provider dashscope-batch-chat)',
+      ).choices(['batch', 'sync']),
+    )
+    .option(
+      '--call-timeout <seconds>',
+      'sync mode: seconds a call may wait for its answer (Batch Chat: 60-3600, default 3600; else default 600)',
+      number,
+    )
+    .option(
+      '--max-in-flight <n>',
+      'sync mode: most calls at once (default: Batch Chat 10000, its pending cap per model; else 1000)',
+      integer,
+    )
+    .option(
+      '--max-qps <n>',
+      'sync mode: most calls started per second (default: Batch Chat 1000; else none, 429s slow it down)',
+      number,
+    )
     .option('--include <columns>', `more result columns, comma-separated: ${EXTRA_COLUMNS.join(', ')}`, list)
     .option('--allow-empty', 'exit 0 even when no row got an answer (the table is written either way)')
     .option(
@@ -144,6 +173,10 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       rowGroupSize: flags.rowGroupSize,
       dryRun: flags.dryRun,
       maxReasks: flags.maxReasks,
+      mode: flags.mode,
+      callTimeout: flags.callTimeout,
+      maxInFlight: flags.maxInFlight,
+      maxPerSecond: flags.maxQps,
       // The table and its summary first; stale rows end the command below.
       allowStale: true,
       include: flags.include as ExtraColumn[] | undefined,
@@ -159,9 +192,10 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       return;
     }
     if (!result.joined) {
-      reportRun(out, result.run!, result.state);
+      if (result.run) reportRun(out, result.run, result.state);
+      else if (result.sync) reportSync(out, result.sync, result.state);
       if (result.state === 'stuck') throw new CliExit(1);
-      if (result.state === 'detached') throw detached(result.run!.dir);
+      if (result.state === 'detached') throw detached(result.runDir!);
       return;
     }
     const joined = result.joined;
@@ -169,7 +203,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
     if (out.json)
       printJson({
         state: result.state,
-        run_dir: result.run!.dir,
+        run_dir: result.runDir!,
         counts: result.counts,
         out: joined.out,
         statuses: joined.statuses,
@@ -187,7 +221,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         .map(([status, n]) => `${count(n)} ${status}`);
       info(
         out,
-        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.run!.dir})${engine === TEST_ENGINE_NAME ? ' [test engine: no inference]' : ''}`,
+        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.runDir!})${engine === TEST_ENGINE_NAME ? ' [test engine: no inference]' : ''}`,
       );
       if (!joined.checked)
         info(
@@ -198,7 +232,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         info(out, 'a re-ask round is still running: the same command resumes it and writes the table again');
     }
     if (result.state === 'stuck') throw new CliExit(1);
-    if (result.state === 'detached') throw detached(result.run!.dir);
+    if (result.state === 'detached') throw detached(result.runDir!);
     if (joined.statuses.stale > 0 && flags.allowStale !== true) throw staleRows(joined, joined.out);
     checkAnswered(joined.statuses, joined.rows, flags.allowEmpty);
   } finally {

@@ -12,6 +12,7 @@ import { exists, hasManifest, RESULTS_FILE, RUNS_DIR, stagingDir } from '../run/
 import { writeResults } from '../run/run-results.js';
 import { REJECTIONS_FILE, ROW_HASHES_FILE } from '../run/sharder.js';
 import { createOrResumeRun, openRun, RunFields, type RunOptions } from '../run/start-run.js';
+import { SyncRun } from '../run/sync/sync-run.js';
 import {
   checkOutput,
   type JoinTableOptions,
@@ -29,6 +30,18 @@ const MAX_REASK_ROUNDS = 5;
 export interface RunTableOptions
   extends Omit<PrepareOptions, 'outDir' | 'provider'>,
     Omit<RunOptions, 'runsDir'> {
+  /**
+   * `batch` (default): through the provider's Batch API. `sync`: each request is a call of its own to
+   * the synchronous endpoint (Batch Chat, or any OpenAI-compatible chat or embeddings server), paced,
+   * retried and journalled (docs/sync.md). A provider with no Batch API (dashscope-batch-chat) is sync.
+   */
+  mode?: 'batch' | 'sync';
+  /** Sync mode: seconds a call may wait (Batch Chat: 60-3,600, default 3,600; else default 600). */
+  callTimeout?: number;
+  /** Sync mode: most calls in flight (Batch Chat default 10,000; else 1,000). */
+  maxInFlight?: number;
+  /** Sync mode: most calls started per second (Batch Chat default 1,000; else none: 429s pace it). */
+  maxPerSecond?: number;
   /** The joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .feather, .ipc or .arrows). */
   out: string;
   /** Its format; default from the extension of `out`. */
@@ -66,8 +79,12 @@ export interface ReaskRound {
 
 export interface RunTableResult {
   prepared: PrepareResult;
-  /** Absent on a dry run. */
+  /** The batch run; absent on a dry run and in sync mode. */
   run?: BatchRun;
+  /** The run's directory (batch or sync); absent on a dry run. */
+  runDir?: string;
+  /** In sync mode: the sync run (its directory, record and counts). */
+  sync?: SyncRun;
   state: RunState | 'dry-run';
   counts?: RunCounts;
   joined?: JoinTableResult;
@@ -95,8 +112,25 @@ export async function runTable(
     maxReasks = 0,
     include,
     allowStale = false,
+    mode: givenMode,
+    callTimeout,
+    maxInFlight,
+    maxPerSecond,
     ...rest
   } = options;
+  const mode = givenMode ?? (connection.profile.syncOnly ? 'sync' : 'batch');
+  if (mode !== 'batch' && mode !== 'sync')
+    throw new BatchpipeError(
+      'BP_INVALID_OPTION',
+      `runTable: option "mode": expected "batch" or "sync", got ${JSON.stringify(givenMode)}`,
+      { option: 'mode' },
+    );
+  if (mode === 'batch' && connection.profile.syncOnly)
+    throw new BatchpipeError(
+      'BP_USAGE',
+      `runTable: ${connection.profile.title} has no Batch API (files and batches): use option "mode": "sync"`,
+      { option: 'mode' },
+    );
   if (!Number.isInteger(maxReasks) || maxReasks < 0 || maxReasks > MAX_REASK_ROUNDS)
     throw new BatchpipeError(
       'BP_INVALID_OPTION',
@@ -124,28 +158,47 @@ export async function runTable(
     await rm(staging, { recursive: true, force: true });
     return { prepared, state: 'dry-run' };
   }
-  const run = await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true);
+  const syncOptions = {
+    runsDir,
+    runDir: runOptions.runDir,
+    newRun: runOptions.newRun,
+    maxAttempts: runOptions.maxAttempts,
+    callTimeout,
+    maxInFlight,
+    maxPerSecond,
+    onEvent: runOptions.onEvent,
+    signal: runOptions.signal,
+  };
+  const started: TableRun =
+    mode === 'sync'
+      ? syncTableRun(await SyncRun.createOrResume(staging, prepared, connection, syncOptions, true))
+      : batchTableRun(
+          await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true),
+        );
+  const { batch: run, sync } = started;
+  const ran = { prepared, runDir: started.dir, ...(run && { run }), ...(sync && { sync }) };
   try {
-    const state = await run.wait();
-    const counts = run.counts();
-    if (state !== 'done') return { prepared, run, state, counts };
-    const results = join(run.dir, RESULTS_FILE);
-    await writeResults(run, results);
+    const state = await started.wait();
+    const counts = started.counts();
+    if (state !== 'done') return { ...ran, state, counts };
+    const results = join(started.dir, RESULTS_FILE);
+    await started.writeResults(results);
     await makeParentDir(out);
     const [tableOptions] = split(prepareOptions, Object.keys(TableFields) as Array<keyof typeof TableFields>);
     const resultFiles = [results];
     // The input is read again for the join: each row is checked against the request made from it.
-    const rowHashes = join(run.dir, ROW_HASHES_FILE);
+    const runDir = started.dir;
+    const rowHashes = join(runDir, ROW_HASHES_FILE);
     const checked = (await exists(rowHashes)) ? [rowHashes] : [];
     // Round 1 asks again from the original requests; a later round goes on from the conversation the
     // round before sent (its re-ask file), with the answer that round got (the latest in file order).
     const reaskFrom = (round: number) =>
-      round === 1 ? prepared.shards.map((s) => join(run.dir, s.file)) : [reaskFile(run, round - 1)];
+      round === 1 ? prepared.shards.map((s) => join(runDir, s.file)) : [reaskFile(runDir, round - 1)];
     const joinWith = (round: number | undefined) =>
       joinTable({
         source: input,
         results: resultFiles,
-        rejections: [join(run.dir, REJECTIONS_FILE)],
+        rejections: [join(runDir, REJECTIONS_FILE)],
         rowHashes: checked,
         // Said once the rounds are done (below), not by the first join.
         allowStale: true,
@@ -159,30 +212,71 @@ export async function runTable(
         schema: prepareOptions.schema,
         include,
         ...tableOptions,
-        ...(round !== undefined && { reask: { requests: reaskFrom(round), out: reaskFile(run, round) } }),
+        ...(round !== undefined && { reask: { requests: reaskFrom(round), out: reaskFile(runDir, round) } }),
       } satisfies JoinTableOptions);
     // Only answers checked against labels or a schema can be invalid.
     const rounds = prepareOptions.labels || prepareOptions.schema ? maxReasks : 0;
     const reasks: ReaskRound[] = [];
     let joined = await joinWith(rounds > 0 ? 1 : undefined);
     for (let round = 1; round <= rounds && joined.reasked > 0; round++) {
-      const ran = await reaskRound(run, round, joined.reasked, connection, runOptions, prepareOptions);
-      reasks.push(ran.round);
-      if (ran.round.state !== 'done')
-        return { prepared, run, state: ran.round.state, counts, joined, reasks };
-      resultFiles.push(ran.results);
+      const done = await reaskRound(
+        runDir,
+        mode,
+        round,
+        joined.reasked,
+        connection,
+        runOptions,
+        syncOptions,
+        prepareOptions,
+      );
+      reasks.push(done.round);
+      if (done.round.state !== 'done') return { ...ran, state: done.round.state, counts, joined, reasks };
+      resultFiles.push(done.results);
       joined = await joinWith(round < rounds ? round + 1 : undefined);
     }
     if (joined.statuses.stale > 0 && !allowStale) throw staleRows(joined, out);
-    return { prepared, run, state, counts, joined, reasks };
+    return { ...ran, state, counts, joined, reasks };
   } finally {
-    await run.close();
+    await started.close();
   }
 }
 
+/** A batch run or a sync run, as the table job drives it. */
+interface TableRun {
+  dir: string;
+  batch?: BatchRun;
+  sync?: SyncRun;
+  wait(): Promise<RunState>;
+  counts(): RunCounts;
+  writeResults(path: string): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+function batchTableRun(run: BatchRun): TableRun {
+  return {
+    dir: run.dir,
+    batch: run,
+    wait: () => run.wait(),
+    counts: () => run.counts(),
+    writeResults: (path) => writeResults(run, path),
+    close: () => run.close(),
+  };
+}
+
+function syncTableRun(run: SyncRun): TableRun {
+  return {
+    dir: run.dir,
+    sync: run,
+    wait: () => run.wait(),
+    counts: () => run.counts(),
+    writeResults: (path) => run.writeResults(path),
+    close: () => run.close(),
+  };
+}
+
 /** Where a round's re-ask requests are written, in the main run's directory. */
-function reaskFile(run: BatchRun, round: number): string {
-  return join(run.dir, `reask-${round}.requests.jsonl`);
+function reaskFile(runDir: string, round: number): string {
+  return join(runDir, `reask-${round}.requests.jsonl`);
 }
 
 /**
@@ -191,27 +285,44 @@ function reaskFile(run: BatchRun, round: number): string {
  * manifest exists is resumed as it is, never submitted again).
  */
 async function reaskRound(
-  run: BatchRun,
+  runDir: string,
+  mode: 'batch' | 'sync',
   round: number,
   requests: number,
   connection: Connection,
   runOptions: Partial<RunOptions>,
+  syncOptions: Parameters<typeof SyncRun.createOrResume>[3],
   prepareOptions: Omit<RunTableOptions, 'out' | 'runsDir' | 'dryRun' | 'maxReasks' | 'include'>,
 ): Promise<{ round: ReaskRound; results: string }> {
-  const dir = join(run.dir, `reask-${round}`);
-  const options = { ...runOptions, runDir: dir, runsDir: run.dir };
-  let roundRun: BatchRun;
-  if (await hasManifest(dir)) roundRun = await openRun(dir, connection, options);
-  else {
-    // The same rules as the first round: a model allowed by option is allowed here too.
+  const dir = join(runDir, `reask-${round}`);
+  const options = { ...runOptions, runDir: dir, runsDir: runDir };
+  let roundRun: TableRun;
+  // The same rules as the first round: a model allowed by option is allowed here too.
+  const stage = () => {
     const profile = jobProfile({ ...prepareOptions, provider: connection.provider });
-    const staged = await stageRequestFile(reaskFile(run, round), run.dir, connection, profile);
-    roundRun = await createOrResumeRun(staged.dir, staged.summary, connection, options, true);
+    return stageRequestFile(reaskFile(runDir, round), runDir, connection, profile);
+  };
+  if (mode === 'sync') {
+    // A sync round finds its run again by its record; the staged file is the same each time.
+    const staged = await stage();
+    roundRun = syncTableRun(
+      await SyncRun.createOrResume(
+        staged.dir,
+        staged.summary,
+        connection,
+        { ...syncOptions, runDir: dir, runsDir: runDir },
+        true,
+      ),
+    );
+  } else if (await hasManifest(dir)) roundRun = batchTableRun(await openRun(dir, connection, options));
+  else {
+    const staged = await stage();
+    roundRun = batchTableRun(await createOrResumeRun(staged.dir, staged.summary, connection, options, true));
   }
   try {
     const state = await roundRun.wait();
     const results = join(dir, RESULTS_FILE);
-    if (state === 'done') await writeResults(roundRun, results);
+    if (state === 'done') await roundRun.writeResults(results);
     return { round: { round, requests, dir, state }, results };
   } finally {
     await roundRun.close();

@@ -1,4 +1,4 @@
-import type { FileLimits, ModelInfo, ProviderName, ProviderProfile } from './profile.js';
+import type { FileLimits, ModelInfo, ProviderName, ProviderProfile, SyncLimits } from './profile.js';
 
 // The documents give limits in "MB" without saying which; decimal (10^6) is the smaller, so a file or
 // line within it is within the limit whichever way the provider counts. MiB would pass a 6.1-million-byte
@@ -91,6 +91,31 @@ const DASHSCOPE_DRY_RUN = {
   maxBytes: MB,
 };
 
+// Batch Chat, Chinese Mainland only: "Text generation models: qwen3.5-plus, qwen3.5-flash, qwen3-max,
+// qwen-plus, qwen-flash, deepseek-v3.2"; "Image and video understanding models: qwen3.5-plus,
+// qwen3.5-flash, qwen3-vl-plus, qwen3-vl-flash"; "The qwen3.5 series ... enable thinking mode by
+// default" (ref/modelstudio-batch-chat.txt).
+const BATCH_CHAT_MODELS: ModelInfo[] = [
+  chat('qwen3.5-plus', { thinksByDefault: true }),
+  chat('qwen3.5-flash', { thinksByDefault: true }),
+  chat('qwen3-max'),
+  chat('qwen-plus'),
+  chat('qwen-flash'),
+  chat('deepseek-v3.2'),
+  vision('qwen3-vl-plus'),
+  vision('qwen3-vl-flash'),
+];
+
+// "Maximum 10,000 pending requests per model per account"; "Maximum 1000 QPS per account, or 10,000
+// calls per 10 seconds"; "Default timeout is 3600 seconds"; "Custom timeout range: 60–3600 seconds"
+// (ref/modelstudio-batch-chat.txt).
+const BATCH_CHAT_LIMITS: SyncLimits = {
+  maxPerSecond: 1000,
+  maxPer10s: 10_000,
+  maxPendingPerModel: 10_000,
+  timeoutSeconds: { min: 60, max: 3600, default: 3600 },
+};
+
 const OPENAI_MODELS: ModelInfo[] = [
   chat('gpt-4o', { contextWindow: 128_000 }),
   chat('gpt-4o-mini', { contextWindow: 128_000 }),
@@ -136,6 +161,25 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     rateLimits: DASHSCOPE_RATES,
     batchListWindowDays: DASHSCOPE_LIST_WINDOW_DAYS,
     dryRun: DASHSCOPE_DRY_RUN,
+  },
+  'dashscope-batch-chat': {
+    name: 'dashscope-batch-chat',
+    title: 'Alibaba Cloud Model Studio Batch Chat, China (Beijing): synchronous calls, queued',
+    baseURL: 'https://batch.dashscope.aliyuncs.com/compatible-mode/v1',
+    apiKeyEnv: 'DASHSCOPE_API_KEY',
+    // Requests are still cut into files on disk (the run directory); the file limits bound those.
+    limits: DASHSCOPE_LIMITS,
+    endpoints: ['/v1/chat/completions'],
+    completionWindowHours: { min: 24, max: 336 },
+    models: BATCH_CHAT_MODELS,
+    modelsExclusive: true,
+    thinkingByDefaultPrefixes: THINKING_BY_DEFAULT,
+    structuredOutput: 'json_object',
+    rateLimits: null,
+    batchListWindowDays: null,
+    dryRun: null,
+    sync: BATCH_CHAT_LIMITS,
+    syncOnly: true,
   },
   openai: {
     name: 'openai',
