@@ -18,6 +18,7 @@ const PUBLIC_EXPORTS = [
   'arrowSink',
   'arrowSource',
   'batchSink',
+  'chatSink',
   'csvSink',
   'csvSource',
   'customIdFor',

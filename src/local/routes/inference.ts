@@ -84,6 +84,9 @@ async function handleCall(ctx: RouteContext, endpoint: EngineEndpoint): Promise<
         signal,
       }));
     if (expired) throw timedOut(waitLimit!);
+    // A caller that hung up before its close could be heard (during a fault's delay) gets no answer,
+    // and is not billed for one.
+    if (res.destroyed || req.socket.destroyed) return undefined;
     // Sending is the client's turn again: one that stops reading is cut off like one that stops sending.
     req.socket.setTimeout(state.config.limits.idleTimeoutMs);
     sendJsonText(res, answer.status, answer.json);
