@@ -18,6 +18,7 @@ export class AnswerJournal {
   readonly #handle: FileHandle;
   #pending: string[] = [];
   #writing: Promise<void> = Promise.resolve();
+  #syncing: Promise<void> = Promise.resolve();
   #scheduled = false;
   #dirty = false;
   #syncTimer: NodeJS.Timeout | undefined;
@@ -70,6 +71,7 @@ export class AnswerJournal {
     if (this.#pending.length === 0) return this.#writing;
     const text = `${this.#pending.join('\n')}\n`;
     this.#pending = [];
+    // Writes never wait for an fsync: a line in the kernel survives a kill, one held back does not.
     this.#writing = this.#writing.then(async () => {
       if (this.#failure) return;
       try {
@@ -86,8 +88,9 @@ export class AnswerJournal {
     return this.#writing;
   }
 
+  /** One fsync at a time, beside the writes; resolves once what was written before it is on disk. */
   #sync(): Promise<void> {
-    this.#writing = this.#writing.then(async () => {
+    this.#syncing = this.#syncing.then(async () => {
       if (!this.#dirty || this.#failure) return;
       this.#dirty = false;
       try {
@@ -96,7 +99,7 @@ export class AnswerJournal {
         this.#failure = outputError(this.path, error);
       }
     });
-    return this.#writing;
+    return this.#syncing;
   }
 
   /** Writes and fsyncs what has come; throws what went wrong writing. */
