@@ -56,6 +56,10 @@ export class Pacer {
   #nextAt = 0;
   #lastCutAt = Number.NEGATIVE_INFINITY;
   #lastWindowCutAt = Number.NEGATIVE_INFINITY;
+  /** When a call last waited for the rate (it grows only while it is what limits). */
+  #rateBoundAt = Number.NEGATIVE_INFINITY;
+  /** When the window was last full (it grows only from calls that saw it full). */
+  #fullAt = Number.NEGATIVE_INFINITY;
   /** Start times of recent calls and of recent refusals (the last second's). */
   readonly #starts: number[] = [];
   readonly #refusals: number[] = [];
@@ -110,13 +114,16 @@ export class Pacer {
     const now = performance.now();
     if (outcome === 'ok') {
       // Slow start below the threshold (one more per success: doubling per round trip), then one
-      // more per round trip.
-      this.#window = Math.min(
-        this.#max,
-        this.#window < this.#threshold ? this.#window + 1 : this.#window + 1 / this.#window,
-      );
-      if (Number.isFinite(this.#rate))
-        // About `rate` successes a second, each adding this much: the rate grows by that share a second.
+      // more per round trip; only while the window is what limits (the rate, or the rows, may be):
+      // a window grown unused would let a burst through later.
+      if (this.#fullAt >= ticket.startedAt)
+        this.#window = Math.min(
+          this.#max,
+          this.#window < this.#threshold ? this.#window + 1 : this.#window + 1 / this.#window,
+        );
+      // About `rate` successes a second, each adding this much: the rate grows by that share a second,
+      // while it is what holds calls back.
+      if (Number.isFinite(this.#rate) && now - this.#rateBoundAt < 1000)
         this.#rate = Math.min(this.#maxRate, this.#rate + RATE_GROWTH_PER_S);
     } else if (outcome === 'refused') {
       this.#refusals.push(now);
@@ -151,10 +158,13 @@ export class Pacer {
   }
 
   #pump(): void {
+    if (this.#waiters.length > 0 && this.#inFlight >= Math.floor(this.#window))
+      this.#fullAt = performance.now();
     while (this.#waiters.length > 0 && this.#inFlight < Math.floor(this.#window)) {
       const now = performance.now();
       if (Number.isFinite(this.#rate)) {
         if (this.#nextAt > now) {
+          this.#rateBoundAt = now;
           if (!this.#timer)
             this.#timer = setTimeout(
               () => {
@@ -170,6 +180,7 @@ export class Pacer {
       const waiter = this.#waiters.shift()!;
       waiter.signal?.removeEventListener('abort', waiter.onAbort);
       this.#inFlight++;
+      if (this.#inFlight >= Math.floor(this.#window)) this.#fullAt = now;
       this.#starts.push(now);
       if (this.#starts.length > 4096) this.#trim(now);
       waiter.resolve({ startedAt: now });
