@@ -18,7 +18,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ARGS, CLI, fmt, machine, runCli } from './lib.js';
@@ -56,9 +56,16 @@ try {
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const statuses = new Map<string, number>();
+  let firstCall = 0;
+  let lastAnswer = 0;
   createInterface({ input: serve.stderr }).on('line', (line) => {
-    const match = /^POST \/v1\/chat\/completions (\d{3}) /.exec(line);
-    if (match) statuses.set(match[1]!, (statuses.get(match[1]!) ?? 0) + 1);
+    const match = /^POST \/v1\/chat\/completions (\d{3}) (\d+)ms/.exec(line);
+    if (!match) return;
+    statuses.set(match[1]!, (statuses.get(match[1]!) ?? 0) + 1);
+    // The service logs a call when it ends: it began its duration earlier.
+    const now = performance.now();
+    if (firstCall === 0) firstCall = now - Number(match[2]);
+    if (match[1] === '200') lastAnswer = now;
   });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -93,6 +100,9 @@ try {
     join(dir, 'runs'),
     '--json',
   ]);
+  // Fields 14 and 15 of /proc/<pid>/stat (after the command name) are utime and stime in ticks.
+  const stat = readFileSync(`/proc/${serve.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const serviceCpu = (Number(stat[11]) + Number(stat[12])) / 100;
   serve.kill('SIGTERM');
 
   const lines = readFileSync(out, 'utf8').trimEnd().split('\n').slice(1);
@@ -100,10 +110,16 @@ try {
   const ok = lines.filter((l) => l.split(',')[2] === 'ok').length;
   const lost = rows - new Set(ids).size;
   const perSecond = rows / sample.seconds;
+  const callSeconds = (lastAnswer - firstCall) / 1000;
   const share = perSecond / qps;
   console.log(`machine: ${machine()}`);
   console.log(
     `${fmt(rows)} rows, ${latency} ms a call, limit ${qps} calls/s: ${sample.seconds.toFixed(1)} s, ${perSecond.toFixed(1)} rows/s (${(share * 100).toFixed(1)}% of the limit); client CPU ${sample.cpuSeconds?.toFixed(1) ?? '?'} s, peak RSS ${sample.maxRssKb ? Math.round(sample.maxRssKb / 1024) : '?'} MB`,
+  );
+  console.log(
+    `calls phase (first call to last answer, as the service logged them): ${callSeconds.toFixed(1)} s, ${(rows / callSeconds).toFixed(1)} answers/s (${((rows / callSeconds / qps) * 100).toFixed(1)}% of the limit); service CPU ${serviceCpu.toFixed(1)} s; load average ${loadavg()
+      .map((n) => n.toFixed(1))
+      .join(' ')}`,
   );
   console.log(
     `service replies: ${[...statuses].map(([s, n]) => `${fmt(n)} x ${s}`).join(', ')}; rows ok ${fmt(ok)}, lost ${lost}, in order ${ids.every((id, i) => id === String(i + 1))}`,

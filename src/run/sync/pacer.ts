@@ -34,6 +34,12 @@ const RATE_GROWTH_PER_S = 0.03;
 const RATE_CUT_COOLDOWN_MS = 1000;
 /** Start-time credit the rate allows a burst, ms. */
 const BURST_MS = 50;
+/**
+ * The window stops growing while calls take more than this many times the fastest one (plus the
+ * slack, for calls so fast that scheduling noise dominates): they are queueing.
+ */
+const QUEUEING_FACTOR = 3;
+const QUEUEING_SLACK_MS = 50;
 /** Lowest rate a cut reaches, calls per second. */
 const MIN_RATE = 1;
 
@@ -58,6 +64,9 @@ export class Pacer {
   #lastWindowCutAt = Number.NEGATIVE_INFINITY;
   /** When a call last waited for the rate (it grows only while it is what limits). */
   #rateBoundAt = Number.NEGATIVE_INFINITY;
+  /** The fastest call so far and a moving average of calls' times, ms. */
+  #minTook = Number.POSITIVE_INFINITY;
+  #took = 0;
   /** When the window was last full (it grows only from calls that saw it full). */
   #fullAt = Number.NEGATIVE_INFINITY;
   /** Start times of recent calls and of recent refusals (the last second's). */
@@ -116,7 +125,15 @@ export class Pacer {
       // Slow start below the threshold (one more per success: doubling per round trip), then one
       // more per round trip; only while the window is what limits (the rate, or the rows, may be):
       // a window grown unused would let a burst through later.
-      if (this.#fullAt >= ticket.startedAt)
+      const took = now - ticket.startedAt;
+      this.#minTook = Math.min(this.#minTook, took);
+      this.#took = this.#took === 0 ? took : this.#took * 0.9 + took * 0.1;
+      // Calls that take far longer than the fastest did wait in a queue: a larger window only makes
+      // the queue longer (more connections, more memory), not the answers come faster.
+      if (
+        this.#fullAt >= ticket.startedAt &&
+        this.#took <= QUEUEING_FACTOR * this.#minTook + QUEUEING_SLACK_MS
+      )
         this.#window = Math.min(
           this.#max,
           this.#window < this.#threshold ? this.#window + 1 : this.#window + 1 / this.#window,
