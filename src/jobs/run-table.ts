@@ -128,7 +128,7 @@ export async function runTable(
   if (mode === 'batch' && connection.profile.syncOnly)
     throw new BatchpipeError(
       'BP_USAGE',
-      `runTable: ${connection.profile.title} has no Batch API (files and batches): use option "mode": "sync"`,
+      `runTable: option "mode": provider ${connection.provider} has no Batch API (files and batches), only synchronous calls: give "sync", or leave the option out`,
       { option: 'mode' },
     );
   if (!Number.isInteger(maxReasks) || maxReasks < 0 || maxReasks > MAX_REASK_ROUNDS)

@@ -67,7 +67,7 @@ export function runtimeFor(
   if (connection.profile.syncOnly)
     throw new BatchpipeError(
       'BP_USAGE',
-      `${connection.profile.title} has no Batch API (files and batches): send its requests with \`batchpipe run --mode sync\` (or chatSink)`,
+      `provider ${connection.provider} has no Batch API (files and batches), only synchronous calls: send its requests with \`batchpipe run --mode sync\` (or chatSink)`,
       { option: 'provider' },
     );
   const api = new BatchApi(connection, {

@@ -233,7 +233,7 @@ describe('the Batch Chat profile', () => {
         }),
       ).rejects.toMatchObject({
         code: 'BP_INVALID_OPTION',
-        message: expect.stringMatching(/callTimeout.*60 to 3600 seconds, got 30/),
+        message: expect.stringMatching(/callTimeout.*60 to 3600 seconds, as documented, got 30/),
       });
     });
   });

@@ -471,7 +471,7 @@ export function callTimeoutSeconds(connection: Connection, given: number | undef
   if (range && (given < range.min || given > range.max))
     throw new BatchpipeError(
       'BP_INVALID_OPTION',
-      `option "callTimeout": ${connection.profile.title} takes a timeout from ${range.min} to ${range.max} seconds, got ${given}`,
+      `option "callTimeout": provider ${connection.provider} takes a call timeout from ${range.min} to ${range.max} seconds, as documented, got ${given}`,
       { option: 'callTimeout' },
     );
   return given;
