@@ -154,8 +154,14 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
   const { runTable } = await import('../jobs/run-table.js');
   const { staleRows } = await import('../jobs/join-table.js');
   const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
-  const interrupt = detachOnInterrupt(out);
   const { connection, close } = await openConnection(flags);
+  const sync = flags.mode === 'sync' || (flags.mode === undefined && connection.profile.syncOnly === true);
+  const interrupt = sync
+    ? detachOnInterrupt(
+        out,
+        'detaching: calls in flight are dropped (not answered, not billed); answered rows are kept; the same command goes on (Ctrl-C again to quit now)',
+      )
+    : detachOnInterrupt(out);
   const engine = await announceEngine(out.quiet, connection);
   try {
     // Loaded here first, so a mistake in it is found before any input is read; the stages load it again

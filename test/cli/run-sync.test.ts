@@ -5,10 +5,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalService, startLocalService } from '../../src/local/index.js';
 import { fileWith, tempDir } from '../helpers.js';
+import { startCli } from '../support/crash-harness.js';
 import { runCli } from './run-cli.js';
 
 const dir = tempDir('bp-run-sync-');
@@ -102,6 +104,54 @@ describe('batchpipe run --mode sync', () => {
     expect(batch.code).toBe(2);
     expect(batch.stderr).toMatch(/--mode: provider dashscope-batch-chat has no Batch API/);
     expect(service.syncTally().calls).toBe(calls);
+  });
+
+  it('detaches on Ctrl-C (exit 3), dropping the calls in flight unanswered, and the same command goes on', async () => {
+    const slow = await startLocalService({ latencyMs: 150, batchChat: { enabled: true } });
+    try {
+      const runs = join(dir, 'runs-interrupt');
+      const out = join(dir, 'interrupt.csv');
+      const args = [
+        'run',
+        input(120),
+        '--template',
+        'Rate: {{review}}',
+        '--model',
+        'qwen-plus',
+        '--id-column',
+        'id',
+        '--out',
+        out,
+        '--provider',
+        'dashscope-batch-chat',
+        '--base-url',
+        slow.url,
+        '--api-key',
+        'local-key',
+        '--runs-dir',
+        runs,
+      ];
+      const cli = startCli(args, dir);
+      while (!cli.exited && Object.keys(slow.syncTally().answered).length < 20) await sleep(10);
+      cli.child.kill('SIGINT');
+      const { code } = await cli.closed;
+      expect(code, cli.lines.join('\n')).toBe(3);
+      expect(cli.lines.join('\n')).toMatch(/detaching: calls in flight are dropped/);
+      while (slow.syncTally().inFlight > 0) await sleep(10);
+      const before = slow.syncTally();
+      const answeredBefore = Object.keys(before.answered).length;
+      expect(answeredBefore).toBeLessThan(120);
+      const again = await runCli(args, { cwd: dir, env });
+      expect(again.code, again.stderr).toBe(0);
+      const after = slow.syncTally();
+      // Every row answered once: those answered before Ctrl-C were written and not sent again.
+      expect(Object.values(after.answered)).toEqual(Array(120).fill(1));
+      expect(after.calls - before.calls).toBe(120 - answeredBefore);
+      const table = parse(readFileSync(out, 'utf8'), { columns: true }) as Array<Record<string, string>>;
+      expect(table.filter((r) => r.status === 'ok')).toHaveLength(120);
+    } finally {
+      await slow.close();
+    }
   });
 
   it('sends to the embedded local service when no provider is set', async () => {

@@ -44,6 +44,8 @@ const BACKOFF_CAP_MS = 60_000;
 const DEFAULT_TIMEOUT_S = 600;
 /** The most calls in flight where the endpoint documents no cap (Batch Chat: 10,000 pending per model). */
 const DEFAULT_MAX_IN_FLIGHT = 1000;
+/** How long a detach lets the calls in flight finish before dropping them, ms. */
+const DETACH_GRACE_MS = 2000;
 /** How often a running sync run reports its progress, ms. */
 const PROGRESS_EVERY_MS = 5000;
 
@@ -239,10 +241,23 @@ export class SyncRun {
   async wait(): Promise<SyncState> {
     const opts = this.#settings;
     // The run's own signal: the caller's detach, or a write that failed, stops every row.
+    // Two signals: `stop` ends sending (no new call, no retry); `drop` abandons the calls in flight.
+    // A detach drops them only after a grace period: an answer on its way when Ctrl-C came is paid for
+    // either way, so it is better kept than thrown away.
     const stop = new AbortController();
+    const drop = new AbortController();
+    let grace: NodeJS.Timeout | undefined;
     const outer = linkedSignal(opts.signal);
-    outer.signal.addEventListener('abort', () => stop.abort(outer.signal.reason), { once: true });
+    outer.signal.addEventListener(
+      'abort',
+      () => {
+        stop.abort(outer.signal.reason);
+        grace = setTimeout(() => drop.abort(outer.signal.reason), DETACH_GRACE_MS);
+      },
+      { once: true },
+    );
     setMaxListeners(0, stop.signal);
+    setMaxListeners(0, drop.signal);
     const signal = stop.signal;
     const sync = this.#connection.profile.sync;
     const maxInFlight = opts.maxInFlight ?? sync?.maxPendingPerModel ?? DEFAULT_MAX_IN_FLIGHT;
@@ -292,10 +307,11 @@ export class SyncRun {
           } catch {
             break shards;
           }
-          const task: Promise<void> = this.#send(request, journal, pacer, caller, ticket, signal)
+          const task: Promise<void> = this.#send(request, journal, pacer, caller, ticket, signal, drop.signal)
             .catch((error: unknown) => {
               fatal ??= error;
               stop.abort(error);
+              drop.abort(error);
             })
             .finally(() => {
               tasks.delete(task);
@@ -307,6 +323,7 @@ export class SyncRun {
       }
       await Promise.all(tasks);
     } finally {
+      clearTimeout(grace);
       clearInterval(progress);
       pacer.close(new CallAborted('run ended'));
       for (const journal of journals) {
@@ -336,6 +353,7 @@ export class SyncRun {
     caller: SyncCaller,
     first: { startedAt: number },
     signal: AbortSignal,
+    drop: AbortSignal,
   ): Promise<void> {
     let ticket = first;
     let attempts = 0;
@@ -343,7 +361,7 @@ export class SyncRun {
     for (;;) {
       let result: CallResult;
       // A signal per call: the SDK leaves its listener on the signal it is given.
-      const call = linkedSignal(signal);
+      const call = linkedSignal(drop);
       try {
         result = await caller.call(request, call.signal);
       } catch (error) {
