@@ -220,6 +220,34 @@ describe('sync mode against Batch Chat', () => {
   });
 });
 
+describe('sync mode re-asks', () => {
+  it('asks invalid answers again in sync rounds of their own, each row once in the table', async () => {
+    await withService({ invalidJsonRate: 0.3 }, async (service) => {
+      const input = csv(60, 'reask');
+      const out = join(root, 'reask.csv');
+      const result = await runTable(input, connectionTo(service, 'custom'), {
+        ...base,
+        labels: ['good', 'bad'],
+        maxReasks: 2,
+        out,
+        runsDir: join(root, 'runs-reask'),
+      });
+      expect(result.state).toBe('done');
+      expect(result.reasks!.map((r) => [r.round, r.state])).toEqual([
+        [1, 'done'],
+        [2, 'done'],
+      ]);
+      expect(result.reasks![0]!.dir).toBe(join(result.runDir!, 'reask-1'));
+      const rows = table(out);
+      expect(rows.map((r) => r.id)).toEqual(Array.from({ length: 60 }, (_, i) => String(i + 1)));
+      const invalid = rows.filter((r) => r.status === 'invalid_output').length;
+      // Each round asks the invalid ones again: fewer remain than the first answers left.
+      expect(invalid).toBeLessThan(result.reasks![0]!.requests);
+      expect(service.syncTally().calls).toBe(60 + result.reasks!.reduce((n, r) => n + r.requests, 0));
+    });
+  });
+});
+
 describe('the Batch Chat profile', () => {
   it('takes a call timeout only within the documented 60-3600 s', async () => {
     await withService({ batchChat: { enabled: true } }, async (service) => {
