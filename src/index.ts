@@ -65,6 +65,8 @@ export type { ArrowSinkOptions } from './sinks/arrow-sink.js';
 export { arrowSink } from './sinks/arrow-sink.js';
 export type { BatchSinkOptions, BatchSinkStream } from './sinks/batch-sink.js';
 export { batchSink } from './sinks/batch-sink.js';
+export type { ChatSinkOptions, ChatSinkStream } from './sinks/chat-sink.js';
+export { chatSink } from './sinks/chat-sink.js';
 export type { CsvSinkOptions, SinkSummary, TableSinkStream } from './sinks/csv-sink.js';
 export { csvSink } from './sinks/csv-sink.js';
 export { jsonlSink } from './sinks/jsonl-sink.js';

@@ -20,6 +20,7 @@ const PUBLIC_EXPORTS = [
   'arrowSource',
   'batchSink',
   'cacheStats',
+  'chatSink',
   'csvSink',
   'csvSource',
   'customIdFor',

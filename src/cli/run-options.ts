@@ -153,16 +153,16 @@ export function runOptionsFrom(flags: RunFlags, out: Output, signal: AbortSignal
  * An AbortSignal that Ctrl-C aborts: the first press detaches (batches keep running at the provider,
  * the run resumes later); a second one exits at once.
  */
-export function detachOnInterrupt(out: Output): { signal: AbortSignal; dispose(): void } {
+export function detachOnInterrupt(
+  out: Output,
+  message = 'detaching: the batches keep running at the provider; resume with `batchpipe resume <run-dir>` (Ctrl-C again to quit now)',
+): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   // Every poll and download listens on this one signal: many at once is by design.
   setMaxListeners(0, controller.signal);
   const onSignal = () => {
     if (controller.signal.aborted) process.exit(130);
-    info(
-      out,
-      'detaching: the batches keep running at the provider; resume with `batchpipe resume <run-dir>` (Ctrl-C again to quit now)',
-    );
+    info(out, message);
     controller.abort();
   };
   process.on('SIGINT', onSignal);

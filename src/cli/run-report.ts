@@ -1,4 +1,5 @@
 import type { BatchRun, RunState } from '../run/batch-run.js';
+import type { SyncRun } from '../run/sync/sync-run.js';
 import { count, info, type Output, printJson } from './output.js';
 
 /** A run's end state and per-request totals, as a person or a script reads it. */
@@ -38,5 +39,18 @@ export function reportRun(out: Output, run: BatchRun, state: RunState | 'submitt
   info(
     out,
     `run ${run.manifest.run_id} (${run.dir}): ${state}: ${count(counts.rows)} rows: ${parts.join(', ')}`,
+  );
+}
+
+/** A sync run that did not finish (detached): its totals so far, and how to go on. */
+export function reportSync(out: Output, run: SyncRun, state: RunState): void {
+  const counts = run.counts();
+  if (out.json) {
+    printJson({ run_id: run.record.run_id, run_dir: run.dir, mode: 'sync', state, counts });
+    return;
+  }
+  info(
+    out,
+    `sync run ${run.record.run_id} (${run.dir}): ${state}: ${count(counts.ok)} ok, ${count(counts.failed)} failed, ${count(counts.pending)} not answered yet: the same command goes on (answered rows are not sent again)`,
   );
 }

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { loadMapper, mapperModuleUrl } from '../core/requests/mapper-module.js';
 import { EXTRA_COLUMNS, type ExtraColumn } from '../core/results/result-cells.js';
 import type { TestModelReport } from '../jobs/test-model.js';
@@ -20,7 +20,7 @@ import {
 } from './connection-options.js';
 import { CliExit, checkAnswered, detached } from './exit.js';
 import { count, info, notice, type Output, plural, printJson, warningLine } from './output.js';
-import { integer, list } from './parse-values.js';
+import { integer, list, number } from './parse-values.js';
 import {
   addMaxRowSizeOption,
   addRequestOptions,
@@ -38,7 +38,7 @@ import {
   type RunFlags,
   runOptionsFrom,
 } from './run-options.js';
-import { reportRun } from './run-report.js';
+import { reportRun, reportSync } from './run-report.js';
 import { addTableOutputOptions, type TableOutputFlags } from './table-output-options.js';
 
 interface RunCommandFlags
@@ -58,6 +58,10 @@ interface RunCommandFlags
   allowStale?: boolean;
   json?: boolean;
   quiet?: boolean;
+  mode?: 'batch' | 'sync';
+  callTimeout?: number;
+  maxInFlight?: number;
+  maxQps?: number;
 }
 
 /** Flags that belong to the connection or the run, not to prepare. */
@@ -98,6 +102,10 @@ const NOT_PREPARE = new Set([
   'taskName',
   'taskDescription',
   'metadata',
+  'mode',
+  'callTimeout',
+  'maxInFlight',
+  'maxQps',
 ]);
 
 export function runCommand(): Command {
@@ -109,6 +117,27 @@ export function runCommand(): Command {
       'the joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .arrows)',
     )
     .option('--dry-run', 'prepare and check everything, submit nothing')
+    .addOption(
+      new Option(
+        '--mode <mode>',
+        'batch: through the Batch API; sync: each request a call of its own to the chat or embeddings endpoint, paced and journalled (default: batch; sync for --provider dashscope-batch-chat)',
+      ).choices(['batch', 'sync']),
+    )
+    .option(
+      '--call-timeout <seconds>',
+      'sync mode: seconds a call may wait for its answer (Batch Chat: 60-3600, default 3600; else default 600)',
+      number,
+    )
+    .option(
+      '--max-in-flight <n>',
+      'sync mode: most calls at once (default: Batch Chat 10000, its pending cap per model; else 1000)',
+      integer,
+    )
+    .option(
+      '--max-qps <n>',
+      'sync mode: most calls started per second (default: Batch Chat 1000; else none, 429s slow it down)',
+      number,
+    )
     .option('--include <columns>', `more result columns, comma-separated: ${EXTRA_COLUMNS.join(', ')}`, list)
     .option('--allow-empty', 'exit 0 even when no row got an answer (the table is written either way)')
     .option(
@@ -166,8 +195,14 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
   const { staleRows } = await import('../jobs/join-table.js');
   const out: Output = { json: flags.json === true, quiet: flags.quiet === true };
   const progress = progressOf(flags, out);
-  const interrupt = detachOnInterrupt(out);
   const { connection, close } = await openConnection(flags);
+  const sync = flags.mode === 'sync' || (flags.mode === undefined && connection.profile.syncOnly === true);
+  const interrupt = sync
+    ? detachOnInterrupt(
+        out,
+        'detaching: calls in flight are dropped (not answered, not billed); answered rows are kept; the same command goes on (Ctrl-C again to quit now)',
+      )
+    : detachOnInterrupt(out);
   const engine = await announceEngine(out.quiet, connection, notice(out));
   try {
     // Loaded here first, so a mistake in it is found before any input is read; the stages load it again
@@ -188,6 +223,10 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       testModel: flags.testModel,
       testSample: flags.testSample,
       maxReasks: flags.maxReasks,
+      mode: flags.mode,
+      callTimeout: flags.callTimeout,
+      maxInFlight: flags.maxInFlight,
+      maxPerSecond: flags.maxQps,
       // The table and its summary first; stale rows end the command below.
       allowStale: true,
       include: flags.include as ExtraColumn[] | undefined,
@@ -207,9 +246,10 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
     }
     if (result.state === 'test-model') return reportTestModel(out, result.testModel!);
     if (!result.joined) {
-      reportRun(out, result.run!, result.state);
+      if (result.run) reportRun(out, result.run, result.state);
+      else if (result.sync) reportSync(out, result.sync, result.state);
       if (result.state === 'stuck') throw new CliExit(1);
-      if (result.state === 'detached') throw detached(result.run!.dir);
+      if (result.state === 'detached') throw detached(result.runDir!);
       return;
     }
     const joined = result.joined;
@@ -217,7 +257,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
     if (out.json)
       printJson({
         state: result.state,
-        run_dir: result.run?.dir ?? null,
+        run_dir: result.runDir ?? null,
         counts: result.counts,
         out: joined.out,
         statuses: joined.statuses,
@@ -237,7 +277,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       for (const line of reuseLines(result)) info(out, line);
       info(
         out,
-        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ') || 'nothing'} (${result.run ? `run ${result.run.dir}` : joined.rows === 0 ? 'no row of the table is in this slice: nothing was sent' : 'every answer from the cache, nothing sent'})${engine === TEST_ENGINE_NAME ? ' [test engine: no inference]' : ''}`,
+        `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ') || 'nothing'} (${result.runDir ? `run ${result.runDir}` : joined.rows === 0 ? 'no row of the table is in this slice: nothing was sent' : 'every answer from the cache, nothing sent'})${engine === TEST_ENGINE_NAME ? ' [test engine: no inference]' : ''}`,
       );
       if (!joined.checked)
         info(
@@ -248,7 +288,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         info(out, 'a re-ask round is still running: the same command resumes it and writes the table again');
     }
     if (result.state === 'stuck') throw new CliExit(1);
-    if (result.state === 'detached') throw detached(result.run!.dir);
+    if (result.state === 'detached') throw detached(result.runDir!);
     if (joined.statuses.stale > 0 && flags.allowStale !== true) throw staleRows(joined, joined.out);
     checkAnswered(joined.statuses, joined.rows, flags.allowEmpty);
   } finally {

@@ -15,6 +15,7 @@ import { exists, hasManifest, RESULTS_FILE, RUNS_DIR, stagingDir } from '../run/
 import { writeResults } from '../run/run-results.js';
 import { REJECTIONS_FILE, ROW_HASHES_FILE } from '../run/sharder.js';
 import { createOrResumeRun, openRun, RunFields, type RunOptions } from '../run/start-run.js';
+import { SyncRun } from '../run/sync/sync-run.js';
 import {
   checkOutput,
   type JoinTableOptions,
@@ -33,6 +34,18 @@ const MAX_REASK_ROUNDS = 5;
 export interface RunTableOptions
   extends Omit<PrepareOptions, 'outDir' | 'provider'>,
     Omit<RunOptions, 'runsDir'> {
+  /**
+   * `batch` (default): through the provider's Batch API. `sync`: each request is a call of its own to
+   * the synchronous endpoint (Batch Chat, or any OpenAI-compatible chat or embeddings server), paced,
+   * retried and journalled (docs/sync.md). A provider with no Batch API (dashscope-batch-chat) is sync.
+   */
+  mode?: 'batch' | 'sync';
+  /** Sync mode: seconds a call may wait (Batch Chat: 60-3,600, default 3,600; else default 600). */
+  callTimeout?: number;
+  /** Sync mode: most calls in flight (Batch Chat default 10,000; else 1,000). */
+  maxInFlight?: number;
+  /** Sync mode: most calls started per second (Batch Chat default 1,000; else none: 429s pace it). */
+  maxPerSecond?: number;
   /** The joined table to write (.csv, .tsv, .jsonl, .parquet, .arrow, .feather, .ipc or .arrows). */
   out: string;
   /** Its format; default from the extension of `out`. */
@@ -88,8 +101,12 @@ export interface ReaskRound {
 
 export interface RunTableResult {
   prepared: PrepareResult;
-  /** Absent on a dry run, and for a slice with no rows (nothing was sent). */
+  /** The batch run; absent on a dry run, in sync mode, and when nothing was sent (an empty slice, every answer cached). */
   run?: BatchRun;
+  /** The run's directory (batch or sync); absent on a dry run and when nothing was sent. */
+  runDir?: string;
+  /** In sync mode: the sync run (its directory, record and counts). */
+  sync?: SyncRun;
   state: RunState | 'dry-run' | 'test-model';
   counts?: RunCounts;
   joined?: JoinTableResult;
@@ -132,8 +149,25 @@ export async function runTable(
     cacheDir,
     cacheMaxBytes,
     dedup = 'auto',
+    mode: givenMode,
+    callTimeout,
+    maxInFlight,
+    maxPerSecond,
     ...rest
   } = options;
+  const mode = givenMode ?? (connection.profile.syncOnly ? 'sync' : 'batch');
+  if (mode !== 'batch' && mode !== 'sync')
+    throw new BatchpipeError(
+      'BP_INVALID_OPTION',
+      `runTable: option "mode": expected "batch" or "sync", got ${JSON.stringify(givenMode)}`,
+      { option: 'mode' },
+    );
+  if (mode === 'batch' && connection.profile.syncOnly)
+    throw new BatchpipeError(
+      'BP_USAGE',
+      `runTable: option "mode": provider ${connection.provider} has no Batch API (files and batches), only synchronous calls: give "sync", or leave the option out`,
+      { option: 'mode' },
+    );
   if (!Number.isInteger(maxReasks) || maxReasks < 0 || maxReasks > MAX_REASK_ROUNDS)
     throw new BatchpipeError(
       'BP_INVALID_OPTION',
@@ -143,13 +177,15 @@ export async function runTable(
   // Known before anything is read, sent or paid for: the output's format, and a path it can be written to.
   await checkOutput(out, outFormat);
   const staging = await stagingDir(runsDir);
-  // A test-model sample checks the file's format: every sampled request is sent, none is answered from the cache.
-  const usedCache = cache && !testModel ? (cacheDir ?? join(runsDir, CACHE_DIR_NAME)) : undefined;
+  // A test-model sample checks the file's format: every sampled request is sent, none is answered from
+  // the cache. A sync run keeps no request keys: identical requests and the cache are for batch runs.
+  const reuseOff = testModel || mode === 'sync';
+  const usedCache = cache && !reuseOff ? (cacheDir ?? join(runsDir, CACHE_DIR_NAME)) : undefined;
   let prepared: PrepareResult;
   try {
     prepared = await prepare(input, {
       ...prepareOptions,
-      dedup: testModel ? false : dedup,
+      dedup: reuseOff ? false : dedup,
       ...(usedCache !== undefined && { cacheDir: usedCache }),
       onEvent: runOptions.onEvent,
       provider: connection.provider,
@@ -207,34 +243,53 @@ export async function runTable(
   }
   if (prepared.requests === 0 && (prepared.reuse?.cached ?? 0) > 0)
     return await answeredFromCache(input, staging, prepared, options, prepareOptions);
-  const run = await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true);
+  const syncOptions = {
+    runsDir,
+    runDir: runOptions.runDir,
+    newRun: runOptions.newRun,
+    maxAttempts: runOptions.maxAttempts,
+    callTimeout,
+    maxInFlight,
+    maxPerSecond,
+    onEvent: runOptions.onEvent,
+    signal: runOptions.signal,
+  };
+  const started: TableRun =
+    mode === 'sync'
+      ? syncTableRun(await SyncRun.createOrResume(staging, prepared, connection, syncOptions, true))
+      : batchTableRun(
+          await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true),
+        );
+  const { batch: run, sync } = started;
+  const ran = { prepared, runDir: started.dir, ...(run && { run }), ...(sync && { sync }) };
   try {
-    const state = await run.wait();
-    const counts = run.counts();
-    if (state !== 'done') return { prepared, run, state, counts };
-    const results = join(run.dir, RESULTS_FILE);
-    await writeResults(run, results);
+    const state = await started.wait();
+    const counts = started.counts();
+    if (state !== 'done') return { ...ran, state, counts };
+    const results = join(started.dir, RESULTS_FILE);
+    await started.writeResults(results);
     await makeParentDir(out);
     const [tableOptions] = split(prepareOptions, Object.keys(TableFields) as Array<keyof typeof TableFields>);
-    const settled = await settleReuse(run.dir, results, { cacheDir: usedCache, cacheMaxBytes });
-    const resultFiles = [results, ...(await reusedResults(run.dir, settled))];
+    const runDir = started.dir;
+    const settled = await settleReuse(runDir, results, { cacheDir: usedCache, cacheMaxBytes });
+    const resultFiles = [results, ...(await reusedResults(runDir, settled))];
     // The input is read again for the join: each row is checked against the request made from it.
-    const rowHashes = join(run.dir, ROW_HASHES_FILE);
+    const rowHashes = join(runDir, ROW_HASHES_FILE);
     const checked = (await exists(rowHashes)) ? [rowHashes] : [];
     // Round 1 asks again from the original requests; a later round goes on from the conversation the
     // round before sent (its re-ask file), with the answer that round got (the latest in file order).
     // Rows not sent (duplicates, cached answers) are asked again from their own request lines.
-    const reused = join(run.dir, REUSED_REQUESTS_FILE);
+    const reused = join(runDir, REUSED_REQUESTS_FILE);
     const firstRequests = [
-      ...run.manifest.shards.map((s) => join(run.dir, s.file)),
+      ...prepared.shards.map((s) => join(runDir, s.file)),
       ...((await exists(reused)) ? [reused] : []),
     ];
-    const reaskFrom = (round: number) => (round === 1 ? firstRequests : [reaskFile(run, round - 1)]);
+    const reaskFrom = (round: number) => (round === 1 ? firstRequests : [reaskFile(runDir, round - 1)]);
     const joinWith = (round: number | undefined) =>
       joinTable({
         source: input,
         results: resultFiles,
-        rejections: [join(run.dir, REJECTIONS_FILE)],
+        rejections: [join(runDir, REJECTIONS_FILE)],
         rowHashes: checked,
         // Said once the rounds are done (below), not by the first join.
         allowStale: true,
@@ -251,31 +306,74 @@ export async function runTable(
         onEvent: runOptions.onEvent,
         expectedRows: prepared.rows,
         ...tableOptions,
-        ...(round !== undefined && { reask: { requests: reaskFrom(round), out: reaskFile(run, round) } }),
+        ...(round !== undefined && { reask: { requests: reaskFrom(round), out: reaskFile(runDir, round) } }),
       } satisfies JoinTableOptions);
     // Only answers checked against labels or a schema can be invalid.
     const rounds = prepareOptions.labels || prepareOptions.schema ? maxReasks : 0;
     const reasks: ReaskRound[] = [];
     let joined = await joinWith(rounds > 0 ? 1 : undefined);
     for (let round = 1; round <= rounds && joined.reasked > 0; round++) {
-      const ran = await reaskRound(run, round, joined.reasked, connection, runOptions, prepareOptions);
-      reasks.push(ran.round);
-      if (ran.round.state !== 'done')
-        return { prepared, run, state: ran.round.state, counts, joined, reasks };
-      resultFiles.push(ran.results);
+      const done = await reaskRound(
+        runDir,
+        mode,
+        round,
+        joined.reasked,
+        connection,
+        runOptions,
+        syncOptions,
+        prepareOptions,
+      );
+      reasks.push(done.round);
+      if (done.round.state !== 'done') return { ...ran, state: done.round.state, counts, joined, reasks };
+      resultFiles.push(done.results);
       joined = await joinWith(round < rounds ? round + 1 : undefined);
     }
     if (joined.statuses.stale > 0 && !allowStale) throw staleRows(joined, out);
-    const repeats = (run.manifest.content_hashes ?? []).reduce((n, c) => n + (c.repeats ?? 0), 0);
-    return { prepared, run, state, counts, joined, reasks, settled, repeats };
+    const repeats = run
+      ? (run.manifest.content_hashes ?? []).reduce((n, c) => n + (c.repeats ?? 0), 0)
+      : undefined;
+    return { ...ran, state, counts, joined, reasks, settled, ...(repeats !== undefined && { repeats }) };
   } finally {
-    await run.close();
+    await started.close();
   }
 }
 
+/** A batch run or a sync run, as the table job drives it. */
+interface TableRun {
+  dir: string;
+  batch?: BatchRun;
+  sync?: SyncRun;
+  wait(): Promise<RunState>;
+  counts(): RunCounts;
+  writeResults(path: string): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+function batchTableRun(run: BatchRun): TableRun {
+  return {
+    dir: run.dir,
+    batch: run,
+    wait: () => run.wait(),
+    counts: () => run.counts(),
+    writeResults: (path) => writeResults(run, path),
+    close: () => run.close(),
+  };
+}
+
+function syncTableRun(run: SyncRun): TableRun {
+  return {
+    dir: run.dir,
+    sync: run,
+    wait: () => run.wait(),
+    counts: () => run.counts(),
+    writeResults: (path) => run.writeResults(path),
+    close: () => run.close(),
+  };
+}
+
 /** Where a round's re-ask requests are written, in the main run's directory. */
-function reaskFile(run: BatchRun, round: number): string {
-  return join(run.dir, `reask-${round}.requests.jsonl`);
+function reaskFile(runDir: string, round: number): string {
+  return join(runDir, `reask-${round}.requests.jsonl`);
 }
 
 /**
@@ -284,29 +382,47 @@ function reaskFile(run: BatchRun, round: number): string {
  * manifest exists is resumed as it is, never submitted again).
  */
 async function reaskRound(
-  run: BatchRun,
+  runDir: string,
+  mode: 'batch' | 'sync',
   round: number,
   requests: number,
   connection: Connection,
   runOptions: Partial<RunOptions>,
+  syncOptions: Parameters<typeof SyncRun.createOrResume>[3],
   prepareOptions: Omit<RunTableOptions, 'out' | 'runsDir' | 'dryRun' | 'maxReasks' | 'include'>,
 ): Promise<{ round: ReaskRound; results: string }> {
-  const dir = join(run.dir, `reask-${round}`);
-  const options = { ...runOptions, runDir: dir, runsDir: run.dir };
-  let roundRun: BatchRun;
-  if (await hasManifest(dir)) roundRun = await openRun(dir, connection, options);
-  else {
-    // The same rules as the first round: a model allowed by option is allowed here too.
+  const dir = join(runDir, `reask-${round}`);
+  const options = { ...runOptions, runDir: dir, runsDir: runDir };
+  let roundRun: TableRun;
+  // The same rules as the first round: a model allowed by option is allowed here too.
+  const stage = async () => {
     const profile = jobProfile({ ...prepareOptions, provider: connection.provider });
-    const staged = await stageRequestFile(reaskFile(run, round), run.dir, connection, profile);
+    const staged = await stageRequestFile(reaskFile(runDir, round), runDir, connection, profile);
     // A slice's rounds carry its tag in their names too.
     const summary = { ...staged.summary, ...(prepareOptions.slice && { slice: prepareOptions.slice }) };
-    roundRun = await createOrResumeRun(staged.dir, summary, connection, options, true);
+    return { dir: staged.dir, summary };
+  };
+  if (mode === 'sync') {
+    // A sync round finds its run again by its record; the staged file is the same each time.
+    const staged = await stage();
+    roundRun = syncTableRun(
+      await SyncRun.createOrResume(
+        staged.dir,
+        staged.summary,
+        connection,
+        { ...syncOptions, runDir: dir, runsDir: runDir },
+        true,
+      ),
+    );
+  } else if (await hasManifest(dir)) roundRun = batchTableRun(await openRun(dir, connection, options));
+  else {
+    const staged = await stage();
+    roundRun = batchTableRun(await createOrResumeRun(staged.dir, staged.summary, connection, options, true));
   }
   try {
     const state = await roundRun.wait();
     const results = join(dir, RESULTS_FILE);
-    if (state === 'done') await writeResults(roundRun, results);
+    if (state === 'done') await roundRun.writeResults(results);
     return { round: { round, requests, dir, state }, results };
   } finally {
     await roundRun.close();

@@ -21,11 +21,13 @@ import { type ServiceRules, serviceRules } from './rules.js';
 import { Scheduler } from './scheduler.js';
 import { createHttpServer } from './server.js';
 import type { ServiceControl, ServiceState } from './state.js';
+import { SyncTally, type SyncTallySnapshot } from './sync-tally.js';
 
 export type { ArmedFault, FaultEvent, FaultKind, FaultRule } from './faults.js';
 export { runningService } from './lock.js';
 export type { LocalServiceOptions } from './options.js';
 export type { ServiceRecord, ServiceRecords } from './records.js';
+export type { SyncTallySnapshot } from './sync-tally.js';
 
 /** The faults of a running service, armed and disarmed while it runs (also at `/_batchpipe/faults`). */
 export interface FaultControl {
@@ -60,6 +62,11 @@ export interface LocalService {
   records(): Promise<ServiceRecords>;
   /** Faults armed now: errors, slow calls, dropped connections, replies lost after the commit. */
   faults: FaultControl;
+  /**
+   * Synchronous calls (chat completions, embeddings) so far: how many, how many in flight, and how
+   * often each request body got a billed (200) answer. In memory, across restarts.
+   */
+  syncTally(): SyncTallySnapshot;
   /** Ends a batch's completion window now; what runs finishes, then it expires. */
   expire(batchId: string): Promise<void>;
   /**
@@ -96,6 +103,7 @@ export async function startLocalService(options?: LocalServiceOptions): Promise<
   }
   const faults = new FaultPlan(config.seed);
   faults.arm(config.faults);
+  const tally = new SyncTally();
 
   let instance: Instance;
   let unlock: () => Promise<void>;
@@ -109,7 +117,7 @@ export async function startLocalService(options?: LocalServiceOptions): Promise<
   const open = async (port: number): Promise<Instance> => {
     unlock = await lockDataDir(dataDir);
     try {
-      return await start({ ...config, port }, dataDir, faults, control);
+      return await start({ ...config, port }, dataDir, faults, tally, control);
     } catch (error) {
       await unlock();
       throw startFailure(error, config, dataDir);
@@ -159,6 +167,7 @@ export async function startLocalService(options?: LocalServiceOptions): Promise<
     profile: config.profile,
     limits: { ...instance.state.rules.limits },
     records: () => instance.state.records.read(),
+    syncTally: () => tally.snapshot(),
     faults: {
       arm: (rules) => faults.arm(parseFaultRules(rules, 'faults.arm')),
       disarm: (id) => faults.disarm(id),
@@ -186,6 +195,7 @@ async function start(
   config: ServiceConfig,
   dataDir: string,
   faults: FaultPlan,
+  tally: SyncTally,
   control: ServiceControl,
 ): Promise<Instance> {
   const log = config.log ?? (() => {});
@@ -242,6 +252,7 @@ async function start(
     quotas: new Quotas(config, () => clock.nowMs()),
     batchChat: config.batchChat.enabled ? new BatchChatGate(config, () => clock.nowMs()) : null,
     syncCalls: 0,
+    syncTally: tally,
     control,
   };
   await scheduler.restoreProgress();

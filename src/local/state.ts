@@ -12,6 +12,7 @@ import type { Quotas } from './quotas.js';
 import type { RecordLog } from './records.js';
 import type { ServiceRules } from './rules.js';
 import type { Scheduler } from './scheduler.js';
+import type { SyncTally } from './sync-tally.js';
 
 /** Everything a route handler may use. */
 export interface ServiceState {
@@ -32,6 +33,8 @@ export interface ServiceState {
   batchChat: BatchChatGate | null;
   /** Synchronous calls so far (the draw of a call's failure hangs on it). */
   syncCalls: number;
+  /** Synchronous calls counted as a bill would (kept across restarts). */
+  syncTally: SyncTally;
   /** Service-level operations the admin routes reach (they outlive one run of the server). */
   control: ServiceControl;
 }

@@ -7,7 +7,15 @@ export const ENDPOINTS = [
 ] as const;
 export type Endpoint = (typeof ENDPOINTS)[number];
 
-export const PROVIDER_NAMES = ['dashscope', 'dashscope-cn', 'openai', 'gateway', 'local', 'custom'] as const;
+export const PROVIDER_NAMES = [
+  'dashscope',
+  'dashscope-cn',
+  'dashscope-batch-chat',
+  'openai',
+  'gateway',
+  'local',
+  'custom',
+] as const;
 export type ProviderName = (typeof PROVIDER_NAMES)[number];
 
 /** What one input file may hold. Every stage that cuts or checks files reads these, never literals. */
@@ -91,6 +99,21 @@ export interface MetadataLimits {
   maxValueChars: number;
 }
 
+/**
+ * A synchronous chat endpoint's documented limits (Batch Chat, ref/modelstudio-batch-chat.txt): what a
+ * sync run (`mode: "sync"`, chatSink) keeps to on its side; 429s and timeouts still slow it down.
+ */
+export interface SyncLimits {
+  /** Calls per second per account. */
+  maxPerSecond: number;
+  /** Calls per 10 seconds per account. */
+  maxPer10s: number;
+  /** Calls queued or running per model per account. */
+  maxPendingPerModel: number;
+  /** The per-call timeout the endpoint takes, in seconds: its range and its default. */
+  timeoutSeconds: { min: number; max: number; default: number };
+}
+
 /** A provider as data: where it is, what it accepts. No I/O here. */
 export interface ProviderProfile {
   name: ProviderName;
@@ -150,4 +173,8 @@ export interface ProviderProfile {
   taskName: { maxNameChars: number; maxDescriptionChars: number };
   /** Bounds on custom metadata; null where the documents set none. */
   metadataLimits: MetadataLimits | null;
+  /** The limits of its synchronous endpoint, where documented (Batch Chat). */
+  sync?: SyncLimits;
+  /** True when it has no Batch API (files and batches), only the synchronous endpoint: sync runs only. */
+  syncOnly?: boolean;
 }

@@ -7,6 +7,7 @@ import type {
   ProviderName,
   ProviderProfile,
   StorageLimits,
+  SyncLimits,
 } from './profile.js';
 
 // The documents give limits in "MB" without saying which; decimal (10^6) is the smaller, so a file or
@@ -173,6 +174,16 @@ const TASK_NAME = { maxNameChars: 100, maxDescriptionChars: 200 };
 const OPENAI_METADATA: MetadataLimits = { maxPairs: 16, maxKeyChars: 64, maxValueChars: 512 };
 
 // OpenAI's GPT-4o and GPT-4.1 models take image inputs (the OpenAI vision guide).
+// "Maximum 10,000 pending requests per model per account"; "Maximum 1000 QPS per account, or 10,000
+// calls per 10 seconds"; "Default timeout is 3600 seconds"; "Custom timeout range: 60–3600 seconds"
+// (ref/modelstudio-batch-chat.txt).
+const BATCH_CHAT_LIMITS: SyncLimits = {
+  maxPerSecond: 1000,
+  maxPer10s: 10_000,
+  maxPendingPerModel: 10_000,
+  timeoutSeconds: { min: 60, max: 3600, default: 3600 },
+};
+
 const OPENAI_MODELS: ModelInfo[] = [
   chat('gpt-4o', { contextWindow: 128_000, images: true }),
   chat('gpt-4o-mini', { contextWindow: 128_000, images: true }),
@@ -229,6 +240,31 @@ export const PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = {
     taskName: TASK_NAME,
     metadataLimits: null,
     storage: DASHSCOPE_STORAGE,
+  },
+  'dashscope-batch-chat': {
+    name: 'dashscope-batch-chat',
+    title: 'Alibaba Cloud Model Studio Batch Chat, China (Beijing): synchronous calls, queued',
+    baseURL: 'https://batch.dashscope.aliyuncs.com/compatible-mode/v1',
+    apiKeyEnv: 'DASHSCOPE_API_KEY',
+    // Requests are still cut into files on disk (the run directory); the file limits bound those.
+    limits: DASHSCOPE_LIMITS,
+    endpoints: ['/v1/chat/completions'],
+    completionWindowHours: { min: 24, max: 336 },
+    models: BATCH_CHAT_MODELS,
+    modelsExclusive: true,
+    thinkingByDefaultPrefixes: THINKING_BY_DEFAULT,
+    structuredOutput: 'json_object',
+    rateLimits: null,
+    batchListWindowDays: null,
+    dryRun: null,
+    // No Files or Batches calls are made: sync runs only.
+    paths: OPENAI_PATHS,
+    createReply: 'batch',
+    taskName: TASK_NAME,
+    metadataLimits: null,
+    storage: null,
+    sync: BATCH_CHAT_LIMITS,
+    syncOnly: true,
   },
   openai: {
     name: 'openai',

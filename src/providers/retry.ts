@@ -7,6 +7,13 @@
 /** HTTP statuses of API calls that a retry can fix. */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 409, 425, 429, 500, 502, 503, 504]);
 
+/**
+ * Statuses of a synchronous call that mean "too much, slow down": 429, and 503, since Batch Chat's code
+ * for a full queue is not documented ("Exceeding requests rejected with error code",
+ * ref/modelstudio-batch-chat.txt), both are read alike. The request was not run and is not billed.
+ */
+export const REFUSAL_STATUSES: ReadonlySet<number> = new Set([429, 503]);
+
 /** Per-request error codes (in a batch's error file) worth sending again in a new batch. */
 export const RETRYABLE_REQUEST_CODES: ReadonlySet<string> = new Set([
   'rate_limit_exceeded',

@@ -100,6 +100,12 @@ export function runtimeFor(
   connection: Connection,
   opts: Settings,
 ): { api: BatchApi; pollIntervalMs: number; pollGapMs: number } {
+  if (connection.profile.syncOnly)
+    throw new BatchpipeError(
+      'BP_USAGE',
+      `provider ${connection.provider} has no Batch API (files and batches), only synchronous calls: send its requests with \`batchpipe run --mode sync\` (or chatSink)`,
+      { option: 'provider' },
+    );
   const api = new BatchApi(connection, {
     onRetry: (message) => opts.onEvent?.({ type: 'note', message }),
     ...(opts.requestTimeout !== undefined && { timeoutMs: opts.requestTimeout * 1000 }),

@@ -16,6 +16,15 @@ import { MODELS_HINT } from '../validate-input.js';
  * timeout, in service time.
  */
 async function infer(ctx: RouteContext, endpoint: EngineEndpoint): Promise<undefined> {
+  const end = ctx.state.syncTally.begin();
+  try {
+    return await handleCall(ctx, endpoint);
+  } finally {
+    end();
+  }
+}
+
+async function handleCall(ctx: RouteContext, endpoint: EngineEndpoint): Promise<undefined> {
   const { req, res, state } = ctx;
   if (!(state.rules.endpoints as readonly string[]).includes(endpoint))
     throw new ApiError(404, `Invalid URL (POST ${endpoint})`, null, null);
@@ -78,9 +87,13 @@ async function infer(ctx: RouteContext, endpoint: EngineEndpoint): Promise<undef
         signal,
       }));
     if (expired) throw timedOut(waitLimit!);
+    // A caller that hung up before its close could be heard (during a fault's delay) gets no answer,
+    // and is not billed for one.
+    if (res.destroyed || req.socket.destroyed) return undefined;
     // Sending is the client's turn again: one that stops reading is cut off like one that stops sending.
     req.socket.setTimeout(state.config.limits.idleTimeoutMs);
     sendJsonText(res, answer.status, answer.json);
+    if (answer.status === 200) state.syncTally.answered(text);
   } catch (error) {
     if (expired) throw timedOut(waitLimit!);
     // The caller went away or the service is stopping: no one is left to answer.
