@@ -3,6 +3,7 @@ import { basename, join, resolve } from 'node:path';
 import type { Slice } from '../core/rows/row-slice.js';
 import { BatchpipeError } from '../errors.js';
 import { ENDPOINTS, type Endpoint } from '../providers/profile.js';
+import { readManifest } from '../run/manifest.js';
 import { ROW_HASHES_FILE } from '../run/sharder.js';
 
 /** What a set of `--results` paths holds, by role. */
@@ -130,7 +131,10 @@ async function walk(dir: string, depth: number, found: ResultFiles): Promise<voi
 
 /** The slice a prepared or run directory holds (its manifest's or shards.json's `slice`), if any. */
 async function sliceOfDir(dir: string): Promise<SliceDir | undefined> {
-  const manifest = await readJson(join(dir, RUN_MANIFEST));
+  // Read with its journal: the snapshot alone may hold jobs as they were generations ago.
+  const manifest = (await isFile(join(dir, RUN_MANIFEST)))
+    ? ((await readManifest(dir).catch(() => undefined)) as { slice?: unknown; jobs?: unknown } | undefined)
+    : undefined;
   const slice = sliceOf(manifest?.slice) ?? sliceOf((await readJson(join(dir, SHARDS)))?.slice);
   if (!slice) return undefined;
   // Finished: every job done (after submit), or its results.jsonl written (after run or download).
