@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { cancelCommand } from './cancel.js';
 import { downloadCommand } from './download.js';
+import { estimateCommand } from './estimate.js';
 import { evalCommand } from './eval.js';
 import { joinCommand } from './join.js';
 import { listCommand } from './list.js';
@@ -16,6 +17,7 @@ import { validateCommand } from './validate.js';
 export const COMMANDS: Array<() => Command> = [
   runCommand,
   prepareCommand,
+  estimateCommand,
   validateCommand,
   submitCommand,
   statusCommand,

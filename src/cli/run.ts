@@ -9,6 +9,7 @@ import {
   type ConnectionFlags,
   openConnection,
 } from './connection-options.js';
+import { addCostOptions, type CostFlags, pricesFrom, reportEstimate, reportUsage } from './cost-options.js';
 import { CliExit, checkAnswered, detached } from './exit.js';
 import { count, info, type Output, plural, printJson, warningLine } from './output.js';
 import { integer, list } from './parse-values.js';
@@ -29,7 +30,13 @@ import {
 import { reportRun } from './run-report.js';
 import { addTableOutputOptions, type TableOutputFlags } from './table-output-options.js';
 
-interface RunCommandFlags extends RunFlags, ConnectionFlags, TableOutputFlags, Record<string, unknown> {
+interface RunCommandFlags
+  extends RunFlags,
+    ConnectionFlags,
+    TableOutputFlags,
+    CostFlags,
+    Record<string, unknown> {
+  estimate?: boolean;
   out: string;
   mapper?: string;
   dryRun?: boolean;
@@ -70,6 +77,10 @@ const NOT_PREPARE = new Set([
   'requestTimeout',
   'lookupDelay',
   'newRun',
+  'prices',
+  'maxCost',
+  'outputSample',
+  'estimate',
 ]);
 
 export function runCommand(): Command {
@@ -101,7 +112,9 @@ export function runCommand(): Command {
   addRunOptions(command);
   addNewRunOption(command);
   addTableOutputOptions(command);
+  addCostOptions(command);
   return command
+    .option('--no-estimate', 'submit without counting tokens first (not with --max-cost)')
     .option('--json', 'print the outcome as JSON on stdout')
     .option('--quiet', 'print nothing but errors')
     .addHelpText(
@@ -134,6 +147,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
     const mapper = flags.mapper ? mapperModuleUrl(flags.mapper) : undefined;
     if (flags.mapper) await loadMapper(mapper!, flags.mapper);
     const prepareOptions = Object.fromEntries(Object.entries(flags).filter(([key]) => !NOT_PREPARE.has(key)));
+    const prices = await pricesFrom(flags);
     const result = await runTable(input, connection, {
       ...prepareOptions,
       ...runOptionsFrom(flags, out, interrupt.signal),
@@ -147,11 +161,17 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       // The table and its summary first; stale rows end the command below.
       allowStale: true,
       include: flags.include as ExtraColumn[] | undefined,
+      // Counted and shown before anything is submitted; the guard refuses after showing it.
+      estimate: flags.estimate !== false || flags.maxCost !== undefined,
+      prices,
+      outputSample: flags.outputSample,
+      maxCost: flags.maxCost,
+      onEstimate: (e) => reportEstimate(out, e, (t) => cliWording(command, t)),
       onWarning: (w) => info(out, cliWording(command, warningLine(w))),
     });
     const { prepared } = result;
     if (result.state === 'dry-run') {
-      if (out.json) return printJson({ state: 'dry-run', prepared });
+      if (out.json) return printJson({ state: 'dry-run', prepared, estimate: result.estimate });
       info(
         out,
         `dry run: ${plural(prepared.rows, 'row')}: ${count(prepared.requests)} requests in ${plural(prepared.shards.length, 'file')}, ${count(prepared.rejected)} rejected; nothing submitted`,
@@ -174,6 +194,8 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         out: joined.out,
         statuses: joined.statuses,
         reasks,
+        estimate: result.estimate,
+        usage: result.usage,
         ...(engine !== undefined && { engine }),
       });
     else {
@@ -189,6 +211,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         out,
         `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ')} (run ${result.run!.dir})${engine === TEST_ENGINE_NAME ? ' [test engine: no inference]' : ''}`,
       );
+      if (result.usage) reportUsage(out, result.usage, engine === TEST_ENGINE_NAME);
       if (!joined.checked)
         info(
           out,

@@ -3,6 +3,10 @@ import { join } from 'node:path';
 import type { ParquetCompression } from '../core/parquet/parquet-writer.js';
 import type { ExtraColumn } from '../core/results/result-cells.js';
 import type { TableFormat } from '../core/tables/table-format.js';
+import { checkCost } from '../cost/cost-guard.js';
+import type { Estimate } from '../cost/estimate.js';
+import type { PriceTable } from '../cost/prices.js';
+import { downloadedOutputs, usageOfFiles } from '../cost/usage.js';
 import { BatchpipeError } from '../errors.js';
 import { makeParentDir } from '../internal/durable-write.js';
 import { split } from '../internal/split.js';
@@ -12,6 +16,7 @@ import { exists, hasManifest, RESULTS_FILE, RUNS_DIR, stagingDir } from '../run/
 import { writeResults } from '../run/run-results.js';
 import { REJECTIONS_FILE, ROW_HASHES_FILE } from '../run/sharder.js';
 import { createOrResumeRun, openRun, RunFields, type RunOptions } from '../run/start-run.js';
+import { checkMaxCost, estimatePrepared, type RunUsage, runUsage } from './estimate-table.js';
 import {
   checkOutput,
   type JoinTableOptions,
@@ -52,6 +57,22 @@ export interface RunTableOptions
   maxReasks?: number;
   /** More result columns in the table (as `joinTable`'s `include`): `model` shows which model answered. */
   include?: ExtraColumn[];
+  /**
+   * Estimate tokens (and cost, with `prices`) of the prepared requests before anything is submitted
+   * (`estimateTable`'s figures). Default false; on whenever `maxCost` or `onEstimate` is given.
+   */
+  estimate?: boolean;
+  /** Prices per provider, region and model, in one currency: the estimate's and the usage's cost. */
+  prices?: PriceTable;
+  /** Result files whose answer lengths stand in for the estimate's output range. */
+  outputSample?: string | string[];
+  /**
+   * Refuse to submit (BP_COST_LIMIT, nothing submitted) when the estimate's upper bound exceeds this
+   * amount in the prices' currency, or cannot be bounded (no price, no output bound).
+   */
+  maxCost?: number;
+  /** Called with the estimate before anything is submitted (and before the cost guard decides). */
+  onEstimate?: (estimate: Estimate) => void;
 }
 
 /** One round of re-asking invalid answers. */
@@ -73,6 +94,10 @@ export interface RunTableResult {
   joined?: JoinTableResult;
   /** Rounds of re-asking invalid answers (`maxReasks`), in order. */
   reasks?: ReaskRound[];
+  /** The estimate made before submitting, when asked for. */
+  estimate?: Estimate;
+  /** Tokens the result lines reported, with their cost and the estimate's error (once the run is done). */
+  usage?: RunUsage;
 }
 
 /**
@@ -95,8 +120,14 @@ export async function runTable(
     maxReasks = 0,
     include,
     allowStale = false,
+    estimate: wantEstimate = false,
+    prices,
+    outputSample,
+    maxCost,
+    onEstimate,
     ...rest
   } = options;
+  checkMaxCost(maxCost, 'runTable');
   if (!Number.isInteger(maxReasks) || maxReasks < 0 || maxReasks > MAX_REASK_ROUNDS)
     throw new BatchpipeError(
       'BP_INVALID_OPTION',
@@ -120,15 +151,28 @@ export async function runTable(
     await rm(staging, { recursive: true, force: true });
     throw error;
   }
+  let estimate: Estimate | undefined;
+  if (wantEstimate || maxCost !== undefined || onEstimate !== undefined) {
+    try {
+      const profile = jobProfile({ ...prepareOptions, provider: connection.provider });
+      estimate = await estimatePrepared(staging, prepared, profile, prepareOptions, { prices, outputSample });
+      onEstimate?.(estimate);
+      // Before a run is created: a refused run leaves nothing behind and nothing at the provider.
+      if (maxCost !== undefined) checkCost(estimate, maxCost);
+    } catch (error) {
+      await rm(staging, { recursive: true, force: true });
+      throw error;
+    }
+  }
   if (dryRun) {
     await rm(staging, { recursive: true, force: true });
-    return { prepared, state: 'dry-run' };
+    return { prepared, state: 'dry-run', ...(estimate && { estimate }) };
   }
   const run = await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true);
   try {
     const state = await run.wait();
     const counts = run.counts();
-    if (state !== 'done') return { prepared, run, state, counts };
+    if (state !== 'done') return { prepared, run, state, counts, ...(estimate && { estimate }) };
     const results = join(run.dir, RESULTS_FILE);
     await writeResults(run, results);
     await makeParentDir(out);
@@ -169,12 +213,26 @@ export async function runTable(
       const ran = await reaskRound(run, round, joined.reasked, connection, runOptions, prepareOptions);
       reasks.push(ran.round);
       if (ran.round.state !== 'done')
-        return { prepared, run, state: ran.round.state, counts, joined, reasks };
+        return {
+          prepared,
+          run,
+          state: ran.round.state,
+          counts,
+          joined,
+          reasks,
+          ...(estimate && { estimate }),
+        };
       resultFiles.push(ran.results);
       joined = await joinWith(round < rounds ? round + 1 : undefined);
     }
     if (joined.statuses.stale > 0 && !allowStale) throw staleRows(joined, out);
-    return { prepared, run, state, counts, joined, reasks };
+    const totals = await usageOfFiles([
+      ...downloadedOutputs(run.dir, run.manifest),
+      ...reasks.map((r) => join(r.dir, RESULTS_FILE)),
+    ]);
+    const models = prepared.shards.map((s) => s.model);
+    const usage = runUsage(totals, models, connection.provider, prices, estimate);
+    return { prepared, run, state, counts, joined, reasks, ...(estimate && { estimate }), usage };
   } finally {
     await run.close();
   }
