@@ -86,19 +86,19 @@ const CACHE_MIN_LENGTH = 32;
 const loaded = new Map<TokenizerName, Promise<CountTokens>>();
 
 /**
- * A tokenizer's counter, loaded on first use only (each costs a few hundred milliseconds and tens of MB;
- * the Qwen vocabulary is 7 MB of JSON), with repeated texts remembered.
+ * A tokenizer's counter, loaded on first use only and kept (each costs a few hundred milliseconds and
+ * tens of MB; the Qwen vocabulary is 7 MB of JSON).
  */
 export function loadCounter(name: TokenizerName): Promise<CountTokens> {
   let counter = loaded.get(name);
   if (counter === undefined) {
-    counter = rawCounter(name).then(remembering);
+    counter = rawCounter(name);
     loaded.set(name, counter);
   }
   return counter;
 }
 
-/** The tokenizer alone, without the cache: what the bench compares against. */
+/** A tokenizer's counter, made afresh (what the bench compares against). */
 export async function rawCounter(name: TokenizerName): Promise<CountTokens> {
   switch (name) {
     case 'qwen3': {
@@ -116,7 +116,11 @@ export async function rawCounter(name: TokenizerName): Promise<CountTokens> {
   }
 }
 
-function remembering(count: CountTokens): CountTokens {
+/**
+ * The counter with repeated texts remembered (a system prompt, a template's fixed part), for one
+ * estimate: the memory goes with it.
+ */
+export function remembering(count: CountTokens): CountTokens {
   const cache = new CountCache(CACHE_CHARS);
   return (text) => {
     if (text.length < CACHE_MIN_LENGTH) return count(text);

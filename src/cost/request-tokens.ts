@@ -14,15 +14,17 @@ export interface InputCount {
 }
 
 /**
- * A chat request's prompt tokens: each message's text plus the template's tokens around it, and a
- * `json_schema` response format's schema text (it reaches the model as part of the prompt). An
- * embeddings request's input texts. Image parts are counted apart: their tokens depend on the image.
+ * A chat request's prompt tokens: each message's text plus the template's tokens around it, and apart
+ * (`schema`), a `json_schema` response format's schema text. An embeddings request's input texts. Image
+ * parts are counted apart: their tokens depend on the image. `countRepeated` counts the texts that
+ * repeat from line to line (system prompts, schemas) and may remember them.
  */
 export function inputTokens(
   body: Body,
   endpoint: string,
   rule: ModelTokenRule,
   count: CountTokens,
+  countRepeated: CountTokens = count,
 ): InputCount {
   if (endpoint === '/v1/embeddings')
     return { tokens: embeddingTokens(body.input, count), schema: 0, images: 0 };
@@ -35,7 +37,9 @@ export function inputTokens(
     tokens += rule.perMessage;
     if (typeof m.name === 'string') tokens += rule.perName + count(m.name);
     const content = m.content;
-    if (typeof content === 'string') tokens += count(content);
+    // System prompts repeat on every line of a batch, user texts rarely: only the first are remembered
+    // (looking a unique text up costs a hash of it and memory for nothing).
+    if (typeof content === 'string') tokens += m.role === 'user' ? count(content) : countRepeated(content);
     else if (Array.isArray(content))
       for (const part of content) {
         if (part === null || typeof part !== 'object') continue;
@@ -47,7 +51,7 @@ export function inputTokens(
   const format = body.response_format as { type?: unknown; json_schema?: { schema?: unknown } } | undefined;
   const schema =
     format?.type === 'json_schema' && format.json_schema?.schema !== undefined
-      ? count(JSON.stringify(format.json_schema.schema))
+      ? countRepeated(JSON.stringify(format.json_schema.schema))
       : 0;
   return { tokens, schema, images };
 }

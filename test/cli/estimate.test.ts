@@ -62,7 +62,12 @@ const job = [
 
 interface EstimateJson {
   estimate: {
-    shards: Array<{ file: string; requests: number; inputCounted: number; cost: { min: number; max: number } }>;
+    shards: Array<{
+      file: string;
+      requests: number;
+      inputCounted: number;
+      cost: { min: number; max: number };
+    }>;
     total: { requests: number; cost: { min: number; max: number } | null };
     currency: string | null;
   };
@@ -75,7 +80,9 @@ describe('batchpipe estimate', () => {
       env,
     });
     expect(text.code).toBe(0);
-    expect(text.stderr).toMatch(/requests-00001\.jsonl {2}qwen-plus {2}5 requests: input [\d,-]+ tokens \(qwen3, exact\)/);
+    expect(text.stderr).toMatch(
+      /requests-00001\.jsonl {2}qwen-plus {2}5 requests: input [\d,-]+ tokens \(qwen3, exact\)/,
+    );
     expect(text.stderr).toContain('requests-00003.jsonl  qwen-plus  2 requests');
     expect(text.stderr).toMatch(/estimate: 12 requests: input [\d,-]+ tokens/);
     expect(text.stderr).toMatch(/EUR: check them/);
@@ -95,16 +102,24 @@ describe('batchpipe estimate', () => {
   it('exits 4 under --max-cost, saying by how much', async () => {
     const json = await runCli(['estimate', input, ...job, '--prices', prices, '--json'], { cwd: dir, env });
     const upper = (JSON.parse(json.stdout) as EstimateJson).estimate.total.cost!.max;
-    const refused = await runCli(['estimate', input, ...job, '--prices', prices, '--max-cost', String(upper / 4)], {
-      cwd: dir,
-      env,
-    });
+    const refused = await runCli(
+      ['estimate', input, ...job, '--prices', prices, '--max-cost', String(upper / 4)],
+      {
+        cwd: dir,
+        env,
+      },
+    );
     expect(refused.code).toBe(4);
-    expect(refused.stderr).toMatch(/error BP_COST_LIMIT: .*exceeds the limit of --max-cost, .* EUR, by .* EUR/);
-    const allowed = await runCli(['estimate', input, ...job, '--prices', prices, '--max-cost', String(upper * 2)], {
-      cwd: dir,
-      env,
-    });
+    expect(refused.stderr).toMatch(
+      /error BP_COST_LIMIT: .*exceeds the limit of --max-cost, .* EUR, by .* EUR/,
+    );
+    const allowed = await runCli(
+      ['estimate', input, ...job, '--prices', prices, '--max-cost', String(upper * 2)],
+      {
+        cwd: dir,
+        env,
+      },
+    );
     expect(allowed.code).toBe(0);
   });
 
@@ -114,7 +129,10 @@ describe('batchpipe estimate', () => {
     expect(noPrice.stderr).toMatch(/estimate: 12 requests: input [\d,-]+ tokens/);
     expect(noPrice.stderr).toContain('no price for qwen-plus at provider local');
     const bad = join(dir, 'bad-prices.json');
-    writeFileSync(bad, JSON.stringify({ currency: 'EUR', as_of: '2026-12-05', prices: [{ provider: 'local' }] }));
+    writeFileSync(
+      bad,
+      JSON.stringify({ currency: 'EUR', as_of: '2026-12-05', prices: [{ provider: 'local' }] }),
+    );
     const refused = await runCli(['estimate', input, ...job, '--prices', bad], { cwd: dir, env });
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/error BP_PRICES_INVALID: .*bad-prices\.json: field prices\.0\.region/);
@@ -124,15 +142,28 @@ describe('batchpipe estimate', () => {
 describe('batchpipe run with estimates', () => {
   it('puts the estimate in --dry-run --json, and the guard refuses before anything is submitted', async () => {
     const cwd = tempDir('bp-cli-guard-');
-    const dry = await runCli(['run', input, ...job, '--out', join(cwd, 'out.csv'), '--prices', prices, '--dry-run', '--json'], {
-      cwd,
-      env,
-    });
+    const dry = await runCli(
+      ['run', input, ...job, '--out', join(cwd, 'out.csv'), '--prices', prices, '--dry-run', '--json'],
+      {
+        cwd,
+        env,
+      },
+    );
     expect(dry.code).toBe(0);
     const { estimate } = JSON.parse(dry.stdout) as EstimateJson;
     expect(estimate.total.requests).toBe(ROWS);
     const refused = await runCli(
-      ['run', input, ...job, '--out', join(cwd, 'out.csv'), '--prices', prices, '--max-cost', String(estimate.total.cost!.max / 3)],
+      [
+        'run',
+        input,
+        ...job,
+        '--out',
+        join(cwd, 'out.csv'),
+        '--prices',
+        prices,
+        '--max-cost',
+        String(estimate.total.cost!.max / 3),
+      ],
       { cwd, env },
     );
     expect(refused.code).toBe(4);
@@ -147,22 +178,40 @@ describe('batchpipe run with estimates', () => {
 
   it('reports the usage of the result lines beside the estimate, and status the same', async () => {
     const cwd = tempDir('bp-cli-usage-');
-    const done = await runCli(['run', input, ...job, '--out', join(cwd, 'out.csv'), '--prices', prices, '--json'], {
-      cwd,
-      env,
-    });
+    const done = await runCli(
+      ['run', input, ...job, '--out', join(cwd, 'out.csv'), '--prices', prices, '--json'],
+      {
+        cwd,
+        env,
+      },
+    );
     expect(done.code).toBe(0);
     const outcome = JSON.parse(done.stdout) as {
       run_dir: string;
       estimate: EstimateJson['estimate'];
-      usage: { requests: number; input: number; output: number; thinking: number; cost: { min: number }; source: string; error: { input: number } };
+      usage: {
+        requests: number;
+        input: number;
+        output: number;
+        thinking: number;
+        cost: { min: number };
+        source: string;
+        error: { input: number };
+      };
     };
     // Summed by hand from the output files the run downloaded.
     const results = join(outcome.run_dir, 'results');
     const lines = readdirSync(results)
       .filter((f) => f.endsWith('.output.jsonl'))
       .flatMap((f) => readFileSync(join(results, f), 'utf8').trim().split('\n'));
-    const usages = lines.map((l) => (JSON.parse(l) as { response: { body: { usage: { prompt_tokens: number; completion_tokens: number } } } }).response.body.usage);
+    const usages = lines.map(
+      (l) =>
+        (
+          JSON.parse(l) as {
+            response: { body: { usage: { prompt_tokens: number; completion_tokens: number } } };
+          }
+        ).response.body.usage,
+    );
     expect(usages).toHaveLength(ROWS);
     const inTokens = usages.reduce((n, u) => n + u.prompt_tokens, 0);
     const outTokens = usages.reduce((n, u) => n + u.completion_tokens, 0);
@@ -173,9 +222,18 @@ describe('batchpipe run with estimates', () => {
     expect(outcome.estimate.total.requests).toBe(ROWS);
     const status = await runCli(['status', outcome.run_dir, '--prices', prices, '--json'], { cwd, env });
     expect(status.code).toBe(0);
-    expect((JSON.parse(status.stdout) as { usage: object }).usage).toMatchObject({ requests: ROWS, input: inTokens, output: outTokens });
-    const human = await runCli(['run', input, ...job, '--out', join(cwd, 'out.csv'), '--prices', prices], { cwd, env });
-    expect(human.stderr).toMatch(/usage from 1 output file: 12 successful requests: input [\d,]+ tokens, output [\d,]+, thinking 0; cost/);
+    expect((JSON.parse(status.stdout) as { usage: object }).usage).toMatchObject({
+      requests: ROWS,
+      input: inTokens,
+      output: outTokens,
+    });
+    const human = await runCli(['run', input, ...job, '--out', join(cwd, 'out.csv'), '--prices', prices], {
+      cwd,
+      env,
+    });
+    expect(human.stderr).toMatch(
+      /usage from 1 output file: 12 successful requests: input [\d,]+ tokens, output [\d,]+, thinking 0; cost/,
+    );
     expect(human.stderr).toContain('these figures check the plumbing, not the estimate');
   });
 });

@@ -19,7 +19,12 @@ describe('the Qwen chat overhead', () => {
     const rule = modelTokenRule('qwen-plus');
     const count = await loadCounter(rule.tokenizer);
     expect(rule).toMatchObject({ tokenizer: 'qwen3', fidelity: 'exact' });
-    const both = inputTokens({ model: 'qwen-plus', messages: [SYSTEM, USER] }, '/v1/chat/completions', rule, count);
+    const both = inputTokens(
+      { model: 'qwen-plus', messages: [SYSTEM, USER] },
+      '/v1/chat/completions',
+      rule,
+      count,
+    );
     const alone = inputTokens({ model: 'qwen-plus', messages: [USER] }, '/v1/chat/completions', rule, count);
     expect(both.tokens).toBe(REPORTED_WITH_SYSTEM);
     expect(alone.tokens).toBe(REPORTED_USER_ONLY);

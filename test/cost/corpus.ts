@@ -4,11 +4,25 @@
  * typed by hand, so every run measures the same texts.
  */
 const WORDS: Record<string, string[]> = {
-  english: 'the product arrived late but works great and I would buy it again from this seller because quality matters more than speed for most people who review things online every day'.split(' '),
-  chinese: '这个 产品 质量 很好 但是 物流 太慢 了 我 会 再次 购买 客服 态度 也 不错 价格 合理 推荐 给 朋友 们 使用 体验 非常 满意'.split(' '),
-  japanese: 'この 商品 は 品質 が 良い です が 配送 が 遅かった です また 購入 したい と 思います 店員 の 対応 も 丁寧 でした'.split(' '),
-  russian: 'товар пришёл поздно но работает отлично и я куплю его снова у этого продавца потому что качество важнее скорости'.split(' '),
-  code: 'function const let return if else for while await async import export from class new this => { } ( ) ; = + - * / . , [ ] value result items index length'.split(' '),
+  english:
+    'the product arrived late but works great and I would buy it again from this seller because quality matters more than speed for most people who review things online every day'.split(
+      ' ',
+    ),
+  chinese:
+    '这个 产品 质量 很好 但是 物流 太慢 了 我 会 再次 购买 客服 态度 也 不错 价格 合理 推荐 给 朋友 们 使用 体验 非常 满意'.split(
+      ' ',
+    ),
+  japanese:
+    'この 商品 は 品質 が 良い です が 配送 が 遅かった です また 購入 したい と 思います 店員 の 対応 も 丁寧 でした'.split(
+      ' ',
+    ),
+  russian:
+    'товар пришёл поздно но работает отлично и я куплю его снова у этого продавца потому что качество важнее скорости'.split(
+      ' ',
+    ),
+  code: 'function const let return if else for while await async import export from class new this => { } ( ) ; = + - * / . , [ ] value result items index length'.split(
+    ' ',
+  ),
 };
 
 /** A small deterministic generator (mulberry32). */
@@ -36,7 +50,9 @@ export function corpus(kind: Kind, count: number, words: number, seed: number): 
     if (kind === 'json') {
       const fields: string[] = [];
       for (let f = 0; f < Math.max(1, n >> 2); f++)
-        fields.push(`"${pick(WORDS.english!)}_${f}": ${random() < 0.5 ? Math.floor(random() * 1e6) : JSON.stringify(pick(WORDS.english!))}`);
+        fields.push(
+          `"${pick(WORDS.english!)}_${f}": ${random() < 0.5 ? Math.floor(random() * 1e6) : JSON.stringify(pick(WORDS.english!))}`,
+        );
       texts.push(`{${fields.join(', ')}}`);
       continue;
     }

@@ -15,17 +15,42 @@ import { tempDir } from '../helpers.js';
 
 const dir = tempDir('bp-estimate-');
 const ROWS = 25;
-const reviews = Array.from({ length: ROWS }, (_, i) => `Review ${i}: ${'works well and arrived on time, '.repeat(1 + (i % 4))}`);
+const reviews = Array.from(
+  { length: ROWS },
+  (_, i) => `Review ${i}: ${'works well and arrived on time, '.repeat(1 + (i % 4))}`,
+);
 const input = join(dir, 'reviews.csv');
-writeFileSync(input, csvText(['id', 'review'], reviews.map((r, i) => [`k${i}`, r])));
+writeFileSync(
+  input,
+  csvText(
+    ['id', 'review'],
+    reviews.map((r, i) => [`k${i}`, r]),
+  ),
+);
 
 const PRICES: PriceTable = parsePriceTable(
   {
     currency: 'USD',
     as_of: '2026-12-05',
     prices: [
-      { provider: 'dashscope', region: 'ap-southeast-1', model: 'qwen-plus', input_per_million: 0.4, output_per_million: 1.2, source: 'test', read: '2026-12-05' },
-      { provider: 'openai', region: 'global', model: 'o3-mini', input_per_million: 1.1, output_per_million: 4.4, source: 'test', read: '2026-12-05' },
+      {
+        provider: 'dashscope',
+        region: 'ap-southeast-1',
+        model: 'qwen-plus',
+        input_per_million: 0.4,
+        output_per_million: 1.2,
+        source: 'test',
+        read: '2026-12-05',
+      },
+      {
+        provider: 'openai',
+        region: 'global',
+        model: 'o3-mini',
+        input_per_million: 1.1,
+        output_per_million: 4.4,
+        source: 'test',
+        read: '2026-12-05',
+      },
     ],
   },
   'test prices',
@@ -78,8 +103,14 @@ describe('estimateTable', () => {
     // DashScope is asked in JSON mode: the schema is in the system prompt, counted as text.
     expect(tokens.max).toBe(tokens.min);
     const price = findPrice(PRICES, 'dashscope', 'qwen-plus')!;
-    expect(estimate.total.cost!.min).toBeCloseTo(((tokens.min * 0.4 + ROWS * shortest * 1.2) / 1e6) * 0.5, 12);
-    expect(estimate.total.cost!.max).toBeCloseTo(((tokens.max! * 0.4 + ROWS * longest * 1.2) / 1e6) * 0.5, 12);
+    expect(estimate.total.cost!.min).toBeCloseTo(
+      ((tokens.min * 0.4 + ROWS * shortest * 1.2) / 1e6) * 0.5,
+      12,
+    );
+    expect(estimate.total.cost!.max).toBeCloseTo(
+      ((tokens.max! * 0.4 + ROWS * longest * 1.2) / 1e6) * 0.5,
+      12,
+    );
     expect(price.model).toBe('qwen-plus');
     expect(estimate.billing.name).toBe('file-batch');
   });
@@ -137,7 +168,14 @@ describe('estimateTable', () => {
   });
 
   it('refuses above maxCost with BP_COST_LIMIT saying by how much', async () => {
-    const options = { ...base, model: 'qwen-plus', provider: 'dashscope' as const, enableThinking: false, maxTokens: 1000, prices: PRICES };
+    const options = {
+      ...base,
+      model: 'qwen-plus',
+      provider: 'dashscope' as const,
+      enableThinking: false,
+      maxTokens: 1000,
+      prices: PRICES,
+    };
     const { estimate } = await estimateTable(input, options);
     const upper = estimate.total.cost!.max!;
     await expect(estimateTable(input, { ...options, maxCost: upper * 2 })).resolves.toBeDefined();
@@ -146,7 +184,7 @@ describe('estimateTable', () => {
     expect((refused as Error).message).toContain(`by ${(upper / 2).toPrecision(2)} USD`);
   });
 
-  it('counts a json_schema format\'s schema at the upper end only', async () => {
+  it("counts a json_schema format's schema at the upper end only", async () => {
     const { estimate } = await estimateTable(input, {
       ...base,
       model: 'gpt-4o-mini',
@@ -196,6 +234,8 @@ describe('the shipped price table', () => {
   });
 
   it('rejects a table without a currency, naming the field', () => {
-    expect(() => parsePriceTable({ as_of: '2026-01-01', prices: [] }, 'p.json')).toThrow(/p\.json: field currency/);
+    expect(() => parsePriceTable({ as_of: '2026-01-01', prices: [] }, 'p.json')).toThrow(
+      /p\.json: field currency/,
+    );
   });
 });

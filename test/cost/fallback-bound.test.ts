@@ -27,8 +27,12 @@ describe('the fallback token count', () => {
         fallback += f;
         q += tq;
         o += to;
-        expect(Math.abs(f - tq) / tq, `${kind}: ${text.slice(0, 40)}`).toBeLessThanOrEqual(FALLBACK_TEXT_ERROR);
-        expect(Math.abs(f - to) / to, `${kind}: ${text.slice(0, 40)}`).toBeLessThanOrEqual(FALLBACK_TEXT_ERROR);
+        expect(Math.abs(f - tq) / tq, `${kind}: ${text.slice(0, 40)}`).toBeLessThanOrEqual(
+          FALLBACK_TEXT_ERROR,
+        );
+        expect(Math.abs(f - to) / to, `${kind}: ${text.slice(0, 40)}`).toBeLessThanOrEqual(
+          FALLBACK_TEXT_ERROR,
+        );
       }
       measured[kind] = [fallback / q, fallback / o];
       expect(Math.abs(fallback - q) / q, kind).toBeLessThanOrEqual(FALLBACK_ERROR);
