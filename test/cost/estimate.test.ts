@@ -154,6 +154,36 @@ describe('estimateTable', () => {
     expect(estimate.total.billedOutput.max).toBe(ROWS * 40);
   });
 
+  it('takes the output range from a sample of results, reasoning apart, failed lines left out', async () => {
+    const sample = join(dir, 'sample.jsonl');
+    const line = (status: number, completion: number, reasoning: number) =>
+      JSON.stringify({
+        custom_id: `c${completion}`,
+        response: {
+          status_code: status,
+          body: {
+            usage: {
+              prompt_tokens: 9,
+              completion_tokens: completion,
+              completion_tokens_details: { reasoning_tokens: reasoning },
+            },
+          },
+        },
+      });
+    writeFileSync(sample, [line(200, 30, 10), line(200, 90, 40), line(500, 999, 0)].join('\n'));
+    const { estimate } = await estimateTable(input, {
+      ...base,
+      model: 'qwen-plus',
+      provider: 'dashscope',
+      enableThinking: true,
+      outputSample: sample,
+    });
+    // Answers 20 and 50 tokens, thinking 10 and 40: the 500 line is not billed, so not sampled.
+    expect(estimate.total.output).toEqual({ min: ROWS * 20, max: ROWS * 50 });
+    expect(estimate.total.thinking).toEqual({ min: ROWS * 10, max: ROWS * 40 });
+    expect(estimate.total.billedOutput).toEqual({ min: ROWS * 30, max: ROWS * 90 });
+  });
+
   it('widens a fallback count by its measured error', async () => {
     const { estimate } = await estimateTable(input, {
       ...base,
