@@ -73,6 +73,9 @@ export const ERROR_CODES = [
   'BP_OUTPUT_FILTERED',
   'BP_JOIN_SOURCE_CHANGED',
   'BP_RESULT_STALE',
+  // cost
+  'BP_COST_LIMIT',
+  'BP_PRICES_INVALID',
   // the local service
   'BP_SERVICE_START',
   'BP_SERVICE_STATE',

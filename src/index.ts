@@ -21,6 +21,12 @@ export type {
   ResultStatus,
 } from './core/results/result-parser.js';
 export { RESULT_STATUSES } from './core/results/result-parser.js';
+export type { CostRange, Estimate, ShardEstimate } from './cost/estimate.js';
+export type { BillingRule, PriceEntry, PriceTable } from './cost/prices.js';
+export { parsePriceTable, readPriceTable, shippedPrices } from './cost/prices.js';
+export type { TokenRange } from './cost/request-tokens.js';
+export type { UsageTotals } from './cost/usage.js';
+export { usageOfFiles } from './cost/usage.js';
 // Errors and warnings.
 export type { ErrorCode, ErrorContext } from './errors.js';
 export { BatchpipeError, ERROR_CODES, isBatchpipeError } from './errors.js';
@@ -30,6 +36,13 @@ export type { Agreement, EvaluateOptions, EvaluationReport } from './eval/evalua
 export { evaluate } from './eval/evaluate.js';
 export type { LabelScores, Scores } from './eval/metrics.js';
 export { evaluationPage } from './eval/report-html.js';
+export type {
+  CostOptions,
+  EstimateTableOptions,
+  EstimateTableResult,
+  RunUsage,
+} from './jobs/estimate-table.js';
+export { estimateTable } from './jobs/estimate-table.js';
 export type { JoinTableOptions, JoinTableResult } from './jobs/join-table.js';
 export { joinTable } from './jobs/join-table.js';
 // Jobs: what the commands call, each a composition of the stages above.

@@ -81,11 +81,13 @@ const ALLOWED: Record<string, readonly string[]> = {
   sources: ['streams', 'core', ...BELOW_CORE],
   transforms: ['streams', 'core', ...BELOW_CORE],
   sinks: ['streams', 'run', 'cache', 'core', ...BELOW_CORE],
-  jobs: ['sources', 'transforms', 'sinks', 'streams', 'run', 'cache', 'core', ...BELOW_CORE],
+  // Estimates and prices: reads request and result files (run/'s line readers), builds nothing.
+  cost: ['run', 'core', ...BELOW_CORE],
+  jobs: ['cost', 'sources', 'transforms', 'sinks', 'streams', 'run', 'cache', 'core', ...BELOW_CORE],
   local: BELOW_CORE,
   eval: ['jobs', 'sources', 'transforms', 'sinks', 'streams', 'run', 'core', ...BELOW_CORE],
   notebook: ['eval', 'jobs', 'sources', 'transforms', 'sinks', 'streams', 'run', 'core', ...BELOW_CORE],
-  cli: ['eval', 'jobs', 'local', 'run', 'cache', 'core', ...BELOW_CORE],
+  cli: ['eval', 'jobs', 'cost', 'local', 'run', 'cache', 'core', ...BELOW_CORE],
 };
 
 describe('the layout of src/', () => {

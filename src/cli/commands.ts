@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { cacheCommand } from './cache.js';
 import { cancelCommand } from './cancel.js';
 import { downloadCommand } from './download.js';
+import { estimateCommand } from './estimate.js';
 import { evalCommand } from './eval.js';
 import { filesCommand } from './files.js';
 import { joinCommand } from './join.js';
@@ -18,6 +19,7 @@ import { validateCommand } from './validate.js';
 export const COMMANDS: Array<() => Command> = [
   runCommand,
   prepareCommand,
+  estimateCommand,
   validateCommand,
   submitCommand,
   statusCommand,

@@ -14,12 +14,12 @@ import { isBatchpipeError } from '../errors.js';
 import { outputError } from '../internal/output-error.js';
 import { cliWording } from './cli-wording.js';
 import { COMMANDS } from './commands.js';
-import { CliExit, EXIT_CODES_HELP } from './exit.js';
+import { CliExit, EXIT, EXIT_CODES_HELP } from './exit.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 /** Errors that mean the command line was wrong (exit 2), not the run (exit 1). */
-const USAGE_CODES = new Set(['BP_INVALID_OPTION', 'BP_USAGE']);
+const USAGE_CODES = new Set(['BP_INVALID_OPTION', 'BP_USAGE', 'BP_PRICES_INVALID']);
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('batchpipe')
@@ -46,6 +46,7 @@ export async function main(argv: string[]): Promise<number> {
       const message = command ? cliWording(command, error.message) : error.message;
       process.stderr.write(`error ${error.code}: ${message}\n`);
       if (process.env.BATCHPIPE_DEBUG) process.stderr.write(`${error.stack}\n`);
+      if (error.code === 'BP_COST_LIMIT') return EXIT.costGuard;
       return USAGE_CODES.has(error.code) ? 2 : 1;
     }
     process.stderr.write(`error: ${(error as Error)?.stack ?? String(error)}\n`);

@@ -3,7 +3,12 @@ import type { SyncRun } from '../run/sync/sync-run.js';
 import { count, info, type Output, printJson } from './output.js';
 
 /** A run's end state and per-request totals, as a person or a script reads it. */
-export function reportRun(out: Output, run: BatchRun, state: RunState | 'submitted'): void {
+export function reportRun(
+  out: Output,
+  run: BatchRun,
+  state: RunState | 'submitted',
+  extra: Record<string, unknown> = {},
+): void {
   const counts = run.counts();
   const jobs = run.manifest.jobs.map((j) => ({
     job: j.id,
@@ -16,7 +21,7 @@ export function reportRun(out: Output, run: BatchRun, state: RunState | 'submitt
     note: j.note,
   }));
   if (out.json) {
-    printJson({ run_id: run.manifest.run_id, run_dir: run.dir, state, counts, jobs });
+    printJson({ run_id: run.manifest.run_id, run_dir: run.dir, state, counts, jobs, ...extra });
     return;
   }
   for (const job of jobs) {

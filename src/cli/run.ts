@@ -18,6 +18,7 @@ import {
   type ConnectionFlags,
   openConnection,
 } from './connection-options.js';
+import { addCostOptions, type CostFlags, pricesFrom, reportEstimate, reportUsage } from './cost-options.js';
 import { CliExit, checkAnswered, detached } from './exit.js';
 import { count, info, notice, type Output, plural, printJson, warningLine } from './output.js';
 import { integer, list, number } from './parse-values.js';
@@ -46,7 +47,9 @@ interface RunCommandFlags
     ConnectionFlags,
     TableOutputFlags,
     CacheFlags,
+    CostFlags,
     Record<string, unknown> {
+  estimate?: boolean;
   out: string;
   mapper?: string;
   dryRun?: boolean;
@@ -106,6 +109,10 @@ const NOT_PREPARE = new Set([
   'callTimeout',
   'maxInFlight',
   'maxQps',
+  'prices',
+  'maxCost',
+  'outputSample',
+  'estimate',
 ]);
 
 export function runCommand(): Command {
@@ -161,6 +168,7 @@ export function runCommand(): Command {
   addCacheOptions(command);
   addTaskOptions(command);
   addTableOutputOptions(command);
+  addCostOptions(command);
   return command
     .option(
       '--test-model',
@@ -171,6 +179,7 @@ export function runCommand(): Command {
       'requests a --test-model run sends: 1 to 200 (100 per test batch, 2 test batches at once) (default: 100)',
       integer,
     )
+    .option('--no-estimate', 'submit without counting tokens first (not with --max-cost)')
     .option('--json', 'print the outcome as JSON on stdout')
     .option('--quiet', 'print nothing but errors')
     .addHelpText(
@@ -210,6 +219,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
     const mapper = flags.mapper ? mapperModuleUrl(flags.mapper) : undefined;
     if (flags.mapper) await loadMapper(mapper!, flags.mapper);
     const prepareOptions = Object.fromEntries(Object.entries(flags).filter(([key]) => !NOT_PREPARE.has(key)));
+    const prices = await pricesFrom(flags);
     const result = await runTable(input, connection, {
       ...prepareOptions,
       ...runOptionsFrom(flags, out, interrupt.signal),
@@ -230,13 +240,19 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
       // The table and its summary first; stale rows end the command below.
       allowStale: true,
       include: flags.include as ExtraColumn[] | undefined,
+      // Counted and shown before anything is submitted; the guard refuses after showing it.
+      estimate: flags.estimate !== false || flags.maxCost !== undefined,
+      prices,
+      outputSample: flags.outputSample,
+      maxCost: flags.maxCost,
+      onEstimate: (e) => reportEstimate(out, e, (t) => cliWording(command, t)),
       onWarning: (w) => info(out, cliWording(command, warningLine(w))),
     });
     // Bars end before the summary, which is plain lines below them.
     progress.stop();
     const { prepared } = result;
     if (result.state === 'dry-run') {
-      if (out.json) return printJson({ state: 'dry-run', prepared });
+      if (out.json) return printJson({ state: 'dry-run', prepared, estimate: result.estimate });
       info(
         out,
         `dry run: ${plural(prepared.rows, 'row')}: ${count(prepared.requests)} requests in ${plural(prepared.shards.length, 'file')}, ${count(prepared.rejected)} rejected; nothing submitted`,
@@ -263,6 +279,8 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         statuses: joined.statuses,
         reasks,
         ...reuseJson(result),
+        estimate: result.estimate,
+        usage: result.usage,
         ...(engine !== undefined && { engine }),
       });
     else {
@@ -279,6 +297,7 @@ async function action(command: Command, input: string, flags: RunCommandFlags): 
         out,
         `wrote ${plural(joined.rows, 'row')} to ${joined.out}: ${statuses.join(', ') || 'nothing'} (${result.runDir ? `run ${result.runDir}` : joined.rows === 0 ? 'no row of the table is in this slice: nothing was sent' : 'every answer from the cache, nothing sent'})${engine === TEST_ENGINE_NAME ? ' [test engine: no inference]' : ''}`,
       );
+      if (result.usage) reportUsage(out, result.usage, engine === TEST_ENGINE_NAME);
       if (!joined.checked)
         info(
           out,

@@ -1,8 +1,9 @@
 import { Command } from 'commander';
 import { isBatchpipeError } from '../errors.js';
-import { readManifest } from '../run/manifest.js';
+import { type RunManifest, readManifest } from '../run/manifest.js';
 import { hasManifest } from '../run/run-dir.js';
 import { addConnectionOptions, openConnection } from './connection-options.js';
+import { type CostFlags, reportUsage } from './cost-options.js';
 import { info, type Output, printJson } from './output.js';
 import { reportRun } from './run-report.js';
 import { type CommonFlags, connectionFor, output, withOutputOptions } from './run-target.js';
@@ -12,14 +13,18 @@ export function statusCommand(): Command {
     .description('where a run (or one batch) stands: polls once, downloads what ended')
     .argument('<target>', 'a run directory or a batch id');
   addConnectionOptions(command);
+  command.option(
+    '--prices <file.json>',
+    'price table for the cost of the tokens reported so far (default: the shipped example table)',
+  );
   return withOutputOptions(command)
     .option('--offline', 'read the run manifest only; do not ask the provider')
-    .action(async (target: string, flags: CommonFlags & { offline?: boolean }) => {
+    .action(async (target: string, flags: CommonFlags & CostFlags & { offline?: boolean }) => {
       const { BatchApi } = await import('../run/batch-api.js');
       const { openRun } = await import('../run/start-run.js');
       const out = output(flags);
       if (await hasManifest(target)) {
-        if (flags.offline) return reportSaved(out, target);
+        if (flags.offline) return reportSaved(out, target, flags);
         const { connection, close } = await connectionFor(target, flags);
         try {
           let run: Awaited<ReturnType<typeof openRun>>;
@@ -33,14 +38,16 @@ export function statusCommand(): Command {
               process.stderr.write(
                 `note ${error.code}: ${error.message}\nshowing the run as that process last saved it, without polling\n`,
               );
-            return await reportSaved(out, target);
+            return await reportSaved(out, target, flags);
           }
           try {
             await run.poll();
           } finally {
             await run.close();
           }
-          reportRun(out, run, stateOf(run.manifest.jobs));
+          await reportWithUsage(out, run.dir, run.manifest, flags, (usage) =>
+            reportRun(out, run, stateOf(run.manifest.jobs), usage),
+          );
         } finally {
           await close();
         }
@@ -62,18 +69,44 @@ export function statusCommand(): Command {
 }
 
 /** The run as its manifest says, without the lock or the provider (`--offline`). */
-async function reportSaved(out: Output, target: string): Promise<void> {
+async function reportSaved(out: Output, target: string, flags: CostFlags): Promise<void> {
   const { BatchRun } = await import('../run/batch-run.js');
   const manifest = await readManifest(target);
-  reportRun(
-    out,
-    new BatchRun(target, manifest, undefined as never, {
-      pollIntervalMs: 0,
-      concurrency: 1,
-      stuckGraceMs: 0,
-    }),
-    stateOf(manifest.jobs),
+  const run = new BatchRun(target, manifest, undefined as never, {
+    pollIntervalMs: 0,
+    concurrency: 1,
+    stuckGraceMs: 0,
+  });
+  await reportWithUsage(out, target, manifest, flags, (usage) =>
+    reportRun(out, run, stateOf(manifest.jobs), usage),
   );
+}
+
+/**
+ * The run's report, with the tokens its result files downloaded so far reported and what they cost:
+ * for a run in progress, the part that has ended.
+ */
+async function reportWithUsage(
+  out: Output,
+  runDir: string,
+  manifest: RunManifest,
+  flags: CostFlags,
+  report: (extra: Record<string, unknown>) => void,
+): Promise<void> {
+  const { downloadedOutputs, usageOfFiles } = await import('../cost/usage.js');
+  const { runUsage } = await import('../jobs/estimate-table.js');
+  const { pricesFrom } = await import('./cost-options.js');
+  const totals = await usageOfFiles(downloadedOutputs(runDir, manifest));
+  const prices = await pricesFrom(flags);
+  const usage = runUsage(
+    totals,
+    manifest.shards.map((s) => s.model),
+    manifest.provider.name,
+    prices,
+    undefined,
+  );
+  report({ usage });
+  reportUsage(out, usage, false);
 }
 
 export function stateOf(jobs: Array<{ state: string; note: string | null }>): 'done' | 'running' | 'stuck' {

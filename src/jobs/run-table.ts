@@ -6,6 +6,10 @@ import { type Settled, settleReuse } from '../cache/settle-reuse.js';
 import type { ParquetCompression } from '../core/parquet/parquet-writer.js';
 import type { ExtraColumn } from '../core/results/result-cells.js';
 import type { TableFormat } from '../core/tables/table-format.js';
+import { checkCost } from '../cost/cost-guard.js';
+import type { Estimate } from '../cost/estimate.js';
+import type { PriceTable } from '../cost/prices.js';
+import { downloadedOutputs, usageOfFiles } from '../cost/usage.js';
 import { BatchpipeError } from '../errors.js';
 import { makeParentDir } from '../internal/durable-write.js';
 import { split } from '../internal/split.js';
@@ -16,6 +20,7 @@ import { writeResults } from '../run/run-results.js';
 import { REJECTIONS_FILE, ROW_HASHES_FILE } from '../run/sharder.js';
 import { createOrResumeRun, openRun, RunFields, type RunOptions } from '../run/start-run.js';
 import { SyncRun } from '../run/sync/sync-run.js';
+import { checkMaxCost, estimatePrepared, type RunUsage, runUsage } from './estimate-table.js';
 import {
   checkOutput,
   type JoinTableOptions,
@@ -87,6 +92,22 @@ export interface RunTableOptions
   cacheDir?: string;
   /** The cache's size bound in bytes: past it, the oldest answers go. Default 1 GiB. */
   cacheMaxBytes?: number;
+  /**
+   * Estimate tokens (and cost, with `prices`) of the prepared requests before anything is submitted
+   * (`estimateTable`'s figures). Default false; on whenever `maxCost` or `onEstimate` is given.
+   */
+  estimate?: boolean;
+  /** Prices per provider, region and model, in one currency: the estimate's and the usage's cost. */
+  prices?: PriceTable;
+  /** Result files whose answer lengths stand in for the estimate's output range. */
+  outputSample?: string | string[];
+  /**
+   * Refuse to submit (BP_COST_LIMIT, nothing submitted) when the estimate's upper bound exceeds this
+   * amount in the prices' currency, or cannot be bounded (no price, no output bound).
+   */
+  maxCost?: number;
+  /** Called with the estimate before anything is submitted (and before the cost guard decides). */
+  onEstimate?: (estimate: Estimate) => void;
 }
 
 /** One round of re-asking invalid answers. */
@@ -121,6 +142,10 @@ export interface RunTableResult {
   repeats?: number;
   /** What a test-model run found (`testModel`). */
   testModel?: TestModelReport;
+  /** The estimate made before submitting, when asked for. */
+  estimate?: Estimate;
+  /** Tokens the result lines reported, with their cost and the estimate's error (once the run is done). */
+  usage?: RunUsage;
 }
 
 /**
@@ -153,8 +178,14 @@ export async function runTable(
     callTimeout,
     maxInFlight,
     maxPerSecond,
+    estimate: wantEstimate = false,
+    prices,
+    outputSample,
+    maxCost,
+    onEstimate,
     ...rest
   } = options;
+  checkMaxCost(maxCost, 'runTable');
   const mode = givenMode ?? (connection.profile.syncOnly ? 'sync' : 'batch');
   if (mode !== 'batch' && mode !== 'sync')
     throw new BatchpipeError(
@@ -218,9 +249,22 @@ export async function runTable(
     await rm(staging, { recursive: true, force: true });
     throw error;
   }
+  let estimate: Estimate | undefined;
+  if (wantEstimate || maxCost !== undefined || onEstimate !== undefined) {
+    try {
+      const profile = jobProfile({ ...prepareOptions, provider: connection.provider });
+      estimate = await estimatePrepared(staging, prepared, profile, prepareOptions, { prices, outputSample });
+      onEstimate?.(estimate);
+      // Before a run is created: a refused run leaves nothing behind and nothing at the provider.
+      if (maxCost !== undefined) checkCost(estimate, maxCost);
+    } catch (error) {
+      await rm(staging, { recursive: true, force: true });
+      throw error;
+    }
+  }
   if (dryRun) {
     await rm(staging, { recursive: true, force: true });
-    return { prepared, state: 'dry-run' };
+    return { prepared, state: 'dry-run', ...(estimate && { estimate }) };
   }
   if (testModel) {
     try {
@@ -261,7 +305,13 @@ export async function runTable(
           await createOrResumeRun(staging, prepared, connection, { ...runOptions, runsDir }, true),
         );
   const { batch: run, sync } = started;
-  const ran = { prepared, runDir: started.dir, ...(run && { run }), ...(sync && { sync }) };
+  const ran = {
+    prepared,
+    runDir: started.dir,
+    ...(run && { run }),
+    ...(sync && { sync }),
+    ...(estimate && { estimate }),
+  };
   try {
     const state = await started.wait();
     const counts = started.counts();
@@ -332,7 +382,24 @@ export async function runTable(
     const repeats = run
       ? (run.manifest.content_hashes ?? []).reduce((n, c) => n + (c.repeats ?? 0), 0)
       : undefined;
-    return { ...ran, state, counts, joined, reasks, settled, ...(repeats !== undefined && { repeats }) };
+    // Billed answers: every attempt's output file of a batch run (a retried request was billed once
+    // per answer it got), the journalled answers of a sync run; then the re-ask rounds'.
+    const totals = await usageOfFiles([
+      ...(run ? downloadedOutputs(run.dir, run.manifest) : [results]),
+      ...reasks.map((r) => join(r.dir, RESULTS_FILE)),
+    ]);
+    const models = prepared.shards.map((s) => s.model);
+    const usage = runUsage(totals, models, connection.provider, prices, estimate);
+    return {
+      ...ran,
+      state,
+      counts,
+      joined,
+      reasks,
+      settled,
+      ...(repeats !== undefined && { repeats }),
+      usage,
+    };
   } finally {
     await started.close();
   }

@@ -1,0 +1,272 @@
+import { join } from 'node:path';
+import { type AnswerSchema, compileStructuredOutput } from '../core/structured/structured-output.js';
+import type { ProviderProfile } from '../providers/profile.js';
+import { thinksByDefault } from '../providers/resolve-profile.js';
+import { jsonlBuffers } from '../run/request-ids.js';
+import type { ShardSummary } from '../run/sharder.js';
+import { answerRange } from './answer-range.js';
+import {
+  type CountTokens,
+  loadCounter,
+  modelTokenRule,
+  remembering,
+  type TokenizerName,
+} from './model-tokenizer.js';
+import { type BillingRule, billingRule, findPrice, type PriceEntry, type PriceTable } from './prices.js';
+import { answerCap, capped, choices, inputTokens, plus, type TokenRange, times } from './request-tokens.js';
+import type { UsageSample } from './usage.js';
+
+/** A cost range in the price table's currency; `max` null when no bound is known. */
+export interface CostRange {
+  min: number;
+  max: number | null;
+}
+
+/** What one request file is expected to cost. */
+export interface ShardEstimate {
+  file: string;
+  model: string;
+  endpoint: string;
+  requests: number;
+  tokenizer: TokenizerName;
+  /** `exact`: the family's own tokenizer; `proxy`: a relative's; `fallback`: a character estimate. */
+  fidelity: 'exact' | 'proxy' | 'fallback';
+  /** Input tokens as counted (messages and template), and the range the tokenizer's error and a
+   *  `json_schema` format's schema text (the upper end only) allow. */
+  inputCounted: number;
+  input: TokenRange;
+  /** Image parts of prompts, not in the input count. */
+  images: number;
+  /** Answer tokens. */
+  output: TokenRange;
+  /** Thinking tokens; null when thinking is off. */
+  thinking: TokenRange | null;
+  /** Output as billed: answer plus thinking (thinking bills as output), never counted twice. */
+  billedOutput: TokenRange;
+  price: PriceEntry | null;
+  cost: CostRange | null;
+}
+
+export interface Estimate {
+  shards: ShardEstimate[];
+  total: {
+    requests: number;
+    input: TokenRange;
+    output: TokenRange;
+    thinking: TokenRange | null;
+    billedOutput: TokenRange;
+    /** Null when a shard's model has no price. */
+    cost: CostRange | null;
+  };
+  /** The price table's currency and date; null without one. */
+  currency: string | null;
+  pricesAsOf: string | null;
+  billing: BillingRule;
+  /** What the figures rest on, to show beside them. */
+  notes: string[];
+}
+
+export interface EstimateOptions {
+  profile: ProviderProfile;
+  /** The job's labels or schema: what an answer may hold. */
+  labels?: readonly string[] | undefined;
+  schema?: AnswerSchema | undefined;
+  /** Prices (default none: tokens only). */
+  prices?: PriceTable | undefined;
+  /** Answer and thinking lengths seen in earlier results, instead of the bounds the requests set. */
+  sample?: UsageSample | undefined;
+}
+
+/** A tokenizer's counter, and the same remembering texts that repeat, for one estimate. */
+interface Counters {
+  count: CountTokens;
+  countRepeated: CountTokens;
+}
+
+/** OpenAI's reasoning models reason on every request, inside `max_completion_tokens`. */
+const OPENAI_REASONING = /^(o1|o3|o4|gpt-5)/;
+/** A free-text answer has at least one token. */
+const FREE_TEXT: TokenRange = { min: 1, max: null };
+
+/**
+ * Estimates the tokens and cost of prepared request files, one shard at a time and a line at a time
+ * (memory is one line and the tokenizers' caches): input counted with each model family's tokenizer and
+ * chat template, output as a range from what bounds it (max_tokens, the labels or schema, a sample),
+ * thinking as a range where thinking is on.
+ */
+export async function estimateShards(
+  dir: string,
+  shards: readonly ShardSummary[],
+  options: EstimateOptions,
+): Promise<Estimate> {
+  const structured =
+    options.labels !== undefined || options.schema !== undefined
+      ? compileStructuredOutput({ labels: options.labels, schema: options.schema })
+      : undefined;
+  const counters = new Map<TokenizerName, Counters>();
+  const counterFor = async (name: TokenizerName) => {
+    let counter = counters.get(name);
+    if (counter === undefined) {
+      const count = await loadCounter(name);
+      counter = { count, countRepeated: remembering(count) };
+      counters.set(name, counter);
+    }
+    return counter;
+  };
+  const results: ShardEstimate[] = [];
+  for (const shard of shards)
+    results.push(
+      await estimateShard(join(dir, shard.file), shard, options, structured?.jsonSchema, counterFor),
+    );
+  return summarize(results, options);
+}
+
+async function estimateShard(
+  path: string,
+  shard: ShardSummary,
+  options: EstimateOptions,
+  answerSchema: Record<string, unknown> | undefined,
+  counterFor: (name: TokenizerName) => Promise<Counters>,
+): Promise<ShardEstimate> {
+  const rule = modelTokenRule(shard.model, shard.endpoint);
+  const { count, countRepeated } = await counterFor(rule.tokenizer);
+  const embeddings = shard.endpoint === '/v1/embeddings';
+  const sample = options.sample;
+  // Every line of a shard has the same model and, from one job, the same answer shape.
+  const schemaAnswer = answerSchema === undefined ? undefined : answerRange(answerSchema, countRepeated);
+  const openaiReasoning = OPENAI_REASONING.test(shard.model);
+  const thinksUnlessOff = thinksByDefault(options.profile, shard.model);
+  let requests = 0;
+  let input = 0;
+  let schemaTokens = 0;
+  let images = 0;
+  let output: TokenRange = { min: 0, max: 0 };
+  let thinking: TokenRange | null = null;
+  let billed: TokenRange = { min: 0, max: 0 };
+  // Buffers, not jsonlLines: one generator hop a line fewer, which shows beside a fast tokenizer.
+  for await (const bytes of jsonlBuffers(path)) {
+    const body = (JSON.parse(bytes.toString('utf8')) as { body: Record<string, unknown> }).body;
+    requests++;
+    const counted = inputTokens(body, shard.endpoint, rule, count, countRepeated);
+    input += counted.tokens;
+    schemaTokens += counted.schema;
+    images += counted.images;
+    if (embeddings) continue;
+    const n = choices(body);
+    const cap = answerCap(body);
+    const base = sample?.output ?? schemaAnswer ?? FREE_TEXT;
+    const answer = times(capped(base, cap), n);
+    output = plus(output, answer);
+    const thinks =
+      openaiReasoning ||
+      body.enable_thinking === true ||
+      (body.enable_thinking === undefined && thinksUnlessOff);
+    if (!thinks) {
+      billed = plus(billed, answer);
+      continue;
+    }
+    const budget = typeof body.thinking_budget === 'number' ? body.thinking_budget : undefined;
+    // OpenAI: reasoning shares max_completion_tokens with the answer. DashScope: thinking_budget bounds it.
+    const bound = openaiReasoning ? cap : budget;
+    const own = times(capped(sample?.thinking ?? { min: 0, max: null }, bound), n);
+    thinking = plus(thinking ?? { min: 0, max: 0 }, own);
+    const both = plus(answer, own);
+    billed = plus(billed, openaiReasoning ? capped(both, cap === undefined ? undefined : cap * n) : both);
+  }
+  const price = options.prices
+    ? (findPrice(options.prices, options.profile.name, shard.model) ?? null)
+    : null;
+  const inputRange = {
+    min: Math.floor(input * (1 - rule.error)),
+    max: Math.ceil((input + schemaTokens) * (1 + rule.error)),
+  };
+  return {
+    file: shard.file,
+    model: shard.model,
+    endpoint: shard.endpoint,
+    requests,
+    tokenizer: rule.tokenizer,
+    fidelity: rule.fidelity,
+    inputCounted: input,
+    input: inputRange,
+    images,
+    output,
+    thinking,
+    billedOutput: billed,
+    price,
+    cost: price
+      ? costOf(price, inputRange, billed, thinking !== null, billingRule(options.profile.name))
+      : null,
+  };
+}
+
+/** Cost of token ranges at a price, by the billing rule. */
+export function costOf(
+  price: PriceEntry,
+  input: TokenRange,
+  output: TokenRange,
+  thinking: boolean,
+  rule: BillingRule,
+): CostRange {
+  const perOutput = thinking
+    ? (price.thinking_output_per_million ?? price.output_per_million)
+    : price.output_per_million;
+  const min = ((input.min * price.input_per_million + output.min * perOutput) / 1e6) * rule.share.min;
+  const max =
+    input.max === null || output.max === null
+      ? null
+      : ((input.max * price.input_per_million + output.max * perOutput) / 1e6) * rule.share.max;
+  return { min, max };
+}
+
+function summarize(shards: ShardEstimate[], options: EstimateOptions): Estimate {
+  let requests = 0;
+  let input: TokenRange = { min: 0, max: 0 };
+  let output: TokenRange = { min: 0, max: 0 };
+  let thinking: TokenRange | null = null;
+  let billed: TokenRange = { min: 0, max: 0 };
+  let cost: CostRange | null = { min: 0, max: 0 };
+  for (const s of shards) {
+    requests += s.requests;
+    input = plus(input, s.input);
+    output = plus(output, s.output);
+    if (s.thinking) thinking = plus(thinking ?? { min: 0, max: 0 }, s.thinking);
+    billed = plus(billed, s.billedOutput);
+    cost = cost && s.cost ? plus(cost, s.cost) : null;
+  }
+  const billing = billingRule(options.profile.name);
+  return {
+    shards,
+    total: { requests, input, output, thinking, billedOutput: billed, cost },
+    currency: options.prices?.currency ?? null,
+    pricesAsOf: options.prices?.as_of ?? null,
+    billing,
+    notes: notes(shards, options, billing),
+  };
+}
+
+function notes(shards: ShardEstimate[], options: EstimateOptions, billing: BillingRule): string[] {
+  const said: string[] = [];
+  const fidelity = new Set(shards.map((s) => `${s.model}: ${s.tokenizer} (${s.fidelity})`));
+  said.push(`tokenizers: ${[...fidelity].join(', ')}`);
+  if (shards.some((s) => s.fidelity !== 'exact'))
+    said.push('proxy and fallback counts are widened by their measured error either way (docs/cost.md)');
+  if (shards.some((s) => s.images > 0))
+    said.push('image parts are not counted: their tokens depend on the image');
+  if (shards.some((s) => s.billedOutput.max === null))
+    said.push(
+      'output has no upper bound: set option "maxTokens" (and option "thinkingBudget" where thinking is on), or give option "outputSample"',
+    );
+  if (options.prices) {
+    said.push(billing.description);
+    const missing = [...new Set(shards.filter((s) => s.price === null).map((s) => s.model))];
+    if (missing.length > 0)
+      said.push(
+        `no price for ${missing.join(', ')} at provider ${options.profile.name}: give option "prices" a table with one`,
+      );
+    said.push(
+      `prices as of ${options.prices.as_of} in ${options.prices.currency}: check them on the provider's page before relying on a figure`,
+    );
+  } else said.push('no prices: token counts only');
+  return said;
+}
