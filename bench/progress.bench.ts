@@ -84,6 +84,8 @@ function medianCpu(m: Measured): number {
 
 const all: Measured[] = [];
 const checks: Check[] = [];
+/** Figures below the size a target is set at: shown, not judged. */
+const notes: string[] = [];
 for (const size of SIZES) {
   const csv = dataFile(`bench-reviews-${size}.csv`);
   if (!existsSync(csv)) {
@@ -130,14 +132,11 @@ for (const size of SIZES) {
   const bars = measured.find((m) => m.name === 'bars')!;
   const cost = 1 - bars.rowsPerSecond / quiet.rowsPerSecond;
   const cpuCost = medianCpu(bars) / medianCpu(quiet) - 1;
-  checks.push([
-    `bars cost ${(cost * 100).toFixed(1)}% of rows/s (wall) against --quiet at ${fmt(size)} rows (target < 3% at 1,000,000)`,
-    size < 1_000_000 || cost < TARGET,
-  ]);
-  checks.push([
-    `bars cost ${(cpuCost * 100).toFixed(1)}% more CPU seconds than --quiet at ${fmt(size)} rows (target < 3% at 1,000,000)`,
-    size < 1_000_000 || cpuCost < TARGET,
-  ]);
+  const wall = `bars cost ${(cost * 100).toFixed(1)}% of rows/s (wall) against --quiet at ${fmt(size)} rows (target < 3% at 1,000,000)`;
+  const cpu = `bars cost ${(cpuCost * 100).toFixed(1)}% more CPU seconds than --quiet at ${fmt(size)} rows (target < 3% at 1,000,000)`;
+  // The target is set at 1M rows: a smaller run is reported, not judged.
+  if (size < 1_000_000) notes.push(wall, cpu);
+  else checks.push([wall, cost < TARGET], [cpu, cpuCost < TARGET]);
 }
 
 /**
@@ -196,6 +195,7 @@ const lines = [
   ),
   '',
   ...checks.map(([what, met]) => `- ${met ? 'met' : 'NOT met'}: ${what}`),
+  ...notes.map((what) => `- not judged (below 1,000,000 rows): ${what}`),
 ];
 const report = lines.join('\n');
 process.stdout.write(`${report}\n`);

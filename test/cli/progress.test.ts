@@ -5,11 +5,13 @@
  * spawned CLI runs against a local service whose requests take 15 ms each, two at a time, so a batch
  * of 200 stays in progress across many polls.
  */
+
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalService } from '../../src/local/index.js';
+import { readManifestSync } from '../../src/run/manifest.js';
 import { tempDir } from '../helpers.js';
 import { CLI, runCli } from './run-cli.js';
 
@@ -56,8 +58,9 @@ function runArgs(...more: string[]): { args: string[]; out: string; runsDir: str
 /** How many times the run polled its batch (the manifest counts every call). */
 function polls(runsDir: string): number {
   const [run] = readdirSync(runsDir).filter((d) => d.startsWith('run-'));
-  const manifest = JSON.parse(readFileSync(join(runsDir, run!, 'manifest.json'), 'utf8'));
-  return manifest.jobs.reduce((sum: number, j: { calls: { poll: number } }) => sum + j.calls.poll, 0);
+  // With its journal: the snapshot alone holds the jobs as they were when it was written.
+  const manifest = readManifestSync(join(runsDir, run!));
+  return manifest.jobs.reduce((sum, j) => sum + j.calls.poll, 0);
 }
 
 describe('progress', () => {

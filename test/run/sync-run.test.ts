@@ -92,7 +92,9 @@ describe('sync mode against Batch Chat', () => {
         });
       },
     );
-  });
+    // A row refused or failed several times in a row waits out a doubling backoff (1 s, 2 s, 4 s ...):
+    // on a busy machine the unlucky draws can take longer than the default minute.
+  }, 180_000);
 
   it('retries calls refused because the model has too many pending (queue full), until each is answered once', async () => {
     await withService(
