@@ -160,3 +160,56 @@ describe('one run, many batches', () => {
     });
   });
 });
+
+describe('batches older than the list window', () => {
+  it('are retrieved by id when a run resumes after 30 days: the list no longer shows them, every row comes back', async () => {
+    const routes: string[] = [];
+    // 30 days of the service's clock pass in 4 real seconds (DashScope lists the last 30 days only);
+    // a 14-day completion window gives the batches almost 2 real seconds to run, so none expires.
+    const local = await startLocalService({
+      timeScale: (30 * 86_400) / 4,
+      log: (line) => {
+        if (/^[A-Z]+ \S+ \d{3}/.test(line)) routes.push(line);
+      },
+    });
+    try {
+      const dir = await prepared('window', 6, 2);
+      const connection = resolveConnection({ provider: 'local', baseURL: local.url }, {});
+      const options = {
+        runDir: join(root, 'window-run'),
+        pollInterval: 0.05,
+        lookupDelay: 0.1,
+        completionWindow: '336h',
+      };
+      const first = await createOrResumeRun(dir, await readPrepared(dir), connection, options, false);
+      try {
+        await first.submit();
+      } finally {
+        await first.close();
+      }
+      const created = (await readManifest(options.runDir)).jobs;
+      expect(created.map((j) => j.state)).toEqual(['submitted', 'submitted', 'submitted']);
+      // The run is away for more than the list's 30 days; its batches ended meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 4500));
+      const ids = created.map((j) => j.batch_id!);
+      const listed = await new OpenAI({ baseURL: local.url, apiKey: 'local' }).batches.list();
+      expect(listed.data.filter((b) => ids.includes(b.id))).toEqual([]);
+      routes.length = 0;
+      const again = await createOrResumeRun(dir, await readPrepared(dir), connection, options, false);
+      try {
+        expect(await again.wait()).toBe('done');
+        expect(again.counts()).toMatchObject({ ok: 6, pending: 0 });
+      } finally {
+        await again.close();
+      }
+      // Each batch read by its id (the list no longer shows them); none created again: the service
+      // created one batch per shard, and the run kept the batches it had.
+      expect(routes.filter((r) => r.startsWith('GET /v1/batches/batch_')).length).toBeGreaterThanOrEqual(3);
+      const records = await local.records();
+      expect(Object.values(records.batchesByInputFile)).toEqual([1, 1, 1]);
+      expect((await readManifest(options.runDir)).jobs.map((j) => j.batch_id)).toEqual(ids);
+    } finally {
+      await local.close();
+    }
+  });
+});
