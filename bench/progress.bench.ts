@@ -7,6 +7,7 @@
  * less than 3% of rows/s against `--quiet` at 1,000,000 rows.
  *
  * Run: npm run build && node --import tsx bench/progress.bench.ts [--sizes 100000,1000000] [--repeat 5]
+ *      [--variants quiet,bars]
  * Median of `repeat` runs, the variants interleaved round by round; spread is (max - min) / median.
  *
  * Figures: bench/results/progress.json and .md (machine, Node and date in them).
@@ -121,12 +122,18 @@ for (const size of SIZES) {
       },
     };
   };
-  const measured = await interleaved(size, repeat, [
-    variant('quiet', ['--quiet']),
-    variant('bars', ['--progress', 'bars']),
-    variant('lines', ['--progress', 'lines']),
-    variant('json', ['--progress', 'json']),
-  ]);
+  // `--variants quiet,bars` runs only those (the target compares these two).
+  const only = ARGS.get('variants')?.split(',');
+  const measured = await interleaved(
+    size,
+    repeat,
+    [
+      variant('quiet', ['--quiet']),
+      variant('bars', ['--progress', 'bars']),
+      variant('lines', ['--progress', 'lines']),
+      variant('json', ['--progress', 'json']),
+    ].filter((v) => !only || only.includes(v.name)),
+  );
   all.push(...measured);
   const quiet = measured.find((m) => m.name === 'quiet')!;
   const bars = measured.find((m) => m.name === 'bars')!;

@@ -28,6 +28,8 @@ export interface ShardEstimate {
   model: string;
   endpoint: string;
   requests: number;
+  /** True when only the first `sampleRequests` requests were tokenized and the rest extrapolated. */
+  sampled: boolean;
   tokenizer: TokenizerName;
   /** `exact`: the family's own tokenizer; `proxy`: a relative's; `fallback`: a character estimate. */
   fidelity: 'exact' | 'proxy' | 'fallback';
@@ -75,7 +77,20 @@ export interface EstimateOptions {
   prices?: PriceTable | undefined;
   /** Answer and thinking lengths seen in earlier results, instead of the bounds the requests set. */
   sample?: UsageSample | undefined;
+  /**
+   * Tokenize at most this many requests of each file and extrapolate the rest (input by bytes, output
+   * by requests), the input range widened by SAMPLE_ERROR: a quick figure where counting every request
+   * would take long (a tokenizer in JS counts about 4,000 requests a second). Default: every request.
+   */
+  sampleRequests?: number | undefined;
 }
+
+/**
+ * Added either way to a sampled input range. The requests of one file come from one template, so
+ * their tokens per byte vary little; the margin covers rows whose text differs in kind (script,
+ * code) from the sampled ones.
+ */
+export const SAMPLE_ERROR = 0.1;
 
 /** A tokenizer's counter, and the same remembering texts that repeat, for one estimate. */
 interface Counters {
@@ -143,8 +158,12 @@ async function estimateShard(
   let output: TokenRange = { min: 0, max: 0 };
   let thinking: TokenRange | null = null;
   let billed: TokenRange = { min: 0, max: 0 };
+  let bytesRead = 0;
+  const limit = options.sampleRequests ?? Number.POSITIVE_INFINITY;
   // Buffers, not jsonlLines: one generator hop a line fewer, which shows beside a fast tokenizer.
   for await (const bytes of jsonlBuffers(path)) {
+    if (requests >= limit) break;
+    bytesRead += bytes.length + 1;
     const body = (JSON.parse(bytes.toString('utf8')) as { body: Record<string, unknown> }).body;
     requests++;
     const counted = inputTokens(body, shard.endpoint, rule, count, countRepeated);
@@ -176,14 +195,29 @@ async function estimateShard(
   const price = options.prices
     ? (findPrice(options.prices, options.profile.name, shard.model) ?? null)
     : null;
+  // A sample stands for the whole file: input in proportion to bytes, the rest to requests.
+  const sampled = requests < shard.lines && requests > 0;
+  const byBytes = sampled ? shard.bytes / bytesRead : 1;
+  const byRequests = sampled ? shard.lines / requests : 1;
+  if (sampled) {
+    input = Math.round(input * byBytes);
+    schemaTokens = Math.round(schemaTokens * byRequests);
+    images = Math.round(images * byRequests);
+    output = scaled(output, byRequests);
+    thinking = thinking && scaled(thinking, byRequests);
+    billed = scaled(billed, byRequests);
+    requests = shard.lines;
+  }
+  const error = rule.error + (sampled ? SAMPLE_ERROR : 0);
   const inputRange = {
-    min: Math.floor(input * (1 - rule.error)),
-    max: Math.ceil((input + schemaTokens) * (1 + rule.error)),
+    min: Math.floor(input * (1 - error)),
+    max: Math.ceil((input + schemaTokens) * (1 + error)),
   };
   return {
     file: shard.file,
     model: shard.model,
     endpoint: shard.endpoint,
+    sampled,
     requests,
     tokenizer: rule.tokenizer,
     fidelity: rule.fidelity,
@@ -197,6 +231,14 @@ async function estimateShard(
     cost: price
       ? costOf(price, inputRange, billed, thinking !== null, billingRule(options.profile.name))
       : null,
+  };
+}
+
+/** A range times a factor, widened outward to whole tokens. */
+function scaled(range: TokenRange, factor: number): TokenRange {
+  return {
+    min: Math.floor(range.min * factor),
+    max: range.max === null ? null : Math.ceil(range.max * factor),
   };
 }
 
@@ -249,6 +291,10 @@ function notes(shards: ShardEstimate[], options: EstimateOptions, billing: Billi
   const said: string[] = [];
   const fidelity = new Set(shards.map((s) => `${s.model}: ${s.tokenizer} (${s.fidelity})`));
   said.push(`tokenizers: ${[...fidelity].join(', ')}`);
+  if (shards.some((s) => s.sampled))
+    said.push(
+      `sampled: the first ${options.sampleRequests} requests of each file were tokenized and the rest extrapolated (input by bytes, widened ${SAMPLE_ERROR * 100}% either way); \`batchpipe estimate\` (or option "maxCost") counts every request`,
+    );
   if (shards.some((s) => s.fidelity !== 'exact'))
     said.push('proxy and fallback counts are widened by their measured error either way (docs/cost.md)');
   if (shards.some((s) => s.images > 0))

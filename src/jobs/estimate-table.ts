@@ -20,6 +20,8 @@ export interface CostOptions {
   outputSample?: string | string[];
   /** Refuse (BP_COST_LIMIT) when the estimate's upper bound exceeds this, in the prices' currency. */
   maxCost?: number;
+  /** Tokenize at most this many requests of each file and extrapolate the rest (default: all). */
+  sampleRequests?: number;
 }
 
 export interface EstimateTableOptions extends Omit<PrepareOptions, 'outDir'>, CostOptions {
@@ -41,13 +43,18 @@ export async function estimateTable(
   input: string | Readable,
   options: EstimateTableOptions,
 ): Promise<EstimateTableResult> {
-  const { prices, outputSample, maxCost, workDir, ...prepareOptions } = options;
+  const { prices, outputSample, maxCost, sampleRequests, workDir, ...prepareOptions } = options;
   checkMaxCost(maxCost, 'estimateTable');
   const dir = await mkdtemp(join(workDir ?? tmpdir(), 'batchpipe-estimate-'));
   try {
     const prepared = await prepare(input, { ...prepareOptions, outDir: dir });
     const profile = jobProfile({ ...prepareOptions, provider: prepareOptions.provider ?? 'local' });
-    const estimate = await estimatePrepared(dir, prepared, profile, prepareOptions, { prices, outputSample });
+    // The guard counts every request: a sample's range is not a bound.
+    const estimate = await estimatePrepared(dir, prepared, profile, prepareOptions, {
+      prices,
+      outputSample,
+      sampleRequests: maxCost === undefined ? sampleRequests : undefined,
+    });
     if (maxCost !== undefined) checkCost(estimate, maxCost);
     return { prepared, estimate };
   } finally {
@@ -77,6 +84,7 @@ export async function estimatePrepared(
     schema: job.schema,
     prices: cost.prices,
     sample,
+    sampleRequests: cost.sampleRequests,
   });
 }
 

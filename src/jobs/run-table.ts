@@ -253,7 +253,14 @@ export async function runTable(
   if (wantEstimate || maxCost !== undefined || onEstimate !== undefined) {
     try {
       const profile = jobProfile({ ...prepareOptions, provider: connection.provider });
-      estimate = await estimatePrepared(staging, prepared, profile, prepareOptions, { prices, outputSample });
+      // The figure shown before a run is a sample's (a JS tokenizer counts ~4,000 requests a second: a
+      // 1M-row table would wait minutes); the cost guard and a dry run count every request.
+      const sampleRequests = maxCost === undefined && !dryRun ? RUN_ESTIMATE_SAMPLE : undefined;
+      estimate = await estimatePrepared(staging, prepared, profile, prepareOptions, {
+        prices,
+        outputSample,
+        sampleRequests,
+      });
       onEstimate?.(estimate);
       // Before a run is created: a refused run leaves nothing behind and nothing at the provider.
       if (maxCost !== undefined) checkCost(estimate, maxCost);
@@ -404,6 +411,9 @@ export async function runTable(
     await started.close();
   }
 }
+
+/** Requests of each file tokenized for the estimate a run shows before it submits (no cost guard). */
+const RUN_ESTIMATE_SAMPLE = 500;
 
 /** A batch run or a sync run, as the table job drives it. */
 interface TableRun {

@@ -86,6 +86,31 @@ describe('estimateTable', () => {
     expect(estimate.notes).toContain('no prices: token counts only');
   });
 
+  it('extrapolates a sample of each file (sampleRequests): every request counted, the exact input inside the range', async () => {
+    const options = {
+      ...base,
+      model: 'qwen-plus',
+      provider: 'dashscope' as const,
+      enableThinking: false,
+      maxTokens: 50,
+      maxLinesPerFile: 10,
+    };
+    const exact = (await estimateTable(input, options)).estimate;
+    const { estimate } = await estimateTable(input, { ...options, sampleRequests: 3 });
+    expect(estimate.shards.map((s) => s.sampled)).toEqual([true, true, true]);
+    expect(estimate.total.requests).toBe(ROWS);
+    const counted = exact.total.input.min;
+    expect(estimate.total.input.min).toBeLessThanOrEqual(counted);
+    expect(estimate.total.input.max).toBeGreaterThanOrEqual(counted);
+    // Output bounds scale with the requests: the same as counting each.
+    expect(estimate.total.output).toEqual(exact.total.output);
+    expect(estimate.notes.join('\n')).toContain('sampled: the first 3 requests of each file');
+    // A sample as large as the file is the exact count.
+    const whole = (await estimateTable(input, { ...options, sampleRequests: 10 })).estimate;
+    expect(whole.shards.every((s) => !s.sampled)).toBe(true);
+    expect(whole.total.input).toEqual(exact.total.input);
+  });
+
   it('takes the output range of labels from the labels, and prices it at half the list price', async () => {
     const qwen = await rawCounter('qwen3');
     const { estimate } = await estimateTable(input, {
