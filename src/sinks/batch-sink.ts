@@ -12,8 +12,8 @@ import { RESULTS_FILE } from '../run/run-dir.js';
 import { type ResultLine, runResults, writeResults } from '../run/run-results.js';
 import { REJECTIONS_FILE } from '../run/sharder.js';
 import { createOrResumeRun, RunFields, stageRequests } from '../run/start-run.js';
-import { kHandOverResultFiles, takeBatches } from '../streams/batch-protocol.js';
 import type { Rejection, RequestItem } from '../types.js';
+import { newRunSinkState, requireBaseURL, wireRunSink } from './run-sink.js';
 
 const BatchSinkOptions = z.strictObject({
   /** Provider (default: from the environment, see resolveConnection; "local" needs `baseURL`). */
@@ -75,16 +75,8 @@ export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
     models,
     apiPaths,
   });
-  if (!connection.baseURL) {
-    throw new BatchpipeError(
-      'BP_USAGE',
-      'batchSink: the local service needs its base URL: start it with startLocalService() and pass { baseURL: service.url }',
-    );
-  }
-  let runDir: string | undefined;
-  let counts: RunCounts | undefined;
-  /** A join downstream reads the run's results file itself. */
-  let handOver = false;
+  requireBaseURL(connection, 'batchSink');
+  const shown = newRunSinkState();
   const teardown = new AbortController();
   const stream = Duplex.from(async function* (
     source: AsyncIterable<RequestBatch | RequestItem | Rejection>,
@@ -101,13 +93,13 @@ export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
       true,
     );
     try {
-      runDir = batchRun.dir;
+      shown.runDir = batchRun.dir;
       const state = await batchRun.wait();
-      counts = batchRun.counts();
+      shown.counts = batchRun.counts();
       if (state === 'detached')
         throw new BatchpipeError(
           'BP_USAGE',
-          `detached from ${runDir}; the batches keep running; the same pipeline resumes it`,
+          `detached from ${shown.runDir}; the batches keep running; the same pipeline resumes it`,
         );
       if (state === 'stuck') {
         const stuck = batchRun.stuck().map((j) => `${j.batch_id} (${j.status})`);
@@ -117,7 +109,7 @@ export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
           {},
         );
       }
-      if (handOver) {
+      if (shown.handOver) {
         const results = join(batchRun.dir, RESULTS_FILE);
         await writeResults(batchRun, results);
         yield {
@@ -132,22 +124,5 @@ export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
       await batchRun.close();
     }
   }) as BatchSinkStream;
-  // Duplex.from ends its generator only at its next yield, so a run still polling would hold the run
-  // dir until its batches end; aborting first makes it detach at once.
-  const destroyStream = stream._destroy.bind(stream);
-  stream._destroy = (error, callback) => {
-    teardown.abort();
-    destroyStream(error, callback);
-  };
-  takeBatches(stream);
-  // A join piped after this reads the results file itself, on worker threads.
-  Object.defineProperty(stream, kHandOverResultFiles, {
-    value: () => {
-      handOver = true;
-      return true;
-    },
-  });
-  Object.defineProperty(stream, 'runDir', { get: () => runDir, enumerable: true });
-  Object.defineProperty(stream, 'counts', { get: () => counts, enumerable: true });
-  return stream;
+  return wireRunSink(stream, shown, teardown);
 }

@@ -15,8 +15,8 @@ import type { ResultLine } from '../run/run-results.js';
 import { REJECTIONS_FILE } from '../run/sharder.js';
 import { stageRequests } from '../run/start-run.js';
 import { SyncFields, SyncRun } from '../run/sync/sync-run.js';
-import { kHandOverResultFiles, takeBatches } from '../streams/batch-protocol.js';
 import type { Rejection, RequestItem } from '../types.js';
+import { newRunSinkState, requireBaseURL, wireRunSink } from './run-sink.js';
 
 const ChatSinkOptions = z.strictObject({
   /** Provider (default: from the environment, see resolveConnection); `dashscope-batch-chat` is Batch Chat. */
@@ -51,15 +51,8 @@ export function chatSink(options: ChatSinkOptions = {}): ChatSinkStream {
   const opts = parseOptions(ChatSinkOptions, options, 'chatSink');
   const { provider, baseURL, apiKey, models, ...sync } = options;
   const connection = resolveConnection({ provider: opts.provider, baseURL, apiKey, models });
-  if (!connection.baseURL) {
-    throw new BatchpipeError(
-      'BP_USAGE',
-      'chatSink: the local service needs its base URL: start it with startLocalService() and pass { baseURL: service.url }',
-    );
-  }
-  let runDir: string | undefined;
-  let counts: RunCounts | undefined;
-  let handOver = false;
+  requireBaseURL(connection, 'chatSink');
+  const shown = newRunSinkState();
   const teardown = new AbortController();
   const stream = Duplex.from(async function* (
     source: AsyncIterable<RequestBatch | RequestItem | Rejection>,
@@ -74,18 +67,18 @@ export function chatSink(options: ChatSinkOptions = {}): ChatSinkStream {
       true,
     );
     try {
-      runDir = run.dir;
+      shown.runDir = run.dir;
       const state = await run.wait();
-      counts = run.counts();
+      shown.counts = run.counts();
       if (state === 'detached')
         throw new BatchpipeError(
           'BP_USAGE',
-          `detached from ${runDir}; answered rows are kept; the same pipeline resumes it`,
+          `detached from ${shown.runDir}; answered rows are kept; the same pipeline resumes it`,
         );
       const results = join(run.dir, RESULTS_FILE);
       await run.writeResults(results);
       const rejections = join(run.dir, REJECTIONS_FILE);
-      if (handOver) {
+      if (shown.handOver) {
         yield {
           kind: 'result-files',
           files: [results],
@@ -105,19 +98,5 @@ export function chatSink(options: ChatSinkOptions = {}): ChatSinkStream {
       await run.close();
     }
   }) as ChatSinkStream;
-  const destroyStream = stream._destroy.bind(stream);
-  stream._destroy = (error, callback) => {
-    teardown.abort();
-    destroyStream(error, callback);
-  };
-  takeBatches(stream);
-  Object.defineProperty(stream, kHandOverResultFiles, {
-    value: () => {
-      handOver = true;
-      return true;
-    },
-  });
-  Object.defineProperty(stream, 'runDir', { get: () => runDir, enumerable: true });
-  Object.defineProperty(stream, 'counts', { get: () => counts, enumerable: true });
-  return stream;
+  return wireRunSink(stream, shown, teardown);
 }
