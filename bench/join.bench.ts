@@ -21,6 +21,7 @@
  * same values in every result column.
  *
  * Run: npm run build && node --import tsx bench/join.bench.ts [--sizes 100000,1000000] [--repeat 5]
+ *      [--variants cli,duckdb] (only those; checks on others left out, bench/results not written)
  * Median of `repeat` runs, the variants interleaved round by round; spread is (max - min) / median.
  *
  * Figures: bench/results/join.json and the closing table this prints (machine, Node and date in it).
@@ -216,13 +217,15 @@ for (const size of SIZES) {
       throw new Error(`${name} wrote ${n} rows for ${size}: the variants did not do the same work`);
   }
   if (size === Math.min(...SIZES)) {
-    const reference = await resultColumns(outputs.python!);
+    // Python's is the reference; with --variants leaving it out, the first variant run.
+    const [refName, refPath] = outputs.python ? ['python', outputs.python] : Object.entries(outputs)[0]!;
+    const reference = await resultColumns(refPath);
     for (const [name, path] of Object.entries(outputs)) {
       const theirs = await resultColumns(path);
       const differ = theirs.findIndex((row, i) => row !== reference[i]);
       if (theirs.length !== reference.length || differ !== -1)
         throw new Error(
-          `${name} and python disagree at row ${differ + 1}: ${theirs[differ]} vs ${reference[differ]}`,
+          `${name} and ${refName} disagree at row ${differ + 1}: ${theirs[differ]} vs ${reference[differ]}`,
         );
     }
     process.stderr.write(`  every variant wrote the same result columns for all ${fmt(size)} rows\n`);

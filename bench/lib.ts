@@ -73,6 +73,17 @@ function lastJson(text: string): Record<string, unknown> {
   return {};
 }
 
+/** What `at` answers for a variant not run: every figure NaN, so its ratios print as NaN. */
+const MISSING: Measured = {
+  name: '',
+  size: 0,
+  samples: [],
+  seconds: Number.NaN,
+  spread: Number.NaN,
+  rowsPerSecond: Number.NaN,
+  maxRssMb: Number.NaN,
+};
+
 /** A variant of a benchmark: a name and how to run it once. */
 export interface Variant {
   name: string;
@@ -86,7 +97,8 @@ export interface Variant {
  * slow spell of a shared machine falls on all of them alike; median wall time, spread (max-min over
  * median) and the worst peak RSS of each.
  */
-export async function interleaved(size: number, repeat: number, variants: Variant[]): Promise<Measured[]> {
+export async function interleaved(size: number, repeat: number, all: Variant[]): Promise<Measured[]> {
+  const variants = ONLY === undefined ? all : all.filter((v) => ONLY!.includes(v.name));
   const samples = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
   for (let round = 1; round <= repeat; round++) {
     // Each round starts one variant later, so none always runs right after the same neighbour.
@@ -172,6 +184,12 @@ export const ARGS: ReadonlyMap<string, string> = (() => {
   return args;
 })();
 
+/**
+ * `--variants 'cli,duckdb'` runs only those variants: for measuring one path while working on it. The
+ * checks that need a variant not run are left out, and bench/results is not written.
+ */
+export const ONLY: readonly string[] | undefined = ARGS.get('variants')?.split(',');
+
 /** `--sizes 100000,1000000` (the default). */
 export const SIZES: readonly number[] = (ARGS.get('sizes') ?? '100000,1000000').split(',').map(Number);
 
@@ -256,7 +274,7 @@ export class TableFigures {
   }
 
   at(name: string, size: number): Measured {
-    return this.#all.find((r) => r.name === name && r.size === size)!;
+    return this.#all.find((r) => r.name === name && r.size === size) ?? MISSING;
   }
 
   /** How many times `a`'s rows/s is `b`'s, at the largest size. */
@@ -317,11 +335,14 @@ export class TableFigures {
   }
 
   /** Prints the table and the checks, and keeps them with every sample in bench/results. */
-  finish(checks: readonly Check[]): void {
+  finish(all: readonly Check[]): void {
     const table = this.table();
+    // A check on a variant not run (--variants) has a NaN figure in it: left out.
+    const checks = all.filter(([what]) => !what.includes('NaN') && !what.includes('Infinity'));
     const verdicts = checks.map(([what, ok]) => `${ok ? 'PASS' : 'MISS'}  ${what}`).join('\n');
     console.log(`\n${table}\n\n${verdicts}`);
     const report = `${table}\n\n\`\`\`\n${verdicts}\n\`\`\`\n`;
+    if (ONLY !== undefined) return;
     const value = { machine: machine(), repeat: this.#repeat, results: this.#all, checks };
     console.log(`\nresults: ${saveResults(this.#bench, value, report)}`);
   }

@@ -21,6 +21,7 @@
  * smallest size, the same requests (each line parsed; the mapper orders body keys its own way).
  *
  * Run: npm run build && node --import tsx bench/prepare.bench.ts [--sizes 100000,1000000] [--repeat 5]
+ *      [--variants cli,duckdb] (only those; checks on others left out, bench/results not written)
  * Median of `repeat` runs, the variants interleaved round by round; spread is (max - min) / median.
  *
  * Figures: bench/results/prepare.json and the closing table this prints (machine, Node and date in it).
@@ -176,13 +177,15 @@ for (const size of SIZES) {
       throw new Error(`${name} wrote ${n} requests for ${size} rows: the variants did not do the same work`);
   }
   if (size === Math.min(...SIZES)) {
-    const reference = linesOf(outputs.python!).map((l) => JSON.parse(l) as unknown);
+    // Python's is the reference; with --variants leaving it out, the first variant run.
+    const [refName, refOutput] = outputs.python ? ['python', outputs.python] : Object.entries(outputs)[0]!;
+    const reference = linesOf(refOutput).map((l) => JSON.parse(l) as unknown);
     for (const [name, output] of Object.entries(outputs)) {
       const theirs = linesOf(output);
       const differ = theirs.findIndex((line, i) => !isDeepStrictEqual(JSON.parse(line), reference[i]));
       if (theirs.length !== reference.length || differ !== -1)
         throw new Error(
-          `${name} and python wrote different requests at line ${differ + 1}:\n${theirs[differ]}`,
+          `${name} and ${refName} wrote different requests at line ${differ + 1}:\n${theirs[differ]}`,
         );
     }
     process.stderr.write(`  every variant wrote the same ${fmt(size)} requests\n`);
