@@ -77,16 +77,35 @@ export async function findResultFiles(
       );
     }
     if (info.isDirectory()) {
-      const slice = await sliceOfDir(path);
+      const manifest = await runManifest(path);
+      const slice = await sliceOfDir(path, manifest);
       if (slice) found.slices.push(slice);
-      await walk(resolve(path), 0, found);
+      await walk(resolve(path), 0, found, manifest);
     } else if (basename(path) === REJECTIONS) found.rejections.push(path);
     else found[files].push(path);
   }
   return found;
 }
 
-async function walk(dir: string, depth: number, found: ResultFiles): Promise<void> {
+/** A run directory's manifest, read with its journal; undefined when there is none or it is unreadable. */
+async function runManifest(dir: string): Promise<RunManifestFields | undefined> {
+  if (!(await isFile(join(dir, RUN_MANIFEST)))) return undefined;
+  return (await readManifest(dir).catch(() => undefined)) as RunManifestFields | undefined;
+}
+
+interface RunManifestFields {
+  endpoint?: unknown;
+  slice?: unknown;
+  jobs?: unknown;
+}
+
+async function walk(
+  dir: string,
+  depth: number,
+  found: ResultFiles,
+  /** The manifest of `dir`, when the caller has read it already. */
+  known?: RunManifestFields,
+): Promise<void> {
   const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name));
   const listed = new Set<string>();
   if (entries.some((e) => e.isFile() && e.name === SHARDS)) {
@@ -106,14 +125,9 @@ async function walk(dir: string, depth: number, found: ResultFiles): Promise<voi
   // output and error files beside it would only repeat it.
   const manifest = entries.some((e) => e.isFile() && e.name === RUN_MANIFEST);
   const finished = manifest && entries.some((e) => e.isFile() && e.name === RUN_RESULTS);
-  if (manifest && found.endpoint === undefined) {
-    try {
-      const run = JSON.parse(await readFile(join(dir, RUN_MANIFEST), 'utf8')) as { endpoint?: unknown };
-      found.endpoint = endpointOf(run.endpoint);
-    } catch {
-      // Not a run manifest: the endpoint stays unknown (the join's default, chat).
-    }
-  }
+  // Not a run manifest when unreadable: the endpoint stays unknown (the join's default, chat).
+  if (manifest && found.endpoint === undefined)
+    found.endpoint = endpointOf((known ?? (await runManifest(dir)))?.endpoint);
   for (const entry of entries) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) {
@@ -130,11 +144,11 @@ async function walk(dir: string, depth: number, found: ResultFiles): Promise<voi
 }
 
 /** The slice a prepared or run directory holds (its manifest's or shards.json's `slice`), if any. */
-async function sliceOfDir(dir: string): Promise<SliceDir | undefined> {
+async function sliceOfDir(
+  dir: string,
   // Read with its journal: the snapshot alone may hold jobs as they were generations ago.
-  const manifest = (await isFile(join(dir, RUN_MANIFEST)))
-    ? ((await readManifest(dir).catch(() => undefined)) as { slice?: unknown; jobs?: unknown } | undefined)
-    : undefined;
+  manifest: RunManifestFields | undefined,
+): Promise<SliceDir | undefined> {
   const slice = sliceOf(manifest?.slice) ?? sliceOf((await readJson(join(dir, SHARDS)))?.slice);
   if (!slice) return undefined;
   // Finished: every job done (after submit), or its results.jsonl written (after run or download).
