@@ -27,8 +27,9 @@
  * Figures: bench/results/join.json and the closing table this prints (machine, Node and date in it).
  *
  * Reading: every peer decodes the whole table into strings and encodes it again on the way out.
- * batchpipe's join hands its result files to worker threads, which parse them into hash partitions
- * (each row's cells already as the CSV text that follows it) while the main thread reads the source's
+ * batchpipe's join hands its result files to worker threads, which read each line from its bytes
+ * (decoding only the members a result column comes from) into hash partitions (each row's cells
+ * already as the CSV text that follows it) while the main thread reads the source's
  * ids; the output pass copies each source row's bytes and appends its cells, so the table's text is
  * never decoded. Memory is a block per partition and one partition's results, flat from 100k to 1M
  * rows, where the dict join and DuckDB's hash join grow with the input.

@@ -109,7 +109,7 @@ export function tableSink(path: string, encoder: TableEncoder): TableSinkStream 
 
   const stream = new Writable({
     objectMode: true,
-    highWaterMark: 64,
+    highWaterMark: 4,
     write(item: unknown, _encoding, done) {
       if (isRowBatch(item)) return whenReady(() => writeBatch(item), done);
       const record = item as { kind?: unknown; values?: unknown; index?: unknown; message?: unknown } | null;

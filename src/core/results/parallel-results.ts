@@ -4,13 +4,11 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { BatchpipeError, type ErrorCode, type ErrorContext, errorData } from '../../errors.js';
-import { decodeText } from '../../internal/decode-text.js';
 import { moduleWorker } from '../../internal/module-worker.js';
 import { readError } from '../../internal/read-error.js';
 import { type HashJoin, spillInvalid, spillResult } from '../join/hash-join.js';
 import { SpillFile } from '../join/spill-file.js';
 import { type CellEncoding, CellLayout, type CellSpec, cellEncoder } from './result-cells.js';
-import { eachByteLine } from './result-lines.js';
 import { ResultParser, type ResultProblems } from './result-parser.js';
 
 /** Below this many bytes of results, threads cost more than they save. */
@@ -24,6 +22,7 @@ const READ_BYTES = 1024 * 1024;
  */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 };
 const LF = 0x0a;
+const CR = 0x0d;
 
 /** One thread's share: the result lines that start in [start, end) of the files taken end to end. */
 export interface RangeTask {
@@ -165,8 +164,8 @@ export async function spillRange(task: RangeTask): Promise<RangeReport> {
     const to = Math.min(task.end - offset, size);
     offset += size;
     if (from >= to) continue;
-    await eachLine(file, from, to, (text, line, utf8) => {
-      const record = parser.fromText(text, file, line, utf8);
+    await eachLine(file, from, to, (bytes, start, end, line, utf8) => {
+      const record = parser.fromBytes(bytes, start, end, file, line, utf8);
       if (!record) return;
       results++;
       if (invalid && record.status === 'invalid_output') {
@@ -197,8 +196,12 @@ async function eachLine(
   file: string,
   from: number,
   to: number,
-  /** Returns a promise only when the caller should wait (the spill is writing). */
-  use: (text: string, line: number, utf8: boolean) => Promise<void> | undefined,
+  /**
+   * Takes the line `bytes[start, end)` (without its line end; the bytes are valid only during the
+   * call) and whether it is valid UTF-8. Returns a promise only when the caller should wait (the
+   * spill is writing).
+   */
+  use: (bytes: Buffer, start: number, end: number, line: number, utf8: boolean) => Promise<void> | undefined,
 ): Promise<void> {
   let handle: FileHandle;
   try {
@@ -248,35 +251,22 @@ async function eachLine(
       position += bytesRead;
       const filled = carried + bytesRead;
       const end = position >= stop ? filled : work.lastIndexOf(LF, filled - 1) + 1;
-      // Checked whole (natively); only a read that fails is split on its bytes, line by line.
-      if (!isUtf8(work.subarray(0, end))) {
-        const lines: Array<[string, boolean]> = [];
-        eachByteLine(work, end, (text, utf8) => lines.push([text, utf8]));
-        carried = filled - end;
-        if (carried > 0) work.copy(work, 0, end, filled);
-        for (const [body, utf8] of lines) {
-          if (body.trim() !== '') {
-            const waiting = use(body, line, utf8);
-            if (waiting) await waiting;
-          }
-          line++;
-        }
-        continue;
-      }
-      const text = decodeText(work, 0, end);
-      carried = filled - end;
-      if (carried > 0) work.copy(work, 0, end, filled);
-      for (let s = 0; s < text.length; ) {
-        let nl = text.indexOf('\n', s);
-        if (nl === -1) nl = text.length;
-        const body = nl > s && text.charCodeAt(nl - 1) === 0x0d ? text.slice(s, nl - 1) : text.slice(s, nl);
-        if (body.trim() !== '') {
-          const waiting = use(body, line, true);
+      // Checked whole (natively); only a read that fails is checked line by line.
+      const utf8 = isUtf8(work.subarray(0, end));
+      for (let s = 0; s < end; ) {
+        let nl = work.indexOf(LF, s);
+        if (nl === -1 || nl >= end) nl = end;
+        const lineEnd = nl > s && work[nl - 1] === CR ? nl - 1 : nl;
+        if (lineEnd > s) {
+          const waiting = use(work, s, lineEnd, line, utf8 || isUtf8(work.subarray(s, lineEnd)));
           if (waiting) await waiting;
         }
         line++;
         s = nl + 1;
       }
+      // The unfinished line moves to the front once this read's lines are used (they point into `work`).
+      carried = filled - end;
+      if (carried > 0) work.copy(work, 0, end, filled);
     }
   } finally {
     await handle.close();

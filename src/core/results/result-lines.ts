@@ -1,8 +1,8 @@
 import { isUtf8 } from 'node:buffer';
-import { decodeText } from '../../internal/decode-text.js';
 import type { ParseSettings, ResultParser, ResultProblems, ResultRecord } from './result-parser.js';
 
 const LF = 0x0a;
+const CR = 0x0d;
 
 /** Result records in order, as result stages hand them to each other. */
 export class ResultBatch {
@@ -47,44 +47,22 @@ export class ResultLineParser {
     const consumed = last ? chunk.length : chunk.lastIndexOf(LF) + 1;
     if (consumed === 0) return { batch: undefined, consumed };
     const records: ResultRecord[] = [];
-    // Checked whole (natively); only a chunk that fails is looked at line by line.
-    if (!isUtf8(chunk.subarray(0, consumed))) {
-      eachByteLine(chunk, consumed, (text, utf8) => {
-        const record = this.parser.fromText(text, this.#file, ++this.#line, utf8);
-        if (record) records.push(record);
-      });
-      return { batch: new ResultBatch(records), consumed };
-    }
-    const text = decodeText(chunk, 0, consumed);
+    // Checked whole (natively); only a chunk that fails is checked line by line.
+    const utf8 = isUtf8(chunk.subarray(0, consumed));
     let start = 0;
-    while (start < text.length) {
-      let stop = text.indexOf('\n', start);
-      if (stop === -1) stop = text.length;
+    while (start < consumed) {
+      let stop = chunk.indexOf(LF, start);
+      if (stop === -1 || stop > consumed) stop = consumed;
       const line = ++this.#line;
       if (stop > start) {
-        const to = text.charCodeAt(stop - 1) === 0x0d ? stop - 1 : stop;
-        const record = this.parser.fromText(text.slice(start, to), this.#file, line);
+        const to = chunk[stop - 1] === CR ? stop - 1 : stop;
+        const good = utf8 || isUtf8(chunk.subarray(start, to));
+        const record = this.parser.fromBytes(chunk, start, to, this.#file, line, good);
         if (record) records.push(record);
       }
       start = stop + 1;
     }
     return { batch: new ResultBatch(records), consumed };
-  }
-}
-
-/**
- * Calls `use` for each line of bytes[0, end) (empty ones included, so line numbers count them), with
- * its text (without CR LF) and whether its bytes are valid UTF-8. The slow path of a chunk that is not.
- */
-export function eachByteLine(bytes: Buffer, end: number, use: (text: string, utf8: boolean) => void): void {
-  let start = 0;
-  while (start < end) {
-    let stop = bytes.indexOf(LF, start);
-    if (stop === -1 || stop > end) stop = end;
-    const to = stop > start && bytes[stop - 1] === 0x0d ? stop - 1 : stop;
-    const line = bytes.subarray(start, to);
-    use(line.toString('utf8'), isUtf8(line));
-    start = stop + 1;
   }
 }
 

@@ -8,6 +8,7 @@ import {
   isAnswerSchema,
   type StructuredOutput,
 } from '../structured/structured-output.js';
+import { scanResultLine } from './result-line-scan.js';
 import { RESULT_STATUSES, type ResultStatus } from './result-status.js';
 
 export type { AnswerSchema } from '../structured/structured-output.js';
@@ -127,6 +128,27 @@ export class ResultParser {
   }
 
   /**
+   * One line of an output or error file as bytes (`bytes[start, end)`, without its line end): the
+   * record fromText gives for its text, read from the bytes where the line is a plain JSON object
+   * (scanResultLine), else from its text. `utf8: false`: the bytes are not valid UTF-8 (see fromText).
+   */
+  fromBytes(
+    bytes: Buffer,
+    start: number,
+    end: number,
+    file: string,
+    line: number,
+    utf8 = true,
+  ): ResultRecord | undefined {
+    // A first line starting with a byte order mark goes as text (fromText drops the mark).
+    const marked =
+      line === 1 && bytes[start] === 0xef && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf;
+    const value = utf8 && !marked ? scanResultLine(bytes, start, end) : undefined;
+    if (value !== undefined) return this.fromValue(value, file, line);
+    return this.fromText(bytes.toString('utf8', start, end), file, line, utf8);
+  }
+
+  /**
    * One line of an output or error file. A line that is not JSON still yields a record when its
    * custom_id can be read. `utf8: false`: the line's bytes were not valid UTF-8 (`text` holds
    * replacement characters), so its answer cannot be trusted: it fails, as an unparseable line does.
@@ -150,7 +172,10 @@ export class ResultParser {
     return this.fromValue(value, file, line);
   }
 
-  /** One parsed line. */
+  /**
+   * One parsed line. What it reads of the line (here and in the functions it calls) must be among the
+   * members result-line-scan.ts follows: fromBytes hands it only those.
+   */
   fromValue(value: unknown, file: string, line: number): ResultRecord | undefined {
     if (!isRecord(value)) {
       this.#problem('BP_RESULT_INVALID', `expected a JSON object, got ${kindOf(value)}`, file, line);
