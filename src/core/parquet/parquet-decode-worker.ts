@@ -43,10 +43,17 @@ port.on('message', () => {
   queue = queue.then(async () => {
     try {
       const next = await decoded.next();
-      if (next.done) port.postMessage({ done: true, wasmBytes: wasm.memory.buffer.byteLength } satisfies DecodeReply);
-      else port.postMessage({ group, ipc: next.value } satisfies DecodeReply, [next.value.buffer as ArrayBuffer]);
+      if (next.done)
+        port.postMessage({ done: true, wasmBytes: wasm.memory.buffer.byteLength } satisfies DecodeReply);
+      else
+        port.postMessage({ group, ipc: next.value } satisfies DecodeReply, [
+          next.value.buffer as ArrayBuffer,
+        ]);
     } catch (error) {
-      port.postMessage({ group, error: error instanceof Error ? error.message : String(error) } satisfies DecodeReply);
+      port.postMessage({
+        group,
+        error: error instanceof Error ? error.message : String(error),
+      } satisfies DecodeReply);
     }
   });
 });

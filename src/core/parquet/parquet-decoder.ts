@@ -33,6 +33,8 @@ export interface DecodePlan extends Omit<DecodeThreadData, 'groups'> {
   groupsPerThread?: number;
   /** The error to throw for a failure in row group `group` (0-based). */
   fail: (error: unknown, group: number) => Error;
+  /** Told, as each thread finishes its row groups, how large its WebAssembly memory grew (bytes). */
+  threadEnded?: (wasmBytes: number) => void;
 }
 
 /** Batches decoded ahead of the consumer: enough to keep the thread busy while the main thread works. */
@@ -82,7 +84,10 @@ export async function* decodeRowGroups(plan: DecodePlan): AsyncGenerator<Uint8Ar
           } catch (error) {
             throw plan.fail(error, group);
           }
-          if ('done' in reply) break;
+          if ('done' in reply) {
+            plan.threadEnded?.(reply.wasmBytes);
+            break;
+          }
           group = reply.group;
           if ('error' in reply) throw plan.fail(new Error(reply.error), reply.group);
           ready.push(reply.ipc);
@@ -137,7 +142,10 @@ class DecodeThread {
       workerData: data,
       resourceLimits: DECODE_THREAD_LIMITS,
     });
+    // Held only while it decodes: a reader dropped without being closed does not keep the process.
+    this.#worker.unref();
     this.#worker.on('message', (reply: DecodeReply) => {
+      this.#worker.unref();
       const waiting = this.#waiting;
       this.#waiting = undefined;
       waiting?.resolve(reply);
@@ -158,6 +166,7 @@ class DecodeThread {
     if (this.#failure) return Promise.reject(this.#failure);
     return new Promise((resolve, reject) => {
       this.#waiting = { resolve, reject };
+      this.#worker.ref();
       this.#worker.postMessage(0);
     });
   }
