@@ -41,7 +41,7 @@ export interface DecodePlan extends Omit<DecodeThreadData, 'groups'> {
 const AHEAD = 2;
 
 /** Bounds for a decode thread's JS heap (its WebAssembly memory is outside them). */
-const DECODE_THREAD_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 };
+const DECODE_THREAD_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 };
 
 /**
  * Decodes a Parquet file's row groups on a worker thread, in file order, and yields each record
