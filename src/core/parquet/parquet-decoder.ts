@@ -130,6 +130,13 @@ export async function* decodeRowGroups(plan: DecodePlan): AsyncGenerator<Uint8Ar
   }
 }
 
+let liveThreads = 0;
+
+/** Decode threads started and not yet ended (for tests: a reader that stops ends its thread). */
+export function liveDecodeThreads(): number {
+  return liveThreads;
+}
+
 /** One decode thread: answers each `next()` with its next batch, in order. */
 class DecodeThread {
   readonly #worker: Worker;
@@ -142,6 +149,8 @@ class DecodeThread {
       workerData: data,
       resourceLimits: DECODE_THREAD_LIMITS,
     });
+    liveThreads++;
+    this.#worker.once('exit', () => liveThreads--);
     // Held only while it decodes: a reader dropped without being closed does not keep the process.
     this.#worker.unref();
     this.#worker.on('message', (reply: DecodeReply) => {

@@ -98,6 +98,13 @@ export type WriteRequest = { ipc: Uint8Array } | { finish: true } | { abort: tru
 /** A write thread's messages: bytes of the file, a batch taken, the end, or why it failed. */
 export type WriteReply = { bytes: Uint8Array } | { taken: true } | { finished: true } | { error: string };
 
+let liveThreads = 0;
+
+/** Write threads started and not yet ended (for tests: a sink that stops ends its thread). */
+export function liveWriteThreads(): number {
+  return liveThreads;
+}
+
 /** Batches sent to the write thread and not yet taken by its writer. */
 const IN_FLIGHT = 2;
 
@@ -129,6 +136,8 @@ export function parquetWriter(
       workerData: { code, settings } satisfies WriteThreadData,
       resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 },
     });
+    liveThreads++;
+    thread.once('exit', () => liveThreads--);
     // Held only while it has work: a sink dropped on an error does not keep the process.
     thread.unref();
     thread.on('message', (reply: WriteReply) => {

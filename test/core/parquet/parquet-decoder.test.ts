@@ -3,7 +3,11 @@ import { join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parquetWasmCode } from '../../../src/core/arrow/arrow-lib.js';
-import { type DecodePlan, decodeRowGroups } from '../../../src/core/parquet/parquet-decoder.js';
+import {
+  type DecodePlan,
+  decodeRowGroups,
+  liveDecodeThreads,
+} from '../../../src/core/parquet/parquet-decoder.js';
 import { BatchpipeError } from '../../../src/errors.js';
 import { parquetSource } from '../../../src/sources/parquet-source.js';
 import { rowBatchesOf } from '../../../src/streams/row-batches.js';
@@ -115,18 +119,17 @@ describe('decodeRowGroups (Parquet decoded on worker threads)', () => {
   });
 
   it('stopping early ends the thread', async () => {
-    const ports = () => process.getActiveResourcesInfo().filter((r) => r === 'MessagePort').length;
-    const before = ports();
+    const before = liveDecodeThreads();
     let during = 0;
     let rows = 0;
     for await (const batch of rowBatchesOf(parquetSource(many))) {
       rows += batch.length;
-      during = Math.max(during, ports());
+      during = Math.max(during, liveDecodeThreads());
       if (rows >= GROUP_ROWS) break;
     }
     expect(during).toBeGreaterThan(before);
     // A thread takes a moment to end: wait for it (the test times out if it never does).
-    while (ports() !== before) await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(ports()).toBe(before);
+    while (liveDecodeThreads() !== before) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(liveDecodeThreads()).toBe(before);
   });
 });
