@@ -1,6 +1,4 @@
-import type { Worker } from 'node:worker_threads';
-import { moduleWorker } from '../../internal/module-worker.js';
-import type { ArrowModule, ParquetModule, WasmCode } from '../arrow/arrow-lib.js';
+import type { ArrowModule, ParquetModule } from '../arrow/arrow-lib.js';
 import type { ColumnarWriter, WriteBytes } from '../arrow/columnar-writer.js';
 
 /** Parquet compressions batchpipe writes. */
@@ -86,108 +84,21 @@ export function parquetIpcWriter(
   };
 }
 
-/** What a Parquet write thread is started with. */
-export interface WriteThreadData {
-  code: WasmCode;
-  settings: ParquetWriteSettings;
-}
-
-/** The main thread's messages to a write thread. */
-export type WriteRequest = { ipc: Uint8Array } | { finish: true } | { abort: true };
-
-/** A write thread's messages: bytes of the file, a batch taken, the end, or why it failed. */
-export type WriteReply = { bytes: Uint8Array } | { taken: true } | { finished: true } | { error: string };
-
-let liveThreads = 0;
-
-/** Write threads started and not yet ended (for tests: a sink that stops ends its thread). */
-export function liveWriteThreads(): number {
-  return liveThreads;
-}
-
-/** Batches sent to the write thread and not yet taken by its writer. */
-const IN_FLIGHT = 2;
-
 /**
- * A Parquet writer whose encoding and compression run on a worker thread (parquet-write-worker), so
- * the thread that makes the batches goes on while the last ones are encoded: each batch goes over as
- * Arrow IPC bytes (moved, not copied), the file's bytes come back the same way and are written here,
- * in order. At most two batches wait for the thread's writer, which holds a row group at most.
+ * Writes record batches as one Parquet file, on this thread: an encoding thread was measured (1M rows
+ * joined into Parquet) to save no CPU and to cost about 190 MB of peak RSS, its WebAssembly memory
+ * beside the reader's (docs/dependencies.md).
  */
 export function parquetWriter(
   arrow: ArrowModule,
-  code: WasmCode,
+  parquet: ParquetModule,
   settings: ParquetWriteSettings,
   write: WriteBytes,
 ): ColumnarWriter {
-  let worker: Worker | undefined;
-  let failed: Error | undefined;
-  let inFlight = 0;
-  let writing: Promise<void> = Promise.resolve();
-  let taken: (() => void) | undefined;
-  let finished: { resolve: () => void; reject: (error: Error) => void } | undefined;
-  const fail = (error: Error) => {
-    failed ??= error;
-    taken?.();
-    finished?.reject(failed);
-  };
-  const open = (): Worker => {
-    const thread = moduleWorker(import.meta.url, 'parquet-write-worker', {
-      workerData: { code, settings } satisfies WriteThreadData,
-      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 },
-    });
-    liveThreads++;
-    thread.once('exit', () => liveThreads--);
-    // Held only while it has work: a sink dropped on an error does not keep the process.
-    thread.unref();
-    thread.on('message', (reply: WriteReply) => {
-      if ('bytes' in reply) {
-        writing = writing.then(() => write(reply.bytes)).catch((error: Error) => fail(error));
-      } else if ('taken' in reply) {
-        if (--inFlight === 0 && !finished) thread.unref();
-        taken?.();
-      } else if ('finished' in reply) {
-        void writing.then(() => (failed ? finished?.reject(failed) : finished?.resolve()));
-      } else fail(new Error(reply.error));
-    });
-    thread.on('error', (error: Error) => fail(error));
-    thread.on('exit', (exitCode) =>
-      fail(new Error(`the Parquet write thread stopped (exit code ${exitCode})`)),
-    );
-    return thread;
-  };
+  const writer = parquetIpcWriter(parquet, settings, write);
   return {
-    async write(batch) {
-      if (failed) throw failed;
-      worker ??= open();
-      while (inFlight >= IN_FLIGHT && !failed) await new Promise<void>((resolve) => (taken = resolve));
-      // The file's bytes keep up with the batches: memory stays bounded when the disk is slow.
-      await writing;
-      if (failed) throw failed;
-      const ipc = arrow.tableToIPC(new arrow.Table(batch), 'stream');
-      if (inFlight++ === 0) worker.ref();
-      worker.postMessage({ ipc } satisfies WriteRequest, [ipc.buffer as ArrayBuffer]);
-    },
-    async finish() {
-      if (failed) throw failed;
-      // No batch at all: nothing tells the columns, and the file stays empty.
-      if (!worker) return;
-      const thread = worker;
-      try {
-        await new Promise<void>((resolve, reject) => {
-          finished = { resolve, reject };
-          thread.ref();
-          thread.postMessage({ finish: true } satisfies WriteRequest);
-        });
-      } finally {
-        finished = undefined;
-        failed ??= new Error('the Parquet writer was used after it finished');
-        await thread.terminate();
-      }
-    },
-    async abort() {
-      failed ??= new Error('the Parquet writer was aborted');
-      await worker?.terminate();
-    },
+    write: (batch) => writer.write(arrow.tableToIPC(new arrow.Table(batch), 'stream')),
+    finish: () => writer.finish(),
+    abort: () => writer.abort(),
   };
 }
