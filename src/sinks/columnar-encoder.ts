@@ -63,6 +63,9 @@ export function columnarEncoder(
       if (!writer && builder === undefined) await start(out);
       await writer!.finish();
     },
+    abort: async () => {
+      await writer?.abort();
+    },
     end: () => '',
     columns: () => builder?.names ?? [],
   };

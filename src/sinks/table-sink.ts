@@ -56,6 +56,8 @@ export interface TableEncoder {
   ): Promise<void> | undefined;
   /** Writes what is still held (a columnar file's last row group and footer), before `end`. */
   finish?(out: TableOut): Promise<void>;
+  /** Stops without finishing, when the sink is destroyed (a columnar writer's thread ends). */
+  abort?(): Promise<void>;
   /** What closes the file. */
   end(): string;
   columns(): string[];
@@ -136,10 +138,13 @@ export function tableSink(path: string, encoder: TableEncoder): TableSinkStream 
     },
     destroy(error, done) {
       if (summary) return done(error);
-      file.discard().then(
-        () => done(error),
-        () => done(error),
-      );
+      Promise.resolve(encoder.abort?.())
+        .catch(() => undefined)
+        .then(() => file.discard())
+        .then(
+          () => done(error),
+          () => done(error),
+        );
     },
   }) as TableSinkStream;
   takeBatches(stream);

@@ -49,7 +49,11 @@ export class BatchIteratorReadable<T, B extends ItemBatch<T> = ItemBatch<T>>
     this.#iterator.next().then(
       (next) => {
         this.#reading = false;
-        if (this.destroyed) return;
+        if (this.destroyed) {
+          // Destroyed while this batch was read: close the reader now (see _destroy).
+          if (!next.done) this.#iterator?.return?.(undefined).catch(() => undefined);
+          return;
+        }
         if (next.done) {
           this.push(null);
           return;

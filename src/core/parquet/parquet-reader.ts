@@ -2,8 +2,9 @@ import { openAsBlob } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { BatchpipeError } from '../../errors.js';
 import { readError } from '../../internal/read-error.js';
-import { loadArrow, loadParquet } from '../arrow/arrow-lib.js';
+import { loadArrow, loadParquet, parquetWasmCode } from '../arrow/arrow-lib.js';
 import { ArrowLayout, ArrowRowBatch } from '../arrow/arrow-row-batch.js';
+import { decodeRowGroups } from './parquet-decoder.js';
 
 /** Rows a batch holds: the engine's batch size. */
 export const ARROW_BATCH_ROWS = 2048;
@@ -41,6 +42,7 @@ export async function* readParquetBatches(
   const pf = await parquet.ParquetFile.fromFile(blob).catch((error: unknown) => {
     throw notParquet(file, error);
   });
+  let freed = false;
   try {
     const schema = arrow.tableFromIPC(pf.schema().intoIPCStream()).schema;
     const columns = projection(
@@ -49,42 +51,33 @@ export async function* readParquetBatches(
     );
     refuseUnreadable(pf.metadata(), schema.fields, file);
     const groups = pf.metadata().numRowGroups();
+    // The file's metadata is all this thread needs: the row groups are decoded on another.
+    pf.free();
+    freed = true;
     let index = 1;
     let layout: ArrowLayout | undefined;
-    for (let group = 0; group < groups; group++) {
-      const stream = await pf
-        .stream({ rowGroups: [group], batchSize: DECODE_ROWS, ...(columns && { columns }) })
-        .catch((error: unknown) => {
-          throw notParquet(file, error, group);
-        });
-      const reader = (stream as ReadableStream<{ intoIPCStream(): Uint8Array }>).getReader();
-      try {
-        for (;;) {
-          let next: Awaited<ReturnType<typeof reader.read>>;
-          try {
-            next = await reader.read();
-          } catch (error) {
-            throw notParquet(file, error, group);
-          }
-          if (next.done) break;
-          const table = arrow.tableFromIPC(next.value.intoIPCStream());
-          layout ??= new ArrowLayout(table.schema);
-          for (const batch of table.batches) {
-            for (let start = 0; start < batch.numRows; start += ARROW_BATCH_ROWS) {
-              const length = Math.min(ARROW_BATCH_ROWS, batch.numRows - start);
-              const part = length === batch.numRows ? batch : batch.slice(start, start + length);
-              yield new ArrowRowBatch(layout, part.data.children, length, file, index);
-              index += length;
-            }
-          }
+    const decoded = decodeRowGroups({
+      code: await parquetWasmCode(),
+      path,
+      columns,
+      groups,
+      batchRows: DECODE_ROWS,
+      fail: (error, group) => notParquet(file, error, group),
+    });
+    for await (const ipc of decoded) {
+      const table = arrow.tableFromIPC(ipc);
+      layout ??= new ArrowLayout(table.schema);
+      for (const batch of table.batches) {
+        for (let start = 0; start < batch.numRows; start += ARROW_BATCH_ROWS) {
+          const length = Math.min(ARROW_BATCH_ROWS, batch.numRows - start);
+          const part = length === batch.numRows ? batch : batch.slice(start, start + length);
+          yield new ArrowRowBatch(layout, part.data.children, length, file, index);
+          index += length;
         }
-      } finally {
-        reader.releaseLock();
-        await stream.cancel().catch(() => undefined);
       }
     }
   } finally {
-    pf.free();
+    if (!freed) pf.free();
   }
 }
 

@@ -1,0 +1,188 @@
+import type { Worker } from 'node:worker_threads';
+import { moduleWorker } from '../../internal/module-worker.js';
+import type { WasmCode } from '../arrow/arrow-lib.js';
+
+/** What a decode thread is started with. */
+export interface DecodeThreadData {
+  /** parquet-wasm's compiled WebAssembly (arrow-lib's parquetWasmCode). */
+  code: WasmCode;
+  path: string;
+  /** The columns to read; undefined for all. */
+  columns: readonly string[] | undefined;
+  /** The row groups it decodes, in this order (0-based). */
+  groups: readonly number[];
+  /** Rows per record batch. */
+  batchRows: number;
+}
+
+/** A decode thread's answer to one request: the next batch, the end, or why it could not. */
+export type DecodeReply =
+  | { group: number; ipc: Uint8Array }
+  | { done: true; wasmBytes: number }
+  | { group: number; error: string };
+
+/** How a file's row groups are decoded off the main thread. */
+export interface DecodePlan extends Omit<DecodeThreadData, 'groups'> {
+  /** Row groups in the file. */
+  groups: number;
+  /**
+   * Row groups a thread decodes before it is ended (default 1). parquet-wasm's WebAssembly memory
+   * grows to the largest row group it decoded and never shrinks, then creeps with fragmentation;
+   * a new thread starts from nothing (its code is shared: it starts in milliseconds).
+   */
+  groupsPerThread?: number;
+  /** The error to throw for a failure in row group `group` (0-based). */
+  fail: (error: unknown, group: number) => Error;
+  /** Told, as each thread finishes its row groups, how large its WebAssembly memory grew (bytes). */
+  threadEnded?: (wasmBytes: number) => void;
+}
+
+/** Batches decoded ahead of the consumer: enough to keep the thread busy while the main thread works. */
+const AHEAD = 2;
+
+/** Bounds for a decode thread's JS heap (its WebAssembly memory is outside them). */
+const DECODE_THREAD_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 };
+
+/**
+ * Decodes a Parquet file's row groups on a worker thread, in file order, and yields each record
+ * batch as Arrow IPC stream bytes (moved from the thread, not copied). The thread decodes the next
+ * batches while the caller works on this one; every `groupsPerThread` row groups it is replaced by a
+ * fresh one, so memory stays that of one row group however many the file has. Stopping early ends
+ * the thread.
+ */
+export async function* decodeRowGroups(plan: DecodePlan): AsyncGenerator<Uint8Array> {
+  const perThread = plan.groupsPerThread ?? 1;
+  const ready: Uint8Array[] = [];
+  let finished = false;
+  let failure: unknown;
+  let stopped = false;
+  let current: DecodeThread | undefined;
+  let wake: (() => void) | undefined;
+  let room: (() => void) | undefined;
+  const signal = (waiting: (() => void) | undefined) => waiting?.();
+
+  const produce = async () => {
+    for (let first = 0; first < plan.groups && !stopped; first += perThread) {
+      const groups: number[] = [];
+      for (let g = first; g < Math.min(first + perThread, plan.groups); g++) groups.push(g);
+      const thread = new DecodeThread({
+        code: plan.code,
+        path: plan.path,
+        columns: plan.columns,
+        groups,
+        batchRows: plan.batchRows,
+      });
+      current = thread;
+      let group = first;
+      try {
+        for (;;) {
+          while (ready.length >= AHEAD && !stopped) await new Promise<void>((resolve) => (room = resolve));
+          if (stopped) return;
+          let reply: DecodeReply;
+          try {
+            reply = await thread.next();
+          } catch (error) {
+            throw plan.fail(error, group);
+          }
+          if ('done' in reply) {
+            plan.threadEnded?.(reply.wasmBytes);
+            break;
+          }
+          group = reply.group;
+          if ('error' in reply) throw plan.fail(new Error(reply.error), reply.group);
+          ready.push(reply.ipc);
+          signal(wake);
+        }
+      } finally {
+        await thread.close();
+      }
+    }
+  };
+  const producing = produce().then(
+    () => {
+      finished = true;
+    },
+    (error: unknown) => {
+      failure = error;
+      finished = true;
+    },
+  );
+  void producing.finally(() => signal(wake));
+
+  try {
+    for (;;) {
+      const ipc = ready.shift();
+      if (ipc) {
+        signal(room);
+        yield ipc;
+        continue;
+      }
+      // Batches decoded before a failure are handed out first: rows stay in order up to it.
+      if (failure) throw failure;
+      if (finished) return;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    stopped = true;
+    signal(room);
+    await current?.close();
+    await producing;
+  }
+}
+
+let liveThreads = 0;
+
+/** Decode threads started and not yet ended (for tests: a reader that stops ends its thread). */
+export function liveDecodeThreads(): number {
+  return liveThreads;
+}
+
+/** One decode thread: answers each `next()` with its next batch, in order. */
+class DecodeThread {
+  readonly #worker: Worker;
+  #waiting: { resolve: (reply: DecodeReply) => void; reject: (error: Error) => void } | undefined;
+  #failure: Error | undefined;
+  #closed: Promise<number> | undefined;
+
+  constructor(data: DecodeThreadData) {
+    this.#worker = moduleWorker(import.meta.url, 'parquet-decode-worker', {
+      workerData: data,
+      resourceLimits: DECODE_THREAD_LIMITS,
+    });
+    liveThreads++;
+    this.#worker.once('exit', () => liveThreads--);
+    // Held only while it decodes: a reader dropped without being closed does not keep the process.
+    this.#worker.unref();
+    this.#worker.on('message', (reply: DecodeReply) => {
+      this.#worker.unref();
+      const waiting = this.#waiting;
+      this.#waiting = undefined;
+      waiting?.resolve(reply);
+    });
+    this.#worker.on('error', (error: Error) => this.#fail(error));
+    this.#worker.on('exit', (code) => this.#fail(new Error(`the decode thread stopped (exit code ${code})`)));
+  }
+
+  #fail(error: Error): void {
+    this.#failure ??= error;
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.reject(this.#failure);
+  }
+
+  /** The thread's next batch (or its end). */
+  next(): Promise<DecodeReply> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => {
+      this.#waiting = { resolve, reject };
+      this.#worker.ref();
+      this.#worker.postMessage(0);
+    });
+  }
+
+  /** Ends the thread (its WebAssembly memory with it). */
+  async close(): Promise<void> {
+    this.#closed ??= this.#worker.terminate();
+    await this.#closed;
+  }
+}
