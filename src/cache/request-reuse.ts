@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
-import { isSameDraw, keyHex, requestKey } from '../core/requests/request-key.js';
+import { isSameDraw, KEY_BYTES, requestKey } from '../core/requests/request-key.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { withCustomId } from './custom-id-line.js';
 import { KeySet } from './key-set.js';
@@ -79,20 +79,30 @@ export class RequestReuse {
    * Decides the request `line[start, end)` (newline included or not) of row `id`. `template`: the line
    * was rendered from it, whose fixed parts hold every body parameter (a row's cells are escaped
    * strings in its slots), so whether its lines are same draws is read from its first line only.
+   * `made[madeAt, madeAt + 16)`: the key made where the line was rendered (a batch's keys in one array).
    */
-  take(line: Buffer, start: number, end: number, id: string, template?: object, made?: Buffer): Verdict {
+  take(
+    line: Buffer,
+    start: number,
+    end: number,
+    id: string,
+    template?: object,
+    made?: Uint8Array,
+    madeAt = 0,
+  ): Verdict {
     // A key made where the line was rendered says the rule applies (requestKeys, under the same mode).
     if (!made && this.#settings.dedup !== 'on' && !this.#sameDraw(line, start, end, template)) return SEND;
     const key = made ?? requestKey(line, start, end);
+    const at = made ? madeAt : 0;
     this.#counts.keyed++;
-    const named = `${JSON.stringify(id)}\t${keyHex(key)}\t`;
+    const named = `${JSON.stringify(id)}\t${hexOf(key, at)}\t`;
     // The digest takes the records' id and key (not what became of them), a block at a time.
     this.#digestText += `${named}\n`;
     if (this.#digestText.length > DIGEST_BLOCK) {
       this.#digest.update(this.#digestText);
       this.#digestText = '';
     }
-    const answer = this.#settings.cache?.lookup(key);
+    const answer = this.#settings.cache?.lookup(key, at);
     let kind: 's' | 'd' | 'c' = 's';
     if (answer) {
       kind = 'c';
@@ -101,7 +111,7 @@ export class RequestReuse {
       this.#cached ??= new BufferedFile(join(this.#dir, CACHED_FILE));
       this.#wait(this.#cached.appendBytes(Buffer.concat([text, NEWLINE]), 0, text.length + 1));
     } else if (this.#seen) {
-      const added = this.#seen.add(key);
+      const added = this.#seen.add(key, at);
       if (added === 'present') {
         kind = 'd';
         this.#counts.duplicates++;
@@ -170,3 +180,8 @@ export class RequestReuse {
 const NEWLINE = Buffer.from('\n');
 /** Characters of digest input gathered before one update: a hash call per line cost as much as the key. */
 const DIGEST_BLOCK = 64 * 1024;
+
+/** The key at `bytes[at, at + 16)` as 32 hex digits. */
+function hexOf(bytes: Uint8Array, at: number): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset + at, KEY_BYTES).toString('hex');
+}
