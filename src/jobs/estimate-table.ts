@@ -1,5 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { checkCost } from '../cost/cost-guard.js';
@@ -22,6 +22,14 @@ export interface CostOptions {
   maxCost?: number;
   /** Tokenize at most this many requests of each file and extrapolate the rest (default: all). */
   sampleRequests?: number;
+}
+
+/**
+ * Threads an estimate counts on: every core (at most 4), the files cut into parts. The threads end
+ * with the estimate, so the tokenizers' memory (~200 MB for Qwen's) is not kept by the process.
+ */
+export function countingThreads(): number {
+  return Math.min(4, availableParallelism());
 }
 
 export interface EstimateTableOptions extends Omit<PrepareOptions, 'outDir'>, CostOptions {
@@ -54,6 +62,7 @@ export async function estimateTable(
       prices,
       outputSample,
       sampleRequests: maxCost === undefined ? sampleRequests : undefined,
+      threads: countingThreads(),
     });
     if (maxCost !== undefined) checkCost(estimate, maxCost);
     return { prepared, estimate };
@@ -68,7 +77,7 @@ export async function estimatePrepared(
   prepared: PreparedSummary,
   profile: ProviderProfile,
   job: Pick<PrepareOptions, 'labels' | 'schema'>,
-  cost: CostOptions,
+  cost: CostOptions & { threads?: number },
 ): Promise<Estimate> {
   const samples = cost.outputSample === undefined ? [] : [cost.outputSample].flat();
   const sample = samples.length > 0 ? await usageSample(samples) : undefined;
@@ -85,6 +94,7 @@ export async function estimatePrepared(
     prices: cost.prices,
     sample,
     sampleRequests: cost.sampleRequests,
+    threads: cost.threads,
   });
 }
 
