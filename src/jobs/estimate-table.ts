@@ -25,12 +25,17 @@ export interface CostOptions {
 }
 
 /**
- * Threads an estimate counts on: every core (at most 4), the files cut into parts. The threads end
- * with the estimate, so the tokenizers' memory (~200 MB for Qwen's) is not kept by the process.
+ * Threads to count `bytes` of request lines on: every core (at most 2: each thread loads its own
+ * tokenizer, ~200 MB for Qwen's) once the files are large enough for the threads' start (a tokenizer
+ * load each, ~0.5 s) to pay; below that none, or `atLeast` (1: the counting on a thread that ends with
+ * it, so the process does not keep the tokenizer's memory).
  */
-export function countingThreads(): number {
-  return Math.min(4, availableParallelism());
+export function countingThreads(bytes: number, atLeast = 0): number {
+  return Math.max(atLeast, bytes >= THREADS_FROM_BYTES ? Math.min(2, availableParallelism()) : 0);
 }
+
+/** Request bytes from which counting goes on threads (~25,000 requests of a 1.2 KB line). */
+const THREADS_FROM_BYTES = 32 * 1024 * 1024;
 
 export interface EstimateTableOptions extends Omit<PrepareOptions, 'outDir'>, CostOptions {
   /** Where the request files are made while counting (default: the system's temp directory); removed after. */
@@ -62,7 +67,7 @@ export async function estimateTable(
       prices,
       outputSample,
       sampleRequests: maxCost === undefined ? sampleRequests : undefined,
-      threads: countingThreads(),
+      threads: countingThreads(prepared.shards.reduce((n, s) => n + s.bytes, 0)),
     });
     if (maxCost !== undefined) checkCost(estimate, maxCost);
     return { prepared, estimate };

@@ -268,7 +268,13 @@ export async function runTable(
         sampleRequests,
         // On threads that end with the estimate: the run does not keep the tokenizers' memory (a
         // 100,000-row run peaked at 521 MB with Qwen's vocabulary kept, against 315 MB without it).
-        threads: sampleRequests === undefined ? countingThreads() : 1,
+        threads:
+          sampleRequests === undefined
+            ? countingThreads(
+                prepared.shards.reduce((n, s) => n + s.bytes, 0),
+                1,
+              )
+            : 1,
       });
       onEstimate?.(estimate);
       // Before a run is created: a refused run leaves nothing behind and nothing at the provider.
