@@ -62,7 +62,11 @@ export class RequestReuse {
   readonly #seen: KeySet | undefined;
   readonly #digest: Hash = createHash('sha256');
   readonly #templates = new WeakMap<object, boolean>();
-  #digestText = '';
+  /** Digest input gathered before one update (a hash call a line cost as much as the key). */
+  #digestBlock = Buffer.allocUnsafe(DIGEST_BLOCK);
+  #digestPos = 0;
+  /** Where a request-keys.tsv record is made. */
+  #record = Buffer.allocUnsafe(256);
   #keys: BufferedFile | undefined;
   #cached: BufferedFile | undefined;
   #reused: BufferedFile | undefined;
@@ -95,13 +99,7 @@ export class RequestReuse {
     const key = made ?? requestKey(line, start, end);
     const at = made ? madeAt : 0;
     this.#counts.keyed++;
-    const named = `${JSON.stringify(id)}\t${hexOf(key, at)}\t`;
-    // The digest takes the records' id and key (not what became of them), a block at a time.
-    this.#digestText += `${named}\n`;
-    if (this.#digestText.length > DIGEST_BLOCK) {
-      this.#digest.update(this.#digestText);
-      this.#digestText = '';
-    }
+    const named = this.#named(id, key, at);
     const answer = this.#settings.cache?.lookup(key, at);
     let kind: 's' | 'd' | 'c' = 's';
     if (answer) {
@@ -117,9 +115,12 @@ export class RequestReuse {
         this.#counts.duplicates++;
       } else if (added === 'full') this.#counts.unkept++;
     }
-    const record = `${named}${kind}\n`;
+    // The record: the id and key written by #named, then what became of the request.
+    const record = this.#record;
+    record[named] = KIND_BYTES[kind];
+    record[named + 1] = LF;
     this.#keys ??= new BufferedFile(join(this.#dir, REQUEST_KEYS_FILE));
-    this.#wait(this.#keys.append(record, Buffer.byteLength(record)));
+    this.#wait(this.#keys.appendBytes(record, 0, named + 2));
     if (kind === 's') {
       this.#counts.sent++;
       return SEND_KEYED;
@@ -132,6 +133,35 @@ export class RequestReuse {
       this.#wait(this.#reused.appendBytes(text, 0, text.length));
     }
     return TAKEN;
+  }
+
+  /**
+   * Writes `<id as JSON>\t<key in hex>\t` at the start of #record (no string a request but the id's
+   * JSON) and adds it to the digest's block; returns its length.
+   */
+  #named(id: string, key: Uint8Array, at: number): number {
+    const json = JSON.stringify(id);
+    // Up to 3 bytes a UTF-16 unit, the key's 32 digits, two tabs, the kind and a newline.
+    if (this.#record.length < json.length * 3 + 64) this.#record = Buffer.allocUnsafe(json.length * 6 + 64);
+    const record = this.#record;
+    let n = record.write(json, 0, 'utf8');
+    record[n++] = TAB;
+    for (let i = at; i < at + KEY_BYTES; i++) {
+      const byte = key[i]!;
+      record[n++] = HEX[byte >> 4]!;
+      record[n++] = HEX[byte & 15]!;
+    }
+    record[n++] = TAB;
+    // The digest takes the records' id and key (not what became of them), a block at a time.
+    if (this.#digestPos + n + 1 > this.#digestBlock.length) {
+      this.#digest.update(this.#digestBlock.subarray(0, this.#digestPos));
+      this.#digestPos = 0;
+      if (n + 1 > this.#digestBlock.length) this.#digestBlock = Buffer.allocUnsafe(n + 1);
+    }
+    record.copy(this.#digestBlock, this.#digestPos, 0, n);
+    this.#digestBlock[this.#digestPos + n] = LF;
+    this.#digestPos += n + 1;
+    return n;
   }
 
   #sameDraw(line: Buffer, start: number, end: number, template: object | undefined): boolean {
@@ -165,7 +195,7 @@ export class RequestReuse {
       dedup: this.#settings.dedup,
       cache: this.#settings.cache !== undefined,
       ...this.#counts,
-      digest: this.#digest.update(this.#digestText).digest('hex'),
+      digest: this.#digest.update(this.#digestBlock.subarray(0, this.#digestPos)).digest('hex'),
     };
   }
 
@@ -178,10 +208,8 @@ export class RequestReuse {
 }
 
 const NEWLINE = Buffer.from('\n');
-/** Characters of digest input gathered before one update: a hash call per line cost as much as the key. */
 const DIGEST_BLOCK = 64 * 1024;
-
-/** The key at `bytes[at, at + 16)` as 32 hex digits. */
-function hexOf(bytes: Uint8Array, at: number): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset + at, KEY_BYTES).toString('hex');
-}
+const TAB = 0x09;
+const LF = 0x0a;
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+const KIND_BYTES = { s: 0x73, d: 0x64, c: 0x63 } as const;

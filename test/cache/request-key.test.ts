@@ -1,6 +1,10 @@
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KeySet } from '../../src/cache/key-set.js';
+import { REQUEST_KEYS_FILE, RequestReuse } from '../../src/cache/request-reuse.js';
 import { customIdValueRange, KEY_BYTES, keyHex, requestKey } from '../../src/core/requests/request-key.js';
 
 /** The key as defined: SHA-256 of the line without its custom_id's value (and trailing newline), 16 bytes. */
@@ -73,5 +77,33 @@ describe('KeySet', () => {
     }
     expect(present).toBe(40_000);
     expect(packed.size).toBe(60_000);
+  });
+});
+
+describe('RequestReuse records', () => {
+  it('writes a record per keyed request and a digest of their ids and keys, whatever became of them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bp-reuse-'));
+    const reuse = new RequestReuse(dir, { dedup: 'on', cache: undefined });
+    const ids = ['row-1', 'row "2"', 'ряд-3', 'row-4', '😀'.repeat(100)];
+    const keys = new Uint8Array(ids.length * KEY_BYTES);
+    for (const [i, id] of ids.entries()) {
+      const line = Buffer.from(
+        JSON.stringify({ custom_id: id, ...body(i === 3 ? 'same' : `text ${i % 3}`) }),
+      );
+      keys.set(requestKey(line), i * KEY_BYTES);
+      reuse.take(line, 0, line.length, id, undefined, keys, i * KEY_BYTES);
+      await reuse.waiting();
+    }
+    const summary = await reuse.finish();
+    const records = readFileSync(join(dir, REQUEST_KEYS_FILE), 'utf8').split('\n').slice(0, -1);
+    expect(records).toEqual(
+      ids.map(
+        (id, i) => `${JSON.stringify(id)}\t${keyHex(keys.subarray(i * KEY_BYTES))}\t${i === 4 ? 'd' : 's'}`,
+      ),
+    );
+    const digest = createHash('sha256');
+    for (const record of records) digest.update(`${record.slice(0, -1)}\n`);
+    expect(summary.digest).toBe(digest.digest('hex'));
+    expect(summary).toMatchObject({ keyed: 5, sent: 4, duplicates: 1 });
   });
 });
