@@ -1,6 +1,6 @@
 // `prepare` with temperature 0 (every request a same draw), with or without the request keys and the
-// result cache, through the built package. Prints rows (requests written + answered from the cache) and
-// peak RSS as JSON.
+// result cache, through the built package. Prints rows (requests written + answered from the cache),
+// peak RSS and CPU seconds as JSON.
 // Usage: node cache-prepare.mjs table.csv outDir off|keyed [cacheDir]
 //   off:   no deduplication, no cache (what prepare did before)
 //   keyed: every line keyed (SHA-256), looked up in the cache at cacheDir, remembered for deduplication
@@ -24,5 +24,7 @@ console.log(
     rows: result.requests + reused,
     cached: result.reuse?.cached ?? 0,
     maxRssKb: process.resourceUsage().maxRSS,
+    // Every thread's: the keys are made on the render threads.
+    cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
   }),
 );

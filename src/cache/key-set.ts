@@ -35,12 +35,15 @@ export class KeySet {
     return this.#words.byteLength;
   }
 
-  /** Adds a key: `added`, `present` (seen before), or `full` (not seen, and no room to keep it). */
-  add(key: Buffer): 'added' | 'present' | 'full' {
-    const a = key.readInt32LE(0);
-    const b = key.readInt32LE(4);
-    const c = key.readInt32LE(8);
-    const d = key.readInt32LE(12);
+  /**
+   * Adds the key at `key[at, at + 16)`: `added`, `present` (seen before), or `full` (not seen, and no
+   * room to keep it). Read byte by byte: a batch's keys come as one array, no object a key.
+   */
+  add(key: Uint8Array, at = 0): 'added' | 'present' | 'full' {
+    const a = word(key, at);
+    const b = word(key, at + 4);
+    const c = word(key, at + 8);
+    const d = word(key, at + 12);
     if ((a | b | c | d) === 0) {
       if (this.#zero) return 'present';
       if (this.size >= this.#maxKeys) return 'full';
@@ -95,4 +98,9 @@ export class KeySet {
       if ((a | b | c | d) !== 0) this.#put(this.#find(a, b, c, d), a, b, c, d);
     }
   }
+}
+
+/** The little-endian 32-bit word at `bytes[at]`. */
+function word(bytes: Uint8Array, at: number): number {
+  return bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24);
 }

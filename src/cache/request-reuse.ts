@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
-import { isSameDraw, keyHex, requestKey } from '../core/requests/request-key.js';
+import { isSameDraw, KEY_BYTES, requestKey } from '../core/requests/request-key.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { withCustomId } from './custom-id-line.js';
 import { KeySet } from './key-set.js';
@@ -62,7 +62,11 @@ export class RequestReuse {
   readonly #seen: KeySet | undefined;
   readonly #digest: Hash = createHash('sha256');
   readonly #templates = new WeakMap<object, boolean>();
-  #digestText = '';
+  /** Digest input gathered before one update (a hash call a line cost as much as the key). */
+  #digestBlock = Buffer.allocUnsafe(DIGEST_BLOCK);
+  #digestPos = 0;
+  /** Where a request-keys.tsv record is made. */
+  #record = Buffer.allocUnsafe(256);
   #keys: BufferedFile | undefined;
   #cached: BufferedFile | undefined;
   #reused: BufferedFile | undefined;
@@ -79,20 +83,24 @@ export class RequestReuse {
    * Decides the request `line[start, end)` (newline included or not) of row `id`. `template`: the line
    * was rendered from it, whose fixed parts hold every body parameter (a row's cells are escaped
    * strings in its slots), so whether its lines are same draws is read from its first line only.
+   * `made[madeAt, madeAt + 16)`: the key made where the line was rendered (a batch's keys in one array).
    */
-  take(line: Buffer, start: number, end: number, id: string, template?: object, made?: Buffer): Verdict {
+  take(
+    line: Buffer,
+    start: number,
+    end: number,
+    id: string,
+    template?: object,
+    made?: Uint8Array,
+    madeAt = 0,
+  ): Verdict {
     // A key made where the line was rendered says the rule applies (requestKeys, under the same mode).
     if (!made && this.#settings.dedup !== 'on' && !this.#sameDraw(line, start, end, template)) return SEND;
     const key = made ?? requestKey(line, start, end);
+    const at = made ? madeAt : 0;
     this.#counts.keyed++;
-    const named = `${JSON.stringify(id)}\t${keyHex(key)}\t`;
-    // The digest takes the records' id and key (not what became of them), a block at a time.
-    this.#digestText += `${named}\n`;
-    if (this.#digestText.length > DIGEST_BLOCK) {
-      this.#digest.update(this.#digestText);
-      this.#digestText = '';
-    }
-    const answer = this.#settings.cache?.lookup(key);
+    const named = this.#named(id, key, at);
+    const answer = this.#settings.cache?.lookup(key, at);
     let kind: 's' | 'd' | 'c' = 's';
     if (answer) {
       kind = 'c';
@@ -101,15 +109,18 @@ export class RequestReuse {
       this.#cached ??= new BufferedFile(join(this.#dir, CACHED_FILE));
       this.#wait(this.#cached.appendBytes(Buffer.concat([text, NEWLINE]), 0, text.length + 1));
     } else if (this.#seen) {
-      const added = this.#seen.add(key);
+      const added = this.#seen.add(key, at);
       if (added === 'present') {
         kind = 'd';
         this.#counts.duplicates++;
       } else if (added === 'full') this.#counts.unkept++;
     }
-    const record = `${named}${kind}\n`;
+    // The record: the id and key written by #named, then what became of the request.
+    const record = this.#record;
+    record[named] = KIND_BYTES[kind];
+    record[named + 1] = LF;
     this.#keys ??= new BufferedFile(join(this.#dir, REQUEST_KEYS_FILE));
-    this.#wait(this.#keys.append(record, Buffer.byteLength(record)));
+    this.#wait(this.#keys.appendBytes(record, 0, named + 2));
     if (kind === 's') {
       this.#counts.sent++;
       return SEND_KEYED;
@@ -122,6 +133,35 @@ export class RequestReuse {
       this.#wait(this.#reused.appendBytes(text, 0, text.length));
     }
     return TAKEN;
+  }
+
+  /**
+   * Writes `<id as JSON>\t<key in hex>\t` at the start of #record (no string a request but the id's
+   * JSON) and adds it to the digest's block; returns its length.
+   */
+  #named(id: string, key: Uint8Array, at: number): number {
+    const json = JSON.stringify(id);
+    // Up to 3 bytes a UTF-16 unit, the key's 32 digits, two tabs, the kind and a newline.
+    if (this.#record.length < json.length * 3 + 64) this.#record = Buffer.allocUnsafe(json.length * 6 + 64);
+    const record = this.#record;
+    let n = record.write(json, 0, 'utf8');
+    record[n++] = TAB;
+    for (let i = at; i < at + KEY_BYTES; i++) {
+      const byte = key[i]!;
+      record[n++] = HEX[byte >> 4]!;
+      record[n++] = HEX[byte & 15]!;
+    }
+    record[n++] = TAB;
+    // The digest takes the records' id and key (not what became of them), a block at a time.
+    if (this.#digestPos + n + 1 > this.#digestBlock.length) {
+      this.#digest.update(this.#digestBlock.subarray(0, this.#digestPos));
+      this.#digestPos = 0;
+      if (n + 1 > this.#digestBlock.length) this.#digestBlock = Buffer.allocUnsafe(n + 1);
+    }
+    record.copy(this.#digestBlock, this.#digestPos, 0, n);
+    this.#digestBlock[this.#digestPos + n] = LF;
+    this.#digestPos += n + 1;
+    return n;
   }
 
   #sameDraw(line: Buffer, start: number, end: number, template: object | undefined): boolean {
@@ -155,7 +195,7 @@ export class RequestReuse {
       dedup: this.#settings.dedup,
       cache: this.#settings.cache !== undefined,
       ...this.#counts,
-      digest: this.#digest.update(this.#digestText).digest('hex'),
+      digest: this.#digest.update(this.#digestBlock.subarray(0, this.#digestPos)).digest('hex'),
     };
   }
 
@@ -168,5 +208,8 @@ export class RequestReuse {
 }
 
 const NEWLINE = Buffer.from('\n');
-/** Characters of digest input gathered before one update: a hash call per line cost as much as the key. */
 const DIGEST_BLOCK = 64 * 1024;
+const TAB = 0x09;
+const LF = 0x0a;
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+const KIND_BYTES = { s: 0x73, d: 0x64, c: 0x63 } as const;

@@ -84,19 +84,19 @@ export class ResultCache {
     return n;
   }
 
-  /** The result line stored for `key` (without its newline), or undefined. */
-  lookup(key: Uint8Array): Buffer | undefined {
+  /** The result line stored for the key at `key[at, at + 16)` (without its newline), or undefined. */
+  lookup(key: Uint8Array, at = 0): Buffer | undefined {
     for (const segment of this.#segments) {
       const index = segment.index;
       let lo = 0;
       let hi = index.length / ENTRY_BYTES - 1;
       while (lo <= hi) {
         const mid = (lo + hi) >>> 1;
-        const at = mid * ENTRY_BYTES;
-        const order = index.compare(key, 0, KEY_BYTES, at, at + KEY_BYTES);
+        const entry = mid * ENTRY_BYTES;
+        const order = index.compare(key, at, at + KEY_BYTES, entry, entry + KEY_BYTES);
         if (order === 0) {
-          const offset = index.readDoubleLE(at + KEY_BYTES);
-          const length = index.readUInt32LE(at + KEY_BYTES + 8);
+          const offset = index.readDoubleLE(entry + KEY_BYTES);
+          const length = index.readUInt32LE(entry + KEY_BYTES + 8);
           const line = Buffer.allocUnsafe(length);
           let read = 0;
           while (read < length) {

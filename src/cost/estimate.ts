@@ -2,18 +2,12 @@ import { join } from 'node:path';
 import { type AnswerSchema, compileStructuredOutput } from '../core/structured/structured-output.js';
 import type { ProviderProfile } from '../providers/profile.js';
 import { thinksByDefault } from '../providers/resolve-profile.js';
-import { jsonlBuffers } from '../run/request-ids.js';
 import type { ShardSummary } from '../run/sharder.js';
-import { answerRange } from './answer-range.js';
-import {
-  type CountTokens,
-  loadCounter,
-  modelTokenRule,
-  remembering,
-  type TokenizerName,
-} from './model-tokenizer.js';
+import { CountPool } from './count-pool.js';
+import { addCounted, type Counted, type CountJob, countRequests } from './count-requests.js';
+import { modelTokenRule, type TokenizerName } from './model-tokenizer.js';
 import { type BillingRule, billingRule, findPrice, type PriceEntry, type PriceTable } from './prices.js';
-import { answerCap, capped, choices, inputTokens, plus, type TokenRange, times } from './request-tokens.js';
+import { plus, type TokenRange } from './request-tokens.js';
 import type { UsageSample } from './usage.js';
 
 /** A cost range in the price table's currency; `max` null when no bound is known. */
@@ -83,6 +77,12 @@ export interface EstimateOptions {
    * would take long (a tokenizer in JS counts about 4,000 requests a second). Default: every request.
    */
   sampleRequests?: number | undefined;
+  /**
+   * Count on this many threads (each file cut into as many parts by bytes; a sample is one part), which
+   * end with the estimate, taking the tokenizers' memory with them (the Qwen vocabulary is ~200 MB
+   * once loaded). Default 0: in this thread, the tokenizers kept for the next estimate.
+   */
+  threads?: number | undefined;
 }
 
 /**
@@ -92,22 +92,12 @@ export interface EstimateOptions {
  */
 export const SAMPLE_ERROR = 0.1;
 
-/** A tokenizer's counter, and the same remembering texts that repeat, for one estimate. */
-interface Counters {
-  count: CountTokens;
-  countRepeated: CountTokens;
-}
-
-/** OpenAI's reasoning models reason on every request, inside `max_completion_tokens`. */
-const OPENAI_REASONING = /^(o1|o3|o4|gpt-5)/;
-/** A free-text answer has at least one token. */
-const FREE_TEXT: TokenRange = { min: 1, max: null };
-
 /**
- * Estimates the tokens and cost of prepared request files, one shard at a time and a line at a time
- * (memory is one line and the tokenizers' caches): input counted with each model family's tokenizer and
- * chat template, output as a range from what bounds it (max_tokens, the labels or schema, a sample),
- * thinking as a range where thinking is on.
+ * Estimates the tokens and cost of prepared request files, a line at a time (memory is a read buffer
+ * and the tokenizers' caches): input counted with each model family's tokenizer and chat template,
+ * output as a range from what bounds it (max_tokens, the labels or schema, a sample), thinking as a
+ * range where thinking is on. With `threads`, the counting runs on that many threads, each file cut
+ * into as many parts, and the threads (and the tokenizers' memory) go when it ends.
  */
 export async function estimateShards(
   dir: string,
@@ -118,86 +108,59 @@ export async function estimateShards(
     options.labels !== undefined || options.schema !== undefined
       ? compileStructuredOutput({ labels: options.labels, schema: options.schema })
       : undefined;
-  const counters = new Map<TokenizerName, Counters>();
-  const counterFor = async (name: TokenizerName) => {
-    let counter = counters.get(name);
-    if (counter === undefined) {
-      const count = await loadCounter(name);
-      counter = { count, countRepeated: remembering(count) };
-      counters.set(name, counter);
-    }
-    return counter;
+  const threads = Math.max(0, Math.floor(options.threads ?? 0));
+  const pool = threads > 0 ? new CountPool(threads) : undefined;
+  const estimateOne = async (shard: ShardSummary) => {
+    const job: CountJob = {
+      path: join(dir, shard.file),
+      from: 0,
+      to: Number.POSITIVE_INFINITY,
+      limit: options.sampleRequests,
+      model: shard.model,
+      endpoint: shard.endpoint,
+      answerSchema: structured?.jsonSchema,
+      sample: options.sample,
+      thinksUnlessOff: thinksByDefault(options.profile, shard.model),
+    };
+    // A sample is the file's first lines: one part. Otherwise a part a thread, cut by bytes.
+    const parts = pool && options.sampleRequests === undefined ? splitJob(job, shard.bytes, threads) : [job];
+    const counted = await Promise.all(parts.map((part) => (pool ? pool.count(part) : countRequests(part))));
+    return shardEstimate(shard, counted.reduce(addCounted), options);
   };
-  const results: ShardEstimate[] = [];
-  for (const shard of shards)
-    results.push(
-      await estimateShard(join(dir, shard.file), shard, options, structured?.jsonSchema, counterFor),
-    );
-  return summarize(results, options);
+  try {
+    // Threads take every part of every file at once; in this thread, a file at a time.
+    const results: ShardEstimate[] = [];
+    if (pool) results.push(...(await Promise.all(shards.map(estimateOne))));
+    else for (const shard of shards) results.push(await estimateOne(shard));
+    return summarize(results, options);
+  } finally {
+    await pool?.close();
+  }
 }
 
-async function estimateShard(
-  path: string,
-  shard: ShardSummary,
-  options: EstimateOptions,
-  answerSchema: Record<string, unknown> | undefined,
-  counterFor: (name: TokenizerName) => Promise<Counters>,
-): Promise<ShardEstimate> {
+/** A whole-file job cut into `parts` byte ranges (lines are given to the part they start in). */
+function splitJob(job: CountJob, bytes: number, parts: number): CountJob[] {
+  // Small files are not worth a thread's start-up.
+  const n = Math.max(1, Math.min(parts, Math.floor(bytes / MIN_PART_BYTES)));
+  return Array.from({ length: n }, (_, i) => ({
+    ...job,
+    from: Math.floor((bytes * i) / n),
+    to: i === n - 1 ? Number.POSITIVE_INFINITY : Math.floor((bytes * (i + 1)) / n),
+  }));
+}
+
+/** Bytes of request lines below which a part is not cut again. */
+const MIN_PART_BYTES = 256 * 1024;
+
+function shardEstimate(shard: ShardSummary, counted: Counted, options: EstimateOptions): ShardEstimate {
   const rule = modelTokenRule(shard.model, shard.endpoint);
-  const { count, countRepeated } = await counterFor(rule.tokenizer);
-  const embeddings = shard.endpoint === '/v1/embeddings';
-  const sample = options.sample;
-  // Every line of a shard has the same model and, from one job, the same answer shape.
-  const schemaAnswer = answerSchema === undefined ? undefined : answerRange(answerSchema, countRepeated);
-  const openaiReasoning = OPENAI_REASONING.test(shard.model);
-  const thinksUnlessOff = thinksByDefault(options.profile, shard.model);
-  let requests = 0;
-  let input = 0;
-  let schemaTokens = 0;
-  let images = 0;
-  let output: TokenRange = { min: 0, max: 0 };
-  let thinking: TokenRange | null = null;
-  let billed: TokenRange = { min: 0, max: 0 };
-  let bytesRead = 0;
-  const limit = options.sampleRequests ?? Number.POSITIVE_INFINITY;
-  // Buffers, not jsonlLines: one generator hop a line fewer, which shows beside a fast tokenizer.
-  for await (const bytes of jsonlBuffers(path)) {
-    if (requests >= limit) break;
-    bytesRead += bytes.length + 1;
-    const body = (JSON.parse(bytes.toString('utf8')) as { body: Record<string, unknown> }).body;
-    requests++;
-    const counted = inputTokens(body, shard.endpoint, rule, count, countRepeated);
-    input += counted.tokens;
-    schemaTokens += counted.schema;
-    images += counted.images;
-    if (embeddings) continue;
-    const n = choices(body);
-    const cap = answerCap(body);
-    const base = sample?.output ?? schemaAnswer ?? FREE_TEXT;
-    const answer = times(capped(base, cap), n);
-    output = plus(output, answer);
-    const thinks =
-      openaiReasoning ||
-      body.enable_thinking === true ||
-      (body.enable_thinking === undefined && thinksUnlessOff);
-    if (!thinks) {
-      billed = plus(billed, answer);
-      continue;
-    }
-    const budget = typeof body.thinking_budget === 'number' ? body.thinking_budget : undefined;
-    // OpenAI: reasoning shares max_completion_tokens with the answer. DashScope: thinking_budget bounds it.
-    const bound = openaiReasoning ? cap : budget;
-    const own = times(capped(sample?.thinking ?? { min: 0, max: null }, bound), n);
-    thinking = plus(thinking ?? { min: 0, max: 0 }, own);
-    const both = plus(answer, own);
-    billed = plus(billed, openaiReasoning ? capped(both, cap === undefined ? undefined : cap * n) : both);
-  }
+  let { requests, input, schemaTokens, images, output, thinking, billed } = counted;
   const price = options.prices
     ? (findPrice(options.prices, options.profile.name, shard.model) ?? null)
     : null;
   // A sample stands for the whole file: input in proportion to bytes, the rest to requests.
   const sampled = requests < shard.lines && requests > 0;
-  const byBytes = sampled ? shard.bytes / bytesRead : 1;
+  const byBytes = sampled ? shard.bytes / counted.bytesRead : 1;
   const byRequests = sampled ? shard.lines / requests : 1;
   if (sampled) {
     input = Math.round(input * byBytes);

@@ -20,7 +20,13 @@ import { writeResults } from '../run/run-results.js';
 import { REJECTIONS_FILE, ROW_HASHES_FILE } from '../run/sharder.js';
 import { createOrResumeRun, openRun, RunFields, type RunOptions } from '../run/start-run.js';
 import { SyncRun } from '../run/sync/sync-run.js';
-import { checkMaxCost, estimatePrepared, type RunUsage, runUsage } from './estimate-table.js';
+import {
+  checkMaxCost,
+  countingThreads,
+  estimatePrepared,
+  type RunUsage,
+  runUsage,
+} from './estimate-table.js';
 import {
   checkOutput,
   type JoinTableOptions,
@@ -260,6 +266,15 @@ export async function runTable(
         prices,
         outputSample,
         sampleRequests,
+        // On threads that end with the estimate: the run does not keep the tokenizers' memory (a
+        // 100,000-row run peaked at 521 MB with Qwen's vocabulary kept, against 315 MB without it).
+        threads:
+          sampleRequests === undefined
+            ? countingThreads(
+                prepared.shards.reduce((n, s) => n + s.bytes, 0),
+                1,
+              )
+            : 1,
       });
       onEstimate?.(estimate);
       // Before a run is created: a refused run leaves nothing behind and nothing at the provider.

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type RequestReuse, type ReuseSummary, SEND_KEYED, TAKEN } from '../cache/request-reuse.js';
 import { embeddingInputCount } from '../core/requests/embedding-inputs.js';
 import type { RequestBatch } from '../core/requests/request-batch.js';
+import { KEY_BYTES } from '../core/requests/request-key.js';
 import { hashedColumns, type RowHashesHeader, rowHashText } from '../core/requests/row-hash.js';
 import type { Slice } from '../core/rows/row-slice.js';
 import { BufferedFile } from '../internal/buffered-file.js';
@@ -79,6 +80,8 @@ export class Sharder {
   readonly #prefix: string;
   readonly #limits: FileLimits;
   readonly #reuse: RequestReuse | undefined;
+  /** What reuse decided for each line of the batch being added. */
+  #verdicts = new Uint8Array(0);
   readonly #open = new Map<string, OpenShard>();
   readonly #done: ShardSummary[] = [];
   readonly #byCode: Record<string, number> = {};
@@ -139,21 +142,12 @@ export class Sharder {
       const rejected = batch.rejection(i);
       if (rejected) waiting = this.reject(rejected);
       else if (this.#reuse && batch.rendered(i)) {
-        const keys = batch.requestKeys;
-        const verdict = this.#reuse.take(
-          batch.data!,
-          batch.start(i),
-          batch.end(i),
-          batch.id(i),
-          batch.template,
-          keys && Buffer.from(keys.buffer, keys.byteOffset + i * 16, 16),
-        );
-        const taking = this.#reuse.waiting();
-        if (verdict !== TAKEN) {
-          const done = this.#addRun(batch, i, i + 1, verdict === SEND_KEYED);
-          if (typeof done !== 'number') waiting = done.then(() => undefined);
+        const done = this.#addReused(batch, i);
+        if (typeof done === 'number') {
+          i = done - 1;
+          continue;
         }
-        if (taking) waiting = waiting ? Promise.all([waiting, taking]).then(() => undefined) : taking;
+        return done.then((next) => this.#addFrom(batch, next));
       } else if (batch.rendered(i)) {
         // Lines rendered back to back for one model go into their file with one copy.
         const model = batch.model(i);
@@ -190,6 +184,56 @@ export class Sharder {
     // Every line is copied into its file (or written): the batch's buffer is used again.
     batch.release();
     return undefined;
+  }
+
+  /**
+   * Decides rendered lines from `from` on with the reuse rule (until a rejected or unrendered line, or
+   * until a record write must wait), then appends the lines sent in runs, as #addRun does: a line a
+   * call cost more than the keys themselves. Returns where it got to, or a promise of it.
+   */
+  #addReused(batch: RequestBatch, from: number): number | Promise<number> {
+    const reuse = this.#reuse!;
+    const keys = batch.requestKeys;
+    if (this.#verdicts.length < batch.length) this.#verdicts = new Uint8Array(batch.length);
+    const verdicts = this.#verdicts;
+    let to = from;
+    let taking: Promise<void> | undefined;
+    while (to < batch.length && !batch.rejection(to) && batch.rendered(to)) {
+      const [start, end] = [batch.start(to), batch.end(to)];
+      verdicts[to] = reuse.take(batch.data!, start, end, batch.id(to), batch.template, keys, to * KEY_BYTES);
+      to++;
+      taking = reuse.waiting();
+      if (taking) break;
+    }
+    const sent = this.#addSent(batch, verdicts, from, to);
+    if (typeof sent === 'number') return taking ? taking.then(() => to) : to;
+    return taking ? Promise.all([sent, taking]).then(() => to) : sent;
+  }
+
+  /** Appends the lines of `from`..`to` their verdicts send, runs of one kind back to back at a time. */
+  #addSent(batch: RequestBatch, verdicts: Uint8Array, from: number, to: number): number | Promise<number> {
+    let k = from;
+    while (k < to) {
+      const verdict = verdicts[k]!;
+      if (verdict === TAKEN) {
+        k++;
+        continue;
+      }
+      const model = batch.model(k);
+      let m = k + 1;
+      while (
+        m < to &&
+        verdicts[m] === verdict &&
+        batch.start(m) === batch.end(m - 1) &&
+        batch.model(m) === model
+      )
+        m++;
+      const done = this.#addRun(batch, k, m, verdict === SEND_KEYED);
+      // The verdicts stay put while waiting: the next batch comes only once this one is added.
+      if (typeof done !== 'number') return done.then((next) => this.#addSent(batch, verdicts, next, to));
+      k = m;
+    }
+    return to;
   }
 
   /**

@@ -1,0 +1,109 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { KeySet } from '../../src/cache/key-set.js';
+import { REQUEST_KEYS_FILE, RequestReuse } from '../../src/cache/request-reuse.js';
+import { customIdValueRange, KEY_BYTES, keyHex, requestKey } from '../../src/core/requests/request-key.js';
+
+/** The key as defined: SHA-256 of the line without its custom_id's value (and trailing newline), 16 bytes. */
+function definedKey(line: string): string {
+  const bytes = Buffer.from(line.endsWith('\n') ? line.slice(0, -1) : line);
+  const value = customIdValueRange(bytes);
+  const hash = createHash('sha256');
+  if (value) {
+    hash.update(bytes.subarray(0, value[0]));
+    hash.update(bytes.subarray(value[1]));
+  } else hash.update(bytes);
+  return hash.digest().subarray(0, KEY_BYTES).toString('hex');
+}
+
+const body = (text: string) => ({
+  method: 'POST',
+  url: '/v1/chat/completions',
+  body: { model: 'qwen-plus', messages: [{ role: 'user', content: text }], temperature: 0 },
+});
+
+describe('requestKey', () => {
+  const lines = [
+    JSON.stringify({ custom_id: 'row-1', ...body('hello') }),
+    `${JSON.stringify({ custom_id: 'row-2', ...body('hello') })}\n`,
+    JSON.stringify({ custom_id: 'a "quoted" \\ id', ...body('x') }),
+    JSON.stringify({ ...body('id last'), custom_id: 'r' }),
+    JSON.stringify(body('no id at all')),
+    JSON.stringify({ custom_id: '', ...body('empty id') }),
+    // Longer than the scratch buffer the key is joined in.
+    JSON.stringify({ custom_id: 'big', ...body('é'.repeat(40_000)) }),
+    JSON.stringify({ custom_id: 'x'.repeat(20_000), ...body('long id') }),
+  ];
+
+  it('is SHA-256 of the line without its id, first 16 bytes, however the line is laid out', () => {
+    for (const line of lines)
+      expect(keyHex(requestKey(Buffer.from(line))), line.slice(0, 60)).toBe(definedKey(line));
+  });
+
+  it('reads a line inside a larger buffer and leaves the buffer as it was', () => {
+    const all = Buffer.from(lines.join('\n'));
+    const copy = Buffer.from(all);
+    let start = 0;
+    for (const line of lines) {
+      const end = start + Buffer.byteLength(line);
+      expect(keyHex(requestKey(all, start, end))).toBe(definedKey(line));
+      start = end + 1;
+    }
+    expect(all.equals(copy)).toBe(true);
+  });
+
+  it('keys rows that differ only in their ids alike', () => {
+    const a = requestKey(Buffer.from(JSON.stringify({ custom_id: 'row-1', ...body('same') })));
+    const b = requestKey(Buffer.from(JSON.stringify({ custom_id: 'row-999', ...body('same') })));
+    expect(a.equals(b)).toBe(true);
+  });
+});
+
+describe('KeySet', () => {
+  it('reads keys at an offset in one array as it reads them one by one', () => {
+    const n = 100_000;
+    const keys = new Uint8Array(n * KEY_BYTES);
+    for (let i = 0; i < n; i++) keys.set(requestKey(Buffer.from(`{"n":${i % 60_000}}`)), i * KEY_BYTES);
+    const packed = new KeySet();
+    const single = new KeySet();
+    let present = 0;
+    for (let i = 0; i < n; i++) {
+      const verdict = packed.add(keys, i * KEY_BYTES);
+      expect(single.add(Buffer.from(keys.subarray(i * KEY_BYTES, (i + 1) * KEY_BYTES)))).toBe(verdict);
+      if (verdict === 'present') present++;
+    }
+    expect(present).toBe(40_000);
+    expect(packed.size).toBe(60_000);
+  });
+});
+
+describe('RequestReuse records', () => {
+  it('writes a record per keyed request and a digest of their ids and keys, whatever became of them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bp-reuse-'));
+    const reuse = new RequestReuse(dir, { dedup: 'on', cache: undefined });
+    const ids = ['row-1', 'row "2"', 'ряд-3', 'row-4', '😀'.repeat(100)];
+    const keys = new Uint8Array(ids.length * KEY_BYTES);
+    for (const [i, id] of ids.entries()) {
+      const line = Buffer.from(
+        JSON.stringify({ custom_id: id, ...body(i === 3 ? 'same' : `text ${i % 3}`) }),
+      );
+      keys.set(requestKey(line), i * KEY_BYTES);
+      reuse.take(line, 0, line.length, id, undefined, keys, i * KEY_BYTES);
+      await reuse.waiting();
+    }
+    const summary = await reuse.finish();
+    const records = readFileSync(join(dir, REQUEST_KEYS_FILE), 'utf8').split('\n').slice(0, -1);
+    expect(records).toEqual(
+      ids.map(
+        (id, i) => `${JSON.stringify(id)}\t${keyHex(keys.subarray(i * KEY_BYTES))}\t${i === 4 ? 'd' : 's'}`,
+      ),
+    );
+    const digest = createHash('sha256');
+    for (const record of records) digest.update(`${record.slice(0, -1)}\n`);
+    expect(summary.digest).toBe(digest.digest('hex'));
+    expect(summary).toMatchObject({ keyed: 5, sent: 4, duplicates: 1 });
+  });
+});
