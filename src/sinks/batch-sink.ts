@@ -6,7 +6,7 @@ import type { ResultFiles } from '../core/results/result-lines.js';
 import { BatchpipeError } from '../errors.js';
 import { parseOptions } from '../options.js';
 import { resolveConnection } from '../providers/connection.js';
-import { API_PATH_NAMES, PROVIDER_NAMES } from '../providers/profile.js';
+import { API_PATH_NAMES, ENDPOINTS, PROVIDER_NAMES } from '../providers/profile.js';
 import type { RunCounts } from '../run/batch-run.js';
 import { RESULTS_FILE } from '../run/run-dir.js';
 import { type ResultLine, runResults, writeResults } from '../run/run-results.js';
@@ -118,6 +118,7 @@ export function batchSink(options: BatchSinkOptions = {}): BatchSinkStream {
           parse: undefined,
           problems: undefined,
           rejections: [join(batchRun.dir, REJECTIONS_FILE)],
+          endpoint: ENDPOINTS.find((e) => e === batchRun.manifest.endpoint),
         };
       } else yield* runResults(batchRun.dir, batchRun.manifest);
     } finally {

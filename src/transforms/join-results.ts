@@ -53,7 +53,10 @@ export const JoinFields = {
    */
   rowHashes: z.array(z.string().min(1)).default([]),
   ...ParseResultsFields,
-  /** The endpoint the requests went to: `/v1/embeddings` names the answer column `embedding`. Default chat. */
+  /**
+   * The endpoint the requests went to: `/v1/embeddings` names the answer column `embedding`. Default:
+   * the run's, when a batchSink hands its results on; else chat.
+   */
   endpoint: z.enum(ENDPOINTS).optional(),
   /** Prefix of the parsed-field columns (labels or schema). Default "". */
   fieldPrefix: z.string().default(''),
@@ -160,6 +163,8 @@ class JoinResults extends Duplex implements JoinResultsStream, BatchEmitter {
   readonly #join: TableJoin;
   readonly #source: Options['source'];
   readonly #tempDir: string | undefined;
+  /** Told the endpoint: else a run sink handing its files on names it (its answer column's name). */
+  readonly #endpointGiven: boolean;
   #spillDir: string | undefined;
   #spill: SpillFile | undefined;
   #batches = false;
@@ -174,6 +179,7 @@ class JoinResults extends Duplex implements JoinResultsStream, BatchEmitter {
     super({ objectMode: true, readableHighWaterMark: QUEUED, writableHighWaterMark: 1024 });
     this.#source = opts.source;
     this.#tempDir = opts.tempDir;
+    this.#endpointGiven = opts.endpoint !== undefined;
     const structured = compileStructuredOutput({ labels: opts.labels, schema: opts.schema });
     this.#join = new TableJoin(
       {
@@ -262,7 +268,8 @@ class JoinResults extends Duplex implements JoinResultsStream, BatchEmitter {
   override _write(item: unknown, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
     let pending: Promise<void> | undefined;
     try {
-      if (isResultFiles(item)) this.#join.addFiles(item);
+      if (isResultFiles(item))
+        this.#join.addFiles(item, this.#endpointGiven ? undefined : payloadColumn(item.endpoint));
       else if (isResultBatch(item)) pending = this.#addAll(item.records, 0);
       else pending = this.#join.add(item);
     } catch (error) {

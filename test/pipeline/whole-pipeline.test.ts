@@ -91,3 +91,38 @@ describe('the whole pipeline: csvSource -> toRequests -> validateRequests -> bat
     );
   });
 });
+
+describe('joinResults after batchSink', () => {
+  it('takes the run’s endpoint when not told: embeddings come out in an `embedding` column', async () => {
+    const rows = Array.from({ length: 5 }, (_, i) => [`e${i}`, `review number ${i}`]);
+    const input = fileWith(dir, 'embed.csv', csvText(['id', 'review'], rows));
+    const out = join(dir, 'embed-out.csv');
+    await pipeline(
+      csvSource(input),
+      toRequests({
+        endpoint: '/v1/embeddings',
+        model: 'text-embedding-v4',
+        template: '{{review}}',
+        idColumn: 'id',
+      }),
+      validateRequests(),
+      batchSink({
+        baseURL: service.url,
+        provider: 'local',
+        runsDir: join(dir, 'runs-embed'),
+        pollInterval: 0.05,
+      }),
+      joinResults({ source: input, idColumn: 'id' }),
+      csvSink(out),
+    );
+    const table = parse(readFileSync(out, 'utf8'), { columns: true }) as Record<string, string>[];
+    expect(table.map((r) => r.id)).toEqual(rows.map((r) => r[0]));
+    expect(Object.keys(table[0]!)).toContain('embedding');
+    expect(Object.keys(table[0]!)).not.toContain('content');
+    for (const row of table.filter((r) => r.status === 'ok')) {
+      const vector = JSON.parse(row.embedding!) as number[];
+      expect(vector.length).toBeGreaterThan(0);
+      expect(vector.every((v) => typeof v === 'number')).toBe(true);
+    }
+  });
+});

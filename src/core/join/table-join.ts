@@ -6,7 +6,7 @@ import { RowHasher, type RowHashesHeader, rowHashText } from '../requests/row-ha
 import { RowHashPool } from '../requests/row-hash-pool.js';
 import { transportOf } from '../requests/thread-rows.js';
 import { scatterResults } from '../results/parallel-results.js';
-import { type CellEncoding, CellLayout, type CellSpec } from '../results/result-cells.js';
+import { type CellEncoding, CellLayout, type CellSpec, type PayloadColumn } from '../results/result-cells.js';
 import { type ResultFiles, ResultLineParser } from '../results/result-lines.js';
 import { type ParseSettings, ResultParser, type ResultProblems } from '../results/result-parser.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
@@ -57,9 +57,9 @@ export interface TableJoinSettings extends ParseSettings {
  */
 export class TableJoin {
   readonly parser: ResultParser;
-  readonly #settings: TableJoinSettings;
+  #settings: TableJoinSettings;
   readonly #openRows: OpenRows;
-  readonly #layout: CellLayout;
+  #layout: CellLayout;
   readonly #files: ResultFiles[] = [];
   #encoding: CellEncoding = { kind: 'json' };
   #join: HashJoin | undefined;
@@ -111,8 +111,16 @@ export class TableJoin {
     return this.#hashJoin().add(item);
   }
 
-  /** Whole result files: parsed when the join runs, on worker threads where that pays. */
-  addFiles(files: ResultFiles): void {
+  /**
+   * Whole result files: parsed when the join runs, on worker threads where that pays. `payload`
+   * names the answer column from the run that wrote them, when the join was not told (only before
+   * the first result: a table's columns never change midway).
+   */
+  addFiles(files: ResultFiles, payload?: PayloadColumn): void {
+    if (payload !== undefined && !this.#join && payload !== this.#settings.cells.payload) {
+      this.#settings = { ...this.#settings, cells: { ...this.#settings.cells, payload } };
+      this.#layout = new CellLayout(this.#settings.cells);
+    }
     this.#files.push(files);
     this.#hashJoin().addRejectionFiles(files.rejections);
   }

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import type { Endpoint } from '../../providers/profile.js';
 import type { ParseSettings, ResultParser, ResultProblems, ResultRecord } from './result-parser.js';
 
 const LF = 0x0a;
@@ -80,6 +81,8 @@ export interface ResultFiles {
   problems: ResultProblems | undefined;
   /** `rejections.jsonl` files whose rows were rejected before upload. */
   rejections: string[];
+  /** The endpoint the run's requests went to, when the stage handing them on knows it. */
+  endpoint?: Endpoint;
 }
 
 /** True for a ResultFiles item. */
