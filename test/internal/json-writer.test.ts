@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ByteWriter } from '../../src/internal/byte-writer.js';
+import { writeJsonText } from '../../src/internal/json-bytes.js';
 import { writeJson } from '../../src/internal/json-writer.js';
 
 /** What writeJson writes for `value`, from a writer that starts small (so every write may grow it). */
@@ -91,6 +92,22 @@ describe('writeJson', () => {
     expect(written(deep)).toBe(expected(deep));
     const dated = { a: [{ b: { when: new Date(86_400_000) } }] };
     expect(written(dated)).toBe(expected(dated));
+  });
+
+  it('writes a cell between quotes as JSON.stringify escapes it (property)', () => {
+    fc.assert(
+      fc.property(texts, fc.boolean(), (text, shared) => {
+        const out = new ByteWriter(
+          0,
+          undefined,
+          shared ? Buffer.from(new SharedArrayBuffer(4)) : Buffer.alloc(4),
+        );
+        out.writeText('>');
+        writeJsonText(out, text);
+        expect(out.buffer.toString('utf8', 1, out.pos)).toBe(JSON.stringify(text).slice(1, -1));
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('throws where JSON.stringify throws (a bigint, a cycle)', () => {
