@@ -27,9 +27,9 @@ export function mapRows(mapper: RowMapper): BatchTransform<RowBatch, ObjectRowBa
 
 /**
  * Rows mapped before they are handed on, as a batch of their own. Decoded rows are the largest objects
- * a pipeline makes: handed on a few at a time, each batch is done with before a young-generation
- * collection finds it alive (a source's 2,048 at a time outlived one and were promoted, so peak memory
- * grew with the table).
+ * a pipeline makes: handed on a few at a time, fewer are alive when a young-generation collection
+ * runs, so fewer are promoted to the old generation (measured, 1M rows and the bench's mapper: peak
+ * 198 -> 178-185 MB; 100k rows 148 -> 142-145 MB).
  */
 export const MAPPED_BATCH_ROWS = 256;
 
