@@ -4,14 +4,22 @@ import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { describe, expect, it } from 'vitest';
-import { takeBatches } from '../../src/streams/batch-protocol.js';
 import { csvSource, mapRows, toRequests } from '../../src/index.js';
+import { takeBatches } from '../../src/streams/batch-protocol.js';
 import { MAPPED_BATCH_ROWS } from '../../src/transforms/map-rows.js';
 import type { RequestItem, Row } from '../../src/types.js';
 import { collect, fileWith, tempDir } from '../helpers.js';
 
 const dir = tempDir('bp-map-rows-');
-const TEXTS = ['plain', 'déjà vu 😀', 'the "premium" model', 'line\nbreak', '日本語のレビュー', 'tab\there', ''];
+const TEXTS = [
+  'plain',
+  'déjà vu 😀',
+  'the "premium" model',
+  'line\nbreak',
+  '日本語のレビュー',
+  'tab\there',
+  '',
+];
 
 /** A generated table: `count` rows of id, title, review with quotes, newlines and multi-byte text. */
 function table(count: number): string {
@@ -52,9 +60,14 @@ describe('mapRows', () => {
     const count = 5 * MAPPED_BATCH_ROWS + 17;
     const input = table(count);
     const items = await collect<RequestItem>(
-      csvSource(input).pipe(mapRows(mapper)).pipe(
-        toRequests({ model: 'qwen-plus', template: 'Title: {{title}}\nReview: {{review}} ({{review_chars}})' }),
-      ),
+      csvSource(input)
+        .pipe(mapRows(mapper))
+        .pipe(
+          toRequests({
+            model: 'qwen-plus',
+            template: 'Title: {{title}}\nReview: {{review}} ({{review_chars}})',
+          }),
+        ),
     );
     const reference = (parse(readFileSync(input, 'utf8'), { columns: true }) as Record<string, string>[]).map(
       (values, i) => {
