@@ -58,19 +58,101 @@ export function writeJsonEscaped(
 }
 
 /**
- * Writes a string's JSON-escaped UTF-8 bytes (what JSON.stringify puts between the quotes). Plain
- * text, the common case, is written as is.
+ * Writes a string's JSON-escaped UTF-8 bytes (what JSON.stringify puts between the quotes). See
+ * writeJsonString.
  */
 export function writeJsonText(out: ByteWriter, text: string): void {
-  const json = needsEscape(text) ? JSON.stringify(text).slice(1, -1) : text;
-  out.writeText(json);
+  writeJsonString(out, text, false);
 }
 
-/** True when JSON.stringify would escape something in `text` (a control character, `"`, `\` or a lone surrogate). */
-function needsEscape(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return true;
+/** Per byte: 0 copied as is; 1 escaped; 2 the lead byte of U+FFFD (see writeJsonString). */
+const SCAN = new Uint8Array(256);
+for (let c = 0; c < 0x20; c++) SCAN[c] = 1;
+SCAN[0x22] = 1;
+SCAN[0x5c] = 1;
+SCAN[0xef] = 2;
+
+/** Escapes a string may have to be made in place by moving its runs; more are rewritten byte by byte. */
+const MAX_MOVES = 64;
+const escapesAt = new Int32Array(MAX_MOVES);
+let scratch = Buffer.allocUnsafeSlow(1 << 16);
+
+/**
+ * A string escaped as JSON.stringify escapes it (in its quotes when `quoted`), as UTF-8. Its bytes are
+ * written first (Buffer#write, native), then searched for the bytes to escape, which (valid UTF-8 from
+ * a well-formed string) are all ASCII; the runs between them move right to make room. JSON.stringify
+ * on non-Latin text builds a two-byte string (about 260 MB/s) that is then encoded again, and a cell
+ * escaped through it allocated two more copies of itself. A lone surrogate is the one thing
+ * JSON.stringify escapes that has no UTF-8: Buffer#write makes it U+FFFD (EF BF BD), so a string with
+ * that sequence is written through JSON.stringify (a real U+FFFD is rare, and comes out the same).
+ */
+export function writeJsonString(out: ByteWriter, text: string, quoted: boolean): void {
+  const from = out.pos;
+  const quote = quoted ? 1 : 0;
+  // A UTF-16 unit is at most 3 bytes of UTF-8.
+  let buffer = out.ensure(text.length * 3 + 2 * quote);
+  if (quoted) buffer[from] = 0x22;
+  const start = from + quote;
+  const end = start + buffer.write(text, start, 'utf8');
+  let escapes = 0;
+  let extra = 0;
+  for (let i = start; i < end; i++) {
+    const kind = SCAN[buffer[i]!]!;
+    if (kind === 0) continue;
+    if (kind === 2) {
+      if (buffer[i + 1] === 0xbf && buffer[i + 2] === 0xbd) {
+        out.pos = from;
+        const json = JSON.stringify(text);
+        out.writeText(quoted ? json : json.slice(1, -1));
+        return;
+      }
+      continue;
+    }
+    extra += ESCAPE[buffer[i]!] === 1 ? 5 : 1;
+    if (escapes < MAX_MOVES) escapesAt[escapes] = i;
+    escapes++;
   }
-  return false;
+  out.pos = end;
+  if (escapes > 0) {
+    buffer = out.ensure(extra + quote);
+    if (escapes <= MAX_MOVES) escapeInPlace(buffer, end, escapes, extra);
+    else escapeByCopy(buffer, start, end);
+    out.pos = end + extra;
+  }
+  if (quoted) buffer[out.pos++] = 0x22;
+}
+
+/** Moves the runs after each escape right, from the last, writing each escape into the gap. */
+function escapeInPlace(buffer: Buffer, end: number, escapes: number, extra: number): void {
+  let tail = end;
+  let shift = extra;
+  for (let e = escapes - 1; e >= 0; e--) {
+    const at = escapesAt[e]!;
+    const c = buffer[at]!;
+    if (tail > at + 1) buffer.copyWithin(at + 1 + shift, at + 1, tail);
+    const kind = ESCAPE[c]!;
+    if (kind !== 1) {
+      shift -= 1;
+      buffer[at + shift] = 0x5c;
+      buffer[at + shift + 1] = kind;
+    } else {
+      shift -= 5;
+      const p = at + shift;
+      buffer[p] = 0x5c;
+      buffer[p + 1] = 0x75; // u
+      buffer[p + 2] = 0x30;
+      buffer[p + 3] = 0x30;
+      buffer[p + 4] = HEX[c >> 4]!;
+      buffer[p + 5] = HEX[c & 15]!;
+    }
+    tail = at;
+  }
+}
+
+/** Many escapes: the bytes are copied aside and escaped back byte by byte. */
+function escapeByCopy(buffer: Buffer, start: number, end: number): void {
+  const n = end - start;
+  if (scratch.length < n) scratch = Buffer.allocUnsafeSlow(Math.max(n, scratch.length * 2));
+  buffer.copy(scratch, 0, start, end);
+  writeJsonEscaped(buffer, start, scratch, 0, n, -1);
 }

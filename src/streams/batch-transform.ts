@@ -98,6 +98,14 @@ export abstract class BatchTransform<In, Out extends ItemBatch<unknown>>
     done();
   }
 
+  /**
+   * Hands an output batch on before `process` returns its last one (in order: call it only from the
+   * work on the current input, which is the only one in work with concurrency 1).
+   */
+  protected emitBatch(batch: Out): void {
+    this.#emit(batch);
+  }
+
   #emit(batch: Out): void {
     if (this.#batches) {
       if (batch.length > 0) this.push(batch);

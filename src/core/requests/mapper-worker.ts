@@ -1,5 +1,6 @@
 import { workerData } from 'node:worker_threads';
 import { ByteWriter } from '../../internal/byte-writer.js';
+import { writeJson } from '../../internal/json-writer.js';
 import { RecordedWarnings, type WarningCall } from '../../internal/warnings.js';
 import { serveJobs } from '../../internal/worker-pool.js';
 import type { SourcePosition } from '../../types.js';
@@ -27,9 +28,13 @@ serveJobs(async ({ rows, buffer }: RenderJob): Promise<Mapped> => {
   const given = Buffer.from(buffer.buffer, buffer.byteOffset, buffer.length);
   const writer = new ByteWriter(0, undefined, given);
   const n = batch.length;
+  const ids: string[] = new Array<string>(n).fill('');
+  const models = new Map<string, number>();
   const out: Mapped = {
-    ids: new Array<string>(n).fill(''),
-    models: new Array<string>(n).fill(''),
+    ids: '',
+    idEnds: new Int32Array(n),
+    models: [],
+    modelAt: new Int32Array(n).fill(-1),
     starts: new Int32Array(n).fill(-1),
     ends: new Int32Array(n).fill(-1),
     rejections: [],
@@ -57,13 +62,23 @@ serveJobs(async ({ rows, buffer }: RenderJob): Promise<Mapped> => {
     const refused: Refused | undefined = rules.checkStatic(built.request, at);
     drain(ruleLog, i, out.ruleWarnings);
     if (refused) out.refusals.push([i, refused]);
-    out.ids[i] = built.request.custom_id;
-    out.models[i] = String((built.request.body as { model?: unknown }).model ?? '');
+    ids[i] = built.request.custom_id;
+    const model = String((built.request.body as { model?: unknown }).model ?? '');
+    let modelIndex = models.get(model);
+    if (modelIndex === undefined) {
+      modelIndex = models.size;
+      models.set(model, modelIndex);
+    }
+    out.modelAt[i] = modelIndex;
     out.starts[i] = writer.pos;
-    writer.writeText(JSON.stringify(built.request));
+    writeJson(writer, built.request);
     writer.ensure(1)[writer.pos++] = 0x0a;
     out.ends[i] = writer.pos;
   }
+  let end = 0;
+  for (let i = 0; i < n; i++) out.idEnds[i] = end += ids[i]!.length;
+  out.ids = ids.join('');
+  out.models = [...models.keys()];
   // Shared memory comes back as a new object: say whether it is the buffer given.
   if (writer.buffer !== given) out.buffer = writer.buffer;
   return out;

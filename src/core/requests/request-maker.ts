@@ -173,17 +173,21 @@ export class RequestMaker {
     };
     const rejections = new Map(mapped.rejections);
     const url = builder.settings.endpoint;
-    const { ids, models, starts, ends, builderWarnings } = mapped;
+    const { ids, idEnds, models, modelAt, starts, ends, builderWarnings } = mapped;
     let warned = 0;
     let used = 0;
+    let idStart = 0;
     for (let i = 0; i < rows.length; i++) {
       const at: SourcePosition = { index: rows.index(i), file: rows.file(i), line: rows.line(i) };
       for (; builderWarnings[warned]?.[0] === i; warned++)
         builder.warnings.warn(...builderWarnings[warned]![1]);
+      const idEnd = idEnds[i]!;
       if (starts[i]! >= 0) {
-        out.addRendered(at, ids[i]!, starts[i]!, ends[i]!, false, models[i]!, url);
+        const id = ids.slice(idStart, idEnd);
+        out.addRendered(at, id, starts[i]!, ends[i]!, false, models[modelAt[i]!]!, url);
         used = ends[i]!;
       } else out.addRejection((rejections.get(i) ?? rows.rejection(i))!);
+      idStart = idEnd;
     }
     this.#count(rows, used);
     rows.release();

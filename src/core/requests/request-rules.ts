@@ -52,6 +52,7 @@ export class RequestRules {
   readonly #ownIds: boolean;
   readonly #models = new Map<string, ModelVerdict>();
   readonly #windows = new Map<string, number>();
+  #lastModel: { model: string; url: string; verdict: ModelVerdict } | undefined;
   /** Profiles other lines were checked under, and whether they are this one. */
   readonly #sameProfile = new WeakMap<ProviderProfile, boolean>();
   #endpoint: string | undefined;
@@ -435,6 +436,16 @@ export class RequestRules {
   }
 
   #modelVerdict(model: string, url: string): ModelVerdict {
+    // Lines of a run nearly always name one model: the last answer is kept apart from the map, whose
+    // key would be a new string to hash on every line.
+    const last = this.#lastModel;
+    if (last !== undefined && last.model === model && last.url === url) return last.verdict;
+    const verdict = this.#verdictOf(model, url);
+    this.#lastModel = { model, url, verdict };
+    return verdict;
+  }
+
+  #verdictOf(model: string, url: string): ModelVerdict {
     const key = `${url} ${model}`;
     let verdict = this.#models.get(key);
     if (verdict) return verdict;
