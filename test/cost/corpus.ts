@@ -3,6 +3,8 @@
  * JSON): what the fallback's error bound and the tokenizer bench are measured on. Made by code, never
  * typed by hand, so every run measures the same texts.
  */
+import { random as rng } from '../fixtures/make-fixtures.js';
+
 const WORDS: Record<string, string[]> = {
   english:
     'the product arrived late but works great and I would buy it again from this seller because quality matters more than speed for most people who review things online every day'.split(
@@ -24,18 +26,6 @@ const WORDS: Record<string, string[]> = {
     ' ',
   ),
 };
-
-/** A small deterministic generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const KINDS = ['english', 'chinese', 'japanese', 'russian', 'code', 'json'] as const;
 export type Kind = (typeof KINDS)[number];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RequestScanner, type ScannedBody } from '../../src/cost/request-scan.js';
+import { random as rng } from '../fixtures/make-fixtures.js';
 import { corpus, KINDS } from './corpus.js';
 
 /** What the estimate reads of a body (estimate.ts, request-tokens.ts), taken from JSON.parse's. */
@@ -24,18 +25,6 @@ function readFields(body: ScannedBody): unknown {
 function agree(scanner: RequestScanner, line: string): void {
   const parsed = (JSON.parse(line) as { body?: ScannedBody }).body ?? {};
   expect(readFields(scanner.body(Buffer.from(line))), line.slice(0, 200)).toEqual(readFields(parsed));
-}
-
-/** A small deterministic generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Characters JSON must or may escape, and ones that take several UTF-8 bytes. */
