@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 
 export type ArrowModule = typeof import('apache-arrow');
-export type ParquetModule = typeof import('parquet-wasm/esm');
+export type ParquetModule = typeof import('parquet-wasm/esm/parquet_wasm.js');
 
 let arrow: Promise<ArrowModule> | undefined;
 let arrowLoaded: ArrowModule | undefined;
@@ -51,9 +51,11 @@ export function parquetWasmCode(): Promise<WasmCode> {
 
 /** parquet-wasm, instantiated once on this thread from `parquetWasmCode`. */
 export function loadParquet(): Promise<ParquetModule> {
-  parquet ??= Promise.all([import('parquet-wasm/esm'), parquetWasmCode()]).then(([module, code]) => {
-    module.initSync({ module: code as never });
-    return module;
-  });
+  parquet ??= Promise.all([import('parquet-wasm/esm/parquet_wasm.js'), parquetWasmCode()]).then(
+    ([module, code]) => {
+      module.initSync({ module: code as never });
+      return module;
+    },
+  );
   return parquet;
 }

@@ -6,7 +6,7 @@
  */
 import { openAsBlob } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { initSync, ParquetFile } from 'parquet-wasm/esm';
+import { initSync, ParquetFile } from 'parquet-wasm/esm/parquet_wasm.js';
 import type { DecodeReply, DecodeThreadData } from './parquet-decoder.js';
 
 const data = workerData as DecodeThreadData;
