@@ -485,9 +485,14 @@ export class BatchApi {
         } catch (error) {
           await rm(temp, { force: true });
           // The disk refused (full, removed, not writable): no provider's fault, and no retry fixes
-          // it. (A WriteStream writes every byte or fails: nothing short passes for whole.)
-          const refused = (file as WriteStream | undefined)?.errored;
-          throw refused ? outputError(path, refused) : error;
+          // it. (A WriteStream writes every byte or fails: nothing short passes for whole.) A body cut
+          // off mid-stream errors the file stream too, with the network's error: only a file system
+          // call's failure (it names its syscall) is the disk's.
+          const refused = (file as WriteStream | undefined)?.errored as
+            | NodeJS.ErrnoException
+            | null
+            | undefined;
+          throw refused && typeof refused.syscall === 'string' ? outputError(path, refused) : error;
         }
       },
       (error) => this.#wrap(error, `download of ${fileId}`),

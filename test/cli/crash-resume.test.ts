@@ -263,9 +263,22 @@ describe('a submit killed with SIGKILL in every phase and resumed each time', ()
           }
           known = new Set(now);
         };
+        // Whether the run still has jobs to submit (read at most every 50 ms: check runs every 1 ms).
+        let submittingReadAt = 0;
+        let submitting = true;
+        const stillSubmitting = () => {
+          const now = Date.now();
+          if (now - submittingReadAt >= 50) {
+            submittingReadAt = now;
+            submitting = manifestNow(runDir)?.jobs.some((j) => SUBMIT_STATES.has(j.state)) ?? true;
+          }
+          return submitting;
+        };
         const check = () => {
           if (fired) return;
-          if (SUBMITTING.has(plan.phase) && polls(made()) > 0) {
+          // A run polls while it still submits (a resume polls first), so polling alone does not say
+          // its submissions are over: the manifest does.
+          if (SUBMITTING.has(plan.phase) && polls(made()) > 0 && !stillSubmitting()) {
             // This process has submitted all it had and polls: aim at a later phase if one is wanted.
             const later = (['poll', 'download'] as const).filter((p) => hits[p] < KILLS_PER_PHASE);
             if (later.length > 0) {

@@ -2,7 +2,9 @@
  * BatchApi's calls against the local service: what they leave behind on the run's detach signal.
  */
 import { getEventListeners } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,5 +59,34 @@ describe('BatchApi and the run signal', () => {
     await expect(call).rejects.toThrow();
     expect(Date.now() - started).toBeLessThan(3_000);
     service.faults.disarm();
+  });
+});
+
+describe('BatchApi downloads', () => {
+  it('retries a body cut off mid-stream (bug: the network error was taken for the disk refusing, BP_OUTPUT_WRITE, and the run stopped)', async () => {
+    const body = `${'x'.repeat(200_000)}\n`;
+    let calls = 0;
+    const server = createServer((req, res) => {
+      calls++;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+      if (calls === 1) {
+        // Half the body, then the connection drops.
+        res.write(body.slice(0, 100_000), () => req.socket.destroy());
+        return;
+      }
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+      const api = new BatchApi(resolveConnection({ provider: 'local', baseURL: url }), { backoffMs: 10 });
+      const path = join(dir, 'cut.jsonl');
+      await api.download('file-cut', path);
+      expect(calls).toBe(2);
+      expect(readFileSync(path, 'utf8')).toBe(body);
+      expect(existsSync(`${path}.partial`)).toBe(false);
+    } finally {
+      server.close();
+    }
   });
 });
