@@ -236,17 +236,7 @@ export async function runTable(
       const joined = await joinTable({
         source: input,
         results: [],
-        out,
-        outFormat,
-        compression,
-        rowGroupSize,
-        idColumn: prepareOptions.idColumn,
-        endpoint: prepareOptions.endpoint,
-        labels: prepareOptions.labels,
-        schema: prepareOptions.schema,
-        include,
-        slice: prepareOptions.slice,
-        ...split(prepareOptions, Object.keys(TableFields) as Array<keyof typeof TableFields>)[0],
+        ...joinedTable(options, prepareOptions),
       });
       return { prepared, state: 'done', joined };
     }
@@ -341,7 +331,6 @@ export async function runTable(
     const results = join(started.dir, RESULTS_FILE);
     await started.writeResults(results);
     await makeParentDir(out);
-    const [tableOptions] = split(prepareOptions, Object.keys(TableFields) as Array<keyof typeof TableFields>);
     const runDir = started.dir;
     const settled = await settleReuse(runDir, results, { cacheDir: usedCache, cacheMaxBytes });
     const resultFiles = [results, ...(await reusedResults(runDir, settled))];
@@ -365,19 +354,9 @@ export async function runTable(
         rowHashes: checked,
         // Said once the rounds are done (below), not by the first join.
         allowStale: true,
-        out,
-        outFormat,
-        compression,
-        rowGroupSize,
-        idColumn: prepareOptions.idColumn,
-        endpoint: prepareOptions.endpoint,
-        labels: prepareOptions.labels,
-        schema: prepareOptions.schema,
-        include,
-        slice: prepareOptions.slice,
+        ...joinedTable(options, prepareOptions),
         onEvent: runOptions.onEvent,
         expectedRows: prepared.rows,
-        ...tableOptions,
         ...(round !== undefined && { reask: { requests: reaskFrom(round), out: reaskFile(runDir, round) } }),
       } satisfies JoinTableOptions);
     // Only answers checked against labels or a schema can be invalid.
@@ -481,7 +460,7 @@ async function reaskRound(
   connection: Connection,
   runOptions: Partial<RunOptions>,
   syncOptions: Parameters<typeof SyncRun.createOrResume>[3],
-  prepareOptions: Omit<RunTableOptions, 'out' | 'runsDir' | 'dryRun' | 'maxReasks' | 'include'>,
+  prepareOptions: PrepareFields,
 ): Promise<{ round: ReaskRound; results: string }> {
   const dir = join(runDir, `reask-${round}`);
   const options = { ...runOptions, runDir: dir, runsDir: runDir };
@@ -533,15 +512,39 @@ async function reusedResults(dir: string, settled: Settled): Promise<string[]> {
  * Every request had an answer in the cache: no run, the table is joined from the staged files (the
  * cached answers, the rejections, the row hashes), which then go.
  */
+/**
+ * What every join of a run shares: the table it writes, the requests' shape (id column, endpoint,
+ * labels, schema), the slice, and how the source is read. One place, so no path forgets one (the
+ * path for a run answered wholly from the cache once left out the slice).
+ */
+function joinedTable(options: RunTableOptions, prepareOptions: PrepareFields) {
+  const [tableOptions] = split(prepareOptions, Object.keys(TableFields) as Array<keyof typeof TableFields>);
+  return {
+    out: options.out,
+    outFormat: options.outFormat,
+    compression: options.compression,
+    rowGroupSize: options.rowGroupSize,
+    idColumn: prepareOptions.idColumn,
+    endpoint: prepareOptions.endpoint,
+    labels: prepareOptions.labels,
+    schema: prepareOptions.schema,
+    include: options.include,
+    slice: prepareOptions.slice,
+    ...tableOptions,
+  } satisfies Partial<JoinTableOptions>;
+}
+
+/** The options runTable hands on to prepare. */
+type PrepareFields = Omit<RunTableOptions, 'out' | 'runsDir' | 'dryRun' | 'maxReasks' | 'include'>;
+
 async function answeredFromCache(
   input: string,
   staging: string,
   prepared: PrepareResult,
   options: RunTableOptions,
-  prepareOptions: Omit<RunTableOptions, 'out' | 'runsDir' | 'dryRun' | 'maxReasks' | 'include'>,
+  prepareOptions: PrepareFields,
 ): Promise<RunTableResult> {
   try {
-    const [tableOptions] = split(prepareOptions, Object.keys(TableFields) as Array<keyof typeof TableFields>);
     const rowHashes = join(staging, ROW_HASHES_FILE);
     const joined = await joinTable({
       source: input,
@@ -549,16 +552,7 @@ async function answeredFromCache(
       rejections: [join(staging, REJECTIONS_FILE)],
       rowHashes: (await exists(rowHashes)) ? [rowHashes] : [],
       allowStale: true,
-      out: options.out,
-      outFormat: options.outFormat,
-      compression: options.compression,
-      rowGroupSize: options.rowGroupSize,
-      idColumn: prepareOptions.idColumn,
-      endpoint: prepareOptions.endpoint,
-      labels: prepareOptions.labels,
-      schema: prepareOptions.schema,
-      include: options.include,
-      ...tableOptions,
+      ...joinedTable(options, prepareOptions),
     } satisfies JoinTableOptions);
     if (joined.statuses.stale > 0 && !options.allowStale) throw staleRows(joined, options.out);
     return {

@@ -106,6 +106,24 @@ describe('the result cache', () => {
     expect(readOut(join(dir, 'a1100.again.csv'))).toEqual(after.map(({ cached: _c, ...row }) => row));
   });
 
+  it('writes only its slice when every answer of a slice comes from the cache (bug: the whole table, other slices missing)', async () => {
+    const runsDir = join(dir, 'runs-s');
+    const input = reviews('s.csv', texts(60));
+    const slice = { index: 0, count: 2 };
+    const first = await run(input, join(dir, 's1.csv'), runsDir, { slice });
+    const calls = (await service.records()).calls.length;
+    const again = await run(input, join(dir, 's2.csv'), runsDir, { slice });
+    expect(again.prepared.reuse?.cached).toBe(first.prepared.rows);
+    expect((await uploadedSince(calls)).lines).toBe(0);
+    const before = readOut(join(dir, 's1.csv'));
+    const after = readOut(join(dir, 's2.csv'));
+    expect(before.length).toBeGreaterThan(0);
+    expect(before.length).toBeLessThan(60);
+    expect(after.map((r) => [r.id, r.status, r.content])).toEqual(
+      before.map((r) => [r.id, r.status, r.content]),
+    );
+  });
+
   it('bypasses the cache with cache: false', async () => {
     const runsDir = join(dir, 'runs-b');
     const input = reviews('b.csv', texts(40));
