@@ -1,14 +1,9 @@
-interface Waiter {
-  resolve: () => void;
-  reject: (error: unknown) => void;
-  signal: AbortSignal | undefined;
-  onAbort: () => void;
-}
+import { WaiterQueue } from '../internal/waiter-queue.js';
 
 /** Counts free slots; waiting can be abandoned with an AbortSignal (a cancel, an expiry, a close). */
 export class Semaphore {
   #free: number;
-  readonly #waiters: Waiter[] = [];
+  readonly #waiters = new WaiterQueue<void>();
 
   constructor(size: number) {
     this.#free = size;
@@ -26,27 +21,10 @@ export class Semaphore {
   acquire(signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.tryAcquire()) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        signal,
-        onAbort: () => {
-          const at = this.#waiters.indexOf(waiter);
-          if (at !== -1) this.#waiters.splice(at, 1);
-          reject(signal!.reason);
-        },
-      };
-      signal?.addEventListener('abort', waiter.onAbort, { once: true });
-      this.#waiters.push(waiter);
-    });
+    return this.#waiters.wait(signal);
   }
 
   release(): void {
-    const next = this.#waiters.shift();
-    if (next) {
-      next.signal?.removeEventListener('abort', next.onAbort);
-      next.resolve();
-    } else this.#free++;
+    if (!this.#waiters.serve(undefined)) this.#free++;
   }
 }

@@ -1,3 +1,5 @@
+import { WaiterQueue } from '../../internal/waiter-queue.js';
+
 /**
  * How fast a sync run calls: a window of calls in flight and a call rate, both adapted to what the
  * endpoint says back. The window starts small and grows while calls succeed (doubling each round
@@ -43,13 +45,6 @@ const QUEUEING_SLACK_MS = 50;
 /** Lowest rate a cut reaches, calls per second. */
 const MIN_RATE = 1;
 
-interface Waiter {
-  resolve: (ticket: Ticket) => void;
-  reject: (error: unknown) => void;
-  signal: AbortSignal | undefined;
-  onAbort: () => void;
-}
-
 export class Pacer {
   readonly #max: number;
   readonly #maxRate: number;
@@ -72,7 +67,7 @@ export class Pacer {
   /** Start times of recent calls and of recent refusals (the last second's). */
   readonly #starts: number[] = [];
   readonly #refusals: number[] = [];
-  readonly #waiters: Waiter[] = [];
+  readonly #waiters = new WaiterQueue<Ticket>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(settings: PacerSettings) {
@@ -99,22 +94,9 @@ export class Pacer {
 
   /** Resolves when a call may start; rejects with the signal's reason when it aborts first. */
   acquire(signal?: AbortSignal): Promise<Ticket> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<Ticket>((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        signal,
-        onAbort: () => {
-          const at = this.#waiters.indexOf(waiter);
-          if (at !== -1) this.#waiters.splice(at, 1);
-          reject(signal!.reason);
-        },
-      };
-      signal?.addEventListener('abort', waiter.onAbort, { once: true });
-      this.#waiters.push(waiter);
-      this.#pump();
-    });
+    const waiting = this.#waiters.wait(signal);
+    this.#pump();
+    return waiting;
   }
 
   /** Ends a call started with `acquire`, adapting the window and the rate to how it went. */
@@ -163,10 +145,7 @@ export class Pacer {
   close(reason: unknown): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    for (const waiter of this.#waiters.splice(0)) {
-      waiter.signal?.removeEventListener('abort', waiter.onAbort);
-      waiter.reject(reason);
-    }
+    this.#waiters.rejectAll(reason);
   }
 
   #trim(now: number): void {
@@ -194,13 +173,11 @@ export class Pacer {
         }
         this.#nextAt = Math.max(this.#nextAt, now - BURST_MS) + 1000 / this.#rate;
       }
-      const waiter = this.#waiters.shift()!;
-      waiter.signal?.removeEventListener('abort', waiter.onAbort);
       this.#inFlight++;
       if (this.#inFlight >= Math.floor(this.#window)) this.#fullAt = now;
       this.#starts.push(now);
       if (this.#starts.length > 4096) this.#trim(now);
-      waiter.resolve({ startedAt: now });
+      this.#waiters.serve({ startedAt: now });
     }
   }
 }
