@@ -9,9 +9,10 @@
  *
  * Kills are aimed by watching the service (which calls are in flight: test/support/crash-harness.ts)
  * and the run's manifest, never by wall-clock time, so a slow machine only makes the test slower.
- * Every choice (which phase, which call, how long after it) comes from BP_CRASH_SEED and the spawn's
- * number; a failure names the seed and every kill so far. BP_CRASH_KILLS_PER_PHASE=6 makes a longer
- * soak; BP_CRASH_LOG=1 prints every kill with the output of the process it killed.
+ * Every choice (which phase, which call, how long after it) comes from the seed and the spawn's
+ * number; BP_CRASH_SEED takes a comma-separated list (two seeds by default, each against its own
+ * service and run directory). A failure names the seed and every kill so far.
+ * BP_CRASH_KILLS_PER_PHASE=6 makes a longer soak; BP_CRASH_LOG=1 prints every kill with the output of the process it killed.
  */
 import { type FSWatcher, mkdirSync, readFileSync, watch } from 'node:fs';
 import { join } from 'node:path';
@@ -39,7 +40,8 @@ import {
 } from '../support/crash-harness.js';
 import { runCli } from './run-cli.js';
 
-const SEED = Number(process.env.BP_CRASH_SEED ?? 20261124);
+/** Each seed runs against its own service and run directory; two seeds aim kills differently. */
+const SEEDS = (process.env.BP_CRASH_SEED ?? '20261124,7').split(',').map(Number);
 const ROWS = 600;
 const PER_SHARD = 25;
 /** How long uploads, creates and downloads take at the service (before or after committing). */
@@ -83,30 +85,6 @@ const FAULTS: FaultRule[] = [
   { route: '*', kind: 'slow', delayMs: 0 },
 ];
 
-const root = tempDir('bp-crash-');
-const tap = new CallTap();
-let service: LocalService;
-
-beforeAll(async () => {
-  // The service lives in the test process: killing the CLI must not take the provider with it.
-  service = await startLocalService({
-    dataDir: join(root, 'service'),
-    seed: SEED,
-    // About 50 requests a second: batches take a few seconds each, 4 of them at a time.
-    latencyMs: 40,
-    concurrency: 2,
-    maxActiveBatches: 4,
-    // 429 and 500 are sent again in a later attempt, 400 becomes a failed row.
-    failRate: 0.04,
-    failCodes: ['rate_limit_exceeded', 'server_error', 'invalid_parameter_error'],
-    // The account's call rates span all the processes; the CLI keeps its own limits per process.
-    quotas: { enabled: false },
-    log: tap.log,
-  });
-  tap.arm(service, FAULTS);
-});
-afterAll(() => service.close());
-
 interface Plan {
   phase: Phase;
   /** Calls of the phase (or new intents) to let through before aiming. */
@@ -139,273 +117,300 @@ interface Kill extends Shot {
   intents: Array<{ intent: string; committed: boolean }>;
 }
 
-describe('a submit killed with SIGKILL in every phase and resumed each time', () => {
-  it('uploads and creates every job exactly once (per the service) and brings every row back once', {
-    timeout: 180_000,
-  }, async () => {
-    const started = Date.now();
-    // Each spawn draws from its own stream: its choices hang on the seed, its number and what the
-    // run has reached, not on how many draws earlier spawns happened to make.
-    let next = random(SEED);
-    const ids = Array.from({ length: ROWS }, (_, i) => `k${i + 1}`);
-    const csv = fileWith(
-      root,
-      'table.csv',
-      `id,text\n${ids.map((id, i) => `${id},review number ${i + 1}`).join('\n')}\n`,
-    );
-    const prep = join(root, 'prep');
-    await prepare(csv, {
-      outDir: prep,
-      model: 'qwen-plus',
-      template: '{{text}}',
-      idColumn: 'id',
-      maxLinesPerFile: PER_SHARD,
-    });
-    const runDir = join(root, 'run');
-    // It exists from the start so its manifest can be watched; the run is made in it.
-    mkdirSync(runDir);
-    const flags = [
-      '--provider',
-      'local',
-      '--base-url',
-      service.url,
-      '--poll-interval',
-      '0.2',
-      '--concurrency',
-      '3',
-    ];
-    const submitArgs = ['submit', prep, '--run-dir', runDir, ...flags];
-    const resumeArgs = ['resume', runDir, ...flags];
+describe.each(SEEDS)(
+  'a submit killed with SIGKILL in every phase and resumed each time (seed %i)',
+  (SEED) => {
+    const root = tempDir('bp-crash-');
+    const tap = new CallTap();
+    let service: LocalService;
 
-    const hits = Object.fromEntries(PHASES.map((p) => [p, 0])) as Record<Phase, number>;
-    const tries = Object.fromEntries(PHASES.map((p) => [p, 0])) as Record<Phase, number>;
-    const kills: Kill[] = [];
-    let spawns = 0;
-    let last: CliProcess | undefined;
-
-    /** The next phase to aim at: submission phases while jobs wait to be submitted, then the others. */
-    const choosePhase = (manifest: RunManifest | undefined): Phase | undefined => {
-      const open = PHASES.filter((p) => hits[p] < KILLS_PER_PHASE && tries[p] < KILLS_PER_PHASE * 3);
-      if (open.length === 0) return undefined;
-      const submitting = !manifest || manifest.jobs.some((j) => SUBMIT_STATES.has(j.state));
-      const early = open.filter((p) => SUBMITTING.has(p));
-      const late = open.filter((p) => !SUBMITTING.has(p));
-      if (submitting && early.length > 0) return pick(early);
-      return late.length > 0 ? pickLate(late) : pick(early);
-    };
-    const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
-    // Polls come first: once the batches a resume finds ended are downloaded, only later attempts run.
-    const pickLate = (late: readonly Phase[]): Phase =>
-      late.includes('poll') && next() < 0.7 ? 'poll' : pick(late);
-    const planFor = (phase: Phase, manifest: RunManifest | undefined): Plan => {
-      const waiting = manifest?.jobs.filter((j) => SUBMIT_STATES.has(j.state)).length ?? 3;
-      switch (phase) {
-        case 'upload':
-        case 'create':
-        case 'intent':
-          return {
-            phase,
-            skip: Math.floor(next() * Math.min(3, Math.max(1, waiting))),
-            delayMs: phase === 'intent' ? 0 : Math.floor(next() * SLOW_MS),
-          };
-        case 'poll':
-          return { phase, skip: Math.floor(next() * 8), delayMs: Math.floor(next() * 10) };
-        case 'download':
-          return { phase, skip: Math.floor(next() * 3), delayMs: Math.floor((next() * SLOW_MS) / 2) };
-      }
-    };
-
-    /**
-     * Kills `cli` as `plan` says, once the aimed-at moment comes; undefined when the process ended
-     * first. A submission phase that never comes in this process (its submissions are over and it
-     * polls) is re-aimed at a later phase still wanted.
-     */
-    const aim = (cli: CliProcess, plan: Plan): Promise<Shot | undefined> => {
-      const base = tap.arrived();
-      const made = (): RouteCounts => {
-        const now = tap.arrived();
-        for (const route of Object.keys(now) as Route[]) now[route] -= base[route];
-        return now;
-      };
-      let known = new Set(intentsOf(manifestNow(runDir)));
-      let intents = 0;
-      let fired = false;
-      return new Promise((resolve) => {
-        let watcher: FSWatcher | undefined;
-        const timers: NodeJS.Timeout[] = [];
-        const finish = (shot: Shot | undefined) => {
-          for (const t of timers) clearInterval(t);
-          watcher?.close();
-          resolve(shot);
-        };
-        const shoot = (intent?: string) => {
-          if (cli.exited) return finish(undefined);
-          const shot: Shot = {
-            phase: plan.phase,
-            plan,
-            atMs: Date.now() - cli.startedAt,
-            clockMs: Date.now() - started,
-            inFlight: tap.inFlight(),
-            made: made(),
-            ...(intent !== undefined && { intent }),
-          };
-          cli.child.kill('SIGKILL');
-          finish(shot);
-        };
-        const checkIntents = () => {
-          if (fired || plan.phase !== 'intent') return;
-          const now = intentsOf(manifestNow(runDir));
-          for (const key of now) {
-            if (!known.has(key) && ++intents > plan.skip) {
-              fired = true;
-              return shoot(key);
-            }
-          }
-          known = new Set(now);
-        };
-        // Whether the run still has jobs to submit (read at most every 50 ms: check runs every 1 ms).
-        let submittingReadAt = 0;
-        let submitting = true;
-        const stillSubmitting = () => {
-          const now = Date.now();
-          if (now - submittingReadAt >= 50) {
-            submittingReadAt = now;
-            submitting = manifestNow(runDir)?.jobs.some((j) => SUBMIT_STATES.has(j.state)) ?? true;
-          }
-          return submitting;
-        };
-        const check = () => {
-          if (fired) return;
-          // A run polls while it still submits (a resume polls first), so polling alone does not say
-          // its submissions are over: the manifest does.
-          if (SUBMITTING.has(plan.phase) && polls(made()) > 0 && !stillSubmitting()) {
-            // This process has submitted all it had and polls: aim at a later phase if one is wanted.
-            const later = (['poll', 'download'] as const).filter((p) => hits[p] < KILLS_PER_PHASE);
-            if (later.length > 0) {
-              tries[plan.phase]--;
-              plan = planFor(pickLate(later), undefined);
-              tries[plan.phase]++;
-            }
-          }
-          if (plan.phase === 'intent') return;
-          const route = TARGET[plan.phase];
-          if ((plan.phase === 'poll' ? polls(made()) : made()[route]) > plan.skip) {
-            fired = true;
-            timers.push(setTimeout(() => shoot(), plan.delayMs));
-          }
-        };
-        timers.push(setInterval(check, 1), setInterval(checkIntents, 10));
-        try {
-          watcher = watch(runDir, checkIntents);
-        } catch {
-          // The interval reads the manifest all the same.
-        }
-        void cli.closed.then(() => {
-          if (!fired) finish(undefined);
-        });
+    beforeAll(async () => {
+      // The service lives in the test process: killing the CLI must not take the provider with it.
+      service = await startLocalService({
+        dataDir: join(root, 'service'),
+        seed: SEED,
+        // About 50 requests a second: batches take a few seconds each, 4 of them at a time.
+        latencyMs: 40,
+        concurrency: 2,
+        maxActiveBatches: 4,
+        // 429 and 500 are sent again in a later attempt, 400 becomes a failed row.
+        failRate: 0.04,
+        failCodes: ['rate_limit_exceeded', 'server_error', 'invalid_parameter_error'],
+        // The account's call rates span all the processes; the CLI keeps its own limits per process.
+        quotas: { enabled: false },
+        log: tap.log,
       });
-    };
+      tap.arm(service, FAULTS);
+    });
+    afterAll(() => service.close());
 
-    /** Whether a kill landed in the phase it aimed at. */
-    const landed = (shot: Shot, after: RunManifest | undefined): boolean => {
-      switch (shot.phase) {
-        case 'intent':
-          return shot.intent !== undefined && intentsOf(after).includes(shot.intent);
-        case 'poll':
-          // Polling, not downloading, with batches the next process must poll again: their end (if
-          // they ended at the service meanwhile) is not in the manifest.
-          return (
-            polls(shot.made) > 0 &&
-            shot.inFlight['files.content'] === 0 &&
-            (after?.jobs ?? []).some((j) => j.state === 'submitted')
-          );
-        default:
-          return shot.inFlight[TARGET[shot.phase]] > 0;
-      }
-    };
-
-    /** Every kill so far, one line each (with the output before it under BP_CRASH_LOG), and the last process's output. */
-    const killLog = (): string => {
-      const log = kills.map(
-        (k, i) =>
-          `  kill ${i + 1} (spawn ${k.spawn}, ${k.command}, t=${(k.clockMs / 1000).toFixed(1)} s): ${k.phase} skip ${k.plan.skip} +${k.plan.delayMs} ms, at ${k.atMs} ms, ${k.hit ? 'landed' : 'missed'}; in flight: ${describeCalls(k.inFlight)}${k.intent ? `; after intent ${k.intent}` : ''}; intents left: ${k.intents.map((x) => `${x.intent}${x.committed ? ' (committed)' : ''}`).join(', ') || 'none'}`,
+    it('uploads and creates every job exactly once (per the service) and brings every row back once', {
+      timeout: 180_000,
+    }, async () => {
+      const started = Date.now();
+      // Each spawn draws from its own stream: its choices hang on the seed, its number and what the
+      // run has reached, not on how many draws earlier spawns happened to make.
+      let next = random(SEED);
+      const ids = Array.from({ length: ROWS }, (_, i) => `k${i + 1}`);
+      const csv = fileWith(
+        root,
+        'table.csv',
+        `id,text\n${ids.map((id, i) => `${id},review number ${i + 1}`).join('\n')}\n`,
       );
-      if (process.env.BP_CRASH_LOG)
-        for (let i = kills.length - 1; i >= 0; i--)
-          log.splice(i + 1, 0, ...kills[i]!.output.map((l) => `      ${l}`));
-      const tail = last ? `\nlast process output:\n${last.lines.slice(-20).join('\n')}` : '';
-      return `seed ${SEED} (run again with BP_CRASH_SEED=${SEED})\n${log.join('\n')}${tail}`;
-    };
+      const prep = join(root, 'prep');
+      await prepare(csv, {
+        outDir: prep,
+        model: 'qwen-plus',
+        template: '{{text}}',
+        idColumn: 'id',
+        maxLinesPerFile: PER_SHARD,
+      });
+      const runDir = join(root, 'run');
+      // It exists from the start so its manifest can be watched; the run is made in it.
+      mkdirSync(runDir);
+      const flags = [
+        '--provider',
+        'local',
+        '--base-url',
+        service.url,
+        '--poll-interval',
+        '0.2',
+        '--concurrency',
+        '3',
+      ];
+      const submitArgs = ['submit', prep, '--run-dir', runDir, ...flags];
+      const resumeArgs = ['resume', runDir, ...flags];
 
-    try {
-      for (;;) {
-        if (++spawns > MAX_SPAWNS) throw new Error(`the run did not finish in ${MAX_SPAWNS} spawns`);
-        next = random((SEED + Math.imul(spawns, 0x9e3779b9)) >>> 0);
-        const before = manifestNow(runDir);
-        const phase = choosePhase(before);
-        const args = before && next() < 0.5 ? resumeArgs : submitArgs;
-        const cli = startCli(args, root);
-        last = cli;
-        let shot: Shot | undefined;
-        if (phase) {
-          tries[phase]++;
-          shot = await aim(cli, planFor(phase, before));
+      const hits = Object.fromEntries(PHASES.map((p) => [p, 0])) as Record<Phase, number>;
+      const tries = Object.fromEntries(PHASES.map((p) => [p, 0])) as Record<Phase, number>;
+      const kills: Kill[] = [];
+      let spawns = 0;
+      let last: CliProcess | undefined;
+
+      /** The next phase to aim at: submission phases while jobs wait to be submitted, then the others. */
+      const choosePhase = (manifest: RunManifest | undefined): Phase | undefined => {
+        const open = PHASES.filter((p) => hits[p] < KILLS_PER_PHASE && tries[p] < KILLS_PER_PHASE * 3);
+        if (open.length === 0) return undefined;
+        const submitting = !manifest || manifest.jobs.some((j) => SUBMIT_STATES.has(j.state));
+        const early = open.filter((p) => SUBMITTING.has(p));
+        const late = open.filter((p) => !SUBMITTING.has(p));
+        if (submitting && early.length > 0) return pick(early);
+        return late.length > 0 ? pickLate(late) : pick(early);
+      };
+      const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
+      // Polls come first: once the batches a resume finds ended are downloaded, only later attempts run.
+      const pickLate = (late: readonly Phase[]): Phase =>
+        late.includes('poll') && next() < 0.7 ? 'poll' : pick(late);
+      const planFor = (phase: Phase, manifest: RunManifest | undefined): Plan => {
+        const waiting = manifest?.jobs.filter((j) => SUBMIT_STATES.has(j.state)).length ?? 3;
+        switch (phase) {
+          case 'upload':
+          case 'create':
+          case 'intent':
+            return {
+              phase,
+              skip: Math.floor(next() * Math.min(3, Math.max(1, waiting))),
+              delayMs: phase === 'intent' ? 0 : Math.floor(next() * SLOW_MS),
+            };
+          case 'poll':
+            return { phase, skip: Math.floor(next() * 8), delayMs: Math.floor(next() * 10) };
+          case 'download':
+            return { phase, skip: Math.floor(next() * 3), delayMs: Math.floor((next() * SLOW_MS) / 2) };
         }
-        const { code } = await cli.closed;
-        if (!shot) {
-          if (code !== 0)
-            throw new Error(`${args[0]} exited with ${code}:\n${cli.lines.slice(-30).join('\n')}`);
-          break;
-        }
-        // What the dead process had sent is handled before anyone looks (the service is not racing us).
-        await tap.settle();
-        const after = manifestNow(runDir);
-        const records = await service.records();
-        const hit = landed(shot, after);
-        if (hit) hits[shot.phase]++;
-        const kill: Kill = {
-          ...shot,
-          spawn: spawns,
-          output: cli.lines.slice(-8),
-          command: args[0]!,
-          hit,
-          intents: intentsOf(after).map((intent) => ({
-            intent,
-            committed: committed(intent, after!, records),
-          })),
+      };
+
+      /**
+       * Kills `cli` as `plan` says, once the aimed-at moment comes; undefined when the process ended
+       * first. A submission phase that never comes in this process (its submissions are over and it
+       * polls) is re-aimed at a later phase still wanted.
+       */
+      const aim = (cli: CliProcess, plan: Plan): Promise<Shot | undefined> => {
+        const base = tap.arrived();
+        const made = (): RouteCounts => {
+          const now = tap.arrived();
+          for (const route of Object.keys(now) as Route[]) now[route] -= base[route];
+          return now;
         };
-        kills.push(kill);
-        // Checked after every kill, so a double submission names the kill that caused it.
-        if (after) expectNoDuplicates(after, records, `after kill ${kills.length}`);
+        let known = new Set(intentsOf(manifestNow(runDir)));
+        let intents = 0;
+        let fired = false;
+        return new Promise((resolve) => {
+          let watcher: FSWatcher | undefined;
+          const timers: NodeJS.Timeout[] = [];
+          const finish = (shot: Shot | undefined) => {
+            for (const t of timers) clearInterval(t);
+            watcher?.close();
+            resolve(shot);
+          };
+          const shoot = (intent?: string) => {
+            if (cli.exited) return finish(undefined);
+            const shot: Shot = {
+              phase: plan.phase,
+              plan,
+              atMs: Date.now() - cli.startedAt,
+              clockMs: Date.now() - started,
+              inFlight: tap.inFlight(),
+              made: made(),
+              ...(intent !== undefined && { intent }),
+            };
+            cli.child.kill('SIGKILL');
+            finish(shot);
+          };
+          const checkIntents = () => {
+            if (fired || plan.phase !== 'intent') return;
+            const now = intentsOf(manifestNow(runDir));
+            for (const key of now) {
+              if (!known.has(key) && ++intents > plan.skip) {
+                fired = true;
+                return shoot(key);
+              }
+            }
+            known = new Set(now);
+          };
+          // Whether the run still has jobs to submit (read at most every 50 ms: check runs every 1 ms).
+          let submittingReadAt = 0;
+          let submitting = true;
+          const stillSubmitting = () => {
+            const now = Date.now();
+            if (now - submittingReadAt >= 50) {
+              submittingReadAt = now;
+              submitting = manifestNow(runDir)?.jobs.some((j) => SUBMIT_STATES.has(j.state)) ?? true;
+            }
+            return submitting;
+          };
+          const check = () => {
+            if (fired) return;
+            // A run polls while it still submits (a resume polls first), so polling alone does not say
+            // its submissions are over: the manifest does.
+            if (SUBMITTING.has(plan.phase) && polls(made()) > 0 && !stillSubmitting()) {
+              // This process has submitted all it had and polls: aim at a later phase if one is wanted.
+              const later = (['poll', 'download'] as const).filter((p) => hits[p] < KILLS_PER_PHASE);
+              if (later.length > 0) {
+                tries[plan.phase]--;
+                plan = planFor(pickLate(later), undefined);
+                tries[plan.phase]++;
+              }
+            }
+            if (plan.phase === 'intent') return;
+            const route = TARGET[plan.phase];
+            if ((plan.phase === 'poll' ? polls(made()) : made()[route]) > plan.skip) {
+              fired = true;
+              timers.push(setTimeout(() => shoot(), plan.delayMs));
+            }
+          };
+          timers.push(setInterval(check, 1), setInterval(checkIntents, 10));
+          try {
+            watcher = watch(runDir, checkIntents);
+          } catch {
+            // The interval reads the manifest all the same.
+          }
+          void cli.closed.then(() => {
+            if (!fired) finish(undefined);
+          });
+        });
+      };
+
+      /** Whether a kill landed in the phase it aimed at. */
+      const landed = (shot: Shot, after: RunManifest | undefined): boolean => {
+        switch (shot.phase) {
+          case 'intent':
+            return shot.intent !== undefined && intentsOf(after).includes(shot.intent);
+          case 'poll':
+            // Polling, not downloading, with batches the next process must poll again: their end (if
+            // they ended at the service meanwhile) is not in the manifest.
+            return (
+              polls(shot.made) > 0 &&
+              shot.inFlight['files.content'] === 0 &&
+              (after?.jobs ?? []).some((j) => j.state === 'submitted')
+            );
+          default:
+            return shot.inFlight[TARGET[shot.phase]] > 0;
+        }
+      };
+
+      /** Every kill so far, one line each (with the output before it under BP_CRASH_LOG), and the last process's output. */
+      const killLog = (): string => {
+        const log = kills.map(
+          (k, i) =>
+            `  kill ${i + 1} (spawn ${k.spawn}, ${k.command}, t=${(k.clockMs / 1000).toFixed(1)} s): ${k.phase} skip ${k.plan.skip} +${k.plan.delayMs} ms, at ${k.atMs} ms, ${k.hit ? 'landed' : 'missed'}; in flight: ${describeCalls(k.inFlight)}${k.intent ? `; after intent ${k.intent}` : ''}; intents left: ${k.intents.map((x) => `${x.intent}${x.committed ? ' (committed)' : ''}`).join(', ') || 'none'}`,
+        );
+        if (process.env.BP_CRASH_LOG)
+          for (let i = kills.length - 1; i >= 0; i--)
+            log.splice(i + 1, 0, ...kills[i]!.output.map((l) => `      ${l}`));
+        const tail = last ? `\nlast process output:\n${last.lines.slice(-20).join('\n')}` : '';
+        return `seed ${SEED} (run again with BP_CRASH_SEED=${SEED})\n${log.join('\n')}${tail}`;
+      };
+
+      try {
+        for (;;) {
+          if (++spawns > MAX_SPAWNS) throw new Error(`the run did not finish in ${MAX_SPAWNS} spawns`);
+          next = random((SEED + Math.imul(spawns, 0x9e3779b9)) >>> 0);
+          const before = manifestNow(runDir);
+          const phase = choosePhase(before);
+          const args = before && next() < 0.5 ? resumeArgs : submitArgs;
+          const cli = startCli(args, root);
+          last = cli;
+          let shot: Shot | undefined;
+          if (phase) {
+            tries[phase]++;
+            shot = await aim(cli, planFor(phase, before));
+          }
+          const { code } = await cli.closed;
+          if (!shot) {
+            if (code !== 0)
+              throw new Error(`${args[0]} exited with ${code}:\n${cli.lines.slice(-30).join('\n')}`);
+            break;
+          }
+          // What the dead process had sent is handled before anyone looks (the service is not racing us).
+          await tap.settle();
+          const after = manifestNow(runDir);
+          const records = await service.records();
+          const hit = landed(shot, after);
+          if (hit) hits[shot.phase]++;
+          const kill: Kill = {
+            ...shot,
+            spawn: spawns,
+            output: cli.lines.slice(-8),
+            command: args[0]!,
+            hit,
+            intents: intentsOf(after).map((intent) => ({
+              intent,
+              committed: committed(intent, after!, records),
+            })),
+          };
+          kills.push(kill);
+          // Checked after every kill, so a double submission names the kill that caused it.
+          if (after) expectNoDuplicates(after, records, `after kill ${kills.length}`);
+        }
+
+        for (const phase of PHASES)
+          expect(hits[phase], `kills that landed during ${phase}`).toBeGreaterThanOrEqual(1);
+        // Some kill left an intent whose call the service had committed: the resume had to find it.
+        expect(kills.some((k) => k.intents.some((i) => i.committed))).toBe(true);
+        // The service lost replies after committing, on uploads and on creates.
+        const fired = service.faults
+          .list()
+          .filter((f) => f.kind === 'lose' && f.fired > 0)
+          .map((f) => f.route);
+        expect(fired).toEqual(expect.arrayContaining(['files.create', 'batches.create']));
+
+        const finished = Date.now();
+        service.faults.disarm();
+        await checkRun(service, runDir, ids);
+        const seconds = (ms: number) => (ms / 1000).toFixed(1);
+        const elapsed = `${seconds(Date.now() - started)} s (last kill at ${seconds(kills.at(-1)?.clockMs ?? 0)} s, run done at ${seconds(finished - started)} s)`;
+        const adopted = kills.reduce((n, k) => n + k.intents.filter((i) => i.committed).length, 0);
+        if (process.env.BP_CRASH_LOG) console.log(killLog());
+        console.log(
+          `crash-resume seed ${SEED}: ${kills.length} kills (${kills.filter((k) => !k.hit).length} missed their phase) in ${spawns} spawns, ${elapsed}; landed ${PHASES.map((p) => `${p} ${hits[p]}`).join(', ')}; ${adopted} intents left with their call committed`,
+        );
+      } catch (error) {
+        (error as Error).message = `${killLog()}\n${(error as Error).message}`;
+        throw error;
       }
-
-      for (const phase of PHASES)
-        expect(hits[phase], `kills that landed during ${phase}`).toBeGreaterThanOrEqual(1);
-      // Some kill left an intent whose call the service had committed: the resume had to find it.
-      expect(kills.some((k) => k.intents.some((i) => i.committed))).toBe(true);
-      // The service lost replies after committing, on uploads and on creates.
-      const fired = service.faults
-        .list()
-        .filter((f) => f.kind === 'lose' && f.fired > 0)
-        .map((f) => f.route);
-      expect(fired).toEqual(expect.arrayContaining(['files.create', 'batches.create']));
-
-      const finished = Date.now();
-      service.faults.disarm();
-      await checkRun(runDir, ids);
-      const seconds = (ms: number) => (ms / 1000).toFixed(1);
-      const elapsed = `${seconds(Date.now() - started)} s (last kill at ${seconds(kills.at(-1)?.clockMs ?? 0)} s, run done at ${seconds(finished - started)} s)`;
-      const adopted = kills.reduce((n, k) => n + k.intents.filter((i) => i.committed).length, 0);
-      if (process.env.BP_CRASH_LOG) console.log(killLog());
-      console.log(
-        `crash-resume seed ${SEED}: ${kills.length} kills (${kills.filter((k) => !k.hit).length} missed their phase) in ${spawns} spawns, ${elapsed}; landed ${PHASES.map((p) => `${p} ${hits[p]}`).join(', ')}; ${adopted} intents left with their call committed`,
-      );
-    } catch (error) {
-      (error as Error).message = `${killLog()}\n${(error as Error).message}`;
-      throw error;
-    }
-  });
-});
+    });
+  },
+);
 
 /**
  * Poll calls: retrieves, and the Batches list pages a run reads to poll many batches at once (a
@@ -445,7 +450,7 @@ function dsPrefix(manifest: RunManifest): string {
 }
 
 /** The finished run, by the service's records, the CLI's report and results, and the result files. */
-async function checkRun(runDir: string, ids: string[]): Promise<void> {
+async function checkRun(service: LocalService, runDir: string, ids: string[]): Promise<void> {
   const manifest = readManifestSync(runDir);
   expect(manifest.jobs.filter((j) => j.state !== 'done').map((j) => `${j.id} ${j.state}`)).toEqual([]);
   // Later attempts exist: requests that failed with a retryable code were sent again.
