@@ -12,7 +12,8 @@
  * Every choice (which phase, which call, how long after it) comes from the seed and the spawn's
  * number; BP_CRASH_SEED takes a comma-separated list (two seeds by default, each against its own
  * service and run directory). A failure names the seed and every kill so far.
- * BP_CRASH_KILLS_PER_PHASE=6 makes a longer soak; BP_CRASH_LOG=1 prints every kill with the output of the process it killed.
+ * BP_CRASH_KILLS_PER_PHASE=6 makes a longer soak; BP_CRASH_LOG=1 prints every kill with the output
+ * of the process it killed.
  */
 import { type FSWatcher, mkdirSync, readFileSync, watch } from 'node:fs';
 import { join } from 'node:path';
