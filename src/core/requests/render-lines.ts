@@ -1,4 +1,5 @@
 import type { ByteWriter } from '../../internal/byte-writer.js';
+import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
 import { ID_SLOT } from './line-template.js';
@@ -56,6 +57,7 @@ interface Resolved {
 export class LineRenderer {
   readonly #plan: RenderPlan;
   readonly #hash = new RowHash();
+  readonly #range = new Int32Array(3);
   #resolved: Resolved | undefined;
   /** Whether lines get keys: decided on the first line (a template's lines are all same draws, or none is). */
   #keyed: boolean | undefined;
@@ -75,6 +77,8 @@ export class LineRenderer {
     const missing: Array<[number, string]> = [];
     const hashes = new Float64Array(n);
     const hash = this.#hash;
+    const csv = rows instanceof CsvRowBatch ? rows : undefined;
+    const range = this.#range;
     let keys: Uint8Array | undefined;
     for (let i = 0; i < n; i++) {
       starts[i] = -1;
@@ -103,10 +107,12 @@ export class LineRenderer {
         if (slot === ID_SLOT) writeId(writer, id);
         else {
           const ref = resolved.refs[slot];
-          const from = writer.pos;
-          if (ref !== undefined) rows.writeJsonText(i, ref, writer);
-          // Hashed where it was just written: the cell is not written twice.
-          hash.cell(writer.buffer, from, writer.pos);
+          if (csv === undefined || ref === undefined || !writePlainCell(csv, i, ref, writer, hash, range)) {
+            const from = writer.pos;
+            if (ref !== undefined) rows.writeJsonText(i, ref, writer);
+            // Hashed where it was just written: the cell is not written twice.
+            hash.cell(writer.buffer, from, writer.pos);
+          }
         }
       }
       writer.writeBytes(pieces[slots.length]!);
@@ -139,6 +145,31 @@ export class LineRenderer {
     };
     return this.#resolved;
   }
+}
+
+/**
+ * Writes a CSV cell whose JSON text is as long as its bytes (no escape but a doubled quote's `\\"`:
+ * most text), checked, copied and hashed in one pass (RowHash.copyCsvCell); false, leaving the
+ * writer where it was, for a cell that needs longer escapes (the caller escapes it byte by byte).
+ * Review text is hundreds of bytes a cell: escaping every byte in a loop, then hashing what it wrote,
+ * was most of a render thread's time.
+ */
+function writePlainCell(
+  csv: CsvRowBatch,
+  i: number,
+  ref: CellRef,
+  writer: ByteWriter,
+  hash: RowHash,
+  range: Int32Array,
+): boolean {
+  if (!csv.cellRange(i, ref, range)) return false;
+  const start = range[0]!;
+  const end = range[1]!;
+  const at = writer.pos;
+  const out = writer.ensure(end - start);
+  if (!hash.copyCsvCell(csv.buffer, start, end, range[2]!, out, at)) return false;
+  writer.pos = at + end - start;
+  return true;
 }
 
 function textIsEmpty(rows: RowBatch, i: number, ref: CellRef): boolean {
