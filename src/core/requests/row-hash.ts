@@ -313,6 +313,48 @@ export function rowHashText(hash: number): string {
 }
 
 /**
+ * Appends a line of a row-hashes file, `"<custom_id>"\t<hash>\n` (the id as JSON, the hash as
+ * `rowHashText` writes it), as bytes: a batch's lines, made as one string, cost the sharder its
+ * concatenation, a byte count and an encode.
+ */
+export function writeRowHashLine(out: ByteWriter, id: string, hash: number): void {
+  const n = id.length;
+  let buffer = out.ensure(n + 13);
+  let pos = out.pos;
+  let plain = true;
+  for (let k = 0; k < n; k++) {
+    const c = id.charCodeAt(k);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || c > 0x7e) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) {
+    buffer[pos++] = 0x22;
+    for (let k = 0; k < n; k++) buffer[pos++] = id.charCodeAt(k);
+    buffer[pos++] = 0x22;
+  } else {
+    out.writeText(JSON.stringify(id));
+    buffer = out.ensure(11);
+    pos = out.pos;
+  }
+  buffer[pos++] = 0x09;
+  const high = Math.floor(hash / 0x1000000);
+  const low = hash - high * 0x1000000;
+  buffer[pos++] = DIGITS[(high >>> 24) & 63]!;
+  buffer[pos++] = DIGITS[(high >>> 18) & 63]!;
+  buffer[pos++] = DIGITS[(high >>> 12) & 63]!;
+  buffer[pos++] = DIGITS[(high >>> 6) & 63]!;
+  buffer[pos++] = DIGITS[high & 63]!;
+  buffer[pos++] = DIGITS[(low >>> 18) & 63]!;
+  buffer[pos++] = DIGITS[(low >>> 12) & 63]!;
+  buffer[pos++] = DIGITS[(low >>> 6) & 63]!;
+  buffer[pos++] = DIGITS[low & 63]!;
+  buffer[pos++] = 0x0a;
+  out.pos = pos;
+}
+
+/**
  * The row hash of rows read again (the join's source), the same way prepare's renderer made it: the
  * columns are the template's slots, in order, as `row-hashes.tsv` names them.
  */
