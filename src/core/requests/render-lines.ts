@@ -26,8 +26,12 @@ export interface RenderPlan {
 
 /** The lines of a batch of rows, as positions in the writer's buffer. */
 export interface RenderedLines {
-  /** Per entry: the custom_id ("" for a row the source rejected). */
-  ids: string[];
+  /**
+   * Per entry: the custom_id ("" for a row the source rejected). Undefined when every id is
+   * `row-<n>`, n the row's number (no id column): written as bytes, never made a string here, and
+   * not sent back from a render thread (made where one is asked for: RequestBatch.id).
+   */
+  ids: string[] | undefined;
   /** Per entry: the line's bytes, its newline included; -1 where no line was made. */
   starts: Int32Array;
   ends: Int32Array;
@@ -70,7 +74,8 @@ export class LineRenderer {
     const { pieces, slots, maxIdChars, emptyCheck } = this.#plan;
     const resolved = this.#resolve(rows);
     const n = rows.length;
-    const ids: string[] = new Array(n);
+    // Without an id column every id is row-<n>: its digits go straight into the line.
+    const ids: string[] | undefined = resolved.id === undefined ? undefined : new Array(n);
     const starts = new Int32Array(n);
     const ends = new Int32Array(n);
     const empty = new Uint8Array(n);
@@ -84,16 +89,12 @@ export class LineRenderer {
       starts[i] = -1;
       ends[i] = -1;
       if (rows.rejection(i)) {
-        ids[i] = '';
+        if (ids) ids[i] = '';
         continue;
       }
       const index = rows.index(i);
-      const id = customIdFor(
-        index,
-        resolved.id === undefined ? undefined : rows.value(i, resolved.id),
-        maxIdChars,
-      );
-      ids[i] = id;
+      const id = ids && customIdFor(index, rows.value(i, resolved.id!), maxIdChars);
+      if (ids) ids[i] = id!;
       const lacking = resolved.prompt.find(([, ref]) => ref === undefined || !rows.has(i, ref));
       if (lacking) {
         missing.push([i, lacking[0]]);
@@ -104,8 +105,10 @@ export class LineRenderer {
       for (let s = 0; s < slots.length; s++) {
         writer.writeBytes(pieces[s]!);
         const slot = slots[s]!;
-        if (slot === ID_SLOT) writeId(writer, id);
-        else {
+        if (slot === ID_SLOT) {
+          if (id === undefined) writeRowId(writer, index);
+          else writeId(writer, id);
+        } else {
           const ref = resolved.refs[slot];
           if (csv === undefined || ref === undefined || !writePlainCell(csv, i, ref, writer, hash, range)) {
             const from = writer.pos;
@@ -175,6 +178,24 @@ function writePlainCell(
 function textIsEmpty(rows: RowBatch, i: number, ref: CellRef): boolean {
   const value = rows.value(i, ref);
   return value === undefined || value === null || value === '';
+}
+
+/** `row-<index>`, as customIdFor makes it without a key, written as bytes. */
+function writeRowId(writer: ByteWriter, index: number): void {
+  let digits = 1;
+  for (let rest = index; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  const buffer = writer.ensure(4 + digits);
+  let pos = writer.pos;
+  buffer[pos++] = 0x72; // r
+  buffer[pos++] = 0x6f; // o
+  buffer[pos++] = 0x77; // w
+  buffer[pos++] = 0x2d; // -
+  let rest = index;
+  for (let d = digits - 1; d >= 0; d--) {
+    buffer[pos + d] = 0x30 + (rest % 10);
+    rest = Math.floor(rest / 10);
+  }
+  writer.pos = pos + digits;
 }
 
 /** Plain ids (letters, digits, most punctuation) are written as they are; others JSON-escaped. */

@@ -2,6 +2,7 @@ import { LINES_POOL } from '../../internal/buffer-pool.js';
 import type { WarningCall } from '../../internal/warnings.js';
 import type { ProviderProfile } from '../../providers/profile.js';
 import type { Rejection, RequestItem, RequestLine, SourcePosition } from '../../types.js';
+import { customIdFor } from './custom-id.js';
 import type { LineTemplate } from './line-template.js';
 import type { Refused } from './verdict.js';
 
@@ -21,7 +22,8 @@ export class RequestBatch {
   readonly #lines: number[] = [];
   readonly #files: string[] = [];
   readonly #rejections: Array<Rejection | undefined> = [];
-  readonly #ids: string[] = [];
+  /** Undefined for a rendered line whose id is `row-<n>`, made when first asked for. */
+  readonly #ids: Array<string | undefined> = [];
   readonly #models: string[] = [];
   readonly #urls: string[] = [];
   readonly #requests: Array<RequestLine | undefined> = [];
@@ -93,11 +95,12 @@ export class RequestBatch {
 
   /**
    * A line rendered into `data` at [start, end), its newline included: from the batch's template, or
-   * (model and url given) a mapper's line serialized on another thread.
+   * (model and url given) a mapper's line serialized on another thread. `id` undefined: `row-<n>`,
+   * n the entry's row number (made when first asked for).
    */
   addRendered(
     at: SourcePosition,
-    id: string,
+    id: string | undefined,
     start: number,
     end: number,
     emptyInput: boolean,
@@ -161,7 +164,12 @@ export class RequestBatch {
   }
 
   id(i: number): string {
-    return this.#ids[i]!;
+    let id = this.#ids[i];
+    if (id === undefined) {
+      id = customIdFor(this.#indexes[i]!);
+      this.#ids[i] = id;
+    }
+    return id;
   }
 
   model(i: number): string {

@@ -3,6 +3,7 @@ import { LINES_POOL } from '../../internal/buffer-pool.js';
 import { ByteWriter } from '../../internal/byte-writer.js';
 import type { Rejection, RequestItem, Row, SourcePosition } from '../../types.js';
 import type { RowBatch } from '../rows/row-batch.js';
+import { customIdFor } from './custom-id.js';
 import { compileLineTemplate, type LineTemplate } from './line-template.js';
 import { MapperPool } from './mapper-pool.js';
 import { LineRenderer, type RenderedLines, type RenderPlan } from './render-lines.js';
@@ -224,18 +225,20 @@ export class RequestMaker {
     let next = 0;
     for (let i = 0; i < rows.length; i++) {
       const at: SourcePosition = { index: rows.index(i), file: rows.file(i), line: rows.line(i) };
-      const id = ids[i]!;
+      // Without ids, each is row-<n>: made only where one is asked for.
+      const id = ids?.[i];
       if (starts[i]! >= 0) {
         for (const w of warnings)
           builder.warnings.warn(w.code, w.message, {
             file: at.file,
             line: at.line,
             row: at.index,
-            custom_id: id,
+            custom_id: id ?? customIdFor(at.index),
           });
         out.addRendered(at, id, starts[i]!, ends[i]!, empty[i] === 1);
       } else if (missing[next]?.[0] === i) {
-        out.addRejection(reject(at, id, builder.missingMessage(missing[next++]![1])));
+        const message = builder.missingMessage(missing[next++]![1]);
+        out.addRejection(reject(at, id ?? customIdFor(at.index), message));
       } else {
         out.addRejection((rejections?.get(i) ?? rows.rejection(i))!);
       }
