@@ -151,7 +151,7 @@ export class LineRenderer {
 }
 
 /**
- * Writes a CSV cell whose JSON text is as long as its bytes (no escape but a doubled quote's `\\"`:
+ * Writes a CSV cell whose JSON text is as long as its bytes (no escape but a doubled quote's `\"`:
  * most text), checked, copied and hashed in one pass (RowHash.copyCsvCell); false, leaving the
  * writer where it was, for a cell that needs longer escapes (the caller escapes it byte by byte).
  * Review text is hundreds of bytes a cell: escaping every byte in a loop, then hashing what it wrote,

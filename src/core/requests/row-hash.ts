@@ -97,7 +97,7 @@ export class RowHash {
   /**
    * Copies a CSV cell, `src[start, end)`, into `out` at `at` as its JSON text where that keeps its
    * length, and adds that text as `cell` would: each doubled quote (with `doubledQuote` 0x22, the
-   * field escaped them) becomes `\\"`, two bytes for two. Returns false, having added nothing, when
+   * field escaped them) becomes `\"`, two bytes for two. Returns false, having added nothing, when
    * the text needs an escape that grows it (a line break, a backslash, a control byte, a lone `"`):
    * the caller then writes the cell another way, over whatever this wrote. One pass a word at a time:
    * read, checked (the SWAR tests of `plainCell`), written and hashed; a word with a byte to escape
