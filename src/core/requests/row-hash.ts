@@ -128,28 +128,42 @@ export class RowHash {
     /** The second quote of a pair whose first became the backslash (relative to `start`): it stays. */
     let kept = -1;
     let k = 0;
-    for (const last = n - 3; k < last; k += 4) {
+    const last = n - 3;
+    while (k < last) {
+      // Words with nothing to escape, in a loop of their own: a branch into the fix-up inside it cost
+      // this loop a sixth of its speed.
+      for (; k < last; k += 4) {
+        const w = view.getInt32(start + k, true);
+        const quote = w ^ 0x22222222;
+        const slash = w ^ 0x5c5c5c5c;
+        if (
+          (((w - 0x20202020) & ~w) | ((quote - 0x01010101) & ~quote) | ((slash - 0x01010101) & ~slash)) &
+          0x80808080
+        )
+          break;
+        outView.setInt32(at + k, w, true);
+        a = Math.imul(a ^ w, 0x01000193);
+        a ^= a >>> 15;
+        b = Math.imul(b ^ w, 0x5bd1e995);
+        b ^= b >>> 13;
+      }
+      if (k >= last) break;
+      // A word with a byte to escape, a byte at a time.
       let w = view.getInt32(start + k, true);
-      const quote = w ^ 0x22222222;
-      const slash = w ^ 0x5c5c5c5c;
-      if (
-        (((w - 0x20202020) & ~w) | ((quote - 0x01010101) & ~quote) | ((slash - 0x01010101) & ~slash)) &
-        0x80808080
-      ) {
-        for (let p = k; p < k + 4; p++) {
-          const c = src[start + p]!;
-          if (p === kept || (c >= 0x20 && c !== 0x22 && c !== 0x5c)) continue;
-          if (!pairs || c !== 0x22 || p + 1 >= n || src[start + p + 1] !== 0x22) return false;
-          const shift = (p - k) << 3;
-          w = (w & ~(0xff << shift)) | (0x5c << shift);
-          kept = p + 1;
-        }
+      for (let p = k; p < k + 4; p++) {
+        const c = src[start + p]!;
+        if (p === kept || (c >= 0x20 && c !== 0x22 && c !== 0x5c)) continue;
+        if (!pairs || c !== 0x22 || p + 1 >= n || src[start + p + 1] !== 0x22) return false;
+        const shift = (p - k) << 3;
+        w = (w & ~(0xff << shift)) | (0x5c << shift);
+        kept = p + 1;
       }
       outView.setInt32(at + k, w, true);
       a = Math.imul(a ^ w, 0x01000193);
       a ^= a >>> 15;
       b = Math.imul(b ^ w, 0x5bd1e995);
       b ^= b >>> 13;
+      k += 4;
     }
     for (; k < n; k++) {
       let c = src[start + k]!;
