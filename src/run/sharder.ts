@@ -138,7 +138,8 @@ export class Sharder {
       );
     }
     for (let i = 0; i < batch.length; i++)
-      if (!batch.rejection(i) && batch.rendered(i)) writeRowHashLine(out, batch.id(i), hashes[i]!);
+      if (!batch.rejection(i) && batch.rendered(i))
+        writeRowHashLine(out, batch.madeId(i), batch.index(i), hashes[i]!);
     return this.#rowHashes.appendBytes(out.buffer, 0, out.pos);
   }
 

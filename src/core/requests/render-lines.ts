@@ -4,7 +4,7 @@ import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
 import { ID_SLOT } from './line-template.js';
 import { isSameDraw, KEY_BYTES, requestKey } from './request-key.js';
-import { RowHash } from './row-hash.js';
+import { RowHash, writeRowIdBytes } from './row-hash.js';
 
 /** What rendering needs, all of it plain data (it crosses to worker threads). */
 export interface RenderPlan {
@@ -106,7 +106,7 @@ export class LineRenderer {
         writer.writeBytes(pieces[s]!);
         const slot = slots[s]!;
         if (slot === ID_SLOT) {
-          if (id === undefined) writeRowId(writer, index);
+          if (id === undefined) writer.pos = writeRowIdBytes(writer.ensure(30), writer.pos, index, false);
           else writeId(writer, id);
         } else {
           const ref = resolved.refs[slot];
@@ -178,24 +178,6 @@ function writePlainCell(
 function textIsEmpty(rows: RowBatch, i: number, ref: CellRef): boolean {
   const value = rows.value(i, ref);
   return value === undefined || value === null || value === '';
-}
-
-/** `row-<index>`, as customIdFor makes it without a key, written as bytes. */
-function writeRowId(writer: ByteWriter, index: number): void {
-  let digits = 1;
-  for (let rest = index; rest >= 10; rest = Math.floor(rest / 10)) digits++;
-  const buffer = writer.ensure(4 + digits);
-  let pos = writer.pos;
-  buffer[pos++] = 0x72; // r
-  buffer[pos++] = 0x6f; // o
-  buffer[pos++] = 0x77; // w
-  buffer[pos++] = 0x2d; // -
-  let rest = index;
-  for (let d = digits - 1; d >= 0; d--) {
-    buffer[pos + d] = 0x30 + (rest % 10);
-    rest = Math.floor(rest / 10);
-  }
-  writer.pos = pos + digits;
 }
 
 /** Plain ids (letters, digits, most punctuation) are written as they are; others JSON-escaped. */

@@ -231,6 +231,11 @@ export class RequestBatch {
     this.#rejections[i] = rejection;
   }
 
+  /** The entry's id if it is held as a string; undefined for a `row-<n>` id not yet made (see id). */
+  madeId(i: number): string | undefined {
+    return this.#ids[i];
+  }
+
   id(i: number): string {
     let id = this.#ids[i];
     if (id === undefined) {

@@ -329,29 +329,16 @@ export function rowHashText(hash: number): string {
 /**
  * Appends a line of a row-hashes file, `"<custom_id>"\t<hash>\n` (the id as JSON, the hash as
  * `rowHashText` writes it), as bytes: a batch's lines, made as one string, cost the sharder its
- * concatenation, a byte count and an encode.
+ * concatenation, a byte count and an encode. `id` undefined: `row-<index>`, its digits written
+ * without making the string.
  */
-export function writeRowHashLine(out: ByteWriter, id: string, hash: number): void {
-  const n = id.length;
-  let buffer = out.ensure(n + 13);
+export function writeRowHashLine(out: ByteWriter, id: string | undefined, index: number, hash: number): void {
+  if (id === undefined) {
+    out.ensure(30);
+    out.pos = writeRowIdBytes(out.buffer, out.pos, index, true);
+  } else writeQuotedId(out, id);
+  const buffer = out.ensure(11);
   let pos = out.pos;
-  let plain = true;
-  for (let k = 0; k < n; k++) {
-    const c = id.charCodeAt(k);
-    if (c < 0x20 || c === 0x22 || c === 0x5c || c > 0x7e) {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) {
-    buffer[pos++] = 0x22;
-    for (let k = 0; k < n; k++) buffer[pos++] = id.charCodeAt(k);
-    buffer[pos++] = 0x22;
-  } else {
-    out.writeText(JSON.stringify(id));
-    buffer = out.ensure(11);
-    pos = out.pos;
-  }
   buffer[pos++] = 0x09;
   const high = Math.floor(hash / 0x1000000);
   const low = hash - high * 0x1000000;
@@ -366,6 +353,47 @@ export function writeRowHashLine(out: ByteWriter, id: string, hash: number): voi
   buffer[pos++] = DIGITS[low & 63]!;
   buffer[pos++] = 0x0a;
   out.pos = pos;
+}
+
+/** An id as JSON text, in its quotes: as it is when plain (the common case), else JSON.stringify's. */
+function writeQuotedId(out: ByteWriter, id: string): void {
+  const n = id.length;
+  for (let k = 0; k < n; k++) {
+    const c = id.charCodeAt(k);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || c > 0x7e) {
+      out.writeText(JSON.stringify(id));
+      return;
+    }
+  }
+  const buffer = out.ensure(n + 2);
+  let pos = out.pos;
+  buffer[pos++] = 0x22;
+  for (let k = 0; k < n; k++) buffer[pos++] = id.charCodeAt(k);
+  buffer[pos++] = 0x22;
+  out.pos = pos;
+}
+
+/**
+ * Writes `row-<index>` (customIdFor's id of a row without a key), in quotes when `quoted`, at `pos`
+ * of `buffer` (room for 30 bytes); returns the position after it.
+ */
+export function writeRowIdBytes(buffer: Uint8Array, at: number, index: number, quoted: boolean): number {
+  let pos = at;
+  if (quoted) buffer[pos++] = 0x22;
+  buffer[pos++] = 0x72; // r
+  buffer[pos++] = 0x6f; // o
+  buffer[pos++] = 0x77; // w
+  buffer[pos++] = 0x2d; // -
+  let digits = 1;
+  for (let rest = index; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  let rest = index;
+  for (let d = digits - 1; d >= 0; d--) {
+    buffer[pos + d] = 0x30 + (rest % 10);
+    rest = Math.floor(rest / 10);
+  }
+  pos += digits;
+  if (quoted) buffer[pos++] = 0x22;
+  return pos;
 }
 
 /**
