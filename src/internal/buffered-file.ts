@@ -87,6 +87,8 @@ export class BufferedFile {
     bytes: number,
     whole: () => Buffer,
   ): Promise<void> {
+    // The file outgrows its buffer: it is hashed as a large one, from its first part on.
+    this.#hash?.expect(this.#bytes + bytes);
     await this.#flush();
     if (bytes <= this.#buffer.length) {
       await append();

@@ -106,13 +106,7 @@ export class StreamHash {
    * says when they may be written again. Other bytes are copied before this returns.
    */
   update(data: Uint8Array): Promise<void> | undefined {
-    if (this.#remote === undefined && this.#local === undefined) {
-      if (data.length >= this.#threadAbove) {
-        this.#remote = nextId++;
-        this.#thread = hashThread();
-        this.#thread.pending.set(this.#remote, { acks: [], fail: [] });
-      } else this.#local = createHash('sha256');
-    }
+    this.#decide(data.length);
     if (this.#remote === undefined) {
       this.#local!.update(data);
       return undefined;
@@ -131,6 +125,25 @@ export class StreamHash {
     expect(current);
     current.worker.postMessage({ id: this.#remote, data, ack: true });
     return done;
+  }
+
+  /**
+   * Says that at least `bytes` will be hashed: enough of them send the hash to the thread before its
+   * first part, which may be small (a file that begins with the end of a batch, then takes whole
+   * ones, was hashed on this thread to its end).
+   */
+  expect(bytes: number): void {
+    if (bytes >= this.#threadAbove) this.#decide(bytes);
+  }
+
+  /** Where the hash is made, decided once: on the thread when its first part (or what is expected) is large. */
+  #decide(bytes: number): void {
+    if (this.#remote !== undefined || this.#local !== undefined) return;
+    if (bytes >= this.#threadAbove) {
+      this.#remote = nextId++;
+      this.#thread = hashThread();
+      this.#thread.pending.set(this.#remote, { acks: [], fail: [] });
+    } else this.#local = createHash('sha256');
   }
 
   /** The hex digest of everything hashed. */

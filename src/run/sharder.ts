@@ -4,9 +4,10 @@ import { type RequestReuse, type ReuseSummary, SEND_KEYED, TAKEN } from '../cach
 import { embeddingInputCount } from '../core/requests/embedding-inputs.js';
 import type { RequestBatch } from '../core/requests/request-batch.js';
 import { KEY_BYTES } from '../core/requests/request-key.js';
-import { hashedColumns, type RowHashesHeader, rowHashText } from '../core/requests/row-hash.js';
+import { hashedColumns, type RowHashesHeader, writeRowHashLine } from '../core/requests/row-hash.js';
 import type { Slice } from '../core/rows/row-slice.js';
 import { BufferedFile } from '../internal/buffered-file.js';
+import { ByteWriter } from '../internal/byte-writer.js';
 import { makeDir } from '../internal/durable-write.js';
 import type { FileLimits } from '../providers/profile.js';
 import type { Rejection, RequestItem, SourcePosition } from '../types.js';
@@ -90,6 +91,8 @@ export class Sharder {
   #ready: Promise<string[]> | undefined;
   #rejections: BufferedFile | undefined;
   #rowHashes: BufferedFile | undefined;
+  /** A batch's lines of `row-hashes.tsv`, as bytes. */
+  readonly #rowHashLines = new ByteWriter(64 * 1024);
   #rejected = 0;
   #requests = 0;
 
@@ -125,15 +128,19 @@ export class Sharder {
     const template = batch.template;
     if (!hashes || !template) return undefined;
     if (!this.#ready) return this.#startThen(() => this.#addRowHashes(batch));
-    let text = '';
+    // Reused: the file has copied (or written) the last batch's lines before the next batch comes.
+    const out = this.#rowHashLines;
+    out.pos = 0;
     if (!this.#rowHashes) {
       this.#rowHashes = new BufferedFile(join(this.#dir, ROW_HASHES_FILE));
-      text = `${JSON.stringify({ row_hashes: 1, columns: hashedColumns(template) } satisfies RowHashesHeader)}\n`;
+      out.writeText(
+        `${JSON.stringify({ row_hashes: 1, columns: hashedColumns(template) } satisfies RowHashesHeader)}\n`,
+      );
     }
     for (let i = 0; i < batch.length; i++)
       if (!batch.rejection(i) && batch.rendered(i))
-        text += `${JSON.stringify(batch.id(i))}\t${rowHashText(hashes[i]!)}\n`;
-    return this.#rowHashes.append(text, Buffer.byteLength(text));
+        writeRowHashLine(out, batch.madeId(i), batch.index(i), hashes[i]!);
+    return this.#rowHashes.appendBytes(out.buffer, 0, out.pos);
   }
 
   #addFrom(batch: RequestBatch, from: number): Promise<void> | undefined {

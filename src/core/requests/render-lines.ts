@@ -1,9 +1,10 @@
 import type { ByteWriter } from '../../internal/byte-writer.js';
+import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
 import { ID_SLOT } from './line-template.js';
 import { isSameDraw, KEY_BYTES, requestKey } from './request-key.js';
-import { RowHash } from './row-hash.js';
+import { RowHash, writeRowIdBytes } from './row-hash.js';
 
 /** What rendering needs, all of it plain data (it crosses to worker threads). */
 export interface RenderPlan {
@@ -25,8 +26,12 @@ export interface RenderPlan {
 
 /** The lines of a batch of rows, as positions in the writer's buffer. */
 export interface RenderedLines {
-  /** Per entry: the custom_id ("" for a row the source rejected). */
-  ids: string[];
+  /**
+   * Per entry: the custom_id ("" for a row the source rejected). Undefined when every id is
+   * `row-<n>`, n the row's number (no id column): written as bytes, never made a string here, and
+   * not sent back from a render thread (made where one is asked for: RequestBatch.id).
+   */
+  ids: string[] | undefined;
   /** Per entry: the line's bytes, its newline included; -1 where no line was made. */
   starts: Int32Array;
   ends: Int32Array;
@@ -56,6 +61,7 @@ interface Resolved {
 export class LineRenderer {
   readonly #plan: RenderPlan;
   readonly #hash = new RowHash();
+  readonly #range = new Int32Array(3);
   #resolved: Resolved | undefined;
   /** Whether lines get keys: decided on the first line (a template's lines are all same draws, or none is). */
   #keyed: boolean | undefined;
@@ -68,28 +74,27 @@ export class LineRenderer {
     const { pieces, slots, maxIdChars, emptyCheck } = this.#plan;
     const resolved = this.#resolve(rows);
     const n = rows.length;
-    const ids: string[] = new Array(n);
+    // Without an id column every id is row-<n>: its digits go straight into the line.
+    const ids: string[] | undefined = resolved.id === undefined ? undefined : new Array(n);
     const starts = new Int32Array(n);
     const ends = new Int32Array(n);
     const empty = new Uint8Array(n);
     const missing: Array<[number, string]> = [];
     const hashes = new Float64Array(n);
     const hash = this.#hash;
+    const csv = rows instanceof CsvRowBatch ? rows : undefined;
+    const range = this.#range;
     let keys: Uint8Array | undefined;
     for (let i = 0; i < n; i++) {
       starts[i] = -1;
       ends[i] = -1;
       if (rows.rejection(i)) {
-        ids[i] = '';
+        if (ids) ids[i] = '';
         continue;
       }
       const index = rows.index(i);
-      const id = customIdFor(
-        index,
-        resolved.id === undefined ? undefined : rows.value(i, resolved.id),
-        maxIdChars,
-      );
-      ids[i] = id;
+      const id = ids && customIdFor(index, rows.value(i, resolved.id!), maxIdChars);
+      if (ids) ids[i] = id!;
       const lacking = resolved.prompt.find(([, ref]) => ref === undefined || !rows.has(i, ref));
       if (lacking) {
         missing.push([i, lacking[0]]);
@@ -100,13 +105,17 @@ export class LineRenderer {
       for (let s = 0; s < slots.length; s++) {
         writer.writeBytes(pieces[s]!);
         const slot = slots[s]!;
-        if (slot === ID_SLOT) writeId(writer, id);
-        else {
+        if (slot === ID_SLOT) {
+          if (id === undefined) writer.pos = writeRowIdBytes(writer.ensure(30), writer.pos, index, false);
+          else writeId(writer, id);
+        } else {
           const ref = resolved.refs[slot];
-          const from = writer.pos;
-          if (ref !== undefined) rows.writeJsonText(i, ref, writer);
-          // Hashed where it was just written: the cell is not written twice.
-          hash.cell(writer.buffer, from, writer.pos);
+          if (csv === undefined || ref === undefined || !writePlainCell(csv, i, ref, writer, hash, range)) {
+            const from = writer.pos;
+            if (ref !== undefined) rows.writeJsonText(i, ref, writer);
+            // Hashed where it was just written: the cell is not written twice.
+            hash.cell(writer.buffer, from, writer.pos);
+          }
         }
       }
       writer.writeBytes(pieces[slots.length]!);
@@ -139,6 +148,31 @@ export class LineRenderer {
     };
     return this.#resolved;
   }
+}
+
+/**
+ * Writes a CSV cell whose JSON text is as long as its bytes (no escape but a doubled quote's `\"`:
+ * most text), checked, copied and hashed in one pass (RowHash.copyCsvCell); false, leaving the
+ * writer where it was, for a cell that needs longer escapes (the caller escapes it byte by byte).
+ * Review text is hundreds of bytes a cell: escaping every byte in a loop, then hashing what it wrote,
+ * was most of a render thread's time.
+ */
+function writePlainCell(
+  csv: CsvRowBatch,
+  i: number,
+  ref: CellRef,
+  writer: ByteWriter,
+  hash: RowHash,
+  range: Int32Array,
+): boolean {
+  if (!csv.cellRange(i, ref, range)) return false;
+  const start = range[0]!;
+  const end = range[1]!;
+  const at = writer.pos;
+  const out = writer.ensure(end - start);
+  if (!hash.copyCsvCell(csv.buffer, start, end, range[2]!, out, at)) return false;
+  writer.pos = at + end - start;
+  return true;
 }
 
 function textIsEmpty(rows: RowBatch, i: number, ref: CellRef): boolean {

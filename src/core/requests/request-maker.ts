@@ -3,6 +3,7 @@ import { LINES_POOL } from '../../internal/buffer-pool.js';
 import { ByteWriter } from '../../internal/byte-writer.js';
 import type { Rejection, RequestItem, Row, SourcePosition } from '../../types.js';
 import type { RowBatch } from '../rows/row-batch.js';
+import { customIdFor } from './custom-id.js';
 import { compileLineTemplate, type LineTemplate } from './line-template.js';
 import { MapperPool } from './mapper-pool.js';
 import { LineRenderer, type RenderedLines, type RenderPlan } from './render-lines.js';
@@ -213,33 +214,33 @@ export class RequestMaker {
     template: LineTemplate,
   ): RequestBatch {
     const builder = this.#builder;
-    const out = new RequestBatch();
-    out.template = template;
+    const { ids, starts, ends, empty, missing } = lines;
+    let next = 0;
+    const out = RequestBatch.ofLines(template, rows, ids, starts, ends, empty, (i) => {
+      if (missing[next]?.[0] === i) {
+        const at: SourcePosition = { index: rows.index(i), file: rows.file(i), line: rows.line(i) };
+        const message = builder.missingMessage(missing[next++]![1]);
+        return reject(at, ids?.[i] ?? customIdFor(at.index), message);
+      }
+      return (rejections?.get(i) ?? rows.rejection(i))!;
+    });
     out.rowHashes = lines.hashes;
     out.requestKeys = lines.keys;
     out.uniqueIds = builder.settings.idColumn === undefined;
     out.data = data;
+    // The warnings every line of the template raises, once a line (none, mostly).
     const warnings = template.warnings;
-    const { ids, starts, ends, empty, missing } = lines;
-    let next = 0;
-    for (let i = 0; i < rows.length; i++) {
-      const at: SourcePosition = { index: rows.index(i), file: rows.file(i), line: rows.line(i) };
-      const id = ids[i]!;
-      if (starts[i]! >= 0) {
+    if (warnings.length > 0)
+      for (let i = 0; i < rows.length; i++) {
+        if (starts[i]! < 0) continue;
         for (const w of warnings)
           builder.warnings.warn(w.code, w.message, {
-            file: at.file,
-            line: at.line,
-            row: at.index,
-            custom_id: id,
+            file: rows.file(i),
+            line: rows.line(i),
+            row: rows.index(i),
+            custom_id: out.id(i),
           });
-        out.addRendered(at, id, starts[i]!, ends[i]!, empty[i] === 1);
-      } else if (missing[next]?.[0] === i) {
-        out.addRejection(reject(at, id, builder.missingMessage(missing[next++]![1])));
-      } else {
-        out.addRejection((rejections?.get(i) ?? rows.rejection(i))!);
       }
-    }
     this.#count(rows, used);
     // Every line is in the request batch now: the rows' buffers are used again.
     rows.release();

@@ -330,29 +330,31 @@ export class RequestRules {
     shared: TemplateVerdict,
   ): Refused | undefined | typeof NEEDS_TOKENS {
     const template = batch.template!;
-    const at = batch.position(i);
     if (shared.template !== template) {
       const log = new WarningLog();
       shared.template = template;
-      shared.refusal = this.checkStatic(template.request, at, log);
+      shared.refusal = this.checkStatic(template.request, batch.position(i), log);
       shared.warnings = log.list().map(({ code, message }) => ({ code, message }));
     }
-    const id = batch.id(i);
-    if (shared.refusal) return { ...shared.refusal, custom_id: id };
+    // The id and position are made only where a line is refused or warned about (a row-<n> id is
+    // a string made on the spot: a million of them, for nothing, on the reading thread).
+    if (shared.refusal) return { ...shared.refusal, custom_id: batch.id(i) };
     // Once per line, as checking each line's request would (a retry after the tokenizer loads is not a new line).
     if (shared.warned !== i) {
       shared.warned = i;
-      for (const w of shared.warnings)
+      for (const w of shared.warnings) {
+        const at = batch.position(i);
         this.#warnings.warn(w.code, w.message, {
           file: at.file,
           line: at.line,
           row: at.index,
-          custom_id: id,
+          custom_id: batch.id(i),
         });
+      }
     }
     if (template.url === '/v1/embeddings' && batch.emptyInput(i))
-      return refuse(id, 'BP_BODY_INVALID', embeddingShape({ input: '' })!);
-    return this.#checkOwn(batch, i, at, id);
+      return refuse(batch.id(i), 'BP_BODY_INVALID', embeddingShape({ input: '' })!);
+    return this.#checkOwn(batch, i);
   }
 
   /**
@@ -375,7 +377,7 @@ export class RequestRules {
       const [at, call] = warnings[shared.replayed++]!;
       if (at === i) this.#warnings.warn(...call);
     }
-    return alone.refusals.get(i) ?? this.#checkOwn(batch, i, batch.position(i), batch.id(i));
+    return alone.refusals.get(i) ?? this.#checkOwn(batch, i);
   }
 
   /** Whether lines checked alone under `profile` need no check here of what they broke alone. */
@@ -391,32 +393,26 @@ export class RequestRules {
   }
 
   /** The rules a rendered line can break on its own account: its size, its prompt's tokens, its id. */
-  #checkOwn(
-    batch: RequestBatch,
-    i: number,
-    at: SourcePosition,
-    id: string,
-  ): Refused | undefined | typeof NEEDS_TOKENS {
+  #checkOwn(batch: RequestBatch, i: number): Refused | undefined | typeof NEEDS_TOKENS {
     const url = batch.url(i);
     const model = batch.model(i);
     const bytes = batch.end(i) - batch.start(i) - 1;
-    const tooLarge = this.checkLineBytes(bytes, id);
-    if (tooLarge) return tooLarge;
+    if (bytes > this.#profile.limits.maxLineBytes) return this.checkLineBytes(bytes, batch.id(i));
     const window = this.contextWindow(model);
     if (window !== undefined && bytes > window) {
       const prompt = promptText(batch.request(i).body as Record<string, unknown>, url);
       if (prompt.length * 3 > window && Buffer.byteLength(prompt) > window) {
         if (!this.#tokens) return NEEDS_TOKENS;
-        const over = this.checkContext(prompt, model, window, id);
+        const over = this.checkContext(prompt, model, window, batch.id(i));
         if (over) return over;
       }
     }
     if (!batch.uniqueIds) {
-      const duplicate = this.claimId(id, at);
+      const duplicate = this.claimId(batch.id(i), batch.position(i));
       if (duplicate) return duplicate;
     }
     this.#endpoint ??= url;
-    this.#model ??= { id: model, first: at };
+    this.#model ??= { id: model, first: batch.position(i) };
     return undefined;
   }
 

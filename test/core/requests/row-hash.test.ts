@@ -93,6 +93,34 @@ describe('row hashes', () => {
     );
   });
 
+  it('a CSV cell copied as its JSON text (copyCsvCell) writes that text and hashes it, or refuses a text that grows', () => {
+    fc.assert(
+      fc.property(text, fc.nat(7), (value, offset) => {
+        const escaped = Buffer.from(JSON.stringify(value).slice(1, -1));
+        const written = new RowHash();
+        written.cell(escaped, 0, escaped.length);
+        const doubled = value.includes('"');
+        const raw = Buffer.from(doubled ? value.replaceAll('"', '""') : value);
+        // Read and written at any alignment, in shared memory as the render threads do.
+        const src = Buffer.from(new SharedArrayBuffer(raw.length + 8)).subarray(offset % 4);
+        raw.copy(src, 0);
+        const out = Buffer.from(new SharedArrayBuffer(raw.length + 16));
+        const copied = new RowHash();
+        const at = offset;
+        if (copied.copyCsvCell(src, 0, raw.length, doubled ? 0x22 : -1, out, at)) {
+          expect(out.subarray(at, at + raw.length)).toEqual(escaped);
+          expect(copied.value()).toBe(written.value());
+        } else {
+          // Refused only where the JSON text is longer than the bytes read.
+          expect(escaped.length).toBeGreaterThan(raw.length);
+          // Refused: nothing was added.
+          expect(copied.value()).toBe(new RowHash().value());
+        }
+      }),
+      { numRuns: 4000 },
+    );
+  });
+
   it('prepare and the join hash every row alike, CSV and JSON Lines, across 20,000 rows (threads on both sides)', async () => {
     const values = fc.sample(fc.tuple(text, text), { numRuns: 20_000, seed: 7 });
     const csv = join(dir, 'table.csv');
