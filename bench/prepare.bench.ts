@@ -38,7 +38,7 @@
  * variant pays for decoding every cell (and mapRows likewise). The composed variants run under plain
  * `node`, as a user's script does; the CLI under its own shebang flags.
  */
-import { closeSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { writeBenchTable } from '../test/fixtures/make-fixtures.js';
@@ -69,9 +69,24 @@ const TEMPLATE = 'Title: {{title}}\nReview: {{review}}';
 const peer = (file: string) => join(BENCH_DIR, 'peers', file);
 const out = (name: string) => dataFile(`prepare-out-${name}`);
 
-/** The request lines a variant wrote (read whole: only at the smallest size). */
-function linesOf(path: string): string[] {
-  return requestFiles(path).flatMap((f) => readFileSync(f, 'utf8').trimEnd().split('\n'));
+/** The request lines a variant wrote, in order, read in chunks (a 1M-row output is larger than one JS string). */
+function* linesOf(path: string): Generator<string> {
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  for (const file of requestFiles(path)) {
+    const fd = openSync(file, 'r');
+    let carry = Buffer.alloc(0);
+    for (let n = readSync(fd, chunk); n > 0; n = readSync(fd, chunk)) {
+      const bytes = Buffer.concat([carry, chunk.subarray(0, n)]);
+      let start = 0;
+      for (let at = bytes.indexOf(10); at !== -1; at = bytes.indexOf(10, start)) {
+        yield bytes.toString('utf8', start, at);
+        start = at + 1;
+      }
+      carry = Buffer.from(bytes.subarray(start));
+    }
+    closeSync(fd);
+    if (carry.length > 0) yield carry.toString('utf8');
+  }
 }
 
 /** A variant's output: one file, or a prepared directory's request files in order. */
@@ -179,14 +194,19 @@ for (const size of SIZES) {
   if (size === Math.min(...SIZES)) {
     // Python's is the reference; with --variants leaving it out, the first variant run.
     const [refName, refOutput] = outputs.python ? ['python', outputs.python] : Object.entries(outputs)[0]!;
-    const reference = linesOf(refOutput).map((l) => JSON.parse(l) as unknown);
     for (const [name, output] of Object.entries(outputs)) {
+      if (output === refOutput) continue;
       const theirs = linesOf(output);
-      const differ = theirs.findIndex((line, i) => !isDeepStrictEqual(JSON.parse(line), reference[i]));
-      if (theirs.length !== reference.length || differ !== -1)
-        throw new Error(
-          `${name} and ${refName} wrote different requests at line ${differ + 1}:\n${theirs[differ]}`,
-        );
+      let line = 0;
+      for (const expected of linesOf(refOutput)) {
+        line++;
+        const next = theirs.next();
+        if (next.done || !isDeepStrictEqual(JSON.parse(next.value), JSON.parse(expected)))
+          throw new Error(
+            `${name} and ${refName} wrote different requests at line ${line}:\n${next.done ? '(no line)' : next.value}`,
+          );
+      }
+      if (!theirs.next().done) throw new Error(`${name} wrote more requests than ${refName}`);
     }
     process.stderr.write(`  every variant wrote the same ${fmt(size)} requests\n`);
   }
