@@ -1,10 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchpipeError } from '../../errors.js';
 import { BufferedFile } from '../../internal/buffered-file.js';
 import { readChunks } from '../../internal/input.js';
 import { LineSplitter } from '../../internal/line-splitter.js';
+import { WorkerPool } from '../../internal/worker-pool.js';
 import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
 import { joinKeyOf } from '../requests/custom-id.js';
 import { reaskRequest } from '../requests/reask-request.js';
@@ -77,6 +78,40 @@ export interface SpilledCounts {
   results: number;
 }
 
+/** A spill file as another thread opens it: its path and its index (`SpillFile.index`). */
+export interface SpillRef {
+  path: string;
+  index: number[][];
+}
+
+/** Step 3 as other threads do it: the files to read, all written and flushed. */
+export interface JoinShareTask {
+  partitions: number;
+  /** Result files in the order their lines count ("the later line wins a tie"). */
+  results: SpillRef[];
+  keys: SpillRef;
+  /** The row hashes the key pass met out of order, when rows are checked. */
+  expected: SpillRef | undefined;
+}
+
+/** What one thread joined: its file (its partitions only) and counts. */
+export interface JoinedShare {
+  joined: SpillRef;
+  partitions: number[];
+  duplicates: number;
+  orphans: number;
+}
+
+/** Below this many bytes of results per thread, a thread for step 3 costs more than it saves. */
+const JOIN_THREAD_MIN_BYTES = 16 * 1024 * 1024;
+/** Threads step 3 runs on, at most (each holds one partition's results). */
+const MAX_JOIN_THREADS = 4;
+/** A join thread holds one partition's results at a time; a small young generation keeps its garbage small. */
+const JOIN_WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
+
+/** One thread's share of step 3: every `threads`-th partition from `thread`, into the file `out`. */
+export type JoinShare = JoinShareTask & { thread: number; threads: number; out: string };
+
 const TAB = 0x09;
 const INVALID_RANK = String(STATUS_RANK.invalid_output).charCodeAt(0);
 /** Each status as one character (its index in RESULT_STATUSES), stored after the rank. */
@@ -113,6 +148,9 @@ export class HashJoin {
   #invalid: SpillFile | undefined;
   #keys: SpillFile | undefined;
   #joined: SpillFile | undefined;
+  /** The joined files the threads wrote, and which one holds each partition. */
+  readonly #sharedJoined: SpillFile[] = [];
+  #joinedOf: SpillFile[] = [];
   #rejections: RejectionCursor | undefined;
   #streamedRejections: BufferedFile | undefined;
   #cursors: SpillCursor[] = [];
@@ -276,18 +314,80 @@ export class HashJoin {
     const requests = reask ? await this.#scatterRequests(reask.requests) : undefined;
     const reaskFile = reask ? new BufferedFile(reask.out) : undefined;
     const expected = this.checks ? await this.#scatterRowHashes() : undefined;
-    try {
-      for (let p = 0; p < this.#partitions; p++) await this.#joinPartition(p, requests, reaskFile, expected);
-      await reaskFile?.close();
-    } catch (error) {
-      await reaskFile?.discard();
-      throw error;
+    this.#joinedOf = new Array<SpillFile>(this.#partitions).fill(this.#joined!);
+    // Re-asks need each partition's results on this thread (they are rare): the join stays here.
+    const threads = reask ? 1 : this.#joinThreads();
+    if (threads > 1) await this.#joinOnThreads(threads, expected);
+    else {
+      try {
+        for (let p = 0; p < this.#partitions; p++)
+          await this.#joinPartition(p, requests, reaskFile, expected);
+        await reaskFile?.close();
+      } catch (error) {
+        await reaskFile?.discard();
+        throw error;
+      }
     }
     await this.#joined!.flush();
     await requests?.close();
     await expected?.close();
     this.#rejections = new RejectionCursor(this.#rejectionFiles());
-    for (let p = 0; p < this.#partitions; p++) this.#cursors.push(new SpillCursor(this.#joined!, p));
+    for (let p = 0; p < this.#partitions; p++) this.#cursors.push(new SpillCursor(this.#joinedOf[p]!, p));
+  }
+
+  /** Threads for step 3: one per 16 MiB of spilled results, up to the cores (this thread is one). */
+  #joinThreads(): number {
+    let bytes = 0;
+    for (const file of [...this.#adopted, this.#results!])
+      for (let p = 0; p < file.partitions; p++)
+        for (let b = 0; b < file.blockCount(p); b++) bytes += file.blockLength(p, b);
+    return Math.min(MAX_JOIN_THREADS, availableParallelism(), Math.ceil(bytes / JOIN_THREAD_MIN_BYTES));
+  }
+
+  /**
+   * Step 3 on `threads` threads, this one among them: each joins its share of the partitions into
+   * a file of its own, and each partition's cursor reads the file that holds it.
+   */
+  async #joinOnThreads(threads: number, expected: SpillFile | undefined): Promise<void> {
+    const ref = (file: SpillFile): SpillRef => ({ path: file.path, index: file.index });
+    const task: JoinShareTask = {
+      partitions: this.#partitions,
+      results: [...this.#adopted, this.#results!].map(ref),
+      keys: ref(this.#keys!),
+      expected: expected ? ref(expected) : undefined,
+    };
+    const share = (thread: number): JoinShare => ({
+      ...task,
+      thread,
+      threads,
+      out: join(this.#dir!, `joined-${thread}`),
+    });
+    const pool = new WorkerPool<JoinShare, JoinedShare>(
+      import.meta.url,
+      'join-worker',
+      threads - 1,
+      { resourceLimits: JOIN_WORKER_LIMITS },
+      'a join',
+    );
+    let settled: PromiseSettledResult<JoinedShare>[];
+    try {
+      // Settled, not raced: no share may still be writing when the temporary files are removed.
+      settled = await Promise.allSettled([
+        joinShare(share(0)),
+        ...Array.from({ length: threads - 1 }, (_, t) => pool.run(share(t + 1))),
+      ]);
+    } finally {
+      await pool.close();
+    }
+    for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
+    for (const outcome of settled) {
+      const share = (outcome as PromiseFulfilledResult<JoinedShare>).value;
+      const file = SpillFile.written(share.joined.path, share.joined.index);
+      this.#sharedJoined.push(file);
+      for (const p of share.partitions) this.#joinedOf[p] = file;
+      this.#duplicates += share.duplicates;
+      this.#orphans += share.orphans;
+    }
   }
 
   async #scatterRequests(files: readonly string[]): Promise<SpillFile> {
@@ -343,55 +443,16 @@ export class HashJoin {
     reaskFile: BufferedFile | undefined,
     expectedHashes: SpillFile | undefined,
   ): Promise<void> {
-    const best = new Map<string, string>();
-    for (const results of [...this.#adopted, this.#results!]) {
-      for (const line of await lines(results, p)) {
-        const tab = line.indexOf('\t');
-        const id = line.slice(0, tab);
-        const entry = line.slice(tab + 1);
-        const seen = best.get(id);
-        if (seen === undefined) best.set(id, entry);
-        else {
-          this.#duplicates++;
-          // Lower rank is better; on a tie the later line wins.
-          if (entry.charCodeAt(0) <= seen.charCodeAt(0)) best.set(id, entry);
-        }
-      }
-    }
-    const keys = this.#keys!;
-    const joined = this.#joined!;
-    const used = new Set<string>();
-    const checks = expectedHashes !== undefined;
-    // Only rows met out of order look their hash up (few or none), so the map is usually empty.
-    const expected = checks ? await rowHashesOf(expectedHashes, p) : undefined;
-    for (let b = 0; b < keys.blockCount(p); b++) {
-      const ids = (await keys.readBlock(p, b)).split('\n');
-      for (let i = 0; i < ids.length - 1; i++) {
-        let id = ids[i]!;
-        let mark = 0;
-        let tab = 0;
-        if (checks) {
-          tab = id.lastIndexOf('\t');
-          mark = id.charCodeAt(tab + 1);
-          id = ids[i]!.slice(0, tab);
-        }
-        const entry = best.get(id);
-        let waiting: Promise<void> | undefined;
-        if (entry === undefined) waiting = joined.append(p, `${id}\t\n`);
-        else {
-          used.add(id);
-          // A result answers the row only while its cells are those its request was made from.
-          const stale =
-            checks &&
-            (mark === MISMATCH || (mark === LOOK_UP && expected!.get(id) !== ids[i]!.slice(tab + 2)));
-          waiting = joined.append(p, stale ? `${id}\t${STALE_MARK}\n` : `${id}\t${entry}\n`);
-        }
-        if (waiting) await waiting;
-      }
-    }
-    const waiting = joined.flushPartition(p);
-    if (waiting) await waiting;
-    this.#orphans += best.size - used.size;
+    const results = [...this.#adopted, this.#results!];
+    const { best, duplicates, orphans } = await joinPartition(
+      p,
+      results,
+      this.#keys!,
+      this.#joined!,
+      expectedHashes,
+    );
+    this.#duplicates += duplicates;
+    this.#orphans += orphans;
     if (requests && reaskFile) await this.#reask(p, best, requests, reaskFile);
   }
 
@@ -490,6 +551,7 @@ export class HashJoin {
       this.#joined,
       ...this.#adopted,
       ...this.#adoptedInvalid,
+      ...this.#sharedJoined,
     ];
     for (const file of files) await file?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -519,6 +581,99 @@ export function spillInvalid(spill: SpillFile, record: ResultRecord): Promise<vo
   const id = joinKeyOf(record.custom_id);
   const text = `${JSON.stringify(id)}\t${JSON.stringify([record.content, record.error_message])}\n`;
   return spill.append(partitionOf(id, spill.partitions), text);
+}
+
+/** What step 3 made of one partition. */
+export interface JoinedPartition {
+  /** Best result entry per id (JSON form). */
+  best: Map<string, string>;
+  duplicates: number;
+  orphans: number;
+}
+
+/**
+ * Step 3 for one partition: its results (from every file, in order) into a map, best status per id,
+ * then its keys in order, each answered with its result (or nothing) into `joined`'s partition.
+ * `expectedHashes` is given when rows are checked (see `HashJoin.key`).
+ */
+export async function joinPartition(
+  p: number,
+  results: readonly SpillFile[],
+  keys: SpillFile,
+  joined: SpillFile,
+  expectedHashes: SpillFile | undefined,
+): Promise<JoinedPartition> {
+  const best = new Map<string, string>();
+  let duplicates = 0;
+  for (const file of results) {
+    for (const line of await lines(file, p)) {
+      const tab = line.indexOf('\t');
+      const id = line.slice(0, tab);
+      const entry = line.slice(tab + 1);
+      const seen = best.get(id);
+      if (seen === undefined) best.set(id, entry);
+      else {
+        duplicates++;
+        // Lower rank is better; on a tie the later line wins.
+        if (entry.charCodeAt(0) <= seen.charCodeAt(0)) best.set(id, entry);
+      }
+    }
+  }
+  const used = new Set<string>();
+  const checks = expectedHashes !== undefined;
+  // Only rows met out of order look their hash up (few or none), so the map is usually empty.
+  const expected = checks ? await rowHashesOf(expectedHashes, p) : undefined;
+  for (let b = 0; b < keys.blockCount(p); b++) {
+    const ids = (await keys.readBlock(p, b)).split('\n');
+    for (let i = 0; i < ids.length - 1; i++) {
+      let id = ids[i]!;
+      let mark = 0;
+      let tab = 0;
+      if (checks) {
+        tab = id.lastIndexOf('\t');
+        mark = id.charCodeAt(tab + 1);
+        id = ids[i]!.slice(0, tab);
+      }
+      const entry = best.get(id);
+      let waiting: Promise<void> | undefined;
+      if (entry === undefined) waiting = joined.append(p, `${id}\t\n`);
+      else {
+        used.add(id);
+        // A result answers the row only while its cells are those its request was made from.
+        const stale =
+          checks && (mark === MISMATCH || (mark === LOOK_UP && expected!.get(id) !== ids[i]!.slice(tab + 2)));
+        waiting = joined.append(p, stale ? `${id}\t${STALE_MARK}\n` : `${id}\t${entry}\n`);
+      }
+      if (waiting) await waiting;
+    }
+  }
+  const waiting = joined.flushPartition(p);
+  if (waiting) await waiting;
+  return { best, duplicates, orphans: best.size - used.size };
+}
+
+/** One thread's share of step 3 (see `JoinShare`). */
+export async function joinShare(task: JoinShare): Promise<JoinedShare> {
+  const open = (ref: SpillRef) => SpillFile.written(ref.path, ref.index);
+  const results = task.results.map(open);
+  const keys = open(task.keys);
+  const expected = task.expected ? open(task.expected) : undefined;
+  const joined = new SpillFile(task.out, task.partitions);
+  const partitions: number[] = [];
+  let duplicates = 0;
+  let orphans = 0;
+  try {
+    for (let p = task.thread; p < task.partitions; p += task.threads) {
+      const done = await joinPartition(p, results, keys, joined, expected);
+      partitions.push(p);
+      duplicates += done.duplicates;
+      orphans += done.orphans;
+    }
+    await joined.flush();
+  } finally {
+    for (const file of [...results, keys, expected, joined]) await file?.close();
+  }
+  return { joined: { path: task.out, index: joined.index }, partitions, duplicates, orphans };
 }
 
 /** FNV-1a over UTF-16 units: cheap for short ids, well spread for `row-<n>`. */
