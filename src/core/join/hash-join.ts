@@ -106,13 +106,24 @@ export interface JoinedShare {
 const JOIN_THREAD_MIN_BYTES = 16 * 1024 * 1024;
 /** Threads step 3 runs on, at most (each holds one partition's results). */
 const MAX_JOIN_THREADS = 4;
-/** A join thread holds one partition's results at a time; a small young generation keeps its garbage small. */
-const JOIN_WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
+/**
+ * A join thread's heap: it holds one partition's results at a time. Small generations keep its
+ * garbage from growing the process (V8 lets an old generation grow to a share of its limit before
+ * it collects, and the default limit let a thread add 40 MB at a million rows); the old
+ * generation's limit grows with the largest partition, so a big join still fits.
+ */
+const JOIN_WORKER_YOUNG_MB = 8;
+const JOIN_WORKER_OLD_MB = 32;
+/** Heap a partition's results take per byte of their spilled text, at most (map, entries, strings). */
+const HEAP_PER_SPILLED_BYTE = 8;
 
 /** One thread's share of step 3: every `threads`-th partition from `thread`, into the file `out`. */
 export type JoinShare = JoinShareTask & { thread: number; threads: number; out: string };
 
 const TAB = 0x09;
+const LF = 0x0a;
+const NOTHING = Buffer.alloc(0);
+const STALE_BYTES = Buffer.from('S');
 const INVALID_RANK = String(STATUS_RANK.invalid_output).charCodeAt(0);
 /** Each status as one character (its index in RESULT_STATUSES), stored after the rank. */
 const STATUS_CHAR = Object.fromEntries(
@@ -151,6 +162,7 @@ export class HashJoin {
   /** The joined files the threads wrote, and which one holds each partition. */
   readonly #sharedJoined: SpillFile[] = [];
   #joinedOf: SpillFile[] = [];
+  #scratch: JoinScratch | undefined;
   #rejections: RejectionCursor | undefined;
   #streamedRejections: BufferedFile | undefined;
   #cursors: SpillCursor[] = [];
@@ -316,8 +328,8 @@ export class HashJoin {
     const expected = this.checks ? await this.#scatterRowHashes() : undefined;
     this.#joinedOf = new Array<SpillFile>(this.#partitions).fill(this.#joined!);
     // Re-asks need each partition's results on this thread (they are rare): the join stays here.
-    const threads = reask ? 1 : this.#joinThreads();
-    if (threads > 1) await this.#joinOnThreads(threads, expected);
+    const { threads, largest } = reask ? { threads: 1, largest: 0 } : this.#joinThreads();
+    if (threads > 1) await this.#joinOnThreads(threads, largest, expected);
     else {
       try {
         for (let p = 0; p < this.#partitions; p++)
@@ -335,20 +347,33 @@ export class HashJoin {
     for (let p = 0; p < this.#partitions; p++) this.#cursors.push(new SpillCursor(this.#joinedOf[p]!, p));
   }
 
-  /** Threads for step 3: one per 16 MiB of spilled results, up to the cores (this thread is one). */
-  #joinThreads(): number {
+  /**
+   * Threads for step 3: one per 16 MiB of spilled results, up to the cores (this thread is one); and
+   * the spilled bytes of the largest partition.
+   */
+  #joinThreads(): { threads: number; largest: number } {
     let bytes = 0;
-    for (const file of [...this.#adopted, this.#results!])
-      for (let p = 0; p < file.partitions; p++)
-        for (let b = 0; b < file.blockCount(p); b++) bytes += file.blockLength(p, b);
-    return Math.min(MAX_JOIN_THREADS, availableParallelism(), Math.ceil(bytes / JOIN_THREAD_MIN_BYTES));
+    let largest = 0;
+    for (let p = 0; p < this.#partitions; p++) {
+      let partition = 0;
+      for (const file of [...this.#adopted, this.#results!])
+        for (let b = 0; b < file.blockCount(p); b++) partition += file.blockLength(p, b);
+      bytes += partition;
+      largest = Math.max(largest, partition);
+    }
+    const threads = Math.min(
+      MAX_JOIN_THREADS,
+      availableParallelism(),
+      Math.ceil(bytes / JOIN_THREAD_MIN_BYTES),
+    );
+    return { threads, largest };
   }
 
   /**
    * Step 3 on `threads` threads, this one among them: each joins its share of the partitions into
    * a file of its own, and each partition's cursor reads the file that holds it.
    */
-  async #joinOnThreads(threads: number, expected: SpillFile | undefined): Promise<void> {
+  async #joinOnThreads(threads: number, largest: number, expected: SpillFile | undefined): Promise<void> {
     const ref = (file: SpillFile): SpillRef => ({ path: file.path, index: file.index });
     const task: JoinShareTask = {
       partitions: this.#partitions,
@@ -366,7 +391,12 @@ export class HashJoin {
       import.meta.url,
       'join-worker',
       threads - 1,
-      { resourceLimits: JOIN_WORKER_LIMITS },
+      {
+        resourceLimits: {
+          maxYoungGenerationSizeMb: JOIN_WORKER_YOUNG_MB,
+          maxOldGenerationSizeMb: JOIN_WORKER_OLD_MB + Math.ceil((largest * HEAP_PER_SPILLED_BYTE) / 2 ** 20),
+        },
+      },
       'a join',
     );
     let settled: PromiseSettledResult<JoinedShare>[];
@@ -444,19 +474,14 @@ export class HashJoin {
     expectedHashes: SpillFile | undefined,
   ): Promise<void> {
     const results = [...this.#adopted, this.#results!];
-    const { best, duplicates, orphans } = await joinPartition(
-      p,
-      results,
-      this.#keys!,
-      this.#joined!,
-      expectedHashes,
-    );
-    this.#duplicates += duplicates;
-    this.#orphans += orphans;
-    if (requests && reaskFile) await this.#reask(p, best, requests, reaskFile);
+    this.#scratch ??= new JoinScratch();
+    const done = await joinPartition(p, results, this.#keys!, this.#joined!, expectedHashes, this.#scratch);
+    this.#duplicates += done.duplicates;
+    this.#orphans += done.orphans;
+    if (requests && reaskFile) await this.#reask(p, done, requests, reaskFile);
   }
 
-  async #reask(p: number, best: Map<string, string>, requests: SpillFile, out: BufferedFile): Promise<void> {
+  async #reask(p: number, best: JoinedPartition, requests: SpillFile, out: BufferedFile): Promise<void> {
     const invalid = new Map<string, string>();
     for (const spill of [...this.#adoptedInvalid, this.#invalid!]) {
       for (const line of await lines(spill, p)) {
@@ -467,9 +492,8 @@ export class HashJoin {
     for (const line of await lines(requests, p)) {
       const tab = line.indexOf('\t');
       const id = line.slice(0, tab);
-      const entry = best.get(id);
       const answer = invalid.get(id);
-      if (entry === undefined || entry.charCodeAt(0) !== INVALID_RANK || answer === undefined) continue;
+      if (answer === undefined || best.rank(latin1Id(id)) !== INVALID_RANK) continue;
       const [content, problem] = JSON.parse(answer) as [string | null, string | null];
       const request = JSON.parse(line.slice(tab + 1)) as RequestLine;
       const again = reaskRequest(request, content, problem ?? 'the answer does not match the schema');
@@ -585,16 +609,34 @@ export function spillInvalid(spill: SpillFile, record: ResultRecord): Promise<vo
 
 /** What step 3 made of one partition. */
 export interface JoinedPartition {
-  /** Best result entry per id (JSON form). */
-  best: Map<string, string>;
+  /**
+   * The best result's rank per id (the id's JSON form, its UTF-8 bytes one character a byte: see
+   * `latin1Id`), for the re-asks.
+   */
+  rank: (id: string) => number | undefined;
   duplicates: number;
   orphans: number;
 }
 
 /**
+ * Buffers step 3 reuses from partition to partition (off the JS heap: a partition's results read
+ * as strings, each line sliced and kept in a map, grew a thread's heap by tens of MB a join).
+ */
+export class JoinScratch {
+  results = Buffer.alloc(0);
+  keys = Buffer.alloc(0);
+}
+
+/** An id as step 3 keys its map: the bytes of its JSON form, one character a byte. */
+export function latin1Id(json: string): string {
+  return Buffer.from(json, 'utf8').toString('latin1');
+}
+
+/**
  * Step 3 for one partition: its results (from every file, in order) into a map, best status per id,
  * then its keys in order, each answered with its result (or nothing) into `joined`'s partition.
- * `expectedHashes` is given when rows are checked (see `HashJoin.key`).
+ * `expectedHashes` is given when rows are checked (see `HashJoin.key`). Works on bytes: the map
+ * holds each id (as `latin1Id`) and where its best line starts in the partition's results.
  */
 export async function joinPartition(
   p: number,
@@ -602,54 +644,88 @@ export async function joinPartition(
   keys: SpillFile,
   joined: SpillFile,
   expectedHashes: SpillFile | undefined,
+  scratch: JoinScratch = new JoinScratch(),
 ): Promise<JoinedPartition> {
-  const best = new Map<string, string>();
-  let duplicates = 0;
+  let size = 0;
+  for (const file of results) for (let b = 0; b < file.blockCount(p); b++) size += file.blockLength(p, b);
+  if (scratch.results.length < size)
+    scratch.results = Buffer.allocUnsafe(Math.max(size, 2 * scratch.results.length));
+  const data = scratch.results;
+  let filled = 0;
   for (const file of results) {
-    for (const line of await lines(file, p)) {
-      const tab = line.indexOf('\t');
-      const id = line.slice(0, tab);
-      const entry = line.slice(tab + 1);
-      const seen = best.get(id);
-      if (seen === undefined) best.set(id, entry);
-      else {
-        duplicates++;
-        // Lower rank is better; on a tie the later line wins.
-        if (entry.charCodeAt(0) <= seen.charCodeAt(0)) best.set(id, entry);
-      }
+    for (let b = 0; b < file.blockCount(p); b++) {
+      await file.readBlockInto(p, b, data.subarray(filled));
+      filled += file.blockLength(p, b);
     }
   }
-  const used = new Set<string>();
+  // id -> 1 + where its entry starts (after the tab); negated once a key has used it.
+  const best = new Map<string, number>();
+  let duplicates = 0;
+  for (let at = 0; at < filled; ) {
+    let nl = data.indexOf(LF, at);
+    if (nl === -1 || nl > filled) nl = filled;
+    const tab = data.indexOf(TAB, at);
+    const id = data.toString('latin1', at, tab);
+    const seen = best.get(id);
+    if (seen === undefined) best.set(id, tab + 2);
+    else {
+      duplicates++;
+      // Lower rank is better; on a tie the later line wins.
+      if (data[tab + 1]! <= data[seen - 1]!) best.set(id, tab + 2);
+    }
+    at = nl + 1;
+  }
   const checks = expectedHashes !== undefined;
   // Only rows met out of order look their hash up (few or none), so the map is usually empty.
   const expected = checks ? await rowHashesOf(expectedHashes, p) : undefined;
+  let used = 0;
   for (let b = 0; b < keys.blockCount(p); b++) {
-    const ids = (await keys.readBlock(p, b)).split('\n');
-    for (let i = 0; i < ids.length - 1; i++) {
-      let id = ids[i]!;
-      let mark = 0;
-      let tab = 0;
-      if (checks) {
-        tab = id.lastIndexOf('\t');
-        mark = id.charCodeAt(tab + 1);
-        id = ids[i]!.slice(0, tab);
-      }
-      const entry = best.get(id);
+    const length = keys.blockLength(p, b);
+    if (scratch.keys.length < length) scratch.keys = Buffer.allocUnsafe(Math.max(length, 64 * 1024));
+    const lines = scratch.keys;
+    await keys.readBlockInto(p, b, lines);
+    for (let at = 0; at < length; ) {
+      let nl = lines.indexOf(LF, at);
+      if (nl === -1 || nl > length) nl = length;
+      // `"id"`, or with checks `"id"\t<verdict>`: the id ends at the last tab.
+      const idEnd = checks ? lines.lastIndexOf(TAB, nl) : nl;
+      const id = lines.toString('latin1', at, idEnd);
+      const found = best.get(id);
       let waiting: Promise<void> | undefined;
-      if (entry === undefined) waiting = joined.append(p, `${id}\t\n`);
+      if (found === undefined) waiting = joined.appendLine(p, lines, at, idEnd, NOTHING, 0, 0);
       else {
-        used.add(id);
+        const start = Math.abs(found) - 1;
+        if (found > 0) {
+          used++;
+          best.set(id, -found);
+        }
         // A result answers the row only while its cells are those its request was made from.
+        const mark = checks ? lines[idEnd + 1] : 0;
         const stale =
-          checks && (mark === MISMATCH || (mark === LOOK_UP && expected!.get(id) !== ids[i]!.slice(tab + 2)));
-        waiting = joined.append(p, stale ? `${id}\t${STALE_MARK}\n` : `${id}\t${entry}\n`);
+          checks &&
+          (mark === MISMATCH ||
+            (mark === LOOK_UP && expected!.get(id) !== lines.toString('latin1', idEnd + 2, nl)));
+        if (stale) waiting = joined.appendLine(p, lines, at, idEnd, STALE_BYTES, 0, 1);
+        else {
+          let end = data.indexOf(LF, start);
+          if (end === -1 || end > filled) end = filled;
+          waiting = joined.appendLine(p, lines, at, idEnd, data, start, end);
+        }
       }
       if (waiting) await waiting;
+      at = nl + 1;
     }
   }
   const waiting = joined.flushPartition(p);
   if (waiting) await waiting;
-  return { best, duplicates, orphans: best.size - used.size };
+  return {
+    rank: (id) => {
+      const found = best.get(id);
+      return found === undefined ? undefined : data[Math.abs(found) - 1]!;
+    },
+    duplicates,
+    orphans: best.size - used,
+  };
 }
 
 /** One thread's share of step 3 (see `JoinShare`). */
@@ -662,9 +738,10 @@ export async function joinShare(task: JoinShare): Promise<JoinedShare> {
   const partitions: number[] = [];
   let duplicates = 0;
   let orphans = 0;
+  const scratch = new JoinScratch();
   try {
     for (let p = task.thread; p < task.partitions; p += task.threads) {
-      const done = await joinPartition(p, results, keys, joined, expected);
+      const done = await joinPartition(p, results, keys, joined, expected, scratch);
       partitions.push(p);
       duplicates += done.duplicates;
       orphans += done.orphans;
@@ -699,12 +776,12 @@ async function lines(spill: SpillFile, p: number): Promise<string[]> {
   return out;
 }
 
-/** A partition's row hashes: the JSON form of each custom_id -> its hash. */
+/** A partition's row hashes: the JSON form of each custom_id (as `latin1Id`) -> its hash. */
 async function rowHashesOf(spill: SpillFile, p: number): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const line of await lines(spill, p)) {
     const tab = line.lastIndexOf('\t');
-    out.set(line.slice(0, tab), line.slice(tab + 1));
+    out.set(latin1Id(line.slice(0, tab)), line.slice(tab + 1));
   }
   return out;
 }

@@ -11,6 +11,7 @@ const MAX_BYTES_PER_CHAR = 3;
 /** Block writes in flight before `append` asks the caller to wait. */
 const MAX_WRITES = 8;
 const LF = 0x0a;
+const TAB = 0x09;
 
 /**
  * Lines sorted into partitions on disk, all in one file: each partition gathers text in memory and
@@ -79,6 +80,40 @@ export class SpillFile {
     block ??= this.#pending[partition] =
       most > BLOCK_BYTES ? Buffer.allocUnsafe(most) : (this.#free.pop() ?? Buffer.allocUnsafe(BLOCK_BYTES));
     this.#filled[partition] = filled + block.write(text, filled, 'utf8');
+    return waiting;
+  }
+
+  /**
+   * Adds the line `a[aStart, aEnd)`, a tab, `b[bStart, bEnd)` and a newline to a partition, from
+   * bytes (no string made); returns a promise only when the caller should wait.
+   */
+  appendLine(
+    partition: number,
+    a: Buffer,
+    aStart: number,
+    aEnd: number,
+    b: Buffer,
+    bStart: number,
+    bEnd: number,
+  ): Promise<void> | undefined {
+    const length = aEnd - aStart + bEnd - bStart + 2;
+    let block = this.#pending[partition];
+    let filled = this.#filled[partition]!;
+    let waiting: Promise<void> | undefined;
+    if (block && filled + length > block.length) {
+      waiting = this.flushPartition(partition);
+      block = undefined;
+      filled = 0;
+    }
+    block ??= this.#pending[partition] =
+      length > BLOCK_BYTES
+        ? Buffer.allocUnsafe(length)
+        : (this.#free.pop() ?? Buffer.allocUnsafe(BLOCK_BYTES));
+    filled += a.copy(block, filled, aStart, aEnd);
+    block[filled++] = TAB;
+    filled += b.copy(block, filled, bStart, bEnd);
+    block[filled++] = LF;
+    this.#filled[partition] = filled;
     return waiting;
   }
 

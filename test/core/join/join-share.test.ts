@@ -44,10 +44,12 @@ describe('step 3 of the hash join on several threads', () => {
       if (i % 11 === 0) await add(results[1]!, `row-${i}`, `${i % 2 ? 0 : 5}1,again ${i}`);
     }
     for (let i = 1; i <= 40; i++) await add(results[0]!, `orphan-${i}`, '01,nobody asked');
+    // Ids beyond ASCII (and one with a quote) are found by their bytes as well.
+    const wide = ['é-1', 'ü"2', '😀-3'];
+    for (const id of wide) await add(results[0]!, id, `01,${id}`);
     // Keys in source order: rows after row-3000 have no result.
     const keys = new SpillFile(join(dir, 'keys'), PARTITIONS);
-    for (let i = 1; i <= 4500; i++) {
-      const id = `row-${i}`;
+    for (const id of [...Array.from({ length: 4500 }, (_, i) => `row-${i + 1}`), ...wide]) {
       await keys.append(partitionOf(id, PARTITIONS), `${JSON.stringify(id)}\n`);
     }
     for (const file of [...results, keys]) await file.flush();
@@ -66,12 +68,14 @@ describe('step 3 of the hash join on several threads', () => {
     const expected = await linesOf(one, all);
     expect(duplicates).toBe(Math.floor(3000 / 11));
     expect(orphans).toBe(40);
-    expect([...expected.values()].flat()).toHaveLength(4500);
+    expect([...expected.values()].flat()).toHaveLength(4500 + wide.length);
     // A better rank wins over the earlier line; on a tie the later line wins.
     const line = (id: string) => [...expected.values()].flat().find((l) => l.startsWith(`"${id}"\t`));
     expect(line('row-22')).toBe('"row-22"\t01,answer 22');
     expect(line('row-11')).toBe('"row-11"\t01,again 11');
     expect(line('row-4500')).toBe('"row-4500"\t');
+    for (const id of wide)
+      expect(line(JSON.stringify(id).slice(1, -1))).toBe(`${JSON.stringify(id)}\t01,${id}`);
 
     // Three threads: this one and two of the join's own worker threads.
     const threads = 3;
