@@ -17,6 +17,19 @@ import {
   type ResultStatus,
   STATUS_RANK,
 } from '../results/result-parser.js';
+import {
+  type JoinedPartition,
+  type JoinedShare,
+  JoinScratch,
+  type JoinShare,
+  type JoinShareTask,
+  joinPartition,
+  joinShare,
+  latin1Id,
+  lines,
+  type SpillRef,
+  STALE_MARK,
+} from './partition-join.js';
 import { type RejectedRow, RejectionCursor } from './rejection-cursor.js';
 import { RowHashCursor } from './row-hash-cursor.js';
 import { SpillCursor, SpillFile } from './spill-file.js';
@@ -66,40 +79,12 @@ export interface HashJoinSettings {
 
 /** What `cells` gives for a row whose result answers an older text of it. */
 export const STALE = Symbol('stale');
-/** A joined line's mark for a stale row (after the tab, where a result's rank digit would be). */
-const STALE_MARK = 'S';
+/** The stale mark of a joined line (see STALE_MARK), as a character code. */
 const STALE_CODE = STALE_MARK.charCodeAt(0);
-/** A key line's verdict on its row (see `key`): its hash differs, or must be looked up. */
-const MISMATCH = '!'.charCodeAt(0);
-const LOOK_UP = '#'.charCodeAt(0);
 
 /** What a thread that spilled results for the join reports with its file. */
 export interface SpilledCounts {
   results: number;
-}
-
-/** A spill file as another thread opens it: its path and its index (`SpillFile.index`). */
-export interface SpillRef {
-  path: string;
-  index: number[][];
-}
-
-/** Step 3 as other threads do it: the files to read, all written and flushed. */
-export interface JoinShareTask {
-  partitions: number;
-  /** Result files in the order their lines count ("the later line wins a tie"). */
-  results: SpillRef[];
-  keys: SpillRef;
-  /** The row hashes the key pass met out of order, when rows are checked. */
-  expected: SpillRef | undefined;
-}
-
-/** What one thread joined: its file (its partitions only) and counts. */
-export interface JoinedShare {
-  joined: SpillRef;
-  partitions: number[];
-  duplicates: number;
-  orphans: number;
 }
 
 /** Below this many bytes of results per thread, a thread for step 3 costs more than it saves. */
@@ -117,13 +102,7 @@ const JOIN_WORKER_OLD_MB = 32;
 /** Heap a partition's results take per byte of their spilled text, at most (map, entries, strings). */
 const HEAP_PER_SPILLED_BYTE = 8;
 
-/** One thread's share of step 3: every `threads`-th partition from `thread`, into the file `out`. */
-export type JoinShare = JoinShareTask & { thread: number; threads: number; out: string };
-
 const TAB = 0x09;
-const LF = 0x0a;
-const NOTHING = Buffer.alloc(0);
-const STALE_BYTES = Buffer.from('S');
 const INVALID_RANK = String(STATUS_RANK.invalid_output).charCodeAt(0);
 /** Each status as one character (its index in RESULT_STATUSES), stored after the rank. */
 const STATUS_CHAR = Object.fromEntries(
@@ -141,7 +120,7 @@ const STATUS_CHAR = Object.fromEntries(
  * 4. a second pass over the source asks, row by row, for the next joined line of the row's
  *    partition (`next`, then `cells`): each partition's lines are in source order, so rows come out
  *    in order with no sort.
- * Memory: one partition's results, and a 64 KiB block per partition per file. Rows rejected before
+ * Memory: one partition's results, and a 32 KiB block per partition per file. Rows rejected before
  * upload (`rejection`) and rows the source could not read take no key and no joined line.
  */
 export class HashJoin {
@@ -607,152 +586,6 @@ export function spillInvalid(spill: SpillFile, record: ResultRecord): Promise<vo
   return spill.append(partitionOf(id, spill.partitions), text);
 }
 
-/** What step 3 made of one partition. */
-export interface JoinedPartition {
-  /**
-   * The best result's rank per id (the id's JSON form, its UTF-8 bytes one character a byte: see
-   * `latin1Id`), for the re-asks.
-   */
-  rank: (id: string) => number | undefined;
-  duplicates: number;
-  orphans: number;
-}
-
-/**
- * Buffers step 3 reuses from partition to partition (off the JS heap: a partition's results read
- * as strings, each line sliced and kept in a map, grew a thread's heap by tens of MB a join).
- */
-export class JoinScratch {
-  results = Buffer.alloc(0);
-  keys = Buffer.alloc(0);
-}
-
-/** An id as step 3 keys its map: the bytes of its JSON form, one character a byte. */
-export function latin1Id(json: string): string {
-  return Buffer.from(json, 'utf8').toString('latin1');
-}
-
-/**
- * Step 3 for one partition: its results (from every file, in order) into a map, best status per id,
- * then its keys in order, each answered with its result (or nothing) into `joined`'s partition.
- * `expectedHashes` is given when rows are checked (see `HashJoin.key`). Works on bytes: the map
- * holds each id (as `latin1Id`) and where its best line starts in the partition's results.
- */
-export async function joinPartition(
-  p: number,
-  results: readonly SpillFile[],
-  keys: SpillFile,
-  joined: SpillFile,
-  expectedHashes: SpillFile | undefined,
-  scratch: JoinScratch = new JoinScratch(),
-): Promise<JoinedPartition> {
-  let size = 0;
-  for (const file of results) for (let b = 0; b < file.blockCount(p); b++) size += file.blockLength(p, b);
-  if (scratch.results.length < size)
-    scratch.results = Buffer.allocUnsafe(Math.max(size, 2 * scratch.results.length));
-  const data = scratch.results;
-  let filled = 0;
-  for (const file of results) {
-    for (let b = 0; b < file.blockCount(p); b++) {
-      await file.readBlockInto(p, b, data.subarray(filled));
-      filled += file.blockLength(p, b);
-    }
-  }
-  // id -> 1 + where its entry starts (after the tab); negated once a key has used it.
-  const best = new Map<string, number>();
-  let duplicates = 0;
-  for (let at = 0; at < filled; ) {
-    let nl = data.indexOf(LF, at);
-    if (nl === -1 || nl > filled) nl = filled;
-    const tab = data.indexOf(TAB, at);
-    const id = data.toString('latin1', at, tab);
-    const seen = best.get(id);
-    if (seen === undefined) best.set(id, tab + 2);
-    else {
-      duplicates++;
-      // Lower rank is better; on a tie the later line wins.
-      if (data[tab + 1]! <= data[seen - 1]!) best.set(id, tab + 2);
-    }
-    at = nl + 1;
-  }
-  const checks = expectedHashes !== undefined;
-  // Only rows met out of order look their hash up (few or none), so the map is usually empty.
-  const expected = checks ? await rowHashesOf(expectedHashes, p) : undefined;
-  let used = 0;
-  for (let b = 0; b < keys.blockCount(p); b++) {
-    const length = keys.blockLength(p, b);
-    if (scratch.keys.length < length) scratch.keys = Buffer.allocUnsafe(Math.max(length, 64 * 1024));
-    const lines = scratch.keys;
-    await keys.readBlockInto(p, b, lines);
-    for (let at = 0; at < length; ) {
-      let nl = lines.indexOf(LF, at);
-      if (nl === -1 || nl > length) nl = length;
-      // `"id"`, or with checks `"id"\t<verdict>`: the id ends at the last tab.
-      const idEnd = checks ? lines.lastIndexOf(TAB, nl) : nl;
-      const id = lines.toString('latin1', at, idEnd);
-      const found = best.get(id);
-      let waiting: Promise<void> | undefined;
-      if (found === undefined) waiting = joined.appendLine(p, lines, at, idEnd, NOTHING, 0, 0);
-      else {
-        const start = Math.abs(found) - 1;
-        if (found > 0) {
-          used++;
-          best.set(id, -found);
-        }
-        // A result answers the row only while its cells are those its request was made from.
-        const mark = checks ? lines[idEnd + 1] : 0;
-        const stale =
-          checks &&
-          (mark === MISMATCH ||
-            (mark === LOOK_UP && expected!.get(id) !== lines.toString('latin1', idEnd + 2, nl)));
-        if (stale) waiting = joined.appendLine(p, lines, at, idEnd, STALE_BYTES, 0, 1);
-        else {
-          let end = data.indexOf(LF, start);
-          if (end === -1 || end > filled) end = filled;
-          waiting = joined.appendLine(p, lines, at, idEnd, data, start, end);
-        }
-      }
-      if (waiting) await waiting;
-      at = nl + 1;
-    }
-  }
-  const waiting = joined.flushPartition(p);
-  if (waiting) await waiting;
-  return {
-    rank: (id) => {
-      const found = best.get(id);
-      return found === undefined ? undefined : data[Math.abs(found) - 1]!;
-    },
-    duplicates,
-    orphans: best.size - used,
-  };
-}
-
-/** One thread's share of step 3 (see `JoinShare`). */
-export async function joinShare(task: JoinShare): Promise<JoinedShare> {
-  const open = (ref: SpillRef) => SpillFile.written(ref.path, ref.index);
-  const results = task.results.map(open);
-  const keys = open(task.keys);
-  const expected = task.expected ? open(task.expected) : undefined;
-  const joined = new SpillFile(task.out, task.partitions);
-  const partitions: number[] = [];
-  let duplicates = 0;
-  let orphans = 0;
-  const scratch = new JoinScratch();
-  try {
-    for (let p = task.thread; p < task.partitions; p += task.threads) {
-      const done = await joinPartition(p, results, keys, joined, expected, scratch);
-      partitions.push(p);
-      duplicates += done.duplicates;
-      orphans += done.orphans;
-    }
-    await joined.flush();
-  } finally {
-    for (const file of [...results, keys, expected, joined]) await file?.close();
-  }
-  return { joined: { path: task.out, index: joined.index }, partitions, duplicates, orphans };
-}
-
 /** FNV-1a over UTF-16 units: cheap for short ids, well spread for `row-<n>`. */
 export function partitionOf(id: string, partitions: number): number {
   let h = 0x811c9dc5;
@@ -763,27 +596,6 @@ export function partitionOf(id: string, partitions: number): number {
 /** The message of a row with no result. */
 export function missingMessage(id: string): string {
   return `no output or error line came back for custom_id ${JSON.stringify(id)}`;
-}
-
-/** All lines of a partition of a spill file. */
-async function lines(spill: SpillFile, p: number): Promise<string[]> {
-  const out: string[] = [];
-  for (let b = 0; b < spill.blockCount(p); b++) {
-    const block = (await spill.readBlock(p, b)).split('\n');
-    block.pop();
-    for (const line of block) out.push(line);
-  }
-  return out;
-}
-
-/** A partition's row hashes: the JSON form of each custom_id (as `latin1Id`) -> its hash. */
-async function rowHashesOf(spill: SpillFile, p: number): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const line of await lines(spill, p)) {
-    const tab = line.lastIndexOf('\t');
-    out.set(latin1Id(line.slice(0, tab)), line.slice(tab + 1));
-  }
-  return out;
 }
 
 function badRowHashes(line: number): BatchpipeError {

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { partitionOf } from '../../../src/core/join/hash-join.js';
 import {
   type JoinedShare,
   type JoinShare,
   joinPartition,
   joinShare,
-  partitionOf,
-} from '../../../src/core/join/hash-join.js';
+} from '../../../src/core/join/partition-join.js';
 import { SpillCursor, SpillFile } from '../../../src/core/join/spill-file.js';
 import { WorkerPool } from '../../../src/internal/worker-pool.js';
 import { tempDir } from '../../helpers.js';
@@ -89,7 +89,7 @@ describe('step 3 of the hash join on several threads', () => {
       out: join(dir, `joined-${thread}`),
     });
     const pool = new WorkerPool<JoinShare, JoinedShare>(
-      new URL('../../../src/core/join/hash-join.ts', import.meta.url).href,
+      new URL('../../../src/core/join/partition-join.ts', import.meta.url).href,
       'join-worker',
       threads - 1,
       {},
