@@ -1,10 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchpipeError } from '../../errors.js';
 import { BufferedFile } from '../../internal/buffered-file.js';
 import { readChunks } from '../../internal/input.js';
 import { LineSplitter } from '../../internal/line-splitter.js';
+import { WorkerPool } from '../../internal/worker-pool.js';
 import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
 import { joinKeyOf } from '../requests/custom-id.js';
 import { reaskRequest } from '../requests/reask-request.js';
@@ -16,6 +17,19 @@ import {
   type ResultStatus,
   STATUS_RANK,
 } from '../results/result-parser.js';
+import {
+  type JoinedPartition,
+  type JoinedShare,
+  JoinScratch,
+  type JoinShare,
+  type JoinShareTask,
+  joinPartition,
+  joinShare,
+  latin1Id,
+  lines,
+  type SpillRef,
+  STALE_MARK,
+} from './partition-join.js';
 import { type RejectedRow, RejectionCursor } from './rejection-cursor.js';
 import { RowHashCursor } from './row-hash-cursor.js';
 import { SpillCursor, SpillFile } from './spill-file.js';
@@ -65,17 +79,28 @@ export interface HashJoinSettings {
 
 /** What `cells` gives for a row whose result answers an older text of it. */
 export const STALE = Symbol('stale');
-/** A joined line's mark for a stale row (after the tab, where a result's rank digit would be). */
-const STALE_MARK = 'S';
+/** The stale mark of a joined line (see STALE_MARK), as a character code. */
 const STALE_CODE = STALE_MARK.charCodeAt(0);
-/** A key line's verdict on its row (see `key`): its hash differs, or must be looked up. */
-const MISMATCH = '!'.charCodeAt(0);
-const LOOK_UP = '#'.charCodeAt(0);
 
 /** What a thread that spilled results for the join reports with its file. */
 export interface SpilledCounts {
   results: number;
 }
+
+/** Below this many bytes of results per thread, a thread for step 3 costs more than it saves. */
+const JOIN_THREAD_MIN_BYTES = 16 * 1024 * 1024;
+/** Threads step 3 runs on, at most (each holds one partition's results). */
+const MAX_JOIN_THREADS = 4;
+/**
+ * A join thread's heap: it holds one partition's results at a time. Small generations keep its
+ * garbage from growing the process (V8 lets an old generation grow to a share of its limit before
+ * it collects, and the default limit let a thread add 40 MB at a million rows); the old
+ * generation's limit grows with the largest partition, so a big join still fits.
+ */
+const JOIN_WORKER_YOUNG_MB = 8;
+const JOIN_WORKER_OLD_MB = 32;
+/** Heap a partition's results take per byte of their spilled text, at most (map, entries, strings). */
+const HEAP_PER_SPILLED_BYTE = 8;
 
 const TAB = 0x09;
 const INVALID_RANK = String(STATUS_RANK.invalid_output).charCodeAt(0);
@@ -95,7 +120,7 @@ const STATUS_CHAR = Object.fromEntries(
  * 4. a second pass over the source asks, row by row, for the next joined line of the row's
  *    partition (`next`, then `cells`): each partition's lines are in source order, so rows come out
  *    in order with no sort.
- * Memory: one partition's results, and a 64 KiB block per partition per file. Rows rejected before
+ * Memory: one partition's results, and a 32 KiB block per partition per file. Rows rejected before
  * upload (`rejection`) and rows the source could not read take no key and no joined line.
  */
 export class HashJoin {
@@ -113,6 +138,10 @@ export class HashJoin {
   #invalid: SpillFile | undefined;
   #keys: SpillFile | undefined;
   #joined: SpillFile | undefined;
+  /** The joined files the threads wrote, and which one holds each partition. */
+  readonly #sharedJoined: SpillFile[] = [];
+  #joinedOf: SpillFile[] = [];
+  #scratch: JoinScratch | undefined;
   #rejections: RejectionCursor | undefined;
   #streamedRejections: BufferedFile | undefined;
   #cursors: SpillCursor[] = [];
@@ -276,18 +305,98 @@ export class HashJoin {
     const requests = reask ? await this.#scatterRequests(reask.requests) : undefined;
     const reaskFile = reask ? new BufferedFile(reask.out) : undefined;
     const expected = this.checks ? await this.#scatterRowHashes() : undefined;
-    try {
-      for (let p = 0; p < this.#partitions; p++) await this.#joinPartition(p, requests, reaskFile, expected);
-      await reaskFile?.close();
-    } catch (error) {
-      await reaskFile?.discard();
-      throw error;
+    this.#joinedOf = new Array<SpillFile>(this.#partitions).fill(this.#joined!);
+    // Re-asks need each partition's results on this thread (they are rare): the join stays here.
+    const { threads, largest } = reask ? { threads: 1, largest: 0 } : this.#joinThreads();
+    if (threads > 1) await this.#joinOnThreads(threads, largest, expected);
+    else {
+      try {
+        for (let p = 0; p < this.#partitions; p++)
+          await this.#joinPartition(p, requests, reaskFile, expected);
+        await reaskFile?.close();
+      } catch (error) {
+        await reaskFile?.discard();
+        throw error;
+      }
     }
     await this.#joined!.flush();
     await requests?.close();
     await expected?.close();
     this.#rejections = new RejectionCursor(this.#rejectionFiles());
-    for (let p = 0; p < this.#partitions; p++) this.#cursors.push(new SpillCursor(this.#joined!, p));
+    for (let p = 0; p < this.#partitions; p++) this.#cursors.push(new SpillCursor(this.#joinedOf[p]!, p));
+  }
+
+  /**
+   * Threads for step 3: one per 16 MiB of spilled results, up to the cores (this thread is one); and
+   * the spilled bytes of the largest partition.
+   */
+  #joinThreads(): { threads: number; largest: number } {
+    let bytes = 0;
+    let largest = 0;
+    for (let p = 0; p < this.#partitions; p++) {
+      let partition = 0;
+      for (const file of [...this.#adopted, this.#results!])
+        for (let b = 0; b < file.blockCount(p); b++) partition += file.blockLength(p, b);
+      bytes += partition;
+      largest = Math.max(largest, partition);
+    }
+    const threads = Math.min(
+      MAX_JOIN_THREADS,
+      availableParallelism(),
+      Math.ceil(bytes / JOIN_THREAD_MIN_BYTES),
+    );
+    return { threads, largest };
+  }
+
+  /**
+   * Step 3 on `threads` threads, this one among them: each joins its share of the partitions into
+   * a file of its own, and each partition's cursor reads the file that holds it.
+   */
+  async #joinOnThreads(threads: number, largest: number, expected: SpillFile | undefined): Promise<void> {
+    const ref = (file: SpillFile): SpillRef => ({ path: file.path, index: file.index });
+    const task: JoinShareTask = {
+      partitions: this.#partitions,
+      results: [...this.#adopted, this.#results!].map(ref),
+      keys: ref(this.#keys!),
+      expected: expected ? ref(expected) : undefined,
+    };
+    const share = (thread: number): JoinShare => ({
+      ...task,
+      thread,
+      threads,
+      out: join(this.#dir!, `joined-${thread}`),
+    });
+    const pool = new WorkerPool<JoinShare, JoinedShare>(
+      import.meta.url,
+      'join-worker',
+      threads - 1,
+      {
+        resourceLimits: {
+          maxYoungGenerationSizeMb: JOIN_WORKER_YOUNG_MB,
+          maxOldGenerationSizeMb: JOIN_WORKER_OLD_MB + Math.ceil((largest * HEAP_PER_SPILLED_BYTE) / 2 ** 20),
+        },
+      },
+      'a join',
+    );
+    let settled: PromiseSettledResult<JoinedShare>[];
+    try {
+      // Settled, not raced: no share may still be writing when the temporary files are removed.
+      settled = await Promise.allSettled([
+        joinShare(share(0)),
+        ...Array.from({ length: threads - 1 }, (_, t) => pool.run(share(t + 1))),
+      ]);
+    } finally {
+      await pool.close();
+    }
+    for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
+    for (const outcome of settled) {
+      const share = (outcome as PromiseFulfilledResult<JoinedShare>).value;
+      const file = SpillFile.written(share.joined.path, share.joined.index);
+      this.#sharedJoined.push(file);
+      for (const p of share.partitions) this.#joinedOf[p] = file;
+      this.#duplicates += share.duplicates;
+      this.#orphans += share.orphans;
+    }
   }
 
   async #scatterRequests(files: readonly string[]): Promise<SpillFile> {
@@ -343,59 +452,15 @@ export class HashJoin {
     reaskFile: BufferedFile | undefined,
     expectedHashes: SpillFile | undefined,
   ): Promise<void> {
-    const best = new Map<string, string>();
-    for (const results of [...this.#adopted, this.#results!]) {
-      for (const line of await lines(results, p)) {
-        const tab = line.indexOf('\t');
-        const id = line.slice(0, tab);
-        const entry = line.slice(tab + 1);
-        const seen = best.get(id);
-        if (seen === undefined) best.set(id, entry);
-        else {
-          this.#duplicates++;
-          // Lower rank is better; on a tie the later line wins.
-          if (entry.charCodeAt(0) <= seen.charCodeAt(0)) best.set(id, entry);
-        }
-      }
-    }
-    const keys = this.#keys!;
-    const joined = this.#joined!;
-    const used = new Set<string>();
-    const checks = expectedHashes !== undefined;
-    // Only rows met out of order look their hash up (few or none), so the map is usually empty.
-    const expected = checks ? await rowHashesOf(expectedHashes, p) : undefined;
-    for (let b = 0; b < keys.blockCount(p); b++) {
-      const ids = (await keys.readBlock(p, b)).split('\n');
-      for (let i = 0; i < ids.length - 1; i++) {
-        let id = ids[i]!;
-        let mark = 0;
-        let tab = 0;
-        if (checks) {
-          tab = id.lastIndexOf('\t');
-          mark = id.charCodeAt(tab + 1);
-          id = ids[i]!.slice(0, tab);
-        }
-        const entry = best.get(id);
-        let waiting: Promise<void> | undefined;
-        if (entry === undefined) waiting = joined.append(p, `${id}\t\n`);
-        else {
-          used.add(id);
-          // A result answers the row only while its cells are those its request was made from.
-          const stale =
-            checks &&
-            (mark === MISMATCH || (mark === LOOK_UP && expected!.get(id) !== ids[i]!.slice(tab + 2)));
-          waiting = joined.append(p, stale ? `${id}\t${STALE_MARK}\n` : `${id}\t${entry}\n`);
-        }
-        if (waiting) await waiting;
-      }
-    }
-    const waiting = joined.flushPartition(p);
-    if (waiting) await waiting;
-    this.#orphans += best.size - used.size;
-    if (requests && reaskFile) await this.#reask(p, best, requests, reaskFile);
+    const results = [...this.#adopted, this.#results!];
+    this.#scratch ??= new JoinScratch();
+    const done = await joinPartition(p, results, this.#keys!, this.#joined!, expectedHashes, this.#scratch);
+    this.#duplicates += done.duplicates;
+    this.#orphans += done.orphans;
+    if (requests && reaskFile) await this.#reask(p, done, requests, reaskFile);
   }
 
-  async #reask(p: number, best: Map<string, string>, requests: SpillFile, out: BufferedFile): Promise<void> {
+  async #reask(p: number, best: JoinedPartition, requests: SpillFile, out: BufferedFile): Promise<void> {
     const invalid = new Map<string, string>();
     for (const spill of [...this.#adoptedInvalid, this.#invalid!]) {
       for (const line of await lines(spill, p)) {
@@ -406,9 +471,8 @@ export class HashJoin {
     for (const line of await lines(requests, p)) {
       const tab = line.indexOf('\t');
       const id = line.slice(0, tab);
-      const entry = best.get(id);
       const answer = invalid.get(id);
-      if (entry === undefined || entry.charCodeAt(0) !== INVALID_RANK || answer === undefined) continue;
+      if (answer === undefined || best.rank(latin1Id(id)) !== INVALID_RANK) continue;
       const [content, problem] = JSON.parse(answer) as [string | null, string | null];
       const request = JSON.parse(line.slice(tab + 1)) as RequestLine;
       const again = reaskRequest(request, content, problem ?? 'the answer does not match the schema');
@@ -490,6 +554,7 @@ export class HashJoin {
       this.#joined,
       ...this.#adopted,
       ...this.#adoptedInvalid,
+      ...this.#sharedJoined,
     ];
     for (const file of files) await file?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -531,27 +596,6 @@ export function partitionOf(id: string, partitions: number): number {
 /** The message of a row with no result. */
 export function missingMessage(id: string): string {
   return `no output or error line came back for custom_id ${JSON.stringify(id)}`;
-}
-
-/** All lines of a partition of a spill file. */
-async function lines(spill: SpillFile, p: number): Promise<string[]> {
-  const out: string[] = [];
-  for (let b = 0; b < spill.blockCount(p); b++) {
-    const block = (await spill.readBlock(p, b)).split('\n');
-    block.pop();
-    for (const line of block) out.push(line);
-  }
-  return out;
-}
-
-/** A partition's row hashes: the JSON form of each custom_id -> its hash. */
-async function rowHashesOf(spill: SpillFile, p: number): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const line of await lines(spill, p)) {
-    const tab = line.lastIndexOf('\t');
-    out.set(line.slice(0, tab), line.slice(tab + 1));
-  }
-  return out;
 }
 
 function badRowHashes(line: number): BatchpipeError {

@@ -285,9 +285,15 @@ export class TableJoin {
       }
       let rejected = join.rejection(rows.index(i));
       if (rejected instanceof Promise) rejected = await rejected;
-      if (rejected) continue;
+      if (rejected) {
+        rows.forget?.(i);
+        continue;
+      }
       const hash = hasher === undefined ? undefined : rowHashText(hashes ? hashes[i]! : hasher.hash(rows, i));
-      const waiting = join.key(this.#id(rows, i), hash);
+      const id = this.#id(rows, i);
+      // Done with the row's values: parsed JSON rows die young instead of with their batch.
+      rows.forget?.(i);
+      const waiting = join.key(id, hash);
       if (waiting) await waiting;
     }
     rows.release();

@@ -215,6 +215,17 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
     this.#state[i] = REJECTED;
   }
 
+  /**
+   * Drops line `i`'s parsed object (parsed again if asked): a join's key pass reads each line once,
+   * and a batch holding 2,048 parsed rows until it is released outlived the young generation, so
+   * every row was copied and promoted before it died.
+   */
+  forget(i: number): void {
+    if (this.#state[i] !== BYTES && this.#state[i] !== REAL) return;
+    this.#objects[i] = undefined;
+    this.#state[i] = UNPARSED;
+  }
+
   keys(i: number): readonly string[] {
     const keys = Object.keys(this.#object(i) ?? {});
     return this.#state[i] === REAL ? keys : keys.map(realText);

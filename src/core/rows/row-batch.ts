@@ -47,6 +47,11 @@ export interface RowBatch {
   /** Appends the cell as a template renders it (see `textOf`), JSON-escaped, without quotes. */
   writeJsonText(i: number, ref: CellRef, out: ByteWriter): void;
   /**
+   * Optional: the caller is done with entry `i`'s values (a pass that reads each row once). A batch
+   * that parsed the row may let the parsed values go, to parse again if asked; a rejection stays.
+   */
+  forget?(i: number): void;
+  /**
    * Called by the stage that is done with the batch: its buffers are used again, so nothing may read
    * the batch afterwards. Stages hand batches only to each other, one consumer each.
    */
