@@ -345,6 +345,58 @@ describe('joinTable', () => {
     expect(threaded.problems).toBe(9);
   });
 
+  it('joins over 16 MiB of results on more than one thread: each row its own best answer, in order, as a plain reference says', async () => {
+    // About 30 MB of spilled results: over the 16 MiB a join thread needs, so on two cores step 3
+    // shares its partitions between this thread and a worker.
+    const count = 60_000;
+    const ids = Array.from({ length: count }, (_, i) => `k${(i * 7919) % count}`);
+    const source = fileWith(
+      dir,
+      'wide.csv',
+      `id,text\n${ids.map((id, i) => `${id},"row ${i}, ""quoted"""`).join('\n')}\n`,
+    );
+    const answer = (id: string, draw: number) => `${id} answer ${draw} ${'é€😀 text, "quoted" '.repeat(20)}`;
+    const lines: string[] = [];
+    const expected = new Map<string, { status: string; content: string }>();
+    for (let i = count - 1; i >= 0; i--) {
+      const id = ids[i]!;
+      if (i % 11 === 0) continue; // missing
+      if (i % 13 === 0) {
+        // Failed first, answered later: the answer wins.
+        lines.push(errorLine(id, 'http'));
+        lines.push(answerLine({ custom_id: id, content: answer(id, 2), n: i }));
+        expected.set(id, { status: 'ok', content: answer(id, 2) });
+      } else if (i % 17 === 0) {
+        lines.push(errorLine(id, 'http'));
+        expected.set(id, { status: 'failed', content: '' });
+      } else {
+        lines.push(answerLine({ custom_id: id, content: answer(id, 1), n: i }));
+        expected.set(id, { status: 'ok', content: answer(id, 1) });
+      }
+    }
+    // Answers for ids no row has: orphans, left out of the table.
+    for (let i = 0; i < 50; i++) lines.push(answerLine({ custom_id: `orphan-${i}`, content: 'x' }));
+    const results = fileWith(dir, 'wide.jsonl', `${lines.join('\n')}\n`);
+    expect(readFileSync(results).length).toBeGreaterThan(2 * 16 * 2 ** 20);
+    const joined = await joinTable({
+      source,
+      results: [results],
+      idColumn: 'id',
+      out: join(dir, 'wide-out.csv'),
+    });
+    const rows = read(joined.out);
+    // The reference: csv-parse's source rows in order, each with the best result for its id.
+    const reference = read(source).map((r) => ({
+      ...r,
+      ...(expected.get(r.id!) ?? { status: 'missing', content: '' }),
+    }));
+    expect(rows.length).toBe(count);
+    expect(rows.map((r) => ({ id: r.id, text: r.text, status: r.status, content: r.content }))).toEqual(
+      reference,
+    );
+    expect(joined.statuses.ok + joined.statuses.failed + joined.statuses.missing).toBe(count);
+  });
+
   it('re-asks invalid answers, the same requests whether rows go out as bytes or as Row objects', async () => {
     const source = fileWith(dir, 're.csv', 'id,text\na,good\nb,bad\nc,"so, so"\nd,gone\n');
     const requestFile = fileWith(
