@@ -32,6 +32,13 @@ const READ_GAP = 16 * 1024;
 /** Bytes read in one call at most. */
 const MAX_READ = 4 * 1024 * 1024;
 
+/** The first four bytes of the index entry at `entry`, as a big-endian unsigned number. */
+function headAt(index: Buffer, entry: number): number {
+  return (
+    ((index[entry]! << 24) | (index[entry + 1]! << 16) | (index[entry + 2]! << 8) | index[entry + 3]!) >>> 0
+  );
+}
+
 /** Reads `into.length` bytes at `offset` (fewer where the file ends); returns how many were read. */
 function readFully(fd: number, into: Buffer, offset: number): number {
   let read = 0;
@@ -125,23 +132,35 @@ export class ResultCache {
   /** Where the answer for the key at `key[at, at + 16)` is (read it with readAll), or undefined. */
   locate(key: Uint8Array, at = 0): CacheHit | undefined {
     const segments = this.#segments;
+    if (segments.length === 0) return undefined;
+    // Keys sort as bytes: their first four as a big-endian number order them but for ties. Compared
+    // here, not by Buffer#compare (a native call a step cost four fifths of a cached row's time).
+    const head = ((key[at]! << 24) | (key[at + 1]! << 16) | (key[at + 2]! << 8) | key[at + 3]!) >>> 0;
     for (let s = 0; s < segments.length; s++) {
       const index = segments[s]!.index;
+      // The first entry whose head is not below the key's.
       let lo = 0;
-      let hi = index.length / ENTRY_BYTES - 1;
-      while (lo <= hi) {
+      let hi = index.length / ENTRY_BYTES;
+      while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        const entry = mid * ENTRY_BYTES;
-        const order = index.compare(key, at, at + KEY_BYTES, entry, entry + KEY_BYTES);
-        if (order === 0) {
-          const offset = index.readDoubleLE(entry + KEY_BYTES);
-          const length = index.readUInt32LE(entry + KEY_BYTES + 8);
-          // Readable whole (the segment never changes once its index is there), or no answer here.
-          if (offset + length <= segments[s]!.size) return { segment: s, offset, length };
-          break;
-        }
-        if (order < 0) lo = mid + 1;
-        else hi = mid - 1;
+        if (headAt(index, mid * ENTRY_BYTES) < head) lo = mid + 1;
+        else hi = mid;
+      }
+      const count = index.length / ENTRY_BYTES;
+      for (let e = lo; e < count && headAt(index, e * ENTRY_BYTES) === head; e++) {
+        const entry = e * ENTRY_BYTES;
+        let same = true;
+        for (let b = 4; b < KEY_BYTES; b++)
+          if (index[entry + b] !== key[at + b]) {
+            same = false;
+            break;
+          }
+        if (!same) continue;
+        const offset = index.readDoubleLE(entry + KEY_BYTES);
+        const length = index.readUInt32LE(entry + KEY_BYTES + 8);
+        // Readable whole (the segment never changes once its index is there), or no answer here.
+        if (offset + length <= segments[s]!.size) return { segment: s, offset, length };
+        break;
       }
     }
     return undefined;
