@@ -15,11 +15,13 @@
  * 1M-row figures are in docs/cache.md.
  *
  * Reading: a key is one SHA-256 call per line on the render thread (the line's bytes hashed in place,
- * about 1.2 us for a 1 KB line), the lookup a binary search in each cache segment's in-memory index,
- * the table an Int32Array, the records written as bytes. On a 2-core machine the one render thread is
- * the busiest (profiled at 1M rows: ~9.3 s of ~10 s busy, of which ~2 s the keys), so the key's cost
- * shows almost whole in the wall time; the CPU column says what the keys cost in all. The same-draw
- * test (a byte search for "temperature" and "seed") is paid by every line of a run with the cache on.
+ * about 0.85 us for a 1 KB line with SHA-NI, ~1.05 us with the bytes moved around the id), the lookup
+ * a binary search in each cache segment's in-memory index (nothing when the cache is empty), the
+ * table an Int32Array, the records gathered in blocks. On a 2-core machine `off` keeps both cores
+ * busy, so what the keys add to the CPU total (~2.9 s a million rows, ~0.85 s of it SHA-256) shows
+ * in the wall time wherever it runs; the CPU column, and the peer's `threadCpuSeconds` (main thread
+ * first, then the others busiest first), say what the keys cost where. The same-draw test (a byte
+ * search for "temperature" and "seed") is paid once a template.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';

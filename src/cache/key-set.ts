@@ -1,4 +1,8 @@
+import { endianness } from 'node:os';
 import { KEY_BYTES } from '../core/requests/request-key.js';
+
+/** Words read through an Int32Array are the little-endian words `word` reads only here. */
+const LITTLE_ENDIAN = endianness() === 'LE';
 
 /** Words (32-bit) a key takes in the table. */
 const WORDS = KEY_BYTES / 4;
@@ -19,6 +23,9 @@ export class KeySet {
   #words = new Int32Array(FIRST_SLOTS * WORDS);
   #mask = FIRST_SLOTS - 1;
   #size = 0;
+  /** The buffer of the last key array added from, and it seen as words. */
+  #viewed: ArrayBufferLike | undefined;
+  #view: Int32Array<ArrayBufferLike> = new Int32Array(0);
   /** The all-zero key marks an empty slot: it is kept aside. */
   #zero = false;
 
@@ -40,10 +47,29 @@ export class KeySet {
    * room to keep it). Read byte by byte: a batch's keys come as one array, no object a key.
    */
   add(key: Uint8Array, at = 0): 'added' | 'present' | 'full' {
-    const a = word(key, at);
-    const b = word(key, at + 4);
-    const c = word(key, at + 8);
-    const d = word(key, at + 12);
+    let a: number;
+    let b: number;
+    let c: number;
+    let d: number;
+    const byte = key.byteOffset + at;
+    if (LITTLE_ENDIAN && (byte & 3) === 0) {
+      // Four loads, not sixteen: the batch's key array seen as words (one view an array, kept).
+      if (this.#viewed !== key.buffer) {
+        this.#viewed = key.buffer;
+        this.#view = new Int32Array(key.buffer, 0, key.buffer.byteLength >> 2);
+      }
+      const view = this.#view;
+      const w = byte >> 2;
+      a = view[w]!;
+      b = view[w + 1]!;
+      c = view[w + 2]!;
+      d = view[w + 3]!;
+    } else {
+      a = word(key, at);
+      b = word(key, at + 4);
+      c = word(key, at + 8);
+      d = word(key, at + 12);
+    }
     if ((a | b | c | d) === 0) {
       if (this.#zero) return 'present';
       if (this.size >= this.#maxKeys) return 'full';

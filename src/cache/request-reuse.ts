@@ -1,10 +1,11 @@
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { isSameDraw, KEY_BYTES, requestKey } from '../core/requests/request-key.js';
+import { BatchpipeError } from '../errors.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { withCustomId } from './custom-id-line.js';
 import { KeySet } from './key-set.js';
-import type { ResultCache } from './result-cache.js';
+import type { CacheHit, ResultCache } from './result-cache.js';
 
 /** Per keyed request: its custom_id (JSON), its key, and what became of it (`s`ent, `d`uplicate, `c`ached). */
 export const REQUEST_KEYS_FILE = 'request-keys.tsv';
@@ -65,8 +66,15 @@ export class RequestReuse {
   /** Digest input gathered before one update (a hash call a line cost as much as the key). */
   #digestBlock = Buffer.allocUnsafe(DIGEST_BLOCK);
   #digestPos = 0;
-  /** Where a request-keys.tsv record is made. */
-  #record = Buffer.allocUnsafe(256);
+  /**
+   * request-keys.tsv records gathered before one append: an append a record (a call and a copy of
+   * ~50 bytes) cost more than making the record.
+   */
+  #records = Buffer.allocUnsafe(RECORDS_BLOCK);
+  /** Cached answers found and not yet read, with the ids of the rows they answer. */
+  #hits: CacheHit[] = [];
+  #hitIds: string[] = [];
+  #recordsPos = 0;
   #keys: BufferedFile | undefined;
   #cached: BufferedFile | undefined;
   #reused: BufferedFile | undefined;
@@ -100,14 +108,15 @@ export class RequestReuse {
     const at = made ? madeAt : 0;
     this.#counts.keyed++;
     const named = this.#named(id, key, at);
-    const answer = this.#settings.cache?.lookup(key, at);
+    const hit = this.#settings.cache?.locate(key, at);
     let kind: 's' | 'd' | 'c' = 's';
-    if (answer) {
+    if (hit) {
       kind = 'c';
       this.#counts.cached++;
-      const text = withCustomId(answer, id, true);
-      this.#cached ??= new BufferedFile(join(this.#dir, CACHED_FILE));
-      this.#wait(this.#cached.appendBytes(Buffer.concat([text, NEWLINE]), 0, text.length + 1));
+      // Read and written with the next ones (see ResultCache.readAll).
+      this.#hits.push(hit);
+      this.#hitIds.push(id);
+      if (this.#hits.length >= HITS_READ_TOGETHER) this.#writeCached();
     } else if (this.#seen) {
       const added = this.#seen.add(key, at);
       if (added === 'present') {
@@ -116,11 +125,10 @@ export class RequestReuse {
       } else if (added === 'full') this.#counts.unkept++;
     }
     // The record: the id and key written by #named, then what became of the request.
-    const record = this.#record;
-    record[named] = KIND_BYTES[kind];
-    record[named + 1] = LF;
-    this.#keys ??= new BufferedFile(join(this.#dir, REQUEST_KEYS_FILE));
-    this.#wait(this.#keys.appendBytes(record, 0, named + 2));
+    const records = this.#records;
+    records[named] = KIND_BYTES[kind];
+    records[named + 1] = LF;
+    this.#recordsPos = named + 2;
     if (kind === 's') {
       this.#counts.sent++;
       return SEND_KEYED;
@@ -136,32 +144,78 @@ export class RequestReuse {
   }
 
   /**
-   * Writes `<id as JSON>\t<key in hex>\t` at the start of #record (no string a request but the id's
-   * JSON) and adds it to the digest's block; returns its length.
+   * Writes `<id as JSON>\t<key in hex>\t` at the end of the records block (no string a request but the
+   * id's JSON) and adds it to the digest's block; returns where the record's kind goes.
    */
   #named(id: string, key: Uint8Array, at: number): number {
-    const json = JSON.stringify(id);
-    // Up to 3 bytes a UTF-16 unit, the key's 32 digits, two tabs, the kind and a newline.
-    if (this.#record.length < json.length * 3 + 64) this.#record = Buffer.allocUnsafe(json.length * 6 + 64);
-    const record = this.#record;
-    let n = record.write(json, 0, 'utf8');
-    record[n++] = TAB;
+    // Up to 3 bytes a UTF-16 unit and two quotes (JSON escapes of plain ids are rare: measured
+    // below), the key's 32 digits, two tabs, the kind and a newline.
+    const most = id.length * 6 + 2 + 36;
+    if (this.#recordsPos + most > this.#records.length) {
+      this.#flushRecords();
+      if (most > this.#records.length) this.#records = Buffer.allocUnsafe(most);
+    }
+    const records = this.#records;
+    const from = this.#recordsPos;
+    let n = writeIdJson(records, from, id);
+    records[n++] = TAB;
     for (let i = at; i < at + KEY_BYTES; i++) {
       const byte = key[i]!;
-      record[n++] = HEX[byte >> 4]!;
-      record[n++] = HEX[byte & 15]!;
+      records[n++] = HEX[byte >> 4]!;
+      records[n++] = HEX[byte & 15]!;
     }
-    record[n++] = TAB;
+    records[n++] = TAB;
     // The digest takes the records' id and key (not what became of them), a block at a time.
-    if (this.#digestPos + n + 1 > this.#digestBlock.length) {
+    const length = n - from;
+    if (this.#digestPos + length + 1 > this.#digestBlock.length) {
       this.#digest.update(this.#digestBlock.subarray(0, this.#digestPos));
       this.#digestPos = 0;
-      if (n + 1 > this.#digestBlock.length) this.#digestBlock = Buffer.allocUnsafe(n + 1);
+      if (length + 1 > this.#digestBlock.length) this.#digestBlock = Buffer.allocUnsafe(length + 1);
     }
-    record.copy(this.#digestBlock, this.#digestPos, 0, n);
-    this.#digestBlock[this.#digestPos + n] = LF;
-    this.#digestPos += n + 1;
+    const digest = this.#digestBlock;
+    let d = this.#digestPos;
+    // A loop: Buffer#copy's checks cost more than the ~50 bytes moved.
+    for (let k = from; k < n; k++) digest[d++] = records[k]!;
+    digest[d++] = LF;
+    this.#digestPos = d;
     return n;
+  }
+
+  /** Writes the cached answers found so far to cached.jsonl, each under its row's id: one append. */
+  #writeCached(): void {
+    const hits = this.#hits;
+    if (hits.length === 0) return;
+    const ids = this.#hitIds;
+    const answers = this.#settings.cache!.readAll(hits);
+    const lines: Buffer[] = new Array(hits.length);
+    for (let i = 0; i < hits.length; i++) {
+      const answer = answers[i];
+      // Found within the segment's size at lookup: only a failing disk ends it short.
+      if (!answer)
+        throw new BatchpipeError(
+          'BP_CACHE',
+          `cannot read the cached answer for ${JSON.stringify(ids[i])} from the result cache ${this.#settings.cache!.dir}: the segment ends short`,
+          { custom_id: ids[i]!, file: this.#settings.cache!.dir },
+        );
+      lines[i] = withCustomId(answer, ids[i]!, true, true);
+    }
+    this.#hits = [];
+    this.#hitIds = [];
+    this.#cached ??= new BufferedFile(join(this.#dir, CACHED_FILE));
+    const text = Buffer.concat(lines);
+    this.#wait(this.#cached.appendBytes(text, 0, text.length));
+  }
+
+  /** Appends the records gathered to request-keys.tsv. */
+  #flushRecords(): void {
+    if (this.#recordsPos === 0) return;
+    this.#keys ??= new BufferedFile(join(this.#dir, REQUEST_KEYS_FILE));
+    const pending = this.#keys.appendBytes(this.#records, 0, this.#recordsPos);
+    this.#recordsPos = 0;
+    if (!pending) return;
+    // Not copied yet (the file's buffer was full): the next records go into a new block.
+    this.#wait(pending);
+    this.#records = Buffer.allocUnsafe(this.#records.length);
   }
 
   #sameDraw(line: Buffer, start: number, end: number, template: object | undefined): boolean {
@@ -187,6 +241,8 @@ export class RequestReuse {
   }
 
   async finish(): Promise<ReuseSummary> {
+    this.#flushRecords();
+    this.#writeCached();
     await this.waiting();
     await this.#keys?.close();
     await this.#cached?.close();
@@ -209,7 +265,30 @@ export class RequestReuse {
 
 const NEWLINE = Buffer.from('\n');
 const DIGEST_BLOCK = 64 * 1024;
+const RECORDS_BLOCK = 64 * 1024;
+/** Cached answers read at once (a few MB of answers at most, read in as few calls as their places allow). */
+const HITS_READ_TOGETHER = 4096;
 const TAB = 0x09;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
 const LF = 0x0a;
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
 const KIND_BYTES = { s: 0x73, d: 0x64, c: 0x63 } as const;
+
+/**
+ * Writes `JSON.stringify(id)` into `to` at `at` (room for 6 bytes a unit and the quotes assumed);
+ * returns where it ends. A plain id (printable ASCII, no quote or backslash) is written a byte a
+ * character, the rest through JSON.stringify.
+ */
+function writeIdJson(to: Buffer, at: number, id: string): number {
+  let n = at;
+  to[n++] = QUOTE;
+  for (let k = 0; k < id.length; k++) {
+    const c = id.charCodeAt(k);
+    if (c < 0x20 || c === QUOTE || c === BACKSLASH || c > 0x7e)
+      return at + to.write(JSON.stringify(id), at, 'utf8');
+    to[n++] = c;
+  }
+  to[n++] = QUOTE;
+  return n;
+}

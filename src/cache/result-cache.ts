@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KEY_BYTES } from '../core/requests/request-key.js';
@@ -20,10 +20,42 @@ const LOCK = 'prune.lock';
 /** Files no index names (a writer that died) are removed by a prune once this old. */
 const ORPHAN_MS = 3_600_000;
 
+/** Where an answer is: its segment (in this cache's list), offset and length. */
+export interface CacheHit {
+  segment: number;
+  offset: number;
+  length: number;
+}
+
+/** Answers this close in a segment are read in one call (the bytes between read and dropped). */
+const READ_GAP = 16 * 1024;
+/** Bytes read in one call at most. */
+const MAX_READ = 4 * 1024 * 1024;
+
+/** The first four bytes of the index entry at `entry`, as a big-endian unsigned number. */
+function headAt(index: Buffer, entry: number): number {
+  return (
+    ((index[entry]! << 24) | (index[entry + 1]! << 16) | (index[entry + 2]! << 8) | index[entry + 3]!) >>> 0
+  );
+}
+
+/** Reads `into.length` bytes at `offset` (fewer where the file ends); returns how many were read. */
+function readFully(fd: number, into: Buffer, offset: number): number {
+  let read = 0;
+  while (read < into.length) {
+    const n = readSync(fd, into, read, into.length - read, offset + read);
+    if (n <= 0) break;
+    read += n;
+  }
+  return read;
+}
+
 interface Segment {
   name: string;
   fd: number;
   index: Buffer;
+  /** The segment's bytes: an entry past them (a damaged segment) answers nothing. */
+  size: number;
 }
 
 /** What `cacheStats` reports. */
@@ -63,6 +95,7 @@ export class ResultCache {
     for (const name of await segmentNames(dir)) {
       let fd: number;
       let index: Buffer;
+      let size: number;
       try {
         index = await readFile(join(dir, name + INDEX));
         fd = openSync(join(dir, name + SEGMENT), 'r');
@@ -70,7 +103,13 @@ export class ResultCache {
         // Pruned between the listing and the open: its answers are gone, not wrong.
         continue;
       }
-      segments.push({ name, fd, index });
+      try {
+        size = fstatSync(fd).size;
+      } catch {
+        closeSync(fd);
+        continue;
+      }
+      segments.push({ name, fd, index, size });
     }
     // Newest first: a key stored twice answers with its latest answer.
     segments.reverse();
@@ -86,31 +125,79 @@ export class ResultCache {
 
   /** The result line stored for the key at `key[at, at + 16)` (without its newline), or undefined. */
   lookup(key: Uint8Array, at = 0): Buffer | undefined {
-    for (const segment of this.#segments) {
-      const index = segment.index;
+    const hit = this.locate(key, at);
+    return hit && this.readAll([hit])[0];
+  }
+
+  /** Where the answer for the key at `key[at, at + 16)` is (read it with readAll), or undefined. */
+  locate(key: Uint8Array, at = 0): CacheHit | undefined {
+    const segments = this.#segments;
+    if (segments.length === 0) return undefined;
+    // Keys sort as bytes: their first four as a big-endian number order them but for ties. Compared
+    // here, not by Buffer#compare (a native call a step cost four fifths of a cached row's time).
+    const head = ((key[at]! << 24) | (key[at + 1]! << 16) | (key[at + 2]! << 8) | key[at + 3]!) >>> 0;
+    for (let s = 0; s < segments.length; s++) {
+      const index = segments[s]!.index;
+      // The first entry whose head is not below the key's.
       let lo = 0;
-      let hi = index.length / ENTRY_BYTES - 1;
-      while (lo <= hi) {
+      let hi = index.length / ENTRY_BYTES;
+      while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        const entry = mid * ENTRY_BYTES;
-        const order = index.compare(key, at, at + KEY_BYTES, entry, entry + KEY_BYTES);
-        if (order === 0) {
-          const offset = index.readDoubleLE(entry + KEY_BYTES);
-          const length = index.readUInt32LE(entry + KEY_BYTES + 8);
-          const line = Buffer.allocUnsafe(length);
-          let read = 0;
-          while (read < length) {
-            const n = readSync(segment.fd, line, read, length - read, offset + read);
-            if (n <= 0) return undefined;
-            read += n;
+        if (headAt(index, mid * ENTRY_BYTES) < head) lo = mid + 1;
+        else hi = mid;
+      }
+      const count = index.length / ENTRY_BYTES;
+      for (let e = lo; e < count && headAt(index, e * ENTRY_BYTES) === head; e++) {
+        const entry = e * ENTRY_BYTES;
+        let same = true;
+        for (let b = 4; b < KEY_BYTES; b++)
+          if (index[entry + b] !== key[at + b]) {
+            same = false;
+            break;
           }
-          return line;
-        }
-        if (order < 0) lo = mid + 1;
-        else hi = mid - 1;
+        if (!same) continue;
+        const offset = index.readDoubleLE(entry + KEY_BYTES);
+        const length = index.readUInt32LE(entry + KEY_BYTES + 8);
+        // Readable whole (the segment never changes once its index is there), or no answer here.
+        if (offset + length <= segments[s]!.size) return { segment: s, offset, length };
+        break;
       }
     }
     return undefined;
+  }
+
+  /**
+   * The answers at `hits`, in their order (undefined where the segment ends short). Answers that lie
+   * near each other in a segment are read together, in the segment's order: a run re-asking the rows
+   * of an earlier one finds its answers in the order they were stored, and a read an answer cost
+   * more than everything else a cached row costs (measured: 1M reads, 0.3x of prepare's speed).
+   */
+  readAll(hits: readonly CacheHit[]): Array<Buffer | undefined> {
+    const answers: Array<Buffer | undefined> = new Array(hits.length);
+    const order = hits.map((_, i) => i);
+    order.sort((a, b) => hits[a]!.segment - hits[b]!.segment || hits[a]!.offset - hits[b]!.offset);
+    let k = 0;
+    while (k < order.length) {
+      const first = hits[order[k]!]!;
+      let end = first.offset + first.length;
+      let m = k + 1;
+      for (; m < order.length; m++) {
+        const next = hits[order[m]!]!;
+        if (next.segment !== first.segment || next.offset > end + READ_GAP) break;
+        const nextEnd = Math.max(end, next.offset + next.length);
+        if (nextEnd - first.offset > MAX_READ) break;
+        end = nextEnd;
+      }
+      const span = Buffer.allocUnsafe(end - first.offset);
+      const read = readFully(this.#segments[first.segment]!.fd, span, first.offset);
+      for (let j = k; j < m; j++) {
+        const hit = hits[order[j]!]!;
+        const from = hit.offset - first.offset;
+        if (from + hit.length <= read) answers[order[j]!] = span.subarray(from, from + hit.length);
+      }
+      k = m;
+    }
+    return answers;
   }
 
   close(): void {

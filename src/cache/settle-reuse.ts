@@ -86,7 +86,7 @@ export async function settleReuse(runDir: string, results: string, options: Sett
           if (waiting) await waiting;
         }
         for (const dup of dups.get(hex) ?? []) {
-          const text = Buffer.concat([withCustomId(line, dup), NEWLINE]);
+          const text = withCustomId(line, dup, false, true);
           const waiting = fanout!.appendBytes(text, 0, text.length);
           settled.fannedOut++;
           if (waiting) await waiting;
@@ -106,8 +106,6 @@ export async function settleReuse(runDir: string, results: string, options: Sett
     throw error;
   }
 }
-
-const NEWLINE = Buffer.from('\n');
 
 /** The records of request-keys.tsv. */
 async function* keyRecords(path: string): AsyncGenerator<{ id: string; hex: string; kind: string }> {

@@ -107,3 +107,53 @@ describe('RequestReuse records', () => {
     expect(summary).toMatchObject({ keyed: 5, sent: 4, duplicates: 1 });
   });
 });
+
+describe('KeySet, keys at any byte offset', () => {
+  it('gives the same verdicts for keys read as words and byte by byte', () => {
+    const n = 20_000;
+    // The same keys at offset 0 (read as words) and at offset 1 (read byte by byte).
+    const aligned = new Uint8Array(n * KEY_BYTES);
+    const shifted = new Uint8Array(n * KEY_BYTES + 1);
+    for (let i = 0; i < n; i++) {
+      const key = requestKey(Buffer.from(`{"n":${i % 7_000}}`));
+      aligned.set(key, i * KEY_BYTES);
+      shifted.set(key, 1 + i * KEY_BYTES);
+    }
+    const words = new KeySet();
+    const bytes = new KeySet();
+    const mixed = new KeySet();
+    for (let i = 0; i < n; i++) {
+      const verdict = words.add(aligned, i * KEY_BYTES);
+      expect(bytes.add(shifted, 1 + i * KEY_BYTES)).toBe(verdict);
+      // One table fed both ways finds a key whichever way it was added.
+      expect(mixed.add(i % 2 === 0 ? aligned : shifted, (i % 2) + i * KEY_BYTES)).toBe(verdict);
+    }
+    expect([words.size, bytes.size, mixed.size]).toEqual([7_000, 7_000, 7_000]);
+  });
+});
+
+describe('RequestReuse records, many', () => {
+  it('writes every record in order across its blocks, ids escaped as JSON', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bp-reuse-many-'));
+    const reuse = new RequestReuse(dir, { dedup: 'on', cache: undefined });
+    const n = 30_000;
+    const id = (i: number) => (i % 11 === 0 ? `r "${i}"\t\\ é 😀` : `row-${i}`);
+    const keys = new Uint8Array(n * KEY_BYTES);
+    const expected: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const line = Buffer.from(JSON.stringify({ custom_id: id(i), ...body(`text ${i % 1000}`) }));
+      keys.set(requestKey(line), i * KEY_BYTES);
+      reuse.take(line, 0, line.length, id(i), undefined, keys, i * KEY_BYTES);
+      await reuse.waiting();
+      expected.push(
+        `${JSON.stringify(id(i))}\t${keyHex(keys.subarray(i * KEY_BYTES))}\t${i < 1000 ? 's' : 'd'}`,
+      );
+    }
+    const summary = await reuse.finish();
+    const records = readFileSync(join(dir, REQUEST_KEYS_FILE), 'utf8').split('\n').slice(0, -1);
+    expect(records).toEqual(expected);
+    const digest = createHash('sha256');
+    for (const record of records) digest.update(`${record.slice(0, -1)}\n`);
+    expect(summary.digest).toBe(digest.digest('hex'));
+  });
+});

@@ -3,7 +3,7 @@ import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
 import { ID_SLOT } from './line-template.js';
-import { isSameDraw, KEY_BYTES, requestKey } from './request-key.js';
+import { customIdValueRange, isSameDraw, KEY_BYTES, requestKeyInto } from './request-key.js';
 import { RowHash, writeRowIdBytes } from './row-hash.js';
 
 /** What rendering needs, all of it plain data (it crosses to worker threads). */
@@ -65,9 +65,12 @@ export class LineRenderer {
   #resolved: Resolved | undefined;
   /** Whether lines get keys: decided on the first line (a template's lines are all same draws, or none is). */
   #keyed: boolean | undefined;
+  /** The custom_id is the line's first slot and the key's search would find it there (see idLeads). */
+  readonly #idLeads: boolean;
 
   constructor(plan: RenderPlan) {
     this.#plan = plan;
+    this.#idLeads = idLeads(plan);
   }
 
   render(rows: RowBatch, writer: ByteWriter): RenderedLines {
@@ -102,12 +105,16 @@ export class LineRenderer {
       }
       const start = writer.pos;
       hash.reset();
+      let idFrom = -1;
+      let idTo = -1;
       for (let s = 0; s < slots.length; s++) {
         writer.writeBytes(pieces[s]!);
         const slot = slots[s]!;
         if (slot === ID_SLOT) {
+          idFrom = writer.pos;
           if (id === undefined) writer.pos = writeRowIdBytes(writer.ensure(30), writer.pos, index, false);
           else writeId(writer, id);
+          idTo = writer.pos;
         } else {
           const ref = resolved.refs[slot];
           if (csv === undefined || ref === undefined || !writePlainCell(csv, i, ref, writer, hash, range)) {
@@ -127,7 +134,8 @@ export class LineRenderer {
         this.#keyed ??= this.#plan.requestKeys === 'on' || isSameDraw(line, start, writer.pos);
         if (this.#keyed) {
           keys ??= new Uint8Array(n * KEY_BYTES);
-          keys.set(requestKey(line, start, writer.pos), i * KEY_BYTES);
+          if (this.#idLeads) requestKeyInto(line, start, writer.pos, keys, i * KEY_BYTES, idFrom, idTo);
+          else requestKeyInto(line, start, writer.pos, keys, i * KEY_BYTES);
         }
       }
       if (emptyCheck && resolved.refs.every((ref) => ref === undefined || textIsEmpty(rows, i, ref)))
@@ -173,6 +181,20 @@ function writePlainCell(
   if (!hash.copyCsvCell(csv.buffer, start, end, range[2]!, out, at)) return false;
   writer.pos = at + end - start;
   return true;
+}
+
+/**
+ * Whether the key's search for the custom_id (customIdValueRange) finds it at the template's first
+ * slot on every line: the first piece leads to the id's value and holds no earlier `"custom_id"`,
+ * and a quote follows the id (written JSON-escaped, it holds none unescaped). Then the renderer
+ * passes where it wrote the id instead of searching for it.
+ */
+function idLeads(plan: RenderPlan): boolean {
+  const { pieces, slots } = plan;
+  if (slots[0] !== ID_SLOT || pieces[1]?.[0] !== 0x22) return false;
+  const first = Buffer.from(pieces[0]!);
+  const found = customIdValueRange(Buffer.concat([first, Buffer.from('x"')]));
+  return found?.[0] === first.length && found[1] === first.length + 1;
 }
 
 function textIsEmpty(rows: RowBatch, i: number, ref: CellRef): boolean {
