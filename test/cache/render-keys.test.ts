@@ -63,4 +63,34 @@ describe('keys made as lines are rendered', () => {
       expect(key, id).toBe(definedKey(written.get(id)!));
     }
   });
+
+  it('are the defined keys when ids are row numbers written as digits (no id column)', async () => {
+    const rows = RENDER_THREAD_AFTER_ROWS + 3000;
+    const lines = ['text'];
+    for (let i = 0; i < rows; i++) lines.push(csvCell(`text ${i % 991} "q" ✓`));
+    const input = join(dir, 'plain.csv');
+    writeFileSync(input, `${lines.join('\n')}\n`);
+    const outDir = join(dir, 'plain-out');
+    const result = await prepare(input, {
+      outDir,
+      model: 'qwen-plus',
+      template: 'Say {{text}}',
+      temperature: 0,
+      provider: 'local',
+      dedup: 'auto',
+    });
+    expect(result.reuse).toMatchObject({ keyed: rows, sent: 991, duplicates: rows - 991 });
+    const written = new Map<string, string>();
+    for (const file of readdirSync(outDir).filter((f) => /^(requests-.*|reused\.requests)\.jsonl$/.test(f)))
+      for (const line of readFileSync(join(outDir, file), 'utf8').split('\n').slice(0, -1))
+        written.set((JSON.parse(line) as { custom_id: string }).custom_id, line);
+    const records = readFileSync(join(outDir, REQUEST_KEYS_FILE), 'utf8').split('\n').slice(0, -1);
+    expect(records).toHaveLength(rows);
+    for (const [i, record] of records.entries()) {
+      const [idJson, key] = record.split('\t');
+      const id = JSON.parse(idJson!) as string;
+      expect(id).toBe(`row-${i + 1}`);
+      expect(key, id).toBe(definedKey(written.get(id)!));
+    }
+  });
 });
