@@ -234,7 +234,9 @@ describe('a join reads only the columns its first pass needs', () => {
       prompt_tokens: 20,
       completion_tokens: 3,
     });
-    expect(Object.keys(rows[0]!.values).slice(0, Object.keys(expected).length)).toEqual(Object.keys(expected));
+    expect(Object.keys(rows[0]!.values).slice(0, Object.keys(expected).length)).toEqual(
+      Object.keys(expected),
+    );
     expect(rows.map((r) => r.index)).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1));
   });
 
@@ -269,7 +271,9 @@ describe('a join reads only the columns its first pass needs', () => {
     expect(summary.rows).toBe(5000);
     expect(summary.statuses).toMatchObject({ ok: 4999, stale: 1 });
     const lines = readFileSync(out, 'utf8').trimEnd().split('\n');
-    expect(lines[0]).toBe('n,txt,other,status,content,error_code,error_message,prompt_tokens,completion_tokens');
+    expect(lines[0]).toBe(
+      'n,txt,other,status,content,error_code,error_message,prompt_tokens,completion_tokens',
+    );
     expect(lines[4001]).toMatch(/^4000,edited,x,stale,/);
     expect(lines[3]).toMatch(/^2,text 2,y,ok,a2,/);
     expect(lines).toHaveLength(5001);
