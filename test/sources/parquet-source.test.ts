@@ -240,6 +240,19 @@ describe('a join reads only the columns its first pass needs', () => {
     expect(rows.map((r) => r.index)).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1));
   });
 
+  it("a template column the file lacks is named, with the file's columns listed", async () => {
+    await expect(
+      prepare(files['zstd-V1']!, {
+        outDir: join(dir, 'lacking'),
+        template: '{{nothing_here}}',
+        model: 'qwen-plus',
+      }),
+    ).rejects.toMatchObject({
+      code: 'BP_TEMPLATE_MISSING_COLUMN',
+      message: expect.stringMatching(/no column "nothing_here" \(columns: id, .*txt/),
+    });
+  });
+
   it('without an id column the first pass decodes nothing; row hashes read their columns', async () => {
     const source = join(dir, 'hashed.parquet');
     const changed = join(dir, 'hashed-changed.parquet');
