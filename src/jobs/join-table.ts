@@ -75,7 +75,11 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
     badLines: opts.badLines,
     onProblem: opts.onProblem,
   });
-  const joined = joinResults({ source: () => openTable(source, table, new WarningLog()), ...join });
+  const joined = joinResults({
+    // The first pass reads only the columns it needs, where the format allows (Parquet).
+    source: (columns) => openTable(source, table, new WarningLog(), columns),
+    ...join,
+  });
   const sink = tableSinkFor(out, written, { rowGroupSize: opts.rowGroupSize, compression: opts.compression });
   const { onEvent, expectedRows: total } = opts;
   const progress = onEvent

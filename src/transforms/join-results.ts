@@ -34,8 +34,12 @@ import type { Rejection, Row, RowValues } from '../types.js';
 export type { ExtraColumn, JoinSummary };
 export { EXTRA_COLUMNS };
 
-/** Where the join reads source rows: a path (read twice), a factory (called twice), or a stream (spilled to disk). */
-export type JoinSource = string | Readable | (() => Readable);
+/**
+ * Where the join reads source rows: a path (read twice), a factory (called twice), or a stream
+ * (spilled to disk). The factory's first call is given the columns that pass reads (the id column,
+ * the hashed ones): a columnar source may read only those (parquetSource's `columns`).
+ */
+export type JoinSource = string | Readable | ((columns?: readonly string[]) => Readable);
 
 /** Default partitions: at a million results each holds about 8k, a few MB. */
 export const JOIN_PARTITIONS = 128;
@@ -87,7 +91,10 @@ const JoinResultsOptions = z.strictObject({
   source: z.union([
     z.string().min(1),
     z.custom<Readable>((v) => v instanceof Readable, 'expected a Readable'),
-    z.custom<() => Readable>((v) => typeof v === 'function', 'expected a function'),
+    z.custom<(columns?: readonly string[]) => Readable>(
+      (v) => typeof v === 'function',
+      'expected a function',
+    ),
   ]),
   ...JoinFields,
 });
@@ -229,10 +236,10 @@ class JoinResults extends Duplex implements JoinResultsStream, BatchEmitter {
     return this.#join.parser.problems;
   }
 
-  readonly #openRows: OpenRows = (pass) => {
+  readonly #openRows: OpenRows = (pass, columns) => {
     const source = this.#source;
-    if (typeof source === 'string') return readTableBatches(source);
-    if (typeof source === 'function') return rowBatchesOf(source());
+    if (typeof source === 'string') return readTableBatches(source, columns);
+    if (typeof source === 'function') return rowBatchesOf(columns ? source(columns) : source());
     return pass === 1 ? this.#spillWhileReading(source) : this.#spilled();
   };
 

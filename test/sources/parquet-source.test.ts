@@ -192,3 +192,103 @@ describe('joinResults from a Parquet path', () => {
     expect(rows.map((r) => r.index)).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1));
   });
 });
+
+describe('a join reads only the columns its first pass needs', () => {
+  it('parquetSource with no column the file has still counts every row, from the metadata', async () => {
+    const { rowBatchesOf } = await import('../../src/streams/row-batches.js');
+    let rows = 0;
+    for await (const batch of rowBatchesOf(parquetSource(files['zstd-V1']!, { columns: ['absent'] }))) {
+      // The batch names the table's columns though it read none of them.
+      expect(batch.tableColumns).toContain('txt');
+      expect(batch.keys(0)).toEqual([]);
+      for (let i = 0; i < batch.length; i++) expect(batch.index(i)).toBe(++rows);
+    }
+    expect(rows).toBe(ROWS);
+  });
+
+  it('the first pass is asked for the id column only, the second for every column', async () => {
+    const results = join(dir, 'results-projected.jsonl');
+    writeFileSync(results, `${answerLine({ custom_id: String(9007199254740993n + 7n), content: 'a7' })}\n`);
+    const asked: Array<readonly string[] | undefined> = [];
+    const rows = await collect<Row>(
+      resultSource(results).pipe(
+        joinResults({
+          source: (columns) => {
+            asked.push(columns);
+            return parquetSource(files['snappy-V2']!, columns ? { columns: [...columns] } : {});
+          },
+          idColumn: 'id',
+        }),
+      ),
+    );
+    expect(asked).toEqual([['id'], undefined]);
+    expect(rows).toHaveLength(ROWS);
+    const expected = expectedValues(7);
+    delete expected.u32;
+    expect(rows[7]!.values).toEqual({
+      ...expected,
+      status: 'ok',
+      content: 'a7',
+      error_code: null,
+      error_message: null,
+      prompt_tokens: 20,
+      completion_tokens: 3,
+    });
+    expect(Object.keys(rows[0]!.values).slice(0, Object.keys(expected).length)).toEqual(
+      Object.keys(expected),
+    );
+    expect(rows.map((r) => r.index)).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1));
+  });
+
+  it("a template column the file lacks is named, with the file's columns listed", async () => {
+    await expect(
+      prepare(files['zstd-V1']!, {
+        outDir: join(dir, 'lacking'),
+        template: '{{nothing_here}}',
+        model: 'qwen-plus',
+      }),
+    ).rejects.toMatchObject({
+      code: 'BP_TEMPLATE_MISSING_COLUMN',
+      message: expect.stringMatching(/no column "nothing_here" \(columns: id, .*txt/),
+    });
+  });
+
+  it('without an id column the first pass decodes nothing; row hashes read their columns', async () => {
+    const source = join(dir, 'hashed.parquet');
+    const changed = join(dir, 'hashed-changed.parquet');
+    const db = await duckdb();
+    const select = (edit: string) =>
+      `SELECT i AS n, 'text ' || i AS txt, ${edit} AS other FROM range(5000) t(i)`;
+    await db.run(`COPY (${select("'x'")}) TO '${source}' (FORMAT parquet, ROW_GROUP_SIZE 1024)`);
+    // Row 4001 changes a column its prompt uses; row 3 a column it does not.
+    await db.run(
+      `COPY (SELECT n, CASE WHEN n = 4000 THEN 'edited' ELSE txt END AS txt, CASE WHEN n = 2 THEN 'y' ELSE other END AS other FROM read_parquet('${source}')) TO '${changed}' (FORMAT parquet, ROW_GROUP_SIZE 1024)`,
+    );
+    db.close();
+    const outDir = join(dir, 'hashed-prepared');
+    await prepare(source, { outDir, template: '{{txt}}', model: 'qwen-plus' });
+    const results = join(dir, 'results-hashed.jsonl');
+    writeFileSync(
+      results,
+      `${Array.from({ length: 5000 }, (_, i) => answerLine({ custom_id: `row-${i + 1}`, content: `a${i}` })).join('\n')}\n`,
+    );
+    const { joinTable } = await import('../../src/jobs/join-table.js');
+    const out = join(dir, 'hashed-joined.csv');
+    const summary = await joinTable({
+      source: changed,
+      results: [results],
+      out,
+      rowHashes: [join(outDir, 'row-hashes.tsv')],
+      allowStale: true,
+    });
+    expect(summary.rows).toBe(5000);
+    expect(summary.statuses).toMatchObject({ ok: 4999, stale: 1 });
+    const lines = readFileSync(out, 'utf8').trimEnd().split('\n');
+    expect(lines[0]).toBe(
+      'n,txt,other,status,content,error_code,error_message,prompt_tokens,completion_tokens',
+    );
+    expect(lines[4001]).toMatch(/^4000,edited,x,stale,/);
+    expect(lines[3]).toMatch(/^2,text 2,y,ok,a2,/);
+    expect(lines).toHaveLength(5001);
+  });
+});

@@ -1,4 +1,4 @@
-import type { Data, DataType, Field, RecordBatch, Schema } from 'apache-arrow';
+import type { Data, DataType, Field, Int64, RecordBatch, Schema, Utf8 } from 'apache-arrow';
 import { BatchpipeError } from '../../errors.js';
 import type { RowValues } from '../../types.js';
 import { JoinedRowBatch } from '../join/joined-row-batch.js';
@@ -61,7 +61,7 @@ export class ArrowBatchBuilder {
       }
       const values = new Array<unknown>(rows.length);
       for (let i = 0; i < rows.length; i++) values[i] = plan.value!(rows, i, cells?.[i]);
-      return a.vectorFromArray(values, plan.field.type).data[0]!;
+      return plainData(a, plan.field.type, values) ?? a.vectorFromArray(values, plan.field.type).data[0]!;
     });
     this.#schema ??= new a.Schema(plans.map((p) => p.field));
     const struct = a.makeData({
@@ -226,6 +226,54 @@ function jsonType(schema: Record<string, unknown> | undefined): string | undefin
 }
 
 /** A value made to fit a column's type (apache-arrow's builders take bigints for int64, arrays for lists). */
+/**
+ * A utf8 or int64 column made straight from its values (strings, bigints, null), as vectorFromArray
+ * would make it, without its builders: they encode each string alone, and cost a join into Parquet
+ * more CPU than the rest of its result columns. Undefined for other types.
+ */
+function plainData(a: ArrowModule, type: DataType, values: readonly unknown[]): Data | undefined {
+  const t = type as unknown as { typeId: number; bitWidth?: number; isSigned?: boolean };
+  const utf8 = t.typeId === 5;
+  if (!utf8 && !(t.typeId === 2 && t.bitWidth === 64 && t.isSigned)) return undefined;
+  const length = values.length;
+  let nulls = 0;
+  let chars = 0;
+  for (let i = 0; i < length; i++) {
+    const value = values[i];
+    if (value === null) nulls++;
+    else if (typeof value !== (utf8 ? 'string' : 'bigint')) return undefined;
+    else if (utf8) chars += (value as string).length;
+  }
+  const nullBitmap = nulls > 0 ? new Uint8Array((length + 7) >> 3) : undefined;
+  const valid = (i: number) => {
+    if (nullBitmap) nullBitmap[i >> 3]! |= 1 << (i & 7);
+  };
+  if (!utf8) {
+    const data = new BigInt64Array(length);
+    for (let i = 0; i < length; i++) {
+      const value = values[i];
+      if (value === null) continue;
+      data[i] = value as bigint;
+      valid(i);
+    }
+    return a.makeData({ type: type as Int64, length, nullCount: nulls, nullBitmap, data });
+  }
+  // A UTF-16 unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4).
+  const bytes = Buffer.allocUnsafeSlow(chars * 3);
+  const valueOffsets = new Int32Array(length + 1);
+  let pos = 0;
+  for (let i = 0; i < length; i++) {
+    const value = values[i];
+    if (value !== null) {
+      pos += bytes.write(value as string, pos);
+      valid(i);
+    }
+    valueOffsets[i + 1] = pos;
+  }
+  const data = new Uint8Array(bytes.buffer, 0, pos);
+  return a.makeData({ type: type as Utf8, length, nullCount: nulls, nullBitmap, valueOffsets, data });
+}
+
 function fit(value: unknown, type: DataType, column: string): unknown {
   if (value === null || value === undefined) return null;
   const t = type as unknown as { typeId: number; bitWidth?: number; children?: Field[] };

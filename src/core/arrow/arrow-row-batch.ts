@@ -16,12 +16,15 @@ interface ArrowRef {
  */
 export class ArrowLayout {
   readonly names: readonly string[];
+  /** The table's columns, when only some were read (`names`); see RowBatch.tableColumns. */
+  readonly tableColumns: readonly string[] | undefined;
   readonly #fields: ReadonlyArray<{ name: string; type: unknown }>;
   readonly #refs = new Map<string, ArrowRef | undefined>();
 
-  constructor(schema: Schema) {
+  constructor(schema: Schema, tableColumns?: readonly string[]) {
     this.#fields = schema.fields;
     this.names = schema.fields.map((f) => f.name);
+    this.tableColumns = tableColumns;
   }
 
   ref(name: string): ArrowRef | undefined {
@@ -75,6 +78,10 @@ export class ArrowRowBatch implements RowBatch {
     this.length = length;
     this.#file = file;
     this.#firstIndex = firstIndex;
+  }
+
+  get tableColumns(): readonly string[] | undefined {
+    return this.layout.tableColumns;
   }
 
   /** The batch's columns (a sink that writes Arrow takes them as they are). */

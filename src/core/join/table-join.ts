@@ -28,8 +28,12 @@ interface KeyPassState {
   fewest: number;
 }
 
-/** A pass over the join's source, as row batches (the join reads its source twice). */
-export type OpenRows = (pass: 1 | 2) => AsyncIterable<RowBatch>;
+/**
+ * A pass over the join's source, as row batches (the join reads its source twice). The first pass
+ * is given the columns it reads (the id column, the hashed ones): a columnar source may read only
+ * those, its batches then naming the table's columns in `tableColumns`.
+ */
+export type OpenRows = (pass: 1 | 2, columns?: readonly string[]) => AsyncIterable<RowBatch>;
 
 /** How a join runs, every option resolved (joinResults' options, parsed). */
 export interface TableJoinSettings extends ParseSettings {
@@ -81,7 +85,9 @@ export class TableJoin {
   constructor(settings: TableJoinSettings, openRows: OpenRows) {
     this.#settings = settings;
     const slice = settings.slice;
-    this.#openRows = slice ? (pass) => slicedBatches(openRows(pass), slice, settings.idColumn) : openRows;
+    this.#openRows = slice
+      ? (pass, columns) => slicedBatches(openRows(pass, columns), slice, settings.idColumn)
+      : openRows;
     this.parser = new ResultParser(settings);
     this.#layout = new CellLayout(settings.cells);
     this.#idName = settings.idColumn;
@@ -233,7 +239,7 @@ export class TableJoin {
     let pool: RowHashPool | undefined;
     let read = 0;
     try {
-      for await (const rows of this.#openRows(1)) {
+      for await (const rows of this.#openRows(1, this.#keyColumns())) {
         read += rows.length;
         const transport = hasher && read > HASH_THREAD_AFTER_ROWS ? transportOf(rows) : undefined;
         if (transport) pool ??= new RowHashPool(this.#hashedColumns!);
@@ -253,6 +259,13 @@ export class TableJoin {
     return { columns, uneven: columns !== undefined && fewest < columns.length };
   }
 
+  /** The columns the first pass reads: the id column and the hashed ones (none: rows are only counted). */
+  #keyColumns(): string[] {
+    const columns = new Set(this.#hashedColumns ?? []);
+    if (this.#idName !== undefined) columns.add(this.#idName);
+    return [...columns];
+  }
+
   /** The keys (and row hashes, made here unless a thread made them) of one batch of the first pass. */
   async #keysOf(
     join: HashJoin,
@@ -266,7 +279,7 @@ export class TableJoin {
         this.#unread.push(rows.index(i));
         continue;
       }
-      const keys = rows.keys(i);
+      const keys = rows.tableColumns ?? rows.keys(i);
       if (state.columns === undefined) {
         state.columns = [];
         state.seen = new Set();

@@ -1,5 +1,6 @@
 import { openAsBlob } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import type { Schema } from 'apache-arrow';
 import { BatchpipeError } from '../../errors.js';
 import { readError } from '../../internal/read-error.js';
 import { loadArrow, loadParquet, parquetWasmCode } from '../arrow/arrow-lib.js';
@@ -45,12 +46,21 @@ export async function* readParquetBatches(
   let freed = false;
   try {
     const schema = arrow.tableFromIPC(pf.schema().intoIPCStream()).schema;
-    const columns = projection(
-      schema.fields.map((f) => f.name),
-      settings.columns,
-    );
-    refuseUnreadable(pf.metadata(), schema.fields, file);
-    const groups = pf.metadata().numRowGroups();
+    const names = schema.fields.map((f) => f.name);
+    const columns = projection(names, settings.columns);
+    // A batch of some columns still tells the table's own (a join's first pass lists them all).
+    const tableColumns = columns !== undefined && columns.length < names.length ? names : undefined;
+    const metadata = pf.metadata();
+    refuseUnreadable(metadata, schema.fields, file);
+    const groups = metadata.numRowGroups();
+    if (columns?.length === 0) {
+      // No column asked for: the rows are counted from the metadata, nothing is decoded.
+      const counts = metadata.rowGroups().map((group) => group.numRows());
+      pf.free();
+      freed = true;
+      yield* rowsWithoutColumns(new arrow.Schema([]), counts, file, tableColumns);
+      return;
+    }
     // The file's metadata is all this thread needs: the row groups are decoded on another.
     pf.free();
     freed = true;
@@ -66,7 +76,7 @@ export async function* readParquetBatches(
     });
     for await (const ipc of decoded) {
       const table = arrow.tableFromIPC(ipc);
-      layout ??= new ArrowLayout(table.schema);
+      layout ??= new ArrowLayout(table.schema, tableColumns);
       for (const batch of table.batches) {
         for (let start = 0; start < batch.numRows; start += ARROW_BATCH_ROWS) {
           const length = Math.min(ARROW_BATCH_ROWS, batch.numRows - start);
@@ -81,7 +91,28 @@ export async function* readParquetBatches(
   }
 }
 
-/** The file's columns to read for the names asked for; undefined to read them all. */
+/** Batches of rows with no column read: as many rows as the row groups hold. */
+function* rowsWithoutColumns(
+  schema: Schema,
+  counts: readonly number[],
+  file: string,
+  tableColumns: readonly string[] | undefined,
+): Generator<ArrowRowBatch> {
+  const layout = new ArrowLayout(schema, tableColumns);
+  let index = 1;
+  for (const rows of counts) {
+    for (let start = 0; start < rows; start += ARROW_BATCH_ROWS) {
+      const length = Math.min(ARROW_BATCH_ROWS, rows - start);
+      yield new ArrowRowBatch(layout, [], length, file, index);
+      index += length;
+    }
+  }
+}
+
+/**
+ * The file's columns to read for the names asked for (none, when the file has none of them: its rows
+ * are still counted); undefined to read them all.
+ */
 function projection(names: readonly string[], wanted: readonly string[] | undefined): string[] | undefined {
   if (wanted === undefined) return undefined;
   const chosen = new Set<string>();
@@ -89,8 +120,6 @@ function projection(names: readonly string[], wanted: readonly string[] | undefi
     if (names.includes(name)) chosen.add(name);
     else if (name.includes('.') && names.includes(name.split('.')[0]!)) chosen.add(name.split('.')[0]!);
   }
-  // Reading no column at all would lose the row count: keep the first.
-  if (chosen.size === 0 && names.length > 0) chosen.add(names[0]!);
   return names.filter((n) => chosen.has(n));
 }
 

@@ -117,7 +117,8 @@ export class RequestMaker {
       if (rows.rejection(i)) continue;
       const at: SourcePosition = { index: rows.index(i), file: rows.file(i), line: rows.line(i) };
       builder.checkFirst(
-        rows.keys(i),
+        // A columnar source read for the template's columns names the file's in tableColumns.
+        rows.tableColumns ?? rows.keys(i),
         (name) => {
           const ref = rows.ref(name);
           return ref !== undefined && rows.has(i, ref);

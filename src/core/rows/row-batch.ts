@@ -26,6 +26,11 @@ export interface RowBatch {
   index(i: number): number;
   line(i: number): number;
   file(i: number): string;
+  /**
+   * The table's columns, in order, when the source was asked for only some of them (a columnar file
+   * read for a few columns): `keys` then names those read. Undefined when every column was read.
+   */
+  readonly tableColumns?: readonly string[] | undefined;
   /** The entry's rejection, when the source could not read that row. */
   rejection(i: number): Rejection | undefined;
   /** The column names of entry `i`'s row, in order (a CSV header; a JSON object's own keys). */

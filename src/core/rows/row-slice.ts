@@ -140,6 +140,10 @@ export class SlicedRowBatch implements RowBatch {
     return this.#rows.layout;
   }
 
+  get tableColumns(): readonly string[] | undefined {
+    return this.#rows.tableColumns;
+  }
+
   index(i: number): number {
     return this.#rows.index(this.#keep[i]!);
   }

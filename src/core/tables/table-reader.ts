@@ -51,10 +51,13 @@ export function defaultRowParser(path: string): RowParser {
     : new CsvReader(path, defaultCsvSettings(path));
 }
 
-/** A table at a path read with its extension's defaults: Parquet and Arrow by record batch, text formats by chunk. */
-export function readTableBatches(path: string): AsyncGenerator<RowBatch> {
+/**
+ * A table at a path read with its extension's defaults: Parquet and Arrow by record batch, text
+ * formats by chunk. With `columns`, a Parquet file reads only those (see RowBatch.tableColumns).
+ */
+export function readTableBatches(path: string, columns?: readonly string[]): AsyncGenerator<RowBatch> {
   const format = formatOfPath(path);
-  if (format === 'parquet') return readParquetBatches(path, path);
+  if (format === 'parquet') return readParquetBatches(path, path, { columns });
   if (format === 'arrow' || format === 'arrows') return readArrowBatches(path, path);
   return readRowBatches(path, path, defaultRowParser(path));
 }
