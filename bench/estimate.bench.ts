@@ -39,7 +39,7 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { estimateShards } from '../src/cost/estimate.js';
-import { modelTokenRule, rawCounter } from '../src/cost/model-tokenizer.js';
+import { loadCounter, modelTokenRule, rawCounter } from '../src/cost/model-tokenizer.js';
 import { prepare } from '../src/jobs/prepare.js';
 import { resolveProfile } from '../src/providers/resolve-profile.js';
 import { writeBenchTable } from '../test/fixtures/make-fixtures.js';
@@ -116,6 +116,16 @@ for (const size of SIZES) {
       for (const t of texts) n += t === SYSTEM ? system : count(t);
       return n + overhead;
     };
+    // The counter estimateShards counts with (for o200k and cl100k gpt-tokenizer's pattern and
+    // vocabulary stepped without its allocations; for Qwen the tokenizer itself), on the same texts:
+    // what of estimateShards' time is counting and what is reading the lines.
+    const own = await loadCounter(rule.tokenizer);
+    const ownCounterAlone = () => {
+      let n = 0;
+      const system = own(SYSTEM);
+      for (const t of texts) n += t === SYSTEM ? system : own(t);
+      return n + overhead;
+    };
     const profile = resolveProfile({ provider, anyModel: true });
     const viaEstimate = async () => {
       const e = await estimateShards(out, prepared.shards, { profile });
@@ -127,6 +137,7 @@ for (const size of SIZES) {
     };
     // Warm both (the tokenizers load lazily, the JIT settles).
     alone();
+    ownCounterAlone();
     await viaEstimate();
     await viaThreads();
     const timed: Record<string, { ms: number[]; wallMs: number[]; tokens: number }> = {};
@@ -134,6 +145,7 @@ for (const size of SIZES) {
       for (const [name, run] of [
         ['tokenizer alone', alone],
         ['tokenizer alone, cached', cachedAlone],
+        ["estimate's counter alone, cached", ownCounterAlone],
         ['estimateShards', viaEstimate],
         [`estimateShards, ${THREADS} threads`, viaThreads],
       ] as const) {
