@@ -1,5 +1,3 @@
-import type { CountTokens } from './model-tokenizer.js';
-
 /**
  * A token counter for gpt-tokenizer's encodings (o200k_base, cl100k_base) that reads the encoding's
  * own split pattern and vocabulary and counts exactly as its `countTokens` does, at about 1.4x its
@@ -16,6 +14,9 @@ import type { CountTokens } from './model-tokenizer.js';
  * way the stepping does not expect. test/cost/bpe-count.test.ts holds the counts equal to the library's
  * on generated multi-script texts.
  */
+
+/** Counts the tokens of a text (model-tokenizer.ts's CountTokens, not imported: it imports this). */
+type CountTokens = (text: string) => number;
 
 /** The parts of gpt-tokenizer's BytePairEncodingCore (3.4.0) the counter reads. */
 interface BpeCore {
