@@ -30,7 +30,9 @@
  *   gpt-4o-mini  before: cached 2,628, estimateShards 3,448 (0.76x: NOT met)
  *                after:  cached 2,971, counter alone 2,090, estimateShards 2,932 (1.01x: met)
  *   qwen-plus    before: cached 32,117, estimateShards 31,428 (1.02x: met)
- *                after:  not finished when this was written (load average 21)
+ *                after:  not finished (stopped at load 21); at --sizes 20000, after/before/after one
+ *                after another: 0.94x / 1.00x / 0.82x, the counter alone (the same tokenizer as the
+ *                baseline) 0.99x and 0.94x: the load decides these more than the code
  *
  * Reading: with the Qwen tokenizer (about 0.6M tokens a second) tokenizing is nearly all the time.
  * gpt-tokenizer counts o200k ten times faster, so reading the lines shows: ~0.8 s per 100,000 review
