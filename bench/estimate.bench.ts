@@ -29,6 +29,7 @@
  * unescaping, run one after the other:
  *   gpt-4o-mini  before: cached 2,628, estimateShards 3,448 (0.76x: NOT met)
  *                after:  cached 2,971, counter alone 2,090, estimateShards 2,932 (1.01x: met)
+ *                again at load 5-3: before 2,583 / 3,435 (0.75x); after 2,911 / 2,033 / 2,852 (1.02x)
  *   qwen-plus    before: cached 32,117, estimateShards 31,428 (1.02x: met)
  *                after:  not finished (stopped at load 21); at --sizes 20000, after/before/after one
  *                after another: 0.94x / 1.00x / 0.82x, the counter alone (the same tokenizer as the
