@@ -19,6 +19,19 @@ const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 const COMMA = 0x2c;
 const COLON = 0x3a;
+/** What the character after a backslash stands for (JSON's escapes but \u). */
+const UNESCAPED: Array<string | undefined> = [];
+for (const [c, text] of Object.entries({
+  '"': '"',
+  '\\': '\\',
+  '/': '/',
+  b: '\b',
+  f: '\f',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+}))
+  UNESCAPED[c.charCodeAt(0)] = text;
 
 const key = (name: string) => Buffer.from(name, 'latin1');
 const BODY = key('body');
@@ -34,6 +47,33 @@ const LEFT_TO_PARSE = ['response_format', 'input'].map(key);
 
 /** Thrown inside the scanner when a line is not of the shape it reads; never leaves it. */
 const UNUSUAL = Symbol('unusual');
+
+/**
+ * A JSON string's content with its escapes undone, as JSON.parse gives it: the text between escapes
+ * kept (slices of the decoded span), each escape's character put in between. Decoding the span once
+ * and undoing its few escapes here costs a third of what decoding it and then JSON.parse did.
+ */
+function unescaped(span: string): string {
+  let text = '';
+  let start = 0;
+  for (let p = span.indexOf('\\'); p !== -1; p = span.indexOf('\\', start)) {
+    const c = span.charCodeAt(p + 1);
+    if (c === 0x75 /* u */) {
+      // Four hex digits: one UTF-16 code unit (a lone surrogate stays one, as in JSON.parse).
+      const hex = span.slice(p + 2, p + 6);
+      if (!HEX4.test(hex)) throw UNUSUAL;
+      text += span.slice(start, p) + String.fromCharCode(Number.parseInt(hex, 16));
+      start = p + 6;
+    } else {
+      const char = UNESCAPED[c];
+      if (char === undefined) throw UNUSUAL;
+      text += span.slice(start, p) + char;
+      start = p + 2;
+    }
+  }
+  return start === 0 ? span : text + span.slice(start);
+}
+const HEX4 = /^[0-9a-fA-F]{4}$/;
 
 /** Roles handed out as constants rather than decoded each line. */
 const ROLES = ['system', 'user', 'assistant', 'developer', 'tool'].map((role) => [key(role), role] as const);
@@ -176,10 +216,8 @@ export class RequestScanner {
   }
 
   #decode(from: number, to: number, escaped: boolean): string {
-    // Escapes are JSON's to undo: JSON.parse of the string alone does it exactly.
-    return escaped
-      ? (JSON.parse(this.#line.toString('utf8', from - 1, to + 1)) as string)
-      : this.#line.toString('utf8', from, to);
+    const text = this.#line.toString('utf8', from, to);
+    return escaped ? unescaped(text) : text;
   }
 
   #stringValue(): unknown {
@@ -229,7 +267,7 @@ export class RequestScanner {
   #string(): boolean {
     const line = this.#line;
     const from = this.#pos + 1;
-    const quote = line.indexOf(QUOTE, from);
+    let quote = line.indexOf(QUOTE, from);
     if (quote === -1) throw UNUSUAL;
     this.#from = from;
     // Where the next backslash is, found once for the rest of the line rather than once a string.
@@ -237,22 +275,20 @@ export class RequestScanner {
       this.#slash = line.indexOf(BACKSLASH, from);
       if (this.#slash === -1) this.#slash = line.length;
     }
-    if (this.#slash > quote) {
-      this.#pos = quote + 1;
-      this.#to = quote;
-      return false;
-    }
-    // Escapes: the string ends at the first quote no backslash escapes.
-    for (let p = this.#slash; p < line.length; p++) {
-      const c = line[p];
-      if (c === BACKSLASH) p++;
-      else if (c === QUOTE) {
-        this.#pos = p + 1;
-        this.#to = p;
-        return true;
+    const escaped = this.#slash < quote;
+    // Escapes: the string ends at the first quote after an even run of backslashes (found natively,
+    // not byte by byte: a text's escapes are few and far between).
+    if (escaped)
+      for (;;) {
+        let p = quote - 1;
+        while (line[p] === BACKSLASH) p--;
+        if ((quote - p) % 2 === 1) break;
+        quote = line.indexOf(QUOTE, quote + 1);
+        if (quote === -1) throw UNUSUAL;
       }
-    }
-    throw UNUSUAL;
+    this.#pos = quote + 1;
+    this.#to = quote;
+    return escaped;
   }
 
   /** true, false or null. */

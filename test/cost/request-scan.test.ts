@@ -150,6 +150,26 @@ describe('RequestScanner', () => {
     expect(scanner.scanned).toBeGreaterThan(0);
   });
 
+  it('undoes every JSON escape itself as JSON.parse does, and leaves a bad escape to JSON.parse', () => {
+    const scanner = new RequestScanner();
+    const contents = [
+      String.raw`\u00e9\u00E9 \ud83d\ude00 lone \ud83d end`,
+      String.raw`\/ \b \f \n \r \t \" \\ \\\" \\\\`,
+      String.raw`\"quoted\" at both ends\"`,
+      String.raw`\\`,
+      String.raw`é 中 😀 \n é 中 😀 \u4e2d`,
+      String.raw`\u0000\u001F\u2028`,
+    ];
+    for (const content of contents)
+      agree(scanner, `{"custom_id":"a","body":{"messages":[{"role":"user","content":"${content}"}]}}`);
+    expect(scanner.scanned).toBe(contents.length);
+    expect(scanner.parsed).toBe(0);
+    for (const bad of [String.raw`\x41`, String.raw`\u12`, String.raw`\u12G4`, String.raw`\ `])
+      expect(() =>
+        scanner.body(Buffer.from(`{"body":{"messages":[{"role":"user","content":"${bad}"}]}}`)),
+      ).toThrow(SyntaxError);
+  });
+
   it('throws as JSON.parse does on a line that is not JSON', () => {
     const scanner = new RequestScanner();
     for (const line of [
