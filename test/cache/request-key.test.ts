@@ -5,19 +5,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KeySet } from '../../src/cache/key-set.js';
 import { REQUEST_KEYS_FILE, RequestReuse } from '../../src/cache/request-reuse.js';
-import { customIdValueRange, KEY_BYTES, keyHex, requestKey } from '../../src/core/requests/request-key.js';
-
-/** The key as defined: SHA-256 of the line without its custom_id's value (and trailing newline), 16 bytes. */
-function definedKey(line: string): string {
-  const bytes = Buffer.from(line.endsWith('\n') ? line.slice(0, -1) : line);
-  const value = customIdValueRange(bytes);
-  const hash = createHash('sha256');
-  if (value) {
-    hash.update(bytes.subarray(0, value[0]));
-    hash.update(bytes.subarray(value[1]));
-  } else hash.update(bytes);
-  return hash.digest().subarray(0, KEY_BYTES).toString('hex');
-}
+import { KEY_BYTES, keyHex, requestKey } from '../../src/core/requests/request-key.js';
+import { definedKey } from '../support/request-keys.js';
 
 const body = (text: string) => ({
   method: 'POST',
