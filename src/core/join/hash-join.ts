@@ -335,8 +335,7 @@ export class HashJoin {
     let largest = 0;
     for (let p = 0; p < this.#partitions; p++) {
       let partition = 0;
-      for (const file of [...this.#adopted, this.#results!])
-        for (let b = 0; b < file.blockCount(p); b++) partition += file.blockLength(p, b);
+      for (const file of [...this.#adopted, this.#results!]) partition += file.partitionLength(p);
       bytes += partition;
       largest = Math.max(largest, partition);
     }

@@ -89,7 +89,7 @@ export async function joinPartition(
   scratch: JoinScratch = new JoinScratch(),
 ): Promise<JoinedPartition> {
   let size = 0;
-  for (const file of results) for (let b = 0; b < file.blockCount(p); b++) size += file.blockLength(p, b);
+  for (const file of results) size += file.partitionLength(p);
   if (scratch.results.length < size)
     scratch.results = Buffer.allocUnsafe(Math.max(size, 2 * scratch.results.length));
   const data = scratch.results;

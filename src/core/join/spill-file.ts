@@ -72,19 +72,9 @@ export class SpillFile {
 
   /** Adds text (whole lines) to a partition; returns a promise only when the caller should wait. */
   append(partition: number, text: string): Promise<void> | undefined {
-    let block = this.#pending[partition];
-    let filled = this.#filled[partition]!;
-    let waiting: Promise<void> | undefined;
-    const most = text.length * MAX_BYTES_PER_CHAR;
-    if (block && filled + most > block.length) {
-      waiting = this.flushPartition(partition);
-      block = undefined;
-      filled = 0;
-    }
-    // A line longer than a block gets a block of its own size.
-    block ??= this.#pending[partition] =
-      most > BLOCK_BYTES ? Buffer.allocUnsafe(most) : (this.#free.pop() ?? Buffer.allocUnsafe(BLOCK_BYTES));
-    this.#filled[partition] = filled + block.write(text, filled, 'utf8');
+    const waiting = this.#reserve(partition, text.length * MAX_BYTES_PER_CHAR);
+    const filled = this.#filled[partition]!;
+    this.#filled[partition] = filled + this.#pending[partition]!.write(text, filled, 'utf8');
     return waiting;
   }
 
@@ -101,24 +91,28 @@ export class SpillFile {
     bStart: number,
     bEnd: number,
   ): Promise<void> | undefined {
-    const length = aEnd - aStart + bEnd - bStart + 2;
-    let block = this.#pending[partition];
-    let filled = this.#filled[partition]!;
-    let waiting: Promise<void> | undefined;
-    if (block && filled + length > block.length) {
-      waiting = this.flushPartition(partition);
-      block = undefined;
-      filled = 0;
-    }
-    block ??= this.#pending[partition] =
-      length > BLOCK_BYTES
-        ? Buffer.allocUnsafe(length)
-        : (this.#free.pop() ?? Buffer.allocUnsafe(BLOCK_BYTES));
-    filled = copyBytes(a, aStart, aEnd, block, filled);
+    const waiting = this.#reserve(partition, aEnd - aStart + bEnd - bStart + 2);
+    const block = this.#pending[partition]!;
+    let filled = copyBytes(a, aStart, aEnd, block, this.#filled[partition]!);
     block[filled++] = TAB;
     filled = copyBytes(b, bStart, bEnd, block, filled);
     block[filled++] = LF;
     this.#filled[partition] = filled;
+    return waiting;
+  }
+
+  /**
+   * Makes room for `most` bytes in a partition's pending block: a full block goes to disk first (the
+   * promise returned, when there is one, is the caller's to wait on). A line longer than a block gets
+   * a block of its own size.
+   */
+  #reserve(partition: number, most: number): Promise<void> | undefined {
+    const block = this.#pending[partition];
+    if (block && this.#filled[partition]! + most <= block.length) return undefined;
+    const waiting = block ? this.flushPartition(partition) : undefined;
+    this.#pending[partition] =
+      most > BLOCK_BYTES ? Buffer.allocUnsafe(most) : (this.#free.pop() ?? Buffer.allocUnsafe(BLOCK_BYTES));
+    this.#filled[partition] = 0;
     return waiting;
   }
 
@@ -187,6 +181,13 @@ export class SpillFile {
   /** Bytes of one block of a partition. */
   blockLength(partition: number, block: number): number {
     return this.#blocks[partition]![block * 2 + 1]!;
+  }
+
+  /** Bytes of all a partition's blocks (after `flush`). */
+  partitionLength(partition: number): number {
+    let length = 0;
+    for (let b = 0; b < this.blockCount(partition); b++) length += this.blockLength(partition, b);
+    return length;
   }
 
   /** Reads one block of a partition into the front of `into` (at least `blockLength` bytes). */
