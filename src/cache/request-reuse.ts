@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { isSameDraw, KEY_BYTES, requestKey } from '../core/requests/request-key.js';
 import { BatchpipeError } from '../errors.js';
 import { BufferedFile } from '../internal/buffered-file.js';
+import { MAX_ESCAPE_GROWTH, writeJsonId } from '../internal/json-bytes.js';
 import { withCustomId } from './custom-id-line.js';
 import { KeySet } from './key-set.js';
 import type { CacheHit, ResultCache } from './result-cache.js';
@@ -148,16 +149,15 @@ export class RequestReuse {
    * id's JSON) and adds it to the digest's block; returns where the record's kind goes.
    */
   #named(id: string, key: Uint8Array, at: number): number {
-    // Up to 3 bytes a UTF-16 unit and two quotes (JSON escapes of plain ids are rare: measured
-    // below), the key's 32 digits, two tabs, the kind and a newline.
-    const most = id.length * 6 + 2 + 36;
+    // The id's room (writeJsonId), the key's 32 digits, two tabs, the kind and a newline.
+    const most = id.length * MAX_ESCAPE_GROWTH + 2 + 36;
     if (this.#recordsPos + most > this.#records.length) {
       this.#flushRecords();
       if (most > this.#records.length) this.#records = Buffer.allocUnsafe(most);
     }
     const records = this.#records;
     const from = this.#recordsPos;
-    let n = writeIdJson(records, from, id);
+    let n = writeJsonId(records, from, id, true);
     records[n++] = TAB;
     for (let i = at; i < at + KEY_BYTES; i++) {
       const byte = key[i]!;
@@ -269,26 +269,6 @@ const RECORDS_BLOCK = 64 * 1024;
 /** Cached answers read at once (a few MB of answers at most, read in as few calls as their places allow). */
 const HITS_READ_TOGETHER = 4096;
 const TAB = 0x09;
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
 const LF = 0x0a;
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
 const KIND_BYTES = { s: 0x73, d: 0x64, c: 0x63 } as const;
-
-/**
- * Writes `JSON.stringify(id)` into `to` at `at` (room for 6 bytes a unit and the quotes assumed);
- * returns where it ends. A plain id (printable ASCII, no quote or backslash) is written a byte a
- * character, the rest through JSON.stringify.
- */
-function writeIdJson(to: Buffer, at: number, id: string): number {
-  let n = at;
-  to[n++] = QUOTE;
-  for (let k = 0; k < id.length; k++) {
-    const c = id.charCodeAt(k);
-    if (c < 0x20 || c === QUOTE || c === BACKSLASH || c > 0x7e)
-      return at + to.write(JSON.stringify(id), at, 'utf8');
-    to[n++] = c;
-  }
-  to[n++] = QUOTE;
-  return n;
-}

@@ -65,6 +65,27 @@ export function writeJsonText(out: ByteWriter, text: string): void {
   writeJsonString(out, text, false);
 }
 
+/**
+ * Writes `JSON.stringify(id)` (between its quotes only, unless `quoted`) into `to` at `at`; returns
+ * where it ends. `to` must have room for MAX_ESCAPE_GROWTH bytes a UTF-16 unit and the quotes. Ids
+ * are short and mostly plain (printable ASCII, no quote or backslash): those are copied a byte a
+ * character, the rest written through JSON.stringify.
+ */
+export function writeJsonId(to: Buffer, at: number, id: string, quoted: boolean): number {
+  let n = at;
+  if (quoted) to[n++] = 0x22;
+  for (let k = 0; k < id.length; k++) {
+    const c = id.charCodeAt(k);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || c > 0x7e) {
+      const json = JSON.stringify(id);
+      return at + to.write(quoted ? json : json.slice(1, -1), at, 'utf8');
+    }
+    to[n++] = c;
+  }
+  if (quoted) to[n++] = 0x22;
+  return n;
+}
+
 /** Per byte: 0 copied as is; 1 escaped; 2 the lead byte of U+FFFD (see writeJsonString). */
 const SCAN = new Uint8Array(256);
 for (let c = 0; c < 0x20; c++) SCAN[c] = 1;

@@ -1,4 +1,5 @@
 import type { ByteWriter } from '../../internal/byte-writer.js';
+import { MAX_ESCAPE_GROWTH, writeJsonId } from '../../internal/json-bytes.js';
 import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
@@ -202,15 +203,7 @@ function textIsEmpty(rows: RowBatch, i: number, ref: CellRef): boolean {
   return value === undefined || value === null || value === '';
 }
 
-/** Plain ids (letters, digits, most punctuation) are written as they are; others JSON-escaped. */
+/** An id as it goes between the custom_id's quotes. */
 function writeId(writer: ByteWriter, id: string): void {
-  for (let k = 0; k < id.length; k++) {
-    const c = id.charCodeAt(k);
-    if (c < 0x20 || c === 0x22 || c === 0x5c || c > 0x7e) {
-      writer.writeText(JSON.stringify(id).slice(1, -1));
-      return;
-    }
-  }
-  const buffer = writer.ensure(id.length);
-  writer.pos += buffer.write(id, writer.pos, 'latin1');
+  writer.pos = writeJsonId(writer.ensure(id.length * MAX_ESCAPE_GROWTH), writer.pos, id, false);
 }
