@@ -32,11 +32,9 @@ const READ_GAP = 16 * 1024;
 /** Bytes read in one call at most. */
 const MAX_READ = 4 * 1024 * 1024;
 
-/** The first four bytes of the index entry at `entry`, as a big-endian unsigned number. */
-function headAt(index: Buffer, entry: number): number {
-  return (
-    ((index[entry]! << 24) | (index[entry + 1]! << 16) | (index[entry + 2]! << 8) | index[entry + 3]!) >>> 0
-  );
+/** The four bytes at `at` (a key's first, in a key or an index entry), as a big-endian unsigned number. */
+function headAt(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
 }
 
 /** Reads `into.length` bytes at `offset` (fewer where the file ends); returns how many were read. */
@@ -135,7 +133,7 @@ export class ResultCache {
     if (segments.length === 0) return undefined;
     // Keys sort as bytes: their first four as a big-endian number order them but for ties. Compared
     // here, not by Buffer#compare (a native call a step cost four fifths of a cached row's time).
-    const head = ((key[at]! << 24) | (key[at + 1]! << 16) | (key[at + 2]! << 8) | key[at + 3]!) >>> 0;
+    const head = headAt(key, at);
     for (let s = 0; s < segments.length; s++) {
       const index = segments[s]!.index;
       // The first entry whose head is not below the key's.
