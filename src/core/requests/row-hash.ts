@@ -1,4 +1,5 @@
 import { ByteWriter } from '../../internal/byte-writer.js';
+import { MAX_ESCAPE_GROWTH, writeJsonId } from '../../internal/json-bytes.js';
 import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { ID_SLOT } from './line-template.js';
@@ -336,7 +337,7 @@ export function writeRowHashLine(out: ByteWriter, id: string | undefined, index:
   if (id === undefined) {
     out.ensure(30);
     out.pos = writeRowIdBytes(out.buffer, out.pos, index, true);
-  } else writeQuotedId(out, id);
+  } else out.pos = writeJsonId(out.ensure(id.length * MAX_ESCAPE_GROWTH + 2), out.pos, id, true);
   const buffer = out.ensure(11);
   let pos = out.pos;
   buffer[pos++] = 0x09;
@@ -352,24 +353,6 @@ export function writeRowHashLine(out: ByteWriter, id: string | undefined, index:
   buffer[pos++] = DIGITS[(low >>> 6) & 63]!;
   buffer[pos++] = DIGITS[low & 63]!;
   buffer[pos++] = 0x0a;
-  out.pos = pos;
-}
-
-/** An id as JSON text, in its quotes: as it is when plain (the common case), else JSON.stringify's. */
-function writeQuotedId(out: ByteWriter, id: string): void {
-  const n = id.length;
-  for (let k = 0; k < n; k++) {
-    const c = id.charCodeAt(k);
-    if (c < 0x20 || c === 0x22 || c === 0x5c || c > 0x7e) {
-      out.writeText(JSON.stringify(id));
-      return;
-    }
-  }
-  const buffer = out.ensure(n + 2);
-  let pos = out.pos;
-  buffer[pos++] = 0x22;
-  for (let k = 0; k < n; k++) buffer[pos++] = id.charCodeAt(k);
-  buffer[pos++] = 0x22;
   out.pos = pos;
 }
 
