@@ -225,7 +225,6 @@ function jsonType(schema: Record<string, unknown> | undefined): string | undefin
   return undefined;
 }
 
-/** A value made to fit a column's type (apache-arrow's builders take bigints for int64, arrays for lists). */
 /**
  * A utf8 or int64 column made straight from its values (strings, bigints, null), as vectorFromArray
  * would make it, without its builders: they encode each string alone, and cost a join into Parquet
@@ -233,7 +232,7 @@ function jsonType(schema: Record<string, unknown> | undefined): string | undefin
  */
 function plainData(a: ArrowModule, type: DataType, values: readonly unknown[]): Data | undefined {
   const t = type as unknown as { typeId: number; bitWidth?: number; isSigned?: boolean };
-  const utf8 = t.typeId === 5;
+  const utf8 = t.typeId === 5; // utf8; 2 is int
   if (!utf8 && !(t.typeId === 2 && t.bitWidth === 64 && t.isSigned)) return undefined;
   const length = values.length;
   let nulls = 0;
@@ -274,6 +273,7 @@ function plainData(a: ArrowModule, type: DataType, values: readonly unknown[]): 
   return a.makeData({ type: type as Utf8, length, nullCount: nulls, nullBitmap, valueOffsets, data });
 }
 
+/** A value made to fit a column's type (apache-arrow's builders take bigints for int64, arrays for lists). */
 function fit(value: unknown, type: DataType, column: string): unknown {
   if (value === null || value === undefined) return null;
   const t = type as unknown as { typeId: number; bitWidth?: number; children?: Field[] };
