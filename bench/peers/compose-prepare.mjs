@@ -32,7 +32,8 @@ if (mode === 'transform')
     }),
   );
 if (mode === 'maprows')
-  stages.push(mapRows((values) => ({ ...values, review_chars: String(values.review).length })));
+  // The new key first: `{ ...values, key }` makes a new hidden class per row on Node 20 (docs/streams.md).
+  stages.push(mapRows((values) => ({ review_chars: String(values.review).length, ...values })));
 const files = shardRequests({ outDir, provider: 'local' });
 await pipeline(
   ...stages,

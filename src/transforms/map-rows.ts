@@ -16,6 +16,9 @@ export type RowMapper = (values: RowValues, row: Row) => RowValues | Promise<Row
  * rejection with the error, so every row still comes out once. An async mapper is awaited row by row,
  * in order.
  *
+ * To add a column, put the new key first (`{ extra, ...values }`): on Node 20, `{ ...values, extra }`
+ * makes a new hidden class per row once optimized, and the old generation fills with them.
+ *
  * A plain object-mode Transform works between the stages too: it is given one Row (or Rejection) at a
  * time and may pass Rows on; mapRows does the same work on the batches the stages pass each other.
  */
