@@ -35,7 +35,19 @@ import { definedKey } from '../../support/request-keys.js';
 
 const dir = tempDir('bp-jsonl-bytes-');
 /** The columns asked for: the template's, an id, a dotted path, a name no row has, a data `__proto__`. */
-const COLUMNS = ['id', 'title', 'review', 'title.nested', 'title.n', '__proto__', 'absent', 'ti\u0074le'];
+const COLUMNS = [
+  'id',
+  'title',
+  'review',
+  'title.nested',
+  'title.n',
+  '__proto__',
+  'absent',
+  'ti\u0074le',
+  '名前',
+  '😀',
+  '\ud800',
+];
 
 /** The edge lines as a file: a BOM first, some lines ended by CRLF, blank lines between some. */
 function edgeFile(name: string, copies = 1): string {
