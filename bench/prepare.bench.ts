@@ -31,8 +31,9 @@
  * other batches of rows over the bytes they were read from: toRequests copies each cell's bytes,
  * JSON-escaped, into the holes of a line template, and never makes a string of the text; past the
  * first rows a worker thread renders while the main thread reads, checks and writes, and the lines'
- * sha256 is computed on another. JSON Lines are parsed on two render threads. A mapper is user code
- * per row: its values must be decoded and its bodies serialized, so `--mapper` (a module) runs on a
+ * sha256 is computed on another. JSON Lines are checked by a byte scanner on two render threads, their
+ * string cells copied as their bytes likewise. A mapper is user code per row: its values must be
+ * decoded and its bodies serialized, so `--mapper` (a module) runs on a
  * thread per core. DuckDB parses into columns on both cores, then writes JSON; Python's csv and json
  * modules are C, but make objects per row. A user's Transform sees one Row object at a time, so its
  * variant pays for decoding every cell (and mapRows likewise). The composed variants run under plain

@@ -19,9 +19,6 @@ export const MAX_BATCH_ROWS = 2048;
 
 const LF = 0x0a;
 const CR = 0x0d;
-/** Escapes JSON.stringify writes otherwise: a line holding one is parsed as real text. */
-const UNICODE_ESCAPE = Buffer.from('\\u');
-const SLASH_ESCAPE = Buffer.from('\\/');
 
 /** What one chunk made (see CsvChunk). */
 export interface JsonlChunk {
@@ -35,7 +32,8 @@ export interface JsonlChunk {
  * Reads a JSON Lines file chunk by chunk into batches of rows, one per non-empty line, each a JSON
  * object. A UTF-8 byte-order mark at the start is skipped. A line that is not valid UTF-8, not valid
  * JSON or not an object is a Rejection in its place (or an error with `badRows: "fail"`). Each line is
- * parsed once, from its bytes (see JsonlRowBatch); a batch keeps pointing into its chunk.
+ * checked once, from its bytes, where it is first read (see JsonlRowBatch); a batch keeps pointing into
+ * its chunk.
  */
 export class JsonlReader {
   readonly #file: string;
@@ -73,11 +71,7 @@ export class JsonlReader {
     const lines: number[] = [];
     const starts: number[] = [];
     const ends: number[] = [];
-    const escaped: number[] = [];
     const rejections: Array<[number, Rejection]> = [];
-    // Where `\u` and `\/` escapes are: a line holding one is parsed as real text.
-    let unicode = chunk.indexOf(UNICODE_ESCAPE, p);
-    let slash = chunk.indexOf(SLASH_ESCAPE, p);
     let stopped = false;
     while (p < end) {
       if (lines.length === MAX_BATCH_ROWS) {
@@ -94,9 +88,6 @@ export class JsonlReader {
       p = next;
       if (isBlank(chunk, from, to)) continue;
       const index = ++this.#index;
-      while (unicode !== -1 && unicode < from) unicode = chunk.indexOf(UNICODE_ESCAPE, unicode + 1);
-      while (slash !== -1 && slash < from) slash = chunk.indexOf(SLASH_ESCAPE, slash + 1);
-      escaped.push((unicode !== -1 && unicode < to) || (slash !== -1 && slash < to) ? 1 : 0);
       if (!utf8 && !isUtf8(chunk.subarray(from, to))) {
         const message = 'line is not valid UTF-8';
         rejections.push([
@@ -128,7 +119,6 @@ export class JsonlReader {
       lines: Int32Array.from(lines),
       starts: Int32Array.from(starts),
       ends: Int32Array.from(ends),
-      escaped: Uint8Array.from(escaped),
       rejections,
       parse: { bigIntegers: this.#settings.bigIntegers, badRows: this.#settings.badRows },
     });

@@ -7,20 +7,28 @@ import type { Rejection, RowValues } from '../../types.js';
 import { type ColumnRef, columnRef } from '../rows/column-ref.js';
 import { ReadRows } from '../rows/read-rows.js';
 import { type CellRef, type RowBatch, textOf } from '../rows/row-batch.js';
+import {
+  COPY_ESCAPES,
+  COPY_LITERAL,
+  COPY_STRING,
+  ESCAPED_STRING,
+  LAST_COPY,
+  LineMembers,
+  NULL,
+  scanObjectLine,
+} from './json-line-scan.js';
 
 /** Every batch of JSON rows shares one layout: a column is found by name in each row. */
 const JSONL_LAYOUT = Object.freeze({ rows: 'json lines' });
 
-/** A column of JSON rows: found by its name, and by its name's UTF-8 bytes read one byte a character. */
+/** A column of JSON rows: found by its name in a parsed object, and by its name's bytes in a scanned line. */
 interface JsonlRef {
   real: ColumnRef;
-  bytes: ColumnRef;
-  /** The name's UTF-8 bytes, to find its member in a line. */
-  key: Buffer;
+  /** The name's UTF-8 bytes, to find its member in a line; undefined for a name that is not well-formed text. */
+  key: Buffer | undefined;
+  /** The name holds a dot: without a member of that exact name, it is a path into the parsed object. */
+  path: boolean;
 }
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
 
 /** How a line's text becomes its row: jsonlSource's settings that parsing uses. */
 export interface JsonlParse {
@@ -40,7 +48,6 @@ export interface JsonlTransport {
   lines: Int32Array;
   starts: Int32Array;
   ends: Int32Array;
-  escaped: Uint8Array;
   /** Entries rejected before parsing (their rejections stay with the batch that sent them). */
   rejected: Int32Array;
   parse: JsonlParse;
@@ -57,19 +64,20 @@ const REJECTED_THERE: Rejection = Object.freeze({
   message: 'rejected by the source',
 }) as Rejection;
 
-/** An entry not yet parsed; parsed from bytes; parsed as real text; rejected. */
+/** An entry not yet read; checked from its bytes (its members found by scanning); parsed to an object; rejected. */
 const UNPARSED = 0;
-const BYTES = 1;
-const REAL = 2;
+const SCANNED = 1;
+const PARSED = 2;
 const REJECTED = 3;
 
 /**
- * JSON Lines rows over the bytes they were read from, each line parsed when a stage first asks about
- * it (on whichever thread asks), as its bytes read one byte a character ("latin1"): a string comes out
- * as its UTF-8 bytes, so a template writes it back byte for byte (JSON.stringify escapes exactly what
- * it would for the real text) without decoding UTF-8 at all, which cost more than the parse itself.
- * Values are turned into real strings only when asked for (`values`, `value`). A line with a `\u` or
- * `\/` escape is parsed as real text: an escaped character is a code point, not a byte.
+ * JSON Lines rows over the bytes they were read from, each line checked when a stage first asks about
+ * it (on whichever thread asks) by scanning its bytes (scanObjectLine): its top-level members are
+ * found, not decoded. A template writes a string member by copying its bytes (`cellRange`), which are
+ * what JSON.stringify would write of its text, and a value is decoded only when asked for (`value`),
+ * the whole row only when a stage wants its object (`values`, `keys`, a dotted path). A line the scan
+ * does not take (bad JSON, not an object, an escaped member name, too deep) is parsed by JSON.parse,
+ * as every line once was: its row, or its rejection and message, are JSON.parse's.
  */
 export class JsonlRowBatch extends ReadRows implements RowBatch {
   readonly kind = 'row-batch';
@@ -78,13 +86,14 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
   readonly #file: string;
   readonly #starts: Int32Array;
   readonly #ends: Int32Array;
-  /** 1 where the line has an escape that needs a real-text parse. */
-  readonly #escaped: Uint8Array;
   readonly #parse: JsonlParse;
-  /** Each row's values, once parsed: byte strings, or real strings (see `#state`). */
+  /** Each parsed row's values. */
   readonly #objects: Array<Record<string, unknown> | undefined>;
   readonly #state: Uint8Array;
   readonly #rejections: Map<number, Rejection>;
+  /** The members of line `#membersOf` (a template asks for each of its columns of a line in turn). */
+  readonly #members = new LineMembers();
+  #membersOf = -1;
 
   constructor(
     parts: Omit<JsonlTransport, 'type' | 'buffer' | 'rejected'> & {
@@ -97,7 +106,6 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
     this.length = parts.length;
     this.#starts = parts.starts;
     this.#ends = parts.ends;
-    this.#escaped = parts.escaped;
     this.#parse = parts.parse;
     this.#objects = new Array(parts.length);
     this.#state = new Uint8Array(parts.length);
@@ -116,7 +124,6 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
       lines: this.lines,
       starts: this.#starts,
       ends: this.#ends,
-      escaped: this.#escaped,
       rejected: Int32Array.from(this.#rejections.keys()),
       parse: this.#parse,
     };
@@ -136,21 +143,36 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
   }
 
   rejection(i: number): Rejection | undefined {
-    if (this.#state[i] === UNPARSED) this.#parseEntry(i);
+    if (this.#state[i] === UNPARSED) this.#read(i);
     return this.#state[i] === REJECTED ? this.#rejections.get(i) : undefined;
+  }
+
+  /** Reads line `i` not read yet: scanned, or else parsed (to its object or its rejection). */
+  #read(i: number): void {
+    if (this.#scan(i)) this.#state[i] = SCANNED;
+    else this.#parseEntry(i);
+  }
+
+  /** Scans line `i` into `#members` (once for the line asked about last); false when the scan does not take it. */
+  #scan(i: number): boolean {
+    if (this.#membersOf === i) return true;
+    this.checkLive();
+    this.#membersOf = -1;
+    if (!scanObjectLine(this.buffer, this.#starts[i]!, this.#ends[i]!, this.#members)) return false;
+    this.#membersOf = i;
+    return true;
   }
 
   /** The entry's object (parsed now if it was not), or undefined for a rejected line. */
   #object(i: number): Record<string, unknown> | undefined {
-    if (this.#state[i] === UNPARSED) this.#parseEntry(i);
+    if (this.#state[i] === UNPARSED || this.#state[i] === SCANNED) this.#parseEntry(i);
     return this.#objects[i];
   }
 
-  /** Parses line `i` (see the class): its object, or its rejection (or, with badRows "fail", an error). */
+  /** Parses line `i`'s text: its object, or its rejection (or, with badRows "fail", an error). */
   #parseEntry(i: number): void {
     this.checkLive();
-    const real = this.#escaped[i] === 1;
-    const text = this.buffer.toString(real ? 'utf8' : 'latin1', this.#starts[i]!, this.#ends[i]!);
+    const text = this.buffer.toString('utf8', this.#starts[i]!, this.#ends[i]!);
     let value: unknown;
     try {
       // parseJsonExact walks the value (hasUnsafeInteger) and stops one nested too deep; else a walk here does.
@@ -165,9 +187,7 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
         this.#reject(i, error.code, error.message);
         return;
       }
-      // The message quotes the line: quote it as text.
-      const message = real ? (error as Error).message : this.#parseError(i);
-      this.#reject(i, 'BP_INPUT_PARSE', `invalid JSON: ${message}${crOnlyHint(text)}`);
+      this.#reject(i, 'BP_INPUT_PARSE', `invalid JSON: ${(error as Error).message}${crOnlyHint(text)}`);
       return;
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -176,26 +196,22 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
       return;
     }
     this.#objects[i] = value as Record<string, unknown>;
-    this.#state[i] = real ? REAL : BYTES;
+    this.#state[i] = PARSED;
+  }
+
+  /** JSON text as the source's bigIntegers option reads it. */
+  #parseText(text: string): unknown {
+    return this.#parse.bigIntegers === 'string' ? parseJsonExact(text).value : JSON.parse(text);
   }
 
   /** True when line `i`, parsed as plain numbers, held an integer past 2^53 that lost digits. */
   lostDigits(i: number): boolean {
+    if (this.rejection(i)) return false;
+    // A scanned line says whether it holds a long integer at all: most lines are not parsed for this.
+    if (this.#state[i] === SCANNED && this.#scan(i) && !this.#members.longInteger) return false;
     const object = this.#object(i);
     if (object === undefined || !hasUnsafeInteger(object)) return false;
     return parseJsonExact(this.buffer.toString('utf8', this.#starts[i]!, this.#ends[i]!)).bigIntegers;
-  }
-
-  /** The parse's message for line `i`, known not to parse, read as text (the message quotes it). */
-  #parseError(i: number): string {
-    const text = this.buffer.toString('utf8', this.#starts[i]!, this.#ends[i]!);
-    try {
-      if (this.#parse.bigIntegers === 'string') parseJsonExact(text);
-      else JSON.parse(text);
-      return 'not valid JSON';
-    } catch (error) {
-      return (error as Error).message;
-    }
   }
 
   #reject(i: number, code: ErrorCode, message: string): void {
@@ -216,141 +232,117 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
   }
 
   /**
-   * Drops line `i`'s parsed object (parsed again if asked): a join's key pass reads each line once,
+   * Drops line `i`'s parsed object (read again if asked): a join's key pass reads each line once,
    * and a batch holding 2,048 parsed rows until it is released outlived the young generation, so
    * every row was copied and promoted before it died.
    */
   forget(i: number): void {
-    if (this.#state[i] !== BYTES && this.#state[i] !== REAL) return;
+    if (this.#state[i] !== PARSED) return;
     this.#objects[i] = undefined;
     this.#state[i] = UNPARSED;
   }
 
   keys(i: number): readonly string[] {
-    const keys = Object.keys(this.#object(i) ?? {});
-    return this.#state[i] === REAL ? keys : keys.map(realText);
+    return Object.keys(this.#object(i) ?? {});
   }
 
-  /** The row's values with real strings (made once, then kept). */
   values(i: number): RowValues {
-    const object = this.#object(i);
-    if (object === undefined) return {};
-    if (this.#state[i] === REAL) return object;
-    const real = realValue(object) as RowValues;
-    this.#objects[i] = real;
-    this.#state[i] = REAL;
-    return real;
+    return this.#object(i) ?? {};
   }
 
   ref(name: string): CellRef {
+    const key = Buffer.from(name, 'utf8');
     return {
       real: columnRef(name),
-      bytes: columnRef(byteText(name)),
-      key: Buffer.from(name, 'utf8'),
+      // A lone surrogate has no UTF-8 bytes (it is written as U+FFFD): no member's bytes can name it.
+      key: key.toString('utf8') === name ? key : undefined,
+      path: name.includes('.'),
     } satisfies JsonlRef;
   }
 
+  /**
+   * The member of scanned line `i` that is the column, or -1 when the row lacks it; -2 when the
+   * column must be read from the parsed object (a line the scan did not take, a dotted path).
+   */
+  #member(i: number, ref: JsonlRef): number {
+    if (this.#state[i] === UNPARSED) this.#read(i);
+    if (this.#state[i] !== SCANNED || ref.key === undefined || !this.#scan(i)) return -2;
+    const m = this.#members.find(this.buffer, ref.key);
+    return m === -1 && ref.path ? -2 : m;
+  }
+
   has(i: number, ref: CellRef): boolean {
+    const m = this.#member(i, ref as JsonlRef);
+    if (m !== -2) return m !== -1;
     const object = this.#object(i);
-    if (object === undefined) return false;
-    return this.#state[i] === REAL ? (ref as JsonlRef).real.has(object) : (ref as JsonlRef).bytes.has(object);
+    return object !== undefined && (ref as JsonlRef).real.has(object);
   }
 
   value(i: number, ref: CellRef): unknown {
-    const object = this.#object(i);
-    if (object === undefined) return undefined;
-    if (this.#state[i] === REAL) return (ref as JsonlRef).real.get(object);
-    return realValue((ref as JsonlRef).bytes.get(object));
-  }
-
-  writeJsonText(i: number, ref: CellRef, out: ByteWriter): void {
-    const object = this.#object(i);
-    if (object === undefined) return;
-    const real = this.#state[i] === REAL;
-    if (!real) {
-      // A string member is already escaped as JSON.stringify escapes it (a line read as bytes has no
-      // \u or \/ escape): its bytes are copied as they are.
-      const member = this.#stringMember(i, (ref as JsonlRef).key);
-      if (member !== -1) {
-        out.writeRange(this.buffer, this.#valueStart[member]!, this.#valueEnd[member]!);
-        return;
-      }
+    const m = this.#member(i, ref as JsonlRef);
+    if (m === -1) return undefined;
+    if (m === -2) {
+      const object = this.#object(i);
+      return object === undefined ? undefined : (ref as JsonlRef).real.get(object);
     }
-    const value = real ? (ref as JsonlRef).real.get(object) : (ref as JsonlRef).bytes.get(object);
-    const json = JSON.stringify(textOf(value));
-    const buffer = out.ensure(real ? json.length * 3 : json.length);
-    // Without its quotes; a byte string goes back out one character a byte.
-    out.pos += buffer.write(json.slice(1, -1), out.pos, real ? 'utf8' : 'latin1');
+    const members = this.#members;
+    const b = this.buffer;
+    const start = members.valueStart[m]!;
+    const end = members.valueEnd[m]!;
+    switch (members.kind[m]) {
+      case COPY_STRING:
+        return b.toString('utf8', start, end);
+      case COPY_ESCAPES:
+      case ESCAPED_STRING:
+        return JSON.parse(b.toString('utf8', start - 1, end + 1));
+      case NULL:
+        return null;
+      case COPY_LITERAL:
+        return b[start] === 0x74;
+      default:
+        return this.#parseText(b.toString('utf8', start, end));
+    }
   }
-
-  // The top-level members of one line (`#membersOf`): key and value ranges (a string's between its
-  // quotes), and whether the value is a string. Kept for the line last asked about: a template asks
-  // for each of its columns in turn.
-  #membersOf = -1;
-  #members = 0;
-  #keyStart: number[] = [];
-  #keyEnd: number[] = [];
-  #valueStart: number[] = [];
-  #valueEnd: number[] = [];
-  #isString: boolean[] = [];
 
   /**
-   * The member of line `i` that is its top-level string `key` (the last of that name, as JSON.parse
-   * takes), or -1: no such member, another kind of value, or an escaped key that might read as it.
+   * Where scanned cell `(i, ref)`'s JSON text (as `writeJsonText` writes it) stands as it is in the
+   * buffer: `range` gets its bytes `[start, end)`, and true; false when it must be written otherwise
+   * (escapes JSON.stringify writes another way, a number or a nested value decoded first, a line
+   * read by JSON.parse). A row lacking the column writes nothing: an empty range.
    */
-  #stringMember(i: number, key: Buffer): number {
-    if (this.#membersOf !== i) this.#scanMembers(i);
-    let found = -1;
-    for (let m = 0; m < this.#members; m++) {
-      const start = this.#keyStart[m]!;
-      if (this.#keyEnd[m]! - start !== key.length) continue;
-      let same = true;
-      for (let k = 0; k < key.length; k++) {
-        if (this.buffer[start + k] !== key[k]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) found = m;
+  cellRange(i: number, ref: CellRef, range: Int32Array): boolean {
+    const m = this.#member(i, ref as JsonlRef);
+    if (m === -2) return false;
+    if (m === -1) {
+      range[0] = 0;
+      range[1] = 0;
+      return true;
     }
-    return found !== -1 && this.#isString[found] ? found : -1;
+    const members = this.#members;
+    const kind = members.kind[m]!;
+    if (kind === NULL) {
+      range[0] = 0;
+      range[1] = 0;
+      return true;
+    }
+    if (kind > LAST_COPY) return false;
+    range[0] = members.valueStart[m]!;
+    range[1] = members.valueEnd[m]!;
+    return true;
   }
 
-  /** Finds line `i`'s top-level members (the line is a JSON object: JSON.parse took it). */
-  #scanMembers(i: number): void {
-    const b = this.buffer;
-    const end = this.#ends[i]!;
-    this.#membersOf = i;
-    this.#members = 0;
-    let p = skipBlanks(b, this.#starts[i]!, end) + 1; // past '{'
-    for (;;) {
-      p = skipBlanks(b, p, end);
-      if (p >= end || b[p] !== QUOTE) return;
-      const keyStart = p + 1;
-      const keyEnd = stringEnd(b, p, end);
-      // An escaped key may read as any name: such a line is left to its parsed values.
-      for (let k = keyStart; k < keyEnd; k++) {
-        if (b[k] === BACKSLASH) {
-          this.#members = 0;
-          return;
-        }
-      }
-      p = skipBlanks(b, skipBlanks(b, keyEnd + 1, end) + 1, end); // past ':'
-      const valueStart = p;
-      const c = b[p];
-      if (c === QUOTE) p = stringEnd(b, p, end) + 1;
-      else if (c === 0x7b || c === 0x5b) p = nestedEnd(b, p, end);
-      else while (p < end && b[p] !== 0x2c && b[p] !== 0x7d && b[p] !== 0x20 && b[p] !== 0x09) p++;
-      const m = this.#members++;
-      this.#keyStart[m] = keyStart;
-      this.#keyEnd[m] = keyEnd;
-      this.#isString[m] = c === QUOTE;
-      this.#valueStart[m] = c === QUOTE ? valueStart + 1 : valueStart;
-      this.#valueEnd[m] = c === QUOTE ? p - 1 : p;
-      p = skipBlanks(b, p, end);
-      if (b[p] !== 0x2c) return;
-      p++;
+  readonly #range = new Int32Array(2);
+
+  writeJsonText(i: number, ref: CellRef, out: ByteWriter): void {
+    const range = this.#range;
+    if (this.cellRange(i, ref, range)) {
+      out.writeRange(this.buffer, range[0]!, range[1]!);
+      return;
     }
+    const json = JSON.stringify(textOf(this.value(i, ref)));
+    const buffer = out.ensure(json.length * 3);
+    // Without its quotes.
+    out.pos += buffer.write(json.slice(1, -1), out.pos, 'utf8');
   }
 
   /** Where the line's object ends: its closing brace (the line is a JSON object, maybe followed by blanks). */
@@ -372,7 +364,7 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
    * writes rows its first pass read), its brace is looked at.
    */
   empty(i: number): boolean {
-    if (this.#state[i] !== UNPARSED) {
+    if (this.#state[i] === PARSED) {
       for (const _ in this.#objects[i]) return false;
       return true;
     }
@@ -389,82 +381,4 @@ function skipBlanks(b: Buffer, p: number, end: number): number {
     p++;
   }
   return p;
-}
-
-/**
- * The closing quote of the string token opening at `p`. Short strings (keys) are searched here; a
- * native search for each would cost more than the bytes.
- */
-function stringEnd(b: Buffer, p: number, end: number): number {
-  let q = p + 1;
-  for (;;) {
-    let at = -1;
-    const near = Math.min(q + 32, end);
-    for (let k = q; k < near; k++) {
-      if (b[k] === QUOTE) {
-        at = k;
-        break;
-      }
-    }
-    if (at === -1 && near < end) {
-      at = b.indexOf(QUOTE, near);
-      if (at >= end) at = -1;
-    }
-    if (at === -1) return end;
-    let slashes = 0;
-    while (b[at - 1 - slashes] === BACKSLASH) slashes++;
-    if (slashes % 2 === 0) return at;
-    q = at + 1;
-  }
-}
-
-/** Just past the object or array opening at `p` (strings inside skipped whole). */
-function nestedEnd(b: Buffer, p: number, end: number): number {
-  let depth = 0;
-  while (p < end) {
-    const c = b[p];
-    if (c === QUOTE) p = stringEnd(b, p, end);
-    else if (c === 0x7b || c === 0x5b) depth++;
-    else if (c === 0x7d || c === 0x5d) {
-      depth--;
-      if (depth === 0) return p + 1;
-    }
-    p++;
-  }
-  return end;
-}
-
-/** A string's UTF-8 bytes, one character a byte. */
-function byteText(text: string): string {
-  return Buffer.from(text, 'utf8').toString('latin1');
-}
-
-/** The real text of a byte string (ASCII is both). */
-function realText(text: string): string {
-  for (let i = 0; i < text.length; i++) {
-    if (text.charCodeAt(i) > 0x7f) return Buffer.from(text, 'latin1').toString('utf8');
-  }
-  return text;
-}
-
-/** A value parsed from bytes, with real strings. */
-function realValue(value: unknown): unknown {
-  if (typeof value === 'string') return realText(value);
-  if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map(realValue);
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) {
-    const real = realText(key);
-    const entry = realValue((value as Record<string, unknown>)[key]);
-    // A key named __proto__ is data (JSON.parse makes it an own property), not the prototype.
-    if (real === '__proto__')
-      Object.defineProperty(out, real, {
-        value: entry,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    else out[real] = entry;
-  }
-  return out;
 }

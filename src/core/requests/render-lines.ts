@@ -1,6 +1,7 @@
 import type { ByteWriter } from '../../internal/byte-writer.js';
 import { MAX_ESCAPE_GROWTH, writeJsonId } from '../../internal/json-bytes.js';
 import { CsvRowBatch } from '../csv/csv-row-batch.js';
+import { JsonlRowBatch } from '../jsonl/jsonl-row-batch.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
 import { ID_SLOT } from './line-template.js';
@@ -87,6 +88,7 @@ export class LineRenderer {
     const hashes = new Float64Array(n);
     const hash = this.#hash;
     const csv = rows instanceof CsvRowBatch ? rows : undefined;
+    const jsonl = rows instanceof JsonlRowBatch ? rows : undefined;
     const range = this.#range;
     let keys: Uint8Array | undefined;
     for (let i = 0; i < n; i++) {
@@ -118,7 +120,17 @@ export class LineRenderer {
           idTo = writer.pos;
         } else {
           const ref = resolved.refs[slot];
-          if (csv === undefined || ref === undefined || !writePlainCell(csv, i, ref, writer, hash, range)) {
+          if (jsonl !== undefined && ref !== undefined && jsonl.cellRange(i, ref, range)) {
+            // A JSON Lines cell whose JSON text is its bytes (most strings): copied and hashed at once.
+            const at = writer.pos;
+            const n = range[1]! - range[0]!;
+            hash.copyCell(jsonl.buffer, range[0]!, range[1]!, writer.ensure(n), at);
+            writer.pos = at + n;
+          } else if (
+            csv === undefined ||
+            ref === undefined ||
+            !writePlainCell(csv, i, ref, writer, hash, range)
+          ) {
             const from = writer.pos;
             if (ref !== undefined) rows.writeJsonText(i, ref, writer);
             // Hashed where it was just written: the cell is not written twice.

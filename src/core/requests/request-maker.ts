@@ -24,8 +24,9 @@ export const RENDER_THREAD_AFTER_ROWS = 16_384;
 /**
  * Render threads, by what they read. From CSV this thread's own work (scanning, checks, writing)
  * takes about as long as the rendering, and a second thread (measured: 1M rows, 2.9 s either way) only
- * adds its memory (150 -> 185 MB); JSON Lines are parsed on the render threads, which then carry most
- * of the work, and two of them, where there are two cores, cut the run (4.3 -> 3.5 s).
+ * adds its memory (150 -> 185 MB); JSON Lines are checked (scanned) on the render threads, which then
+ * carry most of the work, and two of them, where there are two cores, cut the run (4.3 -> 3.5 s, when
+ * lines were parsed by JSON.parse there).
  */
 const RENDER_THREADS = { csv: 1, jsonl: Math.min(2, availableParallelism()) } as const;
 /**

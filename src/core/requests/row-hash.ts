@@ -1,6 +1,7 @@
 import { ByteWriter } from '../../internal/byte-writer.js';
 import { MAX_ESCAPE_GROWTH, writeJsonId } from '../../internal/json-bytes.js';
 import { CsvRowBatch } from '../csv/csv-row-batch.js';
+import { JsonlRowBatch } from '../jsonl/jsonl-row-batch.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { ID_SLOT } from './line-template.js';
 
@@ -93,6 +94,44 @@ export class RowHash {
     this.#a = Math.imul(a ^ n ^ 0x80000000, 0x01000193);
     this.#b = Math.imul(b ^ n ^ 0x40000000, 0x5bd1e995);
     return true;
+  }
+
+  /**
+   * Copies `src[start, end)`, already JSON text (a JSON Lines string member's bytes), into `out` at
+   * `at` and adds it as `cell` would, in one pass a word at a time: a native copy and a second pass
+   * over the copy cost half as much again.
+   */
+  copyCell(src: Uint8Array, start: number, end: number, out: Uint8Array, at: number): void {
+    if (src !== this.#bytes) {
+      this.#bytes = src;
+      this.#view = new DataView(src.buffer, src.byteOffset, src.byteLength);
+    }
+    if (out !== this.#out) {
+      this.#out = out;
+      this.#outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    }
+    const view = this.#view!;
+    const outView = this.#outView!;
+    const n = end - start;
+    let a = this.#a;
+    let b = this.#b;
+    let k = 0;
+    for (const last = n - 3; k < last; k += 4) {
+      const w = view.getInt32(start + k, true);
+      outView.setInt32(at + k, w, true);
+      a = Math.imul(a ^ w, 0x01000193);
+      a ^= a >>> 15;
+      b = Math.imul(b ^ w, 0x5bd1e995);
+      b ^= b >>> 13;
+    }
+    for (; k < n; k++) {
+      const c = src[start + k]!;
+      out[at + k] = c;
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x5bd1e995);
+    }
+    this.#a = Math.imul(a ^ n ^ 0x80000000, 0x01000193);
+    this.#b = Math.imul(b ^ n ^ 0x40000000, 0x5bd1e995);
   }
 
   /**
@@ -405,9 +444,15 @@ export class RowHasher {
     // A CSV cell is hashed where it was read: as it stands when escaping would not change it (most
     // cells), else escaped on the way, never written.
     const csv = rows instanceof CsvRowBatch ? rows : undefined;
+    // A JSON Lines cell whose JSON text is its bytes (most strings) is hashed where it was read too.
+    const jsonl = rows instanceof JsonlRowBatch ? rows : undefined;
     const range = this.#range;
     hash.reset();
     for (const ref of this.#refs) {
+      if (jsonl && ref !== undefined && jsonl.cellRange(i, ref, range)) {
+        hash.cell(jsonl.buffer, range[0]!, range[1]!);
+        continue;
+      }
       if (csv && ref !== undefined && csv.cellRange(i, ref, range)) {
         if (range[2] !== -1 || !hash.plainCell(csv.buffer, range[0]!, range[1]!))
           hash.csvCell(csv.buffer, range[0]!, range[1]!, range[2]!);
