@@ -148,7 +148,7 @@ export class RequestMaker {
     transport: RowsTransport,
     template: LineTemplate,
   ): Promise<RequestBatch> {
-    this.#pool ??= new RenderPool(this.#plan!, RENDER_THREADS[transport.type], transport.type);
+    this.#pool ??= new RenderPool(this.#plan!, RENDER_THREADS[transport.type]);
     const given = this.#sharedBuffer(rows);
     const rendered = await this.#pool.render(transport, given);
     const buffer = linesBuffer(given, rendered.buffer);
