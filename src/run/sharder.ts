@@ -203,6 +203,7 @@ export class Sharder {
     const keys = batch.requestKeys;
     if (this.#verdicts.length < batch.length) this.#verdicts = new Uint8Array(batch.length);
     const verdicts = this.#verdicts;
+    if (keys) reuse.prefetch(keys, from, batch.length);
     let to = from;
     let taking: Promise<void> | undefined;
     while (to < batch.length && !batch.rejection(to) && batch.rendered(to)) {
