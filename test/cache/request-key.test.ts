@@ -128,6 +128,23 @@ describe('KeySet, keys at any byte offset', () => {
     }
     expect([words.size, bytes.size, mixed.size]).toEqual([7_000, 7_000, 7_000]);
   });
+
+  it('gives the same verdicts when a batch is touched before its keys are added, across growth', () => {
+    const n = 100_000;
+    const keys = new Uint8Array(n * KEY_BYTES);
+    for (let i = 0; i < n; i++) keys.set(requestKey(Buffer.from(`{"n":${i % 45_000}}`)), i * KEY_BYTES);
+    const plain = new KeySet();
+    const touched = new KeySet();
+    for (let from = 0; from < n; from += 2048) {
+      const to = Math.min(n, from + 2048);
+      touched.touch(keys, from, to);
+      for (let i = from; i < to; i++)
+        expect(touched.add(keys, i * KEY_BYTES)).toBe(plain.add(keys, i * KEY_BYTES));
+    }
+    expect(touched.size).toBe(45_000);
+    // Keys not at a word boundary are not read as words: touch reads nothing.
+    expect(touched.touch(new Uint8Array(keys.buffer, 1, KEY_BYTES * 4), 0, 4)).toBe(0);
+  });
 });
 
 describe('RequestReuse records, many', () => {
