@@ -208,7 +208,9 @@ export class Sharder {
     let taking: Promise<void> | undefined;
     while (to < batch.length && !batch.rejection(to) && batch.rendered(to)) {
       const [start, end] = [batch.start(to), batch.end(to)];
-      verdicts[to] = reuse.take(batch.data!, start, end, batch.id(to), batch.template, keys, to * KEY_BYTES);
+      // No id string made for a `row-<n>` id: its digits go into the record (RequestReuse.take).
+      const id = batch.madeId(to) ?? batch.index(to);
+      verdicts[to] = reuse.take(batch.data!, start, end, id, batch.template, keys, to * KEY_BYTES);
       to++;
       taking = reuse.waiting();
       if (taking) break;
