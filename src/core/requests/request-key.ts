@@ -3,7 +3,7 @@ import { createXXHash128 } from 'hash-wasm';
 /** Bytes of a request key: an XXH3-128 digest. */
 export const KEY_BYTES = 16;
 /**
- * The hash the keys are made with, named where keys are stored (the cache's files, shards.json): keys
+ * The hash the keys are made with, in the names of the cache's files: keys
  * of another hash are never compared with these. Was SHA-256 (first 16 bytes) before `xxh128`.
  */
 export const KEY_ALGORITHM = 'xxh128';
