@@ -5,8 +5,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KeySet } from '../../src/cache/key-set.js';
 import { REQUEST_KEYS_FILE, RequestReuse } from '../../src/cache/request-reuse.js';
-import { KEY_BYTES, keyHex, requestKey } from '../../src/core/requests/request-key.js';
+import { KEY_BYTES, keyHex, requestKey, requestKeysReady } from '../../src/core/requests/request-key.js';
 import { definedKey } from '../support/request-keys.js';
+
+// The hasher compiles asynchronously: keys are made once it is ready.
+await requestKeysReady();
 
 const body = (text: string) => ({
   method: 'POST',

@@ -1,4 +1,4 @@
-import { createXXHash128 } from 'hash-wasm';
+import { createXXHash128, type IHasher } from 'hash-wasm';
 
 /** Bytes of a request key: an XXH3-128 digest. */
 export const KEY_BYTES = 16;
@@ -20,9 +20,25 @@ const SEED = Buffer.from('"seed"');
 /**
  * One hasher a thread (each render thread has its own module instance). XXH3-128 in WebAssembly:
  * ~0.4 us for a 1 KB line where SHA-256 took ~0.8-1.4 us (measured on this machine), and 128 bits,
- * so two different requests share a key with odds of about n^2 / 2^129 (docs/cache.md).
+ * so two different requests share a key with odds of about n^2 / 2^129 (docs/cache.md). Made by
+ * requestKeysReady, not at import: the WebAssembly compiles asynchronously, and a top-level await
+ * would keep `require('batchpipe')` from loading the package.
  */
-const hasher = await createXXHash128();
+let hasher: IHasher | undefined;
+let loading: Promise<void> | undefined;
+
+/** Resolves once this thread can make request keys: await it before the first requestKey. */
+export function requestKeysReady(): Promise<void> {
+  loading ??= createXXHash128().then((made) => {
+    hasher = made;
+  });
+  return loading;
+}
+
+/** Whether requestKeysReady has resolved on this thread (keys can be made synchronously). */
+export function requestKeysLoaded(): boolean {
+  return hasher !== undefined;
+}
 
 /**
  * A request's content key: XXH3-128 (seed 0, canonical byte order) of its line `line[start, end)`
@@ -72,6 +88,7 @@ export function requestKeyInto(
   if (head <= 64) for (let k = 0; k < head; k++) scratch[into + k] = line[start + k]!;
   else scratch.set(line.subarray(start, idFrom), into);
   scratch.set(new Uint8Array(line.buffer, line.byteOffset + tail, end - tail), at0);
+  if (!hasher) throw new Error('a request key was asked for before requestKeysReady() resolved');
   hasher.init();
   hasher.update(new Uint8Array(scratch.buffer, into, total - into));
   out.set(hasher.digest('binary'), at);
