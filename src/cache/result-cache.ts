@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { KEY_BYTES } from '../core/requests/request-key.js';
+import { KEY_ALGORITHM, KEY_BYTES } from '../core/requests/request-key.js';
 import { BatchpipeError } from '../errors.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { DirLock } from '../internal/dir-lock.js';
@@ -14,8 +14,14 @@ export const CACHE_DIR_NAME = '.cache';
 export const DEFAULT_CACHE_MAX_BYTES = 1024 ** 3;
 /** An index entry: key (16 bytes), offset (float64), length (uint32), 4 bytes of padding. */
 const ENTRY_BYTES = 32;
-const SEGMENT = '.seg';
-const INDEX = '.idx';
+/**
+ * A segment's files are named for the hash its keys were made with (`<name>.xxh128.idx`), so files of
+ * another are never read as answers, whatever their keys. Those of the first format (`<name>.idx`,
+ * `<name>.seg`: SHA-256 keys) answer nothing now, and any prune removes them.
+ */
+const SEGMENT = `.${KEY_ALGORITHM}.seg`;
+const INDEX = `.${KEY_ALGORITHM}.idx`;
+const SHA256_FORMAT = /^\d+-\d+-[0-9a-f]+\.(idx|seg)$/;
 const LOCK = 'prune.lock';
 /** Files no index names (a writer that died) are removed by a prune once this old. */
 const ORPHAN_MS = 3_600_000;
@@ -67,6 +73,8 @@ export interface CacheStats {
   /** When the oldest and newest segment were written (ISO), null when empty. */
   oldest: string | null;
   newest: string | null;
+  /** Bytes of segments with SHA-256 keys (an older batchpipe's): they answer nothing; a prune removes them. */
+  staleBytes: number;
 }
 
 /**
@@ -258,7 +266,7 @@ export class CacheWriter {
     const count = this.#entries.length;
     this.#entries = [];
     const stats = await cacheStats(this.#dir);
-    if (stats.bytes > maxBytes) await pruneCache(this.#dir, { maxBytes });
+    if (stats.bytes > maxBytes || stats.staleBytes > 0) await pruneCache(this.#dir, { maxBytes });
     return count;
   }
 
@@ -287,6 +295,17 @@ async function segmentNames(dir: string): Promise<string[]> {
     .sort();
 }
 
+/** Segment files of the SHA-256 format (no writer of this version writes one: none is half-written). */
+async function otherFormatFiles(dir: string): Promise<string[]> {
+  let files: string[];
+  try {
+    files = await readdir(dir);
+  } catch {
+    return [];
+  }
+  return files.filter((f) => SHA256_FORMAT.test(f));
+}
+
 /** When a segment was written, from its name. */
 function segmentTime(name: string): number {
   return Number(name.split('-')[0]);
@@ -310,8 +329,18 @@ export async function cacheStats(dir: string): Promise<CacheStats> {
     entries += index / ENTRY_BYTES;
     bytes += index + (await sizeOf(join(dir, name + SEGMENT)));
   }
+  let staleBytes = 0;
+  for (const file of await otherFormatFiles(dir)) staleBytes += await sizeOf(join(dir, file));
   const iso = (name: string | undefined) => (name ? new Date(segmentTime(name)).toISOString() : null);
-  return { dir, segments: names.length, entries, bytes, oldest: iso(names[0]), newest: iso(names.at(-1)) };
+  return {
+    dir,
+    segments: names.length,
+    entries,
+    bytes,
+    oldest: iso(names[0]),
+    newest: iso(names.at(-1)),
+    staleBytes,
+  };
 }
 
 /** What a prune removed. */
@@ -333,7 +362,8 @@ export async function pruneCache(
 ): Promise<PruneResult> {
   const removed: PruneResult = { segments: 0, entries: 0, bytes: 0 };
   const names = await segmentNames(dir);
-  if (names.length === 0) return removed;
+  const stale = await otherFormatFiles(dir);
+  if (names.length === 0 && stale.length === 0) return removed;
   const lock = await DirLock.acquire(join(dir, LOCK), {
     inUse: (holder) =>
       new BatchpipeError(
@@ -365,6 +395,16 @@ export async function pruneCache(
       removed.entries += size.index / ENTRY_BYTES;
       removed.bytes += size.index + size.segment;
       total -= size.index + size.segment;
+    }
+    // Segments of another key hash answer nothing here: removed whatever their age.
+    for (const file of stale) {
+      const size = await sizeOf(join(dir, file));
+      await rm(join(dir, file), { force: true });
+      removed.bytes += size;
+      if (file.endsWith('.idx')) {
+        removed.segments++;
+        removed.entries += size / ENTRY_BYTES;
+      }
     }
     // Leftovers of writers that died: segments no index names, half-written files.
     const kept = new Set(await segmentNames(dir));

@@ -59,6 +59,12 @@ export function cacheCommand(): Command {
         out,
         `${stats.dir}: ${plural(stats.entries, 'answer')} in ${plural(stats.segments, 'segment')}, ${count(stats.bytes)} bytes${stats.oldest ? ` (oldest ${stats.oldest}, newest ${stats.newest})` : ''}`,
       );
+      // An older batchpipe's answers (SHA-256 keys): never read, gone at the next prune.
+      if (stats.staleBytes > 0)
+        info(
+          out,
+          `${count(stats.staleBytes)} bytes in an older format answer nothing: \`batchpipe cache prune\` removes them`,
+        );
     }),
   );
   command.addCommand(

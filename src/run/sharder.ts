@@ -203,11 +203,14 @@ export class Sharder {
     const keys = batch.requestKeys;
     if (this.#verdicts.length < batch.length) this.#verdicts = new Uint8Array(batch.length);
     const verdicts = this.#verdicts;
+    if (keys) reuse.prefetch(keys, from, batch.length);
     let to = from;
     let taking: Promise<void> | undefined;
     while (to < batch.length && !batch.rejection(to) && batch.rendered(to)) {
       const [start, end] = [batch.start(to), batch.end(to)];
-      verdicts[to] = reuse.take(batch.data!, start, end, batch.id(to), batch.template, keys, to * KEY_BYTES);
+      // No id string made for a `row-<n>` id: its digits go into the record (RequestReuse.take).
+      const id = batch.madeId(to) ?? batch.index(to);
+      verdicts[to] = reuse.take(batch.data!, start, end, id, batch.template, keys, to * KEY_BYTES);
       to++;
       taking = reuse.waiting();
       if (taking) break;

@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { z } from 'zod';
 import { RequestReuse, type ReuseSettings } from '../cache/request-reuse.js';
 import { isRequestBatch, type RequestBatch } from '../core/requests/request-batch.js';
+import { requestKeysLoaded, requestKeysReady } from '../core/requests/request-key.js';
 import { SliceField } from '../core/rows/row-slice.js';
 import { byteSize, parseOptions } from '../options.js';
 import type { FileLimits } from '../providers/profile.js';
@@ -70,18 +71,23 @@ export function shardRequests(options: ShardRequestsOptions): ShardRequestsStrea
   const reuse = opts.reuse && new RequestReuse(opts.outDir, opts.reuse);
   const sharder = new Sharder(opts.outDir, opts.prefix, limits, opts.slice, reuse);
   let summary: PreparedSummary | undefined;
+  const add = (item: RequestBatch | RequestItem | Rejection, done: (error?: Error | null) => void) => {
+    let pending: Promise<void> | undefined;
+    try {
+      pending = isRequestBatch(item) ? sharder.addBatch(item) : sharder.add(item);
+    } catch (error) {
+      return done(error as Error);
+    }
+    if (pending) pending.then(() => done(), done);
+    else done();
+  };
   const stream = new Writable({
     objectMode: true,
     highWaterMark: 1,
     write(item: RequestBatch | RequestItem | Rejection, _encoding, done) {
-      let pending: Promise<void> | undefined;
-      try {
-        pending = isRequestBatch(item) ? sharder.addBatch(item) : sharder.add(item);
-      } catch (error) {
-        return done(error as Error);
-      }
-      if (pending) pending.then(() => done(), done);
-      else done();
+      // Requests keyed here (lines without a key made where they were rendered) need the hasher.
+      if (reuse && !requestKeysLoaded()) requestKeysReady().then(() => add(item, done), done);
+      else add(item, done);
     },
     final(done) {
       sharder.finish().then((result) => {

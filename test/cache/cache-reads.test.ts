@@ -1,13 +1,14 @@
 /**
  * The result cache's lookups and batched reads: keys that share their first bytes (the search orders
  * by them first), a key stored in two segments (the newest answers), answers read together in any
- * order, and a segment cut short (an entry past its end answers nothing).
+ * order, a segment cut short (an entry past its end answers nothing), and segments of the first
+ * format (SHA-256 keys) never read.
  */
 import { randomBytes } from 'node:crypto';
-import { truncateSync } from 'node:fs';
+import { readdirSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CacheWriter, ResultCache } from '../../src/cache/result-cache.js';
+import { CacheWriter, cacheStats, pruneCache, ResultCache } from '../../src/cache/result-cache.js';
 import { KEY_BYTES } from '../../src/core/requests/request-key.js';
 import { tempDir } from '../helpers.js';
 
@@ -84,5 +85,36 @@ describe('ResultCache lookups', () => {
       ...Array(5).fill(undefined),
     ]);
     cache.close();
+  });
+});
+
+describe('A cache written with SHA-256 keys (the first format)', () => {
+  it('is read as empty, counted as stale by stats, and removed by a prune, new segments kept', async () => {
+    const cacheDir = join(dir, 'sha256');
+    const k = key();
+    await fill(cacheDir, [[k, 'an answer']]);
+    // The same segment under the first format's names: `<name>.idx` and `<name>.seg`.
+    const name = readdirSync(cacheDir)
+      .find((f) => f.endsWith('.xxh128.idx'))!
+      .slice(0, -'.xxh128.idx'.length);
+    for (const ext of ['idx', 'seg'])
+      renameSync(join(cacheDir, `${name}.xxh128.${ext}`), join(cacheDir, `${name}.${ext}`));
+    const cache = await ResultCache.open(cacheDir);
+    expect(cache.entries).toBe(0);
+    expect(cache.lookup(k)).toBeUndefined();
+    cache.close();
+    const stats = await cacheStats(cacheDir);
+    expect(stats).toMatchObject({ segments: 0, entries: 0, bytes: 0 });
+    // One index entry (32 bytes) and the answer's line.
+    expect(stats.staleBytes).toBe(32 + 'an answer\n'.length);
+    // A segment of this format beside them stays; the old ones go, however young.
+    await fill(cacheDir, [[key(), 'kept']]);
+    expect(readdirSync(cacheDir).filter((f) => /^\d+-\d+-[0-9a-f]+\.(idx|seg)$/.test(f))).toEqual([]);
+    expect(await cacheStats(cacheDir)).toMatchObject({ segments: 1, entries: 1, staleBytes: 0 });
+    // And `prune` removes them when no run adds a segment.
+    for (const ext of ['idx', 'seg']) writeFileSync(join(cacheDir, `${name}.${ext}`), 'x');
+    const removed = await pruneCache(cacheDir, {});
+    expect(removed).toMatchObject({ segments: 1, bytes: 2 });
+    expect(await cacheStats(cacheDir)).toMatchObject({ segments: 1, entries: 1, staleBytes: 0 });
   });
 });

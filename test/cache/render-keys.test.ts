@@ -1,6 +1,6 @@
 /**
  * Request keys as `prepare` makes them where lines are rendered (here and on a render thread, past
- * the first rows): each key in request-keys.tsv is the defined one (SHA-256 of the written line
+ * the first rows): each key in request-keys.tsv is the defined one (XXH3-128 of the written line
  * without its custom_id's value), whatever the ids hold, and rows asking the same thing are found alike.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';

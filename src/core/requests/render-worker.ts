@@ -4,10 +4,14 @@ import { serveJobs } from '../../internal/worker-pool.js';
 import type { Rejection } from '../../types.js';
 import { LineRenderer, type RenderPlan } from './render-lines.js';
 import type { Rendered, RenderJob } from './render-pool.js';
+import { requestKeysReady } from './request-key.js';
 import { rowBatchOf } from './thread-rows.js';
 
 // A render thread of RenderPool: renders each batch it is sent into the buffer sent with it.
-const renderer = new LineRenderer(workerData as RenderPlan);
+const plan = workerData as RenderPlan;
+const renderer = new LineRenderer(plan);
+// Keys made here need this thread's hasher (a thread's entry module, never required: it may await).
+if (plan.requestKeys !== undefined) await requestKeysReady();
 
 serveJobs(({ rows, buffer }: RenderJob): Rendered => {
   const batch = rowBatchOf(rows);

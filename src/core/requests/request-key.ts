@@ -1,7 +1,12 @@
-import { hash } from 'node:crypto';
+import { createXXHash128, type IHasher } from 'hash-wasm';
 
-/** Bytes of a request key: the first 128 bits of a SHA-256. */
+/** Bytes of a request key: an XXH3-128 digest. */
 export const KEY_BYTES = 16;
+/**
+ * The hash the keys are made with, in the names of the cache's files: keys
+ * of another hash are never compared with these. Was SHA-256 (first 16 bytes) before `xxh128`.
+ */
+export const KEY_ALGORITHM = 'xxh128';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -13,10 +18,33 @@ const TEMPERATURE = Buffer.from('"temperature"');
 const SEED = Buffer.from('"seed"');
 
 /**
- * A request's content key: SHA-256 (first 16 bytes) of its line `line[start, end)` without the
- * custom_id's value (and without a trailing newline), so rows that ask the same thing (same url,
- * model, messages, parameters) key alike whatever their ids. The same bytes `<shard>.hashes.tsv`
- * hashes: its hex is the key's.
+ * One hasher a thread (each render thread has its own module instance). XXH3-128 in WebAssembly:
+ * ~0.4 us for a 1 KB line where SHA-256 took ~0.8-1.4 us (measured on this machine), and 128 bits,
+ * so two different requests share a key with odds of about n^2 / 2^129 (docs/cache.md). Made by
+ * requestKeysReady, not at import: the WebAssembly compiles asynchronously, and a top-level await
+ * would keep `require('batchpipe')` from loading the package.
+ */
+let hasher: IHasher | undefined;
+let loading: Promise<void> | undefined;
+
+/** Resolves once this thread can make request keys: await it before the first requestKey. */
+export function requestKeysReady(): Promise<void> {
+  loading ??= createXXHash128().then((made) => {
+    hasher = made;
+  });
+  return loading;
+}
+
+/** Whether requestKeysReady has resolved on this thread (keys can be made synchronously). */
+export function requestKeysLoaded(): boolean {
+  return hasher !== undefined;
+}
+
+/**
+ * A request's content key: XXH3-128 (seed 0, canonical byte order) of its line `line[start, end)`
+ * without the custom_id's value (and without a trailing newline), so rows that ask the same thing
+ * (same url, model, messages, parameters) key alike whatever their ids. The same bytes
+ * `<shard>.hashes.tsv` hashes: its hex is the key's.
  */
 export function requestKey(line: Buffer, start = 0, end = line.length): Buffer {
   const key = Buffer.allocUnsafe(KEY_BYTES);
@@ -44,32 +72,30 @@ export function requestKeyInto(
     const value = customIdValueRange(line, start, end);
     if (value) [idFrom, idTo] = value;
   }
-  let digest: string;
-  if (idFrom >= 0) {
-    // One hash call over one span: the bytes before the id's value are moved up to meet the bytes
-    // after it, hashed, and put back (a Hash object and two updates cost twice as much, a copy of the
-    // line half as much again: measured on ~1 KB lines). So the line changes for the length of the
-    // call: never call this on bytes another thread reads meanwhile.
-    const head = idFrom - start;
-    const to = idTo - head;
-    if (saved.length < head) saved = Buffer.allocUnsafeSlow(Math.max(head, saved.length * 2));
-    // Loops, not Buffer#copy or copyWithin: their calls cost more than the ~14 bytes usually moved.
-    // Backwards: the bytes move up, maybe onto themselves.
-    for (let i = 0; i < head; i++) saved[i] = line[to + i]!;
-    for (let i = head - 1; i >= 0; i--) line[to + i] = line[start + i]!;
-    try {
-      digest = hash('sha256', line.subarray(to, end), 'binary');
-    } finally {
-      // Only [to, to + head) was written: its bytes put back restore the line.
-      for (let i = 0; i < head; i++) line[to + i] = saved[i]!;
-    }
-  } else digest = hash('sha256', line.subarray(start, end), 'binary');
-  // 'binary' (latin1): a character a byte; Node 20 makes a Buffer digest by a slower path than a string.
-  for (let k = 0; k < KEY_BYTES; k++) out[at + k] = digest.charCodeAt(k);
+  // The bytes before the id's value and those after it, joined in a scratch array and hashed in one
+  // update. The line is only read (another thread may read it meanwhile). The tail (most of the line)
+  // goes where its address has the same remainder mod 8 as in the line: V8 copies out of shared
+  // memory (a render thread's buffer) a word at a time only so, else a byte at a time, which doubled
+  // the key's cost (measured: ~830 -> ~450 ns a ~970-byte line, hashing included). The hasher copies
+  // the scratch into its own memory again, but from plain memory that copy is a memmove.
+  const head = idFrom >= 0 ? idFrom - start : 0;
+  const tail = idFrom >= 0 ? idTo : start;
+  const at0 = ((head + 7) & ~7) + ((line.byteOffset + tail) & 7);
+  const total = at0 + end - tail;
+  if (scratch.length < total) scratch = new Uint8Array(Math.max(total, scratch.length * 2));
+  const into = at0 - head;
+  // A loop for the usual ~14 bytes (a call costs more); a copy for a long head (an id at the line's end).
+  if (head <= 64) for (let k = 0; k < head; k++) scratch[into + k] = line[start + k]!;
+  else scratch.set(line.subarray(start, idFrom), into);
+  scratch.set(new Uint8Array(line.buffer, line.byteOffset + tail, end - tail), at0);
+  if (!hasher) throw new Error('a request key was asked for before requestKeysReady() resolved');
+  hasher.init();
+  hasher.update(new Uint8Array(scratch.buffer, into, total - into));
+  out.set(hasher.digest('binary'), at);
 }
 
-/** The bytes requestKey moves aside (one per thread, grown as needed). */
-let saved = Buffer.allocUnsafeSlow(256);
+/** Where requestKey joins a line's bytes around the id (one per thread, grown as needed). */
+let scratch = new Uint8Array(4096);
 
 /** A key as stored in text files: 32 hex digits. */
 export function keyHex(key: Uint8Array): string {

@@ -10,6 +10,7 @@ import { LineRenderer, type RenderedLines, type RenderPlan } from './render-line
 import { RenderPool, type RowsTransport } from './render-pool.js';
 import { RequestBatch } from './request-batch.js';
 import type { RequestBuilder } from './request-builder.js';
+import { requestKeysLoaded, requestKeysReady } from './request-key.js';
 import { transportOf } from './thread-rows.js';
 
 /** Room for the first batch's lines, per row; later batches are sized from the lines made so far. */
@@ -86,6 +87,9 @@ export class RequestMaker {
 
   /** Requests for a batch of rows (a promise when a render thread or a mapper makes them). */
   make(rows: RowBatch): RequestBatch | Promise<RequestBatch> {
+    // Lines keyed here (the first rows, before a render thread) need this thread's hasher first.
+    if (this.#plan?.requestKeys !== undefined && !requestKeysLoaded())
+      return requestKeysReady().then(() => this.make(rows));
     const template = this.#template;
     const threads = this.#madeRows >= RENDER_THREAD_AFTER_ROWS;
     if (!template) {
