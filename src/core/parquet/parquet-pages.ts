@@ -33,6 +33,7 @@ export interface ColumnPart {
 const PLAIN = 0;
 const PLAIN_DICTIONARY = 2;
 const RLE = 3;
+const BIT_PACKED = 4;
 const RLE_DICTIONARY = 8;
 
 /** A data page being read: its levels and values, and how far the reading has come. */
@@ -158,10 +159,11 @@ export class ColumnCursor {
         length = dict.offsets![index + 1]! - start;
         source = dict.data;
       } else {
+        if (page.pos + 4 > bytes.length) throw new Error('a string runs past its page');
         length = page.view.getInt32(page.pos, true);
         start = page.pos + 4;
         page.pos = start + length;
-        if (page.pos > bytes.length) throw new Error('a string runs past its page');
+        if (length < 0 || page.pos > bytes.length) throw new Error('a string runs past its page');
         source = bytes;
       }
       if (used + length > data.length) data = grow(used + length, used);
@@ -197,6 +199,7 @@ export class ColumnCursor {
         source = page.bytes;
         start = page.pos;
         page.pos += width;
+        if (page.pos > source.length) throw new Error('values run past their page');
       }
       const at = (filled + i) * width;
       for (let b = 0; b < width; b++) out[at + b] = source[start + b]!;
@@ -210,6 +213,7 @@ export class ColumnCursor {
       let value: number;
       if (page.indices) value = page.indices[page.next++]!;
       else {
+        if (page.pos >> 3 >= page.bytes.length) throw new Error('values run past their page');
         value = (page.bytes[page.pos >> 3]! >> (page.pos & 7)) & 1;
         page.pos++;
       }
@@ -251,10 +255,17 @@ export class ColumnCursor {
       } else {
         bytes = await decompress(this.#codec, body, header.uncompressedSize);
         if (this.#column.maxDefinition > 0) {
-          const length = readUint32(bytes, 0);
           defined = new Uint8Array(header.numValues);
-          hybrid(bytes, 4, 4 + length, 1, header.numValues, defined);
-          pos = 4 + length;
+          if (header.definitionLevelEncoding === BIT_PACKED) {
+            // The deprecated encoding: no length, bits packed from the most significant.
+            pos = (header.numValues + 7) >> 3;
+            if (pos > bytes.length) throw new Error('a page ends early');
+            for (let i = 0; i < header.numValues; i++) defined[i] = (bytes[i >> 3]! >> (7 - (i & 7))) & 1;
+          } else {
+            const length = readUint32(bytes, 0);
+            hybrid(bytes, 4, 4 + length, 1, header.numValues, defined);
+            pos = 4 + length;
+          }
         }
       }
       let present = header.numValues;
@@ -299,9 +310,11 @@ export class ColumnCursor {
     let pos = 0;
     let used = 0;
     for (let i = 0; i < size; i++) {
+      if (pos + 4 > bytes.length) throw new Error('a dictionary string runs past its page');
       const length = view.getInt32(pos, true);
       pos += 4;
-      if (pos + length > bytes.length) throw new Error('a dictionary string runs past its page');
+      if (length < 0 || pos + length > bytes.length)
+        throw new Error('a dictionary string runs past its page');
       data.set(bytes.subarray(pos, pos + length), used);
       pos += length;
       used += length;

@@ -212,6 +212,8 @@ export interface PageHeader {
   compressedSize: number;
   numValues: number;
   encoding: number;
+  /** V1 only: how the definition levels are encoded (3 RLE, 4 BIT_PACKED). */
+  definitionLevelEncoding: number;
   /** V2 only: the levels' byte lengths (stored uncompressed before the values), and whether the values are compressed. */
   definitionLevelsLength: number;
   repetitionLevelsLength: number;
@@ -229,6 +231,7 @@ export function readPageHeader(bytes: Uint8Array, pos: number): { header: PageHe
     compressedSize: num(s, 3)!,
     numValues: 0,
     encoding: 0,
+    definitionLevelEncoding: 3,
     definitionLevelsLength: 0,
     repetitionLevelsLength: 0,
     isCompressed: true,
@@ -237,6 +240,7 @@ export function readPageHeader(bytes: Uint8Array, pos: number): { header: PageHe
     const h = s.get(5) as Struct;
     header.numValues = num(h, 1)!;
     header.encoding = num(h, 2)!;
+    header.definitionLevelEncoding = num(h, 3) ?? 3;
   } else if (type === 2) {
     const h = s.get(7) as Struct;
     header.numValues = num(h, 1)!;

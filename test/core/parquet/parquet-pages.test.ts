@@ -180,8 +180,9 @@ describe('the page decoder', () => {
     },
   );
 
-  it("reads the columns of DuckDB's V2 files it can, and leaves DELTA encodings to parquet-wasm", async () => {
-    for (const compression of COMPRESSIONS) {
+  it.each(COMPRESSIONS)(
+    "reads the columns of DuckDB's V2 files (%s) it can, and leaves DELTA encodings to parquet-wasm",
+    async (compression) => {
       const path = duckFiles[`${compression}-V2`]!;
       const footer = await readFooter(path);
       const parquet = await loadParquet();
@@ -196,7 +197,22 @@ describe('the page decoder', () => {
       const accepted = FLAT_COLUMNS.filter((name) => planPages(footer, fields, [name]));
       expect(accepted).toEqual(expect.arrayContaining(['cat', 'flag']));
       await expectSameAsParquetWasm(path, accepted);
-    }
+    },
+  );
+
+  it("reads RLE booleans (arrow-rs's V2 default) as parquet-wasm does", async () => {
+    const parquet = await loadParquet();
+    const table = parquet.readParquet(readFileSync(duckFiles['snappy-V1']!));
+    const properties = new parquet.WriterPropertiesBuilder()
+      .setWriterVersion(parquet.WriterVersion.V2)
+      .setDictionaryEnabled(false)
+      .setDataPageSizeLimit(256)
+      .build();
+    const path = join(dir, 'rle-booleans.parquet');
+    writeFileSync(path, parquet.writeParquet(table, properties));
+    const chunks = (await readFooter(path)).rowGroups.map((g) => g.columns[FLAT_COLUMNS.indexOf('flag')]!);
+    expect(chunks.every((c) => c.encodings.includes(3) && !c.encodings.includes(0))).toBe(true);
+    await expectSameAsParquetWasm(path, ['flag']);
   });
 
   it('leaves lists, structs, maps, decimals and small integers to parquet-wasm, and reads the flat columns beside them', async () => {
