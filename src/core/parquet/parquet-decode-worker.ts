@@ -1,20 +1,57 @@
 /**
  * A Parquet decode thread (parquet-decoder.ts starts it): decodes the row groups it is given, in
- * order, one record batch per request, and hands each back as Arrow IPC bytes whose memory moves to
- * the main thread (no copy). parquet-wasm's WebAssembly memory only grows, so the main thread ends
- * this thread after a few row groups and starts another: that frees it.
+ * order, one record batch per request, and hands each back as Arrow buffers or Arrow IPC bytes
+ * whose memory moves to the main thread (no copy). With a page plan the page decoder reads the
+ * columns (memory bounded by a page); otherwise parquet-wasm does, whose WebAssembly memory only
+ * grows, so the main thread ends this thread after a few row groups and starts another: that frees it.
  */
 import { openAsBlob } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
-import { initSync, ParquetFile } from 'parquet-wasm/esm/parquet_wasm.js';
-import type { DecodeReply, DecodeThreadData } from './parquet-decoder.js';
+import type { DecodeReply, DecodeThreadData, PageBatch } from './parquet-decoder.js';
+import { readFooter } from './parquet-page-plan.js';
+import { ColumnCursor, type PageColumn } from './parquet-pages.js';
 
 const data = workerData as DecodeThreadData;
 const port = parentPort!;
-const wasm = initSync({ module: data.code as never });
+let wasmMemory: { buffer: ArrayBuffer } | undefined;
 let group = data.groups[0] ?? 0;
 
+/** The page decoder's batches: each row group's column chunks read by byte range, cut into batches. */
+async function* pageBatches(pages: readonly PageColumn[]): AsyncGenerator<PageBatch> {
+  const metadata = await readFooter(data.path);
+  const handle = await open(data.path, 'r');
+  try {
+    for (const g of data.groups) {
+      group = g;
+      const rowGroup = metadata.rowGroups[g]!;
+      const cursors: ColumnCursor[] = [];
+      for (const column of pages) {
+        const chunk = rowGroup.columns[column.leaf]!;
+        const bytes = Buffer.allocUnsafeSlow(chunk.length);
+        const { bytesRead } = await handle.read(bytes, 0, chunk.length, chunk.start);
+        if (bytesRead !== chunk.length) throw new Error('the file ends inside a column chunk');
+        cursors.push(new ColumnCursor(column, bytes, chunk.codec));
+      }
+      for (let done = 0; done < rowGroup.numRows; ) {
+        const rows = Math.min(data.batchRows, rowGroup.numRows - done);
+        const parts = await Promise.all(cursors.map((cursor) => cursor.take(rows)));
+        for (const part of parts) {
+          if (part.length !== rows)
+            throw new Error(`a column chunk holds ${done + part.length} rows, not ${rowGroup.numRows}`);
+        }
+        done += rows;
+        yield { rows, parts };
+      }
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
 async function* batches(): AsyncGenerator<Uint8Array> {
+  const { initSync, ParquetFile } = await import('parquet-wasm/esm/parquet_wasm.js');
+  wasmMemory = initSync({ module: data.code as never }).memory;
   const file = await ParquetFile.fromFile(await openAsBlob(data.path));
   try {
     for (const g of data.groups) {
@@ -36,7 +73,7 @@ async function* batches(): AsyncGenerator<Uint8Array> {
   }
 }
 
-const decoded = batches();
+const decoded = data.pages ? pageBatches(data.pages) : batches();
 let queue = Promise.resolve();
 // One answer per request, in order: each waits for the one before.
 port.on('message', () => {
@@ -44,11 +81,19 @@ port.on('message', () => {
     try {
       const next = await decoded.next();
       if (next.done)
-        port.postMessage({ done: true, wasmBytes: wasm.memory.buffer.byteLength } satisfies DecodeReply);
-      else
+        port.postMessage({ done: true, wasmBytes: wasmMemory?.buffer.byteLength ?? 0 } satisfies DecodeReply);
+      else if (next.value instanceof Uint8Array)
         port.postMessage({ group, ipc: next.value } satisfies DecodeReply, [
           next.value.buffer as ArrayBuffer,
         ]);
+      else {
+        const moved = new Set<ArrayBuffer>();
+        for (const part of next.value.parts) {
+          for (const view of [part.data, part.offsets, part.validity])
+            if (view) moved.add(view.buffer as ArrayBuffer);
+        }
+        port.postMessage({ group, batch: next.value } satisfies DecodeReply, [...moved]);
+      }
     } catch (error) {
       port.postMessage({
         group,

@@ -1,6 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import { moduleWorker } from '../../internal/module-worker.js';
 import type { WasmCode } from '../arrow/arrow-lib.js';
+import type { ColumnPart, PageColumn } from './parquet-pages.js';
 
 /** What a decode thread is started with. */
 export interface DecodeThreadData {
@@ -13,11 +14,23 @@ export interface DecodeThreadData {
   groups: readonly number[];
   /** Rows per record batch. */
   batchRows: number;
+  /**
+   * The columns' decoding by the page decoder (parquet-page-plan.ts), in the order of `columns`;
+   * undefined to decode with parquet-wasm.
+   */
+  pages?: readonly PageColumn[] | undefined;
+}
+
+/** A batch decoded by the page decoder: each column's Arrow buffers, moved from the thread. */
+export interface PageBatch {
+  rows: number;
+  parts: ColumnPart[];
 }
 
 /** A decode thread's answer to one request: the next batch, the end, or why it could not. */
 export type DecodeReply =
   | { group: number; ipc: Uint8Array }
+  | { group: number; batch: PageBatch }
   | { done: true; wasmBytes: number }
   | { group: number; error: string };
 
@@ -50,9 +63,9 @@ const DECODE_THREAD_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSize
  * fresh one, so memory stays that of one row group however many the file has. Stopping early ends
  * the thread.
  */
-export async function* decodeRowGroups(plan: DecodePlan): AsyncGenerator<Uint8Array> {
+export async function* decodeRowGroups(plan: DecodePlan): AsyncGenerator<Uint8Array | PageBatch> {
   const perThread = plan.groupsPerThread ?? 1;
-  const ready: Uint8Array[] = [];
+  const ready: Array<Uint8Array | PageBatch> = [];
   let finished = false;
   let failure: unknown;
   let stopped = false;
@@ -71,6 +84,7 @@ export async function* decodeRowGroups(plan: DecodePlan): AsyncGenerator<Uint8Ar
         columns: plan.columns,
         groups,
         batchRows: plan.batchRows,
+        pages: plan.pages,
       });
       current = thread;
       let group = first;
@@ -90,7 +104,7 @@ export async function* decodeRowGroups(plan: DecodePlan): AsyncGenerator<Uint8Ar
           }
           group = reply.group;
           if ('error' in reply) throw plan.fail(new Error(reply.error), reply.group);
-          ready.push(reply.ipc);
+          ready.push('batch' in reply ? reply.batch : reply.ipc);
           signal(wake);
         }
       } finally {

@@ -75,7 +75,7 @@ async function readGroups(path: string): Promise<unknown[]> {
 
 async function decodeAll(p: DecodePlan): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
-  for await (const ipc of decodeRowGroups(p)) out.push(ipc);
+  for await (const ipc of decodeRowGroups(p)) out.push(ipc as Uint8Array);
   return out;
 }
 
@@ -102,7 +102,8 @@ describe('decodeRowGroups (Parquet decoded on worker threads)', () => {
   it('a row group that cannot be decoded fails with the error that names it, after the rows before it', async () => {
     let rows = 0;
     const failed = (async () => {
-      for await (const ipc of decodeRowGroups(await plan(broken))) rows += tableFromIPC(ipc).numRows;
+      for await (const ipc of decodeRowGroups(await plan(broken)))
+        rows += tableFromIPC(ipc as Uint8Array).numRows;
     })();
     await expect(failed).rejects.toMatchObject({ code: 'BP_INPUT_PARSE', context: { file: broken } });
     await expect(failed).rejects.toThrow(/row group 3/);
