@@ -196,6 +196,11 @@ export interface RunManifest {
   slice?: Slice;
   /** What an earlier run of the same work made at the provider (absent or null: not looked up, `newRun`). */
   earlier?: EarlierWork | null;
+  /**
+   * How a keyed run's requests were keyed (REQUEST_KEYS_FORMAT), which its id depends on; absent in
+   * runs without keys and in keyed runs of older versions (SHA-256).
+   */
+  request_keys?: string;
   /** Per shard, the request content hashes (identical requests hash alike). */
   content_hashes?: ContentHashes[];
   jobs: JobRecord[];

@@ -13,6 +13,7 @@ import type { Rejection, RequestItem } from '../types.js';
 import { BatchApi } from './batch-api.js';
 import { BatchRun, completionWindowHours, newManifest, type RunEvent } from './batch-run.js';
 import { writeContentHashes } from './content-hashes.js';
+import { earlierKeyedRun, REQUEST_KEYS_FORMAT } from './earlier-key-runs.js';
 import { readManifest, writeManifest } from './manifest.js';
 import { adoptFile, exists, hasManifest, promoteStaging, RUNS_DIR, runIdFor, stagingDir } from './run-dir.js';
 import { RunLock, takeoverNote } from './run-lock.js';
@@ -220,6 +221,23 @@ export async function createOrResumeRun(
   const workId = runIdFor(identity);
   const runId = opts.newRun ? runIdFor({ ...identity, fresh: randomBytes(8).toString('hex') }) : workId;
   const runDir = resolve(opts.runDir ?? join(opts.runsDir, runId));
+  if (keyed && !opts.newRun && !(await hasManifest(runDir))) {
+    const earlier = await earlierKeyedRun(opts.runsDir, runDir, {
+      provider: identity.provider,
+      baseURL: identity.baseURL,
+      endpoint: identity.endpoint,
+      completionWindow,
+      rows: summary.rows,
+      slice: summary.slice,
+    });
+    if (earlier !== undefined) {
+      if (staged) await rm(shardsDir, { recursive: true, force: true });
+      throw new BatchpipeError(
+        'BP_RUN_MISMATCH',
+        `${earlier} holds an unfinished run of ${summary.rows} rows made by an earlier version of batchpipe, whose request keys (SHA-256) gave the same work another run id: starting this run could send that work again. Finish it with \`batchpipe resume ${earlier}\`, or pass --new-run to start another`,
+      );
+    }
+  }
   let promoted = false;
   try {
     if (staged) promoted = await promoteStaging(shardsDir, runDir);
@@ -278,6 +296,7 @@ export async function createOrResumeRun(
         task: label,
       });
       if (summary.slice) manifest.slice = summary.slice;
+      if (keyed) manifest.request_keys = REQUEST_KEYS_FORMAT;
       manifest.content_hashes = await writeContentHashes(runDir, summary.shards);
       await writeManifest(runDir, manifest);
     }

@@ -2,10 +2,11 @@
  * The result cache from the command line: `run` twice on a growing table with the same runs dir
  * (the embedded local service), `--include cached`, `--no-cache`, `--dedup`, and `cache stats|prune`.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
+import { readManifest, writeManifest } from '../../src/run/manifest.js';
 import { csvText } from '../fixtures/make-fixtures.js';
 import { fileWith, tempDir } from '../helpers.js';
 import { runCli } from './run-cli.js';
@@ -87,6 +88,33 @@ describe('batchpipe run with the result cache', () => {
     const bad = await runCli(['cache', 'prune', '--runs-dir', runsDir, '--older-than', 'soon']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--older-than');
+  });
+
+  it('will not send again the keyed work of an unfinished run an earlier version made (another key, another run id)', async () => {
+    const runs = join(dir, 'runs-upgrade');
+    const input = table('t8.csv', 8);
+    const first = await run(input, join(dir, 'o8.csv'), '--runs-dir', runs, '--no-cache');
+    expect(first.code, first.stderr).toBe(0);
+    const made = readdirSync(runs).find((name) => name.startsWith('run-'))!;
+    const manifest = await readManifest(join(runs, made));
+    expect(manifest.request_keys).toBe('xxh3-128');
+    // As an earlier version left it: keys of another format (no request_keys, another run id), and
+    // a batch still running.
+    delete manifest.request_keys;
+    manifest.jobs[0]!.state = 'submitted';
+    await writeManifest(join(runs, made), manifest);
+    const earlier = join(runs, 'run-0123456789abcdef');
+    renameSync(join(runs, made), earlier);
+
+    const again = await run(input, join(dir, 'o8b.csv'), '--runs-dir', runs, '--no-cache');
+    expect(again.code, again.stderr).toBe(1);
+    expect(again.stderr).toContain(`${earlier} holds an unfinished run of 8 rows made by an earlier version`);
+    expect(again.stderr).toContain(`batchpipe resume ${earlier}`);
+    expect(readdirSync(runs).filter((name) => name.startsWith('run-'))).toEqual(['run-0123456789abcdef']);
+
+    const fresh = await run(input, join(dir, 'o8c.csv'), '--runs-dir', runs, '--no-cache', '--new-run');
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(JSON.parse(fresh.stdout)).toMatchObject({ state: 'done', reuse: { sent: 8 } });
   });
 
   it('sends identical requests once, and says what --dedup would save where they are not the same draw', async () => {
