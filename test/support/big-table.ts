@@ -27,7 +27,7 @@ export function bigCsv(dir: string): { path: string; meant: Meant[]; lines: numb
     const kind = next();
     let text: string;
     if (kind < 0.2) text = `line one\r\nline "two", with a comma\nline ${i} ✓ ünï`;
-    else if (kind < 0.22) text = 'x'.repeat(200_000 + Math.floor(next() * 300_000)) + '\n"end"';
+    else if (kind < 0.22) text = `${'x'.repeat(200_000 + Math.floor(next() * 300_000))}\n"end"`;
     else text = `plain ${i} text`;
     const quoted = /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
     lines.push(line);

@@ -4,7 +4,7 @@ import { CsvReader } from '../../../src/core/csv/csv-reader.js';
 import { CsvRowBatch } from '../../../src/core/csv/csv-row-batch.js';
 import { JsonlReader } from '../../../src/core/jsonl/jsonl-reader.js';
 import type { RowBatch } from '../../../src/core/rows/row-batch.js';
-import { readBatchesOnThread, THREAD_READ_MIN_BYTES } from '../../../src/core/tables/table-read-thread.js';
+import { readBatchesOnThread } from '../../../src/core/tables/table-read-thread.js';
 import {
   DEFAULT_JSONL_SETTINGS,
   defaultCsvSettings,
