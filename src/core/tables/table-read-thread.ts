@@ -36,8 +36,9 @@ export interface ThreadReadRequest {
 }
 
 /**
- * Below this many bytes a table is read on this thread: starting a thread (about 30 ms) would cost
- * more than reading and scanning the file takes.
+ * Below this many bytes a table is read on the consumer's thread: scanning a few MiB takes it a few
+ * milliseconds, about what starting a thread and taking its messages costs it (the thread's own
+ * start-up, some 30 ms, runs on another core).
  */
 export const THREAD_READ_MIN_BYTES = 4 * 1024 * 1024;
 /** Batches the thread reads ahead of the consumer: enough to keep it busy, a few MiB of memory. */
