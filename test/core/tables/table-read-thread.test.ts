@@ -4,7 +4,7 @@ import { CsvReader } from '../../../src/core/csv/csv-reader.js';
 import { CsvRowBatch } from '../../../src/core/csv/csv-row-batch.js';
 import { JsonlReader } from '../../../src/core/jsonl/jsonl-reader.js';
 import type { RowBatch } from '../../../src/core/rows/row-batch.js';
-import { readBatchesOnThread } from '../../../src/core/tables/table-read-thread.js';
+import { readBatchesOnThread, THREAD_READ_MIN_BYTES } from '../../../src/core/tables/table-read-thread.js';
 import {
   DEFAULT_JSONL_SETTINGS,
   defaultCsvSettings,
@@ -61,6 +61,24 @@ describe('readBatchesOnThread', () => {
     // The rows that straddle a read chunk are there, whole.
     expect(meant.some((m) => 'values' in m && m.values.text!.length > 200_000)).toBe(true);
     // Rejections come whole (code, message, line), bytes and copy checks as this thread makes them.
+    expect(onThread).toEqual(here);
+  });
+
+  it('reads a Latin-1 file (transcoded there, its batches then in bytes of their own) into the same entries as this thread does', async () => {
+    const rows = ['id,text'];
+    for (let i = 1; rows.length * 60 < THREAD_READ_MIN_BYTES * 1.2; i++)
+      rows.push(
+        `${i},"caf\u00e9 ""${i}"" na\u00efve${i % 7 === 0 ? '\nsecond line' : ''} ${'x'.repeat(30)}"`,
+      );
+    const path = fileWith(dir, 'latin1.csv', Buffer.from(`${rows.join('\n')}\n`, 'latin1'));
+    const settings = { ...defaultCsvSettings(path), encoding: 'latin1' };
+    const onThread = await entries(readBatchesOnThread({ format: 'csv', path, file: path, settings }));
+    const here = await entries(readRowBatches(path, path, new CsvReader(path, settings)));
+    expect(onThread.length).toBe(rows.length - 1);
+    expect(onThread[6]!.values).toEqual({
+      id: '7',
+      text: `caf\u00e9 "7" na\u00efve\nsecond line ${'x'.repeat(30)}`,
+    });
     expect(onThread).toEqual(here);
   });
 
