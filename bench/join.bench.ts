@@ -31,7 +31,7 @@
  * (decoding only the members a result column comes from) into hash partitions (each row's cells
  * already as the CSV text that follows it) while the main thread reads the source's
  * ids; the output pass copies each source row's bytes and appends its cells, so the table's text is
- * never decoded. Memory is a block per partition and one partition's results, flat from 100k to 1M
+ * never decoded, while a worker thread reads and scans the source ahead of it (the other core). Memory is a block per partition and one partition's results, flat from 100k to 1M
  * rows, where the dict join and DuckDB's hash join grow with the input.
  */
 import { createWriteStream, readFileSync, rmSync, statSync } from 'node:fs';

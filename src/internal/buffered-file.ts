@@ -15,13 +15,18 @@ const BUFFER_BYTES = WRITE_POOL.size;
 export interface BufferedFileOptions {
   /** Hash the bytes as they are written (sha256, from `close`); large files are hashed on a thread of their own. */
   hash?: boolean;
+  /**
+   * Writes in flight while the next buffer fills (default 1): more lets the writer run ahead of a
+   * disk thread that is slow to be scheduled (a busy machine), a buffer each.
+   */
+  writesAhead?: number;
 }
 
 /**
- * A file written through two reused buffers (one filling while the other is written), optionally
- * hashed as it goes, under a temporary name until `close` renames it into place: a crash never leaves
- * a half-written file under the final name. Memory is two buffers, whatever the file size, and writing
- * makes no garbage.
+ * A file written through reused buffers (one filling while the other, or `writesAhead` others, are
+ * written), optionally hashed as it goes, under a temporary name until `close` renames it into place:
+ * a crash never leaves a half-written file under the final name. Memory is `writesAhead + 1`
+ * buffers, whatever the file size, and writing makes no garbage.
  */
 export class BufferedFile {
   readonly path: string;
@@ -32,7 +37,9 @@ export class BufferedFile {
   #handle: Promise<FileHandle> | undefined;
   #writing: Promise<void> | undefined;
   #buffer: Buffer;
-  #spare: Buffer | undefined;
+  /** Buffers being written, oldest first, each with the write (and hash) that frees it. */
+  #inFlight: Array<{ buffer: Buffer; done: Promise<void> }> = [];
+  readonly #writesAhead: number;
   #pos = 0;
   #bytes = 0;
   #ended = false;
@@ -44,6 +51,7 @@ export class BufferedFile {
     this.#hash = options.hash ? new StreamHash(BUFFER_BYTES / 2) : undefined;
     this.#pool = options.hash ? SHARED_WRITE_POOL : WRITE_POOL;
     this.#buffer = this.#pool.take();
+    this.#writesAhead = Math.max(1, options.writesAhead ?? 1);
   }
 
   /** Bytes written so far, including what is still buffered. */
@@ -102,8 +110,9 @@ export class BufferedFile {
   }
 
   /**
-   * Starts writing the filled buffer and switches to the spare one; resolves once the write before
-   * it is done, so one write is always in flight while the caller fills the next buffer.
+   * Starts writing the filled buffer and switches to another; resolves once no more than
+   * `writesAhead` writes are in flight, so one (or more) is always under way while the caller fills
+   * the next buffer.
    */
   async #flush(): Promise<void> {
     if (this.#pos === 0) return;
@@ -115,10 +124,11 @@ export class BufferedFile {
     this.#writing = hashed ? Promise.all([written, hashed]).then(() => undefined) : written;
     // Unhandled until awaited: a failed write surfaces at the next flush or at close.
     this.#writing.catch(() => undefined);
-    await previous;
-    const next = this.#spare ?? this.#pool.take();
-    this.#spare = this.#buffer;
-    this.#buffer = next;
+    this.#inFlight.push({ buffer: this.#buffer, done: this.#writing });
+    // The oldest write is waited for (and its buffer filled next) once `writesAhead` are in flight.
+    const oldest = this.#inFlight.length > this.#writesAhead ? this.#inFlight.shift() : undefined;
+    if (oldest) await oldest.done;
+    this.#buffer = oldest ? oldest.buffer : this.#pool.take();
     this.#pos = 0;
   }
 
@@ -177,8 +187,8 @@ export class BufferedFile {
   /** Hands the buffers on to the next file: every write from them has finished. */
   #release(): void {
     this.#pool.give(this.#buffer);
-    this.#pool.give(this.#spare);
-    this.#spare = undefined;
+    for (const { buffer } of this.#inFlight) this.#pool.give(buffer);
+    this.#inFlight = [];
     this.#buffer = Buffer.alloc(0);
   }
 

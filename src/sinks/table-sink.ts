@@ -70,7 +70,9 @@ export interface TableEncoder {
  * sink would have to drop them, and rows are never dropped silently (joinResults turns them into rows).
  */
 export function tableSink(path: string, encoder: TableEncoder): TableSinkStream {
-  const file = new BufferedFile(path);
+  // A table is most of what a job writes: three writes may be in flight (3 MiB), so a disk thread
+  // slow to be scheduled on a busy machine does not hold the rows up.
+  const file = new BufferedFile(path, { writesAhead: 3 });
   const out: TableOut = {
     text: (text) => file.append(text, Buffer.byteLength(text)),
     bytes: (data, start, end) => file.appendBytes(data, start, end),

@@ -3,8 +3,10 @@ import { z } from 'zod';
 import { CsvReader, type CsvSettings } from '../core/csv/csv-reader.js';
 import type { CsvRowBatch } from '../core/csv/csv-row-batch.js';
 import { delimiterOf, type TableFormat } from '../core/tables/table-format.js';
+import { threadReadOf } from '../core/tables/table-read-thread.js';
 import { inputName, type SourceInput } from '../internal/input.js';
 import { byteSize, parseOptions } from '../options.js';
+import { kReadOnThread } from '../streams/batch-protocol.js';
 import { BatchReadable } from '../streams/batch-readable.js';
 import type { SourceItem } from '../types.js';
 
@@ -79,10 +81,14 @@ export function csvSource(input: SourceInput, options: CsvSourceOptions = {}): R
 /** csvSource over settings already resolved (the jobs resolve them once). */
 export function csvSourceOf(input: SourceInput, settings: CsvSettings, name?: string): Readable {
   const file = inputName(input, name);
-  return new BatchReadable<SourceItem, CsvRowBatch>(
+  const stream = new BatchReadable<SourceItem, CsvRowBatch>(
     input,
     file,
     new CsvReader(file, settings),
     settings.maxRowSize,
   );
+  // A join's output pass reads a large file on a thread, with these same settings.
+  const onThread = threadReadOf(input, (path) => ({ format: 'csv', path, file, settings }));
+  Object.defineProperty(stream, kReadOnThread, { value: onThread });
+  return stream;
 }

@@ -2,9 +2,11 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { JsonlReader, type JsonlSettings } from '../core/jsonl/jsonl-reader.js';
 import type { JsonlRowBatch } from '../core/jsonl/jsonl-row-batch.js';
+import { threadReadOf } from '../core/tables/table-read-thread.js';
 import { inputName, type SourceInput } from '../internal/input.js';
 import { type WarningHandler, WarningLog } from '../internal/warnings.js';
 import { byteSize, parseOptions } from '../options.js';
+import { kReadOnThread } from '../streams/batch-protocol.js';
 import { BatchReadable } from '../streams/batch-readable.js';
 import type { SourceItem } from '../types.js';
 
@@ -59,5 +61,8 @@ export function jsonlSourceOf(
     settings.maxRowSize,
   ) as unknown as JsonlSourceStream;
   Object.defineProperty(stream, 'warnings', { value: warnings, enumerable: true });
+  // A join's output pass reads a large file on a thread, with these same settings and warnings.
+  const onThread = threadReadOf(input, (path) => ({ format: 'jsonl', path, file, settings }), warnings);
+  Object.defineProperty(stream, kReadOnThread, { value: onThread });
   return stream;
 }

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { RowBatch } from '../core/rows/row-batch.js';
 
 /**
  * How batchpipe's own stages agree, when one is piped into the next, to pass batches (RowBatch,
@@ -43,4 +44,16 @@ export interface ItemBatch<T> {
   readonly length: number;
   item(i: number): T;
   release?(): void;
+}
+
+/**
+ * Called on a table source by a stage that reads it whole, in order, while its own thread is busy
+ * with the rows (a join's output pass): the source's row batches, read and scanned on a worker
+ * thread; undefined when the source cannot (a stream input, a small file, a columnar format). The
+ * stream itself is then not read.
+ */
+export const kReadOnThread = Symbol.for('batchpipe.readOnThread');
+
+export interface ThreadReadable {
+  [kReadOnThread](): AsyncIterable<RowBatch> | undefined;
 }

@@ -19,7 +19,7 @@ import { ObjectRowBatch } from '../core/rows/object-row-batch.js';
 import type { RowBatch } from '../core/rows/row-batch.js';
 import { SliceField } from '../core/rows/row-slice.js';
 import { compileStructuredOutput } from '../core/structured/structured-output.js';
-import { readTableBatches } from '../core/tables/table-reader.js';
+import { readTableBatches, readTableBatchesOnThread } from '../core/tables/table-reader.js';
 import { parseOptions } from '../options.js';
 import { ENDPOINTS } from '../providers/profile.js';
 import {
@@ -27,6 +27,8 @@ import {
   kEmitBatches,
   kHandOverResultFiles,
   kPreferCells,
+  kReadOnThread,
+  type ThreadReadable,
 } from '../streams/batch-protocol.js';
 import { rowBatchesOf } from '../streams/row-batches.js';
 import type { Rejection, Row, RowValues } from '../types.js';
@@ -238,8 +240,16 @@ class JoinResults extends Duplex implements JoinResultsStream, BatchEmitter {
 
   readonly #openRows: OpenRows = (pass, columns) => {
     const source = this.#source;
-    if (typeof source === 'string') return readTableBatches(source, columns);
-    if (typeof source === 'function') return rowBatchesOf(columns ? source(columns) : source());
+    // The output pass reads the table on a thread where it can: this one writes the joined rows.
+    if (typeof source === 'string')
+      return (pass === 2 ? readTableBatchesOnThread(source) : undefined) ?? readTableBatches(source, columns);
+    if (typeof source === 'function') {
+      const stream = columns ? source(columns) : source();
+      const threaded = pass === 2 ? (stream as Partial<ThreadReadable>)[kReadOnThread]?.() : undefined;
+      if (!threaded) return rowBatchesOf(stream);
+      stream.destroy();
+      return threaded;
+    }
     return pass === 1 ? this.#spillWhileReading(source) : this.#spilled();
   };
 

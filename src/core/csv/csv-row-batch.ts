@@ -30,6 +30,8 @@ export interface CsvTransport {
   rowEnds: Int32Array;
   /** Entries the source rejected (their rejections stay with the batch that sent them). */
   rejected: Int32Array;
+  /** Each entry's `copiesCleanly`, when the sending thread worked it out (see `findClean`). */
+  clean?: Uint8Array | undefined;
 }
 
 /** What a worker's copy of a batch knows of a rejected entry: that it is one. */
@@ -63,6 +65,7 @@ export class CsvRowBatch extends ReadRows implements RowBatch {
   readonly #rowEnds: Int32Array;
   readonly #rejections: ReadonlyMap<number, Rejection> | undefined;
   readonly #quoteByte: number;
+  #clean: Uint8Array | undefined;
 
   constructor(
     parts: Omit<CsvTransport, 'type' | 'buffer' | 'rejected'> & {
@@ -81,6 +84,7 @@ export class CsvRowBatch extends ReadRows implements RowBatch {
     this.#rowEnds = parts.rowEnds;
     this.#rejections = parts.rejections;
     this.#quoteByte = parts.layout.quote.charCodeAt(0);
+    this.#clean = parts.clean;
   }
 
   /** The batch as plain data for a worker thread (its bytes shared when they are in shared memory). */
@@ -99,16 +103,24 @@ export class CsvRowBatch extends ReadRows implements RowBatch {
       rowStarts: this.#rowStarts,
       rowEnds: this.#rowEnds,
       rejected: Int32Array.from(this.#rejections?.keys() ?? []),
+      clean: this.#clean,
     };
   }
 
-  /** A batch from its transport (on a worker thread). */
-  static from(t: CsvTransport): CsvRowBatch {
+  /**
+   * A batch from its transport (on another thread): its rejected entries are the `rejections` sent
+   * with it, or, without them, only known to be rejected.
+   */
+  static from(t: CsvTransport, rejections?: ReadonlyArray<[number, Rejection]>): CsvRowBatch {
     return new CsvRowBatch({
       ...t,
       buffer: Buffer.from(t.buffer.buffer, t.buffer.byteOffset, t.buffer.length),
       rejections:
-        t.rejected.length > 0 ? new Map([...t.rejected].map((entry) => [entry, REJECTED_THERE])) : undefined,
+        t.rejected.length === 0
+          ? undefined
+          : new Map(
+              rejections ?? [...t.rejected].map((entry): [number, Rejection] => [entry, REJECTED_THERE]),
+            ),
     });
   }
 
@@ -209,6 +221,22 @@ export class CsvRowBatch extends ReadRows implements RowBatch {
    */
   copiesCleanly(i: number): boolean {
     this.checkLive();
+    const clean = this.#clean;
+    return clean === undefined ? this.#copiesCleanly(i) : clean[i] === 1;
+  }
+
+  /**
+   * Works out `copiesCleanly` for every entry now (the thread that read the batch does, so the one
+   * that writes it only looks the answers up); they travel with the batch's transport.
+   */
+  findClean(): void {
+    this.checkLive();
+    const clean = new Uint8Array(this.length);
+    for (let i = 0; i < this.length; i++) clean[i] = this.#copiesCleanly(i) ? 1 : 0;
+    this.#clean = clean;
+  }
+
+  #copiesCleanly(i: number): boolean {
     const from = this.#fieldAt[i]!;
     const to = this.#fieldAt[i + 1]!;
     if (to - from !== this.layout.header.length) return false;

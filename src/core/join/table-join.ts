@@ -69,6 +69,8 @@ export class TableJoin {
   #join: HashJoin | undefined;
   #joined: JoinedLayout | undefined;
   #rows: AsyncIterator<RowBatch> | undefined;
+  /** The output pass's first batch, asked for before step 3 so the reading starts meanwhile. */
+  #firstRows: Promise<IteratorResult<RowBatch>> | undefined;
   #idName: string | undefined;
   #idRef: { layout: object; ref: CellRef | undefined } | undefined;
   /** Each row's hash, when the join checks rows against their requests, and the columns it covers. */
@@ -145,6 +147,11 @@ export class TableJoin {
       ({ columns, uneven } = await this.#keyPass(join));
     };
     await this.#loadFiles(join, keyPass);
+    // The output pass starts reading (on a thread, where the source can) while step 3 runs.
+    this.#rows = this.#openRows(2)[Symbol.asyncIterator]();
+    this.#firstRows = this.#rows.next();
+    // Awaited by the first `next`; a failure meanwhile must not go unhandled.
+    this.#firstRows.catch(() => undefined);
     await join.join();
     const sourceColumns = columns ?? [];
     const names = this.#layout.names(sourceColumns, this.#settings.fieldPrefix);
@@ -156,7 +163,6 @@ export class TableJoin {
       uneven,
       encoding: join.encoding,
     };
-    this.#rows = this.#openRows(2)[Symbol.asyncIterator]();
   }
 
   /** Parses handed-over files (threads beside the key pass when large), then runs the key pass. */
@@ -338,7 +344,8 @@ export class TableJoin {
   /** Step 4: the next source batch with its rows' cells, in source order; null at the end. */
   async next(): Promise<JoinedRowBatch | null> {
     const join = this.#join!;
-    const next = await this.#rows!.next();
+    const next = await (this.#firstRows ?? this.#rows!.next());
+    this.#firstRows = undefined;
     if (next.done) {
       const summary = await join.finish([...this.#joined!.names]);
       // Lines of handed-over files that could not be used count too (they were parsed for this join).

@@ -129,12 +129,15 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
     };
   }
 
-  /** A batch from its transport (on a worker thread). */
-  static from(t: JsonlTransport): JsonlRowBatch {
+  /**
+   * A batch from its transport (on another thread): its rejected entries are the `rejections` sent
+   * with it, or, without them, only known to be rejected.
+   */
+  static from(t: JsonlTransport, rejections?: Array<[number, Rejection]>): JsonlRowBatch {
     return new JsonlRowBatch({
       ...t,
       buffer: Buffer.from(t.buffer.buffer, t.buffer.byteOffset, t.buffer.length),
-      rejections: [...t.rejected].map((entry): [number, Rejection] => [entry, REJECTED_THERE]),
+      rejections: rejections ?? [...t.rejected].map((entry): [number, Rejection] => [entry, REJECTED_THERE]),
     });
   }
 

@@ -1,6 +1,10 @@
 import { READ_POOL } from '../../internal/buffer-pool.js';
 import type { Rejection, Row, RowValues } from '../../types.js';
 
+function giveToReadPool(buffer: Buffer): void {
+  READ_POOL.give(buffer);
+}
+
 /** What a released batch's buffer is: reading it is a bug, and says so. */
 const RELEASED = Buffer.alloc(0);
 
@@ -22,10 +26,18 @@ export abstract class ReadRows {
     this.lines = lines;
   }
 
+  /** Where `release` hands the bytes: the read pool, or the thread that read them. */
+  #giveBack: (buffer: Buffer) => void = giveToReadPool;
+
   /** Hands the bytes back to the read pool: the batch must not be read after this. */
   release(): void {
-    READ_POOL.give(this.buffer);
+    if (this.buffer !== RELEASED) this.#giveBack(this.buffer);
     this.buffer = RELEASED;
+  }
+
+  /** Makes `release` hand the bytes to `give` (a batch read on another thread goes back there). */
+  giveBackTo(give: (buffer: Buffer) => void): void {
+    this.#giveBack = give;
   }
 
   index(i: number): number {

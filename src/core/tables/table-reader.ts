@@ -7,6 +7,7 @@ import { JsonlReader, type JsonlSettings } from '../jsonl/jsonl-reader.js';
 import { readParquetBatches } from '../parquet/parquet-reader.js';
 import type { RowBatch } from '../rows/row-batch.js';
 import { delimiterOf, formatOfPath } from './table-format.js';
+import { threadReadOf } from './table-read-thread.js';
 
 /** Turns chunks of a table's bytes into row batches. */
 export interface RowParser {
@@ -60,6 +61,20 @@ export function readTableBatches(path: string, columns?: readonly string[]): Asy
   if (format === 'parquet') return readParquetBatches(path, path, { columns });
   if (format === 'arrow' || format === 'arrows') return readArrowBatches(path, path);
   return readRowBatches(path, path, defaultRowParser(path));
+}
+
+/**
+ * A CSV/TSV or JSON Lines file's batches read on a worker thread with its extension's defaults (as
+ * readTableBatches reads it), when the file is large enough to be worth one; else undefined.
+ */
+export function readTableBatchesOnThread(path: string): AsyncGenerator<RowBatch> | undefined {
+  const format = formatOfPath(path);
+  if (format === 'parquet' || format === 'arrow' || format === 'arrows') return undefined;
+  return threadReadOf(path, (file) =>
+    format === 'jsonl'
+      ? { format: 'jsonl', path: file, file, settings: DEFAULT_JSONL_SETTINGS }
+      : { format: 'csv', path: file, file, settings: defaultCsvSettings(file) },
+  )();
 }
 
 /** Reads an input's row batches, one chunk at a time, each only when asked for. */
