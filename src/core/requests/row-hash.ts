@@ -96,12 +96,8 @@ export class RowHash {
     return true;
   }
 
-  /**
-   * Copies `src[start, end)`, already JSON text (a JSON Lines string member's bytes), into `out` at
-   * `at` and adds it as `cell` would, in one pass a word at a time: a native copy and a second pass
-   * over the copy cost half as much again.
-   */
-  copyCell(src: Uint8Array, start: number, end: number, out: Uint8Array, at: number): void {
+  /** Views that read `src` and write `out` a word at a time (made again only for another buffer). */
+  #viewsOf(src: Uint8Array, out: Uint8Array): void {
     if (src !== this.#bytes) {
       this.#bytes = src;
       this.#view = new DataView(src.buffer, src.byteOffset, src.byteLength);
@@ -110,6 +106,15 @@ export class RowHash {
       this.#out = out;
       this.#outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
     }
+  }
+
+  /**
+   * Copies `src[start, end)`, already JSON text (a JSON Lines string member's bytes), into `out` at
+   * `at` and adds it as `cell` would, in one pass a word at a time: a native copy and a second pass
+   * over the copy cost half as much again.
+   */
+  copyCell(src: Uint8Array, start: number, end: number, out: Uint8Array, at: number): void {
+    this.#viewsOf(src, out);
     const view = this.#view!;
     const outView = this.#outView!;
     const n = end - start;
@@ -151,14 +156,7 @@ export class RowHash {
     out: Uint8Array,
     at: number,
   ): boolean {
-    if (src !== this.#bytes) {
-      this.#bytes = src;
-      this.#view = new DataView(src.buffer, src.byteOffset, src.byteLength);
-    }
-    if (out !== this.#out) {
-      this.#out = out;
-      this.#outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
-    }
+    this.#viewsOf(src, out);
     const view = this.#view!;
     const outView = this.#outView!;
     const pairs = doubledQuote === 0x22;
