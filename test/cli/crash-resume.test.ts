@@ -293,8 +293,15 @@ describe.each(SEEDS)(
               }
             }
             // Downloads began before the polls aimed at came (the batches had ended meanwhile): the
-            // process may finish without polling that often, so aim at a download if one is wanted.
-            if (plan.phase === 'poll' && made()['files.content'] > 0 && hits.download < KILLS_PER_PHASE) {
+            // process may finish without polling that often, so aim at a download if one is wanted,
+            // unless no poll has landed yet and a download has (later attempts are polled too: a
+            // loaded machine that missed the polls of the first ones has only those left).
+            if (
+              plan.phase === 'poll' &&
+              made()['files.content'] > 0 &&
+              hits.download < KILLS_PER_PHASE &&
+              (hits.download === 0 || hits.poll > 0)
+            ) {
               tries.poll--;
               plan = planFor('download', undefined);
               tries.download++;
