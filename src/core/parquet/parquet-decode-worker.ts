@@ -89,8 +89,9 @@ port.on('message', () => {
       else {
         const moved = new Set<ArrayBuffer>();
         for (const part of next.value.parts) {
+          // Shared memory is shared by posting it; only other buffers are moved.
           for (const view of [part.data, part.offsets, part.validity])
-            if (view) moved.add(view.buffer as ArrayBuffer);
+            if (view && !(view.buffer instanceof SharedArrayBuffer)) moved.add(view.buffer as ArrayBuffer);
         }
         port.postMessage({ group, batch: next.value } satisfies DecodeReply, [...moved]);
       }
