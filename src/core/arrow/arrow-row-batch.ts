@@ -3,6 +3,31 @@ import type { ByteWriter } from '../../internal/byte-writer.js';
 import type { Row, RowValues } from '../../types.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { cellText, cellValue, isNullCell, writeCellJsonText } from './arrow-cells.js';
+import { loadedArrow } from './arrow-lib.js';
+
+/** A column of a batch as plain data: its buffers are shared memory, which crosses threads uncopied. */
+export interface ArrowColumnTransport {
+  offset: number;
+  length: number;
+  nullCount: number;
+  valueOffsets: Int32Array | undefined;
+  values: Uint8Array | undefined;
+  nullBitmap: Uint8Array | undefined;
+}
+
+/** A batch of Arrow rows as plain data, to cross to a worker thread (see ArrowRowBatch.transport). */
+export interface ArrowTransport {
+  type: 'arrow';
+  /** The layout's schema as Arrow IPC stream bytes (no rows). */
+  schema: Uint8Array;
+  tableColumns: readonly string[] | undefined;
+  columns: ArrowColumnTransport[];
+  file: string;
+  firstIndex: number;
+  length: number;
+  /** An Arrow source rejects no row. */
+  rejected: Int32Array;
+}
 
 /** A column of an Arrow layout: a top-level column, and a path of struct fields below it. */
 interface ArrowRef {
@@ -20,11 +45,21 @@ export class ArrowLayout {
   readonly tableColumns: readonly string[] | undefined;
   readonly #fields: ReadonlyArray<{ name: string; type: unknown }>;
   readonly #refs = new Map<string, ArrowRef | undefined>();
+  readonly #schema: Schema;
+  #schemaBytes: Uint8Array | undefined;
 
   constructor(schema: Schema, tableColumns?: readonly string[]) {
+    this.#schema = schema;
     this.#fields = schema.fields;
     this.names = schema.fields.map((f) => f.name);
     this.tableColumns = tableColumns;
+  }
+
+  /** The schema as Arrow IPC stream bytes, made once (a thread rebuilds the layout from them). */
+  schemaBytes(): Uint8Array {
+    const arrow = loadedArrow();
+    this.#schemaBytes ??= arrow.tableToIPC(new arrow.Table(this.#schema), 'stream');
+    return this.#schemaBytes;
   }
 
   ref(name: string): ArrowRef | undefined {
@@ -82,6 +117,55 @@ export class ArrowRowBatch implements RowBatch {
 
   get tableColumns(): readonly string[] | undefined {
     return this.layout.tableColumns;
+  }
+
+  /**
+   * The batch as plain data another thread can take without a copy, when every column is flat and
+   * held in shared memory (the page decoder's batches); undefined otherwise.
+   */
+  transport(): ArrowTransport | undefined {
+    const columns: ArrowColumnTransport[] = [];
+    for (const data of this.#columns) {
+      if (data.children.length > 0 || data.dictionary !== undefined) return undefined;
+      const valueOffsets = data.valueOffsets as Int32Array | undefined;
+      const values = data.values as Uint8Array | undefined;
+      const nullBitmap = data.nullBitmap as Uint8Array | undefined;
+      if (!(isShared(valueOffsets) && isShared(values) && isShared(nullBitmap))) return undefined;
+      const length = data.length;
+      columns.push({
+        offset: data.offset,
+        length,
+        nullCount: data.nullCount,
+        valueOffsets,
+        values,
+        nullBitmap,
+      });
+    }
+    return {
+      type: 'arrow',
+      schema: this.layout.schemaBytes(),
+      tableColumns: this.layout.tableColumns,
+      columns,
+      file: this.#file,
+      firstIndex: this.#firstIndex,
+      length: this.length,
+      rejected: new Int32Array(0),
+    };
+  }
+
+  /** The batch a transport carries, on the thread that received it (apache-arrow loaded there). */
+  static from(rows: ArrowTransport): ArrowRowBatch {
+    const arrow = loadedArrow();
+    const { layout, fields } = threadLayout(rows);
+    const columns = rows.columns.map(
+      (c, i) =>
+        new arrow.Data(fields[i]!.type, c.offset, c.length, c.nullCount, [
+          c.valueOffsets,
+          c.values,
+          c.nullBitmap,
+        ] as never),
+    );
+    return new ArrowRowBatch(layout, columns, rows.length, rows.file, rows.firstIndex);
   }
 
   /** The batch's columns (a sink that writes Arrow takes them as they are). */
@@ -174,4 +258,33 @@ export class ArrowRowBatch implements RowBatch {
     }
     return data;
   }
+}
+
+/** A buffer another thread sees without a copy (or none, or an empty one). */
+function isShared(view: ArrayBufferView | undefined): boolean {
+  return view === undefined || view.byteLength === 0 || view.buffer instanceof SharedArrayBuffer;
+}
+
+/** The last layout a thread rebuilt, reused while the batches it receives have the same schema. */
+let lastLayout: ThreadLayout | undefined;
+
+interface ThreadLayout {
+  bytes: Uint8Array;
+  tableColumns: string;
+  layout: ArrowLayout;
+  fields: Schema['fields'];
+}
+
+function threadLayout(rows: ArrowTransport): ThreadLayout {
+  const tableColumns = JSON.stringify(rows.tableColumns ?? null);
+  const last = lastLayout;
+  if (last && last.tableColumns === tableColumns && Buffer.from(last.bytes).equals(rows.schema)) return last;
+  const schema = loadedArrow().tableFromIPC(rows.schema).schema;
+  lastLayout = {
+    bytes: rows.schema,
+    tableColumns,
+    layout: new ArrowLayout(schema, rows.tableColumns),
+    fields: schema.fields,
+  };
+  return lastLayout;
 }

@@ -17,6 +17,9 @@ const port = parentPort!;
 let wasmMemory: { buffer: ArrayBuffer } | undefined;
 let group = data.groups[0] ?? 0;
 
+/** Whether the batch just yielded is the last of this thread's row groups. */
+let last = false;
+
 /** The page decoder's batches: each row group's column chunks read by byte range, cut into batches. */
 async function* pageBatches(pages: readonly PageColumn[]): AsyncGenerator<PageBatch> {
   const metadata = await readFooter(data.path);
@@ -41,6 +44,7 @@ async function* pageBatches(pages: readonly PageColumn[]): AsyncGenerator<PageBa
             throw new Error(`a column chunk holds ${done + part.length} rows, not ${rowGroup.numRows}`);
         }
         done += rows;
+        last = g === data.groups.at(-1) && done === rowGroup.numRows;
         yield { rows, parts };
       }
     }
@@ -89,10 +93,11 @@ port.on('message', () => {
       else {
         const moved = new Set<ArrayBuffer>();
         for (const part of next.value.parts) {
+          // Shared memory is shared by posting it; only other buffers are moved.
           for (const view of [part.data, part.offsets, part.validity])
-            if (view) moved.add(view.buffer as ArrayBuffer);
+            if (view && !(view.buffer instanceof SharedArrayBuffer)) moved.add(view.buffer as ArrayBuffer);
         }
-        port.postMessage({ group, batch: next.value } satisfies DecodeReply, [...moved]);
+        port.postMessage({ group, batch: next.value, last } satisfies DecodeReply, [...moved]);
       }
     } catch (error) {
       port.postMessage({

@@ -30,7 +30,7 @@ export interface PageBatch {
 /** A decode thread's answer to one request: the next batch, the end, or why it could not. */
 export type DecodeReply =
   | { group: number; ipc: Uint8Array }
-  | { group: number; batch: PageBatch }
+  | { group: number; batch: PageBatch; last: boolean }
   | { done: true; wasmBytes: number }
   | { group: number; error: string };
 
@@ -88,9 +88,13 @@ export async function* decodeRowGroups(plan: DecodePlan): AsyncGenerator<Uint8Ar
       });
       current = thread;
       let group = first;
+      // A thread's first batch is asked for at once, beyond the batches ahead: the first page of a
+      // row group is decompressed whole, and the batches ahead would not cover that wait.
+      let asked = 0;
       try {
         for (;;) {
-          while (ready.length >= AHEAD && !stopped) await new Promise<void>((resolve) => (room = resolve));
+          while (asked++ > 0 && ready.length >= AHEAD && !stopped)
+            await new Promise<void>((resolve) => (room = resolve));
           if (stopped) return;
           let reply: DecodeReply;
           try {
@@ -106,6 +110,9 @@ export async function* decodeRowGroups(plan: DecodePlan): AsyncGenerator<Uint8Ar
           if ('error' in reply) throw plan.fail(new Error(reply.error), reply.group);
           ready.push('batch' in reply ? reply.batch : reply.ipc);
           signal(wake);
+          // The page decoder says which batch is its thread's last: the thread (and its page) is
+          // ended and the next one started without waiting for the batches ahead to be taken.
+          if ('batch' in reply && reply.last) break;
         }
       } finally {
         await thread.close();

@@ -83,8 +83,8 @@ export class ColumnCursor {
     const bool = this.#column.physical === 0;
     let validity: Uint8Array | undefined;
     let nullCount = 0;
-    const offsets = strings ? new Int32Array(rows + 1) : undefined;
-    let data = new Uint8Array(strings ? 0 : bool ? (rows + 7) >> 3 : rows * this.#width);
+    const offsets = strings ? new Int32Array(new SharedArrayBuffer((rows + 1) * 4)) : undefined;
+    let data = shared(strings ? 0 : bool ? (rows + 7) >> 3 : rows * this.#width);
     let used = 0;
     let filled = 0;
     while (filled < rows) {
@@ -98,7 +98,7 @@ export class ColumnCursor {
       if (defined) {
         for (let i = 0; i < count; i++) {
           if (defined[page.row + i] === 0) {
-            if (!validity) validity = new Uint8Array((rows + 7) >> 3).fill(0xff);
+            if (!validity) validity = shared((rows + 7) >> 3).fill(0xff);
             const at = filled + i;
             validity[at >> 3]! &= ~(1 << (at & 7));
             nullCount++;
@@ -109,10 +109,10 @@ export class ColumnCursor {
         if (data.length === 0 && !page.indices) {
           // Sized from the page's bytes per row, so the buffer is seldom grown.
           const perRow = (page.bytes.length - page.pos) / (page.rows - page.row);
-          data = new Uint8Array(Math.ceil(perRow * (rows - filled) * 1.05) + 64);
+          data = shared(Math.ceil(perRow * (rows - filled) * 1.05) + 64);
         }
         used = this.#strings(page, count, filled, offsets!, data, used, (need, keep) => {
-          const grown = new Uint8Array(Math.max(need, data.length * 2, 1024));
+          const grown = shared(Math.max(need, data.length * 2, 1024));
           grown.set(data.subarray(0, keep));
           data = grown;
           return data;
@@ -123,11 +123,14 @@ export class ColumnCursor {
       filled += count;
     }
     // A buffer much larger than its bytes is cut to them (it is sent to the main thread whole).
-    if (strings && used < data.length * 0.9) data = data.slice(0, used);
-    else if (strings) data = data.subarray(0, used);
+    if (strings && used < data.length * 0.9) {
+      const cut = shared(used);
+      cut.set(data.subarray(0, used));
+      data = cut;
+    } else if (strings) data = data.subarray(0, used);
     const part: ColumnPart = { length: filled, nullCount, data };
     if (validity) part.validity = validity;
-    if (offsets) part.offsets = filled === rows ? offsets : offsets.slice(0, filled + 1);
+    if (offsets) part.offsets = filled === rows ? offsets : offsets.subarray(0, filled + 1);
     return part;
   }
 
@@ -322,6 +325,14 @@ export class ColumnCursor {
     }
     return { data, offsets, size };
   }
+}
+
+/**
+ * A zeroed buffer in shared memory: a batch's buffers cross from this thread to the main thread and
+ * on to a render thread without a copy.
+ */
+function shared(size: number): Uint8Array {
+  return new Uint8Array(new SharedArrayBuffer(size));
 }
 
 function readUint32(bytes: Uint8Array, pos: number): number {

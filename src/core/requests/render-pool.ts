@@ -1,11 +1,12 @@
 import { WorkerPool } from '../../internal/worker-pool.js';
 import type { Rejection } from '../../types.js';
+import type { ArrowTransport } from '../arrow/arrow-row-batch.js';
 import type { CsvTransport } from '../csv/csv-row-batch.js';
 import type { JsonlTransport } from '../jsonl/jsonl-row-batch.js';
 import type { RenderedLines, RenderPlan } from './render-lines.js';
 
 /** A batch of rows another thread can take. */
-export type RowsTransport = CsvTransport | JsonlTransport;
+export type RowsTransport = CsvTransport | JsonlTransport | ArrowTransport;
 
 /**
  * A mapper thread keeps little (a batch's offsets at a time; the bytes are shared), so its old

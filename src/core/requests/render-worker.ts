@@ -2,6 +2,7 @@ import { workerData } from 'node:worker_threads';
 import { ByteWriter } from '../../internal/byte-writer.js';
 import { serveJobs } from '../../internal/worker-pool.js';
 import type { Rejection } from '../../types.js';
+import { loadArrow } from '../arrow/arrow-lib.js';
 import { LineRenderer, type RenderPlan } from './render-lines.js';
 import type { Rendered, RenderJob } from './render-pool.js';
 import { requestKeysReady } from './request-key.js';
@@ -13,7 +14,12 @@ const renderer = new LineRenderer(plan);
 // Keys made here need this thread's hasher (a thread's entry module, never required: it may await).
 if (plan.requestKeys !== undefined) await requestKeysReady();
 
-serveJobs(({ rows, buffer }: RenderJob): Rendered => {
+// apache-arrow is loaded only for Arrow batches (a CSV job does not pay for it).
+serveJobs((job: RenderJob): Rendered | Promise<Rendered> =>
+  job.rows.type === 'arrow' ? loadArrow().then(() => render(job)) : render(job),
+);
+
+function render({ rows, buffer }: RenderJob): Rendered {
   const batch = rowBatchOf(rows);
   const given = Buffer.from(buffer.buffer, buffer.byteOffset, buffer.length);
   const writer = new ByteWriter(0, undefined, given);
@@ -27,4 +33,4 @@ serveJobs(({ rows, buffer }: RenderJob): Rendered => {
   }
   // Shared memory comes back as a new object: say whether it is the buffer given.
   return { ...lines, rejections, buffer: writer.buffer !== given ? writer.buffer : undefined };
-});
+}

@@ -29,7 +29,7 @@ export const RENDER_THREAD_AFTER_ROWS = 16_384;
  * carry most of the work, and two of them, where there are two cores, cut the run (4.3 -> 3.5 s, when
  * lines were parsed by JSON.parse there).
  */
-const RENDER_THREADS = { csv: 1, jsonl: Math.min(2, availableParallelism()) } as const;
+const RENDER_THREADS = { csv: 1, jsonl: Math.min(2, availableParallelism()), arrow: 1 } as const;
 /**
  * Rows a mapper module maps here before its threads start: the first batch (a mapper that fails on the
  * first row fails here, at once). A row costs a mapper far more than a template, so threads pay sooner.
@@ -102,7 +102,7 @@ export class RequestMaker {
       return this.#build(rows);
     }
     this.#checkFirstRow(rows);
-    const transport = threads ? transportOf(rows) : undefined;
+    const transport = threads ? transportOf(rows, true) : undefined;
     if (transport) return this.#renderThere(rows, transport, template);
     const writer = new ByteWriter(this.#bufferSize(rows), LINES_POOL);
     const lines = this.#renderer!.render(rows, writer);
