@@ -94,6 +94,10 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
   /** The members of line `#membersOf` (a template asks for each of its columns of a line in turn). */
   readonly #members = new LineMembers();
   #membersOf = -1;
+  /** The member names `keys` gave last, with their bytes (`count` members, repeats included). */
+  #lastNames:
+    | { count: number; bytes: Buffer; starts: number[]; lengths: number[]; names: readonly string[] }
+    | undefined;
 
   constructor(
     parts: Omit<JsonlTransport, 'type' | 'buffer' | 'rejected'> & {
@@ -245,8 +249,44 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
     this.#state[i] = UNPARSED;
   }
 
+  /**
+   * The row's column names, as Object.keys gives them of its object. A scanned line's come from its
+   * member names without parsing it (a join's key pass asks for every row's: parsing each line for
+   * them was most of that pass), and a line whose names are the last line's bytes for bytes gets the
+   * same array.
+   */
   keys(i: number): readonly string[] {
-    return Object.keys(this.#object(i) ?? {});
+    if (this.rejection(i)) return [];
+    if (this.#state[i] !== SCANNED || !this.#scan(i)) return Object.keys(this.#object(i) ?? {});
+    const m = this.#members;
+    const b = this.buffer;
+    const last = this.#lastNames;
+    if (last !== undefined && last.count === m.count) {
+      let same = true;
+      for (let k = 0; k < m.count && same; k++) {
+        const start = m.keyStart[k]!;
+        const length = m.keyEnd[k]! - start;
+        same =
+          length === last.lengths[k] &&
+          b.compare(last.bytes, last.starts[k]!, last.starts[k]! + length, start, start + length) === 0;
+      }
+      if (same) return last.names;
+    }
+    const seen = new Set<string>();
+    const starts: number[] = [];
+    const lengths: number[] = [];
+    let at = 0;
+    for (let k = 0; k < m.count; k++) {
+      seen.add(b.toString('utf8', m.keyStart[k]!, m.keyEnd[k]!));
+      starts.push(at);
+      lengths.push(m.keyEnd[k]! - m.keyStart[k]!);
+      at += lengths[k]!;
+    }
+    const bytes = Buffer.allocUnsafe(at);
+    for (let k = 0; k < m.count; k++) b.copy(bytes, starts[k]!, m.keyStart[k]!, m.keyEnd[k]!);
+    const names = objectKeyOrder([...seen]);
+    this.#lastNames = { count: m.count, bytes, starts, lengths, names };
+    return names;
   }
 
   values(i: number): RowValues {
@@ -384,4 +424,16 @@ function skipBlanks(b: Buffer, p: number, end: number): number {
     p++;
   }
   return p;
+}
+
+/** Names in the order Object.keys lists an object's: array indexes first, ascending, then the rest as given. */
+function objectKeyOrder(names: string[]): string[] {
+  const indexes = names.filter(isArrayIndex);
+  if (indexes.length === 0) return names;
+  indexes.sort((a, b) => Number(a) - Number(b));
+  return [...indexes, ...names.filter((name) => !isArrayIndex(name))];
+}
+
+function isArrayIndex(name: string): boolean {
+  return /^(?:0|[1-9][0-9]*)$/.test(name) && Number(name) < 4294967295;
 }

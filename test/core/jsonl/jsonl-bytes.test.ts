@@ -135,6 +135,32 @@ describe('JSON Lines rows read from their bytes', () => {
     expect(scannedRows).toBeGreaterThan(25);
   });
 
+  it('give the column names Object.keys gives, asked before anything else (from the scan, not a parse)', async () => {
+    const more = [
+      '{"b":1,"2":"x","1":"y","01":"z","4294967295":0,"a":2}',
+      '{"b":1,"2":"x","1":"y","01":"z","4294967295":0,"a":2}',
+      '{"c":1,"2":"x","1":"y","01":"z","4294967295":0,"a":2}',
+      '{"id":1,"title":"t","title":"again","review":"r"}',
+      '{"id":1,"title":"t","review":"r"}',
+      '{"id":1,"title":"t","review":"r"}',
+      '{"ab":1,"c":2}',
+      '{"a":1,"bc":2}',
+    ];
+    const file = join(dir, 'names.jsonl');
+    writeFileSync(file, `${[...EDGE_LINES, ...more].join('\n')}\n`);
+    const batches = await batchesOf(file);
+    const entries = batches.flatMap((batch) =>
+      Array.from({ length: batch.length }, (_, i) => [batch, i] as const),
+    );
+    [...EDGE_LINES, ...more].forEach((line, k) => {
+      const [batch, i] = entries[k]!;
+      const expected = reference(line);
+      expect(batch.keys(i), `line ${k + 1}: ${line.slice(0, 60)}`).toEqual(
+        'code' in expected ? [] : Object.keys(expected.object),
+      );
+    });
+  });
+
   it('a line the scan takes is one JSON.parse reads to that object, member for member (property)', () => {
     const piece = fc.constantFrom(
       '"a"',
