@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BufferedFile } from '../../src/internal/buffered-file.js';
 import { tempDir } from '../helpers.js';
+import { writeToFullDisk } from '../support/full-disk.js';
 
 const dir = tempDir('bp-buffered-file-');
 
@@ -39,20 +40,7 @@ describe('BufferedFile with several writes in flight (writesAhead)', () => {
 
   it('fails with BP_OUTPUT_WRITE naming the file when the disk refuses, and leaves nothing under either name', async () => {
     const path = join(dir, 'full.csv');
-    symlinkSync('/dev/full', `${path}.partial`);
-    const file = new BufferedFile(path, { writesAhead: 3 });
-    const line = `${'x'.repeat(99)}\n`;
-    let failed: unknown;
-    try {
-      for (let i = 0; i < 80_000; i++) {
-        const waiting = file.append(line, 100);
-        if (waiting) await waiting;
-      }
-      await file.close();
-    } catch (error) {
-      failed = error;
-      await file.discard();
-    }
+    const failed = await writeToFullDisk(path, 80_000, { writesAhead: 3 });
     expect(failed).toMatchObject({ code: 'BP_OUTPUT_WRITE', context: { file: path } });
     expect(existsSync(path)).toBe(false);
     expect(existsSync(`${path}.partial`)).toBe(false);

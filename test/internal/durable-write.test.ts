@@ -11,6 +11,7 @@ import { isBatchpipeError } from '../../src/errors.js';
 import { BufferedFile } from '../../src/internal/buffered-file.js';
 import { makeParentDir, writeAll, writeFileAtomic } from '../../src/internal/durable-write.js';
 import { tempDir } from '../helpers.js';
+import { writeToFullDisk } from '../support/full-disk.js';
 import { mountSmallDisk } from '../support/small-disk.js';
 
 const dir = tempDir('bp-durable-');
@@ -75,21 +76,8 @@ describe('writeAll', () => {
 describe('BufferedFile on /dev/full (its temporary name is a link to it)', () => {
   it('fails with BP_OUTPUT_WRITE naming the file, and leaves nothing under either name', async () => {
     const path = join(dir, 'full.csv');
-    symlinkSync('/dev/full', `${path}.partial`);
-    const file = new BufferedFile(path);
     // More than one buffer, so writes happen before close, and a tail that only close writes.
-    const line = `${'x'.repeat(99)}\n`;
-    let failed: unknown;
-    try {
-      for (let i = 0; i < 30_000; i++) {
-        const waiting = file.append(line, 100);
-        if (waiting) await waiting;
-      }
-      await file.close();
-    } catch (error) {
-      failed = error;
-      await file.discard();
-    }
+    const failed = await writeToFullDisk(path, 30_000);
     expect(failed).toMatchObject({ code: 'BP_OUTPUT_WRITE', context: { file: path } });
     expect((failed as Error).message).toContain(
       `${path}: cannot be written: no space left on the device (ENOSPC)`,
