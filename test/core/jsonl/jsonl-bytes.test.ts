@@ -85,6 +85,11 @@ async function batchesOf(file: string): Promise<RowBatch[]> {
   return batches;
 }
 
+/** Every entry of the batches, in order, as its batch and its place there. */
+function entriesOf(batches: RowBatch[]): Array<readonly [RowBatch, number]> {
+  return batches.flatMap((batch) => Array.from({ length: batch.length }, (_, i) => [batch, i] as const));
+}
+
 describe('JSON Lines rows read from their bytes', () => {
   it('give every cell, row and rejection JSON.parse gives, and write each cell as JSON.stringify does', async () => {
     const file = edgeFile('edge.jsonl');
@@ -94,9 +99,7 @@ describe('JSON Lines rows read from their bytes', () => {
       .map((l) => l.replace(/\r$/, ''))
       .filter((l) => l.trim() !== '');
     const batches = await batchesOf(file);
-    const entries = batches.flatMap((batch) =>
-      Array.from({ length: batch.length }, (_, i) => [batch, i] as const),
-    );
+    const entries = entriesOf(batches);
     expect(entries).toHaveLength(EDGE_LINES.length);
     const hasher = new RowHasher(['title', 'review']);
     const out = new ByteWriter(256);
@@ -149,9 +152,7 @@ describe('JSON Lines rows read from their bytes', () => {
     const file = join(dir, 'names.jsonl');
     writeFileSync(file, `${[...EDGE_LINES, ...more].join('\n')}\n`);
     const batches = await batchesOf(file);
-    const entries = batches.flatMap((batch) =>
-      Array.from({ length: batch.length }, (_, i) => [batch, i] as const),
-    );
+    const entries = entriesOf(batches);
     [...EDGE_LINES, ...more].forEach((line, k) => {
       const [batch, i] = entries[k]!;
       const expected = reference(line);
