@@ -63,11 +63,17 @@ describe('requestKey', () => {
   });
 });
 
+/** The keys of `n` lines, `distinct` of them different, one after another in one array. */
+function repeatingKeys(n: number, distinct: number): Uint8Array {
+  const keys = new Uint8Array(n * KEY_BYTES);
+  for (let i = 0; i < n; i++) keys.set(requestKey(Buffer.from(`{"n":${i % distinct}}`)), i * KEY_BYTES);
+  return keys;
+}
+
 describe('KeySet', () => {
   it('reads keys at an offset in one array as it reads them one by one', () => {
     const n = 100_000;
-    const keys = new Uint8Array(n * KEY_BYTES);
-    for (let i = 0; i < n; i++) keys.set(requestKey(Buffer.from(`{"n":${i % 60_000}}`)), i * KEY_BYTES);
+    const keys = repeatingKeys(n, 60_000);
     const packed = new KeySet();
     const single = new KeySet();
     let present = 0;
@@ -134,8 +140,7 @@ describe('KeySet, keys at any byte offset', () => {
 
   it('gives the same verdicts when a batch is touched before its keys are added, across growth', () => {
     const n = 100_000;
-    const keys = new Uint8Array(n * KEY_BYTES);
-    for (let i = 0; i < n; i++) keys.set(requestKey(Buffer.from(`{"n":${i % 45_000}}`)), i * KEY_BYTES);
+    const keys = repeatingKeys(n, 45_000);
     const plain = new KeySet();
     const touched = new KeySet();
     for (let from = 0; from < n; from += 2048) {
