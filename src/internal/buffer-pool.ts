@@ -27,9 +27,18 @@ export class BufferPool {
     return this.#shared ? Buffer.from(new SharedArrayBuffer(this.size)) : Buffer.allocUnsafeSlow(this.size);
   }
 
-  /** Hands a buffer back; one of another size is left alone. Nothing may use it afterwards. */
+  /**
+   * Hands a buffer back; one of another size is left alone, one already given back is kept once (two
+   * holders would share it). Nothing may use it afterwards.
+   */
   give(buffer: Buffer | undefined): void {
-    if (buffer && buffer.length === this.size && buffer.byteOffset === 0 && this.#free.length < this.#max)
+    if (
+      buffer &&
+      buffer.length === this.size &&
+      buffer.byteOffset === 0 &&
+      this.#free.length < this.#max &&
+      !this.#free.includes(buffer)
+    )
       this.#free.push(buffer);
   }
 }

@@ -12,6 +12,13 @@ import { outputError } from './output-error.js';
  */
 const BUFFER_BYTES = WRITE_POOL.size;
 
+/**
+ * Written bytes after which the file is synced in the background while writing goes on: the sync at
+ * `close` then has at most this much left to flush, instead of the whole file while the job waits
+ * (measured at 1M rows: 0.3 s of a 5.7 s join spent in its final sync of 740 MB).
+ */
+const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
+
 export interface BufferedFileOptions {
   /** Hash the bytes as they are written (sha256, from `close`); large files are hashed on a thread of their own. */
   hash?: boolean;
@@ -20,6 +27,8 @@ export interface BufferedFileOptions {
    * disk thread that is slow to be scheduled (a busy machine), a buffer each.
    */
   writesAhead?: number;
+  /** Written bytes after which a background sync starts (default 64 MiB). */
+  syncEveryBytes?: number;
 }
 
 /**
@@ -40,8 +49,12 @@ export class BufferedFile {
   /** Buffers being written, oldest first, each with the write (and hash) that frees it. */
   #inFlight: Array<{ buffer: Buffer; done: Promise<void> }> = [];
   readonly #writesAhead: number;
+  readonly #syncEvery: number;
   #pos = 0;
   #bytes = 0;
+  /** Bytes written since the last background sync began, and that sync while it runs. */
+  #unsynced = 0;
+  #syncing: Promise<void> | undefined;
   #ended = false;
   #discarded = false;
 
@@ -52,6 +65,7 @@ export class BufferedFile {
     this.#pool = options.hash ? SHARED_WRITE_POOL : WRITE_POOL;
     this.#buffer = this.#pool.take();
     this.#writesAhead = Math.max(1, options.writesAhead ?? 1);
+    this.#syncEvery = options.syncEveryBytes ?? SYNC_EVERY_BYTES;
   }
 
   /** Bytes written so far, including what is still buffered. */
@@ -127,9 +141,19 @@ export class BufferedFile {
     this.#inFlight.push({ buffer: this.#buffer, done: this.#writing });
     // The oldest write is waited for (and its buffer filled next) once `writesAhead` are in flight.
     const oldest = this.#inFlight.length > this.#writesAhead ? this.#inFlight.shift() : undefined;
-    if (oldest) await oldest.done;
-    this.#buffer = oldest ? oldest.buffer : this.#pool.take();
-    this.#pos = 0;
+    if (!oldest) {
+      this.#buffer = this.#pool.take();
+      this.#pos = 0;
+      return;
+    }
+    try {
+      await oldest.done;
+    } finally {
+      // Even when that write failed: the filled buffer is now only in flight, so a discard gives
+      // each buffer back to the pool once (twice, two files would later share one).
+      this.#buffer = oldest.buffer;
+      this.#pos = 0;
+    }
   }
 
   async #writeAfter(previous: Promise<void> | undefined, data: Buffer): Promise<void> {
@@ -137,7 +161,21 @@ export class BufferedFile {
     try {
       this.#handle ??= open(this.#temp, 'w');
       // Every byte, or the disk's refusal: a short write must not pass for a whole one.
-      await writeAll(await this.#handle, data);
+      const handle = await this.#handle;
+      await writeAll(handle, data);
+      this.#unsynced += data.length;
+      if (this.#unsynced >= this.#syncEvery && this.#syncing === undefined) {
+        this.#unsynced = 0;
+        // Not awaited here: it runs beside the next writes; its failure surfaces at `close`.
+        const syncing = handle.datasync();
+        this.#syncing = syncing;
+        syncing.then(
+          () => {
+            if (this.#syncing === syncing) this.#syncing = undefined;
+          },
+          () => undefined,
+        );
+      }
     } catch (error) {
       throw outputError(this.path, error);
     }
@@ -167,6 +205,8 @@ export class BufferedFile {
       const handle = await this.#handle;
       this.#handle = undefined;
       try {
+        // A failed background sync keeps its promise, so its error is thrown here.
+        await this.#syncing;
         // A lazy file system reports a full disk here, at the latest.
         await handle.datasync();
       } finally {
@@ -199,6 +239,7 @@ export class BufferedFile {
     this.#ended = true;
     this.#pos = 0;
     await this.#writing?.catch(() => undefined);
+    await this.#syncing?.catch(() => undefined);
     if (this.#handle) await (await this.#handle.catch(() => undefined))?.close().catch(() => undefined);
     this.#handle = undefined;
     await rm(this.#temp, { force: true }).catch(() => undefined);

@@ -1,6 +1,8 @@
-import { existsSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { BufferPool } from '../../src/internal/buffer-pool.js';
 import { BufferedFile } from '../../src/internal/buffered-file.js';
 import { tempDir } from '../helpers.js';
 import { writeToFullDisk } from '../support/full-disk.js';
@@ -44,5 +46,84 @@ describe('BufferedFile with several writes in flight (writesAhead)', () => {
     expect(failed).toMatchObject({ code: 'BP_OUTPUT_WRITE', context: { file: path } });
     expect(existsSync(path)).toBe(false);
     expect(existsSync(`${path}.partial`)).toBe(false);
+  });
+});
+
+describe('BufferedFile syncs a large file in the background as it writes', () => {
+  /** The prototype of Node's FileHandle, whose datasync the tests watch. */
+  const fileHandlePrototype = async (): Promise<FileHandle> => {
+    const handle = await open(join(dir, 'probe'), 'w');
+    await handle.close();
+    return Object.getPrototypeOf(handle) as FileHandle;
+  };
+
+  it('syncs while writing, and the file holds every byte once, in order', async () => {
+    const path = join(dir, 'synced.csv');
+    // A sync every 256 KiB of about 7 MB: many run beside the writes.
+    const file = new BufferedFile(path, { writesAhead: 3, syncEveryBytes: 256 * 1024 });
+    const lines: string[] = [];
+    for (let i = 0; i < 400_000; i++) {
+      const text = `row ${i},"ünï"\n`;
+      lines.push(text);
+      const waiting = file.append(text, Buffer.byteLength(text));
+      if (waiting) await waiting;
+    }
+    await file.close();
+    expect(readFileSync(path, 'utf8')).toBe(lines.join(''));
+  });
+
+  it('a background sync that fails fails close with BP_OUTPUT_WRITE, and leaves nothing under either name', async () => {
+    const proto = await fileHandlePrototype();
+    const sync = vi
+      .spyOn(proto, 'datasync')
+      .mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    try {
+      const path = join(dir, 'sync-failed.csv');
+      const file = new BufferedFile(path, { syncEveryBytes: 1024 * 1024 });
+      for (let i = 0; i < 200_000; i++) {
+        const waiting = file.append(`row ${i}\n`, `row ${i}\n`.length);
+        if (waiting) await waiting;
+      }
+      await expect(file.close()).rejects.toMatchObject({ code: 'BP_OUTPUT_WRITE', context: { file: path } });
+      expect(existsSync(path)).toBe(false);
+      expect(existsSync(`${path}.partial`)).toBe(false);
+    } finally {
+      sync.mockRestore();
+    }
+  });
+});
+
+describe('BufferPool', () => {
+  it('hands a buffer given back twice out once', () => {
+    const pool = new BufferPool(64, 8);
+    const buffer = pool.take();
+    pool.give(buffer);
+    pool.give(buffer);
+    const first = pool.take();
+    const second = pool.take();
+    expect(first).toBe(buffer);
+    expect(second).not.toBe(buffer);
+  });
+
+  it('after a file failed on a full disk, the next files share no buffer: each holds its own bytes', async () => {
+    expect(await writeToFullDisk(join(dir, 'full-again.csv'), 80_000, { writesAhead: 3 })).toMatchObject({
+      code: 'BP_OUTPUT_WRITE',
+    });
+    const files = [0, 1].map((f) => ({
+      path: join(dir, `after-full-${f}.csv`),
+      file: new BufferedFile(join(dir, `after-full-${f}.csv`), { writesAhead: 3 }),
+      text: '',
+    }));
+    // Interleaved, so buffers handed out twice would mix the two files' bytes.
+    for (let i = 0; i < 100_000; i++) {
+      for (const f of files) {
+        const line = `${f.path} ${i}\n`;
+        f.text += line;
+        const waiting = f.file.append(line, Buffer.byteLength(line));
+        if (waiting) await waiting;
+      }
+    }
+    for (const f of files) await f.file.close();
+    for (const f of files) expect(readFileSync(f.path, 'utf8') === f.text).toBe(true);
   });
 });

@@ -3,7 +3,7 @@
  * (writeAll, writeFileAtomic, BufferedFile, makeParentDir) meet real refusals: /dev/full, a 1 MB tmpfs
  * filled up, and a file handle that takes fewer bytes than asked and then refuses.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
