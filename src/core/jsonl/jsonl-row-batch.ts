@@ -262,13 +262,16 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
     const b = this.buffer;
     const last = this.#lastNames;
     if (last !== undefined && last.count === m.count) {
+      // Byte by byte here: names are short, and Buffer#compare's call cost more than the loop
+      // (0.6 s of a 1M-row join's key pass).
+      const lastBytes = last.bytes;
       let same = true;
       for (let k = 0; k < m.count && same; k++) {
         const start = m.keyStart[k]!;
         const length = m.keyEnd[k]! - start;
-        same =
-          length === last.lengths[k] &&
-          b.compare(last.bytes, last.starts[k]!, last.starts[k]! + length, start, start + length) === 0;
+        same = length === last.lengths[k];
+        for (let j = 0, at = last.starts[k]!; same && j < length; j++)
+          same = b[start + j] === lastBytes[at + j];
       }
       if (same) return last.names;
     }
