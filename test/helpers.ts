@@ -70,3 +70,13 @@ export function textRows(count: number, prefix = 'r', file = 't.csv') {
     values: { id: `${prefix}${i + 1}`, text: `text ${i + 1}` },
   }));
 }
+
+/**
+ * Waits until `done()` holds, checking every 20 ms, for at most `limitMs`: for clean-up that runs
+ * after a stream is destroyed, which a busy machine may take its time over. Not a timed assertion:
+ * the caller asserts the state after.
+ */
+export async function settled(done: () => boolean, limitMs = 10_000): Promise<void> {
+  for (let waited = 0; !done() && waited < limitMs; waited += 20)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+}

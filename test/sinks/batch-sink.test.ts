@@ -13,7 +13,7 @@ import { type BatchSinkOptions, batchSink } from '../../src/sinks/batch-sink.js'
 import { toRequests } from '../../src/transforms/to-requests.js';
 import { validateRequests } from '../../src/transforms/validate-requests.js';
 import type { Rejection } from '../../src/types.js';
-import { tempDir, textRows } from '../helpers.js';
+import { settled, tempDir, textRows } from '../helpers.js';
 
 const root = tempDir('bp-sink-');
 let service: LocalService;
@@ -306,7 +306,7 @@ describe('batchSink ending early', () => {
       },
     ).catch(() => undefined);
     expect(seen).toBe(3);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await settled(() => !existsSync(join(sink.runDir!, LOCK_FILE)));
     expect(existsSync(join(sink.runDir!, LOCK_FILE))).toBe(false);
     const again = await run(30, { runsDir }, 'early-');
     expect(again.runDir).toBe(sink.runDir);

@@ -6,7 +6,7 @@ import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { csvSink } from '../../src/sinks/csv-sink.js';
-import { row, tempDir } from '../helpers.js';
+import { row, settled, tempDir } from '../helpers.js';
 
 const dir = tempDir('bp-csv-sink-');
 let files = 0;
@@ -103,7 +103,7 @@ describe('csvSink', () => {
     ).rejects.toThrow('upstream failed');
     expect(existsSync(to)).toBe(false);
     sink.destroy();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await settled(() => !readdirSync(dir).some((f) => f.endsWith('.partial')));
     expect(readdirSync(dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
   });
 

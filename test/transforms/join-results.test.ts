@@ -14,7 +14,7 @@ import { resultSource } from '../../src/sources/result-source.js';
 import { joinResults } from '../../src/transforms/join-results.js';
 import type { Row } from '../../src/types.js';
 import { csvText } from '../fixtures/make-fixtures.js';
-import { fileWith, tempDir } from '../helpers.js';
+import { fileWith, settled, tempDir } from '../helpers.js';
 import { scenarios, writeScenario } from '../support/join-scenario.js';
 import { answerLine, embeddingLine, errorLine } from '../support/results.js';
 
@@ -366,7 +366,7 @@ describe('joinResults', () => {
     const stage = joinResults({ source, tempDir: tmp });
     Readable.from([answerLine({ custom_id: 'row-1', content: 'x' })]).pipe(stage);
     for await (const _row of stage) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await settled(() => readdirSync(tmp).length === 0);
     expect(readdirSync(tmp)).toEqual([]);
   });
 
