@@ -139,9 +139,24 @@ export function cellEncoder(encoding: CellEncoding): (cells: unknown[]) => strin
 }
 
 function jsonCells(cells: unknown[]): string {
-  let text = JSON.stringify(cells[0] ?? null);
-  for (let c = 1; c < cells.length; c++) text += CELL_SEPARATOR + JSON.stringify(cells[c] ?? null);
+  let text = jsonCell(cells[0]);
+  for (let c = 1; c < cells.length; c++) text += CELL_SEPARATOR + jsonCell(cells[c]);
   return text;
+}
+
+/** What JSON.stringify must escape in a string: a quote, a backslash, a control or surrogate unit. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * A cell's JSON text, as JSON.stringify gives it (null for undefined): the usual cells (null, a
+ * number, a string with nothing to escape) without its call, which cost 0.5 s a thread of a 1M-row
+ * join into JSON Lines (six cells a row).
+ */
+function jsonCell(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (typeof value === 'string') return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null';
+  return JSON.stringify(value);
 }
 
 /** Each cell's JSON text, of a stored `cellEncoder({kind: 'json'})` value. */
