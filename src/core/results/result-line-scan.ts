@@ -168,6 +168,7 @@ const SPACE = 0x20;
 // The line being read, and what the last call found: module state, so that the functions below
 // pass only positions (each returns where it stopped, or GIVE_UP) and allocate nothing of their own.
 let bytes: Buffer = Buffer.alloc(0);
+let view = new DataView(bytes.buffer);
 let end = 0;
 /** Set by skipString: the string held a backslash escape / a byte above 0x7f. */
 let escaped = false;
@@ -184,7 +185,10 @@ export function scanResultLine(
   start: number,
   stop: number,
 ): Record<string, unknown> | undefined {
-  bytes = buffer;
+  if (buffer !== bytes) {
+    bytes = buffer;
+    view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  }
   end = stop;
   try {
     let i = skipSpace(start);
@@ -193,12 +197,9 @@ export function scanResultLine(
     if (i === GIVE_UP || skipSpace(i) !== stop) return undefined;
     return value as Record<string, unknown>;
   } finally {
-    bytes = EMPTY;
     value = undefined;
   }
 }
-
-const EMPTY = Buffer.alloc(0);
 
 function skipSpace(i: number): number {
   const b = bytes;
@@ -371,11 +372,25 @@ function skipArray(i: number, depth: number): number {
  */
 function skipString(i: number): number {
   const b = bytes;
+  const v = view;
   const e = end;
   let high = 0;
   let esc = false;
   i++;
   for (;;) {
+    // Four bytes a step while none is a quote, a backslash or a control byte (an answer's text can be
+    // thousands of bytes); `high` gathers their top bits.
+    for (const last = e - 3; i < last; i += 4) {
+      const w = v.getInt32(i, true);
+      const quote = w ^ 0x22222222;
+      const slash = w ^ 0x5c5c5c5c;
+      if (
+        (((w - 0x20202020) & ~w) | ((quote - 0x01010101) & ~quote) | ((slash - 0x01010101) & ~slash)) &
+        0x80808080
+      )
+        break;
+      high |= w;
+    }
     if (i >= e) return GIVE_UP;
     const c = b[i++]!;
     if (c === QUOTE) break;
@@ -402,7 +417,7 @@ function skipString(i: number): number {
     else high |= c;
   }
   escaped = esc;
-  wide = high > 0x7f;
+  wide = (high & 0x80808080) !== 0;
   return i;
 }
 

@@ -77,6 +77,22 @@ describe('scanResultLine', () => {
     for (const line of lines) expect(expectSame(line)).toBe(true);
   });
 
+  it('agrees on an answer with a quote, escape, control byte or non-ASCII character at every place of 0-40 bytes (read four bytes a step)', () => {
+    const specials = ['"', '\\', '\n', '\u0001', 'é', '😀', '\t'];
+    for (let length = 0; length <= 40; length++) {
+      for (const special of specials) {
+        for (let at = 0; at <= length; at++) {
+          const content = `${'a'.repeat(at)}${special}${'b'.repeat(length - at)}`;
+          const line = answerLine({ custom_id: `row-${length}-${at}`, content });
+          expect(expectSame(line)).toBe(true);
+          // The same bytes raw in the line (a control byte JSON forbids, an unescaped quote): refused alike.
+          const raw = line.replace(JSON.stringify(content).slice(1, -1), content);
+          expectSame(raw);
+        }
+      }
+    }
+  });
+
   it('agrees on escapes, unicode, nested content, tool calls, refusals and odd values', () => {
     const base = answerLine({ custom_id: 'row-1', content: 'ok' });
     const lines = [
