@@ -10,6 +10,7 @@
  * JSON.parse's own, and its rejection the one it always was). The bytes must be valid UTF-8.
  */
 import { MAX_JSON_DEPTH } from '../../internal/json-depth.js';
+import { jsonSpecialBytes } from './json-word.js';
 
 // What a member's value is, for how a template writes it (`textOf`, then JSON-escaped) and how it is
 // decoded. The COPY_ kinds' JSON text is their bytes as they stand.
@@ -271,13 +272,7 @@ function skipString(i: number): number {
   for (;;) {
     for (const last = e - 3; i < last; i += 4) {
       const w = v.getInt32(i, true);
-      const quote = w ^ 0x22222222;
-      const slash = w ^ 0x5c5c5c5c;
-      if (
-        (((w - 0x20202020) & ~w) | ((quote - 0x01010101) & ~quote) | ((slash - 0x01010101) & ~slash)) &
-        0x80808080
-      )
-        break;
+      if (jsonSpecialBytes(w)) break;
     }
     if (i >= e) return GIVE_UP;
     const c = b[i++]!;

@@ -14,6 +14,8 @@
  * its error, if any, is JSON.parse's own). The bytes must be valid UTF-8.
  */
 
+import { jsonSpecialBytes } from '../jsonl/json-word.js';
+
 /** A member read as a whole value. */
 const VALUE = 0;
 /** A member whose object is followed member by member (any other value is read whole). */
@@ -382,13 +384,7 @@ function skipString(i: number): number {
     // thousands of bytes); `high` gathers their top bits.
     for (const last = e - 3; i < last; i += 4) {
       const w = v.getInt32(i, true);
-      const quote = w ^ 0x22222222;
-      const slash = w ^ 0x5c5c5c5c;
-      if (
-        (((w - 0x20202020) & ~w) | ((quote - 0x01010101) & ~quote) | ((slash - 0x01010101) & ~slash)) &
-        0x80808080
-      )
-        break;
+      if (jsonSpecialBytes(w)) break;
       high |= w;
     }
     if (i >= e) return GIVE_UP;
