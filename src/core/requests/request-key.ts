@@ -113,6 +113,29 @@ export function requestKeyInto(
 /** Where requestKey joins a line's bytes around the id (one per thread, grown as needed). */
 let scratch = new Uint8Array(4096);
 
+/**
+ * The keys of a batch's lines, as requestKeyInto makes them: line i is `data[starts[i], ends[i])`
+ * (none where starts[i] is -1), its key into `out[i * 16, i * 16 + 16)`; `idFroms`, `idTos`: where
+ * the id's value is, as requestKeyInto takes them (-1: searched for). Lines back to back in `data`
+ * are copied into the WebAssembly's memory many at a time (DirectXxh128.keys).
+ */
+export function requestKeysInto(
+  data: Buffer,
+  starts: Int32Array,
+  ends: Int32Array,
+  idFroms: Int32Array | undefined,
+  idTos: Int32Array | undefined,
+  out: Uint8Array,
+): void {
+  if (direct) {
+    direct.keys(data, starts, ends, idFroms, idTos, out);
+    return;
+  }
+  for (let i = 0; i < starts.length; i++)
+    if (starts[i]! >= 0)
+      requestKeyInto(data, starts[i]!, ends[i]!, out, i * KEY_BYTES, idFroms?.[i] ?? -1, idTos?.[i] ?? -1);
+}
+
 /** The exports of hash-wasm's XXH3-128 WebAssembly (its src/xxhash128.c). */
 interface Xxh128Exports {
   memory: { buffer: ArrayBuffer };
@@ -126,6 +149,12 @@ interface Xxh128Exports {
 
 /** Bytes of the WebAssembly's input buffer (MAIN_BUFFER_SIZE in hash-wasm's src/hash-wasm.h). */
 const DIRECT_BUFFER_BYTES = 16 * 1024;
+/**
+ * Where in the input buffer DirectXxh128.keys copies a run of lines (its last 12 KiB): a line's input
+ * goes below it, so lines of up to 4 KiB are keyed this way.
+ */
+const STAGE_AT = 4 * 1024;
+const STAGE_BYTES = DIRECT_BUFFER_BYTES - STAGE_AT;
 
 /**
  * hash-wasm's XXH3-128 WebAssembly with its exports called directly: `IHasher`'s init, update and
@@ -150,6 +179,82 @@ class DirectXxh128 {
     this.#memory = new Uint8Array(exports.memory.buffer);
     this.#words = new Int32Array(exports.memory.buffer);
     this.#buffer = exports.Hash_GetBuffer();
+  }
+
+  /**
+   * requestKeysInto: the lines are copied into the stage (the input buffer's upper part, which
+   * Hash_Init, Hash_Update and Hash_Final leave alone while a line's input fits below it) a run of
+   * them at a time, at the same address remainder mod 8 as in `data` (a word at a time out of shared
+   * memory, see `key`): one copy, and one view made, for ~12 lines of 1 KB (a view a line was ~90
+   * bytes of garbage, a third of the render thread's young-generation collections). Then each line's
+   * bytes around its id are moved from the stage to the input buffer's start inside the
+   * WebAssembly's memory (plain memory: memmove, whatever the alignment) and hashed in one update. A
+   * line longer than the space below the stage is keyed by `key`.
+   */
+  keys(
+    data: Uint8Array,
+    starts: Int32Array,
+    ends: Int32Array,
+    idFroms: Int32Array | undefined,
+    idTos: Int32Array | undefined,
+    out: Uint8Array,
+  ): void {
+    const exports = this.#exports;
+    const memory = this.#memory;
+    const words = this.#words;
+    const buffer = this.#buffer;
+    const n = starts.length;
+    let i = 0;
+    while (i < n) {
+      const from = starts[i]!;
+      if (from < 0) {
+        i++;
+        continue;
+      }
+      // The lines from i that fit the stage (its last 8 bytes kept for the alignment shift).
+      let j = i;
+      let to = from;
+      while (
+        j < n &&
+        (starts[j]! < 0 || (ends[j]! - from <= STAGE_BYTES - 8 && ends[j]! - starts[j]! <= STAGE_AT))
+      ) {
+        if (starts[j]! >= 0) to = ends[j]!;
+        j++;
+      }
+      if (j === i) {
+        const [idFrom, idTo] = [idFroms?.[i] ?? -1, idTos?.[i] ?? -1];
+        requestKeyInto(data as Buffer, from, ends[i]!, out, i * KEY_BYTES, idFrom, idTo);
+        i++;
+        continue;
+      }
+      const base = buffer + STAGE_AT + ((data.byteOffset + from) & 7) - from;
+      memory.set(new Uint8Array(data.buffer, data.byteOffset + from, to - from), base + from);
+      for (let k = i; k < j; k++) {
+        const start = starts[k]!;
+        if (start < 0) continue;
+        let end = ends[k]!;
+        if (end > start && data[end - 1] === LF) end--;
+        let idFrom = idFroms?.[k] ?? -1;
+        let idTo = idTos?.[k] ?? -1;
+        if (idFrom < 0) {
+          const value = customIdValueRange(data as Buffer, start, end);
+          if (value) [idFrom, idTo] = value;
+          else idFrom = idTo = start;
+        }
+        const head = idFrom - start;
+        const total = head + end - idTo;
+        words[buffer >> 2] = 0;
+        words[(buffer >> 2) + 1] = 0;
+        exports.Hash_Init();
+        memory.copyWithin(buffer, base + start, base + idFrom);
+        memory.copyWithin(buffer + head, base + idTo, base + end);
+        exports.Hash_Update(total);
+        exports.Hash_Final();
+        const at = k * KEY_BYTES;
+        for (let b = 0; b < KEY_BYTES; b++) out[at + b] = memory[buffer + b]!;
+      }
+      i = j;
+    }
   }
 
   /** XXH3-128 of `line[start, idFrom)` then `line[idTo, end)`, into `out[at, at + 16)`. */
@@ -253,6 +358,21 @@ function agrees(candidate: DirectXxh128, reference: IHasher): boolean {
         const expected = reference.digest('binary');
         for (let k = 0; k < KEY_BYTES; k++) if (key[k] !== expected[k]) return false;
       }
+  // Lines back to back through `keys`: the first 2,000 bytes cut in lines of 0 to 300 bytes, an
+  // "id" in the middle of each, against `key` (checked above).
+  const starts = Int32Array.from({ length: 12 }, (_, i) => (i * i * 125) / 8);
+  const ends = Int32Array.from(starts, (start, i) => start + i * 25);
+  const idFroms = Int32Array.from(starts, (start, i) => start + i * 10);
+  const idTos = Int32Array.from(idFroms, (from, i) => from + i);
+  const keys = new Uint8Array(starts.length * KEY_BYTES);
+  const line = bytes.subarray(3);
+  candidate.keys(line, starts, ends, idFroms, idTos, keys);
+  for (let i = 0; i < starts.length; i++) {
+    // `keys` leaves a line's newline out, as requestKeyInto does before `key`.
+    const end = ends[i]! - (ends[i]! > idTos[i]! && line[ends[i]! - 1] === LF ? 1 : 0);
+    candidate.key(line, starts[i]!, idFroms[i]!, idTos[i]!, end, key, 0);
+    for (let k = 0; k < KEY_BYTES; k++) if (keys[i * KEY_BYTES + k] !== key[k]) return false;
+  }
   return true;
 }
 
