@@ -14,14 +14,16 @@
  * Figures: bench/results/cache.json and the table this prints (machine, Node and date in it); the
  * 1M-row figures are in docs/cache.md.
  *
- * Reading: a key is one XXH3-128 call (hash-wasm) per line on the render thread (the line's bytes
- * around the id joined in a scratch array, ~0.5-0.7 us for a 1 KB line, ~0.25 us of it the call),
- * the lookup a binary search in each cache segment's in-memory index (nothing when the cache is
- * empty), the table an Int32Array whose slots for a batch are read at once before its keys are added,
- * the records gathered in blocks. On a 2-core machine `off` keeps both cores busy, so what the keys
- * add to the CPU total (~1.5 s a million rows) shows in the wall time wherever it runs; the CPU
- * column, and the peer's `threadCpuSeconds` (main thread first, then the others busiest first), say
- * what the keys cost where. The same-draw test (a byte search for "temperature" and "seed") is paid
+ * Reading: a key is XXH3-128 (hash-wasm's WebAssembly, its exports called directly) of a line's
+ * bytes around its id, made on the render thread once a batch is rendered: the batch's lines copied
+ * into the WebAssembly's memory a dozen at a time, each line's bytes moved together there and hashed
+ * in one update (~0.35 CPU us a ~970-byte line, ~0.22 us of it the hash). The lookup is a binary
+ * search in each cache segment's in-memory index (nothing when the cache is empty), the table an
+ * Int32Array whose slots for a batch are read at once before its keys are added, the records
+ * gathered in blocks. On a 2-core machine `off` keeps both cores busy, so what the keys add to the
+ * CPU total (~0.9 s a million rows) shows in the wall time wherever it runs; the CPU column, and the
+ * peer's `threadCpuSeconds` (main thread first, then the others busiest first), say what the keys
+ * cost where. The same-draw test (a byte search for "temperature" and "seed") is paid
  * once a template.
  */
 import { rmSync } from 'node:fs';

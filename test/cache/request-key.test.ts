@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KeySet } from '../../src/cache/key-set.js';
 import { REQUEST_KEYS_FILE, RequestReuse } from '../../src/cache/request-reuse.js';
-import { KEY_BYTES, keyHex, requestKey, requestKeysReady } from '../../src/core/requests/request-key.js';
+import {
+  KEY_BYTES,
+  keyHex,
+  requestKey,
+  requestKeyInto,
+  requestKeysDirect,
+  requestKeysReady,
+} from '../../src/core/requests/request-key.js';
 import { definedKey } from '../support/request-keys.js';
 
 // The hasher compiles asynchronously: keys are made once it is ready.
@@ -54,6 +61,38 @@ describe('requestKey', () => {
       start = end + 1;
     }
     expect(all.equals(copy)).toBe(true);
+  });
+
+  it('calls the WebAssembly directly, and agrees with the definition at every length, id place and alignment in shared memory', () => {
+    // The fast path is the one in use (a fallback through IHasher would also pass the checks below).
+    expect(requestKeysDirect()).toBe(true);
+    const shared = Buffer.from(new SharedArrayBuffer(80_000));
+    const out = new Uint8Array(KEY_BYTES + 3);
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed >>> 8;
+    };
+    for (const length of [
+      0, 1, 5, 16, 17, 100, 128, 129, 240, 241, 255, 256, 257, 513, 970, 1024, 16_400, 40_000,
+    ])
+      for (let round = 0; round < 6; round++) {
+        const text = Array.from({ length: Math.max(0, length - 40) }, () =>
+          String.fromCharCode(32 + (random() % 90)),
+        ).join('');
+        const id = 'x'.repeat(random() % 30);
+        const line = JSON.stringify({ custom_id: id, text });
+        const at = random() % 64;
+        const bytes = Buffer.from(line);
+        bytes.copy(shared, at);
+        const known = bytes.indexOf('"custom_id":"') + 13;
+        const expected = definedKey(line);
+        // Found by the search, and given by the caller (as the renderer does); into an array at an offset.
+        requestKeyInto(shared, at, at + bytes.length, out, 3);
+        expect(keyHex(out.subarray(3)), `${length} ${round}`).toBe(expected);
+        requestKeyInto(shared, at, at + bytes.length, out, 1, at + known, at + known + id.length);
+        expect(keyHex(out.subarray(1)), `${length} ${round} given`).toBe(expected);
+      }
   });
 
   it('keys rows that differ only in their ids alike', () => {

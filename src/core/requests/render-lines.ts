@@ -5,7 +5,7 @@ import { JsonlRowBatch } from '../jsonl/jsonl-row-batch.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
 import { ID_SLOT } from './line-template.js';
-import { customIdValueRange, isSameDraw, KEY_BYTES, requestKeyInto } from './request-key.js';
+import { customIdValueRange, isSameDraw, KEY_BYTES, requestKeysInto } from './request-key.js';
 import { RowHash, writeRowIdBytes } from './row-hash.js';
 
 /** What rendering needs, all of it plain data (it crosses to worker threads). */
@@ -91,6 +91,9 @@ export class LineRenderer {
     const jsonl = rows instanceof JsonlRowBatch ? rows : undefined;
     const range = this.#range;
     let keys: Uint8Array | undefined;
+    /** Where each keyed line's id value is (when the renderer knows: idLeads), for its key. */
+    let idFroms: Int32Array | undefined;
+    let idTos: Int32Array | undefined;
     for (let i = 0; i < n; i++) {
       starts[i] = -1;
       ends[i] = -1;
@@ -143,17 +146,22 @@ export class LineRenderer {
       ends[i] = writer.pos;
       hashes[i] = hash.value();
       if (this.#plan.requestKeys !== undefined) {
-        const line = writer.buffer;
-        this.#keyed ??= this.#plan.requestKeys === 'on' || isSameDraw(line, start, writer.pos);
+        this.#keyed ??= this.#plan.requestKeys === 'on' || isSameDraw(writer.buffer, start, writer.pos);
         if (this.#keyed) {
           keys ??= new Uint8Array(n * KEY_BYTES);
-          if (this.#idLeads) requestKeyInto(line, start, writer.pos, keys, i * KEY_BYTES, idFrom, idTo);
-          else requestKeyInto(line, start, writer.pos, keys, i * KEY_BYTES);
+          if (this.#idLeads) {
+            idFroms ??= new Int32Array(n);
+            idTos ??= new Int32Array(n);
+            idFroms[i] = idFrom;
+            idTos[i] = idTo;
+          }
         }
       }
       if (emptyCheck && resolved.refs.every((ref) => ref === undefined || textIsEmpty(rows, i, ref)))
         empty[i] = 1;
     }
+    // Keyed once the batch is rendered: its lines, back to back, are hashed many at a time.
+    if (keys) requestKeysInto(writer.buffer, starts, ends, idFroms, idTos, keys);
     return { ids, starts, ends, empty, missing, hashes, keys };
   }
 

@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createXXHash128, type IHasher } from 'hash-wasm';
 
 /** Bytes of a request key: an XXH3-128 digest. */
@@ -25,12 +27,16 @@ const SEED = Buffer.from('"seed"');
  * would keep `require('batchpipe')` from loading the package.
  */
 let hasher: IHasher | undefined;
+/** The same WebAssembly's exports called directly (see DirectXxh128); undefined: through `hasher`. */
+let direct: DirectXxh128 | undefined;
 let loading: Promise<void> | undefined;
 
 /** Resolves once this thread can make request keys: await it before the first requestKey. */
 export function requestKeysReady(): Promise<void> {
-  loading ??= createXXHash128().then((made) => {
+  loading ??= Promise.all([createXXHash128(), loadDirect()]).then(([made, exports]) => {
     hasher = made;
+    const candidate = exports && new DirectXxh128(exports);
+    direct = candidate && agrees(candidate, made) ? candidate : undefined;
   });
   return loading;
 }
@@ -38,6 +44,11 @@ export function requestKeysReady(): Promise<void> {
 /** Whether requestKeysReady has resolved on this thread (keys can be made synchronously). */
 export function requestKeysLoaded(): boolean {
   return hasher !== undefined;
+}
+
+/** Whether keys are made by calling the WebAssembly's exports directly (DirectXxh128), not through IHasher. */
+export function requestKeysDirect(): boolean {
+  return direct !== undefined;
 }
 
 /**
@@ -71,6 +82,11 @@ export function requestKeyInto(
   if (idFrom < 0) {
     const value = customIdValueRange(line, start, end);
     if (value) [idFrom, idTo] = value;
+    else idFrom = idTo = start;
+  }
+  if (direct) {
+    direct.key(line, start, idFrom, idTo, end, out, at);
+    return;
   }
   // The bytes before the id's value and those after it, joined in a scratch array and hashed in one
   // update. The line is only read (another thread may read it meanwhile). The tail (most of the line)
@@ -78,8 +94,8 @@ export function requestKeyInto(
   // memory (a render thread's buffer) a word at a time only so, else a byte at a time, which doubled
   // the key's cost (measured: ~830 -> ~450 ns a ~970-byte line, hashing included). The hasher copies
   // the scratch into its own memory again, but from plain memory that copy is a memmove.
-  const head = idFrom >= 0 ? idFrom - start : 0;
-  const tail = idFrom >= 0 ? idTo : start;
+  const head = idFrom - start;
+  const tail = idTo;
   const at0 = ((head + 7) & ~7) + ((line.byteOffset + tail) & 7);
   const total = at0 + end - tail;
   if (scratch.length < total) scratch = new Uint8Array(Math.max(total, scratch.length * 2));
@@ -96,6 +112,269 @@ export function requestKeyInto(
 
 /** Where requestKey joins a line's bytes around the id (one per thread, grown as needed). */
 let scratch = new Uint8Array(4096);
+
+/**
+ * The keys of a batch's lines, as requestKeyInto makes them: line i is `data[starts[i], ends[i])`
+ * (none where starts[i] is -1), its key into `out[i * 16, i * 16 + 16)`; `idFroms`, `idTos`: where
+ * the id's value is, as requestKeyInto takes them (-1: searched for). Lines back to back in `data`
+ * are copied into the WebAssembly's memory many at a time (DirectXxh128.keys).
+ */
+export function requestKeysInto(
+  data: Buffer,
+  starts: Int32Array,
+  ends: Int32Array,
+  idFroms: Int32Array | undefined,
+  idTos: Int32Array | undefined,
+  out: Uint8Array,
+): void {
+  if (direct) {
+    direct.keys(data, starts, ends, idFroms, idTos, out);
+    return;
+  }
+  for (let i = 0; i < starts.length; i++)
+    if (starts[i]! >= 0)
+      requestKeyInto(data, starts[i]!, ends[i]!, out, i * KEY_BYTES, idFroms?.[i] ?? -1, idTos?.[i] ?? -1);
+}
+
+/** The exports of hash-wasm's XXH3-128 WebAssembly (its src/xxhash128.c). */
+interface Xxh128Exports {
+  memory: { buffer: ArrayBuffer };
+  /** Where the input goes (16 KiB): Hash_Init reads the seed's 8 bytes there, Hash_Final leaves the digest. */
+  Hash_GetBuffer(): number;
+  Hash_Init(): void;
+  /** Hashes the buffer's first `length` bytes into the state (XXH3 streaming). */
+  Hash_Update(length: number): void;
+  Hash_Final(): void;
+}
+
+/** Bytes of the WebAssembly's input buffer (MAIN_BUFFER_SIZE in hash-wasm's src/hash-wasm.h). */
+const DIRECT_BUFFER_BYTES = 16 * 1024;
+/**
+ * Where in the input buffer DirectXxh128.keys copies a run of lines (its last 12 KiB): a line's input
+ * goes below it, so lines of up to 4 KiB are keyed this way.
+ */
+const STAGE_AT = 4 * 1024;
+const STAGE_BYTES = DIRECT_BUFFER_BYTES - STAGE_AT;
+
+/**
+ * hash-wasm's XXH3-128 WebAssembly with its exports called directly: `IHasher`'s init, update and
+ * digest checked their arguments, made views and copied the digest into a new array each call (~0.25
+ * us a line, and garbage on the render thread). Here the line's bytes go straight from the line into
+ * the WebAssembly's buffer, the id's value left out, and the digest straight into the caller's array.
+ * The line is read in two updates: the bytes before the id's value and the few after it up to an
+ * address that is a multiple of 8, copied one by one, then the rest in one copy from that address to
+ * the buffer (aligned too): V8 copies out of shared memory (a render thread's buffer) a word at a time
+ * only when both ends have the same remainder mod 8, a byte at a time otherwise (measured: ~650 -> ~365
+ * CPU ns a ~950-byte line, hashing included, against IHasher and a scratch copy).
+ */
+class DirectXxh128 {
+  readonly #exports: Xxh128Exports;
+  /** The WebAssembly's memory (never grown: none of these exports grows it), and its input buffer's place. */
+  readonly #memory: Uint8Array;
+  readonly #words: Int32Array;
+  readonly #buffer: number;
+
+  constructor(exports: Xxh128Exports) {
+    this.#exports = exports;
+    this.#memory = new Uint8Array(exports.memory.buffer);
+    this.#words = new Int32Array(exports.memory.buffer);
+    this.#buffer = exports.Hash_GetBuffer();
+  }
+
+  /**
+   * requestKeysInto: the lines are copied into the stage (the input buffer's upper part, which
+   * Hash_Init, Hash_Update and Hash_Final leave alone while a line's input fits below it) a run of
+   * them at a time, at the same address remainder mod 8 as in `data` (a word at a time out of shared
+   * memory, see `key`): one copy, and one view made, for ~12 lines of 1 KB (a view a line was ~90
+   * bytes of garbage, a third of the render thread's young-generation collections). Then each line's
+   * bytes around its id are moved from the stage to the input buffer's start inside the
+   * WebAssembly's memory (plain memory: memmove, whatever the alignment) and hashed in one update. A
+   * line longer than the space below the stage is keyed by `key`.
+   */
+  keys(
+    data: Uint8Array,
+    starts: Int32Array,
+    ends: Int32Array,
+    idFroms: Int32Array | undefined,
+    idTos: Int32Array | undefined,
+    out: Uint8Array,
+  ): void {
+    const exports = this.#exports;
+    const memory = this.#memory;
+    const words = this.#words;
+    const buffer = this.#buffer;
+    const n = starts.length;
+    let i = 0;
+    while (i < n) {
+      const from = starts[i]!;
+      if (from < 0) {
+        i++;
+        continue;
+      }
+      // The lines from i that fit the stage (its last 8 bytes kept for the alignment shift).
+      let j = i;
+      let to = from;
+      while (
+        j < n &&
+        (starts[j]! < 0 || (ends[j]! - from <= STAGE_BYTES - 8 && ends[j]! - starts[j]! <= STAGE_AT))
+      ) {
+        if (starts[j]! >= 0) to = ends[j]!;
+        j++;
+      }
+      if (j === i) {
+        const [idFrom, idTo] = [idFroms?.[i] ?? -1, idTos?.[i] ?? -1];
+        requestKeyInto(data as Buffer, from, ends[i]!, out, i * KEY_BYTES, idFrom, idTo);
+        i++;
+        continue;
+      }
+      const base = buffer + STAGE_AT + ((data.byteOffset + from) & 7) - from;
+      memory.set(new Uint8Array(data.buffer, data.byteOffset + from, to - from), base + from);
+      for (let k = i; k < j; k++) {
+        const start = starts[k]!;
+        if (start < 0) continue;
+        let end = ends[k]!;
+        if (end > start && data[end - 1] === LF) end--;
+        let idFrom = idFroms?.[k] ?? -1;
+        let idTo = idTos?.[k] ?? -1;
+        if (idFrom < 0) {
+          const value = customIdValueRange(data as Buffer, start, end);
+          if (value) [idFrom, idTo] = value;
+          else idFrom = idTo = start;
+        }
+        const head = idFrom - start;
+        const total = head + end - idTo;
+        words[buffer >> 2] = 0;
+        words[(buffer >> 2) + 1] = 0;
+        exports.Hash_Init();
+        memory.copyWithin(buffer, base + start, base + idFrom);
+        memory.copyWithin(buffer + head, base + idTo, base + end);
+        exports.Hash_Update(total);
+        exports.Hash_Final();
+        const at = k * KEY_BYTES;
+        for (let b = 0; b < KEY_BYTES; b++) out[at + b] = memory[buffer + b]!;
+      }
+      i = j;
+    }
+  }
+
+  /** XXH3-128 of `line[start, idFrom)` then `line[idTo, end)`, into `out[at, at + 16)`. */
+  key(
+    line: Uint8Array,
+    start: number,
+    idFrom: number,
+    idTo: number,
+    end: number,
+    out: Uint8Array,
+    at: number,
+  ): void {
+    const exports = this.#exports;
+    const memory = this.#memory;
+    const buffer = this.#buffer;
+    // Seed 0, read from the buffer by Hash_Init (which still holds the last digest).
+    this.#words[buffer >> 2] = 0;
+    this.#words[(buffer >> 2) + 1] = 0;
+    exports.Hash_Init();
+    // The head (the usual ~14 bytes, a loop: a call costs more) and the tail up to an aligned address.
+    const aligned = Math.min(end, idTo + ((8 - ((line.byteOffset + idTo) & 7)) & 7));
+    let n = 0;
+    if (idFrom - start + aligned - idTo <= 64) {
+      for (let k = start; k < idFrom; k++) memory[buffer + n++] = line[k]!;
+      for (let k = idTo; k < aligned; k++) memory[buffer + n++] = line[k]!;
+      if (n > 0) exports.Hash_Update(n);
+    } else {
+      this.#copy(line, start, idFrom);
+      this.#copy(line, idTo, aligned);
+    }
+    this.#copy(line, aligned, end);
+    exports.Hash_Final();
+    for (let k = 0; k < KEY_BYTES; k++) out[at + k] = memory[buffer + k]!;
+  }
+
+  /** Hashes `line[from, to)` in buffer-sized copies. */
+  #copy(line: Uint8Array, from: number, to: number): void {
+    for (; from < to; from += DIRECT_BUFFER_BYTES) {
+      const n = Math.min(DIRECT_BUFFER_BYTES, to - from);
+      this.#memory.set(new Uint8Array(line.buffer, line.byteOffset + from, n), this.#buffer);
+      this.#exports.Hash_Update(n);
+    }
+  }
+}
+
+/** The WebAssembly API as used here (the project's TypeScript libraries do not declare it). */
+const wasm = (
+  globalThis as unknown as {
+    WebAssembly: {
+      instantiate(bytes: Uint8Array, imports: object): Promise<{ instance: { exports: object } }>;
+    };
+  }
+).WebAssembly;
+
+/**
+ * Instantiates hash-wasm's XXH3-128 WebAssembly on its own, to call its exports (hash-wasm exposes
+ * only IHasher): the binary is the one base64 string of its `dist/xxhash128.umd.min.js`, the same
+ * bytes `createXXHash128` runs. Undefined, and keys made through IHasher, if the file or the exports
+ * are not as expected (another hash-wasm version); `agrees` then checks it against IHasher.
+ */
+async function loadDirect(): Promise<Xxh128Exports | undefined> {
+  try {
+    const file = createRequire(import.meta.url).resolve('hash-wasm/dist/xxhash128.umd.min.js');
+    const found = /"(AGFzbQ[A-Za-z0-9+/=]+)"/.exec(await readFile(file, 'latin1'));
+    if (!found) return undefined;
+    const { instance } = await wasm.instantiate(Buffer.from(found[1]!, 'base64'), {});
+    const exports = instance.exports as Partial<Xxh128Exports>;
+    const named = ['Hash_GetBuffer', 'Hash_Init', 'Hash_Update', 'Hash_Final'] as const;
+    if (
+      !(exports.memory?.buffer instanceof ArrayBuffer) ||
+      named.some((n) => typeof exports[n] !== 'function')
+    )
+      return undefined;
+    return exports as Xxh128Exports;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the direct calls give IHasher's digests: inputs of every length class XXH3 treats apart
+ * (0, 1-3, 4-8, 9-16, 17-128, 129-240, longer, longer than the buffer), split around an "id" at
+ * several places, from memory at every remainder mod 8.
+ */
+function agrees(candidate: DirectXxh128, reference: IHasher): boolean {
+  const bytes = new Uint8Array(DIRECT_BUFFER_BYTES * 2 + 200);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
+  const key = new Uint8Array(KEY_BYTES);
+  for (const length of [0, 1, 3, 4, 8, 9, 16, 17, 128, 129, 240, 241, 1000, DIRECT_BUFFER_BYTES + 100])
+    for (const offset of [0, 1, 5, 7])
+      for (const [from, to] of [
+        [0, 0],
+        [Math.floor(length / 3), Math.floor(length / 2)],
+        [Math.max(0, length - 70), length],
+      ] as const) {
+        const line = bytes.subarray(offset, offset + length);
+        candidate.key(line, 0, from, to, length, key, 0);
+        reference.init();
+        reference.update(line.subarray(0, from));
+        reference.update(line.subarray(to));
+        const expected = reference.digest('binary');
+        for (let k = 0; k < KEY_BYTES; k++) if (key[k] !== expected[k]) return false;
+      }
+  // Lines back to back through `keys`: the first 2,000 bytes cut in lines of 0 to 300 bytes, an
+  // "id" in the middle of each, against `key` (checked above).
+  const starts = Int32Array.from({ length: 12 }, (_, i) => (i * i * 125) / 8);
+  const ends = Int32Array.from(starts, (start, i) => start + i * 25);
+  const idFroms = Int32Array.from(starts, (start, i) => start + i * 10);
+  const idTos = Int32Array.from(idFroms, (from, i) => from + i);
+  const keys = new Uint8Array(starts.length * KEY_BYTES);
+  const line = bytes.subarray(3);
+  candidate.keys(line, starts, ends, idFroms, idTos, keys);
+  for (let i = 0; i < starts.length; i++) {
+    // `keys` leaves a line's newline out, as requestKeyInto does before `key`.
+    const end = ends[i]! - (ends[i]! > idTos[i]! && line[ends[i]! - 1] === LF ? 1 : 0);
+    candidate.key(line, starts[i]!, idFroms[i]!, idTos[i]!, end, key, 0);
+    for (let k = 0; k < KEY_BYTES; k++) if (keys[i * KEY_BYTES + k] !== key[k]) return false;
+  }
+  return true;
+}
 
 /** A key as stored in text files: 32 hex digits. */
 export function keyHex(key: Uint8Array): string {
