@@ -250,4 +250,48 @@ describe('the page decoder', () => {
     ]);
     expect(Buffer.from(lz4Block(l, 28)).toString()).toBe(`${'abc'.repeat(7)}abvwxyz`);
   });
+
+  it('decode literals and matches of every length from 1 to 80, short (copied in a loop) and long, overlapping or not', () => {
+    for (let length = 1; length <= 80; length++) {
+      for (const offset of [1, 3, length, length + 5]) {
+        // A literal of `offset` distinct bytes, then a match of `length` bytes `offset` back.
+        const lit = Buffer.from(Array.from({ length: offset }, (_, i) => (i * 7 + length) & 0xff));
+        const expected = Buffer.concat([lit, Buffer.alloc(length)]);
+        for (let i = 0; i < length; i++) expected[offset + i] = expected[i]!;
+        // Snappy: a literal (length - 1 in the tag, or in one more byte from 60), a 2-byte-offset copy
+        // of at most 64 (longer ones in two).
+        const parts: Buffer[] = [
+          Buffer.from(
+            expected.length < 128
+              ? [expected.length]
+              : [(expected.length & 0x7f) | 0x80, expected.length >> 7],
+          ),
+        ];
+        parts.push(
+          lit.length <= 60 ? Buffer.from([(lit.length - 1) << 2]) : Buffer.from([60 << 2, lit.length - 1]),
+        );
+        parts.push(lit);
+        for (let left = length; left > 0; ) {
+          const n = Math.min(left, 64);
+          parts.push(Buffer.from([((n - 1) << 2) | 2, offset, 0]));
+          left -= n;
+        }
+        expect(
+          Buffer.from(snappy(Buffer.concat(parts), expected.length)).equals(expected),
+          `snappy ${length}/${offset}`,
+        ).toBe(true);
+        // LZ4: the literal and a match of `length` (4 at least: shorter ones are literals too), then no last literals.
+        if (length < 4) continue;
+        const token = (Math.min(lit.length, 15) << 4) | Math.min(length - 4, 15);
+        const bytes: number[] = [token];
+        if (lit.length >= 15) bytes.push(lit.length - 15);
+        bytes.push(...lit, offset, 0);
+        if (length - 4 >= 15) bytes.push(length - 4 - 15);
+        expect(
+          Buffer.from(lz4Block(Buffer.from(bytes), expected.length)).equals(expected),
+          `lz4 ${length}/${offset}`,
+        ).toBe(true);
+      }
+    }
+  });
 });
