@@ -4,7 +4,8 @@ import type { Data, Field, Schema } from 'apache-arrow';
 import { BatchpipeError } from '../../errors.js';
 import { readError } from '../../internal/read-error.js';
 import { loadArrow, loadParquet, parquetWasmCode } from '../arrow/arrow-lib.js';
-import { ArrowLayout, ArrowRowBatch } from '../arrow/arrow-row-batch.js';
+import { ArrowLayout, ArrowRowBatch, BufferLease } from '../arrow/arrow-row-batch.js';
+import { SharedBufferPool } from './parquet-buffers.js';
 import { decodeRowGroups, type PageBatch } from './parquet-decoder.js';
 import { planPages, readFooter } from './parquet-page-plan.js';
 
@@ -17,6 +18,11 @@ const DECODE_ROWS = 8 * ARROW_BATCH_ROWS;
  * per page, not per batch, and every batch decoded ahead is memory.
  */
 const PAGE_ROWS = 2 * ARROW_BATCH_ROWS;
+/**
+ * Free page-decoder buffers kept for the next batches: more than the batches in flight in a
+ * pipeline hold (some 4 MB a batch of review text), so a steady run makes none.
+ */
+const POOL_BYTES = 32 * 1024 * 1024;
 
 /** How a Parquet file is read. */
 export interface ParquetReadSettings {
@@ -90,6 +96,7 @@ export async function* readParquetBatches(
           );
     settings.decodedBy?.(pages ? 'pages' : 'parquet-wasm');
     const fields = read.map((name) => schema.fields.find((f) => f.name === name)!);
+    const pool = pages ? new SharedBufferPool(POOL_BYTES) : undefined;
     const decoded = decodeRowGroups({
       code: await parquetWasmCode(),
       path,
@@ -97,16 +104,21 @@ export async function* readParquetBatches(
       groups,
       batchRows: pages ? PAGE_ROWS : DECODE_ROWS,
       pages,
+      pool,
       fail: (error, group) => notParquet(file, error, group),
     });
     for await (const ipc of decoded) {
       if (!(ipc instanceof Uint8Array)) {
         layout ??= new ArrowLayout(new arrow.Schema(fields), tableColumns);
         const columnData = pageData(arrow, fields, ipc);
+        // The batches cut from this one share its buffers: they go back when all are released.
+        const page = ipc;
+        const lease =
+          pool && new BufferLease(Math.ceil(ipc.rows / ARROW_BATCH_ROWS), () => pool.give(buffersOf(page)));
         for (let start = 0; start < ipc.rows; start += ARROW_BATCH_ROWS) {
           const length = Math.min(ARROW_BATCH_ROWS, ipc.rows - start);
           const part = length === ipc.rows ? columnData : columnData.map((d) => d.slice(start, length));
-          yield new ArrowRowBatch(layout, part, length, file, index);
+          yield new ArrowRowBatch(layout, part, length, file, index, lease);
           index += length;
         }
         continue;
@@ -144,6 +156,16 @@ function pageData(
       data: part.data,
     } as never) as Data;
   });
+}
+
+/** The shared memory under a page batch's columns. */
+function buffersOf(batch: PageBatch): Set<SharedArrayBuffer> {
+  const buffers = new Set<SharedArrayBuffer>();
+  for (const part of batch.parts) {
+    for (const view of [part.data, part.offsets, part.validity])
+      if (view?.buffer instanceof SharedArrayBuffer && view.buffer.byteLength > 0) buffers.add(view.buffer);
+  }
+  return buffers;
 }
 
 /** Batches of rows with no column read: as many rows as the row groups hold. */
