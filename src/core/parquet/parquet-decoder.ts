@@ -6,8 +6,8 @@ import type { ColumnPart, PageColumn } from './parquet-pages.js';
 
 /** What a decode thread is started with. */
 export interface DecodeThreadData {
-  /** parquet-wasm's compiled WebAssembly (arrow-lib's parquetWasmCode). */
-  code: WasmCode;
+  /** parquet-wasm's compiled WebAssembly (arrow-lib's parquetWasmCode); not needed with `pages`. */
+  code: WasmCode | undefined;
   path: string;
   /** The columns to read; undefined for all. */
   columns: readonly string[] | undefined;
