@@ -89,6 +89,32 @@ export class ArrowLayout {
 }
 
 /**
+ * The buffers under one or more batches (a decoded batch cut in parts), handed back to be written
+ * again once every one of them is released; never when one lent its columns out as they are (a sink
+ * that writes Arrow may still hold them after the release).
+ */
+export class BufferLease {
+  #holders: number;
+  #lent = false;
+  readonly #giveBack: () => void;
+
+  constructor(holders: number, giveBack: () => void) {
+    this.#holders = holders;
+    this.#giveBack = giveBack;
+  }
+
+  /** A holder handed its buffers out: they are left to the collector. */
+  lend(): void {
+    this.#lent = true;
+  }
+
+  /** A holder is released. */
+  end(): void {
+    if (--this.#holders === 0 && !this.#lent) this.#giveBack();
+  }
+}
+
+/**
  * Rows of an Arrow record batch (read from Parquet or Arrow IPC), over the batch's own column
  * buffers: a cell is read from them only when asked for, and a template copies a string cell's UTF-8
  * bytes, escaped, without decoding it. Such a source never rejects a row: every entry is a row.
@@ -100,19 +126,23 @@ export class ArrowRowBatch implements RowBatch {
   readonly #file: string;
   readonly #firstIndex: number;
   #columns: readonly Data[];
+  #lease: BufferLease | undefined;
 
+  /** `lease`: the batch's buffers are written again once it is released (see release). */
   constructor(
     layout: ArrowLayout,
     columns: readonly Data[],
     length: number,
     file: string,
     firstIndex: number,
+    lease?: BufferLease,
   ) {
     this.layout = layout;
     this.#columns = columns;
     this.length = length;
     this.#file = file;
     this.#firstIndex = firstIndex;
+    this.#lease = lease;
   }
 
   get tableColumns(): readonly string[] | undefined {
@@ -168,14 +198,24 @@ export class ArrowRowBatch implements RowBatch {
     return new ArrowRowBatch(layout, columns, rows.length, rows.file, rows.firstIndex);
   }
 
-  /** The batch's columns (a sink that writes Arrow takes them as they are). */
+  /**
+   * The batch's columns (a sink that writes Arrow takes them as they are). Handed out, its buffers
+   * are no longer written again after the release: the taker may hold them longer.
+   */
   get columns(): readonly Data[] {
+    this.#lease?.lend();
     return this.#columns;
   }
 
-  /** The memory is apache-arrow's and the collector's: dropped here so nothing reads it after. */
+  /**
+   * Dropped here so nothing reads the columns after. Buffers under a lease (the page decoder's) go
+   * back to be written again once every batch over them is released; other memory is the collector's.
+   */
   release(): void {
     this.#columns = [];
+    const lease = this.#lease;
+    this.#lease = undefined;
+    lease?.end();
   }
 
   index(i: number): number {

@@ -8,7 +8,8 @@
 import { openAsBlob } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { DecodeReply, DecodeThreadData, PageBatch } from './parquet-decoder.js';
+import { BatchBuffers } from './parquet-buffers.js';
+import type { DecodeReply, DecodeRequest, DecodeThreadData, PageBatch } from './parquet-decoder.js';
 import { readFooter } from './parquet-page-plan.js';
 import { ColumnCursor, type PageColumn } from './parquet-pages.js';
 
@@ -19,6 +20,8 @@ let group = data.groups[0] ?? 0;
 
 /** Whether the batch just yielded is the last of this thread's row groups. */
 let last = false;
+/** Where the batch being decoded is written: the buffers sent with its request first. */
+let buffers = new BatchBuffers();
 
 /** The page decoder's batches: each row group's column chunks read by byte range, cut into batches. */
 async function* pageBatches(pages: readonly PageColumn[]): AsyncGenerator<PageBatch> {
@@ -38,7 +41,7 @@ async function* pageBatches(pages: readonly PageColumn[]): AsyncGenerator<PageBa
       }
       for (let done = 0; done < rowGroup.numRows; ) {
         const rows = Math.min(data.batchRows, rowGroup.numRows - done);
-        const parts = await Promise.all(cursors.map((cursor) => cursor.take(rows)));
+        const parts = await Promise.all(cursors.map((cursor) => cursor.take(rows, buffers)));
         for (const part of parts) {
           if (part.length !== rows)
             throw new Error(`a column chunk holds ${done + part.length} rows, not ${rowGroup.numRows}`);
@@ -79,15 +82,22 @@ async function* batches(): AsyncGenerator<Uint8Array> {
 
 const decoded = data.pages ? pageBatches(data.pages) : batches();
 let queue = Promise.resolve();
-// One answer per request, in order: each waits for the one before.
-port.on('message', () => {
+// One answer per request, in order: each waits for the one before. A request brings the pool's free
+// buffers; the answer sends back those the batch did not use.
+port.on('message', (request: DecodeRequest) => {
   queue = queue.then(async () => {
+    buffers = new BatchBuffers(request.buffers);
     try {
       const next = await decoded.next();
+      const unused = buffers.unused();
       if (next.done)
-        port.postMessage({ done: true, wasmBytes: wasmMemory?.buffer.byteLength ?? 0 } satisfies DecodeReply);
+        port.postMessage({
+          done: true,
+          wasmBytes: wasmMemory?.buffer.byteLength ?? 0,
+          unused,
+        } satisfies DecodeReply);
       else if (next.value instanceof Uint8Array)
-        port.postMessage({ group, ipc: next.value } satisfies DecodeReply, [
+        port.postMessage({ group, ipc: next.value, unused } satisfies DecodeReply, [
           next.value.buffer as ArrayBuffer,
         ]);
       else {
@@ -97,7 +107,7 @@ port.on('message', () => {
           for (const view of [part.data, part.offsets, part.validity])
             if (view && !(view.buffer instanceof SharedArrayBuffer)) moved.add(view.buffer as ArrayBuffer);
         }
-        port.postMessage({ group, batch: next.value, last } satisfies DecodeReply, [...moved]);
+        port.postMessage({ group, batch: next.value, last, unused } satisfies DecodeReply, [...moved]);
       }
     } catch (error) {
       port.postMessage({

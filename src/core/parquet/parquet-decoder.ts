@@ -1,12 +1,13 @@
 import type { Worker } from 'node:worker_threads';
 import { moduleWorker } from '../../internal/module-worker.js';
 import type { WasmCode } from '../arrow/arrow-lib.js';
+import type { SharedBufferPool } from './parquet-buffers.js';
 import type { ColumnPart, PageColumn } from './parquet-pages.js';
 
 /** What a decode thread is started with. */
 export interface DecodeThreadData {
-  /** parquet-wasm's compiled WebAssembly (arrow-lib's parquetWasmCode). */
-  code: WasmCode;
+  /** parquet-wasm's compiled WebAssembly (arrow-lib's parquetWasmCode); not needed with `pages`. */
+  code: WasmCode | undefined;
   path: string;
   /** The columns to read; undefined for all. */
   columns: readonly string[] | undefined;
@@ -27,11 +28,19 @@ export interface PageBatch {
   parts: ColumnPart[];
 }
 
-/** A decode thread's answer to one request: the next batch, the end, or why it could not. */
+/** A request for a decode thread's next batch, with free buffers to write it into. */
+export interface DecodeRequest {
+  buffers: SharedArrayBuffer[];
+}
+
+/**
+ * A decode thread's answer to one request: the next batch, the end, or why it could not; with the
+ * buffers of the request it did not use.
+ */
 export type DecodeReply =
-  | { group: number; ipc: Uint8Array }
-  | { group: number; batch: PageBatch; last: boolean }
-  | { done: true; wasmBytes: number }
+  | { group: number; ipc: Uint8Array; unused: SharedArrayBuffer[] }
+  | { group: number; batch: PageBatch; last: boolean; unused: SharedArrayBuffer[] }
+  | { done: true; wasmBytes: number; unused: SharedArrayBuffer[] }
   | { group: number; error: string };
 
 /** How a file's row groups are decoded off the main thread. */
@@ -48,6 +57,8 @@ export interface DecodePlan extends Omit<DecodeThreadData, 'groups'> {
   fail: (error: unknown, group: number) => Error;
   /** Told, as each thread finishes its row groups, how large its WebAssembly memory grew (bytes). */
   threadEnded?: (wasmBytes: number) => void;
+  /** Free buffers the page decoder writes batches into (released batches give theirs back to it). */
+  pool?: SharedBufferPool | undefined;
 }
 
 /** Batches decoded ahead of the consumer: enough to keep the thread busy while the main thread works. */
@@ -98,10 +109,11 @@ export async function* decodeRowGroups(plan: DecodePlan): AsyncGenerator<Uint8Ar
           if (stopped) return;
           let reply: DecodeReply;
           try {
-            reply = await thread.next();
+            reply = await thread.next(plan.pool?.takeAll() ?? []);
           } catch (error) {
             throw plan.fail(error, group);
           }
+          if ('unused' in reply) plan.pool?.give(reply.unused);
           if ('done' in reply) {
             plan.threadEnded?.(reply.wasmBytes);
             break;
@@ -191,13 +203,13 @@ class DecodeThread {
     waiting?.reject(this.#failure);
   }
 
-  /** The thread's next batch (or its end). */
-  next(): Promise<DecodeReply> {
+  /** The thread's next batch (or its end), written into `buffers` where they fit. */
+  next(buffers: SharedArrayBuffer[]): Promise<DecodeReply> {
     if (this.#failure) return Promise.reject(this.#failure);
     return new Promise((resolve, reject) => {
       this.#waiting = { resolve, reject };
       this.#worker.ref();
-      this.#worker.postMessage(0);
+      this.#worker.postMessage({ buffers } satisfies DecodeRequest);
     });
   }
 

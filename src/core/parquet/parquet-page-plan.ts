@@ -69,6 +69,90 @@ export function planPages(
   return plan;
 }
 
+/**
+ * The Arrow type of a flat column as parquet-wasm (arrow-rs) reads it, for the plain types the page
+ * decoder reads (timestamp `unit` as Arrow's TimeUnit: 1 ms, 2 us, 3 ns).
+ */
+export type FlatArrowType =
+  | {
+      kind:
+        | 'bool'
+        | 'int32'
+        | 'uint32'
+        | 'int64'
+        | 'uint64'
+        | 'date32'
+        | 'float32'
+        | 'float64'
+        | 'utf8'
+        | 'binary';
+    }
+  | { kind: 'timestamp'; unit: number; utc: boolean };
+
+/**
+ * The file's top-level column names, and the Arrow type of each flat one of a plain type; undefined
+ * when the file stored an Arrow schema of its own (its types may differ: parquet-wasm reads it).
+ */
+export function footerColumns(
+  metadata: FileMetadata,
+): { names: string[]; types: Map<string, FlatArrowType & { nullable: boolean }> } | undefined {
+  if (metadata.keys.includes('ARROW:schema')) return undefined;
+  const root = metadata.schema[0];
+  if (!root) return undefined;
+  const names: string[] = [];
+  const types = new Map<string, FlatArrowType & { nullable: boolean }>();
+  let at = 1;
+  // Each top-level element, its subtree skipped.
+  const skip = (): boolean => {
+    const element = metadata.schema[at++];
+    if (!element) return false;
+    for (let i = 0; i < element.numChildren; i++) if (!skip()) return false;
+    return true;
+  };
+  for (let i = 0; i < root.numChildren; i++) {
+    const element = metadata.schema[at];
+    if (!element) return undefined;
+    names.push(element.name);
+    const type = element.numChildren === 0 && element.repetition !== 2 ? flatArrowType(element) : undefined;
+    if (type) types.set(element.name, { ...type, nullable: element.repetition !== 0 });
+    if (!skip()) return undefined;
+  }
+  return { names, types };
+}
+
+/** A flat column's Arrow type as arrow-rs derives it from the logical (else converted) type; undefined for others. */
+function flatArrowType(element: SchemaElement): FlatArrowType | undefined {
+  const logical = element.logical;
+  const converted = element.convertedType;
+  const plain = logical === undefined && converted === undefined;
+  switch (element.type) {
+    case 0:
+      return plain ? { kind: 'bool' } : undefined;
+    case 1:
+      if (logical?.id === 10 && logical.bitWidth === 32)
+        return { kind: logical.signed === false ? 'uint32' : 'int32' };
+      if (logical?.id === 6 || (logical === undefined && converted === 6)) return { kind: 'date32' };
+      if (logical === undefined && converted === 13) return { kind: 'uint32' };
+      return plain || (logical === undefined && converted === 17) ? { kind: 'int32' } : undefined;
+    case 2:
+      if (logical?.id === 10 && logical.bitWidth === 64)
+        return { kind: logical.signed === false ? 'uint64' : 'int64' };
+      if (logical?.id === 8 && element.timestampUnit !== undefined)
+        return { kind: 'timestamp', unit: element.timestampUnit, utc: logical.utc === true };
+      if (logical === undefined && converted === 14) return { kind: 'uint64' };
+      return plain || (logical === undefined && converted === 18) ? { kind: 'int64' } : undefined;
+    case 4:
+      return plain ? { kind: 'float32' } : undefined;
+    case 5:
+      return plain ? { kind: 'float64' } : undefined;
+    case 6:
+      if (logical?.id === 1 || (logical === undefined && converted === 0)) return { kind: 'utf8' };
+      return plain ? { kind: 'binary' } : undefined;
+    default:
+      return undefined;
+  }
+}
+
 /** Top-level leaf columns by name, with their index among the leaves; undefined if the schema is odd. */
 function topLevelLeaves(
   schema: SchemaElement[],

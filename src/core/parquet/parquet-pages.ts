@@ -5,6 +5,7 @@
  * levels for nulls, V1 and V2 data pages. What it does not handle is found from the footer before
  * reading (parquet-page-plan.ts) and left to parquet-wasm.
  */
+import { BatchBuffers } from './parquet-buffers.js';
 import { decompress } from './parquet-codecs.js';
 import { readPageHeader } from './parquet-thrift.js';
 
@@ -77,14 +78,24 @@ export class ColumnCursor {
     this.#width = WIDTH[column.physical] ?? 0;
   }
 
-  /** The next `rows` rows (fewer only if the chunk ends). */
-  async take(rows: number): Promise<ColumnPart> {
+  /**
+   * The next `rows` rows (fewer only if the chunk ends), in shared memory from `buffers` (the pool's
+   * when the decode thread was given some).
+   */
+  async take(rows: number, buffers: BatchBuffers = new BatchBuffers()): Promise<ColumnPart> {
     const strings = this.#column.physical === 6;
     const bool = this.#column.physical === 0;
     let validity: Uint8Array | undefined;
     let nullCount = 0;
-    const offsets = strings ? new Int32Array(new SharedArrayBuffer((rows + 1) * 4)) : undefined;
-    let data = shared(strings ? 0 : bool ? (rows + 7) >> 3 : rows * this.#width);
+    let offsets: Int32Array | undefined;
+    if (strings) {
+      const bytes = buffers.take((rows + 1) * 4);
+      offsets = new Int32Array(bytes.buffer, bytes.byteOffset, rows + 1);
+      offsets[0] = 0;
+    }
+    let data = strings ? buffers.take(0) : buffers.take(bool ? (rows + 7) >> 3 : rows * this.#width);
+    // Booleans are set bit by bit; a recycled buffer holds an earlier batch's.
+    if (bool) data.fill(0);
     let used = 0;
     let filled = 0;
     while (filled < rows) {
@@ -98,7 +109,7 @@ export class ColumnCursor {
       if (defined) {
         for (let i = 0; i < count; i++) {
           if (defined[page.row + i] === 0) {
-            if (!validity) validity = shared((rows + 7) >> 3).fill(0xff);
+            if (!validity) validity = buffers.take((rows + 7) >> 3).fill(0xff);
             const at = filled + i;
             validity[at >> 3]! &= ~(1 << (at & 7));
             nullCount++;
@@ -109,11 +120,12 @@ export class ColumnCursor {
         if (data.length === 0 && !page.indices) {
           // Sized from the page's bytes per row, so the buffer is seldom grown.
           const perRow = (page.bytes.length - page.pos) / (page.rows - page.row);
-          data = shared(Math.ceil(perRow * (rows - filled) * 1.05) + 64);
+          data = buffers.take(Math.ceil(perRow * (rows - filled) * 1.05) + 64);
         }
         used = this.#strings(page, count, filled, offsets!, data, used, (need, keep) => {
-          const grown = shared(Math.max(need, data.length * 2, 1024));
+          const grown = buffers.take(Math.max(need, data.length * 2, 1024));
           grown.set(data.subarray(0, keep));
+          buffers.drop(data);
           data = grown;
           return data;
         });
@@ -122,10 +134,11 @@ export class ColumnCursor {
       page.row += count;
       filled += count;
     }
-    // A buffer much larger than its bytes is cut to them (it is sent to the main thread whole).
-    if (strings && used < data.length * 0.9) {
-      const cut = shared(used);
+    // A buffer far larger than its bytes is cut to them (one never released stays that large).
+    if (strings && used < data.length * 0.5) {
+      const cut = buffers.take(used);
       cut.set(data.subarray(0, used));
+      buffers.drop(data);
       data = cut;
     } else if (strings) data = data.subarray(0, used);
     const part: ColumnPart = { length: filled, nullCount, data };
@@ -190,7 +203,11 @@ export class ColumnCursor {
       return;
     }
     for (let i = 0; i < count; i++) {
-      if (defined && defined[page.row + i] === 0) continue;
+      if (defined && defined[page.row + i] === 0) {
+        // A null's slot is zeroed: a recycled buffer holds an earlier batch's values.
+        out.fill(0, (filled + i) * width, (filled + i + 1) * width);
+        continue;
+      }
       let source: Uint8Array;
       let start: number;
       if (page.indices) {
@@ -325,14 +342,6 @@ export class ColumnCursor {
     }
     return { data, offsets, size };
   }
-}
-
-/**
- * A zeroed buffer in shared memory: a batch's buffers cross from this thread to the main thread and
- * on to a render thread without a copy.
- */
-function shared(size: number): Uint8Array {
-  return new Uint8Array(new SharedArrayBuffer(size));
 }
 
 function readUint32(bytes: Uint8Array, pos: number): number {

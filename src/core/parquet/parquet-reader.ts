@@ -1,13 +1,17 @@
 import { openAsBlob } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import type { Data, Field, Schema } from 'apache-arrow';
+import type { Data, DataType, Field, Schema, TimeUnit } from 'apache-arrow';
 import { BatchpipeError } from '../../errors.js';
 import { readError } from '../../internal/read-error.js';
-import { loadArrow, loadParquet, parquetWasmCode } from '../arrow/arrow-lib.js';
-import { ArrowLayout, ArrowRowBatch } from '../arrow/arrow-row-batch.js';
+import { type ArrowModule, loadArrow, loadParquet, parquetWasmCode } from '../arrow/arrow-lib.js';
+import { ArrowLayout, ArrowRowBatch, BufferLease } from '../arrow/arrow-row-batch.js';
+import { SharedBufferPool } from './parquet-buffers.js';
 import { decodeRowGroups, type PageBatch } from './parquet-decoder.js';
-import { planPages, readFooter } from './parquet-page-plan.js';
+import { type FlatArrowType, footerColumns, planPages, readFooter } from './parquet-page-plan.js';
+import type { PageColumn } from './parquet-pages.js';
 
+/** The time zone arrow-rs (parquet-wasm) names a UTC-adjusted timestamp with. */
+const UTC = 'UTC';
 /** Rows a batch holds: the engine's batch size. */
 export const ARROW_BATCH_ROWS = 2048;
 /** Rows parquet-wasm decodes at a time (about 12% faster than 2,048 on review text), cut into batches. */
@@ -17,6 +21,11 @@ const DECODE_ROWS = 8 * ARROW_BATCH_ROWS;
  * per page, not per batch, and every batch decoded ahead is memory.
  */
 const PAGE_ROWS = 2 * ARROW_BATCH_ROWS;
+/**
+ * Free page-decoder buffers kept for the next batches: more than the batches in flight in a
+ * pipeline hold (some 4 MB a batch of review text), so a steady run makes none.
+ */
+const POOL_BYTES = 32 * 1024 * 1024;
 
 /** How a Parquet file is read. */
 export interface ParquetReadSettings {
@@ -29,6 +38,8 @@ export interface ParquetReadSettings {
   pageDecoder?: boolean | undefined;
   /** Told which decoder reads the file's columns. */
   decodedBy?: ((decoder: 'pages' | 'parquet-wasm') => void) | undefined;
+  /** Told what read the columns' types: the footer alone, or parquet-wasm. */
+  typedBy?: ((reader: 'footer' | 'parquet-wasm') => void) | undefined;
 }
 
 /**
@@ -41,11 +52,150 @@ export async function* readParquetBatches(
   file: string,
   settings: ParquetReadSettings = {},
 ): AsyncGenerator<ArrowRowBatch> {
-  const [arrow, parquet] = await Promise.all([loadArrow(), loadParquet()]);
+  const arrow = await loadArrow();
+  try {
+    // A reader's own error does not say why: stat says (no such file, a directory).
+    if ((await stat(path)).isDirectory()) throw Object.assign(new Error('directory'), { code: 'EISDIR' });
+  } catch (error) {
+    throw readError(error, file);
+  }
+  const plan = (await footerPlan(arrow, path, settings)) ?? (await wasmPlan(arrow, path, file, settings));
+  const { columns, tableColumns, fields, pages } = plan;
+  settings.typedBy?.(plan.fromFooter ? 'footer' : 'parquet-wasm');
+  if (columns?.length === 0) {
+    // No column asked for: the rows are counted from the metadata, nothing is decoded.
+    yield* rowsWithoutColumns(new arrow.Schema([]), plan.counts, file, tableColumns);
+    return;
+  }
+  settings.decodedBy?.(pages ? 'pages' : 'parquet-wasm');
+  let index = 1;
+  let layout: ArrowLayout | undefined;
+  const pool = pages ? new SharedBufferPool(POOL_BYTES) : undefined;
+  const decoded = decodeRowGroups({
+    // The page decoder needs no WebAssembly: parquet-wasm is compiled only for what it reads.
+    code: pages ? undefined : await parquetWasmCode(),
+    path,
+    columns,
+    groups: plan.counts.length,
+    batchRows: pages ? PAGE_ROWS : DECODE_ROWS,
+    pages,
+    pool,
+    fail: (error, group) => notParquet(file, error, group),
+  });
+  for await (const ipc of decoded) {
+    if (!(ipc instanceof Uint8Array)) {
+      layout ??= new ArrowLayout(new arrow.Schema(fields), tableColumns);
+      const columnData = pageData(arrow, fields, ipc);
+      // The batches cut from this one share its buffers: they go back when all are released.
+      const page = ipc;
+      const lease =
+        pool && new BufferLease(Math.ceil(ipc.rows / ARROW_BATCH_ROWS), () => pool.give(buffersOf(page)));
+      for (let start = 0; start < ipc.rows; start += ARROW_BATCH_ROWS) {
+        const length = Math.min(ARROW_BATCH_ROWS, ipc.rows - start);
+        const part = length === ipc.rows ? columnData : columnData.map((d) => d.slice(start, length));
+        yield new ArrowRowBatch(layout, part, length, file, index, lease);
+        index += length;
+      }
+      continue;
+    }
+    const table = arrow.tableFromIPC(ipc);
+    layout ??= new ArrowLayout(table.schema, tableColumns);
+    for (const batch of table.batches) {
+      for (let start = 0; start < batch.numRows; start += ARROW_BATCH_ROWS) {
+        const length = Math.min(ARROW_BATCH_ROWS, batch.numRows - start);
+        const part = length === batch.numRows ? batch : batch.slice(start, start + length);
+        yield new ArrowRowBatch(layout, part.data.children, length, file, index);
+        index += length;
+      }
+    }
+  }
+}
+
+/** How a file is read: its columns, the fields of those read, each row group's rows, the page plan. */
+interface ReadPlan {
+  /** The columns read (undefined: all). */
+  columns: string[] | undefined;
+  tableColumns: string[] | undefined;
+  fields: Field[];
+  counts: number[];
+  pages: PageColumn[] | undefined;
+  /** Whether the plan was made from the footer alone. */
+  fromFooter: boolean;
+}
+
+/** The columns asked for, and the table's own when they are only some (a join's first pass lists them all). */
+function chosen(names: string[], settings: ParquetReadSettings) {
+  const columns = projection(names, settings.columns);
+  const tableColumns = columns !== undefined && columns.length < names.length ? names : undefined;
+  return { columns, tableColumns, read: columns ?? names };
+}
+
+/**
+ * The plan from the footer alone, when every column read is flat, of a plain type and for the page
+ * decoder: parquet-wasm is then not loaded (its WebAssembly is some 40 MB and 0.2 s to start).
+ * Undefined otherwise, or for a file the footer reader cannot read (parquet-wasm says why).
+ */
+async function footerPlan(
+  arrow: ArrowModule,
+  path: string,
+  settings: ParquetReadSettings,
+): Promise<ReadPlan | undefined> {
+  if (settings.pageDecoder === false) return undefined;
+  const metadata = await readFooter(path).catch(() => undefined);
+  const found = metadata && footerColumns(metadata);
+  if (!metadata || !found) return undefined;
+  const { columns, tableColumns, read } = chosen(found.names, settings);
+  const fields: Field[] = [];
+  for (const name of read) {
+    const type = found.types.get(name);
+    if (!type) return undefined;
+    fields.push(new arrow.Field(name, arrowType(arrow, type), type.nullable));
+  }
+  const counts = metadata.rowGroups.map((group) => group.numRows);
+  if (columns?.length === 0)
+    return { columns, tableColumns, fields, counts, pages: undefined, fromFooter: true };
+  const pages = planPages(metadata, fields, read);
+  return pages && { columns, tableColumns, fields, counts, pages, fromFooter: true };
+}
+
+/** The Arrow type arrow-rs gives a flat column (see footerColumns). */
+function arrowType(arrow: ArrowModule, type: FlatArrowType): DataType {
+  switch (type.kind) {
+    case 'bool':
+      return new arrow.Bool();
+    case 'int32':
+      return new arrow.Int32();
+    case 'uint32':
+      return new arrow.Uint32();
+    case 'int64':
+      return new arrow.Int64();
+    case 'uint64':
+      return new arrow.Uint64();
+    case 'date32':
+      return new arrow.DateDay();
+    case 'float32':
+      return new arrow.Float32();
+    case 'float64':
+      return new arrow.Float64();
+    case 'utf8':
+      return new arrow.Utf8();
+    case 'binary':
+      return new arrow.Binary();
+    case 'timestamp':
+      return new arrow.Timestamp(type.unit as TimeUnit, type.utc ? UTC : null);
+  }
+}
+
+/** The plan from parquet-wasm's reading of the file's schema and metadata (any Parquet file). */
+async function wasmPlan(
+  arrow: ArrowModule,
+  path: string,
+  file: string,
+  settings: ParquetReadSettings,
+): Promise<ReadPlan> {
+  const parquet = await loadParquet();
   let blob: Blob;
   try {
-    // openAsBlob's own error does not say why: stat says (no such file, a directory).
-    if ((await stat(path)).isDirectory()) throw Object.assign(new Error('directory'), { code: 'EISDIR' });
     blob = await openAsBlob(path);
   } catch (error) {
     throw readError(error, file);
@@ -53,78 +203,34 @@ export async function* readParquetBatches(
   const pf = await parquet.ParquetFile.fromFile(blob).catch((error: unknown) => {
     throw notParquet(file, error);
   });
-  let freed = false;
+  let schema: Schema;
+  let counts: number[];
   try {
-    const schema = arrow.tableFromIPC(pf.schema().intoIPCStream()).schema;
-    const names = schema.fields.map((f) => f.name);
-    const columns = projection(names, settings.columns);
-    // A batch of some columns still tells the table's own (a join's first pass lists them all).
-    const tableColumns = columns !== undefined && columns.length < names.length ? names : undefined;
+    schema = arrow.tableFromIPC(pf.schema().intoIPCStream()).schema;
     const metadata = pf.metadata();
     refuseUnreadable(metadata, schema.fields, file);
-    const groups = metadata.numRowGroups();
-    if (columns?.length === 0) {
-      // No column asked for: the rows are counted from the metadata, nothing is decoded.
-      const counts = metadata.rowGroups().map((group) => group.numRows());
-      pf.free();
-      freed = true;
-      yield* rowsWithoutColumns(new arrow.Schema([]), counts, file, tableColumns);
-      return;
-    }
+    counts = metadata.rowGroups().map((group) => group.numRows());
+  } finally {
     // The file's metadata is all this thread needs: the row groups are decoded on another.
     pf.free();
-    freed = true;
-    let index = 1;
-    let layout: ArrowLayout | undefined;
-    const read = columns ?? names;
-    // The page decoder reads flat columns of plain types a page at a time; parquet-wasm the rest.
-    const pages =
-      settings.pageDecoder === false
-        ? undefined
-        : planPages(
-            await readFooter(path).catch((error: unknown) => {
-              throw notParquet(file, error);
-            }),
-            schema.fields,
-            read,
-          );
-    settings.decodedBy?.(pages ? 'pages' : 'parquet-wasm');
-    const fields = read.map((name) => schema.fields.find((f) => f.name === name)!);
-    const decoded = decodeRowGroups({
-      code: await parquetWasmCode(),
-      path,
-      columns,
-      groups,
-      batchRows: pages ? PAGE_ROWS : DECODE_ROWS,
-      pages,
-      fail: (error, group) => notParquet(file, error, group),
-    });
-    for await (const ipc of decoded) {
-      if (!(ipc instanceof Uint8Array)) {
-        layout ??= new ArrowLayout(new arrow.Schema(fields), tableColumns);
-        const columnData = pageData(arrow, fields, ipc);
-        for (let start = 0; start < ipc.rows; start += ARROW_BATCH_ROWS) {
-          const length = Math.min(ARROW_BATCH_ROWS, ipc.rows - start);
-          const part = length === ipc.rows ? columnData : columnData.map((d) => d.slice(start, length));
-          yield new ArrowRowBatch(layout, part, length, file, index);
-          index += length;
-        }
-        continue;
-      }
-      const table = arrow.tableFromIPC(ipc);
-      layout ??= new ArrowLayout(table.schema, tableColumns);
-      for (const batch of table.batches) {
-        for (let start = 0; start < batch.numRows; start += ARROW_BATCH_ROWS) {
-          const length = Math.min(ARROW_BATCH_ROWS, batch.numRows - start);
-          const part = length === batch.numRows ? batch : batch.slice(start, start + length);
-          yield new ArrowRowBatch(layout, part.data.children, length, file, index);
-          index += length;
-        }
-      }
-    }
-  } finally {
-    if (!freed) pf.free();
   }
+  const { columns, tableColumns, read } = chosen(
+    schema.fields.map((f) => f.name),
+    settings,
+  );
+  const fields = read.map((name) => schema.fields.find((f) => f.name === name)!);
+  // The page decoder reads flat columns of plain types a page at a time; parquet-wasm the rest.
+  const pages =
+    settings.pageDecoder === false || columns?.length === 0
+      ? undefined
+      : planPages(
+          await readFooter(path).catch((error: unknown) => {
+            throw notParquet(file, error);
+          }),
+          schema.fields,
+          read,
+        );
+  return { columns, tableColumns, fields, counts, pages, fromFooter: false };
 }
 
 /** The page decoder's buffers as apache-arrow columns of the file's types. */
@@ -144,6 +250,16 @@ function pageData(
       data: part.data,
     } as never) as Data;
   });
+}
+
+/** The shared memory under a page batch's columns. */
+function buffersOf(batch: PageBatch): Set<SharedArrayBuffer> {
+  const buffers = new Set<SharedArrayBuffer>();
+  for (const part of batch.parts) {
+    for (const view of [part.data, part.offsets, part.validity])
+      if (view?.buffer instanceof SharedArrayBuffer && view.buffer.byteLength > 0) buffers.add(view.buffer);
+  }
+  return buffers;
 }
 
 /** Batches of rows with no column read: as many rows as the row groups hold. */

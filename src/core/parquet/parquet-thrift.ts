@@ -128,6 +128,20 @@ export interface SchemaElement {
   numChildren: number;
   /** A TIMESTAMP's unit (1 ms, 2 us, 3 ns, as Arrow's TimeUnit counts them), from the logical or converted type. */
   timestampUnit: number | undefined;
+  /** The converted type (0 UTF8, 6 DATE, 9-10 TIMESTAMP_MILLIS/MICROS, 13 UINT_32, 14 UINT_64 ...). */
+  convertedType: number | undefined;
+  /** The logical type: its field id in the LogicalType union (1 STRING, 6 DATE, 8 TIMESTAMP, 10 INTEGER ...) and what it says. */
+  logical: LogicalType | undefined;
+}
+
+/** A schema element's logical type, as far as the Arrow type of a flat column depends on it. */
+export interface LogicalType {
+  id: number;
+  /** INTEGER's width and sign. */
+  bitWidth?: number | undefined;
+  signed?: boolean | undefined;
+  /** TIMESTAMP's isAdjustedToUTC. */
+  utc?: boolean | undefined;
 }
 
 /** A column chunk of a row group. */
@@ -146,6 +160,8 @@ export interface ColumnChunk {
 /** The footer as the page decoder uses it. */
 export interface FileMetadata {
   schema: SchemaElement[];
+  /** The keys of the file's key-value metadata (`ARROW:schema` when an Arrow writer stored its schema). */
+  keys: string[];
   rowGroups: Array<{ numRows: number; columns: ColumnChunk[] }>;
 }
 
@@ -174,8 +190,11 @@ export function readFileMetadata(bytes: Uint8Array): FileMetadata {
       repetition: num(s, 3),
       numChildren: num(s, 5) ?? 0,
       timestampUnit: timestampUnit(s),
+      convertedType: num(s, 6),
+      logical: logicalType(s),
     };
   });
+  const keys = list(meta, 5).map((v) => text(v as Struct, 1) ?? '');
   const rowGroups = list(meta, 4).map((v) => {
     const group = v as Struct;
     const columns = list(group, 1).map((c) => {
@@ -201,7 +220,18 @@ export function readFileMetadata(bytes: Uint8Array): FileMetadata {
     });
     return { numRows: num(group, 3)!, columns };
   });
-  return { schema, rowGroups };
+  return { schema, keys, rowGroups };
+}
+
+function logicalType(element: Struct): LogicalType | undefined {
+  const union = element.get(10) as Struct | undefined;
+  const [id, value] = union?.entries().next().value ?? [];
+  if (id === undefined) return undefined;
+  const fields = value instanceof Map ? (value as Struct) : undefined;
+  if (id === 10)
+    return { id, bitWidth: fields && num(fields, 1), signed: fields?.get(2) as boolean | undefined };
+  if (id === 8) return { id, utc: fields?.get(1) as boolean | undefined };
+  return { id };
 }
 
 /** A page's header. */
