@@ -47,7 +47,7 @@ export class ArrowBatchBuilder {
     const plans = this.#plans;
     const a = this.#arrow;
     const joined = rows instanceof JoinedRowBatch ? rows : undefined;
-    const cells = joined ? Array.from({ length: rows.length }, (_, i) => joined.resultCells(i)) : undefined;
+    const cells = joined?.allResultCells();
     const source = joined?.source ?? rows;
     const children: Data[] = plans.map((plan) => {
       if (plan.copy !== undefined) {
@@ -95,7 +95,7 @@ export class ArrowBatchBuilder {
           },
         });
       });
-      const firstCells = Array.from({ length: rows.length }, (_, i) => rows.resultCells(i));
+      const firstCells = rows.allResultCells();
       layout.names.forEach((name, c) => {
         const type = this.#resultType(
           layout.kinds[c]!,

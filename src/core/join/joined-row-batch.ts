@@ -3,6 +3,7 @@ import { writeJsonText } from '../../internal/json-bytes.js';
 import type { Rejection, Row, RowValues } from '../../types.js';
 import { CsvScanner, fieldText } from '../csv/csv-scanner.js';
 import {
+  CELL_SEPARATOR,
   type CellEncoding,
   csvTailOf,
   jsonCellTexts,
@@ -91,6 +92,16 @@ export class JoinedRowBatch implements RowBatch {
     const encoding = this.layout.encoding;
     if (encoding.kind === 'json') return jsonCellTexts(stored).map((text) => JSON.parse(text) as unknown);
     return splitTail(csvTailOf(stored), encoding.delimiter);
+  }
+
+  /**
+   * Every entry's result cells, decoded: JSON cells in one JSON.parse for the batch (a NUL between
+   * cells never occurs inside JSON text, so it becomes a comma), much faster than one per cell.
+   */
+  allResultCells(): unknown[][] {
+    if (this.layout.encoding.kind !== 'json' || this.cells.length === 0)
+      return Array.from({ length: this.length }, (_, i) => this.resultCells(i));
+    return JSON.parse(`[[${this.cells.join('],[').replaceAll(CELL_SEPARATOR, ',')}]]`) as unknown[][];
   }
 
   /** Each cell's JSON text, when they are stored as JSON. */

@@ -55,7 +55,7 @@ export type CellEncoding = { kind: 'json' } | { kind: 'csv'; delimiter: string }
  * JSON cells are stored as each cell's JSON text, one after another with a NUL between (JSON text
  * never holds a raw NUL): a JSON Lines sink writes them as members without parsing them again.
  */
-const CELL_SEPARATOR = '\u0000';
+export const CELL_SEPARATOR = '\u0000';
 
 /**
  * The result cells of a row, in column order (DESIGN section 6): `status`, the parsed fields (labels
