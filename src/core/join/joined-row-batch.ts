@@ -3,9 +3,9 @@ import { writeJsonText } from '../../internal/json-bytes.js';
 import type { Rejection, Row, RowValues } from '../../types.js';
 import { CsvScanner, fieldText } from '../csv/csv-scanner.js';
 import {
-  CELL_SEPARATOR,
   type CellEncoding,
   csvTailOf,
+  decodeJsonCells,
   jsonCellTexts,
   type ResultColumnKind,
 } from '../results/result-cells.js';
@@ -94,14 +94,18 @@ export class JoinedRowBatch implements RowBatch {
     return splitTail(csvTailOf(stored), encoding.delimiter);
   }
 
-  /**
-   * Every entry's result cells, decoded: JSON cells in one JSON.parse for the batch (a NUL between
-   * cells never occurs inside JSON text, so it becomes a comma), much faster than one per cell.
-   */
-  allResultCells(): unknown[][] {
-    if (this.layout.encoding.kind !== 'json' || this.cells.length === 0)
-      return Array.from({ length: this.length }, (_, i) => this.resultCells(i));
-    return JSON.parse(`[[${this.cells.join('],[').replaceAll(CELL_SEPARATOR, ',')}]]`) as unknown[][];
+  /** Every entry's result cells, decoded, one row after another (`layout.names.length` a row). */
+  flatResultCells(): unknown[] {
+    const width = this.layout.names.length;
+    const out = new Array<unknown>(this.length * width);
+    if (width === 0) return out;
+    if (this.layout.encoding.kind === 'json') decodeJsonCells(this.cells, out);
+    else
+      for (let i = 0; i < this.length; i++) {
+        const cells = this.resultCells(i);
+        for (let c = 0; c < width; c++) out[i * width + c] = cells[c];
+      }
+    return out;
   }
 
   /** Each cell's JSON text, when they are stored as JSON. */

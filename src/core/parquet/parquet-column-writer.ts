@@ -37,14 +37,16 @@ const SLICE_ROWS = 1024;
 const RESERVE = 4 + 5 + ((PAGE_ROWS + SLICE_ROWS + 7) >> 3);
 /** A page buffer: the levels' room, a page of values and a slice beyond it. */
 const BUFFER_BYTES = RESERVE + PAGE_BYTES + (PAGE_BYTES >> 1);
-/** Free page buffers kept for reuse. */
-const MAX_FREE = 16;
+/** Free page buffers kept for reuse, of each size. */
+const MAX_FREE = 4;
 
 /** Writes one column's pages, row group after row group. */
 export class ColumnChunkWriter {
   readonly column: ColumnOut;
   readonly #compress: Compress;
   readonly #buffers: PageBuffers;
+  /** The size of this column's page buffers. */
+  readonly #size: number;
   /** The page being filled: its levels go just before its values (`RESERVE`), its values from there. */
   #values: Buffer;
   #view: DataView;
@@ -63,7 +65,18 @@ export class ColumnChunkWriter {
     this.column = column;
     this.#compress = compress;
     this.#buffers = buffers;
-    this.#values = buffers.take();
+    // A fixed-width column's page never outgrows its rows; others get room for a page of bytes.
+    const encoding = column.encoding;
+    const width =
+      encoding.kind === 'fixed' || encoding.kind === 'decimal'
+        ? encoding.width
+        : encoding.kind === 'widen'
+          ? 4
+          : encoding.kind === 'bool'
+            ? 1
+            : 0;
+    this.#size = width > 0 ? RESERVE + (PAGE_ROWS + SLICE_ROWS) * width : BUFFER_BYTES;
+    this.#values = buffers.take(this.#size);
     this.#view = viewOf(this.#values);
   }
 
@@ -156,8 +169,8 @@ export class ColumnChunkWriter {
   #room(bytes: number): void {
     const need = this.#used + bytes;
     if (need <= this.#values.length) return;
-    // A page of a few large values: a buffer of its own, not pooled.
-    const grown = Buffer.allocUnsafe(Math.max(need, this.#values.length * 2));
+    // A page of a few large values: a buffer of its own.
+    const grown = Buffer.allocUnsafeSlow(Math.max(need, this.#values.length * 2));
     grown.set(this.#values.subarray(0, this.#used));
     this.#buffers.give(this.#values);
     this.#values = grown;
@@ -336,7 +349,7 @@ export class ColumnChunkWriter {
     this.#used = RESERVE;
     this.#bits = 0;
     this.#defined.fill(0);
-    this.#values = buffers.take();
+    this.#values = buffers.take(this.#size);
     this.#view = viewOf(this.#values);
   }
 }
@@ -347,17 +360,24 @@ export class ColumnChunkWriter {
  * writer can wait when the compressor falls behind.
  */
 export class PageBuffers {
-  #free: Buffer[] = [];
+  /** Free buffers by size. */
+  #free = new Map<number, Buffer[]>();
   inFlight = 0;
   #waiting: Array<() => void> = [];
 
-  take(): Buffer {
-    return this.#free.pop() ?? Buffer.allocUnsafeSlow(BUFFER_BYTES);
+  take(size: number): Buffer {
+    return this.#free.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
   }
 
-  /** Hands back a buffer no longer used. */
+  /** Hands back a buffer no longer used (one grown past a page for a few large values is let go). */
   give(buffer: Buffer): void {
-    if (buffer.length === BUFFER_BYTES && this.#free.length < MAX_FREE) this.#free.push(buffer);
+    if (buffer.length > BUFFER_BYTES) return;
+    let free = this.#free.get(buffer.length);
+    if (!free) {
+      free = [];
+      this.#free.set(buffer.length, free);
+    }
+    if (free.length < MAX_FREE) free.push(buffer);
   }
 
   /** Hands back the buffer of a page compressed (or failed). */

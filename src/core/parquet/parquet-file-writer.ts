@@ -18,7 +18,7 @@ import type { ParquetWriteSettings } from './parquet-write-settings.js';
 
 const MAGIC = Buffer.from('PAR1', 'latin1');
 /** Pages compressing at once before the writer waits (libuv's pool has 4 threads). */
-const MAX_COMPRESSING = 8;
+const MAX_COMPRESSING = 4;
 
 /** Writes batches of `schema` (planned as `columns`) as one Parquet file. */
 export function parquetFileWriter(
