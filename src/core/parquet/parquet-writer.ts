@@ -101,7 +101,7 @@ export function parquetWriter(
   settings: ParquetWriteSettings,
   write: WriteBytes,
 ): ColumnarWriter {
-  let writer: ColumnarWriter | undefined;
+  let writer: Promise<ColumnarWriter> | undefined;
   const open = async (batch: RecordBatch): Promise<ColumnarWriter> => {
     const columns = planColumns(batch.schema.fields);
     const compress = pageCompressor(settings.compression);
@@ -111,12 +111,12 @@ export function parquetWriter(
   };
   return {
     async write(batch) {
-      writer ??= await open(batch);
-      await writer.write(batch);
+      writer ??= open(batch);
+      await (await writer).write(batch);
     },
     // No batch at all: nothing tells the columns, and the file stays empty.
-    finish: async () => writer?.finish(),
-    abort: async () => writer?.abort(),
+    finish: async () => (await writer)?.finish(),
+    abort: async () => (await writer?.catch(() => undefined))?.abort(),
   };
 }
 
