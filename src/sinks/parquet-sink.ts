@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { loadParquet } from '../core/arrow/arrow-lib.js';
 import { PARQUET_COMPRESSIONS, parquetWriter } from '../core/parquet/parquet-writer.js';
 import { parseOptions } from '../options.js';
 import { columnarEncoder } from './columnar-encoder.js';
@@ -24,6 +23,6 @@ export function parquetSink(path: string, options: ParquetSinkOptions = {}): Tab
   const opts = parseOptions(ParquetSinkOptions, options, 'parquetSink');
   return tableSink(
     path,
-    columnarEncoder(async (arrow, write) => parquetWriter(arrow, await loadParquet(), opts, write)),
+    columnarEncoder(async (arrow, write) => parquetWriter(arrow, opts, write)),
   );
 }

@@ -12,7 +12,7 @@ interface ColumnPlan {
   field: Field;
   /** The source batch's own column, when the rows were read from Arrow memory of the same type. */
   copy?: number;
-  /** The row's value, made to fit the column's type. */
+  /** The row's value, made to fit the column's type (`cells`: a joined batch's result cells, row after row). */
   value?: (rows: RowBatch, i: number, cells: unknown[] | undefined) => unknown;
 }
 
@@ -47,7 +47,7 @@ export class ArrowBatchBuilder {
     const plans = this.#plans;
     const a = this.#arrow;
     const joined = rows instanceof JoinedRowBatch ? rows : undefined;
-    const cells = joined ? Array.from({ length: rows.length }, (_, i) => joined.resultCells(i)) : undefined;
+    const cells = joined?.flatResultCells();
     const source = joined?.source ?? rows;
     const children: Data[] = plans.map((plan) => {
       if (plan.copy !== undefined) {
@@ -60,7 +60,7 @@ export class ArrowBatchBuilder {
         );
       }
       const values = new Array<unknown>(rows.length);
-      for (let i = 0; i < rows.length; i++) values[i] = plan.value!(rows, i, cells?.[i]);
+      for (let i = 0; i < rows.length; i++) values[i] = plan.value!(rows, i, cells);
       return plainData(a, plan.field.type, values) ?? a.vectorFromArray(values, plan.field.type).data[0]!;
     });
     this.#schema ??= new a.Schema(plans.map((p) => p.field));
@@ -95,15 +95,16 @@ export class ArrowBatchBuilder {
           },
         });
       });
-      const firstCells = Array.from({ length: rows.length }, (_, i) => rows.resultCells(i));
+      const firstCells = rows.flatResultCells();
+      const width = layout.names.length;
       layout.names.forEach((name, c) => {
         const type = this.#resultType(
           layout.kinds[c]!,
-          firstCells.map((cells) => cells[c]),
+          Array.from({ length: rows.length }, (_, i) => firstCells[i * width + c]),
         );
         plans.push({
           field: new a.Field(name, type, true),
-          value: (_b, _i, cells) => fit(cells![c], type, name),
+          value: (_b, i, cells) => fit(cells![i * width + c], type, name),
         });
       });
       return plans;

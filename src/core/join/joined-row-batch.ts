@@ -5,6 +5,7 @@ import { CsvScanner, fieldText } from '../csv/csv-scanner.js';
 import {
   type CellEncoding,
   csvTailOf,
+  decodeJsonCells,
   jsonCellTexts,
   type ResultColumnKind,
 } from '../results/result-cells.js';
@@ -91,6 +92,20 @@ export class JoinedRowBatch implements RowBatch {
     const encoding = this.layout.encoding;
     if (encoding.kind === 'json') return jsonCellTexts(stored).map((text) => JSON.parse(text) as unknown);
     return splitTail(csvTailOf(stored), encoding.delimiter);
+  }
+
+  /** Every entry's result cells, decoded, one row after another (`layout.names.length` a row). */
+  flatResultCells(): unknown[] {
+    const width = this.layout.names.length;
+    const out = new Array<unknown>(this.length * width);
+    if (width === 0) return out;
+    if (this.layout.encoding.kind === 'json') decodeJsonCells(this.cells, out);
+    else
+      for (let i = 0; i < this.length; i++) {
+        const cells = this.resultCells(i);
+        for (let c = 0; c < width; c++) out[i * width + c] = cells[c];
+      }
+    return out;
   }
 
   /** Each cell's JSON text, when they are stored as JSON. */

@@ -1,16 +1,23 @@
-import type { ArrowModule, ParquetModule } from '../arrow/arrow-lib.js';
+/**
+ * The one Parquet writer the sinks use. A file of flat columns is written by batchpipe's own writer
+ * (parquet-file-writer.ts: values encoded from Arrow memory straight into pages, compressed natively
+ * off this thread); anything else (lists, structs, maps and the other types parquet-schema-out.ts
+ * leaves out), or a platform without the native compressor, by parquet-wasm. Both give the same
+ * Parquet and Arrow types (docs/formats.md).
+ */
+import type { RecordBatch } from 'apache-arrow';
+import { type ArrowModule, loadParquet, type ParquetModule } from '../arrow/arrow-lib.js';
 import type { ColumnarWriter, WriteBytes } from '../arrow/columnar-writer.js';
+import { pageCompressor } from './parquet-compress.js';
+import { parquetFileWriter } from './parquet-file-writer.js';
+import { planColumns } from './parquet-schema-out.js';
+import type { ParquetWriteSettings } from './parquet-write-settings.js';
 
-/** Parquet compressions batchpipe writes. */
-export const PARQUET_COMPRESSIONS = ['snappy', 'zstd'] as const;
-export type ParquetCompression = (typeof PARQUET_COMPRESSIONS)[number];
-
-/** How a Parquet file is written. */
-export interface ParquetWriteSettings {
-  /** Rows per row group (the writer holds one row group's pages at most). */
-  rowGroupSize: number;
-  compression: ParquetCompression;
-}
+export {
+  PARQUET_COMPRESSIONS,
+  type ParquetCompression,
+  type ParquetWriteSettings,
+} from './parquet-write-settings.js';
 
 /** Writes Arrow IPC stream bytes (one record batch each, one schema) as one Parquet file. */
 export interface IpcWriter {
@@ -85,11 +92,36 @@ export function parquetIpcWriter(
 }
 
 /**
- * Writes record batches as one Parquet file, on this thread: an encoding thread was measured (1M rows
- * joined into Parquet) to save no CPU and to cost about 190 MB of peak RSS, its WebAssembly memory
- * beside the reader's (docs/dependencies.md).
+ * Writes record batches as one Parquet file, on this thread (an encoding thread was measured with
+ * parquet-wasm, 1M rows joined into Parquet, to save no CPU and cost about 190 MB of peak RSS,
+ * docs/dependencies.md). The first batch's schema chooses the writer.
  */
 export function parquetWriter(
+  arrow: ArrowModule,
+  settings: ParquetWriteSettings,
+  write: WriteBytes,
+): ColumnarWriter {
+  let writer: Promise<ColumnarWriter> | undefined;
+  const open = async (batch: RecordBatch): Promise<ColumnarWriter> => {
+    const columns = planColumns(batch.schema.fields);
+    const compress = pageCompressor(settings.compression);
+    if (columns && compress)
+      return parquetFileWriter(arrow, batch.schema, columns, settings, compress, write);
+    return parquetWasmWriter(arrow, await loadParquet(), settings, write);
+  };
+  return {
+    async write(batch) {
+      writer ??= open(batch);
+      await (await writer).write(batch);
+    },
+    // No batch at all: nothing tells the columns, and the file stays empty.
+    finish: async () => (await writer)?.finish(),
+    abort: async () => (await writer?.catch(() => undefined))?.abort(),
+  };
+}
+
+/** Writes record batches as one Parquet file through parquet-wasm (any Arrow type). */
+export function parquetWasmWriter(
   arrow: ArrowModule,
   parquet: ParquetModule,
   settings: ParquetWriteSettings,

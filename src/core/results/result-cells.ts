@@ -165,6 +165,35 @@ export function jsonCellTexts(stored: string): string[] {
   return stored.split(CELL_SEPARATOR);
 }
 
+/**
+ * The cells of stored `cellEncoder({kind: 'json'})` values, decoded into `out` from `at` on (each
+ * value's cells in order). A string without escapes, a number, null or a boolean is read here (the
+ * cells of a join are mostly these), anything else by JSON.parse: about twice as fast as parsing
+ * them all, for the same values.
+ */
+export function decodeJsonCells(stored: readonly string[], out: unknown[], at = 0): void {
+  for (const text of stored) {
+    let from = 0;
+    for (;;) {
+      const end = text.indexOf(CELL_SEPARATOR, from);
+      out[at++] = jsonValue(end === -1 ? text.slice(from) : text.slice(from, end));
+      if (end === -1) break;
+      from = end + 1;
+    }
+  }
+}
+
+function jsonValue(text: string): unknown {
+  const first = text.charCodeAt(0);
+  // JSON.stringify writes a string's content as it is unless it needs an escape.
+  if (first === 0x22) return text.indexOf('\\') === -1 ? text.slice(1, -1) : JSON.parse(text);
+  if (text === 'null') return null;
+  if ((first >= 0x30 && first <= 0x39) || first === 0x2d) return Number(text);
+  if (text === 'true') return true;
+  if (text === 'false') return false;
+  return JSON.parse(text);
+}
+
 /** The CSV text of cells, each after a delimiter (they follow the source fields). */
 export function csvTail(cells: unknown[], delimiter: string): string {
   let text = '';

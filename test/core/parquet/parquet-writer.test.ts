@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tableFromArrays } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
-import { loadArrow, loadParquet } from '../../../src/core/arrow/arrow-lib.js';
+import { loadArrow } from '../../../src/core/arrow/arrow-lib.js';
 import { parquetWriter } from '../../../src/core/parquet/parquet-writer.js';
 import { parquetSink } from '../../../src/sinks/parquet-sink.js';
 import { tempDir } from '../../helpers.js';
@@ -13,15 +13,10 @@ const dir = tempDir('bp-parquet-write-');
 describe('parquetWriter', () => {
   it('writes every batch, in order, over many row groups; DuckDB reads them back', async () => {
     const chunks: Buffer[] = [];
-    const writer = parquetWriter(
-      await loadArrow(),
-      await loadParquet(),
-      { rowGroupSize: 4096, compression: 'zstd' },
-      (chunk) => {
-        chunks.push(Buffer.from(chunk));
-        return undefined;
-      },
-    );
+    const writer = parquetWriter(await loadArrow(), { rowGroupSize: 4096, compression: 'zstd' }, (chunk) => {
+      chunks.push(Buffer.from(chunk));
+      return undefined;
+    });
     for (let b = 0; b < 40; b++) {
       const ids = Float64Array.from({ length: 1000 }, (_, i) => b * 1000 + i);
       const table = tableFromArrays({ id: ids, text: Array.from(ids, (id) => `row ${id}`) });
@@ -46,11 +41,8 @@ describe('parquetWriter', () => {
   });
 
   it('bytes that cannot be written fail the writer with that error', async () => {
-    const writer = parquetWriter(
-      await loadArrow(),
-      await loadParquet(),
-      { rowGroupSize: 1000, compression: 'snappy' },
-      () => Promise.reject(new Error('disk full')),
+    const writer = parquetWriter(await loadArrow(), { rowGroupSize: 1000, compression: 'snappy' }, () =>
+      Promise.reject(new Error('disk full')),
     );
     const failed = (async () => {
       for (let b = 0; b < 20; b++) {

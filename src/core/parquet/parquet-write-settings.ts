@@ -1,0 +1,12 @@
+/** How batchpipe writes Parquet: the settings every Parquet writer takes. */
+
+/** Parquet compressions batchpipe writes. */
+export const PARQUET_COMPRESSIONS = ['snappy', 'zstd'] as const;
+export type ParquetCompression = (typeof PARQUET_COMPRESSIONS)[number];
+
+/** How a Parquet file is written. */
+export interface ParquetWriteSettings {
+  /** Rows per row group (the writer holds one row group's pages at most). */
+  rowGroupSize: number;
+  compression: ParquetCompression;
+}
