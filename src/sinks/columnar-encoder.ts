@@ -1,4 +1,4 @@
-import { ArrowBatchBuilder } from '../core/arrow/arrow-batch-builder.js';
+import { ArrowBatchBuilder, arrowSourceOf } from '../core/arrow/arrow-batch-builder.js';
 import { type ArrowModule, loadArrow } from '../core/arrow/arrow-lib.js';
 import type { ColumnarWriter, WriteBytes } from '../core/arrow/columnar-writer.js';
 import { ObjectRowBatch } from '../core/rows/object-row-batch.js';
@@ -34,6 +34,8 @@ export function columnarEncoder(
   const writeRows = async (rows: RowBatch, out: TableOut): Promise<void> => {
     const w = await start(out);
     await w.write(builder!.fromRows(rows));
+    // Copied by the writer: the source's buffers may be written again once the batch is released.
+    if (w.copies) arrowSourceOf(rows)?.columnsReturned();
   };
   const flushRecords = async (out: TableOut): Promise<void> => {
     if (records.length === 0) return;

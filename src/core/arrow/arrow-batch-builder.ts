@@ -7,6 +7,15 @@ import { type RowBatch, textOf } from '../rows/row-batch.js';
 import type { ArrowModule } from './arrow-lib.js';
 import { ArrowRowBatch } from './arrow-row-batch.js';
 
+/**
+ * The Arrow batch whose columns `fromRows` copies for these rows (the rows themselves, or the
+ * source of joined rows), if any: a writer that copied them gives them back through it.
+ */
+export function arrowSourceOf(rows: RowBatch): ArrowRowBatch | undefined {
+  const source = rows instanceof JoinedRowBatch ? rows.source : rows;
+  return source instanceof ArrowRowBatch ? source : undefined;
+}
+
 /** How one output column is made: its field, and each row's value (or the source's column, copied). */
 interface ColumnPlan {
   field: Field;

@@ -90,12 +90,12 @@ export class ArrowLayout {
 
 /**
  * The buffers under one or more batches (a decoded batch cut in parts), handed back to be written
- * again once every one of them is released; never when one lent its columns out as they are (a sink
- * that writes Arrow may still hold them after the release).
+ * again once every one of them is released; never while one has lent its columns out as they are
+ * (a sink that writes Arrow may still hold them after the release) and not had them back.
  */
 export class BufferLease {
   #holders: number;
-  #lent = false;
+  #lent = 0;
   readonly #giveBack: () => void;
 
   constructor(holders: number, giveBack: () => void) {
@@ -103,14 +103,19 @@ export class BufferLease {
     this.#giveBack = giveBack;
   }
 
-  /** A holder handed its buffers out: they are left to the collector. */
+  /** A holder handed its buffers out: they are left to the collector unless they come back. */
   lend(): void {
-    this.#lent = true;
+    this.#lent++;
+  }
+
+  /** A holder's buffers came back (their taker copied them and holds none). */
+  returned(): void {
+    this.#lent--;
   }
 
   /** A holder is released. */
   end(): void {
-    if (--this.#holders === 0 && !this.#lent) this.#giveBack();
+    if (--this.#holders === 0 && this.#lent === 0) this.#giveBack();
   }
 }
 
@@ -127,6 +132,8 @@ export class ArrowRowBatch implements RowBatch {
   readonly #firstIndex: number;
   #columns: readonly Data[];
   #lease: BufferLease | undefined;
+  /** `columns` was handed out and has not come back (`columnsReturned`). */
+  #lentOut = false;
 
   /** `lease`: the batch's buffers are written again once it is released (see release). */
   constructor(
@@ -203,8 +210,21 @@ export class ArrowRowBatch implements RowBatch {
    * are no longer written again after the release: the taker may hold them longer.
    */
   get columns(): readonly Data[] {
-    this.#lease?.lend();
+    if (this.#lease && !this.#lentOut) {
+      this.#lentOut = true;
+      this.#lease.lend();
+    }
     return this.#columns;
+  }
+
+  /**
+   * The taker of `columns` copied them and holds none (a Parquet writer's `write` resolved): the
+   * buffers may be written again after the release, as if they had never been handed out.
+   */
+  columnsReturned(): void {
+    if (!this.#lentOut) return;
+    this.#lentOut = false;
+    this.#lease?.returned();
   }
 
   /**

@@ -11,4 +11,10 @@ export interface ColumnarWriter {
   finish(): Promise<void>;
   /** Stops without finishing (the file is discarded). */
   abort(): Promise<void>;
+  /**
+   * `write` has copied every buffer of its batch when it resolves (Parquet's writers encode pages
+   * from them): the batch's buffers may be written again once it is released. Arrow IPC writers
+   * hand the buffers on as they are, and leave this unset.
+   */
+  readonly copies?: boolean;
 }

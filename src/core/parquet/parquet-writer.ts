@@ -110,6 +110,8 @@ export function parquetWriter(
     return parquetWasmWriter(arrow, await loadParquet(), settings, write);
   };
   return {
+    // Both writers copy a batch before `write` resolves: pages are encoded from it, or IPC bytes made.
+    copies: true,
     async write(batch) {
       writer ??= open(batch);
       await (await writer).write(batch);
