@@ -196,9 +196,12 @@ describe.each(SEEDS)(
         const early = open.filter((p) => SUBMITTING.has(p));
         const late = open.filter((p) => !SUBMITTING.has(p));
         if (submitting && early.length > 0) {
+          // Submission phases come only while jobs wait: one not yet hit goes first.
+          const unhit = early.filter((p) => hits[p] === 0);
+          if (unhit.length > 0) return pick(unhit);
           // A run polls while it still submits: a poll is aimed at now and then, so that a loaded
           // machine, whose batches end about when its submissions do, still gets its poll kills.
-          if (late.includes('poll') && next() < 0.25) return 'poll';
+          if (late.includes('poll') && next() < (hits.poll === 0 ? 0.5 : 0.2)) return 'poll';
           return pick(early);
         }
         return late.length > 0 ? pickLate(late) : pick(early);
