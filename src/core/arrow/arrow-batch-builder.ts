@@ -57,10 +57,10 @@ export class ArrowBatchBuilder {
     const a = this.#arrow;
     const joined = rows instanceof JoinedRowBatch ? rows : undefined;
     const cells = joined?.flatResultCells();
-    const source = joined?.source ?? rows;
+    const source = arrowSourceOf(rows);
     const children: Data[] = plans.map((plan) => {
       if (plan.copy !== undefined) {
-        const data = source instanceof ArrowRowBatch ? source.columns[plan.copy] : undefined;
+        const data = source?.columns[plan.copy];
         if (data && a.util.compareTypes(data.type, plan.field.type)) return data;
         throw new BatchpipeError(
           'BP_USAGE',

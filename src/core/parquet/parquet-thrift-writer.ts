@@ -71,22 +71,21 @@ export class ThriftWriter {
   }
 
   i16(id: number, value: number | undefined): this {
-    if (value === undefined) return this;
-    this.#header(id, I16);
-    this.#zigzag(value);
-    return this;
+    return this.#integer(id, I16, value);
   }
 
   i32(id: number, value: number | undefined): this {
-    if (value === undefined) return this;
-    this.#header(id, I32);
-    this.#zigzag(value);
-    return this;
+    return this.#integer(id, I32, value);
   }
 
   i64(id: number, value: number | undefined): this {
+    return this.#integer(id, I64, value);
+  }
+
+  /** i16, i32 and i64 are written alike (zigzag varints); only the field's type differs. */
+  #integer(id: number, type: number, value: number | undefined): this {
     if (value === undefined) return this;
-    this.#header(id, I64);
+    this.#header(id, type);
     this.#zigzag(value);
     return this;
   }
