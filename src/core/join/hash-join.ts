@@ -9,6 +9,7 @@ import { WorkerPool } from '../../internal/worker-pool.js';
 import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
 import { joinKeyOf } from '../requests/custom-id.js';
 import { reaskRequest } from '../requests/reask-request.js';
+import { writeRowIdBytes } from '../requests/row-hash.js';
 import { type CellEncoding, type CellLayout, cellEncoder } from '../results/result-cells.js';
 import {
   RESULT_STATUSES,
@@ -103,6 +104,10 @@ const JOIN_WORKER_OLD_MB = 32;
 const HEAP_PER_SPILLED_BYTE = 8;
 
 const TAB = 0x09;
+const LF = 0x0a;
+/** partitionOf's hash: 32-bit FNV-1a over the id's characters. */
+const FNV_SEED = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
 const INVALID_RANK = String(STATUS_RANK.invalid_output).charCodeAt(0);
 /** Each status as one character (its index in RESULT_STATUSES), stored after the rank. */
 const STATUS_CHAR = Object.fromEntries(
@@ -288,6 +293,21 @@ export class HashJoin {
     if (verdict instanceof Promise) return verdict.then((v) => this.#checkedKey(p, json, v, hash));
     return this.#checkedKey(p, json, verdict, hash);
   }
+
+  /**
+   * `key` for custom_id `row-<index>` (a source without an id column) when rows are not checked: the
+   * key line written from the number and its partition hashed from its bytes, no string made.
+   */
+  keyRow(index: number): Promise<void> | undefined {
+    const line = this.#rowKey;
+    const end = writeRowIdBytes(line, 0, index, true);
+    line[end] = LF;
+    const p = partitionOfBytes(line, 1, end - 1, this.#partitions);
+    return this.#keys!.appendBytes(p, line, 0, end + 1);
+  }
+
+  /** keyRow's line: a quoted `row-<index>` and a newline. */
+  readonly #rowKey = Buffer.alloc(32);
 
   #checkedKey(
     p: number,
@@ -587,8 +607,15 @@ export function spillInvalid(spill: SpillFile, record: ResultRecord): Promise<vo
 
 /** FNV-1a over UTF-16 units: cheap for short ids, well spread for `row-<n>`. */
 export function partitionOf(id: string, partitions: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  let h = FNV_SEED;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), FNV_PRIME);
+  return (h >>> 0) % partitions;
+}
+
+/** partitionOf of an ASCII id from its bytes, `bytes[start, end)` (an ASCII id's bytes are its characters). */
+export function partitionOfBytes(bytes: Uint8Array, start: number, end: number, partitions: number): number {
+  let h = FNV_SEED;
+  for (let k = start; k < end; k++) h = Math.imul(h ^ bytes[k]!, FNV_PRIME);
   return (h >>> 0) % partitions;
 }
 

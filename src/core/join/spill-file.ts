@@ -78,6 +78,13 @@ export class SpillFile {
     return waiting;
   }
 
+  /** Adds the bytes `data[start, end)` (whole lines) to a partition; as `append`. */
+  appendBytes(partition: number, data: Buffer, start: number, end: number): Promise<void> | undefined {
+    const waiting = this.#reserve(partition, end - start);
+    this.#filled[partition] = copyBytes(data, start, end, this.#pending[partition]!, this.#filled[partition]!);
+    return waiting;
+  }
+
   /**
    * Adds the line `a[aStart, aEnd)`, a tab, `b[bStart, bEnd)` and a newline to a partition, from
    * bytes (no string made); returns a promise only when the caller should wait.
