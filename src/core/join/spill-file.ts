@@ -81,7 +81,13 @@ export class SpillFile {
   /** Adds the bytes `data[start, end)` (whole lines) to a partition; as `append`. */
   appendBytes(partition: number, data: Buffer, start: number, end: number): Promise<void> | undefined {
     const waiting = this.#reserve(partition, end - start);
-    this.#filled[partition] = copyBytes(data, start, end, this.#pending[partition]!, this.#filled[partition]!);
+    this.#filled[partition] = copyBytes(
+      data,
+      start,
+      end,
+      this.#pending[partition]!,
+      this.#filled[partition]!,
+    );
     return waiting;
   }
 

@@ -313,7 +313,8 @@ export class TableJoin {
         rows.forget?.(i);
         waiting = join.keyRow(rows.index(i));
       } else {
-        const hash = hasher === undefined ? undefined : rowHashText(hashes ? hashes[i]! : hasher.hash(rows, i));
+        const hash =
+          hasher === undefined ? undefined : rowHashText(hashes ? hashes[i]! : hasher.hash(rows, i));
         const id = this.#id(rows, i);
         // Done with the row's values: parsed JSON rows die young instead of with their batch.
         rows.forget?.(i);

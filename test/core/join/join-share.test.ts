@@ -118,7 +118,21 @@ describe('partitionOfBytes', () => {
     // The key pass writes row ids from their numbers (HashJoin.keyRow), results are partitioned by
     // their custom_id strings: a row and its result must meet in one partition, at every digit count.
     const line = Buffer.alloc(32);
-    const indexes = [0, 1, 9, 10, 99, 100, 4096, 123_456, 999_999, 2 ** 31 - 1, 2 ** 31, 2 ** 40 + 7, 10 ** 15];
+    const indexes = [
+      0,
+      1,
+      9,
+      10,
+      99,
+      100,
+      4096,
+      123_456,
+      999_999,
+      2 ** 31 - 1,
+      2 ** 31,
+      2 ** 40 + 7,
+      10 ** 15,
+    ];
     for (let i = 0; i < 2000; i++) indexes.push(Math.floor(Math.random() * 2 ** 33));
     for (const index of indexes) {
       const end = writeRowIdBytes(line, 0, index, true);
@@ -128,4 +142,3 @@ describe('partitionOfBytes', () => {
     }
   });
 });
-
