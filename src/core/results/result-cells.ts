@@ -187,6 +187,7 @@ function writeJsonCells(cells: readonly unknown[], out: Buffer, at: number): num
     const value = cells[c];
     if (typeof value === 'string') at = writeJsonString(value, out, at);
     else if (typeof value === 'number' && isSmallInt(value)) at = writeInt(value, out, at);
+    else if (value === null || value === undefined) at = writeNull(out, at);
     else at = writeText(jsonCell(value), out, at);
   }
   return at;
@@ -223,6 +224,15 @@ function writeJsonString(value: string, out: Buffer, at: number): number {
   }
   out[at + n + 1] = QUOTE;
   return at + n + 2;
+}
+
+function writeNull(out: Buffer, at: number): number {
+  if (at + 4 > out.length) return -1;
+  out[at] = 0x6e;
+  out[at + 1] = 0x75;
+  out[at + 2] = 0x6c;
+  out[at + 3] = 0x6c;
+  return at + 4;
 }
 
 function writeText(text: string, out: Buffer, at: number): number {
