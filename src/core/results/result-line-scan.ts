@@ -48,6 +48,11 @@ interface LastString {
 
 /** Strings at most this long are kept per member to be given again (see readString). */
 const CACHED_BYTES = 32;
+/**
+ * Names remembered per object, at most: result objects have a dozen, and an odd line with thousands
+ * must not leave them all held.
+ */
+const SEEN_NAMES = 64;
 
 /**
  * The members of an object that are read (the rest are skipped), and how the object is made from
@@ -274,7 +279,8 @@ function readObject(i: number, shape: Shape, depth: number): number {
       // An escaped name may spell a member read here: JSON.parse reads those lines.
       if (i === GIVE_UP || escaped) return GIVE_UP;
       member = find(shape, nameStart + 1, i - 1);
-      if (i < e && b[i] === COLON && i + 1 - nameStart >= 4) seen[k] = learnName(nameStart, i + 1, member);
+      if (i < e && b[i] === COLON && i + 1 - nameStart >= 4 && k < SEEN_NAMES)
+        seen[k] = learnName(nameStart, i + 1, member);
       if (i < e && b[i]! <= SPACE) i = skipSpace(i);
       if (i >= e || b[i] !== COLON) return GIVE_UP;
       i++;

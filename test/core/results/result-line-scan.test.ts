@@ -273,6 +273,13 @@ describe('scanResultLine', () => {
       base.replace('"model":"gpt-4o-mini"', '"model":"gpt-4o-mini"').slice(0, -1),
       base.replace('"prompt_tokens":20', '"prompt_tokens":21'),
     ];
+    // More members than an object's names are remembered for: those after are scanned each time.
+    const many = (skip: number) =>
+      base.replace(
+        '"custom_id":"row-1",',
+        `${Array.from({ length: 200 }, (_, m) => `"m${m === skip ? 'x' : m}":${m},`).join('')}"custom_id":"row-1",`,
+      );
+    variants.push(many(-1), many(3), many(100), many(199));
     for (const variant of variants) {
       for (const line of [base, base, variant, variant, base]) expectSame(line);
     }
