@@ -10,7 +10,13 @@ import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
 import { joinKeyOf } from '../requests/custom-id.js';
 import { reaskRequest } from '../requests/reask-request.js';
 import { writeRowIdBytes } from '../requests/row-hash.js';
-import { type CellEncoding, type CellLayout, cellEncoder } from '../results/result-cells.js';
+import {
+  type CellEncoding,
+  type CellLayout,
+  type CellWriter,
+  cellEncoder,
+  cellWriter,
+} from '../results/result-cells.js';
 import {
   RESULT_STATUSES,
   type ResultParser,
@@ -105,6 +111,9 @@ const HEAP_PER_SPILLED_BYTE = 8;
 
 const TAB = 0x09;
 const LF = 0x0a;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const ZERO = 0x30;
 /** partitionOf's hash: 32-bit FNV-1a over the id's characters. */
 const FNV_SEED = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
@@ -113,6 +122,11 @@ const INVALID_RANK = String(STATUS_RANK.invalid_output).charCodeAt(0);
 const STATUS_CHAR = Object.fromEntries(
   RESULT_STATUSES.map((status, i) => [status, String.fromCharCode(0x30 + i)]),
 ) as Record<ResultStatus, string>;
+/** STATUS_CHAR as character codes. */
+const STATUS_CODE = Object.fromEntries(RESULT_STATUSES.map((status, i) => [status, ZERO + i])) as Record<
+  ResultStatus,
+  number
+>;
 
 /**
  * The disk-backed hash join behind joinResults and joinTable, in four steps:
@@ -133,6 +147,7 @@ export class HashJoin {
   readonly #settings: HashJoinSettings;
   readonly #partitions: number;
   readonly #encode: (cells: unknown[]) => string;
+  readonly #write: CellWriter;
   readonly #adopted: SpillFile[] = [];
   /** Invalid answers other threads spilled (`spillInvalid`), read before this one's own. */
   readonly #adoptedInvalid: SpillFile[] = [];
@@ -162,6 +177,7 @@ export class HashJoin {
     this.#settings = settings;
     this.#partitions = settings.partitions;
     this.#encode = cellEncoder(settings.encoding);
+    this.#write = cellWriter(settings.encoding);
   }
 
   get partitions(): number {
@@ -220,12 +236,12 @@ export class HashJoin {
     this.#resultCount++;
     if (this.#invalid && record.status === 'invalid_output') {
       const waiting = spillInvalid(this.#invalid, record);
-      const spilled = spillResult(this.#results, record, this.#settings.layout, this.#encode);
+      const spilled = spillResult(this.#results, record, this.#settings.layout, this.#encode, this.#write);
       return waiting && spilled
         ? Promise.all([waiting, spilled]).then(() => undefined)
         : (waiting ?? spilled);
     }
-    return spillResult(this.#results, record, this.#settings.layout, this.#encode);
+    return spillResult(this.#results, record, this.#settings.layout, this.#encode, this.#write);
   }
 
   /**
@@ -586,14 +602,45 @@ export function spillResult(
   record: ResultRecord,
   layout: CellLayout,
   encode: (cells: unknown[]) => string,
+  write: CellWriter,
 ): Promise<void> | undefined {
   const id = joinKeyOf(record.custom_id);
-  const cells = encode(layout.fromRecord(record));
+  const cells = layout.fromRecord(record);
+  const out = spillLine;
+  // An id of ASCII with nothing JSON escapes is its own JSON text between quotes: its characters
+  // are written and hashed (as partitionOf does) in one go, and the cells after them as bytes.
+  const n = id.length;
+  if (n + 5 < out.length) {
+    out[0] = QUOTE;
+    let h = FNV_SEED;
+    let k = 0;
+    for (; k < n; k++) {
+      const c = id.charCodeAt(k);
+      if (c < 0x20 || c > 0x7f || c === QUOTE || c === BACKSLASH) break;
+      out[k + 1] = c;
+      h = Math.imul(h ^ c, FNV_PRIME);
+    }
+    if (k === n) {
+      let at = n + 1;
+      out[at++] = QUOTE;
+      out[at++] = TAB;
+      out[at++] = ZERO + STATUS_RANK[record.status];
+      out[at++] = STATUS_CODE[record.status];
+      at = write(cells, out, at);
+      if (at !== -1 && at < out.length) {
+        out[at++] = LF;
+        return spill.appendBytes((h >>> 0) % spill.partitions, out, 0, at);
+      }
+    }
+  }
   return spill.append(
     partitionOf(id, spill.partitions),
-    `${JSON.stringify(id)}\t${STATUS_RANK[record.status]}${STATUS_CHAR[record.status]}${cells}\n`,
+    `${JSON.stringify(id)}\t${STATUS_RANK[record.status]}${STATUS_CHAR[record.status]}${encode(cells)}\n`,
   );
 }
+
+/** Where spillResult makes a line's bytes (a longer line goes as text). */
+const spillLine = Buffer.allocUnsafe(64 * 1024);
 
 /**
  * Keeps an invalid answer for a re-ask, as `"id"\t[content, problem]`: the request needs the answer

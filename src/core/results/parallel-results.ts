@@ -8,7 +8,7 @@ import { moduleWorker } from '../../internal/module-worker.js';
 import { readError } from '../../internal/read-error.js';
 import { type HashJoin, spillInvalid, spillResult } from '../join/hash-join.js';
 import { SpillFile } from '../join/spill-file.js';
-import { type CellEncoding, CellLayout, type CellSpec, cellEncoder } from './result-cells.js';
+import { type CellEncoding, CellLayout, type CellSpec, cellEncoder, cellWriter } from './result-cells.js';
 import { ResultParser, type ResultProblems } from './result-parser.js';
 
 /** Below this many bytes of results, threads cost more than they save. */
@@ -155,6 +155,7 @@ export async function spillRange(task: RangeTask): Promise<RangeReport> {
   const invalid = task.invalid ? new SpillFile(task.invalid, task.partitions) : undefined;
   const layout = new CellLayout(task.cells);
   const encode = cellEncoder(task.encoding);
+  const write = cellWriter(task.encoding);
   let results = 0;
   let offset = 0;
   for (let f = 0; f < task.files.length; f++) {
@@ -170,10 +171,10 @@ export async function spillRange(task: RangeTask): Promise<RangeReport> {
       results++;
       if (invalid && record.status === 'invalid_output') {
         const kept = spillInvalid(invalid, record);
-        const spilled = spillResult(spill, record, layout, encode);
+        const spilled = spillResult(spill, record, layout, encode, write);
         return kept && spilled ? Promise.all([kept, spilled]).then(() => undefined) : (kept ?? spilled);
       }
-      return spillResult(spill, record, layout, encode);
+      return spillResult(spill, record, layout, encode, write);
     });
   }
   await spill.flush();

@@ -138,6 +138,126 @@ export function cellEncoder(encoding: CellEncoding): (cells: unknown[]) => strin
   return (cells) => escapeTail(csvTail(cells, delimiter));
 }
 
+/**
+ * Writes what `cellEncoder` gives for `cells`, as UTF-8, into `out` from `at`; returns where it
+ * ended, or -1 when it cannot (then encode them as text): the cells do not fit, or a CSV cell holds a
+ * line break (its tail is stored as JSON). Strings, numbers and null are written here, a character
+ * at a time where they are plain ASCII; other cells by their text.
+ */
+export type CellWriter = (cells: readonly unknown[], out: Buffer, at: number) => number;
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const LF = 0x0a;
+const CR = 0x0d;
+const NUL = 0x00;
+const MAX_ASCII = 0x7f;
+/** UTF-8 bytes a UTF-16 unit can take. */
+const MAX_BYTES_PER_UNIT = 3;
+
+/** The bytes `cellEncoder(encoding)` stands for, written without making its text (see CellWriter). */
+export function cellWriter(encoding: CellEncoding): CellWriter {
+  if (encoding.kind === 'json') return writeJsonCells;
+  const delimiter = encoding.delimiter;
+  const d = delimiter.length === 1 ? delimiter.charCodeAt(0) : -1;
+  // A delimiter that is a quote or a line end (or not one ASCII character) takes the text path.
+  if (d === -1 || d > MAX_ASCII || d === QUOTE || d === LF || d === CR) return () => -1;
+  return (cells, out, at) => {
+    if (at >= out.length) return -1;
+    out[at++] = 0x30; // escapeTail's mark of a tail with no line break
+    for (let c = 0; c < cells.length && at !== -1; c++) {
+      if (at >= out.length) return -1;
+      out[at++] = d;
+      const value = cells[c];
+      if (value === null || value === undefined) continue;
+      if (typeof value === 'string') at = writeCsvString(value, d, delimiter, out, at);
+      else if (typeof value === 'number' && isSmallInt(value)) at = writeInt(value, out, at);
+      else at = writeCsvText(csvCell(value, delimiter), out, at);
+    }
+    return at;
+  };
+}
+
+function writeJsonCells(cells: readonly unknown[], out: Buffer, at: number): number {
+  for (let c = 0; c < cells.length && at !== -1; c++) {
+    if (c > 0) {
+      if (at >= out.length) return -1;
+      out[at++] = NUL; // CELL_SEPARATOR
+    }
+    const value = cells[c];
+    if (typeof value === 'string') at = writeJsonString(value, out, at);
+    else if (typeof value === 'number' && isSmallInt(value)) at = writeInt(value, out, at);
+    else if (value === null || value === undefined) at = writeNull(out, at);
+    else at = writeText(jsonCell(value), out, at);
+  }
+  return at;
+}
+
+/** A CSV string cell: its characters, when ASCII with nothing to quote; else csvCell's text. */
+function writeCsvString(value: string, d: number, delimiter: string, out: Buffer, at: number): number {
+  const n = value.length;
+  if (at + n > out.length) return -1;
+  for (let k = 0; k < n; k++) {
+    const c = value.charCodeAt(k);
+    if (c > MAX_ASCII || c === QUOTE || c === d || c === CR || c === LF)
+      return writeCsvText(csvCell(value, delimiter), out, at);
+    out[at + k] = c;
+  }
+  return at + n;
+}
+
+/** A CSV cell's text; -1 for one with a line break (escapeTail stores such a tail as JSON). */
+function writeCsvText(text: string, out: Buffer, at: number): number {
+  return text.includes('\n') ? -1 : writeText(text, out, at);
+}
+
+/** A JSON string cell: quoted characters, when ASCII with nothing to escape; else jsonCell's text. */
+function writeJsonString(value: string, out: Buffer, at: number): number {
+  const n = value.length;
+  if (at + n + 2 > out.length) return -1;
+  out[at] = QUOTE;
+  for (let k = 0; k < n; k++) {
+    const c = value.charCodeAt(k);
+    if (c > MAX_ASCII || c < 0x20 || c === QUOTE || c === BACKSLASH)
+      return writeText(jsonCell(value), out, at);
+    out[at + 1 + k] = c;
+  }
+  out[at + n + 1] = QUOTE;
+  return at + n + 2;
+}
+
+function writeNull(out: Buffer, at: number): number {
+  if (at + 4 > out.length) return -1;
+  out[at] = 0x6e;
+  out[at + 1] = 0x75;
+  out[at + 2] = 0x6c;
+  out[at + 3] = 0x6c;
+  return at + 4;
+}
+
+function writeText(text: string, out: Buffer, at: number): number {
+  if (at + text.length * MAX_BYTES_PER_UNIT > out.length) return -1;
+  return at + out.write(text, at, 'utf8');
+}
+
+/** A whole number from 0 to 2^31 - 1 (-0 too: String(-0) is "0"). */
+function isSmallInt(value: number): boolean {
+  return (value | 0) === value && value >= 0;
+}
+
+/** A small whole number's digits, as String() writes them. */
+function writeInt(value: number, out: Buffer, at: number): number {
+  let digits = 1;
+  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  if (at + digits > out.length) return -1;
+  let rest = value;
+  for (let k = at + digits - 1; k >= at; k--) {
+    out[k] = 0x30 + (rest % 10);
+    rest = Math.floor(rest / 10);
+  }
+  return at + digits;
+}
+
 function jsonCells(cells: unknown[]): string {
   let text = jsonCell(cells[0]);
   for (let c = 1; c < cells.length; c++) text += CELL_SEPARATOR + jsonCell(cells[c]);

@@ -12,6 +12,11 @@
  * as JSON.parse checks it; a line that is not a JSON object, fails the check, has an escaped member
  * name, or nests deeper than MAX_DEPTH gives undefined, and the caller parses its text as before (so
  * its error, if any, is JSON.parse's own). The bytes must be valid UTF-8.
+ *
+ * Lines of one file mostly repeat their names in the same order, and many of their strings: each
+ * object's names are remembered from the last one read (a name with the same bytes needs no scan and
+ * no look-up), and each member's last short string (the same bytes give the same text undecoded).
+ * Either is used only for bytes equal to those already checked, so what is accepted does not change.
  */
 
 import { jsonSpecialBytes } from '../jsonl/json-word.js';
@@ -30,7 +35,24 @@ interface Member {
   readonly kind: typeof VALUE | typeof OBJECT | typeof FIRST;
   /** The members followed in an OBJECT value, or in a FIRST value's first item. */
   readonly shape: Shape | undefined;
+  /** The last plain string read at this member (see readString). */
+  readonly last: LastString;
 }
+
+/** A string's bytes (up to CACHED_BYTES) and its text. */
+interface LastString {
+  length: number;
+  readonly bytes: Uint8Array;
+  text: string;
+}
+
+/** Strings at most this long are kept per member to be given again (see readString). */
+const CACHED_BYTES = 32;
+/**
+ * Names remembered per object, at most: result objects have a dozen, and an odd line with thousands
+ * must not leave them all held.
+ */
+const SEEN_NAMES = 64;
 
 /**
  * The members of an object that are read (the rest are skipped), and how the object is made from
@@ -45,6 +67,20 @@ interface Shape {
   readonly build: (values: unknown[]) => Record<string, unknown>;
   /** The values of the object being read (a shape never holds itself, so one array serves). */
   readonly values: unknown[];
+  /**
+   * The names of the last object read, in order, each as its bytes from the opening quote to the
+   * colon: the k-th name of the next one is most often the same, and is then told by comparing a few
+   * words instead of scanning the name and looking it up.
+   */
+  readonly seen: Array<SeenName | undefined>;
+}
+
+/** A name as it was met: `"name":` (at least four bytes), as int32 words, and the member it is. */
+interface SeenName {
+  readonly length: number;
+  /** The words at 0, 4, 8, ... before `length - 4`, then the word at `length - 4` (they may overlap). */
+  readonly words: Int32Array;
+  readonly member: Member | undefined;
 }
 
 type Spec = Shape | { first: Shape } | typeof VALUE;
@@ -53,18 +89,19 @@ function shape(members: Record<string, Spec>, build: (v: unknown[]) => Record<st
   const byLength: Member[][] = [];
   for (const [index, [name, spec]] of Object.entries(members).entries()) {
     const bytes = Buffer.from(name, 'latin1');
+    const last: LastString = { length: -1, bytes: new Uint8Array(CACHED_BYTES), text: '' };
     const member: Member =
       spec === VALUE
-        ? { index, bytes, kind: VALUE, shape: undefined }
+        ? { index, bytes, kind: VALUE, shape: undefined, last }
         : 'first' in spec
-          ? { index, bytes, kind: FIRST, shape: spec.first }
-          : { index, bytes, kind: OBJECT, shape: spec };
+          ? { index, bytes, kind: FIRST, shape: spec.first, last }
+          : { index, bytes, kind: OBJECT, shape: spec, last };
     const same = byLength[bytes.length] ?? [];
     same.push(member);
     byLength[bytes.length] = same;
   }
   const names = Object.keys(members);
-  return { byLength, names, build, values: new Array<unknown>(names.length).fill(undefined) };
+  return { byLength, names, build, values: new Array<unknown>(names.length).fill(undefined), seen: [] };
 }
 
 // What ResultParser reads of a line (result-parser.ts: fromValue and the functions it calls). The
@@ -227,16 +264,27 @@ function readObject(i: number, shape: Shape, depth: number): number {
     value = shape.build(values);
     return i + 1;
   }
-  for (;;) {
+  const seen = shape.seen;
+  for (let k = 0; ; k++) {
     if (i >= e || b[i] !== QUOTE) return GIVE_UP;
-    const nameStart = i + 1;
-    i = skipString(i);
-    // An escaped name may spell a member read here: JSON.parse reads those lines.
-    if (i === GIVE_UP || escaped) return GIVE_UP;
-    const member = find(shape, nameStart, i - 1);
-    if (i < e && b[i]! <= SPACE) i = skipSpace(i);
-    if (i >= e || b[i] !== COLON) return GIVE_UP;
-    i++;
+    const guess = seen[k];
+    let member: Member | undefined;
+    if (guess !== undefined && sameName(i, guess)) {
+      // The same bytes as a name already checked: a plain string and its colon.
+      member = guess.member;
+      i += guess.length;
+    } else {
+      const nameStart = i;
+      i = skipString(i);
+      // An escaped name may spell a member read here: JSON.parse reads those lines.
+      if (i === GIVE_UP || escaped) return GIVE_UP;
+      member = find(shape, nameStart + 1, i - 1);
+      if (i < e && b[i] === COLON && i + 1 - nameStart >= 4 && k < SEEN_NAMES)
+        seen[k] = learnName(nameStart, i + 1, member);
+      if (i < e && b[i]! <= SPACE) i = skipSpace(i);
+      if (i >= e || b[i] !== COLON) return GIVE_UP;
+      i++;
+    }
     if (i < e && b[i]! <= SPACE) i = skipSpace(i);
     if (member === undefined) i = skipValue(i, depth);
     else {
@@ -261,7 +309,45 @@ function readMember(i: number, member: Member, depth: number): number {
   const c = i < end ? bytes[i] : -1;
   if (member.kind === OBJECT && c === OPEN_BRACE) return readObject(i, member.shape!, depth + 1);
   if (member.kind === FIRST && c === OPEN_BRACKET) return readFirst(i, member.shape!, depth + 1);
+  if (c === QUOTE) return readString(i, member.last);
   return readValue(i, depth);
+}
+
+/**
+ * `"` at `i`: the string into `value`. A member's last plain string is kept and given again when the
+ * same bytes come (a model, a finish reason, a label: most lines repeat them), which costs less
+ * than decoding them.
+ */
+function readString(i: number, last: LastString): number {
+  const b = bytes;
+  const start = i;
+  i = skipString(i);
+  if (i === GIVE_UP) return GIVE_UP;
+  if (escaped) {
+    value = JSON.parse(b.toString('utf8', start, i));
+    return i;
+  }
+  const from = start + 1;
+  const length = i - 1 - from;
+  if (length > CACHED_BYTES) {
+    value = b.toString(wide ? 'utf8' : 'latin1', from, i - 1);
+    return i;
+  }
+  const kept = last.bytes;
+  if (length === last.length) {
+    let k = 0;
+    while (k < length && kept[k] === b[from + k]) k++;
+    if (k === length) {
+      value = last.text;
+      return i;
+    }
+  }
+  const text = wide ? b.toString('utf8', from, i - 1) : shortText(from, length);
+  for (let k = 0; k < length; k++) kept[k] = b[from + k]!;
+  last.length = length;
+  last.text = text;
+  value = text;
+  return i;
 }
 
 /** `[` at `i`: into `value`, an array of only its first item, followed as `shape` when an object. */
@@ -312,6 +398,92 @@ function readValue(i: number, depth: number): number {
     return i;
   }
   return readLiteral(i);
+}
+
+const char = String.fromCharCode;
+
+/**
+ * The text of `length` one-byte characters at `i`: an id or a request id of up to twelve by one call
+ * of String.fromCharCode (about a third of toString's cost on so short a string).
+ */
+function shortText(i: number, length: number): string {
+  const b = bytes;
+  switch (length) {
+    case 0:
+      return '';
+    case 1:
+      return char(b[i]!);
+    case 2:
+      return char(b[i]!, b[i + 1]!);
+    case 3:
+      return char(b[i]!, b[i + 1]!, b[i + 2]!);
+    case 4:
+      return char(b[i]!, b[i + 1]!, b[i + 2]!, b[i + 3]!);
+    case 5:
+      return char(b[i]!, b[i + 1]!, b[i + 2]!, b[i + 3]!, b[i + 4]!);
+    case 6:
+      return char(b[i]!, b[i + 1]!, b[i + 2]!, b[i + 3]!, b[i + 4]!, b[i + 5]!);
+    case 7:
+      return char(b[i]!, b[i + 1]!, b[i + 2]!, b[i + 3]!, b[i + 4]!, b[i + 5]!, b[i + 6]!);
+    case 8:
+      return char(b[i]!, b[i + 1]!, b[i + 2]!, b[i + 3]!, b[i + 4]!, b[i + 5]!, b[i + 6]!, b[i + 7]!);
+    case 9:
+      return char(
+        b[i]!,
+        b[i + 1]!,
+        b[i + 2]!,
+        b[i + 3]!,
+        b[i + 4]!,
+        b[i + 5]!,
+        b[i + 6]!,
+        b[i + 7]!,
+        b[i + 8]!,
+      );
+    case 10:
+      return char(
+        b[i]!,
+        b[i + 1]!,
+        b[i + 2]!,
+        b[i + 3]!,
+        b[i + 4]!,
+        b[i + 5]!,
+        b[i + 6]!,
+        b[i + 7]!,
+        b[i + 8]!,
+        b[i + 9]!,
+      );
+    case 11:
+      return char(
+        b[i]!,
+        b[i + 1]!,
+        b[i + 2]!,
+        b[i + 3]!,
+        b[i + 4]!,
+        b[i + 5]!,
+        b[i + 6]!,
+        b[i + 7]!,
+        b[i + 8]!,
+        b[i + 9]!,
+        b[i + 10]!,
+      );
+    case 12:
+      return char(
+        b[i]!,
+        b[i + 1]!,
+        b[i + 2]!,
+        b[i + 3]!,
+        b[i + 4]!,
+        b[i + 5]!,
+        b[i + 6]!,
+        b[i + 7]!,
+        b[i + 8]!,
+        b[i + 9]!,
+        b[i + 10]!,
+        b[i + 11]!,
+      );
+    default:
+      return b.toString('latin1', i, i + length);
+  }
 }
 
 /** Checks and skips any value. */
@@ -500,6 +672,26 @@ function readLiteral(i: number): number {
     return i + 4;
   }
   return GIVE_UP;
+}
+
+/** Whether the bytes at `i` are those of `name` (its words, compared four bytes at a time). */
+function sameName(i: number, name: SeenName): boolean {
+  const length = name.length;
+  if (i + length > end) return false;
+  const v = view;
+  const words = name.words;
+  const last = words.length - 1;
+  for (let w = 0; w < last; w++) if (v.getInt32(i + 4 * w, true) !== words[w]) return false;
+  return v.getInt32(i + length - 4, true) === words[last];
+}
+
+/** The name `bytes[from, to)` (`"name":`, at least four bytes) as sameName compares it. */
+function learnName(from: number, to: number, member: Member | undefined): SeenName {
+  const length = to - from;
+  const words = new Int32Array(Math.ceil(length / 4));
+  for (let w = 0; w < words.length - 1; w++) words[w] = view.getInt32(from + 4 * w, true);
+  words[words.length - 1] = view.getInt32(to - 4, true);
+  return { length, words, member };
 }
 
 /** The member of `shape` named by bytes [from, to) (no escapes), if it is read. */

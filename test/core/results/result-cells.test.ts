@@ -1,6 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cellEncoder, decodeJsonCells, jsonCellTexts } from '../../../src/core/results/result-cells.js';
+import {
+  cellEncoder,
+  cellWriter,
+  decodeJsonCells,
+  jsonCellTexts,
+} from '../../../src/core/results/result-cells.js';
 
 const encode = cellEncoder({ kind: 'json' });
 
@@ -67,5 +72,106 @@ describe('decodeJsonCells', () => {
     const parsed = stored.flatMap((s) => jsonCellTexts(s).map((t) => JSON.parse(t) as unknown));
     expect(out).toEqual(parsed);
     expect(out).toEqual(rows.flat());
+  });
+});
+
+describe('cellWriter', () => {
+  const edgeCells: unknown[] = [
+    'ok',
+    '',
+    'positive',
+    'a,b',
+    'a;b',
+    'tab\there',
+    'quote " and backslash \\',
+    'line\nbreak',
+    'carriage\rreturn',
+    '\u0001\u001f\u007f',
+    'emoji 😀 pair',
+    'lone \ud800 surrogate \udfff',
+    'ünïcode отлично 很好',
+    '\u2028\u2029',
+    0,
+    -0,
+    7,
+    2147483647,
+    2147483648,
+    -1,
+    1.5,
+    1e21,
+    -1e-7,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    null,
+    undefined,
+    true,
+    false,
+    [1, 'a'],
+    { a: { b: null } },
+  ];
+  const encodings = [
+    { kind: 'json' },
+    { kind: 'csv', delimiter: ',' },
+    { kind: 'csv', delimiter: ';' },
+    { kind: 'csv', delimiter: '\t' },
+    { kind: 'csv', delimiter: 'a' },
+    { kind: 'csv', delimiter: '||' },
+    { kind: 'csv', delimiter: '¦' },
+  ] as const;
+
+  /** What the writer gives at offset 3 of a buffer of `size` bytes, or -1. */
+  function written(encoding: (typeof encodings)[number], cells: unknown[], size = 4096): Buffer | -1 {
+    const out = Buffer.alloc(size, 0xaa);
+    const end = cellWriter(encoding)(cells, out, 3);
+    if (end === -1) return -1;
+    expect(out.subarray(0, 3).equals(Buffer.alloc(3, 0xaa))).toBe(true);
+    return out.subarray(3, end);
+  }
+
+  it('writes the UTF-8 bytes of the encoded cells, or -1 only for a CSV line break, an odd delimiter or no room', () => {
+    for (const encoding of encodings) {
+      const text = cellEncoder(encoding);
+      for (const cell of edgeCells) {
+        for (const cells of [[cell], ['ok', cell, null, 3], [cell, cell]]) {
+          const bytes = written(encoding, cells);
+          const plainDelimiter = encoding.kind === 'json' || encoding.delimiter.length === 1;
+          const odd = encoding.kind === 'csv' && (!plainDelimiter || encoding.delimiter.charCodeAt(0) > 0x7f);
+          const breaks = encoding.kind === 'csv' && text(cells).startsWith('1');
+          if (odd || breaks) expect(bytes).toBe(-1);
+          else expect(bytes).toEqual(Buffer.from(text(cells), 'utf8'));
+        }
+      }
+    }
+    // Too little room: -1, never a cut cell.
+    for (const encoding of encodings.slice(0, 2)) {
+      const cells = ['ok', 'positive', null, 'ünïcode', 123456];
+      const full = Buffer.byteLength(cellEncoder(encoding)(cells));
+      for (let size = 3; size < 3 + full; size++) expect(written(encoding, cells, size)).toBe(-1);
+      expect(written(encoding, cells, 3 + full * 3)).toEqual(Buffer.from(cellEncoder(encoding)(cells)));
+    }
+  });
+
+  it('writes what cellEncoder encodes, for any cells (property)', () => {
+    const cell = fc.oneof(
+      fc.string({ unit: fc.constantFrom('a', ',', '"', '\n', '\r', 'é', '😀', '\\', '\u0001', ' ') }),
+      fc.string({ unit: 'binary' }),
+      fc.double(),
+      fc.integer(),
+      fc.constantFrom(null, undefined, true, false),
+      fc.jsonValue(),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(cell, { minLength: 1, maxLength: 8 }),
+        fc.constantFrom(...encodings.slice(0, 5)),
+        (cells, encoding) => {
+          const bytes = written(encoding, cells);
+          const text = cellEncoder(encoding)(cells);
+          if (bytes === -1) expect(encoding.kind === 'csv' && text.startsWith('1')).toBe(true);
+          else expect(bytes).toEqual(Buffer.from(text, 'utf8'));
+        },
+      ),
+      { numRuns: 3000 },
+    );
   });
 });

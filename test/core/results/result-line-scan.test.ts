@@ -239,6 +239,56 @@ describe('scanResultLine', () => {
     expect(bothWays(lines[1]!).scanned).toBe(true);
   });
 
+  it('tells names learned from the line before, and strings kept from it, only by the same bytes', () => {
+    // Each line follows one that taught the reader its names and strings: the next differs in one
+    // place (a name's last byte, order, spacing, an escape spelling the same name, a string's last
+    // byte, a string past the kept length), and must still read as JSON.parse reads it.
+    const base = answerLine({ custom_id: 'row-1', content: 'positive', model: 'gpt-4o-mini' });
+    const variants = [
+      base.replace('"model":', '"modem":'),
+      base.replace('"model":', '"mode":'),
+      base.replace('"model":', '"models":'),
+      base.replace('"model":', '"model" :'),
+      base.replace('"model":', ' "model":'),
+      base.replace('"custom_id":', '"custom\\u005fid":'),
+      base.replace('"custom_id":', '"custom_ie":'),
+      base.replace('"custom_id":"row-1",', '').replace('"error":null', '"error":null,"custom_id":"row-1"'),
+      base.replace('"content":"positive"', '"content":"positivf"'),
+      base.replace('"content":"positive"', '"content":"positiv"'),
+      base.replace('"content":"positive"', '"content":"positive "'),
+      base.replace('"content":"positive"', '"content":"posit\\u0069ve"'),
+      base.replace('"content":"positive"', '"content":"posit\\"ve"'),
+      base.replace('"content":"positive"', '"content":"positivé"'),
+      base.replace('"content":"positive"', `"content":"${'p'.repeat(32)}"`),
+      base.replace('"content":"positive"', `"content":"${'p'.repeat(33)}"`),
+      base.replace('"content":"positive"', `"content":"${'p'.repeat(31)}q"`),
+      base.replace('"content":"positive"', '"content":1'),
+      base.replace('"content":"positive"', '"content":null'),
+      base.replace('"gpt-4o-mini"', '"gpt-4o-minj"'),
+      base.replace('"finish_reason":"stop"', '"finish_reason":"length"'),
+      base.replace('"finish_reason":"stop"', '"finish_reason" : "stop"'),
+      base.replace('"index":0,', ''),
+      base.replace('"role":"assistant",', '"role":"assistant","extra":{"model":"x"},'),
+      base.replace('{"id":', '{"x":'),
+      base.replace('"model":"gpt-4o-mini"', '"model":"gpt-4o-mini"').slice(0, -1),
+      base.replace('"prompt_tokens":20', '"prompt_tokens":21'),
+    ];
+    // More members than an object's names are remembered for: those after are scanned each time.
+    const many = (skip: number) =>
+      base.replace(
+        '"custom_id":"row-1",',
+        `${Array.from({ length: 200 }, (_, m) => `"m${m === skip ? 'x' : m}":${m},`).join('')}"custom_id":"row-1",`,
+      );
+    variants.push(many(-1), many(3), many(100), many(199));
+    for (const variant of variants) {
+      for (const line of [base, base, variant, variant, base]) expectSame(line);
+    }
+    // Learned from the line before, the names and kept strings are read from the bytes, not parsed.
+    expectSame(base);
+    expect(bothWays(base).scanned).toBe(true);
+    expect(bothWays(variants[0]!).scanned).toBe(true);
+  });
+
   it('leaves to JSON.parse what is not plain JSON, with its error', () => {
     const base = answerLine({ custom_id: 'row-1', content: 'ok' });
     const bad = [
