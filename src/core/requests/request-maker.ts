@@ -232,6 +232,8 @@ export class RequestMaker {
     });
     out.rowHashes = lines.hashes;
     out.requestKeys = lines.keys;
+    out.keyRecords = lines.records;
+    out.keyRecordEnds = lines.recordEnds;
     out.uniqueIds = builder.settings.idColumn === undefined;
     out.data = data;
     // The warnings every line of the template raises, once a line (none, mostly).

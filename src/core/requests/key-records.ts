@@ -1,0 +1,73 @@
+import { KEY_BYTES } from './request-key.js';
+
+/**
+ * A keyed request's record in a run's `request-keys.tsv`: `<custom_id as JSON>\t<key, 32 hex
+ * digits>\t<kind>\n`, the kind (`s`ent, `d`uplicate, `c`ached) known only where the request is
+ * decided. Written here as `*` (UNDECIDED), the byte the run's digest reads in its place.
+ */
+export const UNDECIDED = 0x2a;
+/** Bytes of a record besides its id's: the id's quotes, two tabs, 32 hex digits, the kind, a newline. */
+export const RECORD_FIXED_BYTES = 2 + 2 + KEY_BYTES * 2 + 2;
+
+const QUOTE = 0x22;
+const TAB = 0x09;
+const LF = 0x0a;
+
+/** Each byte's two hex digits (lower case), one table read a byte instead of two shifts and two reads. */
+const HEX_PAIRS = new Uint8Array(512);
+for (let b = 0; b < 256; b++) {
+  HEX_PAIRS[b * 2] = '0123456789abcdef'.charCodeAt(b >> 4);
+  HEX_PAIRS[b * 2 + 1] = '0123456789abcdef'.charCodeAt(b & 15);
+}
+
+/** Writes `key[at, at + 16)` as 32 hex digits at `out[n]`; returns where they end. */
+export function writeKeyHex(out: Uint8Array, n: number, key: Uint8Array, at: number): number {
+  for (let i = at; i < at + KEY_BYTES; i++) {
+    const pair = key[i]! * 2;
+    out[n++] = HEX_PAIRS[pair]!;
+    out[n++] = HEX_PAIRS[pair + 1]!;
+  }
+  return n;
+}
+
+/**
+ * The records of a rendered batch's keyed lines, kinds UNDECIDED, back to back: line i (where
+ * `starts[i] >= 0`) has its id's JSON text without quotes at `data[idFroms[i], idTos[i])` (where the
+ * renderer wrote it: the same bytes the record quotes) and its key at `keys[i * 16]`; its record ends
+ * at `recordEnds[i]` (an entry without a line ends where the one before it does). Made where the batch
+ * was rendered (a render thread), so the thread that decides each line only sets its kind. Undefined
+ * when a line's id was not written by the renderer.
+ */
+export function keyRecords(
+  data: Uint8Array,
+  starts: Int32Array,
+  idFroms: Int32Array,
+  idTos: Int32Array,
+  keys: Uint8Array,
+  recordEnds: Int32Array,
+): Uint8Array | undefined {
+  const n = starts.length;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    if (starts[i]! < 0) continue;
+    if (idFroms[i]! < 0) return undefined;
+    total += idTos[i]! - idFroms[i]! + RECORD_FIXED_BYTES;
+  }
+  const out = new Uint8Array(total);
+  let p = 0;
+  for (let i = 0; i < n; i++) {
+    if (starts[i]! >= 0) {
+      out[p++] = QUOTE;
+      // The id is a few bytes: a loop costs less than a call (and reads shared memory byte by byte anyway).
+      for (let k = idFroms[i]!, to = idTos[i]!; k < to; k++) out[p++] = data[k]!;
+      out[p++] = QUOTE;
+      out[p++] = TAB;
+      p = writeKeyHex(out, p, keys, i * KEY_BYTES);
+      out[p++] = TAB;
+      out[p++] = UNDECIDED;
+      out[p++] = LF;
+    }
+    recordEnds[i] = p;
+  }
+  return out;
+}
