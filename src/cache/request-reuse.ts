@@ -158,18 +158,18 @@ export class RequestReuse {
   /**
    * Decides a batch's rendered lines from `from` on, as `take` each (until a rejected or unrendered
    * entry, or until a write must wait: see `waiting`), each verdict into `verdicts[i]`; returns where
-   * it got to. A batch rendered with its key records (RequestBatch.keyRecords) has each line's record
-   * made already, but for its kind: here a line costs the lookup, the key table and a byte.
+   * it got to. A batch rendered with its key records (RequestBatch.keyRecordAt) has each line's
+   * record made already, after its lines, but for its kind: here a line costs the lookup, the key
+   * table and a byte.
    */
   takeBatch(batch: RequestBatch, from: number, verdicts: Uint8Array): number {
     const keys = batch.requestKeys;
-    const records = batch.keyRecords;
-    const recordEnds = batch.keyRecordEnds;
+    const recordAt = batch.keyRecordAt;
     const data = batch.data!;
     const n = batch.length;
     if (keys) this.prefetch(keys, from, n);
     let to = from;
-    if (!keys || !records || !recordEnds) {
+    if (!keys || !recordAt) {
       while (to < n && !batch.rejection(to) && batch.rendered(to)) {
         const id = batch.madeId(to) ?? batch.index(to);
         verdicts[to] = this.take(
@@ -228,14 +228,14 @@ export class RequestReuse {
     }
     if (to === from) return to;
     // The digest reads the records with their kinds undecided (`*`), as they came; then the kinds.
-    const start = from === 0 ? 0 : recordEnds[from - 1]!;
-    const end = recordEnds[to - 1]!;
-    this.#digest.update(records.subarray(start, end));
-    for (let k = from; k < to; k++) records[recordEnds[k]! - 2] = kinds[k]!;
+    const start = recordAt[from]!;
+    const end = recordAt[to]!;
+    this.#digest.update(data.subarray(start, end));
+    for (let k = from; k < to; k++) data[recordAt[k + 1]! - 2] = kinds[k]!;
     this.#keys ??= new BufferedFile(join(this.#dir, REQUEST_KEYS_FILE));
-    const block = Buffer.from(records.buffer, records.byteOffset, records.length);
-    // Copied now, or kept until the file takes it: nothing writes these records again.
-    this.#wait(this.#keys.appendBytes(block, start, end));
+    // Copied now, or once the file has room: the batch's buffer is given back only after that (the
+    // sharder waits for `waiting` before it goes on).
+    this.#wait(this.#keys.appendBytes(data, start, end));
     return to;
   }
 

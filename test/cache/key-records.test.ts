@@ -14,7 +14,7 @@ import {
   RequestReuse,
 } from '../../src/cache/request-reuse.js';
 import { CacheWriter, ResultCache } from '../../src/cache/result-cache.js';
-import { keyRecords } from '../../src/core/requests/key-records.js';
+import { writeKeyRecords } from '../../src/core/requests/key-records.js';
 import type { LineTemplate } from '../../src/core/requests/line-template.js';
 import { RequestBatch } from '../../src/core/requests/request-batch.js';
 import {
@@ -24,6 +24,7 @@ import {
   requestKeyInto,
   requestKeysReady,
 } from '../../src/core/requests/request-key.js';
+import { ByteWriter } from '../../src/internal/byte-writer.js';
 
 await requestKeysReady();
 
@@ -77,8 +78,12 @@ function batchOf(n: number, withRecords: boolean, rejected: ReadonlySet<number>)
   batch.data = data;
   batch.requestKeys = keys;
   if (withRecords) {
-    batch.keyRecordEnds = new Int32Array(n);
-    batch.keyRecords = keyRecords(data, starts, idFroms, idTos, keys, batch.keyRecordEnds);
+    // After the lines, in their buffer (grown here: it holds the lines only).
+    const writer = new ByteWriter(0, undefined, data);
+    writer.pos = at;
+    batch.keyRecordAt = new Int32Array(n + 1);
+    expect(writeKeyRecords(writer, starts, idFroms, idTos, keys, batch.keyRecordAt)).toBe(true);
+    batch.data = writer.buffer;
   }
   for (const i of rejected)
     batch.reject(i, {
@@ -96,14 +101,16 @@ function batchOf(n: number, withRecords: boolean, rejected: ReadonlySet<number>)
 describe('key records made where lines are rendered', () => {
   it("are each line's record with its kind undecided, ids as JSON", () => {
     const batch = batchOf(40, true, new Set());
-    const text = Buffer.from(batch.keyRecords!).toString('utf8');
+    const at = batch.keyRecordAt!;
+    const text = batch.data!.toString('utf8', at[0], at[40]);
     const expected = Array.from(
       { length: 40 },
       (_, i) => `${JSON.stringify(id(i))}\t${keyHex(batch.requestKeys!.subarray(i * KEY_BYTES))}\t*\n`,
     );
     expect(text).toBe(expected.join(''));
-    for (let i = 0; i < 40; i++)
-      expect(batch.keyRecordEnds![i]).toBe(Buffer.byteLength(expected.slice(0, i + 1).join('')));
+    // Right after the last line, each record where the one before it ends.
+    expect(at[0]).toBe(batch.end(39));
+    for (let i = 0; i < 40; i++) expect(batch.data!.toString('utf8', at[i], at[i + 1])).toBe(expected[i]);
   });
 
   it('decide a batch as its lines taken one by one do: the same files and digest', async () => {

@@ -1,3 +1,4 @@
+import type { ByteWriter } from '../../internal/byte-writer.js';
 import { KEY_BYTES } from './request-key.js';
 
 /**
@@ -31,35 +32,39 @@ export function writeKeyHex(out: Uint8Array, n: number, key: Uint8Array, at: num
 }
 
 /**
- * The records of a rendered batch's keyed lines, kinds UNDECIDED, back to back: line i (where
- * `starts[i] >= 0`) has its id's JSON text without quotes at `data[idFroms[i], idTos[i])` (where the
- * renderer wrote it: the same bytes the record quotes) and its key at `keys[i * 16]`; its record ends
- * at `recordEnds[i]` (an entry without a line ends where the one before it does). Made where the batch
- * was rendered (a render thread), so the thread that decides each line only sets its kind. Undefined
- * when a line's id was not written by the renderer.
+ * Writes the records of a rendered batch's keyed lines, kinds UNDECIDED, back to back after its
+ * lines (in the writer the lines are in: a render thread's shared buffer, so the main thread reads
+ * them where they are, nothing copied between threads). Line i (where `starts[i] >= 0`) has its id's
+ * JSON text without quotes at `idFroms[i]`..`idTos[i]` (where the renderer wrote it: the same bytes
+ * the record quotes) and its key at `keys[i * 16]`; its record is `recordAt[i]`..`recordAt[i + 1]`
+ * in the buffer (empty for an entry without a line). Made where the batch was rendered, so the
+ * thread that decides each line only sets its kind. False, nothing written, when a line's id was
+ * not written by the renderer.
  */
-export function keyRecords(
-  data: Uint8Array,
+export function writeKeyRecords(
+  writer: ByteWriter,
   starts: Int32Array,
   idFroms: Int32Array,
   idTos: Int32Array,
   keys: Uint8Array,
-  recordEnds: Int32Array,
-): Uint8Array | undefined {
+  recordAt: Int32Array,
+): boolean {
   const n = starts.length;
   let total = 0;
   for (let i = 0; i < n; i++) {
     if (starts[i]! < 0) continue;
-    if (idFroms[i]! < 0) return undefined;
+    if (idFroms[i]! < 0) return false;
     total += idTos[i]! - idFroms[i]! + RECORD_FIXED_BYTES;
   }
-  const out = new Uint8Array(total);
-  let p = 0;
+  // The lines and their records in one buffer (a larger one if they do not fit: the lines move too).
+  const out = writer.ensure(total);
+  let p = writer.pos;
+  recordAt[0] = p;
   for (let i = 0; i < n; i++) {
     if (starts[i]! >= 0) {
       out[p++] = QUOTE;
-      // The id is a few bytes: a loop costs less than a call (and reads shared memory byte by byte anyway).
-      for (let k = idFroms[i]!, to = idTos[i]!; k < to; k++) out[p++] = data[k]!;
+      // The id is a few bytes: a loop costs less than a call.
+      for (let k = idFroms[i]!, to = idTos[i]!; k < to; k++) out[p++] = out[k]!;
       out[p++] = QUOTE;
       out[p++] = TAB;
       p = writeKeyHex(out, p, keys, i * KEY_BYTES);
@@ -67,7 +72,8 @@ export function keyRecords(
       out[p++] = UNDECIDED;
       out[p++] = LF;
     }
-    recordEnds[i] = p;
+    recordAt[i + 1] = p;
   }
-  return out;
+  writer.pos = p;
+  return true;
 }

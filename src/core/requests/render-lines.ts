@@ -4,7 +4,7 @@ import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import { JsonlRowBatch } from '../jsonl/jsonl-row-batch.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
-import { keyRecords } from './key-records.js';
+import { writeKeyRecords } from './key-records.js';
 import { ID_SLOT } from './line-template.js';
 import { customIdValueRange, isSameDraw, KEY_BYTES, requestKeysInto } from './request-key.js';
 import { RowHash, writeRowIdBytes } from './row-hash.js';
@@ -47,12 +47,10 @@ export interface RenderedLines {
   /** With `requestKeys` (and same draws, for `auto`): KEY_BYTES a entry, its line's request key. */
   keys?: Uint8Array | undefined;
   /**
-   * With `keys`: each keyed line's record of `request-keys.tsv` as keyRecords writes it (its kind
-   * `*`, set where the line is decided), back to back; entry i's ends at `recordEnds[i]` (where the
-   * entry before it ends when i has no line).
+   * With `keys`: where each entry's record of `request-keys.tsv` is in the writer's buffer, after the
+   * lines (writeKeyRecords): entry i's is `recordAt[i]`..`recordAt[i + 1]`, its kind undecided.
    */
-  records?: Uint8Array | undefined;
-  recordEnds?: Int32Array | undefined;
+  recordAt?: Int32Array | undefined;
 }
 
 /** The columns of one batch layout, resolved once. */
@@ -177,10 +175,9 @@ export class LineRenderer {
       leads ? idTos : undefined,
       keys,
     );
-    const recordEnds = new Int32Array(n);
-    const records = keyRecords(writer.buffer, starts, idFroms!, idTos!, keys, recordEnds);
-    return records
-      ? { ids, starts, ends, empty, missing, hashes, keys, records, recordEnds }
+    const recordAt = new Int32Array(n + 1);
+    return writeKeyRecords(writer, starts, idFroms!, idTos!, keys, recordAt)
+      ? { ids, starts, ends, empty, missing, hashes, keys, recordAt }
       : { ids, starts, ends, empty, missing, hashes, keys };
   }
 

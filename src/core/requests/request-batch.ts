@@ -41,12 +41,10 @@ export class RequestBatch {
   /** With `template` and the `requestKeys` option: each entry's request key (16 bytes), made as it was rendered. */
   requestKeys: Uint8Array | undefined;
   /**
-   * With `requestKeys`: each rendered entry's record of `request-keys.tsv`, its kind undecided
-   * (key-records.ts), back to back; entry i's ends at `keyRecordEnds[i]`, and starts where entry
-   * i - 1's ends.
+   * With `requestKeys`: where each entry's record of `request-keys.tsv` is in `data`, after the lines,
+   * its kind undecided (key-records.ts): entry i's is `keyRecordAt[i]`..`keyRecordAt[i + 1]`.
    */
-  keyRecords: Uint8Array | undefined;
-  keyRecordEnds: Int32Array | undefined;
+  keyRecordAt: Int32Array | undefined;
   /** The custom_ids are `row-<n>`: unique by construction, nothing to remember to check them. */
   uniqueIds = false;
   /**
