@@ -136,16 +136,26 @@ export class KeySet {
   #grow(): void {
     const old = this.#words;
     const slots = (this.#mask + 1) * 2;
-    this.#words = new Int32Array(slots * WORDS);
-    this.#mask = slots - 1;
-    this.#size = 0;
+    const words = new Int32Array(slots * WORDS);
+    const mask = slots - 1;
+    // The keys are distinct: each goes in the first empty slot from its own, no comparison (a loop of
+    // locals, where #find and #put a key were most of the growth's time).
     for (let w = 0; w < old.length; w += WORDS) {
       const a = old[w]!;
       const b = old[w + 1]!;
       const c = old[w + 2]!;
       const d = old[w + 3]!;
-      if ((a | b | c | d) !== 0) this.#put(this.#find(a, b, c, d), a, b, c, d);
+      if ((a | b | c | d) === 0) continue;
+      let at = (a & mask) * WORDS;
+      while ((words[at]! | words[at + 1]! | words[at + 2]! | words[at + 3]!) !== 0)
+        at = (at + WORDS) & (mask * WORDS + WORDS - 1);
+      words[at] = a;
+      words[at + 1] = b;
+      words[at + 2] = c;
+      words[at + 3] = d;
     }
+    this.#words = words;
+    this.#mask = mask;
   }
 }
 

@@ -1,6 +1,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { customIdFor } from '../core/requests/custom-id.js';
+import { UNDECIDED, writeKeyHex } from '../core/requests/key-records.js';
+import type { RequestBatch } from '../core/requests/request-batch.js';
 import { isSameDraw, KEY_BYTES, requestKey } from '../core/requests/request-key.js';
 import { writeRowIdBytes } from '../core/requests/row-hash.js';
 import { BatchpipeError } from '../errors.js';
@@ -149,6 +151,99 @@ export class RequestReuse {
       this.#counts.sent++;
       return SEND_KEYED;
     }
+    this.#setAside(line, start, end);
+    return TAKEN;
+  }
+
+  /**
+   * Decides a batch's rendered lines from `from` on, as `take` each (until a rejected or unrendered
+   * entry, or until a write must wait: see `waiting`), each verdict into `verdicts[i]`; returns where
+   * it got to. A batch rendered with its key records (RequestBatch.keyRecordAt) has each line's
+   * record made already, after its lines, but for its kind: here a line costs the lookup, the key
+   * table and a byte.
+   */
+  takeBatch(batch: RequestBatch, from: number, verdicts: Uint8Array): number {
+    const keys = batch.requestKeys;
+    const recordAt = batch.keyRecordAt;
+    const data = batch.data!;
+    const n = batch.length;
+    if (keys) this.prefetch(keys, from, n);
+    let to = from;
+    if (!keys || !recordAt) {
+      while (to < n && !batch.rejection(to) && batch.rendered(to)) {
+        const id = batch.madeId(to) ?? batch.index(to);
+        verdicts[to] = this.take(
+          data,
+          batch.start(to),
+          batch.end(to),
+          id,
+          batch.template,
+          keys,
+          to * KEY_BYTES,
+        );
+        to++;
+        if (this.#waiting.length > 0) break;
+      }
+      return to;
+    }
+    // Records gathered one by one go first (request-keys.tsv takes one append at a time).
+    if (this.#recordsPos > 0) {
+      this.#flushRecords();
+      if (this.#waiting.length > 0) return from;
+    }
+    if (this.#batchKinds.length < n)
+      this.#batchKinds = new Uint8Array(Math.max(n, this.#batchKinds.length * 2));
+    const kinds = this.#batchKinds;
+    const cache = this.#settings.cache;
+    const seen = this.#seen;
+    const counts = this.#counts;
+    while (to < n && !batch.rejection(to) && batch.rendered(to)) {
+      const at = to * KEY_BYTES;
+      counts.keyed++;
+      let kind: number = KIND_BYTES.s;
+      const hit = cache?.locate(keys, at);
+      if (hit) {
+        kind = KIND_BYTES.c;
+        counts.cached++;
+        this.#hits.push(hit);
+        this.#hitIds.push(batch.madeId(to) ?? customIdFor(batch.index(to)));
+        if (this.#hits.length >= HITS_READ_TOGETHER) this.#writeCached();
+      } else if (seen) {
+        const added = seen.add(keys, at);
+        if (added === 'present') {
+          kind = KIND_BYTES.d;
+          counts.duplicates++;
+        } else if (added === 'full') counts.unkept++;
+      }
+      kinds[to] = kind;
+      if (kind === KIND_BYTES.s) {
+        counts.sent++;
+        verdicts[to] = SEND_KEYED;
+      } else {
+        verdicts[to] = TAKEN;
+        this.#setAside(data, batch.start(to), batch.end(to));
+      }
+      to++;
+      if (this.#waiting.length > 0) break;
+    }
+    if (to === from) return to;
+    // The digest reads the records with their kinds undecided (`*`), as they came; then the kinds.
+    const start = recordAt[from]!;
+    const end = recordAt[to]!;
+    this.#digest.update(data.subarray(start, end));
+    for (let k = from; k < to; k++) data[recordAt[k + 1]! - 2] = kinds[k]!;
+    this.#keys ??= new BufferedFile(join(this.#dir, REQUEST_KEYS_FILE));
+    // Copied now, or once the file has room: the batch's buffer is given back only after that (the
+    // sharder waits for `waiting` before it goes on).
+    this.#wait(this.#keys.appendBytes(data, start, end));
+    return to;
+  }
+
+  /** A batch's kinds as takeBatch decides them, before they go into its records. */
+  #batchKinds = new Uint8Array(0);
+
+  /** Writes a line not sent to reused.requests.jsonl (the request its row is re-asked from). */
+  #setAside(line: Buffer, start: number, end: number): void {
     this.#reused ??= new BufferedFile(join(this.#dir, REUSED_REQUESTS_FILE));
     // One write a line: a second append to the same file must wait for the first.
     if (line[end - 1] === NEWLINE[0]) this.#wait(this.#reused.appendBytes(line, start, end));
@@ -156,7 +251,6 @@ export class RequestReuse {
       const text = Buffer.concat([line.subarray(start, end), NEWLINE]);
       this.#wait(this.#reused.appendBytes(text, 0, text.length));
     }
-    return TAKEN;
   }
 
   /**
@@ -193,11 +287,7 @@ export class RequestReuse {
         ? writeRowIdBytes(records, from, id, true)
         : writeJsonId(records, from, id, true);
     records[n++] = TAB;
-    for (let i = at; i < at + KEY_BYTES; i++) {
-      const byte = key[i]!;
-      records[n++] = HEX[byte >> 4]!;
-      records[n++] = HEX[byte & 15]!;
-    }
+    n = writeKeyHex(records, n, key, at);
     records[n++] = TAB;
     return n;
   }
@@ -239,7 +329,7 @@ export class RequestReuse {
     const saved = this.#savedKinds;
     for (let k = 0; k < kinds; k++) {
       saved[k] = records[kindsAt[k]!]!;
-      records[kindsAt[k]!] = STAR;
+      records[kindsAt[k]!] = UNDECIDED;
     }
     this.#digest.update(records.subarray(0, this.#recordsPos));
     for (let k = 0; k < kinds; k++) records[kindsAt[k]!] = saved[k]!;
@@ -299,11 +389,9 @@ export class RequestReuse {
 }
 
 const NEWLINE = Buffer.from('\n');
-const STAR = 0x2a;
 const RECORDS_BLOCK = 64 * 1024;
 /** Cached answers read at once (a few MB of answers at most, read in as few calls as their places allow). */
 const HITS_READ_TOGETHER = 4096;
 const TAB = 0x09;
 const LF = 0x0a;
-const HEX = Buffer.from('0123456789abcdef', 'latin1');
 const KIND_BYTES = { s: 0x73, d: 0x64, c: 0x63 } as const;

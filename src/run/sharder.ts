@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { type RequestReuse, type ReuseSummary, SEND_KEYED, TAKEN } from '../cache/request-reuse.js';
 import { embeddingInputCount } from '../core/requests/embedding-inputs.js';
 import type { RequestBatch } from '../core/requests/request-batch.js';
-import { KEY_BYTES } from '../core/requests/request-key.js';
 import { hashedColumns, type RowHashesHeader, writeRowHashLine } from '../core/requests/row-hash.js';
 import type { Slice } from '../core/rows/row-slice.js';
 import { BufferedFile } from '../internal/buffered-file.js';
@@ -200,21 +199,10 @@ export class Sharder {
    */
   #addReused(batch: RequestBatch, from: number): number | Promise<number> {
     const reuse = this.#reuse!;
-    const keys = batch.requestKeys;
     if (this.#verdicts.length < batch.length) this.#verdicts = new Uint8Array(batch.length);
     const verdicts = this.#verdicts;
-    if (keys) reuse.prefetch(keys, from, batch.length);
-    let to = from;
-    let taking: Promise<void> | undefined;
-    while (to < batch.length && !batch.rejection(to) && batch.rendered(to)) {
-      const [start, end] = [batch.start(to), batch.end(to)];
-      // No id string made for a `row-<n>` id: its digits go into the record (RequestReuse.take).
-      const id = batch.madeId(to) ?? batch.index(to);
-      verdicts[to] = reuse.take(batch.data!, start, end, id, batch.template, keys, to * KEY_BYTES);
-      to++;
-      taking = reuse.waiting();
-      if (taking) break;
-    }
+    const to = reuse.takeBatch(batch, from, verdicts);
+    const taking = reuse.waiting();
     const sent = this.#addSent(batch, verdicts, from, to);
     if (typeof sent === 'number') return taking ? taking.then(() => to) : to;
     return taking ? Promise.all([sent, taking]).then(() => to) : sent;

@@ -28,8 +28,9 @@ async function expectDefinedKeys(
   distinct: number,
   idOf: (i: number) => string,
   idColumn?: string,
+  extension = 'csv',
 ): Promise<void> {
-  const input = join(dir, `${name}.csv`);
+  const input = join(dir, `${name}.${extension}`);
   writeFileSync(input, `${lines.join('\n')}\n`);
   const outDir = join(dir, name);
   const result = await prepare(input, {
@@ -69,5 +70,13 @@ describe('keys made as lines are rendered', () => {
     const lines = ['text'];
     for (let i = 0; i < ROWS; i++) lines.push(csvCell(`text ${i % 991} "q" ✓`));
     await expectDefinedKeys('numbered', lines, 991, (i) => `row-${i + 1}`);
+  });
+
+  it('are the defined keys from JSON Lines, rendered on two threads at once', async () => {
+    const ids = (i: number) => (i % 5 === 0 ? `j "${i}" \\ é` : `j${i}`);
+    const lines = Array.from({ length: ROWS }, (_, i) =>
+      JSON.stringify({ id: ids(i), text: `text ${i % 983} "q" ✓` }),
+    );
+    await expectDefinedKeys('jsonl', lines, 983, ids, 'id', 'jsonl');
   });
 });

@@ -4,6 +4,7 @@ import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import { JsonlRowBatch } from '../jsonl/jsonl-row-batch.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
+import { writeKeyRecords } from './key-records.js';
 import { ID_SLOT } from './line-template.js';
 import { customIdValueRange, isSameDraw, KEY_BYTES, requestKeysInto } from './request-key.js';
 import { RowHash, writeRowIdBytes } from './row-hash.js';
@@ -45,6 +46,11 @@ export interface RenderedLines {
   hashes: Float64Array;
   /** With `requestKeys` (and same draws, for `auto`): KEY_BYTES a entry, its line's request key. */
   keys?: Uint8Array | undefined;
+  /**
+   * With `keys`: where each entry's record of `request-keys.tsv` is in the writer's buffer, after the
+   * lines (writeKeyRecords): entry i's is `recordAt[i]`..`recordAt[i + 1]`, its kind undecided.
+   */
+  recordAt?: Int32Array | undefined;
 }
 
 /** The columns of one batch layout, resolved once. */
@@ -91,7 +97,7 @@ export class LineRenderer {
     const jsonl = rows instanceof JsonlRowBatch ? rows : undefined;
     const range = this.#range;
     let keys: Uint8Array | undefined;
-    /** Where each keyed line's id value is (when the renderer knows: idLeads), for its key. */
+    /** Where each keyed line's id value is, for its record (and its key, when idLeads). */
     let idFroms: Int32Array | undefined;
     let idTos: Int32Array | undefined;
     for (let i = 0; i < n; i++) {
@@ -149,20 +155,30 @@ export class LineRenderer {
         this.#keyed ??= this.#plan.requestKeys === 'on' || isSameDraw(writer.buffer, start, writer.pos);
         if (this.#keyed) {
           keys ??= new Uint8Array(n * KEY_BYTES);
-          if (this.#idLeads) {
-            idFroms ??= new Int32Array(n);
-            idTos ??= new Int32Array(n);
-            idFroms[i] = idFrom;
-            idTos[i] = idTo;
-          }
+          idFroms ??= new Int32Array(n);
+          idTos ??= new Int32Array(n);
+          idFroms[i] = idFrom;
+          idTos[i] = idTo;
         }
       }
       if (emptyCheck && resolved.refs.every((ref) => ref === undefined || textIsEmpty(rows, i, ref)))
         empty[i] = 1;
     }
     // Keyed once the batch is rendered: its lines, back to back, are hashed many at a time.
-    if (keys) requestKeysInto(writer.buffer, starts, ends, idFroms, idTos, keys);
-    return { ids, starts, ends, empty, missing, hashes, keys };
+    if (!keys) return { ids, starts, ends, empty, missing, hashes };
+    const leads = this.#idLeads;
+    requestKeysInto(
+      writer.buffer,
+      starts,
+      ends,
+      leads ? idFroms : undefined,
+      leads ? idTos : undefined,
+      keys,
+    );
+    const recordAt = new Int32Array(n + 1);
+    return writeKeyRecords(writer, starts, idFroms!, idTos!, keys, recordAt)
+      ? { ids, starts, ends, empty, missing, hashes, keys, recordAt }
+      : { ids, starts, ends, empty, missing, hashes, keys };
   }
 
   /** Resolves the template's columns for the batch's layout (once per layout). */

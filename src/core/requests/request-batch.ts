@@ -40,6 +40,11 @@ export class RequestBatch {
   rowHashes: Float64Array | undefined;
   /** With `template` and the `requestKeys` option: each entry's request key (16 bytes), made as it was rendered. */
   requestKeys: Uint8Array | undefined;
+  /**
+   * With `requestKeys`: where each entry's record of `request-keys.tsv` is in `data`, after the lines,
+   * its kind undecided (key-records.ts): entry i's is `keyRecordAt[i]`..`keyRecordAt[i + 1]`.
+   */
+  keyRecordAt: Int32Array | undefined;
   /** The custom_ids are `row-<n>`: unique by construction, nothing to remember to check them. */
   uniqueIds = false;
   /**

@@ -156,7 +156,8 @@ export class RequestMaker {
     const given = this.#sharedBuffer(rows);
     const rendered = await this.#pool.render(transport, given);
     const buffer = linesBuffer(given, rendered.buffer);
-    const end = rendered.ends.reduce((last, at) => Math.max(last, at), 0);
+    // The lines, and the key records after them.
+    const end = rendered.recordAt?.[rows.length] ?? rendered.ends.reduce((last, at) => Math.max(last, at), 0);
     return this.#assemble(rows, rendered, new Map(rendered.rejections), buffer, end, template);
   }
 
@@ -232,6 +233,7 @@ export class RequestMaker {
     });
     out.rowHashes = lines.hashes;
     out.requestKeys = lines.keys;
+    out.keyRecordAt = lines.recordAt;
     out.uniqueIds = builder.settings.idColumn === undefined;
     out.data = data;
     // The warnings every line of the template raises, once a line (none, mostly).
