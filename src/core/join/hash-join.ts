@@ -9,7 +9,6 @@ import { WorkerPool } from '../../internal/worker-pool.js';
 import type { Rejection, RequestLine, SourcePosition } from '../../types.js';
 import { joinKeyOf } from '../requests/custom-id.js';
 import { reaskRequest } from '../requests/reask-request.js';
-import { writeRowIdBytes } from '../requests/row-hash.js';
 import {
   type CellEncoding,
   type CellLayout,
@@ -309,21 +308,6 @@ export class HashJoin {
     if (verdict instanceof Promise) return verdict.then((v) => this.#checkedKey(p, json, v, hash));
     return this.#checkedKey(p, json, verdict, hash);
   }
-
-  /**
-   * `key` for custom_id `row-<index>` (a source without an id column) when rows are not checked: the
-   * key line written from the number and its partition hashed from its bytes, no string made.
-   */
-  keyRow(index: number): Promise<void> | undefined {
-    const line = this.#rowKey;
-    const end = writeRowIdBytes(line, 0, index, true);
-    line[end] = LF;
-    const p = partitionOfBytes(line, 1, end - 1, this.#partitions);
-    return this.#keys!.appendBytes(p, line, 0, end + 1);
-  }
-
-  /** keyRow's line: a quoted `row-<index>` and a newline. */
-  readonly #rowKey = Buffer.alloc(32);
 
   #checkedKey(
     p: number,
@@ -656,13 +640,6 @@ export function spillInvalid(spill: SpillFile, record: ResultRecord): Promise<vo
 export function partitionOf(id: string, partitions: number): number {
   let h = FNV_SEED;
   for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), FNV_PRIME);
-  return (h >>> 0) % partitions;
-}
-
-/** partitionOf of an ASCII id from its bytes, `bytes[start, end)` (an ASCII id's bytes are its characters). */
-export function partitionOfBytes(bytes: Uint8Array, start: number, end: number, partitions: number): number {
-  let h = FNV_SEED;
-  for (let k = start; k < end; k++) h = Math.imul(h ^ bytes[k]!, FNV_PRIME);
   return (h >>> 0) % partitions;
 }
 

@@ -308,18 +308,11 @@ export class TableJoin {
         rows.forget?.(i);
         continue;
       }
-      let waiting: Promise<void> | undefined;
-      if (hasher === undefined && this.#idName === undefined) {
-        rows.forget?.(i);
-        waiting = join.keyRow(rows.index(i));
-      } else {
-        const hash =
-          hasher === undefined ? undefined : rowHashText(hashes ? hashes[i]! : hasher.hash(rows, i));
-        const id = this.#id(rows, i);
-        // Done with the row's values: parsed JSON rows die young instead of with their batch.
-        rows.forget?.(i);
-        waiting = join.key(id, hash);
-      }
+      const hash = hasher === undefined ? undefined : rowHashText(hashes ? hashes[i]! : hasher.hash(rows, i));
+      const id = this.#id(rows, i);
+      // Done with the row's values: parsed JSON rows die young instead of with their batch.
+      rows.forget?.(i);
+      const waiting = join.key(id, hash);
       if (waiting) await waiting;
     }
     rows.release();

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { partitionOf, partitionOfBytes } from '../../../src/core/join/hash-join.js';
+import { partitionOf } from '../../../src/core/join/hash-join.js';
 import {
   type JoinedShare,
   type JoinShare,
@@ -8,7 +8,6 @@ import {
   joinShare,
 } from '../../../src/core/join/partition-join.js';
 import { SpillCursor, SpillFile } from '../../../src/core/join/spill-file.js';
-import { writeRowIdBytes } from '../../../src/core/requests/row-hash.js';
 import { WorkerPool } from '../../../src/internal/worker-pool.js';
 import { tempDir } from '../../helpers.js';
 
@@ -110,35 +109,5 @@ describe('step 3 of the hash join on several threads', () => {
       for (const p of s.partitions) expect(got.get(p)).toEqual(expected.get(p));
     }
     for (const file of [...results, keys, one]) await file.close();
-  });
-});
-
-describe('partitionOfBytes', () => {
-  it('puts a row-<n> key written from its number where partitionOf puts the id string', () => {
-    // The key pass writes row ids from their numbers (HashJoin.keyRow), results are partitioned by
-    // their custom_id strings: a row and its result must meet in one partition, at every digit count.
-    const line = Buffer.alloc(32);
-    const indexes = [
-      0,
-      1,
-      9,
-      10,
-      99,
-      100,
-      4096,
-      123_456,
-      999_999,
-      2 ** 31 - 1,
-      2 ** 31,
-      2 ** 40 + 7,
-      10 ** 15,
-    ];
-    for (let i = 0; i < 2000; i++) indexes.push(Math.floor(Math.random() * 2 ** 33));
-    for (const index of indexes) {
-      const end = writeRowIdBytes(line, 0, index, true);
-      expect(line.toString('latin1', 0, end)).toBe(JSON.stringify(`row-${index}`));
-      for (const partitions of [1, 7, 128, 4096])
-        expect(partitionOfBytes(line, 1, end - 1, partitions)).toBe(partitionOf(`row-${index}`, partitions));
-    }
   });
 });
