@@ -166,7 +166,7 @@ export class ResultParser {
       const id = salvageId(text);
       this.#problem('BP_RESULT_PARSE', message, file, line, id);
       if (id === undefined) return undefined;
-      const record = blank(id, file, line);
+      const record = blankRecord(id, file, line);
       return fail(record, 'failed', 'BP_RESULT_PARSE', `${file}:${line}: ${message}`);
     }
     return this.fromValue(value, file, line);
@@ -192,7 +192,7 @@ export class ResultParser {
       );
       return undefined;
     }
-    const record = blank(id, file, line);
+    const record = blankRecord(id, file, line);
     record.cached = value.cached === true;
     const error = value.error;
     const response = value.response;
@@ -228,7 +228,7 @@ export class ResultParser {
     const id = salvageId(text);
     this.#problem('BP_INPUT_ENCODING', message, file, line, id);
     if (id === undefined) return undefined;
-    return fail(blank(id, file, line), 'failed', 'BP_INPUT_ENCODING', `${file}:${line}: ${message}`);
+    return fail(blankRecord(id, file, line), 'failed', 'BP_INPUT_ENCODING', `${file}:${line}: ${message}`);
   }
 
   #problem(
@@ -246,7 +246,8 @@ export class ResultParser {
   }
 }
 
-function blank(custom_id: string, file: string, line: number): ResultRecord {
+/** A result record of `custom_id` with nothing read yet: status ok, every field null. */
+export function blankRecord(custom_id: string, file: string, line: number): ResultRecord {
   return {
     kind: 'result',
     custom_id,

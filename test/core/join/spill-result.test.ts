@@ -11,6 +11,7 @@ import {
   cellWriter,
 } from '../../../src/core/results/result-cells.js';
 import {
+  blankRecord,
   RESULT_STATUSES,
   type ResultRecord,
   type ResultStatus,
@@ -22,28 +23,7 @@ const dir = tempDir('bp-spill-result-');
 const PARTITIONS = 5;
 
 function record(custom_id: string, status: ResultStatus, fields: Partial<ResultRecord> = {}): ResultRecord {
-  return {
-    kind: 'result',
-    custom_id,
-    status,
-    content: null,
-    reasoning_content: null,
-    parsed: null,
-    embedding: null,
-    finish_reason: null,
-    prompt_tokens: null,
-    completion_tokens: null,
-    reasoning_tokens: null,
-    model: null,
-    request_id: null,
-    status_code: null,
-    cached: false,
-    error_code: null,
-    error_message: null,
-    file: 'f.jsonl',
-    line: 1,
-    ...fields,
-  };
+  return { ...blankRecord(custom_id, 'f.jsonl', 1), status, ...fields };
 }
 
 const records: ResultRecord[] = [

@@ -9,32 +9,45 @@ import {
 
 const encode = cellEncoder({ kind: 'json' });
 
+/** Cells at the edges of both encodings: what JSON and CSV escape, quote or cannot hold, and odd numbers. */
+const EDGE_CELLS: unknown[] = [
+  'ok',
+  '',
+  'positive',
+  'a,b',
+  'a;b',
+  'tab\there',
+  'quote " and backslash \\',
+  'line\nbreak',
+  'line\nbreak\ttab\u0001\u001f',
+  'carriage\rreturn',
+  '\u0001\u001f\u007f',
+  'emoji 😀 pair',
+  'lone \ud800 surrogate \udfff',
+  'ünïcode отлично 很好',
+  '\u2028\u2029',
+  0,
+  -0,
+  7,
+  2147483647,
+  2147483648,
+  -1,
+  1.5,
+  1e21,
+  -1e-7,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  null,
+  undefined,
+  true,
+  false,
+  [1, 'a'],
+  { a: { b: null } },
+];
+
 describe('result cells stored as JSON', () => {
   it('hold each cell as JSON.stringify writes it (null for undefined): edge strings and numbers', () => {
-    const cells: unknown[] = [
-      'ok',
-      '',
-      'quote " and backslash \\',
-      'line\nbreak\ttab\u0001\u001f',
-      'emoji 😀 pair',
-      'lone \ud800 surrogate \udfff',
-      'ünïcode отлично 很好',
-      '\u2028\u2029',
-      0,
-      -0,
-      1.5,
-      1e21,
-      -1e-7,
-      Number.NaN,
-      Number.POSITIVE_INFINITY,
-      null,
-      undefined,
-      true,
-      false,
-      [1, 'a'],
-      { a: { b: null } },
-    ];
-    expect(jsonCellTexts(encode(cells))).toEqual(cells.map((c) => JSON.stringify(c ?? null)));
+    expect(jsonCellTexts(encode(EDGE_CELLS))).toEqual(EDGE_CELLS.map((c) => JSON.stringify(c ?? null)));
   });
 
   it('hold any string, number or JSON value as JSON.stringify writes it (property)', () => {
@@ -76,39 +89,6 @@ describe('decodeJsonCells', () => {
 });
 
 describe('cellWriter', () => {
-  const edgeCells: unknown[] = [
-    'ok',
-    '',
-    'positive',
-    'a,b',
-    'a;b',
-    'tab\there',
-    'quote " and backslash \\',
-    'line\nbreak',
-    'carriage\rreturn',
-    '\u0001\u001f\u007f',
-    'emoji 😀 pair',
-    'lone \ud800 surrogate \udfff',
-    'ünïcode отлично 很好',
-    '\u2028\u2029',
-    0,
-    -0,
-    7,
-    2147483647,
-    2147483648,
-    -1,
-    1.5,
-    1e21,
-    -1e-7,
-    Number.NaN,
-    Number.POSITIVE_INFINITY,
-    null,
-    undefined,
-    true,
-    false,
-    [1, 'a'],
-    { a: { b: null } },
-  ];
   const encodings = [
     { kind: 'json' },
     { kind: 'csv', delimiter: ',' },
@@ -131,7 +111,7 @@ describe('cellWriter', () => {
   it('writes the UTF-8 bytes of the encoded cells, or -1 only for a CSV line break, an odd delimiter or no room', () => {
     for (const encoding of encodings) {
       const text = cellEncoder(encoding);
-      for (const cell of edgeCells) {
+      for (const cell of EDGE_CELLS) {
         for (const cells of [[cell], ['ok', cell, null, 3], [cell, cell]]) {
           const bytes = written(encoding, cells);
           const plainDelimiter = encoding.kind === 'json' || encoding.delimiter.length === 1;
