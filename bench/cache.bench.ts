@@ -20,8 +20,9 @@
  * in one update (~0.35 CPU us a ~970-byte line, ~0.22 us of it the hash). The lookup is a binary
  * search in each cache segment's in-memory index (nothing when the cache is empty), the table an
  * Int32Array whose slots for a batch are read at once before its keys are added, each line's record
- * made on the render thread after the batch's lines (the main thread sets its kind). On a 2-core machine `off` keeps both cores busy, so what the keys add to the
- * CPU total (~0.9 s a million rows) shows in the wall time wherever it runs; the CPU column, and the
+ * made on the render thread after the batch's lines (the main thread sets its kind). On a 2-core
+ * machine `off` keeps both cores busy, so what the keys add to the CPU total (~1 s a million rows)
+ * shows in the wall time wherever it runs; the CPU column, and the
  * peer's `threadCpuSeconds` (main thread first, then the others busiest first), say what the keys
  * cost where. The same-draw test (a byte search for "temperature" and "seed") is paid
  * once a template.
