@@ -86,6 +86,38 @@ export function writeJsonId(to: Buffer, at: number, id: string, quoted: boolean)
   return n;
 }
 
+/** Digits of a whole number from 0 to 2^53 - 1, as String() writes it. */
+export function digitCount(n: number): number {
+  let digits = 1;
+  if (n <= 0x7fffffff) for (let rest = n | 0; rest >= 10; rest = (rest / 10) | 0) digits++;
+  else for (let rest = n; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  return digits;
+}
+
+/**
+ * Writes a whole number from 0 to 2^53 - 1 as String() does, its `digits` (digitCount) at `at`;
+ * returns where they end.
+ */
+export function writeDigits(to: Uint8Array, at: number, n: number, digits = digitCount(n)): number {
+  if (n <= 0x7fffffff) {
+    // Small integers: divisions by 10 the compiler makes multiplications (Math.floor of a double
+    // divides, ~35 ns a number of 7 digits).
+    let rest = n | 0;
+    for (let d = at + digits - 1; d >= at; d--) {
+      const next = (rest / 10) | 0;
+      to[d] = 0x30 + rest - next * 10;
+      rest = next;
+    }
+  } else {
+    let rest = n;
+    for (let d = at + digits - 1; d >= at; d--) {
+      to[d] = 0x30 + (rest % 10);
+      rest = Math.floor(rest / 10);
+    }
+  }
+  return at + digits;
+}
+
 /** Per byte: 0 copied as is; 1 escaped; 2 the lead byte of U+FFFD (see writeJsonString). */
 const SCAN = new Uint8Array(256);
 for (let c = 0; c < 0x20; c++) SCAN[c] = 1;

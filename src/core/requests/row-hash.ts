@@ -1,5 +1,5 @@
 import { ByteWriter } from '../../internal/byte-writer.js';
-import { MAX_ESCAPE_GROWTH, writeJsonId } from '../../internal/json-bytes.js';
+import { MAX_ESCAPE_GROWTH, writeDigits, writeJsonId } from '../../internal/json-bytes.js';
 import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import { jsonSpecialBytes } from '../jsonl/json-word.js';
 import { JsonlRowBatch } from '../jsonl/jsonl-row-batch.js';
@@ -385,26 +385,7 @@ export function writeRowIdBytes(buffer: Uint8Array, at: number, index: number, q
   buffer[pos++] = 0x6f; // o
   buffer[pos++] = 0x77; // w
   buffer[pos++] = 0x2d; // -
-  let digits = 1;
-  if (index <= 0x7fffffff) {
-    // Small integers: divisions by 10 the compiler makes multiplications (Math.floor of a double
-    // divides, ~35 ns an id of 7 digits).
-    for (let rest = index | 0; rest >= 10; rest = (rest / 10) | 0) digits++;
-    let rest = index | 0;
-    for (let d = digits - 1; d >= 0; d--) {
-      const next = (rest / 10) | 0;
-      buffer[pos + d] = 0x30 + rest - next * 10;
-      rest = next;
-    }
-  } else {
-    for (let rest = index; rest >= 10; rest = Math.floor(rest / 10)) digits++;
-    let rest = index;
-    for (let d = digits - 1; d >= 0; d--) {
-      buffer[pos + d] = 0x30 + (rest % 10);
-      rest = Math.floor(rest / 10);
-    }
-  }
-  pos += digits;
+  pos = writeDigits(buffer, pos, index);
   if (quoted) buffer[pos++] = 0x22;
   return pos;
 }

@@ -1,3 +1,4 @@
+import { digitCount, writeDigits } from '../../internal/json-bytes.js';
 import type { Endpoint } from '../../providers/profile.js';
 import { csvCell } from '../csv/csv-cell.js';
 import type { ResultRecord, ResultStatus } from './result-parser.js';
@@ -247,15 +248,8 @@ function isSmallInt(value: number): boolean {
 
 /** A small whole number's digits, as String() writes them. */
 function writeInt(value: number, out: Buffer, at: number): number {
-  let digits = 1;
-  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
-  if (at + digits > out.length) return -1;
-  let rest = value;
-  for (let k = at + digits - 1; k >= at; k--) {
-    out[k] = 0x30 + (rest % 10);
-    rest = Math.floor(rest / 10);
-  }
-  return at + digits;
+  const digits = digitCount(value);
+  return at + digits > out.length ? -1 : writeDigits(out, at, value, digits);
 }
 
 function jsonCells(cells: unknown[]): string {
