@@ -118,27 +118,11 @@ export class RequestReuse {
     if (!made && this.#settings.dedup !== 'on' && !this.#sameDraw(line, start, end, template)) return SEND;
     const key = made ?? requestKey(line, start, end);
     const at = made ? madeAt : 0;
-    this.#counts.keyed++;
     const named = this.#named(id, key, at);
-    const hit = this.#settings.cache?.locate(key, at);
-    let kind: 's' | 'd' | 'c' = 's';
-    if (hit) {
-      kind = 'c';
-      this.#counts.cached++;
-      // Read and written with the next ones (see ResultCache.readAll).
-      this.#hits.push(hit);
-      this.#hitIds.push(typeof id === 'number' ? customIdFor(id) : id);
-      if (this.#hits.length >= HITS_READ_TOGETHER) this.#writeCached();
-    } else if (this.#seen) {
-      const added = this.#seen.add(key, at);
-      if (added === 'present') {
-        kind = 'd';
-        this.#counts.duplicates++;
-      } else if (added === 'full') this.#counts.unkept++;
-    }
+    const kind = this.#decide(key, at, id, line, start, end);
     // The record: the id and key written by #named, then what became of the request.
     const records = this.#records;
-    records[named] = KIND_BYTES[kind];
+    records[named] = kind;
     records[named + 1] = LF;
     if (this.#kinds === this.#kindsAt.length) {
       const more = new Int32Array(this.#kindsAt.length * 2);
@@ -147,12 +131,43 @@ export class RequestReuse {
     }
     this.#kindsAt[this.#kinds++] = named;
     this.#recordsPos = named + 2;
-    if (kind === 's') {
-      this.#counts.sent++;
-      return SEND_KEYED;
+    return kind === KIND_BYTES.s ? SEND_KEYED : TAKEN;
+  }
+
+  /**
+   * What becomes of the keyed request `line[start, end)` of row `id` (see `take`), its key at
+   * `key[at, at + 16)`, as its record's kind: cached (its answer read with the next hits), a
+   * duplicate of one sent earlier, or sent. A request not sent is set aside (reused.requests.jsonl).
+   */
+  #decide(
+    key: Uint8Array,
+    at: number,
+    id: string | number,
+    line: Buffer,
+    start: number,
+    end: number,
+  ): number {
+    const counts = this.#counts;
+    counts.keyed++;
+    let kind: number = KIND_BYTES.s;
+    const hit = this.#settings.cache?.locate(key, at);
+    if (hit) {
+      kind = KIND_BYTES.c;
+      counts.cached++;
+      // Read and written with the next ones (see ResultCache.readAll).
+      this.#hits.push(hit);
+      this.#hitIds.push(typeof id === 'number' ? customIdFor(id) : id);
+      if (this.#hits.length >= HITS_READ_TOGETHER) this.#writeCached();
+    } else if (this.#seen) {
+      const added = this.#seen.add(key, at);
+      if (added === 'present') {
+        kind = KIND_BYTES.d;
+        counts.duplicates++;
+      } else if (added === 'full') counts.unkept++;
     }
-    this.#setAside(line, start, end);
-    return TAKEN;
+    if (kind === KIND_BYTES.s) counts.sent++;
+    else this.#setAside(line, start, end);
+    return kind;
   }
 
   /**
@@ -194,35 +209,17 @@ export class RequestReuse {
     if (this.#batchKinds.length < n)
       this.#batchKinds = new Uint8Array(Math.max(n, this.#batchKinds.length * 2));
     const kinds = this.#batchKinds;
-    const cache = this.#settings.cache;
-    const seen = this.#seen;
-    const counts = this.#counts;
     while (to < n && !batch.rejection(to) && batch.rendered(to)) {
-      const at = to * KEY_BYTES;
-      counts.keyed++;
-      let kind: number = KIND_BYTES.s;
-      const hit = cache?.locate(keys, at);
-      if (hit) {
-        kind = KIND_BYTES.c;
-        counts.cached++;
-        this.#hits.push(hit);
-        this.#hitIds.push(batch.madeId(to) ?? customIdFor(batch.index(to)));
-        if (this.#hits.length >= HITS_READ_TOGETHER) this.#writeCached();
-      } else if (seen) {
-        const added = seen.add(keys, at);
-        if (added === 'present') {
-          kind = KIND_BYTES.d;
-          counts.duplicates++;
-        } else if (added === 'full') counts.unkept++;
-      }
+      const kind = this.#decide(
+        keys,
+        to * KEY_BYTES,
+        batch.madeId(to) ?? batch.index(to),
+        data,
+        batch.start(to),
+        batch.end(to),
+      );
       kinds[to] = kind;
-      if (kind === KIND_BYTES.s) {
-        counts.sent++;
-        verdicts[to] = SEND_KEYED;
-      } else {
-        verdicts[to] = TAKEN;
-        this.#setAside(data, batch.start(to), batch.end(to));
-      }
+      verdicts[to] = kind === KIND_BYTES.s ? SEND_KEYED : TAKEN;
       to++;
       if (this.#waiting.length > 0) break;
     }
