@@ -323,14 +323,10 @@ function readString(i: number, last: LastString): number {
   const start = i;
   i = skipString(i);
   if (i === GIVE_UP) return GIVE_UP;
-  if (escaped) {
-    value = JSON.parse(b.toString('utf8', start, i));
-    return i;
-  }
   const from = start + 1;
   const length = i - 1 - from;
-  if (length > CACHED_BYTES) {
-    value = b.toString(wide ? 'utf8' : 'latin1', from, i - 1);
+  if (escaped || length > CACHED_BYTES) {
+    value = stringText(start, i);
     return i;
   }
   const kept = last.bytes;
@@ -386,9 +382,7 @@ function readValue(i: number, depth: number): number {
   if (c === QUOTE) {
     i = skipString(i);
     if (i === GIVE_UP) return GIVE_UP;
-    value = escaped
-      ? JSON.parse(b.toString('utf8', start, i))
-      : b.toString(wide ? 'utf8' : 'latin1', start + 1, i - 1);
+    value = stringText(start, i);
     return i;
   }
   if (c === MINUS || (c >= ZERO && c <= NINE)) return readNumber(i);
@@ -398,6 +392,13 @@ function readValue(i: number, depth: number): number {
     return i;
   }
   return readLiteral(i);
+}
+
+/** The text of the string `bytes[start, stop)` (its quotes included) skipString just read. */
+function stringText(start: number, stop: number): string {
+  return escaped
+    ? JSON.parse(bytes.toString('utf8', start, stop))
+    : bytes.toString(wide ? 'utf8' : 'latin1', start + 1, stop - 1);
 }
 
 const char = String.fromCharCode;
