@@ -1,6 +1,7 @@
 import type { Data, DataType, Field, Int64, RecordBatch, Schema, Utf8 } from 'apache-arrow';
 import { BatchpipeError } from '../../errors.js';
 import type { RowValues } from '../../types.js';
+import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import { JoinedRowBatch } from '../join/joined-row-batch.js';
 import type { ResultColumnKind } from '../results/result-cells.js';
 import { type RowBatch, textOf } from '../rows/row-batch.js';
@@ -21,6 +22,11 @@ interface ColumnPlan {
   field: Field;
   /** The source batch's own column, when the rows were read from Arrow memory of the same type. */
   copy?: number;
+  /**
+   * The source's CSV field whose bytes make this utf8 column (a CsvRowBatch's header index): its
+   * text without a JS string a cell, when the batch's source is CSV.
+   */
+  csvField?: number;
   /** The row's value, made to fit the column's type (`cells`: a joined batch's result cells, row after row). */
   value?: (rows: RowBatch, i: number, cells: unknown[] | undefined) => unknown;
 }
@@ -58,6 +64,11 @@ export class ArrowBatchBuilder {
     const joined = rows instanceof JoinedRowBatch ? rows : undefined;
     const cells = joined?.flatResultCells();
     const source = arrowSourceOf(rows);
+    const csv =
+      (joined ? joined.source : rows) instanceof CsvRowBatch
+        ? ((joined?.source ?? rows) as CsvRowBatch)
+        : undefined;
+    let unread: Uint8Array | undefined | null = null;
     const children: Data[] = plans.map((plan) => {
       if (plan.copy !== undefined) {
         const data = source?.columns[plan.copy];
@@ -67,6 +78,11 @@ export class ArrowBatchBuilder {
           `column "${plan.field.name}": the rows changed type mid-stream (${String(data?.type)} after ${String(plan.field.type)})`,
           { column: plan.field.name },
         );
+      }
+      if (plan.csvField !== undefined && csv) {
+        if (unread === null) unread = joined ? unreadEntries(joined) : undefined;
+        const column = csv.utf8Column(plan.csvField, unread);
+        if (column) return a.makeData({ type: plan.field.type as Utf8, length: rows.length, ...column });
       }
       const values = new Array<unknown>(rows.length);
       for (let i = 0; i < rows.length; i++) values[i] = plan.value!(rows, i, cells);
@@ -94,8 +110,10 @@ export class ArrowBatchBuilder {
           plans.push({ field: new a.Field(name, source.columns[c]!.type, true), copy: c });
           return;
         }
+        const field = source instanceof CsvRowBatch ? source.layout.header.lastIndexOf(name) : -1;
         plans.push({
           field: new a.Field(name, new a.Utf8(), true),
+          ...(field === -1 ? {} : { csvField: field }),
           value: (batch, i) => {
             const joined = batch as JoinedRowBatch;
             if (joined.sourceRejected(i)) return null;
@@ -139,8 +157,14 @@ export class ArrowBatchBuilder {
     for (const name of names) {
       const sample = sampled.map((values) => values[name]);
       const type = this.#inferred(sample);
+      // A CSV row's values are its fields' text: the column is made from their bytes.
+      const field =
+        rows instanceof CsvRowBatch && type.typeId === a.Type.Utf8
+          ? rows.layout.header.lastIndexOf(name)
+          : -1;
       plans.push({
         field: new a.Field(name, type, true),
+        ...(field === -1 ? {} : { csvField: field }),
         value: (batch, i) => fit(batch.values(i)[name], type, name),
       });
     }
@@ -210,6 +234,17 @@ export class ArrowBatchBuilder {
     if (present.every((v) => typeof v === 'number')) return new a.Float64();
     return new a.Utf8();
   }
+}
+
+/** 1 for each entry the source could not read (its source columns are null). */
+function unreadEntries(rows: JoinedRowBatch): Uint8Array | undefined {
+  let unread: Uint8Array | undefined;
+  for (let i = 0; i < rows.length; i++) {
+    if (!rows.sourceRejected(i)) continue;
+    unread ??= new Uint8Array(rows.length);
+    unread[i] = 1;
+  }
+  return unread;
 }
 
 /** The schema itself, or its non-null branch of an `anyOf`/`oneOf` with null. */
