@@ -7,6 +7,7 @@ import { csvTail } from '../core/results/result-cells.js';
 import { ownValue } from '../core/rows/own-value.js';
 import { delimiterOf } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
+import { ByteWriter } from '../internal/byte-writer.js';
 import { parseOptions } from '../options.js';
 import { kPreferCells } from '../streams/batch-protocol.js';
 import type { RowValues } from '../types.js';
@@ -27,6 +28,8 @@ const CsvSinkOptions = z.strictObject({
 export type CsvSinkOptions = z.input<typeof CsvSinkOptions>;
 
 const LF = '\n';
+/** Gathered rows are appended to the file once they reach this many bytes. */
+const LINES_FLUSH = 256 * 1024;
 
 /**
  * Writes rows (or plain records) as CSV: fields holding the delimiter, quotes or line breaks are
@@ -78,6 +81,8 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
     const waiting = start(layout.columns, out);
     if (waiting) await waiting;
     const source = batch.source;
+    if (source instanceof ArrowRowBatch && delimiter.charCodeAt(0) < 0x80)
+      return arrowJoined(batch, source, out);
     const copies =
       source instanceof CsvRowBatch && source.layout.delimiter === delimiter && source.layout.quote === '"';
     const cellsAsCsv = layout.encoding.kind === 'csv' && layout.encoding.delimiter === delimiter;
@@ -105,6 +110,45 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
         pending = out.text(width === 0 ? tail.slice(delimiter.length) + LF : line + tail + LF);
       }
       if (pending) await pending;
+    }
+  };
+
+  /** Reused batch after batch: rows are gathered in it and appended to the file a piece at a time. */
+  let lines: ByteWriter | undefined;
+
+  /**
+   * A joined batch whose source was read from Parquet or Arrow: each cell written as CSV straight
+   * from the column (a string's UTF-8 bytes, undecoded; other types as text by the type rules).
+   */
+  const arrowJoined = async (batch: JoinedRowBatch, source: ArrowRowBatch, out: TableOut): Promise<void> => {
+    const layout = batch.layout;
+    const delimiterByte = delimiter.charCodeAt(0);
+    const cellsAsCsv = layout.encoding.kind === 'csv' && layout.encoding.delimiter === delimiter;
+    const width = layout.sourceColumns.length;
+    const emptySource = width > 1 ? delimiter.repeat(width - 1) : '';
+    // A row's cell of a name (the last column of that name, as `texts` gives it), or none: empty.
+    const columns = layout.sourceColumns.map((name) => source.layout.names.lastIndexOf(name));
+    lines ??= new ByteWriter(LINES_FLUSH + 64 * 1024);
+    const w = lines;
+    w.pos = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const tail = cellsAsCsv ? batch.csvTail(i) : csvTail(batch.resultCells(i), delimiter);
+      if (width === 0) w.writeText(tail.slice(delimiter.length) + LF);
+      else if (batch.sourceRejected(i)) w.writeText(emptySource + tail + LF);
+      else {
+        for (let c = 0; c < width; c++) {
+          if (c > 0) w.ensure(1)[w.pos++] = delimiterByte;
+          const column = columns[c]!;
+          if (column !== -1) source.writeCsvCell(i, column, delimiterByte, w);
+        }
+        w.writeText(tail + LF);
+      }
+      if (w.pos >= LINES_FLUSH || i === batch.length - 1) {
+        const pending = out.bytes(w.buffer, 0, w.pos);
+        // The file copies the bytes (or has written them once this resolves): the buffer is free again.
+        if (pending) await pending;
+        w.pos = 0;
+      }
     }
   };
 

@@ -2,6 +2,7 @@ import type { Data } from 'apache-arrow';
 import type { ByteWriter } from '../../internal/byte-writer.js';
 import { MAX_ESCAPE_GROWTH, writeJsonEscaped, writeJsonText } from '../../internal/json-bytes.js';
 import { parseJsonExact } from '../../internal/parse-json.js';
+import { csvCell } from '../csv/csv-cell.js';
 import { loadedArrow } from './arrow-lib.js';
 
 /**
@@ -189,6 +190,66 @@ export function writeCellJsonText(data: Data, i: number, out: ByteWriter): void 
   }
   const text = cellText(data, i);
   if (text !== null) writeJsonText(out, text);
+}
+
+/**
+ * Appends the cell as a CSV field (csvCell's rule: the text of `cellText`, quoted when it holds the
+ * delimiter, a quote, CR or LF, quotes doubled; nothing for null). `delimiter` is one ASCII byte. A
+ * string goes from its UTF-8 bytes, undecoded.
+ */
+export function writeCellCsv(data: Data, i: number, delimiter: number, out: ByteWriter): void {
+  const typeId = typeOf(data).typeId;
+  if (typeId !== UTF8 && typeId !== LARGE_UTF8) {
+    const text = cellText(data, i);
+    if (text !== null) out.writeText(csvCell(text, String.fromCharCode(delimiter)));
+    return;
+  }
+  if (!data.getValid(i)) return;
+  const offsets = data.valueOffsets;
+  const start = Number(offsets[i]);
+  const end = Number(offsets[i + 1]);
+  const values = data.values as Uint8Array;
+  let quoted = false;
+  for (let k = start; k < end; k++) {
+    const byte = values[k]!;
+    if (byte === QUOTE || byte === delimiter || byte === LF || byte === CR) {
+      quoted = true;
+      break;
+    }
+  }
+  // At worst every byte a doubled quote, and the two around them.
+  const buffer = out.ensure((end - start) * 2 + 2);
+  let pos = out.pos;
+  if (!quoted) {
+    out.pos = copyInto(values, start, end, buffer, pos);
+    return;
+  }
+  buffer[pos++] = QUOTE;
+  let from = start;
+  for (let k = start; k < end; k++) {
+    if (values[k] !== QUOTE) continue;
+    pos = copyInto(values, from, k + 1, buffer, pos);
+    buffer[pos++] = QUOTE;
+    from = k + 1;
+  }
+  pos = copyInto(values, from, end, buffer, pos);
+  buffer[pos++] = QUOTE;
+  out.pos = pos;
+}
+
+const QUOTE = 0x22;
+const LF = 0x0a;
+const CR = 0x0d;
+
+/** Copies `source[start, end)` into `target` at `pos`; the position after. */
+function copyInto(source: Uint8Array, start: number, end: number, target: Uint8Array, pos: number): number {
+  // A short range costs less copied byte by byte than through a call into the runtime.
+  if (end - start < 32) {
+    for (let k = start; k < end; k++) target[pos++] = source[k]!;
+    return pos;
+  }
+  target.set(source.subarray(start, end), pos);
+  return pos + end - start;
 }
 
 function utf8(data: Data, i: number): string {

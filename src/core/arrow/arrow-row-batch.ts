@@ -1,8 +1,9 @@
 import type { Data, Schema } from 'apache-arrow';
 import type { ByteWriter } from '../../internal/byte-writer.js';
 import type { Row, RowValues } from '../../types.js';
+import { putValue } from '../rows/own-value.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
-import { cellText, cellValue, isNullCell, writeCellJsonText } from './arrow-cells.js';
+import { cellText, cellValue, isNullCell, writeCellCsv, writeCellJsonText } from './arrow-cells.js';
 import { loadedArrow } from './arrow-lib.js';
 
 /** A column of a batch as plain data: its buffers are shared memory, which crosses threads uncopied. */
@@ -270,8 +271,16 @@ export class ArrowRowBatch implements RowBatch {
   texts(i: number): RowValues {
     const values: RowValues = {};
     const names = this.layout.names;
-    for (let c = 0; c < names.length; c++) values[names[c]!] = cellText(this.#data(c), i);
+    for (let c = 0; c < names.length; c++) putValue(values, names[c]!, cellText(this.#data(c), i));
     return values;
+  }
+
+  /**
+   * Appends the cell of column `column` (an index into `layout.names`) as a CSV field, as `texts`
+   * renders it and csvCell quotes it; a string cell from its UTF-8 bytes. `delimiter`: one ASCII byte.
+   */
+  writeCsvCell(i: number, column: number, delimiter: number, out: ByteWriter): void {
+    writeCellCsv(this.#data(column), i, delimiter, out);
   }
 
   item(i: number): Row {
