@@ -209,24 +209,19 @@ export function writeCellCsv(data: Data, i: number, delimiter: number, out: Byte
   const start = Number(offsets[i]);
   const end = Number(offsets[i + 1]);
   const values = data.values as Uint8Array;
-  let quoted = false;
-  for (let k = start; k < end; k++) {
-    const byte = values[k]!;
-    if (byte === QUOTE || byte === delimiter || byte === LF || byte === CR) {
-      quoted = true;
-      break;
-    }
-  }
+  const special = specialBytes(delimiter);
+  let first = start;
+  while (first < end && special[values[first]!] === 0) first++;
   // At worst every byte a doubled quote, and the two around them.
   const buffer = out.ensure((end - start) * 2 + 2);
   let pos = out.pos;
-  if (!quoted) {
+  if (first === end) {
     out.pos = copyInto(values, start, end, buffer, pos);
     return;
   }
   buffer[pos++] = QUOTE;
   let from = start;
-  for (let k = start; k < end; k++) {
+  for (let k = first; k < end; k++) {
     if (values[k] !== QUOTE) continue;
     pos = copyInto(values, from, k + 1, buffer, pos);
     buffer[pos++] = QUOTE;
@@ -235,6 +230,18 @@ export function writeCellCsv(data: Data, i: number, delimiter: number, out: Byte
   pos = copyInto(values, from, end, buffer, pos);
   buffer[pos++] = QUOTE;
   out.pos = pos;
+}
+
+/** 1 for the bytes that make a CSV field quoted (a lookup scans several times faster than four tests). */
+let special = new Uint8Array(256);
+let specialFor = -1;
+
+function specialBytes(delimiter: number): Uint8Array {
+  if (specialFor === delimiter) return special;
+  special = new Uint8Array(256);
+  for (const byte of [QUOTE, LF, CR, delimiter]) special[byte] = 1;
+  specialFor = delimiter;
+  return special;
 }
 
 const QUOTE = 0x22;
@@ -389,10 +396,26 @@ function fractionText(fraction: bigint, unit: number): string {
   return digits === 0 ? '' : `.${fraction.toString().padStart(digits, '0')}`;
 }
 
+/** The date part of the day written last (a column's timestamps mostly fall on few days). */
+let lastDay = Number.NaN;
+let lastDayText = '';
+
 function timestampText(value: bigint, unit: number, utc: boolean): string {
   const [seconds, fraction] = split(value, unit);
-  const base = isoDate(Number(seconds) * 1000);
-  return `${base.slice(0, base.indexOf('.'))}${fractionText(fraction, unit)}${utc ? 'Z' : ''}`;
+  const s = Number(seconds);
+  const day = Math.floor(s / 86_400);
+  // Past Date's range: its RangeError, as for any instant it cannot hold.
+  if (Math.abs(s) > 8.64e12) isoDate(s * 1000);
+  if (day !== lastDay) {
+    // toISOString's date (years past 9999 as +YYYYYY); it throws, as before, past its range.
+    const base = isoDate(day * 86_400_000);
+    lastDayText = base.slice(0, base.indexOf('T'));
+    lastDay = day;
+  }
+  const t = s - day * 86_400;
+  const two = (n: number) => (n < 10 ? `0${n}` : String(n));
+  const clock = `${two(Math.floor(t / 3600))}:${two(Math.floor(t / 60) % 60)}:${two(t % 60)}`;
+  return `${lastDayText}T${clock}${fractionText(fraction, unit)}${utc ? 'Z' : ''}`;
 }
 
 function timeText(value: bigint, unit: number): string {
