@@ -3,8 +3,10 @@ import { BatchpipeError } from '../../errors.js';
 import type { RowValues } from '../../types.js';
 import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import { JoinedRowBatch } from '../join/joined-row-batch.js';
+import { JsonlRowBatch } from '../jsonl/jsonl-row-batch.js';
 import type { ResultColumnKind } from '../results/result-cells.js';
 import { type RowBatch, textOf } from '../rows/row-batch.js';
+import type { Utf8Column } from '../rows/utf8-column.js';
 import type { ArrowModule } from './arrow-lib.js';
 import { ArrowRowBatch } from './arrow-row-batch.js';
 
@@ -27,6 +29,8 @@ interface ColumnPlan {
    * text without a JS string a cell, when the batch's source is CSV.
    */
   csvField?: number;
+  /** A joined source's column as text (textOf its values): made by a JSON Lines source from its bytes. */
+  sourceText?: string;
   /** The row's value, made to fit the column's type (`cells`: a joined batch's result cells, row after row). */
   value?: (rows: RowBatch, i: number, cells: unknown[] | undefined) => unknown;
 }
@@ -69,6 +73,14 @@ export class ArrowBatchBuilder {
         ? ((joined?.source ?? rows) as CsvRowBatch)
         : undefined;
     let unread: Uint8Array | undefined | null = null;
+    // A JSON Lines source makes its text columns at once (each line scanned once for all of them).
+    let jsonl: Map<string, Utf8Column | undefined> | undefined;
+    if (joined?.source instanceof JsonlRowBatch) {
+      const names = plans.flatMap((plan) => (plan.sourceText === undefined ? [] : [plan.sourceText]));
+      unread = unreadEntries(joined);
+      const columns = joined.source.utf8Columns(names, unread);
+      jsonl = new Map(names.map((name, c) => [name, columns[c]]));
+    }
     const children: Data[] = plans.map((plan) => {
       if (plan.copy !== undefined) {
         const data = source?.columns[plan.copy];
@@ -84,6 +96,8 @@ export class ArrowBatchBuilder {
         const column = csv.utf8Column(plan.csvField, unread);
         if (column) return a.makeData({ type: plan.field.type as Utf8, length: rows.length, ...column });
       }
+      const made = plan.sourceText === undefined ? undefined : jsonl?.get(plan.sourceText);
+      if (made) return a.makeData({ type: plan.field.type as Utf8, length: rows.length, ...made });
       const values = new Array<unknown>(rows.length);
       for (let i = 0; i < rows.length; i++) values[i] = plan.value!(rows, i, cells);
       return plainData(a, plan.field.type, values) ?? a.vectorFromArray(values, plan.field.type).data[0]!;
@@ -114,6 +128,7 @@ export class ArrowBatchBuilder {
         plans.push({
           field: new a.Field(name, new a.Utf8(), true),
           ...(field === -1 ? {} : { csvField: field }),
+          sourceText: name,
           value: (batch, i) => {
             const joined = batch as JoinedRowBatch;
             if (joined.sourceRejected(i)) return null;

@@ -3,6 +3,7 @@ import type { ByteWriter } from '../../internal/byte-writer.js';
 import { MAX_ESCAPE_GROWTH, writeJsonEscaped, writeJsonText } from '../../internal/json-bytes.js';
 import { parseJsonExact } from '../../internal/parse-json.js';
 import { csvCell } from '../csv/csv-cell.js';
+import { copyBytes } from '../rows/utf8-column.js';
 import { loadedArrow } from './arrow-lib.js';
 
 /**
@@ -216,18 +217,18 @@ export function writeCellCsv(data: Data, i: number, delimiter: number, out: Byte
   const buffer = out.ensure((end - start) * 2 + 2);
   let pos = out.pos;
   if (first === end) {
-    out.pos = copyInto(values, start, end, buffer, pos);
+    out.pos = copyBytes(values, start, end, buffer, pos);
     return;
   }
   buffer[pos++] = QUOTE;
   let from = start;
   for (let k = first; k < end; k++) {
     if (values[k] !== QUOTE) continue;
-    pos = copyInto(values, from, k + 1, buffer, pos);
+    pos = copyBytes(values, from, k + 1, buffer, pos);
     buffer[pos++] = QUOTE;
     from = k + 1;
   }
-  pos = copyInto(values, from, end, buffer, pos);
+  pos = copyBytes(values, from, end, buffer, pos);
   buffer[pos++] = QUOTE;
   out.pos = pos;
 }
@@ -247,17 +248,6 @@ function specialBytes(delimiter: number): Uint8Array {
 const QUOTE = 0x22;
 const LF = 0x0a;
 const CR = 0x0d;
-
-/** Copies `source[start, end)` into `target` at `pos`; the position after. */
-function copyInto(source: Uint8Array, start: number, end: number, target: Uint8Array, pos: number): number {
-  // A short range costs less copied byte by byte than through a call into the runtime.
-  if (end - start < 32) {
-    for (let k = start; k < end; k++) target[pos++] = source[k]!;
-    return pos;
-  }
-  target.set(source.subarray(start, end), pos);
-  return pos + end - start;
-}
 
 function utf8(data: Data, i: number): string {
   const offsets = data.valueOffsets;

@@ -4,6 +4,7 @@ import type { Rejection, RowValues } from '../../types.js';
 import { putValue } from '../rows/own-value.js';
 import { ReadRows } from '../rows/read-rows.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
+import { copyBytes, type Utf8Column } from '../rows/utf8-column.js';
 
 /** How a CSV file's rows are laid out: shared by every batch of the file. */
 export interface CsvLayout {
@@ -32,15 +33,6 @@ export interface CsvTransport {
   rejected: Int32Array;
   /** Each entry's `copiesCleanly`, when the sending thread worked it out (see `findClean`). */
   clean?: Uint8Array | undefined;
-}
-
-/** A column of UTF-8 text in Arrow's layout (see CsvRowBatch.utf8Column). */
-export interface Utf8Column {
-  valueOffsets: Int32Array;
-  data: Uint8Array;
-  /** Bit i set: entry i has a value; undefined when none is null. */
-  nullBitmap: Uint8Array | undefined;
-  nullCount: number;
 }
 
 /** What a worker's copy of a batch knows of a rejected entry: that it is one. */
@@ -319,14 +311,4 @@ export class CsvRowBatch extends ReadRows implements RowBatch {
     }
     return true;
   }
-}
-
-/** Copies `source[start, end)` into `target` at `pos`; the position after. */
-function copyBytes(source: Buffer, start: number, end: number, target: Uint8Array, pos: number): number {
-  // A short range costs less copied byte by byte than through a call into the runtime.
-  if (end - start < 32) {
-    for (let k = start; k < end; k++) target[pos++] = source[k]!;
-    return pos;
-  }
-  return pos + source.copy(target, pos, start, end);
 }

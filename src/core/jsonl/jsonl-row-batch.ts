@@ -7,6 +7,7 @@ import type { Rejection, RowValues } from '../../types.js';
 import { type ColumnRef, columnRef } from '../rows/column-ref.js';
 import { ReadRows } from '../rows/read-rows.js';
 import { type CellRef, type RowBatch, textOf } from '../rows/row-batch.js';
+import { copyBytes, type Utf8Column } from '../rows/utf8-column.js';
 import {
   COPY_ESCAPES,
   COPY_LITERAL,
@@ -14,6 +15,7 @@ import {
   ESCAPED_STRING,
   LAST_COPY,
   LineMembers,
+  NESTED,
   NULL,
   scanObjectLine,
 } from './json-line-scan.js';
@@ -391,6 +393,82 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
     out.pos += buffer.write(json.slice(1, -1), out.pos, 'utf8');
   }
 
+  /**
+   * Columns `names` as UTF-8 text in Arrow's layout: each row's `textOf(values(i)[name])`, null where
+   * the row lacks the name or holds null, or where `nulls` has 1. Each line is scanned once for all
+   * of them, and a string, short integer or literal is copied from its bytes (escapes read), not
+   * made into a JS value. A name that is a dotted path or Object.prototype's (where `values(i)[name]`
+   * reads what no member holds) gets undefined: its column is the caller's to make.
+   */
+  utf8Columns(names: readonly string[], nulls?: Uint8Array): Array<Utf8Column | undefined> {
+    const n = this.length;
+    const refs = names.map((name) =>
+      name.includes('.') || name in Object.prototype ? undefined : (this.ref(name) as JsonlRef),
+    );
+    const width = names.length;
+    // Per cell: its bytes' range and kind (GIVE_TEXT: the text is in `texts`; NONE: null).
+    const starts = new Int32Array(n * width);
+    const ends = new Int32Array(n * width);
+    const kinds = new Uint8Array(n * width).fill(NONE);
+    const texts = new Map<number, string>();
+    const sizes = new Array<number>(width).fill(0);
+    const members = this.#members;
+    for (let i = 0; i < n; i++) {
+      if (nulls !== undefined && nulls[i] === 1) continue;
+      for (let c = 0; c < width; c++) {
+        const ref = refs[c];
+        if (ref === undefined) continue;
+        const cell = i * width + c;
+        const m = this.#member(i, ref);
+        if (m === -1) continue;
+        const kind = m === -2 ? NESTED : members.kind[m]!;
+        if (kind === NULL) continue;
+        if (kind <= LAST_COPY) {
+          starts[cell] = members.valueStart[m]!;
+          ends[cell] = members.valueEnd[m]!;
+          kinds[cell] = kind;
+          sizes[c]! += ends[cell]! - starts[cell]!;
+          continue;
+        }
+        const value = m === -2 ? this.values(i)[names[c]!] : this.value(i, ref);
+        if (value === null || value === undefined) continue;
+        const text = textOf(value);
+        texts.set(cell, text);
+        kinds[cell] = GIVE_TEXT;
+        sizes[c]! += Buffer.byteLength(text);
+      }
+    }
+    const source = this.buffer;
+    return refs.map((ref, c) => {
+      if (ref === undefined) return undefined;
+      const data = Buffer.allocUnsafeSlow(sizes[c]!);
+      const valueOffsets = new Int32Array(n + 1);
+      let nullBitmap: Uint8Array | undefined;
+      let nullCount = 0;
+      let pos = 0;
+      for (let i = 0; i < n; i++) {
+        const cell = i * width + c;
+        const kind = kinds[cell]!;
+        if (kind === NONE) {
+          nullBitmap ??= validUpTo(n, i);
+          nullCount++;
+        } else {
+          if (nullBitmap) nullBitmap[i >> 3]! |= 1 << (i & 7);
+          if (kind === GIVE_TEXT) pos += data.write(texts.get(cell)!, pos, 'utf8');
+          else if (kind === COPY_ESCAPES) pos = unescapeInto(source, starts[cell]!, ends[cell]!, data, pos);
+          else pos = copyBytes(source, starts[cell]!, ends[cell]!, data, pos);
+        }
+        valueOffsets[i + 1] = pos;
+      }
+      return {
+        valueOffsets,
+        data: new Uint8Array(data.buffer, data.byteOffset, pos),
+        nullBitmap,
+        nullCount,
+      };
+    });
+  }
+
   /** Where the line's object ends: its closing brace (the line is a JSON object, maybe followed by blanks). */
   closingBrace(i: number): number {
     this.checkLive();
@@ -439,4 +517,43 @@ function objectKeyOrder(names: string[]): string[] {
 
 function isArrayIndex(name: string): boolean {
   return /^(?:0|[1-9][0-9]*)$/.test(name) && Number(name) < 4294967295;
+}
+
+/** utf8Columns' kinds of cell beyond the scan's: its text is a string made of its value; none (null). */
+const GIVE_TEXT = 254;
+const NONE = 255;
+
+/** A validity bitmap of `n` entries with the first `valid` set. */
+function validUpTo(n: number, valid: number): Uint8Array {
+  const bitmap = new Uint8Array((n + 7) >> 3);
+  for (let i = 0; i < valid; i++) bitmap[i >> 3]! |= 1 << (i & 7);
+  return bitmap;
+}
+
+/** The text of a JSON string's bytes holding only the escapes COPY_ESCAPES allows, into `target` at `pos`. */
+function unescapeInto(
+  source: Uint8Array,
+  start: number,
+  end: number,
+  target: Uint8Array,
+  pos: number,
+): number {
+  for (let k = start; k < end; k++) {
+    let byte = source[k]!;
+    if (byte === 0x5c) {
+      byte = source[++k]!;
+      if (byte === 0x62)
+        byte = 0x08; // \b
+      else if (byte === 0x66)
+        byte = 0x0c; // \f
+      else if (byte === 0x6e)
+        byte = 0x0a; // \n
+      else if (byte === 0x72)
+        byte = 0x0d; // \r
+      else if (byte === 0x74) byte = 0x09; // \t
+      // \" and \\ stand for the byte after the backslash.
+    }
+    target[pos++] = byte;
+  }
+  return pos;
 }
