@@ -540,20 +540,26 @@ function unescapeInto(
 ): number {
   for (let k = start; k < end; k++) {
     let byte = source[k]!;
-    if (byte === 0x5c) {
-      byte = source[++k]!;
-      if (byte === 0x62)
-        byte = 0x08; // \b
-      else if (byte === 0x66)
-        byte = 0x0c; // \f
-      else if (byte === 0x6e)
-        byte = 0x0a; // \n
-      else if (byte === 0x72)
-        byte = 0x0d; // \r
-      else if (byte === 0x74) byte = 0x09; // \t
-      // \" and \\ stand for the byte after the backslash.
-    }
+    if (byte === 0x5c) byte = unescaped(source[++k]!);
     target[pos++] = byte;
   }
   return pos;
+}
+
+/** The byte an escape (backslash, then `letter`) stands for: a quote or backslash stands for itself. */
+function unescaped(letter: number): number {
+  switch (letter) {
+    case 0x62: // b
+      return 0x08;
+    case 0x66: // f
+      return 0x0c;
+    case 0x6e: // n
+      return 0x0a;
+    case 0x72: // r
+      return 0x0d;
+    case 0x74: // t
+      return 0x09;
+    default:
+      return letter;
+  }
 }

@@ -1,0 +1,262 @@
+import { openAsBlob, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Table, TimestampMillisecond, tableFromIPC, tableToIPC, Utf8, vectorFromArray } from 'apache-arrow';
+import { parse } from 'csv-parse/sync';
+import { stringify } from 'csv-stringify/sync';
+import fc from 'fast-check';
+import { ParquetFile } from 'parquet-wasm';
+import { describe, expect, it } from 'vitest';
+import { joinTable } from '../../src/jobs/join-table.js';
+import { csvField } from '../fixtures/make-fixtures.js';
+import { fileWith, tempDir } from '../helpers.js';
+import { answerLine } from '../support/results.js';
+
+// Joins from one format into another: the source's columns are made from the bytes they were read
+// from (CSV fields, JSON Lines members, Arrow strings). Each case is checked against a reference
+// that reads the same input another way (csv-parse, JSON.parse, apache-arrow, csv-stringify).
+
+const dir = tempDir('bp-mixed-');
+let files = 0;
+
+/** A results file answering every other id. */
+function results(ids: readonly string[]): string {
+  const lines = ids
+    .filter((_, i) => i % 2 === 0)
+    .map((id) => answerLine({ custom_id: id, content: `a${id}` }));
+  return fileWith(dir, `results-${++files}.jsonl`, `${lines.join('\n')}\n`);
+}
+
+/** The text columns of an Arrow IPC file (an absent one all null), and its status column. */
+function arrowColumns(
+  path: string,
+  names: readonly string[],
+): { columns: (string | null)[][]; status: string[] } {
+  const table = tableFromIPC(readFileSync(path));
+  const column = (name: string) =>
+    Array.from({ length: table.numRows }, (_, i) => table.getChild(name)?.get(i) ?? null);
+  return { columns: names.map(column) as (string | null)[][], status: column('status') as string[] };
+}
+
+async function parquetColumns(path: string, names: readonly string[]): Promise<(string | null)[][]> {
+  const file = await ParquetFile.fromFile(await openAsBlob(path));
+  const table = tableFromIPC((await file.read()).intoIPCStream());
+  return names.map((name) =>
+    Array.from({ length: table.numRows }, (_, i) => table.getChild(name)!.get(i) as string | null),
+  );
+}
+
+const awkward = fc.string({
+  unit: fc.constantFrom('x', ' ', ',', '"', '""', '\n', '\r\n', '\r', 'é', '😀', '中', "'", '\t'),
+  maxLength: 12,
+});
+
+describe('CSV into Arrow and Parquet', () => {
+  /** Writes the rows as CSV (`short[i]` fields left off row i's end), joins it, checks every cell. */
+  async function check(rows: string[][], short: number[], relaxColumnCount: boolean, parquet = false) {
+    const header = ['id', 'a', 'b', 'c'];
+    const lines = rows.map((cells, i) =>
+      [String(i + 1), ...cells]
+        .slice(0, header.length - short[i]!)
+        .map((f) => csvField(f))
+        .join(','),
+    );
+    const source = fileWith(dir, `in-${++files}.csv`, `${header.join(',')}\n${lines.join('\n')}\n`);
+    const ids = rows.map((_, i) => String(i + 1));
+    const out = join(dir, `out-${files}.arrow`);
+    await joinTable({ source, results: [results(ids)], out, idColumn: 'id', relaxColumnCount });
+    // The reference: csv-parse's fields; a rejected row has no source cells.
+    const parsed = (parse(readFileSync(source), { relax_column_count: true }) as string[][]).slice(1);
+    const rejected = (i: number) => !relaxColumnCount && parsed[i]!.length !== header.length;
+    if (rows.every((_, i) => rejected(i))) {
+      // No row read: nothing tells the source's columns (as CSV output has none either).
+      const names = tableFromIPC(readFileSync(out)).schema.fields.map((f) => f.name);
+      expect(names).not.toContain('a');
+      return;
+    }
+    const { columns, status } = arrowColumns(out, header);
+    expect(status).toHaveLength(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const rejected = !relaxColumnCount && parsed[i]!.length !== header.length;
+      expect(status[i] === 'rejected', `row ${i + 1} status ${status[i]}`).toBe(rejected);
+      for (let c = 0; c < header.length; c++)
+        expect(columns[c]![i], `row ${i + 1} column ${header[c]}`).toBe(
+          rejected ? null : (parsed[i]![c] ?? ''),
+        );
+    }
+    if (parquet) {
+      const pq = join(dir, `out-${files}.parquet`);
+      await joinTable({ source, results: [results(ids)], out: pq, idColumn: 'id', relaxColumnCount });
+      expect(await parquetColumns(pq, header)).toEqual(columns);
+    }
+  }
+
+  it('gives each field its text: doubled quotes, line breaks, empty fields, short rows, non-ASCII (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.tuple(awkward, awkward, awkward), fc.constantFrom(0, 0, 0, 1, 2)), {
+          minLength: 1,
+          maxLength: 30,
+        }),
+        fc.boolean(),
+        async (rows, relax) => {
+          await check(
+            rows.map(([cells]) => cells),
+            rows.map(([, short]) => short),
+            relax,
+          );
+        },
+      ),
+      { numRuns: 12 },
+    );
+  }, 120_000);
+
+  it('writes the same cells into Parquet, across batches, with a rejected short row', async () => {
+    const rows = Array.from({ length: 5000 }, (_, i) => [
+      i % 7 === 0 ? '' : `say "hi" ${i}`,
+      `line\nbreak é 😀 ${i}`,
+      'x'.repeat(i % 90),
+    ]);
+    const short = rows.map((_, i) => (i === 4321 ? 2 : 0));
+    await check(rows, short, false, true);
+  }, 60_000);
+
+  it('a row that is not UTF-8 is rejected: null source cells, the rows around it whole', async () => {
+    const bytes = Buffer.concat([
+      Buffer.from('id,a\n1,"q ""x"""\n2,'),
+      Buffer.from([0xff, 0xfe, 0x41]),
+      Buffer.from('\n3,é\n'),
+    ]);
+    const source = fileWith(dir, 'latin.csv', bytes);
+    const out = join(dir, 'latin.arrow');
+    await joinTable({ source, results: [results(['1', '2', '3'])], out, idColumn: 'id' });
+    const { columns, status } = arrowColumns(out, ['id', 'a']);
+    expect(status[1]).toBe('rejected');
+    expect(columns).toEqual([
+      ['1', null, '3'],
+      ['q "x"', null, 'é'],
+    ]);
+  });
+});
+
+describe('JSON Lines into Arrow', () => {
+  /** What the rows' columns hold as text: textOf of JSON.parse's value; null for null, absent, or a line that is not an object. */
+  function expected(lines: readonly string[], names: readonly string[]): (string | null)[][] {
+    const objects = lines.map((line) => {
+      try {
+        const value = JSON.parse(line) as unknown;
+        return value !== null && typeof value === 'object' && !Array.isArray(value)
+          ? (value as Record<string, unknown>)
+          : undefined;
+      } catch {
+        return undefined;
+      }
+    });
+    return names.map((name) =>
+      objects.map((object) => {
+        const value = object && Object.hasOwn(object, name) ? object[name] : undefined;
+        if (value === null || value === undefined) return null;
+        return typeof value === 'string'
+          ? value
+          : typeof value === 'object'
+            ? JSON.stringify(value)
+            : String(value);
+      }),
+    );
+  }
+
+  async function check(lines: string[], names: string[]): Promise<void> {
+    const source = fileWith(dir, `in-${++files}.jsonl`, `${lines.join('\n')}\n`);
+    const ids = lines.map((_, i) => String(i + 1));
+    const out = join(dir, `out-${files}.arrow`);
+    await joinTable({ source, results: [results(ids)], out, idColumn: 'id' });
+    const { columns } = arrowColumns(out, names);
+    const want = expected(lines, names);
+    for (let c = 0; c < names.length; c++) expect(columns[c], names[c]).toEqual(want[c]);
+  }
+
+  it('gives strings with escapes, numbers, literals, nested values, absent members their text', async () => {
+    const lines = [
+      '{"id":1,"t":"plain é 😀","n":42,"b":true,"o":{"x":[1,"a"]}}',
+      '{"id":2,"t":"say \\"hi\\"\\n\\ttab \\\\ back","n":1.50,"b":false,"o":null}',
+      '{"id":3,"t":"\\u00e9 \\/ \\u2028 \\ud83d\\ude00","n":-0,"o":[]}',
+      '{ "id" : 4 , "t" : "spaced" , "n" : 1e3 , "t" : "the last one" }',
+      '{"id":5,"t":"","n":-17,"a.b":"dotted"}',
+      '{"id":6,"a":{"b":"nested, not the dotted column"},"n":123456789012345}',
+      '{"id":7,"t":"\\u0001\\b\\f\\r"}',
+      '{"id":8,',
+      '[1,2]',
+      '{"id":10}',
+    ];
+    await check(lines, ['id', 't', 'n', 'b', 'o', 'a.b']);
+  });
+
+  it('gives any string its text (property)', async () => {
+    const text = fc.string({
+      unit: fc.constantFrom('x', ' ', '"', '\\', '/', '\n', '\t', '\u0001', '\u2028', 'é', '😀', '中'),
+      maxLength: 16,
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(text, fc.option(text), fc.integer({ min: -1e6, max: 1e6 })), {
+          minLength: 1,
+          maxLength: 30,
+        }),
+        async (rows) => {
+          const lines = rows.map(([t, u, n], i) => {
+            const row: Record<string, unknown> = { id: i + 1, t, n };
+            if (u !== null) row.u = u;
+            return JSON.stringify(row);
+          });
+          await check(lines, ['id', 't', 'u', 'n']);
+        },
+      ),
+      { numRuns: 12 },
+    );
+  }, 120_000);
+});
+
+describe('Arrow into CSV', () => {
+  it('writes string and timestamp cells as csv-stringify would, text by the type rules (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.tuple(
+            fc.option(awkward),
+            fc.integer({ min: -4e12, max: 4e12 }),
+            fc.constantFrom('', '', 'k', 'k,"v"'),
+          ),
+          { minLength: 1, maxLength: 30 },
+        ),
+        async (rows) => {
+          const ids = rows.map((_, i) => String(i + 1));
+          const table = new Table({
+            id: vectorFromArray(ids, new Utf8()),
+            s: vectorFromArray(
+              rows.map(([s]) => s),
+              new Utf8(),
+            ),
+            ts: vectorFromArray(
+              rows.map(([, ms]) => ms),
+              new TimestampMillisecond(),
+            ),
+            // Dictionary-encoded strings: written from their text.
+            d: vectorFromArray(rows.map(([, , d]) => d)),
+          });
+          const source = join(dir, `in-${++files}.arrow`);
+          writeFileSync(source, tableToIPC(table, 'file'));
+          const out = join(dir, `out-${files}.csv`);
+          await joinTable({ source, results: [results(ids)], out, idColumn: 'id' });
+          const text = readFileSync(out, 'utf8');
+          const records = parse(text) as string[][];
+          // Quoted exactly where csv-stringify quotes.
+          expect(stringify(records)).toBe(text);
+          expect(records[0]!.slice(0, 4)).toEqual(['id', 's', 'ts', 'd']);
+          expect(records.slice(1).map((r) => r.slice(0, 4))).toEqual(
+            rows.map(([s, ms, d], i) => [String(i + 1), s ?? '', new Date(ms).toISOString().slice(0, 23), d]),
+          );
+        },
+      ),
+      { numRuns: 12 },
+    );
+  }, 120_000);
+});
