@@ -222,7 +222,7 @@ describe('Arrow into CSV', () => {
         fc.array(
           fc.tuple(
             fc.option(awkward),
-            fc.integer({ min: -4e12, max: 4e12 }),
+            fc.integer({ min: -1e14, max: 3e14 }),
             fc.constantFrom('', '', 'k', 'k,"v"'),
           ),
           { minLength: 1, maxLength: 30 },
@@ -252,7 +252,7 @@ describe('Arrow into CSV', () => {
           expect(stringify(records)).toBe(text);
           expect(records[0]!.slice(0, 4)).toEqual(['id', 's', 'ts', 'd']);
           expect(records.slice(1).map((r) => r.slice(0, 4))).toEqual(
-            rows.map(([s, ms, d], i) => [String(i + 1), s ?? '', new Date(ms).toISOString().slice(0, 23), d]),
+            rows.map(([s, ms, d], i) => [String(i + 1), s ?? '', new Date(ms).toISOString().slice(0, -1), d]),
           );
         },
       ),
