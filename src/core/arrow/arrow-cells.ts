@@ -200,7 +200,13 @@ export function writeCellJsonText(data: Data, i: number, out: ByteWriter): void 
  * string goes from its UTF-8 bytes, undecoded.
  */
 export function writeCellCsv(data: Data, i: number, delimiter: number, out: ByteWriter): void {
-  const typeId = typeOf(data).typeId;
+  const type = typeOf(data);
+  const typeId = type.typeId;
+  if (typeId === INT && data.getValid(i)) {
+    // Digits need no quotes; a 64-bit integer read as two words, not made a BigInt.
+    out.writeText(intText(data, i, type));
+    return;
+  }
   if (typeId !== UTF8 && typeId !== LARGE_UTF8) {
     const text = cellText(data, i);
     if (text !== null) out.writeText(csvCell(text, String.fromCharCode(delimiter)));
@@ -235,6 +241,26 @@ export function writeCellCsv(data: Data, i: number, delimiter: number, out: Byte
   pos = copyBytes(rest, from, rest.length, buffer, pos);
   buffer[pos++] = QUOTE;
   out.pos = pos;
+}
+
+/** Each 64-bit integer column's values as 32-bit words (made once a column). */
+const WORDS = new WeakMap<object, Int32Array>();
+
+/** An integer cell's digits (as scalarText gives them). */
+function intText(data: Data, i: number, type: Typed): string {
+  if ((type.bitWidth ?? 32) < 64) return String((data.values as Int32Array)[i]);
+  const values = data.values as BigInt64Array;
+  let view = WORDS.get(values);
+  if (view === undefined) {
+    view = new Int32Array(values.buffer, values.byteOffset, values.length * 2);
+    WORDS.set(values, view);
+  }
+  const low = view[2 * i]! >>> 0;
+  const high = view[2 * i + 1]!;
+  // Exact as a Number while the high word is within 2^21 either side (|value| < 2^53).
+  if (high >= -0x200000 && high < 0x200000 && !(type.isSigned === false && high < 0))
+    return String(high * 0x100000000 + low);
+  return String((data.values as BigInt64Array)[i]);
 }
 
 /** 1 for the bytes that make a CSV field quoted (a lookup scans several times faster than four tests). */

@@ -1,12 +1,15 @@
 import {
+  Int64,
   makeData,
   TimestampMicrosecond,
   TimestampMillisecond,
   TimestampNanosecond,
   TimestampSecond,
+  Uint64,
 } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
-import { cellText } from '../../../src/core/arrow/arrow-cells.js';
+import { cellText, writeCellCsv } from '../../../src/core/arrow/arrow-cells.js';
+import { ByteWriter } from '../../../src/internal/byte-writer.js';
 import { random } from '../../fixtures/make-fixtures.js';
 
 /** A timestamp's text by BigInt arithmetic and Date (the reference): every stored fraction digit. */
@@ -42,6 +45,31 @@ describe('cellText of timestamps', () => {
       for (let i = 0; i < fit.length; i++)
         if (cellText(data, i) !== reference(fit[i]!, per, digits))
           expect(cellText(data, i), `${String(type)} ${fit[i]}`).toBe(reference(fit[i]!, per, digits));
+    }
+  });
+});
+
+describe('writeCellCsv of 64-bit integers', () => {
+  it('writes every digit: around 2^53, 2^63 and 2^64, negative, unsigned', () => {
+    const signed = [0n, -1n, 1n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, -(2n ** 53n) - 1n, -(2n ** 53n)];
+    signed.push(2n ** 63n - 1n, -(2n ** 63n), 4294967295n, 4294967296n, -4294967296n, -4294967297n);
+    const unsigned = [0n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 63n, 2n ** 64n - 1n, 4294967296n];
+    for (const [type, values, Array64] of [
+      [new Int64(), signed, BigInt64Array],
+      [new Uint64(), unsigned, BigUint64Array],
+    ] as const) {
+      const data = makeData({
+        type,
+        length: values.length,
+        nullCount: 0,
+        data: Array64.from(values),
+      } as never);
+      const out = new ByteWriter(256);
+      for (let i = 0; i < values.length; i++) {
+        writeCellCsv(data, i, 0x2c, out);
+        out.writeText('|');
+      }
+      expect(out.buffer.toString('utf8', 0, out.pos)).toBe(values.map((v) => `${v}|`).join(''));
     }
   });
 });
