@@ -259,4 +259,21 @@ describe('Arrow into CSV', () => {
       { numRuns: 12 },
     );
   }, 120_000);
+
+  it('writes a column named __proto__ as its cells', async () => {
+    const table = new Table({
+      id: vectorFromArray(['1', '2'], new Utf8()),
+      ['__proto__']: vectorFromArray(['p, 1', null], new Utf8()),
+    });
+    const source = join(dir, 'proto.arrow');
+    writeFileSync(source, tableToIPC(table, 'file'));
+    const out = join(dir, 'proto.csv');
+    await joinTable({ source, results: [results(['1', '2'])], out, idColumn: 'id' });
+    const records = parse(readFileSync(out)) as string[][];
+    expect(records.map((r) => r.slice(0, 2))).toEqual([
+      ['id', '__proto__'],
+      ['1', 'p, 1'],
+      ['2', ''],
+    ]);
+  });
 });
