@@ -141,7 +141,8 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
           const column = columns[c]!;
           if (column !== -1) source.writeCsvCell(i, column, delimiterByte, w);
         }
-        w.writeText(tail + LF);
+        w.writeText(tail);
+        w.ensure(1)[w.pos++] = 0x0a;
       }
       if (w.pos >= LINES_FLUSH || i === batch.length - 1) {
         const pending = out.bytes(w.buffer, 0, w.pos);

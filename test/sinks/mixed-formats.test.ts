@@ -1,12 +1,24 @@
 import { openAsBlob, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Table, TimestampMillisecond, tableFromIPC, tableToIPC, Utf8, vectorFromArray } from 'apache-arrow';
+import { pipeline } from 'node:stream/promises';
+import {
+  Int64,
+  Table,
+  TimestampMillisecond,
+  tableFromIPC,
+  tableToIPC,
+  Utf8,
+  vectorFromArray,
+} from 'apache-arrow';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import fc from 'fast-check';
 import { ParquetFile } from 'parquet-wasm';
 import { describe, expect, it } from 'vitest';
 import { joinTable } from '../../src/jobs/join-table.js';
+import { csvSink } from '../../src/sinks/csv-sink.js';
+import { resultSource } from '../../src/sources/result-source.js';
+import { joinResults } from '../../src/transforms/join-results.js';
 import { csvField } from '../fixtures/make-fixtures.js';
 import { fileWith, tempDir } from '../helpers.js';
 import { answerLine } from '../support/results.js';
@@ -275,5 +287,33 @@ describe('Arrow into CSV', () => {
       ['1', 'p, 1'],
       ['2', ''],
     ]);
+  });
+
+  it('quotes integers and timestamps that hold the delimiter ("-", ":")', async () => {
+    const table = new Table({
+      id: vectorFromArray(['1', '2', '3'], new Utf8()),
+      n: vectorFromArray([-5n, 7n, -(2n ** 60n)], new Int64()),
+      ts: vectorFromArray([0, -86_400_001, 1_700_000_000_123], new TimestampMillisecond()),
+      s: vectorFromArray(['a-b', 'c:d', null], new Utf8()),
+    });
+    const source = join(dir, 'delimited.arrow');
+    writeFileSync(source, tableToIPC(table, 'file'));
+    const answers = results(['1', '2', '3']);
+    for (const delimiter of ['-', ':', ';']) {
+      const out = join(dir, `delimited-${delimiter === ':' ? 'colon' : delimiter}.csv`);
+      await pipeline(
+        resultSource([answers]),
+        joinResults({ source, idColumn: 'id' }),
+        csvSink(out, { delimiter }),
+      );
+      const text = readFileSync(out, 'utf8');
+      const records = parse(text, { delimiter }) as string[][];
+      expect(stringify(records, { delimiter })).toBe(text);
+      expect(records.slice(1).map((r) => r.slice(0, 4))).toEqual([
+        ['1', '-5', '1970-01-01T00:00:00.000', 'a-b'],
+        ['2', '7', '1969-12-30T23:59:59.999', 'c:d'],
+        ['3', String(-(2n ** 60n)), '2023-11-14T22:13:20.123', ''],
+      ]);
+    }
   });
 });

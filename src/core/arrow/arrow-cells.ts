@@ -202,14 +202,10 @@ export function writeCellJsonText(data: Data, i: number, out: ByteWriter): void 
 export function writeCellCsv(data: Data, i: number, delimiter: number, out: ByteWriter): void {
   const type = typeOf(data);
   const typeId = type.typeId;
-  if (typeId === INT && data.getValid(i)) {
-    // Digits need no quotes; a 64-bit integer read as two words, not made a BigInt.
-    out.writeText(intText(data, i, type));
-    return;
-  }
   if (typeId !== UTF8 && typeId !== LARGE_UTF8) {
-    const text = cellText(data, i);
-    if (text !== null) out.writeText(csvCell(text, String.fromCharCode(delimiter)));
+    // A 64-bit integer read as two words, not made a BigInt.
+    const text = typeId === INT ? (data.getValid(i) ? intText(data, i, type) : null) : cellText(data, i);
+    if (text !== null) writeTextField(text, delimiter, out);
     return;
   }
   if (!data.getValid(i)) return;
@@ -240,6 +236,26 @@ export function writeCellCsv(data: Data, i: number, delimiter: number, out: Byte
   }
   pos = copyBytes(rest, from, rest.length, buffer, pos);
   buffer[pos++] = QUOTE;
+  out.pos = pos;
+}
+
+/**
+ * Appends a cell's text as a CSV field: an ASCII text with nothing to quote (digits, dates,
+ * timestamps) char by char, where Buffer#write's call costs more than the copy; else csvCell's field.
+ */
+function writeTextField(text: string, delimiter: number, out: ByteWriter): void {
+  const n = text.length;
+  const special = specialBytes(delimiter);
+  const buffer = out.ensure(n);
+  let pos = out.pos;
+  for (let k = 0; k < n; k++) {
+    const c = text.charCodeAt(k);
+    if (c >= 0x80 || special[c] === 1) {
+      out.writeText(csvCell(text, String.fromCharCode(delimiter)));
+      return;
+    }
+    buffer[pos++] = c;
+  }
   out.pos = pos;
 }
 
