@@ -172,6 +172,8 @@ export class HashJoin {
   #cursors: SpillCursor[] = [];
   #cursor: RowHashCursor | undefined;
   #ranges: RowRanges | undefined;
+  /** By row ranges with checks: the stored row hashes, by range. */
+  #expectedByRange: SpillFile | undefined;
   #resultCount = 0;
   #lineCount = 0;
   #duplicates = 0;
@@ -286,13 +288,15 @@ export class HashJoin {
     return files;
   }
 
-  /** Before step 2: every result is in. */
+  /** Before step 2: every result is in. By row ranges, the row hashes are placed by row number here. */
   async beginKeys(): Promise<void> {
     await this.start();
     await this.#results!.flush();
     await this.#invalid?.flush();
     await this.#streamedRejections?.close();
     this.#rejections = new RejectionCursor(this.#rejectionFiles());
+    if (this.rangeRows > 0 && this.checks)
+      this.#expectedByRange = await this.#scatterRowHashes(this.rangeRows);
   }
 
   /** The rejection of a row (steps 2 and 4; rows in ascending order). */
@@ -334,7 +338,12 @@ export class HashJoin {
   /** Step 3, then ready for step 4 (by row ranges: only ready, each range is read as the rows reach it). */
   async join(): Promise<void> {
     if (this.rangeRows > 0) {
-      this.#ranges = new RowRanges([...this.#adopted, this.#results!], this.#partitions, this.rangeRows);
+      this.#ranges = new RowRanges(
+        [...this.#adopted, this.#results!],
+        this.#partitions,
+        this.rangeRows,
+        this.#expectedByRange,
+      );
       this.#rejections = new RejectionCursor(this.#rejectionFiles());
       return;
     }
@@ -457,9 +466,10 @@ export class HashJoin {
 
   /**
    * The row hashes the key pass did not meet in order (none, for a source in prepared order), by
-   * partition of their custom_id: `"id"\t<hash>` a line.
+   * partition of their custom_id: `"id"\t<hash>` a line. With `rangeRows`, every stored hash by the
+   * range of its row (an id that is not a row's, `row-<n>`, answers no row and is left out).
    */
-  async #scatterRowHashes(): Promise<SpillFile> {
+  async #scatterRowHashes(rangeRows = 0): Promise<SpillFile> {
     const spill = new SpillFile(join(this.#dir!, 'row-hashes'), this.#partitions);
     this.#cursor ??= new RowHashCursor(this.#settings.rowHashes);
     for await (const { text, line } of this.#cursor.rest()) {
@@ -472,6 +482,13 @@ export class HashJoin {
         throw badRowHashes(line);
       }
       if (tab <= 0 || typeof id !== 'string') throw badRowHashes(line);
+      if (rangeRows > 0) {
+        const row = rowNumberOf(id);
+        if (row === 0 || json.length !== id.length + 2) continue;
+        const waiting = spill.append(rangePartition(row, this.#partitions, rangeRows), `${text}\n`);
+        if (waiting) await waiting;
+        continue;
+      }
       const key = joinKeyOf(id);
       const waiting = spill.append(
         partitionOf(key, this.#partitions),
@@ -556,15 +573,20 @@ export class HashJoin {
 
   /**
    * By row ranges, step 4 for row n: its stored cells, or null when no result came back (counted
-   * as `missing`); undefined when its range must be loaded first (`loadRange`).
+   * as `missing`), or STALE when `hash` (the row's, when rows are checked) is not the one stored for
+   * it; undefined when its range must be loaded first (`loadRange`).
    */
-  rowCells(n: number): string | null | undefined {
+  rowCells(n: number, hash?: string): string | null | typeof STALE | undefined {
     const ranges = this.#ranges!;
     const cells = ranges.take(n);
     if (cells === undefined) return undefined;
     this.#rows++;
     if (cells === null) this.statuses.missing++;
-    else this.statuses[ranges.status]++;
+    else if (hash !== undefined && ranges.expected(n) !== hash) {
+      // A result answers the row only while its cells are those its request was made from.
+      this.statuses.stale++;
+      return STALE;
+    } else this.statuses[ranges.status]++;
     return cells;
   }
 
@@ -617,6 +639,7 @@ export class HashJoin {
       ...this.#adopted,
       ...this.#adoptedInvalid,
       ...this.#sharedJoined,
+      this.#expectedByRange,
     ];
     for (const file of files) await file?.close();
     if (dir) await rm(dir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import { isAscii } from 'node:buffer';
 import { RESULT_STATUSES, type ResultStatus } from '../results/result-parser.js';
+import { lines } from './partition-join.js';
 import type { SpillFile } from './spill-file.js';
 
 // A join by row ranges: where rows have no id column, a row's custom_id is `row-<n>` (customIdFor),
@@ -64,6 +65,10 @@ export function rangePartition(n: number, hashed: number, rangeRows: number): nu
  */
 export class RowRanges {
   readonly #files: readonly SpillFile[];
+  /** When rows are checked: the row hashes prepare stored (`"row-<n>"\t<hash>` lines), by range. */
+  readonly #expected: SpillFile | undefined;
+  /** The loaded range's stored hashes, by row; undefined where none was stored. */
+  readonly #hashes: Array<string | undefined>;
   readonly #hashed: number;
   readonly #rangeRows: number;
   /** The loaded range, or -1. */
@@ -78,8 +83,10 @@ export class RowRanges {
   /** The status of the result `take` last gave. */
   status: ResultStatus = 'ok';
 
-  constructor(files: readonly SpillFile[], hashed: number, rangeRows: number) {
+  constructor(files: readonly SpillFile[], hashed: number, rangeRows: number, expected?: SpillFile) {
     this.#files = files;
+    this.#expected = expected;
+    this.#hashes = expected ? new Array<string | undefined>(rangeRows).fill(undefined) : [];
     this.#hashed = hashed;
     this.#rangeRows = rangeRows;
     this.#best = new Int32Array(rangeRows);
@@ -102,6 +109,11 @@ export class RowRanges {
     const data = this.#data;
     this.status = RESULT_STATUSES[data[at + 1]! - ZERO]!;
     return data.toString(this.#ascii ? 'latin1' : 'utf8', at + 2, data.indexOf(LF, at));
+  }
+
+  /** The hash prepare stored for row n (its range loaded), if any. */
+  expected(n: number): string | undefined {
+    return this.#hashes[n - 1 - this.#range * this.#rangeRows];
   }
 
   /** Loads row n's range (the ranges between are left: their results answered no row). */
@@ -140,11 +152,15 @@ export class RowRanges {
   async #read(r: number): Promise<void> {
     this.#range = r;
     const best = this.#best;
-    if (this.#filled) best.fill(0);
+    if (this.#filled) {
+      best.fill(0);
+      if (this.#expected) this.#hashes.fill(undefined);
+    }
     this.#filled = false;
     // Most ranges past the rows have no results (a stray id far out must not cost a pass per range).
     if (!this.#files.some((file) => file.blockCount(this.#hashed + r) > 0)) return;
     this.#filled = true;
+    if (this.#expected) await this.#readHashes(r);
     const data = await this.#gather(this.#hashed + r);
     const length = this.#dataLength;
     const base = r * this.#rangeRows;
@@ -163,6 +179,17 @@ export class RowRanges {
         if (data[tab + 1]! <= data[seen - 1]!) best[slot] = tab + 2;
       }
       at = data.indexOf(LF, tab) + 1;
+    }
+  }
+
+  /** Range r's stored row hashes (only rows with a result are checked: a range with none needs none). */
+  async #readHashes(r: number): Promise<void> {
+    const base = r * this.#rangeRows;
+    const hashes = this.#hashes;
+    for (const line of await lines(this.#expected!, this.#hashed + r)) {
+      const tab = line.lastIndexOf('\t');
+      // The id as JSON: `"row-<n>"` (scattered here only when it is one).
+      hashes[rowNumberOf(line.slice(1, tab - 1)) - 1 - base] = line.slice(tab + 1);
     }
   }
 

@@ -89,6 +89,11 @@ export class TableJoin {
    */
   #unread: number[] = [];
   #nextUnread = 0;
+  /** By row ranges: batches read ahead of the output (their hashes being made), and the hash thread. */
+  readonly #ahead: Array<{ rows: RowBatch; hashes: Promise<Float64Array> | undefined }> = [];
+  #sourceDone = false;
+  #readRows = 0;
+  #pool: RowHashPool | undefined;
 
   constructor(settings: TableJoinSettings, openRows: OpenRows) {
     this.#settings = settings;
@@ -109,9 +114,7 @@ export class TableJoin {
   /** Whether the join goes by row ranges (see TableJoinSettings.ordered). */
   #ranged(): boolean {
     const s = this.#settings;
-    return (
-      s.ordered === true && s.idColumn === undefined && s.rowHashes.length === 0 && s.reask === undefined
-    );
+    return s.ordered === true && s.idColumn === undefined && s.reask === undefined;
   }
 
   #hashJoin(): HashJoin {
@@ -151,13 +154,13 @@ export class TableJoin {
   /** Steps 2 and 3: the source's ids (while handed-over files are parsed), then the join. */
   async prepare(): Promise<void> {
     const join = this.#hashJoin();
-    if (join.rangeRows > 0) return this.#prepareRanges(join);
-    let columns: string[] | undefined;
-    let uneven = false;
     if (join.checks) {
       this.#hashedColumns = await hashedColumnsOf(this.#settings.rowHashes);
       this.#hasher = new RowHasher(this.#hashedColumns);
     }
+    if (join.rangeRows > 0) return this.#prepareRanges(join);
+    let columns: string[] | undefined;
+    let uneven = false;
     const keyPass = async (): Promise<void> => {
       await join.beginKeys();
       ({ columns, uneven } = await this.#keyPass(join));
@@ -429,12 +432,39 @@ export class TableJoin {
     return new JoinedRowBatch(rows, this.#joined!, cells, unreadHere);
   }
 
+  /**
+   * The output pass's next batch by row ranges, and its rows' hashes when rows are checked: a large
+   * table's are made on a thread, HASHES_AHEAD batches ahead of the one returned.
+   */
+  async #nextRows(): Promise<{ rows: RowBatch; hashes: Float64Array | undefined } | undefined> {
+    const checks = this.#hasher !== undefined;
+    while (!this.#sourceDone && this.#ahead.length <= (checks ? HASHES_AHEAD : 0)) {
+      const next = await (this.#firstRows ?? this.#rows!.next());
+      this.#firstRows = undefined;
+      if (next.done) {
+        this.#sourceDone = true;
+        break;
+      }
+      const rows = next.value;
+      this.#readRows += rows.length;
+      const transport = checks && this.#readRows > HASH_THREAD_AFTER_ROWS ? transportOf(rows) : undefined;
+      if (transport) this.#pool ??= new RowHashPool(this.#hashedColumns!);
+      this.#ahead.push({ rows, hashes: transport ? this.#pool!.hash(transport) : undefined });
+    }
+    const head = this.#ahead.shift();
+    if (!head) return undefined;
+    return { rows: head.rows, hashes: head.hashes ? await head.hashes : undefined };
+  }
+
   /** Step 4 by row ranges: each row's result placed by its row number. */
   async #nextInRanges(join: HashJoin): Promise<JoinedRowBatch | null> {
-    const next = await (this.#firstRows ?? this.#rows!.next());
-    this.#firstRows = undefined;
-    if (next.done) return this.#finish(join);
-    const rows = next.value;
+    const next = await this.#nextRows();
+    if (!next) {
+      await this.#pool?.close();
+      return this.#finish(join);
+    }
+    const { rows, hashes } = next;
+    const hasher = this.#hasher;
     const cells: string[] = new Array(rows.length);
     const layout = this.#layout;
     const unreadHere = new Uint8Array(rows.length);
@@ -454,14 +484,18 @@ export class TableJoin {
         cells[i] = join.encode(layout.none(rejected.custom_id, 'rejected', rejected.code, rejected.message));
         continue;
       }
-      let stored = join.rowCells(index);
+      const hash = hasher && rowHashText(hashes ? hashes[i]! : hasher.hash(rows, i));
+      let stored = join.rowCells(index, hash);
       if (stored === undefined) {
         await join.loadRange(index);
-        stored = join.rowCells(index) as string | null;
+        stored = join.rowCells(index, hash) as string | null | typeof STALE;
       }
-      if (stored === null) {
+      if (stored === null || stored === STALE) {
         const id = customIdFor(index);
-        stored = join.encode(layout.none(id, 'missing', 'BP_RESULT_MISSING', this.#missing(id)));
+        stored =
+          stored === null
+            ? join.encode(layout.none(id, 'missing', 'BP_RESULT_MISSING', this.#missing(id)))
+            : join.encode(layout.none(id, 'stale', 'BP_RESULT_STALE', staleMessage(id)));
       }
       cells[i] = stored;
     }
@@ -490,6 +524,8 @@ export class TableJoin {
 
   /** Removes the join's temporary files. */
   async close(): Promise<void> {
+    for (const left of this.#ahead.splice(0)) left.rows.release();
+    await this.#pool?.close();
     await this.#rows?.return?.();
     await this.#join?.close();
   }

@@ -1,8 +1,9 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { RANGE_ROWS, rowNumberAt, rowNumberOf } from '../../../src/core/join/row-ranges.js';
+import { prepare } from '../../../src/jobs/prepare.js';
 import { csvSource } from '../../../src/sources/csv-source.js';
 import { jsonlSource } from '../../../src/sources/jsonl-source.js';
 import { resultSource } from '../../../src/sources/result-source.js';
@@ -19,8 +20,9 @@ async function joined(
   results: string[],
   source: Parameters<typeof joinResults>[0]['source'],
   rejections: string[],
+  rowHashes: string[] = [],
 ) {
-  const stage = joinResults({ source, rejections, tempDir: dir, partitions: 8 });
+  const stage = joinResults({ source, rejections, rowHashes, tempDir: dir, partitions: 8 });
   const rows: Array<[number, Record<string, unknown>]> = [];
   await pipeline(resultSource(results), stage, async (out: AsyncIterable<Row>) => {
     for await (const row of out) rows.push([row.index, row.values]);
@@ -148,5 +150,51 @@ describe('a join by row ranges', () => {
     expect(ranged.summary.statuses.rejected).toBe(2);
     expect(ranged.rows[10]![1].status).toBe('rejected');
     expect(Object.keys(ranged.rows[0]![1]).slice(0, 2)).toEqual(['text', 'extra']);
+  });
+
+  it('checks rows against the hashes prepare stored, as the hash join does: edited rows are stale', async () => {
+    const rows = RANGE_ROWS + 3000;
+    const source = join(dir, 'checked.csv');
+    const text = (n: number) => `review "${n}", with a quote`;
+    writeFileSync(
+      source,
+      `text\n${Array.from({ length: rows }, (_, i) => `"${text(i + 1).replaceAll('"', '""')}"\n`).join('')}`,
+    );
+    const prepared = join(dir, 'checked-prepared');
+    await prepare(source, {
+      outDir: prepared,
+      model: 'qwen-plus',
+      template: 'Say: {{text}}',
+      provider: 'local',
+    });
+    const stored = join(prepared, 'row-hashes.tsv');
+    // One stored hash lost (its row, answered, cannot be checked: stale), one written twice.
+    const hashLines = readFileSync(stored, 'utf8').split('\n');
+    const hashes = join(dir, 'checked-hashes.tsv');
+    writeFileSync(
+      hashes,
+      [
+        ...hashLines.slice(0, 100),
+        ...hashLines.slice(101, 200),
+        hashLines[300],
+        ...hashLines.slice(200),
+      ].join('\n'),
+    );
+    // Rows edited since prepare, in both ranges; then the results of every row.
+    const edited = new Set([7, 5000, RANGE_ROWS + 5, rows]);
+    writeFileSync(
+      source,
+      `text\n${Array.from({ length: rows }, (_, i) => `"${(edited.has(i + 1) ? `${text(i + 1)} (edited)` : text(i + 1)).replaceAll('"', '""')}"\n`).join('')}`,
+    );
+    const results = [join(dir, 'checked.jsonl')];
+    writeFileSync(results[0]!, `${resultLines(rows, 3).join('\n')}\n`);
+    const ranged = await joined(results, source, [], [hashes]);
+    const hashed = await joined(results, () => csvSource(source), [], [hashes]);
+    expect(ranged.summary).toEqual(hashed.summary);
+    expect(ranged.rows).toEqual(hashed.rows);
+    expect(ranged.summary.checked).toBe(true);
+    expect(ranged.summary.statuses.stale).toBeGreaterThanOrEqual(2);
+    const stale = ranged.rows.filter(([, values]) => values.status === 'stale').map(([index]) => index);
+    for (const index of stale) expect(edited.has(index) || index === 100).toBe(true);
   });
 });
