@@ -172,6 +172,7 @@ export class HashJoin {
   #cursors: SpillCursor[] = [];
   #cursor: RowHashCursor | undefined;
   #ranges: RowRanges | undefined;
+  #rangeRows: number;
   /** By row ranges with checks: the stored row hashes, by range. */
   #expectedByRange: SpillFile | undefined;
   #resultCount = 0;
@@ -184,6 +185,7 @@ export class HashJoin {
   constructor(settings: HashJoinSettings) {
     this.#settings = settings;
     this.#partitions = settings.partitions;
+    this.#rangeRows = settings.rangeRows ?? 0;
     this.#encode = cellEncoder(settings.encoding);
     this.#write = cellWriter(settings.encoding);
   }
@@ -194,7 +196,15 @@ export class HashJoin {
 
   /** Rows per range partition; 0 when the join goes by hash (see HashJoinSettings). */
   get rangeRows(): number {
-    return this.#settings.rangeRows ?? 0;
+    return this.#rangeRows;
+  }
+
+  /**
+   * Rows per range from the results' size (see rangeRowsFor): only before the first result is
+   * spilled, and only for a join by row ranges.
+   */
+  sizeRanges(rows: number): void {
+    if (this.#rangeRows > 0 && this.#resultCount === 0 && this.#adopted.length === 0) this.#rangeRows = rows;
   }
 
   /** How the stored cells are encoded. */
@@ -247,7 +257,8 @@ export class HashJoin {
         : this.#settings.parser.fromItem(item, '<results>', ++this.#lineCount);
     if (!record) return undefined;
     this.#resultCount++;
-    const { layout, rangeRows } = this.#settings;
+    const { layout } = this.#settings;
+    const rangeRows = this.#rangeRows;
     if (this.#invalid && record.status === 'invalid_output') {
       const waiting = spillInvalid(this.#invalid, record);
       const spilled = spillResult(this.#results, record, layout, this.#encode, this.#write, rangeRows);

@@ -1,4 +1,5 @@
 import { isAscii } from 'node:buffer';
+import { open } from 'node:fs/promises';
 import { RESULT_STATUSES, type ResultStatus } from '../results/result-parser.js';
 import { lines } from './partition-join.js';
 import type { SpillFile } from './spill-file.js';
@@ -9,8 +10,46 @@ import type { SpillFile } from './spill-file.js';
 // order, loads each range's results as it reaches them. No pass over the source for keys, no step
 // that joins partitions before the first row comes out.
 
-/** Row numbers per range partition: a range's results are what the output pass holds at a time. */
-export const RANGE_ROWS = 65_536;
+/**
+ * Row numbers per range partition when nothing tells the results' size (records handed one by one):
+ * a range's results are what the output pass holds at a time.
+ */
+export const RANGE_ROWS = 8_192;
+/** Bytes of result lines a range holds, about, when their files tell their size (rangeRowsFor). */
+const RANGE_BYTES = 16 * 1024 * 1024;
+const MIN_RANGE_ROWS = 1_024;
+export const MAX_RANGE_ROWS = 65_536;
+/** Bytes read of the first result file to tell the size of a line. */
+const SAMPLE_BYTES = 1024 * 1024;
+
+/**
+ * Rows per range for result files whose lines are like the first file's first MiB: a range holds
+ * about RANGE_BYTES of result lines (its spilled cells are fewer bytes), a power of two from 1,024
+ * to 65,536 rows. Long answers make short ranges, so memory stays that of a hash partition's.
+ */
+export async function rangeRowsFor(files: readonly string[]): Promise<number> {
+  const first = files[0];
+  if (first === undefined) return RANGE_ROWS;
+  const sample = Buffer.allocUnsafe(SAMPLE_BYTES);
+  let read = 0;
+  try {
+    const handle = await open(first, 'r');
+    try {
+      ({ bytesRead: read } = await handle.read(sample, 0, SAMPLE_BYTES, 0));
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // Unreadable: the parsing says so, with its own error.
+    return RANGE_ROWS;
+  }
+  let lines = 0;
+  for (let at = sample.indexOf(LF); at !== -1 && at < read; at = sample.indexOf(LF, at + 1)) lines++;
+  const perLine = read / Math.max(lines, 1);
+  let rows = MAX_RANGE_ROWS;
+  while (rows > MIN_RANGE_ROWS && rows * perLine > RANGE_BYTES) rows >>= 1;
+  return rows;
+}
 /**
  * Row numbers past this are not placed by range (their ids take the hash partitions, and no row
  * reaches them): a result naming row 10^15 must not make a billion partitions. 65,536 ranges at most.

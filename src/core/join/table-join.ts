@@ -14,7 +14,7 @@ import { type Slice, slicedBatches, sliceOfId } from '../rows/row-slice.js';
 import { isZodSchema } from '../structured/structured-output.js';
 import { HashJoin, type JoinSummary, missingMessage, STALE, staleMessage } from './hash-join.js';
 import { type JoinedLayout, JoinedRowBatch } from './joined-row-batch.js';
-import { RANGE_ROWS } from './row-ranges.js';
+import { RANGE_ROWS, rangeRowsFor } from './row-ranges.js';
 
 /** Rows hashed here before the hash thread starts: below this a thread costs more than it saves. */
 const HASH_THREAD_AFTER_ROWS = 16_384;
@@ -230,6 +230,7 @@ export class TableJoin {
   /** Parses handed-over files (threads beside the key pass when large), then runs the key pass. */
   async #loadFiles(join: HashJoin, keyPass: () => Promise<void>): Promise<void> {
     const pending = [...this.#files];
+    if (join.rangeRows > 0 && pending[0]) join.sizeRanges(await rangeRowsFor(pending[0].files));
     let keysDone = false;
     for (const handed of pending) {
       const files = this.#own(handed);

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { RANGE_ROWS, rowNumberAt, rowNumberOf } from '../../../src/core/join/row-ranges.js';
+import { MAX_RANGE_ROWS, rangeRowsFor, rowNumberAt, rowNumberOf } from '../../../src/core/join/row-ranges.js';
 import { prepare } from '../../../src/jobs/prepare.js';
 import { csvSource } from '../../../src/sources/csv-source.js';
 import { jsonlSource } from '../../../src/sources/jsonl-source.js';
@@ -52,7 +52,7 @@ function resultLines(rows: number, seed: number): string[] {
     else if (draw < 0.12) lines.push(errorLine(id, 'expired', n));
     else lines.push(answerLine({ custom_id: id, content: `answer ${n}`, n, prompt_tokens: n % 300 }));
   }
-  for (const n of [rows + 1, rows + 2, rows + 2, rows + RANGE_ROWS * 2 + 7])
+  for (const n of [rows + 1, rows + 2, rows + 2, rows + MAX_RANGE_ROWS * 2 + 7])
     lines.push(answerLine({ custom_id: `row-${n}`, content: 'no such row' }));
   for (const id of ['row-0', 'row-01', 'x', 'row-12345678901234', 'row-+5', 'x'])
     lines.push(answerLine({ custom_id: id, content: 'no such id' }));
@@ -82,8 +82,19 @@ describe('a join by row ranges', () => {
     }
   });
 
+  it('sizes ranges by the result lines: long answers make short ranges', async () => {
+    const file = (name: string, line: string, count: number) => {
+      const path = join(dir, name);
+      writeFileSync(path, `${line}\n`.repeat(count));
+      return path;
+    };
+    expect(await rangeRowsFor([file('short.jsonl', 'x'.repeat(100), 5000)])).toBe(MAX_RANGE_ROWS);
+    expect(await rangeRowsFor([file('long.jsonl', 'x'.repeat(4000), 500)])).toBe(4096);
+    expect(await rangeRowsFor([file('huge.jsonl', 'x'.repeat(3_000_000), 1)])).toBe(1024);
+  });
+
   it('joins as the hash join does, over several ranges: results, duplicates, missing, orphans, rejected rows', async () => {
-    const rows = RANGE_ROWS * 2 + 1000;
+    const rows = MAX_RANGE_ROWS * 2 + 1000;
     const source = join(dir, 'table.csv');
     writeFileSync(
       source,
@@ -98,7 +109,7 @@ describe('a join by row ranges', () => {
     const rejections = join(dir, 'rejections.jsonl');
     writeFileSync(
       rejections,
-      [5, RANGE_ROWS + 3, rows]
+      [5, MAX_RANGE_ROWS + 3, rows]
         .map(
           (row) =>
             `${JSON.stringify({ row, file: source, line: row + 1, custom_id: `row-${row}`, code: 'BP_CONTEXT_EXCEEDED', message: 'too long' })}\n`,
@@ -130,12 +141,12 @@ describe('a join by row ranges', () => {
   });
 
   it('reads JSON rows once more for their columns, and gives rows the source could not read their status', async () => {
-    const rows = RANGE_ROWS + 500;
+    const rows = MAX_RANGE_ROWS + 500;
     const source = join(dir, 'table.jsonl');
     writeFileSync(
       source,
       Array.from({ length: rows }, (_, i) =>
-        i === 10 || i === RANGE_ROWS + 9
+        i === 10 || i === MAX_RANGE_ROWS + 9
           ? '{"text": broken\n'
           : `${JSON.stringify(i % 7 === 0 ? { text: `t${i}`, extra: i } : { text: `t${i}` })}\n`,
       ).join(''),
@@ -153,7 +164,7 @@ describe('a join by row ranges', () => {
   });
 
   it('checks rows against the hashes prepare stored, as the hash join does: edited rows are stale', async () => {
-    const rows = RANGE_ROWS + 3000;
+    const rows = MAX_RANGE_ROWS + 3000;
     const source = join(dir, 'checked.csv');
     const text = (n: number) => `review "${n}", with a quote`;
     writeFileSync(
@@ -181,7 +192,7 @@ describe('a join by row ranges', () => {
       ].join('\n'),
     );
     // Rows edited since prepare, in both ranges; then the results of every row.
-    const edited = new Set([7, 5000, RANGE_ROWS + 5, rows]);
+    const edited = new Set([7, 5000, MAX_RANGE_ROWS + 5, rows]);
     writeFileSync(
       source,
       `text\n${Array.from({ length: rows }, (_, i) => `"${(edited.has(i + 1) ? `${text(i + 1)} (edited)` : text(i + 1)).replaceAll('"', '""')}"\n`).join('')}`,
