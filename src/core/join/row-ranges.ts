@@ -50,6 +50,7 @@ export async function rangeRowsFor(files: readonly string[]): Promise<number> {
   while (rows > MIN_RANGE_ROWS && rows * perLine > RANGE_BYTES) rows >>= 1;
   return rows;
 }
+
 /**
  * Row numbers past this are not placed by range (their ids take the hash partitions, and no row
  * reaches them): a result naming row 10^15 must not make a billion partitions. 65,536 ranges at most.
@@ -87,8 +88,14 @@ export function rowNumberAt(bytes: Uint8Array, start: number, end: number): numb
 
 /** rowNumberAt for a string id. */
 export function rowNumberOf(id: string): number {
-  if (id.length < 5 || id.length > 14 || !id.startsWith('row-')) return 0;
-  return rowNumberAt(Buffer.from(id, 'latin1'), 0, id.length);
+  if (id.length < 5 || id.length > 14 || !id.startsWith('row-') || id.charCodeAt(4) === ZERO) return 0;
+  let n = 0;
+  for (let k = 4; k < id.length; k++) {
+    const c = id.charCodeAt(k);
+    if (c < ZERO || c > NINE) return 0;
+    n = n * 10 + (c - ZERO);
+  }
+  return n <= MAX_ROW ? n : 0;
 }
 
 /** The partition of a result for row `n` (1-based) when `hashed` hash partitions come first. */
@@ -115,8 +122,12 @@ export class RowRanges {
   /** The loaded range's result lines, end to end. */
   #data: Buffer = Buffer.alloc(0);
   #ascii = true;
+  /** Bytes of `#data` the loaded range fills. */
+  #dataLength = 0;
   /** Per row of the range: 1 + where its best line's rank byte is; negated once a row took it; 0: none. */
   #best: Int32Array;
+  /** Whether `#best` holds anything (a range with no results leaves it clear). */
+  #filled = false;
   duplicates = 0;
   orphans = 0;
   /** The status of the result `take` last gave. */
@@ -231,10 +242,6 @@ export class RowRanges {
       hashes[rowNumberOf(line.slice(1, tab - 1)) - 1 - base] = line.slice(tab + 1);
     }
   }
-
-  #dataLength = 0;
-  /** Whether `#best` holds anything (a range with no results leaves it clear). */
-  #filled = false;
 
   /** A partition's bytes from every file, end to end, in a buffer reused from range to range. */
   async #gather(p: number): Promise<Buffer> {

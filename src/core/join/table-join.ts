@@ -53,8 +53,8 @@ export interface TableJoinSettings extends ParseSettings {
   /** The slices the results are of (a split into `count`): rows of the others say their slice was not given. */
   slices?: { count: number; given: readonly number[] } | undefined;
   /**
-   * Each read of the source gives its rows in ascending row order (a file): with no id column, no
-   * row hashes and no re-asks, the join then goes by row ranges (row-ranges.ts), reading it once.
+   * Each read of the source gives its rows in ascending row order (a file): with no id column and no
+   * re-asks, the join then goes by row ranges (row-ranges.ts), reading it once.
    */
   ordered?: boolean;
 }
