@@ -38,7 +38,7 @@ import {
 } from './partition-join.js';
 import { type RejectedRow, RejectionCursor } from './rejection-cursor.js';
 import { RowHashCursor } from './row-hash-cursor.js';
-import { RowRanges, rangePartition, rowNumberAt, rowNumberOf } from './row-ranges.js';
+import { placeRowHashes, RowRanges, rangePartition, rowNumberAt, rowNumberOf } from './row-ranges.js';
 import { SpillCursor, SpillFile } from './spill-file.js';
 
 export { EXTRA_COLUMNS, type ExtraColumn } from '../results/result-cells.js';
@@ -306,8 +306,11 @@ export class HashJoin {
     await this.#invalid?.flush();
     await this.#streamedRejections?.close();
     this.#rejections = new RejectionCursor(this.#rejectionFiles());
-    if (this.rangeRows > 0 && this.checks)
-      this.#expectedByRange = await this.#scatterRowHashes(this.rangeRows);
+    if (this.rangeRows > 0 && this.checks) {
+      this.#expectedByRange = new SpillFile(join(this.#dir!, 'row-hashes'), this.#partitions);
+      await placeRowHashes(this.#settings.rowHashes, this.#expectedByRange, this.rangeRows, badRowHashes);
+      await this.#expectedByRange.flush();
+    }
   }
 
   /** The rejection of a row (steps 2 and 4; rows in ascending order). */
@@ -477,10 +480,9 @@ export class HashJoin {
 
   /**
    * The row hashes the key pass did not meet in order (none, for a source in prepared order), by
-   * partition of their custom_id: `"id"\t<hash>` a line. With `rangeRows`, every stored hash by the
-   * range of its row (an id that is not a row's, `row-<n>`, answers no row and is left out).
+   * partition of their custom_id: `"id"\t<hash>` a line.
    */
-  async #scatterRowHashes(rangeRows = 0): Promise<SpillFile> {
+  async #scatterRowHashes(): Promise<SpillFile> {
     const spill = new SpillFile(join(this.#dir!, 'row-hashes'), this.#partitions);
     this.#cursor ??= new RowHashCursor(this.#settings.rowHashes);
     for await (const { text, line } of this.#cursor.rest()) {
@@ -493,13 +495,6 @@ export class HashJoin {
         throw badRowHashes(line);
       }
       if (tab <= 0 || typeof id !== 'string') throw badRowHashes(line);
-      if (rangeRows > 0) {
-        const row = rowNumberOf(id);
-        if (row === 0 || json.length !== id.length + 2) continue;
-        const waiting = spill.append(rangePartition(row, this.#partitions, rangeRows), `${text}\n`);
-        if (waiting) await waiting;
-        continue;
-      }
       const key = joinKeyOf(id);
       const waiting = spill.append(
         partitionOf(key, this.#partitions),

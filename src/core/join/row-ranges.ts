@@ -1,5 +1,6 @@
 import { isAscii } from 'node:buffer';
 import { open } from 'node:fs/promises';
+import { readChunks } from '../../internal/input.js';
 import { RESULT_STATUSES, type ResultStatus } from '../results/result-parser.js';
 import { lines } from './partition-join.js';
 import type { SpillFile } from './spill-file.js';
@@ -96,6 +97,63 @@ export function rowNumberOf(id: string): number {
     n = n * 10 + (c - ZERO);
   }
   return n <= MAX_ROW ? n : 0;
+}
+
+/**
+ * Places the lines of row-hashes files (`"row-<n>"\t<hash>`, after each file's header) by the range
+ * of their row, from bytes: a line a row never takes (another id) is left out; one that is not `"id"`,
+ * a tab and a hash is `malformed`'s error (its 1-based line).
+ */
+export async function placeRowHashes(
+  files: readonly string[],
+  spill: SpillFile,
+  rangeRows: number,
+  malformed: (line: number) => Error,
+): Promise<void> {
+  for (const file of files) {
+    let line = 0;
+    let rest: Buffer | undefined;
+    const place = async (data: Buffer, start: number, end: number): Promise<void> => {
+      if (++line === 1 || end === start) return;
+      const tab = data.indexOf(TAB, start);
+      const idEnd = tab === -1 || tab >= end ? -1 : tab;
+      const row =
+        idEnd > start + 1 && data[start] === QUOTE && data[idEnd - 1] === QUOTE
+          ? rowNumberAt(data, start + 1, idEnd - 1)
+          : 0;
+      if (row > 0) {
+        const waiting = spill.appendLine(
+          rangePartition(row, spill.partitions, rangeRows),
+          data,
+          start,
+          idEnd,
+          data,
+          idEnd + 1,
+          end,
+        );
+        if (waiting) await waiting;
+        return;
+      }
+      // Another id: it must still be one (JSON text, then a tab).
+      let id: unknown;
+      try {
+        id = idEnd === -1 ? undefined : JSON.parse(data.toString('utf8', start, idEnd));
+      } catch {
+        id = undefined;
+      }
+      if (typeof id !== 'string') throw malformed(line);
+    };
+    for await (const chunk of readChunks(file, file)) {
+      const data = rest ? Buffer.concat([rest, chunk]) : chunk;
+      let start = 0;
+      for (let nl = data.indexOf(LF); nl !== -1; nl = data.indexOf(LF, start)) {
+        await place(data, start, nl);
+        start = nl + 1;
+      }
+      rest = start < data.length ? Buffer.from(data.subarray(start)) : undefined;
+    }
+    if (rest) await place(rest, 0, rest.length);
+  }
 }
 
 /** The partition of a result for row `n` (1-based) when `hashed` hash partitions come first. */

@@ -208,4 +208,20 @@ describe('a join by row ranges', () => {
     const stale = ranged.rows.filter(([, values]) => values.status === 'stale').map(([index]) => index);
     for (const index of stale) expect(edited.has(index) || index === 100).toBe(true);
   });
+
+  it('names the line of a row-hashes file that is not an id, a tab and a hash', async () => {
+    const source = join(dir, 'small.csv');
+    writeFileSync(source, 'text\na\nb\n');
+    const hashes = join(dir, 'bad-hashes.tsv');
+    writeFileSync(
+      hashes,
+      '{"row_hashes":1,"columns":["text"]}\n"row-1"\tAAAAAAAAA\n"other"\tBBBBBBBBB\nrow-2 CCCCCCCCC\n',
+    );
+    const results = [join(dir, 'small.jsonl')];
+    writeFileSync(results[0]!, `${answerLine({ custom_id: 'row-1', content: 'A' })}\n`);
+    await expect(joined(results, source, [], [hashes])).rejects.toMatchObject({
+      code: 'BP_INPUT_PARSE',
+      message: expect.stringContaining('row hashes line 4'),
+    });
+  });
 });
