@@ -14,6 +14,7 @@ import { type Slice, slicedBatches, sliceOfId } from '../rows/row-slice.js';
 import { isZodSchema } from '../structured/structured-output.js';
 import { HashJoin, type JoinSummary, missingMessage, STALE, staleMessage } from './hash-join.js';
 import { type JoinedLayout, JoinedRowBatch } from './joined-row-batch.js';
+import type { RejectedRow } from './rejection-cursor.js';
 import { RANGE_ROWS, rangeRowsFor } from './row-ranges.js';
 
 /** Rows hashed here before the hash thread starts: below this a thread costs more than it saves. */
@@ -400,19 +401,13 @@ export class TableJoin {
     for (let i = 0; i < rows.length; i++) {
       // Only the rows the first pass could not read are asked again (a JSON line is not parsed twice).
       const unread = unreadRows[this.#nextUnread] === rows.index(i) ? rows.rejection(i) : undefined;
-      if (unread) {
-        this.#nextUnread++;
-        unreadHere[i] = 1;
-        join.rejected();
-        cells[i] = join.encode(layout.none(unread.custom_id, 'rejected', unread.code, unread.message));
-        continue;
-      }
+      if (unread) this.#nextUnread++;
       const index = rows.index(i);
-      let rejected = join.rejection(index);
+      let rejected = this.#rejectedCells(join, index, unread);
       if (rejected instanceof Promise) rejected = await rejected;
-      if (rejected) {
-        join.rejected();
-        cells[i] = join.encode(layout.none(rejected.custom_id, 'rejected', rejected.code, rejected.message));
+      if (rejected !== undefined) {
+        if (unread) unreadHere[i] = 1;
+        cells[i] = rejected;
         continue;
       }
       const id = this.#id(rows, i);
@@ -471,18 +466,12 @@ export class TableJoin {
     const unreadHere = new Uint8Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const unread = rows.rejection(i);
-      if (unread) {
-        unreadHere[i] = 1;
-        join.rejected();
-        cells[i] = join.encode(layout.none(unread.custom_id, 'rejected', unread.code, unread.message));
-        continue;
-      }
       const index = rows.index(i);
-      let rejected = join.rejection(index);
+      let rejected = this.#rejectedCells(join, index, unread);
       if (rejected instanceof Promise) rejected = await rejected;
-      if (rejected) {
-        join.rejected();
-        cells[i] = join.encode(layout.none(rejected.custom_id, 'rejected', rejected.code, rejected.message));
+      if (rejected !== undefined) {
+        if (unread) unreadHere[i] = 1;
+        cells[i] = rejected;
         continue;
       }
       const hash = hasher && rowHashText(hashes ? hashes[i]! : hasher.hash(rows, i));
@@ -510,6 +499,27 @@ export class TableJoin {
     for (const files of this.#files) if (files.problems) summary.problems += files.problems.count;
     this.summary = summary;
     return null;
+  }
+
+  /**
+   * The cells of a row that takes no result, counted as `rejected`: one the source could not read
+   * (`unread`), or one rejected before upload; undefined for a row to join.
+   */
+  #rejectedCells(
+    join: HashJoin,
+    index: number,
+    unread: Rejection | undefined,
+  ): string | undefined | Promise<string | undefined> {
+    if (unread) return this.#cellsOfRejection(join, unread);
+    const rejected = join.rejection(index);
+    if (rejected instanceof Promise) return rejected.then((r) => this.#cellsOfRejection(join, r));
+    return this.#cellsOfRejection(join, rejected);
+  }
+
+  #cellsOfRejection(join: HashJoin, rejected: RejectedRow | Rejection | undefined): string | undefined {
+    if (!rejected) return undefined;
+    join.rejected();
+    return join.encode(this.#layout.none(rejected.custom_id, 'rejected', rejected.code, rejected.message));
   }
 
   /** Why a row has no result: its slice was not given, or none came back. */
