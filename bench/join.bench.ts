@@ -28,11 +28,13 @@
  *
  * Reading: every peer decodes the whole table into strings and encodes it again on the way out.
  * batchpipe's join hands its result files to worker threads, which read each line from its bytes
- * (decoding only the members a result column comes from) into hash partitions (each row's cells
- * already as the CSV text that follows it) while the main thread reads the source's
- * ids; the output pass copies each source row's bytes and appends its cells, so the table's text is
- * never decoded, while a worker thread reads and scans the source ahead of it (the other core). Memory is a block per partition and one partition's results, flat from 100k to 1M
- * rows, where the dict join and DuckDB's hash join grow with the input.
+ * (decoding only the members a result column comes from) into partitions by row number (the ids are
+ * row-<n>: each row's cells already as the CSV text that follows it); the source is read once: the
+ * output pass copies each source row's bytes and appends the cells of its row number, loading each
+ * range's results as it reaches them, so the table's text is never decoded, while a worker thread
+ * reads and scans the source ahead of it (the other core). Memory is a block per partition and one
+ * range's results, flat from 100k to 1M rows, where the dict join and DuckDB's hash join grow with
+ * the input.
  */
 import { createWriteStream, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';

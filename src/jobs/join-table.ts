@@ -20,6 +20,7 @@ import { jsonlSink } from '../sinks/jsonl-sink.js';
 import { type ParquetSinkOptions, parquetSink } from '../sinks/parquet-sink.js';
 import type { TableSinkStream } from '../sinks/table-sink.js';
 import { resultSource } from '../sources/result-source.js';
+import { inRowOrder } from '../streams/batch-protocol.js';
 import { JoinFields, type JoinSummary, joinResults } from '../transforms/join-results.js';
 import { openTable, TableFields, tableSettings } from './settings.js';
 
@@ -77,7 +78,7 @@ export async function joinTable(options: JoinTableOptions): Promise<JoinTableRes
   });
   const joined = joinResults({
     // The first pass reads only the columns it needs, where the format allows (Parquet).
-    source: (columns) => openTable(source, table, new WarningLog(), columns),
+    source: inRowOrder((columns?: readonly string[]) => openTable(source, table, new WarningLog(), columns)),
     ...join,
   });
   const sink = tableSinkFor(out, written, { rowGroupSize: opts.rowGroupSize, compression: opts.compression });

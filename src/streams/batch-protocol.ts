@@ -54,6 +54,19 @@ export interface ItemBatch<T> {
  */
 export const kReadOnThread = Symbol.for('batchpipe.readOnThread');
 
+/**
+ * Set (to true) on a joinResults `source` function whose every stream gives one file's rows in row
+ * order: a join with no id column may then place results by row number and read the source once
+ * (core/join/row-ranges.ts). A path given as the source is read so already.
+ */
+export const kInRowOrder = Symbol.for('batchpipe.inRowOrder');
+
+/** Marks a source function as kInRowOrder says, and returns it. */
+export function inRowOrder<T extends (...args: never[]) => unknown>(open: T): T {
+  Object.defineProperty(open, kInRowOrder, { value: true });
+  return open;
+}
+
 export interface ThreadReadable {
   [kReadOnThread](): AsyncIterable<RowBatch> | undefined;
 }

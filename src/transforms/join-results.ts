@@ -26,6 +26,7 @@ import {
   type BatchEmitter,
   kEmitBatches,
   kHandOverResultFiles,
+  kInRowOrder,
   kPreferCells,
   kReadOnThread,
   type ThreadReadable,
@@ -37,9 +38,10 @@ export type { ExtraColumn, JoinSummary };
 export { EXTRA_COLUMNS };
 
 /**
- * Where the join reads source rows: a path (read twice), a factory (called twice), or a stream
- * (spilled to disk). The factory's first call is given the columns that pass reads (the id column,
- * the hashed ones): a columnar source may read only those (parquetSource's `columns`).
+ * Where the join reads source rows: a path (read twice, or once by row ranges: docs/results.md), a
+ * factory (called twice), or a stream (spilled to disk). The factory's first call is given the
+ * columns that pass reads (the id column, the hashed ones): a columnar source may read only those
+ * (parquetSource's `columns`).
  */
 export type JoinSource = string | Readable | ((columns?: readonly string[]) => Readable);
 
@@ -153,7 +155,8 @@ export interface JoinResultsStream extends Duplex {
  * rows with no result (`missing`) come out with their status and error. Several rows may share a
  * custom_id (one result serves them all); when a custom_id has several results the best status wins
  * (ok, then truncated, then invalid_output; the later line on a tie). Memory stays flat: results and
- * row keys are hash-partitioned into temporary files and joined a partition at a time.
+ * row keys are hash-partitioned into temporary files and joined a partition at a time (or, with no id
+ * column and a path source, results are placed by row number, a range at a time).
  * Emits one Row per source row; to batchpipe's own sinks it hands batches, and when resultSource (or
  * batchSink) is piped into it, it parses the result files itself on worker threads while it reads the
  * source's ids.
@@ -211,6 +214,10 @@ class JoinResults extends Duplex implements JoinResultsStream, BatchEmitter {
         partitions: opts.partitions,
         slice: opts.slice,
         slices: opts.slices,
+        // A file is read in row order, as often as asked.
+        ordered:
+          typeof opts.source === 'string' ||
+          (typeof opts.source === 'function' && kInRowOrder in opts.source),
       },
       this.#openRows,
     );

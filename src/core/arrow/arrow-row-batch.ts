@@ -127,6 +127,7 @@ export class BufferLease {
  */
 export class ArrowRowBatch implements RowBatch {
   readonly kind = 'row-batch';
+  readonly sameKeys = true;
   readonly layout: ArrowLayout;
   readonly length: number;
   readonly #file: string;

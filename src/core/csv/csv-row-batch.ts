@@ -53,6 +53,7 @@ const REJECTED_THERE: Rejection = Object.freeze({
  */
 export class CsvRowBatch extends ReadRows implements RowBatch {
   readonly kind = 'row-batch';
+  readonly sameKeys = true;
   readonly layout: CsvLayout;
   readonly length: number;
   /** Entry i's fields are [fieldAt[i], fieldAt[i + 1]) of starts/ends/escaped. */

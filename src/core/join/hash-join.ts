@@ -38,6 +38,7 @@ import {
 } from './partition-join.js';
 import { type RejectedRow, RejectionCursor } from './rejection-cursor.js';
 import { RowHashCursor } from './row-hash-cursor.js';
+import { placeRowHashes, RowRanges, rangePartition, rowNumberAt, rowNumberOf } from './row-ranges.js';
 import { SpillCursor, SpillFile } from './spill-file.js';
 
 export { EXTRA_COLUMNS, type ExtraColumn } from '../results/result-cells.js';
@@ -81,6 +82,11 @@ export interface HashJoinSettings {
   reask: { requests: readonly string[]; out: string } | undefined;
   /** `row-hashes.tsv` files: each row's hash is checked against its request's (`key` takes it). */
   rowHashes: readonly string[];
+  /**
+   * Rows per range when the join goes by row ranges (row-ranges.ts: rows have no id column, so ids
+   * are `row-<n>`, and the source comes in row order); 0 for the four steps below.
+   */
+  rangeRows?: number;
 }
 
 /** What `cells` gives for a row whose result answers an older text of it. */
@@ -165,6 +171,10 @@ export class HashJoin {
   #streamedRejections: BufferedFile | undefined;
   #cursors: SpillCursor[] = [];
   #cursor: RowHashCursor | undefined;
+  #ranges: RowRanges | undefined;
+  #rangeRows: number;
+  /** By row ranges with checks: the stored row hashes, by range. */
+  #expectedByRange: SpillFile | undefined;
   #resultCount = 0;
   #lineCount = 0;
   #duplicates = 0;
@@ -175,12 +185,26 @@ export class HashJoin {
   constructor(settings: HashJoinSettings) {
     this.#settings = settings;
     this.#partitions = settings.partitions;
+    this.#rangeRows = settings.rangeRows ?? 0;
     this.#encode = cellEncoder(settings.encoding);
     this.#write = cellWriter(settings.encoding);
   }
 
   get partitions(): number {
     return this.#partitions;
+  }
+
+  /** Rows per range partition; 0 when the join goes by hash (see HashJoinSettings). */
+  get rangeRows(): number {
+    return this.#rangeRows;
+  }
+
+  /**
+   * Rows per range from the results' size (see rangeRowsFor): only before the first result is
+   * spilled, and only for a join by row ranges.
+   */
+  sizeRanges(rows: number): void {
+    if (this.#rangeRows > 0 && this.#resultCount === 0 && this.#adopted.length === 0) this.#rangeRows = rows;
   }
 
   /** How the stored cells are encoded. */
@@ -233,14 +257,16 @@ export class HashJoin {
         : this.#settings.parser.fromItem(item, '<results>', ++this.#lineCount);
     if (!record) return undefined;
     this.#resultCount++;
+    const { layout } = this.#settings;
+    const rangeRows = this.#rangeRows;
     if (this.#invalid && record.status === 'invalid_output') {
       const waiting = spillInvalid(this.#invalid, record);
-      const spilled = spillResult(this.#results, record, this.#settings.layout, this.#encode, this.#write);
+      const spilled = spillResult(this.#results, record, layout, this.#encode, this.#write, rangeRows);
       return waiting && spilled
         ? Promise.all([waiting, spilled]).then(() => undefined)
         : (waiting ?? spilled);
     }
-    return spillResult(this.#results, record, this.#settings.layout, this.#encode, this.#write);
+    return spillResult(this.#results, record, layout, this.#encode, this.#write, rangeRows);
   }
 
   /**
@@ -273,13 +299,18 @@ export class HashJoin {
     return files;
   }
 
-  /** Before step 2: every result is in. */
+  /** Before step 2: every result is in. By row ranges, the row hashes are placed by row number here. */
   async beginKeys(): Promise<void> {
     await this.start();
     await this.#results!.flush();
     await this.#invalid?.flush();
     await this.#streamedRejections?.close();
     this.#rejections = new RejectionCursor(this.#rejectionFiles());
+    if (this.rangeRows > 0 && this.checks) {
+      this.#expectedByRange = new SpillFile(join(this.#dir!, 'row-hashes'), this.#partitions);
+      await placeRowHashes(this.#settings.rowHashes, this.#expectedByRange, this.rangeRows, badRowHashes);
+      await this.#expectedByRange.flush();
+    }
   }
 
   /** The rejection of a row (steps 2 and 4; rows in ascending order). */
@@ -318,8 +349,18 @@ export class HashJoin {
     return this.#keys!.append(p, verdict ? `${json}\t${verdict}\n` : `${json}\t#${hash}\n`);
   }
 
-  /** Step 3, then ready for step 4. */
+  /** Step 3, then ready for step 4 (by row ranges: only ready, each range is read as the rows reach it). */
   async join(): Promise<void> {
+    if (this.rangeRows > 0) {
+      this.#ranges = new RowRanges(
+        [...this.#adopted, this.#results!],
+        this.#partitions,
+        this.rangeRows,
+        this.#expectedByRange,
+      );
+      this.#rejections = new RejectionCursor(this.#rejectionFiles());
+      return;
+    }
     await this.#keys!.flush();
     const reask = this.#settings.reask;
     const requests = reask ? await this.#scatterRequests(reask.requests) : undefined;
@@ -536,6 +577,30 @@ export class HashJoin {
     return line.slice(key + 3);
   }
 
+  /**
+   * By row ranges, step 4 for row n: its stored cells, or null when no result came back (counted
+   * as `missing`), or STALE when `hash` (the row's, when rows are checked) is not the one stored for
+   * it; undefined when its range must be loaded first (`loadRange`).
+   */
+  rowCells(n: number, hash?: string): string | null | typeof STALE | undefined {
+    const ranges = this.#ranges!;
+    const cells = ranges.take(n);
+    if (cells === undefined) return undefined;
+    this.#rows++;
+    if (cells === null) this.statuses.missing++;
+    else if (hash !== undefined && ranges.expected(n) !== hash) {
+      // A result answers the row only while its cells are those its request was made from.
+      this.statuses.stale++;
+      return STALE;
+    } else this.statuses[ranges.status]++;
+    return cells;
+  }
+
+  /** Loads the results of row n's range. */
+  loadRange(n: number): Promise<void> {
+    return this.#ranges!.load(n);
+  }
+
   /** Counts a row that took no joined line (rejected before upload or by the source). */
   rejected(): void {
     this.#rows++;
@@ -544,6 +609,12 @@ export class HashJoin {
 
   /** After step 4: checks every joined line was used, removes the temporary files. */
   async finish(columns: string[]): Promise<JoinSummary> {
+    const ranges = this.#ranges;
+    if (ranges) {
+      await ranges.finish();
+      this.#duplicates += ranges.duplicates;
+      this.#orphans += ranges.orphans;
+    }
     for (const cursor of this.#cursors) {
       if (cursor.next() !== undefined || (await cursor.load())) throw sourceChanged(undefined);
     }
@@ -574,19 +645,24 @@ export class HashJoin {
       ...this.#adopted,
       ...this.#adoptedInvalid,
       ...this.#sharedJoined,
+      this.#expectedByRange,
     ];
     for (const file of files) await file?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   }
 }
 
-/** Writes a result to its partition as `"id"\t<rank><status><encoded cells>`. */
+/**
+ * Writes a result to its partition as `"id"\t<rank><status><encoded cells>`: by hash of its id, or,
+ * with `rangeRows`, an id `row-<n>` by its row number (see row-ranges.ts).
+ */
 export function spillResult(
   spill: SpillFile,
   record: ResultRecord,
   layout: CellLayout,
   encode: (cells: unknown[]) => string,
   write: CellWriter,
+  rangeRows = 0,
 ): Promise<void> | undefined {
   const id = joinKeyOf(record.custom_id);
   const cells = layout.fromRecord(record);
@@ -613,12 +689,15 @@ export function spillResult(
       at = write(cells, out, at);
       if (at !== -1 && at < out.length) {
         out[at++] = LF;
-        return spill.appendBytes((h >>> 0) % spill.partitions, out, 0, at);
+        const row = rangeRows > 0 ? rowNumberAt(out, 1, n + 1) : 0;
+        const p = row > 0 ? rangePartition(row, spill.partitions, rangeRows) : (h >>> 0) % spill.partitions;
+        return spill.appendBytes(p, out, 0, at);
       }
     }
   }
+  const row = rangeRows > 0 ? rowNumberOf(id) : 0;
   return spill.append(
-    partitionOf(id, spill.partitions),
+    row > 0 ? rangePartition(row, spill.partitions, rangeRows) : partitionOf(id, spill.partitions),
     `${JSON.stringify(id)}\t${STATUS_RANK[record.status]}${STATUS_CHAR[record.status]}${encode(cells)}\n`,
   );
 }

@@ -23,6 +23,8 @@ const TAB = 0x09;
  * writes it as a block at the end of the file, and an in-memory index (two numbers per block)
  * says where each partition's blocks are. One file handle whatever the partition count, sequential
  * writes, and a partition reads back in order as its blocks. Lines must end with "\n".
+ * `partitions` are made at once; a partition past them is added when first written (a join by row
+ * ranges does not know how many ranges its results reach), and reads as empty in a file that has none.
  */
 export class SpillFile {
   readonly path: string;
@@ -120,6 +122,7 @@ export class SpillFile {
    * a block of its own size.
    */
   #reserve(partition: number, most: number): Promise<void> | undefined {
+    if (partition >= this.#blocks.length) this.#add(partition);
     const block = this.#pending[partition];
     if (block && this.#filled[partition]! + most <= block.length) return undefined;
     const waiting = block ? this.flushPartition(partition) : undefined;
@@ -127,6 +130,20 @@ export class SpillFile {
       most > BLOCK_BYTES ? Buffer.allocUnsafe(most) : (this.#free.pop() ?? Buffer.allocUnsafe(BLOCK_BYTES));
     this.#filled[partition] = 0;
     return waiting;
+  }
+
+  /** Adds partitions up to `partition`. */
+  #add(partition: number): void {
+    for (let p = this.#blocks.length; p <= partition; p++) {
+      this.#pending.push(undefined);
+      this.#filled.push(0);
+      this.#blocks.push([]);
+    }
+  }
+
+  /** Partitions so far: `partitions`, and any added past them. */
+  get partitionCount(): number {
+    return this.#blocks.length;
   }
 
   /** Writes `block[0, length)`; a full-size block goes back to the free list once written. */
@@ -177,7 +194,7 @@ export class SpillFile {
    * through the output pass for nothing (more appends simply allocate again).
    */
   async flush(): Promise<void> {
-    for (let p = 0; p < this.partitions; p++) {
+    for (let p = 0; p < this.#pending.length; p++) {
       const waiting = this.flushPartition(p);
       if (waiting) await waiting;
     }
@@ -188,7 +205,7 @@ export class SpillFile {
 
   /** How many blocks a partition has on disk (after `flush`). */
   blockCount(partition: number): number {
-    return this.#blocks[partition]!.length / 2;
+    return (this.#blocks[partition]?.length ?? 0) / 2;
   }
 
   /** Bytes of one block of a partition. */

@@ -14,6 +14,8 @@ import { type Slice, slicedBatches, sliceOfId } from '../rows/row-slice.js';
 import { isZodSchema } from '../structured/structured-output.js';
 import { HashJoin, type JoinSummary, missingMessage, STALE, staleMessage } from './hash-join.js';
 import { type JoinedLayout, JoinedRowBatch } from './joined-row-batch.js';
+import type { RejectedRow } from './rejection-cursor.js';
+import { RANGE_ROWS, rangeRowsFor } from './row-ranges.js';
 
 /** Rows hashed here before the hash thread starts: below this a thread costs more than it saves. */
 const HASH_THREAD_AFTER_ROWS = 16_384;
@@ -51,6 +53,11 @@ export interface TableJoinSettings extends ParseSettings {
   slice?: Slice | undefined;
   /** The slices the results are of (a split into `count`): rows of the others say their slice was not given. */
   slices?: { count: number; given: readonly number[] } | undefined;
+  /**
+   * Each read of the source gives its rows in ascending row order (a file): with no id column and no
+   * re-asks, the join then goes by row ranges (row-ranges.ts), reading it once.
+   */
+  ordered?: boolean;
 }
 
 /**
@@ -83,6 +90,11 @@ export class TableJoin {
    */
   #unread: number[] = [];
   #nextUnread = 0;
+  /** By row ranges: batches read ahead of the output (their hashes being made), and the hash thread. */
+  readonly #ahead: Array<{ rows: RowBatch; hashes: Promise<Float64Array> | undefined }> = [];
+  #sourceDone = false;
+  #readRows = 0;
+  #pool: RowHashPool | undefined;
 
   constructor(settings: TableJoinSettings, openRows: OpenRows) {
     this.#settings = settings;
@@ -100,6 +112,12 @@ export class TableJoin {
     if (!this.#join) this.#encoding = encoding;
   }
 
+  /** Whether the join goes by row ranges (see TableJoinSettings.ordered). */
+  #ranged(): boolean {
+    const s = this.#settings;
+    return s.ordered === true && s.idColumn === undefined && s.reask === undefined;
+  }
+
   #hashJoin(): HashJoin {
     this.#join ??= new HashJoin({
       parser: this.parser,
@@ -110,6 +128,7 @@ export class TableJoin {
       rejections: this.#settings.rejections,
       reask: this.#settings.reask,
       rowHashes: this.#settings.rowHashes,
+      rangeRows: this.#ranged() ? RANGE_ROWS : 0,
     });
     return this.#join;
   }
@@ -136,12 +155,13 @@ export class TableJoin {
   /** Steps 2 and 3: the source's ids (while handed-over files are parsed), then the join. */
   async prepare(): Promise<void> {
     const join = this.#hashJoin();
-    let columns: string[] | undefined;
-    let uneven = false;
     if (join.checks) {
       this.#hashedColumns = await hashedColumnsOf(this.#settings.rowHashes);
       this.#hasher = new RowHasher(this.#hashedColumns);
     }
+    if (join.rangeRows > 0) return this.#prepareRanges(join);
+    let columns: string[] | undefined;
+    let uneven = false;
     const keyPass = async (): Promise<void> => {
       await join.beginKeys();
       ({ columns, uneven } = await this.#keyPass(join));
@@ -153,7 +173,50 @@ export class TableJoin {
     // Awaited by the first `next`; a failure meanwhile must not go unhandled.
     this.#firstRows.catch(() => undefined);
     await join.join();
-    const sourceColumns = columns ?? [];
+    this.#setLayout(join, columns ?? [], uneven);
+  }
+
+  /**
+   * By row ranges: the output pass starts reading at once (beside the parsing of handed-over
+   * files). Its first batch names the columns where every row has the same (CSV, Parquet, Arrow);
+   * JSON rows are read once more for them.
+   */
+  async #prepareRanges(join: HashJoin): Promise<void> {
+    const startReading = async (): Promise<void> => {
+      await join.beginKeys();
+      this.#rows = this.#openRows(2)[Symbol.asyncIterator]();
+      this.#firstRows = this.#rows.next();
+      // Awaited below; a failure meanwhile must not go unhandled.
+      this.#firstRows.catch(() => undefined);
+    };
+    await this.#loadFiles(join, startReading);
+    const first = await this.#firstRows!;
+    const rows = first.done ? undefined : first.value;
+    let columns: string[] | undefined = [];
+    let uneven = false;
+    if (rows?.tableColumns) columns = [...rows.tableColumns];
+    else if (rows?.sameKeys) columns = [...rows.keys(0)];
+    else if (rows) ({ columns, uneven } = await this.#columnsPass());
+    await join.join();
+    this.#setLayout(join, columns ?? [], uneven);
+  }
+
+  /** A pass over the source for its columns only (rows whose keys differ: JSON). */
+  async #columnsPass(): Promise<{ columns: string[] | undefined; uneven: boolean }> {
+    const state = newKeyPassState();
+    for await (const rows of this.#openRows(1, [])) {
+      for (let i = 0; i < rows.length; i++) {
+        if (rows.rejection(i)) continue;
+        gatherColumns(state, rows.tableColumns ?? rows.keys(i));
+        rows.forget?.(i);
+      }
+      rows.release();
+    }
+    const { columns, fewest } = state;
+    return { columns, uneven: columns !== undefined && fewest < columns.length };
+  }
+
+  #setLayout(join: HashJoin, sourceColumns: string[], uneven: boolean): void {
     const names = this.#layout.names(sourceColumns, this.#settings.fieldPrefix);
     this.#joined = {
       sourceColumns,
@@ -168,6 +231,7 @@ export class TableJoin {
   /** Parses handed-over files (threads beside the key pass when large), then runs the key pass. */
   async #loadFiles(join: HashJoin, keyPass: () => Promise<void>): Promise<void> {
     const pending = [...this.#files];
+    if (join.rangeRows > 0 && pending[0]) join.sizeRanges(await rangeRowsFor(pending[0].files));
     let keysDone = false;
     for (const handed of pending) {
       const files = this.#own(handed);
@@ -234,12 +298,7 @@ export class TableJoin {
    * checked, a large table's row hashes are made on a thread, a few batches ahead of the ids.
    */
   async #keyPass(join: HashJoin): Promise<{ columns: string[] | undefined; uneven: boolean }> {
-    const state: KeyPassState = {
-      columns: undefined,
-      seen: undefined,
-      lastKeys: undefined,
-      fewest: Number.MAX_SAFE_INTEGER,
-    };
+    const state = newKeyPassState();
     const hasher = this.#hasher;
     const ahead: Array<{ rows: RowBatch; hashes: Promise<Float64Array> | undefined }> = [];
     let pool: RowHashPool | undefined;
@@ -286,22 +345,8 @@ export class TableJoin {
         continue;
       }
       const keys = rows.tableColumns ?? rows.keys(i);
-      if (state.columns === undefined) {
-        state.columns = [];
-        state.seen = new Set();
-        this.#checkIdColumn(rows, i, keys);
-      }
-      // Every key any row has, in order of first use (JSON rows may differ; a CSV's rows share their header).
-      if (keys !== state.lastKeys) {
-        state.lastKeys = keys;
-        for (const key of keys) {
-          if (!state.seen!.has(key)) {
-            state.seen!.add(key);
-            state.columns.push(key);
-          }
-        }
-        if (keys.length < state.fewest) state.fewest = keys.length;
-      }
+      if (state.columns === undefined) this.#checkIdColumn(rows, i, keys);
+      gatherColumns(state, keys);
       let rejected = join.rejection(rows.index(i));
       if (rejected instanceof Promise) rejected = await rejected;
       if (rejected) {
@@ -343,16 +388,11 @@ export class TableJoin {
 
   /** Step 4: the next source batch with its rows' cells, in source order; null at the end. */
   async next(): Promise<JoinedRowBatch | null> {
+    if (this.#join!.rangeRows > 0) return this.#nextInRanges(this.#join!);
     const join = this.#join!;
     const next = await (this.#firstRows ?? this.#rows!.next());
     this.#firstRows = undefined;
-    if (next.done) {
-      const summary = await join.finish([...this.#joined!.names]);
-      // Lines of handed-over files that could not be used count too (they were parsed for this join).
-      for (const files of this.#files) if (files.problems) summary.problems += files.problems.count;
-      this.summary = summary;
-      return null;
-    }
+    if (next.done) return this.#finish(join);
     const rows = next.value;
     const cells: string[] = new Array(rows.length);
     const layout = this.#layout;
@@ -361,19 +401,13 @@ export class TableJoin {
     for (let i = 0; i < rows.length; i++) {
       // Only the rows the first pass could not read are asked again (a JSON line is not parsed twice).
       const unread = unreadRows[this.#nextUnread] === rows.index(i) ? rows.rejection(i) : undefined;
-      if (unread) {
-        this.#nextUnread++;
-        unreadHere[i] = 1;
-        join.rejected();
-        cells[i] = join.encode(layout.none(unread.custom_id, 'rejected', unread.code, unread.message));
-        continue;
-      }
+      if (unread) this.#nextUnread++;
       const index = rows.index(i);
-      let rejected = join.rejection(index);
+      let rejected = this.#rejectedCells(join, index, unread);
       if (rejected instanceof Promise) rejected = await rejected;
-      if (rejected) {
-        join.rejected();
-        cells[i] = join.encode(layout.none(rejected.custom_id, 'rejected', rejected.code, rejected.message));
+      if (rejected !== undefined) {
+        if (unread) unreadHere[i] = 1;
+        cells[i] = rejected;
         continue;
       }
       const id = this.#id(rows, i);
@@ -394,6 +428,100 @@ export class TableJoin {
     return new JoinedRowBatch(rows, this.#joined!, cells, unreadHere);
   }
 
+  /**
+   * The output pass's next batch by row ranges, and its rows' hashes when rows are checked: a large
+   * table's are made on a thread, HASHES_AHEAD batches ahead of the one returned.
+   */
+  async #nextRows(): Promise<{ rows: RowBatch; hashes: Float64Array | undefined } | undefined> {
+    const checks = this.#hasher !== undefined;
+    while (!this.#sourceDone && this.#ahead.length <= (checks ? HASHES_AHEAD : 0)) {
+      const next = await (this.#firstRows ?? this.#rows!.next());
+      this.#firstRows = undefined;
+      if (next.done) {
+        this.#sourceDone = true;
+        break;
+      }
+      const rows = next.value;
+      this.#readRows += rows.length;
+      const transport = checks && this.#readRows > HASH_THREAD_AFTER_ROWS ? transportOf(rows) : undefined;
+      if (transport) this.#pool ??= new RowHashPool(this.#hashedColumns!);
+      this.#ahead.push({ rows, hashes: transport ? this.#pool!.hash(transport) : undefined });
+    }
+    const head = this.#ahead.shift();
+    if (!head) return undefined;
+    return { rows: head.rows, hashes: head.hashes ? await head.hashes : undefined };
+  }
+
+  /** Step 4 by row ranges: each row's result placed by its row number. */
+  async #nextInRanges(join: HashJoin): Promise<JoinedRowBatch | null> {
+    const next = await this.#nextRows();
+    if (!next) {
+      await this.#pool?.close();
+      return this.#finish(join);
+    }
+    const { rows, hashes } = next;
+    const hasher = this.#hasher;
+    const cells: string[] = new Array(rows.length);
+    const layout = this.#layout;
+    const unreadHere = new Uint8Array(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const unread = rows.rejection(i);
+      const index = rows.index(i);
+      let rejected = this.#rejectedCells(join, index, unread);
+      if (rejected instanceof Promise) rejected = await rejected;
+      if (rejected !== undefined) {
+        if (unread) unreadHere[i] = 1;
+        cells[i] = rejected;
+        continue;
+      }
+      const hash = hasher && rowHashText(hashes ? hashes[i]! : hasher.hash(rows, i));
+      let stored = join.rowCells(index, hash);
+      if (stored === undefined) {
+        await join.loadRange(index);
+        stored = join.rowCells(index, hash) as string | null | typeof STALE;
+      }
+      if (stored === null || stored === STALE) {
+        const id = customIdFor(index);
+        stored =
+          stored === null
+            ? join.encode(layout.none(id, 'missing', 'BP_RESULT_MISSING', this.#missing(id)))
+            : join.encode(layout.none(id, 'stale', 'BP_RESULT_STALE', staleMessage(id)));
+      }
+      cells[i] = stored;
+    }
+    return new JoinedRowBatch(rows, this.#joined!, cells, unreadHere);
+  }
+
+  /** After the last row: the summary. */
+  async #finish(join: HashJoin): Promise<null> {
+    const summary = await join.finish([...this.#joined!.names]);
+    // Lines of handed-over files that could not be used count too (they were parsed for this join).
+    for (const files of this.#files) if (files.problems) summary.problems += files.problems.count;
+    this.summary = summary;
+    return null;
+  }
+
+  /**
+   * The cells of a row that takes no result, counted as `rejected`: one the source could not read
+   * (`unread`), or one rejected before upload; undefined for a row to join.
+   */
+  #rejectedCells(
+    join: HashJoin,
+    index: number,
+    unread: Rejection | undefined,
+  ): string | undefined | Promise<string | undefined> {
+    if (unread) return this.#cellsOfRejection(join, unread);
+    const rejected = join.rejection(index);
+    if (rejected instanceof Promise) return rejected.then((r) => this.#cellsOfRejection(join, r));
+    return this.#cellsOfRejection(join, rejected);
+  }
+
+  #cellsOfRejection(join: HashJoin, rejected: RejectedRow | Rejection | undefined): string | undefined {
+    if (!rejected) return undefined;
+    join.rejected();
+    return join.encode(this.#layout.none(rejected.custom_id, 'rejected', rejected.code, rejected.message));
+  }
+
   /** Why a row has no result: its slice was not given, or none came back. */
   #missing(id: string): string {
     const slices = this.#settings.slices;
@@ -407,9 +535,32 @@ export class TableJoin {
 
   /** Removes the join's temporary files. */
   async close(): Promise<void> {
+    for (const left of this.#ahead.splice(0)) left.rows.release();
+    await this.#pool?.close();
     await this.#rows?.return?.();
     await this.#join?.close();
   }
+}
+
+function newKeyPassState(): KeyPassState {
+  return { columns: undefined, seen: undefined, lastKeys: undefined, fewest: Number.MAX_SAFE_INTEGER };
+}
+
+/** Every key any row has, in order of first use (JSON rows may differ; a CSV's rows share their header). */
+function gatherColumns(state: KeyPassState, keys: readonly string[]): void {
+  if (state.columns === undefined) {
+    state.columns = [];
+    state.seen = new Set();
+  }
+  if (keys === state.lastKeys) return;
+  state.lastKeys = keys;
+  for (const key of keys) {
+    if (!state.seen!.has(key)) {
+      state.seen!.add(key);
+      state.columns.push(key);
+    }
+  }
+  if (keys.length < state.fewest) state.fewest = keys.length;
 }
 
 /**

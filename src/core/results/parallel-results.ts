@@ -31,6 +31,8 @@ export interface RangeTask {
   start: number;
   end: number;
   partitions: number;
+  /** Rows per range partition, when the join goes by row ranges (else 0). */
+  rangeRows: number;
   /** The spill file to write (its directory exists). */
   spill: string;
   /** Where to spill invalid answers for re-ask requests, when the join writes them. */
@@ -95,6 +97,7 @@ export async function scatterResults(
       start: Math.floor((total * t) / threads),
       end: Math.floor((total * (t + 1)) / threads),
       partitions: join_.partitions,
+      rangeRows: join_.rangeRows,
       spill: join(join_.dir!, `results-${t}`),
       invalid: join_.reasks ? join(join_.dir!, `invalid-${t}`) : undefined,
       labels: options.labels,
@@ -171,10 +174,10 @@ export async function spillRange(task: RangeTask): Promise<RangeReport> {
       results++;
       if (invalid && record.status === 'invalid_output') {
         const kept = spillInvalid(invalid, record);
-        const spilled = spillResult(spill, record, layout, encode, write);
+        const spilled = spillResult(spill, record, layout, encode, write, task.rangeRows);
         return kept && spilled ? Promise.all([kept, spilled]).then(() => undefined) : (kept ?? spilled);
       }
-      return spillResult(spill, record, layout, encode, write);
+      return spillResult(spill, record, layout, encode, write, task.rangeRows);
     });
   }
   await spill.flush();

@@ -31,6 +31,11 @@ export interface RowBatch {
    * read for a few columns): `keys` then names those read. Undefined when every column was read.
    */
   readonly tableColumns?: readonly string[] | undefined;
+  /**
+   * True when every row has the same keys (a CSV header, a columnar file's schema): `keys` of any
+   * entry names the table's columns. Undefined where rows may differ (JSON).
+   */
+  readonly sameKeys?: boolean;
   /** The entry's rejection, when the source could not read that row. */
   rejection(i: number): Rejection | undefined;
   /** The column names of entry `i`'s row, in order (a CSV header; a JSON object's own keys). */

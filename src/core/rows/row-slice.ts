@@ -144,6 +144,10 @@ export class SlicedRowBatch implements RowBatch {
     return this.#rows.tableColumns;
   }
 
+  get sameKeys(): boolean | undefined {
+    return this.#rows.sameKeys;
+  }
+
   index(i: number): number {
     return this.#rows.index(this.#keep[i]!);
   }
