@@ -94,6 +94,8 @@ export class TableJoin {
   readonly #ahead: Array<{ rows: RowBatch; hashes: Promise<Float64Array> | undefined }> = [];
   #sourceDone = false;
   #readRows = 0;
+  /** By row ranges: the source was read for its columns first, which found its unread rows. */
+  #readTwice = false;
   #pool: RowHashPool | undefined;
 
   constructor(settings: TableJoinSettings, openRows: OpenRows) {
@@ -182,31 +184,37 @@ export class TableJoin {
    * JSON rows are read once more for them.
    */
   async #prepareRanges(join: HashJoin): Promise<void> {
+    let columns: string[] | undefined = [];
+    let uneven = false;
+    // Beside the parsing of handed-over files, as the key pass was: a JSON source's columns pass too.
     const startReading = async (): Promise<void> => {
       await join.beginKeys();
       this.#rows = this.#openRows(2)[Symbol.asyncIterator]();
       this.#firstRows = this.#rows.next();
-      // Awaited below; a failure meanwhile must not go unhandled.
+      // Awaited by the first `next` too; a failure there must not go unhandled here.
       this.#firstRows.catch(() => undefined);
+      const first = await this.#firstRows;
+      const rows = first.done ? undefined : first.value;
+      if (rows?.tableColumns) columns = [...rows.tableColumns];
+      else if (rows?.sameKeys) columns = [...rows.keys(0)];
+      else if (rows) ({ columns, uneven } = await this.#columnsPass());
     };
     await this.#loadFiles(join, startReading);
-    const first = await this.#firstRows!;
-    const rows = first.done ? undefined : first.value;
-    let columns: string[] | undefined = [];
-    let uneven = false;
-    if (rows?.tableColumns) columns = [...rows.tableColumns];
-    else if (rows?.sameKeys) columns = [...rows.keys(0)];
-    else if (rows) ({ columns, uneven } = await this.#columnsPass());
     await join.join();
     this.#setLayout(join, columns ?? [], uneven);
   }
 
-  /** A pass over the source for its columns only (rows whose keys differ: JSON). */
+  /** A pass over the source for its columns only (rows whose keys differ: JSON), and its unread rows. */
   async #columnsPass(): Promise<{ columns: string[] | undefined; uneven: boolean }> {
+    this.#readTwice = true;
     const state = newKeyPassState();
     for await (const rows of this.#openRows(1, [])) {
       for (let i = 0; i < rows.length; i++) {
-        if (rows.rejection(i)) continue;
+        if (rows.rejection(i)) {
+          // The output pass asks only these again (a JSON line is not scanned twice).
+          this.#unread.push(rows.index(i));
+          continue;
+        }
         gatherColumns(state, rows.tableColumns ?? rows.keys(i));
         rows.forget?.(i);
       }
@@ -396,13 +404,11 @@ export class TableJoin {
     const rows = next.value;
     const cells: string[] = new Array(rows.length);
     const layout = this.#layout;
-    const unreadRows = this.#unread;
     const unreadHere = new Uint8Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
       // Only the rows the first pass could not read are asked again (a JSON line is not parsed twice).
-      const unread = unreadRows[this.#nextUnread] === rows.index(i) ? rows.rejection(i) : undefined;
-      if (unread) this.#nextUnread++;
       const index = rows.index(i);
+      const unread = this.#unreadAt(rows, i, index);
       let rejected = this.#rejectedCells(join, index, unread);
       if (rejected instanceof Promise) rejected = await rejected;
       if (rejected !== undefined) {
@@ -465,8 +471,8 @@ export class TableJoin {
     const layout = this.#layout;
     const unreadHere = new Uint8Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
-      const unread = rows.rejection(i);
       const index = rows.index(i);
+      const unread = this.#unreadAt(rows, i, index);
       let rejected = this.#rejectedCells(join, index, unread);
       if (rejected instanceof Promise) rejected = await rejected;
       if (rejected !== undefined) {
@@ -499,6 +505,17 @@ export class TableJoin {
     for (const files of this.#files) if (files.problems) summary.problems += files.problems.count;
     this.summary = summary;
     return null;
+  }
+
+  /**
+   * Entry i's rejection when the source could not read it: after a first pass, only the rows that
+   * pass could not read are asked again (a JSON line is not parsed twice).
+   */
+  #unreadAt(rows: RowBatch, i: number, index: number): Rejection | undefined {
+    if (this.#join!.rangeRows > 0 && !this.#readTwice) return rows.rejection(i);
+    if (this.#unread[this.#nextUnread] !== index) return undefined;
+    this.#nextUnread++;
+    return rows.rejection(i);
   }
 
   /**
