@@ -406,7 +406,6 @@ export class TableJoin {
     const layout = this.#layout;
     const unreadHere = new Uint8Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
-      // Only the rows the first pass could not read are asked again (a JSON line is not parsed twice).
       const index = rows.index(i);
       const unread = this.#unreadAt(rows, i, index);
       let rejected = this.#rejectedCells(join, index, unread);
