@@ -1,9 +1,9 @@
 import type { Data } from 'apache-arrow';
 import type { ByteWriter } from '../../internal/byte-writer.js';
+import { copyBytes } from '../../internal/copy-bytes.js';
 import { MAX_ESCAPE_GROWTH, writeJsonEscaped, writeJsonText } from '../../internal/json-bytes.js';
 import { parseJsonExact } from '../../internal/parse-json.js';
 import { csvCell } from '../csv/csv-cell.js';
-import { copyBytes } from '../rows/utf8-column.js';
 import { loadedArrow } from './arrow-lib.js';
 
 /**

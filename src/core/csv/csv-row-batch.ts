@@ -1,10 +1,11 @@
 import type { ByteWriter } from '../../internal/byte-writer.js';
+import { copyBytes } from '../../internal/copy-bytes.js';
 import { MAX_ESCAPE_GROWTH, writeJsonEscaped } from '../../internal/json-bytes.js';
 import type { Rejection, RowValues } from '../../types.js';
 import { putValue } from '../rows/own-value.js';
 import { ReadRows } from '../rows/read-rows.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
-import { copyBytes, type Utf8Column } from '../rows/utf8-column.js';
+import type { Utf8Column } from '../rows/utf8-column.js';
 
 /** How a CSV file's rows are laid out: shared by every batch of the file. */
 export interface CsvLayout {

@@ -1,6 +1,7 @@
 import { isAscii } from 'node:buffer';
 import { type FileHandle, open } from 'node:fs/promises';
 import { BatchpipeError } from '../../errors.js';
+import { copyBytes } from '../../internal/copy-bytes.js';
 import { decodeText } from '../../internal/decode-text.js';
 import { writeAll } from '../../internal/durable-write.js';
 
@@ -305,13 +306,6 @@ export class SpillCursor {
     this.#ascii = isAscii(this.#buffer.subarray(0, length));
     return true;
   }
-}
-
-/** Copies `from[start, end)` to `to` at `at`; returns where it ended. Short spans by a loop (cheaper than a native call). */
-function copyBytes(from: Buffer, start: number, end: number, to: Buffer, at: number): number {
-  if (end - start > 64) return at + from.copy(to, at, start, end);
-  for (let k = start; k < end; k++) to[at++] = from[k]!;
-  return at;
 }
 
 function writeError(path: string, error: unknown): BatchpipeError {

@@ -1,5 +1,6 @@
 import { BatchpipeError, type ErrorCode, isBatchpipeError } from '../../errors.js';
 import type { ByteWriter } from '../../internal/byte-writer.js';
+import { copyBytes } from '../../internal/copy-bytes.js';
 import { deeperThan, tooDeepMessage } from '../../internal/json-depth.js';
 import { crOnlyHint } from '../../internal/line-scanner.js';
 import { hasUnsafeInteger, parseJsonExact } from '../../internal/parse-json.js';
@@ -7,7 +8,7 @@ import type { Rejection, RowValues } from '../../types.js';
 import { type ColumnRef, columnRef } from '../rows/column-ref.js';
 import { ReadRows } from '../rows/read-rows.js';
 import { type CellRef, type RowBatch, textOf } from '../rows/row-batch.js';
-import { copyBytes, type Utf8Column } from '../rows/utf8-column.js';
+import type { Utf8Column } from '../rows/utf8-column.js';
 import {
   COPY_ESCAPES,
   COPY_LITERAL,
