@@ -68,16 +68,14 @@ export class ArrowBatchBuilder {
     const joined = rows instanceof JoinedRowBatch ? rows : undefined;
     const cells = joined?.flatResultCells();
     const source = arrowSourceOf(rows);
-    const csv =
-      (joined ? joined.source : rows) instanceof CsvRowBatch
-        ? ((joined?.source ?? rows) as CsvRowBatch)
-        : undefined;
-    let unread: Uint8Array | undefined | null = null;
+    const base = joined?.source ?? rows;
+    const csv = base instanceof CsvRowBatch ? base : undefined;
+    // Entries whose source columns are null: those the source could not read.
+    const unread = joined?.unreadEntries;
     // A JSON Lines source makes its text columns at once (each line scanned once for all of them).
     let jsonl: Map<string, Utf8Column | undefined> | undefined;
     if (joined?.source instanceof JsonlRowBatch) {
       const names = plans.flatMap((plan) => (plan.sourceText === undefined ? [] : [plan.sourceText]));
-      unread = unreadEntries(joined);
       const columns = joined.source.utf8Columns(names, unread);
       jsonl = new Map(names.map((name, c) => [name, columns[c]]));
     }
@@ -92,7 +90,6 @@ export class ArrowBatchBuilder {
         );
       }
       if (plan.csvField !== undefined && csv) {
-        if (unread === null) unread = joined ? unreadEntries(joined) : undefined;
         const column = csv.utf8Column(plan.csvField, unread);
         if (column) return a.makeData({ type: plan.field.type as Utf8, length: rows.length, ...column });
       }
@@ -249,17 +246,6 @@ export class ArrowBatchBuilder {
     if (present.every((v) => typeof v === 'number')) return new a.Float64();
     return new a.Utf8();
   }
-}
-
-/** 1 for each entry the source could not read (its source columns are null). */
-function unreadEntries(rows: JoinedRowBatch): Uint8Array | undefined {
-  let unread: Uint8Array | undefined;
-  for (let i = 0; i < rows.length; i++) {
-    if (!rows.sourceRejected(i)) continue;
-    unread ??= new Uint8Array(rows.length);
-    unread[i] = 1;
-  }
-  return unread;
 }
 
 /** The schema itself, or its non-null branch of an `anyOf`/`oneOf` with null. */

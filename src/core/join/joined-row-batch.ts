@@ -78,6 +78,11 @@ export class JoinedRowBatch implements RowBatch {
   }
 
   /** True when the source could not read the row (its source columns are empty). */
+  /** 1 for each entry the source could not read (see sourceRejected), one byte an entry. */
+  get unreadEntries(): Uint8Array {
+    return this.#unread;
+  }
+
   sourceRejected(i: number): boolean {
     return this.#unread[i] === 1;
   }
