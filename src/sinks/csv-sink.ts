@@ -81,13 +81,13 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
     const waiting = start(layout.columns, out);
     if (waiting) await waiting;
     const source = batch.source;
-    if (source instanceof ArrowRowBatch && delimiter.charCodeAt(0) < 0x80)
-      return arrowJoined(batch, source, out);
-    const copies =
-      source instanceof CsvRowBatch && source.layout.delimiter === delimiter && source.layout.quote === '"';
     const cellsAsCsv = layout.encoding.kind === 'csv' && layout.encoding.delimiter === delimiter;
     const width = layout.sourceColumns.length;
     const emptySource = width > 1 ? delimiter.repeat(width - 1) : '';
+    if (source instanceof ArrowRowBatch && delimiter.charCodeAt(0) < 0x80)
+      return arrowJoined(batch, source, cellsAsCsv, emptySource, out);
+    const copies =
+      source instanceof CsvRowBatch && source.layout.delimiter === delimiter && source.layout.quote === '"';
     for (let i = 0; i < batch.length; i++) {
       const tail = cellsAsCsv ? batch.csvTail(i) : csvTail(batch.resultCells(i), delimiter);
       let pending: Promise<void> | undefined;
@@ -120,12 +120,16 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
    * A joined batch whose source was read from Parquet or Arrow: each cell written as CSV straight
    * from the column (a string's UTF-8 bytes, undecoded; other types as text by the type rules).
    */
-  const arrowJoined = async (batch: JoinedRowBatch, source: ArrowRowBatch, out: TableOut): Promise<void> => {
+  const arrowJoined = async (
+    batch: JoinedRowBatch,
+    source: ArrowRowBatch,
+    cellsAsCsv: boolean,
+    emptySource: string,
+    out: TableOut,
+  ): Promise<void> => {
     const layout = batch.layout;
     const delimiterByte = delimiter.charCodeAt(0);
-    const cellsAsCsv = layout.encoding.kind === 'csv' && layout.encoding.delimiter === delimiter;
     const width = layout.sourceColumns.length;
-    const emptySource = width > 1 ? delimiter.repeat(width - 1) : '';
     // A row's cell of a name (the last column of that name, as `texts` gives it), or none: empty.
     const columns = layout.sourceColumns.map((name) => source.layout.names.lastIndexOf(name));
     lines ??= new ByteWriter(LINES_FLUSH + 64 * 1024);
