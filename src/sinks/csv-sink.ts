@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { ArrowRowBatch } from '../core/arrow/arrow-row-batch.js';
-import { csvCell } from '../core/csv/csv-cell.js';
+import { csvCell, writeUtf8Field } from '../core/csv/csv-cell.js';
 import { CsvRowBatch } from '../core/csv/csv-row-batch.js';
 import { JoinedRowBatch } from '../core/join/joined-row-batch.js';
+import { JsonlRowBatch } from '../core/jsonl/jsonl-row-batch.js';
 import { csvTail } from '../core/results/result-cells.js';
 import { ownValue } from '../core/rows/own-value.js';
 import { delimiterOf } from '../core/tables/table-format.js';
@@ -84,8 +85,27 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
     const cellsAsCsv = layout.encoding.kind === 'csv' && layout.encoding.delimiter === delimiter;
     const width = layout.sourceColumns.length;
     const emptySource = width > 1 ? delimiter.repeat(width - 1) : '';
-    if (source instanceof ArrowRowBatch && delimiter.charCodeAt(0) < 0x80)
-      return arrowJoined(batch, source, cellsAsCsv, emptySource, out);
+    const delimiterByte = delimiter.charCodeAt(0);
+    if (source instanceof ArrowRowBatch && delimiterByte < 0x80) {
+      // A row's cell of a name (the last column of that name, as `texts` gives it), or none: empty.
+      const columns = layout.sourceColumns.map((name) => source.layout.names.lastIndexOf(name));
+      return cellsJoined(batch, cellsAsCsv, emptySource, out, (i, c, w) => {
+        const column = columns[c]!;
+        if (column !== -1) source.writeCsvCell(i, column, delimiterByte, w);
+      });
+    }
+    if (source instanceof JsonlRowBatch && delimiterByte < 0x80) {
+      // Each line scanned once for every column; a column the scan cannot make (a dotted name, one
+      // of Object.prototype's) from the row's values.
+      const columns = source.utf8Columns(layout.sourceColumns, batch.unreadEntries);
+      return cellsJoined(batch, cellsAsCsv, emptySource, out, (i, c, w) => {
+        const column = columns[c];
+        if (column === undefined)
+          w.writeText(csvCell(ownValue(source.values(i), layout.sourceColumns[c]!), delimiter));
+        else if (column.nullBitmap === undefined || (column.nullBitmap[i >> 3]! & (1 << (i & 7))) !== 0)
+          writeUtf8Field(column.data, column.valueOffsets[i]!, column.valueOffsets[i + 1]!, delimiterByte, w);
+      });
+    }
     const copies =
       source instanceof CsvRowBatch && source.layout.delimiter === delimiter && source.layout.quote === '"';
     for (let i = 0; i < batch.length; i++) {
@@ -117,21 +137,19 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
   let lines: ByteWriter | undefined;
 
   /**
-   * A joined batch whose source was read from Parquet or Arrow: each cell written as CSV straight
-   * from the column (a string's UTF-8 bytes, undecoded; other types as text by the type rules).
+   * A joined batch whose source cells are written as CSV straight from their bytes (Parquet and Arrow
+   * columns, JSON Lines members): `writeCell` appends row i's source cell c, nothing for null.
    */
-  const arrowJoined = async (
+  const cellsJoined = async (
     batch: JoinedRowBatch,
-    source: ArrowRowBatch,
     cellsAsCsv: boolean,
     emptySource: string,
     out: TableOut,
+    writeCell: (i: number, c: number, w: ByteWriter) => void,
   ): Promise<void> => {
     const layout = batch.layout;
     const delimiterByte = delimiter.charCodeAt(0);
     const width = layout.sourceColumns.length;
-    // A row's cell of a name (the last column of that name, as `texts` gives it), or none: empty.
-    const columns = layout.sourceColumns.map((name) => source.layout.names.lastIndexOf(name));
     lines ??= new ByteWriter(LINES_FLUSH + 64 * 1024);
     const w = lines;
     w.pos = 0;
@@ -142,8 +160,7 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
       else {
         for (let c = 0; c < width; c++) {
           if (c > 0) w.ensure(1)[w.pos++] = delimiterByte;
-          const column = columns[c]!;
-          if (column !== -1) source.writeCsvCell(i, column, delimiterByte, w);
+          writeCell(i, c, w);
         }
         w.writeText(tail);
         w.ensure(1)[w.pos++] = 0x0a;

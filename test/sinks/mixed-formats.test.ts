@@ -150,32 +150,32 @@ describe('CSV into Arrow and Parquet', () => {
   });
 });
 
-describe('JSON Lines into Arrow', () => {
-  /** What the rows' columns hold as text: textOf of JSON.parse's value; null for null, absent, or a line that is not an object. */
-  function expected(lines: readonly string[], names: readonly string[]): (string | null)[][] {
-    const objects = lines.map((line) => {
-      try {
-        const value = JSON.parse(line) as unknown;
-        return value !== null && typeof value === 'object' && !Array.isArray(value)
-          ? (value as Record<string, unknown>)
-          : undefined;
-      } catch {
-        return undefined;
-      }
-    });
-    return names.map((name) =>
-      objects.map((object) => {
-        const value = object && Object.hasOwn(object, name) ? object[name] : undefined;
-        if (value === null || value === undefined) return null;
-        return typeof value === 'string'
-          ? value
-          : typeof value === 'object'
-            ? JSON.stringify(value)
-            : String(value);
-      }),
-    );
-  }
+/** What the rows' columns hold as text: textOf of JSON.parse's value; null for null, absent, or a line that is not an object. */
+function expected(lines: readonly string[], names: readonly string[]): (string | null)[][] {
+  const objects = lines.map((line) => {
+    try {
+      const value = JSON.parse(line) as unknown;
+      return value !== null && typeof value === 'object' && !Array.isArray(value)
+        ? (value as Record<string, unknown>)
+        : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  return names.map((name) =>
+    objects.map((object) => {
+      const value = object && Object.hasOwn(object, name) ? object[name] : undefined;
+      if (value === null || value === undefined) return null;
+      return typeof value === 'string'
+        ? value
+        : typeof value === 'object'
+          ? JSON.stringify(value)
+          : String(value);
+    }),
+  );
+}
 
+describe('JSON Lines into Arrow', () => {
   async function check(lines: string[], names: string[]): Promise<void> {
     const source = fileWith(dir, `in-${++files}.jsonl`, `${lines.join('\n')}\n`);
     const ids = lines.map((_, i) => String(i + 1));
@@ -220,6 +220,69 @@ describe('JSON Lines into Arrow', () => {
             return JSON.stringify(row);
           });
           await check(lines, ['id', 't', 'u', 'n']);
+        },
+      ),
+      { numRuns: 12 },
+    );
+  }, 120_000);
+});
+
+describe('JSON Lines into CSV', () => {
+  /** Joins `lines` into CSV (a TSV with `tsv`) and checks each column's cells against JSON.parse's text (null: empty). */
+  async function check(lines: string[], names: string[], tsv = false): Promise<void> {
+    const source = fileWith(dir, `in-${++files}.jsonl`, `${lines.join('\n')}\n`);
+    const ids = lines.map((_, i) => String(i + 1));
+    const out = join(dir, `out-${files}.${tsv ? 'tsv' : 'csv'}`);
+    await joinTable({ source, results: [results(ids)], out, idColumn: 'id' });
+    const records = parse(readFileSync(out), {
+      columns: true,
+      delimiter: tsv ? '\t' : ',',
+      relax_column_count: true,
+    }) as Record<string, string>[];
+    expect(records).toHaveLength(lines.length);
+    const want = expected(lines, names);
+    for (let c = 0; c < names.length; c++)
+      expect(
+        records.map((record) => record[names[c]!] ?? ''),
+        names[c],
+      ).toEqual(want[c]!.map((text) => text ?? ''));
+  }
+
+  it('gives strings with escapes, numbers, literals, nested values, absent members their text', async () => {
+    const lines = [
+      '{"id":1,"t":"plain é 😀, a comma","n":42,"b":true,"o":{"x":[1,"a,b"]}}',
+      '{"id":2,"t":"say \\"hi\\"\\n\\ttab \\\\ back\\r\\n","n":1.50,"b":false,"o":null}',
+      '{"id":3,"t":"\\u00e9 \\/ \\u2028 \\ud83d\\ude00 \\u0022","n":-0,"o":[]}',
+      '{ "id" : 4 , "t" : "spaced" , "n" : 1e3 , "t" : "the last one" }',
+      '{"id":5,"t":"","n":-17,"a.b":"dotted"}',
+      '{"id":6,"a":{"b":"nested, not the dotted column"},"n":123456789012345}',
+      '{"id":7,"t":"\\u0001\\b\\f\\r"}',
+      '{"id":8,',
+      '[1,2]',
+      '{"id":10,"constructor":"own","toString":"x"}',
+    ];
+    await check(lines, ['id', 't', 'n', 'b', 'o', 'a.b', 'constructor', 'toString']);
+  });
+
+  it('gives any string its field, in CSV and TSV (property)', async () => {
+    const text = fc.string({
+      unit: fc.constantFrom('x', ' ', ',', '"', '\\', '/', '\n', '\r', '\t', '\u0001', '\u2028', 'é', '😀'),
+      maxLength: 16,
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(text, fc.option(text), fc.integer({ min: -1e6, max: 1e6 })), {
+          minLength: 1,
+          maxLength: 30,
+        }),
+        fc.boolean(),
+        async (rows, tsv) => {
+          const lines = rows.map(([t, u, n], i) => {
+            const row: Record<string, unknown> = { id: i + 1, t, n };
+            if (u !== null) row.u = u;
+            return JSON.stringify(row);
+          });
+          await check(lines, ['id', 't', 'u', 'n'], tsv);
         },
       ),
       { numRuns: 12 },

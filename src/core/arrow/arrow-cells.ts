@@ -1,9 +1,8 @@
 import type { Data } from 'apache-arrow';
 import type { ByteWriter } from '../../internal/byte-writer.js';
-import { copyBytes } from '../../internal/copy-bytes.js';
 import { MAX_ESCAPE_GROWTH, writeJsonEscaped, writeJsonText } from '../../internal/json-bytes.js';
 import { parseJsonExact } from '../../internal/parse-json.js';
-import { csvCell } from '../csv/csv-cell.js';
+import { writeTextField, writeUtf8Field } from '../csv/csv-cell.js';
 import { loadedArrow } from './arrow-lib.js';
 
 /**
@@ -210,53 +209,7 @@ export function writeCellCsv(data: Data, i: number, delimiter: number, out: Byte
   }
   if (!data.getValid(i)) return;
   const offsets = data.valueOffsets;
-  const start = Number(offsets[i]);
-  const end = Number(offsets[i + 1]);
-  const values = data.values as Uint8Array;
-  const special = specialBytes(delimiter);
-  let first = start;
-  while (first < end && special[values[first]!] === 0) first++;
-  // At worst every byte a doubled quote, and the two around them.
-  const buffer = out.ensure((end - start) * 2 + 2);
-  let pos = out.pos;
-  if (first === end) {
-    out.pos = copyBytes(values, start, end, buffer, pos);
-    return;
-  }
-  buffer[pos++] = QUOTE;
-  // No quote before `first`; after it, quotes are found by the runtime's search (several times a
-  // JS loop's speed), over a view that ends with the cell.
-  pos = copyBytes(values, start, first, buffer, pos);
-  const rest = Buffer.from(values.buffer, values.byteOffset + first, end - first);
-  let from = 0;
-  for (let q = rest.indexOf(QUOTE, 0); q !== -1; q = rest.indexOf(QUOTE, from)) {
-    pos = copyBytes(rest, from, q + 1, buffer, pos);
-    buffer[pos++] = QUOTE;
-    from = q + 1;
-  }
-  pos = copyBytes(rest, from, rest.length, buffer, pos);
-  buffer[pos++] = QUOTE;
-  out.pos = pos;
-}
-
-/**
- * Appends a cell's text as a CSV field: an ASCII text with nothing to quote (digits, dates,
- * timestamps) char by char, where Buffer#write's call costs more than the copy; else csvCell's field.
- */
-function writeTextField(text: string, delimiter: number, out: ByteWriter): void {
-  const n = text.length;
-  const special = specialBytes(delimiter);
-  const buffer = out.ensure(n);
-  let pos = out.pos;
-  for (let k = 0; k < n; k++) {
-    const c = text.charCodeAt(k);
-    if (c >= 0x80 || special[c] === 1) {
-      out.writeText(csvCell(text, String.fromCharCode(delimiter)));
-      return;
-    }
-    buffer[pos++] = c;
-  }
-  out.pos = pos;
+  writeUtf8Field(data.values as Uint8Array, Number(offsets[i]), Number(offsets[i + 1]), delimiter, out);
 }
 
 /** Each 64-bit integer column's values as 32-bit words (made once a column). */
@@ -278,22 +231,6 @@ function intText(data: Data, i: number, type: Typed): string {
     return String(high * 0x100000000 + low);
   return String((data.values as BigInt64Array)[i]);
 }
-
-/** 1 for the bytes that make a CSV field quoted (a lookup scans several times faster than four tests). */
-let special = new Uint8Array(256);
-let specialFor = -1;
-
-function specialBytes(delimiter: number): Uint8Array {
-  if (specialFor === delimiter) return special;
-  special = new Uint8Array(256);
-  for (const byte of [QUOTE, LF, CR, delimiter]) special[byte] = 1;
-  specialFor = delimiter;
-  return special;
-}
-
-const QUOTE = 0x22;
-const LF = 0x0a;
-const CR = 0x0d;
 
 function utf8(data: Data, i: number): string {
   const offsets = data.valueOffsets;
