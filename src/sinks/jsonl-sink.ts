@@ -1,3 +1,4 @@
+import { ArrowRowBatch } from '../core/arrow/arrow-row-batch.js';
 import { CsvRowBatch } from '../core/csv/csv-row-batch.js';
 import { type JoinedLayout, JoinedRowBatch } from '../core/join/joined-row-batch.js';
 import { JsonlRowBatch } from '../core/jsonl/jsonl-row-batch.js';
@@ -45,6 +46,7 @@ async function joined(batch: JoinedRowBatch, out: TableOut): Promise<void> {
   const jsonl = source instanceof JsonlRowBatch ? source : undefined;
   const csv = source instanceof CsvRowBatch ? source : undefined;
   const columnKeys = csv ? layout.sourceColumns.map((name) => `${JSON.stringify(name)}:"`) : [];
+  const arrow = source instanceof ArrowRowBatch ? arrowKeys(layout, source) : undefined;
   // The batch's lines gathered in one buffer, written at once.
   const writer = new ByteWriter(Math.ceil(((jsonl ?? csv)?.buffer.length ?? 0) * 1.5) + 4096, LINES_POOL);
   try {
@@ -67,6 +69,13 @@ async function joined(batch: JoinedRowBatch, out: TableOut): Promise<void> {
           writer.writeText('"');
         }
         writer.writeText(`${columnKeys.length === 0 ? members.slice(1) : members}}\n`);
+      } else if (arrow) {
+        const arrowRows = source as ArrowRowBatch;
+        for (let c = 0; c < arrow.length; c++) {
+          writer.writeText(arrow[c]!);
+          arrowRows.writeJsonValue(i, c, writer);
+        }
+        writer.writeText(`${arrow.length === 0 ? `{${members.slice(1)}` : members}}\n`);
       } else {
         writer.writeText(`${JSON.stringify(batch.values(i))}\n`);
       }
@@ -76,4 +85,17 @@ async function joined(batch: JoinedRowBatch, out: TableOut): Promise<void> {
   } finally {
     writer.release();
   }
+}
+
+/**
+ * `{"name":` then `,"name":` for each column of an Arrow source (`layout.names`, all of them, as
+ * `values` gives them), when writing its rows column by column gives JSON.stringify's bytes of
+ * `JoinedRowBatch.values`: no name repeated, none an array index (an object lists those first), no
+ * `__proto__` (`values` does not keep it). Undefined otherwise.
+ */
+function arrowKeys(layout: JoinedLayout, source: ArrowRowBatch): string[] | undefined {
+  const names = [...source.layout.names, ...layout.names];
+  if (layout.uneven || new Set(names).size !== names.length) return undefined;
+  if (names.some((name) => name === '__proto__' || /^(?:0|[1-9][0-9]*)$/.test(name))) return undefined;
+  return source.layout.names.map((name, c) => `${c === 0 ? '{' : ','}${JSON.stringify(name)}:`);
 }

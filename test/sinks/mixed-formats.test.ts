@@ -380,3 +380,91 @@ describe('Arrow into CSV', () => {
     }
   });
 });
+
+describe('Arrow into JSON Lines', () => {
+  const text = fc.string({
+    unit: fc.constantFrom(
+      'x',
+      ' ',
+      '"',
+      '\\',
+      '/',
+      '\n',
+      '\t',
+      '\u0001',
+      '\u007f',
+      '\u2028',
+      'é',
+      '😀',
+      '中',
+    ),
+    maxLength: 40,
+  });
+
+  it('writes each row as JSON.stringify writes its values: strings escaped from their bytes, int64 exact, timestamps as text (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.option(text), fc.bigInt({ min: -(2n ** 62n), max: 2n ** 62n }), fc.integer()), {
+          minLength: 1,
+          maxLength: 30,
+        }),
+        async (rows) => {
+          const ids = rows.map((_, i) => String(i + 1));
+          const table = new Table({
+            id: vectorFromArray(ids, new Utf8()),
+            s: vectorFromArray(
+              rows.map(([s]) => s),
+              new Utf8(),
+            ),
+            n: vectorFromArray(
+              rows.map(([, n]) => n),
+              new Int64(),
+            ),
+            ts: vectorFromArray(
+              rows.map(([, , ms]) => ms),
+              new TimestampMillisecond(),
+            ),
+          });
+          const source = join(dir, `in-${++files}.arrow`);
+          writeFileSync(source, tableToIPC(table, 'file'));
+          const out = join(dir, `out-${files}.jsonl`);
+          await joinTable({ source, results: [results(ids)], out, idColumn: 'id' });
+          const lines = readFileSync(out, 'utf8').split('\n').slice(0, -1);
+          expect(lines).toHaveLength(rows.length);
+          for (let i = 0; i < rows.length; i++) {
+            const [s, n, ms] = rows[i]!;
+            const row = JSON.parse(lines[i]!) as Record<string, unknown>;
+            // The line is JSON.stringify's own text of what it holds, member order included.
+            expect(lines[i]).toBe(JSON.stringify(row));
+            expect(Object.keys(row).slice(0, 4)).toEqual(['id', 's', 'n', 'ts']);
+            expect(row.id).toBe(String(i + 1));
+            expect(row.s).toBe(s);
+            expect(row.n).toEqual(Number.isSafeInteger(Number(n)) ? Number(n) : String(n));
+            expect(row.ts).toBe(new Date(ms).toISOString().slice(0, -1));
+            expect(row.status).toBe(i % 2 === 0 ? 'ok' : 'missing');
+          }
+        },
+      ),
+      { numRuns: 12 },
+    );
+  }, 120_000);
+
+  it('writes rows with a column named 0 (an object lists it first) as JSON.stringify does', async () => {
+    const table = new Table({
+      id: vectorFromArray(['1', '2'], new Utf8()),
+      '0': vectorFromArray(['zero', null], new Utf8()),
+      s: vectorFromArray(['a "b"', 'c\nd'], new Utf8()),
+    });
+    const source = join(dir, 'index-name.arrow');
+    writeFileSync(source, tableToIPC(table, 'file'));
+    const out = join(dir, 'index-name.jsonl');
+    await joinTable({ source, results: [results(['1', '2'])], out, idColumn: 'id' });
+    const lines = readFileSync(out, 'utf8').split('\n').slice(0, -1);
+    const rows = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines).toEqual(rows.map((row) => JSON.stringify(row)));
+    expect(rows.map((row) => [row['0'], row.id, row.s])).toEqual([
+      ['zero', '1', 'a "b"'],
+      [null, '2', 'c\nd'],
+    ]);
+  });
+});

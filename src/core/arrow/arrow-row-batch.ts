@@ -3,7 +3,14 @@ import type { ByteWriter } from '../../internal/byte-writer.js';
 import type { Row, RowValues } from '../../types.js';
 import { putValue } from '../rows/own-value.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
-import { cellText, cellValue, isNullCell, writeCellCsv, writeCellJsonText } from './arrow-cells.js';
+import {
+  cellText,
+  cellValue,
+  isNullCell,
+  writeCellCsv,
+  writeCellJsonText,
+  writeCellValueJson,
+} from './arrow-cells.js';
 import { loadedArrow } from './arrow-lib.js';
 
 /** A column of a batch as plain data: its buffers are shared memory, which crosses threads uncopied. */
@@ -274,6 +281,11 @@ export class ArrowRowBatch implements RowBatch {
     const names = this.layout.names;
     for (let c = 0; c < names.length; c++) putValue(values, names[c]!, cellText(this.#data(c), i));
     return values;
+  }
+
+  /** Appends the value `values(i)` gives of column `column` (an index into `layout.names`) as JSON.stringify writes it. */
+  writeJsonValue(i: number, column: number, out: ByteWriter): void {
+    writeCellValueJson(this.#data(column), i, out);
   }
 
   /**

@@ -534,15 +534,9 @@ function validUpTo(n: number, valid: number): Uint8Array {
 /**
  * The text of a JSON string's bytes holding only the escapes COPY_ESCAPES allows, into `target` at
  * `pos`: the runs between escapes copied at once, each backslash found by the runtime's search (a
- * review's few escapes in hundreds of bytes: a byte loop was most of a JSON Lines column's time).
+ * review holds a few escapes in hundreds of bytes).
  */
-function unescapeInto(
-  source: Buffer,
-  start: number,
-  end: number,
-  target: Uint8Array,
-  pos: number,
-): number {
+function unescapeInto(source: Buffer, start: number, end: number, target: Uint8Array, pos: number): number {
   const cell = source.subarray(start, end);
   const n = cell.length;
   let from = 0;
