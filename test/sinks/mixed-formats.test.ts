@@ -49,6 +49,13 @@ function arrowColumns(
   return { columns: names.map(column) as (string | null)[][], status: column('status') as string[] };
 }
 
+/** The table written as an Arrow IPC file (named `in-<n>` unless named). */
+function arrowFile(table: Table, name = `in-${++files}`): string {
+  const path = join(dir, `${name}.arrow`);
+  writeFileSync(path, tableToIPC(table, 'file'));
+  return path;
+}
+
 async function parquetColumns(path: string, names: readonly string[]): Promise<(string | null)[][]> {
   const file = await ParquetFile.fromFile(await openAsBlob(path));
   const table = tableFromIPC((await file.read()).intoIPCStream());
@@ -317,8 +324,7 @@ describe('Arrow into CSV', () => {
             // Dictionary-encoded strings: written from their text.
             d: vectorFromArray(rows.map(([, , d]) => d)),
           });
-          const source = join(dir, `in-${++files}.arrow`);
-          writeFileSync(source, tableToIPC(table, 'file'));
+          const source = arrowFile(table);
           const out = join(dir, `out-${files}.csv`);
           await joinTable({ source, results: [results(ids)], out, idColumn: 'id' });
           const text = readFileSync(out, 'utf8');
@@ -340,8 +346,7 @@ describe('Arrow into CSV', () => {
       id: vectorFromArray(['1', '2'], new Utf8()),
       ['__proto__']: vectorFromArray(['p, 1', null], new Utf8()),
     });
-    const source = join(dir, 'proto.arrow');
-    writeFileSync(source, tableToIPC(table, 'file'));
+    const source = arrowFile(table, 'proto');
     const out = join(dir, 'proto.csv');
     await joinTable({ source, results: [results(['1', '2'])], out, idColumn: 'id' });
     const records = parse(readFileSync(out)) as string[][];
@@ -359,8 +364,7 @@ describe('Arrow into CSV', () => {
       ts: vectorFromArray([0, -86_400_001, 1_700_000_000_123], new TimestampMillisecond()),
       s: vectorFromArray(['a-b', 'c:d', null], new Utf8()),
     });
-    const source = join(dir, 'delimited.arrow');
-    writeFileSync(source, tableToIPC(table, 'file'));
+    const source = arrowFile(table, 'delimited');
     const answers = results(['1', '2', '3']);
     for (const delimiter of ['-', ':', ';']) {
       const out = join(dir, `delimited-${delimiter === ':' ? 'colon' : delimiter}.csv`);
@@ -425,8 +429,7 @@ describe('Arrow into JSON Lines', () => {
               new TimestampMillisecond(),
             ),
           });
-          const source = join(dir, `in-${++files}.arrow`);
-          writeFileSync(source, tableToIPC(table, 'file'));
+          const source = arrowFile(table);
           const out = join(dir, `out-${files}.jsonl`);
           await joinTable({ source, results: [results(ids)], out, idColumn: 'id' });
           const lines = readFileSync(out, 'utf8').split('\n').slice(0, -1);
@@ -455,8 +458,7 @@ describe('Arrow into JSON Lines', () => {
       '0': vectorFromArray(['zero', null], new Utf8()),
       s: vectorFromArray(['a "b"', 'c\nd'], new Utf8()),
     });
-    const source = join(dir, 'index-name.arrow');
-    writeFileSync(source, tableToIPC(table, 'file'));
+    const source = arrowFile(table, 'index-name');
     const out = join(dir, 'index-name.jsonl');
     await joinTable({ source, results: [results(['1', '2'])], out, idColumn: 'id' });
     const lines = readFileSync(out, 'utf8').split('\n').slice(0, -1);
