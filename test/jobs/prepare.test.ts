@@ -259,7 +259,20 @@ describe('prepare', () => {
               : // Some lines escape characters JSON.stringify writes as they are: those are read as text.
                 i % 31 === 3
                 ? JSON.stringify({ id: r.id, review: r.review, rating: r.rating }).replaceAll('é', '\\u00e9')
-                : JSON.stringify({ id: r.id, review: r.review, rating: r.rating }),
+                : // An escaped member name (the scan leaves the line to JSON.parse); many members.
+                  i % 1019 === 11
+                  ? JSON.stringify({ id: r.id, review: r.review, rating: r.rating }).replace(
+                      '"id"',
+                      '"i\\u0064"',
+                    )
+                  : i % 1021 === 13
+                    ? JSON.stringify({
+                        ...Object.fromEntries(Array.from({ length: 40 }, (_, k) => [`x${k}`, k])),
+                        id: r.id,
+                        review: r.review,
+                        rating: r.rating,
+                      })
+                    : JSON.stringify({ id: r.id, review: r.review, rating: r.rating }),
         )
         .join('\n'),
     );

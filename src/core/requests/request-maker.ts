@@ -25,11 +25,11 @@ export const RENDER_THREAD_AFTER_ROWS = 16_384;
 /**
  * Render threads, by what they read. From CSV this thread's own work (scanning, checks, writing)
  * takes about as long as the rendering, and a second thread (measured: 1M rows, 2.9 s either way) only
- * adds its memory (150 -> 185 MB); JSON Lines are checked (scanned) on the render threads, which then
- * carry most of the work, and two of them, where there are two cores, cut the run (4.3 -> 3.5 s, when
- * lines were parsed by JSON.parse there).
+ * adds its memory (150 -> 185 MB). JSON Lines are scanned on the render thread, and one is enough
+ * there too since lines are scanned rather than parsed: at 1M rows it uses 2.1-2.2 CPU s, under the
+ * run's 4.5-4.8 CPU s over two cores, where two took 4.7-5.1 CPU s in all and 25 MB more.
  */
-const RENDER_THREADS = { csv: 1, jsonl: Math.min(2, availableParallelism()), arrow: 1 } as const;
+const RENDER_THREADS = { csv: 1, jsonl: 1, arrow: 1 } as const;
 /**
  * Rows a mapper module maps here before its threads start: the first batch (a mapper that fails on the
  * first row fails here, at once). A row costs a mapper far more than a template, so threads pay sooner.
