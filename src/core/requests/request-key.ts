@@ -208,9 +208,7 @@ class DirectXxh128 {
     const n = starts.length;
     // The digests go into `out` as words when it is seen as words (one view a batch).
     const outWords =
-      (out.byteOffset & 3) === 0 && !(out.buffer instanceof SharedArrayBuffer)
-        ? new Int32Array(out.buffer, 0, out.buffer.byteLength >> 2)
-        : undefined;
+      (out.byteOffset & 3) === 0 ? new Int32Array(out.buffer, 0, out.buffer.byteLength >> 2) : undefined;
     let i = 0;
     while (i < n) {
       const from = starts[i]!;
