@@ -19,7 +19,8 @@
  * into the WebAssembly's memory a dozen at a time, each line's bytes moved together there and hashed
  * in one update (~0.35 CPU us a ~970-byte line, ~0.22 us of it the hash). The lookup is a binary
  * search in each cache segment's in-memory index (nothing when the cache is empty), the table an
- * Int32Array whose slots for a batch are read at once before its keys are added, each line's record
+ * Int32Array sized from the table file's estimated rows (no growth), whose slots for a batch are
+ * read at once before its keys are added, a batch's keys after its lines in the shared buffer, each line's record
  * made on the render thread after the batch's lines (the main thread sets its kind). On a 2-core
  * machine `off` keeps both cores busy, so what the keys add to the CPU total (~1 s a million rows)
  * shows in the wall time wherever it runs; the CPU column, and the
