@@ -11,6 +11,7 @@
  * RSS no more than off's plus the bound the key table states (32 bytes a distinct request) plus 64 MB.
  *
  * Run: npm run build && node --import tsx bench/cache.bench.ts [--sizes 100000,1000000] [--repeat 5]
+ *   [--variants 'off,keyed cold'] (some variants only: bench/results is then left alone)
  * Figures: bench/results/cache.json and the table this prints (machine, Node and date in it); the
  * 1M-row figures are in docs/cache.md.
  *
@@ -41,6 +42,7 @@ import {
   interleaved,
   type Measured,
   machine,
+  ONLY,
   runOnce,
   SIZES,
   saveResults,
@@ -117,5 +119,6 @@ for (const r of all) {
 }
 const report = [...lines, '', ...checks.map(([what, met]) => `- [${met ? 'x' : ' '}] ${what}`)].join('\n');
 console.log(report);
-saveResults('cache', { machine: machine(), repeat, all, checks }, report);
+// A run of some variants only (--variants) leaves the full bench's figures in bench/results alone.
+if (ONLY === undefined) saveResults('cache', { machine: machine(), repeat, all, checks }, report);
 if (checks.some(([, met]) => !met)) process.exitCode = 1;
