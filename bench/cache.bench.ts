@@ -11,6 +11,7 @@
  * RSS no more than off's plus the bound the key table states (32 bytes a distinct request) plus 64 MB.
  *
  * Run: npm run build && node --import tsx bench/cache.bench.ts [--sizes 100000,1000000] [--repeat 5]
+ *   [--variants 'off,keyed cold'] (some variants only: bench/results is then left alone)
  * Figures: bench/results/cache.json and the table this prints (machine, Node and date in it); the
  * 1M-row figures are in docs/cache.md.
  *
@@ -19,7 +20,8 @@
  * into the WebAssembly's memory a dozen at a time, each line's bytes moved together there and hashed
  * in one update (~0.35 CPU us a ~970-byte line, ~0.22 us of it the hash). The lookup is a binary
  * search in each cache segment's in-memory index (nothing when the cache is empty), the table an
- * Int32Array whose slots for a batch are read at once before its keys are added, each line's record
+ * Int32Array sized from the table file's estimated rows (no growth), whose slots for a batch are
+ * read at once before its keys are added, a batch's keys after its lines in the shared buffer, each line's record
  * made on the render thread after the batch's lines (the main thread sets its kind). On a 2-core
  * machine `off` keeps both cores busy, so what the keys add to the CPU total (~1 s a million rows)
  * shows in the wall time wherever it runs; the CPU column, and the
@@ -40,6 +42,7 @@ import {
   interleaved,
   type Measured,
   machine,
+  ONLY,
   runOnce,
   SIZES,
   saveResults,
@@ -116,5 +119,6 @@ for (const r of all) {
 }
 const report = [...lines, '', ...checks.map(([what, met]) => `- [${met ? 'x' : ' '}] ${what}`)].join('\n');
 console.log(report);
-saveResults('cache', { machine: machine(), repeat, all, checks }, report);
+// A run of some variants only (--variants) leaves the full bench's figures in bench/results alone.
+if (ONLY === undefined) saveResults('cache', { machine: machine(), repeat, all, checks }, report);
 if (checks.some(([, met]) => !met)) process.exitCode = 1;

@@ -29,6 +29,8 @@ export interface ReuseSettings {
   dedup: DedupMode;
   /** Answers of earlier runs, looked up under the same rule; undefined: no cache. */
   cache: ResultCache | undefined;
+  /** About how many requests will come (the table's estimated rows): the key table starts that large. */
+  expectedKeys?: number | undefined;
 }
 
 /** What reuse did, in `shards.json` (`reuse`). */
@@ -95,7 +97,7 @@ export class RequestReuse {
   constructor(dir: string, settings: ReuseSettings) {
     this.#dir = dir;
     this.#settings = settings;
-    this.#seen = settings.dedup === 'off' ? undefined : new KeySet();
+    this.#seen = settings.dedup === 'off' ? undefined : new KeySet(undefined, settings.expectedKeys);
   }
 
   /**

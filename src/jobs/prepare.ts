@@ -19,6 +19,7 @@ import { shardRequests } from '../sinks/shard-requests.js';
 import { sliceRows } from '../transforms/slice-rows.js';
 import { toRequests } from '../transforms/to-requests.js';
 import { validateRequests } from '../transforms/validate-requests.js';
+import { estimateRows } from './row-estimate.js';
 import { openTable, RequestJobFields, requestJob } from './settings.js';
 
 const PrepareOptions = z.strictObject({
@@ -108,7 +109,9 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
   const build = toRequests(job.requests);
   const validate = validateRequests({ provider: profile, ...job.rules, onWarning });
   const cache = opts.cacheDir === undefined ? undefined : await ResultCache.open(opts.cacheDir);
-  const reuse = reusing ? { dedup, cache } : undefined;
+  // The key table is made as large as the table's rows call for (no growth); a slice keeps a part of them.
+  const expectedKeys = reusing && !opts.slice ? await estimateRows(input, job.table) : undefined;
+  const reuse = reusing ? { dedup, cache, expectedKeys } : undefined;
   const sink = shardRequests({
     outDir: opts.outDir,
     provider: profile,

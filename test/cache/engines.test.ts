@@ -79,6 +79,26 @@ describe('KeySet', () => {
     // 32 bytes a key at most: the table is at most half full.
     expect(set.bytes).toBeLessThanOrEqual(100_000 * 32 * 2);
   });
+
+  it('made for the keys expected, takes them without growing, no larger than growing would have made it', () => {
+    for (const expected of [1_000, 200_000, 300_000]) {
+      const grown = new KeySet();
+      const presized = new KeySet(undefined, expected);
+      const before = presized.bytes;
+      // An estimate 4/3 of the keys that come: the table is still no larger than the grown one.
+      const keys = Array.from({ length: Math.floor((expected * 3) / 4) }, () => randomBytes(16));
+      for (const key of keys) {
+        expect(presized.add(key)).toBe('added');
+        grown.add(key);
+      }
+      for (const key of keys.slice(0, 100)) expect(presized.add(key)).toBe('present');
+      expect(presized.size).toBe(keys.length);
+      if (expected > 1_000) expect(presized.bytes).toBe(before);
+      expect(presized.bytes).toBeLessThanOrEqual(grown.bytes);
+    }
+    // The bound caps the estimate.
+    expect(new KeySet(1_000, 10_000_000).bytes).toBe(new KeySet(1_000).bytes);
+  });
 });
 
 describe('withCustomId', () => {

@@ -2,10 +2,13 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createXXHash128 } from 'hash-wasm';
 import { describe, expect, it } from 'vitest';
 import { KeySet } from '../../src/cache/key-set.js';
 import { REQUEST_KEYS_FILE, RequestReuse } from '../../src/cache/request-reuse.js';
 import {
+  DIRECT_CHECK_DIGEST,
+  directCheckDigests,
   KEY_BYTES,
   keyHex,
   requestKey,
@@ -61,6 +64,19 @@ describe('requestKey', () => {
       start = end + 1;
     }
     expect(all.equals(copy)).toBe(true);
+  });
+
+  it("checks the direct calls at load against digests hash-wasm's own IHasher makes", async () => {
+    const reference = await createXXHash128();
+    const digests = directCheckDigests((line, from, to, out, at) => {
+      reference.init();
+      reference.update(line.subarray(0, from));
+      reference.update(line.subarray(to));
+      out.set(reference.digest('binary'), at);
+    });
+    reference.init();
+    reference.update(digests);
+    expect(reference.digest('hex')).toBe(DIRECT_CHECK_DIGEST);
   });
 
   it('calls the WebAssembly directly, and agrees with the definition at every length, id place and alignment in shared memory', () => {

@@ -35,14 +35,30 @@ export function writeKeyHex(out: Uint8Array, n: number, key: Uint8Array, at: num
 }
 
 /**
- * Writes the records of a rendered batch's keyed lines, kinds UNDECIDED, back to back after its
- * lines (in the writer the lines are in: a render thread's shared buffer, so the main thread reads
- * them where they are, nothing copied between threads). Line i (where `starts[i] >= 0`) has its id's
- * JSON text without quotes at `idFroms[i]`..`idTos[i]` (where the renderer wrote it: the same bytes
- * the record quotes) and its key at `keys[i * 16]`; its record is `recordAt[i]`..`recordAt[i + 1]`
- * in the buffer (empty for an entry without a line). Made where the batch was rendered, so the
- * thread that decides each line only sets its kind. False, nothing written, when a line's id was
- * not written by the renderer.
+ * Bytes the records of a rendered batch's keyed lines take (see writeKeyRecords): line i (where
+ * `starts[i] >= 0`) has its id's JSON text without quotes at `idFroms[i]`..`idTos[i]`. -1 when a
+ * line's id was not written by the renderer (no record can be made from the line).
+ */
+export function keyRecordBytes(starts: Int32Array, idFroms: Int32Array, idTos: Int32Array): number {
+  let total = 0;
+  for (let i = 0; i < starts.length; i++) {
+    if (starts[i]! < 0) continue;
+    if (idFroms[i]! < 0) return -1;
+    total += idTos[i]! - idFroms[i]! + RECORD_FIXED_BYTES;
+  }
+  return total;
+}
+
+/**
+ * Writes the records of a rendered batch's keyed lines, kinds UNDECIDED, back to back at the
+ * writer's place, after its lines (in the writer the lines are in: a render thread's shared buffer,
+ * so the main thread reads them where they are, nothing copied between threads). Line i (where
+ * `starts[i] >= 0`) has its id's JSON text without quotes at `idFroms[i]`..`idTos[i]` (where the
+ * renderer wrote it: the same bytes the record quotes) and its key at `keys[i * 16]`; its record is
+ * `recordAt[i]`..`recordAt[i + 1]` in the buffer (empty for an entry without a line). Made where the
+ * batch was rendered, so the thread that decides each line only sets its kind. `total`: what
+ * keyRecordBytes says of these lines. False, nothing written, when a line's id was not written by
+ * the renderer.
  */
 export function writeKeyRecords(
   writer: ByteWriter,
@@ -51,14 +67,10 @@ export function writeKeyRecords(
   idTos: Int32Array,
   keys: Uint8Array,
   recordAt: Int32Array,
+  total = keyRecordBytes(starts, idFroms, idTos),
 ): boolean {
+  if (total < 0) return false;
   const n = starts.length;
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    if (starts[i]! < 0) continue;
-    if (idFroms[i]! < 0) return false;
-    total += idTos[i]! - idFroms[i]! + RECORD_FIXED_BYTES;
-  }
   // The lines and their records in one buffer (a larger one if they do not fit: the lines move too).
   const out = writer.ensure(total);
   // The hex digits two at a time, little-endian at any address (measured: ~67 -> ~53 ns a record).

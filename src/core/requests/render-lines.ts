@@ -4,7 +4,7 @@ import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import { JsonlRowBatch } from '../jsonl/jsonl-row-batch.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
-import { writeKeyRecords } from './key-records.js';
+import { keyRecordBytes, writeKeyRecords } from './key-records.js';
 import { ID_SLOT } from './line-template.js';
 import { customIdValueRange, isSameDraw, KEY_BYTES, requestKeysInto } from './request-key.js';
 import { RowHash, writeRowIdBytes } from './row-hash.js';
@@ -96,7 +96,7 @@ export class LineRenderer {
     const csv = rows instanceof CsvRowBatch ? rows : undefined;
     const jsonl = rows instanceof JsonlRowBatch ? rows : undefined;
     const range = this.#range;
-    let keys: Uint8Array | undefined;
+    let keyed = false;
     /** Where each keyed line's id value is, for its record (and its key, when idLeads). */
     let idFroms: Int32Array | undefined;
     let idTos: Int32Array | undefined;
@@ -154,7 +154,7 @@ export class LineRenderer {
       if (this.#plan.requestKeys !== undefined) {
         this.#keyed ??= this.#plan.requestKeys === 'on' || isSameDraw(writer.buffer, start, writer.pos);
         if (this.#keyed) {
-          keys ??= new Uint8Array(n * KEY_BYTES);
+          keyed = true;
           idFroms ??= new Int32Array(n);
           idTos ??= new Int32Array(n);
           idFroms[i] = idFrom;
@@ -165,20 +165,22 @@ export class LineRenderer {
         empty[i] = 1;
     }
     // Keyed once the batch is rendered: its lines, back to back, are hashed many at a time.
-    if (!keys) return { ids, starts, ends, empty, missing, hashes };
+    if (!keyed) return { ids, starts, ends, empty, missing, hashes };
+    // The keys, the records' places and the records go after the lines, in the same buffer: a render
+    // thread's shared memory, so the main thread reads them where they are (arrays of their own were
+    // copied into new memory there a batch, ~40 KB of page faults each, measured at 1M rows).
+    const records = keyRecordBytes(starts, idFroms!, idTos!);
+    const buffer = writer.ensure(KEY_BYTES - 1 + n * KEY_BYTES + (n + 1) * 4 + Math.max(records, 0));
+    // The keys at a multiple of 16 in the memory, so they are read as words.
+    const keysAt = ((buffer.byteOffset + writer.pos + KEY_BYTES - 1) & -KEY_BYTES) - buffer.byteOffset;
+    const keys = new Uint8Array(buffer.buffer, buffer.byteOffset + keysAt, n * KEY_BYTES).fill(0);
+    const recordAt = new Int32Array(buffer.buffer, buffer.byteOffset + keysAt + n * KEY_BYTES, n + 1);
+    writer.pos = keysAt + n * KEY_BYTES + (n + 1) * 4;
     const leads = this.#idLeads;
-    requestKeysInto(
-      writer.buffer,
-      starts,
-      ends,
-      leads ? idFroms : undefined,
-      leads ? idTos : undefined,
-      keys,
-    );
-    const recordAt = new Int32Array(n + 1);
-    return writeKeyRecords(writer, starts, idFroms!, idTos!, keys, recordAt)
-      ? { ids, starts, ends, empty, missing, hashes, keys, recordAt }
-      : { ids, starts, ends, empty, missing, hashes, keys };
+    requestKeysInto(buffer, starts, ends, leads ? idFroms : undefined, leads ? idTos : undefined, keys);
+    if (records < 0) return { ids, starts, ends, empty, missing, hashes, keys };
+    writeKeyRecords(writer, starts, idFroms!, idTos!, keys, recordAt, records);
+    return { ids, starts, ends, empty, missing, hashes, keys, recordAt };
   }
 
   /** Resolves the template's columns for the batch's layout (once per layout). */

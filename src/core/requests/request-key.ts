@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { createXXHash128, type IHasher } from 'hash-wasm';
+import type { IHasher } from 'hash-wasm';
 
 /** Bytes of a request key: an XXH3-128 digest. */
 export const KEY_BYTES = 16;
@@ -30,20 +30,30 @@ let hasher: IHasher | undefined;
 /** The same WebAssembly's exports called directly (see DirectXxh128); undefined: through `hasher`. */
 let direct: DirectXxh128 | undefined;
 let loading: Promise<void> | undefined;
+let loaded = false;
 
-/** Resolves once this thread can make request keys: await it before the first requestKey. */
+/**
+ * Resolves once this thread can make request keys: await it before the first requestKey. The
+ * WebAssembly is compiled once, called directly, and checked against digests known beforehand
+ * (checkDirect); `hash-wasm`'s own IHasher is made only if that fails: compiling the module twice and
+ * loading all of `hash-wasm` cost each thread that keys ~20-50 ms before its first key.
+ */
 export function requestKeysReady(): Promise<void> {
-  loading ??= Promise.all([createXXHash128(), loadDirect()]).then(([made, exports]) => {
-    hasher = made;
+  loading ??= loadDirect().then(async (exports) => {
     const candidate = exports && new DirectXxh128(exports);
-    direct = candidate && agrees(candidate, made) ? candidate : undefined;
+    if (candidate && checkDirect(candidate)) direct = candidate;
+    else {
+      const { createXXHash128 } = await import('hash-wasm');
+      hasher = await createXXHash128();
+    }
+    loaded = true;
   });
   return loading;
 }
 
 /** Whether requestKeysReady has resolved on this thread (keys can be made synchronously). */
 export function requestKeysLoaded(): boolean {
-  return hasher !== undefined;
+  return loaded;
 }
 
 /** Whether keys are made by calling the WebAssembly's exports directly (DirectXxh128), not through IHasher. */
@@ -88,6 +98,7 @@ export function requestKeyInto(
     direct.key(line, start, idFrom, idTo, end, out, at);
     return;
   }
+  if (!hasher) throw new Error('a request key was asked for before requestKeysReady() resolved');
   // The bytes before the id's value and those after it, joined in a scratch array and hashed in one
   // update. The line is only read (another thread may read it meanwhile). The tail (most of the line)
   // goes where its address has the same remainder mod 8 as in the line: V8 copies out of shared
@@ -104,7 +115,6 @@ export function requestKeyInto(
   if (head <= 64) for (let k = 0; k < head; k++) scratch[into + k] = line[start + k]!;
   else scratch.set(line.subarray(start, idFrom), into);
   scratch.set(new Uint8Array(line.buffer, line.byteOffset + tail, end - tail), at0);
-  if (!hasher) throw new Error('a request key was asked for before requestKeysReady() resolved');
   hasher.init();
   hasher.update(new Uint8Array(scratch.buffer, into, total - into));
   out.set(hasher.digest('binary'), at);
@@ -155,6 +165,8 @@ const DIRECT_BUFFER_BYTES = 16 * 1024;
  */
 const STAGE_AT = 4 * 1024;
 const STAGE_BYTES = DIRECT_BUFFER_BYTES - STAGE_AT;
+/** 32-bit words of a key. */
+const WORDS_A_KEY = KEY_BYTES / 4;
 
 /**
  * hash-wasm's XXH3-128 WebAssembly with its exports called directly: `IHasher`'s init, update and
@@ -204,6 +216,9 @@ class DirectXxh128 {
     const words = this.#words;
     const buffer = this.#buffer;
     const n = starts.length;
+    // The digests go into `out` as words when it is seen as words (one view a batch).
+    const outWords =
+      (out.byteOffset & 3) === 0 ? new Int32Array(out.buffer, 0, out.buffer.byteLength >> 2) : undefined;
     let i = 0;
     while (i < n) {
       const from = starts[i]!;
@@ -246,12 +261,23 @@ class DirectXxh128 {
         words[buffer >> 2] = 0;
         words[(buffer >> 2) + 1] = 0;
         exports.Hash_Init();
-        memory.copyWithin(buffer, base + start, base + idFrom);
+        // The usual ~14 bytes of the head in a loop (a call costs more), the tail in one move.
+        if (head <= 32) for (let b = 0; b < head; b++) memory[buffer + b] = memory[base + start + b]!;
+        else memory.copyWithin(buffer, base + start, base + idFrom);
         memory.copyWithin(buffer + head, base + idTo, base + end);
         exports.Hash_Update(total);
         exports.Hash_Final();
-        const at = k * KEY_BYTES;
-        for (let b = 0; b < KEY_BYTES; b++) out[at + b] = memory[buffer + b]!;
+        if (outWords) {
+          const w = (out.byteOffset >> 2) + k * WORDS_A_KEY;
+          const d = buffer >> 2;
+          outWords[w] = words[d]!;
+          outWords[w + 1] = words[d + 1]!;
+          outWords[w + 2] = words[d + 2]!;
+          outWords[w + 3] = words[d + 3]!;
+        } else {
+          const at = k * KEY_BYTES;
+          for (let b = 0; b < KEY_BYTES; b++) out[at + b] = memory[buffer + b]!;
+        }
       }
       i = j;
     }
@@ -335,31 +361,54 @@ async function loadDirect(): Promise<Xxh128Exports | undefined> {
 }
 
 /**
- * Whether the direct calls give IHasher's digests: inputs of every length class XXH3 treats apart
- * (0, 1-3, 4-8, 9-16, 17-128, 129-240, longer, longer than the buffer), split around an "id" at
- * several places, from memory at every remainder mod 8.
+ * XXH3-128 (hex) of the digests checkDirect makes, one after another, as `hash-wasm`'s IHasher makes
+ * them (test/cache/request-key.test.ts recomputes it that way).
  */
-function agrees(candidate: DirectXxh128, reference: IHasher): boolean {
+export const DIRECT_CHECK_DIGEST = 'c29810bf2fa5d42054c2293b091506b5';
+
+/**
+ * The digests of inputs of every length class XXH3 treats apart (0, 1-3, 4-8, 9-16, 17-128, 129-240,
+ * longer, longer than the buffer), split around an "id" at several places, from memory at every
+ * remainder mod 8, made by `keyOf` into one array (exported for the test that checks the constant).
+ */
+export function directCheckDigests(
+  keyOf: (line: Uint8Array, from: number, to: number, out: Uint8Array, at: number) => void,
+): Uint8Array {
   const bytes = new Uint8Array(DIRECT_BUFFER_BYTES * 2 + 200);
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
-  const key = new Uint8Array(KEY_BYTES);
-  for (const length of [0, 1, 3, 4, 8, 9, 16, 17, 128, 129, 240, 241, 1000, DIRECT_BUFFER_BYTES + 100])
-    for (const offset of [0, 1, 5, 7])
+  const lengths = [0, 1, 3, 4, 8, 9, 16, 17, 128, 129, 240, 241, 1000, DIRECT_BUFFER_BYTES + 100];
+  const offsets = [0, 1, 5, 7];
+  const digests = new Uint8Array(lengths.length * offsets.length * 3 * KEY_BYTES);
+  let at = 0;
+  for (const length of lengths)
+    for (const offset of offsets)
       for (const [from, to] of [
         [0, 0],
         [Math.floor(length / 3), Math.floor(length / 2)],
         [Math.max(0, length - 70), length],
       ] as const) {
-        const line = bytes.subarray(offset, offset + length);
-        candidate.key(line, 0, from, to, length, key, 0);
-        reference.init();
-        reference.update(line.subarray(0, from));
-        reference.update(line.subarray(to));
-        const expected = reference.digest('binary');
-        for (let k = 0; k < KEY_BYTES; k++) if (key[k] !== expected[k]) return false;
+        keyOf(bytes.subarray(offset, offset + length), from, to, digests, at);
+        at += KEY_BYTES;
       }
+  return digests;
+}
+
+/**
+ * Whether the direct calls give the digests XXH3-128 gives (DIRECT_CHECK_DIGEST, of the digests of
+ * directCheckDigests' inputs), and `keys` the same as `key` for lines back to back.
+ */
+function checkDirect(candidate: DirectXxh128): boolean {
+  const digests = directCheckDigests((line, from, to, out, at) =>
+    candidate.key(line, 0, from, to, line.length, out, at),
+  );
+  const folded = new Uint8Array(KEY_BYTES);
+  candidate.key(digests, 0, 0, 0, digests.length, folded, 0);
+  if (keyHex(folded) !== DIRECT_CHECK_DIGEST) return false;
   // Lines back to back through `keys`: the first 2,000 bytes cut in lines of 0 to 300 bytes, an
   // "id" in the middle of each, against `key` (checked above).
+  const bytes = new Uint8Array(4000);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
+  const key = new Uint8Array(KEY_BYTES);
   const starts = Int32Array.from({ length: 12 }, (_, i) => (i * i * 125) / 8);
   const ends = Int32Array.from(starts, (start, i) => start + i * 25);
   const idFroms = Int32Array.from(starts, (start, i) => start + i * 10);
