@@ -371,10 +371,8 @@ export function decodeJsonColumns(
   kinds: readonly JsonColumnKind[],
 ): Array<JsonColumn | undefined> {
   const rows = stored.length;
-  let chars = 0;
-  for (let r = 0; r < rows; r++) chars += stored[r]!.length;
   const builders = kinds.map((kind) =>
-    kind === 'utf8' ? new Utf8Cells(rows, chars) : kind === 'int64' ? new Int64Cells(rows) : undefined,
+    kind === 'utf8' ? new Utf8Cells(rows) : kind === 'int64' ? new Int64Cells(rows) : undefined,
   );
   const width = kinds.length;
   for (let r = 0; r < rows; r++) {
@@ -411,6 +409,9 @@ function isNullText(text: string, from: number, end: number): boolean {
   return end - from === 4 && text.charCodeAt(from) === 0x6e && text.startsWith('null', from);
 }
 
+/** Bytes a utf8 result cell is first given room for. */
+const CELL_BYTES = 16;
+
 class Utf8Cells {
   failed = false;
   readonly #validity: CellValidity;
@@ -418,11 +419,11 @@ class Utf8Cells {
   #bytes: Buffer;
   #pos = 0;
 
-  constructor(rows: number, chars: number) {
+  constructor(rows: number) {
     this.#validity = new CellValidity(rows);
     this.#offsets = new Int32Array(rows + 1);
-    // Room for every stored character as one byte; a longer UTF-8 text grows it.
-    this.#bytes = Buffer.allocUnsafe(chars + 64);
+    // Room for short cells (a status, a label); longer ones grow it.
+    this.#bytes = Buffer.allocUnsafe(rows * CELL_BYTES + 64);
   }
 
   add(text: string, from: number, end: number, r: number): void {
