@@ -4,7 +4,7 @@ import type { RowValues } from '../../types.js';
 import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import { JoinedRowBatch } from '../join/joined-row-batch.js';
 import { JsonlRowBatch } from '../jsonl/jsonl-row-batch.js';
-import type { ResultColumnKind } from '../results/result-cells.js';
+import { decodeJsonColumns, type JsonColumnKind, type ResultColumnKind } from '../results/result-cells.js';
 import { type RowBatch, textOf } from '../rows/row-batch.js';
 import type { Utf8Column } from '../rows/utf8-column.js';
 import type { ArrowModule } from './arrow-lib.js';
@@ -33,6 +33,8 @@ interface ColumnPlan {
   sourceText?: string;
   /** The row's value, made to fit the column's type (`cells`: a joined batch's result cells, row after row). */
   value?: (rows: RowBatch, i: number, cells: unknown[] | undefined) => unknown;
+  /** A joined batch's result column: its index among the result cells. */
+  result?: number;
 }
 
 /**
@@ -50,6 +52,8 @@ export class ArrowBatchBuilder {
   readonly #arrow: ArrowModule;
   #plans: ColumnPlan[] | undefined;
   #schema: Schema | undefined;
+  /** The result columns read straight from stored JSON cells (decodeJsonColumns), by their types. */
+  #resultKinds: JsonColumnKind[] = [];
 
   constructor(arrow: ArrowModule) {
     this.#arrow = arrow;
@@ -66,7 +70,13 @@ export class ArrowBatchBuilder {
     const plans = this.#plans;
     const a = this.#arrow;
     const joined = rows instanceof JoinedRowBatch ? rows : undefined;
-    const cells = joined?.flatResultCells();
+    // Result columns of plain strings and whole numbers straight from the stored cells; the others
+    // from the cells decoded (only when some column needs them).
+    const direct =
+      joined?.layout.encoding.kind === 'json' && this.#resultKinds.some((kind) => kind !== undefined)
+        ? decodeJsonColumns(joined.cells, this.#resultKinds)
+        : undefined;
+    let cells: unknown[] | undefined;
     const source = arrowSourceOf(rows);
     const base = joined?.source ?? rows;
     const csv = base instanceof CsvRowBatch ? base : undefined;
@@ -95,6 +105,9 @@ export class ArrowBatchBuilder {
       }
       const made = plan.sourceText === undefined ? undefined : jsonl?.get(plan.sourceText);
       if (made) return a.makeData({ type: plan.field.type as Utf8, length: rows.length, ...made });
+      const read = plan.result === undefined ? undefined : direct?.[plan.result];
+      if (read) return a.makeData({ type: plan.field.type, length: rows.length, ...read } as never) as Data;
+      if (plan.result !== undefined) cells ??= joined?.flatResultCells();
       const values = new Array<unknown>(rows.length);
       for (let i = 0; i < rows.length; i++) values[i] = plan.value!(rows, i, cells);
       return plainData(a, plan.field.type, values) ?? a.vectorFromArray(values, plan.field.type).data[0]!;
@@ -144,8 +157,10 @@ export class ArrowBatchBuilder {
         plans.push({
           field: new a.Field(name, type, true),
           value: (_b, i, cells) => fit(cells![i * width + c], type, name),
+          result: c,
         });
       });
+      this.#resultKinds = plans.slice(plans.length - width).map((plan) => jsonColumnKind(plan.field.type));
       return plans;
     }
     if (rows instanceof ArrowRowBatch) {
@@ -246,6 +261,14 @@ export class ArrowBatchBuilder {
     if (present.every((v) => typeof v === 'number')) return new a.Float64();
     return new a.Utf8();
   }
+}
+
+/** How a result column of this type is read from stored JSON cells (undefined: decoded, then fitted). */
+function jsonColumnKind(type: DataType): JsonColumnKind {
+  const t = type as unknown as { typeId: number; bitWidth?: number; isSigned?: boolean };
+  if (t.typeId === 5) return 'utf8';
+  if (t.typeId === 2 && t.bitWidth === 64 && t.isSigned) return 'int64';
+  return undefined;
 }
 
 /** The schema itself, or its non-null branch of an `anyOf`/`oneOf` with null. */

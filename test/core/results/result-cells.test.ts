@@ -4,6 +4,8 @@ import {
   cellEncoder,
   cellWriter,
   decodeJsonCells,
+  decodeJsonColumns,
+  type JsonColumnKind,
   jsonCellTexts,
 } from '../../../src/core/results/result-cells.js';
 
@@ -152,6 +154,95 @@ describe('cellWriter', () => {
         },
       ),
       { numRuns: 3000 },
+    );
+  });
+});
+
+describe('decodeJsonColumns', () => {
+  /** The column the decoded cells make (as the Arrow builder makes it from values), or undefined. */
+  function expected(cells: unknown[], kind: JsonColumnKind) {
+    const valid = cells.map((v) => v !== null && v !== undefined);
+    const nullCount = valid.filter((v) => !v).length;
+    const bits = new Uint8Array((cells.length + 7) >> 3);
+    valid.forEach((v, r) => {
+      if (v) bits[r >> 3]! |= 1 << (r & 7);
+    });
+    const nullBitmap = nullCount > 0 ? bits : undefined;
+    if (kind === 'utf8') {
+      if (!cells.every((v) => v === null || v === undefined || typeof v === 'string')) return undefined;
+      const parts = cells.map((v) => Buffer.from(typeof v === 'string' ? v : '', 'utf8'));
+      const valueOffsets = new Int32Array(cells.length + 1);
+      parts.forEach((part, r) => {
+        valueOffsets[r + 1] = valueOffsets[r]! + part.length;
+      });
+      return { nullCount, nullBitmap, valueOffsets, data: new Uint8Array(Buffer.concat(parts)) };
+    }
+    if (!cells.every((v) => v === null || v === undefined || /^-?\d{1,15}$/.test(String(v))))
+      return undefined;
+    return {
+      nullCount,
+      nullBitmap,
+      data: BigInt64Array.from(cells, (v) => (typeof v === 'number' ? BigInt(v) : 0n)),
+    };
+  }
+
+  function check(rows: unknown[][], kinds: JsonColumnKind[]): void {
+    const stored = rows.map(encode);
+    const columns = decodeJsonColumns(stored, kinds);
+    // What the cells decode to (a number JSON cannot hold is stored as null).
+    const decoded: unknown[] = [];
+    decodeJsonCells(stored, decoded);
+    kinds.forEach((kind, c) => {
+      const want =
+        kind &&
+        expected(
+          rows.map((_, r) => decoded[r * kinds.length + c]),
+          kind,
+        );
+      const got = columns[c];
+      if (want === undefined) expect(got).toBeUndefined();
+      else {
+        expect(got).toBeDefined();
+        expect({ ...got, data: [...got!.data] }).toEqual({ ...want, data: [...want.data] });
+      }
+    });
+  }
+
+  it('reads string columns as UTF-8 and whole-number columns as int64, nulls as null bits', () => {
+    const strings = EDGE_CELLS.filter((v) => typeof v === 'string');
+    const rows = strings.map((text, r) => [text, r % 3 === 0 ? null : r * 1000 - 5000, 'ok']);
+    rows.push([null, -999999999999999, null], ['', 999999999999999, 'ünïcode']);
+    check(rows, ['utf8', 'int64', 'utf8']);
+    expect(decodeJsonColumns(rows.map(encode), ['utf8', 'int64', 'utf8']).every(Boolean)).toBe(true);
+  });
+
+  it('leaves a column to the decoded cells when one of its cells is not of its kind', () => {
+    // A number in a string column, a fraction or a 16-digit integer in an int64 column.
+    check(
+      [
+        ['a', 1, 'x', 2],
+        [7, 1.5, 'y', 1234567890123456],
+      ],
+      ['utf8', 'int64', 'utf8', 'int64'],
+    );
+  });
+
+  it('agrees with the decoded cells for any strings, integers and nulls (property)', () => {
+    const cell = fc.oneof(
+      fc.string({ unit: 'binary' }),
+      fc.constantFrom(...EDGE_CELLS),
+      fc.integer(),
+      fc.maxSafeInteger(),
+      fc.constant(null),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(cell, cell, fc.oneof(fc.string({ unit: 'binary' }), fc.constant(null)))),
+        (rows) => {
+          check(rows, ['utf8', 'int64', 'utf8']);
+          check(rows, [undefined, 'utf8', 'int64']);
+        },
+      ),
     );
   });
 });
