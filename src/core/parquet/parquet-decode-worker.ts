@@ -23,23 +23,6 @@ let last = false;
 /** Where the batch being decoded is written: the buffers sent with its request first. */
 let buffers = new BatchBuffers();
 
-/**
- * Each column's buffer for its compressed column chunk, used again for the next row group (its
- * cursor is done with the last one): a buffer a chunk was memory malloc kept after it was freed.
- */
-const chunkBuffers: Buffer[] = [];
-
-/** `length` bytes of column `c`'s chunk buffer. */
-function chunkBuffer(c: number, length: number): Buffer {
-  let buffer = chunkBuffers[c];
-  if (!buffer || buffer.length < length) {
-    // Room for a slightly larger chunk in the next row group.
-    buffer = Buffer.allocUnsafeSlow(Math.ceil(length * 1.125));
-    chunkBuffers[c] = buffer;
-  }
-  return buffer.subarray(0, length);
-}
-
 /** The page decoder's batches: each row group's column chunks read by byte range, cut into batches. */
 async function* pageBatches(pages: readonly PageColumn[]): AsyncGenerator<PageBatch> {
   const metadata = await readFooter(data.path);
@@ -51,7 +34,7 @@ async function* pageBatches(pages: readonly PageColumn[]): AsyncGenerator<PageBa
       const cursors: ColumnCursor[] = [];
       for (const column of pages) {
         const chunk = rowGroup.columns[column.leaf]!;
-        const bytes = chunkBuffer(cursors.length, chunk.length);
+        const bytes = Buffer.allocUnsafeSlow(chunk.length);
         const { bytesRead } = await handle.read(bytes, 0, chunk.length, chunk.start);
         if (bytesRead !== chunk.length) throw new Error('the file ends inside a column chunk');
         cursors.push(new ColumnCursor(column, bytes, chunk.codec));

@@ -50,8 +50,7 @@ export interface DecodePlan extends Omit<DecodeThreadData, 'groups'> {
   /**
    * Row groups a thread decodes before it is ended (default 1). parquet-wasm's WebAssembly memory
    * grows to the largest row group it decoded and never shrinks, then creeps with fragmentation;
-   * a new thread starts from nothing (its code is shared: it starts in milliseconds). The page
-   * decoder has no such memory: one thread reads all its row groups.
+   * a new thread starts from nothing (its code is shared: it starts in milliseconds).
    */
   groupsPerThread?: number;
   /** The error to throw for a failure in row group `group` (0-based). */

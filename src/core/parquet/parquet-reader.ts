@@ -79,10 +79,6 @@ export async function* readParquetBatches(
     groups: plan.counts.length,
     batchRows: pages ? PAGE_ROWS : DECODE_ROWS,
     pages,
-    // The page decoder's memory does not creep as parquet-wasm's does: one thread reads every row
-    // group (a thread a group cost each its start and its code compiled anew: measured at 1M rows
-    // joined into Parquet, 0.6-1.3 CPU s of 8.5-9.5).
-    ...(pages && { groupsPerThread: plan.counts.length }),
     pool,
     fail: (error, group) => notParquet(file, error, group),
   });
