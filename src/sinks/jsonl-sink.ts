@@ -2,6 +2,7 @@ import { ArrowRowBatch } from '../core/arrow/arrow-row-batch.js';
 import { CsvRowBatch } from '../core/csv/csv-row-batch.js';
 import { type JoinedLayout, JoinedRowBatch } from '../core/join/joined-row-batch.js';
 import { JsonlRowBatch } from '../core/jsonl/jsonl-row-batch.js';
+import { writeJsonMembers } from '../core/results/result-cells.js';
 import { LINES_POOL } from '../internal/buffer-pool.js';
 import { ByteWriter } from '../internal/byte-writer.js';
 import type { RowValues } from '../types.js';
@@ -31,15 +32,15 @@ export function jsonlSink(path: string): TableSinkStream {
   });
 }
 
-/** `,"name":` before each result column, per join. */
-const MEMBER_KEYS = new WeakMap<JoinedLayout, string[]>();
+/** `,"name":` before each result column, as UTF-8, per join. */
+const MEMBER_KEYS = new WeakMap<JoinedLayout, Buffer[]>();
 
 /** A joined batch, each row written from what it was read as, its cells as members. */
 async function joined(batch: JoinedRowBatch, out: TableOut): Promise<void> {
   const layout = batch.layout;
   let keys = MEMBER_KEYS.get(layout);
   if (!keys) {
-    keys = layout.names.map((name) => `,${JSON.stringify(name)}:`);
+    keys = layout.names.map((name) => Buffer.from(`,${JSON.stringify(name)}:`));
     MEMBER_KEYS.set(layout, keys);
   }
   const source = batch.source;
@@ -50,17 +51,18 @@ async function joined(batch: JoinedRowBatch, out: TableOut): Promise<void> {
   // The batch's lines gathered in one buffer, written at once.
   const writer = new ByteWriter(Math.ceil(((jsonl ?? csv)?.buffer.length ?? 0) * 1.5) + 4096, LINES_POOL);
   try {
+    const stored = batch.cells;
     for (let i = 0; i < batch.length; i++) {
-      const cells = batch.jsonCells(i);
-      let members = '';
-      for (let c = 0; c < keys.length; c++) members += keys[c]! + cells[c]!;
+      // Each branch writes the row's opening and source members; its cells follow as members.
+      let first: boolean;
       if (batch.sourceRejected(i)) {
         // The source could not read the row: its columns are empty.
         const empty = layout.sourceColumns.map((name) => `${JSON.stringify(name)}:""`).join(',');
-        writer.writeText(`{${empty === '' ? members.slice(1) : empty + members}}\n`);
+        writer.writeText(`{${empty}`);
+        first = empty === '';
       } else if (jsonl) {
         writer.writeRange(jsonl.buffer, jsonl.start(i), jsonl.closingBrace(i));
-        writer.writeText(`${jsonl.empty(i) ? members.slice(1) : members}}\n`);
+        first = jsonl.empty(i);
       } else if (csv) {
         writer.writeText('{');
         for (let c = 0; c < columnKeys.length; c++) {
@@ -68,17 +70,23 @@ async function joined(batch: JoinedRowBatch, out: TableOut): Promise<void> {
           csv.writeJsonText(i, c, writer);
           writer.writeText('"');
         }
-        writer.writeText(`${columnKeys.length === 0 ? members.slice(1) : members}}\n`);
+        first = columnKeys.length === 0;
       } else if (arrow) {
         const arrowRows = source as ArrowRowBatch;
+        if (arrow.length === 0) writer.writeText('{');
         for (let c = 0; c < arrow.length; c++) {
           writer.writeText(arrow[c]!);
           arrowRows.writeJsonValue(i, c, writer);
         }
-        writer.writeText(`${arrow.length === 0 ? `{${members.slice(1)}` : members}}\n`);
+        first = arrow.length === 0;
       } else {
         writer.writeText(`${JSON.stringify(batch.values(i))}\n`);
+        continue;
       }
+      writeJsonMembers(stored[i]!, keys, first, writer);
+      const end = writer.ensure(2);
+      end[writer.pos++] = 0x7d;
+      end[writer.pos++] = 0x0a;
     }
     const pending = out.bytes(writer.buffer, 0, writer.pos);
     if (pending) await pending;

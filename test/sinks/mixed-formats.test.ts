@@ -470,3 +470,62 @@ describe('Arrow into JSON Lines', () => {
     ]);
   });
 });
+
+describe('Result cells into JSON Lines', () => {
+  const text = fc.string({
+    unit: fc.constantFrom('x', ' ', '"', '\\', '\n', '\t', '\u0001', '\u2028', 'é', '😀', '中'),
+    maxLength: 24,
+  });
+
+  it('writes any answer text as JSON.stringify does, from CSV, JSON Lines and Arrow sources, a rejected row included (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(text, { minLength: 1, maxLength: 20 }), async (answers) => {
+        const ids = answers.map((_, i) => String(i + 1));
+        const lines = answers.map((content, i) => answerLine({ custom_id: ids[i]!, content }));
+        const resultsFile = fileWith(dir, `answers-${++files}.jsonl`, `${lines.join('\n')}\n`);
+        // Row 1 of the CSV is not UTF-8: rejected, its source column empty, its answer still joined.
+        const csv = fileWith(
+          dir,
+          `in-${files}.csv`,
+          Buffer.concat([
+            Buffer.from('id,a\n1,'),
+            Buffer.from([0xff, 0xfe]),
+            Buffer.from(`\n${ids.slice(1).map((id) => `${id},v${id}`).join('\n')}\n`),
+          ]),
+        );
+        const jsonl = fileWith(
+          dir,
+          `in-${files}.jsonl`,
+          `${ids.map((id) => JSON.stringify({ id, a: `v${id}` })).join('\n')}\n`,
+        );
+        const arrow = arrowFile(
+          new Table({
+            id: vectorFromArray(ids, new Utf8()),
+            a: vectorFromArray(
+              ids.map((id) => `v${id}`),
+              new Utf8(),
+            ),
+          }),
+        );
+        for (const source of [csv, jsonl, arrow]) {
+          const out = join(dir, `out-${++files}.jsonl`);
+          await joinTable({ source, results: [resultsFile], out, idColumn: 'id' });
+          const written = readFileSync(out, 'utf8').split('\n').slice(0, -1);
+          expect(written).toHaveLength(answers.length);
+          for (let i = 0; i < answers.length; i++) {
+            const row = JSON.parse(written[i]!) as Record<string, unknown>;
+            expect(written[i]).toBe(JSON.stringify(row));
+            const rejected = source === csv && i === 0;
+            expect(row.status, `${source} row ${i + 1}`).toBe(rejected ? 'rejected' : 'ok');
+            if (rejected) expect(row.a).toBe('');
+            else {
+              expect(row.a).toBe(`v${ids[i]}`);
+              expect(row.content).toBe(answers[i]);
+            }
+          }
+        }
+      }),
+      { numRuns: 12 },
+    );
+  }, 120_000);
+});

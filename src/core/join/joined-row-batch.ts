@@ -77,12 +77,12 @@ export class JoinedRowBatch implements RowBatch {
     return undefined;
   }
 
-  /** True when the source could not read the row (its source columns are empty). */
   /** 1 for each entry the source could not read (see sourceRejected), one byte an entry. */
   get unreadEntries(): Uint8Array {
     return this.#unread;
   }
 
+  /** True when the source could not read the row (its source columns are empty). */
   sourceRejected(i: number): boolean {
     return this.#unread[i] === 1;
   }

@@ -1,3 +1,4 @@
+import type { ByteWriter } from '../../internal/byte-writer.js';
 import { digitCount, writeDigits } from '../../internal/json-bytes.js';
 import type { Endpoint } from '../../providers/profile.js';
 import { csvCell } from '../csv/csv-cell.js';
@@ -272,6 +273,44 @@ function jsonCell(value: unknown): string {
   if (typeof value === 'string') return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
   if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null';
   return JSON.stringify(value);
+}
+
+/**
+ * Appends stored `cellEncoder({kind: 'json'})` cells as JSON members: `keys[c]` (`,"name":` as
+ * UTF-8) before cell c, the first key without its comma when `first`. Written straight into `out`,
+ * an ASCII run char by char: splitting the cells, joining them with their names and encoding the
+ * joined string took a tenth of a 1M-row join into JSON Lines.
+ */
+export function writeJsonMembers(
+  stored: string,
+  keys: readonly Uint8Array[],
+  first: boolean,
+  out: ByteWriter,
+): void {
+  const n = stored.length;
+  let from = 0;
+  for (let c = 0; c < keys.length; c++) {
+    const key = keys[c]!;
+    const skip = first && c === 0 ? 1 : 0;
+    let buffer = out.ensure(key.length);
+    let pos = out.pos;
+    for (let k = skip; k < key.length; k++) buffer[pos++] = key[k]!;
+    out.pos = pos;
+    const end = stored.indexOf(CELL_SEPARATOR, from);
+    const stop = end === -1 ? n : end;
+    buffer = out.ensure(stop - from);
+    pos = out.pos;
+    let k = from;
+    for (; k < stop; k++) {
+      const code = stored.charCodeAt(k);
+      if (code >= 0x80) break;
+      buffer[pos++] = code;
+    }
+    out.pos = pos;
+    if (k < stop) out.writeText(stored.slice(k, stop));
+    if (end === -1) break;
+    from = end + 1;
+  }
 }
 
 /** Each cell's JSON text, of a stored `cellEncoder({kind: 'json'})` value. */
