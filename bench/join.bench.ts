@@ -22,7 +22,8 @@
  *
  * Run: npm run build && node --import tsx bench/join.bench.ts [--sizes 100000,1000000] [--repeat 5]
  *      [--variants cli,duckdb] (only those; checks on others left out, bench/results not written)
- * Median of `repeat` runs, the variants interleaved round by round; spread is (max - min) / median.
+ * Median of `repeat` runs, the variants interleaved round by round after one untimed round of each
+ * (`--warmup`); spread is (max - min) / median.
  *
  * Figures: bench/results/join.json and the closing table this prints (machine, Node and date in it).
  *

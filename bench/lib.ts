@@ -100,18 +100,21 @@ export interface Variant {
 export async function interleaved(size: number, repeat: number, all: Variant[]): Promise<Measured[]> {
   const variants = ONLY === undefined ? all : all.filter((v) => ONLY!.includes(v.name));
   const samples = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
-  for (let round = 1; round <= repeat; round++) {
+  // One untimed round first: the first runs after a size's data is made (or after the other size)
+  // were slow for every variant alike, by up to 50% (two join runs, rounds 1-2 of 5), which a median
+  // of 5 does not always absorb.
+  for (let round = 1 - WARMUP; round <= repeat; round++) {
     // Each round starts one variant later, so none always runs right after the same neighbour.
-    const start = (round - 1) % variants.length;
+    const start = (((round - 1) % variants.length) + variants.length) % variants.length;
     for (const variant of [...variants.slice(start), ...variants.slice(0, start)]) {
       // The last output is deleted and the disk settled first: neither the previous variant's
       // write-back nor this one's deletion is timed here.
       variant.clean();
       spawnSync('sync');
       const sample = await variant.run();
-      samples.get(variant.name)!.push(sample);
+      if (round >= 1) samples.get(variant.name)!.push(sample);
       process.stderr.write(
-        `  ${variant.name} @ ${fmt(size)} (${round}/${repeat}): ${sample.seconds.toFixed(2)} s, ${sample.maxRssKb === undefined ? '-' : (sample.maxRssKb / 1024).toFixed(0)} MB\n`,
+        `  ${variant.name} @ ${fmt(size)} (${round >= 1 ? `${round}/${repeat}` : 'warm-up, untimed'}): ${sample.seconds.toFixed(2)} s, ${sample.maxRssKb === undefined ? '-' : (sample.maxRssKb / 1024).toFixed(0)} MB\n`,
       );
     }
   }
@@ -189,6 +192,9 @@ export const ARGS: ReadonlyMap<string, string> = (() => {
  * checks that need a variant not run are left out, and bench/results is not written.
  */
 export const ONLY: readonly string[] | undefined = ARGS.get('variants')?.split(',');
+
+/** `--warmup 1` (the default): untimed rounds of every variant before the timed ones. */
+export const WARMUP: number = Number(ARGS.get('warmup') ?? 1);
 
 /** `--sizes 100000,1000000` (the default). */
 export const SIZES: readonly number[] = (ARGS.get('sizes') ?? '100000,1000000').split(',').map(Number);

@@ -8,7 +8,8 @@
  *
  * Run: npm run build && node --import tsx bench/progress.bench.ts [--sizes 100000,1000000] [--repeat 5]
  *      [--variants quiet,bars]
- * Median of `repeat` runs, the variants interleaved round by round; spread is (max - min) / median.
+ * Median of `repeat` runs, the variants interleaved round by round after one untimed round of each
+ * (`--warmup`); spread is (max - min) / median.
  *
  * Figures: bench/results/progress.json and .md (machine, Node and date in them).
  *
