@@ -95,9 +95,17 @@ export interface Variant {
 /**
  * Runs every variant `repeat` times, interleaved (round 1 of each, then round 2 of each...), so a
  * slow spell of a shared machine falls on all of them alike; median wall time, spread (max-min over
- * median) and the worst peak RSS of each.
+ * median) and the worst peak RSS of each. Each output is deleted once its run is measured, but the
+ * last round's with `keepLast` (for the caller to compare): a round's outputs at 1M rows were some
+ * 10 GB of page cache, which pushed out the input files fewer variants read (the JSON Lines table),
+ * and their runs then read it from disk (2.3 s alone, 2.3-3.3 s in the bench).
  */
-export async function interleaved(size: number, repeat: number, all: Variant[]): Promise<Measured[]> {
+export async function interleaved(
+  size: number,
+  repeat: number,
+  all: Variant[],
+  keepLast = true,
+): Promise<Measured[]> {
   const variants = ONLY === undefined ? all : all.filter((v) => ONLY!.includes(v.name));
   const samples = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
   // One untimed round first: the first runs after a size's data is made (or after the other size)
@@ -113,6 +121,7 @@ export async function interleaved(size: number, repeat: number, all: Variant[]):
       spawnSync('sync');
       const sample = await variant.run();
       if (round >= 1) samples.get(variant.name)!.push(sample);
+      if (round < repeat || !keepLast) variant.clean();
       process.stderr.write(
         `  ${variant.name} @ ${fmt(size)} (${round >= 1 ? `${round}/${repeat}` : 'warm-up, untimed'}): ${sample.seconds.toFixed(2)} s, ${sample.maxRssKb === undefined ? '-' : (sample.maxRssKb / 1024).toFixed(0)} MB\n`,
       );
