@@ -517,7 +517,8 @@ describe('Result cells into JSON Lines', () => {
             expect(written[i]).toBe(JSON.stringify(row));
             const rejected = source === csv && i === 0;
             expect(row.status, `${source} row ${i + 1}`).toBe(rejected ? 'rejected' : 'ok');
-            if (rejected) expect(row.a).toBe('');
+            // With no row read, nothing tells the source's columns (as in CSV output).
+            if (rejected) expect(row.a).toBe(answers.length === 1 ? undefined : '');
             else {
               expect(row.a).toBe(`v${ids[i]}`);
               expect(row.content).toBe(answers[i]);
