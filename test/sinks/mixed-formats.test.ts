@@ -484,13 +484,17 @@ describe('Result cells into JSON Lines', () => {
         const lines = answers.map((content, i) => answerLine({ custom_id: ids[i]!, content }));
         const resultsFile = fileWith(dir, `answers-${++files}.jsonl`, `${lines.join('\n')}\n`);
         // Row 1 of the CSV is not UTF-8: rejected, its source column empty, its answer still joined.
+        const rest = ids
+          .slice(1)
+          .map((id) => `${id},v${id}\n`)
+          .join('');
         const csv = fileWith(
           dir,
           `in-${files}.csv`,
           Buffer.concat([
             Buffer.from('id,a\n1,'),
             Buffer.from([0xff, 0xfe]),
-            Buffer.from(`\n${ids.slice(1).map((id) => `${id},v${id}`).join('\n')}\n`),
+            Buffer.from(`\n${rest}`),
           ]),
         );
         const jsonl = fileWith(
