@@ -491,11 +491,7 @@ describe('Result cells into JSON Lines', () => {
         const csv = fileWith(
           dir,
           `in-${files}.csv`,
-          Buffer.concat([
-            Buffer.from('id,a\n1,'),
-            Buffer.from([0xff, 0xfe]),
-            Buffer.from(`\n${rest}`),
-          ]),
+          Buffer.concat([Buffer.from('id,a\n1,'), Buffer.from([0xff, 0xfe]), Buffer.from(`\n${rest}`)]),
         );
         const jsonl = fileWith(
           dir,
