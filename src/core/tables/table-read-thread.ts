@@ -25,14 +25,20 @@ export type ThreadReadMessage =
       rows: CsvTransport | JsonlTransport;
       rejections: Array<[number, Rejection]>;
       warnings: WarningCall[];
+      /** The shared memory the batch's index arrays are in (see table-read-worker's shareArrays). */
+      arrays: SharedArrayBuffer;
     }
   | { type: 'end' }
   | { type: 'error'; error: { code: ErrorCode; message: string; context: ErrorContext } };
 
-/** What this thread sends it: read `more` batches ahead; `buffers` are free to read into again. */
+/**
+ * What this thread sends it: read `more` batches ahead; `buffers` are free to read into again, and
+ * `arrays` to hold index arrays again.
+ */
 export interface ThreadReadRequest {
   more: number;
   buffers: SharedArrayBuffer[];
+  arrays: SharedArrayBuffer[];
 }
 
 /**
@@ -91,12 +97,13 @@ export async function* readBatchesOnThread(
   // A released batch's buffer is read into again there (sent with the next request: one message a
   // batch); one copied across (not pooled) is left alone.
   let released: SharedArrayBuffer[] = [];
+  let releasedArrays: SharedArrayBuffer[] = [];
   const giveBack = (buffer: Buffer) => {
     const bytes = buffer.buffer;
     if (bytes instanceof SharedArrayBuffer && bytes.byteLength === READ_POOL.size) released.push(bytes);
   };
   try {
-    worker.postMessage({ more: AHEAD, buffers: [] } satisfies ThreadReadRequest);
+    worker.postMessage({ more: AHEAD, buffers: [], arrays: [] } satisfies ThreadReadRequest);
     for (;;) {
       while (queue.length === 0 && failure === undefined)
         await new Promise<void>((resolve) => {
@@ -108,14 +115,19 @@ export async function* readBatchesOnThread(
       if (message.type === 'end') return;
       if (message.type === 'error')
         throw new BatchpipeError(message.error.code, message.error.message, message.error.context);
-      worker.postMessage({ more: 1, buffers: released } satisfies ThreadReadRequest);
+      worker.postMessage({ more: 1, buffers: released, arrays: releasedArrays } satisfies ThreadReadRequest);
       released = [];
+      releasedArrays = [];
       for (const [code, text, first] of message.warnings) warnings?.warn(code, text, first);
       const rows =
         message.rows.type === 'csv'
           ? CsvRowBatch.from(message.rows, message.rejections)
           : JsonlRowBatch.from(message.rows, message.rejections);
-      rows.giveBackTo(giveBack);
+      const arrays = message.arrays;
+      rows.giveBackTo((buffer) => {
+        giveBack(buffer);
+        releasedArrays.push(arrays);
+      });
       yield rows;
     }
   } finally {
