@@ -44,6 +44,24 @@ export class ByteWriter {
     this.pos += this.buffer.write(text, this.pos, 'utf8');
   }
 
+  /**
+   * Appends `text.slice(from, to)` as UTF-8 without making the slice while it is ASCII (char by char:
+   * most stored JSON is, and a slice and Buffer#write cost more than short copies); the rest, from the
+   * first character past ASCII, by Buffer#write.
+   */
+  writeTextRange(text: string, from: number, to: number): void {
+    const buffer = this.ensure(to - from);
+    let pos = this.pos;
+    let k = from;
+    for (; k < to; k++) {
+      const code = text.charCodeAt(k);
+      if (code >= 0x80) break;
+      buffer[pos++] = code;
+    }
+    this.pos = pos;
+    if (k < to) this.writeText(text.slice(k, to));
+  }
+
   /** Appends `source[start, end)`. */
   writeRange(source: Buffer, start: number, end: number): void {
     const buffer = this.ensure(end - start);

@@ -263,7 +263,11 @@ export class ArrowBatchBuilder {
   }
 }
 
-/** How a result column of this type is read from stored JSON cells (undefined: decoded, then fitted). */
+/**
+ * The types whose columns are made from their cells without apache-arrow's builders: utf8 and signed
+ * int64 (a result column of them read from stored JSON cells, plainData from values); undefined for
+ * the others (decoded, then fitted; vectorFromArray).
+ */
 function jsonColumnKind(type: DataType): JsonColumnKind {
   const t = type as unknown as { typeId: number; bitWidth?: number; isSigned?: boolean };
   if (t.typeId === 5) return 'utf8';
@@ -300,9 +304,9 @@ function jsonType(schema: Record<string, unknown> | undefined): string | undefin
  * more CPU than the rest of its result columns. Undefined for other types.
  */
 function plainData(a: ArrowModule, type: DataType, values: readonly unknown[]): Data | undefined {
-  const t = type as unknown as { typeId: number; bitWidth?: number; isSigned?: boolean };
-  const utf8 = t.typeId === 5; // utf8; 2 is int
-  if (!utf8 && !(t.typeId === 2 && t.bitWidth === 64 && t.isSigned)) return undefined;
+  const kind = jsonColumnKind(type);
+  if (kind === undefined) return undefined;
+  const utf8 = kind === 'utf8';
   const length = values.length;
   let nulls = 0;
   let chars = 0;

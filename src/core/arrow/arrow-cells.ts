@@ -181,15 +181,7 @@ export function cellValue(data: Data, i: number): unknown {
 
 /** Appends the cell's text JSON-escaped (no quotes); a string goes from its UTF-8 bytes, undecoded. */
 export function writeCellJsonText(data: Data, i: number, out: ByteWriter): void {
-  const typeId = typeOf(data).typeId;
-  if ((typeId === UTF8 || typeId === LARGE_UTF8) && data.getValid(i)) {
-    const offsets = data.valueOffsets;
-    const start = Number(offsets[i]);
-    const end = Number(offsets[i + 1]);
-    const buffer = out.ensure((end - start) * MAX_ESCAPE_GROWTH);
-    out.pos = writeJsonString(buffer, out.pos, data.values as Uint8Array, start, end);
-    return;
-  }
+  if (writeUtf8Json(data, i, out, false)) return;
   const text = cellText(data, i);
   if (text !== null) writeJsonText(out, text);
 }
@@ -200,20 +192,28 @@ export function writeCellJsonText(data: Data, i: number, out: ByteWriter): void 
  * JSON.stringify itself.
  */
 export function writeCellValueJson(data: Data, i: number, out: ByteWriter): void {
-  const typeId = typeOf(data).typeId;
-  if ((typeId === UTF8 || typeId === LARGE_UTF8) && data.getValid(i)) {
-    const offsets = data.valueOffsets;
-    const start = Number(offsets[i]);
-    const end = Number(offsets[i + 1]);
-    const buffer = out.ensure((end - start) * MAX_ESCAPE_GROWTH + 2);
-    buffer[out.pos] = QUOTE;
-    const pos = writeJsonString(buffer, out.pos + 1, data.values as Uint8Array, start, end);
-    buffer[pos] = QUOTE;
-    out.pos = pos + 1;
-    return;
-  }
+  if (writeUtf8Json(data, i, out, true)) return;
   // cellValue gives a string, number, boolean, null or parsed JSON: never undefined.
   out.writeText(JSON.stringify(cellValue(data, i)) ?? 'null');
+}
+
+/**
+ * Appends a string cell (a valid utf8 one) JSON-escaped from its UTF-8 bytes, between quotes when
+ * `quoted`; false, nothing written, for any other cell.
+ */
+function writeUtf8Json(data: Data, i: number, out: ByteWriter, quoted: boolean): boolean {
+  const typeId = typeOf(data).typeId;
+  if ((typeId !== UTF8 && typeId !== LARGE_UTF8) || !data.getValid(i)) return false;
+  const offsets = data.valueOffsets;
+  const start = Number(offsets[i]);
+  const end = Number(offsets[i + 1]);
+  const quotes = quoted ? 1 : 0;
+  const buffer = out.ensure((end - start) * MAX_ESCAPE_GROWTH + 2 * quotes);
+  if (quoted) buffer[out.pos] = QUOTE;
+  let pos = escapeUtf8Json(buffer, out.pos + quotes, data.values as Uint8Array, start, end);
+  if (quoted) buffer[pos++] = QUOTE;
+  out.pos = pos;
+  return true;
 }
 
 /**
@@ -476,7 +476,7 @@ let writeView: DataView | undefined;
  * bytes a step while none needs escaping, a word that holds one byte by byte. Review text is hundreds
  * of bytes with few escapes: byte by byte throughout took three times as long.
  */
-function writeJsonString(out: Uint8Array, pos: number, src: Uint8Array, start: number, end: number): number {
+function escapeUtf8Json(out: Uint8Array, pos: number, src: Uint8Array, start: number, end: number): number {
   if (src !== readFrom) {
     readFrom = src;
     readView = new DataView(src.buffer, src.byteOffset, src.byteLength);

@@ -113,11 +113,6 @@ export class JoinedRowBatch implements RowBatch {
     return out;
   }
 
-  /** Each cell's JSON text, when they are stored as JSON. */
-  jsonCells(i: number): string[] {
-    return jsonCellTexts(this.cells[i]!);
-  }
-
   /** The CSV text of the entry's cells (each after a delimiter), when they are stored as CSV. */
   csvTail(i: number): string {
     return csvTailOf(this.cells[i]!);
