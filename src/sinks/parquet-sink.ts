@@ -13,8 +13,8 @@ const ParquetSinkOptions = z.strictObject({
 export type ParquetSinkOptions = z.input<typeof ParquetSinkOptions>;
 
 /**
- * Writes rows as a Parquet file as they stream, a row group at a time (memory bounded by a row
- * group). From joinResults, a source read from Parquet or Arrow keeps its columns and their types,
+ * Writes rows as a Parquet file as they stream, a row group at a time (memory bounded by a few
+ * pages a column: a row group's compressed pages wait in a file beside the output, removed once open). From joinResults, a source read from Parquet or Arrow keeps its columns and their types,
  * and the result columns are typed (docs/formats.md): `status` and texts as strings, token counts as
  * int64, a schema's fields by their JSON Schema, embeddings as list<float>. Other rows' columns take
  * their types from the first batch. The file appears under its name only when complete.
@@ -23,6 +23,7 @@ export function parquetSink(path: string, options: ParquetSinkOptions = {}): Tab
   const opts = parseOptions(ParquetSinkOptions, options, 'parquetSink');
   return tableSink(
     path,
-    columnarEncoder(async (arrow, write) => parquetWriter(arrow, opts, write)),
+    // A row group's pages wait beside the output, not in memory (parquet-page-hold.ts).
+    columnarEncoder(async (arrow, write) => parquetWriter(arrow, { ...opts, spill: `${path}.pages` }, write)),
   );
 }

@@ -2,10 +2,11 @@
  * Encodes one flat column of a row group into Parquet V1 data pages: PLAIN values, definition levels
  * (RLE when a page has no null, else bit-packed: Arrow's validity bits are Parquet's 1-bit levels in
  * the same order), each page compressed as it fills (about 1 MiB of values or 20,000 rows, as
- * arrow-rs cuts them) while the next one is encoded. A column chunk holds its compressed pages until
- * the row group is written.
+ * arrow-rs cuts them) while the next one is encoded. A column chunk's compressed pages wait in a
+ * PageHold (a spill file, or memory) until the row group is written.
  */
 import type { Compress } from './parquet-compress.js';
+import type { KeptPage, PageHold } from './parquet-page-hold.js';
 import type { ColumnOut } from './parquet-schema-out.js';
 import { dataPageHeader } from './parquet-thrift-writer.js';
 
@@ -21,7 +22,7 @@ export interface ArrowData {
 
 /** A column chunk's pages, ready to be written. */
 export interface ColumnChunkPages {
-  pages: Uint8Array[];
+  pages: KeptPage[];
   numValues: number;
   uncompressedSize: number;
   compressedSize: number;
@@ -45,6 +46,7 @@ export class ColumnChunkWriter {
   readonly column: ColumnOut;
   readonly #compress: Compress;
   readonly #buffers: PageBuffers;
+  readonly #hold: PageHold;
   /** The size of this column's page buffers. */
   readonly #size: number;
   /** The page being filled: its levels go just before its values (`RESERVE`), its values from there. */
@@ -57,14 +59,15 @@ export class ColumnChunkWriter {
   readonly #defined = new Uint8Array((PAGE_ROWS + SLICE_ROWS + 7) >> 3);
   #rows = 0;
   #nulls = 0;
-  /** The chunk's pages so far (header and compressed body each), as they finish compressing. */
-  #pages: Array<Promise<[Uint8Array, Uint8Array, number]>> = [];
+  /** The chunk's pages so far, once each is compressed and kept: the page, its size before and after. */
+  #pages: Array<Promise<[KeptPage, number, number]>> = [];
   #chunkRows = 0;
 
-  constructor(column: ColumnOut, compress: Compress, buffers: PageBuffers) {
+  constructor(column: ColumnOut, compress: Compress, buffers: PageBuffers, hold: PageHold) {
     this.column = column;
     this.#compress = compress;
     this.#buffers = buffers;
+    this.#hold = hold;
     // A fixed-width column's page never outgrows its rows; others get room for a page of bytes.
     const encoding = column.encoding;
     const width =
@@ -98,13 +101,13 @@ export class ColumnChunkWriter {
     const numValues = this.#chunkRows;
     this.#pages = [];
     this.#chunkRows = 0;
-    const pages: Uint8Array[] = [];
+    const pages: KeptPage[] = [];
     let uncompressedSize = 0;
     let compressedSize = 0;
-    for (const [header, body, size] of done) {
-      pages.push(header, body);
-      uncompressedSize += header.length + size;
-      compressedSize += header.length + body.length;
+    for (const [page, size, stored] of done) {
+      pages.push(page);
+      uncompressedSize += size;
+      compressedSize += stored;
     }
     return { pages, numValues, uncompressedSize, compressedSize };
   }
@@ -329,17 +332,23 @@ export class ColumnChunkWriter {
     const body = out.subarray(start, this.#used);
     const size = body.length;
     const buffers = this.#buffers;
+    const hold = this.#hold;
     buffers.inFlight++;
-    const page = this.#compress(body).then(
-      (compressed): [Uint8Array, Uint8Array, number] => {
-        buffers.compressed(out);
-        return [dataPageHeader(size, compressed.length, rows), compressed, size];
-      },
-      (error: unknown) => {
-        buffers.compressed(out);
-        throw error;
-      },
-    );
+    // The page counts as in flight until it is kept: a slow spill file holds the writer back too.
+    const page = this.#compress(body)
+      .then(
+        async (compressed): Promise<[KeptPage, number, number]> => {
+          buffers.give(out);
+          const header = dataPageHeader(size, compressed.length, rows);
+          const kept = await hold.keep(header, compressed);
+          return [kept, header.length + size, header.length + compressed.length];
+        },
+        (error: unknown) => {
+          buffers.give(out);
+          throw error;
+        },
+      )
+      .finally(() => buffers.settled());
     // Seen as handled here; the chunk's `finish` still meets the failure.
     page.catch(() => undefined);
     this.#pages.push(page);
@@ -356,8 +365,8 @@ export class ColumnChunkWriter {
 
 /**
  * Page buffers shared by a file's columns, reused once their page is compressed (fresh memory for
- * every page costs a page fault per 4 KiB), and a count of the pages still compressing, so the
- * writer can wait when the compressor falls behind.
+ * every page costs a page fault per 4 KiB), and a count of the pages still compressing or being kept,
+ * so the writer can wait when the compressor (or the spill file) falls behind.
  */
 export class PageBuffers {
   /** Free buffers by size. */
@@ -380,9 +389,8 @@ export class PageBuffers {
     if (free.length < MAX_FREE) free.push(buffer);
   }
 
-  /** Hands back the buffer of a page compressed (or failed). */
-  compressed(buffer: Buffer): void {
-    this.give(buffer);
+  /** A page is compressed and kept (or failed). */
+  settled(): void {
     this.inFlight--;
     this.#waiting.shift()?.();
   }

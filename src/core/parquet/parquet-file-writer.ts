@@ -1,9 +1,10 @@
 /**
  * batchpipe's own Parquet writer for flat columns: record batches in, a Parquet file's bytes out, a
  * row group at a time. Each column's values are encoded straight from Arrow memory into PLAIN V1
- * pages (parquet-column-writer.ts), compressed off this thread as they fill; when a row group is full
- * its column chunks are written one after another and only their offsets and sizes are kept for the
- * footer. Memory is one row group's compressed pages and a page per column. The schema is the one
+ * pages (parquet-column-writer.ts), compressed off this thread as they fill and kept in a spill file
+ * (parquet-page-hold.ts) when the settings name one, else in memory; when a row group is full its
+ * column chunks are written one after another and only their offsets and sizes are kept for the
+ * footer. Memory is a few pages per column (and, without a spill file, one row group's pages). The schema is the one
  * parquet-wasm writes for the same Arrow types (parquet-schema-out.ts), with the Arrow schema in the
  * footer's `ARROW:schema` as arrow-rs stores it, so Arrow readers get the types back exactly.
  */
@@ -12,6 +13,7 @@ import type { ArrowModule } from '../arrow/arrow-lib.js';
 import type { ColumnarWriter, WriteBytes } from '../arrow/columnar-writer.js';
 import { type ArrowData, ColumnChunkWriter, PageBuffers } from './parquet-column-writer.js';
 import { CODEC, type Compress } from './parquet-compress.js';
+import { FilePageHold, MemoryPageHold } from './parquet-page-hold.js';
 import { type ColumnOut, rootElement } from './parquet-schema-out.js';
 import { fileMetadata, type RowGroupOut } from './parquet-thrift-writer.js';
 import type { ParquetWriteSettings } from './parquet-write-settings.js';
@@ -30,7 +32,8 @@ export function parquetFileWriter(
   write: WriteBytes,
 ): ColumnarWriter {
   const buffers = new PageBuffers();
-  const writers = columns.map((column) => new ColumnChunkWriter(column, compress, buffers));
+  const hold = settings.spill ? new FilePageHold(settings.spill) : new MemoryPageHold();
+  const writers = columns.map((column) => new ColumnChunkWriter(column, compress, buffers, hold));
   const codec = CODEC[settings.compression];
   const rowGroups: RowGroupOut[] = [];
   let position = 0;
@@ -58,7 +61,7 @@ export function parquetFileWriter(
     for (const writer of writers) {
       const chunk = await writer.finish();
       const dataPageOffset = position;
-      for (const page of chunk.pages) await out(page);
+      await hold.writeOut(chunk.pages, out);
       group.columns.push({
         type: writer.column.element.type!,
         // PLAIN values; RLE levels (arrow-rs lists both for every column).
@@ -73,6 +76,7 @@ export function parquetFileWriter(
       group.totalByteSize += chunk.uncompressedSize;
       group.compressedSize += chunk.compressedSize;
     }
+    hold.clear();
     rowGroups.push(group);
     totalRows += groupRows;
     groupRows = 0;
@@ -121,11 +125,13 @@ export function parquetFileWriter(
         await out(footer);
         await out(length);
         await out(MAGIC);
+        await hold.close();
       }),
     abort: async () => {
       failed ??= new Error('the Parquet writer was stopped');
       // Pages still compressing are let finish, so nothing is left running.
       await Promise.allSettled(writers.map((w) => w.settle()));
+      await hold.close();
     },
   };
 }

@@ -9,4 +9,9 @@ export interface ParquetWriteSettings {
   /** Rows per row group (the writer holds one row group's pages at most). */
   rowGroupSize: number;
   compression: ParquetCompression;
+  /**
+   * A file for a row group's compressed pages to wait in until the group is written (removed once
+   * open); without one they wait in memory. The sinks put it beside the output.
+   */
+  spill?: string | undefined;
 }

@@ -64,5 +64,7 @@ describe('parquetWriter', () => {
     await new Promise((resolve) => sink.on('close', resolve));
     const { existsSync } = await import('node:fs');
     expect(existsSync(path)).toBe(false);
+    // Nor the file its row group's pages waited in.
+    expect(existsSync(`${path}.pages`)).toBe(false);
   });
 });
