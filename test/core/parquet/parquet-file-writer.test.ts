@@ -216,6 +216,67 @@ describe("batchpipe's Parquet writer", () => {
     });
   }
 
+  it('writes text from shared memory at any offset, nulls over bytes and values of every length, as DuckDB reads them', async () => {
+    // Values of 0-700 bytes (the copy of a value changes at 32), multi-byte UTF-8, and null slots
+    // that keep bytes (Arrow allows it): the bytes under a null are not written.
+    const texts: Array<string | null> = [];
+    for (let i = 0; i < 5000; i++) {
+      const length = [0, 1, 7, 31, 32, 33, 64, 600, 700][i % 9]!;
+      const text = `${i}:${'é€x'.repeat(length)}`.slice(0, length + 2);
+      texts.push(i % 11 === 3 ? null : text);
+    }
+    const encoder = new TextEncoder();
+    const parts = texts.map((t, i) => encoder.encode(t ?? `hidden ${i}`));
+    const size = parts.reduce((sum, part) => sum + part.length, 0);
+    const batches: RecordBatch[] = [];
+    const skews = [0, 1, 3, 5, 7];
+    for (const skew of skews) {
+      // The bytes in a SharedArrayBuffer (as a decode thread hands them over), `skew` bytes in.
+      const shared = new Uint8Array(new SharedArrayBuffer(size + 16), skew, size);
+      const offsets = new Int32Array(texts.length + 1);
+      const nulls = new Uint8Array((texts.length + 7) >> 3);
+      let at = 0;
+      for (let i = 0; i < texts.length; i++) {
+        shared.set(parts[i]!, at);
+        at += parts[i]!.length;
+        offsets[i + 1] = at;
+        if (texts[i] !== null) nulls[i >> 3]! |= 1 << (i & 7);
+      }
+      const nullCount = texts.filter((t) => t === null).length;
+      const text = arrow.makeData({
+        type: new arrow.Utf8(),
+        length: texts.length,
+        nullCount,
+        nullBitmap: nulls,
+        valueOffsets: offsets,
+        data: shared,
+      });
+      const id = arrow.makeData({
+        type: new arrow.Int32(),
+        length: texts.length,
+        data: Int32Array.from(texts, (_, i) => skew * 10_000 + i),
+      });
+      const schema = new arrow.Schema([
+        new arrow.Field('id', new arrow.Int32(), false),
+        new arrow.Field('text', new arrow.Utf8(), true),
+      ]);
+      const struct = arrow.makeData({
+        type: new arrow.Struct(schema.fields),
+        length: texts.length,
+        nullCount: 0,
+        children: [id, text],
+      });
+      batches.push(new arrow.RecordBatch(schema, struct));
+    }
+    const path = await ours(batches, 'snappy', 7000);
+    const back = await db.rows(`SELECT id, text FROM '${path}'`);
+    expect(back.length).toBe(skews.length * texts.length);
+    back.forEach((row, r) => {
+      expect(row.id).toBe((skews[Math.floor(r / texts.length)]! * 10_000 + (r % texts.length)) as never);
+      expect(row.text).toBe(texts[r % texts.length] as never);
+    });
+  });
+
   it('an empty table keeps its columns; no batch at all writes nothing', async () => {
     const table = new arrow.Table({
       id: arrow.vectorFromArray([] as bigint[], new arrow.Int64()),
