@@ -31,7 +31,7 @@ export function parquetFileWriter(
   compress: Compress,
   write: WriteBytes,
 ): ColumnarWriter {
-  const buffers = new PageBuffers();
+  const buffers = new PageBuffers(columns.length + MAX_COMPRESSING);
   const hold = settings.spill ? new FilePageHold(settings.spill) : new MemoryPageHold();
   const writers = columns.map((column) => new ColumnChunkWriter(column, compress, buffers, hold));
   const codec = CODEC[settings.compression];
