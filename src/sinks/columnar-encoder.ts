@@ -1,6 +1,7 @@
 import { ArrowBatchBuilder, arrowSourceOf } from '../core/arrow/arrow-batch-builder.js';
 import { type ArrowModule, loadArrow } from '../core/arrow/arrow-lib.js';
 import type { ColumnarWriter, WriteBytes } from '../core/arrow/columnar-writer.js';
+import { ColumnMemory } from '../core/rows/column-buffers.js';
 import { ObjectRowBatch } from '../core/rows/object-row-batch.js';
 import type { RowBatch } from '../core/rows/row-batch.js';
 import type { Row, RowValues } from '../types.js';
@@ -21,6 +22,8 @@ export function columnarEncoder(
   let writer: ColumnarWriter | undefined;
   let records: Row[] = [];
   let written = 0;
+  /** A writer that copies each batch lets the next one's columns go into the same buffers. */
+  const memory = new ColumnMemory();
 
   const start = async (out: TableOut): Promise<ColumnarWriter> => {
     if (writer) return writer;
@@ -33,9 +36,13 @@ export function columnarEncoder(
   };
   const writeRows = async (rows: RowBatch, out: TableOut): Promise<void> => {
     const w = await start(out);
-    await w.write(builder!.fromRows(rows));
-    // Copied by the writer: the source's buffers may be written again once the batch is released.
-    if (w.copies) arrowSourceOf(rows)?.columnsReturned();
+    await w.write(builder!.fromRows(rows, w.copies ? memory : undefined));
+    // Copied by the writer: the source's buffers may be written again once the batch is released,
+    // and the columns made here hold the next batch's.
+    if (w.copies) {
+      arrowSourceOf(rows)?.columnsReturned();
+      memory.reuse();
+    }
   };
   const flushRecords = async (out: TableOut): Promise<void> => {
     if (records.length === 0) return;

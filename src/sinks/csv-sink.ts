@@ -5,6 +5,7 @@ import { CsvRowBatch } from '../core/csv/csv-row-batch.js';
 import { JoinedRowBatch } from '../core/join/joined-row-batch.js';
 import { JsonlRowBatch } from '../core/jsonl/jsonl-row-batch.js';
 import { csvTail } from '../core/results/result-cells.js';
+import { ColumnMemory } from '../core/rows/column-buffers.js';
 import { ownValue } from '../core/rows/own-value.js';
 import { delimiterOf } from '../core/tables/table-format.js';
 import { BatchpipeError } from '../errors.js';
@@ -49,6 +50,8 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
   /** The header's names, to catch keys it lacks; none when the caller chose the columns. */
   let header: Set<string> | undefined;
   let started = false;
+  /** A JSON Lines source's text columns, batch after batch in the same buffers (one batch is written at a time). */
+  const memory = new ColumnMemory();
   const headerText = (): string =>
     (opts.bom ? '\ufeff' : '') +
     (opts.header ? columns!.map((c) => csvCell(c, delimiter)).join(delimiter) + LF : '');
@@ -97,7 +100,9 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
     if (source instanceof JsonlRowBatch && delimiterByte < 0x80) {
       // Each line scanned once for every column; a column the scan cannot make (a dotted name, one
       // of Object.prototype's) from the row's values.
-      const columns = source.utf8Columns(layout.sourceColumns, batch.unreadEntries);
+      // The last batch's columns are written: their buffers take this one's.
+      memory.reuse();
+      const columns = source.utf8Columns(layout.sourceColumns, batch.unreadEntries, memory);
       return cellsJoined(batch, cellsAsCsv, emptySource, out, (i, c, w) => {
         const column = columns[c];
         if (column === undefined)

@@ -530,3 +530,43 @@ describe('Result cells into JSON Lines', () => {
     );
   }, 120_000);
 });
+
+describe('Columns made batch after batch in the same memory', () => {
+  // Parquet's writer copies each batch, so the next batch's text columns reuse its buffers; a CSV
+  // sink writes a batch before the next. Texts long in some batches and short in the next, with
+  // nulls, so a buffer reused for less holds stale bytes past what is written.
+  const lines = Array.from({ length: 12_000 }, (_, i) => {
+    const long = Math.floor(i / 1500) % 2 === 0;
+    const t = i % 13 === 0 ? null : long ? `${'long é '.repeat(40)}${i}` : `s${i}`;
+    const u = i % 17 === 0 ? undefined : `say "hi" ${long ? 'x'.repeat(i % 200) : ''}\n${i}`;
+    return JSON.stringify({ id: i + 1, t, ...(u === undefined ? {} : { u }) });
+  });
+  const names = ['t', 'u'];
+
+  it('JSON Lines into Parquet and CSV: every cell as JSON.parse reads it', async () => {
+    const source = fileWith(dir, `in-${++files}.jsonl`, `${lines.join('\n')}\n`);
+    const ids = lines.map((_, i) => String(i + 1));
+    const answered = results(ids);
+    const want = expected(lines, names);
+    const parquet = join(dir, `out-${++files}.parquet`);
+    await joinTable({ source, results: [answered], out: parquet, idColumn: 'id' });
+    expect(await parquetColumns(parquet, names)).toEqual(want);
+    const csv = join(dir, `out-${++files}.csv`);
+    await joinTable({ source, results: [answered], out: csv, idColumn: 'id' });
+    const records = parse(readFileSync(csv), { columns: true }) as Record<string, string>[];
+    for (let c = 0; c < names.length; c++)
+      expect(records.map((record) => record[names[c]!]!)).toEqual(want[c]!.map((text) => text ?? ''));
+  }, 60_000);
+
+  it('CSV into Parquet: every field as csv-parse reads it', async () => {
+    const rows = lines.map((line) => JSON.parse(line) as { id: number; t: string | null; u?: string });
+    const text = stringify([['id', 't', 'u'], ...rows.map((r) => [r.id, r.t ?? '', r.u ?? ''])]);
+    const source = fileWith(dir, `in-${++files}.csv`, text);
+    const out = join(dir, `out-${++files}.parquet`);
+    await joinTable({ source, results: [results(rows.map((r) => String(r.id)))], out, idColumn: 'id' });
+    expect(await parquetColumns(out, names)).toEqual([
+      rows.map((r) => r.t ?? ''),
+      rows.map((r) => r.u ?? ''),
+    ]);
+  }, 60_000);
+});

@@ -5,6 +5,7 @@ import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import { JoinedRowBatch } from '../join/joined-row-batch.js';
 import { JsonlRowBatch } from '../jsonl/jsonl-row-batch.js';
 import { decodeJsonColumns, type JsonColumnKind, type ResultColumnKind } from '../results/result-cells.js';
+import { type ColumnBuffers, FRESH_COLUMNS } from '../rows/column-buffers.js';
 import { type RowBatch, textOf } from '../rows/row-batch.js';
 import type { Utf8Column } from '../rows/utf8-column.js';
 import type { ArrowModule } from './arrow-lib.js';
@@ -64,8 +65,11 @@ export class ArrowBatchBuilder {
     return this.#plans?.map((p) => p.field.name) ?? [];
   }
 
-  /** The record batch of a batch of rows. */
-  fromRows(rows: RowBatch): RecordBatch {
+  /**
+   * The record batch of a batch of rows. Columns made here (not a source's own) take their buffers
+   * from `buffers`.
+   */
+  fromRows(rows: RowBatch, buffers: ColumnBuffers = FRESH_COLUMNS): RecordBatch {
     this.#plans ??= this.#plan(rows);
     const plans = this.#plans;
     const a = this.#arrow;
@@ -86,7 +90,7 @@ export class ArrowBatchBuilder {
     let jsonl: Map<string, Utf8Column | undefined> | undefined;
     if (joined?.source instanceof JsonlRowBatch) {
       const names = plans.flatMap((plan) => (plan.sourceText === undefined ? [] : [plan.sourceText]));
-      const columns = joined.source.utf8Columns(names, unread);
+      const columns = joined.source.utf8Columns(names, unread, buffers);
       jsonl = new Map(names.map((name, c) => [name, columns[c]]));
     }
     const children: Data[] = plans.map((plan) => {
@@ -100,7 +104,7 @@ export class ArrowBatchBuilder {
         );
       }
       if (plan.csvField !== undefined && csv) {
-        const column = csv.utf8Column(plan.csvField, unread);
+        const column = csv.utf8Column(plan.csvField, unread, buffers);
         if (column) return a.makeData({ type: plan.field.type as Utf8, length: rows.length, ...column });
       }
       const made = plan.sourceText === undefined ? undefined : jsonl?.get(plan.sourceText);

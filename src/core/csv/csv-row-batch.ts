@@ -2,6 +2,7 @@ import type { ByteWriter } from '../../internal/byte-writer.js';
 import { copyBytes } from '../../internal/copy-bytes.js';
 import { MAX_ESCAPE_GROWTH, writeJsonEscaped } from '../../internal/json-bytes.js';
 import type { Rejection, RowValues } from '../../types.js';
+import { type ColumnBuffers, FRESH_COLUMNS } from '../rows/column-buffers.js';
 import { putValue } from '../rows/own-value.js';
 import { ReadRows } from '../rows/read-rows.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
@@ -197,9 +198,10 @@ export class CsvRowBatch extends ReadRows implements RowBatch {
    * Field `c` of every entry as a column of UTF-8 text in Arrow's layout (`valueOffsets` into
    * `data`; a set bit of `nullBitmap` is a value), made from the field bytes as read: the same text as
    * `fieldText` ("" for a field the row lacks), without a JS string. Entries where `nulls` is 1 are
-   * null. Undefined when the quote is not one byte (then `fieldText` is the way).
+   * null. Undefined when the quote is not one byte (then `fieldText` is the way). Its buffers come
+   * from `buffers`.
    */
-  utf8Column(c: number, nulls?: Uint8Array): Utf8Column | undefined {
+  utf8Column(c: number, nulls?: Uint8Array, buffers: ColumnBuffers = FRESH_COLUMNS): Utf8Column | undefined {
     this.checkLive();
     const quote = this.#quoteByte;
     if (quote >= 0x80) return undefined;
@@ -218,11 +220,12 @@ export class CsvRowBatch extends ReadRows implements RowBatch {
         if (f < fieldAt[i + 1]!) size += ends[f]! - starts[f]!;
       }
     }
-    const data = new Uint8Array(size);
-    const valueOffsets = new Int32Array(n + 1);
+    const data = buffers.bytes(size);
+    const valueOffsets = buffers.int32(n + 1);
+    valueOffsets[0] = 0;
     let nullBitmap: Uint8Array | undefined;
     if (nullCount > 0) {
-      nullBitmap = new Uint8Array((n + 7) >> 3);
+      nullBitmap = buffers.zeroed((n + 7) >> 3);
       for (let i = 0; i < n; i++) if (nulls![i] !== 1) nullBitmap[i >> 3]! |= 1 << (i & 7);
     }
     let pos = 0;

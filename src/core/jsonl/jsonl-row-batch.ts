@@ -5,6 +5,7 @@ import { deeperThan, tooDeepMessage } from '../../internal/json-depth.js';
 import { crOnlyHint } from '../../internal/line-scanner.js';
 import { hasUnsafeInteger, parseJsonExact } from '../../internal/parse-json.js';
 import type { Rejection, RowValues } from '../../types.js';
+import { type ColumnBuffers, FRESH_COLUMNS } from '../rows/column-buffers.js';
 import { type ColumnRef, columnRef } from '../rows/column-ref.js';
 import { ReadRows } from '../rows/read-rows.js';
 import { type CellRef, type RowBatch, textOf } from '../rows/row-batch.js';
@@ -399,9 +400,14 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
    * the row lacks the name or holds null, or where `nulls` has 1. Each line is scanned once for all
    * of them, and a string, short integer or literal is copied from its bytes (escapes read), not
    * made into a JS value. A name that is a dotted path or Object.prototype's (where `values(i)[name]`
-   * reads what no member holds) gets undefined: its column is the caller's to make.
+   * reads what no member holds) gets undefined: its column is the caller's to make. The columns'
+   * buffers come from `buffers`.
    */
-  utf8Columns(names: readonly string[], nulls?: Uint8Array): Array<Utf8Column | undefined> {
+  utf8Columns(
+    names: readonly string[],
+    nulls?: Uint8Array,
+    buffers: ColumnBuffers = FRESH_COLUMNS,
+  ): Array<Utf8Column | undefined> {
     const n = this.length;
     const refs = names.map((name) =>
       name.includes('.') || name in Object.prototype ? undefined : (this.ref(name) as JsonlRef),
@@ -442,8 +448,10 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
     const source = this.buffer;
     return refs.map((ref, c) => {
       if (ref === undefined) return undefined;
-      const data = Buffer.allocUnsafeSlow(sizes[c]!);
-      const valueOffsets = new Int32Array(n + 1);
+      const bytes = buffers.bytes(sizes[c]!);
+      const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+      const valueOffsets = buffers.int32(n + 1);
+      valueOffsets[0] = 0;
       let nullBitmap: Uint8Array | undefined;
       let nullCount = 0;
       let pos = 0;
@@ -451,7 +459,7 @@ export class JsonlRowBatch extends ReadRows implements RowBatch {
         const cell = i * width + c;
         const kind = kinds[cell]!;
         if (kind === NONE) {
-          nullBitmap ??= validUpTo(n, i);
+          nullBitmap ??= validUpTo(n, i, buffers);
           nullCount++;
         } else {
           if (nullBitmap) nullBitmap[i >> 3]! |= 1 << (i & 7);
@@ -525,8 +533,8 @@ const GIVE_TEXT = 254;
 const NONE = 255;
 
 /** A validity bitmap of `n` entries with the first `valid` set. */
-function validUpTo(n: number, valid: number): Uint8Array {
-  const bitmap = new Uint8Array((n + 7) >> 3);
+function validUpTo(n: number, valid: number, buffers: ColumnBuffers): Uint8Array {
+  const bitmap = buffers.zeroed((n + 7) >> 3);
   for (let i = 0; i < valid; i++) bitmap[i >> 3]! |= 1 << (i & 7);
   return bitmap;
 }
