@@ -217,7 +217,7 @@ export class ColumnChunkWriter {
    * copies out of shared memory, a decode thread's batch, a word at a time only so, else a byte at a
    * time: 181 against 40 ns a 600-byte value), then each value is moved down into place within the
    * buffer (copyWithin: no view made a value, where a subarray a value was ~150 MB of garbage over
-   * 1M rows of two text columns, enough to promote a batch's objects and run 30 more full collections).
+   * 1M rows of two text columns: 64 young collections against 27, 41 full ones against 34).
    */
   #bytes(data: ArrowData, start: number, n: number, valid: Uint8Array | undefined, bitStart: number): void {
     const offsets = data.valueOffsets!;
