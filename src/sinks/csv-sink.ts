@@ -50,7 +50,7 @@ export function csvSink(path: string, options: CsvSinkOptions = {}): TableSinkSt
   /** The header's names, to catch keys it lacks; none when the caller chose the columns. */
   let header: Set<string> | undefined;
   let started = false;
-  /** A JSON Lines source's text columns, batch after batch in the same buffers (one batch is written at a time). */
+  /** A JSON Lines source's text columns, batch after batch in the same buffers (a batch is written before the next). */
   const memory = new ColumnMemory();
   const headerText = (): string =>
     (opts.bom ? '\ufeff' : '') +

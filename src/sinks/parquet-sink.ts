@@ -14,10 +14,12 @@ export type ParquetSinkOptions = z.input<typeof ParquetSinkOptions>;
 
 /**
  * Writes rows as a Parquet file as they stream, a row group at a time (memory bounded by a few
- * pages a column: a row group's compressed pages wait in a file beside the output, removed once open). From joinResults, a source read from Parquet or Arrow keeps its columns and their types,
- * and the result columns are typed (docs/formats.md): `status` and texts as strings, token counts as
- * int64, a schema's fields by their JSON Schema, embeddings as list<float>. Other rows' columns take
- * their types from the first batch. The file appears under its name only when complete.
+ * pages a column: a row group's compressed pages wait in a file beside the output, `<path>.pages`,
+ * removed from the directory once open). From joinResults, a source read from Parquet or Arrow keeps
+ * its columns and their types, and the result columns are typed (docs/formats.md): `status` and
+ * texts as strings, token counts as int64, a schema's fields by their JSON Schema, embeddings as
+ * list<float>. Other rows' columns take their types from the first batch. The file appears under its
+ * name only when complete.
  */
 export function parquetSink(path: string, options: ParquetSinkOptions = {}): TableSinkStream {
   const opts = parseOptions(ParquetSinkOptions, options, 'parquetSink');

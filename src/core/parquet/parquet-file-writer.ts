@@ -4,9 +4,10 @@
  * pages (parquet-column-writer.ts), compressed off this thread as they fill and kept in a spill file
  * (parquet-page-hold.ts) when the settings name one, else in memory; when a row group is full its
  * column chunks are written one after another and only their offsets and sizes are kept for the
- * footer. Memory is a few pages per column (and, without a spill file, one row group's pages). The schema is the one
- * parquet-wasm writes for the same Arrow types (parquet-schema-out.ts), with the Arrow schema in the
- * footer's `ARROW:schema` as arrow-rs stores it, so Arrow readers get the types back exactly.
+ * footer. Memory is a few pages per column (and, without a spill file, one row group's pages). The
+ * schema is the one parquet-wasm writes for the same Arrow types (parquet-schema-out.ts), with the
+ * Arrow schema in the footer's `ARROW:schema` as arrow-rs stores it, so Arrow readers get the types
+ * back exactly.
  */
 import type { RecordBatch, Schema } from 'apache-arrow';
 import type { ArrowModule } from '../arrow/arrow-lib.js';

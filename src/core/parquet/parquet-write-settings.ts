@@ -6,7 +6,7 @@ export type ParquetCompression = (typeof PARQUET_COMPRESSIONS)[number];
 
 /** How a Parquet file is written. */
 export interface ParquetWriteSettings {
-  /** Rows per row group (the writer holds one row group's pages at most). */
+  /** Rows per row group (a column chunk's pages wait, in `spill` or memory, until its group is full). */
   rowGroupSize: number;
   compression: ParquetCompression;
   /**
