@@ -14,9 +14,9 @@ export interface ColumnBuffers {
   int32(n: number): Int32Array;
 }
 
-/** New buffers for every batch. */
+/** New buffers for every batch (`bytes` not zeroed: the caller writes what it hands on). */
 export const FRESH_COLUMNS: ColumnBuffers = {
-  bytes: (size) => new Uint8Array(size),
+  bytes: (size) => new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size),
   zeroed: (size) => new Uint8Array(size),
   int32: (n) => new Int32Array(n),
 };

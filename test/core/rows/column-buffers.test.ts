@@ -22,10 +22,13 @@ describe('ColumnMemory', () => {
     expect(new Set(third.map((b) => b.buffer)).size).toBe(3);
   });
 
-  it('FRESH_COLUMNS makes new zeroed buffers every time', () => {
+  it('FRESH_COLUMNS makes new buffers every time, plain typed arrays of the size asked', () => {
     const a = FRESH_COLUMNS.bytes(8);
     const b = FRESH_COLUMNS.bytes(8);
     expect(a.buffer).not.toBe(b.buffer);
-    expect([...FRESH_COLUMNS.int32(3)]).toEqual([0, 0, 0]);
+    expect(a.constructor).toBe(Uint8Array);
+    expect(a.length).toBe(8);
+    expect([...FRESH_COLUMNS.zeroed(5)]).toEqual([0, 0, 0, 0, 0]);
+    expect(FRESH_COLUMNS.int32(3).length).toBe(3);
   });
 });
