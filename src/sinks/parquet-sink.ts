@@ -26,6 +26,6 @@ export function parquetSink(path: string, options: ParquetSinkOptions = {}): Tab
   return tableSink(
     path,
     // A row group's pages wait beside the output, not in memory (parquet-page-hold.ts).
-    columnarEncoder(async (arrow, write) => parquetWriter(arrow, { ...opts, spill: `${path}.pages` }, write)),
+    columnarEncoder(async (arrow, write) => parquetWriter(arrow, opts, write, `${path}.pages`)),
   );
 }

@@ -2,11 +2,11 @@
  * Encodes one flat column of a row group into Parquet V1 data pages: PLAIN values, definition levels
  * (RLE when a page has no null, else bit-packed: Arrow's validity bits are Parquet's 1-bit levels in
  * the same order), each page compressed as it fills (about 1 MiB of values or 20,000 rows, as
- * arrow-rs cuts them) while the next one is encoded. A column chunk's compressed pages wait in a
- * PageHold (a spill file, or memory) until the row group is written.
+ * arrow-rs cuts them) while the next one is encoded. A column chunk's compressed pages wait in the
+ * writer's spill file (FilePageHold) until the row group is written.
  */
 import type { Compress } from './parquet-compress.js';
-import type { KeptPage, PageHold } from './parquet-page-hold.js';
+import type { FilePageHold, KeptPage } from './parquet-page-hold.js';
 import type { ColumnOut } from './parquet-schema-out.js';
 import { dataPageHeader } from './parquet-thrift-writer.js';
 
@@ -43,7 +43,7 @@ export class ColumnChunkWriter {
   readonly column: ColumnOut;
   readonly #compress: Compress;
   readonly #buffers: PageBuffers;
-  readonly #hold: PageHold;
+  readonly #hold: FilePageHold;
   /** The size of this column's page buffers. */
   readonly #size: number;
   /** The page being filled: its levels go just before its values (`RESERVE`), its values from there. */
@@ -60,7 +60,7 @@ export class ColumnChunkWriter {
   #pages: Array<Promise<[KeptPage, number, number]>> = [];
   #chunkRows = 0;
 
-  constructor(column: ColumnOut, compress: Compress, buffers: PageBuffers, hold: PageHold) {
+  constructor(column: ColumnOut, compress: Compress, buffers: PageBuffers, hold: FilePageHold) {
     this.column = column;
     this.#compress = compress;
     this.#buffers = buffers;

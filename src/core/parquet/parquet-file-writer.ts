@@ -1,11 +1,10 @@
 /**
  * batchpipe's own Parquet writer for flat columns: record batches in, a Parquet file's bytes out, a
  * row group at a time. Each column's values are encoded straight from Arrow memory into PLAIN V1
- * pages (parquet-column-writer.ts), compressed off this thread as they fill and kept in a spill file
- * (parquet-page-hold.ts) when the settings name one, else in memory; when a row group is full its
- * column chunks are written one after another and only their offsets and sizes are kept for the
- * footer. Memory is a few pages per column (and, without a spill file, one row group's pages). The
- * schema is the one parquet-wasm writes for the same Arrow types (parquet-schema-out.ts), with the
+ * pages (parquet-column-writer.ts), compressed off this thread as they fill and kept in the spill
+ * file `spill` (parquet-page-hold.ts); when a row group is full its column chunks are copied from
+ * there one after another and only their offsets and sizes are kept for the footer. Memory is a few
+ * pages per column, whatever the row group size. The schema is the one parquet-wasm writes for the same Arrow types (parquet-schema-out.ts), with the
  * Arrow schema in the footer's `ARROW:schema` as arrow-rs stores it, so Arrow readers get the types
  * back exactly.
  */
@@ -14,7 +13,7 @@ import type { ArrowModule } from '../arrow/arrow-lib.js';
 import type { ColumnarWriter, WriteBytes } from '../arrow/columnar-writer.js';
 import { type ArrowData, ColumnChunkWriter, PageBuffers } from './parquet-column-writer.js';
 import { CODEC, type Compress } from './parquet-compress.js';
-import { FilePageHold, MemoryPageHold } from './parquet-page-hold.js';
+import { FilePageHold } from './parquet-page-hold.js';
 import { type ColumnOut, rootElement } from './parquet-schema-out.js';
 import { fileMetadata, type RowGroupOut } from './parquet-thrift-writer.js';
 import type { ParquetWriteSettings } from './parquet-write-settings.js';
@@ -31,9 +30,10 @@ export function parquetFileWriter(
   settings: ParquetWriteSettings,
   compress: Compress,
   write: WriteBytes,
+  spill: string,
 ): ColumnarWriter {
   const buffers = new PageBuffers(columns.length + MAX_COMPRESSING);
-  const hold = settings.spill ? new FilePageHold(settings.spill) : new MemoryPageHold();
+  const hold = new FilePageHold(spill);
   const writers = columns.map((column) => new ColumnChunkWriter(column, compress, buffers, hold));
   const codec = CODEC[settings.compression];
   const rowGroups: RowGroupOut[] = [];

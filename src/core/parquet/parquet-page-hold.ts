@@ -11,45 +11,20 @@ import { type FileHandle, open, rm } from 'node:fs/promises';
 import { writeAll } from '../../internal/durable-write.js';
 import { outputError } from '../../internal/output-error.js';
 
-/** A page kept: its bytes (in memory) or where they are (in the spill file). */
-export type KeptPage =
-  | { kind: 'memory'; parts: readonly Uint8Array[] }
-  | { kind: 'file'; at: number; length: number };
+/** A page kept: where its header and compressed body are in the spill file. */
+export interface KeptPage {
+  at: number;
+  length: number;
+}
 
 /** Writes bytes on, resolving once they are taken (the caller may then reuse them). */
 export type WriteOut = (bytes: Uint8Array) => Promise<void>;
-
-export interface PageHold {
-  /** Keeps a page's header and compressed body until its group is written. */
-  keep(header: Uint8Array, body: Uint8Array): Promise<KeptPage>;
-  /** Writes the pages, in order, through `out`. */
-  writeOut(pages: readonly KeptPage[], out: WriteOut): Promise<void>;
-  /** The group is written: its room is used again. */
-  clear(): void;
-  /** Releases what the hold has (the spill file); safe to call twice. */
-  close(): Promise<void>;
-}
-
-/** Pages held in memory, as they came. */
-export class MemoryPageHold implements PageHold {
-  async keep(header: Uint8Array, body: Uint8Array): Promise<KeptPage> {
-    return { kind: 'memory', parts: [header, body] };
-  }
-
-  async writeOut(pages: readonly KeptPage[], out: WriteOut): Promise<void> {
-    for (const page of pages) if (page.kind === 'memory') for (const part of page.parts) await out(part);
-  }
-
-  clear(): void {}
-
-  async close(): Promise<void> {}
-}
 
 /** Bytes read back from the spill file at a time (the output's write buffer is 1 MiB). */
 const READ_BYTES = 1 << 20;
 
 /** Pages held in a spill file at `path`, written there as they are compressed. */
-export class FilePageHold implements PageHold {
+export class FilePageHold {
   readonly #path: string;
   #handle: Promise<FileHandle> | undefined;
   /** Whether the file is still to be removed at close (it could not be while open). */
@@ -63,6 +38,7 @@ export class FilePageHold implements PageHold {
     this.#path = path;
   }
 
+  /** Keeps a page's header and compressed body until its group is written. */
   async keep(header: Uint8Array, body: Uint8Array): Promise<KeptPage> {
     // The page's place is taken now, so pages compressed at once are written side by side.
     const at = this.#end;
@@ -81,9 +57,10 @@ export class FilePageHold implements PageHold {
     } catch (error) {
       throw outputError(this.#path, error);
     }
-    return { kind: 'file', at, length: header.length + body.length };
+    return { at, length: header.length + body.length };
   }
 
+  /** Writes the pages, in order, through `out`. */
   async writeOut(pages: readonly KeptPage[], out: WriteOut): Promise<void> {
     const handle = await this.#open();
     this.#buffer ??= Buffer.allocUnsafeSlow(READ_BYTES);
@@ -91,13 +68,12 @@ export class FilePageHold implements PageHold {
     let i = 0;
     while (i < pages.length) {
       const first = pages[i]!;
-      if (first.kind !== 'file') throw new Error('a page held in memory reached the spill file');
       // Pages that lie one after another are read as one span.
       let from = first.at;
       let to = from + first.length;
       for (i++; i < pages.length; i++) {
         const next = pages[i]!;
-        if (next.kind !== 'file' || next.at !== to) break;
+        if (next.at !== to) break;
         to += next.length;
       }
       while (from < to) {
@@ -118,10 +94,12 @@ export class FilePageHold implements PageHold {
     }
   }
 
+  /** The group is written: its room is used again. */
   clear(): void {
     this.#end = 0;
   }
 
+  /** Closes and removes the file; safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -94,19 +94,21 @@ export function parquetIpcWriter(
 /**
  * Writes record batches as one Parquet file, on this thread (an encoding thread was measured with
  * parquet-wasm, 1M rows joined into Parquet, to save no CPU and cost about 190 MB of peak RSS,
- * docs/dependencies.md). The first batch's schema chooses the writer.
+ * docs/dependencies.md). The first batch's schema chooses the writer. `spill`: the file batchpipe's
+ * own writer keeps a row group's compressed pages in until the group is written (removed once open).
  */
 export function parquetWriter(
   arrow: ArrowModule,
   settings: ParquetWriteSettings,
   write: WriteBytes,
+  spill: string,
 ): ColumnarWriter {
   let writer: Promise<ColumnarWriter> | undefined;
   const open = async (batch: RecordBatch): Promise<ColumnarWriter> => {
     const columns = planColumns(batch.schema.fields);
     const compress = pageCompressor(settings.compression);
     if (columns && compress)
-      return parquetFileWriter(arrow, batch.schema, columns, settings, compress, write);
+      return parquetFileWriter(arrow, batch.schema, columns, settings, compress, write, spill);
     return parquetWasmWriter(arrow, await loadParquet(), settings, write);
   };
   return {

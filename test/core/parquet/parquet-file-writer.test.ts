@@ -22,6 +22,8 @@ const dir = tempDir('bp-parquet-file-writer-');
 const arrow = await loadArrow();
 let db: Awaited<ReturnType<typeof duckdb>>;
 let count = 0;
+/** Spill files of the writers made here (each removed once open). */
+let spills = 0;
 
 /** Every flat column of the typed fixture (parquet-types.ts): what batchpipe's writer covers. */
 const FLAT = [
@@ -73,7 +75,9 @@ async function written(
 }
 
 const ours = (batches: RecordBatch[], compression: ParquetCompression = 'snappy', rowGroupSize = 122_880) =>
-  written(batches, (write) => parquetWriter(arrow, { rowGroupSize, compression }, write));
+  written(batches, (write) =>
+    parquetWriter(arrow, { rowGroupSize, compression }, write, join(dir, `${++spills}.pages`)),
+  );
 const wasm = (batches: RecordBatch[], compression: ParquetCompression = 'snappy', rowGroupSize = 122_880) =>
   written(batches, async (write) =>
     parquetWasmWriter(arrow, await loadParquet(), { rowGroupSize, compression }, write),

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { FilePageHold, type KeptPage, MemoryPageHold } from '../../../src/core/parquet/parquet-page-hold.js';
+import { FilePageHold, type KeptPage } from '../../../src/core/parquet/parquet-page-hold.js';
 import { parquetSink } from '../../../src/sinks/parquet-sink.js';
 import { tempDir } from '../../helpers.js';
 import { duckdb } from '../../support/duckdb.js';
@@ -18,7 +18,7 @@ function page(n: number, length: number): [Uint8Array, Uint8Array] {
 }
 
 /** What writeOut hands on, copied (the hold reuses its read buffer once a write is taken). */
-async function writtenOut(hold: FilePageHold | MemoryPageHold, pages: readonly KeptPage[]): Promise<Buffer> {
+async function writtenOut(hold: FilePageHold, pages: readonly KeptPage[]): Promise<Buffer> {
   const out: Buffer[] = [];
   await hold.writeOut(pages, async (bytes) => {
     out.push(Buffer.from(bytes));
@@ -72,15 +72,6 @@ describe('FilePageHold', () => {
     const hold = new FilePageHold(path);
     await expect(hold.keep(...page(1, 10))).rejects.toThrow(path);
     await hold.close();
-  });
-});
-
-describe('MemoryPageHold', () => {
-  it('gives back the pages as kept', async () => {
-    const hold = new MemoryPageHold();
-    const made = [page(1, 5), page(2, 50)];
-    const kept = await Promise.all(made.map(([h, b]) => hold.keep(h, b)));
-    expect(await writtenOut(hold, kept)).toEqual(Buffer.concat(made.flat()));
   });
 });
 

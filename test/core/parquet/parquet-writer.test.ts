@@ -13,10 +13,15 @@ const dir = tempDir('bp-parquet-write-');
 describe('parquetWriter', () => {
   it('writes every batch, in order, over many row groups; DuckDB reads them back', async () => {
     const chunks: Buffer[] = [];
-    const writer = parquetWriter(await loadArrow(), { rowGroupSize: 4096, compression: 'zstd' }, (chunk) => {
-      chunks.push(Buffer.from(chunk));
-      return undefined;
-    });
+    const writer = parquetWriter(
+      await loadArrow(),
+      { rowGroupSize: 4096, compression: 'zstd' },
+      (chunk) => {
+        chunks.push(Buffer.from(chunk));
+        return undefined;
+      },
+      join(dir, 'many.pages'),
+    );
     for (let b = 0; b < 40; b++) {
       const ids = Float64Array.from({ length: 1000 }, (_, i) => b * 1000 + i);
       const table = tableFromArrays({ id: ids, text: Array.from(ids, (id) => `row ${id}`) });
@@ -41,8 +46,11 @@ describe('parquetWriter', () => {
   });
 
   it('bytes that cannot be written fail the writer with that error', async () => {
-    const writer = parquetWriter(await loadArrow(), { rowGroupSize: 1000, compression: 'snappy' }, () =>
-      Promise.reject(new Error('disk full')),
+    const writer = parquetWriter(
+      await loadArrow(),
+      { rowGroupSize: 1000, compression: 'snappy' },
+      () => Promise.reject(new Error('disk full')),
+      join(dir, 'full.pages'),
     );
     const failed = (async () => {
       for (let b = 0; b < 20; b++) {
