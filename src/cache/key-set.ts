@@ -28,6 +28,8 @@ export class KeySet {
   #view: Int32Array<ArrayBufferLike> = new Int32Array(0);
   /** The all-zero key marks an empty slot: it is kept aside. */
   #zero = false;
+  /** Per 4 KiB page of the table: 1 once a key may be in it (see `touch`). */
+  #written = new Uint8Array(pagesOf(this.#words));
 
   /**
    * `expectedKeys`: about how many keys will come (a table's estimated rows): the table starts with
@@ -42,11 +44,11 @@ export class KeySet {
     while (slots < 1.5 * Math.min(expectedKeys, maxKeys)) slots *= 2;
     if (slots !== FIRST_SLOTS) {
       // Not written through: pages no key lands in take no memory (most rows repeating, the estimate
-      // too high). Written through it saved ~7,000 page faults at 1M distinct keys (a page read by
-      // touch before it is written faults twice), ~10-20 ms: not worth 32 MB held for a table that
-      // repeats one request.
+      // too high). `touch` stores to a page before it reads it, so a page faults once, when a key
+      // first lands in it.
       this.#words = new Int32Array(slots * WORDS);
       this.#mask = slots - 1;
+      this.#written = new Uint8Array(pagesOf(this.#words));
     }
   }
 
@@ -107,6 +109,7 @@ export class KeySet {
    * is tens of MB); here they are independent loads the CPU overlaps, where `add` one by one waited
    * for each in turn (measured on 1M random keys, growth included: ~280 -> ~155 ns a key). Keys read as
    * words only (a batch's array). Returns a number of no meaning: the loads are used, so kept.
+   * A slot in a page no key was put in is written (a 0 over a 0) before it is read (see below).
    */
   touch(keys: Uint8Array, from: number, to: number): number {
     if (!LITTLE_ENDIAN || (keys.byteOffset & 3) !== 0) return 0;
@@ -116,11 +119,22 @@ export class KeySet {
     }
     const view = this.#view;
     const words = this.#words;
+    const written = this.#written;
     const mask = this.#mask;
     let sum = 0;
     const first = keys.byteOffset >> 2;
-    for (let w = first + from * WORDS, end = first + to * WORDS; w < end; w += WORDS)
-      sum ^= words[(view[w]! & mask) * WORDS]!;
+    for (let w = first + from * WORDS, end = first + to * WORDS; w < end; w += WORDS) {
+      const at = (view[w]! & mask) * WORDS;
+      // A page no key was put in is all zeros: its first touch is a store of 0, not a read. Read
+      // first, it was mapped to the zero page, and the key's store faulted again to copy it, which
+      // flushed the page from the other core's TLB (an interrupt each: ~50 ms of the main thread at
+      // a million keys, measured by perf).
+      if (written[at >>> PAGE_WORDS_LOG] === 0) {
+        written[at >>> PAGE_WORDS_LOG] = 1;
+        words[at] = 0;
+      }
+      sum ^= words[at]!;
+    }
     return sum;
   }
 
@@ -147,6 +161,7 @@ export class KeySet {
     this.#words[w + 1] = b;
     this.#words[w + 2] = c;
     this.#words[w + 3] = d;
+    this.#written[w >>> PAGE_WORDS_LOG] = 1;
     this.#size++;
   }
 
@@ -173,7 +188,17 @@ export class KeySet {
     }
     this.#words = words;
     this.#mask = mask;
+    // Every page may hold keys now.
+    this.#written = new Uint8Array(pagesOf(words)).fill(1);
   }
+}
+
+/** Words of a 4 KiB page, as a power of 2. */
+const PAGE_WORDS_LOG = 10;
+
+/** Pages of 4 KiB `words` spans. */
+function pagesOf(words: Int32Array): number {
+  return (words.length >>> PAGE_WORDS_LOG) + 1;
 }
 
 /** The little-endian 32-bit word at `bytes[at]`. */

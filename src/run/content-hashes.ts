@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { KeySet } from '../cache/key-set.js';
-import { keyHex, requestKey, requestKeysReady } from '../core/requests/request-key.js';
+import { keyHex, requestKey } from '../core/requests/request-key.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { customIdOf, jsonlBuffers } from './request-ids.js';
 import type { ShardSummary } from './sharder.js';
@@ -24,7 +24,6 @@ export interface ContentHashes {
  * up as equal hashes: what a later run needs to send them once and reuse the answer.
  */
 export async function writeContentHashes(runDir: string, shards: ShardSummary[]): Promise<ContentHashes[]> {
-  await requestKeysReady();
   const out: ContentHashes[] = [];
   const seen = new KeySet();
   for (const shard of shards) {

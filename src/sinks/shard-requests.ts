@@ -2,7 +2,6 @@ import { Writable } from 'node:stream';
 import { z } from 'zod';
 import { RequestReuse, type ReuseSettings } from '../cache/request-reuse.js';
 import { isRequestBatch, type RequestBatch } from '../core/requests/request-batch.js';
-import { requestKeysLoaded, requestKeysReady } from '../core/requests/request-key.js';
 import { SliceField } from '../core/rows/row-slice.js';
 import { byteSize, parseOptions } from '../options.js';
 import type { FileLimits } from '../providers/profile.js';
@@ -85,9 +84,7 @@ export function shardRequests(options: ShardRequestsOptions): ShardRequestsStrea
     objectMode: true,
     highWaterMark: 1,
     write(item: RequestBatch | RequestItem | Rejection, _encoding, done) {
-      // Requests keyed here (lines without a key made where they were rendered) need the hasher.
-      if (reuse && !requestKeysLoaded()) requestKeysReady().then(() => add(item, done), done);
-      else add(item, done);
+      add(item, done);
     },
     final(done) {
       sharder.finish().then((result) => {

@@ -13,11 +13,8 @@ import { KeySet } from '../../src/cache/key-set.js';
 import { REQUEST_KEYS_FILE } from '../../src/cache/request-reuse.js';
 import { CacheWriter, cacheStats, pruneCache, ResultCache } from '../../src/cache/result-cache.js';
 import { settleReuse } from '../../src/cache/settle-reuse.js';
-import { isSameDraw, keyHex, requestKey, requestKeysReady } from '../../src/core/requests/request-key.js';
+import { isSameDraw, keyHex, requestKey } from '../../src/core/requests/request-key.js';
 import { tempDir } from '../helpers.js';
-
-// The hasher compiles asynchronously: keys are made once it is ready.
-await requestKeysReady();
 
 const dir = tempDir('bp-cache-engines-');
 const line = (id: string, body: object) =>

@@ -22,11 +22,8 @@ import {
   KEY_BYTES,
   keyHex,
   requestKeyInto,
-  requestKeysReady,
 } from '../../src/core/requests/request-key.js';
 import { ByteWriter } from '../../src/internal/byte-writer.js';
-
-await requestKeysReady();
 
 const id = (i: number) => (i % 11 === 0 ? `r "${i}"\t\\ é 😀` : i % 13 === 0 ? `ряд-${i}` : `k${i}`);
 const lineOf = (i: number) =>

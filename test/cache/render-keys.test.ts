@@ -29,6 +29,7 @@ async function expectDefinedKeys(
   idOf: (i: number) => string,
   idColumn?: string,
   extension = 'csv',
+  rows = ROWS,
 ): Promise<void> {
   const input = join(dir, `${name}.${extension}`);
   writeFileSync(input, `${lines.join('\n')}\n`);
@@ -42,13 +43,13 @@ async function expectDefinedKeys(
     provider: 'local',
     dedup: 'auto',
   });
-  expect(result.reuse).toMatchObject({ keyed: ROWS, sent: distinct, duplicates: ROWS - distinct });
+  expect(result.reuse).toMatchObject({ keyed: rows, sent: distinct, duplicates: rows - distinct });
   const written = new Map<string, string>();
   for (const file of readdirSync(outDir).filter((f) => /^(requests-.*|reused\.requests)\.jsonl$/.test(f)))
     for (const line of readFileSync(join(outDir, file), 'utf8').split('\n').slice(0, -1))
       written.set((JSON.parse(line) as { custom_id: string }).custom_id, line);
   const records = readFileSync(join(outDir, REQUEST_KEYS_FILE), 'utf8').split('\n').slice(0, -1);
-  expect(records).toHaveLength(ROWS);
+  expect(records).toHaveLength(rows);
   for (const [i, record] of records.entries()) {
     const [idJson, key] = record.split('\t');
     const id = JSON.parse(idJson!) as string;
@@ -78,5 +79,13 @@ describe('keys made as lines are rendered', () => {
       JSON.stringify({ id: ids(i), text: `text ${i % 983} "q" ✓` }),
     );
     await expectDefinedKeys('jsonl', lines, 983, ids, 'id', 'jsonl');
+  });
+
+  it('are the defined keys when a batch outgrows the lines buffers (keyed from a copy)', async () => {
+    // Each control character is written as six (\u0001): the first batch outgrows the pooled buffer
+    // it was given, the next are given larger ones, outside the lines memory.
+    const lines = ['text'];
+    for (let i = 0; i < 3000; i++) lines.push(csvCell(`${'\x01'.repeat(800)} ${i % 89}`));
+    await expectDefinedKeys('outgrown', lines, 89, (i) => `row-${i + 1}`, undefined, 'csv', 3000);
   });
 });

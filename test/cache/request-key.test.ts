@@ -2,24 +2,23 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createXXHash128 } from 'hash-wasm';
 import { describe, expect, it } from 'vitest';
 import { KeySet } from '../../src/cache/key-set.js';
 import { REQUEST_KEYS_FILE, RequestReuse } from '../../src/cache/request-reuse.js';
+import { inPlaceScratchBytes, keysCopied, keysInPlace } from '../../src/core/requests/key-module.js';
+import { writeKeyRecords } from '../../src/core/requests/key-records.js';
 import {
-  DIRECT_CHECK_DIGEST,
-  directCheckDigests,
+  customIdValueRange,
   KEY_BYTES,
   keyHex,
   requestKey,
   requestKeyInto,
-  requestKeysDirect,
-  requestKeysReady,
+  requestKeysInto,
 } from '../../src/core/requests/request-key.js';
+import { LINES_POOL } from '../../src/internal/buffer-pool.js';
+import { ByteWriter } from '../../src/internal/byte-writer.js';
+import { inLinesMemory } from '../../src/internal/lines-memory.js';
 import { definedKey } from '../support/request-keys.js';
-
-// The hasher compiles asynchronously: keys are made once it is ready.
-await requestKeysReady();
 
 const body = (text: string) => ({
   method: 'POST',
@@ -66,22 +65,7 @@ describe('requestKey', () => {
     expect(all.equals(copy)).toBe(true);
   });
 
-  it("checks the direct calls at load against digests hash-wasm's own IHasher makes", async () => {
-    const reference = await createXXHash128();
-    const digests = directCheckDigests((line, from, to, out, at) => {
-      reference.init();
-      reference.update(line.subarray(0, from));
-      reference.update(line.subarray(to));
-      out.set(reference.digest('binary'), at);
-    });
-    reference.init();
-    reference.update(digests);
-    expect(reference.digest('hex')).toBe(DIRECT_CHECK_DIGEST);
-  });
-
-  it('calls the WebAssembly directly, and agrees with the definition at every length, id place and alignment in shared memory', () => {
-    // The fast path is the one in use (a fallback through IHasher would also pass the checks below).
-    expect(requestKeysDirect()).toBe(true);
+  it('agrees with the definition at every length, id place and alignment in shared memory', () => {
     const shared = Buffer.from(new SharedArrayBuffer(80_000));
     const out = new Uint8Array(KEY_BYTES + 3);
     let seed = 7;
@@ -115,6 +99,102 @@ describe('requestKey', () => {
     const a = requestKey(Buffer.from(JSON.stringify({ custom_id: 'row-1', ...body('same') })));
     const b = requestKey(Buffer.from(JSON.stringify({ custom_id: 'row-999', ...body('same') })));
     expect(a.equals(b)).toBe(true);
+  });
+});
+
+/**
+ * A batch of lines as the renderer leaves them in `buffer`: every XXH3 length class (0-16, 17-128,
+ * 129-240, longer, past 16 KiB), ids with escapes and of up to 300 bytes, lines at every address mod
+ * 8, and entries without a line. Returns the lines' places, the ids' places and each line's text.
+ */
+function batchIn(buffer: Buffer, from: number) {
+  let seed = 11;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed >>> 8;
+  };
+  const lengths = [0, 1, 9, 16, 17, 100, 128, 129, 200, 240, 241, 256, 257, 600, 970, 1024, 5000, 17_000];
+  const n = lengths.length * 4;
+  const starts = new Int32Array(n).fill(-1);
+  const ends = new Int32Array(n).fill(-1);
+  const idFroms = new Int32Array(n);
+  const idTos = new Int32Array(n);
+  const texts: string[] = [];
+  let at = from;
+  for (let i = 0; i < n; i++) {
+    texts.push('');
+    if (i % 9 === 4) continue;
+    const length = lengths[i % lengths.length]!;
+    const id = i % 5 === 0 ? `r "${i}" \\ é`.repeat(1 + (i % 3) * 10) : `row-${i}`;
+    const text = Array.from({ length }, () => String.fromCharCode(32 + (random() % 90))).join('');
+    texts[i] = `${JSON.stringify({ custom_id: id, body: { text } })}${i % 2 ? '\n' : ''}`;
+    at += random() % 8;
+    starts[i] = at;
+    at += buffer.write(texts[i]!, at);
+    ends[i] = at;
+    const [idFrom, idTo] = customIdValueRange(buffer, starts[i]!, ends[i]!)!;
+    idFroms[i] = idFrom;
+    idTos[i] = idTo;
+  }
+  return { n, starts, ends, idFroms, idTos, texts, end: at };
+}
+
+describe('keys made where a batch is', () => {
+  it('are the defined keys, with the records writeKeyRecords makes, in the lines memory, and leave the lines as they were', () => {
+    const buffer = LINES_POOL.take();
+    try {
+      expect(inLinesMemory(buffer)).toBe(true);
+      const { n, starts, ends, idFroms, idTos, texts, end } = batchIn(buffer, 3);
+      const before = Buffer.from(buffer.subarray(0, end));
+      // Laid out as the renderer lays them: keys at a multiple of 16, then recordAt, the records, the scratch.
+      const keysAt = ((buffer.byteOffset + end + 15) & -16) - buffer.byteOffset;
+      const keys = new Uint8Array(buffer.buffer, buffer.byteOffset + keysAt, n * KEY_BYTES).fill(0);
+      const recordAt = new Int32Array(buffer.buffer, buffer.byteOffset + keysAt + n * KEY_BYTES, n + 1);
+      const recordsAt = keysAt + n * KEY_BYTES + (n + 1) * 4;
+      const scratch = inPlaceScratchBytes(starts, idTos);
+      keysInPlace(
+        buffer,
+        starts,
+        ends,
+        idFroms,
+        idTos,
+        keys,
+        recordAt,
+        recordsAt,
+        recordsAt + 200_000,
+        scratch,
+      );
+      for (let i = 0; i < n; i++)
+        if (starts[i]! >= 0)
+          expect(keyHex(keys.subarray(i * KEY_BYTES)), `line ${i}`).toBe(definedKey(texts[i]!));
+      expect(Buffer.from(buffer.subarray(0, end)).equals(before)).toBe(true);
+      // writeKeyRecords' records for the same lines and keys, in a copy.
+      const writer = new ByteWriter(0, undefined, Buffer.from(buffer.subarray(0, recordsAt)));
+      writer.pos = recordsAt;
+      const expectedAt = new Int32Array(n + 1);
+      writeKeyRecords(writer, starts, idFroms, idTos, Uint8Array.from(keys), expectedAt);
+      expect([...recordAt]).toEqual([...expectedAt]);
+      expect(buffer.subarray(recordsAt, recordAt[n]).toString()).toBe(
+        writer.buffer.subarray(recordsAt, writer.pos).toString(),
+      );
+    } finally {
+      LINES_POOL.give(buffer);
+    }
+  });
+
+  it('are the same keys copied from plain memory, from shared memory at any offset, and searched for', () => {
+    for (const buffer of [Buffer.alloc(200_000), Buffer.from(new SharedArrayBuffer(200_000), 5)]) {
+      const { n, starts, ends, idFroms, idTos, texts } = batchIn(buffer, 1);
+      const copied = new Uint8Array(n * KEY_BYTES);
+      keysCopied(buffer, starts, ends, idFroms, idTos, copied);
+      const searched = new Uint8Array(n * KEY_BYTES);
+      requestKeysInto(buffer, starts, ends, undefined, undefined, searched);
+      for (let i = 0; i < n; i++)
+        if (starts[i]! >= 0) {
+          expect(keyHex(copied.subarray(i * KEY_BYTES)), `line ${i}`).toBe(definedKey(texts[i]!));
+          expect(keyHex(searched.subarray(i * KEY_BYTES)), `line ${i}`).toBe(definedKey(texts[i]!));
+        }
+    }
   });
 });
 

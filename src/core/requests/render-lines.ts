@@ -4,6 +4,7 @@ import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import { JsonlRowBatch } from '../jsonl/jsonl-row-batch.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
+import { inPlaceScratchBytes, keysInPlace } from './key-module.js';
 import { keyRecordBytes, writeKeyRecords } from './key-records.js';
 import { ID_SLOT } from './line-template.js';
 import { customIdValueRange, isSameDraw, KEY_BYTES, requestKeysInto } from './request-key.js';
@@ -81,7 +82,12 @@ export class LineRenderer {
     this.#idLeads = idLeads(plan);
   }
 
-  render(rows: RowBatch, writer: ByteWriter): RenderedLines {
+  /**
+   * `inMemory`: the writer's buffer is in the lines memory (lines-memory.ts), where keys are made in
+   * place while it is the buffer the lines go into.
+   */
+  render(rows: RowBatch, writer: ByteWriter, inMemory = false): RenderedLines {
+    const given = writer.buffer;
     const { pieces, slots, maxIdChars, emptyCheck } = this.#plan;
     const resolved = this.#resolve(rows);
     const n = rows.length;
@@ -170,13 +176,35 @@ export class LineRenderer {
     // thread's shared memory, so the main thread reads them where they are (arrays of their own were
     // copied into new memory there a batch, ~40 KB of page faults each, measured at 1M rows).
     const records = keyRecordBytes(starts, idFroms!, idTos!);
-    const buffer = writer.ensure(KEY_BYTES - 1 + n * KEY_BYTES + (n + 1) * 4 + Math.max(records, 0));
+    const leads = this.#idLeads;
+    // In place: where the renderer wrote the ids is where the key's search finds them (idLeads).
+    const inPlace = inMemory && leads && records >= 0;
+    const scratch = inPlace ? inPlaceScratchBytes(starts, idTos!) : 0;
+    const buffer = writer.ensure(
+      KEY_BYTES - 1 + n * KEY_BYTES + (n + 1) * 4 + Math.max(records, 0) + scratch,
+    );
     // The keys at a multiple of 16 in the memory, so they are read as words.
     const keysAt = ((buffer.byteOffset + writer.pos + KEY_BYTES - 1) & -KEY_BYTES) - buffer.byteOffset;
     const keys = new Uint8Array(buffer.buffer, buffer.byteOffset + keysAt, n * KEY_BYTES).fill(0);
     const recordAt = new Int32Array(buffer.buffer, buffer.byteOffset + keysAt + n * KEY_BYTES, n + 1);
     writer.pos = keysAt + n * KEY_BYTES + (n + 1) * 4;
-    const leads = this.#idLeads;
+    if (inPlace && buffer === given) {
+      // The records follow the recordAt array; the scratch, what follows them (never read after).
+      keysInPlace(
+        buffer,
+        starts,
+        ends,
+        idFroms!,
+        idTos!,
+        keys,
+        recordAt,
+        writer.pos,
+        writer.pos + records,
+        scratch,
+      );
+      writer.pos = recordAt[n]!;
+      return { ids, starts, ends, empty, missing, hashes, keys, recordAt };
+    }
     requestKeysInto(buffer, starts, ends, leads ? idFroms : undefined, leads ? idTos : undefined, keys);
     if (records < 0) return { ids, starts, ends, empty, missing, hashes, keys };
     writeKeyRecords(writer, starts, idFroms!, idTos!, keys, recordAt, records);

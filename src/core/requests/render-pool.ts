@@ -1,3 +1,4 @@
+import { linesMemory, type WasmMemory } from '../../internal/lines-memory.js';
 import { WorkerPool } from '../../internal/worker-pool.js';
 import type { Rejection } from '../../types.js';
 import type { ArrowTransport } from '../arrow/arrow-row-batch.js';
@@ -26,6 +27,15 @@ const RENDER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 
 export interface RenderJob {
   rows: RowsTransport;
   buffer: Uint8Array;
+  /** The buffer is in the lines memory (a render thread keys lines there in place). */
+  inMemory?: boolean;
+}
+
+/** What a render thread is started with. */
+export interface RenderThreadData {
+  plan: RenderPlan;
+  /** The lines memory (lines-memory.ts), with keyed plans. */
+  memory: WasmMemory | undefined;
 }
 
 /** What a render thread made of a batch. */
@@ -49,7 +59,13 @@ export class RenderPool {
       import.meta.url,
       'render-worker',
       threads,
-      { workerData: plan, resourceLimits: RENDER_LIMITS },
+      {
+        workerData: {
+          plan,
+          memory: plan.requestKeys === undefined ? undefined : linesMemory(),
+        } satisfies RenderThreadData,
+        resourceLimits: RENDER_LIMITS,
+      },
       'a render',
     );
   }
@@ -59,9 +75,12 @@ export class RenderPool {
     return this.#pool.size;
   }
 
-  /** Renders a batch into `buffer` (shared memory), which a thread writes and hands back. */
-  render(rows: RowsTransport, buffer: Buffer): Promise<Rendered> {
-    return this.#pool.run({ rows, buffer });
+  /**
+   * Renders a batch into `buffer` (shared memory), which a thread writes and hands back. `inMemory`:
+   * the buffer is in the lines memory.
+   */
+  render(rows: RowsTransport, buffer: Buffer, inMemory: boolean): Promise<Rendered> {
+    return this.#pool.run({ rows, buffer, inMemory });
   }
 
   /** Stops the threads. */

@@ -3,27 +3,27 @@ import { ByteWriter } from '../../internal/byte-writer.js';
 import { serveJobs } from '../../internal/worker-pool.js';
 import type { Rejection } from '../../types.js';
 import { loadArrow } from '../arrow/arrow-lib.js';
-import { LineRenderer, type RenderPlan } from './render-lines.js';
-import type { Rendered, RenderJob } from './render-pool.js';
-import { requestKeysReady } from './request-key.js';
+import { useLinesMemory } from './key-module.js';
+import { LineRenderer } from './render-lines.js';
+import type { Rendered, RenderJob, RenderThreadData } from './render-pool.js';
 import { rowBatchOf } from './thread-rows.js';
 
 // A render thread of RenderPool: renders each batch it is sent into the buffer sent with it.
-const plan = workerData as RenderPlan;
+const { plan, memory } = workerData as RenderThreadData;
 const renderer = new LineRenderer(plan);
-// Keys made here need this thread's hasher (a thread's entry module, never required: it may await).
-if (plan.requestKeys !== undefined) await requestKeysReady();
+// Keys are made in the lines memory the main thread made (handed to this thread with keyed plans).
+if (memory) useLinesMemory(memory);
 
 // apache-arrow is loaded only for Arrow batches (a CSV job does not pay for it).
 serveJobs((job: RenderJob): Rendered | Promise<Rendered> =>
   job.rows.type === 'arrow' ? loadArrow().then(() => render(job)) : render(job),
 );
 
-function render({ rows, buffer }: RenderJob): Rendered {
+function render({ rows, buffer, inMemory }: RenderJob): Rendered {
   const batch = rowBatchOf(rows);
   const given = Buffer.from(buffer.buffer, buffer.byteOffset, buffer.length);
   const writer = new ByteWriter(0, undefined, given);
-  const lines = renderer.render(batch, writer);
+  const lines = renderer.render(batch, writer, inMemory === true);
   // Rejections the sender does not know: lines of JSON the parse here refused.
   const known = new Set(rows.rejected);
   const rejections: Array<[number, Rejection]> = [];

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { LINES_POOL } from '../../internal/buffer-pool.js';
 import { ByteWriter } from '../../internal/byte-writer.js';
+import { inLinesMemory } from '../../internal/lines-memory.js';
 import type { Rejection, RequestItem, Row, SourcePosition } from '../../types.js';
 import type { RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
@@ -10,7 +11,6 @@ import { LineRenderer, type RenderedLines, type RenderPlan } from './render-line
 import { RenderPool, type RowsTransport } from './render-pool.js';
 import { RequestBatch } from './request-batch.js';
 import type { RequestBuilder } from './request-builder.js';
-import { requestKeysLoaded, requestKeysReady } from './request-key.js';
 import { transportOf } from './thread-rows.js';
 
 /** Room for the first batch's lines, per row; later batches are sized from the lines made so far. */
@@ -87,9 +87,6 @@ export class RequestMaker {
 
   /** Requests for a batch of rows (a promise when a render thread or a mapper makes them). */
   make(rows: RowBatch): RequestBatch | Promise<RequestBatch> {
-    // Lines keyed here (the first rows, before a render thread) need this thread's hasher first.
-    if (this.#plan?.requestKeys !== undefined && !requestKeysLoaded())
-      return requestKeysReady().then(() => this.make(rows));
     const template = this.#template;
     const threads = this.#madeRows >= RENDER_THREAD_AFTER_ROWS;
     if (!template) {
@@ -105,7 +102,7 @@ export class RequestMaker {
     const transport = threads ? transportOf(rows, true) : undefined;
     if (transport) return this.#renderThere(rows, transport, template);
     const writer = new ByteWriter(this.#bufferSize(rows), LINES_POOL);
-    const lines = this.#renderer!.render(rows, writer);
+    const lines = this.#renderer!.render(rows, writer, inLinesMemory(writer.buffer));
     return this.#assemble(rows, lines, undefined, writer.buffer, writer.pos, template);
   }
 
@@ -154,7 +151,7 @@ export class RequestMaker {
   ): Promise<RequestBatch> {
     this.#pool ??= new RenderPool(this.#plan!, RENDER_THREADS[transport.type]);
     const given = this.#sharedBuffer(rows);
-    const rendered = await this.#pool.render(transport, given);
+    const rendered = await this.#pool.render(transport, given, inLinesMemory(given));
     const buffer = linesBuffer(given, rendered.buffer);
     // The lines, and the key records after them.
     const end = rendered.recordAt?.[rows.length] ?? rendered.ends.reduce((last, at) => Math.max(last, at), 0);

@@ -1,0 +1,68 @@
+/*
+ * Request keys made where a batch's lines are, in the shared WebAssembly memory the lines pool's
+ * buffers are in (src/internal/lines-memory.ts): XXH3-128 (seed 0) of each line without its
+ * custom_id's value, and the line's record of request-keys.tsv. Built by scripts/build-request-keys-wasm.sh
+ * into src/core/requests/request-keys-wasm.ts; the hash is xxHash's own code (xxhash.h, XXH_INLINE_ALL).
+ *
+ * Why not hash-wasm's module, which the keys were made with before: its memory is its own, so each
+ * line was copied into it, then moved to its input buffer's start, then hashed (~250 ns a ~970-byte
+ * line on a render thread). Here a line is hashed where it was rendered (~110 ns).
+ */
+#define XXH_INLINE_ALL
+#define XXH_NO_STREAM
+#include <stdint.h>
+#include <xxhash.h>
+
+static const char HEX[16] = "0123456789abcdef";
+
+/*
+ * The keys (and records) of `n` lines of the buffer at `data`; positions are offsets into it.
+ * `lines`: 4n int32s, the lines' starts (-1: no line), ends (newline included or not), and where
+ * each custom_id's value begins and ends. Line i's key goes to `out + 16 i` (canonical, big-endian).
+ * `records` >= 0: line i's record `"<id>"\t<32 hex digits>\t*\n` is written at `data + records`,
+ * one after another, and `recordAt[i]`..`recordAt[i + 1]` says where it is (empty without a line).
+ * `saved`: room for the bytes from a line's start to its id's end (the caller sizes it).
+ *
+ * The hashed bytes are the head (before the id's value) and the tail (after it): the head is moved
+ * next to the tail over the id's place, hashed with it in one call, and the line put back. The
+ * buffer is the caller's alone while this runs (the render thread's batch).
+ */
+__attribute__((export_name("keys"))) void keys(uint8_t *data, uint32_t n, const int32_t *lines,
+                                                uint8_t *out, int32_t *recordAt, int32_t records,
+                                                uint8_t *saved) {
+  const int32_t *starts = lines, *ends = lines + n, *idFroms = lines + 2 * n, *idTos = lines + 3 * n;
+  int32_t p = records;
+  if (records >= 0) recordAt[0] = p;
+  for (uint32_t i = 0; i < n; i++) {
+    int32_t start = starts[i];
+    if (start >= 0) {
+      int32_t end = ends[i];
+      int32_t idFrom = idFroms[i], idTo = idTos[i];
+      if (end > idTo && data[end - 1] == '\n') end--;
+      int32_t head = idFrom - start;
+      int32_t span = idTo - start;
+      __builtin_memcpy(saved, data + start, span);
+      __builtin_memmove(data + idTo - head, saved, head);
+      XXH128_hash_t hash = XXH3_128bits(data + idTo - head, (size_t)(end - idTo + head));
+      __builtin_memcpy(data + start, saved, span);
+      XXH128_canonical_t *key = (XXH128_canonical_t *)(out + 16 * i);
+      XXH128_canonicalFromHash(key, hash);
+      if (records >= 0) {
+        uint8_t *r = data + p;
+        *r++ = '"';
+        for (int32_t k = idFrom; k < idTo; k++) *r++ = data[k];
+        *r++ = '"';
+        *r++ = '\t';
+        for (int k = 0; k < 16; k++) {
+          *r++ = HEX[key->digest[k] >> 4];
+          *r++ = HEX[key->digest[k] & 15];
+        }
+        *r++ = '\t';
+        *r++ = '*';
+        *r++ = '\n';
+        p = (int32_t)(r - data);
+      }
+    }
+    if (records >= 0) recordAt[i + 1] = p;
+  }
+}
