@@ -288,6 +288,26 @@ describe('KeySet, keys at any byte offset', () => {
     // Keys not at a word boundary are not read as words: touch reads nothing.
     expect(touched.touch(new Uint8Array(keys.buffer, 1, KEY_BYTES * 4), 0, 4)).toBe(0);
   });
+
+  it('keeps every key in a table made large beforehand, touched batch by batch and key by key', () => {
+    // Touch stores a 0 to a slot of a page no key was put in: a page that holds a key must never be
+    // taken for one that does not. Keys put by `add` alone (no touch) share pages with touched ones.
+    const n = 150_000;
+    const keys = repeatingKeys(n, 60_000);
+    const table = new KeySet(undefined, 60_000);
+    const seen = new Set<string>();
+    for (let from = 0; from < n; from += 1000) {
+      const to = Math.min(n, from + 1000);
+      // The first half of the distinct keys go in by `add` alone (no page marked by a touch).
+      if (from >= 30_000 && (from / 1000) % 3 !== 2) table.touch(keys, from, to);
+      for (let i = from; i < to; i++) {
+        const hex = keyHex(keys.subarray(i * KEY_BYTES));
+        expect(table.add(keys, i * KEY_BYTES), `key ${i}`).toBe(seen.has(hex) ? 'present' : 'added');
+        seen.add(hex);
+      }
+    }
+    expect(table.size).toBe(60_000);
+  });
 });
 
 describe('RequestReuse records, many', () => {
