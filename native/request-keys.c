@@ -11,9 +11,45 @@
 #define XXH_INLINE_ALL
 #define XXH_NO_STREAM
 #include <stdint.h>
+#include <wasm_simd128.h>
 #include <xxhash.h>
 
 static const char HEX[16] = "0123456789abcdef";
+
+/*
+ * XXH3's long-input steps in WebAssembly SIMD (xxhash.h 0.8.1 has none, so its scalar ones were
+ * used: ~20% slower on a 1 KB line), as its SSE2 ones: a stripe of 64 bytes in four 128-bit lanes.
+ */
+static void accumulate512(void *restrict acc, const void *restrict input, const void *restrict secret) {
+  for (int i = 0; i < 4; i++) {
+    v128_t data = wasm_v128_load((const uint8_t *)input + 16 * i);
+    v128_t key = wasm_v128_xor(data, wasm_v128_load((const uint8_t *)secret + 16 * i));
+    /* Each 64-bit lane's low half times its high half, and the data's lanes swapped, added in. */
+    v128_t product = wasm_u64x2_extmul_low_u32x4(wasm_i32x4_shuffle(key, key, 0, 2, 0, 2),
+                                                 wasm_i32x4_shuffle(key, key, 1, 3, 1, 3));
+    v128_t sum = wasm_i64x2_add(product, wasm_i64x2_shuffle(data, data, 1, 0));
+    uint8_t *at = (uint8_t *)acc + 16 * i;
+    wasm_v128_store(at, wasm_i64x2_add(wasm_v128_load(at), sum));
+  }
+}
+
+static void scramble(void *restrict acc, const void *restrict secret) {
+  const v128_t prime = wasm_i64x2_splat(XXH_PRIME32_1);
+  for (int i = 0; i < 4; i++) {
+    uint8_t *at = (uint8_t *)acc + 16 * i;
+    v128_t a = wasm_v128_load(at);
+    a = wasm_v128_xor(a, wasm_u64x2_shr(a, 47));
+    a = wasm_v128_xor(a, wasm_v128_load((const uint8_t *)secret + 16 * i));
+    wasm_v128_store(at, wasm_i64x2_mul(a, prime));
+  }
+}
+
+/* XXH3-128, seed 0: xxhash.h's own for up to 240 bytes, its long hash with the steps above past that. */
+static XXH128_hash_t hash128(const uint8_t *input, size_t len) {
+  if (len <= XXH3_MIDSIZE_MAX) return XXH3_128bits(input, len);
+  return XXH3_hashLong_128b_internal(input, len, XXH3_kSecret, sizeof(XXH3_kSecret), accumulate512,
+                                     scramble);
+}
 
 /*
  * The keys (and records) of `n` lines of the buffer at `data`; positions are offsets into it.
@@ -43,7 +79,7 @@ __attribute__((export_name("keys"))) void keys(uint8_t *data, uint32_t n, const 
       int32_t span = idTo - start;
       __builtin_memcpy(saved, data + start, span);
       __builtin_memmove(data + idTo - head, saved, head);
-      XXH128_hash_t hash = XXH3_128bits(data + idTo - head, (size_t)(end - idTo + head));
+      XXH128_hash_t hash = hash128(data + idTo - head, (size_t)(end - idTo + head));
       __builtin_memcpy(data + start, saved, span);
       XXH128_canonical_t *key = (XXH128_canonical_t *)(out + 16 * i);
       XXH128_canonicalFromHash(key, hash);

@@ -14,7 +14,7 @@ trap 'rm -rf "$tmp"' EXIT
 xxhash=${XXHASH_H:-/usr/include/xxhash.h}
 mkdir "$tmp/include"
 cp "$xxhash" "$tmp/include/xxhash.h"
-clang --target=wasm32 -std=c11 -O3 -ffreestanding -nostdlib -mbulk-memory -matomics -mmutable-globals \
+clang --target=wasm32 -std=c11 -O3 -ffreestanding -nostdlib -mbulk-memory -matomics -mmutable-globals -msimd128 \
   -Inative/include -I"$tmp/include" -c native/request-keys.c -o "$tmp/request-keys.o"
 wasm-ld --no-entry --import-memory --shared-memory --max-memory=4294967296 -z stack-size=4096 \
   --export=__heap_base --export=__stack_pointer --strip-debug -o "$tmp/request-keys.wasm" "$tmp/request-keys.o"
