@@ -4,9 +4,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CacheWriter } from '../../dist/cache/result-cache.js';
-import { requestKey, requestKeysReady } from '../../dist/core/requests/request-key.js';
-
-await requestKeysReady();
+import { requestKey } from '../../dist/core/requests/request-key.js';
 
 const [prepared, cacheDir] = process.argv.slice(2);
 const writer = new CacheWriter(cacheDir);

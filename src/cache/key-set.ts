@@ -24,7 +24,7 @@ export class KeySet {
   #mask = FIRST_SLOTS - 1;
   #size = 0;
   /** The buffer of the last key array added from, and it seen as words. */
-  #viewed: ArrayBufferLike | undefined;
+  #viewed: ArrayBufferLike = new ArrayBuffer(0);
   #view: Int32Array<ArrayBufferLike> = new Int32Array(0);
   /** The all-zero key marks an empty slot: it is kept aside. */
   #zero = false;

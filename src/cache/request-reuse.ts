@@ -8,6 +8,7 @@ import { writeRowIdBytes } from '../core/requests/row-hash.js';
 import { BatchpipeError } from '../errors.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { MAX_ESCAPE_GROWTH, writeJsonId } from '../internal/json-bytes.js';
+import { settledAll } from '../internal/settled-all.js';
 import { withCustomId } from './custom-id-line.js';
 import { KeySet } from './key-set.js';
 import type { CacheHit, ResultCache } from './result-cache.js';
@@ -238,8 +239,11 @@ export class RequestReuse {
     return to;
   }
 
-  /** A batch's kinds as takeBatch decides them, before they go into its records. */
-  #batchKinds = new Uint8Array(0);
+  /**
+   * A batch's kinds as takeBatch decides them, before they go into its records. Large enough for
+   * the usual batch from the start: its growth, met late, undid takeBatch's optimized code.
+   */
+  #batchKinds = new Uint8Array(8192);
 
   /** Writes a line not sent to reused.requests.jsonl (the request its row is re-asked from). */
   #setAside(line: Buffer, start: number, end: number): void {
@@ -265,7 +269,7 @@ export class RequestReuse {
   }
 
   /** The key array last prefetched, and how far: a batch taken in parts (writes waited for) is read once. */
-  #prefetched: Uint8Array | undefined;
+  #prefetched: Uint8Array = new Uint8Array(0);
   #prefetchedTo = 0;
 
   /**
@@ -368,9 +372,8 @@ export class RequestReuse {
     this.#flushRecords();
     this.#writeCached();
     await this.waiting();
-    await this.#keys?.close();
-    await this.#cached?.close();
-    await this.#reused?.close();
+    // Made durable together (see Sharder.finish).
+    await settledAll([this.#keys?.close(), this.#cached?.close(), this.#reused?.close()]);
     return {
       dedup: this.#settings.dedup,
       cache: this.#settings.cache !== undefined,

@@ -8,6 +8,7 @@ import type { Slice } from '../core/rows/row-slice.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { ByteWriter } from '../internal/byte-writer.js';
 import { makeDir } from '../internal/durable-write.js';
+import { settledAll } from '../internal/settled-all.js';
 import type { FileLimits } from '../providers/profile.js';
 import type { Rejection, RequestItem, SourcePosition } from '../types.js';
 
@@ -482,15 +483,19 @@ export class Sharder {
     this.#ready ??= this.#start();
     const earlier = await this.#ready;
     for (const shard of [...this.#open.values()]) this.#startClose(shard);
-    await Promise.all(this.#closing);
+    this.#rejections ??= new BufferedFile(join(this.#dir, REJECTIONS_FILE));
+    // The files are made durable together (each close waits for its sync; one after another, the
+    // syncs' waits added up), and all of them before shards.json, which says they are whole. Every
+    // close is let finish before a failure is thrown: abort() must not discard a file mid-close.
+    const [reuse] = await settledAll([
+      this.#reuse?.finish(),
+      Promise.all(this.#closing),
+      this.#rejections.close(),
+      // Row hashes of an earlier prepare here must not stand for these requests.
+      this.#rowHashes ? this.#rowHashes.close() : rm(join(this.#dir, ROW_HASHES_FILE), { force: true }),
+    ] as const);
     if (this.#closeFailure !== undefined) throw this.#closeFailure;
     this.#done.sort((a, b) => a.file.localeCompare(b.file));
-    this.#rejections ??= new BufferedFile(join(this.#dir, REJECTIONS_FILE));
-    await this.#rejections.close();
-    // Row hashes of an earlier prepare here must not stand for these requests.
-    if (this.#rowHashes) await this.#rowHashes.close();
-    else await rm(join(this.#dir, ROW_HASHES_FILE), { force: true });
-    const reuse = await this.#reuse?.finish();
     const summary: PreparedSummary = {
       version: 1,
       rows: this.#requests + this.#rejected + (reuse ? reuse.duplicates + reuse.cached : 0),
