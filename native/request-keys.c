@@ -89,10 +89,15 @@ __attribute__((export_name("keys"))) void keys(uint8_t *data, uint32_t n, const 
         for (int32_t k = idFrom; k < idTo; k++) *r++ = data[k];
         *r++ = '"';
         *r++ = '\t';
-        for (int k = 0; k < 16; k++) {
-          *r++ = HEX[key->digest[k] >> 4];
-          *r++ = HEX[key->digest[k] & 15];
-        }
+        /* The key's 32 hex digits: each byte's two nibbles looked up in one swizzle each. */
+        v128_t bytes = wasm_v128_load(key->digest);
+        v128_t digits = wasm_v128_load(HEX);
+        v128_t high = wasm_i8x16_swizzle(digits, wasm_u8x16_shr(bytes, 4));
+        v128_t low = wasm_i8x16_swizzle(digits, wasm_v128_and(bytes, wasm_i8x16_splat(15)));
+        wasm_v128_store(r, wasm_i8x16_shuffle(high, low, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
+        wasm_v128_store(r + 16,
+                        wasm_i8x16_shuffle(high, low, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));
+        r += 32;
         *r++ = '\t';
         *r++ = '*';
         *r++ = '\n';
