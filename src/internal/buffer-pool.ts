@@ -32,8 +32,8 @@ export class BufferPool {
     const free = this.#free.pop();
     if (free) return free;
     const region = this.#region;
-    if (region && this.#carved < region.count)
-      return Buffer.from(region.memory(), region.at + this.size * this.#carved++, this.size);
+    const memory = region && this.#carved < region.count ? region.memory() : undefined;
+    if (memory) return Buffer.from(memory, region!.at + this.size * this.#carved++, this.size);
     return this.#shared ? Buffer.from(new SharedArrayBuffer(this.size)) : Buffer.allocUnsafeSlow(this.size);
   }
 
@@ -57,9 +57,12 @@ export class BufferPool {
   }
 }
 
-/** A pool's region: `count` buffers one after another from `at` in `memory()`, made when first taken. */
+/**
+ * A pool's region: `count` buffers one after another from `at` in `memory()`, made when first taken
+ * (undefined: no region could be made).
+ */
 export interface PoolRegion {
-  memory: () => SharedArrayBuffer;
+  memory: () => SharedArrayBuffer | undefined;
   at: number;
   count: number;
 }
@@ -69,7 +72,7 @@ export const READ_POOL = new BufferPool(1024 * 1024, 16, true);
 
 /** The serialized request lines of a batch (in shared memory: a render thread writes them). */
 export const LINES_POOL = new BufferPool(LINES_BUFFER_BYTES, LINES_MEMORY_BUFFERS, true, {
-  memory: () => linesMemory().buffer,
+  memory: () => linesMemory()?.buffer,
   at: LINES_MEMORY_LOW,
   count: LINES_MEMORY_BUFFERS,
 });

@@ -29,14 +29,24 @@ export const LINES_BUFFER_BYTES = 2 * 1024 * 1024;
 export const LINES_MEMORY_BUFFERS = 16;
 
 let memory: WasmMemory | undefined;
+let unavailable = false;
 
-/** The memory, made on first use (on the main thread; a render thread is handed it). */
-export function linesMemory(): WasmMemory {
-  memory ??= new wasm.Memory({
-    initial: (LINES_MEMORY_LOW + LINES_MEMORY_BUFFERS * LINES_BUFFER_BYTES) / PAGE,
-    maximum: (LINES_MEMORY_LOW + LINES_MEMORY_BUFFERS * LINES_BUFFER_BYTES) / PAGE,
-    shared: true,
-  });
+/**
+ * The memory, made on first use (on the main thread; a render thread is handed it). Undefined where
+ * it cannot be made (a WebAssembly memory reserves address space beyond its size, which a tight
+ * `ulimit -v` refuses): the pool's buffers are then plain shared memory, keyed by copying.
+ */
+export function linesMemory(): WasmMemory | undefined {
+  if (memory || unavailable) return memory;
+  try {
+    memory = new wasm.Memory({
+      initial: (LINES_MEMORY_LOW + LINES_MEMORY_BUFFERS * LINES_BUFFER_BYTES) / PAGE,
+      maximum: (LINES_MEMORY_LOW + LINES_MEMORY_BUFFERS * LINES_BUFFER_BYTES) / PAGE,
+      shared: true,
+    });
+  } catch {
+    unavailable = true;
+  }
   return memory;
 }
 
