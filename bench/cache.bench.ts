@@ -15,16 +15,15 @@
  * Figures: bench/results/cache.json and the table this prints (machine, Node and date in it); the
  * 1M-row figures are in docs/cache.md.
  *
- * Reading: a key is XXH3-128 (hash-wasm's WebAssembly, its exports called directly) of a line's
- * bytes around its id, made on the render thread once a batch is rendered: the batch's lines copied
- * into the WebAssembly's memory a dozen at a time, each line's bytes moved together there and hashed
- * in one update (~0.35 CPU us a ~970-byte line, ~0.22 us of it the hash). The lookup is a binary
+ * Reading: a key is XXH3-128 (xxHash's own code in WebAssembly, native/request-keys.c) of a line's
+ * bytes around its id, made on the render thread once a batch is rendered, where the lines are: the
+ * lines pool's buffers are in the module's shared memory, and one call a batch makes the keys and
+ * the request-keys.tsv records after the lines (~91 CPU ns a ~960-byte line). The lookup is a binary
  * search in each cache segment's in-memory index (nothing when the cache is empty), the table an
  * Int32Array sized from the table file's estimated rows (no growth), whose slots for a batch are
- * read at once before its keys are added, a batch's keys after its lines in the shared buffer, each line's record
- * made on the render thread after the batch's lines (the main thread sets its kind). On a 2-core
- * machine `off` keeps both cores busy, so what the keys add to the CPU total (~1 s a million rows)
- * shows in the wall time wherever it runs; the CPU column, and the
+ * read at once before its keys are added (the main thread sets each record's kind). On a 2-core
+ * machine `off` keeps both cores busy, so what the keys add to the CPU total (~0.3-0.4 s a million
+ * rows) shows in the wall time wherever it runs; the CPU column, and the
  * peer's `threadCpuSeconds` (main thread first, then the others busiest first), say what the keys
  * cost where. The same-draw test (a byte search for "temperature" and "seed") is paid
  * once a template.
