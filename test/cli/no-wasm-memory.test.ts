@@ -4,13 +4,12 @@
  * buffers are then plain shared memory (lines-memory.ts), rendered on the main thread and on a render
  * thread alike, and the request files are the same bytes as without the limit.
  */
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RENDER_THREAD_AFTER_ROWS } from '../../src/core/requests/request-maker.js';
 import { fileWith, tempDir } from '../helpers.js';
-import { CLI, type CliResult, runCli } from './run-cli.js';
+import { CLI, type CliResult, runCli, runProgram } from './run-cli.js';
 
 const dir = tempDir('bp-no-wasm-');
 /** KB of address space: Node starts within it, a WebAssembly memory does not fit. */
@@ -18,19 +17,7 @@ const LIMIT_KB = 8_000_000;
 
 /** `node ...args` under `ulimit -v LIMIT_KB`. */
 function limited(args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', `ulimit -v ${LIMIT_KB} && exec "$0" "$@"`, process.execPath, ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runProgram('bash', ['-c', `ulimit -v ${LIMIT_KB} && exec "$0" "$@"`, process.execPath, ...args]);
 }
 
 const requestFiles = (out: string) =>

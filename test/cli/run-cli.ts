@@ -23,8 +23,17 @@ export function runNode(
   args: string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<CliResult> {
+  return runProgram(process.execPath, args, options);
+}
+
+/** Spawns `program ...args` and collects its output, once its pipes have closed. */
+export function runProgram(
+  program: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
+    const child = spawn(program, args, {
       cwd: options.cwd,
       env: { ...process.env, ...options.env },
     });
