@@ -1,7 +1,7 @@
 /**
  * The shared WebAssembly memory the lines pool's buffers are carved from (LINES_POOL), so request
  * keys are made where a batch's lines were rendered, without copying them into a module's own
- * memory (src/core/requests/in-place-keys.ts). Its first LINES_MEMORY_LOW bytes are the key
+ * memory (src/core/requests/key-module.ts). Its first LINES_MEMORY_LOW bytes are the key
  * module's (its constants); the buffers follow. Fixed in size: a shared memory must state its
  * maximum, and buffers past these are plain shared memory, keyed by copying.
  */

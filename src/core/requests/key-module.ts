@@ -50,7 +50,7 @@ function instantiate(memory: WasmMemory): KeysExports {
 
 /**
  * Makes this thread's instance over the lines memory: the main thread's own (the default), or the
- * one a render thread is handed. Synchronous: the module is ~9 KB.
+ * one a render thread is handed. Synchronous: the module is ~14 KB.
  */
 export function useLinesMemory(memory: WasmMemory | undefined = linesMemory()): void {
   if (memory) inLines ??= instantiate(memory);
