@@ -1,4 +1,4 @@
-import { keysCopied } from './key-module.js';
+import { keyLineCopied, keysCopied } from './key-module.js';
 
 /** Bytes of a request key: an XXH3-128 digest. */
 export const KEY_BYTES = 16;
@@ -35,7 +35,7 @@ export function requestKey(line: Buffer, start = 0, end = line.length): Buffer {
  * customIdValueRange finds the id's value (it wrote the line), which spares the search.
  */
 export function requestKeyInto(
-  line: Uint8Array,
+  line: Buffer,
   start: number,
   end: number,
   out: Uint8Array,
@@ -43,22 +43,14 @@ export function requestKeyInto(
   idFrom = -1,
   idTo = -1,
 ): void {
-  one.starts[0] = start;
-  one.ends[0] = end;
-  one.idFroms[0] = idFrom;
-  one.idTos[0] = idTo;
-  requestKeysInto(line, one.starts, one.ends, one.idFroms, one.idTos, one.key);
-  out.set(one.key, at);
+  if (idFrom < 0) {
+    const value = customIdValueRange(line, start, end);
+    // No id: the line is hashed whole (an empty id at its start).
+    idFrom = value ? value[0] : start;
+    idTo = value ? value[1] : start;
+  }
+  keyLineCopied(line, start, end, idFrom, idTo, out, at);
 }
-
-/** requestKeyInto's arrays of one line. */
-const one = {
-  starts: new Int32Array(1),
-  ends: new Int32Array(1),
-  idFroms: new Int32Array(1),
-  idTos: new Int32Array(1),
-  key: new Uint8Array(KEY_BYTES),
-};
 
 /**
  * The keys of a batch's lines, as requestKeyInto makes them: line i is `data[starts[i], ends[i])`
