@@ -1,6 +1,7 @@
 /**
- * Awaits every one of `tasks`, then throws the first failure, if any: unlike Promise.all, nothing is
- * still in flight when the caller handles the error (a close mid-way while an abort discards its file).
+ * Awaits every one of `tasks`, then throws the first failure in their order, if any: unlike
+ * Promise.all, nothing is still in flight when the caller handles the error (a close mid-way while an
+ * abort discards its file).
  */
 export async function settledAll<T extends readonly unknown[]>(
   tasks: T,

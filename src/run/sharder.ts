@@ -483,18 +483,19 @@ export class Sharder {
     this.#ready ??= this.#start();
     const earlier = await this.#ready;
     for (const shard of [...this.#open.values()]) this.#startClose(shard);
+    await Promise.all(this.#closing);
+    if (this.#closeFailure !== undefined) throw this.#closeFailure;
     this.#rejections ??= new BufferedFile(join(this.#dir, REJECTIONS_FILE));
-    // The files are made durable together (each close waits for its sync; one after another, the
-    // syncs' waits added up), and all of them before shards.json, which says they are whole. Every
-    // close is let finish before a failure is thrown: abort() must not discard a file mid-close.
-    const [reuse] = await settledAll([
-      this.#reuse?.finish(),
-      Promise.all(this.#closing),
+    // The shards first: on a full disk they are what does not fit, and no other file of this run
+    // has replaced an earlier one yet. Then the rest together (one after another, their syncs' waits
+    // added up), every close let finish before a failure is thrown (abort() must not discard a file
+    // mid-close), all before shards.json, which says they are whole.
+    const [, , reuse] = await settledAll([
       this.#rejections.close(),
       // Row hashes of an earlier prepare here must not stand for these requests.
       this.#rowHashes ? this.#rowHashes.close() : rm(join(this.#dir, ROW_HASHES_FILE), { force: true }),
+      this.#reuse?.finish(),
     ] as const);
-    if (this.#closeFailure !== undefined) throw this.#closeFailure;
     this.#done.sort((a, b) => a.file.localeCompare(b.file));
     const summary: PreparedSummary = {
       version: 1,
