@@ -233,9 +233,9 @@ export class RequestReuse {
     this.#digest.update(data.subarray(start, end));
     for (let k = from; k < to; k++) data[recordAt[k + 1]! - 2] = kinds[k]!;
     this.#keys ??= new BufferedFile(join(this.#dir, REQUEST_KEYS_FILE));
-    // Copied now, or once the file has room: the batch's buffer is given back only after that (the
-    // sharder waits for `waiting` before it goes on).
-    this.#wait(this.#keys.appendBytes(data, start, end));
+    // Written from where they are (not copied: see appendInPlace): the batch's buffer is given back
+    // only after that (the sharder waits for `waiting`, beside the batch's lines' own write).
+    this.#wait(this.#keys.appendInPlace(data, start, end));
     return to;
   }
 

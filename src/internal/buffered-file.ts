@@ -87,6 +87,22 @@ export class BufferedFile {
     return undefined;
   }
 
+  /**
+   * Appends `data[start, end)` where it is, not copied: what is buffered is written first, then these
+   * bytes. The promise says when `data` may be written again. For bytes in shared memory, which a
+   * copy reads a byte at a time when the two addresses differ mod 8 (~12 ms of the main thread for a
+   * million rows' key records, against ~2 aligned).
+   */
+  async appendInPlace(data: Buffer, start: number, end: number): Promise<void> {
+    if (this.#ended) this.#afterEnd();
+    await this.#flush();
+    const part = data.subarray(start, end);
+    const hashed = this.#hash?.update(part);
+    this.#bytes += part.length;
+    await this.#write(part);
+    await hashed;
+  }
+
   /** Appends a copy of `data[start, end)`. */
   appendBytes(data: Buffer, start: number, end: number): Promise<void> | undefined {
     if (this.#ended) this.#afterEnd();

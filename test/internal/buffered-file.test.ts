@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -46,6 +47,34 @@ describe('BufferedFile with several writes in flight (writesAhead)', () => {
     expect(failed).toMatchObject({ code: 'BP_OUTPUT_WRITE', context: { file: path } });
     expect(existsSync(path)).toBe(false);
     expect(existsSync(`${path}.partial`)).toBe(false);
+  });
+});
+
+describe('BufferedFile appending in place', () => {
+  it('writes parts where they are between copied ones, in order, hashed as one file', async () => {
+    const path = join(dir, 'in-place.tsv');
+    const file = new BufferedFile(path, { hash: true, writesAhead: 2 });
+    const expected: Buffer[] = [];
+    // Shared memory at odd offsets, as a render thread's key records are.
+    const shared = Buffer.from(new SharedArrayBuffer(200_000));
+    shared.write(Array.from({ length: 8000 }, (_, i) => `"row-${i}"\tkey ${i}\t*\n`).join(''));
+    for (let i = 0; i < 3000; i++) {
+      const text = `copied ${i} ✓\n`;
+      let waiting = file.append(text, Buffer.byteLength(text));
+      expected.push(Buffer.from(text));
+      if (waiting) await waiting;
+      if (i % 7 === 3) {
+        const start = (i * 13) % 50_000;
+        const end = start + 1 + ((i * 31) % 70_000);
+        waiting = file.appendInPlace(shared, start, end);
+        expected.push(Buffer.from(shared.subarray(start, end)));
+        await waiting;
+      }
+    }
+    const digest = await file.close();
+    const whole = Buffer.concat(expected);
+    expect(readFileSync(path).equals(whole)).toBe(true);
+    expect(digest).toBe(createHash('sha256').update(whole).digest('hex'));
   });
 });
 
