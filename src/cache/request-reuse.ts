@@ -1,4 +1,3 @@
-import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { customIdFor } from '../core/requests/custom-id.js';
 import { UNDECIDED, writeKeyHex } from '../core/requests/key-records.js';
@@ -7,6 +6,7 @@ import { isSameDraw, KEY_BYTES, requestKey } from '../core/requests/request-key.
 import { writeRowIdBytes } from '../core/requests/row-hash.js';
 import { BatchpipeError } from '../errors.js';
 import { BufferedFile } from '../internal/buffered-file.js';
+import { StreamHash } from '../internal/hash-thread.js';
 import { MAX_ESCAPE_GROWTH, writeJsonId } from '../internal/json-bytes.js';
 import { settledAll } from '../internal/settled-all.js';
 import { withCustomId } from './custom-id-line.js';
@@ -73,7 +73,11 @@ export class RequestReuse {
   readonly #dir: string;
   readonly #settings: ReuseSettings;
   readonly #seen: KeySet | undefined;
-  readonly #digest: Hash = createHash('sha256');
+  /**
+   * SHA-256 on the hashing thread once the records are many (~20 ms of the main thread at a million
+   * rows): a batch's records are read where they are, in shared memory, and their kinds set after.
+   */
+  readonly #digest = new StreamHash(RECORDS_BLOCK);
   readonly #templates = new WeakMap<object, boolean>();
   /** Where the kinds of the records gathered are: the digest reads the block with each one as `*`. */
   #kindsAt = new Int32Array(RECORDS_BLOCK / 4);
@@ -99,6 +103,9 @@ export class RequestReuse {
     this.#dir = dir;
     this.#settings = settings;
     this.#seen = settings.dedup === 'off' ? undefined : new KeySet(undefined, settings.expectedKeys);
+    // A large table's records are digested on the hashing thread from the first (a first batch's
+    // may be smaller than the part that decides).
+    this.#digest.expect((settings.expectedKeys ?? 0) * RECORD_BYTES_ABOUT);
   }
 
   /**
@@ -227,15 +234,21 @@ export class RequestReuse {
       if (this.#waiting.length > 0) break;
     }
     if (to === from) return to;
-    // The digest reads the records with their kinds undecided (`*`), as they came; then the kinds.
+    // The digest reads the records with their kinds undecided (`*`), as they came (on the hashing
+    // thread, where they are: the promise says when it has); then the kinds go in, and the records
+    // are written from where they are (not copied: see appendInPlace). The batch's buffer is given
+    // back only after that (the sharder waits for `waiting`, beside the batch's lines' own write).
     const start = recordAt[from]!;
     const end = recordAt[to]!;
-    this.#digest.update(data.subarray(start, end));
-    for (let k = from; k < to; k++) data[recordAt[k + 1]! - 2] = kinds[k]!;
+    const hashed = this.#digest.update(data.subarray(start, end));
+    const decided = kinds.slice(from, to);
     this.#keys ??= new BufferedFile(join(this.#dir, REQUEST_KEYS_FILE));
-    // Written from where they are (not copied: see appendInPlace): the batch's buffer is given back
-    // only after that (the sharder waits for `waiting`, beside the batch's lines' own write).
-    this.#wait(this.#keys.appendInPlace(data, start, end));
+    const file = this.#keys;
+    const write = () => {
+      for (let k = from; k < to; k++) data[recordAt[k + 1]! - 2] = decided[k - from]!;
+      return file.appendInPlace(data, start, end);
+    };
+    this.#wait(hashed ? hashed.then(write) : write());
     return to;
   }
 
@@ -378,12 +391,14 @@ export class RequestReuse {
       dedup: this.#settings.dedup,
       cache: this.#settings.cache !== undefined,
       ...this.#counts,
-      digest: this.#digest.digest('hex'),
+      digest: await this.#digest.digest(),
     };
   }
 
   async abort(): Promise<void> {
     await Promise.allSettled(this.#waiting);
+    // Lets the hashing thread drop the digest's state.
+    await this.#digest.digest().catch(() => undefined);
     await this.#keys?.discard();
     await this.#cached?.discard();
     await this.#reused?.discard();
@@ -392,6 +407,8 @@ export class RequestReuse {
 
 const NEWLINE = Buffer.from('\n');
 const RECORDS_BLOCK = 64 * 1024;
+/** About the bytes of a record (`"row-123456"`, a tab, 32 hex digits, a tab, the kind, a newline). */
+const RECORD_BYTES_ABOUT = 48;
 /** Cached answers read at once (a few MB of answers at most, read in as few calls as their places allow). */
 const HITS_READ_TOGETHER = 4096;
 const TAB = 0x09;
