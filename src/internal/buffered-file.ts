@@ -96,11 +96,7 @@ export class BufferedFile {
   async appendInPlace(data: Buffer, start: number, end: number): Promise<void> {
     if (this.#ended) this.#afterEnd();
     await this.#flush();
-    const part = data.subarray(start, end);
-    const hashed = this.#hash?.update(part);
-    this.#bytes += part.length;
-    await this.#write(part);
-    await hashed;
+    await this.#writeWhole(data.subarray(start, end));
   }
 
   /** Appends a copy of `data[start, end)`. */
@@ -132,7 +128,11 @@ export class BufferedFile {
       await append();
       return;
     }
-    const data = whole();
+    await this.#writeWhole(whole());
+  }
+
+  /** Writes `data` on its own, after what is buffered was flushed, hashed with the rest. */
+  async #writeWhole(data: Buffer): Promise<void> {
     const hashed = this.#hash?.update(data);
     this.#bytes += data.length;
     await this.#write(data);

@@ -6,6 +6,7 @@ import { BatchpipeError } from '../errors.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { linkedSignal } from '../internal/linked-signal.js';
 import { outputError } from '../internal/output-error.js';
+import { settledAll } from '../internal/settled-all.js';
 import { type Connection, redactURL } from '../providers/connection.js';
 import { retryableRequest, unrunReason } from '../providers/retry.js';
 import { type BatchApi, type BatchObject, type BatchTag, sleep, type UploadedFile } from './batch-api.js';
@@ -426,10 +427,11 @@ export class BatchRun {
    * After a detach, failures are the interrupted calls themselves: their intents stay for resume.
    */
   async #settle(tasks: Array<Promise<unknown>>): Promise<void> {
-    const results = await Promise.allSettled(tasks);
-    if (this.#aborted) return;
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    try {
+      await settledAll(tasks);
+    } catch (error) {
+      if (!this.#aborted) throw error;
+    }
   }
 
   /** How many more batches may be created now (the provider caps unfinished ones). */

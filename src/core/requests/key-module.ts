@@ -64,8 +64,12 @@ function instantiate(memory: WasmMemory): KeysExports {
  * Makes this thread's instance over the lines memory: the main thread's own (the default), or the
  * one a render thread is handed. Synchronous: the module is ~14 KB.
  */
-export function useLinesMemory(memory: WasmMemory | undefined = linesMemory()): void {
-  if (memory) inLines ??= instantiate(memory);
+export function useLinesMemory(memory?: WasmMemory): void {
+  if (inLines) return;
+  // Not a default argument: evaluated on every call, it made a lines memory of the thread's own in
+  // a render thread (which keys in the one it was handed).
+  const lines = memory ?? linesMemory();
+  if (lines) inLines = instantiate(lines);
 }
 
 /**
