@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { customIdFor } from '../core/requests/custom-id.js';
 import { UNDECIDED, writeKeyHex } from '../core/requests/key-records.js';
+import { KEY_NEW, KEY_NONE, KEY_REPEAT, KEY_UNKEPT, KeySet } from '../core/requests/key-set.js';
 import type { RequestBatch } from '../core/requests/request-batch.js';
 import { isSameDraw, KEY_BYTES, requestKey } from '../core/requests/request-key.js';
 import { writeRowIdBytes } from '../core/requests/row-hash.js';
@@ -10,7 +11,6 @@ import { StreamHash } from '../internal/hash-thread.js';
 import { MAX_ESCAPE_GROWTH, writeJsonId } from '../internal/json-bytes.js';
 import { settledAll } from '../internal/settled-all.js';
 import { withCustomId } from './custom-id-line.js';
-import { KeySet } from './key-set.js';
 import type { CacheHit, ResultCache } from './result-cache.js';
 
 /** Per keyed request: its custom_id (JSON), its key, and what became of it (`s`ent, `d`uplicate, `c`ached). */
@@ -72,7 +72,22 @@ export type Verdict = typeof SEND | typeof SEND_KEYED | typeof TAKEN;
 export class RequestReuse {
   readonly #dir: string;
   readonly #settings: ReuseSettings;
-  readonly #seen: KeySet | undefined;
+  /** Deduplication is on: a request identical to one sent is not sent again. */
+  readonly #dedups: boolean;
+  /** The keys of this run's requests, when no stage marked them (made when first needed). */
+  #seen: KeySet | undefined;
+  /**
+   * Batches whose repeats a stage marked (RequestBatch.keySeen): their stream, and the place the
+   * next must have in it (a mark is only true of the lines before it, every one of them here).
+   */
+  #markedStream: object | undefined;
+  #nextMarked = 0;
+  /**
+   * Keys of lines marked new that were rejected after they were marked (validation): a later line
+   * marked a repeat of one may be the first sent. Those first sent after such a rejection.
+   */
+  #rejectedNew: KeySet | undefined;
+  #sentAfterRejected: KeySet | undefined;
   /**
    * SHA-256 on the hashing thread once the records are many (~20 ms of the main thread at a million
    * rows): a batch's records are read where they are, in shared memory, and their kinds set after.
@@ -97,12 +112,19 @@ export class RequestReuse {
   #cached: BufferedFile | undefined;
   #reused: BufferedFile | undefined;
   #waiting: Array<Promise<void>> = [];
+  /**
+   * Appends to request-keys.tsv under way, oldest first, each started once the one before it ended:
+   * the sharder goes on while they run (see #appendRecords).
+   */
+  #recordWrites: Array<Promise<void>> = [];
+  /** The first of them that failed: thrown by `waiting`, so the run stops at its next batch. */
+  #recordsFailure: { error: unknown } | undefined;
   readonly #counts = { keyed: 0, sent: 0, duplicates: 0, cached: 0, unkept: 0 };
 
   constructor(dir: string, settings: ReuseSettings) {
     this.#dir = dir;
     this.#settings = settings;
-    this.#seen = settings.dedup === 'off' ? undefined : new KeySet(undefined, settings.expectedKeys);
+    this.#dedups = settings.dedup !== 'off';
     // A large table's records are digested on the hashing thread from the first (a first batch's
     // may be smaller than the part that decides).
     this.#digest.expect((settings.expectedKeys ?? 0) * RECORD_BYTES_ABOUT);
@@ -113,7 +135,8 @@ export class RequestReuse {
    * `row-<id>`, written as digits without making the string, as the renderer wrote it). `template`: the line
    * was rendered from it, whose fixed parts hold every body parameter (a row's cells are escaped
    * strings in its slots), so whether its lines are same draws is read from its first line only.
-   * `made[madeAt, madeAt + 16)`: the key made where the line was rendered (a batch's keys in one array).
+   * `made[madeAt, madeAt + 16)`: the key made where the line was rendered (a batch's keys in one array),
+   * `mark` what the table there said of it (RequestBatch.keySeen).
    */
   take(
     line: Buffer,
@@ -123,13 +146,14 @@ export class RequestReuse {
     template?: object,
     made?: Uint8Array,
     madeAt = 0,
+    mark: number = KEY_NONE,
   ): Verdict {
     // A key made where the line was rendered says the rule applies (requestKeys, under the same mode).
     if (!made && this.#settings.dedup !== 'on' && !this.#sameDraw(line, start, end, template)) return SEND;
     const key = made ?? requestKey(line, start, end);
     const at = made ? madeAt : 0;
     const named = this.#named(id, key, at);
-    const kind = this.#decide(key, at, id, line, start, end);
+    const kind = this.#decide(key, at, id, line, start, end, made ? mark : KEY_NONE);
     // The record: the id and key written by #named, then what became of the request.
     const records = this.#records;
     records[named] = kind;
@@ -156,6 +180,7 @@ export class RequestReuse {
     line: Buffer,
     start: number,
     end: number,
+    mark: number = KEY_NONE,
   ): number {
     const counts = this.#counts;
     counts.keyed++;
@@ -168,8 +193,8 @@ export class RequestReuse {
       this.#hits.push(hit);
       this.#hitIds.push(typeof id === 'number' ? customIdFor(id) : id);
       if (this.#hits.length >= HITS_READ_TOGETHER) this.#writeCached();
-    } else if (this.#seen) {
-      const added = this.#seen.add(key, at);
+    } else if (this.#dedups) {
+      const added = mark === KEY_NONE ? this.#table().add(key, at) : this.#marked(mark, key, at);
       if (added === 'present') {
         kind = KIND_BYTES.d;
         counts.duplicates++;
@@ -192,7 +217,9 @@ export class RequestReuse {
     const recordAt = batch.keyRecordAt;
     const data = batch.data!;
     const n = batch.length;
-    if (keys) this.prefetch(keys, from, n);
+    // Marked where rendered, or looked up in the table here (its places read first).
+    const seen = keys ? batch.keySeen : undefined;
+    if (keys && !seen) this.prefetch(keys, from, n);
     let to = from;
     if (!keys || !recordAt) {
       while (to < n && !batch.rejection(to) && batch.rendered(to)) {
@@ -205,6 +232,7 @@ export class RequestReuse {
           batch.template,
           keys,
           to * KEY_BYTES,
+          seen ? seen[to] : KEY_NONE,
         );
         to++;
         if (this.#waiting.length > 0) break;
@@ -227,6 +255,7 @@ export class RequestReuse {
         data,
         batch.start(to),
         batch.end(to),
+        seen ? seen[to]! : KEY_NONE,
       );
       kinds[to] = kind;
       verdicts[to] = kind === KIND_BYTES.s ? SEND_KEYED : TAKEN;
@@ -237,19 +266,49 @@ export class RequestReuse {
     // The digest reads the records with their kinds undecided (`*`), as they came (on the hashing
     // thread, where they are: the promise says when it has); then the kinds go in, and the records
     // are written from where they are (not copied: see appendInPlace). The batch's buffer is given
-    // back only after that (the sharder waits for `waiting`, beside the batch's lines' own write).
+    // back only after that (holdData), while the sharder goes on with the next batches.
     const start = recordAt[from]!;
     const end = recordAt[to]!;
     const hashed = this.#digest.update(data.subarray(start, end));
     const decided = kinds.slice(from, to);
     this.#keys ??= new BufferedFile(join(this.#dir, REQUEST_KEYS_FILE));
     const file = this.#keys;
-    const write = () => {
+    const written = this.#appendRecords(hashed, () => {
       for (let k = from; k < to; k++) data[recordAt[k + 1]! - 2] = decided[k - from]!;
       return file.appendInPlace(data, start, end);
-    };
-    this.#wait(hashed ? hashed.then(write) : write());
+    });
+    if (written) batch.holdData(written);
     return to;
+  }
+
+  /**
+   * Runs `append` (to request-keys.tsv) once the appends started before it have ended, and `after`
+   * (the digest's reading of the bytes) has. Not waited for by the sharder: the hashing thread also
+   * hashes every request file, so a batch's records can wait there behind megabytes of lines, and
+   * waiting for them left the main thread idle (measured at 1M rows: ~0.12 s of 2.3). At most
+   * RECORD_WRITES_AHEAD run at once (each holds a lines buffer); past that the sharder waits for the
+   * oldest. Returns the append's promise, or undefined when it was done at once.
+   */
+  #appendRecords(
+    after: Promise<void> | undefined,
+    append: () => Promise<void> | undefined,
+  ): Promise<void> | undefined {
+    const writes = this.#recordWrites;
+    const last = writes.at(-1);
+    const ready = last && after ? Promise.all([last, after]) : (last ?? after);
+    const done = ready ? ready.then(append) : append();
+    if (!done) return undefined;
+    writes.push(done);
+    const ended = () => {
+      const at = writes.indexOf(done);
+      if (at >= 0) writes.splice(at, 1);
+    };
+    done.then(ended, (error: unknown) => {
+      this.#recordsFailure ??= { error };
+      ended();
+    });
+    if (writes.length > RECORD_WRITES_AHEAD) this.#wait(writes[0]);
+    return done;
   }
 
   /**
@@ -276,9 +335,53 @@ export class RequestReuse {
   prefetch(keys: Uint8Array, from: number, to: number): void {
     if (keys === this.#prefetched && from < this.#prefetchedTo) from = this.#prefetchedTo;
     if (from >= to) return;
-    this.#seen?.touch(keys, from, to);
+    if (this.#dedups) this.#table().touch(keys, from, to);
     this.#prefetched = keys;
     this.#prefetchedTo = to;
+  }
+
+  /** This run's key table (for lines no stage marked). */
+  #table(): KeySet {
+    this.#seen ??= new KeySet(undefined, this.#settings.expectedKeys);
+    return this.#seen;
+  }
+
+  /**
+   * What a line marked where it was rendered is here, as `KeySet.add` says it: a repeat is one of a
+   * request sent (or answered by the cache, as it is then), unless the line marked new with its key
+   * was rejected after it was marked: the first of its repeats that comes is sent.
+   */
+  #marked(mark: number, key: Uint8Array, at: number): 'added' | 'present' | 'full' {
+    if (mark === KEY_NEW) return 'added';
+    if (mark === KEY_UNKEPT) return 'full';
+    if (mark !== KEY_REPEAT || !this.#rejectedNew?.has(key, at)) return 'present';
+    this.#sentAfterRejected ??= new KeySet();
+    return this.#sentAfterRejected.add(key, at);
+  }
+
+  /**
+   * A batch is about to be added: one whose lines were marked (RequestBatch.keySeenOrder) must be the
+   * next of its stream, or the marks may name lines that never came here (a stage between dropped or
+   * reordered batches): refused, as their duplicates would be answered by nothing.
+   */
+  follow(batch: RequestBatch): void {
+    const order = batch.keySeenOrder;
+    if (!order || !this.#dedups) return;
+    this.#markedStream ??= order.stream;
+    if (order.stream !== this.#markedStream || order.batch !== this.#nextMarked)
+      throw new BatchpipeError(
+        'BP_INVALID_OPTION',
+        `request batch ${order.batch} of a stream with markRepeats reached shardRequests ${order.stream === this.#markedStream ? `where batch ${this.#nextMarked} was due` : 'from a second stream'}: markRepeats needs every batch toRequests made, in order (a stage between may reject lines, not drop or reorder batches)`,
+        {},
+      );
+    this.#nextMarked++;
+  }
+
+  /** Entry `i` of a batch was rejected after it was rendered: see #marked. */
+  rejected(batch: RequestBatch, i: number): void {
+    if (!this.#dedups || batch.keySeen?.[i] !== KEY_NEW || !batch.requestKeys) return;
+    this.#rejectedNew ??= new KeySet();
+    this.#rejectedNew.add(batch.requestKeys, i * KEY_BYTES);
   }
 
   /** The key array last prefetched, and how far: a batch taken in parts (writes waited for) is read once. */
@@ -351,12 +454,16 @@ export class RequestReuse {
     for (let k = 0; k < kinds; k++) records[kindsAt[k]!] = saved[k]!;
     this.#kinds = 0;
     this.#keys ??= new BufferedFile(join(this.#dir, REQUEST_KEYS_FILE));
-    const pending = this.#keys.appendBytes(this.#records, 0, this.#recordsPos);
+    const file = this.#keys;
+    const block = this.#records;
+    const end = this.#recordsPos;
     this.#recordsPos = 0;
+    const pending = this.#appendRecords(undefined, () => file.appendBytes(block, 0, end));
     if (!pending) return;
-    // Not copied yet (the file's buffer was full): the next records go into a new block.
+    // Not copied yet (the file's buffer was full, or appends before it are under way): the next
+    // records go into a new block.
     this.#wait(pending);
-    this.#records = Buffer.allocUnsafe(this.#records.length);
+    this.#records = Buffer.allocUnsafe(block.length);
   }
 
   #sameDraw(line: Buffer, start: number, end: number, template: object | undefined): boolean {
@@ -375,6 +482,7 @@ export class RequestReuse {
 
   /** The writes `take` started that must end before more are added; undefined when none. */
   waiting(): Promise<void> | undefined {
+    if (this.#recordsFailure) return Promise.reject(this.#recordsFailure.error);
     if (this.#waiting.length === 0) return undefined;
     const all = Promise.all(this.#waiting).then(() => undefined);
     this.#waiting = [];
@@ -385,6 +493,7 @@ export class RequestReuse {
     this.#flushRecords();
     this.#writeCached();
     await this.waiting();
+    await Promise.all(this.#recordWrites);
     // Made durable together (see Sharder.finish).
     await settledAll([this.#keys?.close(), this.#cached?.close(), this.#reused?.close()]);
     return {
@@ -397,6 +506,7 @@ export class RequestReuse {
 
   async abort(): Promise<void> {
     await Promise.allSettled(this.#waiting);
+    await Promise.allSettled(this.#recordWrites);
     // Lets the hashing thread drop the digest's state.
     await this.#digest.digest().catch(() => undefined);
     await this.#keys?.discard();
@@ -407,6 +517,11 @@ export class RequestReuse {
 
 const NEWLINE = Buffer.from('\n');
 const RECORDS_BLOCK = 64 * 1024;
+/**
+ * Appends of key records under way before the sharder waits: each holds its batch's lines buffer
+ * (LINES_POOL keeps 16, and a render thread has about 3 in use).
+ */
+const RECORD_WRITES_AHEAD = 4;
 /** About the bytes of a record (`"row-123456"`, a tab, 32 hex digits, a tab, the kind, a newline). */
 const RECORD_BYTES_ABOUT = 48;
 /** Cached answers read at once (a few MB of answers at most, read in as few calls as their places allow). */

@@ -106,12 +106,17 @@ export async function prepare(input: string | Readable, options: PrepareOptions)
       ? [...builder.columns, ...(opts.idColumn === undefined ? [] : [opts.idColumn])]
       : undefined;
   const source = openTable(input, job.table, sourceWarnings, columns);
-  const build = toRequests(job.requests);
   const validate = validateRequests({ provider: profile, ...job.rules, onWarning });
   const cache = opts.cacheDir === undefined ? undefined : await ResultCache.open(opts.cacheDir);
   // The key table is made as large as the table's rows call for (no growth); a slice keeps a part of them.
   const expectedKeys = reusing && !opts.slice ? await estimateRows(input, job.table) : undefined;
   const reuse = reusing ? { dedup, cache, expectedKeys } : undefined;
+  // Repeats are marked where the lines are rendered, off this thread (the sharder reads the marks).
+  const build = toRequests(
+    dedup === 'off'
+      ? job.requests
+      : { ...job.requests, markRepeats: expectedKeys === undefined ? {} : { expectedKeys } },
+  );
   const sink = shardRequests({
     outDir: opts.outDir,
     provider: profile,

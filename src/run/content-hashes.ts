@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { KeySet } from '../cache/key-set.js';
+import { KeySet } from '../core/requests/key-set.js';
 import { keyHex, requestKey } from '../core/requests/request-key.js';
 import { BufferedFile } from '../internal/buffered-file.js';
 import { customIdOf, jsonlBuffers } from './request-ids.js';

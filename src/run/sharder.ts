@@ -115,6 +115,7 @@ export class Sharder {
 
   /** Adds every entry of a batch, in order. */
   addBatch(batch: RequestBatch): Promise<void> | undefined {
+    this.#reuse?.follow(batch);
     const hashing = this.#addRowHashes(batch);
     return hashing ? hashing.then(() => this.#addFrom(batch, 0)) : this.#addFrom(batch, 0);
   }
@@ -147,8 +148,10 @@ export class Sharder {
     for (let i = from; i < batch.length; i++) {
       let waiting: Promise<void> | undefined;
       const rejected = batch.rejection(i);
-      if (rejected) waiting = this.reject(rejected);
-      else if (this.#reuse && batch.rendered(i)) {
+      if (rejected) {
+        this.#reuse?.rejected(batch, i);
+        waiting = this.reject(rejected);
+      } else if (this.#reuse && batch.rendered(i)) {
         const done = this.#addReused(batch, i);
         if (typeof done === 'number') {
           i = done - 1;

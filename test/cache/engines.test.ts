@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { withCustomId } from '../../src/cache/custom-id-line.js';
-import { KeySet } from '../../src/cache/key-set.js';
 import { REQUEST_KEYS_FILE } from '../../src/cache/request-reuse.js';
 import { CacheWriter, cacheStats, pruneCache, ResultCache } from '../../src/cache/result-cache.js';
 import { settleReuse } from '../../src/cache/settle-reuse.js';
+import { KeySet } from '../../src/core/requests/key-set.js';
 import { isSameDraw, keyHex, requestKey } from '../../src/core/requests/request-key.js';
 import { tempDir } from '../helpers.js';
 

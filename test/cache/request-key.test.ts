@@ -3,10 +3,10 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { KeySet } from '../../src/cache/key-set.js';
 import { REQUEST_KEYS_FILE, RequestReuse } from '../../src/cache/request-reuse.js';
 import { inPlaceScratchBytes, keysCopied, keysInPlace } from '../../src/core/requests/key-module.js';
 import { writeKeyRecords } from '../../src/core/requests/key-records.js';
+import { KeySet } from '../../src/core/requests/key-set.js';
 import {
   customIdValueRange,
   KEY_BYTES,

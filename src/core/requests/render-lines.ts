@@ -6,6 +6,7 @@ import type { CellRef, RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
 import { inPlaceScratchBytes, keysInPlace } from './key-module.js';
 import { keyRecordBytes, writeKeyRecords } from './key-records.js';
+import type { KeySet } from './key-set.js';
 import { ID_SLOT } from './line-template.js';
 import { customIdValueRange, isSameDraw, KEY_BYTES, requestKeysInto } from './request-key.js';
 import { RowHash, writeRowIdBytes } from './row-hash.js';
@@ -52,6 +53,11 @@ export interface RenderedLines {
    * lines (writeKeyRecords): entry i's is `recordAt[i]`..`recordAt[i + 1]`, its kind undecided.
    */
   recordAt?: Int32Array | undefined;
+  /**
+   * With `keys`, rendered with a table of the stream's keys: per entry, whether its key is new there,
+   * came earlier, was not kept or is not there (KEY_NEW, KEY_REPEAT, KEY_UNKEPT, KEY_NONE).
+   */
+  seen?: Uint8Array | undefined;
 }
 
 /** The columns of one batch layout, resolved once. */
@@ -84,9 +90,19 @@ export class LineRenderer {
 
   /**
    * `inMemory`: the writer's buffer is in the lines memory (lines-memory.ts), where keys are made in
-   * place while it is the buffer the lines go into.
+   * place while it is the buffer the lines go into. `repeats`: the keys of the stream's lines so far,
+   * where the keyed lines' keys are added (RenderedLines.seen says which came earlier).
    */
-  render(rows: RowBatch, writer: ByteWriter, inMemory = false): RenderedLines {
+  render(rows: RowBatch, writer: ByteWriter, inMemory = false, repeats?: KeySet): RenderedLines {
+    const lines = this.#render(rows, writer, inMemory);
+    if (repeats && lines.keys) {
+      lines.seen = new Uint8Array(rows.length);
+      repeats.mark(lines.keys, lines.starts, rows.length, lines.seen);
+    }
+    return lines;
+  }
+
+  #render(rows: RowBatch, writer: ByteWriter, inMemory: boolean): RenderedLines {
     const given = writer.buffer;
     const { pieces, slots, maxIdChars, emptyCheck } = this.#plan;
     const resolved = this.#resolve(rows);

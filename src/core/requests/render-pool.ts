@@ -4,6 +4,7 @@ import type { Rejection } from '../../types.js';
 import type { ArrowTransport } from '../arrow/arrow-row-batch.js';
 import type { CsvTransport } from '../csv/csv-row-batch.js';
 import type { JsonlTransport } from '../jsonl/jsonl-row-batch.js';
+import type { KeySetState } from './key-set.js';
 import type { RenderedLines, RenderPlan } from './render-lines.js';
 
 /** A batch of rows another thread can take. */
@@ -36,6 +37,8 @@ export interface RenderThreadData {
   plan: RenderPlan;
   /** The lines memory (lines-memory.ts), with keyed plans. */
   memory: WasmMemory | undefined;
+  /** With `markRepeats`: the table of the keys rendered so far (KeySet.state), for the one thread. */
+  repeats?: KeySetState | undefined;
 }
 
 /** What a render thread made of a batch. */
@@ -54,15 +57,20 @@ export interface Rendered extends RenderedLines {
 export class RenderPool {
   readonly #pool: WorkerPool<RenderJob, Rendered>;
 
-  constructor(plan: RenderPlan, threads: number) {
+  /**
+   * `repeats`: the key table (KeySet.state) the thread marks repeats in (one thread then: a line's
+   * mark depends on every line before it).
+   */
+  constructor(plan: RenderPlan, threads: number, repeats?: KeySetState) {
     this.#pool = new WorkerPool(
       import.meta.url,
       'render-worker',
-      threads,
+      repeats ? 1 : threads,
       {
         workerData: {
           plan,
           memory: plan.requestKeys === undefined ? undefined : linesMemory(),
+          repeats,
         } satisfies RenderThreadData,
         resourceLimits: RENDER_LIMITS,
       },

@@ -9,6 +9,15 @@ import type { Refused } from './verdict.js';
 const LF = 0x0a;
 
 /**
+ * Where a batch of a stream with marked repeats came (`batch`: 0, 1, ... in the order made): a line
+ * marked as a repeat is one only if every batch before it reached the sharder.
+ */
+export interface KeySeenOrder {
+  stream: object;
+  batch: number;
+}
+
+/**
  * Request lines in source order, as batchpipe's stages hand them to each other: entry `i` is a
  * request or a rejection. A request is held as serialized bytes (a line a template rendered: no
  * object is ever built for it), as text, or as an object (a mapper's), and turned into the other
@@ -45,6 +54,14 @@ export class RequestBatch {
    * its kind undecided (key-records.ts): entry i's is `keyRecordAt[i]`..`keyRecordAt[i + 1]`.
    */
   keyRecordAt: Int32Array | undefined;
+  /**
+   * With `requestKeys` and `markRepeats`: per entry, whether its key is new in the stream, came
+   * earlier, was not kept or is not there (KEY_NEW, KEY_REPEAT, KEY_UNKEPT, KEY_NONE of key-set.ts),
+   * as the table where the lines were rendered said. Undefined for a batch rendered without it.
+   */
+  keySeen: Uint8Array | undefined;
+  /** With `markRepeats`: the stream the batch was made in and its place there (see KeySeenOrder). */
+  keySeenOrder: KeySeenOrder | undefined;
   /** The custom_ids are `row-<n>`: unique by construction, nothing to remember to check them. */
   uniqueIds = false;
   /**
@@ -61,10 +78,27 @@ export class RequestBatch {
       }
     | undefined;
 
-  /** Hands the rendered lines' buffer back: the batch must not be read after this. */
+  /** A write from `data` still under way (key records are written where they are): `release` waits for it. */
+  #dataHeld: Promise<void> | undefined;
+
+  /** `data` is read until `until` settles (the latest such write: they end in order). */
+  holdData(until: Promise<void>): void {
+    this.#dataHeld = until;
+  }
+
+  /** Hands the rendered lines' buffer back (once no write reads it): the batch must not be read after this. */
   release(): void {
-    LINES_POOL.give(this.data);
+    const data = this.data;
     this.data = undefined;
+    const held = this.#dataHeld;
+    if (!held) {
+      LINES_POOL.give(data);
+      return;
+    }
+    this.#dataHeld = undefined;
+    // Failed or not, the write no longer reads the buffer (its failure is thrown where it was started).
+    const give = () => LINES_POOL.give(data);
+    held.then(give, give);
   }
 
   /** A batch of request items as a user's stage (or `requestSource`) hands them on. */

@@ -5,11 +5,12 @@ import { inLinesMemory } from '../../internal/lines-memory.js';
 import type { Rejection, RequestItem, Row, SourcePosition } from '../../types.js';
 import type { RowBatch } from '../rows/row-batch.js';
 import { customIdFor } from './custom-id.js';
+import { KeySet } from './key-set.js';
 import { compileLineTemplate, type LineTemplate } from './line-template.js';
 import { MapperPool } from './mapper-pool.js';
 import { LineRenderer, type RenderedLines, type RenderPlan } from './render-lines.js';
 import { RenderPool, type RowsTransport } from './render-pool.js';
-import { RequestBatch } from './request-batch.js';
+import { type KeySeenOrder, RequestBatch } from './request-batch.js';
 import type { RequestBuilder } from './request-builder.js';
 import { transportOf } from './thread-rows.js';
 
@@ -57,6 +58,14 @@ export class RequestMaker {
   /** Bytes and rows of the lines serialized so far, to size each batch's buffer once. */
   #sizedBytes = 0;
   #sizedRows = 0;
+  /**
+   * With `markRepeats`: the table of the keys rendered so far, while lines are rendered here (it
+   * moves to the render thread with the first batch rendered there), and the batches made so far
+   * (each says where it came: see KeySeenOrder).
+   */
+  #repeats: KeySet | undefined;
+  readonly #repeatsStream = {};
+  #batches = 0;
 
   constructor(builder: RequestBuilder) {
     this.#builder = builder;
@@ -74,6 +83,8 @@ export class RequestMaker {
         requestKeys: settings.requestKeys,
       };
       this.#renderer = new LineRenderer(this.#plan);
+      if (settings.markRepeats && settings.requestKeys)
+        this.#repeats = new KeySet(undefined, settings.markRepeats.expectedKeys, true);
     }
   }
 
@@ -99,11 +110,17 @@ export class RequestMaker {
       return this.#build(rows);
     }
     this.#checkFirstRow(rows);
+    // Numbered when it has entries: an empty batch is never handed on (BatchTransform).
+    const order =
+      this.#builder.settings.markRepeats && rows.length > 0
+        ? { stream: this.#repeatsStream, batch: this.#batches++ }
+        : undefined;
     const transport = threads ? transportOf(rows, true) : undefined;
-    if (transport) return this.#renderThere(rows, transport, template);
+    if (transport) return this.#renderThere(rows, transport, template, order);
     const writer = new ByteWriter(this.#bufferSize(rows), LINES_POOL);
-    const lines = this.#renderer!.render(rows, writer, inLinesMemory(writer.buffer));
-    return this.#assemble(rows, lines, undefined, writer.buffer, writer.pos, template);
+    // After the table moved to the render thread, a batch rendered here is not marked (see RequestBatch.keySeen).
+    const lines = this.#renderer!.render(rows, writer, inLinesMemory(writer.buffer), this.#repeats);
+    return this.#assemble(rows, lines, undefined, writer.buffer, writer.pos, template, order);
   }
 
   /** Stops the threads, if any were started. */
@@ -148,14 +165,20 @@ export class RequestMaker {
     rows: RowBatch,
     transport: RowsTransport,
     template: LineTemplate,
+    order: KeySeenOrder | undefined,
   ): Promise<RequestBatch> {
-    this.#pool ??= new RenderPool(this.#plan!, RENDER_THREADS[transport.type]);
+    if (!this.#pool) {
+      // The key table goes with the thread (one: the lines are marked in the order they come).
+      const repeats = this.#repeats?.state();
+      this.#repeats = undefined;
+      this.#pool = new RenderPool(this.#plan!, repeats ? 1 : RENDER_THREADS[transport.type], repeats);
+    }
     const given = this.#sharedBuffer(rows);
     const rendered = await this.#pool.render(transport, given, inLinesMemory(given));
     const buffer = linesBuffer(given, rendered.buffer);
     // The lines, and the key records after them.
     const end = rendered.recordAt?.[rows.length] ?? rendered.ends.reduce((last, at) => Math.max(last, at), 0);
-    return this.#assemble(rows, rendered, new Map(rendered.rejections), buffer, end, template);
+    return this.#assemble(rows, rendered, new Map(rendered.rejections), buffer, end, template, order);
   }
 
   /** A batch of a mapper module's requests, made on the mapper threads. */
@@ -216,6 +239,7 @@ export class RequestMaker {
     data: Buffer,
     used: number,
     template: LineTemplate,
+    order: KeySeenOrder | undefined,
   ): RequestBatch {
     const builder = this.#builder;
     const { ids, starts, ends, empty, missing } = lines;
@@ -231,6 +255,8 @@ export class RequestMaker {
     out.rowHashes = lines.hashes;
     out.requestKeys = lines.keys;
     out.keyRecordAt = lines.recordAt;
+    out.keySeen = lines.seen;
+    out.keySeenOrder = order;
     out.uniqueIds = builder.settings.idColumn === undefined;
     out.data = data;
     // The warnings every line of the template raises, once a line (none, mostly).

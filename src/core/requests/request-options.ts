@@ -25,6 +25,16 @@ export const ToRequestsFields = {
    * all. What deduplication and the result cache look up (prepare sets it). Default: none.
    */
   requestKeys: z.enum(['auto', 'on']).optional(),
+  /**
+   * With `requestKeys`: keep a table of the keys where the lines are rendered (on the render thread)
+   * and say of each keyed line whether an earlier line of the stream had its key
+   * (RequestBatch.keySeen), so `shardRequests`' deduplication reads a byte a line instead of keeping
+   * a table on the main thread. `expectedKeys`: about how many keyed lines will come (the table
+   * starts that large). Every batch must reach `shardRequests`, in order (validation may reject
+   * lines in them): it refuses batches that come out of order or after a gap. `prepare` sets it
+   * with deduplication.
+   */
+  markRepeats: z.object({ expectedKeys: z.number().int().nonnegative().optional() }).strict().optional(),
   /** Endpoint of every line. Default "/v1/chat/completions". */
   endpoint: z.enum(['/v1/chat/completions', '/v1/embeddings']).default('/v1/chat/completions'),
   /** Model of every request (a mapper may set its own). */

@@ -1,5 +1,5 @@
 import { endianness } from 'node:os';
-import { KEY_BYTES } from '../core/requests/request-key.js';
+import { KEY_BYTES } from './request-key.js';
 
 /** Words read through an Int32Array are the little-endian words `word` reads only here. */
 const LITTLE_ENDIAN = endianness() === 'LE';
@@ -13,6 +13,21 @@ const FIRST_SLOTS = 1 << 16;
  */
 export const MAX_DISTINCT_KEYS = 4_000_000;
 
+/** What `mark` says of an entry: its key is new, came earlier, was not kept (no room), or it has none. */
+export const KEY_NEW = 0;
+export const KEY_REPEAT = 1;
+export const KEY_UNKEPT = 2;
+export const KEY_NONE = 3;
+
+/** A key table as it moves to another thread: its table (in shared memory, not copied) and counts. */
+export interface KeySetState {
+  words: Int32Array<ArrayBufferLike>;
+  written: Uint8Array<ArrayBufferLike>;
+  size: number;
+  zero: boolean;
+  maxKeys: number;
+}
+
 /**
  * The request keys a run has seen: an open-addressing table of 128-bit keys in one typed array (no
  * object per key), doubling while under `maxKeys`. Past it no new key is kept (`add` says `full`):
@@ -20,7 +35,9 @@ export const MAX_DISTINCT_KEYS = 4_000_000;
  */
 export class KeySet {
   readonly #maxKeys: number;
-  #words = new Int32Array(FIRST_SLOTS * WORDS);
+  /** The table's arrays are in shared memory (`state` hands them to another thread). */
+  readonly #shared: boolean;
+  #words: Int32Array<ArrayBufferLike>;
   #mask = FIRST_SLOTS - 1;
   #size = 0;
   /** The buffer of the last key array added from, and it seen as words. */
@@ -29,7 +46,7 @@ export class KeySet {
   /** The all-zero key marks an empty slot: it is kept aside. */
   #zero = false;
   /** Per 4 KiB page of the table: 1 once a key may be in it (see `touch`). */
-  #written = new Uint8Array(pagesOf(this.#words));
+  #written: Uint8Array<ArrayBufferLike>;
 
   /**
    * `expectedKeys`: about how many keys will come (a table's estimated rows): the table starts with
@@ -37,19 +54,83 @@ export class KeySet {
    * and rehashing them (~0.05-0.1 s, 31 MB of tables made and dropped, and 17 MB more peak RSS at a
    * million keys). An estimate up to 4/3 of the keys that come makes no larger a table than growing
    * would have; a larger one, memory only where keys land.
+   *
+   * `shared`: the table is made in shared memory, so that it can move to another thread (`state`):
+   * an ArrayBuffer transferred instead would be the process's first detached one, and V8 then drops
+   * every optimized function that reads a typed array (measured: ~40 functions compiled again, 0.1 s
+   * of compiler threads at a million rows).
    */
-  constructor(maxKeys = MAX_DISTINCT_KEYS, expectedKeys = 0) {
+  constructor(maxKeys = MAX_DISTINCT_KEYS, expectedKeys = 0, shared = false) {
     this.#maxKeys = maxKeys;
+    this.#shared = shared;
     let slots = FIRST_SLOTS;
     while (slots < 1.5 * Math.min(expectedKeys, maxKeys)) slots *= 2;
-    if (slots !== FIRST_SLOTS) {
-      // Not written through: pages no key lands in take no memory (most rows repeating, the estimate
-      // too high). `touch` stores to a page before it reads it, so a page faults once, when a key
-      // first lands in it.
-      this.#words = new Int32Array(slots * WORDS);
-      this.#mask = slots - 1;
-      this.#written = new Uint8Array(pagesOf(this.#words));
+    // Not written through: pages no key lands in take no memory (most rows repeating, the estimate
+    // too high). `touch` stores to a page before it reads it, so a page faults once, when a key
+    // first lands in it.
+    this.#words = new Int32Array(this.#memory(slots * WORDS * 4));
+    this.#mask = slots - 1;
+    this.#written = new Uint8Array(pagesOf(this.#words));
+  }
+
+  /** Zeroed memory for the table (shared when the table may move: see the constructor). */
+  #memory(bytes: number): ArrayBufferLike {
+    return this.#shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+  }
+
+  /**
+   * The table for another thread (`attach`), made `shared`: this set must not be used afterwards
+   * (the other thread changes the table without a word to this one).
+   */
+  state(): KeySetState {
+    if (!this.#shared)
+      throw new Error('a key table not made shared cannot move to another thread (a batchpipe bug)');
+    return {
+      words: this.#words,
+      // Small: copied as the state is sent.
+      written: this.#written,
+      size: this.#size,
+      zero: this.#zero,
+      maxKeys: this.#maxKeys,
+    };
+  }
+
+  /** The table `state` gave, on the thread it was sent to. */
+  static attach(state: KeySetState): KeySet {
+    const set = new KeySet(state.maxKeys, 0, true);
+    set.#words = state.words;
+    set.#written = state.written;
+    set.#mask = state.words.length / WORDS - 1;
+    set.#size = state.size;
+    set.#zero = state.zero;
+    return set;
+  }
+
+  /**
+   * Adds the keys of a batch's entries `0..n` that have a line (`starts[i] >= 0`; the keys array
+   * holds KEY_BYTES an entry), saying of each in `out[i]` whether it is new here, came earlier, or
+   * was not kept (KEY_NEW, KEY_REPEAT, KEY_UNKEPT; KEY_NONE without a line).
+   */
+  mark(keys: Uint8Array, starts: ArrayLike<number>, n: number, out: Uint8Array): void {
+    this.touch(keys, 0, n);
+    for (let i = 0; i < n; i++) {
+      if (starts[i]! < 0) {
+        out[i] = KEY_NONE;
+        continue;
+      }
+      const added = this.add(keys, i * KEY_BYTES);
+      out[i] = added === 'added' ? KEY_NEW : added === 'present' ? KEY_REPEAT : KEY_UNKEPT;
     }
+  }
+
+  /** Whether the key at `key[at, at + 16)` is in the table (adding nothing). */
+  has(key: Uint8Array, at = 0): boolean {
+    const a = word(key, at);
+    const b = word(key, at + 4);
+    const c = word(key, at + 8);
+    const d = word(key, at + 12);
+    if ((a | b | c | d) === 0) return this.#zero;
+    return this.#find(a, b, c, d) < 0;
   }
 
   get size(): number {
@@ -168,7 +249,7 @@ export class KeySet {
   #grow(): void {
     const old = this.#words;
     const slots = (this.#mask + 1) * 2;
-    const words = new Int32Array(slots * WORDS);
+    const words = new Int32Array(this.#memory(slots * WORDS * 4));
     const mask = slots - 1;
     // The keys are distinct: each goes in the first empty slot from its own, no comparison (a loop of
     // locals, where #find and #put a key were most of the growth's time).
