@@ -493,7 +493,9 @@ export class RequestReuse {
     this.#flushRecords();
     this.#writeCached();
     await this.waiting();
-    await Promise.all(this.#recordWrites);
+    // A failed append leaves the list as it settles: its failure is kept apart.
+    await Promise.allSettled(this.#recordWrites);
+    if (this.#recordsFailure) throw this.#recordsFailure.error;
     // Made durable together (see Sharder.finish).
     await settledAll([this.#keys?.close(), this.#cached?.close(), this.#reused?.close()]);
     return {

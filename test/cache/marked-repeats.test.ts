@@ -5,7 +5,7 @@
  * request-keys.tsv, kinds included; a line whose first copy was rejected after it was marked (a
  * duplicate custom_id) is sent; batches that come out of order are refused.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse/sync';
@@ -128,6 +128,28 @@ describe('repeats marked where lines are rendered', () => {
     expect(result.rejected).toBe(2);
     expect(result.reuse).toMatchObject({ keyed: rows - 2, duplicates: rows - 2 - result.reuse!.sent });
     expect(result.reuse!.sent).toBe(distinct);
+  });
+
+  it('fails naming request-keys.tsv when its appends (not waited for by the sharder) fail, and leaves no file', async () => {
+    const { input } = table('full.csv', RENDER_THREAD_AFTER_ROWS * 2, []);
+    const outDir = join(dir, 'full');
+    mkdirSync(outDir);
+    // Every write to the records fails with ENOSPC.
+    symlinkSync('/dev/full', join(outDir, `${REQUEST_KEYS_FILE}.partial`));
+    const run = prepare(input, {
+      outDir,
+      model: 'qwen-plus',
+      template: TEMPLATE,
+      idColumn: 'id',
+      temperature: 0,
+      provider: 'local',
+      dedup: 'auto',
+    });
+    await expect(run).rejects.toMatchObject({
+      code: 'BP_OUTPUT_WRITE',
+      message: expect.stringContaining(REQUEST_KEYS_FILE),
+    });
+    expect(readdirSync(outDir)).toEqual([]);
   });
 
   it('refuses batches that reach the sharder after a gap (a stage dropped one)', async () => {
