@@ -65,19 +65,39 @@ function filesOf(outDir: string): Map<string, string> {
   return files;
 }
 
+const provider = resolveProfile({ provider: 'local' });
+
+/** `toRequests` as `prepare` composes it with deduplication, with or without marks. */
+function keyedRequests(marked: boolean) {
+  return toRequests({
+    model: 'qwen-plus',
+    template: TEMPLATE,
+    idColumn: 'id',
+    temperature: 0,
+    provider,
+    requestKeys: 'auto',
+    ...(marked && { markRepeats: {} }),
+  });
+}
+
+/** `prepare` with deduplication: repeats marked where the lines are rendered. */
+function prepareMarked(input: string, outDir: string) {
+  return prepare(input, {
+    outDir,
+    model: 'qwen-plus',
+    template: TEMPLATE,
+    idColumn: 'id',
+    temperature: 0,
+    provider: 'local',
+    dedup: 'auto',
+  });
+}
+
 /** The same stages `prepare` composes, with the sharder's own key table (no marks). */
 async function prepareUnmarked(input: string, outDir: string): Promise<void> {
-  const provider = resolveProfile({ provider: 'local' });
   await pipeline(
     csvSource(input),
-    toRequests({
-      model: 'qwen-plus',
-      template: TEMPLATE,
-      idColumn: 'id',
-      temperature: 0,
-      provider,
-      requestKeys: 'auto',
-    }),
+    keyedRequests(false),
     validateRequests({ provider }),
     shardRequests({ outDir, provider, reuse: { dedup: 'auto', cache: undefined } }),
   );
@@ -89,19 +109,11 @@ describe('repeats marked where lines are rendered', () => {
     const twice = [300, RENDER_THREAD_AFTER_ROWS + 2000];
     const { input, distinct } = table('mixed.csv', rows, twice);
     const marked = join(dir, 'marked');
-    // Keys go into a table on this thread only while lines are rendered here (the first rows), and
-    // for the two rejected ids: the sharder reads the marks, it keeps no table of its own.
+    // The sharder reads the marks: it adds a key to a table of its own only for the rejected ids
+    // (the table where lines are rendered marks them without a call to `add`).
     const added = vi.spyOn(KeySet.prototype, 'add');
-    const result = await prepare(input, {
-      outDir: marked,
-      model: 'qwen-plus',
-      template: TEMPLATE,
-      idColumn: 'id',
-      temperature: 0,
-      provider: 'local',
-      dedup: 'auto',
-    });
-    expect(added.mock.calls.length).toBeLessThan(RENDER_THREAD_AFTER_ROWS + 10);
+    const result = await prepareMarked(input, marked);
+    expect(added.mock.calls.length).toBeLessThan(10);
     added.mockRestore();
     const unmarked = join(dir, 'unmarked');
     await prepareUnmarked(input, unmarked);
@@ -136,16 +148,7 @@ describe('repeats marked where lines are rendered', () => {
     mkdirSync(outDir);
     // Every write to the records fails with ENOSPC.
     symlinkSync('/dev/full', join(outDir, `${REQUEST_KEYS_FILE}.partial`));
-    const run = prepare(input, {
-      outDir,
-      model: 'qwen-plus',
-      template: TEMPLATE,
-      idColumn: 'id',
-      temperature: 0,
-      provider: 'local',
-      dedup: 'auto',
-    });
-    await expect(run).rejects.toMatchObject({
+    await expect(prepareMarked(input, outDir)).rejects.toMatchObject({
       code: 'BP_OUTPUT_WRITE',
       message: expect.stringContaining(REQUEST_KEYS_FILE),
     });
@@ -158,7 +161,6 @@ describe('repeats marked where lines are rendered', () => {
     const lines = ['id,text'];
     for (let i = 0; i < 3000; i++) lines.push(`k${i},text ${i} ${'x'.repeat(1000)}`);
     writeFileSync(input, `${lines.join('\n')}\n`);
-    const provider = resolveProfile({ provider: 'local' });
     let seen = 0;
     /** A stage of batches that drops the second. */
     class DropSecond extends BatchTransform<RequestBatch, RequestBatch> {
@@ -173,15 +175,7 @@ describe('repeats marked where lines are rendered', () => {
     }
     const run = pipeline(
       csvSource(input),
-      toRequests({
-        model: 'qwen-plus',
-        template: TEMPLATE,
-        idColumn: 'id',
-        temperature: 0,
-        provider,
-        requestKeys: 'auto',
-        markRepeats: {},
-      }),
+      keyedRequests(true),
       new DropSecond(),
       shardRequests({ outDir: join(dir, 'gap'), provider, reuse: { dedup: 'auto', cache: undefined } }),
     );
