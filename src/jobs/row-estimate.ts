@@ -29,13 +29,7 @@ export async function estimateRows(
     const { bytesRead } = await handle.read(sample, 0, sample.length, 0);
     if (bytesRead === 0) return undefined;
     const quote = table.format === 'jsonl' ? -1 : table.csv.quote.charCodeAt(0);
-    let rows = 0;
-    let quoted = false;
-    for (let i = 0; i < bytesRead; i++) {
-      const byte = sample[i]!;
-      if (byte === quote) quoted = !quoted;
-      else if (byte === LF && !quoted) rows++;
-    }
+    let rows = countRows(sample.subarray(0, bytesRead), quote);
     // A last row without a newline counts too; a sample of one partial row says the rows are long.
     if (bytesRead === size && sample[bytesRead - 1] !== LF) rows++;
     return Math.ceil((Math.max(rows, 1) * size) / bytesRead);
@@ -43,5 +37,27 @@ export async function estimateRows(
     return undefined;
   } finally {
     await handle?.close();
+  }
+}
+
+/**
+ * Newlines outside `quote` (-1: none) in `bytes`, found by the native byte search (a JS loop over
+ * the MiB ran in the interpreter until it was compiled: ~6 ms, and ~18 ms of the compiler's).
+ */
+function countRows(bytes: Buffer, quote: number): number {
+  let rows = 0;
+  let quoted = false;
+  let at = 0;
+  let nextQuote = quote < 0 ? -1 : bytes.indexOf(quote);
+  for (;;) {
+    const lf = bytes.indexOf(LF, at);
+    if (lf < 0) return rows;
+    // The quotes before this newline each turn quoting on or off.
+    while (nextQuote >= 0 && nextQuote < lf) {
+      quoted = !quoted;
+      nextQuote = bytes.indexOf(quote, nextQuote + 1);
+    }
+    if (!quoted) rows++;
+    at = lf + 1;
   }
 }
