@@ -15,7 +15,7 @@ import { KEY_NEW, KEY_NONE, KEY_REPEAT, KEY_UNKEPT, KeySet } from '../../src/cor
 import type { RequestBatch } from '../../src/core/requests/request-batch.js';
 import { KEY_BYTES, requestKeyInto } from '../../src/core/requests/request-key.js';
 import { RENDER_THREAD_AFTER_ROWS } from '../../src/core/requests/request-maker.js';
-import { csvSource } from '../../src/index.js';
+import { csvSource, parquetSink } from '../../src/index.js';
 import { prepare } from '../../src/jobs/prepare.js';
 import { runTable } from '../../src/jobs/run-table.js';
 import { type LocalService, startLocalService } from '../../src/local/index.js';
@@ -140,6 +140,26 @@ describe('repeats marked where lines are rendered', () => {
     expect(result.rejected).toBe(2);
     expect(result.reuse).toMatchObject({ keyed: rows - 2, duplicates: rows - 2 - result.reuse!.sent });
     expect(result.reuse!.sent).toBe(distinct);
+  });
+
+  it('are decided alike from Parquet, whose batches go to the render thread as Arrow', async () => {
+    const rows = RENDER_THREAD_AFTER_ROWS + 6000;
+    const twice = [RENDER_THREAD_AFTER_ROWS + 1000];
+    const { input, distinct } = table('parquet.csv', rows, twice);
+    const parquet = join(dir, 'marked.parquet');
+    await pipeline(csvSource(input), parquetSink(parquet, { rowGroupSize: 4096 }));
+    const marked = join(dir, 'marked-parquet');
+    const added = vi.spyOn(KeySet.prototype, 'add');
+    const result = await prepareMarked(parquet, marked);
+    // Marked where rendered: the sharder's own table takes only the rejected id's key.
+    expect(added.mock.calls.length).toBeLessThan(10);
+    added.mockRestore();
+    const unmarked = join(dir, 'unmarked-csv');
+    await prepareUnmarked(input, unmarked);
+    expect(readFileSync(join(marked, REQUEST_KEYS_FILE), 'utf8')).toBe(
+      readFileSync(join(unmarked, REQUEST_KEYS_FILE), 'utf8'),
+    );
+    expect(result.reuse).toMatchObject({ keyed: rows - 1, sent: distinct, duplicates: rows - 1 - distinct });
   });
 
   it('fails naming request-keys.tsv when its appends (not waited for by the sharder) fail, and leaves no file', async () => {
