@@ -246,6 +246,39 @@ describe('a run whose repeated request was first rejected', () => {
     expect(table[3]!.content).toBe(table[2]!.content);
     expect(table[4]!.content).toBe(table[0]!.content);
   });
+
+  it('past the render thread start: each repeat answered as its first, a rejected first copy included', async () => {
+    const rows = RENDER_THREAD_AFTER_ROWS + 4000;
+    const twice = [RENDER_THREAD_AFTER_ROWS + 2000];
+    const { input, distinct } = table('run-large.csv', rows, twice);
+    const out = join(dir, 'run-large.out.csv');
+    const result = await runTable(input, resolveConnection({ provider: 'local', baseURL: service.url }), {
+      model: 'qwen-plus',
+      template: TEMPLATE,
+      idColumn: 'id',
+      temperature: 0,
+      runsDir: join(dir, 'runs'),
+      pollInterval: 0.05,
+      out,
+    });
+    expect(result.state).toBe('done');
+    expect(result.prepared.reuse).toMatchObject({ keyed: rows - 1, sent: distinct });
+    const labeled = parse(readFileSync(out, 'utf8'), { columns: true }) as Array<Record<string, string>>;
+    expect(labeled).toHaveLength(rows);
+    // Every row once, in order; rows asking the same thing got the same answer.
+    const byText = new Map<string, string>();
+    for (const [i, row] of labeled.entries()) {
+      if (i === twice[0]! + 1) {
+        expect(row.status).toBe('rejected');
+        continue;
+      }
+      expect(row.status, row.id).toBe('ok');
+      const first = byText.get(row.text!);
+      if (first === undefined) byText.set(row.text!, row.content!);
+      else expect(row.content, row.id).toBe(first);
+    }
+    expect(byText.size).toBe(distinct);
+  });
 });
 
 describe('KeySet marks', () => {
