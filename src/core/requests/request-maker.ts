@@ -118,7 +118,9 @@ export class RequestMaker {
     const transport = threads ? transportOf(rows, true) : undefined;
     if (transport) return this.#renderThere(rows, transport, template, order);
     const writer = new ByteWriter(this.#bufferSize(rows), LINES_POOL);
-    // After the table moved to the render thread, a batch rendered here is not marked (see RequestBatch.keySeen).
+    // After the table moved to the render thread, a batch rendered here (one with no transport:
+    // never, from CSV, JSON Lines or Arrow) is not marked: the sharder's own table takes its keys,
+    // and a request repeated across the two tables is sent twice, never answered wrongly.
     const lines = this.#renderer!.render(rows, writer, inLinesMemory(writer.buffer), this.#repeats);
     return this.#assemble(rows, lines, undefined, writer.buffer, writer.pos, template, order);
   }
