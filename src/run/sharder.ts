@@ -490,9 +490,9 @@ export class Sharder {
     if (this.#closeFailure !== undefined) throw this.#closeFailure;
     this.#rejections ??= new BufferedFile(join(this.#dir, REJECTIONS_FILE));
     // The shards first: on a full disk they are what does not fit, and no other file of this run
-    // has replaced an earlier one yet. Then the rest together (one after another, their syncs' waits
-    // added up), every close let finish before a failure is thrown (abort() must not discard a file
-    // mid-close), all before shards.json, which says they are whole.
+    // has replaced an earlier one yet. Then the rest together, not one after another (their syncs'
+    // waits added up), every close let finish before a failure is thrown (abort() must not discard a
+    // file mid-close), all before shards.json, which says they are whole.
     const [, , reuse] = await settledAll([
       this.#rejections.close(),
       // Row hashes of an earlier prepare here must not stand for these requests.

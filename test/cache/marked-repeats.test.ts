@@ -93,6 +93,21 @@ function prepareMarked(input: string, outDir: string) {
   });
 }
 
+/**
+ * prepareMarked, checking that the sharder read the marks: it adds a key to a table of its own only
+ * for the rejected ids (the table where lines are rendered marks them without a call to `add`).
+ */
+async function prepareReadingMarks(input: string, outDir: string) {
+  const added = vi.spyOn(KeySet.prototype, 'add');
+  try {
+    const result = await prepareMarked(input, outDir);
+    expect(added.mock.calls.length).toBeLessThan(10);
+    return result;
+  } finally {
+    added.mockRestore();
+  }
+}
+
 /** The same stages `prepare` composes, with the sharder's own key table (no marks). */
 async function prepareUnmarked(input: string, outDir: string): Promise<void> {
   await pipeline(
@@ -109,12 +124,7 @@ describe('repeats marked where lines are rendered', () => {
     const twice = [300, RENDER_THREAD_AFTER_ROWS + 2000];
     const { input, distinct } = table('mixed.csv', rows, twice);
     const marked = join(dir, 'marked');
-    // The sharder reads the marks: it adds a key to a table of its own only for the rejected ids
-    // (the table where lines are rendered marks them without a call to `add`).
-    const added = vi.spyOn(KeySet.prototype, 'add');
-    const result = await prepareMarked(input, marked);
-    expect(added.mock.calls.length).toBeLessThan(10);
-    added.mockRestore();
+    const result = await prepareReadingMarks(input, marked);
     const unmarked = join(dir, 'unmarked');
     await prepareUnmarked(input, unmarked);
     expect(filesOf(marked)).toEqual(filesOf(unmarked));
@@ -149,11 +159,7 @@ describe('repeats marked where lines are rendered', () => {
     const parquet = join(dir, 'marked.parquet');
     await pipeline(csvSource(input), parquetSink(parquet, { rowGroupSize: 4096 }));
     const marked = join(dir, 'marked-parquet');
-    const added = vi.spyOn(KeySet.prototype, 'add');
-    const result = await prepareMarked(parquet, marked);
-    // Marked where rendered: the sharder's own table takes only the rejected id's key.
-    expect(added.mock.calls.length).toBeLessThan(10);
-    added.mockRestore();
+    const result = await prepareReadingMarks(parquet, marked);
     const unmarked = join(dir, 'unmarked-csv');
     await prepareUnmarked(input, unmarked);
     expect(readFileSync(join(marked, REQUEST_KEYS_FILE), 'utf8')).toBe(
@@ -213,6 +219,18 @@ describe('a run whose repeated request was first rejected', () => {
   });
   afterAll(() => service.close());
 
+  /** `runTable` with deduplication (the default) through the local service. */
+  const label = (input: string, out: string) =>
+    runTable(input, resolveConnection({ provider: 'local', baseURL: service.url }), {
+      model: 'qwen-plus',
+      template: TEMPLATE,
+      idColumn: 'id',
+      temperature: 0,
+      runsDir: join(dir, 'runs'),
+      pollInterval: 0.05,
+      out,
+    });
+
   it('sends the first copy that is not rejected and answers its repeats from it: every row out once', async () => {
     const rows = [
       ['a', 'one'],
@@ -224,15 +242,7 @@ describe('a run whose repeated request was first rejected', () => {
     const input = join(dir, 'rejected-first.csv');
     writeFileSync(input, csvText(['id', 'text'], rows));
     const out = join(dir, 'rejected-first.out.csv');
-    const result = await runTable(input, resolveConnection({ provider: 'local', baseURL: service.url }), {
-      model: 'qwen-plus',
-      template: TEMPLATE,
-      idColumn: 'id',
-      temperature: 0,
-      runsDir: join(dir, 'runs'),
-      pollInterval: 0.05,
-      out,
-    });
+    const result = await label(input, out);
     expect(result.state).toBe('done');
     expect(result.prepared.reuse).toMatchObject({ keyed: 4, sent: 2, duplicates: 2 });
     const table = parse(readFileSync(out, 'utf8'), { columns: true }) as Array<Record<string, string>>;
@@ -252,15 +262,7 @@ describe('a run whose repeated request was first rejected', () => {
     const twice = [RENDER_THREAD_AFTER_ROWS + 2000];
     const { input, distinct } = table('run-large.csv', rows, twice);
     const out = join(dir, 'run-large.out.csv');
-    const result = await runTable(input, resolveConnection({ provider: 'local', baseURL: service.url }), {
-      model: 'qwen-plus',
-      template: TEMPLATE,
-      idColumn: 'id',
-      temperature: 0,
-      runsDir: join(dir, 'runs'),
-      pollInterval: 0.05,
-      out,
-    });
+    const result = await label(input, out);
     expect(result.state).toBe('done');
     expect(result.prepared.reuse).toMatchObject({ keyed: rows - 1, sent: distinct });
     const labeled = parse(readFileSync(out, 'utf8'), { columns: true }) as Array<Record<string, string>>;
