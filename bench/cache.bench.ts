@@ -106,17 +106,21 @@ for (const size of SIZES) {
   // at one speed of the machine, where the medians of each variant's runs may come from rounds at
   // different ones (this shared machine's speed drifts by 20% and more within a bench: spreads of
   // 74-117% for `off` in some runs). Both are printed; the check is on the rounds' median.
+  // (`--variants` may leave some out: a ratio is said only where both ran.)
+  const byRounds = (base: string, other: string): number | undefined => {
+    const a = measured.find((m) => m.name === base);
+    const b = measured.find((m) => m.name === other);
+    return a && b ? median(a.samples.map((s, k) => s.seconds / b.samples[k]!.seconds)) : undefined;
+  };
+  const fixed = (ratio: number | undefined) => ratio?.toFixed(3) ?? '-';
   const ratio = at('keyed cold').rowsPerSecond / at('off').rowsPerSecond;
-  const byRound = median(at('off').samples.map((s, k) => s.seconds / at('keyed cold').samples[k]!.seconds));
+  const byRound = byRounds('off', 'keyed cold')!;
   checks.push([
     `keyed cold @ ${fmt(size)} within 10% of off's rows/s, round by round (median ${byRound.toFixed(3)}x; ${ratio.toFixed(2)}x of the medians)`,
     byRound >= 0.9,
   ]);
-  const lookup = median(
-    at('dedup only').samples.map((s, k) => s.seconds / at('keyed cold').samples[k]!.seconds),
-  );
   notes.push(
-    `keyed cold @ ${fmt(size)} against dedup only (the empty cache's lookup alone): ${lookup.toFixed(3)}x round by round; dedup only against off: ${median(at('off').samples.map((s, k) => s.seconds / at('dedup only').samples[k]!.seconds)).toFixed(3)}x`,
+    `keyed cold @ ${fmt(size)} against dedup only (the empty cache's lookup alone): ${fixed(byRounds('dedup only', 'keyed cold'))}x round by round; dedup only against off: ${fixed(byRounds('off', 'dedup only'))}x`,
   );
   const bound = (at('off').maxRssMb ?? 0) + (size * 24) / 2 ** 20 + 64;
   checks.push([
