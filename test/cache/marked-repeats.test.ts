@@ -29,7 +29,6 @@ import { csvText } from '../fixtures/make-fixtures.js';
 import { tempDir } from '../helpers.js';
 
 const dir = tempDir('bp-repeats-');
-const csvCell = (s: string) => `"${s.replace(/"/g, '""')}"`;
 const TEMPLATE = 'Say {{text}}';
 
 /**
@@ -38,7 +37,7 @@ const TEMPLATE = 'Say {{text}}';
  * whose text, new there, comes again in two later rows.
  */
 function table(name: string, rows: number, twice: number[]): { input: string; distinct: number } {
-  const lines = ['id,text'];
+  const cells: string[][] = [];
   const sent = new Set<string>();
   for (let i = 0; i < rows; i++) {
     const at = twice.find((t) => i >= t && i < t + 4);
@@ -50,10 +49,10 @@ function table(name: string, rows: number, twice: number[]): { input: string; di
       if (i <= at + 1) id = `dup${at}`;
     }
     if (at === undefined || i !== at + 1) sent.add(text);
-    lines.push(`${id},${csvCell(text)}`);
+    cells.push([id, text]);
   }
   const input = join(dir, name);
-  writeFileSync(input, `${lines.join('\n')}\n`);
+  writeFileSync(input, csvText(['id', 'text'], cells));
   return { input, distinct: sent.size };
 }
 
