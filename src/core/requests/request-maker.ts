@@ -173,7 +173,7 @@ export class RequestMaker {
       // The key table goes with the thread (one: the lines are marked in the order they come).
       const repeats = this.#repeats?.state();
       this.#repeats = undefined;
-      this.#pool = new RenderPool(this.#plan!, repeats ? 1 : RENDER_THREADS[transport.type], repeats);
+      this.#pool = new RenderPool(this.#plan!, RENDER_THREADS[transport.type], repeats);
     }
     const given = this.#sharedBuffer(rows);
     const rendered = await this.#pool.render(transport, given, inLinesMemory(given));
