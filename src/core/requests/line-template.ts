@@ -3,14 +3,12 @@ import type { RequestLine, Row, RowValues } from '../../types.js';
 import { putValue } from '../rows/own-value.js';
 import { answerSchemaText } from '../structured/structured-output.js';
 import type { RequestBuilder } from './request-builder.js';
+import { ID_SLOT } from './template-slots.js';
 
 /** Marks where a value goes in a serialized line; private-use characters JSON.stringify leaves alone. */
 const OPEN = '\uE000';
 const CLOSE = '\uE001';
 const SLOT = /\uE000(-?\d+)\uE001/g;
-
-/** The custom_id's slot number. */
-export const ID_SLOT = -1;
 
 /**
  * A request line as bytes with holes: pieces[0] slot[0] pieces[1] ... pieces[n]. Each slot holds a

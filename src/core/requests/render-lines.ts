@@ -7,7 +7,7 @@ import { customIdFor } from './custom-id.js';
 import { inPlaceScratchBytes, keysInPlace } from './key-module.js';
 import { keyRecordBytes, writeKeyRecords } from './key-records.js';
 import type { KeySet } from './key-set.js';
-import { ID_SLOT } from './line-template.js';
+import { ID_SLOT } from './template-slots.js';
 import { customIdValueRange, isSameDraw, KEY_BYTES, requestKeysInto } from './request-key.js';
 import { RowHash, writeRowIdBytes } from './row-hash.js';
 

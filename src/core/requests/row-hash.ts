@@ -4,7 +4,7 @@ import { CsvRowBatch } from '../csv/csv-row-batch.js';
 import { jsonSpecialBytes } from '../jsonl/json-word.js';
 import { JsonlRowBatch } from '../jsonl/jsonl-row-batch.js';
 import type { CellRef, RowBatch } from '../rows/row-batch.js';
-import { ID_SLOT } from './line-template.js';
+import { ID_SLOT } from './template-slots.js';
 
 /**
  * A 53-bit hash of the cells a row's request was rendered from, in the template's slot order, each
