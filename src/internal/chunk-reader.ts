@@ -30,6 +30,7 @@ export class ChunkReader {
   #ended = false;
   /** Bytes of a stream chunk that did not fit the buffer yet. */
   #pending: Buffer | undefined;
+  #size: number | undefined;
 
   constructor(input: SourceInput, file: string, maxRowBytes: number) {
     this.#input = input;
@@ -79,7 +80,10 @@ export class ChunkReader {
   async #fill(): Promise<void> {
     const input = this.#input;
     if (typeof input === 'string' || input instanceof URL) {
-      this.#handle ??= await open(input, 'r');
+      if (!this.#handle) {
+        this.#handle = await open(input, 'r');
+        this.#size = (await this.#handle.stat()).size;
+      }
       const { bytesRead } = await this.#handle.read(
         this.#buffer,
         this.#filled,
@@ -121,6 +125,11 @@ export class ChunkReader {
       added += take;
       if (take < bytes.length) this.#pending = bytes.subarray(take);
     }
+  }
+
+  /** Bytes the input file held when it was opened; undefined for a stream (or before the first read). */
+  get size(): number | undefined {
+    return this.#size;
   }
 
   /**

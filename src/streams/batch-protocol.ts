@@ -44,6 +44,11 @@ export interface ItemBatch<T> {
   readonly length: number;
   item(i: number): T;
   release?(): void;
+  /**
+   * About how many entries the whole input holds, where the batch says so (RowBatch.estimatedRows):
+   * set by the source as it reads.
+   */
+  estimatedRows?: number | undefined;
 }
 
 /**

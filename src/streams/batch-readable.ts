@@ -39,6 +39,9 @@ export class BatchReadable<T, B extends ItemBatch<T> = ItemBatch<T>>
   #batch: B | undefined;
   #next = 0;
   #consumed = 0;
+  /** Of the file being read: bytes parsed into rows so far, and the entries they made. */
+  #fileBytesUsed = 0;
+  #fileEntries = 0;
   /** The parser stopped early with whole rows left: they come first, before more is read. */
   #stopped = false;
   #reading = false;
@@ -119,12 +122,16 @@ export class BatchReadable<T, B extends ItemBatch<T> = ItemBatch<T>>
         this.#reader = new ChunkReader(this.#inputs[this.#input]!, file, this.#maxRowBytes);
         this.#parser.startFile?.(file);
         this.#consumed = 0;
+        this.#fileBytesUsed = 0;
+        this.#fileEntries = 0;
       }
       const { data, last } = await this.#reader.next(this.#consumed, !this.#stopped);
       if (this.destroyed) return;
       const { batch, consumed, holdsChunk, stopped } = this.#parser.parse(data, last);
       this.#consumed = consumed;
+      this.#fileBytesUsed += consumed;
       this.#stopped = stopped === true;
+      const size = this.#reader.size;
       // The batch points into the chunk: the reader must not read over it.
       if (holdsChunk) this.#reader.detach();
       if (last && !this.#stopped) {
@@ -132,6 +139,11 @@ export class BatchReadable<T, B extends ItemBatch<T> = ItemBatch<T>>
         this.#reader = undefined;
       }
       if (batch && batch.length > 0) {
+        this.#fileEntries += batch.length;
+        // The file's size over the bytes its entries so far took (a thread worth starting at once
+        // for a large table: see RequestMaker). A batch that has no such field is left as it is.
+        if (size !== undefined && this.#fileBytesUsed > 0 && 'estimatedRows' in batch)
+          batch.estimatedRows = Math.round((this.#fileEntries * size) / this.#fileBytesUsed);
         this.#batch = batch;
         return;
       }

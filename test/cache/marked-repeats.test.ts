@@ -14,7 +14,10 @@ import { REQUEST_KEYS_FILE, REUSED_REQUESTS_FILE } from '../../src/cache/request
 import { KEY_NEW, KEY_NONE, KEY_REPEAT, KEY_UNKEPT, KeySet } from '../../src/core/requests/key-set.js';
 import type { RequestBatch } from '../../src/core/requests/request-batch.js';
 import { KEY_BYTES, requestKeyInto } from '../../src/core/requests/request-key.js';
-import { RENDER_THREAD_AFTER_ROWS } from '../../src/core/requests/request-maker.js';
+import {
+  RENDER_THREAD_AFTER_ROWS,
+  RENDER_THREAD_AT_ONCE_ROWS,
+} from '../../src/core/requests/request-maker.js';
 import { csvSource, parquetSink } from '../../src/index.js';
 import { prepare } from '../../src/jobs/prepare.js';
 import { runTable } from '../../src/jobs/run-table.js';
@@ -117,38 +120,56 @@ async function prepareUnmarked(input: string, outDir: string): Promise<void> {
   );
 }
 
+/**
+ * Prepares a table of `rows` (see `table`) with marks and with the sharder's own table: the same
+ * files and summary, and the rejected ids' texts sent once with their next rows.
+ */
+async function expectDecidedAlone(name: string, rows: number, twice: number[]): Promise<void> {
+  const { input, distinct } = table(`${name}.csv`, rows, twice);
+  const marked = join(dir, `${name}-marked`);
+  const result = await prepareReadingMarks(input, marked);
+  const unmarked = join(dir, `${name}-unmarked`);
+  await prepareUnmarked(input, unmarked);
+  expect(filesOf(marked)).toEqual(filesOf(unmarked));
+  const summary = JSON.parse(readFileSync(join(unmarked, 'shards.json'), 'utf8')) as {
+    reuse: unknown;
+  };
+  expect(result.reuse).toEqual(summary.reuse);
+  // Each rejected id's text is sent with the next row that has it, and the row after is its duplicate.
+  const kinds = new Map(
+    readFileSync(join(marked, REQUEST_KEYS_FILE), 'utf8')
+      .split('\n')
+      .slice(0, -1)
+      .map((r) => r.split('\t'))
+      .map(([id, , kind]) => [JSON.parse(id!) as string, kind]),
+  );
+  for (const at of twice) {
+    expect(kinds.get(`dup${at}`)).toBe('s');
+    expect(kinds.get(`k${at + 2}`)).toBe('s');
+    expect(kinds.get(`k${at + 3}`)).toBe('d');
+  }
+  const reused = readFileSync(join(marked, REUSED_REQUESTS_FILE), 'utf8');
+  expect(reused).toContain(`"custom_id":"k${twice[1]! + 3}"`);
+  expect(result.rejected).toBe(2);
+  expect(result.reuse).toMatchObject({ keyed: rows - 2, duplicates: rows - 2 - result.reuse!.sent });
+  expect(result.reuse!.sent).toBe(distinct);
+}
+
 describe('repeats marked where lines are rendered', () => {
   it('are decided as the sharder decides them alone, on both sides of the render thread start', async () => {
-    const rows = RENDER_THREAD_AFTER_ROWS * 2 + 1000;
-    const twice = [300, RENDER_THREAD_AFTER_ROWS + 2000];
-    const { input, distinct } = table('mixed.csv', rows, twice);
-    const marked = join(dir, 'marked');
-    const result = await prepareReadingMarks(input, marked);
-    const unmarked = join(dir, 'unmarked');
-    await prepareUnmarked(input, unmarked);
-    expect(filesOf(marked)).toEqual(filesOf(unmarked));
-    const summary = JSON.parse(readFileSync(join(unmarked, 'shards.json'), 'utf8')) as {
-      reuse: unknown;
-    };
-    expect(result.reuse).toEqual(summary.reuse);
-    // Each rejected id's text is sent with the next row that has it, and the row after is its duplicate.
-    const kinds = new Map(
-      readFileSync(join(marked, REQUEST_KEYS_FILE), 'utf8')
-        .split('\n')
-        .slice(0, -1)
-        .map((r) => r.split('\t'))
-        .map(([id, , kind]) => [JSON.parse(id!) as string, kind]),
-    );
-    for (const at of twice) {
-      expect(kinds.get(`dup${at}`)).toBe('s');
-      expect(kinds.get(`k${at + 2}`)).toBe('s');
-      expect(kinds.get(`k${at + 3}`)).toBe('d');
-    }
-    const reused = readFileSync(join(marked, REUSED_REQUESTS_FILE), 'utf8');
-    expect(reused).toContain(`"custom_id":"k${twice[1]! + 3}"`);
-    expect(result.rejected).toBe(2);
-    expect(result.reuse).toMatchObject({ keyed: rows - 2, duplicates: rows - 2 - result.reuse!.sent });
-    expect(result.reuse!.sent).toBe(distinct);
+    await expectDecidedAlone('mixed', RENDER_THREAD_AFTER_ROWS * 2 + 1000, [
+      300,
+      RENDER_THREAD_AFTER_ROWS + 2000,
+    ]);
+  });
+
+  it('are decided as the sharder decides them alone in a table rendered on the thread from its first line', async () => {
+    // Estimated from the file's size well past RENDER_THREAD_AT_ONCE_ROWS (the estimate is about, not
+    // exact): the key table moves, empty, with the first batch.
+    await expectDecidedAlone('large', RENDER_THREAD_AT_ONCE_ROWS + RENDER_THREAD_AFTER_ROWS, [
+      300,
+      RENDER_THREAD_AFTER_ROWS + 2000,
+    ]);
   });
 
   it('are decided alike from Parquet, whose batches go to the render thread as Arrow', async () => {

@@ -143,6 +143,8 @@ export class ArrowRowBatch implements RowBatch {
   #lease: BufferLease | undefined;
   /** `columns` was handed out and has not come back (`columnsReturned`). */
   #lentOut = false;
+  /** See RowBatch.estimatedRows: a Parquet file's rows, from its footer. */
+  estimatedRows: number | undefined = undefined;
 
   /** `lease`: the batch's buffers are written again once it is released (see release). */
   constructor(

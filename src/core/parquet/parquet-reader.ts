@@ -68,6 +68,7 @@ export async function* readParquetBatches(
     return;
   }
   settings.decodedBy?.(pages ? 'pages' : 'parquet-wasm');
+  const rows = plan.counts.reduce((sum, count) => sum + count, 0);
   let index = 1;
   let layout: ArrowLayout | undefined;
   const pool = pages ? new SharedBufferPool(POOL_BYTES) : undefined;
@@ -93,7 +94,9 @@ export async function* readParquetBatches(
       for (let start = 0; start < ipc.rows; start += ARROW_BATCH_ROWS) {
         const length = Math.min(ARROW_BATCH_ROWS, ipc.rows - start);
         const part = length === ipc.rows ? columnData : columnData.map((d) => d.slice(start, length));
-        yield new ArrowRowBatch(layout, part, length, file, index, lease);
+        const rowBatch = new ArrowRowBatch(layout, part, length, file, index, lease);
+        rowBatch.estimatedRows = rows;
+        yield rowBatch;
         index += length;
       }
       continue;
@@ -104,7 +107,9 @@ export async function* readParquetBatches(
       for (let start = 0; start < batch.numRows; start += ARROW_BATCH_ROWS) {
         const length = Math.min(ARROW_BATCH_ROWS, batch.numRows - start);
         const part = length === batch.numRows ? batch : batch.slice(start, start + length);
-        yield new ArrowRowBatch(layout, part.data.children, length, file, index);
+        const rowBatch = new ArrowRowBatch(layout, part.data.children, length, file, index);
+        rowBatch.estimatedRows = rows;
+        yield rowBatch;
         index += length;
       }
     }

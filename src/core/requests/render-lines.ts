@@ -7,9 +7,9 @@ import { customIdFor } from './custom-id.js';
 import { inPlaceScratchBytes, keysInPlace } from './key-module.js';
 import { keyRecordBytes, writeKeyRecords } from './key-records.js';
 import type { KeySet } from './key-set.js';
-import { ID_SLOT } from './template-slots.js';
 import { customIdValueRange, isSameDraw, KEY_BYTES, requestKeysInto } from './request-key.js';
 import { RowHash, writeRowIdBytes } from './row-hash.js';
+import { ID_SLOT } from './template-slots.js';
 
 /** What rendering needs, all of it plain data (it crosses to worker threads). */
 export interface RenderPlan {

@@ -19,6 +19,8 @@ export abstract class ReadRows {
   protected readonly firstIndex: number;
   /** Each entry's line in its file. */
   protected readonly lines: Int32Array;
+  /** See RowBatch.estimatedRows: set by the stream that read the batch. */
+  estimatedRows: number | undefined = undefined;
 
   constructor(buffer: Buffer, firstIndex: number, lines: Int32Array) {
     this.buffer = buffer;

@@ -36,6 +36,11 @@ export interface RowBatch {
    * entry names the table's columns. Undefined where rows may differ (JSON).
    */
   readonly sameKeys?: boolean;
+  /**
+   * About how many rows the file being read holds, where its source can tell (a file's size over the
+   * bytes its rows so far took); undefined for a stream. A hint for starting threads, nothing counts on it.
+   */
+  readonly estimatedRows?: number | undefined;
   /** The entry's rejection, when the source could not read that row. */
   rejection(i: number): Rejection | undefined;
   /** The column names of entry `i`'s row, in order (a CSV header; a JSON object's own keys). */
