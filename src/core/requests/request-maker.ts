@@ -27,8 +27,8 @@ export const RENDER_THREAD_AFTER_ROWS = 16_384;
  * A table its source estimates at this many rows or more (RowBatch.estimatedRows: a file's size, a
  * Parquet footer) is rendered on a thread from its first batch, so this thread never renders the
  * rows before the start, in code not yet optimized. Measured on the bench's reviews: ~5% faster at
- * 100k rows, 3-4% at 1M; from the start was slower below ~15k rows (~9% at 5-10k), so only a table
- * well past RENDER_THREAD_AFTER_ROWS, its estimate some way off or not.
+ * 100k rows, within the noise at 1M; a thread from the start was slower below ~15k rows (~9% at
+ * 5-10k), so the bar is well past RENDER_THREAD_AFTER_ROWS, where an estimate a little off still pays.
  */
 export const RENDER_THREAD_AT_ONCE_ROWS = 65_536;
 /**
